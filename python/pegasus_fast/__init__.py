@@ -1,0 +1,64 @@
+"""pegasus_fast: a partitioned, durable key-value store with cross-cluster duplication.
+
+Embedded use::
+
+    import pegasus_fast as pf
+    with pf.Cluster.open("data/src", name="source") as c:
+        t = c.create_table("test1", partition_count=8)
+        t.set(b"a", b"b", b"c")
+"""
+
+from __future__ import annotations
+
+from . import _backend
+from .checkpoint import CheckpointInfo
+from .cluster import Cluster
+from .config import Config
+from .errors import (
+    ChecksumMismatchError,
+    ClosedError,
+    ClusterLockedError,
+    DuplicationError,
+    DuplicationNotFoundError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    PartitionUnavailableError,
+    PegasusFastError,
+    TableExistsError,
+    TableNotFoundError,
+    WalCorruptionError,
+    WalGapError,
+)
+from .table import PartitionStats, Table, TableHealth, TableInfo
+
+__version__ = "0.1.0"
+
+
+def backend() -> str:
+    """``"rust"`` when the compiled hot path is in use, ``"python"`` otherwise."""
+    return _backend.name
+
+
+__all__ = [
+    "CheckpointInfo",
+    "ChecksumMismatchError",
+    "ClosedError",
+    "Cluster",
+    "ClusterLockedError",
+    "Config",
+    "DuplicationError",
+    "DuplicationNotFoundError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "PartitionStats",
+    "PartitionUnavailableError",
+    "PegasusFastError",
+    "Table",
+    "TableExistsError",
+    "TableHealth",
+    "TableInfo",
+    "TableNotFoundError",
+    "WalCorruptionError",
+    "WalGapError",
+    "backend",
+]

@@ -1,0 +1,24 @@
+"""Pure-Python twin of ``pegasus_fast._rust``: same names, same signatures, same bytes."""
+
+from __future__ import annotations
+
+from .codec import BLOCK_HEADER_SIZE, decode_block, encode_block, mutation_writes
+from .crc import crc32c, crc64, partition_index
+from .filecopy import copy_and_hash, hash_file, verify_manifest
+from .logscan import replay_log_dir, scan_log_dir, scan_log_file
+
+__all__ = [
+    "BLOCK_HEADER_SIZE",
+    "copy_and_hash",
+    "crc32c",
+    "crc64",
+    "decode_block",
+    "encode_block",
+    "hash_file",
+    "mutation_writes",
+    "partition_index",
+    "replay_log_dir",
+    "scan_log_dir",
+    "scan_log_file",
+    "verify_manifest",
+]

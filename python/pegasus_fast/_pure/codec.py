@@ -1,0 +1,279 @@
+"""WAL block codec and RocksDB record encoding in pure Python (docs/wal-format.md)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from ..errors import WalCorruptionError
+from .crc import crc32c
+
+MAGIC = b"PFW1"
+BLOCK_HEADER_SIZE = 28
+MAX_PAYLOAD = 1 << 30
+
+PUT, DELETE, MULTI_PUT, MULTI_DELETE, EMPTY, RAW_PUT, SOURCE_DECREE = range(7)
+
+_HEADER = struct.Struct("<4sIQII")  # magic, payload_len, first_decree, count, payload_crc
+_U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
+_U64 = struct.Struct("<Q")
+_MUT = struct.Struct("<QQBI")
+_KEY_LEN = struct.Struct(">H")
+_VALUE_HEADER = struct.Struct(">IQ")
+
+Op = tuple[Any, ...]
+Mutation = tuple[int, int, int, list[Op]]
+Write = tuple[bytes, "bytes | None"]
+
+
+def _b(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"expected bytes, got {type(value).__name__}")
+
+
+def _put_hk(out: bytearray, hash_key: Any) -> None:
+    hash_key = _b(hash_key)
+    if len(hash_key) > 0xFFFF:
+        raise ValueError("hash_key longer than 65535 bytes")
+    out += _U16.pack(len(hash_key))
+    out += hash_key
+
+
+def _put_b32(out: bytearray, data: Any) -> None:
+    data = _b(data)
+    out += _U32.pack(len(data))
+    out += data
+
+
+def _encode_op(out: bytearray, op: Op) -> None:
+    if not isinstance(op, tuple) or not op:
+        raise TypeError("an op is a non-empty tuple")
+    kind = op[0]
+    if kind == PUT:
+        _, hash_key, sort_key, value, expire_ts = op
+        out.append(PUT)
+        _put_hk(out, hash_key)
+        _put_b32(out, sort_key)
+        _put_b32(out, value)
+        out += _U32.pack(expire_ts)
+    elif kind == DELETE:
+        _, hash_key, sort_key = op
+        out.append(DELETE)
+        _put_hk(out, hash_key)
+        _put_b32(out, sort_key)
+    elif kind == MULTI_PUT:
+        _, hash_key, pairs, expire_ts = op
+        out.append(MULTI_PUT)
+        _put_hk(out, hash_key)
+        out += _U32.pack(expire_ts)
+        out += _U32.pack(len(pairs))
+        for sort_key, value in pairs:
+            _put_b32(out, sort_key)
+            _put_b32(out, value)
+    elif kind == MULTI_DELETE:
+        _, hash_key, sort_keys = op
+        out.append(MULTI_DELETE)
+        _put_hk(out, hash_key)
+        out += _U32.pack(len(sort_keys))
+        for sort_key in sort_keys:
+            _put_b32(out, sort_key)
+    elif kind == EMPTY:
+        if len(op) != 1:
+            raise ValueError("EMPTY op takes no fields")
+        out.append(EMPTY)
+    elif kind == RAW_PUT:
+        _, key, value = op
+        out.append(RAW_PUT)
+        _put_b32(out, key)
+        _put_b32(out, value)
+    elif kind == SOURCE_DECREE:
+        _, decree = op
+        out.append(SOURCE_DECREE)
+        out += _U64.pack(decree)
+    else:
+        raise ValueError(f"unknown op type {kind!r}")
+
+
+def encode_block(mutations: list[Mutation]) -> bytes:
+    if not mutations:
+        raise ValueError("a block holds at least one mutation")
+    payload = bytearray()
+    for mutation in mutations:
+        decree, timestamp_us, cluster_id, ops = mutation
+        if not 0 <= cluster_id <= 127:
+            raise ValueError("cluster_id must be in 0..127")
+        payload += _MUT.pack(decree, timestamp_us, cluster_id, len(ops))
+        for op in ops:
+            _encode_op(payload, op)
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError("block payload over 1 GiB")
+    header = _HEADER.pack(MAGIC, len(payload), mutations[0][0], len(mutations), crc32c(payload))
+    return header + _U32.pack(crc32c(header)) + payload
+
+
+class _Malformed(Exception):
+    pass
+
+
+class _Reader:
+    __slots__ = ("buf", "pos", "end")
+
+    def __init__(self, buf: bytes, pos: int, end: int) -> None:
+        self.buf, self.pos, self.end = buf, pos, end
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > self.end:
+            raise _Malformed("field runs past the payload")
+        data = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return data
+
+    def unpack(self, st: struct.Struct) -> tuple[Any, ...]:
+        if self.pos + st.size > self.end:
+            raise _Malformed("field runs past the payload")
+        values = st.unpack_from(self.buf, self.pos)
+        self.pos += st.size
+        return values
+
+    def u8(self) -> int:
+        if self.pos >= self.end:
+            raise _Malformed("field runs past the payload")
+        value = self.buf[self.pos]
+        self.pos += 1
+        return value
+
+    def u32(self) -> int:
+        return self.unpack(_U32)[0]
+
+    def hk(self) -> bytes:
+        return self.take(self.unpack(_U16)[0])
+
+    def b32(self) -> bytes:
+        return self.take(self.u32())
+
+
+def _decode_op(r: _Reader) -> Op:
+    kind = r.u8()
+    if kind == PUT:
+        hash_key = r.hk()
+        sort_key = r.b32()
+        value = r.b32()
+        return (PUT, hash_key, sort_key, value, r.u32())
+    if kind == DELETE:
+        hash_key = r.hk()
+        return (DELETE, hash_key, r.b32())
+    if kind == MULTI_PUT:
+        hash_key = r.hk()
+        expire_ts = r.u32()
+        n = r.u32()
+        if n > r.end - r.pos:
+            raise _Malformed("multi_put count larger than the payload")
+        pairs = []
+        for _ in range(n):
+            sort_key = r.b32()
+            pairs.append((sort_key, r.b32()))
+        return (MULTI_PUT, hash_key, pairs, expire_ts)
+    if kind == MULTI_DELETE:
+        hash_key = r.hk()
+        n = r.u32()
+        if n > r.end - r.pos:
+            raise _Malformed("multi_delete count larger than the payload")
+        return (MULTI_DELETE, hash_key, [r.b32() for _ in range(n)])
+    if kind == EMPTY:
+        return (EMPTY,)
+    if kind == RAW_PUT:
+        key = r.b32()
+        return (RAW_PUT, key, r.b32())
+    if kind == SOURCE_DECREE:
+        return (SOURCE_DECREE, r.unpack(_U64)[0])
+    raise _Malformed(f"unknown op type {kind}")
+
+
+def decode_payload(buf: bytes, start: int, end: int, count: int, start_decree: int = 0) -> list[Mutation]:
+    """Mutations of one payload; raises _Malformed when it does not parse exactly."""
+    r = _Reader(buf, start, end)
+    out: list[Mutation] = []
+    for _ in range(count):
+        decree, timestamp_us, cluster_id, op_count = r.unpack(_MUT)
+        if op_count > end - r.pos:
+            raise _Malformed("op count larger than the payload")
+        ops = [_decode_op(r) for _ in range(op_count)]
+        if decree >= start_decree:
+            out.append((decree, timestamp_us, cluster_id, ops))
+    if r.pos != end:
+        raise _Malformed("payload longer than its mutations")
+    return out
+
+
+# Header classification results of read_header().
+OK, CLEAN_END, TORN = 0, 1, 2
+
+
+def read_header(buf: bytes, pos: int, size: int) -> tuple[int, int, int, str]:
+    """(state, payload_len, count, reason); state CORRUPT is raised by the caller via reason."""
+    remaining = size - pos
+    if remaining == 0:
+        return CLEAN_END, 0, 0, ""
+    if remaining < BLOCK_HEADER_SIZE:
+        return TORN, 0, 0, "header cut short"
+    magic, payload_len, _first, count, _pcrc = _HEADER.unpack_from(buf, pos)
+    (header_crc,) = _U32.unpack_from(buf, pos + 24)
+    if magic != MAGIC or crc32c(buf[pos : pos + 24]) != header_crc:
+        if not any(buf[pos:size]):
+            return TORN, 0, 0, "zero-filled tail"
+        return -1, 0, 0, "bad block header"
+    if payload_len > MAX_PAYLOAD:
+        return -1, 0, 0, "block payload over 1 GiB"
+    if pos + BLOCK_HEADER_SIZE + payload_len > size:
+        return TORN, payload_len, count, "payload cut short"
+    return OK, payload_len, count, ""
+
+
+def decode_block(data: bytes) -> list[Mutation]:
+    buf = _b(data)
+    state, payload_len, count, reason = read_header(buf, 0, len(buf))
+    if state != OK or BLOCK_HEADER_SIZE + payload_len != len(buf):
+        raise WalCorruptionError("<buffer>", 0, reason or "not exactly one block")
+    start = BLOCK_HEADER_SIZE
+    if crc32c(buf[start:]) != _U32.unpack_from(buf, 20)[0]:
+        raise WalCorruptionError("<buffer>", 0, "payload checksum mismatch")
+    try:
+        return decode_payload(buf, start, len(buf), count)
+    except _Malformed as exc:
+        raise WalCorruptionError("<buffer>", 0, str(exc)) from None
+
+
+def encode_key(hash_key: bytes, sort_key: bytes) -> bytes:
+    return _KEY_LEN.pack(len(hash_key)) + hash_key + sort_key
+
+
+def mutation_writes(mutations: list[Mutation]) -> list[Write]:
+    writes: list[Write] = []
+    for decree, timestamp_us, cluster_id, ops in mutations:
+        timetag = (timestamp_us << 8) | (cluster_id << 1)
+        for op in ops:
+            kind = op[0]
+            if kind == PUT:
+                writes.append((encode_key(op[1], op[2]), _VALUE_HEADER.pack(op[4], timetag) + op[3]))
+            elif kind == DELETE:
+                writes.append((encode_key(op[1], op[2]), None))
+            elif kind == MULTI_PUT:
+                header = _VALUE_HEADER.pack(op[3], timetag)
+                prefix = _KEY_LEN.pack(len(op[1])) + op[1]
+                writes.extend((prefix + sk, header + v) for sk, v in op[2])
+            elif kind == MULTI_DELETE:
+                prefix = _KEY_LEN.pack(len(op[1])) + op[1]
+                writes.extend((prefix + sk, None) for sk in op[2])
+            elif kind == RAW_PUT:
+                writes.append((_b(op[1]), _b(op[2])))
+            elif kind == SOURCE_DECREE:
+                writes.append((b"\x01", _U64.pack(op[1])))
+            elif kind != EMPTY:
+                raise ValueError(f"unknown op type {kind!r}")
+    if mutations:
+        writes.append((b"\x00", _U64.pack(mutations[-1][0])))
+    return writes

@@ -1,0 +1,117 @@
+"""WAL file and directory scanning, and replay batches, in pure Python."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..errors import WalCorruptionError
+from .codec import (
+    BLOCK_HEADER_SIZE,
+    CLEAN_END,
+    TORN,
+    Mutation,
+    Write,
+    _Malformed,
+    _U32,
+    _U64,
+    crc32c,
+    decode_payload,
+    mutation_writes,
+    read_header,
+)
+
+LogFileInfo = tuple[str, int, int, int, int]
+_LOG_NAME = re.compile(r"log\.(\d+)\.(\d+)")
+
+
+def _scan_buffer(
+    path: str, buf: bytes, offset: int, start_decree: int, max_bytes: int
+) -> tuple[list[Mutation], int, bool, int, int]:
+    """(mutations, end, torn, first_decree, last_decree) of the blocks from offset."""
+    size = len(buf)
+    pos = offset
+    out: list[Mutation] = []
+    first = last = 0
+    while True:
+        if max_bytes and pos - offset >= max_bytes:
+            return out, pos, False, first, last
+        state, payload_len, count, reason = read_header(buf, pos, size)
+        if state == CLEAN_END:
+            return out, pos, False, first, last
+        if state == TORN:
+            return out, pos, True, first, last
+        if state < 0:
+            raise WalCorruptionError(path, pos, reason)
+        start = pos + BLOCK_HEADER_SIZE
+        end = start + payload_len
+        if crc32c(buf[start:end]) != _U32.unpack_from(buf, pos + 20)[0]:
+            if end == size:
+                return out, pos, True, first, last
+            raise WalCorruptionError(path, pos, "payload checksum mismatch")
+        block_first = _U64.unpack_from(buf, pos + 8)[0]
+        try:
+            mutations = decode_payload(buf, start, end, count, 0)
+        except _Malformed as exc:
+            raise WalCorruptionError(path, pos, str(exc)) from None
+        if mutations:
+            if not first:
+                first = block_first
+            last = mutations[-1][0]
+            if mutations[-1][0] >= start_decree:
+                out.extend(m for m in mutations if m[0] >= start_decree)
+        pos = end
+
+
+def scan_log_file(
+    path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0
+) -> tuple[list[Mutation], int, bool]:
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        buf = f.read()
+    if offset > len(buf):
+        raise ValueError(f"offset {offset} is past the end of {path}")
+    mutations, end, torn, _first, _last = _scan_buffer(path, buf, offset, start_decree, max_bytes)
+    return mutations, end, torn
+
+
+def list_log_files(path: str) -> list[tuple[int, int, str]]:
+    found = []
+    for name in os.listdir(path):
+        m = _LOG_NAME.fullmatch(name)
+        if m:
+            found.append((int(m.group(1)), int(m.group(2)), name))
+    found.sort()
+    return found
+
+
+def scan_log_dir(
+    path: str | os.PathLike[str], start_decree: int = 0
+) -> tuple[list[Mutation], list[LogFileInfo]]:
+    path = os.fspath(path)
+    files = list_log_files(path)
+    out: list[Mutation] = []
+    infos: list[LogFileInfo] = []
+    for i, (_index, _offset, name) in enumerate(files):
+        full = os.path.join(path, name)
+        with open(full, "rb") as f:
+            buf = f.read()
+        mutations, end, torn, first, last = _scan_buffer(full, buf, 0, start_decree, 0)
+        if torn and i != len(files) - 1:
+            raise WalCorruptionError(full, end, "torn block in a log file that is not the newest")
+        out.extend(mutations)
+        infos.append((name, first, last, end, len(buf)))
+    return out, infos
+
+
+def replay_log_dir(
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
+    if batch_size <= 0:
+        raise ValueError("batch_size must be positive")
+    mutations, infos = scan_log_dir(path, start_decree)
+    batches = []
+    for i in range(0, len(mutations), batch_size):
+        chunk = mutations[i : i + batch_size]
+        batches.append((chunk[-1][0], mutation_writes(chunk)))
+    return batches, infos

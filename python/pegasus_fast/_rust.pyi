@@ -1,0 +1,70 @@
+"""Contract of the compiled hot path, ``pegasus_fast._rust``.
+
+The pure-Python twin ``pegasus_fast._pure`` exports the same names with the
+same signatures and byte-identical results; ``tests/test_contract.py`` checks
+it. Byte layouts are in ``docs/wal-format.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+Op = tuple[Any, ...]
+#: (decree, timestamp_us, cluster_id, ops)
+Mutation = tuple[int, int, int, list[Op]]
+#: (file name, first decree, last decree, end of valid data, file size)
+LogFileInfo = tuple[str, int, int, int, int]
+#: RocksDB key and value; value None means delete
+Write = tuple[bytes, bytes | None]
+#: (file name, size, blake3 hex digest)
+ManifestEntry = tuple[str, int, str]
+
+BLOCK_HEADER_SIZE: int
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC32C (Castagnoli); chain with ``crc32c(b, crc32c(a)) == crc32c(a + b)``."""
+
+def crc64(data: bytes, crc: int = 0) -> int:
+    """CRC-64/NVME, chained like ``crc32c``."""
+
+def partition_index(hash_key: bytes, partition_count: int, sort_key: bytes = b"") -> int:
+    """Pegasus partition of a key: crc64 of hash_key (of sort_key when hash_key is empty) mod count."""
+
+def encode_block(mutations: list[Mutation]) -> bytes:
+    """One checksummed WAL block holding ``mutations`` (at least one)."""
+
+def decode_block(data: bytes) -> list[Mutation]:
+    """The mutations of exactly one whole block; WalCorruptionError otherwise."""
+
+def mutation_writes(mutations: list[Mutation]) -> list[Write]:
+    """RocksDB writes applying ``mutations`` in order, then the decree meta key."""
+
+def scan_log_file(
+    path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0
+) -> tuple[list[Mutation], int, bool]:
+    """Blocks from ``offset``: (mutations with decree >= start_decree, end offset, torn tail?)."""
+
+def scan_log_dir(
+    path: str | os.PathLike[str], start_decree: int = 0
+) -> tuple[list[Mutation], list[LogFileInfo]]:
+    """Every ``log.<index>.<offset>`` file in index order; mutations with decree >= start_decree."""
+
+def replay_log_dir(
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
+    """Like scan_log_dir, as (last decree, writes) batches of at most batch_size mutations."""
+
+def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(size, blake3 hex digest) of a file."""
+
+def copy_and_hash(
+    src_dir: str | os.PathLike[str],
+    dst_dir: str | os.PathLike[str],
+    names: list[str],
+    link: bool = False,
+) -> list[ManifestEntry]:
+    """Copy (or hard-link) files, fsync them and dst_dir, return their manifest entries."""
+
+def verify_manifest(directory: str | os.PathLike[str], manifest: list[ManifestEntry]) -> None:
+    """ChecksumMismatchError on the first file whose size or hash differs."""

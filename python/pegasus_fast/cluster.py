@@ -1,0 +1,234 @@
+"""An embedded cluster: one directory, its tables, metadata, scheduler and duplications."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import threading
+import time
+from typing import Any
+
+from . import _backend
+from .config import Config
+from .errors import (
+    ClosedError,
+    ClusterLockedError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    TableExistsError,
+    TableNotFoundError,
+)
+from .meta import ClusterMeta, FileMetaStore
+from .partition import Partition
+from .table import Table, TableInfo
+
+MAX_PARTITIONS = 1024
+
+#: clusters open in this process, by real path (embedded duplication remotes find each other here)
+_open_clusters: dict[str, Cluster] = {}
+_open_lock = threading.Lock()
+
+
+def open_cluster_at(path: str) -> Cluster | None:
+    with _open_lock:
+        return _open_clusters.get(os.path.realpath(path))
+
+
+def _default_cluster_id(name: str) -> int:
+    return _backend.impl.crc64(name.encode("utf-8")) % 127 + 1
+
+
+class Cluster:
+    """Open with ``Cluster.open(path)``; close it (or use ``with``) to release the directory."""
+
+    def __init__(self, path: str, name: str | None, config: Config, cluster_id: int | None) -> None:
+        self.path = os.path.realpath(path)
+        self.config = config
+        os.makedirs(self.path, exist_ok=True)
+        self._lock_fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise ClusterLockedError(self.path) from None
+        self._closed = False
+        self._lock = threading.RLock()
+        try:
+            default_name = name or os.path.basename(self.path)
+            cid = cluster_id if cluster_id is not None else _default_cluster_id(default_name)
+            if not 1 <= cid <= 127:
+                raise InvalidArgumentError("cluster_id must be in 1..127")
+            self.meta = ClusterMeta(FileMetaStore(os.path.join(self.path, "meta")), default_name, cid)
+            stored = self.meta.read()
+            if name is not None and stored["name"] != name:
+                raise InvalidArgumentError(f"{self.path} holds cluster {stored['name']!r}, not {name!r}")
+            self.name: str = stored["name"]
+            self.cluster_id: int = stored["cluster_id"]
+            self._tables: dict[str, Table] = {}
+            for tname, info in stored["tables"].items():
+                self._tables[tname] = self._open_table(tname, info)
+        except BaseException:
+            self._release()
+            raise
+        with _open_lock:
+            _open_clusters[self.path] = self
+        self._after_open()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        config: Config | None = None,
+        cluster_id: int | None = None,
+    ) -> Cluster:
+        if config is None:
+            config = Config()
+        elif not isinstance(config, Config):
+            raise InvalidTypeError("config must be a pegasus_fast.Config")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InvalidArgumentError("a cluster name is a non-empty str")
+        return cls(os.fspath(path), name, config, cluster_id)
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Cluster(name={self.name!r}, path={self.path!r})"
+
+    # -- hooks the duplication layer fills in ----------------------------------
+
+    def _after_open(self) -> None:
+        pass
+
+    def _before_close(self) -> None:
+        pass
+
+    # -- tables -------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"cluster {self.name!r} is closed")
+
+    def _partition_dir(self, app_id: int, pidx: int) -> str:
+        return os.path.join(self.path, "tables", f"{app_id}.{pidx}")
+
+    def _open_table(self, name: str, info: dict[str, Any]) -> Table:
+        parts: list[Partition] = []
+        try:
+            for pidx in range(info["partition_count"]):
+                parts.append(
+                    Partition(
+                        self._partition_dir(info["app_id"], pidx),
+                        name,
+                        info["app_id"],
+                        pidx,
+                        self.config,
+                        self.cluster_id,
+                    )
+                )
+        except BaseException:
+            for p in parts:
+                p.close(flush=False)
+            raise
+        return Table(name, info["app_id"], parts)
+
+    @staticmethod
+    def _validate_table_args(name: object, partition_count: object) -> None:
+        if not isinstance(name, str):
+            raise InvalidTypeError("a table name is a str")
+        if not name or len(name) > 255 or "/" in name or name.strip() != name:
+            raise InvalidArgumentError(f"invalid table name {name!r}")
+        if isinstance(partition_count, bool) or not isinstance(partition_count, int):
+            raise InvalidTypeError("partition_count must be an int")
+        if not 1 <= partition_count <= MAX_PARTITIONS:
+            raise InvalidArgumentError(f"partition_count must be in 1..{MAX_PARTITIONS}")
+
+    def create_table(self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None) -> Table:
+        self._validate_table_args(name, partition_count)
+        with self._lock:
+            self._check_open()
+            if name in self._tables:
+                raise TableExistsError(name)
+
+            def add(state: dict[str, Any]) -> dict[str, Any]:
+                info = {
+                    "app_id": state["next_app_id"],
+                    "partition_count": partition_count,
+                    "status": "AVAILABLE",
+                    "create_time": time.time(),
+                    "envs": dict(envs or {}),
+                }
+                state["next_app_id"] += 1
+                state["tables"][name] = info
+                return info
+
+            info = self.meta.update(add)
+            table = self._open_table(name, info)
+            self._tables[name] = table
+            return table
+
+    def table(self, name: str) -> Table:
+        with self._lock:
+            self._check_open()
+            try:
+                return self._tables[name]
+            except KeyError:
+                raise TableNotFoundError(name) from None
+
+    def has_table(self, name: str) -> bool:
+        return name in self._tables
+
+    def list_tables(self) -> list[TableInfo]:
+        self._check_open()
+        tables = self.meta.get("tables")
+        return [
+            TableInfo(i["app_id"], n, i["partition_count"], i["status"], i["create_time"])
+            for n, i in sorted(tables.items(), key=lambda kv: kv[1]["app_id"])
+        ]
+
+    def table_envs(self, name: str) -> dict[str, str]:
+        return self.meta.get("tables", name, "envs")
+
+    def drop_table(self, name: str) -> None:
+        with self._lock:
+            self._check_open()
+            table = self.table(name)
+            self._before_drop(name)
+            self.meta.update(lambda state: state["tables"].pop(name))
+            del self._tables[name]
+            table.close()
+            for p in table.partitions:
+                shutil.rmtree(p.path, ignore_errors=True)
+
+    def _before_drop(self, name: str) -> None:
+        pass
+
+    # -- life cycle ---------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._before_close()
+            self._closed = True
+            for t in self._tables.values():
+                t.close()
+            with _open_lock:
+                if _open_clusters.get(self.path) is self:
+                    del _open_clusters[self.path]
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1

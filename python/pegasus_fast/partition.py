@@ -1,0 +1,285 @@
+"""One partition: a RocksDB instance, its WAL, its decrees and checkpoints."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import rocksdict
+
+from . import _backend, checkpoint
+from .config import Config
+from .errors import ClosedError, PartitionUnavailableError
+from .records import (
+    DECREE,
+    META_DECREE_KEY,
+    META_SOURCE_DECREE_KEY,
+    decode_key,
+    is_meta_key,
+    live_value,
+    now_pegasus_seconds,
+)
+from .wal import Wal
+
+SERVING, LEARNING, CLOSED = "serving", "learning", "closed"
+
+
+def _rdb_options(config: Config) -> rocksdict.Options:
+    opts = rocksdict.Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.set_write_buffer_size(config.rocksdb_write_buffer_size)
+    return opts
+
+
+class Partition:
+    def __init__(
+        self, path: str, table: str, app_id: int, pidx: int, config: Config, cluster_id: int
+    ) -> None:
+        self.path = path
+        self.table = table
+        self.app_id = app_id
+        self.pidx = pidx
+        self.config = config
+        self.cluster_id = cluster_id
+        self.state = SERVING
+        self.lock = threading.RLock()
+        #: wakes duplication shippers on every committed write
+        self.commit_cond = threading.Condition(self.lock)
+        self._listeners: list[Callable[[int], None]] = []
+        self._write_opts = rocksdict.WriteOptions()
+        self._write_opts.disable_wal = True
+        self._last_ts = 0
+        self.last_committed = 0
+        self.last_flushed = 0
+        self.last_durable = 0
+        self.source_decree = 0
+        #: the lowest decree a duplication still needs; the WAL keeps it
+        self.wal_retain_after: Callable[[], int | None] = lambda: None
+        os.makedirs(path, exist_ok=True)
+        checkpoint.remove_tmp_dirs(path)
+        self.db = rocksdict.Rdict(os.path.join(path, "rdb"), _rdb_options(config))
+        self.last_flushed = self._read_meta(META_DECREE_KEY)
+        self.wal = Wal(
+            os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20
+        )
+        batches, log_last = self.wal.recover(self.last_flushed + 1)
+        for last_decree, writes in batches:
+            self._apply_writes(writes)
+        self.last_committed = max(self.last_flushed, log_last)
+        self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
+        self.last_durable = checkpoint.newest_decree(path)
+        self.replayed = sum(1 for _ in batches)
+
+    # -- bookkeeping --------------------------------------------------------
+
+    def _read_meta(self, key: bytes) -> int:
+        raw = self.db.get(key)
+        return DECREE.unpack(raw)[0] if raw is not None else 0
+
+    @property
+    def last_applied(self) -> int:
+        return self.last_committed
+
+    def _check(self, for_write: bool) -> None:
+        if self.state != SERVING:
+            if self.state == CLOSED:
+                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            raise PartitionUnavailableError(self.table, self.pidx, self.state)
+
+    def add_listener(self, fn: Callable[[int], None]) -> None:
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[int], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    # -- write path ---------------------------------------------------------
+
+    def _apply_writes(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        wb = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in writes:
+            if value is None:
+                wb.delete(key)
+            else:
+                wb.put(key, value)
+        self.db.write(wb, self._write_opts)
+
+    def _timestamp_us(self) -> int:
+        ts = time.time_ns() // 1000
+        if ts <= self._last_ts:
+            ts = self._last_ts + 1
+        self._last_ts = ts
+        return ts
+
+    def write(self, ops: list[tuple[Any, ...]], allow_learning: bool = False) -> int:
+        """Log and apply one mutation made of ``ops``; returns its decree once durable."""
+        impl = _backend.impl
+        with self.lock:
+            if not (allow_learning and self.state == LEARNING):
+                self._check(True)
+            decree = self.last_committed + 1
+            mutation = (decree, self._timestamp_us(), self.cluster_id, ops)
+            offset = self.wal.append(impl.encode_block([mutation]), decree, decree)
+            self._apply_writes(impl.mutation_writes([mutation]))
+            self.last_committed = decree
+            self.commit_cond.notify_all()
+        for fn in self._listeners:
+            fn(decree)
+        self.wal.sync(offset)
+        return decree
+
+    def write_mutations(self, build: Callable[[int], list[tuple[int, int, int, list]]]) -> int:
+        """Log and apply mutations built under the lock from the next decree.
+
+        ``build(next_decree)`` returns complete mutations numbered from
+        next_decree (a follower uses it to keep the source's timetags and to
+        filter by last-writer-wins against what is stored). Returns the last
+        decree, or the current one when build returned nothing.
+        """
+        impl = _backend.impl
+        with self.lock:
+            if self.state == CLOSED:
+                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            mutations = build(self.last_committed + 1)
+            if not mutations:
+                return self.last_committed
+            last = mutations[-1][0]
+            offset = self.wal.append(impl.encode_block(mutations), mutations[0][0], last)
+            self._apply_writes(impl.mutation_writes(mutations))
+            self.last_committed = last
+            for m in mutations:
+                for op in m[3]:
+                    if op[0] == 6:
+                        self.source_decree = op[1]
+            self.commit_cond.notify_all()
+        for fn in self._listeners:
+            fn(last)
+        self.wal.sync(offset)
+        return last
+
+    # -- read path ----------------------------------------------------------
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        self._check(False)
+        return self.db.get(key)
+
+    def get(self, key: bytes) -> bytes | None:
+        self._check(False)
+        return live_value(self.db.get(key), now_pegasus_seconds())
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Live (sort_key, value) pairs under a hash-key prefix, in order."""
+        self._check(False)
+        now = now_pegasus_seconds()
+        it = self.db.iter()
+        it.seek(prefix)
+        n = len(prefix)
+        while it.valid():
+            key = it.key()
+            if not key.startswith(prefix):
+                break
+            value = live_value(it.value(), now)
+            if value is not None:
+                yield key[n:], value
+            it.next()
+
+    def iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
+        self._check(False)
+        now = now_pegasus_seconds()
+        it = self.db.iter()
+        it.seek_to_first()
+        while it.valid():
+            key = it.key()
+            if not is_meta_key(key):
+                value = live_value(it.value(), now)
+                if value is not None:
+                    hk, sk = decode_key(key)
+                    yield hk, sk, value
+            it.next()
+
+    def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored record as RocksDB key and value, expired included."""
+        it = (snapshot or self.db).iter()
+        it.seek_to_first()
+        while it.valid():
+            key = it.key()
+            if not is_meta_key(key):
+                yield key, it.value()
+            it.next()
+
+    # -- flush, checkpoint, GC ------------------------------------------------
+
+    def data_bytes(self) -> int:
+        sst = self.db.property_int_value("rocksdb.total-sst-files-size") or 0
+        mem = self.db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+        return int(sst) + int(mem)
+
+    def is_empty(self) -> bool:
+        it = self.db.iter()
+        it.seek_to_first()
+        while it.valid():
+            if not is_meta_key(it.key()):
+                return False
+            it.next()
+        return True
+
+    def flush(self) -> int:
+        with self.lock:
+            decree = self.last_committed
+            self.db.flush(wait=True)
+            self.last_flushed = decree
+        return decree
+
+    def checkpoint(self) -> checkpoint.CheckpointInfo:
+        """A RocksDB checkpoint published as ``checkpoint.<decree>``."""
+        with self.lock:
+            if self.state == CLOSED:
+                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            info = checkpoint.create(self, self.last_committed)
+            self.last_flushed = max(self.last_flushed, info.decree)
+            self.last_durable = max(self.last_durable, info.decree)
+        self.gc()
+        return info
+
+    def gc(self) -> None:
+        checkpoint.gc(self.path, self.config)
+        keep = self.last_flushed
+        retain = self.wal_retain_after()
+        if retain is not None:
+            keep = min(keep, retain)
+        with self.lock:
+            if self.state != CLOSED:
+                self.wal.gc(keep)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "pidx": self.pidx,
+            "last_committed_decree": self.last_committed,
+            "last_applied_decree": self.last_applied,
+            "last_flushed_decree": self.last_flushed,
+            "last_durable_decree": self.last_durable,
+            "wal_bytes": self.wal.total_bytes(),
+            "data_bytes": self.data_bytes(),
+        }
+
+    # -- life cycle ---------------------------------------------------------
+
+    def close(self, flush: bool = True) -> None:
+        with self.lock:
+            if self.state == CLOSED:
+                return
+            if flush:
+                self.db.flush(wait=True)
+                self.last_flushed = self.last_committed
+            self.state = CLOSED
+            self.commit_cond.notify_all()
+            self.wal.close()
+            self.db.close()
+
+    def destroy(self) -> None:
+        self.close(flush=False)
+        shutil.rmtree(self.path, ignore_errors=True)

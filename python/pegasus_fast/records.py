@@ -1,0 +1,82 @@
+"""User-facing key/value rules: types, limits, TTL and the RocksDB record layout."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+from .errors import InvalidArgumentError, InvalidTypeError
+
+#: Pegasus expire_ts counts seconds from 2016-01-01 00:00:00 UTC.
+EPOCH_BEGIN = 1451606400
+MAX_HASH_KEY = 0xFFFF
+VALUE_HEADER = struct.Struct(">IQ")
+KEY_LEN = struct.Struct(">H")
+DECREE = struct.Struct("<Q")
+META_DECREE_KEY = b"\x00"
+META_SOURCE_DECREE_KEY = b"\x01"
+
+
+def as_bytes(value: object, what: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise InvalidTypeError(f"{what} must be bytes or str, not {type(value).__name__}")
+
+
+def hash_key_bytes(hash_key: object) -> bytes:
+    hk = as_bytes(hash_key, "hash_key")
+    if len(hk) > MAX_HASH_KEY:
+        raise InvalidArgumentError(f"hash_key is {len(hk)} bytes; the limit is {MAX_HASH_KEY}")
+    return hk
+
+
+def now_pegasus_seconds() -> int:
+    return int(time.time()) - EPOCH_BEGIN
+
+
+def expire_ts_for(ttl_seconds: object) -> int:
+    if ttl_seconds is None:
+        return 0
+    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
+        raise InvalidTypeError("ttl_seconds must be an int or None")
+    if ttl_seconds <= 0:
+        raise InvalidArgumentError("ttl_seconds must be positive")
+    expire = now_pegasus_seconds() + ttl_seconds
+    if expire > 0xFFFFFFFF:
+        raise InvalidArgumentError("ttl_seconds is too large")
+    return expire
+
+
+def encode_key(hash_key: bytes, sort_key: bytes) -> bytes:
+    return KEY_LEN.pack(len(hash_key)) + hash_key + sort_key
+
+
+def decode_key(key: bytes) -> tuple[bytes, bytes]:
+    (n,) = KEY_LEN.unpack_from(key)
+    return key[2 : 2 + n], key[2 + n :]
+
+
+def is_meta_key(key: bytes) -> bool:
+    return len(key) < 2
+
+
+def live_value(raw: bytes | None, now: int) -> bytes | None:
+    """The user value of a stored record, or None when absent or expired."""
+    if raw is None:
+        return None
+    expire_ts = (raw[0] << 24) | (raw[1] << 16) | (raw[2] << 8) | raw[3]
+    if 0 < expire_ts <= now:
+        return None
+    return raw[12:]
+
+
+def timetag_of(raw: bytes) -> int:
+    return VALUE_HEADER.unpack_from(raw)[1]
+
+
+def timetag(timestamp_us: int, cluster_id: int, deleted: bool = False) -> int:
+    return (timestamp_us << 8) | (cluster_id << 1) | int(deleted)

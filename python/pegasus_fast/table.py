@@ -1,0 +1,169 @@
+"""A table (Pegasus "app"): routes records to partitions by Pegasus's key hash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from . import _backend
+from .checkpoint import CheckpointInfo
+from .errors import ClosedError, InvalidArgumentError, InvalidTypeError
+from .partition import CLOSED, Partition
+from .records import KEY_LEN, as_bytes, expire_ts_for, hash_key_bytes
+
+PUT, DELETE, MULTI_PUT, MULTI_DELETE = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    app_id: int
+    name: str
+    partition_count: int
+    status: str
+    create_time: float
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    pidx: int
+    state: str
+    last_committed_decree: int
+    last_applied_decree: int
+    last_flushed_decree: int
+    last_durable_decree: int
+    wal_bytes: int
+    data_bytes: int
+
+
+@dataclass(frozen=True)
+class TableHealth:
+    fully_healthy: int
+    unhealthy: int
+    write_unhealthy: int
+    read_unhealthy: int
+    partitions: list[tuple[int, str]]
+
+    @property
+    def is_fully_healthy(self) -> bool:
+        return self.fully_healthy == len(self.partitions)
+
+
+class Table:
+    def __init__(self, name: str, app_id: int, partitions: list[Partition]) -> None:
+        self.name = name
+        self.app_id = app_id
+        self.partitions = partitions
+        self.partition_count = len(partitions)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Table(name={self.name!r}, app_id={self.app_id}, partition_count={self.partition_count})"
+
+    def _route(self, hash_key: object, sort_key: object = b"") -> tuple[Partition, bytes, bytes]:
+        if self._closed:
+            raise ClosedError(f"table {self.name!r} is closed")
+        hk = hash_key_bytes(hash_key)
+        sk = as_bytes(sort_key, "sort_key")
+        pidx = _backend.impl.partition_index(hk, self.partition_count, sk)
+        return self.partitions[pidx], hk, sk
+
+    def _route_multi(self, hash_key: object) -> tuple[Partition, bytes, bytes]:
+        p, hk, sk = self._route(hash_key)
+        if not hk:
+            # with an empty hash key each sort key hashes on its own (Pegasus refuses this too)
+            raise InvalidArgumentError("multi-record operations need a non-empty hash_key")
+        return p, hk, sk
+
+    def partition_index(self, hash_key: object, sort_key: object = b"") -> int:
+        hk = hash_key_bytes(hash_key)
+        return _backend.impl.partition_index(hk, self.partition_count, as_bytes(sort_key, "sort_key"))
+
+    def partition_of(self, hash_key: object, sort_key: object = b"") -> Partition:
+        return self._route(hash_key, sort_key)[0]
+
+    # -- writes -------------------------------------------------------------
+
+    def set(self, hash_key: object, sort_key: object, value: object, ttl_seconds: int | None = None) -> int:
+        p, hk, sk = self._route(hash_key, sort_key)
+        v = as_bytes(value, "value")
+        return p.write([(PUT, hk, sk, v, expire_ts_for(ttl_seconds))])
+
+    def delete(self, hash_key: object, sort_key: object) -> int:
+        p, hk, sk = self._route(hash_key, sort_key)
+        return p.write([(DELETE, hk, sk)])
+
+    def multi_set(
+        self, hash_key: object, values: Mapping[object, object], ttl_seconds: int | None = None
+    ) -> int:
+        if not isinstance(values, Mapping):
+            raise InvalidTypeError("values must be a mapping of sort_key to value")
+        if not values:
+            raise InvalidArgumentError("multi_set needs at least one sort_key")
+        pairs = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in values.items()]
+        p, hk, _ = self._route_multi(hash_key)
+        return p.write([(MULTI_PUT, hk, pairs, expire_ts_for(ttl_seconds))])
+
+    def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
+        if isinstance(sort_keys, (bytes, str)):
+            raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
+        sks = [as_bytes(sk, "sort_key") for sk in sort_keys]
+        if not sks:
+            raise InvalidArgumentError("multi_delete needs at least one sort_key")
+        p, hk, _ = self._route_multi(hash_key)
+        return p.write([(MULTI_DELETE, hk, sks)])
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, hash_key: object, sort_key: object) -> bytes | None:
+        p, hk, sk = self._route(hash_key, sort_key)
+        return p.get(KEY_LEN.pack(len(hk)) + hk + sk)
+
+    def multi_get(self, hash_key: object, sort_keys: Iterable[object] | None = None) -> dict[bytes, bytes]:
+        if sort_keys is None:
+            p, hk, _ = self._route(hash_key)
+            if not hk:
+                raise InvalidArgumentError("multi_get of a whole hash key needs a non-empty hash_key")
+            return dict(p.iter_prefix(KEY_LEN.pack(len(hk)) + hk))
+        if isinstance(sort_keys, (bytes, str)):
+            raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
+        out: dict[bytes, bytes] = {}
+        for sk in sort_keys:
+            value = self.get(hash_key, sk)
+            if value is not None:
+                out[as_bytes(sk, "sort_key")] = value
+        return out
+
+    def scan(self) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """Every live record, partition by partition, in key order within each."""
+        if self._closed:
+            raise ClosedError(f"table {self.name!r} is closed")
+        for p in self.partitions:
+            yield from p.iter_records()
+
+    def count(self) -> int:
+        return sum(1 for _ in self.scan())
+
+    # -- maintenance ----------------------------------------------------------
+
+    def checkpoint(self) -> list[CheckpointInfo]:
+        if self._closed:
+            raise ClosedError(f"table {self.name!r} is closed")
+        return [p.checkpoint() for p in self.partitions]
+
+    def partition_stats(self) -> list[PartitionStats]:
+        if self._closed:
+            raise ClosedError(f"table {self.name!r} is closed")
+        return [PartitionStats(state=p.state, **p.stats()) for p in self.partitions]
+
+    def health(self) -> TableHealth:
+        """Pegasus-style health: a learning partition serves neither reads nor writes."""
+        states = [(p.pidx, p.state) for p in self.partitions]
+        healthy = sum(1 for _, s in states if s == "serving")
+        sick = len(states) - healthy
+        return TableHealth(healthy, sick, sick, sick, states)
+
+    def close(self) -> None:
+        self._closed = True
+        for p in self.partitions:
+            if p.state != CLOSED:
+                p.close()

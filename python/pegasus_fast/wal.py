@@ -1,0 +1,193 @@
+"""A partition's write-ahead log: append, group commit, rotation, truncation, GC.
+
+Format on disk: docs/wal-format.md. Encoding and scanning are the backend's;
+this module owns files and durability.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from . import _backend
+from .errors import WalCorruptionError, WalGapError
+from .fsutil import fsync_dir
+
+
+@dataclass
+class LogFile:
+    index: int
+    start_offset: int
+    name: str
+    first_decree: int
+    last_decree: int
+    size: int
+
+
+class Wal:
+    """Appends blocks to ``log.<index>.<start_offset>`` files in one directory.
+
+    Callers serialize ``append`` (the partition holds its write lock);
+    ``sync`` may be called by many threads at once: the first waiter fsyncs
+    for everyone whose bytes are written (group commit).
+    """
+
+    def __init__(self, path: str, sync_mode: str, file_size_limit: int) -> None:
+        self.path = path
+        self.sync_mode = sync_mode
+        self.file_size_limit = file_size_limit
+        self.files: list[LogFile] = []
+        self._fd = -1
+        self._written = 0  # global offset after the last appended byte
+        self._synced = 0
+        self._sync_cond = threading.Condition(threading.Lock())
+        self._syncing = False
+        self._files_lock = threading.Lock()
+
+    # -- recovery ---------------------------------------------------------
+
+    def recover(self, start_decree: int) -> tuple[list[tuple[int, list]], int]:
+        """Replay batches after ``start_decree - 1``; truncate a torn tail; open for append.
+
+        Returns (batches, last decree in the log or 0).
+        """
+        os.makedirs(self.path, exist_ok=True)
+        batches, infos = _backend.impl.replay_log_dir(self.path, start_decree)
+        files: list[LogFile] = []
+        for name, first, last, valid_end, size in infos:
+            _, index, start = name.split(".")
+            if valid_end < size:  # torn tail; the scanner allows one only in the newest file
+                full = os.path.join(self.path, name)
+                os.truncate(full, valid_end)
+                with open(full, "rb+") as f:
+                    os.fsync(f.fileno())
+                size = valid_end
+            files.append(LogFile(int(index), int(start), name, first, last, size))
+        self._check_continuity(files, start_decree)
+        self.files = [f for f in files if f.size > 0] or files[-1:]
+        for f in files:
+            if f not in self.files:
+                os.unlink(os.path.join(self.path, f.name))
+        last_decree = max((f.last_decree for f in self.files), default=0)
+        self._open_tail()
+        return batches, last_decree
+
+    def _check_continuity(self, files: list[LogFile], start_decree: int) -> None:
+        expected = 0
+        for f in files:
+            if not f.first_decree:
+                continue
+            if expected and f.first_decree != expected:
+                raise WalGapError(os.path.join(self.path, f.name), expected, f.first_decree)
+            expected = f.last_decree + 1
+        with_data = [f for f in files if f.first_decree]
+        if with_data and with_data[-1].last_decree >= start_decree > 0:
+            if with_data[0].first_decree > start_decree:
+                raise WalGapError(self.path, start_decree, with_data[0].first_decree)
+
+    def _open_tail(self) -> None:
+        if self.files:
+            tail = self.files[-1]
+            self._fd = os.open(os.path.join(self.path, tail.name), os.O_WRONLY | os.O_APPEND)
+            self._written = tail.start_offset + tail.size
+        else:
+            self._new_file(1, 0)
+        self._synced = self._written
+
+    def _new_file(self, index: int, start_offset: int) -> None:
+        name = f"log.{index}.{start_offset}"
+        fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
+        fsync_dir(self.path)
+        with self._files_lock:
+            self.files.append(LogFile(index, start_offset, name, 0, 0, 0))
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = fd
+        self._written = start_offset
+
+    # -- write path -------------------------------------------------------
+
+    def append(self, block: bytes, first_decree: int, last_decree: int) -> int:
+        """Write one block; returns the global offset its durability waits for."""
+        tail = self.files[-1]
+        if tail.size and tail.size + len(block) > self.file_size_limit:
+            self._rotate()
+            tail = self.files[-1]
+        n = os.write(self._fd, block)
+        if n != len(block):  # a short write to a regular file means the disk is full
+            raise OSError(f"short write to WAL {tail.name}: {n} of {len(block)} bytes")
+        tail.size += n
+        if not tail.first_decree:
+            tail.first_decree = first_decree
+        tail.last_decree = last_decree
+        self._written += n
+        return self._written
+
+    def _rotate(self) -> None:
+        # Everything in the old file is made durable before it stops being the
+        # tail, and no group-commit leader may be fsyncing the fd we close.
+        with self._sync_cond:
+            while self._syncing:
+                self._sync_cond.wait()
+            if self.sync_mode != "none":
+                os.fdatasync(self._fd)
+            self._synced = self._written
+            tail = self.files[-1]
+            self._new_file(tail.index + 1, tail.start_offset + tail.size)
+
+    def sync(self, offset: int) -> None:
+        """Return once bytes up to ``offset`` are on disk (group commit)."""
+        if self.sync_mode == "none":
+            return
+        with self._sync_cond:
+            while self._synced < offset:
+                if self._syncing:
+                    self._sync_cond.wait()
+                    continue
+                self._syncing = True
+                target = self._written
+                fd = self._fd
+                self._sync_cond.release()
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    self._sync_cond.acquire()
+                    self._syncing = False
+                    self._synced = max(self._synced, target)
+                    self._sync_cond.notify_all()
+
+    @property
+    def written_offset(self) -> int:
+        return self._written
+
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    # -- GC ---------------------------------------------------------------
+
+    def gc(self, max_decree: int) -> list[str]:
+        """Remove files whose every decree is <= max_decree, never the tail."""
+        removed = []
+        with self._files_lock:
+            while len(self.files) > 1 and self.files[0].last_decree <= max_decree:
+                f = self.files.pop(0)
+                os.unlink(os.path.join(self.path, f.name))
+                removed.append(f.name)
+        if removed:
+            fsync_dir(self.path)
+        return removed
+
+    def snapshot_files(self) -> list[LogFile]:
+        with self._files_lock:
+            return [LogFile(**vars(f)) for f in self.files]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            if self.sync_mode != "none":
+                os.fdatasync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+__all__ = ["LogFile", "Wal", "WalCorruptionError"]
