@@ -14,6 +14,7 @@ from . import _backend
 from .checkpoint import CheckpointInfo
 from .cluster import Cluster
 from .config import Config
+from .duplication import DupStatus, Duplication, DuplicationGapError, PartitionProgress
 from .errors import (
     ChecksumMismatchError,
     ClosedError,
@@ -46,10 +47,14 @@ __all__ = [
     "Cluster",
     "ClusterLockedError",
     "Config",
+    "DupStatus",
+    "Duplication",
     "DuplicationError",
+    "DuplicationGapError",
     "DuplicationNotFoundError",
     "InvalidArgumentError",
     "InvalidTypeError",
+    "PartitionProgress",
     "PartitionStats",
     "PartitionUnavailableError",
     "PegasusFastError",

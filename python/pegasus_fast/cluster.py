@@ -11,16 +11,22 @@ from typing import Any
 
 from . import _backend
 from .config import Config
+from .duplication.catalog import DuplicationCatalog
+from .duplication.driver import Duplication
 from .errors import (
     ClosedError,
     ClusterLockedError,
+    DuplicationError,
     InvalidArgumentError,
     InvalidTypeError,
     TableExistsError,
     TableNotFoundError,
 )
+from .maintenance import Maintenance
 from .meta import ClusterMeta, FileMetaStore
+from .metrics import Metrics
 from .partition import Partition
+from .scheduler import Scheduler
 from .table import Table, TableInfo
 
 MAX_PARTITIONS = 1024
@@ -73,7 +79,11 @@ class Cluster:
             raise
         with _open_lock:
             _open_clusters[self.path] = self
-        self._after_open()
+        try:
+            self._after_open()
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def open(
@@ -100,13 +110,52 @@ class Cluster:
     def __repr__(self) -> str:
         return f"Cluster(name={self.name!r}, path={self.path!r})"
 
-    # -- hooks the duplication layer fills in ----------------------------------
+    # -- background work and duplication ---------------------------------------
 
     def _after_open(self) -> None:
-        pass
+        self.metric_set = Metrics()
+        self.scheduler = Scheduler(self.config.background_workers, name=f"cluster-{self.name}")
+        self.maintenance = Maintenance(self)
+        self.maintenance.start()
+        self._dups = DuplicationCatalog(self)
+        self._dups.start_all()
 
     def _before_close(self) -> None:
-        pass
+        if hasattr(self, "_dups"):
+            self._dups.stop_all()
+        if hasattr(self, "scheduler"):
+            self.scheduler.stop()
+
+    def record_checkpoint(self, kind: str, duration_ms: float) -> None:
+        self.metric_set.checkpoint_count.labels(kind).inc()
+        self.metric_set.checkpoint_duration_ms.labels(kind).observe(duration_ms)
+
+    def add_duplication(
+        self,
+        table: str,
+        remote: Cluster | str | os.PathLike[str],
+        remote_table: str | None = None,
+        with_checkpoint: bool = True,
+        fail_mode: str = "slow",
+    ) -> Duplication:
+        """Duplicate ``table`` to ``remote`` (a Cluster, or the path of an embedded one)."""
+        self._check_open()
+        return self._dups.add(table, remote, remote_table, with_checkpoint, fail_mode)
+
+    def duplications(self, table: str | None = None) -> list[Duplication]:
+        self._check_open()
+        return self._dups.list(table)
+
+    def duplication(self, dupid: int) -> Duplication:
+        self._check_open()
+        return self._dups.get(dupid)
+
+    def duplications_changed(self) -> None:
+        self._dups.changed()
+
+    def metrics(self) -> dict[str, float]:
+        """Current metric values, ``name{labels}`` -> value (Prometheus names)."""
+        return self.metric_set.snapshot()
 
     # -- tables -------------------------------------------------------------
 
@@ -119,6 +168,7 @@ class Cluster:
 
     def _open_table(self, name: str, info: dict[str, Any]) -> Table:
         parts: list[Partition] = []
+        learned = info.get("follower_of", {}).get("learned")
         try:
             for pidx in range(info["partition_count"]):
                 parts.append(
@@ -129,6 +179,7 @@ class Cluster:
                         pidx,
                         self.config,
                         self.cluster_id,
+                        learning=learned is not None and not learned[pidx],
                     )
                 )
         except BaseException:
@@ -148,7 +199,15 @@ class Cluster:
         if not 1 <= partition_count <= MAX_PARTITIONS:
             raise InvalidArgumentError(f"partition_count must be in 1..{MAX_PARTITIONS}")
 
-    def create_table(self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None) -> Table:
+    def create_table(
+        self,
+        name: str,
+        partition_count: int = 8,
+        envs: dict[str, str] | None = None,
+        *,
+        follower_of: dict[str, Any] | None = None,
+    ) -> Table:
+        """A new table; ``follower_of`` (duplication's use) makes every partition start learning."""
         self._validate_table_args(name, partition_count)
         with self._lock:
             self._check_open()
@@ -163,6 +222,8 @@ class Cluster:
                     "create_time": time.time(),
                     "envs": dict(envs or {}),
                 }
+                if follower_of is not None:
+                    info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
                 state["next_app_id"] += 1
                 state["tables"][name] = info
                 return info
@@ -170,6 +231,7 @@ class Cluster:
             info = self.meta.update(add)
             table = self._open_table(name, info)
             self._tables[name] = table
+            self._dups.install_retention()
             return table
 
     def table(self, name: str) -> Table:
@@ -191,6 +253,24 @@ class Cluster:
             for n, i in sorted(tables.items(), key=lambda kv: kv[1]["app_id"])
         ]
 
+    def table_meta(self, name: str) -> dict[str, Any]:
+        try:
+            return self.meta.get("tables", name)
+        except KeyError:
+            raise TableNotFoundError(name) from None
+
+    def mark_learned(self, name: str, pidxs: list[int]) -> None:
+        """Persist that follower partitions have their checkpoints, then let them serve."""
+
+        def learned(state: dict[str, Any]) -> None:
+            for pidx in pidxs:
+                state["tables"][name]["follower_of"]["learned"][pidx] = True
+
+        self.meta.update(learned)
+        table = self.table(name)
+        for pidx in pidxs:
+            table.partitions[pidx].state = "serving"
+
     def table_envs(self, name: str) -> dict[str, str]:
         return self.meta.get("tables", name, "envs")
 
@@ -206,7 +286,11 @@ class Cluster:
                 shutil.rmtree(p.path, ignore_errors=True)
 
     def _before_drop(self, name: str) -> None:
-        pass
+        active = self._dups.active_for(name)
+        if active:
+            raise DuplicationError(
+                f"table {name!r} has duplications {[d.dupid for d in active]}; remove them first"
+            )
 
     # -- life cycle ---------------------------------------------------------
 

@@ -36,6 +36,8 @@ class Config:
     small_partition_max_bytes: int = 4 << 20
     #: bytes of WAL shipped in one duplication batch (Pegasus duplicate_log_batch_bytes).
     duplicate_log_batch_bytes: int = 4096
+    #: legacy policy only: how long Pegasus took to force a checkpoint once asked (its sync period).
+    legacy_forced_checkpoint_delay_seconds: float = 10.0
     #: retry interval of a pending duplication checkpoint (Pegasus trigger_checkpoint_retry_interval_ms).
     trigger_checkpoint_retry_interval_ms: int = 100
     #: background GC of checkpoints and WAL files (Pegasus gc_interval_ms).

@@ -14,6 +14,7 @@ import rocksdict
 from . import _backend, checkpoint
 from .config import Config
 from .errors import ClosedError, PartitionUnavailableError
+from .fsutil import fsync_dir
 from .records import (
     DECREE,
     META_DECREE_KEY,
@@ -37,7 +38,14 @@ def _rdb_options(config: Config) -> rocksdict.Options:
 
 class Partition:
     def __init__(
-        self, path: str, table: str, app_id: int, pidx: int, config: Config, cluster_id: int
+        self,
+        path: str,
+        table: str,
+        app_id: int,
+        pidx: int,
+        config: Config,
+        cluster_id: int,
+        learning: bool = False,
     ) -> None:
         self.path = path
         self.table = table
@@ -57,8 +65,16 @@ class Partition:
         self.last_flushed = 0
         self.last_durable = 0
         self.source_decree = 0
-        #: the lowest decree a duplication still needs; the WAL keeps it
+        #: the highest decree every duplication has confirmed; the WAL keeps what follows
         self.wal_retain_after: Callable[[], int | None] = lambda: None
+        #: checkpoint decrees a duplication is copying from; GC leaves them
+        self.protected_checkpoints: set[int] = set()
+        if learning:
+            # A learning partition holds nothing valid yet: start it empty. Files
+            # of an interrupted checkpoint copy (learn/) stay, to be verified.
+            self.state = LEARNING
+            for sub in ("rdb", "wal"):
+                shutil.rmtree(os.path.join(path, sub), ignore_errors=True)
         os.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
         self.db = rocksdict.Rdict(os.path.join(path, "rdb"), _rdb_options(config))
@@ -67,12 +83,13 @@ class Partition:
             os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20
         )
         batches, log_last = self.wal.recover(self.last_flushed + 1)
-        for last_decree, writes in batches:
+        for _last_decree, writes in batches:
             self._apply_writes(writes)
         self.last_committed = max(self.last_flushed, log_last)
         self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
         self.last_durable = checkpoint.newest_decree(path)
-        self.replayed = sum(1 for _ in batches)
+        #: mutations replayed from the WAL at open
+        self.replayed = max(0, log_last - self.last_flushed)
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -245,8 +262,11 @@ class Partition:
         self.gc()
         return info
 
+    def has_checkpoint(self) -> bool:
+        return bool(checkpoint.list_decrees(self.path))
+
     def gc(self) -> None:
-        checkpoint.gc(self.path, self.config)
+        checkpoint.gc(self.path, self.config, frozenset(self.protected_checkpoints))
         keep = self.last_flushed
         retain = self.wal_retain_after()
         if retain is not None:
@@ -279,6 +299,28 @@ class Partition:
             self.commit_cond.notify_all()
             self.wal.close()
             self.db.close()
+
+    def install_rdb(self, directory: str) -> None:
+        """Replace this (learning) partition's data with a verified checkpoint copy.
+
+        Its WAL is dropped: it described the empty store that is replaced; the
+        decree continues from the one the checkpoint holds.
+        """
+        with self.lock:
+            if self.state == CLOSED:
+                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            self.db.close()
+            self.wal.close()
+            rdb, wal_dir = os.path.join(self.path, "rdb"), os.path.join(self.path, "wal")
+            shutil.rmtree(rdb, ignore_errors=True)
+            shutil.rmtree(wal_dir, ignore_errors=True)
+            os.rename(directory, rdb)
+            fsync_dir(self.path)
+            self.db = rocksdict.Rdict(rdb, _rdb_options(self.config))
+            self.last_flushed = self.last_committed = self._read_meta(META_DECREE_KEY)
+            self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
+            self.wal = Wal(wal_dir, self.config.wal_sync, self.config.log_private_file_size_mb << 20)
+            self.wal.recover(self.last_flushed + 1)
 
     def destroy(self) -> None:
         self.close(flush=False)

@@ -213,21 +213,29 @@ def decode_payload(buf: bytes, start: int, end: int, count: int, start_decree: i
 OK, CLEAN_END, TORN = 0, 1, 2
 
 
+def check_header(header: bytes) -> tuple[bool, int, int, str]:
+    """(valid, payload_len, mutation_count, reason) of a whole 28-byte header."""
+    magic, payload_len, _first, count, _pcrc = _HEADER.unpack_from(header, 0)
+    (header_crc,) = _U32.unpack_from(header, 24)
+    if magic != MAGIC or crc32c(header[:24]) != header_crc:
+        return False, 0, 0, "bad block header"
+    if payload_len > MAX_PAYLOAD:
+        return False, 0, 0, "block payload over 1 GiB"
+    return True, payload_len, count, ""
+
+
 def read_header(buf: bytes, pos: int, size: int) -> tuple[int, int, int, str]:
-    """(state, payload_len, count, reason); state CORRUPT is raised by the caller via reason."""
+    """(state, payload_len, count, reason); state -1 means corruption at pos."""
     remaining = size - pos
     if remaining == 0:
         return CLEAN_END, 0, 0, ""
     if remaining < BLOCK_HEADER_SIZE:
         return TORN, 0, 0, "header cut short"
-    magic, payload_len, _first, count, _pcrc = _HEADER.unpack_from(buf, pos)
-    (header_crc,) = _U32.unpack_from(buf, pos + 24)
-    if magic != MAGIC or crc32c(buf[pos : pos + 24]) != header_crc:
+    valid, payload_len, count, reason = check_header(buf[pos : pos + BLOCK_HEADER_SIZE])
+    if not valid:
         if not any(buf[pos:size]):
             return TORN, 0, 0, "zero-filled tail"
-        return -1, 0, 0, "bad block header"
-    if payload_len > MAX_PAYLOAD:
-        return -1, 0, 0, "block payload over 1 GiB"
+        return -1, 0, 0, reason
     if pos + BLOCK_HEADER_SIZE + payload_len > size:
         return TORN, payload_len, count, "payload cut short"
     return OK, payload_len, count, ""

@@ -4,61 +4,69 @@ from __future__ import annotations
 
 import os
 import re
+from typing import BinaryIO
 
 from ..errors import WalCorruptionError
 from .codec import (
     BLOCK_HEADER_SIZE,
-    CLEAN_END,
-    TORN,
     Mutation,
     Write,
     _Malformed,
     _U32,
     _U64,
+    check_header,
     crc32c,
     decode_payload,
     mutation_writes,
-    read_header,
 )
 
 LogFileInfo = tuple[str, int, int, int, int]
 _LOG_NAME = re.compile(r"log\.(\d+)\.(\d+)")
 
 
-def _scan_buffer(
-    path: str, buf: bytes, offset: int, start_decree: int, max_bytes: int
+def _scan_open_file(
+    path: str, f: BinaryIO, size: int, offset: int, start_decree: int, max_bytes: int
 ) -> tuple[list[Mutation], int, bool, int, int]:
-    """(mutations, end, torn, first_decree, last_decree) of the blocks from offset."""
-    size = len(buf)
+    """(mutations, end, torn, first_decree, last_decree) of the blocks from offset.
+
+    Reads block by block, so tailing a long live file costs only what is new.
+    """
     pos = offset
     out: list[Mutation] = []
     first = last = 0
+    f.seek(pos)
     while True:
         if max_bytes and pos - offset >= max_bytes:
             return out, pos, False, first, last
-        state, payload_len, count, reason = read_header(buf, pos, size)
-        if state == CLEAN_END:
+        if pos == size:
             return out, pos, False, first, last
-        if state == TORN:
+        if size - pos < BLOCK_HEADER_SIZE:
             return out, pos, True, first, last
-        if state < 0:
+        header = f.read(BLOCK_HEADER_SIZE)
+        valid, payload_len, count, reason = check_header(header)
+        if not valid:
+            if not any(header) and not any(f.read(size - pos - BLOCK_HEADER_SIZE)):
+                return out, pos, True, first, last  # zero-filled tail
             raise WalCorruptionError(path, pos, reason)
-        start = pos + BLOCK_HEADER_SIZE
-        end = start + payload_len
-        if crc32c(buf[start:end]) != _U32.unpack_from(buf, pos + 20)[0]:
+        if pos + BLOCK_HEADER_SIZE + payload_len > size:
+            return out, pos, True, first, last
+        end = pos + BLOCK_HEADER_SIZE + payload_len
+        payload = f.read(payload_len)
+        if len(payload) != payload_len:  # the file shrank under us
+            return out, pos, True, first, last
+        if crc32c(payload) != _U32.unpack_from(header, 20)[0]:
             if end == size:
                 return out, pos, True, first, last
             raise WalCorruptionError(path, pos, "payload checksum mismatch")
-        block_first = _U64.unpack_from(buf, pos + 8)[0]
         try:
-            mutations = decode_payload(buf, start, end, count, 0)
+            mutations = decode_payload(payload, 0, payload_len, count, 0)
         except _Malformed as exc:
             raise WalCorruptionError(path, pos, str(exc)) from None
         if mutations:
             if not first:
-                first = block_first
+                first = _U64.unpack_from(header, 8)[0]
             last = mutations[-1][0]
-            if mutations[-1][0] >= start_decree:
+            if last >= start_decree:
                 out.extend(m for m in mutations if m[0] >= start_decree)
         pos = end
 
@@ -67,11 +75,11 @@ def scan_log_file(
     path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0
 ) -> tuple[list[Mutation], int, bool]:
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        buf = f.read()
-    if offset > len(buf):
-        raise ValueError(f"offset {offset} is past the end of {path}")
-    mutations, end, torn, _first, _last = _scan_buffer(path, buf, offset, start_decree, max_bytes)
+    with open(path, "rb", buffering=1 << 20) as f:
+        size = os.fstat(f.fileno()).st_size
+        if offset < 0 or offset > size:
+            raise ValueError(f"offset {offset} is outside {path} ({size} bytes)")
+        mutations, end, torn, _first, _last = _scan_open_file(path, f, size, offset, start_decree, max_bytes)
     return mutations, end, torn
 
 
@@ -94,13 +102,13 @@ def scan_log_dir(
     infos: list[LogFileInfo] = []
     for i, (_index, _offset, name) in enumerate(files):
         full = os.path.join(path, name)
-        with open(full, "rb") as f:
-            buf = f.read()
-        mutations, end, torn, first, last = _scan_buffer(full, buf, 0, start_decree, 0)
+        with open(full, "rb", buffering=1 << 20) as f:
+            size = os.fstat(f.fileno()).st_size
+            mutations, end, torn, first, last = _scan_open_file(full, f, size, 0, start_decree, 0)
         if torn and i != len(files) - 1:
             raise WalCorruptionError(full, end, "torn block in a log file that is not the newest")
         out.extend(mutations)
-        infos.append((name, first, last, end, len(buf)))
+        infos.append((name, first, last, end, size))
     return out, infos
 
 

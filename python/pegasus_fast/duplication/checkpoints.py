@@ -1,0 +1,92 @@
+"""What a follower partition learns from: the adaptive policy and the legacy gating.
+
+adaptive (DESIGN.md §5): an empty partition needs nothing; a small one ships
+a logical snapshot read from one RocksDB snapshot and encoded with the WAL
+codec; a large one is a RocksDB checkpoint plus a manifest of its files.
+
+legacy (DESIGN.md §1): the pre-#2054 Pegasus gating, kept so the difference
+is measured: the needed decree is the highest commit *written to the log*
+(one behind), "ready" means a published checkpoint at or past it, a forced
+checkpoint only comes when that decree is past the newest checkpoint, and
+otherwise the partition waits for the periodic emergency checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from .. import _backend
+from .. import checkpoint as ckpt
+from ..partition import Partition
+
+EMPTY, SMALL, LARGE = "empty", "small", "large"
+
+
+@dataclass
+class Artifact:
+    kind: str
+    decree: int
+    #: small: one WAL block of RAW_PUT ops
+    block: bytes | None = None
+    #: large: a published checkpoint directory and its manifest
+    directory: str | None = None
+    manifest: list[tuple[str, int, str]] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    @property
+    def size_bytes(self) -> int:
+        if self.block is not None:
+            return len(self.block)
+        return sum(e[1] for e in self.manifest)
+
+
+def manifest_of(directory: str) -> list[tuple[str, int, str]]:
+    impl = _backend.impl
+    out = []
+    for name in sorted(os.listdir(directory)):
+        size, digest = impl.hash_file(os.path.join(directory, name))
+        out.append((name, size, digest))
+    return out
+
+
+def large(partition: Partition) -> Artifact:
+    start = time.perf_counter()
+    info = partition.checkpoint()
+    return Artifact(LARGE, info.decree, directory=info.path, manifest=manifest_of(info.path),
+                    duration_ms=(time.perf_counter() - start) * 1000.0)
+
+
+def adaptive(partition: Partition, small_max_bytes: int) -> Artifact:
+    """Checkpoint ``partition`` at a decree >= its last applied one, the cheapest way."""
+    start = time.perf_counter()
+    with partition.lock:
+        decree = partition.last_committed
+        if decree == 0:
+            return Artifact(EMPTY, 0, duration_ms=(time.perf_counter() - start) * 1000.0)
+        if partition.data_bytes() > small_max_bytes:
+            snapshot = None
+        else:
+            snapshot = partition.db.snapshot()
+            ts = partition._timestamp_us()
+    if snapshot is None:
+        return large(partition)
+    ops = [(5, k, v) for k, v in partition.iter_raw(snapshot)]
+    del snapshot
+    block = _backend.impl.encode_block([(decree, ts, partition.cluster_id, ops)])
+    return Artifact(SMALL, decree, block=block, duration_ms=(time.perf_counter() - start) * 1000.0)
+
+
+def legacy_ready(partition: Partition, needed: int) -> Artifact | None:
+    """The newest published checkpoint at or past ``needed``, if any (no new one is made)."""
+    decrees = [d for d in ckpt.list_decrees(partition.path) if d >= needed]
+    if not decrees:
+        return None
+    directory = ckpt.dir_for(partition.path, decrees[-1])
+    return Artifact(LARGE, decrees[-1], directory=directory, manifest=manifest_of(directory))
+
+
+def legacy_needed_decree(partition: Partition) -> int:
+    # Pegasus piggy-backs a commit on the next write, so the log knows one decree less.
+    return max(0, partition.last_committed - 1)

@@ -1,0 +1,103 @@
+"""Per-partition log shipping: tail the source WAL from the follower's next decree."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from .. import _backend
+from ..errors import WalGapError
+from ..partition import Partition
+from .follower import Follower
+
+
+@dataclass
+class Cursor:
+    name: str
+    offset: int
+
+
+class PartitionShipper:
+    """Ships one partition's mutations past ``next_decree`` to the follower, a batch a call."""
+
+    def __init__(self, partition: Partition, remote_table: str, batch_bytes: int) -> None:
+        self.partition = partition
+        self.remote_table = remote_table
+        self.batch_bytes = batch_bytes
+        self.next_decree = 1
+        self.cursor: Cursor | None = None
+        self.time_lag_ms = 0.0
+        self.shipped_bytes = 0
+        self.shipped_mutations = 0
+
+    @property
+    def confirmed(self) -> int:
+        return self.next_decree - 1
+
+    def pending(self) -> int:
+        return max(0, self.partition.last_committed - self.confirmed)
+
+    def restart_at(self, next_decree: int) -> None:
+        self.next_decree = next_decree
+        self.cursor = None
+
+    def _locate(self) -> Cursor:
+        files = [f for f in self.partition.wal.snapshot_files() if f.size and f.last_decree >= self.next_decree]
+        if not files:
+            raise WalGapError(self.partition.wal.path, self.next_decree, 0)
+        if files[0].first_decree > self.next_decree:
+            raise WalGapError(self.partition.wal.path, self.next_decree, files[0].first_decree)
+        return Cursor(files[0].name, 0)
+
+    def _advance_file(self) -> bool:
+        names = [f.name for f in self.partition.wal.snapshot_files()]
+        assert self.cursor is not None
+        if self.cursor.name in names:
+            i = names.index(self.cursor.name)
+            if i + 1 < len(names):
+                self.cursor = Cursor(names[i + 1], 0)
+                return True
+            return False
+        self.cursor = None  # our file was collected: find our decree again
+        return True
+
+    def ship_once(self, follower: Follower) -> bool:
+        """Ship one batch if anything is pending; True when something moved."""
+        if self.next_decree > self.partition.last_committed:
+            self.time_lag_ms = 0.0
+            return False
+        if self.cursor is None:
+            self.cursor = self._locate()
+        path = os.path.join(self.partition.wal.path, self.cursor.name)
+        try:
+            mutations, end, _torn = _backend.impl.scan_log_file(
+                path, self.cursor.offset, self.next_decree, self.batch_bytes
+            )
+        except FileNotFoundError:
+            self.cursor = None
+            return True
+        if not mutations:
+            if end > self.cursor.offset:  # only blocks below next_decree: skip past them
+                self.cursor.offset = end
+                return True
+            return self._advance_file()
+        applied = follower.apply(self.remote_table, self.partition.pidx, mutations)
+        now_us = time.time_ns() // 1000
+        self.time_lag_ms = max(0.0, (now_us - mutations[0][1]) / 1000.0)
+        self.shipped_bytes += end - self.cursor.offset
+        self.shipped_mutations += len(mutations)
+        self.cursor.offset = end
+        if applied + 1 != mutations[-1][0] + 1:
+            self.restart_at(applied + 1)
+        else:
+            self.next_decree = applied + 1
+        return True
+
+    def skip_to_available(self) -> int:
+        """fail_mode=skip: jump past what the WAL no longer has; returns how many were lost."""
+        files = [f for f in self.partition.wal.snapshot_files() if f.size and f.first_decree]
+        first = files[0].first_decree if files else self.partition.last_committed + 1
+        lost = max(0, first - self.next_decree)
+        self.restart_at(max(self.next_decree, first))
+        return lost

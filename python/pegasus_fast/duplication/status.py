@@ -1,0 +1,46 @@
+"""Duplication states, fail modes and progress records (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class DupStatus(Enum):
+    INIT = "DS_INIT"
+    PREPARE = "DS_PREPARE"
+    APP = "DS_APP"
+    LOG = "DS_LOG"
+    PAUSE = "DS_PAUSE"
+    REMOVED = "DS_REMOVED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: transitions a duplication may take; any state may go to REMOVED
+TRANSITIONS: dict[DupStatus, frozenset[DupStatus]] = {
+    DupStatus.INIT: frozenset({DupStatus.PREPARE, DupStatus.LOG}),
+    DupStatus.PREPARE: frozenset({DupStatus.APP}),
+    DupStatus.APP: frozenset({DupStatus.LOG}),
+    DupStatus.LOG: frozenset({DupStatus.PAUSE}),
+    DupStatus.PAUSE: frozenset({DupStatus.LOG}),
+    DupStatus.REMOVED: frozenset(),
+}
+
+FAIL_MODES = ("slow", "skip", "fast")
+
+
+@dataclass(frozen=True)
+class PartitionProgress:
+    pidx: int
+    #: pending, empty, ready@<decree>, copying <x>/<y> bytes, learned
+    checkpoint_state: str
+    checkpoint_kind: str
+    checkpoint_decree: int
+    confirmed_decree: int
+    last_committed_decree: int
+    pending_mutations: int
+    time_lag_ms: float
+    #: why the partition is not moving, when it is stuck
+    reason: str

@@ -1,0 +1,51 @@
+"""Per-cluster metrics in Prometheus form, named after Pegasus's where one exists."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest
+
+CHECKPOINT_STATES = ["pending", "empty", "ready", "copying", "learned"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        dup = ["dupid", "table", "pidx"]
+        self.dup_pending_mutations = Gauge(
+            "dup_pending_mutations", "mutations committed but not yet duplicated", dup, registry=r
+        )
+        self.dup_confirmed_decree = Gauge(
+            "dup_confirmed_decree", "highest decree the follower has applied", dup, registry=r
+        )
+        self.dup_time_lag_ms = Gauge(
+            "dup_time_lag_ms", "age of the oldest mutation not yet duplicated", dup, registry=r
+        )
+        self.dup_shipped_bytes = Counter("dup_shipped_bytes", "WAL bytes shipped", dup, registry=r)
+        self.dup_shipped_mutations = Counter("dup_shipped_mutations", "mutations shipped", dup, registry=r)
+        self.dup_lost_mutations = Counter(
+            "dup_lost_mutations", "mutations skipped under fail_mode=skip", dup, registry=r
+        )
+        self.dup_checkpoint_state = Enum(
+            "dup_checkpoint_state", "per-partition checkpoint state", dup, states=CHECKPOINT_STATES, registry=r
+        )
+        self.checkpoint_count = Counter("checkpoint_count", "checkpoints taken", ["kind"], registry=r)
+        self.checkpoint_duration_ms = Histogram(
+            "checkpoint_duration_ms",
+            "checkpoint duration by kind",
+            ["kind"],
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000, 30000),
+            registry=r,
+        )
+
+    def snapshot(self) -> dict[str, float]:
+        """Every current sample as ``name{label="v",...}`` -> value."""
+        out: dict[str, float] = {}
+        for family in self.registry.collect():
+            for s in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return out
+
+    def exposition(self) -> bytes:
+        """The text format a ``/metrics`` endpoint serves."""
+        return generate_latest(self.registry)
