@@ -23,7 +23,7 @@ from .errors import (
     TableNotFoundError,
 )
 from .maintenance import Maintenance
-from .meta import ClusterMeta, FileMetaStore
+from .meta import ClusterMeta, JournalMetaStore
 from .metrics import Metrics
 from .partition import Partition
 from .scheduler import Scheduler
@@ -65,7 +65,7 @@ class Cluster:
             cid = cluster_id if cluster_id is not None else _default_cluster_id(default_name)
             if not 1 <= cid <= 127:
                 raise InvalidArgumentError("cluster_id must be in 1..127")
-            self.meta = ClusterMeta(FileMetaStore(os.path.join(self.path, "meta")), default_name, cid)
+            self.meta = ClusterMeta(JournalMetaStore(os.path.join(self.path, "meta")), default_name, cid)
             stored = self.meta.read()
             if name is not None and stored["name"] != name:
                 raise InvalidArgumentError(f"{self.path} holds cluster {stored['name']!r}, not {name!r}")
@@ -312,6 +312,9 @@ class Cluster:
             self._release()
 
     def _release(self) -> None:
+        meta = getattr(self, "meta", None)
+        if meta is not None:
+            meta.close()
         if self._lock_fd >= 0:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)

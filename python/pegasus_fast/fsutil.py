@@ -1,10 +1,8 @@
-"""Durable file-system steps: fsync of directories, atomic replace of small files."""
+"""Durable file-system steps: fsync of directories and trees."""
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 
 def fsync_dir(path: str) -> None:
@@ -25,22 +23,6 @@ def fsync_tree(path: str) -> None:
             finally:
                 os.close(fd)
         fsync_dir(root)
-
-
-def write_json_atomic(path: str, data: Any) -> None:
-    """Replace path with data as JSON: temp file, fsync, rename, fsync parent."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path) or ".")
-
-
-def read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def dir_size(path: str) -> int:

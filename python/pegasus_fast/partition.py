@@ -77,19 +77,53 @@ class Partition:
                 shutil.rmtree(os.path.join(path, sub), ignore_errors=True)
         os.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
-        self.db = rocksdict.Rdict(os.path.join(path, "rdb"), _rdb_options(config))
-        self.last_flushed = self._read_meta(META_DECREE_KEY)
+        rdb = os.path.join(path, "rdb")
         self.wal = Wal(
             os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20
         )
-        batches, log_last = self.wal.recover(self.last_flushed + 1)
+        self._db: rocksdict.Rdict | None = None
+        #: the WAL holds mutations the (not yet opened) RocksDB has not seen
+        self._deferred = False
+        self.replayed = 0
+        if os.path.isdir(rdb) or self.wal.has_data():
+            self._open_db()
+        else:
+            # A brand-new partition opens its RocksDB on first use: creating one
+            # costs ~10 fsyncs, and most partitions of a new follower table have
+            # nothing to store yet.
+            self.wal.recover(1)
+        self.last_durable = checkpoint.newest_decree(path)
+
+    def _open_db(self) -> None:
+        """Open RocksDB and replay the WAL after its flushed decree (recovery)."""
+        db = rocksdict.Rdict(os.path.join(self.path, "rdb"), _rdb_options(self.config))
+        self._db = db
+        self.last_flushed = self._read_meta(META_DECREE_KEY)
+        if self.wal.is_open:
+            batches, infos = _backend.impl.replay_log_dir(self.wal.path, self.last_flushed + 1)
+            log_last = max((i[2] for i in infos), default=0)
+        else:
+            batches, log_last = self.wal.recover(self.last_flushed + 1)
         for _last_decree, writes in batches:
             self._apply_writes(writes)
-        self.last_committed = max(self.last_flushed, log_last)
+        self.last_committed = max(self.last_flushed, log_last, self.last_committed)
         self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
-        self.last_durable = checkpoint.newest_decree(path)
         #: mutations replayed from the WAL at open
         self.replayed = max(0, log_last - self.last_flushed)
+        self._deferred = False
+
+    @property
+    def db(self) -> rocksdict.Rdict:
+        db = self._db
+        if db is None:
+            with self.lock:
+                if self.state == CLOSED:
+                    raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+                if self._db is None:
+                    self._open_db()
+                db = self._db
+                assert db is not None
+        return db
 
     # -- bookkeeping --------------------------------------------------------
 
@@ -149,7 +183,9 @@ class Partition:
         self.wal.sync(offset)
         return decree
 
-    def write_mutations(self, build: Callable[[int], list[tuple[int, int, int, list]]]) -> int:
+    def write_mutations(
+        self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
+    ) -> int:
         """Log and apply mutations built under the lock from the next decree.
 
         ``build(next_decree)`` returns complete mutations numbered from
@@ -166,7 +202,11 @@ class Partition:
                 return self.last_committed
             last = mutations[-1][0]
             offset = self.wal.append(impl.encode_block(mutations), mutations[0][0], last)
-            self._apply_writes(impl.mutation_writes(mutations))
+            if defer_apply and self._db is None:
+                # durable in the WAL; replayed into RocksDB when it is first opened
+                self._deferred = True
+            else:
+                self._apply_writes(impl.mutation_writes(mutations))
             self.last_committed = last
             for m in mutations:
                 for op in m[3]:
@@ -231,6 +271,8 @@ class Partition:
     # -- flush, checkpoint, GC ------------------------------------------------
 
     def data_bytes(self) -> int:
+        if self._db is None:
+            return self.wal.total_bytes() if self._deferred else 0
         sst = self.db.property_int_value("rocksdb.total-sst-files-size") or 0
         mem = self.db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
         return int(sst) + int(mem)
@@ -247,6 +289,9 @@ class Partition:
     def flush(self) -> int:
         with self.lock:
             decree = self.last_committed
+            if self._db is None and not self._deferred:
+                self.last_flushed = decree
+                return decree
             self.db.flush(wait=True)
             self.last_flushed = decree
         return decree
@@ -292,13 +337,15 @@ class Partition:
         with self.lock:
             if self.state == CLOSED:
                 return
-            if flush:
-                self.db.flush(wait=True)
+            if flush and self._db is not None:
+                self._db.flush(wait=True)
                 self.last_flushed = self.last_committed
             self.state = CLOSED
             self.commit_cond.notify_all()
             self.wal.close()
-            self.db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def install_rdb(self, directory: str) -> None:
         """Replace this (learning) partition's data with a verified checkpoint copy.
@@ -309,18 +356,18 @@ class Partition:
         with self.lock:
             if self.state == CLOSED:
                 raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
-            self.db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
             self.wal.close()
             rdb, wal_dir = os.path.join(self.path, "rdb"), os.path.join(self.path, "wal")
             shutil.rmtree(rdb, ignore_errors=True)
             shutil.rmtree(wal_dir, ignore_errors=True)
             os.rename(directory, rdb)
             fsync_dir(self.path)
-            self.db = rocksdict.Rdict(rdb, _rdb_options(self.config))
-            self.last_flushed = self.last_committed = self._read_meta(META_DECREE_KEY)
-            self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
             self.wal = Wal(wal_dir, self.config.wal_sync, self.config.log_private_file_size_mb << 20)
-            self.wal.recover(self.last_flushed + 1)
+            self.last_committed = 0
+            self._open_db()
 
     def destroy(self) -> None:
         self.close(flush=False)

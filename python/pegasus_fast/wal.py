@@ -44,6 +44,7 @@ class Wal:
         self._sync_cond = threading.Condition(threading.Lock())
         self._syncing = False
         self._files_lock = threading.Lock()
+        self._opened = False
 
     # -- recovery ---------------------------------------------------------
 
@@ -86,19 +87,37 @@ class Wal:
             if with_data[0].first_decree > start_decree:
                 raise WalGapError(self.path, start_decree, with_data[0].first_decree)
 
+    def has_data(self) -> bool:
+        """Whether any log file with bytes exists (without opening the log)."""
+        if not os.path.isdir(self.path):
+            return False
+        return any(
+            name.startswith("log.") and os.path.getsize(os.path.join(self.path, name)) > 0
+            for name in os.listdir(self.path)
+        )
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened
+
     def _open_tail(self) -> None:
+        self._opened = True
         if self.files:
             tail = self.files[-1]
             self._fd = os.open(os.path.join(self.path, tail.name), os.O_WRONLY | os.O_APPEND)
             self._written = tail.start_offset + tail.size
-        else:
-            self._new_file(1, 0)
+        # else the first file is created by the first append
         self._synced = self._written
 
     def _new_file(self, index: int, start_offset: int) -> None:
         name = f"log.{index}.{start_offset}"
         fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
         fsync_dir(self.path)
+        if index == 1:
+            # the log's first file: make the directories above it durable too
+            partition_dir = os.path.dirname(self.path)
+            fsync_dir(partition_dir)
+            fsync_dir(os.path.dirname(partition_dir))
         with self._files_lock:
             self.files.append(LogFile(index, start_offset, name, 0, 0, 0))
         if self._fd >= 0:
@@ -110,6 +129,8 @@ class Wal:
 
     def append(self, block: bytes, first_decree: int, last_decree: int) -> int:
         """Write one block; returns the global offset its durability waits for."""
+        if not self.files:
+            self._new_file(1, 0)
         tail = self.files[-1]
         if tail.size and tail.size + len(block) > self.file_size_limit:
             self._rotate()

@@ -332,45 +332,65 @@ class Duplication:
     # PREPARE ---------------------------------------------------------------------
 
     def _make_artifact(self, i: int) -> policy.Artifact:
-        p = self.table.partitions[i]
-        cfg = self.cluster.config
-        if cfg.checkpoint_policy == "legacy":
-            return self._legacy_artifact(i, p)
-        art = policy.adaptive(p, cfg.small_partition_max_bytes)
+        art = policy.adaptive(self.table.partitions[i], self.cluster.config.small_partition_max_bytes)
         self.cluster.record_checkpoint(art.kind, art.duration_ms)
         return art
 
-    def _legacy_artifact(self, i: int, p: Partition) -> policy.Artifact:
+    def _legacy_artifacts(self) -> list[policy.Artifact]:
+        """Wait, as Pegasus did before #2054, for checkpoints that cover the log's commit.
+
+        Runs in the driver thread, not in a worker: the wait can be long and the
+        checkpoints it waits for come from the workers.
+        """
         cfg = self.cluster.config
-        needed = policy.legacy_needed_decree(p)
-        forced = False
+        parts = self.table.partitions
+        needed = [policy.legacy_needed_decree(p) for p in parts]
+        arts: list[policy.Artifact | None] = [None] * len(parts)
+        forced = [False] * len(parts)
         while not self._stopping.is_set():
-            art = policy.legacy_ready(p, needed)
-            if art is not None:
-                return art
-            if needed > p.last_durable and not forced:
-                # Pegasus forced a checkpoint only when the log's commit was past the durable one
-                self.cluster.scheduler.submit_after(
-                    cfg.legacy_forced_checkpoint_delay_seconds, p.checkpoint, Lane.NORMAL
-                )
-                forced = True
-            self._reasons[i] = f"legacy: waiting for a checkpoint covering decree {needed}"
-            time.sleep(cfg.trigger_checkpoint_retry_interval_ms / 1000.0)
+            for i, p in enumerate(parts):
+                if arts[i] is None:
+                    arts[i] = policy.legacy_ready(p, needed[i])
+                if arts[i] is not None:
+                    self._reasons[i] = ""
+                    continue
+                if needed[i] > p.last_durable and not forced[i]:
+                    # a forced checkpoint only when the log's commit is past the durable decree
+                    self.cluster.scheduler.submit_after(
+                        cfg.legacy_forced_checkpoint_delay_seconds, p.checkpoint, Lane.NORMAL
+                    )
+                    forced[i] = True
+                self._reasons[i] = f"legacy: waiting for a checkpoint covering decree {needed[i]}"
+            if all(a is not None for a in arts):
+                return [a for a in arts if a is not None]
+            self._stopping.wait(cfg.trigger_checkpoint_retry_interval_ms / 1000.0)
         raise ClosedError("duplication stopped")
 
     def _prepare(self) -> None:
         n = self.table.partition_count
-        futures: list[Future[policy.Artifact]] = [
-            self.cluster.scheduler.submit(lambda i=i: self._make_artifact(i), Lane.HIGH) for i in range(n)
-        ]
-        arts = [f.result() for f in futures]
+        if self.cluster.config.checkpoint_policy == "legacy":
+            arts = self._legacy_artifacts()
+        else:
+            futures: list[Future[policy.Artifact]] = [
+                self.cluster.scheduler.submit(lambda i=i: self._make_artifact(i), Lane.HIGH) for i in range(n)
+            ]
+            arts = [f.result() for f in futures]
         ckpt = []
         for i, art in enumerate(arts):
             self._artifacts[i] = art
             if art.kind == policy.LARGE:
                 self.table.partitions[i].protected_checkpoints.add(art.decree)
             state = "empty" if art.kind == policy.EMPTY else f"ready@{art.decree}"
-            ckpt.append({"kind": art.kind, "decree": art.decree, "state": state, "confirmed": art.decree})
+            ckpt.append(
+                {
+                    "kind": art.kind,
+                    "decree": art.decree,
+                    "state": state,
+                    "confirmed": art.decree,
+                    "duration_ms": round(art.duration_ms, 3),
+                    "size_bytes": art.size_bytes,
+                }
+            )
             self._reasons[i] = ""
         # confirmed decrees move to the checkpoints only once persisted, so the WAL
         # after them is kept from here on
@@ -392,7 +412,13 @@ class Duplication:
                 continue
             art = self._artifacts[i]
             if art is None:  # restarted after PREPARE: checkpoint again, at a newer decree
-                art = self._artifacts[i] = self._make_artifact(i)
+                if self.cluster.config.checkpoint_policy == "legacy":
+                    art = policy.legacy_ready(self.table.partitions[i], 0) or policy.large(
+                        self.table.partitions[i]
+                    )
+                else:
+                    art = self._make_artifact(i)
+                self._artifacts[i] = art
                 ckpt[i].update(kind=art.kind, decree=art.decree, confirmed=art.decree)
             if art.kind == policy.EMPTY:
                 empties[i] = art.decree

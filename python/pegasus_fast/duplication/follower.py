@@ -138,7 +138,9 @@ class LocalFollower:
             p = self._partition(table, pidx)
             self._fresh(p)
             if decree:
-                p.write_mutations(lambda next_decree, d=decree: [(next_decree, 0, 0, [(SOURCE_DECREE, d)])])
+                p.write_mutations(
+                    lambda next_decree, d=decree: [(next_decree, 0, 0, [(SOURCE_DECREE, d)])], defer_apply=True
+                )
 
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         p = self._partition(table, pidx)
@@ -146,7 +148,10 @@ class LocalFollower:
         ((_, ts, cid, ops),) = _backend.impl.decode_block(block)
         if any(op[0] != RAW_PUT for op in ops):
             raise DuplicationError("a logical snapshot holds RAW_PUT ops only")
-        p.write_mutations(lambda next_decree: [(next_decree, ts, cid, ops + [(SOURCE_DECREE, decree)])])
+        # a fresh partition takes the snapshot into its WAL only; RocksDB replays it when first opened
+        p.write_mutations(
+            lambda next_decree: [(next_decree, ts, cid, ops + [(SOURCE_DECREE, decree)])], defer_apply=True
+        )
 
     def learn_checkpoint(
         self,

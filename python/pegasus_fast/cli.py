@@ -1,0 +1,243 @@
+"""``pegasus-fast``: the shell verbs of Pegasus over an embedded cluster, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+from . import __version__, backend
+from .cli_format import table
+from .cluster import Cluster, open_cluster_at
+from .config import Config
+from .duplication import DupStatus
+from .errors import ClusterLockedError, PegasusFastError
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pegasus-fast", description=__doc__)
+    ap.add_argument("--cluster", help="cluster directory (created if missing)")
+    ap.add_argument("--name", help="cluster name when creating it")
+    ap.add_argument("--version", action="version", version=f"pegasus-fast {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    demo = sub.add_parser("demo", help="the apache/incubator-pegasus#2069 scenario end to end")
+    demo.add_argument("--compare-legacy", action="store_true", help="also run the pre-fix gating, timers scaled")
+    demo.add_argument("--legacy-seconds", type=float, default=2.0, help="scaled checkpoint_max_interval")
+
+    p = sub.add_parser("create", help="create a table")
+    p.add_argument("table")
+    p.add_argument("-p", "--partitions", type=int, default=8)
+    sub.add_parser("ls", help="list tables")
+    p = sub.add_parser("drop", help="drop a table")
+    p.add_argument("table")
+    p = sub.add_parser("app", help="a table's partitions and health")
+    p.add_argument("table")
+    p = sub.add_parser("set")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_key")
+    p.add_argument("value")
+    p.add_argument("--ttl", type=int, default=None)
+    p = sub.add_parser("get")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_key")
+    p = sub.add_parser("del")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_key")
+    p = sub.add_parser("multi_set", help="multi_set TABLE HASH_KEY SORT_KEY=VALUE ...")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("pairs", nargs="+")
+    p.add_argument("--ttl", type=int, default=None)
+    p = sub.add_parser("multi_get")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_keys", nargs="*")
+    p = sub.add_parser("scan")
+    p.add_argument("table")
+    p.add_argument("--limit", type=int, default=100)
+    p = sub.add_parser("count")
+    p.add_argument("table")
+    p = sub.add_parser("checkpoint")
+    p.add_argument("table")
+
+    p = sub.add_parser("add_dup", help="add_dup TABLE REMOTE_CLUSTER_DIR")
+    p.add_argument("table")
+    p.add_argument("remote")
+    p.add_argument("--remote-table")
+    p.add_argument("--no-checkpoint", action="store_true")
+    p.add_argument("--fail-mode", default="slow", choices=["slow", "skip", "fast"])
+    p.add_argument("--timeout", type=float, default=60.0)
+    p = sub.add_parser("query_dup")
+    p.add_argument("table")
+    p.add_argument("-d", "--detail", action="store_true")
+    for verb in ("pause_dup", "start_dup", "remove_dup"):
+        p = sub.add_parser(verb)
+        p.add_argument("table")
+        p.add_argument("dupid", type=int)
+    return ap
+
+
+def _text(value: bytes | None) -> str:
+    if value is None:
+        return "(not found)"
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.hex()
+
+
+@contextlib.contextmanager
+def _open(args: argparse.Namespace) -> Iterator[Cluster]:
+    """The cluster, plus the embedded remotes of its duplications so they catch up meanwhile."""
+    if not args.cluster:
+        raise SystemExit("pegasus-fast: --cluster DIR is required for this command")
+    c = Cluster.open(args.cluster, name=args.name)
+    remotes: list[Cluster] = []
+    try:
+        for d in c.duplications():
+            if d.status != DupStatus.REMOVED and open_cluster_at(d.remote_path) is None:
+                if os.path.isdir(d.remote_path):
+                    with contextlib.suppress(ClusterLockedError):
+                        remotes.append(Cluster.open(d.remote_path))
+        yield c
+        _settle(c)
+    finally:
+        c.close()
+        for r in remotes:
+            r.close()
+
+
+def _settle(c: Cluster, timeout: float = 5.0) -> None:
+    """Let shipping duplications drain before the process exits."""
+    deadline = time.monotonic() + timeout
+    for d in c.duplications():
+        while d.status == DupStatus.LOG and time.monotonic() < deadline:
+            if all(p.pending_mutations == 0 for p in d.progress()):
+                break
+            time.sleep(0.01)
+
+
+def _dup_rows(c: Cluster, table_name: str) -> list[tuple[object, ...]]:
+    return [
+        (d.dupid, d.status, d.remote_name or "-", d.remote_path, d.remote_table, d.fail_mode,
+         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.create_time)))
+        for d in c.duplications(table_name)
+    ]
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "demo":
+        from .demo import main as demo_main
+
+        print(f"pegasus-fast {__version__} demo (backend: {backend()})\n")
+        return demo_main(args.compare_legacy, args.legacy_seconds)
+    with _open(args) as c:
+        cmd = args.cmd
+        if cmd == "create":
+            t = c.create_table(args.table, partition_count=args.partitions)
+            print(f"created table {t.name} (app_id {t.app_id}, {t.partition_count} partitions)")
+        elif cmd == "ls":
+            print(table(["app_id", "name", "partitions", "status", "create_time"],
+                        [(i.app_id, i.name, i.partition_count, i.status,
+                          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.create_time)))
+                         for i in c.list_tables()]))
+        elif cmd == "drop":
+            c.drop_table(args.table)
+            print(f"dropped table {args.table}")
+        elif cmd == "app":
+            t = c.table(args.table)
+            h = t.health()
+            print(f"table {t.name}: app_id {t.app_id}, {t.partition_count} partitions")
+            print(f"fully_healthy {h.fully_healthy}  unhealthy {h.unhealthy}  "
+                  f"write_unhealthy {h.write_unhealthy}  read_unhealthy {h.read_unhealthy}\n")
+            print(table(["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"],
+                        [(s.pidx, s.state, s.last_committed_decree, s.last_flushed_decree,
+                          s.last_durable_decree, s.wal_bytes, s.data_bytes) for s in t.partition_stats()]))
+        elif cmd == "set":
+            d = c.table(args.table).set(args.hash_key, args.sort_key, args.value, ttl_seconds=args.ttl)
+            print(f"OK (decree {d})")
+        elif cmd == "get":
+            print(_text(c.table(args.table).get(args.hash_key, args.sort_key)))
+        elif cmd == "del":
+            d = c.table(args.table).delete(args.hash_key, args.sort_key)
+            print(f"OK (decree {d})")
+        elif cmd == "multi_set":
+            values = {}
+            for pair in args.pairs:
+                if "=" not in pair:
+                    raise SystemExit(f"pegasus-fast: expected SORT_KEY=VALUE, got {pair!r}")
+                sk, v = pair.split("=", 1)
+                values[sk] = v
+            d = c.table(args.table).multi_set(args.hash_key, values, ttl_seconds=args.ttl)
+            print(f"OK (decree {d}, {len(values)} records)")
+        elif cmd == "multi_get":
+            got = c.table(args.table).multi_get(args.hash_key, args.sort_keys or None)
+            print(table(["sort_key", "value"], sorted(got.items())))
+        elif cmd == "scan":
+            rows = []
+            for n, rec in enumerate(c.table(args.table).scan()):
+                if n >= args.limit:
+                    break
+                rows.append(rec)
+            print(table(["hash_key", "sort_key", "value"], rows))
+        elif cmd == "count":
+            print(c.table(args.table).count())
+        elif cmd == "checkpoint":
+            infos = c.table(args.table).checkpoint()
+            print(table(["pidx", "decree", "ms", "bytes"],
+                        [(i.pidx, i.decree, i.duration_ms, i.size_bytes) for i in infos]))
+        elif cmd == "add_dup":
+            remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
+            try:
+                d = c.add_duplication(args.table, remote, remote_table=args.remote_table,
+                                      with_checkpoint=not args.no_checkpoint, fail_mode=args.fail_mode)
+                start = time.perf_counter()
+                d.wait_for(DupStatus.LOG, timeout=args.timeout)
+                print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
+                _print_progress(d)
+                _settle(c)
+            finally:
+                if remote is not c:
+                    remote.close()
+        elif cmd == "query_dup":
+            print(table(["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created"],
+                        _dup_rows(c, args.table)))
+            if args.detail:
+                for d in c.duplications(args.table):
+                    print(f"\nduplication {d.dupid}:")
+                    _print_progress(d)
+        elif cmd in ("pause_dup", "start_dup", "remove_dup"):
+            d = c.duplication(args.dupid)
+            if d.table_name != args.table:
+                raise SystemExit(f"pegasus-fast: duplication {args.dupid} is not of table {args.table}")
+            {"pause_dup": d.pause, "start_dup": d.resume, "remove_dup": d.remove}[cmd]()
+            print(f"duplication {d.dupid}: {d.status}")
+    return 0
+
+
+def _print_progress(d: object) -> None:
+    rows = [(p.pidx, p.checkpoint_kind, p.checkpoint_state, p.checkpoint_decree, p.confirmed_decree,
+             p.last_committed_decree, p.pending_mutations, p.time_lag_ms, p.reason or "-")
+            for p in d.progress()]  # type: ignore[attr-defined]
+    print(table(["pidx", "kind", "checkpoint", "ckpt_decree", "confirmed", "committed", "pending",
+                 "lag_ms", "reason"], rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except (PegasusFastError, TimeoutError, OSError) as exc:
+        print(f"pegasus-fast: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
