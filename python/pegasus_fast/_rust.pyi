@@ -63,8 +63,9 @@ def copy_and_hash(
     dst_dir: str | os.PathLike[str],
     names: list[str],
     link: bool = False,
+    sync: bool = True,
 ) -> list[ManifestEntry]:
-    """Copy (or hard-link) files, fsync them and dst_dir, return their manifest entries."""
+    """Copy (or hard-link) files, fsync them and dst_dir when ``sync``, return their manifest entries."""
 
 def verify_manifest(directory: str | os.PathLike[str], manifest: list[ManifestEntry]) -> None:
     """ChecksumMismatchError on the first file whose size or hash differs."""

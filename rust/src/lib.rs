@@ -1,1 +1,14 @@
-pub fn x() {}
+//! Hot path of `pegasus_fast`: WAL codec and scan, replay, checkpoint copy
+//! and hashing, partition hashing. The core modules know nothing of Python;
+//! the `python` feature adds the PyO3 glue (`pegasus_fast._rust`).
+
+pub mod codec;
+pub mod crc;
+pub mod error;
+pub mod filecopy;
+pub mod logscan;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

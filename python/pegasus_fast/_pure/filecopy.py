@@ -37,7 +37,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _copy_one(src: str, dst: str) -> tuple[int, str]:
+def _copy_one(src: str, dst: str, sync: bool) -> tuple[int, str]:
     hasher = blake3()
     size = 0
     with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:
@@ -45,7 +45,8 @@ def _copy_one(src: str, dst: str) -> tuple[int, str]:
             hasher.update(chunk)
             fout.write(chunk)
             size += len(chunk)
-        os.fsync(fout.fileno())
+        if sync:
+            os.fsync(fout.fileno())
     return size, hasher.hexdigest()
 
 
@@ -54,6 +55,7 @@ def copy_and_hash(
     dst_dir: str | os.PathLike[str],
     names: list[str],
     link: bool = False,
+    sync: bool = True,
 ) -> list[ManifestEntry]:
     src_dir, dst_dir = os.fspath(src_dir), os.fspath(dst_dir)
     for name in names:
@@ -74,9 +76,10 @@ def copy_and_hash(
         if linked:
             size, digest = hash_file(dst)
         else:
-            size, digest = _copy_one(src, dst)
+            size, digest = _copy_one(src, dst, sync)
         manifest.append((name, size, digest))
-    _fsync_dir(dst_dir)
+    if sync:
+        _fsync_dir(dst_dir)
     return manifest
 
 

@@ -1,0 +1,82 @@
+//! The one error type of the core. The Python glue converts it in one place.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A WAL block failed its checks (or a torn tail where none is allowed).
+    Corruption {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    /// A file's size or blake3 digest differs from its manifest entry.
+    ChecksumMismatch {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    /// An argument of the right type with a value that cannot be taken.
+    InvalidArgument(String),
+    Io(io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corruption {
+            path: path.to_string_lossy().into_owned(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// An I/O error whose message names the path, keeping its kind (and so
+    /// the Python exception class it maps to).
+    pub fn io_at(path: &Path, err: io::Error) -> Self {
+        Error::Io(io::Error::new(
+            err.kind(),
+            format!("{}: {}", path.display(), err),
+        ))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Corruption {
+                path,
+                offset,
+                reason,
+            } => write!(f, "WAL corruption in {path} at offset {offset}: {reason}"),
+            Error::ChecksumMismatch {
+                path,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "checksum mismatch for {path}: expected {expected}, got {actual}"
+            ),
+            Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::Io(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Self {
+        Error::Io(err)
+    }
+}

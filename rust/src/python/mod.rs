@@ -1,0 +1,252 @@
+//! PyO3 glue: the `pegasus_fast._rust` module. Everything heavy runs in the
+//! core modules with the GIL released; this layer only converts.
+
+mod convert;
+
+use std::path::PathBuf;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBytes, PyList, PyType};
+
+use crate::codec;
+use crate::crc;
+use crate::error::Error;
+use crate::filecopy::{self, ManifestEntry};
+use crate::logscan;
+use convert::{extract_mutations, get_u64, infos_to_py, mutations_to_py, writes_to_py};
+
+/// Inputs at least this big are worked on with the GIL released.
+const RELEASE_GIL_BYTES: usize = 64 << 10;
+const RELEASE_GIL_MUTATIONS: usize = 64;
+
+static WAL_CORRUPTION_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static CHECKSUM_MISMATCH_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+
+/// The one place a core error becomes a Python exception.
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        Python::with_gil(|py| {
+            let raised = match err {
+                Error::Corruption {
+                    path,
+                    offset,
+                    reason,
+                } => WAL_CORRUPTION_ERROR
+                    .import(py, "pegasus_fast.errors", "WalCorruptionError")
+                    .and_then(|cls| cls.call1((path, offset, reason))),
+                Error::ChecksumMismatch {
+                    path,
+                    expected,
+                    actual,
+                } => CHECKSUM_MISMATCH_ERROR
+                    .import(py, "pegasus_fast.errors", "ChecksumMismatchError")
+                    .and_then(|cls| cls.call1((path, expected, actual))),
+                Error::InvalidArgument(msg) => return PyValueError::new_err(msg),
+                Error::Io(err) => return PyErr::from(err),
+            };
+            match raised {
+                Ok(exc) => PyErr::from_value(exc),
+                Err(import_failed) => import_failed,
+            }
+        })
+    }
+}
+
+/// Run `f` with the GIL released when `heavy`, else directly.
+fn run<T, F>(py: Python<'_>, heavy: bool, f: F) -> T
+where
+    F: Send + FnOnce() -> T,
+    T: Send,
+{
+    if heavy {
+        py.allow_threads(f)
+    } else {
+        f()
+    }
+}
+
+#[pyfunction]
+#[pyo3(name = "crc32c", signature = (data, crc=0))]
+fn py_crc32c(py: Python<'_>, data: PyBackedBytes, crc: u32) -> u32 {
+    run(py, data.len() >= RELEASE_GIL_BYTES, || {
+        crc::crc32c(&data, crc)
+    })
+}
+
+#[pyfunction]
+#[pyo3(name = "crc64", signature = (data, crc=0))]
+fn py_crc64(py: Python<'_>, data: PyBackedBytes, crc: u64) -> u64 {
+    run(py, data.len() >= RELEASE_GIL_BYTES, || {
+        crc::crc64(&data, crc)
+    })
+}
+
+#[pyfunction]
+#[pyo3(
+    name = "partition_index",
+    signature = (hash_key, partition_count, sort_key=None),
+    text_signature = "(hash_key, partition_count, sort_key=b\"\")"
+)]
+fn py_partition_index(
+    hash_key: PyBackedBytes,
+    partition_count: &Bound<'_, PyAny>,
+    sort_key: Option<PyBackedBytes>,
+) -> PyResult<u64> {
+    let count = match get_u64(partition_count, "partition_count") {
+        Ok(c) if c > 0 => c,
+        Ok(_) => return Err(PyValueError::new_err("partition_count must be positive")),
+        Err(e) if e.is_instance_of::<PyValueError>(partition_count.py()) => {
+            return Err(PyValueError::new_err("partition_count must be positive"))
+        }
+        Err(e) => return Err(e),
+    };
+    let sort_key: &[u8] = sort_key.as_deref().unwrap_or(b"");
+    Ok(crc::partition_index(&hash_key, count, sort_key).unwrap_or(0))
+}
+
+#[pyfunction]
+#[pyo3(name = "encode_block")]
+fn py_encode_block<'py>(
+    py: Python<'py>,
+    mutations: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let muts = extract_mutations(mutations)?;
+    let block = run(py, muts.len() >= RELEASE_GIL_MUTATIONS, || {
+        codec::encode_block(&muts)
+    })?;
+    Ok(PyBytes::new(py, &block))
+}
+
+#[pyfunction]
+#[pyo3(name = "decode_block")]
+fn py_decode_block<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyList>> {
+    let muts = run(py, data.len() >= RELEASE_GIL_BYTES, || {
+        codec::decode_block(&data)
+    })?;
+    mutations_to_py(py, &muts)
+}
+
+#[pyfunction]
+#[pyo3(name = "mutation_writes")]
+fn py_mutation_writes<'py>(
+    py: Python<'py>,
+    mutations: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let muts = extract_mutations(mutations)?;
+    let writes = run(py, muts.len() >= RELEASE_GIL_MUTATIONS, || {
+        codec::mutation_writes(&muts)
+    })?;
+    writes_to_py(py, &writes)
+}
+
+#[pyfunction]
+#[pyo3(name = "scan_log_file", signature = (path, offset=0, start_decree=0, max_bytes=0))]
+fn py_scan_log_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    offset: u64,
+    start_decree: u64,
+    max_bytes: u64,
+) -> PyResult<(Bound<'py, PyList>, u64, bool)> {
+    let file = py.allow_threads(|| logscan::read_log_file(&path, offset, max_bytes))?;
+    let muts = py.allow_threads(|| {
+        let mut out = Vec::new();
+        file.mutations(start_decree, &mut out).map(|()| out)
+    })?;
+    Ok((mutations_to_py(py, &muts)?, file.end, file.torn))
+}
+
+#[pyfunction]
+#[pyo3(name = "scan_log_dir", signature = (path, start_decree=0))]
+fn py_scan_log_dir<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    start_decree: u64,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let files = py.allow_threads(|| logscan::read_log_dir(&path))?;
+    let muts = py.allow_threads(|| logscan::dir_mutations(&files, start_decree))?;
+    let infos: Vec<_> = files.iter().map(logscan::ScannedFile::info).collect();
+    Ok((mutations_to_py(py, &muts)?, infos_to_py(py, &infos)?))
+}
+
+#[pyfunction]
+#[pyo3(name = "replay_log_dir", signature = (path, start_decree, batch_size=4096))]
+fn py_replay_log_dir<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    start_decree: u64,
+    batch_size: i64,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let batch_size = usize::try_from(batch_size)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| PyValueError::new_err("batch_size must be positive"))?;
+    let (batches, infos) =
+        py.allow_threads(|| logscan::replay_log_dir(&path, start_decree, batch_size))?;
+    let total: usize = batches.iter().map(|(_, w)| w.len()).sum();
+    let _pause = convert::GcPause::new(py, total)?;
+    let mut out = Vec::with_capacity(batches.len());
+    for (last, writes) in &batches {
+        out.push((*last, writes_to_py(py, writes)?).into_pyobject(py)?);
+    }
+    Ok((PyList::new(py, out)?, infos_to_py(py, &infos)?))
+}
+
+#[pyfunction]
+#[pyo3(name = "hash_file")]
+fn py_hash_file(py: Python<'_>, path: PathBuf) -> PyResult<(u64, String)> {
+    Ok(py.allow_threads(|| filecopy::hash_file(&path))?)
+}
+
+#[pyfunction]
+#[pyo3(name = "copy_and_hash", signature = (src_dir, dst_dir, names, link=false, sync=true))]
+fn py_copy_and_hash(
+    py: Python<'_>,
+    src_dir: PathBuf,
+    dst_dir: PathBuf,
+    names: Vec<String>,
+    link: bool,
+    sync: bool,
+) -> PyResult<Vec<(String, u64, String)>> {
+    let manifest =
+        py.allow_threads(|| filecopy::copy_and_hash(&src_dir, &dst_dir, &names, link, sync))?;
+    Ok(manifest
+        .into_iter()
+        .map(|e| (e.name, e.size, e.digest))
+        .collect())
+}
+
+#[pyfunction]
+#[pyo3(name = "verify_manifest")]
+fn py_verify_manifest(
+    py: Python<'_>,
+    directory: PathBuf,
+    manifest: Vec<(String, u64, String)>,
+) -> PyResult<()> {
+    let entries: Vec<ManifestEntry> = manifest
+        .into_iter()
+        .map(|(name, size, digest)| ManifestEntry { name, size, digest })
+        .collect();
+    Ok(py.allow_threads(|| filecopy::verify_manifest(&directory, &entries))?)
+}
+
+#[pymodule]
+fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("BLOCK_HEADER_SIZE", codec::BLOCK_HEADER_SIZE)?;
+    m.add_function(wrap_pyfunction!(py_crc32c, m)?)?;
+    m.add_function(wrap_pyfunction!(py_crc64, m)?)?;
+    m.add_function(wrap_pyfunction!(py_partition_index, m)?)?;
+    m.add_function(wrap_pyfunction!(py_encode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(py_decode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(py_mutation_writes, m)?)?;
+    m.add_function(wrap_pyfunction!(py_scan_log_file, m)?)?;
+    m.add_function(wrap_pyfunction!(py_scan_log_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(py_replay_log_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(py_hash_file, m)?)?;
+    m.add_function(wrap_pyfunction!(py_copy_and_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(py_verify_manifest, m)?)?;
+    Ok(())
+}
