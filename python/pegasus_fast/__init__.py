@@ -14,7 +14,7 @@ from . import _backend
 from .checkpoint import CheckpointInfo
 from .cluster import Cluster
 from .config import Config
-from .duplication import DupStatus, Duplication, DuplicationGapError, PartitionProgress
+from .duplication import Duplication, DuplicationGapError, DupStatus, PartitionProgress
 from .errors import (
     ChecksumMismatchError,
     ClosedError,

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from . import __version__, backend
 from .cli_format import table
 from .cluster import Cluster, open_cluster_at
-from .config import Config
 from .duplication import DupStatus
 from .errors import ClusterLockedError, PegasusFastError
 

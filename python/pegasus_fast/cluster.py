@@ -75,6 +75,8 @@ class Cluster:
             for tname, info in stored["tables"].items():
                 self._tables[tname] = self._open_table(tname, info)
         except BaseException:
+            for t in getattr(self, "_tables", {}).values():
+                t.close()
             self._release()
             raise
         with _open_lock:

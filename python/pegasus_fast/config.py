@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidTypeError
 
 WAL_SYNC_MODES = ("group", "always", "none")
 CHECKPOINT_POLICIES = ("adaptive", "legacy")
@@ -54,10 +54,13 @@ class Config:
             )
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type in ("int", "float") and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-            ):
-                raise InvalidArgumentError(f"{f.name} must be a non-negative number, got {value!r}")
+            if f.type not in ("int", "float"):
+                continue
+            allowed = (int,) if f.type == "int" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                raise InvalidTypeError(f"{f.name} must be {'an int' if f.type == 'int' else 'a number'}, got {value!r}")
+            if value < 0:
+                raise InvalidArgumentError(f"{f.name} must be non-negative, got {value!r}")
         if self.log_private_file_size_mb < 1 or self.duplicate_log_batch_bytes < 1:
             raise InvalidArgumentError("log_private_file_size_mb and duplicate_log_batch_bytes must be >= 1")
         if self.background_workers < 1:

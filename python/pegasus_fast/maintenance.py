@@ -46,9 +46,17 @@ class Maintenance:
         if self.cluster.closed:
             return
         now = time.monotonic()
+        adaptive = self.cluster.config.checkpoint_policy == "adaptive"
         for p in self._partitions():
             if p.state != "serving":
                 continue
+            if adaptive and p.last_flushed < p.last_committed and len(p.wal.files) > 1:
+                # a full WAL file is waiting on the memtable: flush, so GC can free it.
+                # (The legacy policy keeps Pegasus's behaviour: nothing flushes a small memtable.)
+                try:
+                    p.flush()
+                except ClosedError:
+                    continue
             if now >= self._deadline(p, now):
                 del self._deadlines[id(p)]
                 if p.last_durable < p.last_committed or not p.has_checkpoint():

@@ -55,9 +55,10 @@ class Partition:
         self.cluster_id = cluster_id
         self.state = SERVING
         self.lock = threading.RLock()
-        #: wakes duplication shippers on every committed write
-        self.commit_cond = threading.Condition(self.lock)
+        #: called with the decree once a write is durable (duplication shippers wake on it)
         self._listeners: list[Callable[[int], None]] = []
+        #: called with the decree as soon as a write is applied and readable
+        self.applied_listeners: list[Callable[[int], None]] = []
         self._write_opts = rocksdict.WriteOptions()
         self._write_opts.disable_wal = True
         self._last_ts = 0
@@ -98,14 +99,21 @@ class Partition:
         """Open RocksDB and replay the WAL after its flushed decree (recovery)."""
         db = rocksdict.Rdict(os.path.join(self.path, "rdb"), _rdb_options(self.config))
         self._db = db
-        self.last_flushed = self._read_meta(META_DECREE_KEY)
-        if self.wal.is_open:
-            batches, infos = _backend.impl.replay_log_dir(self.wal.path, self.last_flushed + 1)
-            log_last = max((i[2] for i in infos), default=0)
-        else:
-            batches, log_last = self.wal.recover(self.last_flushed + 1)
-        for _last_decree, writes in batches:
-            self._apply_writes(writes)
+        try:
+            self.last_flushed = self._read_meta(META_DECREE_KEY)
+            if self.wal.is_open:
+                batches, infos = _backend.impl.replay_log_dir(self.wal.path, self.last_flushed + 1)
+                log_last = max((i[2] for i in infos), default=0)
+            else:
+                batches, log_last = self.wal.recover(self.last_flushed + 1)
+            for _last_decree, writes in batches:
+                self._apply_writes(writes)
+        except BaseException:
+            # a corrupt WAL must not leave RocksDB locked behind the error
+            self._db = None
+            db.close()
+            self.wal.close()
+            raise
         self.last_committed = max(self.last_flushed, log_last, self.last_committed)
         self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
         #: mutations replayed from the WAL at open
@@ -134,6 +142,15 @@ class Partition:
     @property
     def last_applied(self) -> int:
         return self.last_committed
+
+    @property
+    def durable_decree(self) -> int:
+        """The highest decree whose WAL bytes are on disk (under wal_sync="none": written).
+
+        Duplication ships nothing past it, so a follower never holds a write
+        that a crash could take back from the source.
+        """
+        return self.wal.synced_decree
 
     def _check(self, for_write: bool) -> None:
         if self.state != SERVING:
@@ -177,10 +194,11 @@ class Partition:
             offset = self.wal.append(impl.encode_block([mutation]), decree, decree)
             self._apply_writes(impl.mutation_writes([mutation]))
             self.last_committed = decree
-            self.commit_cond.notify_all()
-        for fn in self._listeners:
+        for fn in self.applied_listeners:
             fn(decree)
         self.wal.sync(offset)
+        for fn in self._listeners:
+            fn(decree)
         return decree
 
     def write_mutations(
@@ -212,11 +230,16 @@ class Partition:
                 for op in m[3]:
                     if op[0] == 6:
                         self.source_decree = op[1]
-            self.commit_cond.notify_all()
-        for fn in self._listeners:
+        for fn in self.applied_listeners:
             fn(last)
         self.wal.sync(offset)
+        for fn in self._listeners:
+            fn(last)
         return last
+
+    def sync_wal(self) -> None:
+        """Make everything committed so far durable (the caller may hold the lock)."""
+        self.wal.sync(self.wal.written_offset)
 
     # -- read path ----------------------------------------------------------
 
@@ -341,7 +364,6 @@ class Partition:
                 self._db.flush(wait=True)
                 self.last_flushed = self.last_committed
             self.state = CLOSED
-            self.commit_cond.notify_all()
             self.wal.close()
             if self._db is not None:
                 self._db.close()

@@ -41,6 +41,9 @@ class Wal:
         self._fd = -1
         self._written = 0  # global offset after the last appended byte
         self._synced = 0
+        #: decree of the last appended mutation, and the highest one known on disk
+        self._last_decree = 0
+        self.synced_decree = 0
         self._sync_cond = threading.Condition(threading.Lock())
         self._syncing = False
         self._files_lock = threading.Lock()
@@ -108,6 +111,7 @@ class Wal:
             self._written = tail.start_offset + tail.size
         # else the first file is created by the first append
         self._synced = self._written
+        self._last_decree = self.synced_decree = max((f.last_decree for f in self.files), default=0)
 
     def _new_file(self, index: int, start_offset: int) -> None:
         name = f"log.{index}.{start_offset}"
@@ -142,7 +146,12 @@ class Wal:
         if not tail.first_decree:
             tail.first_decree = first_decree
         tail.last_decree = last_decree
+        # order matters: a group-commit leader reads _last_decree before it
+        # syncs, and the bytes of that decree are already written by then
+        self._last_decree = last_decree
         self._written += n
+        if self.sync_mode == "none":
+            self.synced_decree = last_decree
         return self._written
 
     def _rotate(self) -> None:
@@ -154,6 +163,7 @@ class Wal:
             if self.sync_mode != "none":
                 os.fdatasync(self._fd)
             self._synced = self._written
+            self.synced_decree = max(self.synced_decree, self._last_decree)
             tail = self.files[-1]
             self._new_file(tail.index + 1, tail.start_offset + tail.size)
 
@@ -167,6 +177,7 @@ class Wal:
                     self._sync_cond.wait()
                     continue
                 self._syncing = True
+                decree = self._last_decree
                 target = self._written
                 fd = self._fd
                 self._sync_cond.release()
@@ -176,6 +187,7 @@ class Wal:
                     self._sync_cond.acquire()
                     self._syncing = False
                     self._synced = max(self._synced, target)
+                    self.synced_decree = max(self.synced_decree, decree)
                     self._sync_cond.notify_all()
 
     @property

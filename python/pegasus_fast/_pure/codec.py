@@ -261,7 +261,9 @@ def encode_key(hash_key: bytes, sort_key: bytes) -> bytes:
 
 def mutation_writes(mutations: list[Mutation]) -> list[Write]:
     writes: list[Write] = []
-    for decree, timestamp_us, cluster_id, ops in mutations:
+    for _decree, timestamp_us, cluster_id, ops in mutations:
+        if not 0 <= timestamp_us < 1 << 56:
+            raise ValueError("timestamp_us does not fit a timetag (>= 2^56)")
         timetag = (timestamp_us << 8) | (cluster_id << 1)
         for op in ops:
             kind = op[0]

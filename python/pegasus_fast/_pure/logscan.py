@@ -8,12 +8,12 @@ from typing import BinaryIO
 
 from ..errors import WalCorruptionError
 from .codec import (
+    _U32,
+    _U64,
     BLOCK_HEADER_SIZE,
     Mutation,
     Write,
     _Malformed,
-    _U32,
-    _U64,
     check_header,
     crc32c,
     decode_payload,

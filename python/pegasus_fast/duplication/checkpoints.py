@@ -63,6 +63,8 @@ def adaptive(partition: Partition, small_max_bytes: int) -> Artifact:
     start = time.perf_counter()
     with partition.lock:
         decree = partition.last_committed
+        # the follower must never get a write the source could still lose
+        partition.sync_wal()
         if decree == 0:
             return Artifact(EMPTY, 0, duration_ms=(time.perf_counter() - start) * 1000.0)
         if partition.data_bytes() > small_max_bytes:

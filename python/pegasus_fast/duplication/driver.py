@@ -25,13 +25,12 @@ from ..errors import (
 )
 from ..scheduler import Lane
 from . import checkpoints as policy
-from .follower import Follower, LocalFollower
+from .follower import DuplicationGapError, Follower, LocalFollower
 from .shipper import PartitionShipper
 from .status import TRANSITIONS, DupStatus, PartitionProgress
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
-    from ..partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +76,8 @@ class Duplication:
         ]
         #: confirmed decrees as persisted; the WAL keeps everything after them
         self._persisted_confirmed = [x["confirmed"] for x in parts]
+        for sh, c in zip(self._shippers, self._persisted_confirmed):
+            sh.restart_at(c + 1)
         self._persist_at = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -284,6 +285,18 @@ class Duplication:
                 elif status == DupStatus.LOG:
                     self._log(follower)
                 backoff = 0.05
+            except DuplicationError as exc:
+                if isinstance(exc, DuplicationGapError) or self._stopping.is_set():
+                    self._set_reasons(f"retrying after error: {exc}")
+                    self._wait(backoff)
+                    backoff = min(1.0, backoff * 2)
+                    continue
+                # a conflict no retry can fix (e.g. an unrelated follower table, #2146)
+                self.error = exc
+                self._set_reasons(f"failed: {exc}")
+                with self._changed:
+                    self._changed.notify_all()
+                return
             except _RemoteGone:
                 self._set_reasons(f"waiting for remote cluster at {self.remote_path}")
                 self._wait()

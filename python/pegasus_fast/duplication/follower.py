@@ -132,11 +132,31 @@ class LocalFollower:
         if p.state != LEARNING:
             raise DuplicationError(f"partition {p.table}.{p.pidx} is not learning")
 
+    def _start_over(self, p: Partition, decree: int) -> bool:
+        """Make a learning partition ready to take the checkpoint at source ``decree``.
+
+        True when it already holds exactly that checkpoint (a retry: nothing to
+        do). A partition holding an earlier checkpoint of the source (the source
+        restarted in APP and checkpointed again) is emptied first, so records
+        that checkpoint had and the new one lacks do not survive.
+        """
+        if p.last_committed == 0:
+            return False
+        if decree and p.source_decree == decree:
+            return True
+        empty = os.path.join(p.path, "learn.empty")
+        shutil.rmtree(empty, ignore_errors=True)
+        os.makedirs(empty)
+        p.install_rdb(empty)
+        return False
+
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
         """Partitions with nothing to learn; shipping starts after the given source decree."""
         for pidx, decree in decrees.items():
             p = self._partition(table, pidx)
             self._fresh(p)
+            if self._start_over(p, decree):
+                continue
             if decree:
                 p.write_mutations(
                     lambda next_decree, d=decree: [(next_decree, 0, 0, [(SOURCE_DECREE, d)])], defer_apply=True
@@ -145,6 +165,8 @@ class LocalFollower:
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         p = self._partition(table, pidx)
         self._fresh(p)
+        if self._start_over(p, decree):
+            return
         ((_, ts, cid, ops),) = _backend.impl.decode_block(block)
         if any(op[0] != RAW_PUT for op in ops):
             raise DuplicationError("a logical snapshot holds RAW_PUT ops only")
@@ -165,6 +187,8 @@ class LocalFollower:
         impl = _backend.impl
         p = self._partition(table, pidx)
         self._fresh(p)
+        if p.last_committed and p.source_decree == decree:
+            return  # a retry: this checkpoint is installed already
         target = os.path.join(p.path, "learn")
         marker = os.path.join(target, ".pegasus_fast_learn")
         expected_marker = f"{src_dir}\n{decree}\n"

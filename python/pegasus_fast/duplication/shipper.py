@@ -38,6 +38,9 @@ class PartitionShipper:
     def pending(self) -> int:
         return max(0, self.partition.last_committed - self.confirmed)
 
+    def _shippable(self) -> int:
+        return min(self.partition.last_committed, self.partition.durable_decree)
+
     def restart_at(self, next_decree: int) -> None:
         self.next_decree = next_decree
         self.cursor = None
@@ -64,8 +67,10 @@ class PartitionShipper:
 
     def ship_once(self, follower: Follower) -> bool:
         """Ship one batch if anything is pending; True when something moved."""
-        if self.next_decree > self.partition.last_committed:
-            self.time_lag_ms = 0.0
+        limit = self._shippable()
+        if self.next_decree > limit:
+            if self.next_decree > self.partition.last_committed:
+                self.time_lag_ms = 0.0
             return False
         if self.cursor is None:
             self.cursor = self._locate()
@@ -77,6 +82,10 @@ class PartitionShipper:
         except FileNotFoundError:
             self.cursor = None
             return True
+        if mutations and mutations[-1][0] > limit:
+            # the tail of this batch is written but not yet synced: ship only what is
+            mutations = [m for m in mutations if m[0] <= limit]
+            end = -1
         if not mutations:
             if end > self.cursor.offset:  # only blocks below next_decree: skip past them
                 self.cursor.offset = end
@@ -85,9 +94,10 @@ class PartitionShipper:
         applied = follower.apply(self.remote_table, self.partition.pidx, mutations)
         now_us = time.time_ns() // 1000
         self.time_lag_ms = max(0.0, (now_us - mutations[0][1]) / 1000.0)
-        self.shipped_bytes += end - self.cursor.offset
         self.shipped_mutations += len(mutations)
-        self.cursor.offset = end
+        if end >= 0:
+            self.shipped_bytes += end - self.cursor.offset
+            self.cursor.offset = end
         if applied + 1 != mutations[-1][0] + 1:
             self.restart_at(applied + 1)
         else:

@@ -1,0 +1,247 @@
+"""Duplication benchmarks (issue #3), every figure measured in one run, reported as ratios.
+
+    python benches/duplication.py                # quick set, the installed backend(s)
+    python benches/duplication.py --large-gb 1.2 # adds the 1.2 GB table vs shutil.copytree
+
+Figures:
+  add_dup to DS_LOG with the follower fully healthy (8 partitions, 0/1/2 records;
+  1 partition, 2 records), adaptive vs legacy (checkpoint_max_interval scaled to 2 s),
+  write-on-source to visible-on-follower latency at 1,000 writes/s (p50, p99),
+  Rust vs Python twin on the duplication hot path (scan + ship of 100k mutations,
+  logical snapshot encode + apply), and optionally a large table vs copytree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pegasus_fast as pf
+from pegasus_fast import _backend
+from pegasus_fast.duplication import checkpoints as policy
+from pegasus_fast.duplication.follower import LocalFollower
+
+
+@contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    saved = _backend.impl, _backend.name
+    _backend.impl, _backend.name = _backend.load(name), name
+    try:
+        yield
+    finally:
+        _backend.impl, _backend.name = saved
+
+
+def backends() -> list[str]:
+    out = []
+    for name in ("rust", "python"):
+        try:
+            _backend.load(name)
+            out.append(name)
+        except ImportError:
+            pass
+    return out
+
+
+def time_add_dup(root: str, partitions: int, records: int, config: pf.Config, timeout: float = 60) -> float:
+    src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=config)
+    dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=config)
+    try:
+        t = src.create_table("test1", partition_count=partitions)
+        for i in range(records):
+            t.set(b"k%d" % i, b"s", b"v%d" % i)
+        start = time.perf_counter()
+        dup = src.add_duplication("test1", dst)
+        dup.wait_for(pf.DupStatus.LOG, timeout=timeout)
+        elapsed = time.perf_counter() - start
+        health = dst.table("test1").health()
+        assert health.fully_healthy == partitions, health
+        assert dst.table("test1").count() == records
+        return elapsed
+    finally:
+        src.close()
+        dst.close()
+
+
+def bench_add_dup(rounds: int) -> dict[str, float]:
+    out = {}
+    for partitions, records in ((8, 0), (8, 1), (8, 2), (1, 2)):
+        times = []
+        for _ in range(rounds):
+            with tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
+                times.append(time_add_dup(root, partitions, records, pf.Config()))
+        out[f"add_dup {partitions}p/{records}r ms"] = statistics.median(times) * 1000
+    return out
+
+
+def bench_legacy() -> dict[str, float]:
+    cfg = pf.Config(checkpoint_policy="legacy", checkpoint_max_interval_hours=2.0 / 3600,
+                    checkpoint_interval_seconds=0.05)
+    with tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
+        legacy = time_add_dup(root, 8, 2, cfg)
+    with tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
+        adaptive = time_add_dup(root, 8, 2, pf.Config())
+    return {"legacy 8p/2r ms": legacy * 1000, "adaptive 8p/2r ms (same run)": adaptive * 1000,
+            "legacy/adaptive x": legacy / adaptive}
+
+
+def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict[str, float]:
+    cfg = pf.Config(wal_sync=wal_sync)
+    with tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
+        src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=cfg)
+        dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=cfg)
+        try:
+            t = src.create_table("lat", partition_count=8)
+            dup = src.add_duplication("lat", dst)
+            dup.wait_for(pf.DupStatus.LOG, timeout=30)
+            # when each source decree became visible on the follower (applied to its RocksDB)
+            applied_at: dict[tuple[int, int], float] = {}
+            writes: list[tuple[int, int, float]] = []
+            lock = threading.Lock()
+            seen = [0] * 8
+            follower = dst.table("lat")
+
+            def on_apply(pidx: int) -> None:
+                now = time.perf_counter()
+                upto = follower.partitions[pidx].source_decree
+                with lock:
+                    for d in range(seen[pidx] + 1, upto + 1):
+                        applied_at[(pidx, d)] = now
+                    seen[pidx] = max(seen[pidx], upto)
+
+            for p in follower.partitions:
+                p.applied_listeners.append(lambda _d, i=p.pidx: on_apply(i))
+            n = int(rate * seconds)
+            interval = 1.0 / rate
+            start = time.perf_counter()
+            for i in range(n):
+                target = start + i * interval
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                hk = b"key%d" % i
+                before = time.perf_counter()
+                d = t.set(hk, b"s", b"v" * 100)
+                writes.append((t.partition_index(hk), d, before))
+            deadline = time.time() + 10
+            while len(applied_at) < n and time.time() < deadline:
+                time.sleep(0.01)
+            achieved = n / (time.perf_counter() - start)
+        finally:
+            src.close()
+            dst.close()
+    lat = sorted(applied_at[(p, d)] - w for p, d, w in writes if (p, d) in applied_at)
+    assert len(lat) == len(writes), "some writes never reached the follower"
+    return {
+        f"latency[{wal_sync}] writes": len(lat),
+        f"latency[{wal_sync}] achieved writes/s": achieved,
+        f"latency[{wal_sync}] p50 ms": lat[len(lat) // 2] * 1000,
+        f"latency[{wal_sync}] p99 ms": lat[int(len(lat) * 0.99)] * 1000,
+    }
+
+
+def bench_hot_path(n: int) -> dict[str, float]:
+    """Scan + ship of n mutations, and logical snapshot encode + apply, per backend."""
+    out: dict[str, float] = {}
+    for name in backends():
+        with use_backend(name), tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
+            cfg = pf.Config(wal_sync="none", duplicate_log_batch_bytes=256 << 10)
+            src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=cfg)
+            dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=cfg)
+            try:
+                t = src.create_table("hot", partition_count=1)
+                dup = src.add_duplication("hot", dst)
+                dup.wait_for(pf.DupStatus.LOG, timeout=30)
+                dup.pause()
+                for i in range(n):
+                    t.set(b"key%08d" % i, b"s", b"v" * 100)
+                start = time.perf_counter()
+                dup.resume()
+                p = t.partitions[0]
+                fp = dst.table("hot").partitions[0]
+                while fp.source_decree < p.last_committed:
+                    time.sleep(0.001)
+                out[f"ship {n} mutations s [{name}]"] = time.perf_counter() - start
+                # logical snapshot of the same partition: encode on the source, apply on a fresh follower
+                start = time.perf_counter()
+                art = policy.adaptive(p, 1 << 40)
+                out[f"snapshot encode {n} records s [{name}]"] = time.perf_counter() - start
+                assert art.kind == policy.SMALL
+                dst.create_table("snap", 1, follower_of={"cluster": "bench"})
+                start = time.perf_counter()
+                LocalFollower(dst).learn_snapshot("snap", 0, art.decree, art.block or b"")
+                dst.table("snap").partitions[0].db  # noqa: B018 - opening replays the snapshot
+                out[f"snapshot apply {n} records s [{name}]"] = time.perf_counter() - start
+            finally:
+                src.close()
+                dst.close()
+    if len(backends()) == 2:
+        for what in ("ship", "snapshot encode", "snapshot apply"):
+            r = next(v for k, v in out.items() if k.startswith(what) and "[rust]" in k)
+            py = next(v for k, v in out.items() if k.startswith(what) and "[python]" in k)
+            out[f"{what}: python/rust x"] = py / r
+    return out
+
+
+def bench_large(gb: float) -> dict[str, float]:
+    value = os.urandom(64 << 10)
+    with tempfile.TemporaryDirectory(prefix="pf-bench-", dir=os.environ.get("PF_BENCH_DIR")) as root:
+        cfg = pf.Config(wal_sync="none", log_private_file_size_mb=256)
+        src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=cfg)
+        dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=cfg)
+        try:
+            t = src.create_table("big", partition_count=8)
+            records = int(gb * (1 << 30)) // len(value)
+            for i in range(0, records, 16):
+                t.multi_set(b"h%07d" % i, {b"s%02d" % j: value for j in range(16)})
+            t.checkpoint()  # flushed, as a long-running table is
+            files_dir = os.path.join(root, "copy")
+            start = time.perf_counter()
+            for p in t.partitions:
+                shutil.copytree(os.path.join(p.path, "rdb"), os.path.join(files_dir, str(p.pidx)))
+            copytree_s = time.perf_counter() - start
+            start = time.perf_counter()
+            dup = src.add_duplication("big", dst)
+            dup.wait_for(pf.DupStatus.LOG, timeout=600)
+            dup_s = time.perf_counter() - start
+            kinds = {p.checkpoint_kind for p in dup.progress()}
+        finally:
+            src.close()
+            dst.close()
+    return {"large table GB": gb, "copytree s": copytree_s, "add_dup to DS_LOG s": dup_s,
+            "add_dup/copytree x": dup_s / copytree_s, "large kinds": float(kinds == {"large"})}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--hot-n", type=int, default=100_000)
+    ap.add_argument("--large-gb", type=float, default=0.0)
+    ap.add_argument("--skip-latency", action="store_true")
+    args = ap.parse_args()
+    print(f"pegasus_fast {pf.__version__}, default backend {pf.backend()}, backends {backends()}")
+    results: dict[str, float] = {}
+    results.update(bench_add_dup(args.rounds))
+    results.update(bench_legacy())
+    if not args.skip_latency:
+        results.update(bench_latency("group"))
+        results.update(bench_latency("none"))
+    results.update(bench_hot_path(args.hot_n))
+    if args.large_gb:
+        results.update(bench_large(args.large_gb))
+    width = max(len(k) for k in results)
+    for k, v in results.items():
+        print(f"{k.ljust(width)}  {v:12.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

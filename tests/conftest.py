@@ -1,0 +1,105 @@
+"""Shared fixtures: every store and codec test runs on both backends (multidict style).
+
+``backend`` is session-scoped and parametrized over ``"rust"`` and ``"python"``;
+while it is active, ``pegasus_fast._backend.impl``/``name`` point at that
+backend, so the store (which reads ``_backend.impl`` at call time) really uses
+it. A missing Rust extension skips the ``rust`` tests, except under ``CI=true``
+or ``PEGASUS_FAST_REQUIRE_RUST=1``, where it fails them.
+``PEGASUS_FAST_PURE_PYTHON=1`` runs only the ``python`` backend.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pegasus_fast as pf
+import pytest
+from pegasus_fast import _backend
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+PURE_ONLY = _truthy("PEGASUS_FAST_PURE_PYTHON")
+RUST_REQUIRED = _truthy("CI") or _truthy("PEGASUS_FAST_REQUIRE_RUST")
+BACKENDS = ["python"] if PURE_ONLY else ["rust", "python"]
+#: the directory holding the ``pegasus_fast`` package under test (for child processes)
+PACKAGE_ROOT = str(Path(pf.__file__).resolve().parent.parent)
+
+
+def load_backend(which: str) -> ModuleType:
+    """The backend module, skipping (or failing under CI) when rust is not built."""
+    if which not in BACKENDS:
+        pytest.skip(f"backend {which!r} is not under test (PEGASUS_FAST_PURE_PYTHON=1)")
+    try:
+        return _backend.load(which)
+    except ImportError as exc:
+        if which == "rust" and not RUST_REQUIRED:
+            pytest.skip(f"pegasus_fast._rust is not built: {exc}")
+        pytest.fail(f"backend {which!r} is required but cannot be imported: {exc}")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """The backend module; the store uses it while the fixture is active."""
+    which = request.param
+    module = load_backend(which)
+    saved = (_backend.impl, _backend.name)
+    _backend.impl, _backend.name = module, which
+    try:
+        yield module
+    finally:
+        _backend.impl, _backend.name = saved
+
+
+@pytest.fixture
+def backend_name(backend: ModuleType) -> str:
+    return _backend.name
+
+
+@pytest.fixture
+def other_backend(backend: ModuleType) -> ModuleType:
+    """The backend that is not ``backend`` (for data written by one, read by the other)."""
+    return load_backend("python" if _backend.name == "rust" else "rust")
+
+
+@pytest.fixture
+def cluster_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cluster"
+
+
+@pytest.fixture
+def open_cluster(backend: ModuleType) -> Iterator[Callable[..., pf.Cluster]]:
+    """``open_cluster(path, **kwargs)`` opens a Cluster that is closed at teardown."""
+    opened: list[pf.Cluster] = []
+
+    def _open(path: str | os.PathLike[str], **kwargs: Any) -> pf.Cluster:
+        cluster = pf.Cluster.open(path, **kwargs)
+        opened.append(cluster)
+        return cluster
+
+    yield _open
+    for cluster in reversed(opened):
+        cluster.close()
+
+
+def child_env(backend_name: str) -> dict[str, str]:
+    """Environment for a child process that must use ``backend_name``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env.pop("PEGASUS_FAST_PURE_PYTHON", None)
+    env.pop("PEGASUS_FAST_REQUIRE_RUST", None)
+    if backend_name == "python":
+        env["PEGASUS_FAST_PURE_PYTHON"] = "1"
+    else:
+        env["PEGASUS_FAST_REQUIRE_RUST"] = "1"
+    return env
+
+
+PYTHON = sys.executable

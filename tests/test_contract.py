@@ -1,0 +1,99 @@
+"""The ``_rust.pyi`` contract: both backends export exactly its names with its signatures."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+from types import ModuleType
+
+import pegasus_fast
+import pytest
+from conftest import BACKENDS, load_backend
+from pegasus_fast import _backend, _pure
+
+PYI = Path(pegasus_fast.__file__).with_name("_rust.pyi")
+
+
+def _parse_pyi() -> tuple[dict[str, ast.FunctionDef], set[str]]:
+    tree = ast.parse(PYI.read_text(encoding="utf-8"))
+    functions: dict[str, ast.FunctionDef] = {}
+    constants: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            functions[node.name] = node
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            # ``X: int`` declares a constant; ``X: TypeAlias = ...`` would be an alias
+            annotation = ast.unparse(node.annotation)
+            if node.value is None and "TypeAlias" not in annotation:
+                constants.add(node.target.id)
+    return functions, constants
+
+
+FUNCTIONS, CONSTANTS = _parse_pyi()
+
+
+def _expected_params(fn: ast.FunctionDef) -> list[tuple[str, inspect._ParameterKind, object]]:
+    a = fn.args
+    out: list[tuple[str, inspect._ParameterKind, object]] = []
+    positional = [*a.posonlyargs, *a.args]
+    defaults: list[object] = [inspect.Parameter.empty] * (len(positional) - len(a.defaults))
+    defaults += [ast.literal_eval(d) for d in a.defaults]
+    for i, arg in enumerate(positional):
+        kind = (
+            inspect.Parameter.POSITIONAL_ONLY
+            if i < len(a.posonlyargs)
+            else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
+        out.append((arg.arg, kind, defaults[i]))
+    if a.vararg:
+        out.append((a.vararg.arg, inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.empty))
+    for arg, default in zip(a.kwonlyargs, a.kw_defaults):
+        value = inspect.Parameter.empty if default is None else ast.literal_eval(default)
+        out.append((arg.arg, inspect.Parameter.KEYWORD_ONLY, value))
+    if a.kwarg:
+        out.append((a.kwarg.arg, inspect.Parameter.VAR_KEYWORD, inspect.Parameter.empty))
+    return out
+
+
+def _actual_params(fn: object) -> list[tuple[str, inspect._ParameterKind, object]]:
+    sig = inspect.signature(fn)  # type: ignore[arg-type]
+    return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
+
+def _public_names(module: ModuleType) -> set[str]:
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+    return set(names)
+
+
+def test_pyi_declares_the_hot_path() -> None:
+    # guards the parser: an empty parse would make every other check vacuous
+    assert {"crc32c", "crc64", "encode_block", "scan_log_dir", "verify_manifest"} <= set(FUNCTIONS)
+    assert CONSTANTS == {"BLOCK_HEADER_SIZE"}
+
+
+def _load(which: str) -> ModuleType:
+    return load_backend(which)
+
+
+@pytest.mark.parametrize("which", BACKENDS)
+def test_exports_exactly_the_pyi_names(which: str) -> None:
+    module = _load(which)
+    assert _public_names(module) == set(FUNCTIONS) | CONSTANTS
+    for name in FUNCTIONS:
+        assert callable(getattr(module, name))
+    assert module.BLOCK_HEADER_SIZE == 28
+
+
+@pytest.mark.parametrize("which", BACKENDS)
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_signature_matches_pyi(which: str, name: str) -> None:
+    module = _load(which)
+    fn = getattr(module, name)
+    assert _actual_params(fn) == _expected_params(FUNCTIONS[name])
+
+
+def test_pure_twin_is_the_python_backend() -> None:
+    assert _backend.load("python") is _pure
