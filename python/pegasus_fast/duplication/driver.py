@@ -388,51 +388,73 @@ class Duplication:
                 self.cluster.scheduler.submit(lambda i=i: self._make_artifact(i), Lane.HIGH) for i in range(n)
             ]
             arts = [f.result() for f in futures]
-        ckpt = []
         for i, art in enumerate(arts):
             self._artifacts[i] = art
             if art.kind == policy.LARGE:
                 self.table.partitions[i].protected_checkpoints.add(art.decree)
-            state = "empty" if art.kind == policy.EMPTY else f"ready@{art.decree}"
-            ckpt.append(
-                {
-                    "kind": art.kind,
-                    "decree": art.decree,
-                    "state": state,
-                    "confirmed": art.decree,
-                    "duration_ms": round(art.duration_ms, 3),
-                    "size_bytes": art.size_bytes,
-                }
-            )
             self._reasons[i] = ""
+        ckpt = [self._ckpt_record(art) for art in arts]
         # confirmed decrees move to the checkpoints only once persisted, so the WAL
         # after them is kept from here on
         self._transition(DupStatus.APP, ckpt)
         self._persisted_confirmed = [c["confirmed"] for c in ckpt]
+
+    @staticmethod
+    def _ckpt_record(art: policy.Artifact) -> dict[str, Any]:
+        return {
+            "kind": art.kind,
+            "decree": art.decree,
+            "state": "empty" if art.kind == policy.EMPTY else f"ready@{art.decree}",
+            "confirmed": art.decree,
+            "duration_ms": round(art.duration_ms, 3),
+            "size_bytes": art.size_bytes,
+        }
+
+    def _record_artifacts(self, pidxs: list[int]) -> None:
+        ckpt = [dict(c) for c in self._ckpt]
+        for i in pidxs:
+            art = self._artifacts[i]
+            assert art is not None
+            ckpt[i] = self._ckpt_record(art)
+
+        def change(rec: dict[str, Any]) -> None:
+            rec["partitions"] = ckpt
+
+        self._update_record(change)
+        self._ckpt = ckpt
+        self._persisted_confirmed = [c["confirmed"] for c in ckpt]
+        for i in pidxs:
+            self._set_ckpt_metric(i)
 
     # APP -------------------------------------------------------------------------
 
     def _app(self, follower: Follower) -> None:
         follower.ensure_table(self.remote_table, self.table.partition_count, self._source_id())
         n = self.table.partition_count
+        learned_now = [follower.partition_status(self.remote_table, i)[0] for i in range(n)]
+        remade = [i for i in range(n) if not learned_now[i] and self._artifacts[i] is None]
+        if remade:
+            # restarted after PREPARE: checkpoint again, at a newer decree, and record
+            # that before the follower learns from it
+            for i in remade:
+                p = self.table.partitions[i]
+                if self.cluster.config.checkpoint_policy == "legacy":
+                    art = policy.legacy_ready(p, 0) or policy.large(p)
+                else:
+                    art = self._make_artifact(i)
+                self._artifacts[i] = art
+                if art.kind == policy.LARGE:
+                    p.protected_checkpoints.add(art.decree)
+            self._record_artifacts(remade)
         empties: dict[int, int] = {}
         tasks: dict[int, Future[None]] = {}
         ckpt = [dict(c) for c in self._ckpt]
         for i in range(n):
-            learned, _ = follower.partition_status(self.remote_table, i)
-            if learned:
+            if learned_now[i]:
                 ckpt[i]["state"] = "learned"
                 continue
             art = self._artifacts[i]
-            if art is None:  # restarted after PREPARE: checkpoint again, at a newer decree
-                if self.cluster.config.checkpoint_policy == "legacy":
-                    art = policy.legacy_ready(self.table.partitions[i], 0) or policy.large(
-                        self.table.partitions[i]
-                    )
-                else:
-                    art = self._make_artifact(i)
-                self._artifacts[i] = art
-                ckpt[i].update(kind=art.kind, decree=art.decree, confirmed=art.decree)
+            assert art is not None
             if art.kind == policy.EMPTY:
                 empties[i] = art.decree
             else:
@@ -507,6 +529,7 @@ class Duplication:
             raise ClosedError(str(exc)) from exc
         if sh.shipped_bytes != before_b:
             self._m_bytes[i].inc(sh.shipped_bytes - before_b)
+        if sh.shipped_mutations != before_m:
             self._m_muts[i].inc(sh.shipped_mutations - before_m)
         self._m_pending[i].set(sh.pending())
         self._m_confirmed[i].set(sh.confirmed)
