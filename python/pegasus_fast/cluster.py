@@ -247,6 +247,10 @@ class Cluster:
     def has_table(self, name: str) -> bool:
         return name in self._tables
 
+    def open_tables(self) -> list[Table]:
+        """The tables open now, without taking the cluster lock (background tasks use it)."""
+        return list(self._tables.values())
+
     def list_tables(self) -> list[TableInfo]:
         self._check_open()
         tables = self.meta.get("tables")
@@ -304,8 +308,11 @@ class Cluster:
         with self._lock:
             if self._closed:
                 return
-            self._before_close()
             self._closed = True
+        # Background threads are stopped without holding the cluster lock: a
+        # task they are finishing may still look a table up.
+        self._before_close()
+        with self._lock:
             for t in self._tables.values():
                 t.close()
             with _open_lock:

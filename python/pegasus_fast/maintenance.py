@@ -34,13 +34,7 @@ class Maintenance:
         return self._deadlines[key]
 
     def _partitions(self) -> list[Partition]:
-        out: list[Partition] = []
-        for info in self.cluster.list_tables():
-            try:
-                out.extend(self.cluster.table(info.name).partitions)
-            except Exception:  # noqa: BLE001 - dropped meanwhile
-                continue
-        return out
+        return [p for t in self.cluster.open_tables() for p in t.partitions]
 
     def periodic_checkpoints(self) -> None:
         if self.cluster.closed:
