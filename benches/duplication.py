@@ -226,15 +226,17 @@ def main() -> int:
     ap.add_argument("--hot-n", type=int, default=100_000)
     ap.add_argument("--large-gb", type=float, default=0.0)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--only-large", action="store_true", help="just the large-table figure")
     args = ap.parse_args()
     print(f"pegasus_fast {pf.__version__}, default backend {pf.backend()}, backends {backends()}")
     results: dict[str, float] = {}
-    results.update(bench_add_dup(args.rounds))
-    results.update(bench_legacy())
-    if not args.skip_latency:
-        results.update(bench_latency("group"))
-        results.update(bench_latency("none"))
-    results.update(bench_hot_path(args.hot_n))
+    if not args.only_large:
+        results.update(bench_add_dup(args.rounds))
+        results.update(bench_legacy())
+        if not args.skip_latency:
+            results.update(bench_latency("group"))
+            results.update(bench_latency("none"))
+        results.update(bench_hot_path(args.hot_n))
     if args.large_gb:
         results.update(bench_large(args.large_gb))
     width = max(len(k) for k in results)

@@ -153,7 +153,8 @@ def test_replay_log_dir_batches(backend: ModuleType, tmp_path: Path) -> None:
     batches, infos = backend.replay_log_dir(tmp_path, 2, 4)
     tail = ms[1:]
     assert batches == [
-        (tail[i : i + 4][-1][0], backend.mutation_writes(tail[i : i + 4])) for i in range(0, len(tail), 4)
+        (tail[i : i + 4][-1][0], sorted(dict(backend.mutation_writes(tail[i : i + 4])).items()))
+        for i in range(0, len(tail), 4)
     ]
     assert infos == [("log.1.0", 1, 10, len(data), len(data))]
     assert backend.replay_log_dir(tmp_path, 11) == ([], infos)
@@ -277,3 +278,36 @@ def test_checksummed_but_malformed_blocks_are_corruption(backend: ModuleType, tm
     _expect_corruption(backend, tmp_path, good + _reheader(unknown_op, 2, 1), len(good))
     # payload_len over 1 GiB with a valid header checksum
     _expect_corruption(backend, tmp_path, good + _reheader(payload, 2, 1, (1 << 30) + 1), len(good))
+
+
+def test_replay_batches_are_the_net_effect_in_key_order(backend: ModuleType, tmp_path: Path) -> None:
+    # the same key written, deleted and rewritten inside one batch: only the last write remains
+    muts = [
+        (1, 10, 1, [(0, b"h", b"b", b"v1", 0)]),
+        (2, 11, 1, [(0, b"a", b"z", b"first", 0), (1, b"h", b"b")]),
+        (3, 12, 1, [(0, b"h", b"b", b"v3", 0), (2, b"a", [(b"z", b"second"), (b"y", b"w")], 0)]),
+    ]
+    (tmp_path / "log.1.0").write_bytes(b"".join(backend.encode_block([m]) for m in muts))
+    (batch,), _ = backend.replay_log_dir(tmp_path, 1, 10)
+    decree, writes = batch
+    keys = [k for k, _ in writes]
+    assert decree == 3 and keys == sorted(keys) and len(keys) == len(set(keys))
+    net = dict(writes)
+    assert net[b"\x00\x01hb"][12:] == b"v3"
+    assert net[b"\x00\x01az"][12:] == b"second"
+    assert net[b"\x00"] == (3).to_bytes(8, "little")
+    # applying the net writes gives what applying every write in order gives
+    assert net == dict(backend.mutation_writes(muts))
+
+
+def test_replay_log_file_is_one_file_of_replay_log_dir(backend: ModuleType, tmp_path: Path) -> None:
+    data, _s, ms = blocks_for(backend, [3, 4, 3])
+    (tmp_path / "log.1.0").write_bytes(data)
+    batches, info, torn = backend.replay_log_file(tmp_path / "log.1.0", 2, 4)
+    assert (batches, [info]) == backend.replay_log_dir(tmp_path, 2, 4)
+    assert not torn
+    (tmp_path / "log.1.0").write_bytes(data[:-5])
+    batches, info, torn = backend.replay_log_file(tmp_path / "log.1.0", 1, 4)
+    assert torn and info[3] < info[4] == len(data) - 5
+    with pytest.raises(ValueError):
+        backend.replay_log_file(tmp_path / "log.1.0", 1, 0)

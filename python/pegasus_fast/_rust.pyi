@@ -53,7 +53,16 @@ def scan_log_dir(
 def replay_log_dir(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
 ) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
-    """Like scan_log_dir, as (last decree, writes) batches of at most batch_size mutations."""
+    """Like scan_log_dir, as (last decree, writes) batches of at most batch_size mutations.
+
+    A batch's writes are the net effect of its mutations' ``mutation_writes``:
+    one write per key (the last), sorted by key.
+    """
+
+def replay_log_file(
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
+    """One file of replay_log_dir: (batches, its LogFileInfo, torn tail?); recovery pipelines files."""
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     """(size, blake3 hex digest) of a file."""

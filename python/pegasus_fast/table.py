@@ -9,7 +9,7 @@ from . import _backend
 from .checkpoint import CheckpointInfo
 from .errors import ClosedError, InvalidArgumentError, InvalidTypeError
 from .partition import CLOSED, Partition
-from .records import KEY_LEN, as_bytes, expire_ts_for, hash_key_bytes
+from .records import KEY_LEN, MAX_HASH_KEY, as_bytes, expire_ts_for, hash_key_bytes
 
 PUT, DELETE, MULTI_PUT, MULTI_DELETE = 0, 1, 2, 3
 
@@ -84,9 +84,16 @@ class Table:
     # -- writes -------------------------------------------------------------
 
     def set(self, hash_key: object, sort_key: object, value: object, ttl_seconds: int | None = None) -> int:
-        p, hk, sk = self._route(hash_key, sort_key)
-        v = as_bytes(value, "value")
-        return p.write([(PUT, hk, sk, v, expire_ts_for(ttl_seconds))])
+        if type(hash_key) is bytes and type(sort_key) is bytes and len(hash_key) <= MAX_HASH_KEY:
+            # the common case, without the general conversions
+            if self._closed:
+                raise ClosedError(f"table {self.name!r} is closed")
+            p = self.partitions[_backend.impl.partition_index(hash_key, self.partition_count, sort_key)]
+            hk, sk = hash_key, sort_key
+        else:
+            p, hk, sk = self._route(hash_key, sort_key)
+        v = value if type(value) is bytes else as_bytes(value, "value")
+        return p.write([(PUT, hk, sk, v, 0 if ttl_seconds is None else expire_ts_for(ttl_seconds))])
 
     def delete(self, hash_key: object, sort_key: object) -> int:
         p, hk, sk = self._route(hash_key, sort_key)

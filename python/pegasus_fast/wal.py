@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from . import _backend
+from ._pure.logscan import list_log_files
 from .errors import WalCorruptionError, WalGapError
 from .fsutil import fsync_dir
 
@@ -23,6 +26,10 @@ class LogFile:
     first_decree: int
     last_decree: int
     size: int
+
+
+#: mutations per replay WriteBatch: large sorted batches insert fastest
+REPLAY_BATCH = 65536
 
 
 class Wal:
@@ -51,23 +58,48 @@ class Wal:
 
     # -- recovery ---------------------------------------------------------
 
-    def recover(self, start_decree: int) -> tuple[list[tuple[int, list]], int]:
-        """Replay batches after ``start_decree - 1``; truncate a torn tail; open for append.
+    def recover(
+        self, start_decree: int, apply: Callable[[list[tuple[bytes, bytes | None]]], None] | None = None
+    ) -> int:
+        """Replay mutations from ``start_decree`` through ``apply``; truncate a torn tail; open for append.
 
-        Returns (batches, last decree in the log or 0).
+        Files are replayed in order, the next one decoded on a helper thread
+        (the backend releases the GIL) while the batches of the current one are
+        applied. Returns the last decree in the log, or 0.
         """
         os.makedirs(self.path, exist_ok=True)
-        batches, infos = _backend.impl.replay_log_dir(self.path, start_decree)
+        impl = _backend.impl
+        names = [name for _index, _offset, name in list_log_files(self.path)]
         files: list[LogFile] = []
-        for name, first, last, valid_end, size in infos:
-            _, index, start = name.split(".")
-            if valid_end < size:  # torn tail; the scanner allows one only in the newest file
-                full = os.path.join(self.path, name)
-                os.truncate(full, valid_end)
-                with open(full, "rb+") as f:
-                    os.fsync(f.fileno())
-                size = valid_end
-            files.append(LogFile(int(index), int(start), name, first, last, size))
+        if names:
+            with ThreadPoolExecutor(1, thread_name_prefix="wal-replay") as pool:
+
+                def replay(i: int) -> Future[tuple[list, tuple, bool]]:
+                    return pool.submit(impl.replay_log_file, os.path.join(self.path, names[i]),
+                                       start_decree, REPLAY_BATCH)
+
+                pending = replay(0)
+                for i, name in enumerate(names):
+                    batches, (_, first, last, valid_end, size), torn = pending.result()
+                    if i + 1 < len(names):
+                        pending = replay(i + 1)
+                        if torn:
+                            raise WalCorruptionError(
+                                os.path.join(self.path, name), valid_end,
+                                "torn block in a log file that is not the newest",
+                            )
+                    if apply is not None:
+                        for _last, writes in batches:
+                            apply(writes)
+                    del batches
+                    _, index, start = name.split(".")
+                    files.append(LogFile(int(index), int(start), name, first, last, size))
+                    if valid_end < size:  # the newest file's torn tail: cut it off
+                        full = os.path.join(self.path, name)
+                        os.truncate(full, valid_end)
+                        with open(full, "rb+") as f:
+                            os.fsync(f.fileno())
+                        files[-1].size = valid_end
         self._check_continuity(files, start_decree)
         self.files = [f for f in files if f.size > 0] or files[-1:]
         for f in files:
@@ -75,7 +107,7 @@ class Wal:
                 os.unlink(os.path.join(self.path, f.name))
         last_decree = max((f.last_decree for f in self.files), default=0)
         self._open_tail()
-        return batches, last_decree
+        return last_decree
 
     def _check_continuity(self, files: list[LogFile], start_decree: int) -> None:
         expected = 0

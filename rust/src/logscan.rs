@@ -285,6 +285,26 @@ pub fn dir_mutations(files: &[ScannedFile], start_decree: u64) -> Result<Vec<Mut
 /// A replay batch: the decree of its last mutation and its RocksDB writes.
 pub type Batch = (u64, Writes);
 
+fn check_batch_size(batch_size: usize) -> Result<()> {
+    if batch_size == 0 {
+        return Err(Error::InvalidArgument("batch_size must be positive".into()));
+    }
+    Ok(())
+}
+
+/// Replay batches of at most `batch_size` mutations: each the net effect of
+/// its mutations' writes (one write per key, the last), in key order.
+fn batches_of(mutations: &[Mutation<&[u8]>], batch_size: usize) -> Result<Vec<Batch>> {
+    let mut batches = Vec::with_capacity(mutations.len().div_ceil(batch_size));
+    for chunk in mutations.chunks(batch_size) {
+        let last = chunk[chunk.len() - 1].decree;
+        let mut writes = mutation_writes(chunk)?;
+        writes.net_sorted();
+        batches.push((last, writes));
+    }
+    Ok(batches)
+}
+
 /// Replay `dir` from `start_decree` as batches of at most `batch_size`
 /// mutations each, plus the file infos.
 pub fn replay_log_dir(
@@ -292,18 +312,27 @@ pub fn replay_log_dir(
     start_decree: u64,
     batch_size: usize,
 ) -> Result<(Vec<Batch>, Vec<LogFileInfo>)> {
-    if batch_size == 0 {
-        return Err(Error::InvalidArgument("batch_size must be positive".into()));
-    }
+    check_batch_size(batch_size)?;
     let files = read_log_dir(dir)?;
     let mutations = dir_mutations(&files, start_decree)?;
-    let mut batches = Vec::with_capacity(mutations.len().div_ceil(batch_size));
-    for chunk in mutations.chunks(batch_size) {
-        let last = chunk[chunk.len() - 1].decree;
-        batches.push((last, mutation_writes(chunk)?));
-    }
+    let batches = batches_of(&mutations, batch_size)?;
     let infos = files.iter().map(ScannedFile::info).collect();
     Ok((batches, infos))
+}
+
+/// One file of [`replay_log_dir`]: its batches, its info, and whether it
+/// ends in a torn tail (the caller decides whether that is allowed).
+pub fn replay_log_file(
+    path: &Path,
+    start_decree: u64,
+    batch_size: usize,
+) -> Result<(Vec<Batch>, LogFileInfo, bool)> {
+    check_batch_size(batch_size)?;
+    let file = read_log_file(path, 0, 0)?;
+    let mut mutations = Vec::new();
+    file.mutations(start_decree, &mut mutations)?;
+    let batches = batches_of(&mutations, batch_size)?;
+    Ok((batches, file.info(), file.torn))
 }
 
 #[cfg(test)]
@@ -532,14 +561,16 @@ mod tests {
         );
         let (b0, w0) = &batches[0];
         let items: Vec<_> = w0.iter().collect();
-        // Two puts then the decree key.
+        // The decree key then the two puts: the net writes, sorted by key.
         assert_eq!(items.len(), 3);
-        assert_eq!(items[2], (&b"\x00"[..], Some(&b0.to_le_bytes()[..])));
-        assert_eq!(items[0].0, b"\x00\x02h2s");
+        assert_eq!(items[0], (&b"\x00"[..], Some(&b0.to_le_bytes()[..])));
+        assert_eq!(items[1].0, b"\x00\x02h2s");
         assert!(matches!(
             replay_log_dir(d, 0, 0),
             Err(Error::InvalidArgument(_))
         ));
+        let (batches, _) = replay_log_dir(d, 100, 2).unwrap();
+        assert!(batches.is_empty());
         let (batches, _) = replay_log_dir(d, 100, 2).unwrap();
         assert!(batches.is_empty());
 

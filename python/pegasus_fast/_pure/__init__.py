@@ -5,7 +5,7 @@ from __future__ import annotations
 from .codec import BLOCK_HEADER_SIZE, decode_block, encode_block, mutation_writes
 from .crc import crc32c, crc64, partition_index
 from .filecopy import copy_and_hash, hash_file, verify_manifest
-from .logscan import replay_log_dir, scan_log_dir, scan_log_file
+from .logscan import replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
@@ -18,6 +18,7 @@ __all__ = [
     "mutation_writes",
     "partition_index",
     "replay_log_dir",
+    "replay_log_file",
     "scan_log_dir",
     "scan_log_file",
     "verify_manifest",

@@ -112,14 +112,31 @@ def scan_log_dir(
     return out, infos
 
 
+def _batches(mutations: list[Mutation], batch_size: int) -> list[tuple[int, list[Write]]]:
+    batches = []
+    for i in range(0, len(mutations), batch_size):
+        chunk = mutations[i : i + batch_size]
+        net = dict(mutation_writes(chunk))  # the last write of each key wins
+        batches.append((chunk[-1][0], sorted(net.items())))
+    return batches
+
+
 def replay_log_dir(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
 ) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
     if batch_size <= 0:
         raise ValueError("batch_size must be positive")
     mutations, infos = scan_log_dir(path, start_decree)
-    batches = []
-    for i in range(0, len(mutations), batch_size):
-        chunk = mutations[i : i + batch_size]
-        batches.append((chunk[-1][0], mutation_writes(chunk)))
-    return batches, infos
+    return _batches(mutations, batch_size), infos
+
+
+def replay_log_file(
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
+    if batch_size <= 0:
+        raise ValueError("batch_size must be positive")
+    path = os.fspath(path)
+    with open(path, "rb", buffering=1 << 20) as f:
+        size = os.fstat(f.fileno()).st_size
+        mutations, end, torn, first, last = _scan_open_file(path, f, size, 0, start_decree, 0)
+    return _batches(mutations, batch_size), (os.path.basename(path), first, last, end, size), torn

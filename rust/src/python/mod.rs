@@ -196,6 +196,30 @@ fn py_replay_log_dir<'py>(
 }
 
 #[pyfunction]
+#[pyo3(name = "replay_log_file", signature = (path, start_decree, batch_size=4096))]
+fn py_replay_log_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    start_decree: u64,
+    batch_size: i64,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>, bool)> {
+    let batch_size = usize::try_from(batch_size)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| PyValueError::new_err("batch_size must be positive"))?;
+    let (batches, info, torn) =
+        py.allow_threads(|| logscan::replay_log_file(&path, start_decree, batch_size))?;
+    let total: usize = batches.iter().map(|(_, w)| w.len()).sum();
+    let _pause = convert::GcPause::new(py, total)?;
+    let mut out = Vec::with_capacity(batches.len());
+    for (last, writes) in &batches {
+        out.push((*last, writes_to_py(py, writes)?).into_pyobject(py)?);
+    }
+    let info = infos_to_py(py, std::slice::from_ref(&info))?.get_item(0)?;
+    Ok((PyList::new(py, out)?, info, torn))
+}
+
+#[pyfunction]
 #[pyo3(name = "hash_file")]
 fn py_hash_file(py: Python<'_>, path: PathBuf) -> PyResult<(u64, String)> {
     Ok(py.allow_threads(|| filecopy::hash_file(&path))?)
@@ -245,6 +269,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_scan_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_dir, m)?)?;
     m.add_function(wrap_pyfunction!(py_replay_log_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(py_replay_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_copy_and_hash, m)?)?;
     m.add_function(wrap_pyfunction!(py_verify_manifest, m)?)?;
