@@ -107,10 +107,21 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Files at least this large are hashed memory-mapped on every core.
+const PARALLEL_HASH_MIN: u64 = 4 << 20;
+
 fn open_hash(path: &Path) -> Result<(u64, String)> {
     let mut file = File::open(path).map_err(|e| Error::io_at(path, e))?;
     let hint = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
     let mut hasher = blake3::Hasher::new();
+    if hint >= PARALLEL_HASH_MIN {
+        // BLAKE3's tree splits a big input across threads; the result is the same hash.
+        hasher
+            .update_mmap_rayon(path)
+            .map_err(|e| Error::io_at(path, e))?;
+        let size = hasher.count();
+        return Ok((size, hasher.finalize().to_hex().to_string()));
+    }
     let size = read_pipelined(&mut file, hint, |chunk| {
         hasher.update(chunk);
         Ok(())
@@ -124,11 +135,38 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     open_hash(path)
 }
 
-/// Copy `src` to a new file `dst`, hashing the bytes on the way; fsync `dst`
-/// when `sync`.
+/// Copy `src` to a new file `dst` and hash it; fsync `dst` when `sync`.
+///
+/// Small files are read once, hashed and written in the same pass. A large
+/// file is copied by the kernel (`copy_file_range`, as `shutil.copyfile`
+/// does) while another thread hashes the source memory-mapped on every core,
+/// so hashing costs next to nothing over the copy. Either way the digest is
+/// of the source's bytes; `verify_manifest` checks what landed.
 fn copy_one(src: &Path, dst: &Path, sync: bool) -> Result<(u64, String)> {
+    let hint = fs::metadata(src).map_err(|e| Error::io_at(src, e))?.len();
+    if hint >= PARALLEL_HASH_MIN {
+        let (copied, hashed) = thread::scope(|s| {
+            let hasher = s.spawn(|| open_hash(src));
+            let copied = fs::copy(src, dst).map_err(|e| Error::io_at(dst, e));
+            (copied, hasher.join())
+        });
+        let copied = copied?;
+        let (size, digest) =
+            hashed.map_err(|_| Error::InvalidArgument("hashing thread panicked".into()))??;
+        if copied != size {
+            return Err(Error::io_at(
+                src,
+                io::Error::other("file changed while being copied"),
+            ));
+        }
+        if sync {
+            File::open(dst)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io_at(dst, e))?;
+        }
+        return Ok((size, digest));
+    }
     let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
-    let hint = input.metadata().map_err(|e| Error::io_at(src, e))?.len();
     let mut output = File::create(dst).map_err(|e| Error::io_at(dst, e))?;
     let mut hasher = blake3::Hasher::new();
     let mut written = 0u64;

@@ -19,6 +19,7 @@ from ..errors import (
     PartitionUnavailableError,
     TableNotFoundError,
 )
+from ..fsutil import fsync_tree
 from ..partition import LEARNING, SERVING, Partition
 from ..records import VALUE_HEADER
 
@@ -216,7 +217,9 @@ class LocalFollower:
                 to_copy.append(name)
         on_progress(done, total)
         for name in to_copy:
-            (entry,) = impl.copy_and_hash(src_dir, target, [name], False)
+            # not synced file by file: the kernel writes back while later files copy,
+            # and one fsync pass below makes them all durable before they are opened
+            (entry,) = impl.copy_and_hash(src_dir, target, [name], False, False)
             if entry != wanted[name]:
                 os.unlink(os.path.join(target, name))
                 raise ChecksumMismatchError(os.path.join(target, name), wanted[name][2], entry[2])
@@ -227,6 +230,7 @@ class LocalFollower:
         for name in extra:
             os.unlink(os.path.join(target, name))
         impl.verify_manifest(target, manifest)  # never open what failed verification
+        fsync_tree(target)
         p.install_rdb(target)
         p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(SOURCE_DECREE, decree)])])
 
