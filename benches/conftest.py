@@ -38,14 +38,9 @@ def load_backend(which: str) -> ModuleType:
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     """The backend module; the store uses it while the fixture is active."""
-    which = request.param
-    module = load_backend(which)
-    saved = (_backend.impl, _backend.name)
-    _backend.impl, _backend.name = module, which
-    try:
+    load_backend(request.param)  # skips (or fails) when it cannot be had
+    with _backend.use(request.param) as module:
         yield module
-    finally:
-        _backend.impl, _backend.name = saved
 
 
 @pytest.fixture(scope="session")

@@ -21,23 +21,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pegasus_fast as pf
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as policy
 from pegasus_fast.duplication.follower import LocalFollower
-
-
-@contextmanager
-def use_backend(name: str) -> Iterator[None]:
-    saved = _backend.impl, _backend.name
-    _backend.impl, _backend.name = _backend.load(name), name
-    try:
-        yield
-    finally:
-        _backend.impl, _backend.name = saved
 
 
 def backends() -> list[str]:
@@ -83,14 +71,18 @@ def bench_add_dup(rounds: int) -> dict[str, float]:
 
 
 def bench_legacy() -> dict[str, float]:
-    cfg = pf.Config(checkpoint_policy="legacy", checkpoint_max_interval_hours=2.0 / 3600,
-                    checkpoint_interval_seconds=0.05)
+    cfg = pf.Config(
+        checkpoint_policy="legacy", checkpoint_max_interval_hours=2.0 / 3600, checkpoint_interval_seconds=0.05
+    )
     with tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
         legacy = time_add_dup(root, 8, 2, cfg)
     with tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
         adaptive = time_add_dup(root, 8, 2, pf.Config())
-    return {"legacy 8p/2r ms": legacy * 1000, "adaptive 8p/2r ms (same run)": adaptive * 1000,
-            "legacy/adaptive x": legacy / adaptive}
+    return {
+        "legacy 8p/2r ms": legacy * 1000,
+        "adaptive 8p/2r ms (same run)": adaptive * 1000,
+        "legacy/adaptive x": legacy / adaptive,
+    }
 
 
 def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict[str, float]:
@@ -152,7 +144,7 @@ def bench_hot_path(n: int) -> dict[str, float]:
     """Scan + ship of n mutations, and logical snapshot encode + apply, per backend."""
     out: dict[str, float] = {}
     for name in backends():
-        with use_backend(name), tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
+        with _backend.use(name), tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
             cfg = pf.Config(wal_sync="none", duplicate_log_batch_bytes=256 << 10)
             src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=cfg)
             dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=cfg)
@@ -219,9 +211,15 @@ def bench_large(gb: float) -> dict[str, float]:
         finally:
             src.close()
             dst.close()
-    return {"large table GB": gb, "copytree s": copytree_s, "copytree + sync s": copytree_sync_s,
-            "add_dup to DS_LOG s": dup_s, "add_dup/copytree x": dup_s / copytree_s,
-            "add_dup/(copytree + sync) x": dup_s / copytree_sync_s, "large kinds": float(kinds == {"large"})}
+    return {
+        "large table GB": gb,
+        "copytree s": copytree_s,
+        "copytree + sync s": copytree_sync_s,
+        "add_dup to DS_LOG s": dup_s,
+        "add_dup/copytree x": dup_s / copytree_s,
+        "add_dup/(copytree + sync) x": dup_s / copytree_sync_s,
+        "large kinds": float(kinds == {"large"}),
+    }
 
 
 def main() -> int:

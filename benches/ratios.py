@@ -136,7 +136,9 @@ FIGURES = [
         1.5,
         at_least=False,
     ),
-    Figure("copy 256 MB: rust copy_and_hash(sync=True) / shutil.copyfile", time_ratio(COPY, "rust", "shutil")),
+    Figure(
+        "copy 256 MB: rust copy_and_hash(sync=True) / shutil.copyfile", time_ratio(COPY, "rust", "shutil")
+    ),
     Figure(
         "copy 256 MB: python copy_and_hash(sync=True) / shutil.copyfile+fsync",
         time_ratio(COPY, "python", "shutil+fsync"),

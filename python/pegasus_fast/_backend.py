@@ -8,6 +8,8 @@ otherwise. ``PEGASUS_FAST_PURE_PYTHON=1`` forces Python;
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 
@@ -47,3 +49,16 @@ def load(which: str) -> ModuleType:
 
         return _rust
     raise ValueError(f"unknown backend {which!r}")
+
+
+@contextmanager
+def use(which: str) -> Iterator[ModuleType]:
+    """Run the store on one backend for a while (tests and benchmarks compare the two)."""
+    global impl, name
+    module = load(which)
+    saved = impl, name
+    impl, name = module, which
+    try:
+        yield module
+    finally:
+        impl, name = saved

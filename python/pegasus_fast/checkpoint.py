@@ -72,9 +72,7 @@ def create(partition: Partition, decree: int) -> CheckpointInfo:
         os.rename(tmp, final)
         fsync_dir(partition.path)
     size = sum(os.path.getsize(os.path.join(final, n)) for n in os.listdir(final))
-    return CheckpointInfo(
-        partition.pidx, decree, final, (time.perf_counter() - start) * 1000.0, size
-    )
+    return CheckpointInfo(partition.pidx, decree, final, (time.perf_counter() - start) * 1000.0, size)
 
 
 def gc(path: str, config: Config, protect: frozenset[int] = frozenset()) -> list[int]:

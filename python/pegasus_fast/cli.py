@@ -24,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     demo = sub.add_parser("demo", help="the apache/incubator-pegasus#2069 scenario end to end")
-    demo.add_argument("--compare-legacy", action="store_true", help="also run the pre-fix gating, timers scaled")
+    demo.add_argument(
+        "--compare-legacy", action="store_true", help="also run the pre-fix gating, timers scaled"
+    )
     demo.add_argument("--legacy-seconds", type=float, default=2.0, help="scaled checkpoint_max_interval")
 
     p = sub.add_parser("create", help="create a table")
@@ -105,6 +107,9 @@ def _open(args: argparse.Namespace) -> Iterator[Cluster]:
                 if os.path.isdir(d.remote_path):
                     with contextlib.suppress(ClusterLockedError):
                         remotes.append(Cluster.open(d.remote_path))
+        for d in c.duplications():
+            if d.status not in (DupStatus.REMOVED, DupStatus.PAUSE):
+                d.connected.wait(2.0)  # let it reach the remote opened just now
         yield c
         _settle(c)
     finally:
@@ -125,8 +130,15 @@ def _settle(c: Cluster, timeout: float = 5.0) -> None:
 
 def _dup_rows(c: Cluster, table_name: str) -> list[tuple[object, ...]]:
     return [
-        (d.dupid, d.status, d.remote_name or "-", d.remote_path, d.remote_table, d.fail_mode,
-         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.create_time)))
+        (
+            d.dupid,
+            d.status,
+            d.remote_name or "-",
+            d.remote_path,
+            d.remote_table,
+            d.fail_mode,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.create_time)),
+        )
         for d in c.duplications(table_name)
     ]
 
@@ -144,10 +156,21 @@ def run(argv: list[str] | None = None) -> int:
             t = c.create_table(args.table, partition_count=args.partitions)
             print(f"created table {t.name} (app_id {t.app_id}, {t.partition_count} partitions)")
         elif cmd == "ls":
-            print(table(["app_id", "name", "partitions", "status", "create_time"],
-                        [(i.app_id, i.name, i.partition_count, i.status,
-                          time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.create_time)))
-                         for i in c.list_tables()]))
+            print(
+                table(
+                    ["app_id", "name", "partitions", "status", "create_time"],
+                    [
+                        (
+                            i.app_id,
+                            i.name,
+                            i.partition_count,
+                            i.status,
+                            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.create_time)),
+                        )
+                        for i in c.list_tables()
+                    ],
+                )
+            )
         elif cmd == "drop":
             c.drop_table(args.table)
             print(f"dropped table {args.table}")
@@ -155,11 +178,27 @@ def run(argv: list[str] | None = None) -> int:
             t = c.table(args.table)
             h = t.health()
             print(f"table {t.name}: app_id {t.app_id}, {t.partition_count} partitions")
-            print(f"fully_healthy {h.fully_healthy}  unhealthy {h.unhealthy}  "
-                  f"write_unhealthy {h.write_unhealthy}  read_unhealthy {h.read_unhealthy}\n")
-            print(table(["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"],
-                        [(s.pidx, s.state, s.last_committed_decree, s.last_flushed_decree,
-                          s.last_durable_decree, s.wal_bytes, s.data_bytes) for s in t.partition_stats()]))
+            print(
+                f"fully_healthy {h.fully_healthy}  unhealthy {h.unhealthy}  "
+                f"write_unhealthy {h.write_unhealthy}  read_unhealthy {h.read_unhealthy}\n"
+            )
+            print(
+                table(
+                    ["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"],
+                    [
+                        (
+                            s.pidx,
+                            s.state,
+                            s.last_committed_decree,
+                            s.last_flushed_decree,
+                            s.last_durable_decree,
+                            s.wal_bytes,
+                            s.data_bytes,
+                        )
+                        for s in t.partition_stats()
+                    ],
+                )
+            )
         elif cmd == "set":
             d = c.table(args.table).set(args.hash_key, args.sort_key, args.value, ttl_seconds=args.ttl)
             print(f"OK (decree {d})")
@@ -191,13 +230,22 @@ def run(argv: list[str] | None = None) -> int:
             print(c.table(args.table).count())
         elif cmd == "checkpoint":
             infos = c.table(args.table).checkpoint()
-            print(table(["pidx", "decree", "ms", "bytes"],
-                        [(i.pidx, i.decree, i.duration_ms, i.size_bytes) for i in infos]))
+            print(
+                table(
+                    ["pidx", "decree", "ms", "bytes"],
+                    [(i.pidx, i.decree, i.duration_ms, i.size_bytes) for i in infos],
+                )
+            )
         elif cmd == "add_dup":
             remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
             try:
-                d = c.add_duplication(args.table, remote, remote_table=args.remote_table,
-                                      with_checkpoint=not args.no_checkpoint, fail_mode=args.fail_mode)
+                d = c.add_duplication(
+                    args.table,
+                    remote,
+                    remote_table=args.remote_table,
+                    with_checkpoint=not args.no_checkpoint,
+                    fail_mode=args.fail_mode,
+                )
                 start = time.perf_counter()
                 d.wait_for(DupStatus.LOG, timeout=args.timeout)
                 print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
@@ -207,8 +255,12 @@ def run(argv: list[str] | None = None) -> int:
                 if remote is not c:
                     remote.close()
         elif cmd == "query_dup":
-            print(table(["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created"],
-                        _dup_rows(c, args.table)))
+            print(
+                table(
+                    ["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created"],
+                    _dup_rows(c, args.table),
+                )
+            )
             if args.detail:
                 for d in c.duplications(args.table):
                     print(f"\nduplication {d.dupid}:")
@@ -223,11 +275,36 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def _print_progress(d: object) -> None:
-    rows = [(p.pidx, p.checkpoint_kind, p.checkpoint_state, p.checkpoint_decree, p.confirmed_decree,
-             p.last_committed_decree, p.pending_mutations, p.time_lag_ms, p.reason or "-")
-            for p in d.progress()]  # type: ignore[attr-defined]
-    print(table(["pidx", "kind", "checkpoint", "ckpt_decree", "confirmed", "committed", "pending",
-                 "lag_ms", "reason"], rows))
+    rows = [
+        (
+            p.pidx,
+            p.checkpoint_kind,
+            p.checkpoint_state,
+            p.checkpoint_decree,
+            p.confirmed_decree,
+            p.last_committed_decree,
+            p.pending_mutations,
+            p.time_lag_ms,
+            p.reason or "-",
+        )
+        for p in d.progress()
+    ]  # type: ignore[attr-defined]
+    print(
+        table(
+            [
+                "pidx",
+                "kind",
+                "checkpoint",
+                "ckpt_decree",
+                "confirmed",
+                "committed",
+                "pending",
+                "lag_ms",
+                "reason",
+            ],
+            rows,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,9 @@ class Config:
                 continue
             allowed = (int,) if f.type == "int" else (int, float)
             if isinstance(value, bool) or not isinstance(value, allowed):
-                raise InvalidTypeError(f"{f.name} must be {'an int' if f.type == 'int' else 'a number'}, got {value!r}")
+                raise InvalidTypeError(
+                    f"{f.name} must be {'an int' if f.type == 'int' else 'a number'}, got {value!r}"
+                )
             if value < 0:
                 raise InvalidArgumentError(f"{f.name} must be non-negative, got {value!r}")
         if self.log_private_file_size_mb < 1 or self.duplicate_log_batch_bytes < 1:

@@ -49,7 +49,9 @@ def run_scenario(
         for i in range(records):
             hk, sk, v = sample[i] if i < len(sample) else (b"k%d" % i, b"s", b"v%d" % i)
             t.set(hk, sk, v)
-        say(f"source: table test1, {partitions} partitions, {records} records; policy={config.checkpoint_policy}")
+        say(
+            f"source: table test1, {partitions} partitions, {records} records; policy={config.checkpoint_policy}"
+        )
         start = time.perf_counter()
         dup = src.add_duplication("test1", dst, with_checkpoint=True)
         dup.wait_for(DupStatus.LOG, timeout=timeout)
@@ -59,8 +61,14 @@ def run_scenario(
         rows = []
         for p, rec in zip(dup.progress(), src.meta.get("duplications", str(dup.dupid), "partitions")):
             rows.append(
-                (p.pidx, p.checkpoint_kind, p.checkpoint_decree, f"{rec.get('duration_ms', 0):.2f}",
-                 p.checkpoint_state, health.partitions[p.pidx][1])
+                (
+                    p.pidx,
+                    p.checkpoint_kind,
+                    p.checkpoint_decree,
+                    f"{rec.get('duration_ms', 0):.2f}",
+                    p.checkpoint_state,
+                    health.partitions[p.pidx][1],
+                )
             )
         say(table(["pidx", "checkpoint", "decree", "ckpt ms", "state", "follower"], rows))
         t0 = dup.timeline[0][1]
@@ -81,7 +89,9 @@ def run_scenario(
         dst.close()
 
 
-def main(compare_legacy: bool = False, legacy_max_interval_seconds: float = 2.0, out: TextIO | None = None) -> int:
+def main(
+    compare_legacy: bool = False, legacy_max_interval_seconds: float = 2.0, out: TextIO | None = None
+) -> int:
     import sys
 
     out = out or sys.stdout

@@ -26,7 +26,11 @@ class Metrics:
             "dup_lost_mutations", "mutations skipped under fail_mode=skip", dup, registry=r
         )
         self.dup_checkpoint_state = Enum(
-            "dup_checkpoint_state", "per-partition checkpoint state", dup, states=CHECKPOINT_STATES, registry=r
+            "dup_checkpoint_state",
+            "per-partition checkpoint state",
+            dup,
+            states=CHECKPOINT_STATES,
+            registry=r,
         )
         self.checkpoint_count = Counter("checkpoint_count", "checkpoints taken", ["kind"], registry=r)
         self.checkpoint_duration_ms = Histogram(

@@ -81,9 +81,7 @@ class Partition:
         os.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
         rdb = os.path.join(path, "rdb")
-        self.wal = Wal(
-            os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20
-        )
+        self.wal = Wal(os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20)
         self._db: rocksdict.Rdict | None = None
         #: the WAL holds mutations the (not yet opened) RocksDB has not seen
         self._deferred = False
@@ -109,7 +107,9 @@ class Partition:
         try:
             self.last_flushed = self._read_meta(META_DECREE_KEY)
             if self.wal.is_open:  # the first open of a partition whose WAL ran ahead
-                batches, infos = _backend.impl.replay_log_dir(self.wal.path, self.last_flushed + 1, REPLAY_BATCH)
+                batches, infos = _backend.impl.replay_log_dir(
+                    self.wal.path, self.last_flushed + 1, REPLAY_BATCH
+                )
                 for _last_decree, writes in batches:
                     self._apply_writes(writes)
                 log_last = max((i[2] for i in infos), default=0)

@@ -36,7 +36,8 @@ class Scheduler:
         self._stopped = False
         self.started: dict[Lane, int] = {lane: 0 for lane in Lane}
         self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-worker-{i}", daemon=True) for i in range(workers)
+            threading.Thread(target=self._work, name=f"{name}-worker-{i}", daemon=True)
+            for i in range(workers)
         ]
         for t in self._threads:
             t.start()

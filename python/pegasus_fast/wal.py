@@ -75,8 +75,9 @@ class Wal:
             with ThreadPoolExecutor(1, thread_name_prefix="wal-replay") as pool:
 
                 def replay(i: int) -> Future[tuple[list, tuple, bool]]:
-                    return pool.submit(impl.replay_log_file, os.path.join(self.path, names[i]),
-                                       start_decree, REPLAY_BATCH)
+                    return pool.submit(
+                        impl.replay_log_file, os.path.join(self.path, names[i]), start_decree, REPLAY_BATCH
+                    )
 
                 pending = replay(0)
                 for i, name in enumerate(names):
@@ -85,7 +86,8 @@ class Wal:
                         pending = replay(i + 1)
                         if torn:
                             raise WalCorruptionError(
-                                os.path.join(self.path, name), valid_end,
+                                os.path.join(self.path, name),
+                                valid_end,
                                 "torn block in a log file that is not the newest",
                             )
                     if apply is not None:

@@ -7,6 +7,7 @@ import os
 from blake3 import blake3
 
 from ..errors import ChecksumMismatchError
+from ..fsutil import fsync_dir
 
 ManifestEntry = tuple[str, int, str]
 _CHUNK = 4 << 20
@@ -27,14 +28,6 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
             hasher.update(chunk)
             size += len(chunk)
     return size, hasher.hexdigest()
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy_one(src: str, dst: str, sync: bool) -> tuple[int, str]:
@@ -79,7 +72,7 @@ def copy_and_hash(
             size, digest = _copy_one(src, dst, sync)
         manifest.append((name, size, digest))
     if sync:
-        _fsync_dir(dst_dir)
+        fsync_dir(dst_dir)
     return manifest
 
 

@@ -6,4 +6,11 @@ from .driver import Duplication
 from .follower import DuplicationGapError, Follower, LocalFollower
 from .status import DupStatus, PartitionProgress
 
-__all__ = ["DupStatus", "Duplication", "DuplicationGapError", "Follower", "LocalFollower", "PartitionProgress"]
+__all__ = [
+    "DupStatus",
+    "Duplication",
+    "DuplicationGapError",
+    "Follower",
+    "LocalFollower",
+    "PartitionProgress",
+]

@@ -54,8 +54,13 @@ def manifest_of(directory: str) -> list[tuple[str, int, str]]:
 def large(partition: Partition) -> Artifact:
     start = time.perf_counter()
     info = partition.checkpoint()
-    return Artifact(LARGE, info.decree, directory=info.path, manifest=manifest_of(info.path),
-                    duration_ms=(time.perf_counter() - start) * 1000.0)
+    return Artifact(
+        LARGE,
+        info.decree,
+        directory=info.path,
+        manifest=manifest_of(info.path),
+        duration_ms=(time.perf_counter() - start) * 1000.0,
+    )
 
 
 def adaptive(partition: Partition, small_max_bytes: int) -> Artifact:

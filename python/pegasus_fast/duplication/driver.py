@@ -81,6 +81,8 @@ class Duplication:
         self._persist_at = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        #: set while the driver has reached its remote cluster
+        self.connected = threading.Event()
         self._changed = threading.Condition()
         self.error: BaseException | None = None
         self.lost_mutations = 0
@@ -236,7 +238,9 @@ class Duplication:
     def _persist_confirmed(self, force: bool = False) -> None:
         now = time.monotonic()
         confirmed = [sh.confirmed for sh in self._shippers]
-        if confirmed == self._persisted_confirmed or (not force and now - self._persist_at < CONFIRM_PERSIST_INTERVAL):
+        if confirmed == self._persisted_confirmed or (
+            not force and now - self._persist_at < CONFIRM_PERSIST_INTERVAL
+        ):
             return
 
         def change(rec: dict[str, Any]) -> None:
@@ -275,9 +279,14 @@ class Duplication:
                     self._wait()
                     continue
                 follower = self._follower()
+                if not self.connected.is_set():
+                    self._set_reasons("")
+                    self.connected.set()
                 if status == DupStatus.INIT:
-                    self._transition(DupStatus.PREPARE if self.with_checkpoint else DupStatus.LOG,
-                                     None if self.with_checkpoint else self._no_checkpoint(follower))
+                    self._transition(
+                        DupStatus.PREPARE if self.with_checkpoint else DupStatus.LOG,
+                        None if self.with_checkpoint else self._no_checkpoint(follower),
+                    )
                 elif status == DupStatus.PREPARE:
                     self._prepare()
                 elif status == DupStatus.APP:
@@ -298,6 +307,7 @@ class Duplication:
                     self._changed.notify_all()
                 return
             except _RemoteGone:
+                self.connected.clear()
                 self._set_reasons(f"waiting for remote cluster at {self.remote_path}")
                 self._wait()
             except (ClosedError, TableNotFoundError) as exc:
@@ -339,8 +349,12 @@ class Duplication:
         return [dict(c, state="learned", kind="none") for c in self._ckpt]
 
     def _source_id(self) -> dict[str, Any]:
-        return {"cluster": self.cluster.name, "path": self.cluster.path, "table": self.table_name,
-                "dupid": self.dupid}
+        return {
+            "cluster": self.cluster.name,
+            "path": self.cluster.path,
+            "table": self.table_name,
+            "dupid": self.dupid,
+        }
 
     # PREPARE ---------------------------------------------------------------------
 

@@ -176,7 +176,8 @@ class LocalFollower:
                 continue
             if decree:
                 p.write_mutations(
-                    lambda next_decree, d=decree: [(next_decree, 0, 0, [(SOURCE_DECREE, d)])], defer_apply=True
+                    lambda next_decree, d=decree: [(next_decree, 0, 0, [(SOURCE_DECREE, d)])],
+                    defer_apply=True,
                 )
 
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:

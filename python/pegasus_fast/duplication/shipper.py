@@ -46,7 +46,9 @@ class PartitionShipper:
         self.cursor = None
 
     def _locate(self) -> Cursor:
-        files = [f for f in self.partition.wal.snapshot_files() if f.size and f.last_decree >= self.next_decree]
+        files = [
+            f for f in self.partition.wal.snapshot_files() if f.size and f.last_decree >= self.next_decree
+        ]
         if not files:
             raise WalGapError(self.partition.wal.path, self.next_decree, 0)
         if files[0].first_decree > self.next_decree:
