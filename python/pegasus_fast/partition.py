@@ -210,11 +210,16 @@ class Partition:
             mutation = (decree, ts, self.cluster_id, ops)
             offset = self.wal.append(impl.encode_block([mutation]), decree, decree)
             wb = rocksdict.WriteBatch(raw_mode=True)
-            for key, value in impl.mutation_writes([mutation]):
-                if value is None:
-                    wb.delete(key)
-                else:
-                    wb.put(key, value)
+            put = wb.put
+            if len(ops) == 1 and (ops[0][0] == 0 or ops[0][0] == 2):  # PUT, MULTI_PUT: no deletes
+                for key, value in impl.mutation_writes([mutation]):
+                    put(key, value)
+            else:
+                for key, value in impl.mutation_writes([mutation]):
+                    if value is None:
+                        wb.delete(key)
+                    else:
+                        put(key, value)
             (self._db or self.db).write(wb)
             self.last_committed = decree
         if self.applied_listeners:

@@ -106,7 +106,11 @@ class Table:
             raise InvalidTypeError("values must be a mapping of sort_key to value")
         if not values:
             raise InvalidArgumentError("multi_set needs at least one sort_key")
-        pairs = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in values.items()]
+        pairs = list(values.items())
+        for sk, v in pairs:
+            if type(sk) is not bytes or type(v) is not bytes:
+                pairs = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in pairs]
+                break
         p, hk, _ = self._route_multi(hash_key)
         return p.write([(MULTI_PUT, hk, pairs, expire_ts_for(ttl_seconds))])
 
