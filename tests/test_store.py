@@ -12,6 +12,7 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
+from pegasus_fast.scheduler import Lane
 
 OpenCluster = Callable[..., pf.Cluster]
 
@@ -642,3 +643,22 @@ def test_wal_files_removed_only_when_flushed(
     assert t.count() == 24
     assert all(v == value for _h, _s, v in t.scan())
     assert t.partition_stats()[0].last_committed_decree == 24
+
+
+def test_compaction_runs_in_the_low_lane_and_keeps_every_record(
+    open_cluster: Callable[..., pf.Cluster], cluster_dir: Path
+) -> None:
+    c = open_cluster(cluster_dir)
+    t = c.create_table("t", partition_count=2)
+    for i in range(200):
+        t.set(b"k%03d" % i, b"s", b"v1")
+    for i in range(0, 200, 2):
+        t.set(b"k%03d" % i, b"s", b"v2")  # overwritten: compaction drops the old versions
+    t.checkpoint()
+    before = sorted(t.scan())
+    low_before = c.scheduler.started[Lane.LOW]
+    c.compact("t").result(timeout=30)
+    assert c.scheduler.started[Lane.LOW] == low_before + 1
+    assert sorted(t.scan()) == before
+    with pytest.raises(pf.TableNotFoundError):
+        c.compact("missing")

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("table")
     p = sub.add_parser("checkpoint")
     p.add_argument("table")
+    p = sub.add_parser("compact", help="manual compaction, in the low-priority lane")
+    p.add_argument("table")
 
     p = sub.add_parser("add_dup", help="add_dup TABLE REMOTE_CLUSTER_DIR")
     p.add_argument("table")
@@ -236,6 +238,10 @@ def run(argv: list[str] | None = None) -> int:
                     [(i.pidx, i.decree, i.duration_ms, i.size_bytes) for i in infos],
                 )
             )
+        elif cmd == "compact":
+            start = time.perf_counter()
+            c.compact(args.table).result()
+            print(f"compacted {args.table} in {(time.perf_counter() - start) * 1000:.1f} ms")
         elif cmd == "add_dup":
             remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
             try:

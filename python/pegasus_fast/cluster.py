@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from . import _backend
@@ -26,7 +27,7 @@ from .maintenance import Maintenance
 from .meta import ClusterMeta, JournalMetaStore
 from .metrics import Metrics
 from .partition import Partition
-from .scheduler import Scheduler
+from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
 
 MAX_PARTITIONS = 1024
@@ -127,6 +128,16 @@ class Cluster:
             self._dups.stop_all()
         if hasattr(self, "scheduler"):
             self.scheduler.stop()
+
+    def compact(self, name: str) -> Future[None]:
+        """Compact every partition of a table in the scheduler's low-priority lane."""
+        table = self.table(name)
+
+        def run() -> None:
+            for p in table.partitions:
+                p.compact()
+
+        return self.scheduler.submit(run, Lane.LOW)
 
     def record_checkpoint(self, kind: str, duration_ms: float) -> None:
         self.metric_set.checkpoint_count.labels(kind).inc()

@@ -361,6 +361,13 @@ class Partition:
         self.gc()
         return info
 
+    def compact(self) -> None:
+        """A manual compaction of the whole key range (RocksDB merges and drops overwritten data)."""
+        if self.state == CLOSED:
+            raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+        if self._db is not None or self._deferred:
+            self.db.compact_range(None, None)
+
     def has_checkpoint(self) -> bool:
         return bool(checkpoint.list_decrees(self.path))
 
