@@ -1023,3 +1023,28 @@ def test_shipped_mutations_metric_counts_batches_cut_at_the_durable_decree(
         "the confirmed decree metric",
     )
     assert metric(src, "dup_shipped_mutations_total", dupid=dup.dupid, table="test1", pidx=0) == 11
+
+
+def test_learned_partitions_open_rocksdb_on_first_use_and_keep_their_data_across_restart(
+    clusters: Clusters,
+) -> None:
+    # a fresh follower partition keeps a learned snapshot in its WAL until its RocksDB is
+    # first opened; an empty one creates nothing at all. Neither may lose data on restart.
+    src, dst = clusters.open("source"), clusters.open("target")
+    t = src.create_table("t", partition_count=8)
+    t.set(b"a", b"b", b"c")
+    t.set(b"x", b"y", b"z")
+    dup = src.add_duplication("t", dst)
+    dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    follower = dst.table("t")
+    small = {follower.partition_index(b"a"), follower.partition_index(b"x")}
+    for p in follower.partitions:
+        assert not (Path(p.path) / "rdb").exists()  # nothing opened yet
+    dst.close()
+    src.close()
+    dst = clusters.open("target")
+    follower = dst.table("t")
+    assert contents(follower) == {(b"a", b"b"): b"c", (b"x", b"y"): b"z"}
+    for p in follower.partitions:
+        # reading an empty partition does not create its RocksDB; the small ones replayed theirs
+        assert (Path(p.path) / "rdb").exists() == (p.pidx in small)

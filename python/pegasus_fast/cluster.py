@@ -288,9 +288,6 @@ class Cluster:
         for pidx in pidxs:
             table.partitions[pidx].state = "serving"
 
-    def table_envs(self, name: str) -> dict[str, str]:
-        return self.meta.get("tables", name, "envs")
-
     def drop_table(self, name: str) -> None:
         with self._lock:
             self._check_open()

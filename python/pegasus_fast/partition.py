@@ -274,17 +274,28 @@ class Partition:
 
     # -- read path ----------------------------------------------------------
 
+    @property
+    def holds_nothing(self) -> bool:
+        """Never opened and nothing logged: reads need not create its RocksDB."""
+        return self._db is None and not self._deferred and self.last_committed == 0
+
     def get_raw(self, key: bytes) -> bytes | None:
         self._check(False)
+        if self.holds_nothing:
+            return None
         return self.db.get(key)
 
     def get(self, key: bytes) -> bytes | None:
         self._check(False)
+        if self.holds_nothing:
+            return None
         return live_value(self.db.get(key), now_pegasus_seconds())
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live (sort_key, value) pairs under a hash-key prefix, in order."""
         self._check(False)
+        if self.holds_nothing:
+            return
         now = now_pegasus_seconds()
         it = self.db.iter()
         it.seek(prefix)
@@ -300,6 +311,8 @@ class Partition:
 
     def iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
         self._check(False)
+        if self.holds_nothing:
+            return
         now = now_pegasus_seconds()
         it = self.db.iter()
         it.seek_to_first()
@@ -330,15 +343,6 @@ class Partition:
         sst = self.db.property_int_value("rocksdb.total-sst-files-size") or 0
         mem = self.db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
         return int(sst) + int(mem)
-
-    def is_empty(self) -> bool:
-        it = self.db.iter()
-        it.seek_to_first()
-        while it.valid():
-            if not is_meta_key(it.key()):
-                return False
-            it.next()
-        return True
 
     def flush(self) -> int:
         with self.lock:

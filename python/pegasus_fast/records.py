@@ -72,11 +72,3 @@ def live_value(raw: bytes | None, now: int) -> bytes | None:
     if 0 < expire_ts <= now:
         return None
     return raw[12:]
-
-
-def timetag_of(raw: bytes) -> int:
-    return VALUE_HEADER.unpack_from(raw)[1]
-
-
-def timetag(timestamp_us: int, cluster_id: int, deleted: bool = False) -> int:
-    return (timestamp_us << 8) | (cluster_id << 1) | int(deleted)

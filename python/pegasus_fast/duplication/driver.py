@@ -8,7 +8,6 @@ effect, so a restart in any state resumes where it stood.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import weakref
@@ -549,9 +548,3 @@ class Duplication:
         self._m_confirmed[i].set(sh.confirmed)
         self._m_lag[i].set(sh.time_lag_ms)
         return moved
-
-
-def emergency_deadline(config_hours: float, now: float) -> float:
-    """Pegasus's periodic emergency checkpoint: rand(max/2, max) from now."""
-    span = config_hours * 3600.0
-    return now + random.uniform(span / 2, span)
