@@ -172,6 +172,24 @@ fn py_scan_log_dir<'py>(
     Ok((mutations_to_py(py, &muts)?, infos_to_py(py, &infos)?))
 }
 
+fn positive_batch_size(batch_size: i64) -> PyResult<usize> {
+    usize::try_from(batch_size)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| PyValueError::new_err("batch_size must be positive"))
+}
+
+/// Replay batches as `[(last_decree, [(key, value | None), ...]), ...]`.
+fn batches_to_py<'py>(py: Python<'py>, batches: &[logscan::Batch]) -> PyResult<Bound<'py, PyList>> {
+    let total: usize = batches.iter().map(|(_, w)| w.len()).sum();
+    let _pause = convert::GcPause::new(py, total)?;
+    let mut out = Vec::with_capacity(batches.len());
+    for (last, writes) in batches {
+        out.push((*last, writes_to_py(py, writes)?).into_pyobject(py)?);
+    }
+    PyList::new(py, out)
+}
+
 #[pyfunction]
 #[pyo3(name = "replay_log_dir", signature = (path, start_decree, batch_size=4096))]
 fn py_replay_log_dir<'py>(
@@ -180,19 +198,10 @@ fn py_replay_log_dir<'py>(
     start_decree: u64,
     batch_size: i64,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
-    let batch_size = usize::try_from(batch_size)
-        .ok()
-        .filter(|&b| b > 0)
-        .ok_or_else(|| PyValueError::new_err("batch_size must be positive"))?;
+    let batch_size = positive_batch_size(batch_size)?;
     let (batches, infos) =
         py.allow_threads(|| logscan::replay_log_dir(&path, start_decree, batch_size))?;
-    let total: usize = batches.iter().map(|(_, w)| w.len()).sum();
-    let _pause = convert::GcPause::new(py, total)?;
-    let mut out = Vec::with_capacity(batches.len());
-    for (last, writes) in &batches {
-        out.push((*last, writes_to_py(py, writes)?).into_pyobject(py)?);
-    }
-    Ok((PyList::new(py, out)?, infos_to_py(py, &infos)?))
+    Ok((batches_to_py(py, &batches)?, infos_to_py(py, &infos)?))
 }
 
 #[pyfunction]
@@ -203,20 +212,11 @@ fn py_replay_log_file<'py>(
     start_decree: u64,
     batch_size: i64,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>, bool)> {
-    let batch_size = usize::try_from(batch_size)
-        .ok()
-        .filter(|&b| b > 0)
-        .ok_or_else(|| PyValueError::new_err("batch_size must be positive"))?;
+    let batch_size = positive_batch_size(batch_size)?;
     let (batches, info, torn) =
         py.allow_threads(|| logscan::replay_log_file(&path, start_decree, batch_size))?;
-    let total: usize = batches.iter().map(|(_, w)| w.len()).sum();
-    let _pause = convert::GcPause::new(py, total)?;
-    let mut out = Vec::with_capacity(batches.len());
-    for (last, writes) in &batches {
-        out.push((*last, writes_to_py(py, writes)?).into_pyobject(py)?);
-    }
     let info = infos_to_py(py, std::slice::from_ref(&info))?.get_item(0)?;
-    Ok((PyList::new(py, out)?, info, torn))
+    Ok((batches_to_py(py, &batches)?, info, torn))
 }
 
 #[pyfunction]
