@@ -662,3 +662,28 @@ def test_compaction_runs_in_the_low_lane_and_keeps_every_record(
     assert sorted(t.scan()) == before
     with pytest.raises(pf.TableNotFoundError):
         c.compact("missing")
+
+
+def test_metadata_journal_torn_tail_recovers_and_damage_is_typed(
+    open_cluster: Callable[..., pf.Cluster], tmp_path: Path
+) -> None:
+    path = tmp_path / "c"
+    c = open_cluster(path)
+    c.create_table("a", partition_count=1)
+    c.create_table("b", partition_count=1)
+    c.close()
+    journal = path / "meta" / "journal"
+    good = journal.read_bytes()
+    # a crash mid-append leaves a torn last record: the previous state loads
+    journal.write_bytes(good + b'0badc0de {"tables"')
+    c = open_cluster(path)
+    assert [t.name for t in c.list_tables()] == ["a", "b"]
+    c.close()
+    # damage before the last record is an error, never a silent rollback
+    lines = good.split(b"\n")
+    assert len(lines) >= 3
+    lines[0] = lines[0][:10] + bytes([lines[0][10] ^ 1]) + lines[0][11:]
+    journal.write_bytes(b"\n".join(lines))
+    with pytest.raises(pf.MetaCorruptionError) as err:
+        pf.Cluster.open(path)
+    assert err.value.path == str(journal) and err.value.offset == 0

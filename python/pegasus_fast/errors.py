@@ -32,6 +32,15 @@ class WalCorruptionError(PegasusFastError):
         self.reason = reason
 
 
+class MetaCorruptionError(PegasusFastError):
+    """The cluster metadata journal is damaged somewhere other than a torn last record."""
+
+    def __init__(self, path: str, offset: int) -> None:
+        super().__init__(f"cluster metadata {path} is corrupt at offset {offset}")
+        self.path = str(path)
+        self.offset = int(offset)
+
+
 class WalGapError(PegasusFastError):
     """The WAL does not hold a decree that recovery or shipping needs."""
 

@@ -21,6 +21,7 @@ import threading
 from typing import Any, Protocol
 
 from . import _backend
+from .errors import MetaCorruptionError
 from .fsutil import fsync_dir
 
 FORMAT_VERSION = 1
@@ -30,10 +31,6 @@ COMPACT_BYTES = 1 << 20
 class MetaStore(Protocol):
     def load(self) -> dict[str, Any] | None: ...
     def save(self, state: dict[str, Any]) -> None: ...
-
-
-class MetaCorruptionError(Exception):
-    pass
 
 
 class JournalMetaStore:
@@ -69,7 +66,7 @@ class JournalMetaStore:
                 ok = False
             if not ok:
                 if end + 1 < len(data):
-                    raise MetaCorruptionError(f"{self.path}: corrupt record at offset {pos}")
+                    raise MetaCorruptionError(self.path, pos)
                 break
             state = json.loads(body)
             good_end = end + 1
