@@ -687,3 +687,15 @@ def test_metadata_journal_torn_tail_recovers_and_damage_is_typed(
     with pytest.raises(pf.MetaCorruptionError) as err:
         pf.Cluster.open(path)
     assert err.value.path == str(journal) and err.value.offset == 0
+
+
+def test_user_checkpoints_run_in_the_high_lane(
+    open_cluster: Callable[..., pf.Cluster], cluster_dir: Path
+) -> None:
+    c = open_cluster(cluster_dir)
+    t = c.create_table("t", partition_count=2)
+    t.set(b"a", b"b", b"c")
+    high_before = c.scheduler.started[Lane.HIGH]
+    infos = t.checkpoint()
+    assert c.scheduler.started[Lane.HIGH] == high_before + 1
+    assert sorted(i.decree for i in infos) == sorted(p.last_committed for p in t.partitions)

@@ -199,7 +199,9 @@ class Cluster:
             for p in parts:
                 p.close(flush=False)
             raise
-        return Table(name, info["app_id"], parts)
+        table = Table(name, info["app_id"], parts)
+        table.run_high = lambda fn: self.scheduler.submit(fn, Lane.HIGH).result()
+        return table
 
     @staticmethod
     def _validate_table_args(name: object, partition_count: object) -> None:
