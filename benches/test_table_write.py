@@ -23,7 +23,7 @@ from pegasus_fast.records import encode_key
 
 SET_GROUP = "table-set: one thread, 16 B keys, 100 B values"
 MULTI_GROUP = "table-multi_set: 100 records of 100 B"
-ROUNDS = 5
+ROUNDS = 15
 
 
 def _sizes(smoke: bool, role: str) -> tuple[int, int]:
