@@ -21,11 +21,27 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pegasus_fast as pf
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as policy
 from pegasus_fast.duplication.follower import LocalFollower
+
+
+@contextmanager
+def cluster_pair(root: str, config: pf.Config) -> Iterator[tuple[pf.Cluster, pf.Cluster]]:
+    """A source and a follower cluster under ``root``, both closed afterwards."""
+    src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=config)
+    try:
+        dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=config)
+        try:
+            yield src, dst
+        finally:
+            dst.close()
+    finally:
+        src.close()
 
 
 def backends() -> list[str]:
@@ -40,9 +56,7 @@ def backends() -> list[str]:
 
 
 def time_add_dup(root: str, partitions: int, records: int, config: pf.Config, timeout: float = 60) -> float:
-    src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=config)
-    dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=config)
-    try:
+    with cluster_pair(root, config) as (src, dst):
         t = src.create_table("test1", partition_count=partitions)
         for i in range(records):
             t.set(b"k%d" % i, b"s", b"v%d" % i)
@@ -54,9 +68,6 @@ def time_add_dup(root: str, partitions: int, records: int, config: pf.Config, ti
         assert health.fully_healthy == partitions, health
         assert dst.table("test1").count() == records
         return elapsed
-    finally:
-        src.close()
-        dst.close()
 
 
 def bench_add_dup(rounds: int) -> dict[str, float]:
@@ -88,9 +99,7 @@ def bench_legacy() -> dict[str, float]:
 def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict[str, float]:
     cfg = pf.Config(wal_sync=wal_sync)
     with tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
-        src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=cfg)
-        dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=cfg)
-        try:
+        with cluster_pair(root, cfg) as (src, dst):
             t = src.create_table("lat", partition_count=8)
             dup = src.add_duplication("lat", dst)
             dup.wait_for(pf.DupStatus.LOG, timeout=30)
@@ -127,9 +136,6 @@ def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict
             while len(applied_at) < n and time.time() < deadline:
                 time.sleep(0.01)
             achieved = n / (time.perf_counter() - start)
-        finally:
-            src.close()
-            dst.close()
     lat = sorted(applied_at[(p, d)] - w for p, d, w in writes if (p, d) in applied_at)
     assert len(lat) == len(writes), "some writes never reached the follower"
     return {
@@ -146,9 +152,7 @@ def bench_hot_path(n: int) -> dict[str, float]:
     for name in backends():
         with _backend.use(name), tempfile.TemporaryDirectory(prefix="pf-bench-") as root:
             cfg = pf.Config(wal_sync="none", duplicate_log_batch_bytes=256 << 10)
-            src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=cfg)
-            dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=cfg)
-            try:
+            with cluster_pair(root, cfg) as (src, dst):
                 t = src.create_table("hot", partition_count=1)
                 dup = src.add_duplication("hot", dst)
                 dup.wait_for(pf.DupStatus.LOG, timeout=30)
@@ -172,9 +176,6 @@ def bench_hot_path(n: int) -> dict[str, float]:
                 LocalFollower(dst).learn_snapshot("snap", 0, art.decree, art.block or b"")
                 dst.table("snap").partitions[0].db  # noqa: B018 - opening replays the snapshot
                 out[f"snapshot apply {n} records s [{name}]"] = time.perf_counter() - start
-            finally:
-                src.close()
-                dst.close()
     if len(backends()) == 2:
         for what in ("ship", "snapshot encode", "snapshot apply"):
             r = next(v for k, v in out.items() if k.startswith(what) and "[rust]" in k)
@@ -187,9 +188,7 @@ def bench_large(gb: float) -> dict[str, float]:
     value = os.urandom(64 << 10)
     with tempfile.TemporaryDirectory(prefix="pf-bench-", dir=os.environ.get("PF_BENCH_DIR")) as root:
         cfg = pf.Config(wal_sync="none", log_private_file_size_mb=256)
-        src = pf.Cluster.open(os.path.join(root, "src"), name="source", config=cfg)
-        dst = pf.Cluster.open(os.path.join(root, "dst"), name="target", config=cfg)
-        try:
+        with cluster_pair(root, cfg) as (src, dst):
             t = src.create_table("big", partition_count=8)
             records = int(gb * (1 << 30)) // len(value)
             for i in range(0, records, 16):
@@ -208,9 +207,6 @@ def bench_large(gb: float) -> dict[str, float]:
             dup.wait_for(pf.DupStatus.LOG, timeout=600)
             dup_s = time.perf_counter() - start
             kinds = {p.checkpoint_kind for p in dup.progress()}
-        finally:
-            src.close()
-            dst.close()
     return {
         "large table GB": gb,
         "copytree s": copytree_s,

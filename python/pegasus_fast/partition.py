@@ -177,14 +177,31 @@ class Partition:
 
     # -- write path ---------------------------------------------------------
 
-    def _apply_writes(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+    def _apply_writes(self, writes: list[tuple[bytes, bytes | None]], deletes: bool = True) -> None:
+        """One WriteBatch (RocksDB's own WAL is off: set_write_options at open)."""
         wb = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in writes:
-            if value is None:
-                wb.delete(key)
-            else:
-                wb.put(key, value)
-        self.db.write(wb)  # RocksDB's own WAL is off (set_write_options at open)
+        put = wb.put
+        if deletes:
+            for key, value in writes:
+                if value is None:
+                    wb.delete(key)
+                else:
+                    put(key, value)
+        else:
+            for key, value in writes:
+                put(key, value)
+        (self._db or self.db).write(wb)
+
+    def _after_commit(self, decree: int, offset: int) -> None:
+        """Tell readers' listeners, wait for durability, then wake duplication shippers."""
+        if self.applied_listeners:
+            for fn in self.applied_listeners:
+                fn(decree)
+        if self._must_sync:
+            self.wal.sync(offset)
+        if self._listeners:
+            for fn in self._listeners:
+                fn(decree)
 
     def _timestamp_us(self) -> int:
         ts = time.time_ns() // 1000
@@ -194,42 +211,19 @@ class Partition:
         return ts
 
     def write(self, ops: list[tuple[Any, ...]]) -> int:
-        """Log and apply one mutation made of ``ops``; returns its decree once durable.
-
-        This is the hot path of every user write, so it is written flat.
-        """
+        """Log and apply one mutation made of ``ops``; returns its decree once durable."""
         impl = _backend.impl
         with self.lock:
             if self.state != SERVING:
                 self._check(True)
             decree = self.last_committed + 1
-            ts = time.time_ns() // 1000
-            if ts <= self._last_ts:
-                ts = self._last_ts + 1
-            self._last_ts = ts
-            mutation = (decree, ts, self.cluster_id, ops)
+            mutation = (decree, self._timestamp_us(), self.cluster_id, ops)
             offset = self.wal.append(impl.encode_block([mutation]), decree, decree)
-            wb = rocksdict.WriteBatch(raw_mode=True)
-            put = wb.put
-            if len(ops) == 1 and (ops[0][0] == 0 or ops[0][0] == 2):  # PUT, MULTI_PUT: no deletes
-                for key, value in impl.mutation_writes([mutation]):
-                    put(key, value)
-            else:
-                for key, value in impl.mutation_writes([mutation]):
-                    if value is None:
-                        wb.delete(key)
-                    else:
-                        put(key, value)
-            (self._db or self.db).write(wb)
+            # a lone PUT or MULTI_PUT has no deletes: the batch is built without the check
+            plain = len(ops) == 1 and (ops[0][0] == 0 or ops[0][0] == 2)
+            self._apply_writes(impl.mutation_writes([mutation]), deletes=not plain)
             self.last_committed = decree
-        if self.applied_listeners:
-            for fn in self.applied_listeners:
-                fn(decree)
-        if self._must_sync:
-            self.wal.sync(offset)
-        if self._listeners:
-            for fn in self._listeners:
-                fn(decree)
+        self._after_commit(decree, offset)
         return decree
 
     def write_mutations(
@@ -261,11 +255,7 @@ class Partition:
                 for op in m[3]:
                     if op[0] == 6:
                         self.source_decree = op[1]
-        for fn in self.applied_listeners:
-            fn(last)
-        self.wal.sync(offset)
-        for fn in self._listeners:
-            fn(last)
+        self._after_commit(last, offset)
         return last
 
     def sync_wal(self) -> None:

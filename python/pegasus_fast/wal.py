@@ -257,4 +257,4 @@ class Wal:
             self._fd = -1
 
 
-__all__ = ["LogFile", "Wal", "WalCorruptionError"]
+__all__ = ["REPLAY_BATCH", "LogFile", "Wal"]

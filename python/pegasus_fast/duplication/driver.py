@@ -226,9 +226,7 @@ class Duplication:
 
             self._update_record(change)  # persisted before it takes effect
             if ckpt is not None:
-                self._ckpt = ckpt
-                for i in range(len(ckpt)):
-                    self._set_ckpt_metric(i)
+                self._adopt_ckpt(ckpt)
             self._status = new
             self.timeline.append(stamp)
             self._changed.notify_all()
@@ -251,6 +249,14 @@ class Duplication:
         for part, c in zip(self._ckpt, confirmed):
             part["confirmed"] = c
         self._persist_at = now
+
+    def _adopt_ckpt(self, ckpt: list[dict[str, Any]]) -> None:
+        """Make persisted per-partition checkpoint records current. Their confirmed
+        decrees are what the WAL keeps from, once persisted."""
+        self._ckpt = ckpt
+        self._persisted_confirmed = [c["confirmed"] for c in ckpt]
+        for i in range(len(ckpt)):
+            self._set_ckpt_metric(i)
 
     def _set_ckpt_metric(self, i: int) -> None:
         state = self._ckpt[i]["state"].split("@")[0].split(" ")[0]
@@ -410,7 +416,6 @@ class Duplication:
         # confirmed decrees move to the checkpoints only once persisted, so the WAL
         # after them is kept from here on
         self._transition(DupStatus.APP, ckpt)
-        self._persisted_confirmed = [c["confirmed"] for c in ckpt]
 
     @staticmethod
     def _ckpt_record(art: policy.Artifact) -> dict[str, Any]:
@@ -434,10 +439,7 @@ class Duplication:
             rec["partitions"] = ckpt
 
         self._update_record(change)
-        self._ckpt = ckpt
-        self._persisted_confirmed = [c["confirmed"] for c in ckpt]
-        for i in pidxs:
-            self._set_ckpt_metric(i)
+        self._adopt_ckpt(ckpt)
 
     # APP -------------------------------------------------------------------------
 
@@ -485,7 +487,6 @@ class Duplication:
             ckpt[i]["state"] = "learned"
             self._reasons[i] = ""
         self._transition(DupStatus.LOG, ckpt)
-        self._persisted_confirmed = [c["confirmed"] for c in ckpt]
         for i in range(n):
             self.table.partitions[i].protected_checkpoints.clear()
             self._artifacts[i] = None

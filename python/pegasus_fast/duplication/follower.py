@@ -17,7 +17,6 @@ from ..errors import (
     ChecksumMismatchError,
     DuplicationError,
     PartitionUnavailableError,
-    TableNotFoundError,
 )
 from ..fsutil import fsync_tree
 from ..partition import LEARNING, SERVING, Partition
@@ -295,4 +294,4 @@ class LocalFollower:
         p.write_mutations(build)
 
 
-__all__ = ["DuplicationGapError", "Follower", "LocalFollower", "TableNotFoundError"]
+__all__ = ["DuplicationGapError", "Follower", "LocalFollower"]

@@ -100,7 +100,7 @@ class PartitionShipper:
         if end >= 0:
             self.shipped_bytes += end - self.cursor.offset
             self.cursor.offset = end
-        if applied + 1 != mutations[-1][0] + 1:
+        if applied != mutations[-1][0]:  # the follower is elsewhere: find its next decree again
             self.restart_at(applied + 1)
         else:
             self.next_decree = applied + 1
