@@ -22,8 +22,8 @@ import pytest
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as ckpt_policy
 from pegasus_fast.duplication.follower import LocalFollower
+from pegasus_fast.node.scheduler import Lane
 from pegasus_fast.records import VALUE_HEADER, encode_key
-from pegasus_fast.scheduler import Lane
 
 SOURCE_DECREE_OP = 6
 WAIT = 10.0  # generous bound for anything that takes milliseconds when healthy
@@ -997,7 +997,7 @@ def test_restart_in_app_reports_the_new_checkpoint(
 def test_shipped_mutations_metric_counts_batches_cut_at_the_durable_decree(
     pair: tuple[pf.Cluster, pf.Cluster], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pegasus_fast.partition import Partition
+    from pegasus_fast.storage.partition import Partition
 
     src, dst = pair
     t = src.create_table("test1", partition_count=1)

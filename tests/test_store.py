@@ -12,7 +12,7 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
-from pegasus_fast.scheduler import Lane
+from pegasus_fast.node.scheduler import Lane
 
 OpenCluster = Callable[..., pf.Cluster]
 

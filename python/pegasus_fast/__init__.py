@@ -11,8 +11,6 @@ Embedded use::
 from __future__ import annotations
 
 from . import _backend
-from .checkpoint import CheckpointInfo
-from .cluster import Cluster
 from .config import Config
 from .duplication import Duplication, DuplicationGapError, DupStatus, PartitionProgress
 from .errors import (
@@ -31,7 +29,9 @@ from .errors import (
     WalCorruptionError,
     WalGapError,
 )
-from .table import PartitionStats, Table, TableHealth, TableInfo
+from .node.cluster import Cluster
+from .node.table import PartitionStats, Table, TableHealth, TableInfo
+from .storage.checkpoint import CheckpointInfo
 
 __version__ = "0.1.0"
 

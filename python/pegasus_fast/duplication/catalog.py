@@ -12,7 +12,7 @@ from .driver import Duplication, remote_opened
 from .status import FAIL_MODES, DupStatus
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..node.cluster import Cluster
 
 
 class DuplicationCatalog:
@@ -57,7 +57,7 @@ class DuplicationCatalog:
         with_checkpoint: bool,
         fail_mode: str,
     ) -> Duplication:
-        from ..cluster import Cluster
+        from ..node.cluster import Cluster
 
         c = self.cluster
         if isinstance(remote, Cluster):

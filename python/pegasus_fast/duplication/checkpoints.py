@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from .. import _backend
-from .. import checkpoint as ckpt
-from ..partition import Partition
+from ..storage import checkpoint as ckpt
+from ..storage.partition import Partition
 
 EMPTY, SMALL, LARGE = "empty", "small", "large"
 

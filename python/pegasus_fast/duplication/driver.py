@@ -22,14 +22,14 @@ from ..errors import (
     WalCorruptionError,
     WalGapError,
 )
-from ..scheduler import Lane
+from ..node.scheduler import Lane
 from . import checkpoints as policy
 from .follower import DuplicationGapError, Follower, LocalFollower
 from .shipper import PartitionShipper
 from .status import TRANSITIONS, DupStatus, PartitionProgress
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..node.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class Duplication:
     # -- the driver thread ----------------------------------------------------
 
     def _follower(self) -> Follower:
-        from ..cluster import open_cluster_at
+        from ..node.cluster import open_cluster_at
 
         c = open_cluster_at(self.remote_path)
         if c is None or c.closed:

@@ -18,12 +18,12 @@ from ..errors import (
     DuplicationError,
     PartitionUnavailableError,
 )
-from ..fsutil import fsync_tree
-from ..partition import LEARNING, SERVING, Partition
 from ..records import VALUE_HEADER
+from ..fsutil import fsync_tree
+from ..storage.partition import LEARNING, SERVING, Partition
 
 if TYPE_CHECKING:
-    from ..cluster import Cluster
+    from ..node.cluster import Cluster
 
 PUT, DELETE, MULTI_PUT, MULTI_DELETE, EMPTY, RAW_PUT, SOURCE_DECREE = range(7)
 

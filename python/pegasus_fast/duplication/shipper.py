@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .. import _backend
 from ..errors import WalGapError
-from ..partition import Partition
+from ..storage.partition import Partition
 from .follower import Follower
 
 

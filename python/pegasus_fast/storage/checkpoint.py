@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import rocksdict
 
-from .config import Config
-from .fsutil import fsync_dir, fsync_tree
+from ..config import Config
+from ..fsutil import fsync_dir, fsync_tree
 
 if TYPE_CHECKING:
     from .partition import Partition

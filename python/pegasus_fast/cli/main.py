@@ -9,11 +9,11 @@ import sys
 import time
 from collections.abc import Iterator
 
-from . import __version__, backend
-from .cli_format import table
-from .cluster import Cluster, open_cluster_at
-from .duplication import DupStatus
-from .errors import ClusterLockedError, PegasusFastError
+from .. import __version__, backend
+from ..duplication import DupStatus
+from ..errors import ClusterLockedError, PegasusFastError
+from ..node.cluster import Cluster, open_cluster_at
+from .format import table
 
 
 def _parser() -> argparse.ArgumentParser:

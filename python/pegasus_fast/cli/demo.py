@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from .cli_format import table
-from .cluster import Cluster
-from .config import Config
-from .duplication import DupStatus
+from ..config import Config
+from ..duplication import DupStatus
+from ..node.cluster import Cluster
+from .format import table
 
 
 @dataclass

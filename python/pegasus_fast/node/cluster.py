@@ -10,11 +10,11 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
-from . import _backend
-from .config import Config
-from .duplication.catalog import DuplicationCatalog
-from .duplication.driver import Duplication
-from .errors import (
+from .. import _backend
+from ..config import Config
+from ..duplication.catalog import DuplicationCatalog
+from ..duplication.driver import Duplication
+from ..errors import (
     ClosedError,
     ClusterLockedError,
     DuplicationError,
@@ -23,10 +23,10 @@ from .errors import (
     TableExistsError,
     TableNotFoundError,
 )
+from ..metrics import Metrics
+from ..storage.partition import Partition
 from .maintenance import Maintenance
 from .meta import ClusterMeta, JournalMetaStore
-from .metrics import Metrics
-from .partition import Partition
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
 

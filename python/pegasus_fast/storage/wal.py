@@ -12,10 +12,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from . import _backend
-from ._pure.logscan import list_log_files
-from .errors import WalCorruptionError, WalGapError
-from .fsutil import fsync_dir
+from .. import _backend
+from .._pure.logscan import list_log_files
+from ..errors import WalCorruptionError, WalGapError
+from ..fsutil import fsync_dir
 
 
 @dataclass

@@ -12,11 +12,10 @@ from typing import Any
 
 import rocksdict
 
-from . import _backend, checkpoint
-from .config import Config
-from .errors import ClosedError, PartitionUnavailableError
-from .fsutil import fsync_dir
-from .records import (
+from .. import _backend
+from ..config import Config
+from ..errors import ClosedError, PartitionUnavailableError
+from ..records import (
     DECREE,
     META_DECREE_KEY,
     META_SOURCE_DECREE_KEY,
@@ -25,6 +24,8 @@ from .records import (
     live_value,
     now_pegasus_seconds,
 )
+from . import checkpoint
+from ..fsutil import fsync_dir
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED = "serving", "learning", "closed"

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import _backend
-from .checkpoint import CheckpointInfo
-from .errors import ClosedError, InvalidArgumentError, InvalidTypeError
-from .partition import CLOSED, Partition
-from .records import KEY_LEN, MAX_HASH_KEY, as_bytes, expire_ts_for, hash_key_bytes
+from .. import _backend
+from ..errors import ClosedError, InvalidArgumentError, InvalidTypeError
+from ..records import KEY_LEN, MAX_HASH_KEY, as_bytes, expire_ts_for, hash_key_bytes
+from ..storage.checkpoint import CheckpointInfo
+from ..storage.partition import CLOSED, Partition
 
 PUT, DELETE, MULTI_PUT, MULTI_DELETE = 0, 1, 2, 3
 

@@ -6,12 +6,12 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from .errors import ClosedError
+from ..errors import ClosedError
 from .scheduler import Lane
 
 if TYPE_CHECKING:
+    from ..storage.partition import Partition
     from .cluster import Cluster
-    from .partition import Partition
 
 
 class Maintenance:
