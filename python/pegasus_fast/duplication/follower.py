@@ -18,8 +18,8 @@ from ..errors import (
     DuplicationError,
     PartitionUnavailableError,
 )
-from ..records import VALUE_HEADER
 from ..fsutil import fsync_tree
+from ..records import VALUE_HEADER
 from ..storage.partition import LEARNING, SERVING, Partition
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ import rocksdict
 from .. import _backend
 from ..config import Config
 from ..errors import ClosedError, PartitionUnavailableError
+from ..fsutil import fsync_dir
 from ..records import (
     DECREE,
     META_DECREE_KEY,
@@ -25,7 +26,6 @@ from ..records import (
     now_pegasus_seconds,
 )
 from . import checkpoint
-from ..fsutil import fsync_dir
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED = "serving", "learning", "closed"
