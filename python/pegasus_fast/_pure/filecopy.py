@@ -7,7 +7,7 @@ import os
 from blake3 import blake3
 
 from ..errors import ChecksumMismatchError
-from ..fsutil import fsync_dir
+from ..fileio import fsync_dir
 
 ManifestEntry = tuple[str, int, str]
 _CHUNK = 4 << 20

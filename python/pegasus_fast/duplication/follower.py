@@ -18,7 +18,7 @@ from ..errors import (
     DuplicationError,
     PartitionUnavailableError,
 )
-from ..fsutil import fsync_tree
+from ..fileio import fsync_tree
 from ..records import VALUE_HEADER
 from ..storage.partition import LEARNING, SERVING, Partition
 

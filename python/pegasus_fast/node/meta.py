@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from .. import _backend
 from ..errors import MetaCorruptionError
-from ..fsutil import fsync_dir
+from ..fileio import fsync_dir
 
 FORMAT_VERSION = 1
 COMPACT_BYTES = 1 << 20

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import rocksdict
 
 from ..config import Config
-from ..fsutil import fsync_dir, fsync_tree
+from ..fileio import fsync_dir, fsync_tree
 
 if TYPE_CHECKING:
     from .partition import Partition

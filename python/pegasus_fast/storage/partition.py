@@ -15,7 +15,7 @@ import rocksdict
 from .. import _backend
 from ..config import Config
 from ..errors import ClosedError, PartitionUnavailableError
-from ..fsutil import fsync_dir
+from ..fileio import fsync_dir
 from ..records import (
     DECREE,
     META_DECREE_KEY,

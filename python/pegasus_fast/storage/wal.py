@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .. import _backend
 from .._pure.logscan import list_log_files
 from ..errors import WalCorruptionError, WalGapError
-from ..fsutil import fsync_dir
+from ..fileio import fsync_dir
 
 
 @dataclass
