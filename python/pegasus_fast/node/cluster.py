@@ -25,8 +25,9 @@ from ..errors import (
 )
 from ..metrics import Metrics
 from ..storage.partition import Partition
+from .journal import JournalMetaStore
 from .maintenance import Maintenance
-from .meta import ClusterMeta, JournalMetaStore
+from .meta import ClusterMeta
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
 
