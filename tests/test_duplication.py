@@ -7,6 +7,7 @@ correct except the "nothing arrives within 300 ms" checks of pause/remove.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import random
@@ -21,11 +22,12 @@ import pegasus_fast as pf
 import pytest
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as ckpt_policy
-from pegasus_fast.duplication.follower import LocalFollower
+from pegasus_fast.duplication.ports import Chunk, SourceId
+from pegasus_fast.node.local_follower import LocalFollower
 from pegasus_fast.node.scheduler import Lane
-from pegasus_fast.records import VALUE_HEADER, encode_key
+from pegasus_fast.records import VALUE_HEADER, Op, encode_key
 
-SOURCE_DECREE_OP = 6
+SOURCE_DECREE_OP = int(Op.SOURCE_DECREE)
 WAIT = 10.0  # generous bound for anything that takes milliseconds when healthy
 
 
@@ -358,65 +360,62 @@ def test_manifest_mismatch_fails_fast_and_is_never_opened(
     assert not (learn_dir / lied_about[0]).exists(), "the file that failed verification was kept"
 
 
+def _damaging_chunks(
+    monkeypatch: pytest.MonkeyPatch, backend: ModuleType, damage: str, times: int = 1
+) -> list[tuple[int, str]]:
+    """Make the first ``times`` large-enough files arrive damaged on the way: a flipped byte
+    whose chunk checksum is recomputed (only the final hash can catch it), or a file cut
+    short (its chunks stop early)."""
+    real = ckpt_policy.read_chunks
+    damaged: list[tuple[int, str]] = []  # (source pidx, file name)
+
+    def bad(directory: str, manifest: list[Any], offsets: dict[str, int], *args: Any) -> Any:
+        pidx = int(os.path.basename(os.path.dirname(directory)).split(".")[1])
+        for chunk in real(directory, manifest, offsets, *args):
+            size = next(e[1] for e in manifest if e[0] == chunk.name)
+            if len(damaged) < times and size > 100 and (pidx, chunk.name) not in damaged:
+                damaged.append((pidx, chunk.name))
+                if damage == "truncate":
+                    data = chunk.data[: len(chunk.data) // 2]
+                else:
+                    i = len(chunk.data) // 2
+                    data = chunk.data[:i] + bytes([chunk.data[i] ^ 0xFF]) + chunk.data[i + 1 :]
+                yield dataclasses.replace(chunk, data=data, crc32c=backend.crc32c(data))
+                if damage == "truncate":
+                    continue
+            else:
+                yield chunk
+
+    monkeypatch.setattr(ckpt_policy, "read_chunks", bad)
+    return damaged
+
+
 @pytest.mark.parametrize("damage", ["flip-and-lie", "truncate"])
 def test_damaged_copy_is_detected(
     clusters: Clusters, backend: ModuleType, monkeypatch: pytest.MonkeyPatch, damage: str
 ) -> None:
-    """A copy damaged on the way: a flipped byte behind a copier that reports the source's hash
-    (caught by the final manifest verification), or a truncated file (caught by its own hash)."""
+    """A copy damaged on the way: a flipped byte behind a valid chunk checksum (caught by the
+    final manifest verification), or a file that arrives short (caught by its own hash)."""
     src, dst, t = _large_pair(clusters)
-    real_copy = backend.copy_and_hash
-    damaged: list[str] = []
-
-    def bad_copy(src_dir: str, dst_dir: str, names: list[str], *args: Any, **kwargs: Any) -> Any:
-        entries = real_copy(src_dir, dst_dir, names, *args, **kwargs)
-        out = []
-        for name, size, digest in entries:
-            path = os.path.join(dst_dir, name)
-            if not damaged and size > 100:
-                damaged.append(path)
-                if damage == "truncate":
-                    os.truncate(path, size // 2)
-                    size, digest = backend.hash_file(path)
-                else:
-                    with open(path, "r+b") as f:
-                        f.seek(size // 2)
-                        b = f.read(1)
-                        f.seek(size // 2)
-                        f.write(bytes([b[0] ^ 0xFF]))
-            out.append((name, size, digest))
-        return out
-
-    monkeypatch.setattr(backend, "copy_and_hash", bad_copy)
+    damaged = _damaging_chunks(monkeypatch, backend, damage)
     dup = src.add_duplication("test1", dst, fail_mode="fast")
     with pytest.raises(pf.DuplicationError) as ei:
         dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
     assert isinstance(ei.value.__cause__, pf.ChecksumMismatchError), repr(ei.value.__cause__)
     assert damaged
-    bad_pidx = next(
-        i for i, p in enumerate(dst.table("test1").partitions) if damaged[0].startswith(p.path + os.sep)
-    )
-    _assert_partition_untouched(dst.table("test1"), bad_pidx)
+    follower = dst.table("test1")
+    pidx, name = damaged[0]
+    _assert_partition_untouched(follower, pidx)
+    assert not (Path(follower.partitions[pidx].path) / "learn" / name).exists()
 
 
 def test_damaged_copy_under_slow_mode_retries_and_recovers(
     clusters: Clusters, backend: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src, dst, t = _large_pair(clusters)
-    real_copy = backend.copy_and_hash
-    damaged = threading.Event()
-
-    def bad_once(src_dir: str, dst_dir: str, names: list[str], *args: Any, **kwargs: Any) -> Any:
-        entries = real_copy(src_dir, dst_dir, names, *args, **kwargs)
-        if not damaged.is_set() and entries[0][1] > 100:
-            damaged.set()
-            os.truncate(os.path.join(dst_dir, entries[0][0]), 1)
-            entries = [(entries[0][0], *backend.hash_file(os.path.join(dst_dir, entries[0][0])))]
-        return entries
-
-    monkeypatch.setattr(backend, "copy_and_hash", bad_once)
+    damaged = _damaging_chunks(monkeypatch, backend, "truncate")
     dup = src.add_duplication("test1", dst)  # fail_mode="slow": retried, and it says why meanwhile
-    wait_until(damaged.is_set, WAIT, "the damaged copy")
+    wait_until(lambda: bool(damaged), WAIT, "the damaged copy")
     dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
     follower = dst.table("test1")
     wait_caught_up(t, follower)
@@ -424,7 +423,7 @@ def test_damaged_copy_under_slow_mode_retries_and_recovers(
 
 
 def test_local_follower_learn_checkpoint_verifies_and_resumes(
-    clusters: Clusters, backend: ModuleType, monkeypatch: pytest.MonkeyPatch
+    clusters: Clusters, backend: ModuleType
 ) -> None:
     src = clusters.open("source")
     dst = clusters.open("target")
@@ -433,46 +432,74 @@ def test_local_follower_learn_checkpoint_verifies_and_resumes(
     info = t.partitions[0].checkpoint()
     manifest = ckpt_policy.manifest_of(info.path)
     assert len(manifest) >= 2
-    dst.create_table("copy", partition_count=1, follower_of={"cluster": "source", "table": "test1"})
     follower = LocalFollower(dst)
+    source = SourceId("source", "uid", "test1", 1)
+    follower.ensure_table("copy", 1, source)
     fp = dst.table("copy").partitions[0]
     assert fp.state == "learning"
+    assert follower.checkpoint_offsets("copy", 0, info.decree, manifest) == {}
 
     # a manifest that does not match the files: ChecksumMismatchError, nothing installed.
-    # The lie is about the last file copied, so every file before it is copied and verified.
+    # The lie is about the last file, so every file before it arrives and is verified.
     wrong = list(manifest)
     name, size, digest = wrong[-1]
     assert size > 0
     wrong[-1] = (name, size, ("0" if digest[0] != "0" else "1") + digest[1:])
     with pytest.raises(pf.ChecksumMismatchError) as ei:
-        follower.learn_checkpoint("copy", 0, info.decree, info.path, wrong, lambda done, total: None)
+        follower.learn_checkpoint(
+            "copy", 0, info.decree, wrong, ckpt_policy.read_chunks(info.path, wrong, {})
+        )
     assert ei.value.path.endswith(name)
     assert fp.state == "learning" and fp.last_committed == 0 and list(fp.iter_raw()) == []
     with pytest.raises(pf.PartitionUnavailableError):
         dst.table("copy").get("bulk0", "0000")
     assert not (Path(fp.path) / "learn" / name).exists()
 
-    # the copy resumes: the files already there and verified stay, only the rest is copied
-    copied: list[str] = []
-    real_copy = backend.copy_and_hash
-
-    def counting(src_dir: str, dst_dir: str, names: list[str], *args: Any, **kwargs: Any) -> Any:
-        copied.extend(names)
-        return real_copy(src_dir, dst_dir, names, *args, **kwargs)
-
-    monkeypatch.setattr(backend, "copy_and_hash", counting)
-    progress: list[tuple[int, int]] = []
-    follower.learn_checkpoint(
-        "copy", 0, info.decree, info.path, manifest, lambda d, tot: progress.append((d, tot))
-    )
-    total = sum(e[1] for e in manifest)
-    assert copied == [name]
-    assert progress[0] == (total - size, total)
-    assert progress[-1] == (total, total)
+    # the copy resumes: the files already there and verified stay, only the rest is sent
+    offsets = follower.checkpoint_offsets("copy", 0, info.decree, manifest)
+    assert offsets == {n: sz for n, sz, _ in manifest if n != name}
+    sent = list(ckpt_policy.read_chunks(info.path, manifest, offsets))
+    assert {c.name for c in sent} == {name}
+    follower.learn_checkpoint("copy", 0, info.decree, manifest, iter(sent))
+    # the same checkpoint again is a retry: nothing to send, nothing changes
+    assert follower.checkpoint_offsets("copy", 0, info.decree, manifest) == {n: sz for n, sz, _ in manifest}
+    follower.learn_checkpoint("copy", 0, info.decree, manifest, iter([]))
     follower.mark_learned("copy", [0])
     assert fp.state == "serving"
     assert fp.source_decree == info.decree
     assert contents(dst.table("copy")) == contents(t)
+
+
+def test_chunks_that_do_not_fit_the_manifest_are_refused(clusters: Clusters, backend: ModuleType) -> None:
+    """A hostile or broken source: a chunk naming a file outside the manifest (or outside the
+    partition), a bad chunk checksum, a chunk past the file's size or leaving a hole."""
+    src = clusters.open("source")
+    dst = clusters.open("target")
+    t = src.create_table("test1", partition_count=1)
+    load_records(t, 200)
+    info = t.partitions[0].checkpoint()
+    manifest = ckpt_policy.manifest_of(info.path)
+    follower = LocalFollower(dst)
+    follower.ensure_table("copy", 1, SourceId("source", "uid", "test1", 1))
+    fp = dst.table("copy").partitions[0]
+    name, size, _ = max(manifest, key=lambda e: e[1])
+    good = next(ckpt_policy.read_chunks(info.path, [e for e in manifest if e[0] == name], {}))
+    crc = backend.crc32c
+    bad_chunks = {
+        "outside the manifest": Chunk("victim", 0, b"x", crc(b"x")),
+        "bad checksum": dataclasses.replace(good, crc32c=good.crc32c ^ 1),
+        "past the size": Chunk(name, size, b"x", crc(b"x")),
+        "a hole": Chunk(name, 5, b"x", crc(b"x")),
+    }
+    for why, chunk in bad_chunks.items():
+        with pytest.raises((pf.InvalidArgumentError, pf.ChecksumMismatchError)):
+            follower.learn_checkpoint("copy", 0, info.decree, manifest, iter([chunk]))
+        assert fp.state == "learning" and fp.last_committed == 0, why
+    for bad_name in ("../escape", "/etc/passwd", "", ".."):
+        with pytest.raises(pf.InvalidArgumentError):
+            follower.checkpoint_offsets("copy", 0, info.decree, [(bad_name, 1, "00")])
+    assert not (Path(fp.path).parent / "escape").exists()
+    assert not (Path(fp.path) / "learn" / "victim").exists()
 
 
 # -- 4. restart in every state -------------------------------------------------------------------

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 from . import _backend
 from .config import Config
-from .duplication import Duplication, DuplicationGapError, DupStatus, PartitionProgress
+from .duplication import Duplication, DupStatus, PartitionProgress
 from .errors import (
     ChecksumMismatchError,
     ClosedError,
     ClusterLockedError,
     DuplicationError,
+    DuplicationGapError,
     DuplicationNotFoundError,
     InvalidArgumentError,
     InvalidTypeError,
     MetaCorruptionError,
     PartitionUnavailableError,
     PegasusFastError,
+    RemoteUnavailableError,
+    Retry,
     TableExistsError,
     TableNotFoundError,
     WalCorruptionError,
@@ -60,6 +63,8 @@ __all__ = [
     "PartitionStats",
     "PartitionUnavailableError",
     "PegasusFastError",
+    "RemoteUnavailableError",
+    "Retry",
     "Table",
     "TableExistsError",
     "TableHealth",

@@ -37,6 +37,10 @@ def encode_block(mutations: list[Mutation]) -> bytes:
 def decode_block(data: bytes) -> list[Mutation]:
     """The mutations of exactly one whole block; WalCorruptionError otherwise."""
 
+def decode_blocks(data: bytes) -> list[Mutation]:
+    """The mutations of whole blocks back to back (a shipped batch); WalCorruptionError for
+    anything else, at the offset of the bad block (a batch has no torn tail)."""
+
 def mutation_writes(mutations: list[Mutation]) -> list[Write]:
     """RocksDB writes applying ``mutations`` in order, then the decree meta key."""
 
@@ -44,6 +48,16 @@ def scan_log_file(
     path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0
 ) -> tuple[list[Mutation], int, bool]:
     """Blocks from ``offset``: (mutations with decree >= start_decree, end offset, torn tail?)."""
+
+def read_log_blocks(
+    path: str | os.PathLike[str], offset: int, start_decree: int, max_bytes: int, max_decree: int
+) -> tuple[bytes, int, int, int, int, bool]:
+    """Whole verified blocks from ``offset`` as stored, for shipping:
+    (data, first decree, last decree, first timestamp_us, end offset, torn tail?).
+
+    Blocks wholly below ``start_decree`` are skipped; it stops before a block holding a decree
+    past ``max_decree``, and at about ``max_bytes`` (0: no limit, at least one block).
+    """
 
 def scan_log_dir(
     path: str | os.PathLike[str], start_decree: int = 0

@@ -1,13 +1,44 @@
 """Every error pegasus_fast raises on purpose; both backends raise these classes.
 
 I/O failures stay the built-in ``OSError`` subclasses.
+
+Whether trying again can help is a property of the error, :attr:`PegasusFastError.retry`,
+not of where its class sits in the hierarchy; :func:`retry_of` answers it for any exception.
 """
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class Retry(Enum):
+    """What a caller that may try again (a duplication, a client) should do about an error."""
+
+    #: the other side is not ready or not reachable now; wait and try again, whatever the fail mode
+    TRANSIENT = "transient"
+    #: an operation failed and a retry may succeed; the caller's policy (a fail mode) decides
+    FAILURE = "failure"
+    #: no retry can fix it (a conflict, a bad argument); stop and say why
+    PERMANENT = "permanent"
+
 
 class PegasusFastError(Exception):
     """Base of every pegasus_fast error."""
+
+    retry: Retry = Retry.PERMANENT
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry is not Retry.PERMANENT
+
+
+def retry_of(exc: BaseException) -> Retry:
+    """The retry class of any exception: I/O errors are failures a retry may fix."""
+    if isinstance(exc, PegasusFastError):
+        return exc.retry
+    if isinstance(exc, OSError):
+        return Retry.FAILURE
+    return Retry.FAILURE if isinstance(exc, Exception) else Retry.PERMANENT
 
 
 class InvalidArgumentError(PegasusFastError, ValueError):
@@ -25,6 +56,8 @@ class ClosedError(PegasusFastError):
 class WalCorruptionError(PegasusFastError):
     """A WAL block failed its checks somewhere other than a torn tail."""
 
+    retry = Retry.FAILURE
+
     def __init__(self, path: str, offset: int, reason: str = "") -> None:
         super().__init__(f"WAL corruption in {path} at offset {offset}: {reason}")
         self.path = str(path)
@@ -35,14 +68,19 @@ class WalCorruptionError(PegasusFastError):
 class MetaCorruptionError(PegasusFastError):
     """The cluster metadata journal is damaged somewhere other than a torn last record."""
 
-    def __init__(self, path: str, offset: int) -> None:
-        super().__init__(f"cluster metadata {path} is corrupt at offset {offset}")
+    def __init__(self, path: str, offset: int, reason: str = "") -> None:
+        super().__init__(
+            f"cluster metadata {path} is corrupt at offset {offset}" + (f": {reason}" if reason else "")
+        )
         self.path = str(path)
         self.offset = int(offset)
+        self.reason = reason
 
 
 class WalGapError(PegasusFastError):
     """The WAL does not hold a decree that recovery or shipping needs."""
+
+    retry = Retry.FAILURE
 
     def __init__(self, path: str, expected_decree: int, found_decree: int) -> None:
         super().__init__(f"WAL {path}: expected decree {expected_decree}, found {found_decree}")
@@ -53,6 +91,8 @@ class WalGapError(PegasusFastError):
 
 class ChecksumMismatchError(PegasusFastError):
     """A copied file's size or hash differs from its manifest."""
+
+    retry = Retry.FAILURE
 
     def __init__(self, path: str, expected: str, actual: str) -> None:
         super().__init__(f"checksum mismatch for {path}: expected {expected}, got {actual}")
@@ -79,6 +119,8 @@ class TableNotFoundError(PegasusFastError, KeyError):
 class PartitionUnavailableError(PegasusFastError):
     """The partition cannot serve now (a follower still learning its checkpoint)."""
 
+    retry = Retry.TRANSIENT
+
     def __init__(self, table: str, pidx: int, state: str) -> None:
         super().__init__(f"partition {table}.{pidx} is unavailable: {state}")
         self.table = table
@@ -96,6 +138,28 @@ class ClusterLockedError(PegasusFastError):
 
 class DuplicationError(PegasusFastError):
     """A duplication cannot be added or driven (see the message)."""
+
+
+class DuplicationGapError(DuplicationError):
+    """The follower was sent a source decree past the next one it needs; the source re-reads from there."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"follower needs source decree {expected}, was sent {got}")
+        self.expected = expected
+        self.got = got
+
+
+class RemoteUnavailableError(PegasusFastError):
+    """The remote cluster of a duplication (or a served cluster) cannot be reached now."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, remote: str, reason: str = "") -> None:
+        super().__init__(f"remote {remote} is unavailable" + (f": {reason}" if reason else ""))
+        self.remote = remote
+        self.reason = reason
 
 
 class DuplicationNotFoundError(DuplicationError, KeyError):

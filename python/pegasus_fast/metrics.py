@@ -41,6 +41,10 @@ class Metrics:
             registry=r,
         )
 
+    def record_checkpoint(self, kind: str, duration_ms: float) -> None:
+        self.checkpoint_count.labels(kind).inc()
+        self.checkpoint_duration_ms.labels(kind).observe(duration_ms)
+
     def snapshot(self) -> dict[str, float]:
         """Every current sample as ``name{label="v",...}`` -> value."""
         out: dict[str, float] = {}

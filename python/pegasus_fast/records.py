@@ -1,20 +1,49 @@
-"""User-facing key/value rules: types, limits, TTL and the RocksDB record layout."""
+"""The record model in one place: op kinds, key/value rules and limits, TTL, the RocksDB
+record layout (DESIGN.md §3) and the last-writer-wins timetag."""
 
 from __future__ import annotations
 
 import struct
 import time
+from enum import IntEnum
 
 from .errors import InvalidArgumentError, InvalidTypeError
 
 #: Pegasus expire_ts counts seconds from 2016-01-01 00:00:00 UTC.
 EPOCH_BEGIN = 1451606400
 MAX_HASH_KEY = 0xFFFF
+#: partitions of one table (Pegasus allows up to 1024 too)
+MAX_PARTITIONS = 1024
 VALUE_HEADER = struct.Struct(">IQ")
 KEY_LEN = struct.Struct(">H")
 DECREE = struct.Struct("<Q")
 META_DECREE_KEY = b"\x00"
 META_SOURCE_DECREE_KEY = b"\x01"
+
+
+class Op(IntEnum):
+    """Op kinds of a mutation, as stored in the WAL (docs/wal-format.md, "Operations")."""
+
+    PUT = 0
+    DELETE = 1
+    MULTI_PUT = 2
+    MULTI_DELETE = 3
+    #: advances the decree only
+    EMPTY = 4
+    #: an already-encoded RocksDB key and value (logical snapshots)
+    RAW_PUT = 5
+    #: a follower records the source decree it has applied
+    SOURCE_DECREE = 6
+
+
+def timetag(timestamp_us: int, cluster_id: int, delete: bool = False) -> int:
+    """Pegasus's last-writer-wins tag: ``timestamp_us << 8 | cluster_id << 1 | delete``."""
+    return (timestamp_us << 8) | (cluster_id << 1) | int(delete)
+
+
+def timetag_of(raw_value: bytes) -> int:
+    """The timetag stored in a RocksDB value."""
+    return VALUE_HEADER.unpack_from(raw_value)[1]
 
 
 def as_bytes(value: object, what: str) -> bytes:
@@ -53,6 +82,11 @@ def expire_ts_for(ttl_seconds: object) -> int:
 
 def encode_key(hash_key: bytes, sort_key: bytes) -> bytes:
     return KEY_LEN.pack(len(hash_key)) + hash_key + sort_key
+
+
+def hash_key_prefix(hash_key: bytes) -> bytes:
+    """The RocksDB key prefix of every record under ``hash_key``."""
+    return KEY_LEN.pack(len(hash_key)) + hash_key
 
 
 def decode_key(key: bytes) -> tuple[bytes, bytes]:

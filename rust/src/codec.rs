@@ -406,9 +406,13 @@ pub fn parse_payload<'a>(
 pub const BUFFER_PATH: &str = "<buffer>";
 
 fn buffer_corruption(reason: &str) -> Error {
+    buffer_corruption_at(0, reason)
+}
+
+fn buffer_corruption_at(offset: u64, reason: &str) -> Error {
     Error::Corruption {
         path: BUFFER_PATH.to_string(),
-        offset: 0,
+        offset,
         reason: reason.to_string(),
     }
 }
@@ -433,6 +437,33 @@ pub fn decode_block(data: &[u8]) -> Result<Vec<Mutation<&[u8]>>> {
         Step::End => Err(buffer_corruption("empty buffer")),
         Step::Torn(reason) | Step::Corrupt(reason) => Err(buffer_corruption(reason)),
         Step::Need(_) => Err(buffer_corruption("not exactly one block")),
+    }
+}
+
+/// The mutations of `data`, a run of whole blocks back to back (a shipped
+/// batch: WAL blocks as stored). Unlike a log file, a batch has no torn tail:
+/// a cut or damaged block anywhere is corruption at its offset.
+pub fn decode_blocks(data: &[u8]) -> Result<Vec<Mutation<&[u8]>>> {
+    let size = data.len() as u64;
+    let mut pos = 0u64;
+    let mut out = Vec::new();
+    loop {
+        match classify(data, 0, pos, size) {
+            Step::End => return Ok(out),
+            Step::Block {
+                header,
+                payload,
+                end,
+            } => {
+                parse_payload(&data[payload], header.mutation_count, 0, Some(&mut out))
+                    .map_err(|reason| buffer_corruption_at(pos, reason))?;
+                pos = end;
+            }
+            Step::Torn(reason) | Step::Corrupt(reason) => {
+                return Err(buffer_corruption_at(pos, reason))
+            }
+            Step::Need(_) => return Err(buffer_corruption_at(pos, "block cut short")),
+        }
     }
 }
 

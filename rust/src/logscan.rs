@@ -222,6 +222,81 @@ impl ScannedFile {
     }
 }
 
+/// Whole verified blocks of one log file, as stored, for shipping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRun {
+    /// The blocks' bytes, back to back (empty when none is due).
+    pub data: Vec<u8>,
+    /// First decree of the first block and last decree of the last (0 when empty).
+    pub first_decree: u64,
+    pub last_decree: u64,
+    /// Timestamp of the first mutation shipped (0 when empty).
+    pub first_timestamp_us: u64,
+    /// Where the next read starts: after the last block taken or skipped.
+    pub end: u64,
+    /// A torn tail follows `end`, and nothing after it was left for later.
+    pub torn: bool,
+}
+
+/// The verified blocks of `path` from `offset` whose decrees reach
+/// `start_decree`, up to about `max_bytes` (0: no limit), stopping before the
+/// first block holding a decree past `max_decree`. Blocks entirely below
+/// `start_decree` are skipped (`end` moves past them); a block that straddles
+/// it is taken whole (the follower skips what it has).
+pub fn read_log_blocks(
+    path: &Path,
+    offset: u64,
+    start_decree: u64,
+    max_bytes: u64,
+    max_decree: u64,
+) -> Result<BlockRun> {
+    let file = read_log_file(path, offset, max_bytes)?;
+    let header = crate::codec::BLOCK_HEADER_SIZE;
+    let mut run = BlockRun {
+        data: Vec::new(),
+        first_decree: 0,
+        last_decree: 0,
+        first_timestamp_us: 0,
+        end: offset,
+        torn: file.torn,
+    };
+    let mut taken: Option<Range<usize>> = None;
+    for block in &file.blocks {
+        let start = block.payload.start - header;
+        let Some(last) = block.max_decree else {
+            // a block without mutations (never written, but harmless): step over it
+            if taken.is_none() {
+                run.end = file.base + block.payload.end as u64;
+            }
+            continue;
+        };
+        if last > max_decree {
+            run.torn = false;
+            break;
+        }
+        if last < start_decree && taken.is_none() {
+            run.end = file.base + block.payload.end as u64;
+            continue;
+        }
+        if taken.is_none() {
+            let h = &file.buf[start..block.payload.start];
+            run.first_decree = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
+            let p = &file.buf[block.payload.clone()];
+            // a mutation starts with its decree, then its timestamp (parse_payload checked both)
+            run.first_timestamp_us = u64::from_le_bytes(p[8..16].try_into().expect("8 bytes"));
+            taken = Some(start..block.payload.end);
+        } else if let Some(r) = taken.as_mut() {
+            r.end = block.payload.end;
+        }
+        run.last_decree = last;
+        run.end = file.base + block.payload.end as u64;
+    }
+    if let Some(r) = taken {
+        run.data = file.buf[r].to_vec();
+    }
+    Ok(run)
+}
+
 /// `log.<index>.<start_offset>` with decimal numbers: (index, start_offset).
 pub fn parse_log_name(name: &str) -> Option<(u64, u64)> {
     let rest = name.strip_prefix("log.")?;
@@ -373,6 +448,44 @@ mod tests {
         let mut out = Vec::new();
         file.mutations(start, &mut out).unwrap();
         out.iter().map(|m| m.decree).collect()
+    }
+
+    #[test]
+    fn block_runs_for_shipping() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.1.0");
+        let (data, starts) = three_blocks();
+        let size = data.len() as u64;
+        fs::write(&p, &data).unwrap();
+        let all = read_log_blocks(&p, 0, 1, 0, u64::MAX).unwrap();
+        assert_eq!(all.data, data);
+        assert_eq!((all.first_decree, all.last_decree, all.end, all.torn), (1, 7, size, false));
+        assert_eq!(all.first_timestamp_us, 1000);
+        // blocks wholly below start_decree are skipped; a straddling one is taken whole
+        let r = read_log_blocks(&p, 0, 4, 0, u64::MAX).unwrap();
+        assert_eq!(r.data, data[starts[1] as usize..].to_vec());
+        assert_eq!((r.first_decree, r.last_decree, r.first_timestamp_us), (3, 7, 3000));
+        // nothing past max_decree: stop before the block that holds it
+        let r = read_log_blocks(&p, 0, 1, 0, 4).unwrap();
+        assert_eq!(r.data, data[..starts[1] as usize].to_vec());
+        assert_eq!((r.last_decree, r.end), (2, starts[1]));
+        let r = read_log_blocks(&p, starts[1], 3, 0, 2).unwrap();
+        assert_eq!((r.data.len(), r.end, r.first_decree), (0, starts[1], 0));
+        // everything below start_decree: nothing to ship, and the cursor moves past it
+        let r = read_log_blocks(&p, 0, 100, 0, u64::MAX).unwrap();
+        assert_eq!((r.data.len(), r.end), (0, size));
+        // max_bytes: at least one block
+        let r = read_log_blocks(&p, 0, 1, 1, u64::MAX).unwrap();
+        assert_eq!((r.last_decree, r.end), (2, starts[1]));
+        // a torn tail is reported, and shipping stops before it
+        fs::write(&p, &data[..data.len() - 3]).unwrap();
+        let r = read_log_blocks(&p, 0, 1, 0, u64::MAX).unwrap();
+        assert_eq!((r.last_decree, r.end, r.torn), (5, starts[2], true));
+        // a shipped run decodes back to its mutations
+        let muts = crate::codec::decode_blocks(&all.data).unwrap();
+        assert_eq!(muts.iter().map(|m| m.decree).collect::<Vec<_>>(), (1..8).collect::<Vec<_>>());
+        assert!(crate::codec::decode_blocks(&data[..data.len() - 1]).is_err());
+        assert!(crate::codec::decode_blocks(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .codec import BLOCK_HEADER_SIZE, decode_block, encode_block, mutation_writes
+from .codec import BLOCK_HEADER_SIZE, decode_block, decode_blocks, encode_block, mutation_writes
 from .crc import crc32c, crc64, partition_index
 from .filecopy import copy_and_hash, hash_file, verify_manifest
-from .logscan import replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
+from .logscan import read_log_blocks, replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
@@ -13,10 +13,12 @@ __all__ = [
     "crc32c",
     "crc64",
     "decode_block",
+    "decode_blocks",
     "encode_block",
     "hash_file",
     "mutation_writes",
     "partition_index",
+    "read_log_blocks",
     "replay_log_dir",
     "replay_log_file",
     "scan_log_dir",

@@ -6,21 +6,23 @@ import struct
 from typing import Any
 
 from ..errors import WalCorruptionError
+from ..records import META_DECREE_KEY, META_SOURCE_DECREE_KEY, encode_key, hash_key_prefix
+from ..records import VALUE_HEADER as _VALUE_HEADER
+from ..records import Op as _OpKind
+from ..records import timetag as _timetag
 from .crc import crc32c
 
 MAGIC = b"PFW1"
 BLOCK_HEADER_SIZE = 28
 MAX_PAYLOAD = 1 << 30
 
-PUT, DELETE, MULTI_PUT, MULTI_DELETE, EMPTY, RAW_PUT, SOURCE_DECREE = range(7)
+PUT, DELETE, MULTI_PUT, MULTI_DELETE, EMPTY, RAW_PUT, SOURCE_DECREE = (int(k) for k in _OpKind)
 
 _HEADER = struct.Struct("<4sIQII")  # magic, payload_len, first_decree, count, payload_crc
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _MUT = struct.Struct("<QQBI")
-_KEY_LEN = struct.Struct(">H")
-_VALUE_HEADER = struct.Struct(">IQ")
 
 Op = tuple[Any, ...]
 Mutation = tuple[int, int, int, list[Op]]
@@ -255,8 +257,25 @@ def decode_block(data: bytes) -> list[Mutation]:
         raise WalCorruptionError("<buffer>", 0, str(exc)) from None
 
 
-def encode_key(hash_key: bytes, sort_key: bytes) -> bytes:
-    return _KEY_LEN.pack(len(hash_key)) + hash_key + sort_key
+def decode_blocks(data: bytes) -> list[Mutation]:
+    """The mutations of whole blocks back to back (a shipped batch); no torn tail allowed."""
+    buf = _b(data)
+    size = len(buf)
+    pos = 0
+    out: list[Mutation] = []
+    while pos < size:
+        state, payload_len, count, reason = read_header(buf, pos, size)
+        if state != OK:
+            raise WalCorruptionError("<buffer>", pos, reason or "block cut short")
+        start, end = pos + BLOCK_HEADER_SIZE, pos + BLOCK_HEADER_SIZE + payload_len
+        if crc32c(buf[start:end]) != _U32.unpack_from(buf, pos + 20)[0]:
+            raise WalCorruptionError("<buffer>", pos, "payload checksum mismatch")
+        try:
+            out.extend(decode_payload(buf, start, end, count))
+        except _Malformed as exc:
+            raise WalCorruptionError("<buffer>", pos, str(exc)) from None
+        pos = end
+    return out
 
 
 def mutation_writes(mutations: list[Mutation]) -> list[Write]:
@@ -264,7 +283,7 @@ def mutation_writes(mutations: list[Mutation]) -> list[Write]:
     for _decree, timestamp_us, cluster_id, ops in mutations:
         if not 0 <= timestamp_us < 1 << 56:
             raise ValueError("timestamp_us does not fit a timetag (>= 2^56)")
-        timetag = (timestamp_us << 8) | (cluster_id << 1)
+        timetag = _timetag(timestamp_us, cluster_id)
         for op in ops:
             kind = op[0]
             if kind == PUT:
@@ -273,17 +292,17 @@ def mutation_writes(mutations: list[Mutation]) -> list[Write]:
                 writes.append((encode_key(op[1], op[2]), None))
             elif kind == MULTI_PUT:
                 header = _VALUE_HEADER.pack(op[3], timetag)
-                prefix = _KEY_LEN.pack(len(op[1])) + op[1]
+                prefix = hash_key_prefix(op[1])
                 writes.extend((prefix + sk, header + v) for sk, v in op[2])
             elif kind == MULTI_DELETE:
-                prefix = _KEY_LEN.pack(len(op[1])) + op[1]
+                prefix = hash_key_prefix(op[1])
                 writes.extend((prefix + sk, None) for sk in op[2])
             elif kind == RAW_PUT:
                 writes.append((_b(op[1]), _b(op[2])))
             elif kind == SOURCE_DECREE:
-                writes.append((b"\x01", _U64.pack(op[1])))
+                writes.append((META_SOURCE_DECREE_KEY, _U64.pack(op[1])))
             elif kind != EMPTY:
                 raise ValueError(f"unknown op type {kind!r}")
     if mutations:
-        writes.append((b"\x00", _U64.pack(mutations[-1][0])))
+        writes.append((META_DECREE_KEY, _U64.pack(mutations[-1][0])))
     return writes

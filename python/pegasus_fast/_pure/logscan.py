@@ -8,6 +8,9 @@ from typing import BinaryIO
 
 from ..errors import WalCorruptionError
 from .codec import (
+    _HEADER as _HEADER_FIELDS,
+)
+from .codec import (
     _U32,
     _U64,
     BLOCK_HEADER_SIZE,
@@ -81,6 +84,48 @@ def scan_log_file(
             raise ValueError(f"offset {offset} is outside {path} ({size} bytes)")
         mutations, end, torn, _first, _last = _scan_open_file(path, f, size, offset, start_decree, max_bytes)
     return mutations, end, torn
+
+
+def read_log_blocks(
+    path: str | os.PathLike[str], offset: int, start_decree: int, max_bytes: int, max_decree: int
+) -> tuple[bytes, int, int, int, int, bool]:
+    """Whole verified blocks for shipping: (data, first decree, last decree, first timestamp, end, torn)."""
+    path = os.fspath(path)
+    with open(path, "rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        if offset < 0 or offset > size:
+            raise ValueError(f"offset {offset} is outside {path} ({size} bytes)")
+        f.seek(offset)
+        buf = f.read(size - offset)
+    # verify the same blocks a scan would (checksums, payload parse, torn-tail rules)
+    _, scan_end, torn = scan_log_file(path, offset, 0, max_bytes)
+    pos, end = offset, offset
+    first = last = first_ts = 0
+    taken_start = taken_end = -1
+    while pos < scan_end:
+        rel = pos - offset
+        _magic, payload_len, block_first, count, _crc = _HEADER_FIELDS.unpack_from(buf, rel)
+        block_end = pos + BLOCK_HEADER_SIZE + payload_len
+        mutations = decode_payload(buf, rel + BLOCK_HEADER_SIZE, rel + BLOCK_HEADER_SIZE + payload_len, count)
+        if not mutations:
+            if taken_start < 0:
+                end = block_end
+            pos = block_end
+            continue
+        block_last = max(m[0] for m in mutations)
+        if block_last > max_decree:
+            torn = False
+            break
+        if block_last < start_decree and taken_start < 0:
+            end = pos = block_end
+            continue
+        if taken_start < 0:
+            taken_start, first, first_ts = pos, block_first, mutations[0][1]
+        taken_end = block_end
+        last = block_last
+        end = pos = block_end
+    data = buf[taken_start - offset : taken_end - offset] if taken_start >= 0 else b""
+    return data, first, last, first_ts, end, torn
 
 
 def list_log_files(path: str) -> list[tuple[int, int, str]]:

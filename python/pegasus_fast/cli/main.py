@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from .. import __version__, backend
 from ..duplication import DupStatus
 from ..errors import ClusterLockedError, PegasusFastError
-from ..node.cluster import Cluster, open_cluster_at
+from ..node.cluster import Cluster
+from ..node.local_follower import open_cluster_at
 from .format import table
 
 

@@ -1,71 +1,96 @@
-"""A cluster's duplications: add, find, resume after restart, WAL retention."""
+"""A cluster's duplications: add, find, resume after restart; the hooks its partitions call."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
 
 from ..errors import DuplicationError, DuplicationNotFoundError, InvalidArgumentError, InvalidTypeError
-from .driver import Duplication, remote_opened
+from ..storage.partition import Partition, PartitionHooks
+from .driver import DupEnv, Duplication
+from .record import DupRecord, PartitionCheckpoint
 from .status import FAIL_MODES, DupStatus
 
-if TYPE_CHECKING:
-    from ..node.cluster import Cluster
 
+class DuplicationCatalog(PartitionHooks):
+    """Owns the live duplications of one cluster, and answers its partitions' hooks:
+    wake shippers on durable writes, bound WAL GC, pin checkpoints being copied."""
 
-class DuplicationCatalog:
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
+    def __init__(self, env: DupEnv, add_record: Callable[[DupRecord], int]) -> None:
+        self._env = env
+        self._add_record = add_record
         self._lock = threading.RLock()
         self._dups: dict[int, Duplication] = {}
-        for key, rec in cluster.meta.get("duplications").items():
-            if rec["status"] != DupStatus.REMOVED.value and cluster.has_table(rec["table"]):
-                self._dups[int(key)] = Duplication(cluster, int(key), rec)
-        self.install_retention()
+        #: table name -> its live duplications (read on the write path, replaced whole)
+        self._by_table: dict[str, tuple[Duplication, ...]] = {}
 
-    def start_all(self) -> None:
+    def resume(self, records: dict[int, DupRecord]) -> None:
+        """Take the persisted duplications back (once the source tables are open) and start them."""
+        with self._lock:
+            for dupid, rec in records.items():
+                if rec.status != DupStatus.REMOVED and self._env.tables.has(rec.table):
+                    self._dups[dupid] = self._new(dupid, rec)
+            self._reindex()
         for d in list(self._dups.values()):
             d.start()
-        remote_opened(self.cluster.path)
+
+    def _new(self, dupid: int, rec: DupRecord) -> Duplication:
+        return Duplication(dupid, rec, self._env, self._changed)
+
+    def _reindex(self) -> None:
+        by_table: dict[str, list[Duplication]] = {}
+        for d in self._dups.values():
+            if d.status != DupStatus.REMOVED:
+                by_table.setdefault(d.table_name, []).append(d)
+        self._by_table = {k: tuple(v) for k, v in by_table.items()}
+
+    def _changed(self) -> None:
+        with self._lock:
+            self._dups = {k: d for k, d in self._dups.items() if d.status != DupStatus.REMOVED}
+            self._reindex()
 
     def stop_all(self) -> None:
         for d in list(self._dups.values()):
             d.stop()
 
-    def install_retention(self) -> None:
-        """Point every partition's WAL GC at the duplications' persisted confirmed decrees."""
-        for name in [t.name for t in self.cluster.list_tables()]:
-            table = self.cluster.table(name)
-            for p in table.partitions:
-                p.wal_retain_after = lambda n=name, i=p.pidx: self.retain_after(n, i)
+    def wake_remote(self, remote: str) -> None:
+        """A remote became reachable (an embedded cluster opened): its duplications go on now."""
+        for d in list(self._dups.values()):
+            if d.remote == remote:
+                d.wake()
 
-    def retain_after(self, table: str, pidx: int) -> int | None:
+    # -- PartitionHooks ---------------------------------------------------------------
+
+    def durable(self, partition: Partition, decree: int) -> None:
+        for d in self._by_table.get(partition.table, ()):
+            d.wake()
+
+    def wal_retain_after(self, partition: Partition) -> int | None:
         values = [
             v
-            for d in list(self._dups.values())
-            if d.table_name == table and (v := d.retain_after(pidx)) is not None
+            for d in self._by_table.get(partition.table, ())
+            if (v := d.retain_after(partition.pidx)) is not None
         ]
         return min(values) if values else None
+
+    def pinned_checkpoints(self, partition: Partition) -> frozenset[int]:
+        out: frozenset[int] = frozenset()
+        for d in self._by_table.get(partition.table, ()):
+            out |= d.pinned(partition.pidx)
+        return out
+
+    # -- the API's side -----------------------------------------------------------------
 
     def add(
         self,
         table: str,
-        remote: Any,
+        remote: str,
+        remote_name: str,
         remote_table: str | None,
         with_checkpoint: bool,
         fail_mode: str,
     ) -> Duplication:
-        from ..node.cluster import Cluster
-
-        c = self.cluster
-        if isinstance(remote, Cluster):
-            remote_path, remote_name = remote.path, remote.name
-        elif isinstance(remote, (str, os.PathLike)):
-            remote_path, remote_name = os.path.realpath(os.fspath(remote)), ""
-        else:
-            raise InvalidTypeError("remote is a pegasus_fast.Cluster or the path of one")
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
         if not isinstance(with_checkpoint, bool):
@@ -73,40 +98,31 @@ class DuplicationCatalog:
         remote_table = table if remote_table is None else remote_table
         if not isinstance(remote_table, str) or not remote_table:
             raise InvalidArgumentError("remote_table must be a non-empty str")
-        if remote_path == c.path:
-            raise DuplicationError("a cluster cannot duplicate to itself")
-        t = c.table(table)
+        partitions = self._env.tables.partitions(table)
         with self._lock:
             for d in self._dups.values():
-                if d.table_name == table and d.remote_path == remote_path and d.status != DupStatus.REMOVED:
+                if d.table_name == table and d.remote == remote and d.status != DupStatus.REMOVED:
                     raise DuplicationError(
-                        f"table {table!r} already duplicates to {remote_path} (dupid {d.dupid})"
+                        f"table {table!r} already duplicates to {remote} (dupid {d.dupid})"
                     )
+            now = time.time()
             # the WAL after the current decrees is kept from the moment the record exists
-            confirmed = [p.last_committed for p in t.partitions]
-
-            def add(state: dict[str, Any]) -> int:
-                dupid = state["next_dupid"]
-                state["next_dupid"] += 1
-                state["duplications"][str(dupid)] = {
-                    "table": table,
-                    "remote_path": remote_path,
-                    "remote_name": remote_name,
-                    "remote_table": remote_table,
-                    "fail_mode": fail_mode,
-                    "with_checkpoint": with_checkpoint,
-                    "create_time": time.time(),
-                    "status": DupStatus.INIT.value,
-                    "timeline": [[str(DupStatus.INIT), time.time()]],
-                    "partitions": [
-                        {"kind": "", "decree": 0, "state": "pending", "confirmed": x} for x in confirmed
-                    ],
-                }
-                return dupid
-
-            dupid = c.meta.update(add)
-            dup = Duplication(c, dupid, c.meta.get("duplications", str(dupid)))
+            record = DupRecord(
+                table=table,
+                remote=remote,
+                remote_name=remote_name,
+                remote_table=remote_table,
+                fail_mode=fail_mode,
+                with_checkpoint=with_checkpoint,
+                create_time=now,
+                status=DupStatus.INIT,
+                timeline=((str(DupStatus.INIT), now),),
+                partitions=tuple(PartitionCheckpoint(confirmed=p.last_committed) for p in partitions),
+            )
+            dupid = self._add_record(record)
+            dup = self._new(dupid, record)
             self._dups[dupid] = dup
+            self._reindex()
         dup.start()
         return dup
 
@@ -119,10 +135,6 @@ class DuplicationCatalog:
             return self._dups[dupid]
         except KeyError:
             raise DuplicationNotFoundError(dupid) from None
-
-    def changed(self) -> None:
-        with self._lock:
-            self._dups = {k: d for k, d in self._dups.items() if d.status != DupStatus.REMOVED}
 
     def active_for(self, table: str) -> list[Duplication]:
         return [d for d in self.list(table) if d.status != DupStatus.REMOVED]

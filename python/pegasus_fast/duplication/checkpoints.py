@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .. import _backend
+from ..errors import ChecksumMismatchError
+from ..records import Op
 from ..storage import checkpoint as ckpt
 from ..storage.partition import Partition
+from .ports import Chunk, ManifestEntry
+
+#: bytes of a checkpoint file per chunk (the wire caps a message at a few MiB)
+CHUNK_BYTES = 1 << 20
 
 EMPTY, SMALL, LARGE = "empty", "small", "large"
 
@@ -32,7 +39,7 @@ class Artifact:
     block: bytes | None = None
     #: large: a published checkpoint directory and its manifest
     directory: str | None = None
-    manifest: list[tuple[str, int, str]] = field(default_factory=list)
+    manifest: list[ManifestEntry] = field(default_factory=list)
     duration_ms: float = 0.0
 
     @property
@@ -42,7 +49,7 @@ class Artifact:
         return sum(e[1] for e in self.manifest)
 
 
-def manifest_of(directory: str) -> list[tuple[str, int, str]]:
+def manifest_of(directory: str) -> list[ManifestEntry]:
     impl = _backend.impl
     out = []
     for name in sorted(os.listdir(directory)):
@@ -79,7 +86,8 @@ def adaptive(partition: Partition, small_max_bytes: int) -> Artifact:
             ts = partition._timestamp_us()
     if snapshot is None:
         return large(partition)
-    ops = [(5, k, v) for k, v in partition.iter_raw(snapshot)]
+    raw_put = int(Op.RAW_PUT)
+    ops = [(raw_put, k, v) for k, v in partition.iter_raw(snapshot)]
     del snapshot
     block = _backend.impl.encode_block([(decree, ts, partition.cluster_id, ops)])
     return Artifact(SMALL, decree, block=block, duration_ms=(time.perf_counter() - start) * 1000.0)
@@ -97,3 +105,30 @@ def legacy_ready(partition: Partition, needed: int) -> Artifact | None:
 def legacy_needed_decree(partition: Partition) -> int:
     # Pegasus piggy-backs a commit on the next write, so the log knows one decree less.
     return max(0, partition.last_committed - 1)
+
+
+def read_chunks(
+    directory: str, manifest: list[ManifestEntry], offsets: dict[str, int], chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[Chunk]:
+    """The files of a published checkpoint as checksummed chunks, each file from its offset on.
+
+    A source file shorter than its manifest says is a ChecksumMismatchError:
+    the checkpoint changed under us, and the follower must not wait for bytes
+    that will never come.
+    """
+    crc32c = _backend.impl.crc32c
+    for name, size, _digest in manifest:
+        pos = max(0, offsets.get(name, 0))
+        if pos >= size:
+            continue
+        path = os.path.join(directory, name)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            while pos < size:
+                data = os.pread(fd, min(chunk_bytes, size - pos), pos)
+                if not data:
+                    raise ChecksumMismatchError(path, f"{size} bytes", f"{pos} bytes")
+                yield Chunk(name, pos, data, crc32c(data))
+                pos += len(data)
+        finally:
+            os.close(fd)

@@ -1,8 +1,9 @@
 """A duplication's state machine: PREPARE checkpoints, APP learning, LOG shipping (DESIGN.md §5).
 
 One thread per duplication drives it. Every status change and every
-checkpoint decision is persisted in the cluster metadata before it takes
-effect, so a restart in any state resumes where it stood.
+checkpoint decision is persisted (through the record store it is given)
+before it takes effect, so a restart in any state resumes where it stood.
+Everything outside duplication reaches it through the ports in ports.py.
 """
 
 from __future__ import annotations
@@ -10,71 +11,76 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
 
+from ..config import Config
 from ..errors import (
     ClosedError,
     DuplicationError,
     PartitionUnavailableError,
-    TableNotFoundError,
+    RemoteUnavailableError,
+    Retry,
     WalCorruptionError,
     WalGapError,
+    retry_of,
 )
-from ..node.scheduler import Lane
+from ..metrics import Metrics
 from . import checkpoints as policy
-from .follower import DuplicationGapError, Follower, LocalFollower
+from .ports import Chunk, Connector, Follower, SourceId, SourceTables, Tasks
+from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
 from .status import TRANSITIONS, DupStatus, PartitionProgress
 
-if TYPE_CHECKING:
-    from ..node.cluster import Cluster
-
 log = logging.getLogger(__name__)
 
-#: every live duplication, so a cluster opening wakes those waiting for it
-_live: weakref.WeakSet[Duplication] = weakref.WeakSet()
-_live_lock = threading.Lock()
 CONFIRM_PERSIST_INTERVAL = 1.0
 
 
-def remote_opened(path: str) -> None:
-    with _live_lock:
-        waiting = [d for d in _live if d.remote_path == path]
-    for d in waiting:
-        d.wake()
+@dataclass(frozen=True)
+class DupEnv:
+    """What a cluster gives its duplications (the node layer builds it)."""
 
-
-class _RemoteGone(Exception):
-    pass
+    config: Config
+    metrics: Metrics
+    tables: SourceTables
+    tasks: Tasks
+    connector: Connector
+    #: persists a duplication's record durably before the caller goes on
+    save: Callable[[int, DupRecord], None]
+    cluster_name: str
+    cluster_uid: str
 
 
 class Duplication:
-    def __init__(self, cluster: Cluster, dupid: int, record: dict[str, Any]) -> None:
-        self.cluster = cluster
+    def __init__(self, dupid: int, record: DupRecord, env: DupEnv, on_removed: Callable[[], None]) -> None:
         self.dupid = dupid
-        self.table_name: str = record["table"]
-        self.remote_path: str = record["remote_path"]
-        self.remote_table: str = record["remote_table"]
-        self.remote_name: str = record.get("remote_name", "")
-        self.fail_mode: str = record["fail_mode"]
-        self.with_checkpoint: bool = record["with_checkpoint"]
-        self.create_time: float = record["create_time"]
-        self._status = DupStatus(record["status"])
-        self.timeline: list[tuple[str, float]] = [tuple(x) for x in record.get("timeline", [])]  # type: ignore[misc]
-        self.table = cluster.table(self.table_name)
-        n = self.table.partition_count
-        parts = record["partitions"]
-        self._ckpt: list[dict[str, Any]] = [dict(x) for x in parts]
+        self._env = env
+        self._record = record
+        self._on_removed = on_removed
+        self.table_name = record.table
+        self.remote = record.remote
+        self.remote_table = record.remote_table
+        self.fail_mode = record.fail_mode
+        self.with_checkpoint = record.with_checkpoint
+        self.create_time = record.create_time
+        self._status = record.status
+        self.timeline: list[tuple[str, float]] = list(record.timeline)
+        self.partitions = env.tables.partitions(self.table_name)
+        n = len(self.partitions)
         self._artifacts: list[policy.Artifact | None] = [None] * n
+        #: checkpoint decrees being copied from: GC leaves them (PartitionHooks.pinned_checkpoints)
+        self._pinned: list[frozenset[int]] = [frozenset()] * n
+        #: (copied, total) bytes of a large checkpoint being copied, for progress
+        self._copying: list[tuple[int, int] | None] = [None] * n
         self._reasons = [""] * n
         self._shippers = [
-            PartitionShipper(p, self.remote_table, cluster.config.duplicate_log_batch_bytes)
-            for p in self.table.partitions
+            PartitionShipper(p, self.remote_table, env.config.duplicate_log_batch_bytes)
+            for p in self.partitions
         ]
         #: confirmed decrees as persisted; the WAL keeps everything after them
-        self._persisted_confirmed = [x["confirmed"] for x in parts]
+        self._persisted_confirmed = [c.confirmed for c in record.partitions]
         for sh, c in zip(self._shippers, self._persisted_confirmed):
             sh.restart_at(c + 1)
         self._persist_at = 0.0
@@ -86,7 +92,7 @@ class Duplication:
         self.error: BaseException | None = None
         self.lost_mutations = 0
         self._thread: threading.Thread | None = None
-        m = cluster.metric_set
+        m = env.metrics
         labels = [(str(dupid), self.table_name, str(i)) for i in range(n)]
         self._m_pending = [m.dup_pending_mutations.labels(*x) for x in labels]
         self._m_confirmed = [m.dup_confirmed_decree.labels(*x) for x in labels]
@@ -103,6 +109,11 @@ class Duplication:
     @property
     def status(self) -> DupStatus:
         return self._status
+
+    @property
+    def remote_path(self) -> str:
+        """Where the follower is (the path of an embedded cluster); kept for callers of the first API."""
+        return self.remote
 
     def __repr__(self) -> str:
         return f"Duplication(dupid={self.dupid}, table={self.table_name!r}, status={self._status})"
@@ -124,23 +135,26 @@ class Duplication:
                         if p.reason or p.checkpoint_state not in ("learned",)
                     ]
                     raise TimeoutError(
-                        f"duplication {self.dupid} is {self._status}, not {status}, after {timeout}s; "
-                        f"partitions: {'; '.join(stuck) or 'none stuck'}"
+                        f"duplication {self.dupid} to {self.remote} is {self._status}, not {status}, "
+                        f"after {timeout}s; partitions: {'; '.join(stuck) or 'none stuck'}"
                     )
                 self._changed.wait(left if left is None else min(left, 0.5))
 
     def progress(self) -> list[PartitionProgress]:
         out = []
-        for i, p in enumerate(self.table.partitions):
-            c = self._ckpt[i]
+        parts = self._record.partitions
+        for i, p in enumerate(self.partitions):
+            c = parts[i]
             sh = self._shippers[i]
-            confirmed = sh.confirmed if self._status in (DupStatus.LOG, DupStatus.PAUSE) else c["confirmed"]
+            confirmed = sh.confirmed if self._status in (DupStatus.LOG, DupStatus.PAUSE) else c.confirmed
+            copying = self._copying[i]
+            state = f"copying {copying[0]}/{copying[1]} bytes" if copying is not None else c.describe()
             out.append(
                 PartitionProgress(
                     pidx=i,
-                    checkpoint_state=c["state"],
-                    checkpoint_kind=c.get("kind", ""),
-                    checkpoint_decree=c.get("decree", 0),
+                    checkpoint_state=state,
+                    checkpoint_kind=c.kind,
+                    checkpoint_decree=c.decree,
                     confirmed_decree=confirmed,
                     last_committed_decree=p.last_committed,
                     pending_mutations=max(0, p.last_committed - confirmed),
@@ -159,18 +173,26 @@ class Duplication:
     def remove(self) -> None:
         self._transition(DupStatus.REMOVED)
         self.stop()
-        for p in self.table.partitions:
-            p.remove_listener(self._on_commit)
-            p.protected_checkpoints.clear()
-        self.cluster.duplications_changed()
+        self._pinned = [frozenset()] * len(self._pinned)
+        self._on_removed()
+
+    # -- what the source partitions ask of it (through the catalog's PartitionHooks) ---------
+
+    def retain_after(self, pidx: int) -> int | None:
+        """The WAL must keep decrees after this one for this duplication."""
+        if self._status == DupStatus.REMOVED:
+            return None
+        return self._persisted_confirmed[pidx]
+
+    def pinned(self, pidx: int) -> frozenset[int]:
+        return self._pinned[pidx]
+
+    def wake(self) -> None:
+        self._wake.set()
 
     # -- life cycle -----------------------------------------------------------
 
     def start(self) -> None:
-        for p in self.table.partitions:
-            p.add_listener(self._on_commit)
-        with _live_lock:
-            _live.add(self)
         self._thread = threading.Thread(target=self._run, name=f"dup-{self.dupid}", daemon=True)
         self._thread.start()
 
@@ -184,51 +206,30 @@ class Duplication:
             t.join()
         if self._status in (DupStatus.LOG, DupStatus.PAUSE):
             self._persist_confirmed(force=True)
-        for p in self.table.partitions:
-            p.remove_listener(self._on_commit)
-        with _live_lock:
-            _live.discard(self)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _on_commit(self, decree: int) -> None:
-        self._wake.set()
-
-    def retain_after(self, pidx: int) -> int | None:
-        """The WAL must keep decrees after this one for this duplication."""
-        if self._status == DupStatus.REMOVED:
-            return None
-        return self._persisted_confirmed[pidx]
 
     # -- persistence ----------------------------------------------------------
 
-    def _update_record(self, fn: Any) -> None:
-        def apply(state: dict[str, Any]) -> None:
-            fn(state["duplications"][str(self.dupid)])
+    def _save(self, record: DupRecord) -> None:
+        """Persist, then make current: nothing takes effect before it is durable."""
+        self._env.save(self.dupid, record)
+        self._record = record
 
-        self.cluster.meta.update(apply)
-
-    def _transition(self, new: DupStatus, ckpt: list[dict[str, Any]] | None = None) -> None:
+    def _transition(self, new: DupStatus, ckpt: list[PartitionCheckpoint] | None = None) -> None:
         with self._changed:
             old = self._status
             if old == new:
                 return
             if new != DupStatus.REMOVED and new not in TRANSITIONS[old]:
                 raise DuplicationError(f"duplication {self.dupid} cannot go from {old} to {new}")
-            stamp = (str(new), time.time())
-
-            def change(rec: dict[str, Any]) -> None:
-                rec["status"] = new.value
-                rec["timeline"].append(list(stamp))
-                if ckpt is not None:
-                    rec["partitions"] = ckpt
-
-            self._update_record(change)  # persisted before it takes effect
+            at = time.time()
+            record = self._record.with_status(new, at)
             if ckpt is not None:
-                self._adopt_ckpt(ckpt)
+                record = record.with_partitions(ckpt)
+            self._save(record)
+            if ckpt is not None:
+                self._adopt_ckpt()
             self._status = new
-            self.timeline.append(stamp)
+            self.timeline.append((str(new), at))
             self._changed.notify_all()
         self._wake.set()
 
@@ -239,39 +240,23 @@ class Duplication:
             not force and now - self._persist_at < CONFIRM_PERSIST_INTERVAL
         ):
             return
-
-        def change(rec: dict[str, Any]) -> None:
-            for part, c in zip(rec["partitions"], confirmed):
-                part["confirmed"] = c
-
-        self._update_record(change)
+        parts = [replace(p, confirmed=c) for p, c in zip(self._record.partitions, confirmed)]
+        self._save(self._record.with_partitions(parts))
         self._persisted_confirmed = confirmed
-        for part, c in zip(self._ckpt, confirmed):
-            part["confirmed"] = c
         self._persist_at = now
 
-    def _adopt_ckpt(self, ckpt: list[dict[str, Any]]) -> None:
-        """Make persisted per-partition checkpoint records current. Their confirmed
-        decrees are what the WAL keeps from, once persisted."""
-        self._ckpt = ckpt
-        self._persisted_confirmed = [c["confirmed"] for c in ckpt]
-        for i in range(len(ckpt)):
+    def _adopt_ckpt(self) -> None:
+        """The persisted per-partition records are current: their confirmed decrees are
+        what the WAL keeps from."""
+        self._persisted_confirmed = [c.confirmed for c in self._record.partitions]
+        for i in range(len(self.partitions)):
             self._set_ckpt_metric(i)
 
     def _set_ckpt_metric(self, i: int) -> None:
-        state = self._ckpt[i]["state"].split("@")[0].split(" ")[0]
-        if state in ("pending", "empty", "ready", "copying", "learned"):
-            self._m_state[i].state(state)
+        state = "copying" if self._copying[i] is not None else self._record.partitions[i].state.value
+        self._m_state[i].state(state)
 
     # -- the driver thread ----------------------------------------------------
-
-    def _follower(self) -> Follower:
-        from ..node.cluster import open_cluster_at
-
-        c = open_cluster_at(self.remote_path)
-        if c is None or c.closed:
-            raise _RemoteGone()
-        return LocalFollower(c)
 
     def _run(self) -> None:
         backoff = 0.05
@@ -283,7 +268,7 @@ class Duplication:
                 if status == DupStatus.PAUSE:
                     self._wait()
                     continue
-                follower = self._follower()
+                follower = self._env.connector.connect(self.remote)
                 if not self.connected.is_set():
                     self._set_reasons("")
                     self.connected.set()
@@ -299,38 +284,28 @@ class Duplication:
                 elif status == DupStatus.LOG:
                     self._log(follower)
                 backoff = 0.05
-            except DuplicationError as exc:
-                if isinstance(exc, DuplicationGapError) or self._stopping.is_set():
-                    self._set_reasons(f"retrying after error: {exc}")
-                    self._wait(backoff)
-                    backoff = min(1.0, backoff * 2)
-                    continue
-                # a conflict no retry can fix (e.g. an unrelated follower table, #2146)
-                self.error = exc
-                self._set_reasons(f"failed: {exc}")
-                with self._changed:
-                    self._changed.notify_all()
-                return
-            except _RemoteGone:
-                self.connected.clear()
-                self._set_reasons(f"waiting for remote cluster at {self.remote_path}")
-                self._wait()
-            except (ClosedError, TableNotFoundError) as exc:
+            except RemoteUnavailableError as exc:
                 if self._stopping.is_set():
                     return
-                self._set_reasons(f"remote not ready: {exc}")
+                self.connected.clear()
+                self._set_reasons(f"remote unavailable: {exc.reason or exc}")
+                # an embedded remote wakes us when it opens; a served one is polled with backoff
                 self._wait(backoff)
                 backoff = min(1.0, backoff * 2)
-            except Exception as exc:  # noqa: BLE001 - every failure goes through fail_mode
+            except Exception as exc:  # noqa: BLE001 - every failure is classified below
                 if self._stopping.is_set():
                     return
-                log.warning("duplication %s: %s", self.dupid, exc)
-                if self.fail_mode == "fast":
+                retry = retry_of(exc)
+                if retry is Retry.PERMANENT or (retry is Retry.FAILURE and self.fail_mode == "fast"):
+                    if not isinstance(exc, DuplicationError):
+                        log.warning("duplication %s: %s", self.dupid, exc)
                     self.error = exc
                     self._set_reasons(f"failed: {exc}")
                     with self._changed:
                         self._changed.notify_all()
                     return
+                if retry is Retry.FAILURE:
+                    log.warning("duplication %s: %s", self.dupid, exc)
                 self._set_reasons(f"retrying after error: {exc}")
                 self._wait(backoff)
                 backoff = min(1.0, backoff * 2)
@@ -342,30 +317,25 @@ class Duplication:
     def _set_reasons(self, reason: str) -> None:
         self._reasons = [reason] * len(self._reasons)
 
-    def _no_checkpoint(self, follower: Follower) -> list[dict[str, Any]]:
-        follower.ensure_table(self.remote_table, self.table.partition_count, self._source_id())
+    def _source_id(self) -> SourceId:
+        return SourceId(self._env.cluster_name, self._env.cluster_uid, self.table_name, self.dupid)
+
+    def _no_checkpoint(self, follower: Follower) -> list[PartitionCheckpoint]:
+        follower.ensure_table(self.remote_table, len(self.partitions), self._source_id())
         todo = {}
-        for i, c in enumerate(self._ckpt):
+        for i, c in enumerate(self._record.partitions):
             learned, _ = follower.partition_status(self.remote_table, i)
             if not learned:
-                todo[i] = c["confirmed"]
+                todo[i] = c.confirmed
         follower.learn_empty(self.remote_table, todo)
         follower.mark_learned(self.remote_table, list(todo))
-        return [dict(c, state="learned", kind="none") for c in self._ckpt]
-
-    def _source_id(self) -> dict[str, Any]:
-        return {
-            "cluster": self.cluster.name,
-            "path": self.cluster.path,
-            "table": self.table_name,
-            "dupid": self.dupid,
-        }
+        return [replace(c, state=CkptState.LEARNED, kind="none") for c in self._record.partitions]
 
     # PREPARE ---------------------------------------------------------------------
 
     def _make_artifact(self, i: int) -> policy.Artifact:
-        art = policy.adaptive(self.table.partitions[i], self.cluster.config.small_partition_max_bytes)
-        self.cluster.record_checkpoint(art.kind, art.duration_ms)
+        art = policy.adaptive(self.partitions[i], self._env.config.small_partition_max_bytes)
+        self._env.metrics.record_checkpoint(art.kind, art.duration_ms)
         return art
 
     def _legacy_artifacts(self) -> list[policy.Artifact]:
@@ -374,8 +344,8 @@ class Duplication:
         Runs in the driver thread, not in a worker: the wait can be long and the
         checkpoints it waits for come from the workers.
         """
-        cfg = self.cluster.config
-        parts = self.table.partitions
+        cfg = self._env.config
+        parts = self.partitions
         needed = [policy.legacy_needed_decree(p) for p in parts]
         arts: list[policy.Artifact | None] = [None] * len(parts)
         forced = [False] * len(parts)
@@ -388,9 +358,7 @@ class Duplication:
                     continue
                 if needed[i] > p.last_durable and not forced[i]:
                     # a forced checkpoint only when the log's commit is past the durable decree
-                    self.cluster.scheduler.submit_after(
-                        cfg.legacy_forced_checkpoint_delay_seconds, p.checkpoint, Lane.NORMAL
-                    )
+                    self._env.tasks.later(cfg.legacy_forced_checkpoint_delay_seconds, p.checkpoint)
                     forced[i] = True
                 self._reasons[i] = f"legacy: waiting for a checkpoint covering decree {needed[i]}"
             if all(a is not None for a in arts):
@@ -398,84 +366,69 @@ class Duplication:
             self._stopping.wait(cfg.trigger_checkpoint_retry_interval_ms / 1000.0)
         raise ClosedError("duplication stopped")
 
+    def _hold(self, i: int, art: policy.Artifact) -> None:
+        self._artifacts[i] = art
+        if art.kind == policy.LARGE:
+            self._pinned[i] = frozenset({art.decree})
+
     def _prepare(self) -> None:
-        n = self.table.partition_count
-        if self.cluster.config.checkpoint_policy == "legacy":
+        if self._env.config.checkpoint_policy == "legacy":
             arts = self._legacy_artifacts()
         else:
             futures: list[Future[policy.Artifact]] = [
-                self.cluster.scheduler.submit(lambda i=i: self._make_artifact(i), Lane.HIGH) for i in range(n)
+                self._env.tasks.high(lambda i=i: self._make_artifact(i)) for i in range(len(self.partitions))
             ]
             arts = [f.result() for f in futures]
         for i, art in enumerate(arts):
-            self._artifacts[i] = art
-            if art.kind == policy.LARGE:
-                self.table.partitions[i].protected_checkpoints.add(art.decree)
+            self._hold(i, art)
             self._reasons[i] = ""
-        ckpt = [self._ckpt_record(art) for art in arts]
         # confirmed decrees move to the checkpoints only once persisted, so the WAL
         # after them is kept from here on
-        self._transition(DupStatus.APP, ckpt)
+        self._transition(DupStatus.APP, [self._ckpt_record(art) for art in arts])
 
     @staticmethod
-    def _ckpt_record(art: policy.Artifact) -> dict[str, Any]:
-        return {
-            "kind": art.kind,
-            "decree": art.decree,
-            "state": "empty" if art.kind == policy.EMPTY else f"ready@{art.decree}",
-            "confirmed": art.decree,
-            "duration_ms": round(art.duration_ms, 3),
-            "size_bytes": art.size_bytes,
-        }
-
-    def _record_artifacts(self, pidxs: list[int]) -> None:
-        ckpt = [dict(c) for c in self._ckpt]
-        for i in pidxs:
-            art = self._artifacts[i]
-            assert art is not None
-            ckpt[i] = self._ckpt_record(art)
-
-        def change(rec: dict[str, Any]) -> None:
-            rec["partitions"] = ckpt
-
-        self._update_record(change)
-        self._adopt_ckpt(ckpt)
+    def _ckpt_record(art: policy.Artifact) -> PartitionCheckpoint:
+        return PartitionCheckpoint(
+            kind=art.kind,
+            decree=art.decree,
+            state=CkptState.EMPTY if art.kind == policy.EMPTY else CkptState.READY,
+            confirmed=art.decree,
+            duration_ms=art.duration_ms,
+            size_bytes=art.size_bytes,
+        )
 
     # APP -------------------------------------------------------------------------
 
     def _app(self, follower: Follower) -> None:
-        follower.ensure_table(self.remote_table, self.table.partition_count, self._source_id())
-        n = self.table.partition_count
+        n = len(self.partitions)
+        follower.ensure_table(self.remote_table, n, self._source_id())
         learned_now = [follower.partition_status(self.remote_table, i)[0] for i in range(n)]
         remade = [i for i in range(n) if not learned_now[i] and self._artifacts[i] is None]
         if remade:
             # restarted after PREPARE: checkpoint again, at a newer decree, and record
             # that before the follower learns from it
+            ckpt = list(self._record.partitions)
             for i in remade:
-                p = self.table.partitions[i]
-                if self.cluster.config.checkpoint_policy == "legacy":
+                p = self.partitions[i]
+                if self._env.config.checkpoint_policy == "legacy":
                     art = policy.legacy_ready(p, 0) or policy.large(p)
                 else:
                     art = self._make_artifact(i)
-                self._artifacts[i] = art
-                if art.kind == policy.LARGE:
-                    p.protected_checkpoints.add(art.decree)
-            self._record_artifacts(remade)
+                self._hold(i, art)
+                ckpt[i] = self._ckpt_record(art)
+            self._save(self._record.with_partitions(ckpt))
+            self._adopt_ckpt()
         empties: dict[int, int] = {}
         tasks: dict[int, Future[None]] = {}
-        ckpt = [dict(c) for c in self._ckpt]
         for i in range(n):
             if learned_now[i]:
-                ckpt[i]["state"] = "learned"
                 continue
             art = self._artifacts[i]
             assert art is not None
             if art.kind == policy.EMPTY:
                 empties[i] = art.decree
             else:
-                tasks[i] = self.cluster.scheduler.submit(
-                    lambda i=i, art=art: self._learn(follower, i, art), Lane.HIGH
-                )
+                tasks[i] = self._env.tasks.high(lambda i=i, art=art: self._learn(follower, i, art))
         if empties:
             follower.learn_empty(self.remote_table, empties)
         for f in tasks.values():
@@ -484,24 +437,41 @@ class Duplication:
         if newly:
             follower.mark_learned(self.remote_table, newly)
         for i in newly:
-            ckpt[i]["state"] = "learned"
             self._reasons[i] = ""
+        ckpt = [
+            replace(c, state=CkptState.LEARNED) if learned_now[i] or i in newly else c
+            for i, c in enumerate(self._record.partitions)
+        ]
         self._transition(DupStatus.LOG, ckpt)
-        for i in range(n):
-            self.table.partitions[i].protected_checkpoints.clear()
-            self._artifacts[i] = None
+        self._artifacts = [None] * n
+        self._pinned = [frozenset()] * n
 
     def _learn(self, follower: Follower, i: int, art: policy.Artifact) -> None:
         if art.kind == policy.SMALL:
             assert art.block is not None
             follower.learn_snapshot(self.remote_table, i, art.decree, art.block)
             return
-
-        def on_progress(done: int, total: int) -> None:
-            self._ckpt[i]["state"] = f"copying {done}/{total} bytes"
-
         assert art.directory is not None
-        follower.learn_checkpoint(self.remote_table, i, art.decree, art.directory, art.manifest, on_progress)
+        offsets = follower.checkpoint_offsets(self.remote_table, i, art.decree, art.manifest)
+        total = sum(e[1] for e in art.manifest)
+        done = sum(min(offsets.get(name, 0), size) for name, size, _ in art.manifest)
+        chunks = policy.read_chunks(art.directory, art.manifest, offsets)
+        try:
+            follower.learn_checkpoint(
+                self.remote_table, i, art.decree, art.manifest, self._counted(i, chunks, done, total)
+            )
+        finally:
+            self._copying[i] = None
+            self._set_ckpt_metric(i)
+
+    def _counted(self, i: int, chunks: Iterator[Chunk], done: int, total: int) -> Iterator[Chunk]:
+        """The chunks, counted into this partition's progress as the follower takes them."""
+        self._copying[i] = (done, total)
+        self._set_ckpt_metric(i)
+        for chunk in chunks:
+            yield chunk
+            done += len(chunk.data)
+            self._copying[i] = (done, total)
 
     # LOG -------------------------------------------------------------------------
 
@@ -540,7 +510,7 @@ class Duplication:
             moved = True
         except PartitionUnavailableError as exc:
             self._reasons[i] = f"follower partition unavailable: {exc.state}"
-            raise ClosedError(str(exc)) from exc
+            raise
         if sh.shipped_bytes != before_b:
             self._m_bytes[i].inc(sh.shipped_bytes - before_b)
         if sh.shipped_mutations != before_m:

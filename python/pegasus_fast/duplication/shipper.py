@@ -1,4 +1,8 @@
-"""Per-partition log shipping: tail the source WAL from the follower's next decree."""
+"""Per-partition log shipping: tail the source WAL from the follower's next decree.
+
+A batch is whole WAL blocks exactly as stored (read and checksum-verified by the
+backend): the follower decodes them itself, so their checksums hold end to end.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass
 from .. import _backend
 from ..errors import WalGapError
 from ..storage.partition import Partition
-from .follower import Follower
+from .ports import Follower
 
 
 @dataclass
@@ -77,30 +81,26 @@ class PartitionShipper:
         if self.cursor is None:
             self.cursor = self._locate()
         path = os.path.join(self.partition.wal.path, self.cursor.name)
+        offset = self.cursor.offset
         try:
-            mutations, end, _torn = _backend.impl.scan_log_file(
-                path, self.cursor.offset, self.next_decree, self.batch_bytes
+            blocks, first, last, first_ts, end, _torn = _backend.impl.read_log_blocks(
+                path, offset, self.next_decree, self.batch_bytes, limit
             )
         except FileNotFoundError:
             self.cursor = None
             return True
-        if mutations and mutations[-1][0] > limit:
-            # the tail of this batch is written but not yet synced: ship only what is
-            mutations = [m for m in mutations if m[0] <= limit]
-            end = -1
-        if not mutations:
-            if end > self.cursor.offset:  # only blocks below next_decree: skip past them
+        if not blocks:
+            if end > offset:  # only blocks below next_decree: skip past them
                 self.cursor.offset = end
                 return True
             return self._advance_file()
-        applied = follower.apply(self.remote_table, self.partition.pidx, mutations)
+        applied = follower.apply(self.remote_table, self.partition.pidx, blocks)
         now_us = time.time_ns() // 1000
-        self.time_lag_ms = max(0.0, (now_us - mutations[0][1]) / 1000.0)
-        self.shipped_mutations += len(mutations)
-        if end >= 0:
-            self.shipped_bytes += end - self.cursor.offset
-            self.cursor.offset = end
-        if applied != mutations[-1][0]:  # the follower is elsewhere: find its next decree again
+        self.time_lag_ms = max(0.0, (now_us - first_ts) / 1000.0)
+        self.shipped_mutations += last - max(first, self.next_decree) + 1
+        self.shipped_bytes += end - offset
+        self.cursor.offset = end
+        if applied != last:  # the follower is elsewhere: find its next decree again
             self.restart_at(applied + 1)
         else:
             self.next_decree = applied + 1

@@ -1,4 +1,9 @@
-"""An embedded cluster: one directory, its tables, metadata, scheduler and duplications."""
+"""An embedded cluster: one directory, its tables, metadata, scheduler and duplications.
+
+This is the composition root (DESIGN.md §10): it builds the storage
+partitions, the scheduler and the metadata, and hands duplication the
+implementations of the ports it defines (duplication/ports.py).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from .. import _backend
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
-from ..duplication.driver import Duplication
+from ..duplication.driver import DupEnv, Duplication
+from ..duplication.ports import SourceId
 from ..errors import (
     ClosedError,
     ClusterLockedError,
@@ -24,27 +31,44 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..metrics import Metrics
-from ..storage.partition import Partition
+from ..records import MAX_PARTITIONS
+from ..storage.partition import SERVING, Partition
+from . import local_follower
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
-from .meta import ClusterMeta
+from .meta import ClusterMeta, FollowerOf, TableRecord, partition_dir, valid_table_name
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
-
-MAX_PARTITIONS = 1024
-
-#: clusters open in this process, by real path (embedded duplication remotes find each other here)
-_open_clusters: dict[str, Cluster] = {}
-_open_lock = threading.Lock()
-
-
-def open_cluster_at(path: str) -> Cluster | None:
-    with _open_lock:
-        return _open_clusters.get(os.path.realpath(path))
 
 
 def _default_cluster_id(name: str) -> int:
     return _backend.impl.crc64(name.encode("utf-8")) % 127 + 1
+
+
+class _Tasks:
+    """duplication's Tasks port over the scheduler's lanes."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def high(self, fn: Callable[[], Any]) -> Future[Any]:
+        return self._scheduler.submit(fn, Lane.HIGH)
+
+    def later(self, delay: float, fn: Callable[[], Any]) -> Future[Any]:
+        return self._scheduler.submit_after(delay, fn, Lane.NORMAL)
+
+
+class _Tables:
+    """duplication's SourceTables port over this cluster's open tables."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+
+    def partitions(self, table: str) -> list[Partition]:
+        return self._cluster.table(table).partitions
+
+    def has(self, table: str) -> bool:
+        return table in self._cluster._tables
 
 
 class Cluster:
@@ -62,29 +86,46 @@ class Cluster:
             raise ClusterLockedError(self.path) from None
         self._closed = False
         self._lock = threading.RLock()
+        self._tables: dict[str, Table] = {}
         try:
             default_name = name or os.path.basename(self.path)
             cid = cluster_id if cluster_id is not None else _default_cluster_id(default_name)
-            if not 1 <= cid <= 127:
-                raise InvalidArgumentError("cluster_id must be in 1..127")
+            if isinstance(cid, bool) or not isinstance(cid, int) or not 1 <= cid <= 127:
+                raise InvalidArgumentError("cluster_id must be an int in 1..127")
             self.meta = ClusterMeta(JournalMetaStore(os.path.join(self.path, "meta")), default_name, cid)
-            stored = self.meta.read()
-            if name is not None and stored["name"] != name:
-                raise InvalidArgumentError(f"{self.path} holds cluster {stored['name']!r}, not {name!r}")
-            self.name: str = stored["name"]
-            self.cluster_id: int = stored["cluster_id"]
-            self._tables: dict[str, Table] = {}
-            for tname, info in stored["tables"].items():
-                self._tables[tname] = self._open_table(tname, info)
+            state = self.meta.state
+            if name is not None and state.name != name:
+                raise InvalidArgumentError(f"{self.path} holds cluster {state.name!r}, not {name!r}")
+            self.name: str = state.name
+            self.cluster_id: int = state.cluster_id
+            self.metric_set = Metrics()
+            self.scheduler = Scheduler(self.config.background_workers, name=f"cluster-{self.name}")
+            self._dups = DuplicationCatalog(
+                DupEnv(
+                    config=config,
+                    metrics=self.metric_set,
+                    tables=_Tables(self),
+                    tasks=_Tasks(self.scheduler),
+                    connector=local_follower.LocalConnector(),
+                    save=self.meta.save_duplication,
+                    cluster_name=self.name,
+                    cluster_uid=state.uid,
+                ),
+                self.meta.add_duplication,
+            )
+            for tname, rec in state.tables.items():
+                self._tables[tname] = self._open_table(tname, rec)
         except BaseException:
-            for t in getattr(self, "_tables", {}).values():
+            self._before_close()
+            for t in self._tables.values():
                 t.close()
             self._release()
             raise
-        with _open_lock:
-            _open_clusters[self.path] = self
+        local_follower.register(self)
         try:
-            self._after_open()
+            self.maintenance = Maintenance(self.config, self.scheduler, self.metric_set, self.open_tables)
+            self.maintenance.start()
+            self._dups.resume(dict(state.duplications))
         except BaseException:
             self.close()
             raise
@@ -116,19 +157,16 @@ class Cluster:
 
     # -- background work and duplication ---------------------------------------
 
-    def _after_open(self) -> None:
-        self.metric_set = Metrics()
-        self.scheduler = Scheduler(self.config.background_workers, name=f"cluster-{self.name}")
-        self.maintenance = Maintenance(self)
-        self.maintenance.start()
-        self._dups = DuplicationCatalog(self)
-        self._dups.start_all()
-
     def _before_close(self) -> None:
         if hasattr(self, "_dups"):
             self._dups.stop_all()
         if hasattr(self, "scheduler"):
             self.scheduler.stop()
+
+    def _duplications_wake_remote(self, remote: str) -> None:
+        dups = getattr(self, "_dups", None)
+        if dups is not None and not self._closed:
+            dups.wake_remote(remote)
 
     def compact(self, name: str) -> Future[None]:
         """Compact every partition of a table in the scheduler's low-priority lane."""
@@ -140,10 +178,6 @@ class Cluster:
 
         return self.scheduler.submit(run, Lane.LOW)
 
-    def record_checkpoint(self, kind: str, duration_ms: float) -> None:
-        self.metric_set.checkpoint_count.labels(kind).inc()
-        self.metric_set.checkpoint_duration_ms.labels(kind).observe(duration_ms)
-
     def add_duplication(
         self,
         table: str,
@@ -154,7 +188,16 @@ class Cluster:
     ) -> Duplication:
         """Duplicate ``table`` to ``remote`` (a Cluster, or the path of an embedded one)."""
         self._check_open()
-        return self._dups.add(table, remote, remote_table, with_checkpoint, fail_mode)
+        if isinstance(remote, Cluster):
+            remote_path, remote_name = remote.path, remote.name
+        elif isinstance(remote, (str, os.PathLike)):
+            remote_path, remote_name = os.path.realpath(os.fspath(remote)), ""
+        else:
+            raise InvalidTypeError("remote is a pegasus_fast.Cluster or the path of one")
+        if remote_path == self.path:
+            raise DuplicationError("a cluster cannot duplicate to itself")
+        self.table(table)
+        return self._dups.add(table, remote_path, remote_name, remote_table, with_checkpoint, fail_mode)
 
     def duplications(self, table: str | None = None) -> list[Duplication]:
         self._check_open()
@@ -163,9 +206,6 @@ class Cluster:
     def duplication(self, dupid: int) -> Duplication:
         self._check_open()
         return self._dups.get(dupid)
-
-    def duplications_changed(self) -> None:
-        self._dups.changed()
 
     def metrics(self) -> dict[str, float]:
         """Current metric values, ``name{labels}`` -> value (Prometheus names)."""
@@ -177,78 +217,89 @@ class Cluster:
         if self._closed:
             raise ClosedError(f"cluster {self.name!r} is closed")
 
-    def _partition_dir(self, app_id: int, pidx: int) -> str:
-        return os.path.join(self.path, "tables", f"{app_id}.{pidx}")
-
-    def _open_table(self, name: str, info: dict[str, Any]) -> Table:
+    def _open_table(self, name: str, rec: TableRecord) -> Table:
         parts: list[Partition] = []
-        learned = info.get("follower_of", {}).get("learned")
+        learned = rec.follower_of.learned if rec.follower_of is not None else None
         try:
-            for pidx in range(info["partition_count"]):
+            for pidx in range(rec.partition_count):
                 parts.append(
                     Partition(
-                        self._partition_dir(info["app_id"], pidx),
+                        partition_dir(self.path, rec.app_id, pidx),
                         name,
-                        info["app_id"],
+                        rec.app_id,
                         pidx,
                         self.config,
                         self.cluster_id,
                         learning=learned is not None and not learned[pidx],
+                        hooks=self._dups,
                     )
                 )
         except BaseException:
             for p in parts:
                 p.close(flush=False)
             raise
-        table = Table(name, info["app_id"], parts)
-        table.run_high = lambda fn: self.scheduler.submit(fn, Lane.HIGH).result()
-        return table
+        return Table(name, rec.app_id, parts, run_high=self._run_high)
+
+    def _run_high(self, fn: Callable[[], Any]) -> Any:
+        """User-requested maintenance runs in the scheduler's high lane (DESIGN.md §6)."""
+        return self.scheduler.submit(fn, Lane.HIGH).result()
 
     @staticmethod
     def _validate_table_args(name: object, partition_count: object) -> None:
         if not isinstance(name, str):
             raise InvalidTypeError("a table name is a str")
-        if not name or len(name) > 255 or "/" in name or name.strip() != name:
+        if not valid_table_name(name):
             raise InvalidArgumentError(f"invalid table name {name!r}")
         if isinstance(partition_count, bool) or not isinstance(partition_count, int):
             raise InvalidTypeError("partition_count must be an int")
         if not 1 <= partition_count <= MAX_PARTITIONS:
             raise InvalidArgumentError(f"partition_count must be in 1..{MAX_PARTITIONS}")
 
-    def create_table(
+    def create_table(self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None) -> Table:
+        """A new table of ``partition_count`` partitions (Pegasus ``create``)."""
+        return self._create_table(name, partition_count, envs)
+
+    def _create_table(
         self,
         name: str,
-        partition_count: int = 8,
-        envs: dict[str, str] | None = None,
+        partition_count: int,
+        envs: dict[str, str] | None,
         *,
-        follower_of: dict[str, Any] | None = None,
+        follower_of: SourceId | None = None,
     ) -> Table:
-        """A new table; ``follower_of`` (duplication's use) makes every partition start learning."""
+        """A duplication's follower table starts with every partition learning."""
         self._validate_table_args(name, partition_count)
         with self._lock:
             self._check_open()
             if name in self._tables:
                 raise TableExistsError(name)
 
-            def add(state: dict[str, Any]) -> dict[str, Any]:
-                info = {
-                    "app_id": state["next_app_id"],
-                    "partition_count": partition_count,
-                    "status": "AVAILABLE",
-                    "create_time": time.time(),
-                    "envs": dict(envs or {}),
-                }
-                if follower_of is not None:
-                    info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
-                state["next_app_id"] += 1
-                state["tables"][name] = info
-                return info
+            def make(app_id: int) -> TableRecord:
+                return TableRecord(
+                    app_id=app_id,
+                    partition_count=partition_count,
+                    status="AVAILABLE",
+                    create_time=time.time(),
+                    envs=dict(envs or {}),
+                    follower_of=None
+                    if follower_of is None
+                    else FollowerOf(follower_of, (False,) * partition_count),
+                )
 
-            info = self.meta.update(add)
-            table = self._open_table(name, info)
+            rec = self.meta.add_table(name, make)
+            table = self._open_table(name, rec)
             self._tables[name] = table
-            self._dups.install_retention()
             return table
+
+    def _table_record(self, name: str) -> TableRecord | None:
+        return self.meta.state.tables.get(name)
+
+    def _mark_learned(self, name: str, pidxs: list[int]) -> None:
+        """Persist that follower partitions have their checkpoints, then let them serve."""
+        self.meta.set_learned(name, pidxs)
+        table = self.table(name)
+        for pidx in pidxs:
+            table.partitions[pidx].state = SERVING
 
     def table(self, name: str) -> Table:
         with self._lock:
@@ -258,56 +309,32 @@ class Cluster:
             except KeyError:
                 raise TableNotFoundError(name) from None
 
-    def has_table(self, name: str) -> bool:
-        return name in self._tables
-
     def open_tables(self) -> list[Table]:
         """The tables open now, without taking the cluster lock (background tasks use it)."""
         return list(self._tables.values())
 
     def list_tables(self) -> list[TableInfo]:
         self._check_open()
-        tables = self.meta.get("tables")
+        tables = self.meta.state.tables
         return [
-            TableInfo(i["app_id"], n, i["partition_count"], i["status"], i["create_time"])
-            for n, i in sorted(tables.items(), key=lambda kv: kv[1]["app_id"])
+            TableInfo(r.app_id, n, r.partition_count, r.status, r.create_time)
+            for n, r in sorted(tables.items(), key=lambda kv: kv[1].app_id)
         ]
-
-    def table_meta(self, name: str) -> dict[str, Any]:
-        try:
-            return self.meta.get("tables", name)
-        except KeyError:
-            raise TableNotFoundError(name) from None
-
-    def mark_learned(self, name: str, pidxs: list[int]) -> None:
-        """Persist that follower partitions have their checkpoints, then let them serve."""
-
-        def learned(state: dict[str, Any]) -> None:
-            for pidx in pidxs:
-                state["tables"][name]["follower_of"]["learned"][pidx] = True
-
-        self.meta.update(learned)
-        table = self.table(name)
-        for pidx in pidxs:
-            table.partitions[pidx].state = "serving"
 
     def drop_table(self, name: str) -> None:
         with self._lock:
             self._check_open()
             table = self.table(name)
-            self._before_drop(name)
-            self.meta.update(lambda state: state["tables"].pop(name))
+            active = self._dups.active_for(name)
+            if active:
+                raise DuplicationError(
+                    f"table {name!r} has duplications {[d.dupid for d in active]}; remove them first"
+                )
+            self.meta.drop_table(name)
             del self._tables[name]
             table.close()
             for p in table.partitions:
                 shutil.rmtree(p.path, ignore_errors=True)
-
-    def _before_drop(self, name: str) -> None:
-        active = self._dups.active_for(name)
-        if active:
-            raise DuplicationError(
-                f"table {name!r} has duplications {[d.dupid for d in active]}; remove them first"
-            )
 
     # -- life cycle ---------------------------------------------------------
 
@@ -326,9 +353,7 @@ class Cluster:
         with self._lock:
             for t in self._tables.values():
                 t.close()
-            with _open_lock:
-                if _open_clusters.get(self.path) is self:
-                    del _open_clusters[self.path]
+            local_follower.unregister(self)
             self._release()
 
     def _release(self) -> None:

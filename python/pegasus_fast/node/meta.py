@@ -1,62 +1,280 @@
-"""Cluster metadata behind one small interface; the embedded default is a local journal.
+"""Cluster metadata: a typed document behind one small store interface.
 
 A deployment across machines would keep the same document in ZooKeeper, as
 Pegasus's meta server does (DESIGN.md §9). Every change is durable before it
 takes effect; the local store is ``journal.JournalMetaStore``.
+
+The document is typed (dataclasses) with one place that encodes and decodes
+each record. Loading checks every field: a record that is unknown, malformed
+or out of range (an ``app_id`` that is not a small positive int, a partition
+count over the maximum, a cluster id outside 1..127) is MetaCorruptionError,
+so crafted metadata never builds a path or drives the cluster.
 """
 
 from __future__ import annotations
 
-import copy
+import os
 import threading
+import uuid
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..duplication.ports import SourceId
+from ..duplication.record import DupRecord
+from ..errors import MetaCorruptionError
+from ..records import MAX_PARTITIONS
 from .journal import MetaStore
 
 FORMAT_VERSION = 1
+TABLE_STATUSES = ("AVAILABLE",)
+MAX_APP_ID = (1 << 31) - 1
+
+
+def _bad(reason: str) -> MetaCorruptionError:
+    return MetaCorruptionError("<cluster metadata>", 0, reason)
+
+
+def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
+    value = d.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _bad(f"{key} is not an int in {lo}..{hi}: {value!r}")
+    return value
+
+
+def valid_table_name(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and "/" not in name
+        and "\0" not in name
+        and name.strip() == name
+        and name not in (".", "..")
+    )
+
+
+@dataclass(frozen=True)
+class FollowerOf:
+    """A table made by a duplication: whose follower it is, and which partitions have learned."""
+
+    source: SourceId
+    learned: tuple[bool, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source.to_json(), "learned": list(self.learned)}
+
+    @classmethod
+    def from_json(cls, raw: object, partition_count: int) -> FollowerOf:
+        if not isinstance(raw, dict):
+            raise _bad("follower_of is not an object")
+        src = raw.get("source")
+        if src is None and "cluster" in raw:  # written before the typed record: the source inline
+            src = {"cluster_uid": "", **{k: raw.get(k) for k in ("cluster", "table", "dupid")}}
+        if not isinstance(src, dict):
+            raise _bad("follower_of.source is not an object")
+        for key in ("cluster", "cluster_uid", "table"):
+            if not isinstance(src.get(key), str):
+                raise _bad(f"follower_of.source.{key} is not a str")
+        learned = raw.get("learned")
+        if (
+            not isinstance(learned, list)
+            or len(learned) != partition_count
+            or not all(isinstance(x, bool) for x in learned)
+        ):
+            raise _bad("follower_of.learned is not one bool per partition")
+        source = SourceId(src["cluster"], src["cluster_uid"], src["table"], _int(src, "dupid", 1, 1 << 62))
+        return cls(source, tuple(learned))
+
+
+@dataclass(frozen=True)
+class TableRecord:
+    app_id: int
+    partition_count: int
+    status: str
+    create_time: float
+    envs: dict[str, str] = field(default_factory=dict)
+    follower_of: FollowerOf | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "app_id": self.app_id,
+            "partition_count": self.partition_count,
+            "status": self.status,
+            "create_time": self.create_time,
+            "envs": dict(self.envs),
+        }
+        if self.follower_of is not None:
+            out["follower_of"] = self.follower_of.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, raw: object) -> TableRecord:
+        if not isinstance(raw, dict):
+            raise _bad("a table record is not an object")
+        count = _int(raw, "partition_count", 1, MAX_PARTITIONS)
+        status = raw.get("status")
+        if status not in TABLE_STATUSES:
+            raise _bad(f"unknown table status {status!r}")
+        create_time = raw.get("create_time")
+        if isinstance(create_time, bool) or not isinstance(create_time, (int, float)):
+            raise _bad("create_time is not a number")
+        envs = raw.get("envs", {})
+        if not isinstance(envs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in envs.items()
+        ):
+            raise _bad("envs is not an object of str to str")
+        fo = raw.get("follower_of")
+        return cls(
+            app_id=_int(raw, "app_id", 1, MAX_APP_ID),
+            partition_count=count,
+            status=status,
+            create_time=float(create_time),
+            envs=dict(envs),
+            follower_of=None if fo is None else FollowerOf.from_json(fo, count),
+        )
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    name: str
+    cluster_id: int
+    uid: str
+    next_app_id: int = 1
+    next_dupid: int = 1
+    tables: dict[str, TableRecord] = field(default_factory=dict)
+    duplications: dict[int, DupRecord] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "name": self.name,
+            "cluster_id": self.cluster_id,
+            "uid": self.uid,
+            "next_app_id": self.next_app_id,
+            "next_dupid": self.next_dupid,
+            "tables": {name: t.to_json() for name, t in self.tables.items()},
+            "duplications": {str(k): d.to_json() for k, d in self.duplications.items()},
+        }
+
+    @classmethod
+    def from_json(cls, raw: object) -> ClusterState:
+        if not isinstance(raw, dict):
+            raise _bad("the document is not an object")
+        if raw.get("format") != FORMAT_VERSION:
+            raise _bad(f"unknown format {raw.get('format')!r}")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise _bad("name is not a non-empty str")
+        uid = raw.get("uid", "")
+        if not isinstance(uid, str):
+            raise _bad("uid is not a str")
+        tables_raw = raw.get("tables")
+        dups_raw = raw.get("duplications")
+        if not isinstance(tables_raw, dict) or not isinstance(dups_raw, dict):
+            raise _bad("tables or duplications is not an object")
+        tables = {}
+        for tname, rec in tables_raw.items():
+            if not valid_table_name(tname):
+                raise _bad(f"invalid table name {tname!r}")
+            tables[tname] = TableRecord.from_json(rec)
+        next_app_id = _int(raw, "next_app_id", 1, MAX_APP_ID + 1)
+        ids = [t.app_id for t in tables.values()]
+        if len(set(ids)) != len(ids) or any(i >= next_app_id for i in ids):
+            raise _bad("table app ids repeat or run past next_app_id")
+        dups = {}
+        for key, rec in dups_raw.items():
+            if not isinstance(key, str) or not key.isdigit():
+                raise _bad(f"invalid duplication id {key!r}")
+            dups[int(key)] = DupRecord.from_json(rec)
+        next_dupid = _int(raw, "next_dupid", 1, 1 << 62)
+        if any(k >= next_dupid for k in dups):
+            raise _bad("a duplication id runs past next_dupid")
+        return cls(
+            name=name,
+            cluster_id=_int(raw, "cluster_id", 1, 127),
+            uid=uid,
+            next_app_id=next_app_id,
+            next_dupid=next_dupid,
+            tables=tables,
+            duplications=dups,
+        )
 
 
 class ClusterMeta:
-    """The cluster's metadata document, changed only through ``update``."""
+    """The cluster's metadata document; each change is persisted before it becomes current."""
 
     def __init__(self, store: MetaStore, name: str, cluster_id: int) -> None:
         self.store = store
         self._lock = threading.RLock()
-        state = store.load()
-        if state is None:
-            state = {
-                "format": FORMAT_VERSION,
-                "name": name,
-                "cluster_id": cluster_id,
-                "next_app_id": 1,
-                "next_dupid": 1,
-                "tables": {},
-                "duplications": {},
-            }
-            store.save(state)
+        raw = store.load()
+        if raw is None:
+            state = ClusterState(name=name, cluster_id=cluster_id, uid=uuid.uuid4().hex)
+            store.save(state.to_json())
+        else:
+            try:
+                state = ClusterState.from_json(raw)
+            except MetaCorruptionError as exc:
+                raise MetaCorruptionError(getattr(store, "path", "<store>"), exc.offset, exc.reason) from None
+            if not state.uid:  # a cluster made before clusters had a uid
+                state = replace(state, uid=uuid.uuid4().hex)
+                store.save(state.to_json())
         self._state = state
 
-    def read(self) -> dict[str, Any]:
-        with self._lock:
-            return copy.deepcopy(self._state)
+    @property
+    def state(self) -> ClusterState:
+        return self._state
 
-    def get(self, *path: str) -> Any:
-        with self._lock:
-            node: Any = self._state
-            for p in path:
-                node = node[p]
-            return copy.deepcopy(node)
+    def _commit(self, state: ClusterState) -> None:
+        self.store.save(state.to_json())
+        self._state = state
 
-    def update(self, fn: Any) -> Any:
-        """Apply ``fn(state)`` to a copy, persist it, then make it current."""
+    # -- tables ----------------------------------------------------------------------
+
+    def add_table(self, name: str, make: Any) -> TableRecord:
+        """Persist a new table whose record ``make(app_id)`` builds; returns it."""
         with self._lock:
-            state = copy.deepcopy(self._state)
-            result = fn(state)
-            self.store.save(state)
-            self._state = state
-            return result
+            s = self._state
+            record: TableRecord = make(s.next_app_id)
+            self._commit(replace(s, next_app_id=s.next_app_id + 1, tables={**s.tables, name: record}))
+            return record
+
+    def drop_table(self, name: str) -> None:
+        with self._lock:
+            tables = dict(self._state.tables)
+            del tables[name]
+            self._commit(replace(self._state, tables=tables))
+
+    def set_learned(self, name: str, pidxs: list[int]) -> None:
+        with self._lock:
+            t = self._state.tables[name]
+            if t.follower_of is None:
+                return
+            learned = list(t.follower_of.learned)
+            for pidx in pidxs:
+                learned[pidx] = True
+            record = replace(t, follower_of=replace(t.follower_of, learned=tuple(learned)))
+            self._commit(replace(self._state, tables={**self._state.tables, name: record}))
+
+    # -- duplications ---------------------------------------------------------------------
+
+    def add_duplication(self, record: DupRecord) -> int:
+        with self._lock:
+            s = self._state
+            dupid = s.next_dupid
+            self._commit(replace(s, next_dupid=dupid + 1, duplications={**s.duplications, dupid: record}))
+            return dupid
+
+    def save_duplication(self, dupid: int, record: DupRecord) -> None:
+        with self._lock:
+            self._commit(replace(self._state, duplications={**self._state.duplications, dupid: record}))
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)
         if close is not None:
             close()
+
+
+def partition_dir(cluster_path: str, app_id: int, pidx: int) -> str:
+    """A partition's directory, from validated ints only: never leaves ``<cluster>/tables``."""
+    if isinstance(app_id, bool) or not isinstance(app_id, int) or not 1 <= app_id <= MAX_APP_ID:
+        raise MetaCorruptionError(os.path.join(cluster_path, "meta"), 0, f"bad app_id {app_id!r}")
+    return os.path.join(cluster_path, "tables", f"{app_id}.{int(pidx)}")

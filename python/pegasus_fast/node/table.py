@@ -8,11 +8,12 @@ from typing import Any
 
 from .. import _backend
 from ..errors import ClosedError, InvalidArgumentError, InvalidTypeError
-from ..records import KEY_LEN, MAX_HASH_KEY, as_bytes, expire_ts_for, hash_key_bytes
+from ..records import MAX_HASH_KEY, Op, as_bytes, encode_key, expire_ts_for, hash_key_bytes, hash_key_prefix
 from ..storage.checkpoint import CheckpointInfo
-from ..storage.partition import CLOSED, Partition
+from ..storage.partition import CLOSED, SERVING, Partition
 
-PUT, DELETE, MULTI_PUT, MULTI_DELETE = 0, 1, 2, 3
+#: op kinds as plain ints, for the write path
+PUT, DELETE, MULTI_PUT, MULTI_DELETE = int(Op.PUT), int(Op.DELETE), int(Op.MULTI_PUT), int(Op.MULTI_DELETE)
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,20 @@ class TableHealth:
 
 
 class Table:
-    def __init__(self, name: str, app_id: int, partitions: list[Partition]) -> None:
+    def __init__(
+        self,
+        name: str,
+        app_id: int,
+        partitions: list[Partition],
+        run_high: Callable[[Callable[[], Any]], Any] | None = None,
+    ) -> None:
         self.name = name
         self.app_id = app_id
         self.partitions = partitions
         self.partition_count = len(partitions)
         self._closed = False
-        #: runs user-requested maintenance; the cluster routes it to its HIGH lane
-        self.run_high: Callable[[Callable[[], Any]], Any] = lambda fn: fn()
+        #: runs user-requested maintenance (the cluster gives its scheduler's high lane)
+        self._run_high = run_high or (lambda fn: fn())
 
     def __repr__(self) -> str:
         return f"Table(name={self.name!r}, app_id={self.app_id}, partition_count={self.partition_count})"
@@ -130,14 +137,14 @@ class Table:
 
     def get(self, hash_key: object, sort_key: object) -> bytes | None:
         p, hk, sk = self._route(hash_key, sort_key)
-        return p.get(KEY_LEN.pack(len(hk)) + hk + sk)
+        return p.get(encode_key(hk, sk))
 
     def multi_get(self, hash_key: object, sort_keys: Iterable[object] | None = None) -> dict[bytes, bytes]:
         if sort_keys is None:
             p, hk, _ = self._route(hash_key)
             if not hk:
                 raise InvalidArgumentError("multi_get of a whole hash key needs a non-empty hash_key")
-            return dict(p.iter_prefix(KEY_LEN.pack(len(hk)) + hk))
+            return dict(p.iter_prefix(hash_key_prefix(hk)))
         if isinstance(sort_keys, (bytes, str)):
             raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
         out: dict[bytes, bytes] = {}
@@ -163,7 +170,7 @@ class Table:
         """Checkpoint every partition now, in the scheduler's high-priority lane."""
         if self._closed:
             raise ClosedError(f"table {self.name!r} is closed")
-        return self.run_high(lambda: [p.checkpoint() for p in self.partitions])
+        return self._run_high(lambda: [p.checkpoint() for p in self.partitions])
 
     def partition_stats(self) -> list[PartitionStats]:
         if self._closed:
@@ -173,7 +180,7 @@ class Table:
     def health(self) -> TableHealth:
         """Pegasus-style health: a learning partition serves neither reads nor writes."""
         states = [(p.pidx, p.state) for p in self.partitions]
-        healthy = sum(1 for _, s in states if s == "serving")
+        healthy = sum(1 for _, s in states if s == SERVING)
         sick = len(states) - healthy
         return TableHealth(healthy, sick, sick, sick, states)
 

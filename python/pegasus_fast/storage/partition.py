@@ -20,6 +20,7 @@ from ..records import (
     DECREE,
     META_DECREE_KEY,
     META_SOURCE_DECREE_KEY,
+    Op,
     decode_key,
     is_meta_key,
     live_value,
@@ -29,6 +30,30 @@ from . import checkpoint
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED = "serving", "learning", "closed"
+#: op kinds as plain ints: the write path compares them per write
+_PUT, _MULTI_PUT, _SOURCE_DECREE = int(Op.PUT), int(Op.MULTI_PUT), int(Op.SOURCE_DECREE)
+
+
+class PartitionHooks:
+    """What the layers above a partition tell it and learn from it: one small interface.
+
+    The defaults do nothing; a cluster's duplications override them (DESIGN.md §10:
+    hooks are interfaces passed down, not attributes patched in from above).
+    """
+
+    def durable(self, partition: Partition, decree: int) -> None:
+        """A write up to ``decree`` is durable (duplication shippers wake on it)."""
+
+    def wal_retain_after(self, partition: Partition) -> int | None:
+        """The WAL must keep every decree after this one (None: no bound)."""
+        return None
+
+    def pinned_checkpoints(self, partition: Partition) -> frozenset[int]:
+        """Checkpoint decrees someone is copying from: GC leaves them."""
+        return frozenset()
+
+
+NO_HOOKS = PartitionHooks()
 
 
 def _rdb_options(config: Config) -> rocksdict.Options:
@@ -48,6 +73,7 @@ class Partition:
         config: Config,
         cluster_id: int,
         learning: bool = False,
+        hooks: PartitionHooks = NO_HOOKS,
     ) -> None:
         self.path = path
         self.table = table
@@ -57,10 +83,8 @@ class Partition:
         self.cluster_id = cluster_id
         self.state = SERVING
         self.lock = threading.RLock()
-        #: called with the decree once a write is durable (duplication shippers wake on it)
-        self._listeners: list[Callable[[int], None]] = []
-        #: called with the decree as soon as a write is applied and readable
-        self.applied_listeners: list[Callable[[int], None]] = []
+        self.hooks = hooks
+        self._durable = hooks.durable
         self._write_opts = rocksdict.WriteOptions()
         self._write_opts.disable_wal = True
         self._must_sync = config.wal_sync != "none"
@@ -69,10 +93,6 @@ class Partition:
         self.last_flushed = 0
         self.last_durable = 0
         self.source_decree = 0
-        #: the highest decree every duplication has confirmed; the WAL keeps what follows
-        self.wal_retain_after: Callable[[], int | None] = lambda: None
-        #: checkpoint decrees a duplication is copying from; GC leaves them
-        self.protected_checkpoints: set[int] = set()
         if learning:
             # A learning partition holds nothing valid yet: start it empty. Files
             # of an interrupted checkpoint copy (learn/) stay, to be verified.
@@ -169,13 +189,6 @@ class Partition:
                 raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
             raise PartitionUnavailableError(self.table, self.pidx, self.state)
 
-    def add_listener(self, fn: Callable[[int], None]) -> None:
-        self._listeners.append(fn)
-
-    def remove_listener(self, fn: Callable[[int], None]) -> None:
-        if fn in self._listeners:
-            self._listeners.remove(fn)
-
     # -- write path ---------------------------------------------------------
 
     def _apply_writes(self, writes: list[tuple[bytes, bytes | None]], deletes: bool = True) -> None:
@@ -194,15 +207,10 @@ class Partition:
         (self._db or self.db).write(wb)
 
     def _after_commit(self, decree: int, offset: int) -> None:
-        """Tell readers' listeners, wait for durability, then wake duplication shippers."""
-        if self.applied_listeners:
-            for fn in self.applied_listeners:
-                fn(decree)
+        """Wait for durability, then tell the hooks (duplication shippers wake on it)."""
         if self._must_sync:
             self.wal.sync(offset)
-        if self._listeners:
-            for fn in self._listeners:
-                fn(decree)
+        self._durable(self, decree)
 
     def _timestamp_us(self) -> int:
         ts = time.time_ns() // 1000
@@ -221,7 +229,7 @@ class Partition:
             mutation = (decree, self._timestamp_us(), self.cluster_id, ops)
             offset = self.wal.append(impl.encode_block([mutation]), decree, decree)
             # a lone PUT or MULTI_PUT has no deletes: the batch is built without the check
-            plain = len(ops) == 1 and (ops[0][0] == 0 or ops[0][0] == 2)
+            plain = len(ops) == 1 and (ops[0][0] == _PUT or ops[0][0] == _MULTI_PUT)
             self._apply_writes(impl.mutation_writes([mutation]), deletes=not plain)
             self.last_committed = decree
         self._after_commit(decree, offset)
@@ -254,7 +262,7 @@ class Partition:
             self.last_committed = last
             for m in mutations:
                 for op in m[3]:
-                    if op[0] == 6:
+                    if op[0] == _SOURCE_DECREE:
                         self.source_decree = op[1]
         self._after_commit(last, offset)
         return last
@@ -367,9 +375,9 @@ class Partition:
         return bool(checkpoint.list_decrees(self.path))
 
     def gc(self) -> None:
-        checkpoint.gc(self.path, self.config, frozenset(self.protected_checkpoints))
+        checkpoint.gc(self.path, self.config, self.hooks.pinned_checkpoints(self))
         keep = self.last_flushed
-        retain = self.wal_retain_after()
+        retain = self.hooks.wal_retain_after(self)
         if retain is not None:
             keep = min(keep, retain)
         with self.lock:

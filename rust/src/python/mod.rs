@@ -130,6 +130,38 @@ fn py_decode_block<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<
 }
 
 #[pyfunction]
+#[pyo3(name = "decode_blocks")]
+fn py_decode_blocks<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyList>> {
+    let muts = run(py, data.len() >= RELEASE_GIL_BYTES, || {
+        codec::decode_blocks(&data)
+    })?;
+    mutations_to_py(py, &muts)
+}
+
+#[pyfunction]
+#[pyo3(name = "read_log_blocks", signature = (path, offset, start_decree, max_bytes, max_decree))]
+fn py_read_log_blocks<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    offset: u64,
+    start_decree: u64,
+    max_bytes: u64,
+    max_decree: u64,
+) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64, u64, bool)> {
+    let r = py.allow_threads(|| {
+        logscan::read_log_blocks(&path, offset, start_decree, max_bytes, max_decree)
+    })?;
+    Ok((
+        PyBytes::new(py, &r.data),
+        r.first_decree,
+        r.last_decree,
+        r.first_timestamp_us,
+        r.end,
+        r.torn,
+    ))
+}
+
+#[pyfunction]
 #[pyo3(name = "mutation_writes")]
 fn py_mutation_writes<'py>(
     py: Python<'py>,
@@ -265,7 +297,9 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_partition_index, m)?)?;
     m.add_function(wrap_pyfunction!(py_encode_block, m)?)?;
     m.add_function(wrap_pyfunction!(py_decode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(py_decode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_mutation_writes, m)?)?;
+    m.add_function(wrap_pyfunction!(py_read_log_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_dir, m)?)?;
     m.add_function(wrap_pyfunction!(py_replay_log_dir, m)?)?;

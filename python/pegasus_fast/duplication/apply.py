@@ -1,0 +1,129 @@
+"""How a follower partition applies shipped mutations: idempotently, under last-writer-wins.
+
+Used by every Follower implementation (embedded here, served over the wire),
+so the rules live in one place (DESIGN.md §5, "LOG").
+"""
+
+from __future__ import annotations
+
+from .. import _backend
+from ..errors import DuplicationGapError
+from ..records import Op, encode_key, hash_key_prefix, timetag, timetag_of
+from ..storage.partition import Partition
+
+Mutation = tuple[int, int, int, list]
+
+_PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE = (
+    int(Op.PUT),
+    int(Op.DELETE),
+    int(Op.MULTI_PUT),
+    int(Op.MULTI_DELETE),
+)
+_RAW_PUT, _SOURCE_DECREE = int(Op.RAW_PUT), int(Op.SOURCE_DECREE)
+
+
+def _lww_ops(partition: Partition, ops: list[tuple], tag: int, pending: dict[bytes, int]) -> list[tuple]:
+    """The ops of a duplicated mutation that win last-writer-wins against what is stored."""
+
+    def wins(key: bytes) -> bool:
+        if key in pending:
+            return tag >= pending[key]
+        raw = partition.db.get(key)
+        return raw is None or tag >= timetag_of(raw)
+
+    kept: list[tuple] = []
+    for op in ops:
+        kind = op[0]
+        if kind == _PUT or kind == _DELETE:
+            key = encode_key(op[1], op[2])
+            if wins(key):
+                pending[key] = tag
+                kept.append(op)
+        elif kind == _MULTI_PUT:
+            prefix = hash_key_prefix(op[1])
+            pairs = [(sk, v) for sk, v in op[2] if wins(prefix + sk)]
+            for sk, _ in pairs:
+                pending[prefix + sk] = tag
+            if pairs:
+                kept.append((_MULTI_PUT, op[1], pairs, op[3]))
+        elif kind == _MULTI_DELETE:
+            prefix = hash_key_prefix(op[1])
+            sks = [sk for sk in op[2] if wins(prefix + sk)]
+            for sk in sks:
+                pending[prefix + sk] = tag
+            if sks:
+                kept.append((_MULTI_DELETE, op[1], sks))
+        elif kind == _RAW_PUT:
+            own = timetag_of(op[2])
+            if op[1] in pending and own < pending[op[1]]:
+                continue
+            raw = None if op[1] in pending else partition.db.get(op[1])
+            if raw is None or own >= timetag_of(raw):
+                pending[op[1]] = own
+                kept.append(op)
+        # EMPTY changes nothing; a SOURCE_DECREE of the source's own source is not ours
+    return kept
+
+
+def _all_win(partition: Partition, mutations: list[Mutation]) -> bool:
+    """Whether every op of ``mutations`` wins last-writer-wins outright: nothing stored
+    under their keys is newer than the oldest of them. The usual case (a follower
+    nobody else writes to), checked with one multi-get instead of a get per op."""
+    oldest = min(timetag(ts, cid) for _, ts, cid, ops in mutations)
+    for _, _, _, ops in mutations:
+        for op in ops:
+            if op[0] == _RAW_PUT:  # carries its own timetag
+                return False
+    keys = [k for k, _ in _backend.impl.mutation_writes(mutations) if len(k) >= 2]
+    if not keys:
+        return True
+    limit = oldest.to_bytes(8, "big")
+    return all(raw is None or raw[4:12] <= limit for raw in partition.db.get(keys))
+
+
+def apply_shipped(partition: Partition, blocks: bytes) -> int:
+    """Apply shipped WAL blocks to a follower partition; returns the source decree now applied.
+
+    A source decree already applied is skipped (a batch shipped twice is
+    harmless); one past the next needed is a DuplicationGapError. Each source
+    mutation becomes one follower mutation that keeps the source's timestamp
+    and cluster id (its timetag) and records the source decree with the data.
+    """
+    mutations = _backend.impl.decode_blocks(blocks)
+    p = partition
+
+    def build(next_decree: int) -> list[Mutation]:
+        applied = p.source_decree
+        todo = [m for m in mutations if m[0] > applied]
+        for i, m in enumerate(todo):
+            if m[0] != applied + 1 + i:
+                raise DuplicationGapError(applied + 1 + i, m[0])
+        if not todo:
+            return []
+        if _all_win(p, todo):
+            return [
+                (next_decree + i, ts, cid, ops + [(_SOURCE_DECREE, decree)])
+                for i, (decree, ts, cid, ops) in enumerate(todo)
+            ]
+        out = []
+        pending: dict[bytes, int] = {}
+        for decree, ts, cid, ops in todo:
+            kept = _lww_ops(p, ops, timetag(ts, cid), pending)
+            out.append((next_decree, ts, cid, kept + [(_SOURCE_DECREE, decree)]))
+            next_decree += 1
+        return out
+
+    p.write_mutations(build)
+    return p.source_decree
+
+
+def advance_to(partition: Partition, source_decree: int) -> None:
+    """fail_mode=skip: record that source decrees up to ``source_decree`` are lost."""
+    p = partition
+
+    def build(next_decree: int) -> list[Mutation]:
+        if source_decree <= p.source_decree:
+            return []
+        return [(next_decree, 0, 0, [(_SOURCE_DECREE, source_decree)])]
+
+    p.write_mutations(build)

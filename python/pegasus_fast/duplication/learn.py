@@ -1,0 +1,231 @@
+"""How a follower partition learns its checkpoint (DESIGN.md §5, APP), whoever drives it.
+
+Every Follower implementation (the embedded one in node/, a served one over
+the wire) calls these on its learning partitions, so the rules live here:
+
+- empty: nothing to take; shipping starts after the source decree given.
+- small: one WAL block of RAW_PUT ops, logged (and replayed into RocksDB when
+  the partition is first opened).
+- large: files arrive as checksummed chunks into ``learn/``; a copy that was
+  cut off resumes after the bytes already there; every file's BLAKE3 is
+  verified against the manifest, the files are made durable, and only then
+  are they swapped in. Nothing that failed verification is ever opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+
+from .. import _backend, fileio
+from ..errors import ChecksumMismatchError, DuplicationError, InvalidArgumentError
+from ..records import Op
+from ..storage.partition import LEARNING, Partition
+from .ports import Chunk, ManifestEntry
+
+LEARN_DIR = "learn"
+#: written into learn/ first: which checkpoint the files there belong to
+MARKER = ".pegasus_fast_learn"
+_RAW_PUT, _SOURCE_DECREE = int(Op.RAW_PUT), int(Op.SOURCE_DECREE)
+
+
+def _fresh(p: Partition) -> None:
+    if p.state != LEARNING:
+        raise DuplicationError(f"partition {p.table}.{p.pidx} is not learning")
+
+
+def _start_over(p: Partition, decree: int) -> bool:
+    """Make a learning partition ready to take the checkpoint at source ``decree``.
+
+    True when it already holds exactly that checkpoint (a retry: nothing to
+    do). A partition holding an earlier checkpoint of the source (the source
+    restarted in APP and checkpointed again) is emptied first, so records
+    that checkpoint had and the new one lacks do not survive.
+    """
+    if p.last_committed == 0:
+        return False
+    if decree and p.source_decree == decree:
+        return True
+    empty = os.path.join(p.path, "learn.empty")
+    shutil.rmtree(empty, ignore_errors=True)
+    os.makedirs(empty)
+    p.install_rdb(empty)
+    return False
+
+
+def learn_empty(p: Partition, decree: int) -> None:
+    _fresh(p)
+    if _start_over(p, decree) or not decree:
+        return
+    p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])], defer_apply=True)
+
+
+def learn_snapshot(p: Partition, decree: int, block: bytes) -> None:
+    _fresh(p)
+    if _start_over(p, decree):
+        return
+    ((_, ts, cid, ops),) = _backend.impl.decode_block(block)
+    if any(op[0] != _RAW_PUT for op in ops):
+        raise DuplicationError("a logical snapshot holds RAW_PUT ops only")
+    # a fresh partition takes the snapshot into its WAL only; RocksDB replays it when first opened
+    p.write_mutations(
+        lambda next_decree: [(next_decree, ts, cid, ops + [(_SOURCE_DECREE, decree)])], defer_apply=True
+    )
+
+
+# -- large checkpoints ------------------------------------------------------------------
+
+
+def _check_manifest(manifest: list[ManifestEntry]) -> dict[str, tuple[int, str]]:
+    """Every name a plain file name inside learn/, every size and digest well formed."""
+    wanted: dict[str, tuple[int, str]] = {}
+    for entry in manifest:
+        if not isinstance(entry, (tuple, list)) or len(entry) != 3:
+            raise InvalidArgumentError("a manifest entry is (name, size, digest)")
+        name, size, digest = entry
+        if (
+            not isinstance(name, str)
+            or not name
+            or name in (".", "..", MARKER)
+            or "/" in name
+            or "\0" in name
+            or os.sep in name
+        ):
+            raise InvalidArgumentError(f"manifest names a file outside the partition: {name!r}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidArgumentError(f"manifest size of {name!r} is not a size")
+        if not isinstance(digest, str):
+            raise InvalidArgumentError(f"manifest digest of {name!r} is not a str")
+        if name in wanted:
+            raise InvalidArgumentError(f"manifest names {name!r} twice")
+        wanted[name] = (size, digest)
+    return wanted
+
+
+def _marker_text(decree: int, manifest: list[ManifestEntry]) -> str:
+    # names and sizes identify the checkpoint; each file's digest is checked on its own
+    body = json.dumps([[e[0], e[1]] for e in manifest], separators=(",", ":")).encode()
+    return f"{decree}\n{_backend.impl.crc64(body):016x}\n"
+
+
+def _learn_dir(p: Partition, decree: int, manifest: list[ManifestEntry]) -> str:
+    """learn/ holding files of this checkpoint only (those of another are removed)."""
+    target = os.path.join(p.path, LEARN_DIR)
+    expected = _marker_text(decree, manifest)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        os.unlink(target)  # a symlink or a file where learn/ belongs: never written through
+        st = None
+    if st is not None:
+        try:
+            fd = os.open(os.path.join(target, MARKER), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                same = os.read(fd, 4096).decode("utf-8", "replace") == expected
+            finally:
+                os.close(fd)
+        except OSError:
+            same = False
+        if same:
+            return target
+        shutil.rmtree(target)
+    fileio.makedirs(target)
+    fd = fileio.open(os.path.join(target, MARKER), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW)
+    try:
+        fileio.write(fd, expected.encode())
+    finally:
+        fileio.close(fd)
+    return target
+
+
+def checkpoint_offsets(p: Partition, decree: int, manifest: list[ManifestEntry]) -> dict[str, int]:
+    """Bytes of each file already in learn/ for this checkpoint; a whole file counts only once its
+    hash checks out (a damaged one is removed and copied again)."""
+    _fresh(p)
+    wanted = _check_manifest(manifest)
+    if p.last_committed and p.source_decree == decree:
+        return {name: size for name, (size, _) in wanted.items()}  # installed already
+    target = _learn_dir(p, decree, manifest)
+    offsets: dict[str, int] = {}
+    for name, (size, digest) in wanted.items():
+        path = os.path.join(target, name)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_size > size:
+            os.unlink(path)
+            continue
+        if st.st_size == size and _backend.impl.hash_file(path) != (size, digest):
+            os.unlink(path)
+            continue
+        offsets[name] = st.st_size
+    return offsets
+
+
+def learn_checkpoint(
+    p: Partition, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
+) -> None:
+    impl = _backend.impl
+    _fresh(p)
+    wanted = _check_manifest(manifest)
+    if p.last_committed and p.source_decree == decree:
+        return  # a retry: this checkpoint is installed already
+    target = _learn_dir(p, decree, manifest)
+    fds: dict[str, int] = {}
+    try:
+        for chunk in chunks:
+            if chunk.name not in wanted:
+                raise InvalidArgumentError(f"a chunk names a file outside the manifest: {chunk.name!r}")
+            path = os.path.join(target, chunk.name)
+            size = wanted[chunk.name][0]
+            if impl.crc32c(chunk.data) != chunk.crc32c:
+                raise ChecksumMismatchError(
+                    path, f"crc32c {chunk.crc32c:08x}", f"crc32c {impl.crc32c(chunk.data):08x}"
+                )
+            if chunk.offset < 0 or chunk.offset + len(chunk.data) > size:
+                raise ChecksumMismatchError(
+                    path, f"{size} bytes", f"a chunk ending at {chunk.offset + len(chunk.data)}"
+                )
+            fd = fds.get(chunk.name)
+            if fd is None:
+                fd = fds[chunk.name] = fileio.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW)
+            held = os.fstat(fd).st_size
+            if chunk.offset > held:
+                raise InvalidArgumentError(
+                    f"a chunk of {chunk.name!r} at {chunk.offset} leaves a hole after {held}"
+                )
+            if chunk.offset < held:
+                fileio.truncate(fd, chunk.offset)  # sent again from an earlier offset: take it from there
+            os.lseek(fd, chunk.offset, os.SEEK_SET)
+            fileio.write(fd, chunk.data)
+    finally:
+        for fd in fds.values():
+            fileio.close(fd)
+    for name, (size, _digest) in wanted.items():
+        if size == 0 and name not in fds:  # an empty file travels as no chunk at all
+            fileio.close(fileio.open(os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW))
+    for name in os.listdir(target):
+        if name not in wanted and name != MARKER:
+            os.unlink(os.path.join(target, name))
+    try:
+        impl.verify_manifest(target, manifest)  # never open what failed verification
+    except ChecksumMismatchError as exc:
+        # the damaged file goes, so the next try copies it again
+        try:
+            os.unlink(exc.path)
+        except OSError:
+            pass
+        raise
+    os.unlink(os.path.join(target, MARKER))  # complete and verified: RocksDB gets only its own files
+    fileio.fsync_tree(target)
+    p.install_rdb(target)
+    p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])])
+
+
+__all__ = ["checkpoint_offsets", "learn_checkpoint", "learn_empty", "learn_snapshot"]

@@ -1,0 +1,117 @@
+"""The interfaces (ports) duplication depends on; the node layer supplies their implementations.
+
+Duplication never reaches up to a cluster or down to a network module: it is
+given a :class:`Follower` (an embedded cluster in this process, or a served one
+over the wire), a place to persist its records, a way to run work in the
+scheduler's lanes and the source tables' partitions.
+
+The follower interface is shaped for the wire (DESIGN.md §8): only ids, bytes
+and iterators of chunks cross it, never a filesystem path or a callback.
+Shipped batches are WAL blocks as stored (docs/wal-format.md): the WAL codec
+is the wire format, checksummed end to end, and the follower decodes them in
+the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..storage.partition import Partition
+
+#: (file name, size, blake3 hex digest) of one checkpoint file
+ManifestEntry = tuple[str, int, str]
+
+
+@dataclass(frozen=True)
+class SourceId:
+    """Who a follower table follows: checked before a follower takes anything from a source."""
+
+    cluster: str
+    #: a random id made when the source cluster was created (names can repeat)
+    cluster_uid: str
+    table: str
+    dupid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "cluster_uid": self.cluster_uid,
+            "table": self.table,
+            "dupid": self.dupid,
+        }
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of one checkpoint file; ``crc32c`` covers ``data`` (checked on arrival)."""
+
+    name: str
+    offset: int
+    data: bytes
+    crc32c: int
+
+
+class Follower(Protocol):
+    """The follower cluster of a duplication, as the source drives it."""
+
+    def ensure_table(self, table: str, partition_count: int, source: SourceId) -> None:
+        """Create the follower table (every partition learning), or find the one this source made."""
+
+    def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
+        """(learned, the last source decree it has applied)."""
+
+    def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
+        """Partitions with nothing to learn; shipping starts after the given source decrees."""
+
+    def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
+        """A small partition's logical snapshot: one WAL block of RAW_PUT ops, at source ``decree``."""
+
+    def checkpoint_offsets(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry]
+    ) -> dict[str, int]:
+        """Bytes of each file of this checkpoint already held, so a copy resumes after them."""
+
+    def learn_checkpoint(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
+    ) -> None:
+        """Take the files as chunks, verify every hash, then swap them in (DESIGN.md §5, APP)."""
+
+    def mark_learned(self, table: str, pidxs: list[int]) -> None:
+        """Persist that these partitions hold their checkpoints, then let them serve."""
+
+    def apply(self, table: str, pidx: int, blocks: bytes) -> int:
+        """Apply shipped WAL blocks idempotently under last-writer-wins; the source decree now applied."""
+
+    def advance(self, table: str, pidx: int, source_decree: int) -> None:
+        """fail_mode=skip: accept that source decrees up to ``source_decree`` are lost."""
+
+
+class Connector(Protocol):
+    """Finds the follower of a remote; raises RemoteUnavailableError while it cannot be reached."""
+
+    def connect(self, remote: str) -> Follower: ...
+
+
+class Tasks(Protocol):
+    """The scheduler, as duplication uses it."""
+
+    def high(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run ``fn`` in the high-priority lane (checkpoints and learning, DESIGN.md §6)."""
+
+    def later(self, delay: float, fn: Callable[[], Any]) -> Future[Any]:
+        """Run ``fn`` in the normal lane after ``delay`` seconds."""
+
+
+class SourceTables(Protocol):
+    """The source cluster's tables, as duplication reads them."""
+
+    def partitions(self, table: str) -> list[Partition]:
+        """A table's partitions; TableNotFoundError when it is gone."""
+
+    def has(self, table: str) -> bool: ...
+
+
+__all__ = ["Chunk", "Connector", "Follower", "ManifestEntry", "SourceId", "SourceTables", "Tasks"]

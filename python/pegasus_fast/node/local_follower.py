@@ -1,0 +1,139 @@
+"""The embedded implementation of duplication's Follower port: a cluster open in this process.
+
+A served cluster implements the same port over the wire; both hand the
+learning and applying itself to duplication/learn.py and duplication/apply.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..duplication import apply, learn
+from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
+from ..errors import (
+    ClosedError,
+    DuplicationError,
+    InvalidArgumentError,
+    PartitionUnavailableError,
+    RemoteUnavailableError,
+    TableNotFoundError,
+)
+from ..storage.partition import LEARNING, SERVING, Partition
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+#: clusters open in this process, by real path (embedded duplication remotes find each other here)
+_open_clusters: dict[str, Cluster] = {}
+_open_lock = threading.Lock()
+
+
+def open_cluster_at(path: str) -> Cluster | None:
+    with _open_lock:
+        return _open_clusters.get(path)
+
+
+def register(cluster: Cluster) -> None:
+    """A cluster opened: duplications anywhere in the process waiting for it go on."""
+    with _open_lock:
+        _open_clusters[cluster.path] = cluster
+        others = list(_open_clusters.values())
+    for c in others:
+        c._duplications_wake_remote(cluster.path)
+
+
+def unregister(cluster: Cluster) -> None:
+    with _open_lock:
+        if _open_clusters.get(cluster.path) is cluster:
+            del _open_clusters[cluster.path]
+
+
+def same_source(a: SourceId, b: SourceId) -> bool:
+    """The same duplication of the same source table (a uid decides when both sides have one)."""
+    if a.cluster_uid and b.cluster_uid and a.cluster_uid != b.cluster_uid:
+        return False
+    return (a.cluster, a.table, a.dupid) == (b.cluster, b.table, b.dupid)
+
+
+class LocalConnector:
+    """Finds the follower of an embedded remote: the cluster open at that path in this process."""
+
+    def connect(self, remote: str) -> Follower:
+        c = open_cluster_at(remote)
+        if c is None or c.closed:
+            raise RemoteUnavailableError(remote, f"waiting for remote cluster at {remote} to open")
+        return LocalFollower(c)
+
+
+class LocalFollower:
+    """A follower cluster open in this process."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def _partition(self, table: str, pidx: int) -> Partition:
+        try:
+            t = self.cluster.table(table)
+        except ClosedError:
+            raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
+        except TableNotFoundError:
+            raise RemoteUnavailableError(self.cluster.path, f"table {table!r} not found") from None
+        if isinstance(pidx, bool) or not isinstance(pidx, int) or not 0 <= pidx < t.partition_count:
+            raise InvalidArgumentError(f"table {table!r} has no partition {pidx!r}")
+        return t.partitions[pidx]
+
+    def ensure_table(self, table: str, partition_count: int, source: SourceId) -> None:
+        c = self.cluster
+        rec = c._table_record(table)
+        if rec is not None:
+            mine = rec.follower_of
+            if mine is None or not same_source(mine.source, source):
+                raise DuplicationError(
+                    f"cluster {c.name!r} already has a table {table!r} that is not this duplication's follower"
+                )
+            if rec.partition_count != partition_count:
+                raise DuplicationError(f"follower table {table!r} has another partition count")
+            return
+        c._create_table(table, partition_count, None, follower_of=source)
+
+    def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
+        p = self._partition(table, pidx)
+        if p.state == LEARNING:
+            return False, 0
+        return True, p.source_decree
+
+    def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
+        for pidx, decree in decrees.items():
+            learn.learn_empty(self._partition(table, pidx), decree)
+
+    def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
+        learn.learn_snapshot(self._partition(table, pidx), decree, block)
+
+    def checkpoint_offsets(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry]
+    ) -> dict[str, int]:
+        return learn.checkpoint_offsets(self._partition(table, pidx), decree, manifest)
+
+    def learn_checkpoint(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
+    ) -> None:
+        learn.learn_checkpoint(self._partition(table, pidx), decree, manifest, chunks)
+
+    def mark_learned(self, table: str, pidxs: list[int]) -> None:
+        for pidx in pidxs:
+            self._partition(table, pidx)  # each one exists
+        self.cluster._mark_learned(table, pidxs)
+
+    def apply(self, table: str, pidx: int, blocks: bytes) -> int:
+        p = self._partition(table, pidx)
+        if p.state != SERVING:
+            raise PartitionUnavailableError(table, pidx, p.state)
+        return apply.apply_shipped(p, blocks)
+
+    def advance(self, table: str, pidx: int, source_decree: int) -> None:
+        apply.advance_to(self._partition(table, pidx), source_decree)
+
+
+__all__ = ["LocalConnector", "LocalFollower", "open_cluster_at"]
