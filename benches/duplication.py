@@ -27,7 +27,8 @@ from contextlib import contextmanager
 import pegasus_fast as pf
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as policy
-from pegasus_fast.duplication.follower import LocalFollower
+from pegasus_fast.duplication.ports import SourceId
+from pegasus_fast.node.local_follower import LocalFollower
 
 
 @contextmanager
@@ -103,23 +104,29 @@ def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict
             t = src.create_table("lat", partition_count=8)
             dup = src.add_duplication("lat", dst)
             dup.wait_for(pf.DupStatus.LOG, timeout=30)
-            # when each source decree became visible on the follower (applied to its RocksDB)
+            # when each source decree became visible on the follower: a reader in this process
+            # polls every follower partition's applied source decree every 50 us (polling
+            # without a pause would starve the shipper of the GIL)
             applied_at: dict[tuple[int, int], float] = {}
             writes: list[tuple[int, int, float]] = []
-            lock = threading.Lock()
             seen = [0] * 8
             follower = dst.table("lat")
+            done = threading.Event()
 
-            def on_apply(pidx: int) -> None:
-                now = time.perf_counter()
-                upto = follower.partitions[pidx].source_decree
-                with lock:
-                    for d in range(seen[pidx] + 1, upto + 1):
-                        applied_at[(pidx, d)] = now
-                    seen[pidx] = max(seen[pidx], upto)
+            def poll() -> None:
+                parts = follower.partitions
+                while not done.is_set():
+                    now = time.perf_counter()
+                    for pidx, fp in enumerate(parts):
+                        upto = fp.source_decree
+                        if upto > seen[pidx]:
+                            for d in range(seen[pidx] + 1, upto + 1):
+                                applied_at[(pidx, d)] = now
+                            seen[pidx] = upto
+                    time.sleep(50e-6)
 
-            for p in follower.partitions:
-                p.applied_listeners.append(lambda _d, i=p.pidx: on_apply(i))
+            reader = threading.Thread(target=poll, daemon=True)
+            reader.start()
             n = int(rate * seconds)
             interval = 1.0 / rate
             start = time.perf_counter()
@@ -135,6 +142,8 @@ def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict
             deadline = time.time() + 10
             while len(applied_at) < n and time.time() < deadline:
                 time.sleep(0.01)
+            done.set()
+            reader.join()
             achieved = n / (time.perf_counter() - start)
     lat = sorted(applied_at[(p, d)] - w for p, d, w in writes if (p, d) in applied_at)
     assert len(lat) == len(writes), "some writes never reached the follower"
@@ -171,9 +180,10 @@ def bench_hot_path(n: int) -> dict[str, float]:
                 art = policy.adaptive(p, 1 << 40)
                 out[f"snapshot encode {n} records s [{name}]"] = time.perf_counter() - start
                 assert art.kind == policy.SMALL
-                dst.create_table("snap", 1, follower_of={"cluster": "bench"})
+                follower = LocalFollower(dst)
+                follower.ensure_table("snap", 1, SourceId("bench", "", "hot", 1))
                 start = time.perf_counter()
-                LocalFollower(dst).learn_snapshot("snap", 0, art.decree, art.block or b"")
+                follower.learn_snapshot("snap", 0, art.decree, art.block or b"")
                 dst.table("snap").partitions[0].db  # noqa: B018 - opening replays the snapshot
                 out[f"snapshot apply {n} records s [{name}]"] = time.perf_counter() - start
     if len(backends()) == 2:
