@@ -32,7 +32,7 @@ from .errors import (
     WalCorruptionError,
     WalGapError,
 )
-from .node.cluster import Cluster
+from .node.cluster import Cluster, ClusterInfo
 from .node.table import PartitionStats, Table, TableHealth, TableInfo
 from .storage.checkpoint import CheckpointInfo
 
@@ -49,6 +49,7 @@ __all__ = [
     "ChecksumMismatchError",
     "ClosedError",
     "Cluster",
+    "ClusterInfo",
     "ClusterLockedError",
     "Config",
     "DupStatus",

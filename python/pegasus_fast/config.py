@@ -44,6 +44,10 @@ class Config:
     gc_interval_ms: int = 30_000
     #: background worker threads of the scheduler.
     background_workers: int = 2
+    #: this cluster's id for last-writer-wins, 1..127 (Pegasus [duplication-group]); None derives
+    #: one from the cluster name (crc64(name) % 127 + 1), which two names can share: configure it
+    #: on every cluster that duplicates. Fixed once the cluster exists.
+    cluster_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.wal_sync not in WAL_SYNC_MODES:
@@ -67,6 +71,16 @@ class Config:
             raise InvalidArgumentError("log_private_file_size_mb and duplicate_log_batch_bytes must be >= 1")
         if self.background_workers < 1:
             raise InvalidArgumentError("background_workers must be >= 1")
+        self._check_cluster_id()
+
+    def _check_cluster_id(self) -> None:
+        cid = self.cluster_id
+        if cid is None:
+            return
+        if isinstance(cid, bool) or not isinstance(cid, int):
+            raise InvalidTypeError(f"cluster_id must be an int in 1..127, got {cid!r}")
+        if not 1 <= cid <= 127:
+            raise InvalidArgumentError(f"cluster_id must be in 1..127, got {cid!r}")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -51,6 +51,7 @@ class DupEnv:
     save: Callable[[int, DupRecord], None]
     cluster_name: str
     cluster_uid: str
+    cluster_id: int
 
 
 class Duplication:
@@ -270,6 +271,7 @@ class Duplication:
                     continue
                 follower = self._env.connector.connect(self.remote)
                 if not self.connected.is_set():
+                    self._check_identity(follower)
                     self._set_reasons("")
                     self.connected.set()
                 if status == DupStatus.INIT:
@@ -304,11 +306,21 @@ class Duplication:
                     with self._changed:
                         self._changed.notify_all()
                     return
+                self._set_reasons(f"retrying after error: {exc}")
                 if retry is Retry.FAILURE:
                     log.warning("duplication %s: %s", self.dupid, exc)
-                self._set_reasons(f"retrying after error: {exc}")
                 self._wait(backoff)
                 backoff = min(1.0, backoff * 2)
+
+    def _check_identity(self, follower: Follower) -> None:
+        cid, uid = follower.identity()
+        if uid == self._env.cluster_uid:
+            raise DuplicationError(f"duplication {self.dupid}: {self.remote} is this cluster itself")
+        if cid == self._env.cluster_id:
+            raise DuplicationError(
+                f"duplication {self.dupid}: {self.remote} has this cluster's id {cid}; "
+                "last-writer-wins could not break ties (configure Config(cluster_id=...))"
+            )
 
     def _wait(self, timeout: float | None = None) -> None:
         self._wake.wait(timeout)

@@ -57,6 +57,9 @@ class Chunk:
 class Follower(Protocol):
     """The follower cluster of a duplication, as the source drives it."""
 
+    def identity(self) -> tuple[int, str]:
+        """(cluster id, cluster uid) of the follower cluster."""
+
     def ensure_table(self, table: str, partition_count: int, source: SourceId) -> None:
         """Create the follower table (every partition learning), or find the one this source made."""
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from .. import _backend
@@ -39,6 +40,18 @@ from .maintenance import Maintenance
 from .meta import ClusterMeta, FollowerOf, TableRecord, partition_dir, valid_table_name
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    name: str
+    cluster_id: int
+    #: derived from the name (crc64(name) % 127 + 1) rather than configured: two names can share one
+    cluster_id_derived: bool
+    #: a random id made when the cluster was created
+    uid: str
+    path: str
+    backend: str
 
 
 def _default_cluster_id(name: str) -> int:
@@ -89,13 +102,23 @@ class Cluster:
         self._tables: dict[str, Table] = {}
         try:
             default_name = name or os.path.basename(self.path)
-            cid = cluster_id if cluster_id is not None else _default_cluster_id(default_name)
-            if isinstance(cid, bool) or not isinstance(cid, int) or not 1 <= cid <= 127:
-                raise InvalidArgumentError("cluster_id must be an int in 1..127")
-            self.meta = ClusterMeta(JournalMetaStore(os.path.join(self.path, "meta")), default_name, cid)
+            if cluster_id is not None:
+                Config(cluster_id=cluster_id)  # the same checks as the knob
+                if config.cluster_id is not None and config.cluster_id != cluster_id:
+                    raise InvalidArgumentError("cluster_id and config.cluster_id differ")
+            configured = cluster_id if cluster_id is not None else config.cluster_id
+            cid = configured if configured is not None else _default_cluster_id(default_name)
+            self.meta = ClusterMeta(
+                JournalMetaStore(os.path.join(self.path, "meta")), default_name, cid, configured is None
+            )
             state = self.meta.state
             if name is not None and state.name != name:
                 raise InvalidArgumentError(f"{self.path} holds cluster {state.name!r}, not {name!r}")
+            if configured is not None and state.cluster_id != configured:
+                # last-writer-wins ties break on the id stored in every record: it never changes
+                raise InvalidArgumentError(
+                    f"{self.path} holds cluster id {state.cluster_id}, not {configured}"
+                )
             self.name: str = state.name
             self.cluster_id: int = state.cluster_id
             self.metric_set = Metrics()
@@ -110,6 +133,7 @@ class Cluster:
                     save=self.meta.save_duplication,
                     cluster_name=self.name,
                     cluster_uid=state.uid,
+                    cluster_id=self.cluster_id,
                 ),
                 self.meta.add_duplication,
             )
@@ -155,6 +179,18 @@ class Cluster:
     def __repr__(self) -> str:
         return f"Cluster(name={self.name!r}, path={self.path!r})"
 
+    def info(self) -> ClusterInfo:
+        """Who this cluster is: name, cluster id (and whether it was derived from the name)."""
+        state = self.meta.state
+        return ClusterInfo(
+            name=self.name,
+            cluster_id=self.cluster_id,
+            cluster_id_derived=state.cluster_id_derived,
+            uid=state.uid,
+            path=self.path,
+            backend=_backend.name,
+        )
+
     # -- background work and duplication ---------------------------------------
 
     def _before_close(self) -> None:
@@ -190,6 +226,11 @@ class Cluster:
         self._check_open()
         if isinstance(remote, Cluster):
             remote_path, remote_name = remote.path, remote.name
+            if remote.cluster_id == self.cluster_id and remote.path != self.path:
+                raise DuplicationError(
+                    f"clusters {self.name!r} and {remote.name!r} share cluster id {self.cluster_id}: "
+                    "last-writer-wins could not break ties (configure Config(cluster_id=...))"
+                )
         elif isinstance(remote, (str, os.PathLike)):
             remote_path, remote_name = os.path.realpath(os.fspath(remote)), ""
         else:

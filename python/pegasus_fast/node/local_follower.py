@@ -73,6 +73,9 @@ class LocalFollower:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
+    def identity(self) -> tuple[int, str]:
+        return self.cluster.cluster_id, self.cluster.info().uid
+
     def _partition(self, table: str, pidx: int) -> Partition:
         try:
             t = self.cluster.table(table)

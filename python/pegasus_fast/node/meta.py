@@ -138,6 +138,8 @@ class ClusterState:
     name: str
     cluster_id: int
     uid: str
+    #: the id was derived from the name, not configured
+    cluster_id_derived: bool = False
     next_app_id: int = 1
     next_dupid: int = 1
     tables: dict[str, TableRecord] = field(default_factory=dict)
@@ -148,6 +150,7 @@ class ClusterState:
             "format": FORMAT_VERSION,
             "name": self.name,
             "cluster_id": self.cluster_id,
+            "cluster_id_derived": self.cluster_id_derived,
             "uid": self.uid,
             "next_app_id": self.next_app_id,
             "next_dupid": self.next_dupid,
@@ -188,10 +191,14 @@ class ClusterState:
         next_dupid = _int(raw, "next_dupid", 1, 1 << 62)
         if any(k >= next_dupid for k in dups):
             raise _bad("a duplication id runs past next_dupid")
+        derived = raw.get("cluster_id_derived", False)
+        if not isinstance(derived, bool):
+            raise _bad("cluster_id_derived is not a bool")
         return cls(
             name=name,
             cluster_id=_int(raw, "cluster_id", 1, 127),
             uid=uid,
+            cluster_id_derived=derived,
             next_app_id=next_app_id,
             next_dupid=next_dupid,
             tables=tables,
@@ -202,12 +209,16 @@ class ClusterState:
 class ClusterMeta:
     """The cluster's metadata document; each change is persisted before it becomes current."""
 
-    def __init__(self, store: MetaStore, name: str, cluster_id: int) -> None:
+    def __init__(
+        self, store: MetaStore, name: str, cluster_id: int, cluster_id_derived: bool = False
+    ) -> None:
         self.store = store
         self._lock = threading.RLock()
         raw = store.load()
         if raw is None:
-            state = ClusterState(name=name, cluster_id=cluster_id, uid=uuid.uuid4().hex)
+            state = ClusterState(
+                name=name, cluster_id=cluster_id, uid=uuid.uuid4().hex, cluster_id_derived=cluster_id_derived
+            )
             store.save(state.to_json())
         else:
             try:
