@@ -181,7 +181,7 @@ def bench_hot_path(n: int) -> dict[str, float]:
                 out[f"snapshot encode {n} records s [{name}]"] = time.perf_counter() - start
                 assert art.kind == policy.SMALL
                 follower = LocalFollower(dst)
-                follower.ensure_table("snap", 1, SourceId("bench", "", "hot", 1))
+                follower.ensure_table("snap", 1, SourceId("bench", "", "hot", 1), True)
                 start = time.perf_counter()
                 follower.learn_snapshot("snap", 0, art.decree, art.block or b"")
                 dst.table("snap").partitions[0].db  # noqa: B018 - opening replays the snapshot

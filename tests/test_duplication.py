@@ -434,7 +434,7 @@ def test_local_follower_learn_checkpoint_verifies_and_resumes(
     assert len(manifest) >= 2
     follower = LocalFollower(dst)
     source = SourceId("source", "uid", "test1", 1)
-    follower.ensure_table("copy", 1, source)
+    follower.ensure_table("copy", 1, source, True)
     fp = dst.table("copy").partitions[0]
     assert fp.state == "learning"
     assert follower.checkpoint_offsets("copy", 0, info.decree, manifest) == {}
@@ -480,7 +480,7 @@ def test_chunks_that_do_not_fit_the_manifest_are_refused(clusters: Clusters, bac
     info = t.partitions[0].checkpoint()
     manifest = ckpt_policy.manifest_of(info.path)
     follower = LocalFollower(dst)
-    follower.ensure_table("copy", 1, SourceId("source", "uid", "test1", 1))
+    follower.ensure_table("copy", 1, SourceId("source", "uid", "test1", 1), True)
     fp = dst.table("copy").partitions[0]
     name, size, _ = max(manifest, key=lambda e: e[1])
     good = next(ckpt_policy.read_chunks(info.path, [e for e in manifest if e[0] == name], {}))

@@ -50,13 +50,21 @@ def scan_log_file(
     """Blocks from ``offset``: (mutations with decree >= start_decree, end offset, torn tail?)."""
 
 def read_log_blocks(
-    path: str | os.PathLike[str], offset: int, start_decree: int, max_bytes: int, max_decree: int
-) -> tuple[bytes, int, int, int, int, bool]:
+    path: str | os.PathLike[str],
+    offset: int,
+    start_decree: int,
+    max_bytes: int,
+    max_decree: int,
+    skip_cluster_id: int = 0,
+) -> tuple[bytes, int, int, int, int, bool, int]:
     """Whole verified blocks from ``offset`` as stored, for shipping:
-    (data, first decree, last decree, first timestamp_us, end offset, torn tail?).
+    (data, first decree, last decree, first timestamp_us, end offset, torn tail?, skipped through).
 
     Blocks wholly below ``start_decree`` are skipped; it stops before a block holding a decree
-    past ``max_decree``, and at about ``max_bytes`` (0: no limit, at least one block).
+    past ``max_decree``, and at about ``max_bytes`` (0: no limit, at least one block). With
+    ``skip_cluster_id`` (1..127), blocks whose every mutation that cluster wrote are stepped
+    over at the start of the run (``skipped through`` is their last decree) and end it elsewhere:
+    writes that came from the remote are never shipped back to it.
     """
 
 def scan_log_dir(

@@ -19,6 +19,9 @@ KEY_LEN = struct.Struct(">H")
 DECREE = struct.Struct("<Q")
 META_DECREE_KEY = b"\x00"
 META_SOURCE_DECREE_KEY = b"\x01"
+#: the highest source decree a follower has seen and needed nothing from (its own writes coming
+#: back, bookkeeping): written outside our WAL, with RocksDB's own WAL and a sync
+META_SOURCE_SEEN_KEY = b"\x02"
 
 
 class Op(IntEnum):

@@ -236,6 +236,26 @@ pub struct BlockRun {
     pub end: u64,
     /// A torn tail follows `end`, and nothing after it was left for later.
     pub torn: bool,
+    /// Last decree of the blocks skipped before the run because every mutation in
+    /// them came from `skip_cluster_id` (0 when none was).
+    pub skipped_through: u64,
+}
+
+/// Whether every mutation of `block` was first written by cluster `cluster_id`.
+fn all_from(file: &ScannedFile, block: &BlockRef, cluster_id: u8) -> Result<bool> {
+    let mut muts = Vec::new();
+    parse_payload(
+        &file.buf[block.payload.clone()],
+        block.count,
+        0,
+        Some(&mut muts),
+    )
+    .map_err(|reason| {
+        let offset =
+            file.base + block.payload.start as u64 - crate::codec::BLOCK_HEADER_SIZE as u64;
+        Error::corruption(&file.path, offset, reason)
+    })?;
+    Ok(!muts.is_empty() && muts.iter().all(|m| m.cluster_id == cluster_id))
 }
 
 /// The verified blocks of `path` from `offset` whose decrees reach
@@ -249,6 +269,7 @@ pub fn read_log_blocks(
     start_decree: u64,
     max_bytes: u64,
     max_decree: u64,
+    skip_cluster_id: u8,
 ) -> Result<BlockRun> {
     let file = read_log_file(path, offset, max_bytes)?;
     let header = crate::codec::BLOCK_HEADER_SIZE;
@@ -259,6 +280,7 @@ pub fn read_log_blocks(
         first_timestamp_us: 0,
         end: offset,
         torn: file.torn,
+        skipped_through: 0,
     };
     let mut taken: Option<Range<usize>> = None;
     for block in &file.blocks {
@@ -275,6 +297,16 @@ pub fn read_log_blocks(
             break;
         }
         if last < start_decree && taken.is_none() {
+            run.end = file.base + block.payload.end as u64;
+            continue;
+        }
+        if skip_cluster_id != 0 && all_from(&file, block, skip_cluster_id)? {
+            if taken.is_some() {
+                // the run ends before it; the next read starts by skipping it
+                run.torn = false;
+                break;
+            }
+            run.skipped_through = last;
             run.end = file.base + block.payload.end as u64;
             continue;
         }
@@ -450,6 +482,52 @@ mod tests {
         out.iter().map(|m| m.decree).collect()
     }
 
+    fn read_log_blocks_t(
+        p: &Path,
+        offset: u64,
+        start: u64,
+        max_bytes: u64,
+        max_decree: u64,
+    ) -> Result<BlockRun> {
+        read_log_blocks(p, offset, start, max_bytes, max_decree, 0)
+    }
+
+    #[test]
+    fn block_runs_skip_a_clusters_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("log.1.0");
+        // cluster 1 wrote decrees 1..3 (block(..) uses cluster id 1); then a block from cluster 9
+        let mut data = block(1..3);
+        let mine = data.len() as u64;
+        let foreign: Vec<Mutation<Vec<u8>>> = (3..5)
+            .map(|d| Mutation {
+                decree: d,
+                timestamp_us: d,
+                cluster_id: 9,
+                ops: vec![Op::Empty],
+            })
+            .collect();
+        data.extend_from_slice(&crate::codec::encode_block(&foreign).unwrap());
+        let theirs = data.len() as u64;
+        data.extend_from_slice(&block(5..6));
+        fs::write(&p, &data).unwrap();
+        // skipping cluster 1: its block at the start is stepped over, and the run starts after it
+        let r = read_log_blocks(&p, 0, 1, 0, u64::MAX, 1).unwrap();
+        assert_eq!(
+            (r.skipped_through, r.first_decree, r.last_decree, r.end),
+            (2, 3, 4, theirs)
+        );
+        // ...and the next read skips the last block too
+        let r = read_log_blocks(&p, theirs, 5, 0, u64::MAX, 1).unwrap();
+        assert_eq!(
+            (r.skipped_through, r.data.len(), r.end),
+            (5, 0, data.len() as u64)
+        );
+        // skipping cluster 9: the run stops before its block
+        let r = read_log_blocks(&p, 0, 1, 0, u64::MAX, 9).unwrap();
+        assert_eq!((r.skipped_through, r.last_decree, r.end), (0, 2, mine));
+    }
+
     #[test]
     fn block_runs_for_shipping() {
         let dir = tempfile::tempdir().unwrap();
@@ -457,33 +535,42 @@ mod tests {
         let (data, starts) = three_blocks();
         let size = data.len() as u64;
         fs::write(&p, &data).unwrap();
-        let all = read_log_blocks(&p, 0, 1, 0, u64::MAX).unwrap();
+        let all = read_log_blocks_t(&p, 0, 1, 0, u64::MAX).unwrap();
         assert_eq!(all.data, data);
-        assert_eq!((all.first_decree, all.last_decree, all.end, all.torn), (1, 7, size, false));
+        assert_eq!(
+            (all.first_decree, all.last_decree, all.end, all.torn),
+            (1, 7, size, false)
+        );
         assert_eq!(all.first_timestamp_us, 1000);
         // blocks wholly below start_decree are skipped; a straddling one is taken whole
-        let r = read_log_blocks(&p, 0, 4, 0, u64::MAX).unwrap();
+        let r = read_log_blocks_t(&p, 0, 4, 0, u64::MAX).unwrap();
         assert_eq!(r.data, data[starts[1] as usize..].to_vec());
-        assert_eq!((r.first_decree, r.last_decree, r.first_timestamp_us), (3, 7, 3000));
+        assert_eq!(
+            (r.first_decree, r.last_decree, r.first_timestamp_us),
+            (3, 7, 3000)
+        );
         // nothing past max_decree: stop before the block that holds it
-        let r = read_log_blocks(&p, 0, 1, 0, 4).unwrap();
+        let r = read_log_blocks_t(&p, 0, 1, 0, 4).unwrap();
         assert_eq!(r.data, data[..starts[1] as usize].to_vec());
         assert_eq!((r.last_decree, r.end), (2, starts[1]));
-        let r = read_log_blocks(&p, starts[1], 3, 0, 2).unwrap();
+        let r = read_log_blocks_t(&p, starts[1], 3, 0, 2).unwrap();
         assert_eq!((r.data.len(), r.end, r.first_decree), (0, starts[1], 0));
         // everything below start_decree: nothing to ship, and the cursor moves past it
-        let r = read_log_blocks(&p, 0, 100, 0, u64::MAX).unwrap();
+        let r = read_log_blocks_t(&p, 0, 100, 0, u64::MAX).unwrap();
         assert_eq!((r.data.len(), r.end), (0, size));
         // max_bytes: at least one block
-        let r = read_log_blocks(&p, 0, 1, 1, u64::MAX).unwrap();
+        let r = read_log_blocks_t(&p, 0, 1, 1, u64::MAX).unwrap();
         assert_eq!((r.last_decree, r.end), (2, starts[1]));
         // a torn tail is reported, and shipping stops before it
         fs::write(&p, &data[..data.len() - 3]).unwrap();
-        let r = read_log_blocks(&p, 0, 1, 0, u64::MAX).unwrap();
+        let r = read_log_blocks_t(&p, 0, 1, 0, u64::MAX).unwrap();
         assert_eq!((r.last_decree, r.end, r.torn), (5, starts[2], true));
         // a shipped run decodes back to its mutations
         let muts = crate::codec::decode_blocks(&all.data).unwrap();
-        assert_eq!(muts.iter().map(|m| m.decree).collect::<Vec<_>>(), (1..8).collect::<Vec<_>>());
+        assert_eq!(
+            muts.iter().map(|m| m.decree).collect::<Vec<_>>(),
+            (1..8).collect::<Vec<_>>()
+        );
         assert!(crate::codec::decode_blocks(&data[..data.len() - 1]).is_err());
         assert!(crate::codec::decode_blocks(&[]).unwrap().is_empty());
     }

@@ -87,9 +87,15 @@ def scan_log_file(
 
 
 def read_log_blocks(
-    path: str | os.PathLike[str], offset: int, start_decree: int, max_bytes: int, max_decree: int
-) -> tuple[bytes, int, int, int, int, bool]:
-    """Whole verified blocks for shipping: (data, first decree, last decree, first timestamp, end, torn)."""
+    path: str | os.PathLike[str],
+    offset: int,
+    start_decree: int,
+    max_bytes: int,
+    max_decree: int,
+    skip_cluster_id: int = 0,
+) -> tuple[bytes, int, int, int, int, bool, int]:
+    """Whole verified blocks for shipping:
+    (data, first decree, last decree, first timestamp, end, torn, skipped through)."""
     path = os.fspath(path)
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
@@ -100,7 +106,7 @@ def read_log_blocks(
     # verify the same blocks a scan would (checksums, payload parse, torn-tail rules)
     _, scan_end, torn = scan_log_file(path, offset, 0, max_bytes)
     pos, end = offset, offset
-    first = last = first_ts = 0
+    first = last = first_ts = skipped = 0
     taken_start = taken_end = -1
     while pos < scan_end:
         rel = pos - offset
@@ -119,13 +125,20 @@ def read_log_blocks(
         if block_last < start_decree and taken_start < 0:
             end = pos = block_end
             continue
+        if skip_cluster_id and all(m[2] == skip_cluster_id for m in mutations):
+            if taken_start >= 0:
+                torn = False
+                break
+            skipped = block_last
+            end = pos = block_end
+            continue
         if taken_start < 0:
             taken_start, first, first_ts = pos, block_first, mutations[0][1]
         taken_end = block_end
         last = block_last
         end = pos = block_end
     data = buf[taken_start - offset : taken_end - offset] if taken_start >= 0 else b""
-    return data, first, last, first_ts, end, torn
+    return data, first, last, first_ts, end, torn, skipped
 
 
 def list_log_files(path: str) -> list[tuple[int, int, str]]:

@@ -81,23 +81,39 @@ def _all_win(partition: Partition, mutations: list[Mutation]) -> bool:
     return all(raw is None or raw[4:12] <= limit for raw in partition.db.get(keys))
 
 
-def apply_shipped(partition: Partition, blocks: bytes) -> int:
-    """Apply shipped WAL blocks to a follower partition; returns the source decree now applied.
+_DATA_OPS = frozenset({_PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE, _RAW_PUT})
 
-    A source decree already applied is skipped (a batch shipped twice is
-    harmless); one past the next needed is a DuplicationGapError. Each source
-    mutation becomes one follower mutation that keeps the source's timestamp
-    and cluster id (its timetag) and records the source decree with the data.
+
+def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0) -> int:
+    """Apply shipped WAL blocks to a follower partition; returns the source decree it now
+    holds durably (applied, or seen and needing nothing).
+
+    - A source decree already seen is skipped (a batch shipped twice is harmless); one past
+      the next needed is a DuplicationGapError.
+    - ``skipped_through``: the source stepped over decrees up to it (this cluster's own
+      writes, which it never ships back): they count as seen.
+    - A mutation this cluster first wrote (its cluster id) is its own write coming back
+      through a master-master peer; one without data ops is the peer's bookkeeping. Neither
+      is applied: it is noted as seen, outside the log, so nothing moves back again.
+    - Any other mutation becomes one follower mutation that keeps the source's timestamp
+      and cluster id (its timetag), holds the ops that win last-writer-wins, and records
+      the source decree with the data.
     """
-    mutations = _backend.impl.decode_blocks(blocks)
+    mutations = _backend.impl.decode_blocks(blocks) if blocks else []
     p = partition
+    own = p.cluster_id
 
     def build(next_decree: int) -> list[Mutation]:
-        applied = p.source_decree
-        todo = [m for m in mutations if m[0] > applied]
+        seen = max(p.source_decree, p.source_seen, skipped_through)
+        todo = [m for m in mutations if m[0] > seen]
         for i, m in enumerate(todo):
-            if m[0] != applied + 1 + i:
-                raise DuplicationGapError(applied + 1 + i, m[0])
+            if m[0] != seen + 1 + i:
+                raise DuplicationGapError(seen + 1 + i, m[0])
+        todo = [
+            (decree, ts, cid, [op for op in ops if op[0] in _DATA_OPS])
+            for decree, ts, cid, ops in todo
+            if cid != own and any(op[0] in _DATA_OPS for op in ops)
+        ]
         if not todo:
             return []
         if _all_win(p, todo):
@@ -114,7 +130,10 @@ def apply_shipped(partition: Partition, blocks: bytes) -> int:
         return out
 
     p.write_mutations(build)
-    return p.source_decree
+    through = max([skipped_through] + [m[0] for m in mutations])
+    if through > p.source_seen:
+        p.record_source_seen(through)
+    return p.source_seen
 
 
 def advance_to(partition: Partition, source_decree: int) -> None:

@@ -314,6 +314,8 @@ class Duplication:
 
     def _check_identity(self, follower: Follower) -> None:
         cid, uid = follower.identity()
+        for sh in self._shippers:
+            sh.remote_cluster_id = cid
         if uid == self._env.cluster_uid:
             raise DuplicationError(f"duplication {self.dupid}: {self.remote} is this cluster itself")
         if cid == self._env.cluster_id:
@@ -333,7 +335,7 @@ class Duplication:
         return SourceId(self._env.cluster_name, self._env.cluster_uid, self.table_name, self.dupid)
 
     def _no_checkpoint(self, follower: Follower) -> list[PartitionCheckpoint]:
-        follower.ensure_table(self.remote_table, len(self.partitions), self._source_id())
+        follower.ensure_table(self.remote_table, len(self.partitions), self._source_id(), False)
         todo = {}
         for i, c in enumerate(self._record.partitions):
             learned, _ = follower.partition_status(self.remote_table, i)
@@ -413,7 +415,7 @@ class Duplication:
 
     def _app(self, follower: Follower) -> None:
         n = len(self.partitions)
-        follower.ensure_table(self.remote_table, n, self._source_id())
+        follower.ensure_table(self.remote_table, n, self._source_id(), True)
         learned_now = [follower.partition_status(self.remote_table, i)[0] for i in range(n)]
         remade = [i for i in range(n) if not learned_now[i] and self._artifacts[i] is None]
         if remade:

@@ -60,8 +60,10 @@ class Follower(Protocol):
     def identity(self) -> tuple[int, str]:
         """(cluster id, cluster uid) of the follower cluster."""
 
-    def ensure_table(self, table: str, partition_count: int, source: SourceId) -> None:
-        """Create the follower table (every partition learning), or find the one this source made."""
+    def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
+        """Create the follower table (every partition learning), or find the one this source made.
+        Without a checkpoint, a table of the same partition count that no other source owns is
+        adopted as it is (Pegasus's original workflow, and how two masters duplicate both ways)."""
 
     def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
         """(learned, the last source decree it has applied)."""
@@ -85,8 +87,10 @@ class Follower(Protocol):
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
         """Persist that these partitions hold their checkpoints, then let them serve."""
 
-    def apply(self, table: str, pidx: int, blocks: bytes) -> int:
-        """Apply shipped WAL blocks idempotently under last-writer-wins; the source decree now applied."""
+    def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
+        """Apply shipped WAL blocks idempotently under last-writer-wins (source decrees up to
+        ``skipped_through`` were the follower's own writes, not sent back); returns the source
+        decree it now holds durably."""
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         """fail_mode=skip: accept that source decrees up to ``source_decree`` are lost."""

@@ -30,6 +30,8 @@ class PartitionShipper:
         self.remote_table = remote_table
         self.batch_bytes = batch_bytes
         self.next_decree = 1
+        #: the follower cluster's id: blocks it wrote are stepped over, never shipped back
+        self.remote_cluster_id = 0
         self.cursor: Cursor | None = None
         self.time_lag_ms = 0.0
         self.shipped_bytes = 0
@@ -83,24 +85,27 @@ class PartitionShipper:
         path = os.path.join(self.partition.wal.path, self.cursor.name)
         offset = self.cursor.offset
         try:
-            blocks, first, last, first_ts, end, _torn = _backend.impl.read_log_blocks(
-                path, offset, self.next_decree, self.batch_bytes, limit
+            blocks, first, last, first_ts, end, _torn, skipped = _backend.impl.read_log_blocks(
+                path, offset, self.next_decree, self.batch_bytes, limit, self.remote_cluster_id
             )
         except FileNotFoundError:
             self.cursor = None
             return True
-        if not blocks:
+        if not blocks and skipped < self.next_decree:
             if end > offset:  # only blocks below next_decree: skip past them
                 self.cursor.offset = end
                 return True
             return self._advance_file()
-        applied = follower.apply(self.remote_table, self.partition.pidx, blocks)
-        now_us = time.time_ns() // 1000
-        self.time_lag_ms = max(0.0, (now_us - first_ts) / 1000.0)
-        self.shipped_mutations += last - max(first, self.next_decree) + 1
-        self.shipped_bytes += end - offset
+        # writes that came from the remote are not shipped back: they only count as seen
+        applied = follower.apply(self.remote_table, self.partition.pidx, blocks, skipped)
+        through = max(last, skipped)
+        if blocks:
+            now_us = time.time_ns() // 1000
+            self.time_lag_ms = max(0.0, (now_us - first_ts) / 1000.0)
+            self.shipped_mutations += last - max(first, self.next_decree) + 1
+            self.shipped_bytes += end - offset
         self.cursor.offset = end
-        if applied != last:  # the follower is elsewhere: find its next decree again
+        if applied != through:  # the follower is elsewhere: find its next decree again
             self.restart_at(applied + 1)
         else:
             self.next_decree = applied + 1

@@ -335,6 +335,13 @@ class Cluster:
     def _table_record(self, name: str) -> TableRecord | None:
         return self.meta.state.tables.get(name)
 
+    def _adopt_follower(self, name: str, source: SourceId) -> None:
+        """An existing table becomes the follower of a duplication without checkpoint; its
+        partitions keep serving, and each is marked learned once its start decree is set."""
+        rec = self._table_record(name)
+        assert rec is not None
+        self.meta.set_follower_of(name, FollowerOf(source, (False,) * rec.partition_count))
+
     def _mark_learned(self, name: str, pidxs: list[int]) -> None:
         """Persist that follower partitions have their checkpoints, then let them serve."""
         self.meta.set_learned(name, pidxs)

@@ -87,29 +87,60 @@ class LocalFollower:
             raise InvalidArgumentError(f"table {table!r} has no partition {pidx!r}")
         return t.partitions[pidx]
 
-    def ensure_table(self, table: str, partition_count: int, source: SourceId) -> None:
+    def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
         c = self.cluster
         rec = c._table_record(table)
-        if rec is not None:
-            mine = rec.follower_of
-            if mine is None or not same_source(mine.source, source):
-                raise DuplicationError(
-                    f"cluster {c.name!r} already has a table {table!r} that is not this duplication's follower"
-                )
+        if rec is None:
+            c._create_table(table, partition_count, None, follower_of=source)
+            return
+        mine = rec.follower_of
+        if mine is not None and same_source(mine.source, source):
             if rec.partition_count != partition_count:
                 raise DuplicationError(f"follower table {table!r} has another partition count")
             return
-        c._create_table(table, partition_count, None, follower_of=source)
+        if mine is not None and not all(mine.learned):
+            raise DuplicationError(
+                f"table {table!r} of cluster {c.name!r} is still learning a checkpoint of "
+                f"{mine.source.cluster}.{mine.source.table}"
+            )
+        taking_over = mine is not None and (mine.source.cluster_uid, mine.source.table) == (
+            source.cluster_uid,
+            source.table,
+        )
+        if mine is not None and not taking_over:
+            raise DuplicationError(
+                f"table {table!r} of cluster {c.name!r} already follows {mine.source.cluster}.{mine.source.table}"
+            )
+        if with_checkpoint:
+            # a checkpoint would replace what the table holds
+            raise DuplicationError(
+                f"cluster {c.name!r} already has a table {table!r} that is not this duplication's follower"
+            )
+        if rec.partition_count != partition_count:
+            raise DuplicationError(
+                f"table {table!r} of cluster {c.name!r} has {rec.partition_count} partitions, the source "
+                f"{partition_count}: a duplication without checkpoint needs equal counts here"
+            )
+        # Pegasus's original workflow: ship from now on into the table as it is
+        c._adopt_follower(table, source)
 
     def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
         p = self._partition(table, pidx)
-        if p.state == LEARNING:
+        rec = self.cluster._table_record(table)
+        learned = p.state != LEARNING
+        if rec is not None and rec.follower_of is not None:
+            learned = learned and rec.follower_of.learned[pidx]
+        if not learned:
             return False, 0
-        return True, p.source_decree
+        return True, max(p.source_decree, p.source_seen)
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
         for pidx, decree in decrees.items():
-            learn.learn_empty(self._partition(table, pidx), decree)
+            p = self._partition(table, pidx)
+            if p.state == SERVING:
+                p.reset_source(decree)  # an adopted table: its data stays, shipping starts after decree
+            else:
+                learn.learn_empty(p, decree)
 
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         learn.learn_snapshot(self._partition(table, pidx), decree, block)
@@ -129,11 +160,11 @@ class LocalFollower:
             self._partition(table, pidx)  # each one exists
         self.cluster._mark_learned(table, pidxs)
 
-    def apply(self, table: str, pidx: int, blocks: bytes) -> int:
+    def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         p = self._partition(table, pidx)
         if p.state != SERVING:
             raise PartitionUnavailableError(table, pidx, p.state)
-        return apply.apply_shipped(p, blocks)
+        return apply.apply_shipped(p, blocks, skipped_through)
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         apply.advance_to(self._partition(table, pidx), source_decree)

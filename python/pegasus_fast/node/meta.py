@@ -254,6 +254,11 @@ class ClusterMeta:
             del tables[name]
             self._commit(replace(self._state, tables=tables))
 
+    def set_follower_of(self, name: str, follower_of: FollowerOf) -> None:
+        with self._lock:
+            record = replace(self._state.tables[name], follower_of=follower_of)
+            self._commit(replace(self._state, tables={**self._state.tables, name: record}))
+
     def set_learned(self, name: str, pidxs: list[int]) -> None:
         with self._lock:
             t = self._state.tables[name]

@@ -20,6 +20,7 @@ from ..records import (
     DECREE,
     META_DECREE_KEY,
     META_SOURCE_DECREE_KEY,
+    META_SOURCE_SEEN_KEY,
     Op,
     decode_key,
     is_meta_key,
@@ -92,7 +93,10 @@ class Partition:
         self.last_committed = 0
         self.last_flushed = 0
         self.last_durable = 0
+        #: a follower's last source decree applied, logged with the data (SOURCE_DECREE ops)
         self.source_decree = 0
+        #: the last source decree it has durably seen, applied or not (>= source_decree)
+        self.source_seen = 0
         if learning:
             # A learning partition holds nothing valid yet: start it empty. Files
             # of an interrupted checkpoint copy (learn/) stay, to be verified.
@@ -147,6 +151,7 @@ class Partition:
                 gc.enable()
         self.last_committed = max(self.last_flushed, log_last, self.last_committed)
         self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
+        self.source_seen = max(self.source_decree, self._read_meta(META_SOURCE_SEEN_KEY))
         #: mutations replayed from the WAL at open
         self.replayed = max(0, log_last - self.last_flushed)
         self._deferred = False
@@ -264,8 +269,34 @@ class Partition:
                 for op in m[3]:
                     if op[0] == _SOURCE_DECREE:
                         self.source_decree = op[1]
+            self.source_seen = max(self.source_seen, self.source_decree)
         self._after_commit(last, offset)
         return last
+
+    def record_source_seen(self, decree: int) -> None:
+        """Durably note that source decrees up to ``decree`` need nothing applied here.
+
+        It is no mutation of this partition: a decree of its own would be shipped
+        back to a master-master peer, which would note it, and so on for ever.
+        So it is one RocksDB write with RocksDB's own WAL on and a sync.
+        """
+        self._write_source_seen(decree, reset=False)
+
+    def reset_source(self, decree: int) -> None:
+        """A follower starts over from source ``decree`` (a new duplication into a table that has one)."""
+        self.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])])
+        self._write_source_seen(decree, reset=True)
+
+    def _write_source_seen(self, decree: int, reset: bool) -> None:
+        with self.lock:
+            if self.state == CLOSED:
+                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if decree <= self.source_seen and not reset:
+                return
+            opts = rocksdict.WriteOptions()
+            opts.sync = self._must_sync
+            self.db.put(META_SOURCE_SEEN_KEY, DECREE.pack(decree), write_opt=opts)
+            self.source_seen = decree
 
     def sync_wal(self) -> None:
         """Make everything committed so far durable (the caller may hold the lock)."""
@@ -431,6 +462,12 @@ class Partition:
             self.wal = Wal(wal_dir, self.config.wal_sync, self.config.log_private_file_size_mb << 20)
             self.last_committed = 0
             self._open_db()
+            # the copy's own follower bookkeeping (from its upstream) is not ours
+            if self._read_meta(META_SOURCE_SEEN_KEY):
+                opts = rocksdict.WriteOptions()
+                opts.sync = True
+                self.db.delete(META_SOURCE_SEEN_KEY, write_opt=opts)
+            self.source_decree = self.source_seen = 0
 
     def destroy(self) -> None:
         self.close(flush=False)

@@ -139,7 +139,7 @@ fn py_decode_blocks<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound
 }
 
 #[pyfunction]
-#[pyo3(name = "read_log_blocks", signature = (path, offset, start_decree, max_bytes, max_decree))]
+#[pyo3(name = "read_log_blocks", signature = (path, offset, start_decree, max_bytes, max_decree, skip_cluster_id=0))]
 fn py_read_log_blocks<'py>(
     py: Python<'py>,
     path: PathBuf,
@@ -147,9 +147,17 @@ fn py_read_log_blocks<'py>(
     start_decree: u64,
     max_bytes: u64,
     max_decree: u64,
-) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64, u64, bool)> {
+    skip_cluster_id: u8,
+) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64, u64, bool, u64)> {
     let r = py.allow_threads(|| {
-        logscan::read_log_blocks(&path, offset, start_decree, max_bytes, max_decree)
+        logscan::read_log_blocks(
+            &path,
+            offset,
+            start_decree,
+            max_bytes,
+            max_decree,
+            skip_cluster_id,
+        )
     })?;
     Ok((
         PyBytes::new(py, &r.data),
@@ -158,6 +166,7 @@ fn py_read_log_blocks<'py>(
         r.first_timestamp_us,
         r.end,
         r.torn,
+        r.skipped_through,
     ))
 }
 
