@@ -9,7 +9,9 @@ from .errors import InvalidArgumentError, InvalidTypeError
 
 #: Pegasus expire_ts counts seconds from 2016-01-01 00:00:00 UTC.
 EPOCH_BEGIN = 1451606400
-MAX_HASH_KEY = 0xFFFF
+#: Pegasus refuses a hash key of 65535 bytes or more (CHECK_LT(len, UINT16_MAX)),
+#: although the u16 length field of the key could hold 65535.
+MAX_HASH_KEY = 0xFFFE
 VALUE_HEADER = struct.Struct(">IQ")
 KEY_LEN = struct.Struct(">H")
 DECREE = struct.Struct("<Q")
