@@ -41,12 +41,15 @@ def now_pegasus_seconds() -> int:
 
 
 def expire_ts_for(ttl_seconds: object) -> int:
+    """The expire_ts of a record written now: 0 (no TTL) for None or 0, as a Pegasus client stores."""
     if ttl_seconds is None:
         return 0
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
         raise InvalidTypeError("ttl_seconds must be an int or None")
-    if ttl_seconds <= 0:
-        raise InvalidArgumentError("ttl_seconds must be positive")
+    if ttl_seconds < 0:
+        raise InvalidArgumentError("ttl_seconds must not be negative")
+    if ttl_seconds == 0:
+        return 0
     expire = now_pegasus_seconds() + ttl_seconds
     if expire > 0xFFFFFFFF:
         raise InvalidArgumentError("ttl_seconds is too large")
