@@ -131,12 +131,13 @@ class Cluster:
             self.scheduler.stop()
 
     def compact(self, name: str) -> Future[None]:
-        """Compact every partition of a table in the scheduler's low-priority lane."""
+        """Drop expired records and compact every partition of a table, in the low-priority lane."""
         table = self.table(name)
+        dropped = self.metric_set.expired_records_dropped.labels(name)
 
         def run() -> None:
             for p in table.partitions:
-                p.compact()
+                dropped.inc(p.compact())
 
         return self.scheduler.submit(run, Lane.LOW)
 
