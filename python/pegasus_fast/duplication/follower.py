@@ -19,7 +19,7 @@ from ..errors import (
     PartitionUnavailableError,
 )
 from ..fileio import fsync_tree
-from ..records import VALUE_HEADER
+from ..records import VALUE_HEADER, live_value, now_pegasus_seconds
 from ..storage.partition import LEARNING, SERVING, Partition
 
 if TYPE_CHECKING:
@@ -57,13 +57,19 @@ class Follower(Protocol):
 
 
 def _lww_ops(partition: Partition, ops: list[tuple], timetag: int, pending: dict[bytes, int]) -> list[tuple]:
-    """The ops of a duplicated mutation that win last-writer-wins against what is stored."""
+    """The ops of a duplicated mutation that win last-writer-wins against what is stored.
+
+    An expired record counts as absent, as in Pegasus (rocksdb_wrapper: compare
+    timetags only when the record is found and not expired): whether
+    compaction has dropped it yet must not change the outcome.
+    """
+    now = now_pegasus_seconds()
 
     def wins(key: bytes) -> bool:
         if key in pending:
             return timetag >= pending[key]
         raw = partition.db.get(key)
-        return raw is None or timetag >= VALUE_HEADER.unpack_from(raw)[1]
+        return raw is None or timetag >= VALUE_HEADER.unpack_from(raw)[1] or live_value(raw, now) is None
 
     kept: list[tuple] = []
     for op in ops:
@@ -92,7 +98,7 @@ def _lww_ops(partition: Partition, ops: list[tuple], timetag: int, pending: dict
             if op[1] in pending and own < pending[op[1]]:
                 continue
             raw = None if op[1] in pending else partition.db.get(op[1])
-            if raw is None or own >= VALUE_HEADER.unpack_from(raw)[1]:
+            if raw is None or own >= VALUE_HEADER.unpack_from(raw)[1] or live_value(raw, now) is None:
                 pending[op[1]] = own
                 kept.append(op)
         # EMPTY changes nothing; a SOURCE_DECREE of the source's own source is not ours
@@ -112,7 +118,10 @@ def _all_win(partition: Partition, mutations: list[tuple[int, int, int, list]]) 
     if not keys:
         return True
     limit = oldest.to_bytes(8, "big")
-    return all(raw is None or raw[4:12] <= limit for raw in partition.db.get(keys))
+    now = now_pegasus_seconds()
+    return all(
+        raw is None or raw[4:12] <= limit or live_value(raw, now) is None for raw in partition.db.get(keys)
+    )
 
 
 class LocalFollower:
