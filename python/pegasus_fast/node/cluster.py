@@ -25,6 +25,7 @@ from ..errors import (
 )
 from ..metrics import Metrics
 from ..storage.partition import Partition
+from .envs import validate_envs
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta
@@ -226,6 +227,7 @@ class Cluster:
     ) -> Table:
         """A new table; ``follower_of`` (duplication's use) makes every partition start learning."""
         self._validate_table_args(name, partition_count)
+        table_envs = validate_envs(envs)
         with self._lock:
             self._check_open()
             if name in self._tables:
@@ -237,7 +239,7 @@ class Cluster:
                     "partition_count": partition_count,
                     "status": "AVAILABLE",
                     "create_time": time.time(),
-                    "envs": dict(envs or {}),
+                    "envs": table_envs,
                 }
                 if follower_of is not None:
                     info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
@@ -270,7 +272,7 @@ class Cluster:
         self._check_open()
         tables = self.meta.get("tables")
         return [
-            TableInfo(i["app_id"], n, i["partition_count"], i["status"], i["create_time"])
+            TableInfo(i["app_id"], n, i["partition_count"], i["status"], i["create_time"], i.get("envs", {}))
             for n, i in sorted(tables.items(), key=lambda kv: kv[1]["app_id"])
         ]
 
