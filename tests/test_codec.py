@@ -226,6 +226,48 @@ def test_mutation_writes_rejects_timestamp_past_timetag(backend: ModuleType) -> 
     assert backend.mutation_writes([(1, (1 << 56) - 1, 127, [])]) == [(b"\x00", struct.pack("<Q", 1))]
 
 
+def test_mutation_writes_refuses_what_pegasus_refuses(backend: ModuleType) -> None:
+    for op in (
+        (PUT, b"x" * 65535, b"s", b"v", 0),
+        (DELETE, b"x" * 65535, b"s"),
+        (MULTI_PUT, b"x" * 65535, [(b"s", b"v")], 0),
+        (MULTI_DELETE, b"x" * 65535, [b"s"]),
+        (PUT, b"x" * 65536, b"s", b"v", 0),
+    ):
+        with pytest.raises(pf.InvalidArgumentError):
+            backend.mutation_writes([(1, 1, 1, [op])])
+    writes = backend.mutation_writes([(1, 1, 1, [(PUT, b"x" * 65534, b"s", b"v", 0)])])
+    assert writes[0][0][:2] == b"\xff\xfe"
+
+
+def test_core_refusals_are_invalid_argument_errors(backend: ModuleType, tmp_path: Path) -> None:
+    # one class on both backends: the Rust core's InvalidArgument is converted in one place
+    log = tmp_path / "log.1.0"
+    log.write_bytes(b"")
+    calls = [
+        lambda: backend.encode_block([]),
+        lambda: backend.verify_manifest(tmp_path, [("../x", 0, "00")]),
+        lambda: backend.scan_log_file(log, 5),
+        lambda: backend.mutation_writes([(1, 1 << 56, 0, [(PUT, b"h", b"s", b"v", 0)])]),
+    ]
+    for call in calls:
+        with pytest.raises(pf.InvalidArgumentError):
+            call()
+    # a mutation whose ops carry no timetag takes any timestamp, on both backends
+    assert backend.mutation_writes([(1, 1 << 56, 0, [(DELETE, b"h", b"s")])])[0] == (b"\x00\x01hs", None)
+
+
+def test_replay_takes_a_65535_byte_hash_key_logged_before_the_limit(
+    backend: ModuleType, tmp_path: Path
+) -> None:
+    # the WAL format holds 65535 bytes; a log written before the limit still replays
+    hk = b"x" * 65535
+    m = [(1, 1, 1, [(PUT, hk, b"s", b"v", 0)])]
+    (tmp_path / "log.1.0").write_bytes(backend.encode_block(m))
+    batches, _infos = backend.replay_log_dir(tmp_path, 1)
+    assert [w[0] for w in batches[0][1]] == [b"\x00", b"\xff\xff" + hk + b"s"]
+
+
 def test_decode_rejects_anything_but_one_whole_block(backend: ModuleType) -> None:
     block = backend.encode_block([(1, 2, 3, [(PUT, b"h", b"s", b"v", 0)])])
     for bad in (b"", block[:-1], block + b"\x00", block + block, b"\x00" * len(block)):

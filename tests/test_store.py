@@ -211,6 +211,17 @@ def test_ttl_expiry(open_cluster: OpenCluster, cluster_dir: Path) -> None:
     assert t.get(b"h", b"short") == b"again"
 
 
+def test_ttl_zero_means_no_ttl(open_cluster: OpenCluster, cluster_dir: Path) -> None:
+    # Pegasus's client stores expire_ts 0 for ttl_seconds=0: the record never expires
+    t = open_cluster(cluster_dir).create_table("t", partition_count=2)
+    t.set(b"h", b"s", b"v", ttl_seconds=0)
+    t.multi_set(b"m", {b"a": b"1", b"b": b"2"}, ttl_seconds=0)
+    for hk, sk in ((b"h", b"s"), (b"m", b"a"), (b"m", b"b")):
+        raw = t.partition_of(hk).get_raw(b"%c%c%s%s" % (0, len(hk), hk, sk))
+        assert raw is not None and raw[:4] == b"\0\0\0\0"
+    assert contents(t) == {(b"h", b"s"): b"v", (b"m", b"a"): b"1", (b"m", b"b"): b"2"}
+
+
 def test_reopen_keeps_everything(open_cluster: OpenCluster, cluster_dir: Path) -> None:
     c = pf.Cluster.open(cluster_dir, name="keep")
     t = c.create_table("t", partition_count=4)
@@ -297,8 +308,14 @@ BAD_VALUE_CALLS: list[tuple[str, Callable[[pf.Table], object]]] = [
     ("hash_key 65536 bytes", lambda t: t.set(b"x" * 65536, b"s", b"v")),
     ("hash_key 65536 bytes multi_set", lambda t: t.multi_set(b"x" * 65536, {b"s": b"v"})),
     ("hash_key 65536 bytes get", lambda t: t.get(b"x" * 65536, b"s")),
-    ("ttl 0", lambda t: t.set(b"h", b"s", b"v", ttl_seconds=0)),
+    # Pegasus refuses 65535 bytes too (CHECK_LT(len, UINT16_MAX)), though the length field holds it
+    ("hash_key 65535 bytes", lambda t: t.set(b"x" * 65535, b"s", b"v")),
+    ("hash_key 65535 bytes str", lambda t: t.set("x" * 65535, b"s", b"v")),
+    ("hash_key 65535 bytes multi_set", lambda t: t.multi_set(b"x" * 65535, {b"s": b"v"})),
+    ("hash_key 65535 bytes delete", lambda t: t.delete(b"x" * 65535, b"s")),
     ("ttl negative", lambda t: t.set(b"h", b"s", b"v", ttl_seconds=-5)),
+    ("ttl -1", lambda t: t.set(b"h", b"s", b"v", ttl_seconds=-1)),
+    ("ttl negative multi_set", lambda t: t.multi_set(b"h", {b"s": b"v"}, ttl_seconds=-1)),
     ("ttl past u32", lambda t: t.set(b"h", b"s", b"v", ttl_seconds=1 << 32)),
     ("multi_set empty", lambda t: t.multi_set(b"h", {})),
     ("multi_set empty hash_key", lambda t: t.multi_set(b"", {b"a": b"1"})),
@@ -318,7 +335,7 @@ def test_invalid_arguments(loaded: tuple, call: Callable[[pf.Table], object]) ->
 
 def test_longest_hash_key(loaded: tuple) -> None:
     _c, t, _intact = loaded
-    hk = b"k" * 65535
+    hk = b"k" * 65534
     t.set(hk, b"s", b"v")
     t.multi_set(hk, {b"t": b"w"})
     assert t.get(hk, b"s") == b"v"

@@ -42,7 +42,10 @@ def decode_blocks(data: bytes) -> list[Mutation]:
     anything else, at the offset of the bad block (a batch has no torn tail)."""
 
 def mutation_writes(mutations: list[Mutation]) -> list[Write]:
-    """RocksDB writes applying ``mutations`` in order, then the decree meta key."""
+    """RocksDB writes applying ``mutations`` in order, then the decree meta key.
+
+    A hash key over 65534 bytes raises InvalidArgumentError (Pegasus's limit).
+    """
 
 def scan_log_file(
     path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0

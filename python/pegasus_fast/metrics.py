@@ -32,6 +32,12 @@ class Metrics:
             states=CHECKPOINT_STATES,
             registry=r,
         )
+        self.expired_records_dropped = Counter(
+            "expired_records_dropped",
+            "expired records deleted from RocksDB (Pegasus drops them in compaction)",
+            ["table"],
+            registry=r,
+        )
         self.checkpoint_count = Counter("checkpoint_count", "checkpoints taken", ["kind"], registry=r)
         self.checkpoint_duration_ms = Histogram(
             "checkpoint_duration_ms",

@@ -11,7 +11,9 @@ from .errors import InvalidArgumentError, InvalidTypeError
 
 #: Pegasus expire_ts counts seconds from 2016-01-01 00:00:00 UTC.
 EPOCH_BEGIN = 1451606400
-MAX_HASH_KEY = 0xFFFF
+#: Pegasus refuses a hash key of 65535 bytes or more (CHECK_LT(len, UINT16_MAX)),
+#: although the u16 length field of the key could hold 65535.
+MAX_HASH_KEY = 0xFFFE
 #: partitions of one table (Pegasus allows up to 1024 too)
 MAX_PARTITIONS = 1024
 VALUE_HEADER = struct.Struct(">IQ")
@@ -71,12 +73,15 @@ def now_pegasus_seconds() -> int:
 
 
 def expire_ts_for(ttl_seconds: object) -> int:
+    """The expire_ts of a record written now: 0 (no TTL) for None or 0, as a Pegasus client stores."""
     if ttl_seconds is None:
         return 0
     if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
         raise InvalidTypeError("ttl_seconds must be an int or None")
-    if ttl_seconds <= 0:
-        raise InvalidArgumentError("ttl_seconds must be positive")
+    if ttl_seconds < 0:
+        raise InvalidArgumentError("ttl_seconds must not be negative")
+    if ttl_seconds == 0:
+        return 0
     expire = now_pegasus_seconds() + ttl_seconds
     if expire > 0xFFFFFFFF:
         raise InvalidArgumentError("ttl_seconds is too large")

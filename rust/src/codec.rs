@@ -472,10 +472,21 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 fn hk_len(hash_key: &[u8]) -> Result<usize> {
-    if hash_key.len() > usize::from(u16::MAX) {
-        return Err(invalid("hash_key longer than 65535 bytes"));
-    }
+    check_hash_key(hash_key, usize::from(u16::MAX))?;
     Ok(2 + hash_key.len())
+}
+
+/// The longest hash key a record may have. Pegasus refuses 65535 bytes and
+/// more (`CHECK_LT(hash_key.length(), UINT16_MAX)` when it builds a RocksDB
+/// key), although the u16 length field of the WAL and of the key could hold
+/// 65535.
+pub const MAX_HASH_KEY: usize = 65534;
+
+fn check_hash_key(hash_key: &[u8], max: usize) -> Result<()> {
+    if hash_key.len() > max {
+        return Err(invalid(format!("hash_key longer than {max} bytes")));
+    }
+    Ok(())
 }
 
 fn b32_len(data: &[u8]) -> Result<usize> {
@@ -793,16 +804,26 @@ fn timetag(m_timestamp_us: u64, cluster_id: u8) -> Result<u64> {
 }
 
 /// RocksDB writes applying `mutations` in order, then the last-decree meta key.
+/// A hash key longer than [`MAX_HASH_KEY`] is refused, as Pegasus refuses it.
 pub fn mutation_writes<B: AsRef<[u8]>>(mutations: &[Mutation<B>]) -> Result<Writes> {
     let mut w = Writes::default();
-    mutation_writes_into(mutations, &mut w)?;
+    mutation_writes_into(mutations, &mut w, MAX_HASH_KEY)?;
     Ok(w)
 }
 
-/// Like [`mutation_writes`], appending to `w`.
-pub fn mutation_writes_into<B: AsRef<[u8]>>(
+/// Like [`mutation_writes`], for replaying a WAL: hash keys up to the WAL
+/// format's 65535 bytes are taken, so a log written before the Pegasus limit
+/// was enforced still opens and nothing it holds is lost.
+pub fn replay_writes<B: AsRef<[u8]>>(mutations: &[Mutation<B>]) -> Result<Writes> {
+    let mut w = Writes::default();
+    mutation_writes_into(mutations, &mut w, usize::from(u16::MAX))?;
+    Ok(w)
+}
+
+fn mutation_writes_into<B: AsRef<[u8]>>(
     mutations: &[Mutation<B>],
     w: &mut Writes,
+    max_hash_key: usize,
 ) -> Result<()> {
     for m in mutations {
         for op in &m.ops {
@@ -813,7 +834,7 @@ pub fn mutation_writes_into<B: AsRef<[u8]>>(
                     value,
                     expire_ts,
                 } => {
-                    hk_len(hash_key.as_ref())?;
+                    check_hash_key(hash_key.as_ref(), max_hash_key)?;
                     let tt = timetag(m.timestamp_us, m.cluster_id)?;
                     w.put(
                         hash_key.as_ref(),
@@ -824,7 +845,7 @@ pub fn mutation_writes_into<B: AsRef<[u8]>>(
                     );
                 }
                 Op::Delete { hash_key, sort_key } => {
-                    hk_len(hash_key.as_ref())?;
+                    check_hash_key(hash_key.as_ref(), max_hash_key)?;
                     w.delete(hash_key.as_ref(), sort_key.as_ref());
                 }
                 Op::MultiPut {
@@ -832,7 +853,7 @@ pub fn mutation_writes_into<B: AsRef<[u8]>>(
                     pairs,
                     expire_ts,
                 } => {
-                    hk_len(hash_key.as_ref())?;
+                    check_hash_key(hash_key.as_ref(), max_hash_key)?;
                     let tt = timetag(m.timestamp_us, m.cluster_id)?;
                     for (sk, v) in pairs {
                         w.put(hash_key.as_ref(), sk.as_ref(), *expire_ts, tt, v.as_ref());
@@ -842,7 +863,7 @@ pub fn mutation_writes_into<B: AsRef<[u8]>>(
                     hash_key,
                     sort_keys,
                 } => {
-                    hk_len(hash_key.as_ref())?;
+                    check_hash_key(hash_key.as_ref(), max_hash_key)?;
                     for sk in sort_keys {
                         w.delete(hash_key.as_ref(), sk.as_ref());
                     }
@@ -1164,6 +1185,50 @@ mod tests {
             mutation_writes(&big),
             Err(Error::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn records_refuse_the_hash_keys_pegasus_refuses() {
+        let one = |len: usize, put: bool| {
+            let hash_key = vec![b'h'; len];
+            let op = if put {
+                Op::Put {
+                    hash_key,
+                    sort_key: v("s"),
+                    value: v("v"),
+                    expire_ts: 0,
+                }
+            } else {
+                Op::MultiDelete {
+                    hash_key,
+                    sort_keys: vec![v("s")],
+                }
+            };
+            vec![Mutation {
+                decree: 1,
+                timestamp_us: 1,
+                cluster_id: 1,
+                ops: vec![op],
+            }]
+        };
+        for put in [true, false] {
+            let longest = mutation_writes(&one(MAX_HASH_KEY, put)).unwrap();
+            let (key, _) = longest.iter().next().unwrap();
+            assert_eq!(&key[..2], &[0xFF, 0xFE]);
+            assert!(matches!(
+                mutation_writes(&one(MAX_HASH_KEY + 1, put)),
+                Err(Error::InvalidArgument(_))
+            ));
+            // a WAL may hold what the format allows: replay and the codec take it
+            let legacy = one(MAX_HASH_KEY + 1, put);
+            assert_eq!(replay_writes(&legacy).unwrap().len(), 2);
+            let block = encode_block(&legacy).unwrap();
+            assert_eq!(owned(decode_block(&block).unwrap()), legacy);
+            assert!(matches!(
+                replay_writes(&one(MAX_HASH_KEY + 2, put)),
+                Err(Error::InvalidArgument(_))
+            ));
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::codec::{classify, mutation_writes, parse_payload, Mutation, Step, Writes};
+use crate::codec::{classify, parse_payload, replay_writes, Mutation, Step, Writes};
 use crate::error::{Error, Result};
 
 /// A verified block of a scanned file.
@@ -405,7 +405,7 @@ fn batches_of(mutations: &[Mutation<&[u8]>], batch_size: usize) -> Result<Vec<Ba
     let mut batches = Vec::with_capacity(mutations.len().div_ceil(batch_size));
     for chunk in mutations.chunks(batch_size) {
         let last = chunk[chunk.len() - 1].decree;
-        let mut writes = mutation_writes(chunk)?;
+        let mut writes = replay_writes(chunk)?;
         writes.net_sorted();
         batches.push((last, writes));
     }

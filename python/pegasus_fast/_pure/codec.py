@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..errors import WalCorruptionError
-from ..records import META_DECREE_KEY, META_SOURCE_DECREE_KEY, encode_key, hash_key_prefix
+from ..errors import InvalidArgumentError, WalCorruptionError
+from ..records import MAX_HASH_KEY, META_DECREE_KEY, META_SOURCE_DECREE_KEY, encode_key, hash_key_prefix
 from ..records import VALUE_HEADER as _VALUE_HEADER
 from ..records import Op as _OpKind
 from ..records import timetag as _timetag
@@ -23,6 +23,8 @@ _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _U64 = struct.Struct("<Q")
 _MUT = struct.Struct("<QQBI")
+#: what the WAL's u16 length can hold; records refuse 65535 (records.MAX_HASH_KEY, as Pegasus)
+_WAL_MAX_HASH_KEY = 0xFFFF
 
 Op = tuple[Any, ...]
 Mutation = tuple[int, int, int, list[Op]]
@@ -39,8 +41,8 @@ def _b(value: Any) -> bytes:
 
 def _put_hk(out: bytearray, hash_key: Any) -> None:
     hash_key = _b(hash_key)
-    if len(hash_key) > 0xFFFF:
-        raise ValueError("hash_key longer than 65535 bytes")
+    if len(hash_key) > _WAL_MAX_HASH_KEY:
+        raise InvalidArgumentError(f"hash_key longer than {_WAL_MAX_HASH_KEY} bytes")
     out += _U16.pack(len(hash_key))
     out += hash_key
 
@@ -102,7 +104,7 @@ def _encode_op(out: bytearray, op: Op) -> None:
 
 def encode_block(mutations: list[Mutation]) -> bytes:
     if not mutations:
-        raise ValueError("a block holds at least one mutation")
+        raise InvalidArgumentError("a block holds at least one mutation")
     payload = bytearray()
     for mutation in mutations:
         decree, timestamp_us, cluster_id, ops = mutation
@@ -112,7 +114,7 @@ def encode_block(mutations: list[Mutation]) -> bytes:
         for op in ops:
             _encode_op(payload, op)
     if len(payload) > MAX_PAYLOAD:
-        raise ValueError("block payload over 1 GiB")
+        raise InvalidArgumentError("block payload over 1 GiB")
     header = _HEADER.pack(MAGIC, len(payload), mutations[0][0], len(mutations), crc32c(payload))
     return header + _U32.pack(crc32c(header)) + payload
 
@@ -279,13 +281,28 @@ def decode_blocks(data: bytes) -> list[Mutation]:
 
 
 def mutation_writes(mutations: list[Mutation]) -> list[Write]:
+    """RocksDB writes of ``mutations``; a hash key longer than MAX_HASH_KEY is refused, as in Pegasus."""
+    return _writes(mutations, MAX_HASH_KEY)
+
+
+def replay_writes(mutations: list[Mutation]) -> list[Write]:
+    """Like mutation_writes, for WAL replay: hash keys up to the WAL format's 65535
+    bytes are taken, so a log written before the Pegasus limit still opens."""
+    return _writes(mutations, _WAL_MAX_HASH_KEY)
+
+
+def _writes(mutations: list[Mutation], max_hash_key: int) -> list[Write]:
     writes: list[Write] = []
     for _decree, timestamp_us, cluster_id, ops in mutations:
-        if not 0 <= timestamp_us < 1 << 56:
-            raise ValueError("timestamp_us does not fit a timetag (>= 2^56)")
+        # only a record's value carries the timetag: a mutation without one takes any timestamp
+        fits = 0 <= timestamp_us < 1 << 56
         timetag = _timetag(timestamp_us, cluster_id)
         for op in ops:
             kind = op[0]
+            if 0 <= kind <= 3 and len(op[1]) > max_hash_key:
+                raise InvalidArgumentError(f"hash_key longer than {max_hash_key} bytes")
+            if not fits and (kind == PUT or kind == MULTI_PUT):
+                raise InvalidArgumentError("timestamp_us does not fit a timetag (>= 2^56)")
             if kind == PUT:
                 writes.append((encode_key(op[1], op[2]), _VALUE_HEADER.pack(op[4], timetag) + op[3]))
             elif kind == DELETE:

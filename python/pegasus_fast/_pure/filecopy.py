@@ -6,7 +6,7 @@ import os
 
 from blake3 import blake3
 
-from ..errors import ChecksumMismatchError
+from ..errors import ChecksumMismatchError, InvalidArgumentError
 from ..fileio import fsync_dir
 
 ManifestEntry = tuple[str, int, str]
@@ -17,7 +17,7 @@ def _check_name(name: str) -> None:
     if not isinstance(name, str):
         raise TypeError("file names are str")
     if name in ("", ".", "..") or "/" in name or "\\" in name:
-        raise ValueError(f"invalid file name in a manifest: {name!r}")
+        raise InvalidArgumentError(f"invalid file name in a manifest: {name!r}")
 
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:

@@ -6,7 +6,7 @@ import os
 import re
 from typing import BinaryIO
 
-from ..errors import WalCorruptionError
+from ..errors import InvalidArgumentError, WalCorruptionError
 from .codec import (
     _HEADER as _HEADER_FIELDS,
 )
@@ -20,7 +20,7 @@ from .codec import (
     check_header,
     crc32c,
     decode_payload,
-    mutation_writes,
+    replay_writes,
 )
 
 LogFileInfo = tuple[str, int, int, int, int]
@@ -81,7 +81,7 @@ def scan_log_file(
     with open(path, "rb", buffering=1 << 20) as f:
         size = os.fstat(f.fileno()).st_size
         if offset < 0 or offset > size:
-            raise ValueError(f"offset {offset} is outside {path} ({size} bytes)")
+            raise InvalidArgumentError(f"offset {offset} is outside {path} ({size} bytes)")
         mutations, end, torn, _first, _last = _scan_open_file(path, f, size, offset, start_decree, max_bytes)
     return mutations, end, torn
 
@@ -174,7 +174,7 @@ def _batches(mutations: list[Mutation], batch_size: int) -> list[tuple[int, list
     batches = []
     for i in range(0, len(mutations), batch_size):
         chunk = mutations[i : i + batch_size]
-        net = dict(mutation_writes(chunk))  # the last write of each key wins
+        net = dict(replay_writes(chunk))  # the last write of each key wins
         batches.append((chunk[-1][0], sorted(net.items())))
     return batches
 

@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("create", help="create a table")
     p.add_argument("table")
     p.add_argument("-p", "--partitions", type=int, default=8)
-    sub.add_parser("ls", help="list tables")
+    p.add_argument("-e", "--envs", action="append", default=[], help="app envs as k1=v1,k2=v2 (repeatable)")
+    p = sub.add_parser("ls", help="list tables")
+    p.add_argument("-d", "--detailed", action="store_true", help="also each table's envs")
     p = sub.add_parser("drop", help="drop a table")
     p.add_argument("table")
     p = sub.add_parser("app", help="a table's partitions and health")
@@ -86,6 +88,21 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("table")
         p.add_argument("dupid", type=int)
     return ap
+
+
+def _parse_envs(specs: list[str]) -> dict[str, str]:
+    envs = {}
+    for spec in specs:
+        for pair in spec.split(","):
+            if "=" not in pair:
+                raise SystemExit(f"pegasus-fast: expected KEY=VALUE in --envs, got {pair!r}")
+            key, value = pair.split("=", 1)
+            envs[key] = value
+    return envs
+
+
+def _envs_text(envs: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(envs.items())) or "-"
 
 
 def _text(value: bytes | None) -> str:
@@ -156,24 +173,22 @@ def run(argv: list[str] | None = None) -> int:
     with _open(args) as c:
         cmd = args.cmd
         if cmd == "create":
-            t = c.create_table(args.table, partition_count=args.partitions)
+            t = c.create_table(args.table, partition_count=args.partitions, envs=_parse_envs(args.envs))
             print(f"created table {t.name} (app_id {t.app_id}, {t.partition_count} partitions)")
         elif cmd == "ls":
-            print(
-                table(
-                    ["app_id", "name", "partitions", "status", "create_time"],
-                    [
-                        (
-                            i.app_id,
-                            i.name,
-                            i.partition_count,
-                            i.status,
-                            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.create_time)),
-                        )
-                        for i in c.list_tables()
-                    ],
+            headers = ["app_id", "name", "partitions", "status", "create_time"]
+            rows = [
+                (
+                    i.app_id,
+                    i.name,
+                    i.partition_count,
+                    i.status,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.create_time)),
                 )
-            )
+                + ((_envs_text(i.envs),) if args.detailed else ())
+                for i in c.list_tables()
+            ]
+            print(table(headers + (["envs"] if args.detailed else []), rows))
         elif cmd == "drop":
             c.drop_table(args.table)
             print(f"dropped table {args.table}")
@@ -181,6 +196,7 @@ def run(argv: list[str] | None = None) -> int:
             t = c.table(args.table)
             h = t.health()
             print(f"table {t.name}: app_id {t.app_id}, {t.partition_count} partitions")
+            print(f"envs: {_envs_text(c.table_info(t.name).envs)}")
             print(
                 f"fully_healthy {h.fully_healthy}  unhealthy {h.unhealthy}  "
                 f"write_unhealthy {h.write_unhealthy}  read_unhealthy {h.read_unhealthy}\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import _backend
 from ..errors import DuplicationGapError
-from ..records import Op, encode_key, hash_key_prefix, timetag, timetag_of
+from ..records import Op, encode_key, hash_key_prefix, live_value, now_pegasus_seconds, timetag, timetag_of
 from ..storage.partition import Partition
 
 Mutation = tuple[int, int, int, list]
@@ -23,13 +23,19 @@ _RAW_PUT, _SOURCE_DECREE = int(Op.RAW_PUT), int(Op.SOURCE_DECREE)
 
 
 def _lww_ops(partition: Partition, ops: list[tuple], tag: int, pending: dict[bytes, int]) -> list[tuple]:
-    """The ops of a duplicated mutation that win last-writer-wins against what is stored."""
+    """The ops of a duplicated mutation that win last-writer-wins against what is stored.
+
+    An expired record counts as absent, as in Pegasus (rocksdb_wrapper compares
+    timetags only for a record found and not expired): whether compaction has
+    dropped it yet must not change the outcome.
+    """
+    now = now_pegasus_seconds()
 
     def wins(key: bytes) -> bool:
         if key in pending:
             return tag >= pending[key]
         raw = partition.db.get(key)
-        return raw is None or tag >= timetag_of(raw)
+        return raw is None or tag >= timetag_of(raw) or live_value(raw, now) is None
 
     kept: list[tuple] = []
     for op in ops:
@@ -58,7 +64,7 @@ def _lww_ops(partition: Partition, ops: list[tuple], tag: int, pending: dict[byt
             if op[1] in pending and own < pending[op[1]]:
                 continue
             raw = None if op[1] in pending else partition.db.get(op[1])
-            if raw is None or own >= timetag_of(raw):
+            if raw is None or own >= timetag_of(raw) or live_value(raw, now) is None:
                 pending[op[1]] = own
                 kept.append(op)
         # EMPTY changes nothing; a SOURCE_DECREE of the source's own source is not ours
@@ -78,7 +84,10 @@ def _all_win(partition: Partition, mutations: list[Mutation]) -> bool:
     if not keys:
         return True
     limit = oldest.to_bytes(8, "big")
-    return all(raw is None or raw[4:12] <= limit for raw in partition.db.get(keys))
+    now = now_pegasus_seconds()
+    return all(
+        raw is None or raw[4:12] <= limit or live_value(raw, now) is None for raw in partition.db.get(keys)
+    )
 
 
 _DATA_OPS = frozenset({_PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE, _RAW_PUT})

@@ -35,6 +35,7 @@ from ..metrics import Metrics
 from ..records import MAX_PARTITIONS
 from ..storage.partition import SERVING, Partition
 from . import local_follower
+from .envs import validate_envs
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta, FollowerOf, TableRecord, partition_dir, valid_table_name
@@ -205,12 +206,13 @@ class Cluster:
             dups.wake_remote(remote)
 
     def compact(self, name: str) -> Future[None]:
-        """Compact every partition of a table in the scheduler's low-priority lane."""
+        """Drop expired records and compact every partition of a table, in the low-priority lane."""
         table = self.table(name)
+        dropped = self.metric_set.expired_records_dropped.labels(name)
 
         def run() -> None:
             for p in table.partitions:
-                p.compact()
+                dropped.inc(p.compact())
 
         return self.scheduler.submit(run, Lane.LOW)
 
@@ -310,6 +312,7 @@ class Cluster:
     ) -> Table:
         """A duplication's follower table starts with every partition learning."""
         self._validate_table_args(name, partition_count)
+        table_envs = validate_envs(envs)
         with self._lock:
             self._check_open()
             if name in self._tables:
@@ -321,7 +324,7 @@ class Cluster:
                     partition_count=partition_count,
                     status="AVAILABLE",
                     create_time=time.time(),
-                    envs=dict(envs or {}),
+                    envs=table_envs,
                     follower_of=None
                     if follower_of is None
                     else FollowerOf(follower_of, (False,) * partition_count),
@@ -365,9 +368,17 @@ class Cluster:
         self._check_open()
         tables = self.meta.state.tables
         return [
-            TableInfo(r.app_id, n, r.partition_count, r.status, r.create_time)
+            TableInfo(r.app_id, n, r.partition_count, r.status, r.create_time, dict(r.envs))
             for n, r in sorted(tables.items(), key=lambda kv: kv[1].app_id)
         ]
+
+    def table_info(self, name: str) -> TableInfo:
+        """What ``list_tables`` says of one table."""
+        self._check_open()
+        r = self._table_record(name)
+        if r is None:
+            raise TableNotFoundError(name)
+        return TableInfo(r.app_id, name, r.partition_count, r.status, r.create_time, dict(r.envs))
 
     def drop_table(self, name: str) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _backend
@@ -23,6 +23,8 @@ class TableInfo:
     partition_count: int
     status: str
     create_time: float
+    #: Pegasus app envs, str -> str
+    envs: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

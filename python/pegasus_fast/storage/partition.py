@@ -27,7 +27,7 @@ from ..records import (
     live_value,
     now_pegasus_seconds,
 )
-from . import checkpoint
+from . import checkpoint, expiry
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED = "serving", "learning", "closed"
@@ -395,12 +395,23 @@ class Partition:
         self.gc()
         return info
 
-    def compact(self) -> None:
-        """A manual compaction of the whole key range (RocksDB merges and drops overwritten data)."""
+    def compact(self) -> int:
+        """Drop expired records, then compact the whole key range; returns how many were dropped.
+
+        Pegasus drops expired records in its compaction filter; rocksdict has
+        no compaction filter from Python, so they are deleted first and the
+        compaction then removes them from the SST files.
+        """
         if self.state == CLOSED:
             raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+        dropped = self.drop_expired()
         if self._db is not None or self._deferred:
             self.db.compact_range(None, None)
+        return dropped
+
+    def drop_expired(self) -> int:
+        """Delete every expired record (what Pegasus's compaction filter drops); returns the count."""
+        return expiry.drop_expired(self)
 
     def has_checkpoint(self) -> bool:
         return bool(checkpoint.list_decrees(self.path))

@@ -24,6 +24,7 @@ const RELEASE_GIL_MUTATIONS: usize = 64;
 
 static WAL_CORRUPTION_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 static CHECKSUM_MISMATCH_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static INVALID_ARGUMENT_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 
 /// The one place a core error becomes a Python exception.
 impl From<Error> for PyErr {
@@ -44,7 +45,10 @@ impl From<Error> for PyErr {
                 } => CHECKSUM_MISMATCH_ERROR
                     .import(py, "pegasus_fast.errors", "ChecksumMismatchError")
                     .and_then(|cls| cls.call1((path, expected, actual))),
-                Error::InvalidArgument(msg) => return PyValueError::new_err(msg),
+                // a ValueError subclass, so callers catching ValueError still do
+                Error::InvalidArgument(msg) => INVALID_ARGUMENT_ERROR
+                    .import(py, "pegasus_fast.errors", "InvalidArgumentError")
+                    .and_then(|cls| cls.call1((msg,))),
                 Error::Io(err) => return PyErr::from(err),
             };
             match raised {
