@@ -35,10 +35,23 @@ class WalCorruptionError(PegasusFastError):
 class MetaCorruptionError(PegasusFastError):
     """The cluster metadata journal is damaged somewhere other than a torn last record."""
 
-    def __init__(self, path: str, offset: int) -> None:
-        super().__init__(f"cluster metadata {path} is corrupt at offset {offset}")
+    def __init__(self, path: str, offset: int, reason: str = "") -> None:
+        super().__init__(f"cluster metadata {path} is corrupt at offset {offset}: {reason}")
         self.path = str(path)
         self.offset = int(offset)
+        self.reason = reason
+
+
+class MetaFencedError(PegasusFastError):
+    """A failed metadata change could not be taken back off the journal.
+
+    What the journal holds is unknown until the cluster is opened again, so
+    the store accepts no further change until then.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"cluster metadata {path} refuses changes after a failed write; reopen the cluster")
+        self.path = str(path)
 
 
 class WalGapError(PegasusFastError):
@@ -92,6 +105,21 @@ class ClusterLockedError(PegasusFastError):
     def __init__(self, path: str) -> None:
         super().__init__(f"cluster {path} is open in another process")
         self.path = str(path)
+
+
+class CloseError(PegasusFastError):
+    """Closing released everything, but some steps failed; ``failures`` says which.
+
+    Each failure is ``(what, exception)``, ``what`` naming the step (e.g.
+    ``"table t partition 3"``, ``"metadata"``). The directory lock is released
+    all the same, so the cluster can be opened again.
+    """
+
+    def __init__(self, path: str, failures: list[tuple[str, BaseException]]) -> None:
+        what = ", ".join(f"{w}: {e!r}" for w, e in failures)
+        super().__init__(f"closing {path} failed in {len(failures)} step(s): {what}")
+        self.path = str(path)
+        self.failures = list(failures)
 
 
 class DuplicationError(PegasusFastError):
