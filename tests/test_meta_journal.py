@@ -11,7 +11,7 @@ from pathlib import Path
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
-from pegasus_fast import fileio
+from pegasus_fast import _backend, fileio
 from pegasus_fast.fileio import Fault
 
 OpenCluster = Callable[..., pf.Cluster]
@@ -169,3 +169,107 @@ def test_failed_compaction_keeps_the_old_journal(
     c.create_table("b", partition_count=1)
     c.close()
     assert names(open_cluster(cluster_dir)) == ["a", "b"]
+
+
+# -- loading: only an unterminated last line is forgiven ----------------------------------------
+
+
+def _two_tables(open_cluster: OpenCluster, path: Path) -> bytes:
+    c = open_cluster(path)
+    c.create_table("a", partition_count=1)
+    c.create_table("b", partition_count=2)
+    c.table("b").set("h", "s", "b's data")
+    c.close()
+    return (path / "meta" / "journal").read_bytes()
+
+
+def _last_line_offset(journal: bytes) -> int:
+    return journal.rstrip(b"\n").rfind(b"\n") + 1
+
+
+def test_a_complete_last_record_with_a_bad_crc_is_corruption(
+    open_cluster: OpenCluster, cluster_dir: Path
+) -> None:
+    good = _two_tables(open_cluster, cluster_dir)
+    journal = cluster_dir / "meta" / "journal"
+    last = _last_line_offset(good)
+    damaged = bytearray(good)
+    damaged[last + 12] ^= 0x01  # a bit flips inside the newline-terminated last record
+    journal.write_bytes(bytes(damaged))
+    with pytest.raises(pf.MetaCorruptionError) as err:
+        pf.Cluster.open(cluster_dir)
+    assert err.value.path == str(journal)
+    assert err.value.offset == last
+    assert journal.read_bytes() == bytes(damaged)  # nothing cut off
+
+
+def test_a_record_with_a_good_crc_that_does_not_parse_is_corruption(
+    open_cluster: OpenCluster, cluster_dir: Path
+) -> None:
+    good = _two_tables(open_cluster, cluster_dir)
+    journal = cluster_dir / "meta" / "journal"
+    for body in (b"[1, 2]", b'{"tables": ', b"\xff\xfe"):
+        line = b"%08x " % _backend.impl.crc32c(body) + body + b"\n"
+        journal.write_bytes(good + line)
+        with pytest.raises(pf.MetaCorruptionError) as err:
+            pf.Cluster.open(cluster_dir)
+        assert err.value.offset == len(good)
+
+
+def test_an_unterminated_last_record_is_a_torn_tail(open_cluster: OpenCluster, cluster_dir: Path) -> None:
+    good = _two_tables(open_cluster, cluster_dir)
+    journal = cluster_dir / "meta" / "journal"
+    journal.write_bytes(good[:-1])  # even a whole record, when its newline is missing
+    c = open_cluster(cluster_dir)
+    assert names(c) == ["a"]
+    assert journal.read_bytes() == good[: _last_line_offset(good)]
+
+
+@pytest.mark.parametrize("journal_content", [None, b"", b'0badc0de {"tab'])
+def test_lost_journal_next_to_tables_is_corruption_not_a_new_cluster(
+    open_cluster: OpenCluster, cluster_dir: Path, journal_content: bytes | None
+) -> None:
+    _two_tables(open_cluster, cluster_dir)
+    journal = cluster_dir / "meta" / "journal"
+    if journal_content is None:
+        journal.unlink()
+    else:
+        journal.write_bytes(journal_content)
+    with pytest.raises(pf.MetaCorruptionError) as err:
+        pf.Cluster.open(cluster_dir)
+    assert err.value.path == str(journal)
+    assert journal.exists() == (journal_content is not None)  # no new cluster was written
+    assert sorted(p.name for p in (cluster_dir / "tables").iterdir()) == ["1.0", "2.0", "2.1"]
+
+
+def test_a_new_cluster_without_tables_still_opens(open_cluster: OpenCluster, cluster_dir: Path) -> None:
+    (cluster_dir / "tables").mkdir(parents=True)  # empty: nothing was ever stored
+    c = open_cluster(cluster_dir, name="fresh")
+    assert c.name == "fresh" and names(c) == []
+
+
+def test_new_table_never_adopts_leftover_directories(open_cluster: OpenCluster, cluster_dir: Path) -> None:
+    """A create whose record was torn by a crash left tables/2.*: the next id skips them."""
+    good = _two_tables(open_cluster, cluster_dir)
+    (cluster_dir / "meta" / "journal").write_bytes(good[:-1])
+    c = open_cluster(cluster_dir)
+    assert names(c) == ["a"]
+    t = c.create_table("c", partition_count=2)
+    assert t.app_id == 3
+    assert list(t.scan()) == []
+    assert sorted(p.name for p in (cluster_dir / "tables").iterdir()) == ["1.0", "2.0", "2.1", "3.0", "3.1"]
+    t.set("h", "s", "c's data")
+    c.close()
+    c = open_cluster(cluster_dir)
+    assert list(c.table("c").scan()) == [(b"h", b"s", b"c's data")]
+    assert c.create_table("d", partition_count=1).app_id == 4
+
+
+def test_leftover_compaction_tmp_is_removed_at_open(open_cluster: OpenCluster, cluster_dir: Path) -> None:
+    good = _two_tables(open_cluster, cluster_dir)
+    tmp = cluster_dir / "meta" / "journal.tmp"
+    tmp.write_bytes(b"0badc0de {half a compacti")
+    c = open_cluster(cluster_dir)
+    assert not tmp.exists()
+    assert names(c) == ["a", "b"]
+    assert (cluster_dir / "meta" / "journal").read_bytes() == good

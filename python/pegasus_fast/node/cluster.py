@@ -67,7 +67,10 @@ class Cluster:
             cid = cluster_id if cluster_id is not None else _default_cluster_id(default_name)
             if not 1 <= cid <= 127:
                 raise InvalidArgumentError("cluster_id must be in 1..127")
-            self.meta = ClusterMeta(JournalMetaStore(os.path.join(self.path, "meta")), default_name, cid)
+            store = JournalMetaStore(
+                os.path.join(self.path, "meta"), data_dir=os.path.join(self.path, "tables")
+            )
+            self.meta = ClusterMeta(store, default_name, cid)
             stored = self.meta.read()
             if name is not None and stored["name"] != name:
                 raise InvalidArgumentError(f"{self.path} holds cluster {stored['name']!r}, not {name!r}")
@@ -231,8 +234,9 @@ class Cluster:
                 raise TableExistsError(name)
 
             def add(state: dict[str, Any]) -> dict[str, Any]:
+                app_id = self._unused_app_id(state["next_app_id"])
                 info = {
-                    "app_id": state["next_app_id"],
+                    "app_id": app_id,
                     "partition_count": partition_count,
                     "status": "AVAILABLE",
                     "create_time": time.time(),
@@ -240,7 +244,7 @@ class Cluster:
                 }
                 if follower_of is not None:
                     info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
-                state["next_app_id"] += 1
+                state["next_app_id"] = app_id + 1
                 state["tables"][name] = info
                 return info
 
@@ -249,6 +253,22 @@ class Cluster:
             self._tables[name] = table
             self._dups.install_retention()
             return table
+
+    def _unused_app_id(self, app_id: int) -> int:
+        """The first app id from ``app_id`` that no ``tables/<id>.*`` directory uses.
+
+        Directories of an id the metadata does not name are what a crash left
+        between creating them and persisting their table: a new table skips
+        them rather than adopting another table's data, and they are not
+        deleted, since nothing proves they hold nothing of value.
+        """
+        try:
+            taken = {entry.split(".", 1)[0] for entry in os.listdir(os.path.join(self.path, "tables"))}
+        except FileNotFoundError:
+            return app_id
+        while str(app_id) in taken:
+            app_id += 1
+        return app_id
 
     def table(self, name: str) -> Table:
         with self._lock:

@@ -93,12 +93,7 @@ class JournalMetaStore:
             end = data.find(b"\n", pos)
             if end < 0:
                 break  # rule 1: a torn tail
-            try:
-                state = self._parse(data[pos:end], pos)
-            except MetaCorruptionError:
-                if end + 1 < len(data):
-                    raise
-                break
+            state = self._parse(data[pos:end], pos)
             pos = end + 1
         if state is None and _holds_anything(self.data_dir):
             raise MetaCorruptionError(self.path, 0, "no complete record, but the cluster holds tables")
