@@ -110,15 +110,16 @@ class ClusterLockedError(PegasusFastError):
 class CloseError(PegasusFastError):
     """Closing released everything, but some steps failed; ``failures`` says which.
 
-    Each failure is ``(what, exception)``, ``what`` naming the step (e.g.
-    ``"table t partition 3"``, ``"metadata"``). The directory lock is released
-    all the same, so the cluster can be opened again.
+    ``subject`` is what was closed (a cluster's path, or ``"table <name>"``);
+    each failure is ``(step, exception)``, ``step`` naming what failed (e.g.
+    ``"table t partition 3"``, ``"metadata"``). Every handle and the directory
+    lock are released all the same, so the cluster can be opened again.
     """
 
-    def __init__(self, path: str, failures: list[tuple[str, BaseException]]) -> None:
-        what = ", ".join(f"{w}: {e!r}" for w, e in failures)
-        super().__init__(f"closing {path} failed in {len(failures)} step(s): {what}")
-        self.path = str(path)
+    def __init__(self, subject: str, failures: list[tuple[str, BaseException]]) -> None:
+        steps = ", ".join(f"{step}: {exc!r}" for step, exc in failures)
+        super().__init__(f"closing {subject} failed in {len(failures)} step(s): {steps}")
+        self.subject = str(subject)
         self.failures = list(failures)
 
 

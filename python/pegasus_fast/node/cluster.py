@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -16,6 +17,7 @@ from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import Duplication
 from ..errors import (
     ClosedError,
+    CloseError,
     ClusterLockedError,
     DuplicationError,
     InvalidArgumentError,
@@ -81,7 +83,7 @@ class Cluster:
                 self._tables[tname] = self._open_table(tname, info)
         except BaseException:
             for t in getattr(self, "_tables", {}).values():
-                t.close()
+                t.release(flush=False)
             self._release()
             raise
         with _open_lock:
@@ -89,7 +91,8 @@ class Cluster:
         try:
             self._after_open()
         except BaseException:
-            self.close()
+            with contextlib.suppress(CloseError):
+                self.close()  # the error that stopped the open is the one to report
             raise
 
     @classmethod
@@ -127,11 +130,23 @@ class Cluster:
         self._dups = DuplicationCatalog(self)
         self._dups.start_all()
 
-    def _before_close(self) -> None:
+    def _before_close(self) -> list[tuple[str, BaseException]]:
+        """Stop duplications and background work; returns what failed (close goes on regardless)."""
+        failures: list[tuple[str, BaseException]] = []
         if hasattr(self, "_dups"):
-            self._dups.stop_all()
+            # one by one, so a duplication that fails to persist its progress
+            # does not leave the others running
+            for d in self._dups.list():
+                try:
+                    d.stop()
+                except Exception as exc:
+                    failures.append((f"duplication {d.dupid}", exc))
         if hasattr(self, "scheduler"):
-            self.scheduler.stop()
+            try:
+                self.scheduler.stop()
+            except Exception as exc:
+                failures.append(("scheduler", exc))
+        return failures
 
     def compact(self, name: str) -> Future[None]:
         """Compact every partition of a table in the scheduler's low-priority lane."""
@@ -336,26 +351,43 @@ class Cluster:
         return self._closed
 
     def close(self) -> None:
+        """Release every partition, the metadata journal and the directory lock.
+
+        Each step runs whatever the others do; if any failed (a flush or a sync
+        on a full disk), ``CloseError`` lists them once everything is released,
+        so the same process can open the cluster again.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         # Background threads are stopped without holding the cluster lock: a
         # task they are finishing may still look a table up.
-        self._before_close()
+        failures = self._before_close()
         with self._lock:
             for t in self._tables.values():
-                t.close()
+                failures += t.release()
             with _open_lock:
                 if _open_clusters.get(self.path) is self:
                     del _open_clusters[self.path]
-            self._release()
+            failures += self._release()
+        if failures:
+            raise CloseError(self.path, failures)
 
-    def _release(self) -> None:
+    def _release(self) -> list[tuple[str, BaseException]]:
+        failures: list[tuple[str, BaseException]] = []
         meta = getattr(self, "meta", None)
         if meta is not None:
-            meta.close()
+            try:
+                meta.close()
+            except Exception as exc:
+                failures.append(("metadata", exc))
         if self._lock_fd >= 0:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            fd, self._lock_fd = self._lock_fd, -1
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError as exc:
+                failures.append(("lock", exc))
+            finally:
+                os.close(fd)  # closing the fd drops the flock even if the unlock failed
+        return failures

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .. import _backend
-from ..errors import ClosedError, InvalidArgumentError, InvalidTypeError
+from ..errors import ClosedError, CloseError, InvalidArgumentError, InvalidTypeError
 from ..records import KEY_LEN, MAX_HASH_KEY, as_bytes, expire_ts_for, hash_key_bytes
 from ..storage.checkpoint import CheckpointInfo
 from ..storage.partition import CLOSED, Partition
@@ -177,8 +178,40 @@ class Table:
         sick = len(states) - healthy
         return TableHealth(healthy, sick, sick, sick, states)
 
-    def close(self) -> None:
+    def release(self, flush: bool = True) -> list[tuple[str, BaseException]]:
+        """Close every partition whatever fails; returns ``(step, exception)`` for each failure."""
         self._closed = True
+        failures: list[tuple[str, BaseException]] = []
         for p in self.partitions:
-            if p.state != CLOSED:
-                p.close()
+            if p.state == CLOSED:
+                continue
+            try:
+                p.close(flush=flush)
+            except Exception as exc:
+                failures.append((f"table {self.name} partition {p.pidx}", exc))
+                _take_handles_back(p)
+        return failures
+
+    def close(self) -> None:
+        failures = self.release()
+        if failures:
+            raise CloseError(f"table {self.name}", failures)
+
+
+def _take_handles_back(p: Partition) -> None:
+    """Release a partition whose close raised, so its RocksDB LOCK and WAL fd are not held.
+
+    ``Partition.close`` stops at its first error (a flush or a WAL sync that
+    failed): close it again without the flush, then release whatever that
+    second close could not reach. The first error is the one reported; these
+    steps only give the handles back.
+    """
+    with contextlib.suppress(Exception):
+        p.close(flush=False)
+    with contextlib.suppress(Exception):
+        p.wal.close()
+    db = getattr(p, "_db", None)
+    if db is not None:
+        with contextlib.suppress(Exception):
+            db.close()
+        p._db = None
