@@ -11,7 +11,7 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
-from .. import _backend
+from .. import _backend, fileio
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import Duplication
@@ -248,23 +248,41 @@ class Cluster:
             if name in self._tables:
                 raise TableExistsError(name)
 
-            def add(state: dict[str, Any]) -> dict[str, Any]:
-                app_id = self._unused_app_id(state["next_app_id"])
-                info = {
-                    "app_id": app_id,
-                    "partition_count": partition_count,
-                    "status": "AVAILABLE",
-                    "create_time": time.time(),
-                    "envs": dict(envs or {}),
-                }
-                if follower_of is not None:
-                    info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
-                state["next_app_id"] = app_id + 1
-                state["tables"][name] = info
-                return info
+            app_id = self._unused_app_id(self.meta.get("next_app_id"))
+            info: dict[str, Any] = {
+                "app_id": app_id,
+                "partition_count": partition_count,
+                "status": "AVAILABLE",
+                "create_time": time.time(),
+                "envs": dict(envs or {}),
+            }
+            if follower_of is not None:
+                info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
 
-            info = self.meta.update(add)
-            table = self._open_table(name, info)
+            def add(state: dict[str, Any]) -> None:
+                state["next_app_id"] = max(state["next_app_id"], app_id + 1)
+                state["tables"][name] = info
+
+            # Directories first, the record last: the journal append is the one
+            # durable step that makes the table exist. A failure before it takes
+            # the directories back (none existed: _unused_app_id); a crash
+            # before it leaves directories no record names, which the next
+            # create skips. The other order could leave a record without a
+            # table, and its rollback (a second append) can fail too.
+            dirs = [self._partition_dir(app_id, pidx) for pidx in range(partition_count)]
+            try:
+                for d in dirs:
+                    fileio.makedirs(d, exist_ok=False)
+                table = self._open_table(name, info)
+                try:
+                    self.meta.update(add)
+                except BaseException:
+                    table.release(flush=False)
+                    raise
+            except BaseException:
+                for d in dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+                raise
             self._tables[name] = table
             self._dups.install_retention()
             return table
@@ -331,9 +349,14 @@ class Cluster:
             self._check_open()
             table = self.table(name)
             self._before_drop(name)
+            # The record goes first: once it is durable the table is gone, and
+            # whatever the removal below leaves (it failed half-way, or a crash
+            # came first) is never opened as the table again, and its app id is
+            # never reused (_unused_app_id skips it). Removing the files first
+            # could leave a record naming a half-empty table.
             self.meta.update(lambda state: state["tables"].pop(name))
             del self._tables[name]
-            table.close()
+            table.release(flush=False)  # a dropped table's memtables need no flush
             for p in table.partitions:
                 shutil.rmtree(p.path, ignore_errors=True)
 
