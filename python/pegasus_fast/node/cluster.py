@@ -8,6 +8,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..metrics import Metrics
+from ..records import as_bytes
 from ..storage.partition import Partition
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
@@ -228,10 +230,25 @@ class Cluster:
             raise InvalidTypeError("a table name is a str")
         if not name or len(name) > 255 or "/" in name or name.strip() != name:
             raise InvalidArgumentError(f"invalid table name {name!r}")
+        as_bytes(name, "a table name")  # a lone surrogate is not a name
         if isinstance(partition_count, bool) or not isinstance(partition_count, int):
             raise InvalidTypeError("partition_count must be an int")
         if not 1 <= partition_count <= MAX_PARTITIONS:
             raise InvalidArgumentError(f"partition_count must be in 1..{MAX_PARTITIONS}")
+
+    @staticmethod
+    def _validate_envs(envs: object) -> dict[str, str]:
+        """Table envs are str -> str, as Pegasus's are; they are stored in the JSON metadata."""
+        if envs is None:
+            return {}
+        if not isinstance(envs, Mapping):
+            raise InvalidTypeError("envs must be a mapping of str to str")
+        for key, value in envs.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidTypeError("envs must be a mapping of str to str")
+            as_bytes(key, "an env name")
+            as_bytes(value, "an env value")
+        return dict(envs)
 
     def create_table(
         self,
@@ -243,6 +260,7 @@ class Cluster:
     ) -> Table:
         """A new table; ``follower_of`` (duplication's use) makes every partition start learning."""
         self._validate_table_args(name, partition_count)
+        envs = self._validate_envs(envs)
         with self._lock:
             self._check_open()
             if name in self._tables:
@@ -254,7 +272,7 @@ class Cluster:
                 "partition_count": partition_count,
                 "status": "AVAILABLE",
                 "create_time": time.time(),
-                "envs": dict(envs or {}),
+                "envs": envs,
             }
             if follower_of is not None:
                 info["follower_of"] = dict(follower_of, learned=[False] * partition_count)

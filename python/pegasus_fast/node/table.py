@@ -9,7 +9,16 @@ from typing import Any
 
 from .. import _backend
 from ..errors import ClosedError, CloseError, InvalidArgumentError, InvalidTypeError
-from ..records import KEY_LEN, MAX_HASH_KEY, as_bytes, expire_ts_for, hash_key_bytes
+from ..records import (
+    KEY_LEN,
+    MAX_HASH_KEY,
+    MAX_VALUE,
+    MAX_WRITE,
+    as_bytes,
+    check_size,
+    expire_ts_for,
+    hash_key_bytes,
+)
 from ..storage.checkpoint import CheckpointInfo
 from ..storage.partition import CLOSED, Partition
 
@@ -48,6 +57,14 @@ class TableHealth:
     @property
     def is_fully_healthy(self) -> bool:
         return self.fully_healthy == len(self.partitions)
+
+
+def _key_collection(sort_keys: object) -> Iterable[object]:
+    if isinstance(sort_keys, (bytes, str, bytearray, memoryview)):
+        raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
+    if not isinstance(sort_keys, Iterable):
+        raise InvalidTypeError(f"sort_keys must be a collection of keys, not {type(sort_keys).__name__}")
+    return sort_keys
 
 
 class Table:
@@ -97,10 +114,14 @@ class Table:
         else:
             p, hk, sk = self._route(hash_key, sort_key)
         v = value if type(value) is bytes else as_bytes(value, "value")
+        if len(v) > MAX_VALUE or len(sk) > MAX_VALUE:
+            check_size(v, "value")
+            check_size(sk, "sort_key")
         return p.write([(PUT, hk, sk, v, 0 if ttl_seconds is None else expire_ts_for(ttl_seconds))])
 
     def delete(self, hash_key: object, sort_key: object) -> int:
         p, hk, sk = self._route(hash_key, sort_key)
+        check_size(sk, "sort_key")
         return p.write([(DELETE, hk, sk)])
 
     def multi_set(
@@ -116,15 +137,21 @@ class Table:
                 pairs = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in pairs]
                 break
         p, hk, _ = self._route_multi(hash_key)
+        total = len(hk)
+        for sk, v in pairs:
+            total += len(check_size(sk, "sort_key")) + len(check_size(v, "value"))
+        if total > MAX_WRITE:
+            raise InvalidArgumentError(f"multi_set of {total} bytes; the limit is {MAX_WRITE}")
         return p.write([(MULTI_PUT, hk, pairs, expire_ts_for(ttl_seconds))])
 
     def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
-        if isinstance(sort_keys, (bytes, str)):
-            raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
-        sks = [as_bytes(sk, "sort_key") for sk in sort_keys]
+        sks = [as_bytes(sk, "sort_key") for sk in _key_collection(sort_keys)]
         if not sks:
             raise InvalidArgumentError("multi_delete needs at least one sort_key")
         p, hk, _ = self._route_multi(hash_key)
+        total = len(hk) + sum(len(check_size(sk, "sort_key")) for sk in sks)
+        if total > MAX_WRITE:
+            raise InvalidArgumentError(f"multi_delete of {total} bytes; the limit is {MAX_WRITE}")
         return p.write([(MULTI_DELETE, hk, sks)])
 
     # -- reads --------------------------------------------------------------
@@ -139,10 +166,8 @@ class Table:
             if not hk:
                 raise InvalidArgumentError("multi_get of a whole hash key needs a non-empty hash_key")
             return dict(p.iter_prefix(KEY_LEN.pack(len(hk)) + hk))
-        if isinstance(sort_keys, (bytes, str)):
-            raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
         out: dict[bytes, bytes] = {}
-        for sk in sort_keys:
+        for sk in _key_collection(sort_keys):
             value = self.get(hash_key, sk)
             if value is not None:
                 out[as_bytes(sk, "sort_key")] = value
