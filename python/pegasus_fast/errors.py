@@ -45,7 +45,8 @@ class MetaCorruptionError(PegasusFastError):
 class MetaFencedError(PegasusFastError):
     """A failed metadata change could not be taken back off the journal.
 
-    What the journal holds is unknown until the cluster is opened again, so
+    Whether the change that raised it is on disk is unknown until the cluster
+    is opened again (its load decides, and either answer is a whole state), so
     the store accepts no further change until then.
     """
 
