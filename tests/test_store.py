@@ -13,6 +13,7 @@ import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
 from pegasus_fast.node.scheduler import Lane
+from pegasus_fast.records import MAX_VALUE
 
 OpenCluster = Callable[..., pf.Cluster]
 
@@ -293,6 +294,10 @@ BAD_TYPE_CALLS: list[tuple[str, Callable[[pf.Table], object]]] = [
     ("multi_get one key", lambda t: t.multi_get(b"h", b"abc")),
     ("multi_delete one key", lambda t: t.multi_delete(b"h", "abc")),
     ("multi_delete int sort_key", lambda t: t.multi_delete(b"h", [1])),
+    ("multi_delete None", lambda t: t.multi_delete(b"h", None)),
+    ("multi_delete int", lambda t: t.multi_delete(b"h", 5)),
+    ("multi_get int", lambda t: t.multi_get(b"h", 5)),
+    ("multi_get bytearray", lambda t: t.multi_get(b"h", bytearray(b"ab"))),
 ]
 
 
@@ -322,6 +327,21 @@ BAD_VALUE_CALLS: list[tuple[str, Callable[[pf.Table], object]]] = [
     ("multi_delete empty", lambda t: t.multi_delete(b"h", [])),
     ("multi_delete empty hash_key", lambda t: t.multi_delete(b"", [b"a"])),
     ("multi_get empty hash_key", lambda t: t.multi_get(b"")),
+    ("surrogate hash_key", lambda t: t.set("\ud800", b"s", b"v")),
+    ("surrogate sort_key get", lambda t: t.get(b"h", "\udcff")),
+    ("surrogate value", lambda t: t.set(b"h", b"s", "x\ud800")),
+    ("surrogate multi_set sort_key", lambda t: t.multi_set(b"h", {"\ud800": b"v"})),
+    ("surrogate multi_delete sort_key", lambda t: t.multi_delete(b"h", ["\ud800"])),
+    ("surrogate multi_get sort_key", lambda t: t.multi_get(b"h", ["\ud800"])),
+    ("value over MAX_VALUE", lambda t: t.set(b"h", b"s", b"x" * (MAX_VALUE + 1))),
+    ("str value over MAX_VALUE", lambda t: t.set("h", "s", "x" * (MAX_VALUE + 1))),
+    ("sort_key over MAX_VALUE", lambda t: t.set(b"h", b"s" * (MAX_VALUE + 1), b"v")),
+    ("delete sort_key over MAX_VALUE", lambda t: t.delete(b"h", b"s" * (MAX_VALUE + 1))),
+    ("multi_set value over MAX_VALUE", lambda t: t.multi_set(b"h", {b"a": b"x" * (MAX_VALUE + 1)})),
+    (
+        "multi_set over MAX_WRITE",
+        lambda t: t.multi_set(b"h", dict.fromkeys([b"a", b"b", b"c", b"d", b"e"], b"x" * MAX_VALUE)),
+    ),
 ]
 
 
@@ -356,6 +376,7 @@ def test_longest_hash_key(loaded: tuple) -> None:
         ("ok", True, pf.InvalidTypeError),
         (b"ok", 4, pf.InvalidTypeError),
         (None, 4, pf.InvalidTypeError),
+        ("\ud800", 4, pf.InvalidArgumentError),
     ],
 )
 def test_create_table_invalid(loaded: tuple, name: object, count: object, error: type) -> None:
@@ -364,6 +385,36 @@ def test_create_table_invalid(loaded: tuple, name: object, count: object, error:
         c.create_table(name, partition_count=count)
     intact()
     assert not (Path(c.path) / "tables" / "2.0").exists()
+
+
+@pytest.mark.parametrize(
+    ("envs", "error"),
+    [
+        ([("a", "b")], pf.InvalidTypeError),
+        ({"a": object()}, pf.InvalidTypeError),
+        ({"a": 1}, pf.InvalidTypeError),
+        ({1: "a"}, pf.InvalidTypeError),
+        ({"a": b"b"}, pf.InvalidTypeError),
+        ({"a": "\ud800"}, pf.InvalidArgumentError),
+        ({"\udcff": "a"}, pf.InvalidArgumentError),
+    ],
+)
+def test_create_table_invalid_envs(loaded: tuple, envs: object, error: type) -> None:
+    c, _t, intact = loaded
+    with pytest.raises(error):
+        c.create_table("e", partition_count=1, envs=envs)
+    intact()
+    assert not (Path(c.path) / "tables" / "2.0").exists()
+    assert c.create_table("e", partition_count=1, envs={"k": "v"}).app_id == 2
+    assert c.table_info("e").envs == {"k": "v"}
+
+
+def test_largest_value_is_stored(loaded: tuple) -> None:
+    c, t, _intact = loaded
+    big = bytes(range(256)) * (MAX_VALUE // 256)
+    assert len(big) == MAX_VALUE
+    t.set(b"big", b"s", big)
+    assert t.get(b"big", b"s") == big
 
 
 def test_closed_errors(loaded: tuple) -> None:

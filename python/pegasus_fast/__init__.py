@@ -16,6 +16,7 @@ from .duplication import Duplication, DupStatus, PartitionProgress
 from .errors import (
     ChecksumMismatchError,
     ClosedError,
+    CloseError,
     ClusterLockedError,
     DuplicationError,
     DuplicationGapError,
@@ -23,6 +24,7 @@ from .errors import (
     InvalidArgumentError,
     InvalidTypeError,
     MetaCorruptionError,
+    MetaFencedError,
     PartitionUnavailableError,
     PegasusFastError,
     RemoteUnavailableError,
@@ -47,6 +49,7 @@ def backend() -> str:
 __all__ = [
     "CheckpointInfo",
     "ChecksumMismatchError",
+    "CloseError",
     "ClosedError",
     "Cluster",
     "ClusterInfo",
@@ -60,6 +63,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidTypeError",
     "MetaCorruptionError",
+    "MetaFencedError",
     "PartitionProgress",
     "PartitionStats",
     "PartitionUnavailableError",

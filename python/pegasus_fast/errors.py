@@ -77,6 +77,19 @@ class MetaCorruptionError(PegasusFastError):
         self.reason = reason
 
 
+class MetaFencedError(PegasusFastError):
+    """A failed metadata change could not be taken back off the journal.
+
+    Whether the change that raised it is on disk is unknown until the cluster
+    is opened again (its load decides, and either answer is a whole state), so
+    the store accepts no further change until then.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"cluster metadata {path} refuses changes after a failed write; reopen the cluster")
+        self.path = str(path)
+
+
 class WalGapError(PegasusFastError):
     """The WAL does not hold a decree that recovery or shipping needs."""
 
@@ -134,6 +147,22 @@ class ClusterLockedError(PegasusFastError):
     def __init__(self, path: str) -> None:
         super().__init__(f"cluster {path} is open in another process")
         self.path = str(path)
+
+
+class CloseError(PegasusFastError):
+    """Closing released everything, but some steps failed; ``failures`` says which.
+
+    ``subject`` is what was closed (a cluster's path, or ``"table <name>"``);
+    each failure is ``(step, exception)``, ``step`` naming what failed (e.g.
+    ``"table t partition 3"``, ``"metadata"``). Every handle and the directory
+    lock are released all the same, so the cluster can be opened again.
+    """
+
+    def __init__(self, subject: str, failures: list[tuple[str, BaseException]]) -> None:
+        steps = ", ".join(f"{step}: {exc!r}" for step, exc in failures)
+        super().__init__(f"closing {subject} failed in {len(failures)} step(s): {steps}")
+        self.subject = str(subject)
+        self.failures = list(failures)
 
 
 class DuplicationError(PegasusFastError):

@@ -16,6 +16,13 @@ EPOCH_BEGIN = 1451606400
 MAX_HASH_KEY = 0xFFFE
 #: partitions of one table (Pegasus allows up to 1024 too)
 MAX_PARTITIONS = 1024
+#: Largest value, and largest sort key, a write takes (64 MiB). Every write is
+#: one WAL block and the format caps a block's payload at 1 GiB
+#: (docs/wal-format.md); these limits keep a write far below that, and a value
+#: this large already fills a memtable on its own.
+MAX_VALUE = 64 << 20
+#: Largest write: the hash key plus every sort key and value of one mutation (256 MiB).
+MAX_WRITE = 256 << 20
 VALUE_HEADER = struct.Struct(">IQ")
 KEY_LEN = struct.Struct(">H")
 DECREE = struct.Struct("<Q")
@@ -55,7 +62,13 @@ def as_bytes(value: object, what: str) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate (e.g. a non-UTF-8 byte decoded with surrogateescape)
+            raise InvalidArgumentError(
+                f"{what} is a str that is not valid Unicode (a lone surrogate)"
+            ) from None
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     raise InvalidTypeError(f"{what} must be bytes or str, not {type(value).__name__}")
@@ -66,6 +79,12 @@ def hash_key_bytes(hash_key: object) -> bytes:
     if len(hk) > MAX_HASH_KEY:
         raise InvalidArgumentError(f"hash_key is {len(hk)} bytes; the limit is {MAX_HASH_KEY}")
     return hk
+
+
+def check_size(data: bytes, what: str, limit: int = MAX_VALUE) -> bytes:
+    if len(data) > limit:
+        raise InvalidArgumentError(f"{what} is {len(data)} bytes; the limit is {limit}")
+    return data
 
 
 def now_pegasus_seconds() -> int:

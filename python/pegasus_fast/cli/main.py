@@ -105,6 +105,15 @@ def _envs_text(envs: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(envs.items())) or "-"
 
 
+def _arg(text: str) -> bytes:
+    """A key or value from the command line, as the bytes the user typed.
+
+    argv is decoded with surrogateescape, so a non-UTF-8 byte arrives as a lone
+    surrogate; encoding it back the same way gives the original bytes.
+    """
+    return os.fsencode(text)
+
+
 def _text(value: bytes | None) -> str:
     if value is None:
         return "(not found)"
@@ -219,12 +228,14 @@ def run(argv: list[str] | None = None) -> int:
                 )
             )
         elif cmd == "set":
-            d = c.table(args.table).set(args.hash_key, args.sort_key, args.value, ttl_seconds=args.ttl)
+            d = c.table(args.table).set(
+                _arg(args.hash_key), _arg(args.sort_key), _arg(args.value), ttl_seconds=args.ttl
+            )
             print(f"OK (decree {d})")
         elif cmd == "get":
-            print(_text(c.table(args.table).get(args.hash_key, args.sort_key)))
+            print(_text(c.table(args.table).get(_arg(args.hash_key), _arg(args.sort_key))))
         elif cmd == "del":
-            d = c.table(args.table).delete(args.hash_key, args.sort_key)
+            d = c.table(args.table).delete(_arg(args.hash_key), _arg(args.sort_key))
             print(f"OK (decree {d})")
         elif cmd == "multi_set":
             values = {}
@@ -232,11 +243,12 @@ def run(argv: list[str] | None = None) -> int:
                 if "=" not in pair:
                     raise SystemExit(f"pegasus-fast: expected SORT_KEY=VALUE, got {pair!r}")
                 sk, v = pair.split("=", 1)
-                values[sk] = v
-            d = c.table(args.table).multi_set(args.hash_key, values, ttl_seconds=args.ttl)
+                values[_arg(sk)] = _arg(v)
+            d = c.table(args.table).multi_set(_arg(args.hash_key), values, ttl_seconds=args.ttl)
             print(f"OK (decree {d}, {len(values)} records)")
         elif cmd == "multi_get":
-            got = c.table(args.table).multi_get(args.hash_key, args.sort_keys or None)
+            sort_keys = [_arg(sk) for sk in args.sort_keys] or None
+            got = c.table(args.table).multi_get(_arg(args.hash_key), sort_keys)
             print(table(["sort_key", "value"], sorted(got.items())))
         elif cmd == "scan":
             rows = []
@@ -330,12 +342,27 @@ def _print_progress(d: object) -> None:
     )
 
 
+#: what a user or the machine can cause (bad input, a missing table, a full disk):
+#: one line, no traceback. Anything else is a bug, and keeps its traceback.
+EXPECTED_ERRORS = (PegasusFastError, OSError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; an expected failure prints one ``error:`` line (a traceback with PEGASUS_FAST_DEBUG=1)."""
     try:
         return run(argv)
-    except (PegasusFastError, TimeoutError, OSError) as exc:
-        print(f"pegasus-fast: error: {exc}", file=sys.stderr)
+    except EXPECTED_ERRORS as exc:
+        if os.environ.get("PEGASUS_FAST_DEBUG", "").strip() not in ("", "0"):
+            raise
+        print(f"pegasus-fast: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("pegasus-fast: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ implementations of the ports it defines (duplication/ports.py).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -17,13 +18,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _backend
+from .. import _backend, fileio
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import DupEnv, Duplication
 from ..duplication.ports import SourceId
 from ..errors import (
     ClosedError,
+    CloseError,
     ClusterLockedError,
     DuplicationError,
     InvalidArgumentError,
@@ -109,9 +111,10 @@ class Cluster:
                     raise InvalidArgumentError("cluster_id and config.cluster_id differ")
             configured = cluster_id if cluster_id is not None else config.cluster_id
             cid = configured if configured is not None else _default_cluster_id(default_name)
-            self.meta = ClusterMeta(
-                JournalMetaStore(os.path.join(self.path, "meta")), default_name, cid, configured is None
+            store = JournalMetaStore(
+                os.path.join(self.path, "meta"), data_dir=os.path.join(self.path, "tables")
             )
+            self.meta = ClusterMeta(store, default_name, cid, configured is None)
             state = self.meta.state
             if name is not None and state.name != name:
                 raise InvalidArgumentError(f"{self.path} holds cluster {state.name!r}, not {name!r}")
@@ -143,7 +146,7 @@ class Cluster:
         except BaseException:
             self._before_close()
             for t in self._tables.values():
-                t.close()
+                t.release(flush=False)
             self._release()
             raise
         local_follower.register(self)
@@ -152,7 +155,8 @@ class Cluster:
             self.maintenance.start()
             self._dups.resume(dict(state.duplications))
         except BaseException:
-            self.close()
+            with contextlib.suppress(CloseError):
+                self.close()  # the error that stopped the open is the one to report
             raise
 
     @classmethod
@@ -194,11 +198,23 @@ class Cluster:
 
     # -- background work and duplication ---------------------------------------
 
-    def _before_close(self) -> None:
+    def _before_close(self) -> list[tuple[str, BaseException]]:
+        """Stop duplications and background work; returns what failed (close goes on regardless)."""
+        failures: list[tuple[str, BaseException]] = []
         if hasattr(self, "_dups"):
-            self._dups.stop_all()
+            # one by one, so a duplication that fails to persist its progress
+            # does not leave the others running
+            for d in self._dups.list():
+                try:
+                    d.stop()
+                except Exception as exc:
+                    failures.append((f"duplication {d.dupid}", exc))
         if hasattr(self, "scheduler"):
-            self.scheduler.stop()
+            try:
+                self.scheduler.stop()
+            except Exception as exc:
+                failures.append(("scheduler", exc))
+        return failures
 
     def _duplications_wake_remote(self, remote: str) -> None:
         dups = getattr(self, "_dups", None)
@@ -318,22 +334,54 @@ class Cluster:
             if name in self._tables:
                 raise TableExistsError(name)
 
-            def make(app_id: int) -> TableRecord:
-                return TableRecord(
-                    app_id=app_id,
-                    partition_count=partition_count,
-                    status="AVAILABLE",
-                    create_time=time.time(),
-                    envs=table_envs,
-                    follower_of=None
-                    if follower_of is None
-                    else FollowerOf(follower_of, (False,) * partition_count),
-                )
-
-            rec = self.meta.add_table(name, make)
-            table = self._open_table(name, rec)
+            rec = TableRecord(
+                app_id=self._unused_app_id(self.meta.state.next_app_id),
+                partition_count=partition_count,
+                status="AVAILABLE",
+                create_time=time.time(),
+                envs=table_envs,
+                follower_of=None
+                if follower_of is None
+                else FollowerOf(follower_of, (False,) * partition_count),
+            )
+            # Directories first, the record last: the journal append is the one
+            # durable step that makes the table exist. A failure before it takes
+            # the directories back (none existed: _unused_app_id); a crash
+            # before it leaves directories no record names, which the next
+            # create skips. The other order could leave a record without a
+            # table, and its rollback (a second append) can fail too.
+            dirs = [partition_dir(self.path, rec.app_id, pidx) for pidx in range(partition_count)]
+            try:
+                for d in dirs:
+                    fileio.makedirs(d, exist_ok=False)
+                table = self._open_table(name, rec)
+                try:
+                    self.meta.add_table(name, rec)
+                except BaseException:
+                    table.release(flush=False)
+                    raise
+            except BaseException:
+                for d in dirs:
+                    shutil.rmtree(d, ignore_errors=True)
+                raise
             self._tables[name] = table
             return table
+
+    def _unused_app_id(self, app_id: int) -> int:
+        """The first app id from ``app_id`` that no ``tables/<id>.*`` directory uses.
+
+        Directories of an id the metadata does not name are what a crash left
+        between creating them and persisting their table: a new table skips
+        them rather than adopting another table's data, and they are not
+        deleted, since nothing proves they hold nothing of value.
+        """
+        try:
+            taken = {entry.split(".", 1)[0] for entry in os.listdir(os.path.join(self.path, "tables"))}
+        except FileNotFoundError:
+            return app_id
+        while str(app_id) in taken:
+            app_id += 1
+        return app_id
 
     def _table_record(self, name: str) -> TableRecord | None:
         return self.meta.state.tables.get(name)
@@ -359,6 +407,9 @@ class Cluster:
                 return self._tables[name]
             except KeyError:
                 raise TableNotFoundError(name) from None
+
+    def has_table(self, name: str) -> bool:
+        return name in self._tables
 
     def open_tables(self) -> list[Table]:
         """The tables open now, without taking the cluster lock (background tasks use it)."""
@@ -389,9 +440,14 @@ class Cluster:
                 raise DuplicationError(
                     f"table {name!r} has duplications {[d.dupid for d in active]}; remove them first"
                 )
+            # The record goes first: once it is durable the table is gone, and
+            # whatever the removal below leaves (it failed half-way, or a crash
+            # came first) is never opened as the table again, and its app id is
+            # never reused (_unused_app_id skips it). Removing the files first
+            # could leave a record naming a half-empty table.
             self.meta.drop_table(name)
             del self._tables[name]
-            table.close()
+            table.release(flush=False)  # a dropped table's memtables need no flush
             for p in table.partitions:
                 shutil.rmtree(p.path, ignore_errors=True)
 
@@ -402,24 +458,41 @@ class Cluster:
         return self._closed
 
     def close(self) -> None:
+        """Release every partition, the metadata journal and the directory lock.
+
+        Each step runs whatever the others do; if any failed (a flush or a sync
+        on a full disk), ``CloseError`` lists them once everything is released,
+        so the same process can open the cluster again.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         # Background threads are stopped without holding the cluster lock: a
         # task they are finishing may still look a table up.
-        self._before_close()
+        failures = self._before_close()
         with self._lock:
             for t in self._tables.values():
-                t.close()
+                failures += t.release()
             local_follower.unregister(self)
-            self._release()
+            failures += self._release()
+        if failures:
+            raise CloseError(self.path, failures)
 
-    def _release(self) -> None:
+    def _release(self) -> list[tuple[str, BaseException]]:
+        failures: list[tuple[str, BaseException]] = []
         meta = getattr(self, "meta", None)
         if meta is not None:
-            meta.close()
+            try:
+                meta.close()
+            except Exception as exc:
+                failures.append(("metadata", exc))
         if self._lock_fd >= 0:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+            fd, self._lock_fd = self._lock_fd, -1
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError as exc:
+                failures.append(("lock", exc))
+            finally:
+                os.close(fd)  # closing the fd drops the flock even if the unlock failed
+        return failures

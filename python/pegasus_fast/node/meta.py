@@ -42,6 +42,11 @@ def _int(d: dict[str, Any], key: str, lo: int, hi: int) -> int:
 
 
 def valid_table_name(name: object) -> bool:
+    if isinstance(name, str):
+        try:
+            name.encode("utf-8")  # a lone surrogate cannot be stored (nor shown)
+        except UnicodeEncodeError:
+            return False
     return (
         isinstance(name, str)
         and 0 < len(name) <= 255
@@ -240,13 +245,12 @@ class ClusterMeta:
 
     # -- tables ----------------------------------------------------------------------
 
-    def add_table(self, name: str, make: Any) -> TableRecord:
-        """Persist a new table whose record ``make(app_id)`` builds; returns it."""
+    def add_table(self, name: str, record: TableRecord) -> None:
+        """Persist a new table; app ids only grow (``next_app_id`` moves past it)."""
         with self._lock:
             s = self._state
-            record: TableRecord = make(s.next_app_id)
-            self._commit(replace(s, next_app_id=s.next_app_id + 1, tables={**s.tables, name: record}))
-            return record
+            next_app_id = max(s.next_app_id, record.app_id + 1)
+            self._commit(replace(s, next_app_id=next_app_id, tables={**s.tables, name: record}))
 
     def drop_table(self, name: str) -> None:
         with self._lock:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _backend
-from ..errors import ClosedError, InvalidArgumentError, InvalidTypeError
-from ..records import MAX_HASH_KEY, Op, as_bytes, encode_key, expire_ts_for, hash_key_bytes, hash_key_prefix
+from ..errors import ClosedError, CloseError, InvalidArgumentError, InvalidTypeError
+from ..records import (
+    MAX_HASH_KEY,
+    MAX_VALUE,
+    MAX_WRITE,
+    Op,
+    as_bytes,
+    check_size,
+    encode_key,
+    expire_ts_for,
+    hash_key_bytes,
+    hash_key_prefix,
+)
 from ..storage.checkpoint import CheckpointInfo
 from ..storage.partition import CLOSED, SERVING, Partition
 
@@ -50,6 +62,14 @@ class TableHealth:
     @property
     def is_fully_healthy(self) -> bool:
         return self.fully_healthy == len(self.partitions)
+
+
+def _key_collection(sort_keys: object) -> Iterable[object]:
+    if isinstance(sort_keys, (bytes, str, bytearray, memoryview)):
+        raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
+    if not isinstance(sort_keys, Iterable):
+        raise InvalidTypeError(f"sort_keys must be a collection of keys, not {type(sort_keys).__name__}")
+    return sort_keys
 
 
 class Table:
@@ -105,10 +125,14 @@ class Table:
         else:
             p, hk, sk = self._route(hash_key, sort_key)
         v = value if type(value) is bytes else as_bytes(value, "value")
+        if len(v) > MAX_VALUE or len(sk) > MAX_VALUE:
+            check_size(v, "value")
+            check_size(sk, "sort_key")
         return p.write([(PUT, hk, sk, v, 0 if ttl_seconds is None else expire_ts_for(ttl_seconds))])
 
     def delete(self, hash_key: object, sort_key: object) -> int:
         p, hk, sk = self._route(hash_key, sort_key)
+        check_size(sk, "sort_key")
         return p.write([(DELETE, hk, sk)])
 
     def multi_set(
@@ -124,15 +148,21 @@ class Table:
                 pairs = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in pairs]
                 break
         p, hk, _ = self._route_multi(hash_key)
+        total = len(hk)
+        for sk, v in pairs:
+            total += len(check_size(sk, "sort_key")) + len(check_size(v, "value"))
+        if total > MAX_WRITE:
+            raise InvalidArgumentError(f"multi_set of {total} bytes; the limit is {MAX_WRITE}")
         return p.write([(MULTI_PUT, hk, pairs, expire_ts_for(ttl_seconds))])
 
     def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
-        if isinstance(sort_keys, (bytes, str)):
-            raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
-        sks = [as_bytes(sk, "sort_key") for sk in sort_keys]
+        sks = [as_bytes(sk, "sort_key") for sk in _key_collection(sort_keys)]
         if not sks:
             raise InvalidArgumentError("multi_delete needs at least one sort_key")
         p, hk, _ = self._route_multi(hash_key)
+        total = len(hk) + sum(len(check_size(sk, "sort_key")) for sk in sks)
+        if total > MAX_WRITE:
+            raise InvalidArgumentError(f"multi_delete of {total} bytes; the limit is {MAX_WRITE}")
         return p.write([(MULTI_DELETE, hk, sks)])
 
     # -- reads --------------------------------------------------------------
@@ -150,7 +180,7 @@ class Table:
         if isinstance(sort_keys, (bytes, str)):
             raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
         out: dict[bytes, bytes] = {}
-        for sk in sort_keys:
+        for sk in _key_collection(sort_keys):
             value = self.get(hash_key, sk)
             if value is not None:
                 out[as_bytes(sk, "sort_key")] = value
@@ -186,8 +216,40 @@ class Table:
         sick = len(states) - healthy
         return TableHealth(healthy, sick, sick, sick, states)
 
-    def close(self) -> None:
+    def release(self, flush: bool = True) -> list[tuple[str, BaseException]]:
+        """Close every partition whatever fails; returns ``(step, exception)`` for each failure."""
         self._closed = True
+        failures: list[tuple[str, BaseException]] = []
         for p in self.partitions:
-            if p.state != CLOSED:
-                p.close()
+            if p.state == CLOSED:
+                continue
+            try:
+                p.close(flush=flush)
+            except Exception as exc:
+                failures.append((f"table {self.name} partition {p.pidx}", exc))
+                _take_handles_back(p)
+        return failures
+
+    def close(self) -> None:
+        failures = self.release()
+        if failures:
+            raise CloseError(f"table {self.name}", failures)
+
+
+def _take_handles_back(p: Partition) -> None:
+    """Release a partition whose close raised, so its RocksDB LOCK and WAL fd are not held.
+
+    ``Partition.close`` stops at its first error (a flush or a WAL sync that
+    failed): close it again without the flush, then release whatever that
+    second close could not reach. The first error is the one reported; these
+    steps only give the handles back.
+    """
+    with contextlib.suppress(Exception):
+        p.close(flush=False)
+    with contextlib.suppress(Exception):
+        p.wal.close()
+    db = getattr(p, "_db", None)
+    if db is not None:
+        with contextlib.suppress(Exception):
+            db.close()
+        p._db = None

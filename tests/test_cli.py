@@ -1,0 +1,73 @@
+"""The pegasus-fast command: raw bytes from argv, and one error line instead of a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pegasus_fast as pf
+import pytest
+from conftest import PYTHON, child_env
+
+
+def cli(
+    backend_name: str, cluster: Path, *args: str | bytes, debug: bool = False
+) -> subprocess.CompletedProcess:
+    env = child_env(backend_name)
+    env.pop("PEGASUS_FAST_DEBUG", None)
+    if debug:
+        env["PEGASUS_FAST_DEBUG"] = "1"
+    argv = [os.fsencode(a) for a in (PYTHON, "-m", "pegasus_fast", "--cluster", str(cluster), *args)]
+    return subprocess.run(argv, env=env, capture_output=True, timeout=120)
+
+
+def assert_one_error_line(done: subprocess.CompletedProcess) -> None:
+    assert done.returncode != 0
+    lines = done.stderr.decode("utf-8", "replace").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pegasus-fast: error: "), lines
+    assert b"Traceback" not in done.stderr
+
+
+def test_non_utf8_arguments_are_the_bytes_typed(backend_name: str, cluster_dir: Path) -> None:
+    assert cli(backend_name, cluster_dir, "create", "t", "-p", "2").returncode == 0
+    done = cli(backend_name, cluster_dir, "set", "t", b"h\xff", b"s\xfe", b"v\xfd")
+    assert done.returncode == 0, done.stderr
+    done = cli(backend_name, cluster_dir, "multi_set", "t", b"m\xff", b"a\xfe=1", "b=2")
+    assert done.returncode == 0, done.stderr
+    with pf.Cluster.open(cluster_dir) as c:
+        t = c.table("t")
+        assert t.get(b"h\xff", b"s\xfe") == b"v\xfd"
+        assert t.multi_get(b"m\xff") == {b"a\xfe": b"1", b"b": b"2"}
+    done = cli(backend_name, cluster_dir, "get", "t", b"h\xff", b"s\xfe")
+    assert done.returncode == 0 and done.stdout.strip() == b"v\xfd".hex().encode()
+    done = cli(backend_name, cluster_dir, "del", "t", b"h\xff", b"s\xfe")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("get", "missing", "h", "s"),  # TableNotFoundError
+        ("create", b"bad\xff"),  # a table name that is not text
+        ("create", "t", "-p", "0"),  # InvalidArgumentError
+        ("set", "t", "h", "s", "v", "--ttl", "-1"),
+    ],
+    ids=["missing-table", "non-utf8-name", "bad-partitions", "bad-ttl"],
+)
+def test_expected_failures_print_one_line(backend_name: str, cluster_dir: Path, args: tuple) -> None:
+    if args[0] == "set":
+        assert cli(backend_name, cluster_dir, "create", "t", "-p", "1").returncode == 0
+    assert_one_error_line(cli(backend_name, cluster_dir, *args))
+
+
+def test_an_io_error_prints_one_line(backend_name: str, tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_bytes(b"")
+    assert_one_error_line(cli(backend_name, not_a_dir / "c", "ls"))
+
+
+def test_debug_keeps_the_traceback(backend_name: str, cluster_dir: Path) -> None:
+    done = cli(backend_name, cluster_dir, "get", "missing", "h", "s", debug=True)
+    assert done.returncode != 0
+    assert b"Traceback" in done.stderr and b"TableNotFoundError" in done.stderr
