@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import rocksdict
 
+from .. import fileio
 from ..config import Config
-from ..fileio import fsync_dir, fsync_tree
 
 if TYPE_CHECKING:
     from .partition import Partition
@@ -57,7 +56,7 @@ def remove_tmp_dirs(path: str) -> None:
         return
     for name in os.listdir(path):
         if name.startswith(_TMP_PREFIX):
-            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+            fileio.rmtree(os.path.join(path, name), ignore_errors=True)
 
 
 def create(partition: Partition, decree: int) -> CheckpointInfo:
@@ -67,10 +66,11 @@ def create(partition: Partition, decree: int) -> CheckpointInfo:
     if not os.path.isdir(final):
         tmp = os.path.join(partition.path, f"{_TMP_PREFIX}{os.getpid()}.{next(_counter)}")
         # RocksDB flushes the memtable first, then hard-links the SST files.
+        fileio.point("rdb_checkpoint", tmp)
         rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
-        fsync_tree(tmp)
-        os.rename(tmp, final)
-        fsync_dir(partition.path)
+        fileio.fsync_tree(tmp)
+        fileio.rename(tmp, final)
+        fileio.fsync_dir(partition.path)
     size = sum(os.path.getsize(os.path.join(final, n)) for n in os.listdir(final))
     return CheckpointInfo(partition.pidx, decree, final, (time.perf_counter() - start) * 1000.0, size)
 
@@ -90,6 +90,6 @@ def gc(path: str, config: Config, protect: frozenset[int] = frozenset()) -> list
         except FileNotFoundError:
             continue
         if age >= config.checkpoint_reserve_time_seconds:
-            shutil.rmtree(d, ignore_errors=True)
+            fileio.rmtree(d, ignore_errors=True)
             removed.append(decree)
     return removed

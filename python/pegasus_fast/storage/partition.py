@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,10 +11,9 @@ from typing import Any
 
 import rocksdict
 
-from .. import _backend
+from .. import _backend, fileio
 from ..config import Config
 from ..errors import ClosedError, PartitionUnavailableError
-from ..fileio import fsync_dir
 from ..records import (
     DECREE,
     META_DECREE_KEY,
@@ -78,8 +76,8 @@ class Partition:
             # of an interrupted checkpoint copy (learn/) stay, to be verified.
             self.state = LEARNING
             for sub in ("rdb", "wal"):
-                shutil.rmtree(os.path.join(path, sub), ignore_errors=True)
-        os.makedirs(path, exist_ok=True)
+                fileio.rmtree(os.path.join(path, sub), ignore_errors=True)
+        fileio.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
         rdb = os.path.join(path, "rdb")
         self.wal = Wal(os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20)
@@ -98,7 +96,9 @@ class Partition:
 
     def _open_db(self) -> None:
         """Open RocksDB and replay the WAL after its flushed decree (recovery)."""
-        db = rocksdict.Rdict(os.path.join(self.path, "rdb"), _rdb_options(self.config))
+        rdb = os.path.join(self.path, "rdb")
+        fileio.point("rdb_open", rdb)
+        db = rocksdict.Rdict(rdb, _rdb_options(self.config))
         db.set_write_options(self._write_opts)
         self._db = db
         gc_was_enabled = gc.isenabled()
@@ -180,6 +180,7 @@ class Partition:
 
     def _apply_writes(self, writes: list[tuple[bytes, bytes | None]], deletes: bool = True) -> None:
         """One WriteBatch (RocksDB's own WAL is off: set_write_options at open)."""
+        fileio.point("rdb_write", self.path)
         wb = rocksdict.WriteBatch(raw_mode=True)
         put = wb.put
         if deletes:
@@ -341,6 +342,7 @@ class Partition:
             if self._db is None and not self._deferred:
                 self.last_flushed = decree
                 return decree
+            fileio.point("rdb_flush", self.path)
             self.db.flush(wait=True)
             self.last_flushed = decree
         return decree
@@ -416,14 +418,14 @@ class Partition:
                 self._db = None
             self.wal.close()
             rdb, wal_dir = os.path.join(self.path, "rdb"), os.path.join(self.path, "wal")
-            shutil.rmtree(rdb, ignore_errors=True)
-            shutil.rmtree(wal_dir, ignore_errors=True)
-            os.rename(directory, rdb)
-            fsync_dir(self.path)
+            fileio.rmtree(rdb, ignore_errors=True)
+            fileio.rmtree(wal_dir, ignore_errors=True)
+            fileio.rename(directory, rdb)
+            fileio.fsync_dir(self.path)
             self.wal = Wal(wal_dir, self.config.wal_sync, self.config.log_private_file_size_mb << 20)
             self.last_committed = 0
             self._open_db()
 
     def destroy(self) -> None:
         self.close(flush=False)
-        shutil.rmtree(self.path, ignore_errors=True)
+        fileio.rmtree(self.path, ignore_errors=True)

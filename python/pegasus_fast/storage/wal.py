@@ -12,10 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .. import _backend
+from .. import _backend, fileio
 from .._pure.logscan import list_log_files
 from ..errors import WalCorruptionError, WalGapError
-from ..fileio import fsync_dir
 
 
 @dataclass
@@ -67,7 +66,7 @@ class Wal:
         (the backend releases the GIL) while the batches of the current one are
         applied. Returns the last decree in the log, or 0.
         """
-        os.makedirs(self.path, exist_ok=True)
+        fileio.makedirs(self.path, exist_ok=True)
         impl = _backend.impl
         names = [name for _index, _offset, name in list_log_files(self.path)]
         files: list[LogFile] = []
@@ -97,16 +96,18 @@ class Wal:
                     _, index, start = name.split(".")
                     files.append(LogFile(int(index), int(start), name, first, last, size))
                     if valid_end < size:  # the newest file's torn tail: cut it off
-                        full = os.path.join(self.path, name)
-                        os.truncate(full, valid_end)
-                        with open(full, "rb+") as f:
-                            os.fsync(f.fileno())
+                        fd = fileio.open(os.path.join(self.path, name), os.O_WRONLY | os.O_NOFOLLOW)
+                        try:
+                            fileio.truncate(fd, valid_end)
+                            fileio.fsync(fd)
+                        finally:
+                            fileio.close(fd)
                         files[-1].size = valid_end
         self._check_continuity(files, start_decree)
         self.files = [f for f in files if f.size > 0] or files[-1:]
         for f in files:
             if f not in self.files:
-                os.unlink(os.path.join(self.path, f.name))
+                fileio.unlink(os.path.join(self.path, f.name))
         last_decree = max((f.last_decree for f in self.files), default=0)
         self._open_tail()
         return last_decree
@@ -141,7 +142,9 @@ class Wal:
         self._opened = True
         if self.files:
             tail = self.files[-1]
-            self._fd = os.open(os.path.join(self.path, tail.name), os.O_WRONLY | os.O_APPEND)
+            self._fd = fileio.open(
+                os.path.join(self.path, tail.name), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+            )
             self._written = tail.start_offset + tail.size
         # else the first file is created by the first append
         self._synced = self._written
@@ -149,17 +152,22 @@ class Wal:
 
     def _new_file(self, index: int, start_offset: int) -> None:
         name = f"log.{index}.{start_offset}"
-        fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
-        fsync_dir(self.path)
-        if index == 1:
-            # the log's first file: make the directories above it durable too
-            partition_dir = os.path.dirname(self.path)
-            fsync_dir(partition_dir)
-            fsync_dir(os.path.dirname(partition_dir))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_NOFOLLOW
+        fd = fileio.open(os.path.join(self.path, name), flags, 0o644)
+        try:
+            fileio.fsync_dir(self.path)
+            if index == 1:
+                # the log's first file: make the directories above it durable too
+                partition_dir = os.path.dirname(self.path)
+                fileio.fsync_dir(partition_dir)
+                fileio.fsync_dir(os.path.dirname(partition_dir))
+        except BaseException:
+            fileio.close(fd)
+            raise
         with self._files_lock:
             self.files.append(LogFile(index, start_offset, name, 0, 0, 0))
         if self._fd >= 0:
-            os.close(self._fd)
+            fileio.close(self._fd)
         self._fd = fd
         self._written = start_offset
 
@@ -173,9 +181,7 @@ class Wal:
         if tail.size and tail.size + len(block) > self.file_size_limit:
             self._rotate()
             tail = self.files[-1]
-        n = os.write(self._fd, block)
-        if n != len(block):  # a short write to a regular file means the disk is full
-            raise OSError(f"short write to WAL {tail.name}: {n} of {len(block)} bytes")
+        n = fileio.write(self._fd, block)
         tail.size += n
         if not tail.first_decree:
             tail.first_decree = first_decree
@@ -195,7 +201,7 @@ class Wal:
             while self._syncing:
                 self._sync_cond.wait()
             if self.sync_mode != "none":
-                os.fdatasync(self._fd)
+                fileio.fdatasync(self._fd)
             self._synced = self._written
             self.synced_decree = max(self.synced_decree, self._last_decree)
             tail = self.files[-1]
@@ -216,7 +222,7 @@ class Wal:
                 fd = self._fd
                 self._sync_cond.release()
                 try:
-                    os.fdatasync(fd)
+                    fileio.fdatasync(fd)
                 finally:
                     self._sync_cond.acquire()
                     self._syncing = False
@@ -239,10 +245,10 @@ class Wal:
         with self._files_lock:
             while len(self.files) > 1 and self.files[0].last_decree <= max_decree:
                 f = self.files.pop(0)
-                os.unlink(os.path.join(self.path, f.name))
+                fileio.unlink(os.path.join(self.path, f.name))
                 removed.append(f.name)
         if removed:
-            fsync_dir(self.path)
+            fileio.fsync_dir(self.path)
         return removed
 
     def snapshot_files(self) -> list[LogFile]:
@@ -251,10 +257,12 @@ class Wal:
 
     def close(self) -> None:
         if self._fd >= 0:
-            if self.sync_mode != "none":
-                os.fdatasync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            try:
+                if self.sync_mode != "none":
+                    fileio.fdatasync(fd)
+            finally:
+                fileio.close(fd)
 
 
 __all__ = ["REPLAY_BATCH", "LogFile", "Wal"]
