@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import threading
@@ -13,7 +14,13 @@ import rocksdict
 
 from .. import _backend, fileio
 from ..config import Config
-from ..errors import ClosedError, PartitionUnavailableError
+from ..errors import (
+    ClosedError,
+    DataCorruptionError,
+    PartitionUnavailableError,
+    PegasusFastError,
+    StorageError,
+)
 from ..records import (
     DECREE,
     META_DECREE_KEY,
@@ -26,7 +33,23 @@ from ..records import (
 from . import checkpoint
 from .wal import REPLAY_BATCH, Wal
 
-SERVING, LEARNING, CLOSED = "serving", "learning", "closed"
+SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
+
+
+def rdb_error(exc: Exception, path: str, pidx: int) -> Exception:
+    """The typed error for an exception rocksdict raised (it raises a bare ``Exception``
+    carrying RocksDB's status text): I/O errors stay ``OSError`` with the errno RocksDB
+    reported, corruption is ``DataCorruptionError``, anything else ``StorageError``."""
+    if isinstance(exc, (OSError, PegasusFastError)):
+        return exc
+    text = str(exc)
+    if "Corruption" in text:
+        return DataCorruptionError(path, pidx, text)
+    if "No space left" in text:
+        return OSError(errno.ENOSPC, text, path)
+    if text.startswith("IO error"):
+        return OSError(errno.EIO, text, path)
+    return StorageError(path, pidx, text)
 
 
 def _rdb_options(config: Config) -> rocksdict.Options:
@@ -80,7 +103,7 @@ class Partition:
         fileio.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
         rdb = os.path.join(path, "rdb")
-        self.wal = Wal(os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20)
+        self.wal = self._new_wal()
         self._db: rocksdict.Rdict | None = None
         #: the WAL holds mutations the (not yet opened) RocksDB has not seen
         self._deferred = False
@@ -94,11 +117,24 @@ class Partition:
             self.wal.recover(1)
         self.last_durable = checkpoint.newest_decree(path)
 
+    def _new_wal(self) -> Wal:
+        return Wal(
+            os.path.join(self.path, "wal"),
+            self.config.wal_sync,
+            self.config.log_private_file_size_mb << 20,
+            owner=(self.table, self.pidx),
+        )
+
     def _open_db(self) -> None:
         """Open RocksDB and replay the WAL after its flushed decree (recovery)."""
         rdb = os.path.join(self.path, "rdb")
+        # a WAL already open for appends (the lazy first open) stays open if this fails
+        wal_was_open = self.wal.is_open
         fileio.point("rdb_open", rdb)
-        db = rocksdict.Rdict(rdb, _rdb_options(self.config))
+        try:
+            db = rocksdict.Rdict(rdb, _rdb_options(self.config))
+        except Exception as exc:
+            raise rdb_error(exc, rdb, self.pidx) from exc
         db.set_write_options(self._write_opts)
         self._db = db
         gc_was_enabled = gc.isenabled()
@@ -120,7 +156,8 @@ class Partition:
             # a corrupt WAL must not leave RocksDB locked behind the error
             self._db = None
             db.close()
-            self.wal.close()
+            if not wal_was_open:
+                self.wal.close()
             raise
         finally:
             if gc_was_enabled:
@@ -130,6 +167,10 @@ class Partition:
         #: mutations replayed from the WAL at open
         self.replayed = max(0, log_last - self.last_flushed)
         self._deferred = False
+
+    def _lazy_open(self) -> None:
+        """Open RocksDB before anything is logged: if it fails (a full disk), nothing was."""
+        self.db  # noqa: B018 - opens it
 
     @property
     def db(self) -> rocksdict.Rdict:
@@ -167,7 +208,14 @@ class Partition:
         if self.state != SERVING:
             if self.state == CLOSED:
                 raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if self.state == FAILED:
+                raise self.wal.failure()
             raise PartitionUnavailableError(self.table, self.pidx, self.state)
+
+    def _note_failure(self) -> None:
+        """A write the log could not undo fails the partition until it is reopened."""
+        if self.wal.failed is not None and self.state != CLOSED:
+            self.state = FAILED
 
     def add_listener(self, fn: Callable[[int], None]) -> None:
         self._listeners.append(fn)
@@ -180,6 +228,7 @@ class Partition:
 
     def _apply_writes(self, writes: list[tuple[bytes, bytes | None]], deletes: bool = True) -> None:
         """One WriteBatch (RocksDB's own WAL is off: set_write_options at open)."""
+        db = self._db or self.db
         fileio.point("rdb_write", self.path)
         wb = rocksdict.WriteBatch(raw_mode=True)
         put = wb.put
@@ -192,7 +241,40 @@ class Partition:
         else:
             for key, value in writes:
                 put(key, value)
-        (self._db or self.db).write(wb)
+        try:
+            db.write(wb)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def _log_and_apply(
+        self, mutations: list[tuple[int, int, int, list]], apply: bool, deletes: bool = True
+    ) -> int:
+        """Append ``mutations`` to the WAL and apply them: all of it, or none of it (lock held).
+
+        Returns the offset durability waits for. A failure leaves the WAL as
+        before (the block is cut back out) and RocksDB untouched, or fails the
+        partition when the WAL cannot be cut back.
+        """
+        impl = _backend.impl
+        first, last = mutations[0][0], mutations[-1][0]
+        mark = self.wal.mark()
+        try:
+            offset = self.wal.append(impl.encode_block(mutations), first, last)
+        except BaseException:
+            self._note_failure()
+            raise
+        if apply:
+            try:
+                self._apply_writes(impl.mutation_writes(mutations), deletes=deletes)
+            except BaseException as exc:
+                try:
+                    self.wal.undo(mark)
+                except OSError:
+                    pass  # the WAL is failed now; the apply's own error is the one to report
+                self._note_failure()
+                raise exc
+        self.wal.commit(last)
+        return offset
 
     def _after_commit(self, decree: int, offset: int) -> None:
         """Tell readers' listeners, wait for durability, then wake duplication shippers."""
@@ -200,7 +282,12 @@ class Partition:
             for fn in self.applied_listeners:
                 fn(decree)
         if self._must_sync:
-            self.wal.sync(offset)
+            try:
+                self.wal.sync(offset)
+            except BaseException:
+                with self.lock:
+                    self._note_failure()
+                raise
         if self._listeners:
             for fn in self._listeners:
                 fn(decree)
@@ -214,16 +301,16 @@ class Partition:
 
     def write(self, ops: list[tuple[Any, ...]]) -> int:
         """Log and apply one mutation made of ``ops``; returns its decree once durable."""
-        impl = _backend.impl
         with self.lock:
             if self.state != SERVING:
                 self._check(True)
+            if self._db is None:
+                self._lazy_open()
             decree = self.last_committed + 1
             mutation = (decree, self._timestamp_us(), self.cluster_id, ops)
-            offset = self.wal.append(impl.encode_block([mutation]), decree, decree)
             # a lone PUT or MULTI_PUT has no deletes: the batch is built without the check
             plain = len(ops) == 1 and (ops[0][0] == 0 or ops[0][0] == 2)
-            self._apply_writes(impl.mutation_writes([mutation]), deletes=not plain)
+            offset = self._log_and_apply([mutation], True, deletes=not plain)
             self.last_committed = decree
         self._after_commit(decree, offset)
         return decree
@@ -238,20 +325,20 @@ class Partition:
         filter by last-writer-wins against what is stored). Returns the last
         decree, or the current one when build returned nothing.
         """
-        impl = _backend.impl
         with self.lock:
-            if self.state == CLOSED:
-                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if self.state in (CLOSED, FAILED):
+                self._check(True)
             mutations = build(self.last_committed + 1)
             if not mutations:
                 return self.last_committed
             last = mutations[-1][0]
-            offset = self.wal.append(impl.encode_block(mutations), mutations[0][0], last)
-            if defer_apply and self._db is None:
-                # durable in the WAL; replayed into RocksDB when it is first opened
+            # deferred: durable in the WAL; replayed into RocksDB when it is first opened
+            deferred = defer_apply and self._db is None
+            if not deferred and self._db is None:
+                self._lazy_open()
+            offset = self._log_and_apply(mutations, not deferred)
+            if deferred:
                 self._deferred = True
-            else:
-                self._apply_writes(impl.mutation_writes(mutations))
             self.last_committed = last
             for m in mutations:
                 for op in m[3]:
@@ -395,14 +482,24 @@ class Partition:
         with self.lock:
             if self.state == CLOSED:
                 return
-            if flush and self._db is not None:
-                self._db.flush(wait=True)
-                self.last_flushed = self.last_committed
+            failed = self.state == FAILED
             self.state = CLOSED
-            self.wal.close()
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            try:
+                # a failed partition's memtable is not flushed: what it holds is replayed
+                # from the WAL at the next open, or was never acknowledged
+                if flush and self._db is not None and not failed:
+                    try:
+                        self._db.flush(wait=True)
+                    except Exception as exc:
+                        raise rdb_error(exc, self.path, self.pidx) from exc
+                    self.last_flushed = self.last_committed
+            finally:
+                try:
+                    self.wal.close()
+                finally:
+                    if self._db is not None:
+                        self._db.close()
+                        self._db = None
 
     def install_rdb(self, directory: str) -> None:
         """Replace this (learning) partition's data with a verified checkpoint copy.
@@ -422,7 +519,7 @@ class Partition:
             fileio.rmtree(wal_dir, ignore_errors=True)
             fileio.rename(directory, rdb)
             fileio.fsync_dir(self.path)
-            self.wal = Wal(wal_dir, self.config.wal_sync, self.config.log_private_file_size_mb << 20)
+            self.wal = self._new_wal()
             self.last_committed = 0
             self._open_db()
 

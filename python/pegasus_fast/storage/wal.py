@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .. import _backend, fileio
 from .._pure.logscan import list_log_files
-from ..errors import WalCorruptionError, WalGapError
+from ..errors import PartitionFailedError, WalCorruptionError, WalGapError
 
 
 @dataclass
@@ -31,6 +31,17 @@ class LogFile:
 REPLAY_BATCH = 65536
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Where the log ended before an append (``Wal.undo`` cuts back to it)."""
+
+    index: int
+    size: int
+    first_decree: int
+    last_decree: int
+    committed_decree: int
+
+
 class Wal:
     """Appends blocks to ``log.<index>.<start_offset>`` files in one directory.
 
@@ -39,15 +50,21 @@ class Wal:
     for everyone whose bytes are written (group commit).
     """
 
-    def __init__(self, path: str, sync_mode: str, file_size_limit: int) -> None:
+    def __init__(
+        self, path: str, sync_mode: str, file_size_limit: int, owner: tuple[str, int] = ("", -1)
+    ) -> None:
         self.path = path
+        #: (table, pidx), named by the error a failed log raises
+        self.owner = owner
+        #: why the log refuses work (a write or fsync failed and could not be undone), or None
+        self.failed: str | None = None
         self.sync_mode = sync_mode
         self.file_size_limit = file_size_limit
         self.files: list[LogFile] = []
         self._fd = -1
         self._written = 0  # global offset after the last appended byte
         self._synced = 0
-        #: decree of the last appended mutation, and the highest one known on disk
+        #: decree of the last committed mutation (applied too), and the highest one known on disk
         self._last_decree = 0
         self.synced_decree = 0
         self._sync_cond = threading.Condition(threading.Lock())
@@ -152,8 +169,9 @@ class Wal:
 
     def _new_file(self, index: int, start_offset: int) -> None:
         name = f"log.{index}.{start_offset}"
+        full = os.path.join(self.path, name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_NOFOLLOW
-        fd = fileio.open(os.path.join(self.path, name), flags, 0o644)
+        fd = fileio.open(full, flags, 0o644)
         try:
             fileio.fsync_dir(self.path)
             if index == 1:
@@ -163,6 +181,11 @@ class Wal:
                 fileio.fsync_dir(os.path.dirname(partition_dir))
         except BaseException:
             fileio.close(fd)
+            # left behind, the empty file would make every later rotation fail on O_EXCL
+            try:
+                fileio.unlink(full)
+            except OSError as exc:
+                self._fail(f"cannot remove {name} after a failed rotation: {exc}")
             raise
         with self._files_lock:
             self.files.append(LogFile(index, start_offset, name, 0, 0, 0))
@@ -171,28 +194,105 @@ class Wal:
         self._fd = fd
         self._written = start_offset
 
+    # -- failure ----------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        if self.failed is None:
+            self.failed = reason
+
+    def failure(self) -> PartitionFailedError:
+        return PartitionFailedError(self.owner[0], self.owner[1], self.path, self.failed or "")
+
     # -- write path -------------------------------------------------------
 
+    def mark(self) -> Mark:
+        tail = self.files[-1] if self.files else None
+        if tail is None:
+            return Mark(0, 0, 0, 0, self._last_decree)
+        return Mark(tail.index, tail.size, tail.first_decree, tail.last_decree, self._last_decree)
+
     def append(self, block: bytes, first_decree: int, last_decree: int) -> int:
-        """Write one block; returns the global offset its durability waits for."""
+        """Write one block; returns the global offset its durability waits for.
+
+        The block is not committed (group commit does not count its decree as
+        durable) until ``commit``; a caller that cannot apply it calls ``undo``.
+        A failed append leaves the log as if it had not been called, or, when
+        that cannot be done, the log refuses all work until it is reopened.
+        """
+        if self.failed is not None:
+            raise self.failure()
         if not self.files:
             self._new_file(1, 0)
         tail = self.files[-1]
         if tail.size and tail.size + len(block) > self.file_size_limit:
             self._rotate()
             tail = self.files[-1]
-        n = fileio.write(self._fd, block)
+        try:
+            n = fileio.write(self._fd, block)
+        except BaseException as exc:
+            # Part of the block may be in the file (a full disk stores what fits).
+            # Left there, the next block would land behind it and recovery would
+            # cut the log at it, taking every acknowledged write after it along.
+            try:
+                self._cut(tail, tail.size, tail.first_decree, tail.last_decree)
+            except OSError:
+                pass  # the log is failed now; the write's own error is the one to report
+            raise exc
         tail.size += n
         if not tail.first_decree:
             tail.first_decree = first_decree
         tail.last_decree = last_decree
+        self._written += n
+        return self._written
+
+    def commit(self, last_decree: int) -> None:
+        """The block appended last is applied: its decree may now count as durable."""
         # order matters: a group-commit leader reads _last_decree before it
         # syncs, and the bytes of that decree are already written by then
         self._last_decree = last_decree
-        self._written += n
         if self.sync_mode == "none":
             self.synced_decree = last_decree
-        return self._written
+
+    def undo(self, mark: Mark) -> None:
+        """Cut the block appended since ``mark`` back out of the log (its apply failed).
+
+        Why cutting bytes that may already be on disk is right: the caller
+        still holds the partition lock, so every block before this one belongs
+        to a decree already committed, and none after it exists. A group-commit
+        leader (another writer, outside the lock) may have fsynced these bytes
+        along with its own, but it acknowledges only decrees up to
+        ``_last_decree``, which ``commit`` never advanced to this block; so no
+        one was ever acknowledged for them, and nothing shipped them
+        (duplication ships up to ``synced_decree``, which follows
+        ``_last_decree``). Once cut, the decree is free again: the next write
+        takes it, and the log never holds two mutations with one decree.
+        """
+        if self.failed is not None:
+            raise self.failure()
+        tail = self.files[-1]
+        if tail.index == mark.index:
+            self._cut(tail, mark.size, mark.first_decree, mark.last_decree)
+        else:  # the append rotated: the new file holds only this block
+            self._cut(tail, 0, 0, 0)
+
+    def _cut(self, tail: LogFile, size: int, first_decree: int, last_decree: int) -> None:
+        with self._sync_cond:
+            # no leader may be fsyncing while offsets move back under it
+            while self._syncing:
+                self._sync_cond.wait()
+            end = tail.start_offset + size
+            try:
+                fileio.truncate(self._fd, size)
+                if self._synced > end and self.sync_mode != "none":
+                    # the cut bytes were made durable by a group commit: make the cut durable too
+                    fileio.fdatasync(self._fd)
+            except OSError as exc:
+                self._fail(f"cannot cut {tail.name} back to {size} bytes after a failed write: {exc}")
+                self._sync_cond.notify_all()
+                raise
+            tail.size, tail.first_decree, tail.last_decree = size, first_decree, last_decree
+            self._written = end
+            self._synced = min(self._synced, end)
 
     def _rotate(self) -> None:
         # Everything in the old file is made durable before it stops being the
@@ -201,18 +301,30 @@ class Wal:
             while self._syncing:
                 self._sync_cond.wait()
             if self.sync_mode != "none":
-                fileio.fdatasync(self._fd)
+                try:
+                    fileio.fdatasync(self._fd)
+                except OSError as exc:
+                    self._fail(f"fdatasync of the WAL failed: {exc}")
+                    self._sync_cond.notify_all()
+                    raise
             self._synced = self._written
             self.synced_decree = max(self.synced_decree, self._last_decree)
             tail = self.files[-1]
             self._new_file(tail.index + 1, tail.start_offset + tail.size)
 
     def sync(self, offset: int) -> None:
-        """Return once bytes up to ``offset`` are on disk (group commit)."""
+        """Return once bytes up to ``offset`` are on disk (group commit).
+
+        A failed fdatasync fails the log for good: the kernel may have dropped
+        the pages it could not write, and a later fsync that succeeds would
+        acknowledge writes that follow a hole (PostgreSQL's "fsyncgate").
+        """
         if self.sync_mode == "none":
             return
         with self._sync_cond:
             while self._synced < offset:
+                if self.failed is not None:
+                    raise self.failure()
                 if self._syncing:
                     self._sync_cond.wait()
                     continue
@@ -221,13 +333,18 @@ class Wal:
                 target = self._written
                 fd = self._fd
                 self._sync_cond.release()
+                ok = False
                 try:
                     fileio.fdatasync(fd)
+                    ok = True
                 finally:
                     self._sync_cond.acquire()
                     self._syncing = False
-                    self._synced = max(self._synced, target)
-                    self.synced_decree = max(self.synced_decree, decree)
+                    if ok:
+                        self._synced = max(self._synced, target)
+                        self.synced_decree = max(self.synced_decree, decree)
+                    else:
+                        self._fail("fdatasync of the WAL failed")
                     self._sync_cond.notify_all()
 
     @property
@@ -259,10 +376,10 @@ class Wal:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             try:
-                if self.sync_mode != "none":
+                if self.sync_mode != "none" and self.failed is None:
                     fileio.fdatasync(fd)
             finally:
                 fileio.close(fd)
 
 
-__all__ = ["REPLAY_BATCH", "LogFile", "Wal"]
+__all__ = ["REPLAY_BATCH", "LogFile", "Mark", "Wal"]
