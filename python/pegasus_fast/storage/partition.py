@@ -484,22 +484,22 @@ class Partition:
                 return
             failed = self.state == FAILED
             self.state = CLOSED
-            try:
-                # a failed partition's memtable is not flushed: what it holds is replayed
-                # from the WAL at the next open, or was never acknowledged
-                if flush and self._db is not None and not failed:
-                    try:
-                        self._db.flush(wait=True)
-                    except Exception as exc:
-                        raise rdb_error(exc, self.path, self.pidx) from exc
-                    self.last_flushed = self.last_committed
-            finally:
+            # A failed partition's memtable is not flushed: what it holds is replayed
+            # from the WAL at the next open, or was never acknowledged. A flush that
+            # fails (a full disk) loses nothing either: the WAL holds every write the
+            # memtable does, so closing goes on and releases everything.
+            if flush and self._db is not None and not failed:
                 try:
-                    self.wal.close()
-                finally:
-                    if self._db is not None:
-                        self._db.close()
-                        self._db = None
+                    self._db.flush(wait=True)
+                    self.last_flushed = self.last_committed
+                except Exception:  # noqa: BLE001, S110 - see above
+                    pass
+            try:
+                self.wal.close()
+            finally:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
 
     def install_rdb(self, directory: str) -> None:
         """Replace this (learning) partition's data with a verified checkpoint copy.
