@@ -103,6 +103,8 @@ class Cluster:
             raise InvalidTypeError("config must be a pegasus_fast.Config")
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidArgumentError("a cluster name is a non-empty str")
+        if cluster_id is not None and (isinstance(cluster_id, bool) or not isinstance(cluster_id, int)):
+            raise InvalidTypeError("cluster_id must be an int in 1..127")
         return cls(os.fspath(path), name, config, cluster_id)
 
     def __enter__(self) -> Cluster:
