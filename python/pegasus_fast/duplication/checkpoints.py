@@ -13,11 +13,11 @@ otherwise the partition waits for the periodic emergency checkpoint.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
 from .. import _backend
+from ..errors import DataCorruptionError, UnsafePathError
 from ..storage import checkpoint as ckpt
 from ..storage.partition import Partition
 
@@ -43,12 +43,9 @@ class Artifact:
 
 
 def manifest_of(directory: str) -> list[tuple[str, int, str]]:
-    impl = _backend.impl
-    out = []
-    for name in sorted(os.listdir(directory)):
-        size, digest = impl.hash_file(os.path.join(directory, name))
-        out.append((name, size, digest))
-    return out
+    """The manifest a published checkpoint was made with (computed from its files before
+    publication, so a file damaged since fails the follower's verification)."""
+    return ckpt.read_manifest(directory)
 
 
 def large(partition: Partition) -> Artifact:
@@ -91,7 +88,11 @@ def legacy_ready(partition: Partition, needed: int) -> Artifact | None:
     if not decrees:
         return None
     directory = ckpt.dir_for(partition.path, decrees[-1])
-    return Artifact(LARGE, decrees[-1], directory=directory, manifest=manifest_of(directory))
+    try:
+        manifest = ckpt.verify(directory)
+    except (DataCorruptionError, UnsafePathError):
+        return None  # damaged: not ready; the next checkpoint at that decree is made again
+    return Artifact(LARGE, decrees[-1], directory=directory, manifest=manifest)
 
 
 def legacy_needed_decree(partition: Partition) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import errno
 import gc
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,13 +14,7 @@ import rocksdict
 
 from .. import _backend, fileio
 from ..config import Config
-from ..errors import (
-    ClosedError,
-    DataCorruptionError,
-    PartitionUnavailableError,
-    PegasusFastError,
-    StorageError,
-)
+from ..errors import ClosedError, PartitionUnavailableError, UnsafePathError
 from ..records import (
     DECREE,
     META_DECREE_KEY,
@@ -31,25 +25,24 @@ from ..records import (
     now_pegasus_seconds,
 )
 from . import checkpoint
+from .rdb import rdb_error
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
 
 
-def rdb_error(exc: Exception, path: str, pidx: int) -> Exception:
-    """The typed error for an exception rocksdict raised (it raises a bare ``Exception``
-    carrying RocksDB's status text): I/O errors stay ``OSError`` with the errno RocksDB
-    reported, corruption is ``DataCorruptionError``, anything else ``StorageError``."""
-    if isinstance(exc, (OSError, PegasusFastError)):
-        return exc
-    text = str(exc)
-    if "Corruption" in text:
-        return DataCorruptionError(path, pidx, text)
-    if "No space left" in text:
-        return OSError(errno.ENOSPC, text, path)
-    if text.startswith("IO error"):
-        return OSError(errno.EIO, text, path)
-    return StorageError(path, pidx, text)
+def refuse_symlinks(*paths: str) -> None:
+    """A store directory replaced by a symlink may lead anywhere (outside the cluster):
+    it is refused, never written through."""
+    for path in paths:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):
+            raise UnsafePathError(path, "a symlink where the store keeps its own directory")
+        if not stat.S_ISDIR(mode):
+            raise UnsafePathError(path, "not a directory")
 
 
 def _rdb_options(config: Config) -> rocksdict.Options:
@@ -94,6 +87,7 @@ class Partition:
         self.wal_retain_after: Callable[[], int | None] = lambda: None
         #: checkpoint decrees a duplication is copying from; GC leaves them
         self.protected_checkpoints: set[int] = set()
+        refuse_symlinks(os.path.dirname(path), path, os.path.join(path, "rdb"), os.path.join(path, "wal"))
         if learning:
             # A learning partition holds nothing valid yet: start it empty. Files
             # of an interrupted checkpoint copy (learn/) stay, to be verified.
@@ -188,7 +182,7 @@ class Partition:
     # -- bookkeeping --------------------------------------------------------
 
     def _read_meta(self, key: bytes) -> int:
-        raw = self.db.get(key)
+        raw = self._get(key)
         return DECREE.unpack(raw)[0] if raw is not None else 0
 
     @property
@@ -358,20 +352,36 @@ class Partition:
         """Never opened and nothing logged: reads need not create its RocksDB."""
         return self._db is None and not self._deferred and self.last_committed == 0
 
+    def _get(self, key: bytes) -> bytes | None:
+        try:
+            return self.db.get(key)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
     def get_raw(self, key: bytes) -> bytes | None:
         self._check(False)
         if self.holds_nothing:
             return None
-        return self.db.get(key)
+        return self._get(key)
 
     def get(self, key: bytes) -> bytes | None:
         self._check(False)
         if self.holds_nothing:
             return None
-        return live_value(self.db.get(key), now_pegasus_seconds())
+        return live_value(self._get(key), now_pegasus_seconds())
+
+    def _typed(self, it: Iterator[Any]) -> Iterator[Any]:
+        """Iterate ``it``, turning RocksDB's errors (a corrupt block met mid-scan) into typed ones."""
+        try:
+            yield from it
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live (sort_key, value) pairs under a hash-key prefix, in order."""
+        return self._typed(self._iter_prefix(prefix))
+
+    def _iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         self._check(False)
         if self.holds_nothing:
             return
@@ -387,8 +397,13 @@ class Partition:
             if value is not None:
                 yield key[n:], value
             it.next()
+        else:
+            it.status()  # the scan stopped on an error (a corrupt block), not at the end: raise it
 
     def iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
+        return self._typed(self._iter_records())
+
+    def _iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
         self._check(False)
         if self.holds_nothing:
             return
@@ -403,9 +418,13 @@ class Partition:
                     hk, sk = decode_key(key)
                     yield hk, sk, value
             it.next()
+        it.status()  # the scan stopped on an error (a corrupt block), not at the end: raise it
 
     def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
         """Every stored record as RocksDB key and value, expired included."""
+        return self._typed(self._iter_raw(snapshot))
+
+    def _iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
         it = (snapshot or self.db).iter()
         it.seek_to_first()
         while it.valid():
@@ -413,6 +432,7 @@ class Partition:
             if not is_meta_key(key):
                 yield key, it.value()
             it.next()
+        it.status()  # the scan stopped on an error (a corrupt block), not at the end: raise it
 
     # -- flush, checkpoint, GC ------------------------------------------------
 

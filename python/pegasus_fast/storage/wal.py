@@ -7,6 +7,7 @@ this module owns files and durability.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 from .. import _backend, fileio
 from .._pure.logscan import list_log_files
-from ..errors import PartitionFailedError, WalCorruptionError, WalGapError
+from ..errors import PartitionFailedError, UnsafePathError, WalCorruptionError, WalGapError
 
 
 @dataclass
@@ -86,6 +87,10 @@ class Wal:
         fileio.makedirs(self.path, exist_ok=True)
         impl = _backend.impl
         names = [name for _index, _offset, name in list_log_files(self.path)]
+        for name in names:
+            # a log file that is a symlink could lead anywhere: never read or appended through
+            if stat.S_ISLNK(os.lstat(os.path.join(self.path, name)).st_mode):
+                raise UnsafePathError(os.path.join(self.path, name), "a WAL file that is a symlink")
         files: list[LogFile] = []
         if names:
             with ThreadPoolExecutor(1, thread_name_prefix="wal-replay") as pool:
