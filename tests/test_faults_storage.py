@@ -41,10 +41,10 @@ class Scenario:
     name: str
     config: dict[str, Any]
     prepare: Callable[[pf.Table], None]
-    action: Callable[[pf.Table], None]
+    action: Callable[[pf.Cluster], None]
     #: the records the action writes (all there once it is acknowledged; all or none if not)
     effect: Model
-    check: Callable[[pf.Table], None] = lambda table: None
+    check: Callable[[pf.Cluster], None] = lambda cluster: None
 
 
 @dataclass
@@ -73,28 +73,41 @@ def _prepare_full_wal(table: pf.Table) -> None:
 MULTI = {b"a": b"1", b"b": b"2", b"c": b"3"}
 
 
-def _set(table: pf.Table) -> None:
-    table.set(b"new", b"s", b"value")
+def _set(cluster: pf.Cluster) -> None:
+    cluster.table("t").set(b"new", b"s", b"value")
 
 
-def _multi_set(table: pf.Table) -> None:
-    table.multi_set(b"multi", MULTI)
+def _multi_set(cluster: pf.Cluster) -> None:
+    cluster.table("t").multi_set(b"multi", MULTI)
 
 
-def _rotate(table: pf.Table) -> None:
+def _rotate(cluster: pf.Cluster) -> None:
+    table = cluster.table("t")
     files = len(table.partitions[0].wal.files)
     table.set(b"rotating", b"s", BIG)
     assert len(table.partitions[0].wal.files) == files + 1  # it did rotate
 
 
-def _checkpoint(table: pf.Table) -> None:
-    table.checkpoint()
+def _checkpoint(cluster: pf.Cluster) -> None:
+    cluster.table("t").checkpoint()
 
 
-def _next_checkpoint_is_whole(table: pf.Table) -> None:
+def _next_checkpoint_is_whole(cluster: pf.Cluster) -> None:
     # whatever a failed checkpoint left behind, the next one succeeds and verifies
-    (info,) = table.checkpoint()
+    (info,) = cluster.table("t").checkpoint()
     assert ckpt.verify(info.path) == list(info.manifest)
+
+
+def _create_table(cluster: pf.Cluster) -> None:
+    cluster.create_table("u", partition_count=2)
+
+
+def _new_table_is_usable(cluster: pf.Cluster) -> None:
+    # a crash while a table was made never reads as lost data: it is there and usable, or not there
+    if cluster.has_table("u"):
+        u = cluster.table("u")
+        u.set(b"k", b"", b"v")
+        assert u.get(b"k", b"") == b"v"
 
 
 SET = {(b"new", b"s"): b"value"}
@@ -117,6 +130,7 @@ SCENARIOS = [
         {(b"rotating", b"s"): BIG},
     ),
     Scenario("checkpoint", {"wal_sync": "group"}, _prepare_small, _checkpoint, {}, _next_checkpoint_is_whole),
+    Scenario("create_table", {"wal_sync": "group"}, _prepare_small, _create_table, {}, _new_table_is_usable),
 ]
 
 
@@ -140,7 +154,7 @@ def _run(template: Path, root: Path, sc: Scenario, plan: list[Fault], crash: boo
     failed = False
     with fileio.faults(plan) as active:
         try:
-            sc.action(t)
+            sc.action(c)
         except Exception as exc:  # noqa: BLE001 - every failure is judged below
             assert _typed(exc), f"{sc.name} {plan}: untyped {type(exc).__name__}: {exc}"
             assert active.fired, f"{sc.name}: failed without a fault: {exc!r}"
@@ -157,7 +171,11 @@ def _run(template: Path, root: Path, sc: Scenario, plan: list[Fault], crash: boo
         for p in t.partitions:
             p.close(flush=False)  # RocksDB's memtable is lost, as in a kill -9
     c.close()
-    c = pf.Cluster.open(root, config=config)
+    try:
+        c = pf.Cluster.open(root, config=config)
+    except Exception as exc:
+        exc.add_note(f"reopening after {sc.name} with {plan}, crash={crash}")
+        raise
     try:
         t = c.table("t")
         got = contents(t)
@@ -168,7 +186,7 @@ def _run(template: Path, root: Path, sc: Scenario, plan: list[Fault], crash: boo
         # an action that failed may have happened, but only whole
         allowed = [{}, {k: v for k, v in sc.effect.items() if k not in expected}] if failed else [{}]
         assert extra in allowed, (sc.name, plan, crash, sorted(extra))
-        sc.check(t)
+        sc.check(c)
         tally.survived += 1
     finally:
         c.close()
@@ -185,7 +203,7 @@ def test_fault_walk(backend: ModuleType, tmp_path: Path, sc: Scenario) -> None:
     shutil.copytree(template, tmp_path / "count")
     with pf.Cluster.open(tmp_path / "count", config=config) as c:
         with fileio.faults() as counted:
-            sc.action(c.table("t"))
+            sc.action(c)
     calls = dict(counted.calls)
     assert calls, sc.name
     run = 0

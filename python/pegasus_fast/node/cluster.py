@@ -24,7 +24,7 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..metrics import Metrics
-from ..storage.partition import Partition
+from ..storage.partition import Partition, make_durable
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta
@@ -182,7 +182,7 @@ class Cluster:
     def _partition_dir(self, app_id: int, pidx: int) -> str:
         return os.path.join(self.path, "tables", f"{app_id}.{pidx}")
 
-    def _open_table(self, name: str, info: dict[str, Any]) -> Table:
+    def _open_table(self, name: str, info: dict[str, Any], create: bool = False) -> Table:
         parts: list[Partition] = []
         learned = info.get("follower_of", {}).get("learned")
         try:
@@ -196,8 +196,11 @@ class Cluster:
                         self.config,
                         self.cluster_id,
                         learning=learned is not None and not learned[pidx],
+                        must_exist=not create,
                     )
                 )
+            if create:
+                make_durable([p.path for p in parts])
         except BaseException:
             for p in parts:
                 p.close(flush=False)
@@ -232,22 +235,30 @@ class Cluster:
             if name in self._tables:
                 raise TableExistsError(name)
 
-            def add(state: dict[str, Any]) -> dict[str, Any]:
-                info = {
-                    "app_id": state["next_app_id"],
-                    "partition_count": partition_count,
-                    "status": "AVAILABLE",
-                    "create_time": time.time(),
-                    "envs": dict(envs or {}),
-                }
-                if follower_of is not None:
-                    info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
+            info: dict[str, Any] = {
+                "app_id": self.meta.get("next_app_id"),
+                "partition_count": partition_count,
+                "status": "AVAILABLE",
+                "create_time": time.time(),
+                "envs": dict(envs or {}),
+            }
+            if follower_of is not None:
+                info["follower_of"] = dict(follower_of, learned=[False] * partition_count)
+
+            def add(state: dict[str, Any]) -> None:
                 state["next_app_id"] += 1
                 state["tables"][name] = info
-                return info
 
-            info = self.meta.update(add)
-            table = self._open_table(name, info)
+            # the partition directories are durable before the metadata names them,
+            # so a listed partition whose directory is missing is data loss, not a crash
+            table = self._open_table(name, info, create=True)
+            try:
+                self.meta.update(add)
+            except BaseException:
+                # the update may be on disk even so (a failed fsync after the rename):
+                # the directories stay; unused, the next table with this app_id takes them
+                table.close()
+                raise
             self._tables[name] = table
             self._dups.install_retention()
             return table

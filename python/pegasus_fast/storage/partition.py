@@ -14,7 +14,7 @@ import rocksdict
 
 from .. import _backend, fileio
 from ..config import Config
-from ..errors import ClosedError, PartitionUnavailableError, UnsafePathError
+from ..errors import ClosedError, DataLossError, PartitionUnavailableError, UnsafePathError
 from ..records import (
     DECREE,
     META_DECREE_KEY,
@@ -24,7 +24,7 @@ from ..records import (
     live_value,
     now_pegasus_seconds,
 )
-from . import checkpoint
+from . import checkpoint, wal
 from .rdb import rdb_error
 from .wal import REPLAY_BATCH, Wal
 
@@ -45,6 +45,31 @@ def refuse_symlinks(*paths: str) -> None:
             raise UnsafePathError(path, "not a directory")
 
 
+def _check_present(path: str, must_exist: bool) -> None:
+    """Refuse to open, as new and empty, what the store made and something removed.
+
+    Evidence (cheap: two stats): the cluster's metadata lists the partition
+    (``must_exist``), and its directory is made durable before the metadata
+    names it; RocksDB (``rdb/``) is never created before the WAL directory,
+    which is never removed from a serving partition. The WAL's own HEAD
+    covers its newest file (``Wal.recover``).
+    """
+    if must_exist and not os.path.isdir(path):
+        raise DataLossError(path, "the metadata lists this partition but its directory is missing")
+    wal_dir = os.path.join(path, "wal")
+    if os.path.isdir(os.path.join(path, "rdb")) and not os.path.isdir(wal_dir):
+        raise DataLossError(wal_dir, "RocksDB is here but the partition's WAL directory is missing")
+
+
+def make_durable(paths: list[str]) -> None:
+    """Make new partition directories durable (their parents fsynced once each)."""
+    parents = sorted({os.path.dirname(p) for p in paths})
+    for parent in parents:
+        fileio.fsync_dir(parent)
+    for grand in sorted({os.path.dirname(p) for p in parents}):
+        fileio.fsync_dir(grand)
+
+
 def _rdb_options(config: Config) -> rocksdict.Options:
     opts = rocksdict.Options(raw_mode=True)
     opts.create_if_missing(True)
@@ -62,7 +87,9 @@ class Partition:
         config: Config,
         cluster_id: int,
         learning: bool = False,
+        must_exist: bool = False,
     ) -> None:
+        """``must_exist``: the metadata lists this partition as made (the cluster's open)."""
         self.path = path
         self.table = table
         self.app_id = app_id
@@ -88,12 +115,14 @@ class Partition:
         #: checkpoint decrees a duplication is copying from; GC leaves them
         self.protected_checkpoints: set[int] = set()
         refuse_symlinks(os.path.dirname(path), path, os.path.join(path, "rdb"), os.path.join(path, "wal"))
+        if not learning:
+            _check_present(path, must_exist)
         if learning:
             # A learning partition holds nothing valid yet: start it empty. Files
             # of an interrupted checkpoint copy (learn/) stay, to be verified.
             self.state = LEARNING
-            for sub in ("rdb", "wal"):
-                fileio.rmtree(os.path.join(path, sub), ignore_errors=True)
+            wal.remove(os.path.join(path, "wal"))
+            fileio.rmtree(os.path.join(path, "rdb"), ignore_errors=True)
         fileio.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
         rdb = os.path.join(path, "rdb")
@@ -535,8 +564,8 @@ class Partition:
                 self._db = None
             self.wal.close()
             rdb, wal_dir = os.path.join(self.path, "rdb"), os.path.join(self.path, "wal")
+            wal.remove(wal_dir)
             fileio.rmtree(rdb, ignore_errors=True)
-            fileio.rmtree(wal_dir, ignore_errors=True)
             fileio.rename(directory, rdb)
             fileio.fsync_dir(self.path)
             self.wal = self._new_wal()

@@ -28,6 +28,23 @@ class LogFile:
     size: int
 
 
+#: beside the log directory: names the newest log file and its first decree (``Wal._write_head``)
+HEAD_NAME = "wal.head"
+
+
+def head_path(wal_dir: str) -> str:
+    return os.path.join(os.path.dirname(wal_dir), HEAD_NAME)
+
+
+def remove(wal_dir: str) -> None:
+    """Remove a log and its HEAD (HEAD first: a log without HEAD is only unverified)."""
+    head = head_path(wal_dir)
+    if os.path.lexists(head):
+        fileio.unlink(head)
+        fileio.fsync_dir(os.path.dirname(head))
+    fileio.rmtree(wal_dir, ignore_errors=True)
+
+
 #: mutations per replay WriteBatch: large sorted batches insert fastest
 REPLAY_BATCH = 65536
 
@@ -72,6 +89,7 @@ class Wal:
         self._syncing = False
         self._files_lock = threading.Lock()
         self._opened = False
+        self._head_unsynced = False
 
     # -- recovery ---------------------------------------------------------
 
@@ -126,11 +144,13 @@ class Wal:
                             fileio.close(fd)
                         files[-1].size = valid_end
         self._check_continuity(files, start_decree)
-        self.files = [f for f in files if f.size > 0] or files[-1:]
+        last_decree = max((f.last_decree for f in files), default=0)
+        self._check_head(files, start_decree, last_decree)
+        # empty files go, but never the newest: HEAD may name it
+        self.files = [f for f in files[:-1] if f.size > 0] + files[-1:]
         for f in files:
             if f not in self.files:
                 fileio.unlink(os.path.join(self.path, f.name))
-        last_decree = max((f.last_decree for f in self.files), default=0)
         self._open_tail()
         return last_decree
 
@@ -172,11 +192,12 @@ class Wal:
         self._synced = self._written
         self._last_decree = self.synced_decree = max((f.last_decree for f in self.files), default=0)
 
-    def _new_file(self, index: int, start_offset: int) -> None:
+    def _new_file(self, index: int, start_offset: int, first_decree: int) -> None:
         name = f"log.{index}.{start_offset}"
         full = os.path.join(self.path, name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_NOFOLLOW
         fd = fileio.open(full, flags, 0o644)
+        self._head_unsynced = False
         try:
             fileio.fsync_dir(self.path)
             if index == 1:
@@ -184,8 +205,13 @@ class Wal:
                 partition_dir = os.path.dirname(self.path)
                 fileio.fsync_dir(partition_dir)
                 fileio.fsync_dir(os.path.dirname(partition_dir))
+            self._write_head(index, first_decree)
         except BaseException:
             fileio.close(fd)
+            if self._head_unsynced:
+                # HEAD may already name this file: it must stay, and the log stops here
+                self._fail(f"cannot make {HEAD_NAME} durable for {name}")
+                raise
             # left behind, the empty file would make every later rotation fail on O_EXCL
             try:
                 fileio.unlink(full)
@@ -198,6 +224,54 @@ class Wal:
             fileio.close(self._fd)
         self._fd = fd
         self._written = start_offset
+
+    # -- HEAD: evidence of the newest file ----------------------------------
+
+    def _write_head(self, index: int, first_decree: int) -> None:
+        """Record durably that log file ``index`` exists and starts at ``first_decree``.
+
+        Nothing else records the newest file: without this, deleting it (or
+        the whole log behind a flushed RocksDB) would open silently with
+        acknowledged writes missing. ``_head_unsynced`` stays set when the
+        rename happened but its directory fsync failed: HEAD may name the file.
+        """
+        path = head_path(self.path)
+        tmp = path + ".tmp"
+        fd = fileio.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            fileio.write(fd, b"%d %d\n" % (index, first_decree))
+            fileio.fdatasync(fd)
+        finally:
+            fileio.close(fd)
+        self._head_unsynced = True
+        fileio.replace(tmp, path)
+        fileio.fsync_dir(os.path.dirname(path))
+        self._head_unsynced = False
+
+    def _read_head(self) -> tuple[int, int] | None:
+        path = head_path(self.path)
+        try:
+            with open(path, "rb") as f:
+                index, first = f.read().split()
+            return int(index), int(first)
+        except FileNotFoundError:
+            return None  # a log written before HEAD existed: no evidence either way
+        except ValueError:
+            raise WalCorruptionError(path, 0, "unreadable WAL HEAD") from None
+
+    def _check_head(self, files: list[LogFile], start_decree: int, last_decree: int) -> None:
+        head = self._read_head()
+        if head is None:
+            return
+        index, first = head
+        newest = files[-1].index if files else 0
+        if newest < index:
+            # the newest file (and any after the last one found) is gone
+            raise WalGapError(os.path.join(self.path, f"log.{index}.*"), first, 0)
+        if max(start_decree - 1, last_decree) < first - 1:
+            # decree first-1 was committed before that file began, and neither
+            # RocksDB nor the log holds it any more
+            raise WalGapError(self.path, max(start_decree, last_decree + 1), first)
 
     # -- failure ----------------------------------------------------------
 
@@ -227,10 +301,10 @@ class Wal:
         if self.failed is not None:
             raise self.failure()
         if not self.files:
-            self._new_file(1, 0)
+            self._new_file(1, 0, first_decree)
         tail = self.files[-1]
         if tail.size and tail.size + len(block) > self.file_size_limit:
-            self._rotate()
+            self._rotate(first_decree)
             tail = self.files[-1]
         try:
             n = fileio.write(self._fd, block)
@@ -299,7 +373,7 @@ class Wal:
             self._written = end
             self._synced = min(self._synced, end)
 
-    def _rotate(self) -> None:
+    def _rotate(self, first_decree: int) -> None:
         # Everything in the old file is made durable before it stops being the
         # tail, and no group-commit leader may be fsyncing the fd we close.
         with self._sync_cond:
@@ -315,7 +389,7 @@ class Wal:
             self._synced = self._written
             self.synced_decree = max(self.synced_decree, self._last_decree)
             tail = self.files[-1]
-            self._new_file(tail.index + 1, tail.start_offset + tail.size)
+            self._new_file(tail.index + 1, tail.start_offset + tail.size, first_decree)
 
     def sync(self, offset: int) -> None:
         """Return once bytes up to ``offset`` are on disk (group commit).
@@ -387,4 +461,4 @@ class Wal:
                 fileio.close(fd)
 
 
-__all__ = ["REPLAY_BATCH", "LogFile", "Mark", "Wal"]
+__all__ = ["HEAD_NAME", "REPLAY_BATCH", "LogFile", "Mark", "Wal", "head_path", "remove"]
