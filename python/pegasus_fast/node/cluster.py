@@ -24,7 +24,8 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..metrics import Metrics
-from ..storage.partition import Partition, make_durable
+from ..storage.layout import make_durable
+from ..storage.partition import Partition
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,60 +13,20 @@ import rocksdict
 
 from .. import _backend, fileio
 from ..config import Config
-from ..errors import ClosedError, DataLossError, PartitionUnavailableError, UnsafePathError
+from ..errors import ClosedError, PartitionUnavailableError
 from ..records import (
     DECREE,
     META_DECREE_KEY,
     META_SOURCE_DECREE_KEY,
-    decode_key,
-    is_meta_key,
     live_value,
     now_pegasus_seconds,
 )
-from . import checkpoint, wal
+from . import checkpoint, scan, walhead
+from .layout import check_present, refuse_symlinks
 from .rdb import rdb_error
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
-
-
-def refuse_symlinks(*paths: str) -> None:
-    """A store directory replaced by a symlink may lead anywhere (outside the cluster):
-    it is refused, never written through."""
-    for path in paths:
-        try:
-            mode = os.lstat(path).st_mode
-        except FileNotFoundError:
-            continue
-        if stat.S_ISLNK(mode):
-            raise UnsafePathError(path, "a symlink where the store keeps its own directory")
-        if not stat.S_ISDIR(mode):
-            raise UnsafePathError(path, "not a directory")
-
-
-def _check_present(path: str, must_exist: bool) -> None:
-    """Refuse to open, as new and empty, what the store made and something removed.
-
-    Evidence (cheap: two stats): the cluster's metadata lists the partition
-    (``must_exist``), and its directory is made durable before the metadata
-    names it; RocksDB (``rdb/``) is never created before the WAL directory,
-    which is never removed from a serving partition. The WAL's own HEAD
-    covers its newest file (``Wal.recover``).
-    """
-    if must_exist and not os.path.isdir(path):
-        raise DataLossError(path, "the metadata lists this partition but its directory is missing")
-    wal_dir = os.path.join(path, "wal")
-    if os.path.isdir(os.path.join(path, "rdb")) and not os.path.isdir(wal_dir):
-        raise DataLossError(wal_dir, "RocksDB is here but the partition's WAL directory is missing")
-
-
-def make_durable(paths: list[str]) -> None:
-    """Make new partition directories durable (their parents fsynced once each)."""
-    parents = sorted({os.path.dirname(p) for p in paths})
-    for parent in parents:
-        fileio.fsync_dir(parent)
-    for grand in sorted({os.path.dirname(p) for p in parents}):
-        fileio.fsync_dir(grand)
 
 
 def _rdb_options(config: Config) -> rocksdict.Options:
@@ -116,12 +75,12 @@ class Partition:
         self.protected_checkpoints: set[int] = set()
         refuse_symlinks(os.path.dirname(path), path, os.path.join(path, "rdb"), os.path.join(path, "wal"))
         if not learning:
-            _check_present(path, must_exist)
+            check_present(path, must_exist)
         if learning:
             # A learning partition holds nothing valid yet: start it empty. Files
             # of an interrupted checkpoint copy (learn/) stay, to be verified.
             self.state = LEARNING
-            wal.remove(os.path.join(path, "wal"))
+            walhead.remove(os.path.join(path, "wal"))
             fileio.rmtree(os.path.join(path, "rdb"), ignore_errors=True)
         fileio.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
@@ -406,62 +365,22 @@ class Partition:
         except Exception as exc:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
+    def _scan(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
+        self._check(False)
+        if self.holds_nothing:
+            return
+        yield from self._typed(fn(self.db, *args))
+
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live (sort_key, value) pairs under a hash-key prefix, in order."""
-        return self._typed(self._iter_prefix(prefix))
-
-    def _iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        self._check(False)
-        if self.holds_nothing:
-            return
-        now = now_pegasus_seconds()
-        it = self.db.iter()
-        it.seek(prefix)
-        n = len(prefix)
-        while it.valid():
-            key = it.key()
-            if not key.startswith(prefix):
-                break
-            value = live_value(it.value(), now)
-            if value is not None:
-                yield key[n:], value
-            it.next()
-        else:
-            it.status()  # the scan stopped on an error (a corrupt block), not at the end: raise it
+        return self._scan(scan.prefix, prefix, now_pegasus_seconds())
 
     def iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
-        return self._typed(self._iter_records())
-
-    def _iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
-        self._check(False)
-        if self.holds_nothing:
-            return
-        now = now_pegasus_seconds()
-        it = self.db.iter()
-        it.seek_to_first()
-        while it.valid():
-            key = it.key()
-            if not is_meta_key(key):
-                value = live_value(it.value(), now)
-                if value is not None:
-                    hk, sk = decode_key(key)
-                    yield hk, sk, value
-            it.next()
-        it.status()  # the scan stopped on an error (a corrupt block), not at the end: raise it
+        return self._scan(scan.records, now_pegasus_seconds())
 
     def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
         """Every stored record as RocksDB key and value, expired included."""
-        return self._typed(self._iter_raw(snapshot))
-
-    def _iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
-        it = (snapshot or self.db).iter()
-        it.seek_to_first()
-        while it.valid():
-            key = it.key()
-            if not is_meta_key(key):
-                yield key, it.value()
-            it.next()
-        it.status()  # the scan stopped on an error (a corrupt block), not at the end: raise it
+        return self._typed(scan.raw(snapshot or self.db))
 
     # -- flush, checkpoint, GC ------------------------------------------------
 
@@ -564,7 +483,7 @@ class Partition:
                 self._db = None
             self.wal.close()
             rdb, wal_dir = os.path.join(self.path, "rdb"), os.path.join(self.path, "wal")
-            wal.remove(wal_dir)
+            walhead.remove(wal_dir)
             fileio.rmtree(rdb, ignore_errors=True)
             fileio.rename(directory, rdb)
             fileio.fsync_dir(self.path)

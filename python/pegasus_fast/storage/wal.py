@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .. import _backend, fileio
 from .._pure.logscan import list_log_files
 from ..errors import PartitionFailedError, UnsafePathError, WalCorruptionError, WalGapError
+from . import walhead
 
 
 @dataclass
@@ -26,23 +27,6 @@ class LogFile:
     first_decree: int
     last_decree: int
     size: int
-
-
-#: beside the log directory: names the newest log file and its first decree (``Wal._write_head``)
-HEAD_NAME = "wal.head"
-
-
-def head_path(wal_dir: str) -> str:
-    return os.path.join(os.path.dirname(wal_dir), HEAD_NAME)
-
-
-def remove(wal_dir: str) -> None:
-    """Remove a log and its HEAD (HEAD first: a log without HEAD is only unverified)."""
-    head = head_path(wal_dir)
-    if os.path.lexists(head):
-        fileio.unlink(head)
-        fileio.fsync_dir(os.path.dirname(head))
-    fileio.rmtree(wal_dir, ignore_errors=True)
 
 
 #: mutations per replay WriteBatch: large sorted batches insert fastest
@@ -145,7 +129,7 @@ class Wal:
                         files[-1].size = valid_end
         self._check_continuity(files, start_decree)
         last_decree = max((f.last_decree for f in files), default=0)
-        self._check_head(files, start_decree, last_decree)
+        walhead.check(self.path, files[-1].index if files else 0, start_decree, last_decree)
         # empty files go, but never the newest: HEAD may name it
         self.files = [f for f in files[:-1] if f.size > 0] + files[-1:]
         for f in files:
@@ -205,12 +189,15 @@ class Wal:
                 partition_dir = os.path.dirname(self.path)
                 fileio.fsync_dir(partition_dir)
                 fileio.fsync_dir(os.path.dirname(partition_dir))
-            self._write_head(index, first_decree)
+            tmp = walhead.stage(self.path, index, first_decree)
+            self._head_unsynced = True
+            walhead.publish(self.path, tmp)
+            self._head_unsynced = False
         except BaseException:
             fileio.close(fd)
             if self._head_unsynced:
                 # HEAD may already name this file: it must stay, and the log stops here
-                self._fail(f"cannot make {HEAD_NAME} durable for {name}")
+                self._fail(f"cannot make {walhead.HEAD_NAME} durable for {name}")
                 raise
             # left behind, the empty file would make every later rotation fail on O_EXCL
             try:
@@ -224,54 +211,6 @@ class Wal:
             fileio.close(self._fd)
         self._fd = fd
         self._written = start_offset
-
-    # -- HEAD: evidence of the newest file ----------------------------------
-
-    def _write_head(self, index: int, first_decree: int) -> None:
-        """Record durably that log file ``index`` exists and starts at ``first_decree``.
-
-        Nothing else records the newest file: without this, deleting it (or
-        the whole log behind a flushed RocksDB) would open silently with
-        acknowledged writes missing. ``_head_unsynced`` stays set when the
-        rename happened but its directory fsync failed: HEAD may name the file.
-        """
-        path = head_path(self.path)
-        tmp = path + ".tmp"
-        fd = fileio.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        try:
-            fileio.write(fd, b"%d %d\n" % (index, first_decree))
-            fileio.fdatasync(fd)
-        finally:
-            fileio.close(fd)
-        self._head_unsynced = True
-        fileio.replace(tmp, path)
-        fileio.fsync_dir(os.path.dirname(path))
-        self._head_unsynced = False
-
-    def _read_head(self) -> tuple[int, int] | None:
-        path = head_path(self.path)
-        try:
-            with open(path, "rb") as f:
-                index, first = f.read().split()
-            return int(index), int(first)
-        except FileNotFoundError:
-            return None  # a log written before HEAD existed: no evidence either way
-        except ValueError:
-            raise WalCorruptionError(path, 0, "unreadable WAL HEAD") from None
-
-    def _check_head(self, files: list[LogFile], start_decree: int, last_decree: int) -> None:
-        head = self._read_head()
-        if head is None:
-            return
-        index, first = head
-        newest = files[-1].index if files else 0
-        if newest < index:
-            # the newest file (and any after the last one found) is gone
-            raise WalGapError(os.path.join(self.path, f"log.{index}.*"), first, 0)
-        if max(start_decree - 1, last_decree) < first - 1:
-            # decree first-1 was committed before that file began, and neither
-            # RocksDB nor the log holds it any more
-            raise WalGapError(self.path, max(start_decree, last_decree + 1), first)
 
     # -- failure ----------------------------------------------------------
 
@@ -461,4 +400,4 @@ class Wal:
                 fileio.close(fd)
 
 
-__all__ = ["HEAD_NAME", "REPLAY_BATCH", "LogFile", "Mark", "Wal", "head_path", "remove"]
+__all__ = ["REPLAY_BATCH", "LogFile", "Mark", "Wal"]
