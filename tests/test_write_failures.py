@@ -158,3 +158,51 @@ def test_failed_lazy_rocksdb_open_logs_nothing(
     assert wal_decrees(cluster_dir) == [1]
     c = open_cluster(cluster_dir)
     assert contents(c.table("t")) == {b"k1": b"v1"}
+
+
+def test_failed_checkpoint_leaves_no_temp_directory(
+    backend: ModuleType, open_cluster: OpenCluster, cluster_dir: Path
+) -> None:
+    c = open_cluster(cluster_dir)
+    t = c.create_table("t", partition_count=1)
+    t.set(b"k", b"", b"v")
+    for _ in range(3):  # a full disk: every retry fails, and none may leave its copy behind
+        with fileio.faults([Fault("fsync", 1, errno.ENOSPC)]):
+            with pytest.raises(OSError):
+                t.checkpoint()
+    part = Path(t.partitions[0].path)
+    assert sorted(p.name for p in part.iterdir() if p.name.startswith("checkpoint")) == []
+    (info,) = t.checkpoint()
+    assert Path(info.path).name == "checkpoint.1"
+
+
+def test_undo_after_a_group_commit_synced_the_block(backend: ModuleType, tmp_path: Path) -> None:
+    # Another writer's group commit fsyncs every byte written so far, including a
+    # block whose apply then fails. Cutting it back is right (nobody was acknowledged
+    # for it), and must itself be made durable, and must not count as synced.
+    from pegasus_fast.storage.wal import Wal
+
+    impl = _backend.impl
+    wal = Wal(str(tmp_path / "wal"), "group", 1 << 20)
+    wal.recover(1)
+    end_a = wal.append(impl.encode_block([(1, 1, 1, [(4,)])]), 1, 1)
+    wal.commit(1)
+    mark = wal.mark()
+    end_b = wal.append(impl.encode_block([(2, 2, 1, [(0, b"h", b"s", b"v", 0)])]), 2, 2)
+    with fileio.faults() as calls:
+        wal.sync(end_b)  # a leader syncs B's bytes with A's...
+    assert calls.calls == {"fdatasync": 1}
+    assert wal.synced_decree == 1  # ...but B (not applied, not committed) is not durable
+    with fileio.faults() as calls:
+        wal.undo(mark)
+    assert calls.calls == {"truncate": 1, "fdatasync": 1}  # the cut is made durable
+    assert wal.written_offset == end_a
+    end_b2 = wal.append(impl.encode_block([(2, 3, 1, [(4,)])]), 2, 2)
+    wal.commit(2)
+    with fileio.faults() as calls:
+        wal.sync(end_b2)
+    assert calls.calls == {"fdatasync": 1}  # not skipped as "already synced"
+    assert wal.synced_decree == 2
+    wal.close()
+    mutations, _ = impl.scan_log_dir(str(tmp_path / "wal"), 0)
+    assert [(m[0], m[1]) for m in mutations] == [(1, 1), (2, 3)]

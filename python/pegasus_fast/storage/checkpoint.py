@@ -172,16 +172,21 @@ def create(partition: Partition, decree: int) -> CheckpointInfo:
             fileio.fsync_dir(partition.path)
     if manifest is None:
         tmp = os.path.join(partition.path, f"{_TMP_PREFIX}{os.getpid()}.{next(_counter)}")
-        fileio.point("rdb_checkpoint", tmp)
-        # RocksDB flushes the memtable first, then hard-links the SST files.
         try:
-            rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
-        except Exception as exc:
-            raise rdb_error(exc, tmp, partition.pidx) from exc
-        manifest = build_manifest(tmp)
-        _write_manifest(tmp, decree, manifest)
-        fileio.fsync_tree(tmp)
-        fileio.rename(tmp, final)
+            fileio.point("rdb_checkpoint", tmp)
+            # RocksDB flushes the memtable first, then hard-links the SST files.
+            try:
+                rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
+            except Exception as exc:
+                raise rdb_error(exc, tmp, partition.pidx) from exc
+            manifest = build_manifest(tmp)
+            _write_manifest(tmp, decree, manifest)
+            fileio.fsync_tree(tmp)
+            fileio.rename(tmp, final)
+        except BaseException:
+            # not left for the next open: on a full disk, each retry would leave another
+            fileio.rmtree(tmp, ignore_errors=True)
+            raise
         fileio.fsync_dir(partition.path)
     size = sum(e[1] for e in manifest)
     return CheckpointInfo(

@@ -398,7 +398,10 @@ class Partition:
                 self.last_flushed = decree
                 return decree
             fileio.point("rdb_flush", self.path)
-            self.db.flush(wait=True)
+            try:
+                self.db.flush(wait=True)
+            except Exception as exc:
+                raise rdb_error(exc, self.path, self.pidx) from exc
             self.last_flushed = decree
         return decree
 
@@ -418,7 +421,10 @@ class Partition:
         if self.state == CLOSED:
             raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
         if self._db is not None or self._deferred:
-            self.db.compact_range(None, None)
+            try:
+                self.db.compact_range(None, None)
+            except Exception as exc:
+                raise rdb_error(exc, self.path, self.pidx) from exc
 
     def has_checkpoint(self) -> bool:
         return bool(checkpoint.list_decrees(self.path))
