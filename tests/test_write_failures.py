@@ -187,14 +187,13 @@ def test_undo_after_a_group_commit_synced_the_block(backend: ModuleType, tmp_pat
     wal.recover(1)
     end_a = wal.append(impl.encode_block([(1, 1, 1, [(4,)])]), 1, 1)
     wal.commit(1)
-    mark = wal.mark()
     end_b = wal.append(impl.encode_block([(2, 2, 1, [(0, b"h", b"s", b"v", 0)])]), 2, 2)
     with fileio.faults() as calls:
         wal.sync(end_b)  # a leader syncs B's bytes with A's...
     assert calls.calls == {"fdatasync": 1}
     assert wal.synced_decree == 1  # ...but B (not applied, not committed) is not durable
     with fileio.faults() as calls:
-        wal.undo(mark)
+        wal.undo()
     assert calls.calls == {"truncate": 1, "fdatasync": 1}  # the cut is made durable
     assert wal.written_offset == end_a
     end_b2 = wal.append(impl.encode_block([(2, 3, 1, [(4,)])]), 2, 2)

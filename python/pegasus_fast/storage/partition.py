@@ -239,7 +239,6 @@ class Partition:
         """
         impl = _backend.impl
         first, last = mutations[0][0], mutations[-1][0]
-        mark = self.wal.mark()
         try:
             offset = self.wal.append(impl.encode_block(mutations), first, last)
         except BaseException:
@@ -250,7 +249,7 @@ class Partition:
                 self._apply_writes(impl.mutation_writes(mutations), deletes=deletes)
             except BaseException as exc:
                 try:
-                    self.wal.undo(mark)
+                    self.wal.undo()
                 except OSError:
                     pass  # the WAL is failed now; the apply's own error is the one to report
                 self._note_failure()

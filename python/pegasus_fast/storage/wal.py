@@ -33,17 +33,6 @@ class LogFile:
 REPLAY_BATCH = 65536
 
 
-@dataclass(frozen=True)
-class Mark:
-    """Where the log ended before an append (``Wal.undo`` cuts back to it)."""
-
-    index: int
-    size: int
-    first_decree: int
-    last_decree: int
-    committed_decree: int
-
-
 class Wal:
     """Appends blocks to ``log.<index>.<start_offset>`` files in one directory.
 
@@ -74,6 +63,7 @@ class Wal:
         self._files_lock = threading.Lock()
         self._opened = False
         self._head_unsynced = False
+        self._before = (0, 0, 0, 0)
 
     # -- recovery ---------------------------------------------------------
 
@@ -223,12 +213,6 @@ class Wal:
 
     # -- write path -------------------------------------------------------
 
-    def mark(self) -> Mark:
-        tail = self.files[-1] if self.files else None
-        if tail is None:
-            return Mark(0, 0, 0, 0, self._last_decree)
-        return Mark(tail.index, tail.size, tail.first_decree, tail.last_decree, self._last_decree)
-
     def append(self, block: bytes, first_decree: int, last_decree: int) -> int:
         """Write one block; returns the global offset its durability waits for.
 
@@ -245,6 +229,8 @@ class Wal:
         if tail.size and tail.size + len(block) > self.file_size_limit:
             self._rotate(first_decree)
             tail = self.files[-1]
+        # what ``undo`` restores: a plain tuple, as this runs on every write
+        self._before = (tail.index, tail.size, tail.first_decree, tail.last_decree)
         try:
             n = fileio.write(self._fd, block)
         except BaseException as exc:
@@ -271,8 +257,8 @@ class Wal:
         if self.sync_mode == "none":
             self.synced_decree = last_decree
 
-    def undo(self, mark: Mark) -> None:
-        """Cut the block appended since ``mark`` back out of the log (its apply failed).
+    def undo(self) -> None:
+        """Cut the block appended last back out of the log (its apply failed; not committed).
 
         Why cutting bytes that may already be on disk is right: the caller
         still holds the partition lock, so every block before this one belongs
@@ -287,11 +273,10 @@ class Wal:
         """
         if self.failed is not None:
             raise self.failure()
+        index, size, first, last = self._before
         tail = self.files[-1]
-        if tail.index == mark.index:
-            self._cut(tail, mark.size, mark.first_decree, mark.last_decree)
-        else:  # the append rotated: the new file holds only this block
-            self._cut(tail, 0, 0, 0)
+        assert tail.index == index  # a rotation happens before the state is taken
+        self._cut(tail, size, first, last)
 
     def _cut(self, tail: LogFile, size: int, first_decree: int, last_decree: int) -> None:
         with self._sync_cond:
@@ -400,4 +385,4 @@ class Wal:
                 fileio.close(fd)
 
 
-__all__ = ["REPLAY_BATCH", "LogFile", "Mark", "Wal"]
+__all__ = ["REPLAY_BATCH", "LogFile", "Wal"]
