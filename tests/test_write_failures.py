@@ -72,6 +72,8 @@ def test_short_write_that_cannot_be_cut_back_fails_the_partition(
     assert (err.value.pidx, err.value.state) == (0, "failed")
     with pytest.raises(pf.PartitionFailedError):
         t.get(b"k0", b"")
+    with pytest.raises(pf.PartitionFailedError):
+        t.checkpoint()  # nothing of a failed partition is made durable or shipped
     assert t.health().partitions == [(0, "failed")]
     c.close()
     c = open_cluster(cluster_dir)

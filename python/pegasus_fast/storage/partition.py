@@ -330,7 +330,12 @@ class Partition:
 
     def sync_wal(self) -> None:
         """Make everything committed so far durable (the caller may hold the lock)."""
-        self.wal.sync(self.wal.written_offset)
+        try:
+            self.wal.sync(self.wal.written_offset)
+        except BaseException:
+            with self.lock:
+                self._note_failure()
+            raise
 
     # -- read path ----------------------------------------------------------
 
@@ -392,6 +397,9 @@ class Partition:
 
     def flush(self) -> int:
         with self.lock:
+            if self.state == FAILED:
+                # its memtable may hold a write whose WAL fsync failed: never made durable here
+                raise self.wal.failure()
             decree = self.last_committed
             if self._db is None and not self._deferred:
                 self.last_flushed = decree
@@ -407,8 +415,8 @@ class Partition:
     def checkpoint(self) -> checkpoint.CheckpointInfo:
         """A RocksDB checkpoint published as ``checkpoint.<decree>``."""
         with self.lock:
-            if self.state == CLOSED:
-                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if self.state in (CLOSED, FAILED):
+                self._check(False)
             info = checkpoint.create(self, self.last_committed)
             self.last_flushed = max(self.last_flushed, info.decree)
             self.last_durable = max(self.last_durable, info.decree)
