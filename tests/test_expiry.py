@@ -125,7 +125,7 @@ def test_concurrent_rewrites_survive_a_drop(
 def test_periodic_checkpoint_drops_expired_first(
     backend: ModuleType, open_cluster: OpenCluster, cluster_dir: Path, clock: Callable[[int], None]
 ) -> None:
-    config = pf.Config(checkpoint_max_interval_hours=1e-9)
+    config = pf.Config(checkpoint_max_interval_hours=1e-6)
     c = open_cluster(cluster_dir, config=config)
     t = c.create_table("t", partition_count=1)
     kept = fill(t)

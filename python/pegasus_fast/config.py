@@ -1,13 +1,37 @@
-"""Configuration knobs, named after their Apache Pegasus counterparts where one exists."""
+"""Configuration knobs, named after their Apache Pegasus counterparts where one exists.
+
+Every knob is checked when a ``Config`` is made: a value of the wrong type is an
+``InvalidTypeError``, one out of its bounds (given in each field's comment; NaN
+and infinities are never accepted) an ``InvalidArgumentError``. A bad value is
+refused up front rather than found later as a busy loop or a failing write.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .errors import InvalidArgumentError, InvalidTypeError
 
 WAL_SYNC_MODES = ("group", "always", "none")
 CHECKPOINT_POLICIES = ("adaptive", "legacy")
+MAX_BACKGROUND_WORKERS = 64
+
+#: field -> (lowest, highest) accepted value, both inclusive; None: unbounded
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "log_private_file_size_mb": (1, 1 << 16),
+    "rocksdb_write_buffer_size": (64 << 10, 64 << 30),
+    "checkpoint_reserve_min_count": (1, None),
+    "checkpoint_reserve_time_seconds": (0, None),
+    "checkpoint_interval_seconds": (0.01, None),
+    "checkpoint_max_interval_hours": (1e-6, None),
+    "small_partition_max_bytes": (0, None),
+    "duplicate_log_batch_bytes": (1, 1 << 30),
+    "legacy_forced_checkpoint_delay_seconds": (0, None),
+    "trigger_checkpoint_retry_interval_ms": (1, None),
+    "gc_interval_ms": (10, None),
+    "background_workers": (1, MAX_BACKGROUND_WORKERS),
+}
 
 
 @dataclass(frozen=True)
@@ -17,32 +41,39 @@ class Config:
     #: machine crash).
     wal_sync: str = "group"
     #: a WAL file is closed and a new one started past this size (Pegasus
-    #: log_private_file_size_mb).
+    #: log_private_file_size_mb). 1 .. 65536.
     log_private_file_size_mb: int = 32
-    #: RocksDB memtable size (Pegasus rocksdb_write_buffer_size).
+    #: RocksDB memtable size (Pegasus rocksdb_write_buffer_size). 64 KiB .. 64 GiB.
     rocksdb_write_buffer_size: int = 64 << 20
     #: newest checkpoints kept; older ones go once older than the reserve time.
+    #: At least 1: a checkpoint never deletes the one it just made.
     checkpoint_reserve_min_count: int = 2
+    #: >= 0.
     checkpoint_reserve_time_seconds: int = 1800
-    #: how often the periodic checkpoint considers a partition.
+    #: how often the periodic checkpoint considers a partition. >= 0.01 (a
+    #: smaller one would keep a core busy), finite.
     checkpoint_interval_seconds: float = 100.0
     #: the emergency checkpoint timer, rand(max/2, max); fractions allowed so
-    #: the legacy policy can be measured with scaled timers.
+    #: the legacy policy can be measured with scaled timers. >= 1e-6, finite.
     checkpoint_max_interval_hours: float = 2.0
     #: "adaptive" (empty / small logical snapshot / RocksDB checkpoint) or
     #: "legacy" (the pre-#2054 Pegasus gating, for side-by-side measurement).
     checkpoint_policy: str = "adaptive"
-    #: a partition at most this large is shipped as a logical snapshot.
+    #: a partition at most this large is shipped as a logical snapshot. >= 0.
     small_partition_max_bytes: int = 4 << 20
     #: bytes of WAL shipped in one duplication batch (Pegasus duplicate_log_batch_bytes).
+    #: 1 .. 1 GiB (the largest WAL block).
     duplicate_log_batch_bytes: int = 4096
-    #: legacy policy only: how long Pegasus took to force a checkpoint once asked (its sync period).
+    #: legacy policy only: how long Pegasus took to force a checkpoint once asked
+    #: (its sync period). >= 0, finite.
     legacy_forced_checkpoint_delay_seconds: float = 10.0
-    #: retry interval of a pending duplication checkpoint (Pegasus trigger_checkpoint_retry_interval_ms).
+    #: retry interval of a pending duplication checkpoint (Pegasus
+    #: trigger_checkpoint_retry_interval_ms). >= 1.
     trigger_checkpoint_retry_interval_ms: int = 100
-    #: background GC of checkpoints and WAL files (Pegasus gc_interval_ms).
+    #: background GC of checkpoints and WAL files (Pegasus gc_interval_ms). >= 10
+    #: (a smaller one would keep a core busy).
     gc_interval_ms: int = 30_000
-    #: background worker threads of the scheduler.
+    #: background worker threads of the scheduler. 1 .. 64.
     background_workers: int = 2
     #: this cluster's id for last-writer-wins, 1..127 (Pegasus [duplication-group]); None derives
     #: one from the cluster name (crc64(name) % 127 + 1), which two names can share: configure it
@@ -65,12 +96,11 @@ class Config:
                 raise InvalidTypeError(
                     f"{f.name} must be {'an int' if f.type == 'int' else 'a number'}, got {value!r}"
                 )
-            if value < 0:
-                raise InvalidArgumentError(f"{f.name} must be non-negative, got {value!r}")
-        if self.log_private_file_size_mb < 1 or self.duplicate_log_batch_bytes < 1:
-            raise InvalidArgumentError("log_private_file_size_mb and duplicate_log_batch_bytes must be >= 1")
-        if self.background_workers < 1:
-            raise InvalidArgumentError("background_workers must be >= 1")
+            if not math.isfinite(value):
+                raise InvalidArgumentError(f"{f.name} must be a finite number, got {value!r}")
+            low, high = BOUNDS.get(f.name, (0, None))
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise InvalidArgumentError(f"{f.name} must be in [{low}, {high or 'inf'}], got {value!r}")
         self._check_cluster_id()
 
     def _check_cluster_id(self) -> None:

@@ -141,6 +141,50 @@ class PartitionUnavailableError(PegasusFastError):
         self.state = state
 
 
+class PartitionFailedError(PartitionUnavailableError):
+    """A write failed in a way that could not be undone (its WAL bytes could not be cut
+    back, or an fsync failed): the partition refuses reads and writes until the cluster is
+    reopened, so no acknowledged write can ever follow a hole in its log."""
+
+    def __init__(self, table: str, pidx: int, path: str, reason: str) -> None:
+        super().__init__(table, pidx, "failed")
+        self.path = str(path)
+        self.reason = reason
+
+
+class StorageError(PegasusFastError):
+    """RocksDB refused an operation of a partition for a reason other than plain I/O."""
+
+    def __init__(self, path: str, pidx: int, reason: str) -> None:
+        super().__init__(f"storage error in {path} (partition {pidx}): {reason}")
+        self.path = str(path)
+        self.pidx = int(pidx)
+        self.reason = reason
+
+
+class DataCorruptionError(StorageError):
+    """Stored data (a RocksDB file of a partition, or a checkpoint) failed its checksums."""
+
+
+class DataLossError(PegasusFastError):
+    """Files that held data are missing (removed outside the store): opening would serve less
+    than was acknowledged, so the open is refused instead."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"data missing at {path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class UnsafePathError(PegasusFastError):
+    """A store path is a symlink (or not the kind of file it must be): it is never followed."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"refusing {path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
 class ClusterLockedError(PegasusFastError):
     """Another process has the cluster directory open."""
 

@@ -16,12 +16,28 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-OPS = ("open", "write", "fsync", "fdatasync", "rename", "unlink", "truncate", "mkdir", "rmtree")
+OPS = (
+    "open",
+    "write",
+    "fsync",
+    "fdatasync",
+    "rename",
+    "unlink",
+    "truncate",
+    "mkdir",
+    "rmtree",
+    # I/O that RocksDB does on its own, failed at the call that starts it (see ``point``)
+    "rdb_open",
+    "rdb_write",
+    "rdb_flush",
+    "rdb_checkpoint",
+)
 
 
 @dataclass
@@ -100,8 +116,8 @@ def _path_of(fd: int) -> str:
 def open(path: str, flags: int, mode: int = 0o644) -> int:  # noqa: A001 - mirrors os.open
     _maybe_fail("open", path)
     fd = os.open(path, flags, mode)
-    if _active is not None:
-        _fd_paths[fd] = path
+    # recorded always: a plan installed later still matches faults on this fd by path
+    _fd_paths[fd] = path
     return fd
 
 
@@ -164,6 +180,40 @@ def truncate(path_or_fd: str | int, length: int) -> None:
         os.truncate(path_or_fd, length)
 
 
+def point(op: str, path: str) -> None:
+    """A fault point for I/O a library does itself (RocksDB): a planned fault raises here.
+
+    RocksDB's own file operations cannot be routed through this module; the
+    storage layer calls ``point("rdb_write", ...)`` (etc.) just before it
+    hands work to RocksDB, so a test can make that call fail as RocksDB
+    would on a full or failing disk.
+    """
+    _maybe_fail(op, path)
+
+
+def rmtree(path: str, ignore_errors: bool = False) -> None:
+    try:
+        _maybe_fail("rmtree", path)
+    except OSError:
+        if ignore_errors:
+            return  # as shutil does: nothing removed, nothing raised
+        raise
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def write_file(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (temp file, fsync, rename, fsync dir)."""
+    tmp = path + ".tmp"
+    fd = open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        write(fd, data)
+        fsync(fd)
+    finally:
+        close(fd)
+    replace(tmp, path)
+    fsync_dir(os.path.dirname(path) or ".")
+
+
 def makedirs(path: str, exist_ok: bool = True) -> None:
     _maybe_fail("mkdir", path)
     os.makedirs(path, exist_ok=exist_ok)
@@ -216,9 +266,12 @@ __all__ = [
     "fsync_tree",
     "makedirs",
     "open",
+    "point",
     "rename",
     "replace",
+    "rmtree",
     "truncate",
     "unlink",
     "write",
+    "write_file",
 ]

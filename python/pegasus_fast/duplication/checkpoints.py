@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .. import _backend
-from ..errors import ChecksumMismatchError
+from ..errors import ChecksumMismatchError, DataCorruptionError, UnsafePathError
 from ..records import Op
 from ..storage import checkpoint as ckpt
 from ..storage.partition import Partition
@@ -50,12 +50,9 @@ class Artifact:
 
 
 def manifest_of(directory: str) -> list[ManifestEntry]:
-    impl = _backend.impl
-    out = []
-    for name in sorted(os.listdir(directory)):
-        size, digest = impl.hash_file(os.path.join(directory, name))
-        out.append((name, size, digest))
-    return out
+    """The manifest a published checkpoint was made with (computed from its files before
+    publication, so a file damaged since fails the follower's verification)."""
+    return ckpt.read_manifest(directory)
 
 
 def large(partition: Partition) -> Artifact:
@@ -99,7 +96,11 @@ def legacy_ready(partition: Partition, needed: int) -> Artifact | None:
     if not decrees:
         return None
     directory = ckpt.dir_for(partition.path, decrees[-1])
-    return Artifact(LARGE, decrees[-1], directory=directory, manifest=manifest_of(directory))
+    try:
+        manifest = ckpt.verify(directory)
+    except (DataCorruptionError, UnsafePathError):
+        return None  # damaged: not ready; the next checkpoint at that decree is made again
+    return Artifact(LARGE, decrees[-1], directory=directory, manifest=manifest)
 
 
 def legacy_needed_decree(partition: Partition) -> int:

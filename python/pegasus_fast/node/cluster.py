@@ -30,11 +30,13 @@ from ..errors import (
     DuplicationError,
     InvalidArgumentError,
     InvalidTypeError,
+    MetaFencedError,
     TableExistsError,
     TableNotFoundError,
 )
 from ..metrics import Metrics
 from ..records import MAX_PARTITIONS
+from ..storage.layout import make_durable
 from ..storage.partition import SERVING, Partition
 from . import local_follower
 from .envs import validate_envs
@@ -173,6 +175,8 @@ class Cluster:
             raise InvalidTypeError("config must be a pegasus_fast.Config")
         if name is not None and (not isinstance(name, str) or not name):
             raise InvalidArgumentError("a cluster name is a non-empty str")
+        if cluster_id is not None and (isinstance(cluster_id, bool) or not isinstance(cluster_id, int)):
+            raise InvalidTypeError("cluster_id must be an int in 1..127")
         return cls(os.fspath(path), name, config, cluster_id)
 
     def __enter__(self) -> Cluster:
@@ -276,7 +280,7 @@ class Cluster:
         if self._closed:
             raise ClosedError(f"cluster {self.name!r} is closed")
 
-    def _open_table(self, name: str, rec: TableRecord) -> Table:
+    def _open_table(self, name: str, rec: TableRecord, create: bool = False) -> Table:
         parts: list[Partition] = []
         learned = rec.follower_of.learned if rec.follower_of is not None else None
         try:
@@ -291,8 +295,11 @@ class Cluster:
                         self.cluster_id,
                         learning=learned is not None and not learned[pidx],
                         hooks=self._dups,
+                        must_exist=not create,
                     )
                 )
+            if create:
+                make_durable([p.path for p in parts])
         except BaseException:
             for p in parts:
                 p.close(flush=False)
@@ -350,16 +357,22 @@ class Cluster:
             # before it leaves directories no record names, which the next
             # create skips. The other order could leave a record without a
             # table, and its rollback (a second append) can fail too.
+            # The directories are durable before the record names them, so a listed
+            # partition whose directory is missing is data loss, not a crash.
             dirs = [partition_dir(self.path, rec.app_id, pidx) for pidx in range(partition_count)]
             try:
                 for d in dirs:
                     fileio.makedirs(d, exist_ok=False)
-                table = self._open_table(name, rec)
+                table = self._open_table(name, rec, create=True)
                 try:
                     self.meta.add_table(name, rec)
                 except BaseException:
                     table.release(flush=False)
                     raise
+            except MetaFencedError:
+                # whether the record is on disk is unknown until reopen: the directories stay
+                # (if it is not, the next create skips them: _unused_app_id)
+                raise
             except BaseException:
                 for d in dirs:
                     shutil.rmtree(d, ignore_errors=True)

@@ -1,19 +1,31 @@
-"""RocksDB checkpoints of a partition: publish atomically, list, garbage-collect."""
+"""RocksDB checkpoints of a partition: publish atomically, verify, list, garbage-collect.
+
+Each published ``checkpoint.<decree>`` holds a manifest, ``MANIFEST.blake3``:
+the name, size and hash of every file, computed from the files RocksDB has
+just written, before the directory is published. A directory reused later
+(the same decree asked for again) is checked against it first, and one that
+fails is made again: a damaged checkpoint is never reused, and never shipped
+with a manifest computed from the damaged files. Only regular files are ever
+listed or hashed: a symlink in a checkpoint directory fails verification.
+"""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
-import shutil
+import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import rocksdict
 
+from .. import _backend, fileio
 from ..config import Config
-from ..fileio import fsync_dir, fsync_tree
+from ..errors import DataCorruptionError, UnsafePathError
+from .rdb import rdb_error
 
 if TYPE_CHECKING:
     from .partition import Partition
@@ -21,6 +33,11 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"checkpoint\.(\d+)")
 _TMP_PREFIX = "checkpoint.tmp."
 _counter = itertools.count()
+MANIFEST_NAME = "MANIFEST.blake3"
+_MANIFEST_FORMAT = 1
+
+#: (file name, size, blake3 hex digest)
+ManifestEntry = tuple[str, int, str]
 
 
 @dataclass(frozen=True)
@@ -30,15 +47,21 @@ class CheckpointInfo:
     path: str
     duration_ms: float
     size_bytes: int
+    #: every file of the checkpoint, as published (the manifest file itself excluded)
+    manifest: tuple[ManifestEntry, ...] = field(default=(), repr=False)
 
 
 def list_decrees(path: str) -> list[int]:
-    """Decrees of the published checkpoints under a partition directory, oldest first."""
+    """Decrees of the published checkpoints under a partition directory, oldest first.
+
+    A ``checkpoint.<decree>`` that is a symlink is not a checkpoint of ours.
+    """
     found = []
-    for name in os.listdir(path):
-        m = _NAME.fullmatch(name)
-        if m:
-            found.append(int(m.group(1)))
+    with os.scandir(path) as entries:
+        for entry in entries:
+            m = _NAME.fullmatch(entry.name)
+            if m and entry.is_dir(follow_symlinks=False):
+                found.append(int(m.group(1)))
     return sorted(found)
 
 
@@ -57,22 +80,118 @@ def remove_tmp_dirs(path: str) -> None:
         return
     for name in os.listdir(path):
         if name.startswith(_TMP_PREFIX):
-            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+            fileio.rmtree(os.path.join(path, name), ignore_errors=True)
+
+
+def regular_files(directory: str) -> list[str]:
+    """Names of the files in a checkpoint directory, sorted; refuses anything but regular files."""
+    names = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name == MANIFEST_NAME:
+                continue
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if not stat.S_ISREG(mode):
+                kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+                raise UnsafePathError(entry.path, f"{kind} in a checkpoint")
+            names.append(entry.name)
+    return sorted(names)
+
+
+def build_manifest(directory: str) -> list[ManifestEntry]:
+    impl = _backend.impl
+    out = []
+    for name in regular_files(directory):
+        size, digest = impl.hash_file(os.path.join(directory, name))
+        out.append((name, size, digest))
+    return out
+
+
+def read_manifest(directory: str) -> list[ManifestEntry]:
+    """The manifest stored in a published checkpoint (DataCorruptionError when unreadable)."""
+    path = os.path.join(directory, MANIFEST_NAME)
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise UnsafePathError(path, "a checkpoint manifest that is not a regular file")
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
+        if doc.get("format") != _MANIFEST_FORMAT:
+            raise ValueError(f"manifest format {doc.get('format')!r}")
+        return [(str(n), int(s), str(d)) for n, s, d in doc["files"]]
+    except FileNotFoundError:
+        raise DataCorruptionError(path, -1, "the checkpoint has no manifest") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataCorruptionError(path, -1, f"unreadable manifest: {exc}") from None
+
+
+def verify(directory: str) -> list[ManifestEntry]:
+    """Check every file of a published checkpoint against its manifest; returns the manifest.
+
+    DataCorruptionError when a file is missing, extra, or differs; UnsafePathError
+    when the directory holds a symlink.
+    """
+    if not stat.S_ISDIR(os.lstat(directory).st_mode):
+        raise UnsafePathError(directory, "a checkpoint that is not a directory (a symlink?)")
+    manifest = read_manifest(directory)
+    names = regular_files(directory)
+    if names != sorted(e[0] for e in manifest):
+        raise DataCorruptionError(directory, -1, "files differ from the manifest")
+    impl = _backend.impl
+    for name, size, digest in manifest:
+        path = os.path.join(directory, name)
+        if impl.hash_file(path) != (size, digest):
+            raise DataCorruptionError(path, -1, "size or hash differs from the manifest")
+    return manifest
+
+
+def _write_manifest(directory: str, decree: int, manifest: list[ManifestEntry]) -> None:
+    body = json.dumps({"format": _MANIFEST_FORMAT, "decree": decree, "files": manifest}).encode()
+    fd = fileio.open(
+        os.path.join(directory, MANIFEST_NAME), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    )
+    try:
+        fileio.write(fd, body)
+    finally:
+        fileio.close(fd)
 
 
 def create(partition: Partition, decree: int) -> CheckpointInfo:
     """Checkpoint ``partition`` (its lock held, so ``decree`` is what it contains)."""
     start = time.perf_counter()
     final = dir_for(partition.path, decree)
-    if not os.path.isdir(final):
+    manifest = None
+    if os.path.lexists(final):
+        try:
+            manifest = verify(final)
+        except (DataCorruptionError, UnsafePathError, OSError):
+            # damaged, half-removed or tampered with: made again below, never reused
+            if os.path.islink(final):
+                fileio.unlink(final)
+            else:
+                fileio.rmtree(final)
+            fileio.fsync_dir(partition.path)
+    if manifest is None:
         tmp = os.path.join(partition.path, f"{_TMP_PREFIX}{os.getpid()}.{next(_counter)}")
-        # RocksDB flushes the memtable first, then hard-links the SST files.
-        rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
-        fsync_tree(tmp)
-        os.rename(tmp, final)
-        fsync_dir(partition.path)
-    size = sum(os.path.getsize(os.path.join(final, n)) for n in os.listdir(final))
-    return CheckpointInfo(partition.pidx, decree, final, (time.perf_counter() - start) * 1000.0, size)
+        try:
+            fileio.point("rdb_checkpoint", tmp)
+            # RocksDB flushes the memtable first, then hard-links the SST files.
+            try:
+                rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
+            except Exception as exc:
+                raise rdb_error(exc, tmp, partition.pidx) from exc
+            manifest = build_manifest(tmp)
+            _write_manifest(tmp, decree, manifest)
+            fileio.fsync_tree(tmp)
+            fileio.rename(tmp, final)
+        except BaseException:
+            # not left for the next open: on a full disk, each retry would leave another
+            fileio.rmtree(tmp, ignore_errors=True)
+            raise
+        fileio.fsync_dir(partition.path)
+    size = sum(e[1] for e in manifest)
+    return CheckpointInfo(
+        partition.pidx, decree, final, (time.perf_counter() - start) * 1000.0, size, tuple(manifest)
+    )
 
 
 def gc(path: str, config: Config, protect: frozenset[int] = frozenset()) -> list[int]:
@@ -86,10 +205,10 @@ def gc(path: str, config: Config, protect: frozenset[int] = frozenset()) -> list
         if decree in protect:
             continue
         try:
-            age = now - os.stat(d).st_mtime
+            age = os.lstat(d).st_mtime
         except FileNotFoundError:
             continue
-        if age >= config.checkpoint_reserve_time_seconds:
-            shutil.rmtree(d, ignore_errors=True)
+        if now - age >= config.checkpoint_reserve_time_seconds:
+            fileio.rmtree(d, ignore_errors=True)
             removed.append(decree)
     return removed

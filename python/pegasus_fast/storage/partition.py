@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,25 +11,24 @@ from typing import Any
 
 import rocksdict
 
-from .. import _backend
+from .. import _backend, fileio
 from ..config import Config
 from ..errors import ClosedError, PartitionUnavailableError
-from ..fileio import fsync_dir
 from ..records import (
     DECREE,
     META_DECREE_KEY,
     META_SOURCE_DECREE_KEY,
     META_SOURCE_SEEN_KEY,
     Op,
-    decode_key,
-    is_meta_key,
     live_value,
     now_pegasus_seconds,
 )
-from . import checkpoint, expiry
+from . import checkpoint, expiry, scan, walhead
+from .layout import check_present, refuse_symlinks
+from .rdb import rdb_error
 from .wal import REPLAY_BATCH, Wal
 
-SERVING, LEARNING, CLOSED = "serving", "learning", "closed"
+SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
 #: op kinds as plain ints: the write path compares them per write
 _PUT, _MULTI_PUT, _SOURCE_DECREE = int(Op.PUT), int(Op.MULTI_PUT), int(Op.SOURCE_DECREE)
 
@@ -75,7 +73,9 @@ class Partition:
         cluster_id: int,
         learning: bool = False,
         hooks: PartitionHooks = NO_HOOKS,
+        must_exist: bool = False,
     ) -> None:
+        """``must_exist``: the metadata lists this partition as made (the cluster's open)."""
         self.path = path
         self.table = table
         self.app_id = app_id
@@ -97,16 +97,19 @@ class Partition:
         self.source_decree = 0
         #: the last source decree it has durably seen, applied or not (>= source_decree)
         self.source_seen = 0
+        refuse_symlinks(os.path.dirname(path), path, os.path.join(path, "rdb"), os.path.join(path, "wal"))
+        if not learning:
+            check_present(path, must_exist)
         if learning:
             # A learning partition holds nothing valid yet: start it empty. Files
             # of an interrupted checkpoint copy (learn/) stay, to be verified.
             self.state = LEARNING
-            for sub in ("rdb", "wal"):
-                shutil.rmtree(os.path.join(path, sub), ignore_errors=True)
-        os.makedirs(path, exist_ok=True)
+            walhead.remove(os.path.join(path, "wal"))
+            fileio.rmtree(os.path.join(path, "rdb"), ignore_errors=True)
+        fileio.makedirs(path, exist_ok=True)
         checkpoint.remove_tmp_dirs(path)
         rdb = os.path.join(path, "rdb")
-        self.wal = Wal(os.path.join(path, "wal"), config.wal_sync, config.log_private_file_size_mb << 20)
+        self.wal = self._new_wal()
         self._db: rocksdict.Rdict | None = None
         #: the WAL holds mutations the (not yet opened) RocksDB has not seen
         self._deferred = False
@@ -120,9 +123,24 @@ class Partition:
             self.wal.recover(1)
         self.last_durable = checkpoint.newest_decree(path)
 
+    def _new_wal(self) -> Wal:
+        return Wal(
+            os.path.join(self.path, "wal"),
+            self.config.wal_sync,
+            self.config.log_private_file_size_mb << 20,
+            owner=(self.table, self.pidx),
+        )
+
     def _open_db(self) -> None:
         """Open RocksDB and replay the WAL after its flushed decree (recovery)."""
-        db = rocksdict.Rdict(os.path.join(self.path, "rdb"), _rdb_options(self.config))
+        rdb = os.path.join(self.path, "rdb")
+        # a WAL already open for appends (the lazy first open) stays open if this fails
+        wal_was_open = self.wal.is_open
+        fileio.point("rdb_open", rdb)
+        try:
+            db = rocksdict.Rdict(rdb, _rdb_options(self.config))
+        except Exception as exc:
+            raise rdb_error(exc, rdb, self.pidx) from exc
         db.set_write_options(self._write_opts)
         self._db = db
         gc_was_enabled = gc.isenabled()
@@ -144,7 +162,8 @@ class Partition:
             # a corrupt WAL must not leave RocksDB locked behind the error
             self._db = None
             db.close()
-            self.wal.close()
+            if not wal_was_open:
+                self.wal.close()
             raise
         finally:
             if gc_was_enabled:
@@ -155,6 +174,10 @@ class Partition:
         #: mutations replayed from the WAL at open
         self.replayed = max(0, log_last - self.last_flushed)
         self._deferred = False
+
+    def _lazy_open(self) -> None:
+        """Open RocksDB before anything is logged: if it fails (a full disk), nothing was."""
+        self.db  # noqa: B018 - opens it
 
     @property
     def db(self) -> rocksdict.Rdict:
@@ -172,7 +195,7 @@ class Partition:
     # -- bookkeeping --------------------------------------------------------
 
     def _read_meta(self, key: bytes) -> int:
-        raw = self.db.get(key)
+        raw = self._get(key)
         return DECREE.unpack(raw)[0] if raw is not None else 0
 
     @property
@@ -192,12 +215,21 @@ class Partition:
         if self.state != SERVING:
             if self.state == CLOSED:
                 raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if self.state == FAILED:
+                raise self.wal.failure()
             raise PartitionUnavailableError(self.table, self.pidx, self.state)
+
+    def _note_failure(self) -> None:
+        """A write the log could not undo fails the partition until it is reopened."""
+        if self.wal.failed is not None and self.state != CLOSED:
+            self.state = FAILED
 
     # -- write path ---------------------------------------------------------
 
     def _apply_writes(self, writes: list[tuple[bytes, bytes | None]], deletes: bool = True) -> None:
         """One WriteBatch (RocksDB's own WAL is off: set_write_options at open)."""
+        db = self._db or self.db
+        fileio.point("rdb_write", self.path)
         wb = rocksdict.WriteBatch(raw_mode=True)
         put = wb.put
         if deletes:
@@ -209,12 +241,49 @@ class Partition:
         else:
             for key, value in writes:
                 put(key, value)
-        (self._db or self.db).write(wb)
+        try:
+            db.write(wb)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def _log_and_apply(
+        self, mutations: list[tuple[int, int, int, list]], apply: bool, deletes: bool = True
+    ) -> int:
+        """Append ``mutations`` to the WAL and apply them: all of it, or none of it (lock held).
+
+        Returns the offset durability waits for. A failure leaves the WAL as
+        before (the block is cut back out) and RocksDB untouched, or fails the
+        partition when the WAL cannot be cut back.
+        """
+        impl = _backend.impl
+        first, last = mutations[0][0], mutations[-1][0]
+        try:
+            offset = self.wal.append(impl.encode_block(mutations), first, last)
+        except BaseException:
+            self._note_failure()
+            raise
+        if apply:
+            try:
+                self._apply_writes(impl.mutation_writes(mutations), deletes=deletes)
+            except BaseException as exc:
+                try:
+                    self.wal.undo()
+                except OSError:
+                    pass  # the WAL is failed now; the apply's own error is the one to report
+                self._note_failure()
+                raise exc
+        self.wal.commit(last)
+        return offset
 
     def _after_commit(self, decree: int, offset: int) -> None:
         """Wait for durability, then tell the hooks (duplication shippers wake on it)."""
         if self._must_sync:
-            self.wal.sync(offset)
+            try:
+                self.wal.sync(offset)
+            except BaseException:
+                with self.lock:
+                    self._note_failure()
+                raise
         self._durable(self, decree)
 
     def _timestamp_us(self) -> int:
@@ -226,16 +295,16 @@ class Partition:
 
     def write(self, ops: list[tuple[Any, ...]]) -> int:
         """Log and apply one mutation made of ``ops``; returns its decree once durable."""
-        impl = _backend.impl
         with self.lock:
             if self.state != SERVING:
                 self._check(True)
+            if self._db is None:
+                self._lazy_open()
             decree = self.last_committed + 1
             mutation = (decree, self._timestamp_us(), self.cluster_id, ops)
-            offset = self.wal.append(impl.encode_block([mutation]), decree, decree)
             # a lone PUT or MULTI_PUT has no deletes: the batch is built without the check
             plain = len(ops) == 1 and (ops[0][0] == _PUT or ops[0][0] == _MULTI_PUT)
-            self._apply_writes(impl.mutation_writes([mutation]), deletes=not plain)
+            offset = self._log_and_apply([mutation], True, deletes=not plain)
             self.last_committed = decree
         self._after_commit(decree, offset)
         return decree
@@ -250,20 +319,20 @@ class Partition:
         filter by last-writer-wins against what is stored). Returns the last
         decree, or the current one when build returned nothing.
         """
-        impl = _backend.impl
         with self.lock:
-            if self.state == CLOSED:
-                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if self.state in (CLOSED, FAILED):
+                self._check(True)
             mutations = build(self.last_committed + 1)
             if not mutations:
                 return self.last_committed
             last = mutations[-1][0]
-            offset = self.wal.append(impl.encode_block(mutations), mutations[0][0], last)
-            if defer_apply and self._db is None:
-                # durable in the WAL; replayed into RocksDB when it is first opened
+            # deferred: durable in the WAL; replayed into RocksDB when it is first opened
+            deferred = defer_apply and self._db is None
+            if not deferred and self._db is None:
+                self._lazy_open()
+            offset = self._log_and_apply(mutations, not deferred)
+            if deferred:
                 self._deferred = True
-            else:
-                self._apply_writes(impl.mutation_writes(mutations))
             self.last_committed = last
             for m in mutations:
                 for op in m[3]:
@@ -300,7 +369,12 @@ class Partition:
 
     def sync_wal(self) -> None:
         """Make everything committed so far durable (the caller may hold the lock)."""
-        self.wal.sync(self.wal.written_offset)
+        try:
+            self.wal.sync(self.wal.written_offset)
+        except BaseException:
+            with self.lock:
+                self._note_failure()
+            raise
 
     # -- read path ----------------------------------------------------------
 
@@ -309,61 +383,47 @@ class Partition:
         """Never opened and nothing logged: reads need not create its RocksDB."""
         return self._db is None and not self._deferred and self.last_committed == 0
 
+    def _get(self, key: bytes) -> bytes | None:
+        try:
+            return self.db.get(key)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
     def get_raw(self, key: bytes) -> bytes | None:
         self._check(False)
         if self.holds_nothing:
             return None
-        return self.db.get(key)
+        return self._get(key)
 
     def get(self, key: bytes) -> bytes | None:
         self._check(False)
         if self.holds_nothing:
             return None
-        return live_value(self.db.get(key), now_pegasus_seconds())
+        return live_value(self._get(key), now_pegasus_seconds())
+
+    def _typed(self, it: Iterator[Any]) -> Iterator[Any]:
+        """Iterate ``it``, turning RocksDB's errors (a corrupt block met mid-scan) into typed ones."""
+        try:
+            yield from it
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def _scan(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
+        self._check(False)
+        if self.holds_nothing:
+            return
+        yield from self._typed(fn(self.db, *args))
 
     def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Live (sort_key, value) pairs under a hash-key prefix, in order."""
-        self._check(False)
-        if self.holds_nothing:
-            return
-        now = now_pegasus_seconds()
-        it = self.db.iter()
-        it.seek(prefix)
-        n = len(prefix)
-        while it.valid():
-            key = it.key()
-            if not key.startswith(prefix):
-                break
-            value = live_value(it.value(), now)
-            if value is not None:
-                yield key[n:], value
-            it.next()
+        return self._scan(scan.prefix, prefix, now_pegasus_seconds())
 
     def iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
-        self._check(False)
-        if self.holds_nothing:
-            return
-        now = now_pegasus_seconds()
-        it = self.db.iter()
-        it.seek_to_first()
-        while it.valid():
-            key = it.key()
-            if not is_meta_key(key):
-                value = live_value(it.value(), now)
-                if value is not None:
-                    hk, sk = decode_key(key)
-                    yield hk, sk, value
-            it.next()
+        return self._scan(scan.records, now_pegasus_seconds())
 
     def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
         """Every stored record as RocksDB key and value, expired included."""
-        it = (snapshot or self.db).iter()
-        it.seek_to_first()
-        while it.valid():
-            key = it.key()
-            if not is_meta_key(key):
-                yield key, it.value()
-            it.next()
+        return self._typed(scan.raw(snapshot or self.db))
 
     # -- flush, checkpoint, GC ------------------------------------------------
 
@@ -376,19 +436,26 @@ class Partition:
 
     def flush(self) -> int:
         with self.lock:
+            if self.state == FAILED:
+                # its memtable may hold a write whose WAL fsync failed: never made durable here
+                raise self.wal.failure()
             decree = self.last_committed
             if self._db is None and not self._deferred:
                 self.last_flushed = decree
                 return decree
-            self.db.flush(wait=True)
+            fileio.point("rdb_flush", self.path)
+            try:
+                self.db.flush(wait=True)
+            except Exception as exc:
+                raise rdb_error(exc, self.path, self.pidx) from exc
             self.last_flushed = decree
         return decree
 
     def checkpoint(self) -> checkpoint.CheckpointInfo:
         """A RocksDB checkpoint published as ``checkpoint.<decree>``."""
         with self.lock:
-            if self.state == CLOSED:
-                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if self.state in (CLOSED, FAILED):
+                self._check(False)
             info = checkpoint.create(self, self.last_committed)
             self.last_flushed = max(self.last_flushed, info.decree)
             self.last_durable = max(self.last_durable, info.decree)
@@ -406,7 +473,10 @@ class Partition:
             raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
         dropped = self.drop_expired()
         if self._db is not None or self._deferred:
-            self.db.compact_range(None, None)
+            try:
+                self.db.compact_range(None, None)
+            except Exception as exc:
+                raise rdb_error(exc, self.path, self.pidx) from exc
         return dropped
 
     def drop_expired(self) -> int:
@@ -443,14 +513,24 @@ class Partition:
         with self.lock:
             if self.state == CLOSED:
                 return
-            if flush and self._db is not None:
-                self._db.flush(wait=True)
-                self.last_flushed = self.last_committed
+            failed = self.state == FAILED
             self.state = CLOSED
-            self.wal.close()
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            # A failed partition's memtable is not flushed: what it holds is replayed
+            # from the WAL at the next open, or was never acknowledged. A flush that
+            # fails (a full disk) loses nothing either: the WAL holds every write the
+            # memtable does, so closing goes on and releases everything.
+            if flush and self._db is not None and not failed:
+                try:
+                    self._db.flush(wait=True)
+                    self.last_flushed = self.last_committed
+                except Exception:  # noqa: BLE001, S110 - see above
+                    pass
+            try:
+                self.wal.close()
+            finally:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
 
     def install_rdb(self, directory: str) -> None:
         """Replace this (learning) partition's data with a verified checkpoint copy.
@@ -466,11 +546,11 @@ class Partition:
                 self._db = None
             self.wal.close()
             rdb, wal_dir = os.path.join(self.path, "rdb"), os.path.join(self.path, "wal")
-            shutil.rmtree(rdb, ignore_errors=True)
-            shutil.rmtree(wal_dir, ignore_errors=True)
-            os.rename(directory, rdb)
-            fsync_dir(self.path)
-            self.wal = Wal(wal_dir, self.config.wal_sync, self.config.log_private_file_size_mb << 20)
+            walhead.remove(wal_dir)
+            fileio.rmtree(rdb, ignore_errors=True)
+            fileio.rename(directory, rdb)
+            fileio.fsync_dir(self.path)
+            self.wal = self._new_wal()
             self.last_committed = 0
             self._open_db()
             # the copy's own follower bookkeeping (from its upstream) is not ours
@@ -482,4 +562,4 @@ class Partition:
 
     def destroy(self) -> None:
         self.close(flush=False)
-        shutil.rmtree(self.path, ignore_errors=True)
+        fileio.rmtree(self.path, ignore_errors=True)

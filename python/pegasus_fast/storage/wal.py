@@ -7,15 +7,16 @@ this module owns files and durability.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .. import _backend
+from .. import _backend, fileio
 from .._pure.logscan import list_log_files
-from ..errors import WalCorruptionError, WalGapError
-from ..fileio import fsync_dir
+from ..errors import PartitionFailedError, UnsafePathError, WalCorruptionError, WalGapError
+from . import walhead
 
 
 @dataclass
@@ -40,21 +41,29 @@ class Wal:
     for everyone whose bytes are written (group commit).
     """
 
-    def __init__(self, path: str, sync_mode: str, file_size_limit: int) -> None:
+    def __init__(
+        self, path: str, sync_mode: str, file_size_limit: int, owner: tuple[str, int] = ("", -1)
+    ) -> None:
         self.path = path
+        #: (table, pidx), named by the error a failed log raises
+        self.owner = owner
+        #: why the log refuses work (a write or fsync failed and could not be undone), or None
+        self.failed: str | None = None
         self.sync_mode = sync_mode
         self.file_size_limit = file_size_limit
         self.files: list[LogFile] = []
         self._fd = -1
         self._written = 0  # global offset after the last appended byte
         self._synced = 0
-        #: decree of the last appended mutation, and the highest one known on disk
+        #: decree of the last committed mutation (applied too), and the highest one known on disk
         self._last_decree = 0
         self.synced_decree = 0
         self._sync_cond = threading.Condition(threading.Lock())
         self._syncing = False
         self._files_lock = threading.Lock()
         self._opened = False
+        self._head_unsynced = False
+        self._before = (0, 0, 0, 0)
 
     # -- recovery ---------------------------------------------------------
 
@@ -67,9 +76,13 @@ class Wal:
         (the backend releases the GIL) while the batches of the current one are
         applied. Returns the last decree in the log, or 0.
         """
-        os.makedirs(self.path, exist_ok=True)
+        fileio.makedirs(self.path, exist_ok=True)
         impl = _backend.impl
         names = [name for _index, _offset, name in list_log_files(self.path)]
+        for name in names:
+            # a log file that is a symlink could lead anywhere: never read or appended through
+            if stat.S_ISLNK(os.lstat(os.path.join(self.path, name)).st_mode):
+                raise UnsafePathError(os.path.join(self.path, name), "a WAL file that is a symlink")
         files: list[LogFile] = []
         if names:
             with ThreadPoolExecutor(1, thread_name_prefix="wal-replay") as pool:
@@ -97,17 +110,21 @@ class Wal:
                     _, index, start = name.split(".")
                     files.append(LogFile(int(index), int(start), name, first, last, size))
                     if valid_end < size:  # the newest file's torn tail: cut it off
-                        full = os.path.join(self.path, name)
-                        os.truncate(full, valid_end)
-                        with open(full, "rb+") as f:
-                            os.fsync(f.fileno())
+                        fd = fileio.open(os.path.join(self.path, name), os.O_WRONLY | os.O_NOFOLLOW)
+                        try:
+                            fileio.truncate(fd, valid_end)
+                            fileio.fsync(fd)
+                        finally:
+                            fileio.close(fd)
                         files[-1].size = valid_end
         self._check_continuity(files, start_decree)
-        self.files = [f for f in files if f.size > 0] or files[-1:]
+        last_decree = max((f.last_decree for f in files), default=0)
+        walhead.check(self.path, files[-1].index if files else 0, start_decree, last_decree)
+        # empty files go, but never the newest: HEAD may name it
+        self.files = [f for f in files[:-1] if f.size > 0] + files[-1:]
         for f in files:
             if f not in self.files:
-                os.unlink(os.path.join(self.path, f.name))
-        last_decree = max((f.last_decree for f in self.files), default=0)
+                fileio.unlink(os.path.join(self.path, f.name))
         self._open_tail()
         return last_decree
 
@@ -141,72 +158,176 @@ class Wal:
         self._opened = True
         if self.files:
             tail = self.files[-1]
-            self._fd = os.open(os.path.join(self.path, tail.name), os.O_WRONLY | os.O_APPEND)
+            self._fd = fileio.open(
+                os.path.join(self.path, tail.name), os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+            )
             self._written = tail.start_offset + tail.size
         # else the first file is created by the first append
         self._synced = self._written
         self._last_decree = self.synced_decree = max((f.last_decree for f in self.files), default=0)
 
-    def _new_file(self, index: int, start_offset: int) -> None:
+    def _new_file(self, index: int, start_offset: int, first_decree: int) -> None:
         name = f"log.{index}.{start_offset}"
-        fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
-        fsync_dir(self.path)
-        if index == 1:
-            # the log's first file: make the directories above it durable too
-            partition_dir = os.path.dirname(self.path)
-            fsync_dir(partition_dir)
-            fsync_dir(os.path.dirname(partition_dir))
+        full = os.path.join(self.path, name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_NOFOLLOW
+        fd = fileio.open(full, flags, 0o644)
+        self._head_unsynced = False
+        try:
+            fileio.fsync_dir(self.path)
+            if index == 1:
+                # the log's first file: make the directories above it durable too
+                partition_dir = os.path.dirname(self.path)
+                fileio.fsync_dir(partition_dir)
+                fileio.fsync_dir(os.path.dirname(partition_dir))
+            tmp = walhead.stage(self.path, index, first_decree)
+            self._head_unsynced = True
+            walhead.publish(self.path, tmp)
+            self._head_unsynced = False
+        except BaseException:
+            fileio.close(fd)
+            if self._head_unsynced:
+                # HEAD may already name this file: it must stay, and the log stops here
+                self._fail(f"cannot make {walhead.HEAD_NAME} durable for {name}")
+                raise
+            # left behind, the empty file would make every later rotation fail on O_EXCL
+            try:
+                fileio.unlink(full)
+            except OSError as exc:
+                self._fail(f"cannot remove {name} after a failed rotation: {exc}")
+            raise
         with self._files_lock:
             self.files.append(LogFile(index, start_offset, name, 0, 0, 0))
         if self._fd >= 0:
-            os.close(self._fd)
+            fileio.close(self._fd)
         self._fd = fd
         self._written = start_offset
+
+    # -- failure ----------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        if self.failed is None:
+            self.failed = reason
+
+    def failure(self) -> PartitionFailedError:
+        return PartitionFailedError(self.owner[0], self.owner[1], self.path, self.failed or "")
 
     # -- write path -------------------------------------------------------
 
     def append(self, block: bytes, first_decree: int, last_decree: int) -> int:
-        """Write one block; returns the global offset its durability waits for."""
+        """Write one block; returns the global offset its durability waits for.
+
+        The block is not committed (group commit does not count its decree as
+        durable) until ``commit``; a caller that cannot apply it calls ``undo``.
+        A failed append leaves the log as if it had not been called, or, when
+        that cannot be done, the log refuses all work until it is reopened.
+        """
+        if self.failed is not None:
+            raise self.failure()
         if not self.files:
-            self._new_file(1, 0)
+            self._new_file(1, 0, first_decree)
         tail = self.files[-1]
         if tail.size and tail.size + len(block) > self.file_size_limit:
-            self._rotate()
+            self._rotate(first_decree)
             tail = self.files[-1]
-        n = os.write(self._fd, block)
-        if n != len(block):  # a short write to a regular file means the disk is full
-            raise OSError(f"short write to WAL {tail.name}: {n} of {len(block)} bytes")
+        # what ``undo`` restores: a plain tuple, as this runs on every write
+        self._before = (tail.index, tail.size, tail.first_decree, tail.last_decree)
+        try:
+            n = fileio.write(self._fd, block)
+        except BaseException as exc:
+            # Part of the block may be in the file (a full disk stores what fits).
+            # Left there, the next block would land behind it and recovery would
+            # cut the log at it, taking every acknowledged write after it along.
+            try:
+                self._cut(tail, tail.size, tail.first_decree, tail.last_decree)
+            except OSError:
+                pass  # the log is failed now; the write's own error is the one to report
+            raise exc
         tail.size += n
         if not tail.first_decree:
             tail.first_decree = first_decree
         tail.last_decree = last_decree
+        self._written += n
+        return self._written
+
+    def commit(self, last_decree: int) -> None:
+        """The block appended last is applied: its decree may now count as durable."""
         # order matters: a group-commit leader reads _last_decree before it
         # syncs, and the bytes of that decree are already written by then
         self._last_decree = last_decree
-        self._written += n
         if self.sync_mode == "none":
             self.synced_decree = last_decree
-        return self._written
 
-    def _rotate(self) -> None:
+    def undo(self) -> None:
+        """Cut the block appended last back out of the log (its apply failed; not committed).
+
+        Why cutting bytes that may already be on disk is right: the caller
+        still holds the partition lock, so every block before this one belongs
+        to a decree already committed, and none after it exists. A group-commit
+        leader (another writer, outside the lock) may have fsynced these bytes
+        along with its own, but it acknowledges only decrees up to
+        ``_last_decree``, which ``commit`` never advanced to this block; so no
+        one was ever acknowledged for them, and nothing shipped them
+        (duplication ships up to ``synced_decree``, which follows
+        ``_last_decree``). Once cut, the decree is free again: the next write
+        takes it, and the log never holds two mutations with one decree.
+        """
+        if self.failed is not None:
+            raise self.failure()
+        index, size, first, last = self._before
+        tail = self.files[-1]
+        assert tail.index == index  # a rotation happens before the state is taken
+        self._cut(tail, size, first, last)
+
+    def _cut(self, tail: LogFile, size: int, first_decree: int, last_decree: int) -> None:
+        with self._sync_cond:
+            # no leader may be fsyncing while offsets move back under it
+            while self._syncing:
+                self._sync_cond.wait()
+            end = tail.start_offset + size
+            try:
+                fileio.truncate(self._fd, size)
+                if self._synced > end and self.sync_mode != "none":
+                    # the cut bytes were made durable by a group commit: make the cut durable too
+                    fileio.fdatasync(self._fd)
+            except OSError as exc:
+                self._fail(f"cannot cut {tail.name} back to {size} bytes after a failed write: {exc}")
+                self._sync_cond.notify_all()
+                raise
+            tail.size, tail.first_decree, tail.last_decree = size, first_decree, last_decree
+            self._written = end
+            self._synced = min(self._synced, end)
+
+    def _rotate(self, first_decree: int) -> None:
         # Everything in the old file is made durable before it stops being the
         # tail, and no group-commit leader may be fsyncing the fd we close.
         with self._sync_cond:
             while self._syncing:
                 self._sync_cond.wait()
             if self.sync_mode != "none":
-                os.fdatasync(self._fd)
+                try:
+                    fileio.fdatasync(self._fd)
+                except OSError as exc:
+                    self._fail(f"fdatasync of the WAL failed: {exc}")
+                    self._sync_cond.notify_all()
+                    raise
             self._synced = self._written
             self.synced_decree = max(self.synced_decree, self._last_decree)
             tail = self.files[-1]
-            self._new_file(tail.index + 1, tail.start_offset + tail.size)
+            self._new_file(tail.index + 1, tail.start_offset + tail.size, first_decree)
 
     def sync(self, offset: int) -> None:
-        """Return once bytes up to ``offset`` are on disk (group commit)."""
+        """Return once bytes up to ``offset`` are on disk (group commit).
+
+        A failed fdatasync fails the log for good: the kernel may have dropped
+        the pages it could not write, and a later fsync that succeeds would
+        acknowledge writes that follow a hole (PostgreSQL's "fsyncgate").
+        """
         if self.sync_mode == "none":
             return
         with self._sync_cond:
             while self._synced < offset:
+                if self.failed is not None:
+                    raise self.failure()
                 if self._syncing:
                     self._sync_cond.wait()
                     continue
@@ -215,13 +336,18 @@ class Wal:
                 target = self._written
                 fd = self._fd
                 self._sync_cond.release()
+                ok = False
                 try:
-                    os.fdatasync(fd)
+                    fileio.fdatasync(fd)
+                    ok = True
                 finally:
                     self._sync_cond.acquire()
                     self._syncing = False
-                    self._synced = max(self._synced, target)
-                    self.synced_decree = max(self.synced_decree, decree)
+                    if ok:
+                        self._synced = max(self._synced, target)
+                        self.synced_decree = max(self.synced_decree, decree)
+                    else:
+                        self._fail("fdatasync of the WAL failed")
                     self._sync_cond.notify_all()
 
     @property
@@ -239,10 +365,10 @@ class Wal:
         with self._files_lock:
             while len(self.files) > 1 and self.files[0].last_decree <= max_decree:
                 f = self.files.pop(0)
-                os.unlink(os.path.join(self.path, f.name))
+                fileio.unlink(os.path.join(self.path, f.name))
                 removed.append(f.name)
         if removed:
-            fsync_dir(self.path)
+            fileio.fsync_dir(self.path)
         return removed
 
     def snapshot_files(self) -> list[LogFile]:
@@ -251,10 +377,12 @@ class Wal:
 
     def close(self) -> None:
         if self._fd >= 0:
-            if self.sync_mode != "none":
-                os.fdatasync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            try:
+                if self.sync_mode != "none" and self.failed is None:
+                    fileio.fdatasync(fd)
+            finally:
+                fileio.close(fd)
 
 
 __all__ = ["REPLAY_BATCH", "LogFile", "Wal"]
