@@ -41,10 +41,13 @@ def decode_blocks(data: bytes) -> list[Mutation]:
     """The mutations of whole blocks back to back (a shipped batch); WalCorruptionError for
     anything else, at the offset of the bad block (a batch has no torn tail)."""
 
-def mutation_writes(mutations: list[Mutation]) -> list[Write]:
+def mutation_writes(mutations: list[Mutation], tombstone_seconds: int = 0) -> list[Write]:
     """RocksDB writes applying ``mutations`` in order, then the decree meta key.
 
-    A hash key over 65534 bytes raises InvalidArgumentError (Pegasus's limit).
+    A hash key over 65534 bytes raises InvalidArgumentError (Pegasus's limit). With
+    ``tombstone_seconds`` > 0 a delete writes a tombstone, not a removal: an empty value whose
+    timetag has the delete bit set, expiring that long after the delete's timestamp
+    (docs/last-writer-wins.md).
     """
 
 def scan_log_file(
@@ -76,7 +79,7 @@ def scan_log_dir(
     """Every ``log.<index>.<offset>`` file in index order; mutations with decree >= start_decree."""
 
 def replay_log_dir(
-    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
     """Like scan_log_dir, as (last decree, writes) batches of at most batch_size mutations.
 
@@ -85,7 +88,7 @@ def replay_log_dir(
     """
 
 def replay_log_file(
-    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
     """One file of replay_log_dir: (batches, its LogFileInfo, torn tail?); recovery pipelines files."""
 

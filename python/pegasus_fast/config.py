@@ -31,6 +31,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "trigger_checkpoint_retry_interval_ms": (1, None),
     "gc_interval_ms": (10, None),
     "background_workers": (1, MAX_BACKGROUND_WORKERS),
+    "delete_tombstone_seconds": (0, 0xFFFFFFFF),
 }
 
 
@@ -75,6 +76,11 @@ class Config:
     gc_interval_ms: int = 30_000
     #: background worker threads of the scheduler. 1 .. 64.
     background_workers: int = 2
+    #: a delete leaves a tombstone (an empty record with its timetag and the delete bit)
+    #: for this long, so last-writer-wins refuses an older put that a duplication delivers
+    #: after it (docs/last-writer-wins.md); expired ones go with expired records. 0: a delete
+    #: removes the record, as in Pegasus, and an old put can then come back. 0 .. 2^32-1.
+    delete_tombstone_seconds: int = 3600
     #: this cluster's id for last-writer-wins, 1..127 (Pegasus [duplication-group]); None derives
     #: one from the cluster name (crc64(name) % 127 + 1), which two names can share: configure it
     #: on every cluster that duplicates. Fixed once the cluster exists.

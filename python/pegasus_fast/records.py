@@ -126,10 +126,16 @@ def is_meta_key(key: bytes) -> bool:
 
 
 def live_value(raw: bytes | None, now: int) -> bytes | None:
-    """The user value of a stored record, or None when absent or expired."""
-    if raw is None:
+    """The user value of a stored record, or None when absent, expired or a delete's tombstone."""
+    if raw is None or raw[11] & 1:
         return None
     expire_ts = (raw[0] << 24) | (raw[1] << 16) | (raw[2] << 8) | raw[3]
     if 0 < expire_ts <= now:
         return None
     return raw[12:]
+
+
+def is_expired(raw: bytes, now: int) -> bool:
+    """Whether a stored record (a tombstone too) has expired: it then counts as absent."""
+    expire_ts = (raw[0] << 24) | (raw[1] << 16) | (raw[2] << 8) | raw[3]
+    return 0 < expire_ts <= now

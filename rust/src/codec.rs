@@ -803,20 +803,40 @@ fn timetag(m_timestamp_us: u64, cluster_id: u8) -> Result<u64> {
     Ok((m_timestamp_us << 8) | (u64::from(cluster_id) << 1))
 }
 
+/// Seconds from the Unix epoch to Pegasus's expire_ts epoch (2016-01-01 00:00:00 UTC).
+pub const PEGASUS_EPOCH_BEGIN: u64 = 1_451_606_400;
+
+/// The expire_ts of a delete's tombstone: `tombstone_seconds` after the delete was first
+/// written (from its timestamp, so a replay writes the very same bytes).
+fn tombstone_expire(timestamp_us: u64, tombstone_seconds: u32) -> u32 {
+    let at = (timestamp_us / 1_000_000).saturating_sub(PEGASUS_EPOCH_BEGIN);
+    let expire = at.saturating_add(u64::from(tombstone_seconds)).max(1);
+    u32::try_from(expire).unwrap_or(u32::MAX)
+}
+
 /// RocksDB writes applying `mutations` in order, then the last-decree meta key.
 /// A hash key longer than [`MAX_HASH_KEY`] is refused, as Pegasus refuses it.
-pub fn mutation_writes<B: AsRef<[u8]>>(mutations: &[Mutation<B>]) -> Result<Writes> {
+/// With `tombstone_seconds > 0` a delete writes a tombstone instead of removing the
+/// record: an empty value whose timetag has the delete bit set, expiring that many
+/// seconds later, so last-writer-wins can refuse an older put that arrives after it.
+pub fn mutation_writes<B: AsRef<[u8]>>(
+    mutations: &[Mutation<B>],
+    tombstone_seconds: u32,
+) -> Result<Writes> {
     let mut w = Writes::default();
-    mutation_writes_into(mutations, &mut w, MAX_HASH_KEY)?;
+    mutation_writes_into(mutations, &mut w, MAX_HASH_KEY, tombstone_seconds)?;
     Ok(w)
 }
 
 /// Like [`mutation_writes`], for replaying a WAL: hash keys up to the WAL
 /// format's 65535 bytes are taken, so a log written before the Pegasus limit
 /// was enforced still opens and nothing it holds is lost.
-pub fn replay_writes<B: AsRef<[u8]>>(mutations: &[Mutation<B>]) -> Result<Writes> {
+pub fn replay_writes<B: AsRef<[u8]>>(
+    mutations: &[Mutation<B>],
+    tombstone_seconds: u32,
+) -> Result<Writes> {
     let mut w = Writes::default();
-    mutation_writes_into(mutations, &mut w, usize::from(u16::MAX))?;
+    mutation_writes_into(mutations, &mut w, usize::from(u16::MAX), tombstone_seconds)?;
     Ok(w)
 }
 
@@ -824,6 +844,7 @@ fn mutation_writes_into<B: AsRef<[u8]>>(
     mutations: &[Mutation<B>],
     w: &mut Writes,
     max_hash_key: usize,
+    tombstone_seconds: u32,
 ) -> Result<()> {
     for m in mutations {
         for op in &m.ops {
@@ -846,7 +867,13 @@ fn mutation_writes_into<B: AsRef<[u8]>>(
                 }
                 Op::Delete { hash_key, sort_key } => {
                     check_hash_key(hash_key.as_ref(), max_hash_key)?;
-                    w.delete(hash_key.as_ref(), sort_key.as_ref());
+                    if tombstone_seconds > 0 {
+                        let tt = timetag(m.timestamp_us, m.cluster_id)? | 1;
+                        let expire = tombstone_expire(m.timestamp_us, tombstone_seconds);
+                        w.put(hash_key.as_ref(), sort_key.as_ref(), expire, tt, &[]);
+                    } else {
+                        w.delete(hash_key.as_ref(), sort_key.as_ref());
+                    }
                 }
                 Op::MultiPut {
                     hash_key,
@@ -864,8 +891,16 @@ fn mutation_writes_into<B: AsRef<[u8]>>(
                     sort_keys,
                 } => {
                     check_hash_key(hash_key.as_ref(), max_hash_key)?;
-                    for sk in sort_keys {
-                        w.delete(hash_key.as_ref(), sk.as_ref());
+                    if tombstone_seconds > 0 {
+                        let tt = timetag(m.timestamp_us, m.cluster_id)? | 1;
+                        let expire = tombstone_expire(m.timestamp_us, tombstone_seconds);
+                        for sk in sort_keys {
+                            w.put(hash_key.as_ref(), sk.as_ref(), expire, tt, &[]);
+                        }
+                    } else {
+                        for sk in sort_keys {
+                            w.delete(hash_key.as_ref(), sk.as_ref());
+                        }
                     }
                 }
                 Op::Empty => {}
@@ -883,6 +918,43 @@ fn mutation_writes_into<B: AsRef<[u8]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mutation_writes_t<B: AsRef<[u8]>>(m: &[Mutation<B>]) -> Result<Writes> {
+        mutation_writes(m, 0)
+    }
+
+    #[allow(dead_code)]
+    fn replay_writes_t<B: AsRef<[u8]>>(m: &[Mutation<B>]) -> Result<Writes> {
+        replay_writes(m, 0)
+    }
+
+    #[test]
+    fn deletes_write_tombstones_when_asked() {
+        let ts = (PEGASUS_EPOCH_BEGIN + 100) * 1_000_000;
+        let muts = vec![Mutation {
+            decree: 1,
+            timestamp_us: ts,
+            cluster_id: 5,
+            ops: vec![
+                Op::Delete {
+                    hash_key: b"h".to_vec(),
+                    sort_key: b"a".to_vec(),
+                },
+                Op::MultiDelete {
+                    hash_key: b"h".to_vec(),
+                    sort_keys: vec![b"b".to_vec()],
+                },
+            ],
+        }];
+        let w = mutation_writes(&muts, 60).unwrap();
+        let items: Vec<_> = w.iter().collect();
+        let mut value = (160u32).to_be_bytes().to_vec();
+        value.extend_from_slice(&((ts << 8) | (5 << 1) | 1).to_be_bytes());
+        assert_eq!(items[0], (&b"\x00\x01ha"[..], Some(&value[..])));
+        assert_eq!(items[1], (&b"\x00\x01hb"[..], Some(&value[..])));
+        let plain = mutation_writes(&muts, 0).unwrap();
+        assert_eq!(plain.iter().next().unwrap(), (&b"\x00\x01ha"[..], None));
+    }
 
     fn v(s: &str) -> Vec<u8> {
         s.as_bytes().to_vec()
@@ -1152,7 +1224,7 @@ mod tests {
     #[test]
     fn writes_encoding() {
         let muts = sample();
-        let w = mutation_writes(&muts).unwrap();
+        let w = mutation_writes_t(&muts).unwrap();
         let got: Vec<(Vec<u8>, Option<Vec<u8>>)> = w
             .iter()
             .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
@@ -1178,11 +1250,11 @@ mod tests {
         ];
         assert_eq!(got, expected);
         let none: Vec<Mutation<Vec<u8>>> = vec![];
-        assert!(mutation_writes(&none).unwrap().is_empty());
+        assert!(mutation_writes_t(&none).unwrap().is_empty());
         let mut big = sample();
         big[0].timestamp_us = 1 << 56;
         assert!(matches!(
-            mutation_writes(&big),
+            mutation_writes_t(&big),
             Err(Error::InvalidArgument(_))
         ));
     }
@@ -1212,20 +1284,20 @@ mod tests {
             }]
         };
         for put in [true, false] {
-            let longest = mutation_writes(&one(MAX_HASH_KEY, put)).unwrap();
+            let longest = mutation_writes_t(&one(MAX_HASH_KEY, put)).unwrap();
             let (key, _) = longest.iter().next().unwrap();
             assert_eq!(&key[..2], &[0xFF, 0xFE]);
             assert!(matches!(
-                mutation_writes(&one(MAX_HASH_KEY + 1, put)),
+                mutation_writes_t(&one(MAX_HASH_KEY + 1, put)),
                 Err(Error::InvalidArgument(_))
             ));
             // a WAL may hold what the format allows: replay and the codec take it
             let legacy = one(MAX_HASH_KEY + 1, put);
-            assert_eq!(replay_writes(&legacy).unwrap().len(), 2);
+            assert_eq!(replay_writes_t(&legacy).unwrap().len(), 2);
             let block = encode_block(&legacy).unwrap();
             assert_eq!(owned(decode_block(&block).unwrap()), legacy);
             assert!(matches!(
-                replay_writes(&one(MAX_HASH_KEY + 2, put)),
+                replay_writes_t(&one(MAX_HASH_KEY + 2, put)),
                 Err(Error::InvalidArgument(_))
             ));
         }

@@ -401,11 +401,15 @@ fn check_batch_size(batch_size: usize) -> Result<()> {
 
 /// Replay batches of at most `batch_size` mutations: each the net effect of
 /// its mutations' writes (one write per key, the last), in key order.
-fn batches_of(mutations: &[Mutation<&[u8]>], batch_size: usize) -> Result<Vec<Batch>> {
+fn batches_of(
+    mutations: &[Mutation<&[u8]>],
+    batch_size: usize,
+    tombstone_seconds: u32,
+) -> Result<Vec<Batch>> {
     let mut batches = Vec::with_capacity(mutations.len().div_ceil(batch_size));
     for chunk in mutations.chunks(batch_size) {
         let last = chunk[chunk.len() - 1].decree;
-        let mut writes = replay_writes(chunk)?;
+        let mut writes = replay_writes(chunk, tombstone_seconds)?;
         writes.net_sorted();
         batches.push((last, writes));
     }
@@ -418,11 +422,12 @@ pub fn replay_log_dir(
     dir: &Path,
     start_decree: u64,
     batch_size: usize,
+    tombstone_seconds: u32,
 ) -> Result<(Vec<Batch>, Vec<LogFileInfo>)> {
     check_batch_size(batch_size)?;
     let files = read_log_dir(dir)?;
     let mutations = dir_mutations(&files, start_decree)?;
-    let batches = batches_of(&mutations, batch_size)?;
+    let batches = batches_of(&mutations, batch_size, tombstone_seconds)?;
     let infos = files.iter().map(ScannedFile::info).collect();
     Ok((batches, infos))
 }
@@ -433,12 +438,13 @@ pub fn replay_log_file(
     path: &Path,
     start_decree: u64,
     batch_size: usize,
+    tombstone_seconds: u32,
 ) -> Result<(Vec<Batch>, LogFileInfo, bool)> {
     check_batch_size(batch_size)?;
     let file = read_log_file(path, 0, 0)?;
     let mut mutations = Vec::new();
     file.mutations(start_decree, &mut mutations)?;
-    let batches = batches_of(&mutations, batch_size)?;
+    let batches = batches_of(&mutations, batch_size, tombstone_seconds)?;
     Ok((batches, file.info(), file.torn))
 }
 
@@ -480,6 +486,15 @@ mod tests {
         let mut out = Vec::new();
         file.mutations(start, &mut out).unwrap();
         out.iter().map(|m| m.decree).collect()
+    }
+
+    fn replay_log_dir_t(d: &Path, s: u64, b: usize) -> Result<(Vec<Batch>, Vec<LogFileInfo>)> {
+        replay_log_dir(d, s, b, 0)
+    }
+
+    #[allow(dead_code)]
+    fn replay_log_file_t(p: &Path, s: u64, b: usize) -> Result<(Vec<Batch>, LogFileInfo, bool)> {
+        replay_log_file(p, s, b, 0)
     }
 
     fn read_log_blocks_t(
@@ -753,7 +768,7 @@ mod tests {
             }
         );
 
-        let (batches, infos) = replay_log_dir(d, 2, 2).unwrap();
+        let (batches, infos) = replay_log_dir_t(d, 2, 2).unwrap();
         assert_eq!(infos.len(), 3);
         assert_eq!(
             batches.iter().map(|b| b.0).collect::<Vec<_>>(),
@@ -766,12 +781,12 @@ mod tests {
         assert_eq!(items[0], (&b"\x00"[..], Some(&b0.to_le_bytes()[..])));
         assert_eq!(items[1].0, b"\x00\x02h2s");
         assert!(matches!(
-            replay_log_dir(d, 0, 0),
+            replay_log_dir_t(d, 0, 0),
             Err(Error::InvalidArgument(_))
         ));
-        let (batches, _) = replay_log_dir(d, 100, 2).unwrap();
+        let (batches, _) = replay_log_dir_t(d, 100, 2).unwrap();
         assert!(batches.is_empty());
-        let (batches, _) = replay_log_dir(d, 100, 2).unwrap();
+        let (batches, _) = replay_log_dir_t(d, 100, 2).unwrap();
         assert!(batches.is_empty());
 
         // A torn tail in the newest file is fine; in an older one it is corruption.

@@ -5,8 +5,15 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..errors import InvalidArgumentError, WalCorruptionError
-from ..records import MAX_HASH_KEY, META_DECREE_KEY, META_SOURCE_DECREE_KEY, encode_key, hash_key_prefix
+from ..errors import InvalidArgumentError, InvalidTypeError, WalCorruptionError
+from ..records import (
+    EPOCH_BEGIN,
+    MAX_HASH_KEY,
+    META_DECREE_KEY,
+    META_SOURCE_DECREE_KEY,
+    encode_key,
+    hash_key_prefix,
+)
 from ..records import VALUE_HEADER as _VALUE_HEADER
 from ..records import Op as _OpKind
 from ..records import timetag as _timetag
@@ -280,18 +287,28 @@ def decode_blocks(data: bytes) -> list[Mutation]:
     return out
 
 
-def mutation_writes(mutations: list[Mutation]) -> list[Write]:
-    """RocksDB writes of ``mutations``; a hash key longer than MAX_HASH_KEY is refused, as in Pegasus."""
-    return _writes(mutations, MAX_HASH_KEY)
+def mutation_writes(mutations: list[Mutation], tombstone_seconds: int = 0) -> list[Write]:
+    """RocksDB writes of ``mutations``; a hash key longer than MAX_HASH_KEY is refused, as in Pegasus.
+    With ``tombstone_seconds``, a delete writes a tombstone (docs/last-writer-wins.md)."""
+    return _writes(mutations, MAX_HASH_KEY, tombstone_seconds)
 
 
-def replay_writes(mutations: list[Mutation]) -> list[Write]:
+def replay_writes(mutations: list[Mutation], tombstone_seconds: int = 0) -> list[Write]:
     """Like mutation_writes, for WAL replay: hash keys up to the WAL format's 65535
     bytes are taken, so a log written before the Pegasus limit still opens."""
-    return _writes(mutations, _WAL_MAX_HASH_KEY)
+    return _writes(mutations, _WAL_MAX_HASH_KEY, tombstone_seconds)
 
 
-def _writes(mutations: list[Mutation], max_hash_key: int) -> list[Write]:
+def _tombstone(timestamp_us: int, cluster_id: int, tombstone_seconds: int) -> bytes:
+    expire = max(1, max(0, timestamp_us // 1_000_000 - EPOCH_BEGIN) + tombstone_seconds)
+    return _VALUE_HEADER.pack(min(expire, 0xFFFFFFFF), _timetag(timestamp_us, cluster_id, True))
+
+
+def _writes(mutations: list[Mutation], max_hash_key: int, tombstone_seconds: int = 0) -> list[Write]:
+    if isinstance(tombstone_seconds, bool) or not isinstance(tombstone_seconds, int):
+        raise InvalidTypeError("tombstone_seconds must be an int")
+    if not 0 <= tombstone_seconds <= 0xFFFFFFFF:
+        raise InvalidArgumentError("tombstone_seconds must fit a u32")
     writes: list[Write] = []
     for _decree, timestamp_us, cluster_id, ops in mutations:
         # only a record's value carries the timetag: a mutation without one takes any timestamp
@@ -306,14 +323,20 @@ def _writes(mutations: list[Mutation], max_hash_key: int) -> list[Write]:
             if kind == PUT:
                 writes.append((encode_key(op[1], op[2]), _VALUE_HEADER.pack(op[4], timetag) + op[3]))
             elif kind == DELETE:
-                writes.append((encode_key(op[1], op[2]), None))
+                if not fits and tombstone_seconds:
+                    raise InvalidArgumentError("timestamp_us does not fit a timetag (>= 2^56)")
+                gone = _tombstone(timestamp_us, cluster_id, tombstone_seconds) if tombstone_seconds else None
+                writes.append((encode_key(op[1], op[2]), gone))
             elif kind == MULTI_PUT:
                 header = _VALUE_HEADER.pack(op[3], timetag)
                 prefix = hash_key_prefix(op[1])
                 writes.extend((prefix + sk, header + v) for sk, v in op[2])
             elif kind == MULTI_DELETE:
+                if not fits and tombstone_seconds:
+                    raise InvalidArgumentError("timestamp_us does not fit a timetag (>= 2^56)")
                 prefix = hash_key_prefix(op[1])
-                writes.extend((prefix + sk, None) for sk in op[2])
+                gone = _tombstone(timestamp_us, cluster_id, tombstone_seconds) if tombstone_seconds else None
+                writes.extend((prefix + sk, gone) for sk in op[2])
             elif kind == RAW_PUT:
                 writes.append((_b(op[1]), _b(op[2])))
             elif kind == SOURCE_DECREE:

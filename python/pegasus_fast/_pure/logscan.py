@@ -170,26 +170,28 @@ def scan_log_dir(
     return out, infos
 
 
-def _batches(mutations: list[Mutation], batch_size: int) -> list[tuple[int, list[Write]]]:
+def _batches(
+    mutations: list[Mutation], batch_size: int, tombstone_seconds: int = 0
+) -> list[tuple[int, list[Write]]]:
     batches = []
     for i in range(0, len(mutations), batch_size):
         chunk = mutations[i : i + batch_size]
-        net = dict(replay_writes(chunk))  # the last write of each key wins
+        net = dict(replay_writes(chunk, tombstone_seconds))  # the last write of each key wins
         batches.append((chunk[-1][0], sorted(net.items())))
     return batches
 
 
 def replay_log_dir(
-    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
     if batch_size <= 0:
         raise ValueError("batch_size must be positive")
     mutations, infos = scan_log_dir(path, start_decree)
-    return _batches(mutations, batch_size), infos
+    return _batches(mutations, batch_size, tombstone_seconds), infos
 
 
 def replay_log_file(
-    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
+    path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
     if batch_size <= 0:
         raise ValueError("batch_size must be positive")
@@ -197,4 +199,5 @@ def replay_log_file(
     with open(path, "rb", buffering=1 << 20) as f:
         size = os.fstat(f.fileno()).st_size
         mutations, end, torn, first, last = _scan_open_file(path, f, size, 0, start_decree, 0)
-    return _batches(mutations, batch_size), (os.path.basename(path), first, last, end, size), torn
+    info = (os.path.basename(path), first, last, end, size)
+    return _batches(mutations, batch_size, tombstone_seconds), info, torn

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .. import _backend
 from ..errors import DuplicationGapError
-from ..records import Op, encode_key, hash_key_prefix, live_value, now_pegasus_seconds, timetag, timetag_of
+from ..records import Op, encode_key, hash_key_prefix, is_expired, now_pegasus_seconds, timetag, timetag_of
 from ..storage.partition import Partition
 
 Mutation = tuple[int, int, int, list]
@@ -35,7 +35,7 @@ def _lww_ops(partition: Partition, ops: list[tuple], tag: int, pending: dict[byt
         if key in pending:
             return tag >= pending[key]
         raw = partition.db.get(key)
-        return raw is None or tag >= timetag_of(raw) or live_value(raw, now) is None
+        return raw is None or tag >= timetag_of(raw) or is_expired(raw, now)
 
     kept: list[tuple] = []
     for op in ops:
@@ -64,7 +64,7 @@ def _lww_ops(partition: Partition, ops: list[tuple], tag: int, pending: dict[byt
             if op[1] in pending and own < pending[op[1]]:
                 continue
             raw = None if op[1] in pending else partition.db.get(op[1])
-            if raw is None or own >= timetag_of(raw) or live_value(raw, now) is None:
+            if raw is None or own >= timetag_of(raw) or is_expired(raw, now):
                 pending[op[1]] = own
                 kept.append(op)
         # EMPTY changes nothing; a SOURCE_DECREE of the source's own source is not ours
@@ -85,9 +85,7 @@ def _all_win(partition: Partition, mutations: list[Mutation]) -> bool:
         return True
     limit = oldest.to_bytes(8, "big")
     now = now_pegasus_seconds()
-    return all(
-        raw is None or raw[4:12] <= limit or live_value(raw, now) is None for raw in partition.db.get(keys)
-    )
+    return all(raw is None or raw[4:12] <= limit or is_expired(raw, now) for raw in partition.db.get(keys))
 
 
 _DATA_OPS = frozenset({_PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE, _RAW_PUT})

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 
 from ..config import Config
@@ -392,6 +392,7 @@ class Duplication:
             futures: list[Future[policy.Artifact]] = [
                 self._env.tasks.high(lambda i=i: self._make_artifact(i)) for i in range(len(self.partitions))
             ]
+            wait(futures)  # all of them end before a failure is raised and PREPARE retried
             arts = [f.result() for f in futures]
         for i, art in enumerate(arts):
             self._hold(i, art)
@@ -443,8 +444,13 @@ class Duplication:
                 empties[i] = art.decree
             else:
                 tasks[i] = self._env.tasks.high(lambda i=i, art=art: self._learn(follower, i, art))
-        if empties:
-            follower.learn_empty(self.remote_table, empties)
+        try:
+            if empties:
+                follower.learn_empty(self.remote_table, empties)
+        finally:
+            # every learning task ends before a failure is raised: a retry must never run a
+            # second learn of the same partition alongside one still going
+            wait(tasks.values())
         for f in tasks.values():
             f.result()
         newly = list(empties) + list(tasks)

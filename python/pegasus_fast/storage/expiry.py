@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import rocksdict
 
-from ..records import is_meta_key, live_value, now_pegasus_seconds
+from ..records import is_expired, is_meta_key, now_pegasus_seconds
 
 if TYPE_CHECKING:
     from .partition import Partition
@@ -33,7 +33,8 @@ def _iter_expired(partition: Partition) -> Iterator[bytes]:
     it.seek_to_first()
     while it.valid():
         key = it.key()
-        if not is_meta_key(key) and live_value(it.value(), now) is None:
+        # a delete's tombstone counts too, once expired (before that it still decides last-writer-wins)
+        if not is_meta_key(key) and is_expired(it.value(), now):
             yield key
         it.next()
 
@@ -81,7 +82,7 @@ def delete_expired(partition: Partition, keys: list[bytes]) -> int:
             n = 0
             for key in keys[start : start + CHUNK]:
                 raw = db.get(key)
-                if raw is not None and live_value(raw, now) is None:
+                if raw is not None and is_expired(raw, now):
                     wb.delete(key)
                     n += 1
             if n:

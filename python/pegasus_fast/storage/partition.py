@@ -85,6 +85,7 @@ class Partition:
         self.state = SERVING
         self.lock = threading.RLock()
         self.hooks = hooks
+        self._tombstones = config.delete_tombstone_seconds
         self._durable = hooks.durable
         self._write_opts = rocksdict.WriteOptions()
         self._write_opts.disable_wal = True
@@ -151,13 +152,13 @@ class Partition:
             self.last_flushed = self._read_meta(META_DECREE_KEY)
             if self.wal.is_open:  # the first open of a partition whose WAL ran ahead
                 batches, infos = _backend.impl.replay_log_dir(
-                    self.wal.path, self.last_flushed + 1, REPLAY_BATCH
+                    self.wal.path, self.last_flushed + 1, REPLAY_BATCH, self._tombstones
                 )
                 for _last_decree, writes in batches:
                     self._apply_writes(writes)
                 log_last = max((i[2] for i in infos), default=0)
             else:
-                log_last = self.wal.recover(self.last_flushed + 1, self._apply_writes)
+                log_last = self.wal.recover(self.last_flushed + 1, self._apply_writes, self._tombstones)
         except BaseException:
             # a corrupt WAL must not leave RocksDB locked behind the error
             self._db = None
@@ -264,7 +265,7 @@ class Partition:
             raise
         if apply:
             try:
-                self._apply_writes(impl.mutation_writes(mutations), deletes=deletes)
+                self._apply_writes(impl.mutation_writes(mutations, self._tombstones), deletes=deletes)
             except BaseException as exc:
                 try:
                     self.wal.undo()

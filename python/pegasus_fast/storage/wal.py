@@ -68,7 +68,10 @@ class Wal:
     # -- recovery ---------------------------------------------------------
 
     def recover(
-        self, start_decree: int, apply: Callable[[list[tuple[bytes, bytes | None]]], None] | None = None
+        self,
+        start_decree: int,
+        apply: Callable[[list[tuple[bytes, bytes | None]]], None] | None = None,
+        tombstone_seconds: int = 0,
     ) -> int:
         """Replay mutations from ``start_decree`` through ``apply``; truncate a torn tail; open for append.
 
@@ -89,7 +92,11 @@ class Wal:
 
                 def replay(i: int) -> Future[tuple[list, tuple, bool]]:
                     return pool.submit(
-                        impl.replay_log_file, os.path.join(self.path, names[i]), start_decree, REPLAY_BATCH
+                        impl.replay_log_file,
+                        os.path.join(self.path, names[i]),
+                        start_decree,
+                        REPLAY_BATCH,
+                        tombstone_seconds,
                     )
 
                 pending = replay(0)

@@ -175,14 +175,15 @@ fn py_read_log_blocks<'py>(
 }
 
 #[pyfunction]
-#[pyo3(name = "mutation_writes")]
+#[pyo3(name = "mutation_writes", signature = (mutations, tombstone_seconds=0))]
 fn py_mutation_writes<'py>(
     py: Python<'py>,
     mutations: &Bound<'py, PyAny>,
+    tombstone_seconds: u32,
 ) -> PyResult<Bound<'py, PyList>> {
     let muts = extract_mutations(mutations)?;
     let writes = run(py, muts.len() >= RELEASE_GIL_MUTATIONS, || {
-        codec::mutation_writes(&muts)
+        codec::mutation_writes(&muts, tombstone_seconds)
     })?;
     writes_to_py(py, &writes)
 }
@@ -236,30 +237,34 @@ fn batches_to_py<'py>(py: Python<'py>, batches: &[logscan::Batch]) -> PyResult<B
 }
 
 #[pyfunction]
-#[pyo3(name = "replay_log_dir", signature = (path, start_decree, batch_size=4096))]
+#[pyo3(name = "replay_log_dir", signature = (path, start_decree, batch_size=4096, tombstone_seconds=0))]
 fn py_replay_log_dir<'py>(
     py: Python<'py>,
     path: PathBuf,
     start_decree: u64,
     batch_size: i64,
+    tombstone_seconds: u32,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
     let batch_size = positive_batch_size(batch_size)?;
-    let (batches, infos) =
-        py.allow_threads(|| logscan::replay_log_dir(&path, start_decree, batch_size))?;
+    let (batches, infos) = py.allow_threads(|| {
+        logscan::replay_log_dir(&path, start_decree, batch_size, tombstone_seconds)
+    })?;
     Ok((batches_to_py(py, &batches)?, infos_to_py(py, &infos)?))
 }
 
 #[pyfunction]
-#[pyo3(name = "replay_log_file", signature = (path, start_decree, batch_size=4096))]
+#[pyo3(name = "replay_log_file", signature = (path, start_decree, batch_size=4096, tombstone_seconds=0))]
 fn py_replay_log_file<'py>(
     py: Python<'py>,
     path: PathBuf,
     start_decree: u64,
     batch_size: i64,
+    tombstone_seconds: u32,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>, bool)> {
     let batch_size = positive_batch_size(batch_size)?;
-    let (batches, info, torn) =
-        py.allow_threads(|| logscan::replay_log_file(&path, start_decree, batch_size))?;
+    let (batches, info, torn) = py.allow_threads(|| {
+        logscan::replay_log_file(&path, start_decree, batch_size, tombstone_seconds)
+    })?;
     let info = infos_to_py(py, std::slice::from_ref(&info))?.get_item(0)?;
     Ok((batches_to_py(py, &batches)?, info, torn))
 }
