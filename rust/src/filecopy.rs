@@ -1,17 +1,29 @@
 //! Checkpoint file copy with blake3 hashing, and manifest verification.
+//!
+//! Files are read, never memory-mapped: a file truncated under a mapping kills
+//! the process with SIGBUS, while a read just comes back short. A file whose
+//! size or mtime moves while it is read is reported as [`Error::FileChanged`].
+//! Names are single plain components and are never followed when they are
+//! symbolic links: a checkpoint must not ship a link target's bytes.
 
-use std::fs::{self, File};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 
 use crate::error::{Error, Result};
 
-/// Read size of the hashing and copying loops.
+/// Read size of the single-threaded hashing and copying loops.
 const CHUNK: usize = 2 << 20;
-/// Files up to this size are hashed or copied in one thread.
-const SMALL_FILE: u64 = 4 << 20;
+/// Read size for big files: large enough that blake3's `update_rayon` splits
+/// each read across every core, and a power of two so every read is a whole
+/// subtree of the hash tree (no work is left over between reads).
+const BIG_CHUNK: usize = 8 << 20;
+/// Files at least this large are hashed on every core, reading ahead in a
+/// second thread; smaller ones in one thread.
+const PARALLEL_HASH_MIN: u64 = 4 << 20;
 
 /// (file name, size, blake3 hex digest)
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +35,7 @@ pub struct ManifestEntry {
 
 /// Reject names that are not a single plain path component.
 pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\\') {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
         return Err(Error::InvalidArgument(format!(
             "invalid file name in a manifest: {name:?}"
         )));
@@ -31,41 +43,106 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Feed the bytes of `file` to `sink` in order, reading the next chunk in a
-/// second thread while `sink` works on the current one. Returns the byte count.
-fn read_pipelined(
-    file: &mut File,
-    size_hint: u64,
-    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
-) -> io::Result<u64> {
-    if size_hint <= SMALL_FILE {
-        let mut buf = vec![0u8; CHUNK.min(size_hint as usize + 1).max(64 << 10)];
-        let mut total = 0u64;
-        loop {
-            let n = read_full(file, &mut buf)?;
-            if n == 0 {
-                return Ok(total);
-            }
-            sink(&buf[..n])?;
-            total += n as u64;
+/// Open `path` for reading; it must be a regular file. Unless `follow`, a
+/// symbolic link is refused instead of followed (`O_NOFOLLOW`). `O_NONBLOCK`
+/// keeps a FIFO from blocking the open; it changes nothing for regular files.
+fn open_regular(path: &Path, follow: bool) -> Result<File> {
+    let flags = libc::O_NONBLOCK | if follow { 0 } else { libc::O_NOFOLLOW };
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
+        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) && is_symlink(path) => {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a symbolic link, not a file",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(Error::io_at(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io_at(
+            path,
+            io::Error::from_raw_os_error(libc::EISDIR),
+        ));
+    }
+    if !meta.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Read from `offset` until `buf` is full or the end of the file.
+fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    // Two buffers in flight: one being read, one being consumed.
+    Ok(n)
+}
+
+/// Feed the bytes of `file` from offset 0 to `sink` in order, in reads of
+/// `chunk` bytes; for a file over [`PARALLEL_HASH_MIN`] the next read runs in
+/// a second thread while `sink` works on the current one. Reads are
+/// positional, so another thread may copy from the same descriptor meanwhile.
+/// Stops one byte past `size` (a file that grows is caught without reading
+/// all of it). Returns the byte count.
+fn read_pipelined(
+    file: &File,
+    size: u64,
+    chunk: usize,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<u64> {
+    let limit = size.saturating_add(1);
+    // The read length at `offset`: never past `limit`.
+    let want = move |offset: u64| chunk.min(usize::try_from(limit - offset).unwrap_or(usize::MAX));
+    if size < PARALLEL_HASH_MIN {
+        let mut buf = vec![0u8; want(0)];
+        let mut total = 0u64;
+        while total < limit {
+            let n = want(total);
+            let got = read_full_at(file, &mut buf[..n], total)?;
+            if got == 0 {
+                break;
+            }
+            sink(&buf[..got])?;
+            total += got as u64;
+        }
+        return Ok(total);
+    }
+    // Buffers in flight: one being read, one or two being consumed.
     let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(2);
     let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(3);
     for _ in 0..3 {
         empty_tx
-            .send(vec![0u8; CHUNK])
+            .send(vec![0u8; chunk])
             .expect("the receiver is alive");
     }
     thread::scope(|s| {
         s.spawn(move || {
+            let mut offset = 0u64;
             // Ends when the consumer hangs up (drops `empty_tx` and `full_rx`).
             while let Ok(mut buf) = empty_rx.recv() {
-                match read_full(file, &mut buf) {
+                if offset >= limit {
+                    break;
+                }
+                let n = want(offset);
+                match read_full_at(file, &mut buf[..n], offset) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        if full_tx.send(Ok((buf, n))).is_err() {
+                    Ok(got) => {
+                        offset += got as u64;
+                        if full_tx.send(Ok((buf, got))).is_err() {
                             break;
                         }
                     }
@@ -93,84 +170,94 @@ fn read_pipelined(
     })
 }
 
-/// Read until `buf` is full or the end of the file.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// `FileChanged` unless `file` still has the size and mtime of `before` and
+/// exactly that many bytes were read.
+fn check_unchanged(file: &File, path: &Path, before: &Metadata, read: u64) -> Result<()> {
+    let after = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    if read != before.len() {
+        return Err(Error::file_changed(path, before.len(), read));
     }
-    Ok(n)
+    if after.len() != before.len()
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+    {
+        return Err(Error::file_changed(path, before.len(), after.len()));
+    }
+    Ok(())
 }
 
-/// Files at least this large are hashed memory-mapped on every core.
-const PARALLEL_HASH_MIN: u64 = 4 << 20;
-
-fn open_hash(path: &Path) -> Result<(u64, String)> {
-    let mut file = File::open(path).map_err(|e| Error::io_at(path, e))?;
-    let hint = file.metadata().map_err(|e| Error::io_at(path, e))?.len();
+/// (size, blake3 hex digest) of an open file, read from offset 0.
+fn hash_open(file: &File, path: &Path) -> Result<(u64, String)> {
+    let before = file.metadata().map_err(|e| Error::io_at(path, e))?;
+    let size = before.len();
     let mut hasher = blake3::Hasher::new();
-    if hint >= PARALLEL_HASH_MIN {
-        // BLAKE3's tree splits a big input across threads; the result is the same hash.
-        hasher
-            .update_mmap_rayon(path)
-            .map_err(|e| Error::io_at(path, e))?;
-        let size = hasher.count();
-        return Ok((size, hasher.finalize().to_hex().to_string()));
+    let read = if size >= PARALLEL_HASH_MIN {
+        // BLAKE3's tree splits each big read across threads; the hash is the same.
+        read_pipelined(file, size, BIG_CHUNK, |chunk| {
+            hasher.update_rayon(chunk);
+            Ok(())
+        })
+    } else {
+        read_pipelined(file, size, CHUNK, |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        })
     }
-    let size = read_pipelined(&mut file, hint, |chunk| {
-        hasher.update(chunk);
-        Ok(())
-    })
     .map_err(|e| Error::io_at(path, e))?;
-    Ok((size, hasher.finalize().to_hex().to_string()))
+    check_unchanged(file, path, &before, read)?;
+    Ok((read, hasher.finalize().to_hex().to_string()))
 }
 
-/// (size, blake3 lowercase hex digest) of a file.
+/// (size, blake3 lowercase hex digest) of a file (following a symbolic link).
 pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    open_hash(path)
+    hash_open(&open_regular(path, true)?, path)
 }
 
-/// Copy `src` to a new file `dst` and hash it; fsync `dst` when `sync`.
+/// A new file at `dst`; never opens through a link or an existing file.
+fn create_new(dst: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dst)
+        .map_err(|e| Error::io_at(dst, e))
+}
+
+/// Copy the open `input` (at `src`) to a new file `dst` and hash it; fsync
+/// `dst` when `sync`.
 ///
 /// Small files are read once, hashed and written in the same pass. A large
 /// file is copied by the kernel (`copy_file_range`, as `shutil.copyfile`
-/// does) while another thread hashes the source memory-mapped on every core,
-/// so hashing costs next to nothing over the copy. Either way the digest is
-/// of the source's bytes; `verify_manifest` checks what landed.
-fn copy_one(src: &Path, dst: &Path, sync: bool) -> Result<(u64, String)> {
-    let hint = fs::metadata(src).map_err(|e| Error::io_at(src, e))?.len();
-    if hint >= PARALLEL_HASH_MIN {
+/// does) while another thread hashes the source on every core, so hashing
+/// costs next to nothing over the copy. Either way the digest is of the
+/// source's bytes; `verify_manifest` checks what landed.
+fn copy_one(input: &File, src: &Path, dst: &Path, sync: bool) -> Result<(u64, String)> {
+    let before = input.metadata().map_err(|e| Error::io_at(src, e))?;
+    let size = before.len();
+    let mut output = create_new(dst)?;
+    if size >= PARALLEL_HASH_MIN {
         let (copied, hashed) = thread::scope(|s| {
-            let hasher = s.spawn(|| open_hash(src));
-            let copied = fs::copy(src, dst).map_err(|e| Error::io_at(dst, e));
-            (copied, hasher.join())
+            let hasher = s.spawn(|| hash_open(input, src));
+            // The copy reads at the descriptor's offset, the hasher with pread.
+            let copied = io::copy(&mut input.take(size.saturating_add(1)), &mut output);
+            let hashed = hasher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (copied, hashed)
         });
-        let copied = copied?;
-        let (size, digest) =
-            hashed.map_err(|_| Error::InvalidArgument("hashing thread panicked".into()))??;
+        let copied = copied.map_err(|e| Error::io_at(dst, e))?;
+        let (hashed_size, digest) = hashed?;
         if copied != size {
-            return Err(Error::io_at(
-                src,
-                io::Error::other("file changed while being copied"),
-            ));
+            return Err(Error::file_changed(src, size, copied));
         }
         if sync {
-            File::open(dst)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| Error::io_at(dst, e))?;
+            output.sync_all().map_err(|e| Error::io_at(dst, e))?;
         }
-        return Ok((size, digest));
+        return Ok((hashed_size, digest));
     }
-    let mut input = File::open(src).map_err(|e| Error::io_at(src, e))?;
-    let mut output = File::create(dst).map_err(|e| Error::io_at(dst, e))?;
     let mut hasher = blake3::Hasher::new();
     let mut written = 0u64;
-    let size = read_pipelined(&mut input, hint, |chunk| {
+    let read = read_pipelined(input, size, CHUNK, |chunk| {
         hasher.update(chunk);
         output.write_all(chunk)?;
         if sync {
@@ -180,15 +267,16 @@ fn copy_one(src: &Path, dst: &Path, sync: bool) -> Result<(u64, String)> {
         Ok(())
     })
     .map_err(|e| Error::io_at(dst, e))?;
+    check_unchanged(input, src, &before, read)?;
     if sync {
         output.sync_all().map_err(|e| Error::io_at(dst, e))?;
     }
-    Ok((size, hasher.finalize().to_hex().to_string()))
+    Ok((read, hasher.finalize().to_hex().to_string()))
 }
 
 /// Ask the kernel to start writing `len` bytes at `offset` of `file` to disk
 /// now, so that the final fsync finds little left to do. Best effort.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(miri)))]
 fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
@@ -202,13 +290,43 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), miri))]
 fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io_at(dir, e))
+}
+
+/// Copy `name` from `src_dir` into `dst_dir`, or hard-link it when `link`
+/// and the link can be made: its manifest entry.
+fn copy_entry(
+    src_dir: &Path,
+    dst_dir: &Path,
+    name: &str,
+    link: bool,
+    sync: bool,
+) -> Result<(u64, String)> {
+    let src = src_dir.join(name);
+    let dst = dst_dir.join(name);
+    // Refuses a symbolic link before anything is made of it (a hard link to
+    // a symlink is a symlink).
+    let input = open_regular(&src, false)?;
+    // Never write through an old link to the source's inode.
+    if fs::symlink_metadata(&dst).is_ok() {
+        fs::remove_file(&dst).map_err(|e| Error::io_at(&dst, e))?;
+    }
+    let result = if link && fs::hard_link(&src, &dst).is_ok() {
+        open_regular(&dst, false).and_then(|f| hash_open(&f, &dst))
+    } else {
+        copy_one(&input, &src, &dst, sync)
+    };
+    if result.is_err() {
+        // What is there was not verified: leave nothing that looks like a copy.
+        let _ = fs::remove_file(&dst);
+    }
+    result
 }
 
 /// Copy (or hard-link, falling back to a copy) `names` from `src_dir` into
@@ -227,18 +345,7 @@ pub fn copy_and_hash(
     fs::create_dir_all(dst_dir).map_err(|e| Error::io_at(dst_dir, e))?;
     let mut manifest = Vec::with_capacity(names.len());
     for name in names {
-        let src = src_dir.join(name);
-        let dst = dst_dir.join(name);
-        // Never write through an old link to the source's inode.
-        if fs::symlink_metadata(&dst).is_ok() {
-            fs::remove_file(&dst).map_err(|e| Error::io_at(&dst, e))?;
-        }
-        let linked = link && fs::hard_link(&src, &dst).is_ok();
-        let (size, digest) = if linked {
-            open_hash(&dst)?
-        } else {
-            copy_one(&src, &dst, sync)?
-        };
+        let (size, digest) = copy_entry(src_dir, dst_dir, name, link, sync)?;
         manifest.push(ManifestEntry {
             name: name.clone(),
             size,
@@ -252,12 +359,15 @@ pub fn copy_and_hash(
 }
 
 /// Check every entry's size and digest; `ChecksumMismatch` on the first that
-/// differs, a `NotFound` I/O error for a missing file.
+/// differs, a `NotFound` I/O error for a missing file, `InvalidArgument` for
+/// a name that is not a plain file name or is a symbolic link.
 pub fn verify_manifest(dir: &Path, manifest: &[ManifestEntry]) -> Result<()> {
     for entry in manifest {
         check_name(&entry.name)?;
+    }
+    for entry in manifest {
         let path: PathBuf = dir.join(&entry.name);
-        let (size, digest) = open_hash(&path)?;
+        let (size, digest) = hash_open(&open_regular(&path, false)?, &path)?;
         if size != entry.size || digest != entry.digest {
             return Err(Error::ChecksumMismatch {
                 path: path.to_string_lossy().into_owned(),
@@ -289,7 +399,8 @@ mod tests {
             1,
             CHUNK - 1,
             CHUNK,
-            SMALL_FILE as usize + 1,
+            PARALLEL_HASH_MIN as usize + 1,
+            BIG_CHUNK + 1,
             3 * CHUNK + 17,
         ] {
             let p = dir.path().join("f");
@@ -387,5 +498,135 @@ mod tests {
         }
         assert!(!dst.exists());
         assert!(check_name("..a").is_ok());
+        assert!(matches!(check_name("a\0b"), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn links_and_special_files_are_refused() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let secret = src.path().join("secret");
+        fs::write(&secret, b"not for shipping").unwrap();
+        std::os::unix::fs::symlink(&secret, src.path().join("link")).unwrap();
+        std::os::unix::fs::symlink("missing", src.path().join("dangling")).unwrap();
+        let fifo = src.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for name in ["link", "dangling", "fifo"] {
+            for link in [false, true] {
+                assert!(
+                    matches!(
+                        copy_and_hash(src.path(), dst.path(), &[name.to_string()], link, false),
+                        Err(Error::InvalidArgument(_))
+                    ),
+                    "{name} {link}"
+                );
+                assert!(fs::symlink_metadata(dst.path().join(name)).is_err());
+            }
+            let entry = ManifestEntry {
+                name: name.to_string(),
+                size: 16,
+                digest: hex(b"not for shipping"),
+            };
+            assert!(matches!(
+                verify_manifest(src.path(), &[entry]),
+                Err(Error::InvalidArgument(_))
+            ));
+        }
+        // A link planted where the copy goes is replaced, never written through.
+        std::os::unix::fs::symlink(&secret, dst.path().join("secret")).unwrap();
+        fs::write(src.path().join("other"), b"x").unwrap();
+        let m = copy_and_hash(
+            src.path(),
+            dst.path(),
+            &["secret".to_string()],
+            false,
+            false,
+        )
+        .unwrap();
+        assert!(!fs::symlink_metadata(dst.path().join("secret"))
+            .unwrap()
+            .is_symlink());
+        verify_manifest(dst.path(), &m).unwrap();
+        // hash_file follows links (a path, not a checkpoint entry) but refuses a FIFO.
+        assert_eq!(hash_file(&src.path().join("link")).unwrap().0, 16);
+        assert!(matches!(hash_file(&fifo), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            hash_file(src.path()),
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::IsADirectory
+        ));
+    }
+
+    #[test]
+    fn a_change_seen_after_reading_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, data(1000)).unwrap();
+        let file = File::open(&p).unwrap();
+        let before = file.metadata().unwrap();
+        check_unchanged(&file, &p, &before, 1000).unwrap();
+        assert!(matches!(
+            check_unchanged(&file, &p, &before, 999),
+            Err(Error::FileChanged {
+                expected_size: 1000,
+                actual_size: 999,
+                ..
+            })
+        ));
+        OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        assert!(matches!(
+            check_unchanged(&file, &p, &before, 1000),
+            Err(Error::FileChanged {
+                expected_size: 1000,
+                actual_size: 10,
+                ..
+            })
+        ));
+    }
+
+    /// Truncating a big file while it is hashed must give `FileChanged` or a
+    /// whole, correct digest; with the old memory-mapped hashing it was SIGBUS.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn truncated_while_hashed() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let size = 3 * BIG_CHUNK as u64;
+        let zeros = vec![0u8; size as usize];
+        fs::write(&p, &zeros).unwrap();
+        let whole = (size, hex(&zeros));
+        let empty = (0, hex(b""));
+        let stop = AtomicBool::new(false);
+        let changed = thread::scope(|s| {
+            s.spawn(|| {
+                let f = OpenOptions::new().write(true).open(&p).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    f.set_len(0).unwrap();
+                    thread::yield_now();
+                    f.set_len(size).unwrap();
+                }
+            });
+            let mut changed = 0;
+            for _ in 0..2000 {
+                match hash_file(&p) {
+                    Ok(got) => assert!(got == whole || got == empty, "{got:?}"),
+                    Err(Error::FileChanged { .. }) => changed += 1,
+                    Err(other) => panic!("{other:?}"),
+                }
+                if changed >= 3 {
+                    break;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            changed
+        });
+        assert!(changed >= 1);
     }
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from ..errors import WalCorruptionError
+from ..errors import InvalidArgumentError, InvalidTypeError, WalCorruptionError
 from .crc import crc32c
 
 MAGIC = b"PFW1"
@@ -27,31 +27,109 @@ Mutation = tuple[int, int, int, list[Op]]
 Write = tuple[bytes, "bytes | None"]
 
 
-def _b(value: Any) -> bytes:
+def _b(value: Any, what: str = "a byte string") -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    raise TypeError(f"expected bytes, got {type(value).__name__}")
+    raise InvalidTypeError(f"{what} must be bytes, not {type(value).__name__}")
 
 
-def _put_hk(out: bytearray, hash_key: Any) -> None:
-    hash_key = _b(hash_key)
+def _int(value: Any, bits: int, what: str) -> int:
+    """An int that fits ``bits`` unsigned bits, as the Rust glue takes it."""
+    if not isinstance(value, int):
+        raise InvalidTypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << bits:
+        raise InvalidArgumentError(f"{what} out of range: {value}")
+    return int(value)
+
+
+def _seq(value: Any, what: str) -> list[Any] | tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise InvalidTypeError(f"{what} must be a list or tuple, not {type(value).__name__}")
+    return value
+
+
+def _fields(t: list[Any] | tuple[Any, ...], n: int, what: str) -> None:
+    if len(t) != n:
+        raise InvalidArgumentError(f"{what} takes {n} fields, got {len(t)}")
+
+
+def _check_op(op: Any) -> Op:
+    """``op`` as a tuple, its fields checked as the Rust glue checks them."""
+    op = tuple(_seq(op, "an op"))
+    if not op:
+        raise InvalidArgumentError("an op is a non-empty tuple")
+    kind = op[0]
+    if not isinstance(kind, int):
+        raise InvalidTypeError(f"op type must be an int, not {type(kind).__name__}")
+    if kind == PUT:
+        _fields(op, 5, "PUT")
+        return (
+            PUT,
+            _b(op[1], "hash_key"),
+            _b(op[2], "sort_key"),
+            _b(op[3], "value"),
+            _int(op[4], 32, "expire_ts"),
+        )
+    if kind == DELETE:
+        _fields(op, 3, "DELETE")
+        return (DELETE, _b(op[1], "hash_key"), _b(op[2], "sort_key"))
+    if kind == MULTI_PUT:
+        _fields(op, 4, "MULTI_PUT")
+        hash_key = _b(op[1], "hash_key")
+        pairs = []
+        for pair in _seq(op[2], "MULTI_PUT pairs"):
+            pair = _seq(pair, "a MULTI_PUT pair")
+            _fields(pair, 2, "a MULTI_PUT pair")
+            pairs.append((_b(pair[0], "sort_key"), _b(pair[1], "value")))
+        return (MULTI_PUT, hash_key, pairs, _int(op[3], 32, "expire_ts"))
+    if kind == MULTI_DELETE:
+        _fields(op, 3, "MULTI_DELETE")
+        hash_key = _b(op[1], "hash_key")
+        return (MULTI_DELETE, hash_key, [_b(sk, "sort_key") for sk in _seq(op[2], "MULTI_DELETE sort keys")])
+    if kind == EMPTY:
+        _fields(op, 1, "EMPTY")
+        return (EMPTY,)
+    if kind == RAW_PUT:
+        _fields(op, 3, "RAW_PUT")
+        return (RAW_PUT, _b(op[1], "key"), _b(op[2], "value"))
+    if kind == SOURCE_DECREE:
+        _fields(op, 2, "SOURCE_DECREE")
+        return (SOURCE_DECREE, _int(op[1], 64, "source decree"))
+    raise InvalidArgumentError(f"unknown op type {kind!r}")
+
+
+def _check_mutations(mutations: Any) -> list[Mutation]:
+    """Mutations with every field checked, so both backends reject bad input alike."""
+    out: list[Mutation] = []
+    for m in _seq(mutations, "mutations"):
+        m = _seq(m, "a mutation")
+        _fields(m, 4, "a mutation (decree, timestamp_us, cluster_id, ops)")
+        decree = _int(m[0], 64, "decree")
+        timestamp_us = _int(m[1], 64, "timestamp_us")
+        cluster_id = _int(m[2], 8, "cluster_id")
+        if cluster_id > 127:
+            raise InvalidArgumentError("cluster_id must be in 0..127")
+        out.append((decree, timestamp_us, cluster_id, [_check_op(op) for op in _seq(m[3], "ops")]))
+    return out
+
+
+def _put_hk(out: bytearray, hash_key: bytes) -> None:
     if len(hash_key) > 0xFFFF:
-        raise ValueError("hash_key longer than 65535 bytes")
+        raise InvalidArgumentError("hash_key longer than 65535 bytes")
     out += _U16.pack(len(hash_key))
     out += hash_key
 
 
-def _put_b32(out: bytearray, data: Any) -> None:
-    data = _b(data)
+def _put_b32(out: bytearray, data: bytes) -> None:
+    if len(data) > 0xFFFFFFFF:
+        raise InvalidArgumentError("byte string longer than 4 GiB")
     out += _U32.pack(len(data))
     out += data
 
 
 def _encode_op(out: bytearray, op: Op) -> None:
-    if not isinstance(op, tuple) or not op:
-        raise TypeError("an op is a non-empty tuple")
     kind = op[0]
     if kind == PUT:
         _, hash_key, sort_key, value, expire_ts = op
@@ -82,35 +160,28 @@ def _encode_op(out: bytearray, op: Op) -> None:
         for sort_key in sort_keys:
             _put_b32(out, sort_key)
     elif kind == EMPTY:
-        if len(op) != 1:
-            raise ValueError("EMPTY op takes no fields")
         out.append(EMPTY)
     elif kind == RAW_PUT:
         _, key, value = op
         out.append(RAW_PUT)
         _put_b32(out, key)
         _put_b32(out, value)
-    elif kind == SOURCE_DECREE:
-        _, decree = op
+    else:  # SOURCE_DECREE; _check_op let nothing else through
         out.append(SOURCE_DECREE)
-        out += _U64.pack(decree)
-    else:
-        raise ValueError(f"unknown op type {kind!r}")
+        out += _U64.pack(op[1])
 
 
 def encode_block(mutations: list[Mutation]) -> bytes:
+    mutations = _check_mutations(mutations)
     if not mutations:
-        raise ValueError("a block holds at least one mutation")
+        raise InvalidArgumentError("a block holds at least one mutation")
     payload = bytearray()
-    for mutation in mutations:
-        decree, timestamp_us, cluster_id, ops = mutation
-        if not 0 <= cluster_id <= 127:
-            raise ValueError("cluster_id must be in 0..127")
+    for decree, timestamp_us, cluster_id, ops in mutations:
         payload += _MUT.pack(decree, timestamp_us, cluster_id, len(ops))
         for op in ops:
             _encode_op(payload, op)
     if len(payload) > MAX_PAYLOAD:
-        raise ValueError("block payload over 1 GiB")
+        raise InvalidArgumentError("block payload over 1 GiB")
     header = _HEADER.pack(MAGIC, len(payload), mutations[0][0], len(mutations), crc32c(payload))
     return header + _U32.pack(crc32c(header)) + payload
 
@@ -242,7 +313,7 @@ def read_header(buf: bytes, pos: int, size: int) -> tuple[int, int, int, str]:
 
 
 def decode_block(data: bytes) -> list[Mutation]:
-    buf = _b(data)
+    buf = _b(data, "data")
     state, payload_len, count, reason = read_header(buf, 0, len(buf))
     if state != OK or BLOCK_HEADER_SIZE + payload_len != len(buf):
         raise WalCorruptionError("<buffer>", 0, reason or "not exactly one block")
@@ -260,13 +331,18 @@ def encode_key(hash_key: bytes, sort_key: bytes) -> bytes:
 
 
 def mutation_writes(mutations: list[Mutation]) -> list[Write]:
+    mutations = _check_mutations(mutations)
     writes: list[Write] = []
     for _decree, timestamp_us, cluster_id, ops in mutations:
-        if not 0 <= timestamp_us < 1 << 56:
-            raise ValueError("timestamp_us does not fit a timetag (>= 2^56)")
+        # checked only where a timetag is written, as the Rust core does
+        fits = timestamp_us < 1 << 56
         timetag = (timestamp_us << 8) | (cluster_id << 1)
         for op in ops:
+            if op[0] in (PUT, MULTI_PUT) and not fits:
+                raise InvalidArgumentError("timestamp_us does not fit a timetag (>= 2^56)")
             kind = op[0]
+            if kind in (PUT, DELETE, MULTI_PUT, MULTI_DELETE) and len(op[1]) > 0xFFFF:
+                raise InvalidArgumentError("hash_key longer than 65535 bytes")
             if kind == PUT:
                 writes.append((encode_key(op[1], op[2]), _VALUE_HEADER.pack(op[4], timetag) + op[3]))
             elif kind == DELETE:
@@ -279,11 +355,9 @@ def mutation_writes(mutations: list[Mutation]) -> list[Write]:
                 prefix = _KEY_LEN.pack(len(op[1])) + op[1]
                 writes.extend((prefix + sk, None) for sk in op[2])
             elif kind == RAW_PUT:
-                writes.append((_b(op[1]), _b(op[2])))
+                writes.append((op[1], op[2]))
             elif kind == SOURCE_DECREE:
                 writes.append((b"\x01", _U64.pack(op[1])))
-            elif kind != EMPTY:
-                raise ValueError(f"unknown op type {kind!r}")
     if mutations:
         writes.append((b"\x00", _U64.pack(mutations[-1][0])))
     return writes

@@ -6,13 +6,14 @@ import os
 import re
 from typing import BinaryIO
 
-from ..errors import WalCorruptionError
+from ..errors import InvalidArgumentError, WalCorruptionError
 from .codec import (
     _U32,
     _U64,
     BLOCK_HEADER_SIZE,
     Mutation,
     Write,
+    _int,
     _Malformed,
     check_header,
     crc32c,
@@ -74,11 +75,14 @@ def _scan_open_file(
 def scan_log_file(
     path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0
 ) -> tuple[list[Mutation], int, bool]:
+    offset = _int(offset, 64, "argument")
+    start_decree = _int(start_decree, 64, "argument")
+    max_bytes = _int(max_bytes, 64, "argument")
     path = os.fspath(path)
     with open(path, "rb", buffering=1 << 20) as f:
         size = os.fstat(f.fileno()).st_size
-        if offset < 0 or offset > size:
-            raise ValueError(f"offset {offset} is outside {path} ({size} bytes)")
+        if offset > size:
+            raise InvalidArgumentError(f"offset {offset} is outside {path} ({size} bytes)")
         mutations, end, torn, _first, _last = _scan_open_file(path, f, size, offset, start_decree, max_bytes)
     return mutations, end, torn
 
@@ -96,6 +100,7 @@ def list_log_files(path: str) -> list[tuple[int, int, str]]:
 def scan_log_dir(
     path: str | os.PathLike[str], start_decree: int = 0
 ) -> tuple[list[Mutation], list[LogFileInfo]]:
+    start_decree = _int(start_decree, 64, "argument")
     path = os.fspath(path)
     files = list_log_files(path)
     out: list[Mutation] = []
@@ -124,8 +129,9 @@ def _batches(mutations: list[Mutation], batch_size: int) -> list[tuple[int, list
 def replay_log_dir(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
 ) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
-    if batch_size <= 0:
-        raise ValueError("batch_size must be positive")
+    start_decree = _int(start_decree, 64, "argument")
+    if _int(batch_size, 63, "argument") <= 0:  # the Rust glue takes an i64
+        raise InvalidArgumentError("batch_size must be positive")
     mutations, infos = scan_log_dir(path, start_decree)
     return _batches(mutations, batch_size), infos
 
@@ -133,8 +139,9 @@ def replay_log_dir(
 def replay_log_file(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096
 ) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
-    if batch_size <= 0:
-        raise ValueError("batch_size must be positive")
+    start_decree = _int(start_decree, 64, "argument")
+    if _int(batch_size, 63, "argument") <= 0:  # the Rust glue takes an i64
+        raise InvalidArgumentError("batch_size must be positive")
     path = os.fspath(path)
     with open(path, "rb", buffering=1 << 20) as f:
         size = os.fstat(f.fileno()).st_size
