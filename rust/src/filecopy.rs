@@ -10,20 +10,26 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
+
+use blake3::hazmat::{
+    left_subtree_len, merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode,
+};
 
 use crate::error::{Error, Result};
 
 /// Read size of the single-threaded hashing and copying loops.
 const CHUNK: usize = 2 << 20;
-/// Read size for big files: large enough that blake3's `update_rayon` splits
-/// each read across every core, and a power of two so every read is a whole
-/// subtree of the hash tree (no work is left over between reads).
-const BIG_CHUNK: usize = 8 << 20;
-/// Files at least this large are hashed on every core, reading ahead in a
-/// second thread; smaller ones in one thread.
+/// Files at least this large are hashed on every core.
 const PARALLEL_HASH_MIN: u64 = 4 << 20;
+/// A big file is hashed as independent BLAKE3 subtrees of this many bytes (a
+/// power of two, so each is a whole subtree of the file's tree), shared out
+/// among the cores and merged at the end: the same hash as one pass.
+const SUBTREE: u64 = 4 << 20;
+/// Read size within a subtree: small enough to stay in a core's L2 cache
+/// between the read and the hash, big enough for BLAKE3's SIMD lanes.
+const SUBTREE_READ: usize = 256 << 10;
 
 /// (file name, size, blake3 hex digest)
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,81 +99,29 @@ fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 }
 
 /// Feed the bytes of `file` from offset 0 to `sink` in order, in reads of
-/// `chunk` bytes; for a file over [`PARALLEL_HASH_MIN`] the next read runs in
-/// a second thread while `sink` works on the current one. Reads are
-/// positional, so another thread may copy from the same descriptor meanwhile.
-/// Stops one byte past `size` (a file that grows is caught without reading
-/// all of it). Returns the byte count.
-fn read_pipelined(
+/// `chunk` bytes. Reads are positional, so another thread may copy from the
+/// same descriptor meanwhile. Stops one byte past `size` (a file that grows is
+/// caught without reading all of it). Returns the byte count.
+fn read_chunks(
     file: &File,
     size: u64,
     chunk: usize,
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u64> {
     let limit = size.saturating_add(1);
-    // The read length at `offset`: never past `limit`.
-    let want = move |offset: u64| chunk.min(usize::try_from(limit - offset).unwrap_or(usize::MAX));
-    if size < PARALLEL_HASH_MIN {
-        let mut buf = vec![0u8; want(0)];
-        let mut total = 0u64;
-        while total < limit {
-            let n = want(total);
-            let got = read_full_at(file, &mut buf[..n], total)?;
-            if got == 0 {
-                break;
-            }
-            sink(&buf[..got])?;
-            total += got as u64;
+    let want = |offset: u64| chunk.min(usize::try_from(limit - offset).unwrap_or(usize::MAX));
+    let mut buf = vec![0u8; want(0)];
+    let mut total = 0u64;
+    while total < limit {
+        let n = want(total);
+        let got = read_full_at(file, &mut buf[..n], total)?;
+        if got == 0 {
+            break;
         }
-        return Ok(total);
+        sink(&buf[..got])?;
+        total += got as u64;
     }
-    // Buffers in flight: one being read, one or two being consumed.
-    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(2);
-    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(3);
-    for _ in 0..3 {
-        empty_tx
-            .send(vec![0u8; chunk])
-            .expect("the receiver is alive");
-    }
-    thread::scope(|s| {
-        s.spawn(move || {
-            let mut offset = 0u64;
-            // Ends when the consumer hangs up (drops `empty_tx` and `full_rx`).
-            while let Ok(mut buf) = empty_rx.recv() {
-                if offset >= limit {
-                    break;
-                }
-                let n = want(offset);
-                match read_full_at(file, &mut buf[..n], offset) {
-                    Ok(0) => break,
-                    Ok(got) => {
-                        offset += got as u64;
-                        if full_tx.send(Ok((buf, got))).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = full_tx.send(Err(e));
-                        break;
-                    }
-                }
-            }
-        });
-        let mut total = 0u64;
-        let result = (|| {
-            while let Ok(msg) = full_rx.recv() {
-                let (buf, n) = msg?;
-                sink(&buf[..n])?;
-                total += n as u64;
-                // The reader may be gone already; then the buffer is just dropped.
-                let _ = empty_tx.send(buf);
-            }
-            Ok(total)
-        })();
-        drop(empty_tx);
-        drop(full_rx);
-        result
-    })
+    Ok(total)
 }
 
 /// `FileChanged` unless `file` still has the size and mtime of `before` and
@@ -186,26 +140,108 @@ fn check_unchanged(file: &File, path: &Path, before: &Metadata, read: u64) -> Re
     Ok(())
 }
 
+/// The chaining value of the subtree `[start, start + len)` of a `size`-byte
+/// input whose [`SUBTREE`]-aligned leaves are `leaves`, per the left-balanced
+/// tree of the BLAKE3 paper (section 2.1).
+fn merge_leaves(leaves: &[ChainingValue], start: u64, len: u64) -> ChainingValue {
+    if len <= SUBTREE {
+        return leaves[(start / SUBTREE) as usize];
+    }
+    let left = left_subtree_len(len);
+    merge_subtrees_non_root(
+        &merge_leaves(leaves, start, left),
+        &merge_leaves(leaves, start + left, len - left),
+        Mode::Hash,
+    )
+}
+
+/// Hash `size` bytes of `file` (`size > SUBTREE`) on every core: each thread
+/// takes the next [`SUBTREE`] leaf, reads it in small pieces and hashes them
+/// while they are still in cache. Returns the bytes read (short of `size`
+/// when the file shrank, one more when it grew) and the hash.
+fn hash_subtrees(file: &File, size: u64) -> io::Result<(u64, blake3::Hash)> {
+    debug_assert!(size > SUBTREE);
+    let count = usize::try_from(size.div_ceil(SUBTREE)).map_err(io::Error::other)?;
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count);
+    let next = AtomicUsize::new(0);
+    // The smallest offset at which a read came back short.
+    let short_at = AtomicU64::new(u64::MAX);
+    let mut leaves = vec![[0u8; 32]; count];
+    let results: Vec<io::Result<Vec<(usize, ChainingValue)>>> = thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> io::Result<Vec<(usize, ChainingValue)>> {
+                    let mut buf = vec![0u8; SUBTREE_READ];
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count || short_at.load(Ordering::Relaxed) != u64::MAX {
+                            return Ok(done);
+                        }
+                        let start = i as u64 * SUBTREE;
+                        let end = (start + SUBTREE).min(size);
+                        let mut hasher = blake3::Hasher::new();
+                        hasher.set_input_offset(start);
+                        let mut offset = start;
+                        while offset < end {
+                            let n = SUBTREE_READ.min((end - offset) as usize);
+                            let got = read_full_at(file, &mut buf[..n], offset)?;
+                            hasher.update(&buf[..got]);
+                            offset += got as u64;
+                            if got < n {
+                                short_at.fetch_min(offset, Ordering::Relaxed);
+                                return Ok(done);
+                            }
+                        }
+                        done.push((i, hasher.finalize_non_root()));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for result in results {
+        for (i, cv) in result? {
+            leaves[i] = cv;
+        }
+    }
+    let short_at = short_at.into_inner();
+    if short_at != u64::MAX {
+        return Ok((short_at, blake3::Hash::from_bytes([0; 32])));
+    }
+    // One byte past the end tells a file that grew.
+    let grown = read_full_at(file, &mut [0u8; 1], size)? as u64;
+    let left = left_subtree_len(size);
+    let root = merge_subtrees_root(
+        &merge_leaves(&leaves, 0, left),
+        &merge_leaves(&leaves, left, size - left),
+        Mode::Hash,
+    );
+    Ok((size + grown, root))
+}
+
 /// (size, blake3 hex digest) of an open file, read from offset 0.
 fn hash_open(file: &File, path: &Path) -> Result<(u64, String)> {
     let before = file.metadata().map_err(|e| Error::io_at(path, e))?;
     let size = before.len();
-    let mut hasher = blake3::Hasher::new();
-    let read = if size >= PARALLEL_HASH_MIN {
-        // BLAKE3's tree splits each big read across threads; the hash is the same.
-        read_pipelined(file, size, BIG_CHUNK, |chunk| {
-            hasher.update_rayon(chunk);
-            Ok(())
-        })
+    let (read, hash) = if size >= PARALLEL_HASH_MIN && size > SUBTREE {
+        hash_subtrees(file, size)
     } else {
-        read_pipelined(file, size, CHUNK, |chunk| {
+        let mut hasher = blake3::Hasher::new();
+        read_chunks(file, size, CHUNK, |chunk| {
             hasher.update(chunk);
             Ok(())
         })
+        .map(|read| (read, hasher.finalize()))
     }
     .map_err(|e| Error::io_at(path, e))?;
     check_unchanged(file, path, &before, read)?;
-    Ok((read, hasher.finalize().to_hex().to_string()))
+    Ok((read, hash.to_hex().to_string()))
 }
 
 /// (size, blake3 lowercase hex digest) of a file (following a symbolic link).
@@ -228,8 +264,8 @@ fn create_new(dst: &Path) -> Result<File> {
 ///
 /// Small files are read once, hashed and written in the same pass. A large
 /// file is copied by the kernel (`copy_file_range`, as `shutil.copyfile`
-/// does) while another thread hashes the source on every core, so hashing
-/// costs next to nothing over the copy. Either way the digest is of the
+/// does) while other threads hash the source on every core (reading it with
+/// pread, so the copy's file offset is left alone). Either way the digest is of the
 /// source's bytes; `verify_manifest` checks what landed.
 fn copy_one(input: &File, src: &Path, dst: &Path, sync: bool) -> Result<(u64, String)> {
     let before = input.metadata().map_err(|e| Error::io_at(src, e))?;
@@ -257,7 +293,7 @@ fn copy_one(input: &File, src: &Path, dst: &Path, sync: bool) -> Result<(u64, St
     }
     let mut hasher = blake3::Hasher::new();
     let mut written = 0u64;
-    let read = read_pipelined(input, size, CHUNK, |chunk| {
+    let read = read_chunks(input, size, CHUNK, |chunk| {
         hasher.update(chunk);
         output.write_all(chunk)?;
         if sync {
@@ -400,7 +436,12 @@ mod tests {
             CHUNK - 1,
             CHUNK,
             PARALLEL_HASH_MIN as usize + 1,
-            BIG_CHUNK + 1,
+            SUBTREE as usize + 1,
+            2 * SUBTREE as usize,
+            2 * SUBTREE as usize + 1,
+            3 * SUBTREE as usize - 1,
+            5 * SUBTREE as usize + 1025,
+            8 * SUBTREE as usize,
             3 * CHUNK + 17,
         ] {
             let p = dir.path().join("f");
@@ -598,7 +639,7 @@ mod tests {
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let size = 3 * BIG_CHUNK as u64;
+        let size = 6 * SUBTREE;
         let zeros = vec![0u8; size as usize];
         fs::write(&p, &zeros).unwrap();
         let whole = (size, hex(&zeros));
