@@ -445,3 +445,31 @@ def test_bad_scan_arguments_raise_typed_errors(backend: ModuleType, tmp_path: Pa
         backend.verify_manifest(str(tmp_path), [("log.1.0", 1)])
     with pytest.raises(_ARG):
         backend.verify_manifest(str(tmp_path), [("log.1.0", -1, "0" * 64)])
+
+
+def _reseal(block: bytearray) -> bytes:
+    struct.pack_into("<I", block, 20, ref_crc32c(bytes(block[28:])))
+    struct.pack_into("<I", block, 24, ref_crc32c(bytes(block[:24])))
+    return bytes(block)
+
+
+def test_decode_takes_only_blocks_an_encoder_writes(backend: ModuleType, tmp_path: Path) -> None:
+    """Found by fuzz/decode_block: checksummed blocks no writer makes used to decode."""
+    block = backend.encode_block([(7, 5, 3, [(PUT, b"h", b"s", b"v", 0)]), (8, 6, 3, [])])
+    other_first = bytearray(block)
+    struct.pack_into("<Q", other_first, 8, 8)  # header first_decree is not the first mutation's
+    big_cluster = bytearray(block)
+    big_cluster[28 + 16] = 128  # cluster_id would spill into the timetag's timestamp bits
+    no_mutation = bytearray(block[:28])
+    struct.pack_into("<I", no_mutation, 4, 0)
+    struct.pack_into("<I", no_mutation, 16, 0)
+    for bad in (other_first, big_cluster, no_mutation):
+        data = _reseal(bad)
+        with pytest.raises(pf.WalCorruptionError) as ei:
+            backend.decode_block(data)
+        assert (ei.value.path, ei.value.offset) == ("<buffer>", 0)
+        log = tmp_path / "log.1.0"
+        log.write_bytes(block + data + block)
+        with pytest.raises(pf.WalCorruptionError) as ei:
+            backend.scan_log_file(str(log))
+        assert ei.value.offset == len(block)

@@ -264,12 +264,20 @@ def _decode_op(r: _Reader) -> Op:
     raise _Malformed(f"unknown op type {kind}")
 
 
-def decode_payload(buf: bytes, start: int, end: int, count: int, start_decree: int = 0) -> list[Mutation]:
-    """Mutations of one payload; raises _Malformed when it does not parse exactly."""
+def decode_payload(
+    buf: bytes, start: int, end: int, count: int, first_decree: int, start_decree: int = 0
+) -> list[Mutation]:
+    """Mutations of one payload; raises _Malformed when it does not parse exactly (rule 6)."""
+    if count == 0:
+        raise _Malformed("a block holds at least one mutation")
     r = _Reader(buf, start, end)
     out: list[Mutation] = []
-    for _ in range(count):
+    for i in range(count):
         decree, timestamp_us, cluster_id, op_count = r.unpack(_MUT)
+        if i == 0 and decree != first_decree:
+            raise _Malformed("first_decree differs from the first mutation's decree")
+        if cluster_id > 127:  # it would spill into the timestamp bits of the timetag
+            raise _Malformed("cluster_id over 127")
         if op_count > end - r.pos:
             raise _Malformed("op count larger than the payload")
         ops = [_decode_op(r) for _ in range(op_count)]
@@ -321,7 +329,7 @@ def decode_block(data: bytes) -> list[Mutation]:
     if crc32c(buf[start:]) != _U32.unpack_from(buf, 20)[0]:
         raise WalCorruptionError("<buffer>", 0, "payload checksum mismatch")
     try:
-        return decode_payload(buf, start, len(buf), count)
+        return decode_payload(buf, start, len(buf), count, _U64.unpack_from(buf, 8)[0])
     except _Malformed as exc:
         raise WalCorruptionError("<buffer>", 0, str(exc)) from None
 

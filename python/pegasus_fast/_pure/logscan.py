@@ -60,7 +60,7 @@ def _scan_open_file(
                 return out, pos, True, first, last
             raise WalCorruptionError(path, pos, "payload checksum mismatch")
         try:
-            mutations = decode_payload(payload, 0, payload_len, count, 0)
+            mutations = decode_payload(payload, 0, payload_len, count, _U64.unpack_from(header, 8)[0])
         except _Malformed as exc:
             raise WalCorruptionError(path, pos, str(exc)) from None
         if mutations:
