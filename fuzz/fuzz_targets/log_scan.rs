@@ -60,7 +60,10 @@ fuzz_target!(|input: &[u8]| {
         };
         match (&whole, stepped) {
             (Ok(f), Ok(end)) => assert_eq!(f.end, end),
-            (Err(Error::Corruption { offset: o1, .. }), Err(Error::Corruption { offset: o2, .. })) => {
+            (
+                Err(Error::Corruption { offset: o1, .. }),
+                Err(Error::Corruption { offset: o2, .. }),
+            ) => {
                 assert_eq!(*o1, o2)
             }
             (w, s) => panic!("whole scan {w:?}, stepwise {s:?}"),

@@ -494,6 +494,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "3 MiB scans: too slow under miri")]
     fn trailing_zeros_are_torn() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log.1.0");
@@ -513,6 +514,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "3 MiB blocks: too slow under miri")]
     fn big_blocks_with_small_max_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("log.1.0");
