@@ -410,3 +410,108 @@ def test_log_dir_cross_backend(writer: str, reader: str, tmp_path: Path) -> None
     assert [b[1] for b in batches] == [
         sorted(dict(w.mutation_writes(tail[i : i + 3])).items()) for i in range(0, len(tail), 3)
     ]
+
+
+# -- bad input: typed errors on both backends ---------------------------------------------
+
+_ARG, _TYPE = pf.InvalidArgumentError, pf.InvalidTypeError
+
+
+@pytest.mark.parametrize(
+    ("call", "args", "error"),
+    [
+        ("encode_block", ([],), _ARG),  # no mutation
+        ("encode_block", ([(1, 0, 128, [])],), _ARG),  # cluster_id over 127
+        ("encode_block", ([(1, 0, 0, [(PUT, b"x" * 65536, b"s", b"v", 0)])],), _ARG),
+        ("encode_block", ([(1, 0, 0, [(99,)])],), _ARG),  # unknown op kind
+        ("encode_block", ([(1, 0, 0, [(-1,)])],), _ARG),
+        ("encode_block", ([(1, 0, 0, [("put", b"h", b"s", b"v", 0)])],), _TYPE),
+        ("encode_block", ([(1, 0, 0, [()])],), _ARG),  # empty op
+        ("encode_block", ([(1, 0, 0, [7])],), _TYPE),  # op not a tuple
+        ("encode_block", ([(1, 0, 0, [(PUT, b"h", b"s", b"v")])],), _ARG),  # a field short
+        ("encode_block", ([(1, 0, 0, [(DELETE, b"h", b"s", b"x")])],), _ARG),  # a field over
+        ("encode_block", ([(1, 0, 0, [(EMPTY, b"x")])],), _ARG),
+        ("encode_block", ([(1, 0, 0, [(PUT, "h", b"s", b"v", 0)])],), _TYPE),  # str key
+        ("encode_block", ([(1, 0, 0, [(PUT, b"h", b"s", b"v", -1)])],), _ARG),  # expire_ts < 0
+        ("encode_block", ([(1, 0, 0, [(PUT, b"h", b"s", b"v", 1 << 32)])],), _ARG),
+        ("encode_block", ([(1, 0, 0, [(PUT, b"h", b"s", b"v", "0")])],), _TYPE),
+        ("encode_block", ([(1, 0, 0, [(MULTI_PUT, b"h", [(b"a",)], 0)])],), _ARG),  # a pair short
+        ("encode_block", ([(1, 0, 0, [(MULTI_PUT, b"h", [(b"a", 1)], 0)])],), _TYPE),
+        ("encode_block", ([(1, 0, 0, [(MULTI_PUT, b"h", 5, 0)])],), _TYPE),
+        ("encode_block", ([(1, 0, 0, [(MULTI_DELETE, b"h", [None])])],), _TYPE),
+        ("encode_block", ([(1, 0, 0, [(SOURCE_DECREE, 1 << 64)])],), _ARG),
+        ("encode_block", ([(1, 0, 0)],), _ARG),  # mutation of 3 fields
+        ("encode_block", ([(-1, 0, 0, [])],), _ARG),  # negative decree
+        ("encode_block", ([("1", 0, 0, [])],), _TYPE),
+        ("encode_block", ([(1, 0, 0, None)],), _TYPE),  # ops not a list
+        ("encode_block", ("not a list",), _TYPE),
+        ("mutation_writes", ([(1, 0, 0, [(99,)])],), _ARG),
+        ("mutation_writes", ([(1, 0, 0, [(PUT, 1, b"s", b"v", 0)])],), _TYPE),
+        ("mutation_writes", ([(1, 0, 0, [(RAW_PUT, b"k")])],), _ARG),
+        ("mutation_writes", ([(1, 1 << 56, 0, [(PUT, b"h", b"s", b"v", 0)])],), _ARG),
+        ("decode_block", ("PFW1",), _TYPE),
+        ("partition_index", (b"k", 0), _ARG),
+        ("partition_index", (b"k", -3), _ARG),
+        ("partition_index", (b"k", "8"), _TYPE),
+        ("partition_index", ("k", 8), _TYPE),
+        ("crc32c", ("abc",), _TYPE),
+        ("crc32c", (b"abc", -1), _ARG),
+        ("crc32c", (b"abc", 1 << 32), _ARG),
+        ("crc64", (b"abc", "0"), _TYPE),
+    ],
+)
+def test_bad_input_raises_typed_errors(backend: ModuleType, call: str, args: tuple, error: type) -> None:
+    with pytest.raises(error):
+        getattr(backend, call)(*args)
+
+
+def test_bad_scan_arguments_raise_typed_errors(backend: ModuleType, tmp_path: Path) -> None:
+    log = tmp_path / "log.1.0"
+    log.write_bytes(backend.encode_block([(1, 0, 0, [(EMPTY,)])]))
+    with pytest.raises(_ARG):
+        backend.scan_log_file(str(log), 10_000)  # offset past the end
+    with pytest.raises(_ARG):
+        backend.scan_log_file(str(log), -1)
+    with pytest.raises(_TYPE):
+        backend.scan_log_file(str(log), "0")
+    with pytest.raises(_ARG):
+        backend.scan_log_dir(str(tmp_path), -1)
+    for replay, target in ((backend.replay_log_dir, tmp_path), (backend.replay_log_file, log)):
+        with pytest.raises(_ARG):
+            replay(str(target), 0, 0)
+        with pytest.raises(_ARG):
+            replay(str(target), 0, -5)
+        with pytest.raises(_TYPE):
+            replay(str(target), 0, "4096")
+    with pytest.raises(_ARG):
+        backend.verify_manifest(str(tmp_path), [("log.1.0", 1)])
+    with pytest.raises(_ARG):
+        backend.verify_manifest(str(tmp_path), [("log.1.0", -1, "0" * 64)])
+
+
+def _reseal(block: bytearray) -> bytes:
+    struct.pack_into("<I", block, 20, ref_crc32c(bytes(block[28:])))
+    struct.pack_into("<I", block, 24, ref_crc32c(bytes(block[:24])))
+    return bytes(block)
+
+
+def test_decode_takes_only_blocks_an_encoder_writes(backend: ModuleType, tmp_path: Path) -> None:
+    """Found by fuzz/decode_block: checksummed blocks no writer makes used to decode."""
+    block = backend.encode_block([(7, 5, 3, [(PUT, b"h", b"s", b"v", 0)]), (8, 6, 3, [])])
+    other_first = bytearray(block)
+    struct.pack_into("<Q", other_first, 8, 8)  # header first_decree is not the first mutation's
+    big_cluster = bytearray(block)
+    big_cluster[28 + 16] = 128  # cluster_id would spill into the timetag's timestamp bits
+    no_mutation = bytearray(block[:28])
+    struct.pack_into("<I", no_mutation, 4, 0)
+    struct.pack_into("<I", no_mutation, 16, 0)
+    for bad in (other_first, big_cluster, no_mutation):
+        data = _reseal(bad)
+        with pytest.raises(pf.WalCorruptionError) as ei:
+            backend.decode_block(data)
+        assert (ei.value.path, ei.value.offset) == ("<buffer>", 0)
+        log = tmp_path / "log.1.0"
+        log.write_bytes(block + data + block)
+        with pytest.raises(pf.WalCorruptionError) as ei:
+            backend.scan_log_file(str(log))
+        assert ei.value.offset == len(block)

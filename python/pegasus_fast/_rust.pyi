@@ -20,6 +20,23 @@ Write = tuple[bytes, bytes | None]
 #: (file name, size, blake3 hex digest)
 ManifestEntry = tuple[str, int, str]
 
+__all__ = [
+    "BLOCK_HEADER_SIZE",
+    "copy_and_hash",
+    "crc32c",
+    "crc64",
+    "decode_block",
+    "encode_block",
+    "hash_file",
+    "mutation_writes",
+    "partition_index",
+    "replay_log_dir",
+    "replay_log_file",
+    "scan_log_dir",
+    "scan_log_file",
+    "verify_manifest",
+]
+
 BLOCK_HEADER_SIZE: int
 
 def crc32c(data: bytes, crc: int = 0) -> int:
@@ -93,7 +110,7 @@ def replay_log_file(
     """One file of replay_log_dir: (batches, its LogFileInfo, torn tail?); recovery pipelines files."""
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(size, blake3 hex digest) of a file."""
+    """(size, blake3 hex digest) of a regular file; FileChangedError if it changes while read."""
 
 def copy_and_hash(
     src_dir: str | os.PathLike[str],
@@ -102,7 +119,11 @@ def copy_and_hash(
     link: bool = False,
     sync: bool = True,
 ) -> list[ManifestEntry]:
-    """Copy (or hard-link) files, fsync them and dst_dir when ``sync``, return their manifest entries."""
+    """Copy (or hard-link) files, fsync them and dst_dir when ``sync``, return their manifest entries.
+
+    ``names`` are plain file names (InvalidArgumentError otherwise); a symlink or
+    non-regular file among them is InvalidArgumentError, never followed.
+    """
 
 def verify_manifest(directory: str | os.PathLike[str], manifest: list[ManifestEntry]) -> None:
-    """ChecksumMismatchError on the first file whose size or hash differs."""
+    """ChecksumMismatchError on the first file whose size or hash differs; names as in copy_and_hash."""

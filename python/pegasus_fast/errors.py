@@ -114,6 +114,18 @@ class ChecksumMismatchError(PegasusFastError):
         self.actual = actual
 
 
+class FileChangedError(PegasusFastError):
+    """A file changed size (or was rewritten) while it was hashed or copied: no digest of it holds."""
+
+    def __init__(self, path: str, expected_size: int, actual_size: int) -> None:
+        super().__init__(
+            f"{path} changed while it was read: {expected_size} bytes at open, {actual_size} read"
+        )
+        self.path = str(path)
+        self.expected_size = int(expected_size)
+        self.actual_size = int(actual_size)
+
+
 class TableExistsError(PegasusFastError):
     def __init__(self, name: str) -> None:
         super().__init__(f"table {name!r} already exists")

@@ -27,6 +27,8 @@ const MUTATION_FIXED: usize = 8 + 8 + 1 + 4;
 /// beyond it vectors grow as the elements actually parse.
 const PREALLOC_CAP: usize = 4096;
 /// Meta keys of the partition (see "RocksDB records").
+/// Largest cluster id: it takes 7 bits of the timetag.
+pub const MAX_CLUSTER_ID: u8 = 127;
 pub const LAST_DECREE_KEY: &[u8] = b"\x00";
 pub const SOURCE_DECREE_KEY: &[u8] = b"\x01";
 
@@ -353,6 +355,9 @@ pub fn parse_payload<'a>(
         pos: 0,
     };
     let count = count as usize;
+    if count == 0 {
+        return Err("a block holds at least one mutation");
+    }
     if count > payload.len() / MUTATION_FIXED {
         return Err("mutation count larger than the payload");
     }
@@ -365,6 +370,10 @@ pub fn parse_payload<'a>(
         let decree = r.u64()?;
         let timestamp_us = r.u64()?;
         let cluster_id = r.u8()?;
+        if cluster_id > MAX_CLUSTER_ID {
+            // It would spill into the timestamp bits of the timetag.
+            return Err("cluster_id over 127");
+        }
         let op_count = r.u32()? as usize;
         if op_count > r.remaining() {
             return Err("op count larger than the payload");
@@ -402,6 +411,18 @@ pub fn parse_payload<'a>(
     })
 }
 
+/// The header's `first_decree` must be the decree of the payload's first
+/// mutation (rule 6): a reader that trusts either finds the same decree.
+pub fn check_first_decree(
+    header: &BlockHeader,
+    summary: &PayloadSummary,
+) -> std::result::Result<(), &'static str> {
+    match summary.decrees {
+        Some((first, _)) if first == header.first_decree => Ok(()),
+        _ => Err("first_decree differs from the first mutation's decree"),
+    }
+}
+
 /// Where a caller-supplied buffer is named in errors (as the Python twin does).
 pub const BUFFER_PATH: &str = "<buffer>";
 
@@ -430,8 +451,9 @@ pub fn decode_block(data: &[u8]) -> Result<Vec<Mutation<&[u8]>>> {
                 return Err(buffer_corruption("not exactly one block"));
             }
             let mut out = Vec::new();
-            parse_payload(&data[payload], header.mutation_count, 0, Some(&mut out))
+            let summary = parse_payload(&data[payload], header.mutation_count, 0, Some(&mut out))
                 .map_err(buffer_corruption)?;
+            check_first_decree(&header, &summary).map_err(buffer_corruption)?;
             Ok(out)
         }
         Step::End => Err(buffer_corruption("empty buffer")),
@@ -646,7 +668,7 @@ pub fn encoded_block_len<B: AsRef<[u8]>>(mutations: &[Mutation<B>]) -> Result<us
     count_u32(mutations.len(), "mutations in a block")?;
     let mut size: u64 = 0;
     for m in mutations {
-        if m.cluster_id > 127 {
+        if m.cluster_id > MAX_CLUSTER_ID {
             return Err(invalid("cluster_id must be in 0..127"));
         }
         count_u32(m.ops.len(), "ops in a mutation")?;
@@ -1171,6 +1193,38 @@ mod tests {
         *b.last_mut().unwrap() = 9;
         reseal(&mut b);
         assert!(corrupt(&b));
+    }
+
+    /// Found by fuzz/decode_block: blocks the encoder can never write, with
+    /// good checksums, used to decode. Each is corruption now (rule 6).
+    #[test]
+    fn decode_takes_only_what_encode_writes() {
+        let corrupt =
+            |data: &[u8]| matches!(decode_block(data), Err(Error::Corruption { offset: 0, .. }));
+        let block = encode_block(&sample()).unwrap();
+        // Header first_decree differs from the first mutation's decree (the
+        // pure twin's scan reported the header's, the Rust core the payload's).
+        let mut b = block.clone();
+        b[8..16].copy_from_slice(&8u64.to_le_bytes());
+        reseal(&mut b);
+        assert!(corrupt(&b));
+        // cluster_id over 127: `cluster_id << 1` spilled into the timetag's
+        // timestamp bits in mutation_writes.
+        let mut b = block.clone();
+        b[28 + 16] = 128;
+        reseal(&mut b);
+        assert!(corrupt(&b));
+        // A block of no mutation.
+        let mut b = block[..28].to_vec();
+        b[4..8].copy_from_slice(&0u32.to_le_bytes());
+        b[16..20].copy_from_slice(&0u32.to_le_bytes());
+        reseal(&mut b);
+        assert!(corrupt(&b));
+        // What encode writes still decodes, at the cluster id limit too.
+        let mut edge = sample();
+        edge[0].cluster_id = MAX_CLUSTER_ID;
+        let b = encode_block(&edge).unwrap();
+        assert_eq!(decode_block(&b).unwrap().len(), 3);
     }
 
     #[test]

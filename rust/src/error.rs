@@ -18,6 +18,13 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    /// A file changed size (or was rewritten) while it was hashed or copied,
+    /// so no digest of it can be trusted.
+    FileChanged {
+        path: String,
+        expected_size: u64,
+        actual_size: u64,
+    },
     /// An argument of the right type with a value that cannot be taken.
     InvalidArgument(String),
     Io(io::Error),
@@ -31,6 +38,14 @@ impl Error {
             path: path.to_string_lossy().into_owned(),
             offset,
             reason: reason.into(),
+        }
+    }
+
+    pub fn file_changed(path: &Path, expected_size: u64, actual_size: u64) -> Self {
+        Error::FileChanged {
+            path: path.to_string_lossy().into_owned(),
+            expected_size,
+            actual_size,
         }
     }
 
@@ -59,6 +74,14 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "checksum mismatch for {path}: expected {expected}, got {actual}"
+            ),
+            Error::FileChanged {
+                path,
+                expected_size,
+                actual_size,
+            } => write!(
+                f,
+                "{path} changed while it was read: {expected_size} bytes at open, {actual_size} read"
             ),
             Error::InvalidArgument(msg) => f.write_str(msg),
             Error::Io(err) => err.fmt(f),

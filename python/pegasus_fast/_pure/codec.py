@@ -38,31 +38,109 @@ Mutation = tuple[int, int, int, list[Op]]
 Write = tuple[bytes, "bytes | None"]
 
 
-def _b(value: Any) -> bytes:
+def _b(value: Any, what: str = "a byte string") -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
-    raise TypeError(f"expected bytes, got {type(value).__name__}")
+    raise InvalidTypeError(f"{what} must be bytes, not {type(value).__name__}")
 
 
-def _put_hk(out: bytearray, hash_key: Any) -> None:
-    hash_key = _b(hash_key)
+def _int(value: Any, bits: int, what: str) -> int:
+    """An int that fits ``bits`` unsigned bits, as the Rust glue takes it."""
+    if not isinstance(value, int):
+        raise InvalidTypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << bits:
+        raise InvalidArgumentError(f"{what} out of range: {value}")
+    return int(value)
+
+
+def _seq(value: Any, what: str) -> list[Any] | tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise InvalidTypeError(f"{what} must be a list or tuple, not {type(value).__name__}")
+    return value
+
+
+def _fields(t: list[Any] | tuple[Any, ...], n: int, what: str) -> None:
+    if len(t) != n:
+        raise InvalidArgumentError(f"{what} takes {n} fields, got {len(t)}")
+
+
+def _check_op(op: Any) -> Op:
+    """``op`` as a tuple, its fields checked as the Rust glue checks them."""
+    op = tuple(_seq(op, "an op"))
+    if not op:
+        raise InvalidArgumentError("an op is a non-empty tuple")
+    kind = op[0]
+    if not isinstance(kind, int):
+        raise InvalidTypeError(f"op type must be an int, not {type(kind).__name__}")
+    if kind == PUT:
+        _fields(op, 5, "PUT")
+        return (
+            PUT,
+            _b(op[1], "hash_key"),
+            _b(op[2], "sort_key"),
+            _b(op[3], "value"),
+            _int(op[4], 32, "expire_ts"),
+        )
+    if kind == DELETE:
+        _fields(op, 3, "DELETE")
+        return (DELETE, _b(op[1], "hash_key"), _b(op[2], "sort_key"))
+    if kind == MULTI_PUT:
+        _fields(op, 4, "MULTI_PUT")
+        hash_key = _b(op[1], "hash_key")
+        pairs = []
+        for pair in _seq(op[2], "MULTI_PUT pairs"):
+            pair = _seq(pair, "a MULTI_PUT pair")
+            _fields(pair, 2, "a MULTI_PUT pair")
+            pairs.append((_b(pair[0], "sort_key"), _b(pair[1], "value")))
+        return (MULTI_PUT, hash_key, pairs, _int(op[3], 32, "expire_ts"))
+    if kind == MULTI_DELETE:
+        _fields(op, 3, "MULTI_DELETE")
+        hash_key = _b(op[1], "hash_key")
+        return (MULTI_DELETE, hash_key, [_b(sk, "sort_key") for sk in _seq(op[2], "MULTI_DELETE sort keys")])
+    if kind == EMPTY:
+        _fields(op, 1, "EMPTY")
+        return (EMPTY,)
+    if kind == RAW_PUT:
+        _fields(op, 3, "RAW_PUT")
+        return (RAW_PUT, _b(op[1], "key"), _b(op[2], "value"))
+    if kind == SOURCE_DECREE:
+        _fields(op, 2, "SOURCE_DECREE")
+        return (SOURCE_DECREE, _int(op[1], 64, "source decree"))
+    raise InvalidArgumentError(f"unknown op type {kind!r}")
+
+
+def _check_mutations(mutations: Any) -> list[Mutation]:
+    """Mutations with every field checked, so both backends reject bad input alike."""
+    out: list[Mutation] = []
+    for m in _seq(mutations, "mutations"):
+        m = _seq(m, "a mutation")
+        _fields(m, 4, "a mutation (decree, timestamp_us, cluster_id, ops)")
+        decree = _int(m[0], 64, "decree")
+        timestamp_us = _int(m[1], 64, "timestamp_us")
+        cluster_id = _int(m[2], 8, "cluster_id")
+        if cluster_id > 127:
+            raise InvalidArgumentError("cluster_id must be in 0..127")
+        out.append((decree, timestamp_us, cluster_id, [_check_op(op) for op in _seq(m[3], "ops")]))
+    return out
+
+
+def _put_hk(out: bytearray, hash_key: bytes) -> None:
     if len(hash_key) > _WAL_MAX_HASH_KEY:
         raise InvalidArgumentError(f"hash_key longer than {_WAL_MAX_HASH_KEY} bytes")
     out += _U16.pack(len(hash_key))
     out += hash_key
 
 
-def _put_b32(out: bytearray, data: Any) -> None:
-    data = _b(data)
+def _put_b32(out: bytearray, data: bytes) -> None:
+    if len(data) > 0xFFFFFFFF:
+        raise InvalidArgumentError("byte string longer than 4 GiB")
     out += _U32.pack(len(data))
     out += data
 
 
 def _encode_op(out: bytearray, op: Op) -> None:
-    if not isinstance(op, tuple) or not op:
-        raise TypeError("an op is a non-empty tuple")
     kind = op[0]
     if kind == PUT:
         _, hash_key, sort_key, value, expire_ts = op
@@ -93,30 +171,23 @@ def _encode_op(out: bytearray, op: Op) -> None:
         for sort_key in sort_keys:
             _put_b32(out, sort_key)
     elif kind == EMPTY:
-        if len(op) != 1:
-            raise ValueError("EMPTY op takes no fields")
         out.append(EMPTY)
     elif kind == RAW_PUT:
         _, key, value = op
         out.append(RAW_PUT)
         _put_b32(out, key)
         _put_b32(out, value)
-    elif kind == SOURCE_DECREE:
-        _, decree = op
+    else:  # SOURCE_DECREE; _check_op let nothing else through
         out.append(SOURCE_DECREE)
-        out += _U64.pack(decree)
-    else:
-        raise ValueError(f"unknown op type {kind!r}")
+        out += _U64.pack(op[1])
 
 
 def encode_block(mutations: list[Mutation]) -> bytes:
+    mutations = _check_mutations(mutations)
     if not mutations:
         raise InvalidArgumentError("a block holds at least one mutation")
     payload = bytearray()
-    for mutation in mutations:
-        decree, timestamp_us, cluster_id, ops = mutation
-        if not 0 <= cluster_id <= 127:
-            raise ValueError("cluster_id must be in 0..127")
+    for decree, timestamp_us, cluster_id, ops in mutations:
         payload += _MUT.pack(decree, timestamp_us, cluster_id, len(ops))
         for op in ops:
             _encode_op(payload, op)
@@ -204,12 +275,20 @@ def _decode_op(r: _Reader) -> Op:
     raise _Malformed(f"unknown op type {kind}")
 
 
-def decode_payload(buf: bytes, start: int, end: int, count: int, start_decree: int = 0) -> list[Mutation]:
-    """Mutations of one payload; raises _Malformed when it does not parse exactly."""
+def decode_payload(
+    buf: bytes, start: int, end: int, count: int, first_decree: int, start_decree: int = 0
+) -> list[Mutation]:
+    """Mutations of one payload; raises _Malformed when it does not parse exactly (rule 6)."""
+    if count == 0:
+        raise _Malformed("a block holds at least one mutation")
     r = _Reader(buf, start, end)
     out: list[Mutation] = []
-    for _ in range(count):
+    for i in range(count):
         decree, timestamp_us, cluster_id, op_count = r.unpack(_MUT)
+        if i == 0 and decree != first_decree:
+            raise _Malformed("first_decree differs from the first mutation's decree")
+        if cluster_id > 127:  # it would spill into the timestamp bits of the timetag
+            raise _Malformed("cluster_id over 127")
         if op_count > end - r.pos:
             raise _Malformed("op count larger than the payload")
         ops = [_decode_op(r) for _ in range(op_count)]
@@ -253,7 +332,7 @@ def read_header(buf: bytes, pos: int, size: int) -> tuple[int, int, int, str]:
 
 
 def decode_block(data: bytes) -> list[Mutation]:
-    buf = _b(data)
+    buf = _b(data, "data")
     state, payload_len, count, reason = read_header(buf, 0, len(buf))
     if state != OK or BLOCK_HEADER_SIZE + payload_len != len(buf):
         raise WalCorruptionError("<buffer>", 0, reason or "not exactly one block")
@@ -261,7 +340,7 @@ def decode_block(data: bytes) -> list[Mutation]:
     if crc32c(buf[start:]) != _U32.unpack_from(buf, 20)[0]:
         raise WalCorruptionError("<buffer>", 0, "payload checksum mismatch")
     try:
-        return decode_payload(buf, start, len(buf), count)
+        return decode_payload(buf, start, len(buf), count, _U64.unpack_from(buf, 8)[0])
     except _Malformed as exc:
         raise WalCorruptionError("<buffer>", 0, str(exc)) from None
 
@@ -280,7 +359,7 @@ def decode_blocks(data: bytes) -> list[Mutation]:
         if crc32c(buf[start:end]) != _U32.unpack_from(buf, pos + 20)[0]:
             raise WalCorruptionError("<buffer>", pos, "payload checksum mismatch")
         try:
-            out.extend(decode_payload(buf, start, end, count))
+            out.extend(decode_payload(buf, start, end, count, _U64.unpack_from(buf, pos + 8)[0]))
         except _Malformed as exc:
             raise WalCorruptionError("<buffer>", pos, str(exc)) from None
         pos = end
@@ -309,12 +388,15 @@ def _writes(mutations: list[Mutation], max_hash_key: int, tombstone_seconds: int
         raise InvalidTypeError("tombstone_seconds must be an int")
     if not 0 <= tombstone_seconds <= 0xFFFFFFFF:
         raise InvalidArgumentError("tombstone_seconds must fit a u32")
+    mutations = _check_mutations(mutations)
     writes: list[Write] = []
     for _decree, timestamp_us, cluster_id, ops in mutations:
         # only a record's value carries the timetag: a mutation without one takes any timestamp
         fits = 0 <= timestamp_us < 1 << 56
         timetag = _timetag(timestamp_us, cluster_id)
         for op in ops:
+            if op[0] in (PUT, MULTI_PUT) and not fits:
+                raise InvalidArgumentError("timestamp_us does not fit a timetag (>= 2^56)")
             kind = op[0]
             if 0 <= kind <= 3 and len(op[1]) > max_hash_key:
                 raise InvalidArgumentError(f"hash_key longer than {max_hash_key} bytes")
@@ -338,11 +420,11 @@ def _writes(mutations: list[Mutation], max_hash_key: int, tombstone_seconds: int
                 gone = _tombstone(timestamp_us, cluster_id, tombstone_seconds) if tombstone_seconds else None
                 writes.extend((prefix + sk, gone) for sk in op[2])
             elif kind == RAW_PUT:
-                writes.append((_b(op[1]), _b(op[2])))
+                writes.append((op[1], op[2]))
             elif kind == SOURCE_DECREE:
                 writes.append((META_SOURCE_DECREE_KEY, _U64.pack(op[1])))
             elif kind != EMPTY:
-                raise ValueError(f"unknown op type {kind!r}")
+                raise InvalidArgumentError(f"unknown op type {kind!r}")
     if mutations:
         writes.append((META_DECREE_KEY, _U64.pack(mutations[-1][0])))
     return writes

@@ -16,6 +16,7 @@ from .codec import (
     BLOCK_HEADER_SIZE,
     Mutation,
     Write,
+    _int,
     _Malformed,
     check_header,
     crc32c,
@@ -62,7 +63,7 @@ def _scan_open_file(
                 return out, pos, True, first, last
             raise WalCorruptionError(path, pos, "payload checksum mismatch")
         try:
-            mutations = decode_payload(payload, 0, payload_len, count, 0)
+            mutations = decode_payload(payload, 0, payload_len, count, _U64.unpack_from(header, 8)[0])
         except _Malformed as exc:
             raise WalCorruptionError(path, pos, str(exc)) from None
         if mutations:
@@ -77,10 +78,13 @@ def _scan_open_file(
 def scan_log_file(
     path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0
 ) -> tuple[list[Mutation], int, bool]:
+    offset = _int(offset, 64, "argument")
+    start_decree = _int(start_decree, 64, "argument")
+    max_bytes = _int(max_bytes, 64, "argument")
     path = os.fspath(path)
     with open(path, "rb", buffering=1 << 20) as f:
         size = os.fstat(f.fileno()).st_size
-        if offset < 0 or offset > size:
+        if offset > size:
             raise InvalidArgumentError(f"offset {offset} is outside {path} ({size} bytes)")
         mutations, end, torn, _first, _last = _scan_open_file(path, f, size, offset, start_decree, max_bytes)
     return mutations, end, torn
@@ -97,14 +101,12 @@ def read_log_blocks(
     """Whole verified blocks for shipping:
     (data, first decree, last decree, first timestamp, end, torn, skipped through)."""
     path = os.fspath(path)
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        if offset < 0 or offset > size:
-            raise ValueError(f"offset {offset} is outside {path} ({size} bytes)")
-        f.seek(offset)
-        buf = f.read(size - offset)
-    # verify the same blocks a scan would (checksums, payload parse, torn-tail rules)
+    # verify the same blocks a scan would (checksums, payload parse, torn-tail rules), then read
+    # just those bytes: the file may grow meanwhile, and what the scan passed does not change
     _, scan_end, torn = scan_log_file(path, offset, 0, max_bytes)
+    with open(path, "rb", buffering=0) as f:
+        f.seek(offset)
+        buf = f.read(scan_end - offset)
     pos, end = offset, offset
     first = last = first_ts = skipped = 0
     taken_start = taken_end = -1
@@ -112,7 +114,9 @@ def read_log_blocks(
         rel = pos - offset
         _magic, payload_len, block_first, count, _crc = _HEADER_FIELDS.unpack_from(buf, rel)
         block_end = pos + BLOCK_HEADER_SIZE + payload_len
-        mutations = decode_payload(buf, rel + BLOCK_HEADER_SIZE, rel + BLOCK_HEADER_SIZE + payload_len, count)
+        mutations = decode_payload(
+            buf, rel + BLOCK_HEADER_SIZE, rel + BLOCK_HEADER_SIZE + payload_len, count, block_first
+        )
         if not mutations:
             if taken_start < 0:
                 end = block_end
@@ -154,6 +158,7 @@ def list_log_files(path: str) -> list[tuple[int, int, str]]:
 def scan_log_dir(
     path: str | os.PathLike[str], start_decree: int = 0
 ) -> tuple[list[Mutation], list[LogFileInfo]]:
+    start_decree = _int(start_decree, 64, "argument")
     path = os.fspath(path)
     files = list_log_files(path)
     out: list[Mutation] = []
@@ -184,8 +189,9 @@ def _batches(
 def replay_log_dir(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], list[LogFileInfo]]:
-    if batch_size <= 0:
-        raise ValueError("batch_size must be positive")
+    start_decree = _int(start_decree, 64, "argument")
+    if _int(batch_size, 63, "argument") <= 0:  # the Rust glue takes an i64
+        raise InvalidArgumentError("batch_size must be positive")
     mutations, infos = scan_log_dir(path, start_decree)
     return _batches(mutations, batch_size, tombstone_seconds), infos
 
@@ -193,8 +199,9 @@ def replay_log_dir(
 def replay_log_file(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
-    if batch_size <= 0:
-        raise ValueError("batch_size must be positive")
+    start_decree = _int(start_decree, 64, "argument")
+    if _int(batch_size, 63, "argument") <= 0:  # the Rust glue takes an i64
+        raise InvalidArgumentError("batch_size must be positive")
     path = os.fspath(path)
     with open(path, "rb", buffering=1 << 20) as f:
         size = os.fstat(f.fileno()).st_size

@@ -1,15 +1,17 @@
 //! Python <-> Rust conversions of mutations, writes and file infos.
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyByteArray, PyBytes, PyInt, PyList, PyMemoryView, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyInt, PyList, PyMemoryView, PyString, PyTuple};
 
 use crate::codec::{
     Mutation, Op, Writes, OP_DELETE, OP_EMPTY, OP_MULTI_DELETE, OP_MULTI_PUT, OP_PUT, OP_RAW_PUT,
     OP_SOURCE_DECREE,
 };
+use crate::filecopy::ManifestEntry;
 use crate::logscan::LogFileInfo;
+
+use super::{InvalidArgumentError, InvalidTypeError};
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -30,23 +32,34 @@ pub fn get_bytes(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<PyBackedBytes> 
         let b = obj.py().get_type::<PyBytes>().call1((obj,))?;
         return Ok(PyBackedBytes::from(b.downcast_into::<PyBytes>()?));
     }
-    Err(PyTypeError::new_err(format!(
+    Err(InvalidTypeError::new_err(format!(
         "{what} must be bytes, not {}",
         type_name(obj)
     )))
 }
 
-/// An int that fits `T`: TypeError for a non-int, ValueError when out of range.
-fn get_int<'py, T: FromPyObject<'py>>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<T> {
+/// An int that fits `T`: InvalidTypeError for a non-int, InvalidArgumentError
+/// when out of range.
+pub fn get_int<'py, T: FromPyObject<'py>>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<T> {
     match obj.extract::<T>() {
         Ok(v) => Ok(v),
-        Err(_) if obj.is_instance_of::<PyInt>() => {
-            Err(PyValueError::new_err(format!("{what} out of range: {obj}")))
-        }
-        Err(_) => Err(PyTypeError::new_err(format!(
+        Err(_) if obj.is_instance_of::<PyInt>() => Err(InvalidArgumentError::new_err(format!(
+            "{what} out of range: {obj}"
+        ))),
+        Err(_) => Err(InvalidTypeError::new_err(format!(
             "{what} must be an int, not {}",
             type_name(obj)
         ))),
+    }
+}
+
+/// An int argument taken as `get_int` takes it (typed errors, not pyo3's
+/// bare TypeError or OverflowError).
+pub struct Int<T>(pub T);
+
+impl<'py, T: FromPyObject<'py>> FromPyObject<'py> for Int<T> {
+    fn extract_bound(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
+        get_int(obj, "argument").map(Int)
     }
 }
 
@@ -62,7 +75,7 @@ fn as_tuple<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyT
     if let Ok(l) = obj.downcast::<PyList>() {
         return Ok(l.to_tuple());
     }
-    Err(PyTypeError::new_err(format!(
+    Err(InvalidTypeError::new_err(format!(
         "{what} must be a tuple, not {}",
         type_name(obj)
     )))
@@ -76,7 +89,7 @@ fn as_items<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyT
     if let Ok(t) = obj.downcast::<PyTuple>() {
         return Ok(t.clone());
     }
-    Err(PyTypeError::new_err(format!(
+    Err(InvalidTypeError::new_err(format!(
         "{what} must be a list, not {}",
         type_name(obj)
     )))
@@ -84,7 +97,7 @@ fn as_items<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyT
 
 fn fields<'py>(t: &Bound<'py, PyTuple>, n: usize, what: &str) -> PyResult<()> {
     if t.len() != n {
-        return Err(PyValueError::new_err(format!(
+        return Err(InvalidArgumentError::new_err(format!(
             "{what} takes {n} fields, got {}",
             t.len()
         )));
@@ -92,14 +105,46 @@ fn fields<'py>(t: &Bound<'py, PyTuple>, n: usize, what: &str) -> PyResult<()> {
     Ok(())
 }
 
+fn get_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    match obj.downcast::<PyString>() {
+        Ok(s) => Ok(s.to_str()?.to_owned()),
+        Err(_) => Err(InvalidTypeError::new_err(format!(
+            "{what} must be a str, not {}",
+            type_name(obj)
+        ))),
+    }
+}
+
+/// A list of file names (str).
+pub fn extract_names(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let items = as_items(obj, "names")?;
+    items.iter().map(|n| get_str(&n, "a file name")).collect()
+}
+
+/// A list of (name, size, digest) manifest entries.
+pub fn extract_manifest(obj: &Bound<'_, PyAny>) -> PyResult<Vec<ManifestEntry>> {
+    let items = as_items(obj, "manifest")?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let t = as_tuple(&item, "a manifest entry")?;
+        fields(&t, 3, "a manifest entry (name, size, digest)")?;
+        out.push(ManifestEntry {
+            name: get_str(&t.get_item(0)?, "a file name")?,
+            size: get_u64(&t.get_item(1)?, "size")?,
+            digest: get_str(&t.get_item(2)?, "digest")?,
+        });
+    }
+    Ok(out)
+}
+
 fn extract_op(obj: &Bound<'_, PyAny>) -> PyResult<Op<PyBackedBytes>> {
     let t = as_tuple(obj, "an op")?;
     if t.is_empty() {
-        return Err(PyValueError::new_err("an op is a non-empty tuple"));
+        return Err(InvalidArgumentError::new_err("an op is a non-empty tuple"));
     }
     let kind: u8 = match get_int::<u8>(&t.get_item(0)?, "op type") {
         Ok(k) => k,
-        Err(e) if e.is_instance_of::<PyValueError>(obj.py()) => u8::MAX,
+        Err(e) if e.is_instance_of::<InvalidArgumentError>(obj.py()) => u8::MAX,
         Err(e) => return Err(e),
     };
     let item = |i: usize| t.get_item(i);
@@ -168,7 +213,7 @@ fn extract_op(obj: &Bound<'_, PyAny>) -> PyResult<Op<PyBackedBytes>> {
             Op::SourceDecree(get_u64(&item(1)?, "source decree")?)
         }
         _ => {
-            return Err(PyValueError::new_err(format!(
+            return Err(InvalidArgumentError::new_err(format!(
                 "unknown op type {}",
                 t.get_item(0)?.repr()?
             )))
@@ -183,7 +228,9 @@ fn extract_mutation(obj: &Bound<'_, PyAny>) -> PyResult<Mutation<PyBackedBytes>>
     let timestamp_us = get_u64(&t.get_item(1)?, "timestamp_us")?;
     let cluster_id = get_int::<u8>(&t.get_item(2)?, "cluster_id")?;
     if cluster_id > 127 {
-        return Err(PyValueError::new_err("cluster_id must be in 0..127"));
+        return Err(InvalidArgumentError::new_err(
+            "cluster_id must be in 0..127",
+        ));
     }
     let op_items = as_items(&t.get_item(3)?, "ops")?;
     let mut ops = Vec::with_capacity(op_items.len());

@@ -5,26 +5,33 @@ mod convert;
 
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyIsADirectoryError, PyNotADirectoryError};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyList, PyType};
 
 use crate::codec;
 use crate::crc;
 use crate::error::Error;
-use crate::filecopy::{self, ManifestEntry};
+use crate::filecopy;
 use crate::logscan;
-use convert::{extract_mutations, get_u64, infos_to_py, mutations_to_py, writes_to_py};
+use convert::{
+    extract_manifest, extract_mutations, extract_names, get_bytes, get_int, get_u64, infos_to_py,
+    mutations_to_py, writes_to_py, Int,
+};
 
 /// Inputs at least this big are worked on with the GIL released.
 const RELEASE_GIL_BYTES: usize = 64 << 10;
 const RELEASE_GIL_MUTATIONS: usize = 64;
 
+// Bad input is raised as the classes of `pegasus_fast.errors`; they subclass
+// ValueError and TypeError, so callers catching those still do.
+pyo3::import_exception!(pegasus_fast.errors, InvalidArgumentError);
+pyo3::import_exception!(pegasus_fast.errors, InvalidTypeError);
+
 static WAL_CORRUPTION_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 static CHECKSUM_MISMATCH_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
-static INVALID_ARGUMENT_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static FILE_CHANGED_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 
 /// The one place a core error becomes a Python exception.
 impl From<Error> for PyErr {
@@ -45,10 +52,22 @@ impl From<Error> for PyErr {
                 } => CHECKSUM_MISMATCH_ERROR
                     .import(py, "pegasus_fast.errors", "ChecksumMismatchError")
                     .and_then(|cls| cls.call1((path, expected, actual))),
-                // a ValueError subclass, so callers catching ValueError still do
-                Error::InvalidArgument(msg) => INVALID_ARGUMENT_ERROR
-                    .import(py, "pegasus_fast.errors", "InvalidArgumentError")
-                    .and_then(|cls| cls.call1((msg,))),
+                Error::FileChanged {
+                    path,
+                    expected_size,
+                    actual_size,
+                } => FILE_CHANGED_ERROR
+                    .import(py, "pegasus_fast.errors", "FileChangedError")
+                    .and_then(|cls| cls.call1((path, expected_size, actual_size))),
+                Error::InvalidArgument(msg) => return InvalidArgumentError::new_err(msg),
+                // pyo3 maps most kinds to the OSError subclass Python would raise,
+                // but not these two.
+                Error::Io(err) if err.kind() == std::io::ErrorKind::IsADirectory => {
+                    return PyIsADirectoryError::new_err(err.to_string())
+                }
+                Error::Io(err) if err.kind() == std::io::ErrorKind::NotADirectory => {
+                    return PyNotADirectoryError::new_err(err.to_string())
+                }
                 Error::Io(err) => return PyErr::from(err),
             };
             match raised {
@@ -73,19 +92,31 @@ where
 }
 
 #[pyfunction]
-#[pyo3(name = "crc32c", signature = (data, crc=0))]
-fn py_crc32c(py: Python<'_>, data: PyBackedBytes, crc: u32) -> u32 {
-    run(py, data.len() >= RELEASE_GIL_BYTES, || {
+#[pyo3(name = "crc32c", signature = (data, crc=None), text_signature = "(data, crc=0)")]
+fn py_crc32c(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    crc: Option<&Bound<'_, PyAny>>,
+) -> PyResult<u32> {
+    let data = get_bytes(data, "data")?;
+    let crc = crc.map_or(Ok(0), |c| get_int::<u32>(c, "crc"))?;
+    Ok(run(py, data.len() >= RELEASE_GIL_BYTES, || {
         crc::crc32c(&data, crc)
-    })
+    }))
 }
 
 #[pyfunction]
-#[pyo3(name = "crc64", signature = (data, crc=0))]
-fn py_crc64(py: Python<'_>, data: PyBackedBytes, crc: u64) -> u64 {
-    run(py, data.len() >= RELEASE_GIL_BYTES, || {
+#[pyo3(name = "crc64", signature = (data, crc=None), text_signature = "(data, crc=0)")]
+fn py_crc64(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    crc: Option<&Bound<'_, PyAny>>,
+) -> PyResult<u64> {
+    let data = get_bytes(data, "data")?;
+    let crc = crc.map_or(Ok(0), |c| get_u64(c, "crc"))?;
+    Ok(run(py, data.len() >= RELEASE_GIL_BYTES, || {
         crc::crc64(&data, crc)
-    })
+    }))
 }
 
 #[pyfunction]
@@ -95,15 +126,23 @@ fn py_crc64(py: Python<'_>, data: PyBackedBytes, crc: u64) -> u64 {
     text_signature = "(hash_key, partition_count, sort_key=b\"\")"
 )]
 fn py_partition_index(
-    hash_key: PyBackedBytes,
+    hash_key: &Bound<'_, PyAny>,
     partition_count: &Bound<'_, PyAny>,
-    sort_key: Option<PyBackedBytes>,
+    sort_key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<u64> {
+    let hash_key = get_bytes(hash_key, "hash_key")?;
+    let sort_key = sort_key.map(|s| get_bytes(s, "sort_key")).transpose()?;
     let count = match get_u64(partition_count, "partition_count") {
         Ok(c) if c > 0 => c,
-        Ok(_) => return Err(PyValueError::new_err("partition_count must be positive")),
-        Err(e) if e.is_instance_of::<PyValueError>(partition_count.py()) => {
-            return Err(PyValueError::new_err("partition_count must be positive"))
+        Ok(_) => {
+            return Err(InvalidArgumentError::new_err(
+                "partition_count must be positive",
+            ))
+        }
+        Err(e) if e.is_instance_of::<InvalidArgumentError>(partition_count.py()) => {
+            return Err(InvalidArgumentError::new_err(
+                "partition_count must be positive",
+            ))
         }
         Err(e) => return Err(e),
     };
@@ -126,7 +165,8 @@ fn py_encode_block<'py>(
 
 #[pyfunction]
 #[pyo3(name = "decode_block")]
-fn py_decode_block<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyList>> {
+fn py_decode_block<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    let data = get_bytes(data, "data")?;
     let muts = run(py, data.len() >= RELEASE_GIL_BYTES, || {
         codec::decode_block(&data)
     })?;
@@ -135,7 +175,11 @@ fn py_decode_block<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<
 
 #[pyfunction]
 #[pyo3(name = "decode_blocks")]
-fn py_decode_blocks<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyList>> {
+fn py_decode_blocks<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let data = get_bytes(data, "data")?;
     let muts = run(py, data.len() >= RELEASE_GIL_BYTES, || {
         codec::decode_blocks(&data)
     })?;
@@ -143,16 +187,22 @@ fn py_decode_blocks<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound
 }
 
 #[pyfunction]
-#[pyo3(name = "read_log_blocks", signature = (path, offset, start_decree, max_bytes, max_decree, skip_cluster_id=0))]
+#[pyo3(
+    name = "read_log_blocks",
+    signature = (path, offset, start_decree, max_bytes, max_decree, skip_cluster_id=Int(0)),
+    text_signature = "(path, offset, start_decree, max_bytes, max_decree, skip_cluster_id=0)"
+)]
 fn py_read_log_blocks<'py>(
     py: Python<'py>,
     path: PathBuf,
-    offset: u64,
-    start_decree: u64,
-    max_bytes: u64,
-    max_decree: u64,
-    skip_cluster_id: u8,
+    offset: Int<u64>,
+    start_decree: Int<u64>,
+    max_bytes: Int<u64>,
+    max_decree: Int<u64>,
+    skip_cluster_id: Int<u8>,
 ) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64, u64, bool, u64)> {
+    let (Int(offset), Int(start_decree), Int(max_bytes)) = (offset, start_decree, max_bytes);
+    let (Int(max_decree), Int(skip_cluster_id)) = (max_decree, skip_cluster_id);
     let r = py.allow_threads(|| {
         logscan::read_log_blocks(
             &path,
@@ -175,12 +225,17 @@ fn py_read_log_blocks<'py>(
 }
 
 #[pyfunction]
-#[pyo3(name = "mutation_writes", signature = (mutations, tombstone_seconds=0))]
+#[pyo3(
+    name = "mutation_writes",
+    signature = (mutations, tombstone_seconds=Int(0)),
+    text_signature = "(mutations, tombstone_seconds=0)"
+)]
 fn py_mutation_writes<'py>(
     py: Python<'py>,
     mutations: &Bound<'py, PyAny>,
-    tombstone_seconds: u32,
+    tombstone_seconds: Int<u32>,
 ) -> PyResult<Bound<'py, PyList>> {
+    let Int(tombstone_seconds) = tombstone_seconds;
     let muts = extract_mutations(mutations)?;
     let writes = run(py, muts.len() >= RELEASE_GIL_MUTATIONS, || {
         codec::mutation_writes(&muts, tombstone_seconds)
@@ -189,14 +244,19 @@ fn py_mutation_writes<'py>(
 }
 
 #[pyfunction]
-#[pyo3(name = "scan_log_file", signature = (path, offset=0, start_decree=0, max_bytes=0))]
+#[pyo3(
+    name = "scan_log_file",
+    signature = (path, offset=Int(0), start_decree=Int(0), max_bytes=Int(0)),
+    text_signature = "(path, offset=0, start_decree=0, max_bytes=0)"
+)]
 fn py_scan_log_file<'py>(
     py: Python<'py>,
     path: PathBuf,
-    offset: u64,
-    start_decree: u64,
-    max_bytes: u64,
+    offset: Int<u64>,
+    start_decree: Int<u64>,
+    max_bytes: Int<u64>,
 ) -> PyResult<(Bound<'py, PyList>, u64, bool)> {
+    let (Int(offset), Int(start_decree), Int(max_bytes)) = (offset, start_decree, max_bytes);
     let file = py.allow_threads(|| logscan::read_log_file(&path, offset, max_bytes))?;
     let muts = py.allow_threads(|| {
         let mut out = Vec::new();
@@ -206,23 +266,28 @@ fn py_scan_log_file<'py>(
 }
 
 #[pyfunction]
-#[pyo3(name = "scan_log_dir", signature = (path, start_decree=0))]
+#[pyo3(
+    name = "scan_log_dir",
+    signature = (path, start_decree=Int(0)),
+    text_signature = "(path, start_decree=0)"
+)]
 fn py_scan_log_dir<'py>(
     py: Python<'py>,
     path: PathBuf,
-    start_decree: u64,
+    start_decree: Int<u64>,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let Int(start_decree) = start_decree;
     let files = py.allow_threads(|| logscan::read_log_dir(&path))?;
     let muts = py.allow_threads(|| logscan::dir_mutations(&files, start_decree))?;
     let infos: Vec<_> = files.iter().map(logscan::ScannedFile::info).collect();
     Ok((mutations_to_py(py, &muts)?, infos_to_py(py, &infos)?))
 }
 
-fn positive_batch_size(batch_size: i64) -> PyResult<usize> {
+fn positive_batch_size(Int(batch_size): Int<i64>) -> PyResult<usize> {
     usize::try_from(batch_size)
         .ok()
         .filter(|&b| b > 0)
-        .ok_or_else(|| PyValueError::new_err("batch_size must be positive"))
+        .ok_or_else(|| InvalidArgumentError::new_err("batch_size must be positive"))
 }
 
 /// Replay batches as `[(last_decree, [(key, value | None), ...]), ...]`.
@@ -237,14 +302,20 @@ fn batches_to_py<'py>(py: Python<'py>, batches: &[logscan::Batch]) -> PyResult<B
 }
 
 #[pyfunction]
-#[pyo3(name = "replay_log_dir", signature = (path, start_decree, batch_size=4096, tombstone_seconds=0))]
+#[pyo3(
+    name = "replay_log_dir",
+    signature = (path, start_decree, batch_size=Int(4096), tombstone_seconds=Int(0)),
+    text_signature = "(path, start_decree, batch_size=4096, tombstone_seconds=0)"
+)]
 fn py_replay_log_dir<'py>(
     py: Python<'py>,
     path: PathBuf,
-    start_decree: u64,
-    batch_size: i64,
-    tombstone_seconds: u32,
+    start_decree: Int<u64>,
+    batch_size: Int<i64>,
+    tombstone_seconds: Int<u32>,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+    let Int(start_decree) = start_decree;
+    let Int(tombstone_seconds) = tombstone_seconds;
     let batch_size = positive_batch_size(batch_size)?;
     let (batches, infos) = py.allow_threads(|| {
         logscan::replay_log_dir(&path, start_decree, batch_size, tombstone_seconds)
@@ -253,14 +324,20 @@ fn py_replay_log_dir<'py>(
 }
 
 #[pyfunction]
-#[pyo3(name = "replay_log_file", signature = (path, start_decree, batch_size=4096, tombstone_seconds=0))]
+#[pyo3(
+    name = "replay_log_file",
+    signature = (path, start_decree, batch_size=Int(4096), tombstone_seconds=Int(0)),
+    text_signature = "(path, start_decree, batch_size=4096, tombstone_seconds=0)"
+)]
 fn py_replay_log_file<'py>(
     py: Python<'py>,
     path: PathBuf,
-    start_decree: u64,
-    batch_size: i64,
-    tombstone_seconds: u32,
+    start_decree: Int<u64>,
+    batch_size: Int<i64>,
+    tombstone_seconds: Int<u32>,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>, bool)> {
+    let Int(start_decree) = start_decree;
+    let Int(tombstone_seconds) = tombstone_seconds;
     let batch_size = positive_batch_size(batch_size)?;
     let (batches, info, torn) = py.allow_threads(|| {
         logscan::replay_log_file(&path, start_decree, batch_size, tombstone_seconds)
@@ -281,10 +358,11 @@ fn py_copy_and_hash(
     py: Python<'_>,
     src_dir: PathBuf,
     dst_dir: PathBuf,
-    names: Vec<String>,
+    names: &Bound<'_, PyAny>,
     link: bool,
     sync: bool,
 ) -> PyResult<Vec<(String, u64, String)>> {
+    let names = extract_names(names)?;
     let manifest =
         py.allow_threads(|| filecopy::copy_and_hash(&src_dir, &dst_dir, &names, link, sync))?;
     Ok(manifest
@@ -298,12 +376,9 @@ fn py_copy_and_hash(
 fn py_verify_manifest(
     py: Python<'_>,
     directory: PathBuf,
-    manifest: Vec<(String, u64, String)>,
+    manifest: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let entries: Vec<ManifestEntry> = manifest
-        .into_iter()
-        .map(|(name, size, digest)| ManifestEntry { name, size, digest })
-        .collect();
+    let entries = extract_manifest(manifest)?;
     Ok(py.allow_threads(|| filecopy::verify_manifest(&directory, &entries))?)
 }
 
