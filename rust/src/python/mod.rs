@@ -186,6 +186,9 @@ fn py_decode_blocks<'py>(
     mutations_to_py(py, &muts)
 }
 
+/// (data, first decree, last decree, first timestamp_us, end, torn, skipped through)
+type BlockRunPy<'py> = (Bound<'py, PyBytes>, u64, u64, u64, u64, bool, u64);
+
 #[pyfunction]
 #[pyo3(
     name = "read_log_blocks",
@@ -200,7 +203,7 @@ fn py_read_log_blocks<'py>(
     max_bytes: Int<u64>,
     max_decree: Int<u64>,
     skip_cluster_id: Int<u8>,
-) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64, u64, bool, u64)> {
+) -> PyResult<BlockRunPy<'py>> {
     let (Int(offset), Int(start_decree), Int(max_bytes)) = (offset, start_decree, max_bytes);
     let (Int(max_decree), Int(skip_cluster_id)) = (max_decree, skip_cluster_id);
     let r = py.allow_threads(|| {
