@@ -139,9 +139,9 @@ def test_refusals_that_protect_a_table(two: tuple[pf.Cluster, pf.Cluster], tmp_p
         dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
     assert tb.get("theirs", "s") == b"keep" and tb.health().is_fully_healthy
     dup.remove()
-    # another partition count
+    # another partition count: with a checkpoint, refused (files cannot be re-routed)
     b.create_table("t8", partition_count=8).set("theirs", "s", "keep")
-    dup = a.add_duplication("t", b, remote_table="t8", with_checkpoint=False, fail_mode="fast")
+    dup = a.add_duplication("t", b, remote_table="t8", with_checkpoint=True, fail_mode="fast")
     with pytest.raises(pf.DuplicationError):
         dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
     dup.remove()
@@ -157,3 +157,69 @@ def test_refusals_that_protect_a_table(two: tuple[pf.Cluster, pf.Cluster], tmp_p
         ta.set("still", "s", "flows")
         wait_until(lambda: tb.get("still", "s") == b"flows", "the owner's duplication to go on")
         assert tb.get("c", "s") is None
+
+
+def logical(t: pf.Table) -> dict[tuple[bytes, bytes], bytes]:
+    return {(hk, sk): v for hk, sk, v in t.scan()}
+
+
+def test_another_partition_count_reroutes_each_key(two: tuple[pf.Cluster, pf.Cluster]) -> None:
+    """Into a table of another partition count (no checkpoint), every key lands in the
+    partition Pegasus's hash gives it there, as a Pegasus client would have sent it."""
+    a, b = two
+    ta = a.create_table("t", partition_count=4)
+    tb = b.create_table("t", partition_count=8)
+    tb.set("mine", "s", "kept")
+    dup = a.add_duplication("t", b, with_checkpoint=False)
+    dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    for i in range(200):
+        ta.set(f"k{i}", "s", f"v{i}")
+    ta.multi_set("multi", {"x": "1", "y": "2"})
+    ta.multi_delete("multi", ["x"])
+    for i in range(0, 200, 7):
+        ta.delete(f"k{i}", "s")
+    want = logical(ta) | {(b"mine", b"s"): b"kept"}
+    wait_until(lambda: caught_up(dup) and logical(tb) == want, "the re-routed follower to catch up")
+    for p in tb.partitions:
+        for hk, sk, _v in p.iter_records():
+            assert tb.partition_index(hk, sk) == p.pidx
+    # a restart of both sides resumes from each source partition's recorded progress
+    a_path, b_path = a.path, b.path
+    a.close()
+    b.close()
+    a2, b2 = pf.Cluster.open(a_path), pf.Cluster.open(b_path)
+    try:
+        a2.table("t").set("after", "s", "restart")
+        wait_until(lambda: b2.table("t").get("after", "s") == b"restart", "a write after the restart")
+        wait_until(
+            lambda: logical(b2.table("t")) == logical(a2.table("t")) | {(b"mine", b"s"): b"kept"},
+            "the same contents after restart",
+        )
+    finally:
+        a2.close()
+        b2.close()
+
+
+def test_two_masters_of_different_partition_counts_converge(two: tuple[pf.Cluster, pf.Cluster]) -> None:
+    a, b = two
+    ta = a.create_table("t", partition_count=4)
+    tb = b.create_table("t", partition_count=6)
+    ab = a.add_duplication("t", b, with_checkpoint=False)
+    ba = b.add_duplication("t", a, with_checkpoint=False)
+    ab.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    ba.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    rng = random.Random(5)
+    for i in range(300):
+        t = ta if rng.random() < 0.5 else tb
+        k = f"k{rng.randrange(30)}"
+        if rng.random() < 0.2:
+            t.delete(k, "s")
+        else:
+            t.set(k, "s", f"{i}")
+    wait_until(
+        lambda: caught_up(ab) and caught_up(ba) and logical(ta) == logical(tb), "both sides to converge"
+    )
+    before = decrees(ta, tb)
+    time.sleep(0.5)
+    assert decrees(ta, tb) == before
+    assert logical(ta) == logical(tb)

@@ -31,6 +31,9 @@ META_SOURCE_DECREE_KEY = b"\x01"
 #: the highest source decree a follower has seen and needed nothing from (its own writes coming
 #: back, bookkeeping): written outside our WAL, with RocksDB's own WAL and a sync
 META_SOURCE_SEEN_KEY = b"\x02"
+#: a follower fed by a source of another partition count: the source decree each source
+#: partition homed here has reached (u32 source pidx, u64 decree pairs), written like the above
+META_REROUTED_KEY = b"\x03"
 
 
 class Op(IntEnum):

@@ -6,9 +6,21 @@ so the rules live in one place (DESIGN.md §5, "LOG").
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import _backend
 from ..errors import DuplicationGapError
-from ..records import Op, encode_key, hash_key_prefix, is_expired, now_pegasus_seconds, timetag, timetag_of
+from ..records import (
+    Op,
+    decode_key,
+    encode_key,
+    hash_key_prefix,
+    is_expired,
+    is_meta_key,
+    now_pegasus_seconds,
+    timetag,
+    timetag_of,
+)
 from ..storage.partition import Partition
 
 Mutation = tuple[int, int, int, list]
@@ -91,6 +103,28 @@ def _all_win(partition: Partition, mutations: list[Mutation]) -> bool:
 _DATA_OPS = frozenset({_PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE, _RAW_PUT})
 
 
+def _is_data(op: tuple[Any, ...]) -> bool:
+    """A record op (a RAW_PUT of a bookkeeping key never is: it must not move between clusters)."""
+    return op[0] in _DATA_OPS and not (op[0] == _RAW_PUT and is_meta_key(op[1]))
+
+
+def _shipped(mutations: list[Mutation], seen: int, own_cluster_id: int) -> list[Mutation]:
+    """The mutations past ``seen`` that this follower must apply: contiguous (else a gap),
+    not its own writes coming back, holding record ops only."""
+    todo = [m for m in mutations if m[0] > seen]
+    for i, m in enumerate(todo):
+        if m[0] != seen + 1 + i:
+            raise DuplicationGapError(seen + 1 + i, m[0])
+    out = []
+    for decree, ts, cid, ops in todo:
+        if cid == own_cluster_id:
+            continue
+        data = [op for op in ops if _is_data(op)]
+        if data:
+            out.append((decree, ts, cid, data))
+    return out
+
+
 def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0) -> int:
     """Apply shipped WAL blocks to a follower partition; returns the source decree it now
     holds durably (applied, or seen and needing nothing).
@@ -111,16 +145,7 @@ def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0)
     own = p.cluster_id
 
     def build(next_decree: int) -> list[Mutation]:
-        seen = max(p.source_decree, p.source_seen, skipped_through)
-        todo = [m for m in mutations if m[0] > seen]
-        for i, m in enumerate(todo):
-            if m[0] != seen + 1 + i:
-                raise DuplicationGapError(seen + 1 + i, m[0])
-        todo = [
-            (decree, ts, cid, [op for op in ops if op[0] in _DATA_OPS])
-            for decree, ts, cid, ops in todo
-            if cid != own and any(op[0] in _DATA_OPS for op in ops)
-        ]
+        todo = _shipped(mutations, max(p.source_decree, p.source_seen, skipped_through), own)
         if not todo:
             return []
         if _all_win(p, todo):
@@ -153,3 +178,71 @@ def advance_to(partition: Partition, source_decree: int) -> None:
         return [(next_decree, 0, 0, [(_SOURCE_DECREE, source_decree)])]
 
     p.write_mutations(build)
+
+
+def _route(op: tuple[Any, ...], partition_count: int) -> dict[int, tuple[Any, ...]]:
+    """The op split by the follower partition each of its keys belongs to (Pegasus's hash)."""
+    index = _backend.impl.partition_index
+    kind = op[0]
+    if kind == _PUT or kind == _DELETE:
+        return {index(op[1], partition_count, op[2]): op}
+    if kind == _RAW_PUT:
+        hk, sk = decode_key(op[1])
+        return {index(hk, partition_count, sk): op}
+    # MULTI_PUT / MULTI_DELETE: every sort key shares the hash key (never empty in a multi op),
+    # so one partition takes all of them; an empty one still routes each sort key on its own
+    pairs = op[2]
+    if op[1]:
+        return {index(op[1], partition_count, b""): op}
+    out: dict[int, list[Any]] = {}
+    for item in pairs:
+        sk = item[0] if kind == _MULTI_PUT else item
+        out.setdefault(index(b"", partition_count, sk), []).append(item)
+    if kind == _MULTI_PUT:
+        return {j: (kind, op[1], items, op[3]) for j, items in out.items()}
+    return {j: (kind, op[1], items) for j, items in out.items()}
+
+
+def apply_rerouted(
+    partitions: list[Partition], source_pidx: int, blocks: bytes, skipped_through: int = 0
+) -> int:
+    """Apply shipped WAL blocks of one source partition to a follower table of another
+    partition count: each op goes to the follower partition its key hashes to, as a Pegasus
+    client would send it. Returns the source decree now held durably for that source partition.
+
+    Its progress lives in one "home" follower partition (``source_pidx % count``), written
+    once the data it covers is durable everywhere it landed; a crash in between re-applies a
+    few mutations on restart, which last-writer-wins makes harmless (equal timetags rewrite
+    the same bytes, older ones lose).
+    """
+    mutations = _backend.impl.decode_blocks(blocks) if blocks else []
+    count = len(partitions)
+    home = partitions[source_pidx % count]
+    seen = max(home.rerouted_progress().get(source_pidx, 0), skipped_through)
+    todo = _shipped(mutations, seen, home.cluster_id)
+    routed: dict[int, list[Mutation]] = {}
+    for decree, ts, cid, ops in todo:
+        per: dict[int, list[tuple[Any, ...]]] = {}
+        for op in ops:
+            for j, part in _route(op, count).items():
+                per.setdefault(j, []).append(part)
+        for j, part_ops in per.items():
+            routed.setdefault(j, []).append((decree, ts, cid, part_ops))
+    for j, muts in sorted(routed.items()):
+        p = partitions[j]
+
+        def build(next_decree: int, p: Partition = p, muts: list[Mutation] = muts) -> list[Mutation]:
+            out = []
+            pending: dict[bytes, int] = {}
+            for _decree, ts, cid, ops in muts:
+                kept = _lww_ops(p, ops, timetag(ts, cid), pending)
+                if kept:
+                    out.append((next_decree, ts, cid, kept))
+                    next_decree += 1
+            return out
+
+        p.write_mutations(build)
+    through = max([seen] + [m[0] for m in mutations])
+    if through > home.rerouted_progress().get(source_pidx, 0):
+        home.record_rerouted(source_pidx, through)
+    return max(through, home.rerouted_progress().get(source_pidx, 0))

@@ -282,7 +282,9 @@ class Cluster:
 
     def _open_table(self, name: str, rec: TableRecord, create: bool = False) -> Table:
         parts: list[Partition] = []
-        learned = rec.follower_of.learned if rec.follower_of is not None else None
+        fo = rec.follower_of
+        # a re-routed table's flags are its source's partitions: its own partitions always serve
+        learned = fo.learned if fo is not None and not fo.rerouted else None
         try:
             for pidx in range(rec.partition_count):
                 parts.append(
@@ -399,16 +401,21 @@ class Cluster:
     def _table_record(self, name: str) -> TableRecord | None:
         return self.meta.state.tables.get(name)
 
-    def _adopt_follower(self, name: str, source: SourceId) -> None:
+    def _adopt_follower(self, name: str, source: SourceId, source_partitions: int) -> None:
         """An existing table becomes the follower of a duplication without checkpoint; its
-        partitions keep serving, and each is marked learned once its start decree is set."""
+        partitions keep serving, and each source partition is marked learned once its start
+        decree is set. Another partition count than the source's means re-routing."""
         rec = self._table_record(name)
         assert rec is not None
-        self.meta.set_follower_of(name, FollowerOf(source, (False,) * rec.partition_count))
+        rerouted = source_partitions if source_partitions != rec.partition_count else 0
+        self.meta.set_follower_of(name, FollowerOf(source, (False,) * source_partitions, rerouted))
 
     def _mark_learned(self, name: str, pidxs: list[int]) -> None:
         """Persist that follower partitions have their checkpoints, then let them serve."""
         self.meta.set_learned(name, pidxs)
+        rec = self._table_record(name)
+        if rec is not None and rec.follower_of is not None and rec.follower_of.rerouted:
+            return  # the learned flags are the source's partitions; the table's keep serving
         table = self.table(name)
         for pidx in pidxs:
             table.partitions[pidx].state = SERVING

@@ -95,7 +95,7 @@ class LocalFollower:
             return
         mine = rec.follower_of
         if mine is not None and same_source(mine.source, source):
-            if rec.partition_count != partition_count:
+            if (mine.source_partitions or rec.partition_count) != partition_count:
                 raise DuplicationError(f"follower table {table!r} has another partition count")
             return
         if mine is not None and not all(mine.learned):
@@ -116,15 +116,39 @@ class LocalFollower:
             raise DuplicationError(
                 f"cluster {c.name!r} already has a table {table!r} that is not this duplication's follower"
             )
-        if rec.partition_count != partition_count:
-            raise DuplicationError(
-                f"table {table!r} of cluster {c.name!r} has {rec.partition_count} partitions, the source "
-                f"{partition_count}: a duplication without checkpoint needs equal counts here"
-            )
-        # Pegasus's original workflow: ship from now on into the table as it is
-        c._adopt_follower(table, source)
+        # Pegasus's original workflow: ship from now on into the table as it is (with another
+        # partition count, each op goes where its key hashes, as through Pegasus's client)
+        c._adopt_follower(table, source, partition_count)
+
+    def _rerouted(self, table: str) -> list[Partition] | None:
+        """The table's partitions when it is fed by a source of another partition count."""
+        rec = self.cluster._table_record(table)
+        if rec is None or rec.follower_of is None or not rec.follower_of.rerouted:
+            return None
+        try:
+            return self.cluster.table(table).partitions
+        except ClosedError:
+            raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
+
+    def _source_pidx(self, table: str, pidx: int) -> int:
+        rec = self.cluster._table_record(table)
+        assert rec is not None and rec.follower_of is not None
+        if (
+            isinstance(pidx, bool)
+            or not isinstance(pidx, int)
+            or not 0 <= pidx < rec.follower_of.source_partitions
+        ):
+            raise InvalidArgumentError(f"the source of {table!r} has no partition {pidx!r}")
+        return pidx
 
     def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
+        parts = self._rerouted(table)
+        if parts is not None:
+            pidx = self._source_pidx(table, pidx)
+            fo = self.cluster._table_record(table).follower_of  # type: ignore[union-attr]
+            learned = fo.learned[pidx]  # type: ignore[union-attr]
+            home = parts[pidx % len(parts)]
+            return learned, home.rerouted_progress().get(pidx, 0) if learned else 0
         p = self._partition(table, pidx)
         rec = self.cluster._table_record(table)
         learned = p.state != LEARNING
@@ -135,6 +159,11 @@ class LocalFollower:
         return True, max(p.source_decree, p.source_seen)
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
+        parts = self._rerouted(table)
+        if parts is not None:
+            for pidx, decree in decrees.items():
+                parts[self._source_pidx(table, pidx) % len(parts)].record_rerouted(pidx, decree)
+            return
         for pidx, decree in decrees.items():
             p = self._partition(table, pidx)
             if p.state == SERVING:
@@ -156,17 +185,25 @@ class LocalFollower:
         learn.learn_checkpoint(self._partition(table, pidx), decree, manifest, chunks)
 
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
+        rerouted = self._rerouted(table) is not None
         for pidx in pidxs:
-            self._partition(table, pidx)  # each one exists
+            self._source_pidx(table, pidx) if rerouted else self._partition(table, pidx)  # each one exists
         self.cluster._mark_learned(table, pidxs)
 
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
+        parts = self._rerouted(table)
+        if parts is not None:
+            return apply.apply_rerouted(parts, self._source_pidx(table, pidx), blocks, skipped_through)
         p = self._partition(table, pidx)
         if p.state != SERVING:
             raise PartitionUnavailableError(table, pidx, p.state)
         return apply.apply_shipped(p, blocks, skipped_through)
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
+        parts = self._rerouted(table)
+        if parts is not None:
+            parts[self._source_pidx(table, pidx) % len(parts)].record_rerouted(pidx, source_decree)
+            return
         apply.advance_to(self._partition(table, pidx), source_decree)
 
 

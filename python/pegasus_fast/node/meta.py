@@ -62,10 +62,21 @@ class FollowerOf:
     """A table made by a duplication: whose follower it is, and which partitions have learned."""
 
     source: SourceId
+    #: per source partition: its start is set (a checkpoint learned, or a start decree)
     learned: tuple[bool, ...]
+    #: the source's partition count when it differs from the table's (0: the same); each
+    #: shipped op then goes to the partition its key hashes to (duplication/apply.py)
+    source_partitions: int = 0
+
+    @property
+    def rerouted(self) -> bool:
+        return self.source_partitions != 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source.to_json(), "learned": list(self.learned)}
+        out: dict[str, Any] = {"source": self.source.to_json(), "learned": list(self.learned)}
+        if self.source_partitions:
+            out["source_partitions"] = self.source_partitions
+        return out
 
     @classmethod
     def from_json(cls, raw: object, partition_count: int) -> FollowerOf:
@@ -79,15 +90,18 @@ class FollowerOf:
         for key in ("cluster", "cluster_uid", "table"):
             if not isinstance(src.get(key), str):
                 raise _bad(f"follower_of.source.{key} is not a str")
+        source_partitions = (
+            _int(raw, "source_partitions", 0, MAX_PARTITIONS) if "source_partitions" in raw else 0
+        )
         learned = raw.get("learned")
         if (
             not isinstance(learned, list)
-            or len(learned) != partition_count
+            or len(learned) != (source_partitions or partition_count)
             or not all(isinstance(x, bool) for x in learned)
         ):
-            raise _bad("follower_of.learned is not one bool per partition")
+            raise _bad("follower_of.learned is not one bool per source partition")
         source = SourceId(src["cluster"], src["cluster_uid"], src["table"], _int(src, "dupid", 1, 1 << 62))
-        return cls(source, tuple(learned))
+        return cls(source, tuple(learned), source_partitions)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from ..errors import ClosedError, PartitionUnavailableError
 from ..records import (
     DECREE,
     META_DECREE_KEY,
+    META_REROUTED_KEY,
     META_SOURCE_DECREE_KEY,
     META_SOURCE_SEEN_KEY,
     Op,
@@ -29,6 +31,7 @@ from .rdb import rdb_error
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
+_REROUTED = struct.Struct("<IQ")
 #: op kinds as plain ints: the write path compares them per write
 _PUT, _MULTI_PUT, _SOURCE_DECREE = int(Op.PUT), int(Op.MULTI_PUT), int(Op.SOURCE_DECREE)
 
@@ -359,14 +362,39 @@ class Partition:
 
     def _write_source_seen(self, decree: int, reset: bool) -> None:
         with self.lock:
-            if self.state == CLOSED:
-                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
             if decree <= self.source_seen and not reset:
                 return
-            opts = rocksdict.WriteOptions()
-            opts.sync = self._must_sync
-            self.db.put(META_SOURCE_SEEN_KEY, DECREE.pack(decree), write_opt=opts)
+            self._put_meta_synced(META_SOURCE_SEEN_KEY, DECREE.pack(decree))
             self.source_seen = decree
+
+    def _put_meta_synced(self, key: bytes, value: bytes) -> None:
+        """A bookkeeping key written outside our WAL: RocksDB's own WAL, synced (lock held)."""
+        if self.state in (CLOSED, FAILED):
+            self._check(True)
+        opts = rocksdict.WriteOptions()
+        opts.sync = self._must_sync
+        try:
+            self.db.put(key, value, write_opt=opts)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def rerouted_progress(self) -> dict[int, int]:
+        """source pidx -> source decree reached, for the source partitions homed here."""
+        with self.lock:
+            raw = None if self.holds_nothing else self.db.get(META_REROUTED_KEY)
+        if not raw:
+            return {}
+        return {pidx: decree for pidx, decree in _REROUTED.iter_unpack(raw)}
+
+    def record_rerouted(self, source_pidx: int, decree: int) -> None:
+        """Durably note that the data of source partition ``source_pidx`` up to ``decree`` is
+        applied (where its ops landed); outside our WAL, so it is never shipped on."""
+        with self.lock:
+            progress = self.rerouted_progress()
+            progress[source_pidx] = decree
+            self._put_meta_synced(
+                META_REROUTED_KEY, b"".join(_REROUTED.pack(p, d) for p, d in sorted(progress.items()))
+            )
 
     def sync_wal(self) -> None:
         """Make everything committed so far durable (the caller may hold the lock)."""
@@ -555,10 +583,11 @@ class Partition:
             self.last_committed = 0
             self._open_db()
             # the copy's own follower bookkeeping (from its upstream) is not ours
-            if self._read_meta(META_SOURCE_SEEN_KEY):
-                opts = rocksdict.WriteOptions()
-                opts.sync = True
-                self.db.delete(META_SOURCE_SEEN_KEY, write_opt=opts)
+            for key in (META_SOURCE_SEEN_KEY, META_REROUTED_KEY):
+                if self.db.get(key) is not None:
+                    opts = rocksdict.WriteOptions()
+                    opts.sync = True
+                    self.db.delete(key, write_opt=opts)
             self.source_decree = self.source_seen = 0
 
     def destroy(self) -> None:
