@@ -181,15 +181,17 @@ class Wal:
         self._head_unsynced = False
         try:
             fileio.fsync_dir(self.path)
-            if index == 1:
-                # the log's first file: make the directories above it durable too
-                partition_dir = os.path.dirname(self.path)
-                fileio.fsync_dir(partition_dir)
-                fileio.fsync_dir(os.path.dirname(partition_dir))
-            tmp = walhead.stage(self.path, index, first_decree)
+            # under wal_sync="none" nothing of the log is made durable, its HEAD neither
+            durable = self.sync_mode != "none" or index == 1
+            tmp = walhead.stage(self.path, index, first_decree, durable)
             self._head_unsynced = True
-            walhead.publish(self.path, tmp)
+            # the HEAD sits beside wal/: publishing it fsyncs the partition directory, which
+            # also makes a first log's wal/ entry durable (one sync, not two)
+            walhead.publish(self.path, tmp, durable)
             self._head_unsynced = False
+            if index == 1:
+                # the log's first file: the directory above the partition too
+                fileio.fsync_dir(os.path.dirname(os.path.dirname(self.path)))
         except BaseException:
             fileio.close(fd)
             if self._head_unsynced:

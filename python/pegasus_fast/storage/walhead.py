@@ -21,22 +21,25 @@ def head_path(wal_dir: str) -> str:
     return os.path.join(os.path.dirname(wal_dir), HEAD_NAME)
 
 
-def stage(wal_dir: str, index: int, first_decree: int) -> str:
-    """Write the new HEAD to a durable temp file; returns its path (``publish`` renames it)."""
+def stage(wal_dir: str, index: int, first_decree: int, durable: bool = True) -> str:
+    """Write the new HEAD to a temp file, durable unless the log itself is not (wal_sync="none");
+    returns its path (``publish`` renames it)."""
     tmp = head_path(wal_dir) + ".tmp"
     fd = fileio.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
         fileio.write(fd, b"%d %d\n" % (index, first_decree))
-        fileio.fdatasync(fd)
+        if durable:
+            fileio.fdatasync(fd)
     finally:
         fileio.close(fd)
     return tmp
 
 
-def publish(wal_dir: str, tmp: str) -> None:
+def publish(wal_dir: str, tmp: str, durable: bool = True) -> None:
     path = head_path(wal_dir)
     fileio.replace(tmp, path)
-    fileio.fsync_dir(os.path.dirname(path))
+    if durable:
+        fileio.fsync_dir(os.path.dirname(path))
 
 
 def read(wal_dir: str) -> tuple[int, int] | None:
