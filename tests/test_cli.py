@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pegasus_fast as pf
 import pytest
@@ -71,3 +73,32 @@ def test_debug_keeps_the_traceback(backend_name: str, cluster_dir: Path) -> None
     done = cli(backend_name, cluster_dir, "get", "missing", "h", "s", debug=True)
     assert done.returncode != 0
     assert b"Traceback" in done.stderr and b"TableNotFoundError" in done.stderr
+
+
+def test_the_demo_runs_end_to_end(backend: Any) -> None:
+    """The README's first command: the #2069 scenario, adaptive against the legacy gating."""
+    from pegasus_fast.cli import demo
+
+    # 0 only when every follower partition serves and both records are read back, both runs
+    assert demo.main(compare_legacy=True, legacy_max_interval_seconds=0.5, out=io.StringIO()) == 0
+
+
+def test_duplication_verbs(backend_name: str, tmp_path: Path) -> None:
+    """add_dup, query_dup (and -d), pause_dup, start_dup, remove_dup, app on the follower."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for args in (("create", "t", "-p", "4"), ("set", "t", "k", "s", "v")):
+        assert cli(backend_name, src, *args).returncode == 0
+    for args in (
+        ("add_dup", "t", str(dst)),
+        ("query_dup", "t"),
+        ("query_dup", "t", "-d"),
+        ("pause_dup", "t", "1"),
+        ("start_dup", "t", "1"),
+    ):
+        done = cli(backend_name, src, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert b"Traceback" not in done.stderr
+    done = cli(backend_name, dst, "get", "t", "k", "s")
+    assert done.returncode == 0 and done.stdout.strip() == b"v", done
+    assert cli(backend_name, dst, "app", "t").returncode == 0
+    assert cli(backend_name, src, "remove_dup", "t", "1").returncode == 0

@@ -59,13 +59,13 @@ def run_scenario(
         health = dst.table("test1").health()
         say(f"add_dup -> {dup.status} with the follower serving in {elapsed * 1000:.1f} ms\n")
         rows = []
-        for p, rec in zip(dup.progress(), src.meta.get("duplications", str(dup.dupid), "partitions")):
+        for p in dup.progress():
             rows.append(
                 (
                     p.pidx,
                     p.checkpoint_kind,
                     p.checkpoint_decree,
-                    f"{rec.get('duration_ms', 0):.2f}",
+                    f"{p.checkpoint_duration_ms:.2f}",
                     p.checkpoint_state,
                     health.partitions[p.pidx][1],
                 )

@@ -62,6 +62,7 @@ class Duplication:
         self._on_removed = on_removed
         self.table_name = record.table
         self.remote = record.remote
+        self.remote_name = record.remote_name
         self.remote_table = record.remote_table
         self.fail_mode = record.fail_mode
         self.with_checkpoint = record.with_checkpoint
@@ -161,6 +162,7 @@ class Duplication:
                     pending_mutations=max(0, p.last_committed - confirmed),
                     time_lag_ms=sh.time_lag_ms,
                     reason=self._reasons[i],
+                    checkpoint_duration_ms=c.duration_ms,
                 )
             )
         return out

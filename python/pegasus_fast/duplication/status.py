@@ -44,3 +44,5 @@ class PartitionProgress:
     time_lag_ms: float
     #: why the partition is not moving, when it is stuck
     reason: str
+    #: how long making its checkpoint took (0 until one is made)
+    checkpoint_duration_ms: float = 0.0
