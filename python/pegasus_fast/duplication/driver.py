@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 
 from ..config import Config
@@ -443,8 +443,13 @@ class Duplication:
                 empties[i] = art.decree
             else:
                 tasks[i] = self._env.tasks.high(lambda i=i, art=art: self._learn(follower, i, art))
-        if empties:
-            follower.learn_empty(self.remote_table, empties)
+        try:
+            if empties:
+                follower.learn_empty(self.remote_table, empties)
+        finally:
+            # every copy ends before this try does: a retry must never learn a partition
+            # while an earlier try still writes into it
+            wait(tasks.values())
         for f in tasks.values():
             f.result()
         newly = list(empties) + list(tasks)
