@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from typing import BinaryIO
@@ -86,6 +87,18 @@ def scan_log_file(
     return mutations, end, torn
 
 
+class _Window(io.BytesIO):
+    """Bytes read from a file at ``base``, addressed by the file's offsets (as Rust's Window)."""
+
+    def __init__(self, data: bytes, base: int) -> None:
+        super().__init__(data)
+        self._base = base
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        assert whence == 0
+        return super().seek(pos - self._base) + self._base
+
+
 def read_log_blocks(
     path: str | os.PathLike[str],
     offset: int,
@@ -103,8 +116,11 @@ def read_log_blocks(
             raise ValueError(f"offset {offset} is outside {path} ({size} bytes)")
         f.seek(offset)
         buf = f.read(size - offset)
-    # verify the same blocks a scan would (checksums, payload parse, torn-tail rules)
-    _, scan_end, torn = scan_log_file(path, offset, 0, max_bytes)
+    # verify the same blocks a scan would (checksums, payload parse, torn-tail rules), in the
+    # bytes read: a writer appending meanwhile must not make the scan reach past them
+    _, scan_end, torn, _first, _last = _scan_open_file(
+        path, _Window(buf, offset), offset + len(buf), offset, 0, max_bytes
+    )
     pos, end = offset, offset
     first = last = first_ts = skipped = 0
     taken_start = taken_end = -1
