@@ -49,7 +49,7 @@ TABLE = "t"
 PARTITIONS = 4
 #: every call up to this many is a fault point, then one in STRIDE
 DENSE = 16
-STRIDE = 10
+STRIDE = 12
 WAIT = 20.0
 #: how long a fault that fired may go without a visible reaction (a call nobody needs to retry)
 REACT = 1.5
@@ -252,13 +252,16 @@ class Tally:
     reacted: int = 0
     restarts: int = 0
     add_failed: int = 0
+    #: fast mode: stopped with a typed error
+    stopped: int = 0
     #: faults the duplication never saw (a removal that may fail, for one)
     silent: list[Point] = field(default_factory=list)
 
     def line(self, phase: str) -> str:
         return (
             f"{phase}: {self.points} fault points, {self.fired} fired, {self.reacted} with a visible reaction, "
-            f"{self.restarts} cluster reopens, {self.add_failed} add_duplication refused"
+            f"{self.restarts} cluster reopens, {self.add_failed} add_duplication refused, "
+            f"{self.stopped} stopped (fast mode)"
         )
 
 
@@ -416,6 +419,7 @@ def run_point(
     for exc in errors.errors:
         assert typed(exc), "untyped error: " + "".join(traceback.format_exception(exc))
     if fail_mode == "fast" and dup is not None and dup.error is not None:
+        tally.stopped += 1
         assert typed(dup.error) and retry_of(dup.error) in (Retry.FAILURE, Retry.PERMANENT)
         _learning_never_serves(pair)
         pair.close()
@@ -479,7 +483,7 @@ def test_fault_walk_with_restart(phase: str, pairs: Pairs, driver_errors: ErrorL
     print("\n" + tally.line(phase + " with restart"))
 
 
-RESTART_STRIDE = 12
+RESTART_STRIDE = 14
 
 
 @pytest.mark.parametrize("phase", ["prepare", "app"])
