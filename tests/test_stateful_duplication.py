@@ -13,6 +13,7 @@ example database, so CI sees the same sequences every time.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -232,5 +233,6 @@ def test_duplication_matches_the_source_after_random_operations(
     assert DupMachine.examples >= MAX_EXAMPLES
 
 
-MAX_EXAMPLES = 25
+#: PF_DUP_STATEFUL_EXAMPLES raises the count for a longer soak (CI keeps 25)
+MAX_EXAMPLES = int(os.environ.get("PF_DUP_STATEFUL_EXAMPLES", "25"))
 STEPS = 25
