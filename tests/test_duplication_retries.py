@@ -133,7 +133,10 @@ def test_fenced_follower_journal_waits_for_the_follower_reopen(pair: DupPair) ->
     _fill(t, large=False)
     journal = f"{pair.follower_part}meta/journal"
     # the append's fdatasync fails, and so does the one after cutting it back: fenced
-    plan = [Fault("fdatasync", 1, errno.EIO, path_part=journal), Fault("fdatasync", 2, errno.EIO, path_part=journal)]
+    plan = [
+        Fault("fdatasync", 1, errno.EIO, path_part=journal),
+        Fault("fdatasync", 2, errno.EIO, path_part=journal),
+    ]
     with fileio.faults(plan) as faults:
         dup = pair.add_duplication(TABLE)
         wait_until(lambda: len(faults.fired) == 2, WAIT, "both faults")

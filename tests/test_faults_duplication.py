@@ -495,3 +495,4 @@ def test_fault_walk_fast_mode(phase: str, pairs: Pairs, driver_errors: ErrorLog)
     for k, point in enumerate(points):
         run_point(pairs, fast, point, k, tally, driver_errors, fail_mode="fast")
     print("\n" + tally.line(phase + " fast"))
+    assert tally.stopped > 0, tally.line(phase + " fast")
