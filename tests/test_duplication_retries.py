@@ -24,6 +24,7 @@ import pegasus_fast as pf
 import pytest
 from dupharness import DupPair, caught_up, check_converged, wait_until
 from pegasus_fast import fileio
+from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.fileio import Fault
 from pegasus_fast.node.local_follower import LocalFollower
 
@@ -145,3 +146,20 @@ def test_fenced_follower_journal_waits_for_the_follower_reopen(pair: DupPair) ->
     assert dup.error is None  # waiting for the reopen, not stopped
     pair.restart_follower()
     _converge(pair, dup)
+
+
+def test_a_follower_closed_under_a_call_is_unavailable_not_a_permanent_error(pair: DupPair) -> None:
+    """Closing the follower while the driver calls it once stopped a slow duplication for good
+    (ClosedError is PERMANENT); it must read as the remote being away (TRANSIENT)."""
+    assert pair.follower is not None and pair.source is not None
+    follower = LocalFollower(pair.follower)
+    source = SourceId("source", pair.source.info().uid, TABLE, 1)
+    pair.close_follower()
+    calls = [
+        lambda: follower.ensure_table(TABLE, 1, source, True),
+        lambda: follower.mark_learned(TABLE, [0]),
+        lambda: follower.partition_status(TABLE, 0),
+    ]
+    for call in calls:
+        with pytest.raises(pf.RemoteUnavailableError):
+            call()
