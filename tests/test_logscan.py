@@ -311,3 +311,33 @@ def test_replay_log_file_is_one_file_of_replay_log_dir(backend: ModuleType, tmp_
     assert torn and info[3] < info[4] == len(data) - 5
     with pytest.raises(ValueError):
         backend.replay_log_file(tmp_path / "log.1.0", 1, 0)
+
+
+def test_read_log_blocks_reads_one_snapshot_of_a_growing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shipper reads the WAL while writes append to it: the blocks returned are those of
+    the bytes read, never an error because the file grew meanwhile. The pure twin once
+    scanned the file a second time and met blocks past its buffer (a struct.error); Rust
+    reads once by construction, so only the twin needs the writer simulated here."""
+    import os
+
+    import pegasus_fast._pure.logscan as pure_logscan
+
+    pure = load_backend("python")
+    data, _starts, _ms = blocks_for(pure, [2, 3])
+    more, _s, _m = blocks_for(pure, [4], first=6)
+    p = tmp_path / "log.1.0"
+    p.write_bytes(data)
+    real_fstat = os.fstat
+
+    def fstat_then_append(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        with open(p, "ab") as f:  # a writer appends right after the reader took the size
+            f.write(more)
+        monkeypatch.setattr(pure_logscan.os, "fstat", real_fstat)
+        return st
+
+    monkeypatch.setattr(pure_logscan.os, "fstat", fstat_then_append)
+    blocks, first, last, _ts, end, torn, _skipped = pure.read_log_blocks(p, 0, 1, 0, 10**9, 0)
+    assert (blocks, first, last, end, torn) == (data, 1, 5, len(data), False)

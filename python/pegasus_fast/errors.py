@@ -85,6 +85,9 @@ class MetaFencedError(PegasusFastError):
     the store accepts no further change until then.
     """
 
+    #: the I/O failure behind it; reopening the cluster clears it, so a slow duplication waits
+    retry = Retry.FAILURE
+
     def __init__(self, path: str) -> None:
         super().__init__(f"cluster metadata {path} refuses changes after a failed write; reopen the cluster")
         self.path = str(path)

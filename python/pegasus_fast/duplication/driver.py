@@ -243,8 +243,11 @@ class Duplication:
             not force and now - self._persist_at < CONFIRM_PERSIST_INTERVAL
         ):
             return
-        parts = [replace(p, confirmed=c) for p, c in zip(self._record.partitions, confirmed)]
-        self._save(self._record.with_partitions(parts))
+        # under the status lock: a pause or resume saved meanwhile must not be overwritten
+        # by a record read before it
+        with self._changed:
+            parts = [replace(p, confirmed=c) for p, c in zip(self._record.partitions, confirmed)]
+            self._save(self._record.with_partitions(parts))
         self._persisted_confirmed = confirmed
         self._persist_at = now
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from .. import _backend, fileio
 from ..errors import ChecksumMismatchError, DuplicationError, InvalidArgumentError
 from ..records import Op
-from ..storage.partition import LEARNING, Partition
+from ..storage.partition import FAILED, LEARNING, Partition
 from .ports import Chunk, ManifestEntry
 
 LEARN_DIR = "learn"
@@ -33,6 +33,9 @@ _RAW_PUT, _SOURCE_DECREE = int(Op.RAW_PUT), int(Op.SOURCE_DECREE)
 
 
 def _fresh(p: Partition) -> None:
+    if p.state == FAILED:
+        # a write of an earlier try could not be undone: it learns again once reopened
+        p._check(True)
     if p.state != LEARNING:
         raise DuplicationError(f"partition {p.table}.{p.pidx} is not learning")
 

@@ -6,9 +6,10 @@ learning and applying itself to duplication/learn.py and duplication/apply.py.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..duplication import apply, learn
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
@@ -67,12 +68,30 @@ class LocalConnector:
         return LocalFollower(c)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _closed_is_unavailable(fn: _F) -> _F:
+    """The follower closing under a call makes it unavailable until it opens again (TRANSIENT),
+    never a ClosedError that would stop the duplication for good."""
+
+    @functools.wraps(fn)
+    def call(self: LocalFollower, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except ClosedError:
+            raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
+
+    return call  # type: ignore[return-value]
+
+
 class LocalFollower:
     """A follower cluster open in this process."""
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
 
+    @_closed_is_unavailable
     def identity(self) -> tuple[int, str]:
         return self.cluster.cluster_id, self.cluster.info().uid
 
@@ -87,6 +106,7 @@ class LocalFollower:
             raise InvalidArgumentError(f"table {table!r} has no partition {pidx!r}")
         return t.partitions[pidx]
 
+    @_closed_is_unavailable
     def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
         c = self.cluster
         rec = c._table_record(table)
@@ -141,6 +161,7 @@ class LocalFollower:
             raise InvalidArgumentError(f"the source of {table!r} has no partition {pidx!r}")
         return pidx
 
+    @_closed_is_unavailable
     def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
         parts = self._rerouted(table)
         if parts is not None:
@@ -158,6 +179,7 @@ class LocalFollower:
             return False, 0
         return True, max(p.source_decree, p.source_seen)
 
+    @_closed_is_unavailable
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
         parts = self._rerouted(table)
         if parts is not None:
@@ -171,25 +193,30 @@ class LocalFollower:
             else:
                 learn.learn_empty(p, decree)
 
+    @_closed_is_unavailable
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         learn.learn_snapshot(self._partition(table, pidx), decree, block)
 
+    @_closed_is_unavailable
     def checkpoint_offsets(
         self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry]
     ) -> dict[str, int]:
         return learn.checkpoint_offsets(self._partition(table, pidx), decree, manifest)
 
+    @_closed_is_unavailable
     def learn_checkpoint(
         self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
     ) -> None:
         learn.learn_checkpoint(self._partition(table, pidx), decree, manifest, chunks)
 
+    @_closed_is_unavailable
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
         rerouted = self._rerouted(table) is not None
         for pidx in pidxs:
             self._source_pidx(table, pidx) if rerouted else self._partition(table, pidx)  # each one exists
         self.cluster._mark_learned(table, pidxs)
 
+    @_closed_is_unavailable
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         parts = self._rerouted(table)
         if parts is not None:
@@ -199,6 +226,7 @@ class LocalFollower:
             raise PartitionUnavailableError(table, pidx, p.state)
         return apply.apply_shipped(p, blocks, skipped_through)
 
+    @_closed_is_unavailable
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         parts = self._rerouted(table)
         if parts is not None:
