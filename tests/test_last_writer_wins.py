@@ -171,3 +171,36 @@ def test_tombstones_survive_replay_byte_for_byte(tmp_path: Path, backend: Any) -
         after = dict(c.table("t").partitions[0].iter_raw())
     assert after == before
     assert sum(1 for v in after.values() if v[11] & 1) == 2
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        (b"\x00\x09k", b"\x00" * 12),  # a hash key length past the key
+        (encode_key(b"k", b"s"), b"short"),  # a value without its header
+    ],
+)
+def test_a_malformed_shipped_record_is_refused_and_nothing_stored(
+    follower: Follower, key: bytes, value: bytes
+) -> None:
+    """A block that checks out but holds a record no writer makes (a hostile or broken peer)."""
+    raw_put = int(Op.RAW_PUT)
+    follower.decree += 1
+    block = _backend.impl.encode_block([(follower.decree, now_us(), SOURCE_CID, [(raw_put, key, value)])])
+    with pytest.raises(pf.InvalidArgumentError):
+        follower.port.apply("t", 0, block)
+    assert follower.table.partitions[0].get_raw(key) is None
+    assert list(follower.table.scan()) == []
+    # as a logical snapshot too
+    with pytest.raises(pf.InvalidArgumentError):
+        from pegasus_fast.duplication import learn
+
+        p = follower.table.partitions[0]
+        p.state = "learning"
+        try:
+            learn.learn_snapshot(
+                p, 5, _backend.impl.encode_block([(1, now_us(), SOURCE_CID, [(raw_put, key, value)])])
+            )
+        finally:
+            p.state = "serving"
+    assert follower.table.partitions[0].get_raw(key) is None

@@ -119,6 +119,16 @@ def hash_key_prefix(hash_key: bytes) -> bytes:
     return KEY_LEN.pack(len(hash_key)) + hash_key
 
 
+def is_record(key: bytes, value: bytes) -> bool:
+    """Whether a RocksDB key and value are a well-formed record: a length-prefixed hash key
+    that fits the key, and a value that holds its header. Shipped RAW_PUTs must be."""
+    return (
+        len(key) >= KEY_LEN.size
+        and KEY_LEN.size + KEY_LEN.unpack_from(key)[0] <= len(key)
+        and len(value) >= VALUE_HEADER.size
+    )
+
+
 def decode_key(key: bytes) -> tuple[bytes, bytes]:
     (n,) = KEY_LEN.unpack_from(key)
     return key[2 : 2 + n], key[2 + n :]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _backend
-from ..errors import DuplicationGapError
+from ..errors import DuplicationGapError, InvalidArgumentError
 from ..records import (
     Op,
     decode_key,
@@ -17,6 +17,7 @@ from ..records import (
     hash_key_prefix,
     is_expired,
     is_meta_key,
+    is_record,
     now_pegasus_seconds,
     timetag,
     timetag_of,
@@ -120,6 +121,10 @@ def _shipped(mutations: list[Mutation], seen: int, own_cluster_id: int) -> list[
         if cid == own_cluster_id:
             continue
         data = [op for op in ops if _is_data(op)]
+        for op in data:
+            if op[0] == _RAW_PUT and not is_record(op[1], op[2]):
+                # checksummed, yet no writer makes it: refuse it rather than store what reads trip on
+                raise InvalidArgumentError(f"source decree {decree} holds a malformed RAW_PUT record")
         if data:
             out.append((decree, ts, cid, data))
     return out

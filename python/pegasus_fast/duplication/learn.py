@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from collections.abc import Iterable
 
 from .. import _backend, fileio
 from ..errors import ChecksumMismatchError, DuplicationError, InvalidArgumentError
-from ..records import Op
+from ..records import Op, is_record
 from ..storage.partition import FAILED, LEARNING, Partition
 from .ports import Chunk, ManifestEntry
 
@@ -53,8 +52,8 @@ def _start_over(p: Partition, decree: int) -> bool:
     if decree and p.source_decree == decree:
         return True
     empty = os.path.join(p.path, "learn.empty")
-    shutil.rmtree(empty, ignore_errors=True)
-    os.makedirs(empty)
+    fileio.rmtree(empty, ignore_errors=True)
+    fileio.makedirs(empty, exist_ok=False)
     p.install_rdb(empty)
     return False
 
@@ -73,6 +72,8 @@ def learn_snapshot(p: Partition, decree: int, block: bytes) -> None:
     ((_, ts, cid, ops),) = _backend.impl.decode_block(block)
     if any(op[0] != _RAW_PUT for op in ops):
         raise DuplicationError("a logical snapshot holds RAW_PUT ops only")
+    if not all(is_record(op[1], op[2]) for op in ops):
+        raise InvalidArgumentError("a logical snapshot holds a malformed record")
     # a fresh partition takes the snapshot into its WAL only; RocksDB replays it when first opened
     p.write_mutations(
         lambda next_decree: [(next_decree, ts, cid, ops + [(_SOURCE_DECREE, decree)])], defer_apply=True
@@ -123,7 +124,7 @@ def _learn_dir(p: Partition, decree: int, manifest: list[ManifestEntry]) -> str:
     except FileNotFoundError:
         st = None
     if st is not None and not stat.S_ISDIR(st.st_mode):
-        os.unlink(target)  # a symlink or a file where learn/ belongs: never written through
+        fileio.unlink(target)  # a symlink or a file where learn/ belongs: never written through
         st = None
     if st is not None:
         try:
@@ -136,7 +137,7 @@ def _learn_dir(p: Partition, decree: int, manifest: list[ManifestEntry]) -> str:
             same = False
         if same:
             return target
-        shutil.rmtree(target)
+        fileio.rmtree(target)
     fileio.makedirs(target)
     fd = fileio.open(os.path.join(target, MARKER), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW)
     try:
@@ -162,10 +163,10 @@ def checkpoint_offsets(p: Partition, decree: int, manifest: list[ManifestEntry])
         except FileNotFoundError:
             continue
         if not stat.S_ISREG(st.st_mode) or st.st_size > size:
-            os.unlink(path)
+            fileio.unlink(path)
             continue
         if st.st_size == size and _backend.impl.hash_file(path) != (size, digest):
-            os.unlink(path)
+            fileio.unlink(path)
             continue
         offsets[name] = st.st_size
     return offsets
@@ -215,17 +216,17 @@ def learn_checkpoint(
             fileio.close(fileio.open(os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW))
     for name in os.listdir(target):
         if name not in wanted and name != MARKER:
-            os.unlink(os.path.join(target, name))
+            fileio.unlink(os.path.join(target, name))
     try:
         impl.verify_manifest(target, manifest)  # never open what failed verification
     except ChecksumMismatchError as exc:
         # the damaged file goes, so the next try copies it again
         try:
-            os.unlink(exc.path)
+            fileio.unlink(exc.path)
         except OSError:
             pass
         raise
-    os.unlink(os.path.join(target, MARKER))  # complete and verified: RocksDB gets only its own files
+    fileio.unlink(os.path.join(target, MARKER))  # complete and verified: RocksDB gets only its own files
     fileio.fsync_tree(target)
     p.install_rdb(target)
     p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])])
