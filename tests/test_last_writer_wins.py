@@ -146,7 +146,7 @@ def test_tombstones_expire_and_are_dropped(
         monkeypatch.setattr(records, "now_pegasus_seconds", lambda: real() + 130)
         import pegasus_fast.storage.expiry as expiry
 
-        monkeypatch.setattr(expiry, "now_pegasus_seconds", lambda: real() + 130, raising=False)
+        monkeypatch.setattr(expiry, "now_pegasus_seconds", lambda: real() + 130)
         c.compact("t").result()
         assert f.table.partitions[0].get_raw(encode_key(b"k", b"s")) is None
 
