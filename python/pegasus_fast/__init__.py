@@ -14,6 +14,7 @@ from . import _backend
 from .config import Config
 from .duplication import Duplication, DupStatus, PartitionProgress
 from .errors import (
+    AuthenticationError,
     ChecksumMismatchError,
     ClosedError,
     CloseError,
@@ -31,6 +32,7 @@ from .errors import (
     PartitionFailedError,
     PartitionUnavailableError,
     PegasusFastError,
+    RemoteError,
     RemoteUnavailableError,
     Retry,
     StorageError,
@@ -47,12 +49,37 @@ from .storage.checkpoint import CheckpointInfo
 __version__ = "0.1.0"
 
 
+#: the served side (grpcio) is imported when first used: an embedded user does not pay for it
+_LAZY = {
+    "serve": ("server.app", "serve"),
+    "Server": ("server.app", "Server"),
+    "TLS": ("server.app", "TLS"),
+    "connect": ("client.remote", "connect"),
+    "RemoteCluster": ("client.remote", "RemoteCluster"),
+    "RemoteTable": ("client.remote", "RemoteTable"),
+    "RemoteDuplication": ("client.remote", "RemoteDuplication"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def backend() -> str:
     """``"rust"`` when the compiled hot path is in use, ``"python"`` otherwise."""
     return _backend.name
 
 
 __all__ = [
+    "TLS",
+    "AuthenticationError",
     "CheckpointInfo",
     "ChecksumMismatchError",
     "CloseError",
@@ -78,8 +105,13 @@ __all__ = [
     "PartitionStats",
     "PartitionUnavailableError",
     "PegasusFastError",
+    "RemoteCluster",
+    "RemoteDuplication",
+    "RemoteError",
+    "RemoteTable",
     "RemoteUnavailableError",
     "Retry",
+    "Server",
     "StorageError",
     "Table",
     "TableExistsError",
@@ -90,4 +122,6 @@ __all__ = [
     "WalCorruptionError",
     "WalGapError",
     "backend",
+    "connect",
+    "serve",
 ]

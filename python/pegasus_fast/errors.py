@@ -257,3 +257,24 @@ class DuplicationNotFoundError(DuplicationError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class AuthenticationError(PegasusFastError):
+    """A served cluster refused the call: its token was missing or wrong."""
+
+    def __init__(self, remote: str, reason: str = "") -> None:
+        super().__init__(f"{remote} refused the call" + (f": {reason}" if reason else ""))
+        self.remote = remote
+        self.reason = reason
+
+
+class RemoteError(PegasusFastError):
+    """A served cluster failed a call with an error that is not one of this module's classes
+    (its class name and message travel in ``type_name`` and the message)."""
+
+    retry = Retry.FAILURE
+
+    def __init__(self, remote: str, type_name: str, message: str) -> None:
+        super().__init__(f"{remote}: {type_name}: {message}")
+        self.remote = remote
+        self.type_name = type_name

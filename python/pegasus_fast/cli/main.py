@@ -1,4 +1,5 @@
-"""``pegasus-fast``: the shell verbs of Pegasus over an embedded cluster, and the demo."""
+"""``pegasus-fast``: the shell verbs of Pegasus over a cluster (embedded, or served with --connect),
+serving one, and the demo."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from .. import __version__, backend
 from ..duplication import DupStatus
 from ..errors import ClusterLockedError, PegasusFastError
+from ..net import wire
 from ..node.cluster import Cluster
 from ..node.local_follower import open_cluster_at
+from . import serve as serve_cli
 from .format import table
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pegasus-fast", description=__doc__)
     ap.add_argument("--cluster", help="cluster directory (created if missing)")
+    ap.add_argument(
+        "--connect", metavar="URL", help="a served cluster, pegasus://HOST:PORT, in place of --cluster"
+    )
     ap.add_argument("--name", help="cluster name when creating it")
     ap.add_argument("--version", action="version", version=f"pegasus-fast {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -73,13 +80,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compact", help="manual compaction, in the low-priority lane")
     p.add_argument("table")
 
-    p = sub.add_parser("add_dup", help="add_dup TABLE REMOTE_CLUSTER_DIR")
+    serve_cli.add_parser(sub)
+
+    p = sub.add_parser("add_dup", help="add_dup TABLE REMOTE (pegasus://HOST:PORT or a cluster directory)")
     p.add_argument("table")
     p.add_argument("remote")
     p.add_argument("--remote-table")
     p.add_argument("--no-checkpoint", action="store_true")
     p.add_argument("--fail-mode", default="slow", choices=["slow", "skip", "fast"])
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument(
+        "--remote-token-file", help="the token shown to a served remote (else $PEGASUS_FAST_TOKEN)"
+    )
     p = sub.add_parser("query_dup")
     p.add_argument("table")
     p.add_argument("-d", "--detail", action="store_true")
@@ -124,10 +136,19 @@ def _text(value: bytes | None) -> str:
 
 
 @contextlib.contextmanager
-def _open(args: argparse.Namespace) -> Iterator[Cluster]:
-    """The cluster, plus the embedded remotes of its duplications so they catch up meanwhile."""
+def _open(args: argparse.Namespace) -> Iterator[Any]:
+    """The cluster, plus the embedded remotes of its duplications so they catch up meanwhile;
+    with --connect, the served cluster."""
+    if args.connect:
+        if args.cluster:
+            raise SystemExit("pegasus-fast: give --cluster DIR or --connect URL, not both")
+        from ..client.remote import connect
+
+        with connect(args.connect) as rc:
+            yield rc
+        return
     if not args.cluster:
-        raise SystemExit("pegasus-fast: --cluster DIR is required for this command")
+        raise SystemExit("pegasus-fast: --cluster DIR or --connect URL is required for this command")
     c = Cluster.open(args.cluster, name=args.name)
     remotes: list[Cluster] = []
     try:
@@ -157,13 +178,13 @@ def _settle(c: Cluster, timeout: float = 5.0) -> None:
             time.sleep(0.01)
 
 
-def _dup_rows(c: Cluster, table_name: str) -> list[tuple[object, ...]]:
+def _dup_rows(c: Any, table_name: str) -> list[tuple[object, ...]]:
     return [
         (
             d.dupid,
             d.status,
-            d.remote_name or "-",
-            d.remote_path,
+            getattr(d, "remote_name", "") or "-",
+            d.remote,
             d.remote_table,
             d.fail_mode,
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.create_time)),
@@ -179,6 +200,8 @@ def run(argv: list[str] | None = None) -> int:
 
         print(f"pegasus-fast {__version__} demo (backend: {backend()})\n")
         return demo_main(args.compare_legacy, args.legacy_seconds)
+    if args.cmd == "serve":
+        return serve_cli.run(args)
     with _open(args) as c:
         cmd = args.cmd
         if cmd == "create":
@@ -268,11 +291,20 @@ def run(argv: list[str] | None = None) -> int:
                 )
             )
         elif cmd == "compact":
+            if not isinstance(c, Cluster):
+                raise SystemExit("pegasus-fast: compact runs on the cluster's machine (--cluster DIR)")
             start = time.perf_counter()
             c.compact(args.table).result()
             print(f"compacted {args.table} in {(time.perf_counter() - start) * 1000:.1f} ms")
         elif cmd == "add_dup":
-            remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
+            token = None
+            if args.remote_token_file:
+                with open(args.remote_token_file, encoding="utf-8") as f:
+                    token = f.read().strip() or None
+            served = wire.is_url(args.remote)
+            remote = args.remote if served or not isinstance(c, Cluster) else None
+            if remote is None:
+                remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
             try:
                 d = c.add_duplication(
                     args.table,
@@ -280,14 +312,16 @@ def run(argv: list[str] | None = None) -> int:
                     remote_table=args.remote_table,
                     with_checkpoint=not args.no_checkpoint,
                     fail_mode=args.fail_mode,
+                    remote_token=token,
                 )
                 start = time.perf_counter()
                 d.wait_for(DupStatus.LOG, timeout=args.timeout)
                 print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
                 _print_progress(d)
-                _settle(c)
+                if isinstance(c, Cluster):
+                    _settle(c)
             finally:
-                if remote is not c:
+                if isinstance(remote, Cluster) and remote is not c:
                     remote.close()
         elif cmd == "query_dup":
             print(

@@ -90,9 +90,12 @@ class DuplicationCatalog(PartitionHooks):
         remote_table: str | None,
         with_checkpoint: bool,
         fail_mode: str,
+        remote_token: str | None = None,
     ) -> Duplication:
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
+        if remote_token is not None and (not isinstance(remote_token, str) or not remote_token):
+            raise InvalidTypeError("remote_token must be a non-empty str or None")
         if not isinstance(with_checkpoint, bool):
             raise InvalidTypeError("with_checkpoint must be a bool")
         remote_table = table if remote_table is None else remote_table
@@ -118,6 +121,7 @@ class DuplicationCatalog(PartitionHooks):
                 status=DupStatus.INIT,
                 timeline=((str(DupStatus.INIT), now),),
                 partitions=tuple(PartitionCheckpoint(confirmed=p.last_committed) for p in partitions),
+                remote_token=remote_token or "",
             )
             dupid = self._add_record(record)
             dup = self._new(dupid, record)

@@ -274,7 +274,7 @@ class Duplication:
                 if status == DupStatus.PAUSE:
                     self._wait()
                     continue
-                follower = self._env.connector.connect(self.remote)
+                follower = self._env.connector.connect(self.remote, self._record.remote_token or None)
                 if not self.connected.is_set():
                     self._check_identity(follower)
                     self._set_reasons("")
@@ -319,8 +319,10 @@ class Duplication:
 
     def _check_identity(self, follower: Follower) -> None:
         cid, uid = follower.identity()
+        batch = min(self._env.config.duplicate_log_batch_bytes, follower.max_batch_bytes())
         for sh in self._shippers:
             sh.remote_cluster_id = cid
+            sh.batch_bytes = batch
         if uid == self._env.cluster_uid:
             raise DuplicationError(f"duplication {self.dupid}: {self.remote} is this cluster itself")
         if cid == self._env.cluster_id:

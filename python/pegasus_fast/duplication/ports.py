@@ -60,6 +60,9 @@ class Follower(Protocol):
     def identity(self) -> tuple[int, str]:
         """(cluster id, cluster uid) of the follower cluster."""
 
+    def max_batch_bytes(self) -> int:
+        """The most WAL bytes one ``apply`` may carry (a served follower's message limit)."""
+
     def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
         """Create the follower table (every partition learning), or find the one this source made.
         Without a checkpoint, a table of the same partition count that no other source owns is
@@ -99,7 +102,8 @@ class Follower(Protocol):
 class Connector(Protocol):
     """Finds the follower of a remote; raises RemoteUnavailableError while it cannot be reached."""
 
-    def connect(self, remote: str) -> Follower: ...
+    def connect(self, remote: str, token: str | None = None) -> Follower:
+        """``token``: what a served remote is shown (None: the process's PEGASUS_FAST_TOKEN)."""
 
 
 class Tasks(Protocol):

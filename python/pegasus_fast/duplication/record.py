@@ -89,6 +89,8 @@ class DupRecord:
     status: DupStatus
     timeline: tuple[tuple[str, float], ...]
     partitions: tuple[PartitionCheckpoint, ...] = field(default_factory=tuple)
+    #: presented to a served remote, kept so a restart resumes ("" : the process's PEGASUS_FAST_TOKEN)
+    remote_token: str = field(default="", repr=False)
 
     def with_status(self, status: DupStatus, at: float) -> DupRecord:
         return replace(self, status=status, timeline=(*self.timeline, (str(status), at)))
@@ -108,6 +110,7 @@ class DupRecord:
             "status": self.status.value,
             "timeline": [list(x) for x in self.timeline],
             "partitions": [p.to_json() for p in self.partitions],
+            **({"remote_token": self.remote_token} if self.remote_token else {}),
         }
 
     @classmethod
@@ -153,6 +156,7 @@ class DupRecord:
             status=status,
             timeline=tuple(timeline),
             partitions=tuple(PartitionCheckpoint.from_json(p) for p in parts),
+            remote_token=_str(d, "remote_token", default=""),
         )
 
 

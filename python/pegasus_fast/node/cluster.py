@@ -22,7 +22,7 @@ from .. import _backend, fileio
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import DupEnv, Duplication
-from ..duplication.ports import SourceId
+from ..duplication.ports import Follower, SourceId
 from ..errors import (
     ClosedError,
     CloseError,
@@ -35,6 +35,8 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..metrics import Metrics
+from ..net import wire
+from ..net.follower import RemoteConnector
 from ..records import MAX_PARTITIONS
 from ..storage.layout import make_durable
 from ..storage.partition import SERVING, Partition
@@ -76,6 +78,19 @@ class _Tasks:
         return self._scheduler.submit_after(delay, fn, Lane.NORMAL)
 
 
+class _Connector:
+    """Finds a duplication's follower: a served cluster by its pegasus:// URL, else an embedded one."""
+
+    def __init__(self) -> None:
+        self.local = local_follower.LocalConnector()
+        self.remote = RemoteConnector()
+
+    def connect(self, remote: str, token: str | None = None) -> Follower:
+        if wire.is_url(remote):
+            return self.remote.connect(remote, token)
+        return self.local.connect(remote)
+
+
 class _Tables:
     """duplication's SourceTables port over this cluster's open tables."""
 
@@ -105,6 +120,7 @@ class Cluster:
         self._closed = False
         self._lock = threading.RLock()
         self._tables: dict[str, Table] = {}
+        self._connector = _Connector()
         try:
             default_name = name or os.path.basename(self.path)
             if cluster_id is not None:
@@ -135,7 +151,7 @@ class Cluster:
                     metrics=self.metric_set,
                     tables=_Tables(self),
                     tasks=_Tasks(self.scheduler),
-                    connector=local_follower.LocalConnector(),
+                    connector=self._connector,
                     save=self.meta.save_duplication,
                     cluster_name=self.name,
                     cluster_uid=state.uid,
@@ -218,6 +234,7 @@ class Cluster:
                 self.scheduler.stop()
             except Exception as exc:
                 failures.append(("scheduler", exc))
+        self._connector.remote.close()
         return failures
 
     def _duplications_wake_remote(self, remote: str) -> None:
@@ -243,10 +260,16 @@ class Cluster:
         remote_table: str | None = None,
         with_checkpoint: bool = True,
         fail_mode: str = "slow",
+        *,
+        remote_token: str | None = None,
     ) -> Duplication:
-        """Duplicate ``table`` to ``remote`` (a Cluster, or the path of an embedded one)."""
+        """Duplicate ``table`` to ``remote``: a served cluster's ``pegasus://host:port`` URL, or an
+        embedded Cluster (or its path). ``remote_token`` is what a served remote is shown, kept
+        with the duplication (default: this process's PEGASUS_FAST_TOKEN, read when it connects)."""
         self._check_open()
-        if isinstance(remote, Cluster):
+        if wire.is_url(remote):
+            remote_path, remote_name = wire.parse_url(remote).url, ""
+        elif isinstance(remote, Cluster):
             remote_path, remote_name = remote.path, remote.name
             if remote.cluster_id == self.cluster_id and remote.path != self.path:
                 raise DuplicationError(
@@ -256,11 +279,13 @@ class Cluster:
         elif isinstance(remote, (str, os.PathLike)):
             remote_path, remote_name = os.path.realpath(os.fspath(remote)), ""
         else:
-            raise InvalidTypeError("remote is a pegasus_fast.Cluster or the path of one")
+            raise InvalidTypeError("remote is a pegasus:// URL, a pegasus_fast.Cluster or the path of one")
         if remote_path == self.path:
             raise DuplicationError("a cluster cannot duplicate to itself")
         self.table(table)
-        return self._dups.add(table, remote_path, remote_name, remote_table, with_checkpoint, fail_mode)
+        return self._dups.add(
+            table, remote_path, remote_name, remote_table, with_checkpoint, fail_mode, remote_token
+        )
 
     def duplications(self, table: str | None = None) -> list[Duplication]:
         self._check_open()

@@ -61,7 +61,7 @@ def same_source(a: SourceId, b: SourceId) -> bool:
 class LocalConnector:
     """Finds the follower of an embedded remote: the cluster open at that path in this process."""
 
-    def connect(self, remote: str) -> Follower:
+    def connect(self, remote: str, token: str | None = None) -> Follower:
         c = open_cluster_at(remote)
         if c is None or c.closed:
             raise RemoteUnavailableError(remote, f"waiting for remote cluster at {remote} to open")
@@ -94,6 +94,9 @@ class LocalFollower:
     @_closed_is_unavailable
     def identity(self) -> tuple[int, str]:
         return self.cluster.cluster_id, self.cluster.info().uid
+
+    def max_batch_bytes(self) -> int:
+        return 1 << 62  # nothing crosses a wire
 
     def _partition(self, table: str, pidx: int) -> Partition:
         try:

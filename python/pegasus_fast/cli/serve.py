@@ -1,0 +1,92 @@
+"""``pegasus-fast --cluster DIR serve``: serve a cluster until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from ..errors import InvalidArgumentError
+from ..net.wire import TOKEN_ENV, token_from_env
+from ..node.cluster import Cluster
+from ..server.app import TLS, Server
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="serve the cluster over gRPC until SIGTERM/SIGINT")
+    p.add_argument("--listen", default="127.0.0.1:34801", help="HOST:PORT (port 0: a free one)")
+    p.add_argument("--ready-file", help="once serving, the URL is written here atomically")
+    p.add_argument("--metrics-listen", help="HOST:PORT for Prometheus /metrics over HTTP")
+    p.add_argument("--token-file", help=f"a file holding the token every call must carry (else ${TOKEN_ENV})")
+    p.add_argument("--tls-cert", help="PEM certificate of the server")
+    p.add_argument("--tls-key", help="PEM private key of the server")
+    p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
+    p.add_argument(
+        "--insecure", action="store_true", help="allow a non-loopback address without TLS and a token"
+    )
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token_file is None:
+        return token_from_env()
+    with open(args.token_file, encoding="utf-8") as f:
+        token = f.read().strip()
+    if not token:
+        raise InvalidArgumentError(f"token file {args.token_file} is empty")
+    return token
+
+
+def _tls(args: argparse.Namespace) -> TLS | None:
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise InvalidArgumentError("TLS needs both --tls-cert and --tls-key")
+    return TLS(args.tls_cert, args.tls_key, args.tls_client_ca)
+
+
+def _write_ready(path: str, url: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(url + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.cluster:
+        raise SystemExit("pegasus-fast: serve needs --cluster DIR")
+    token, tls = _token(args), _tls(args)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    cluster = Cluster.open(args.cluster, name=args.name)
+    try:
+        server = Server(
+            cluster,
+            args.listen,
+            token,
+            tls,
+            insecure=args.insecure,
+            metrics_listen=args.metrics_listen,
+            owns_cluster=True,
+        )
+    except BaseException:
+        cluster.close()
+        raise
+    try:
+        print(server.url, flush=True)
+        if server.metrics_url:
+            print(f"metrics: {server.metrics_url}", flush=True)
+        if args.ready_file:
+            _write_ready(args.ready_file, server.url)
+        while not stop.wait(0.5):
+            pass
+        print("stopping", file=sys.stderr, flush=True)
+    finally:
+        server.stop()
+    return 0

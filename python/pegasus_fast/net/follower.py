@@ -1,0 +1,154 @@
+"""Duplication's Follower port over the wire: a served follower cluster, driven by its source.
+
+Only ids, bytes and chunk iterators cross the port, so each method is one
+call of the follower service (pegasus_fast.proto). Transport failures are
+RemoteUnavailableError (TRANSIENT: the duplication keeps its state and
+retries with backoff); errors the follower raised arrive as their own classes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+
+import grpc
+
+from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
+from ..errors import DuplicationError, InvalidArgumentError
+from . import pegasus_fast_pb2 as pb
+from . import pegasus_fast_pb2_grpc as rpc
+from .wire import Address, auth_metadata, call, is_url, open_channel, parse_url, token_from_env
+
+#: a follower call that takes longer is given up and retried (the calls are idempotent)
+CALL_TIMEOUT = 60.0
+#: a checkpoint copy's deadline: this long, plus a second per 16 MiB
+COPY_TIMEOUT = 120.0
+COPY_BYTES_PER_SECOND = 16 << 20
+#: room kept in a shipped batch for the message around the blocks
+_ENVELOPE = 64 << 10
+
+
+def _manifest(manifest: list[ManifestEntry]) -> list[pb.ManifestEntry]:
+    return [pb.ManifestEntry(name=n, size=s, blake3=d) for n, s, d in manifest]
+
+
+class RemoteFollower:
+    """A follower cluster served at a pegasus:// URL."""
+
+    def __init__(self, url: str, channel: grpc.Channel, token: str | None) -> None:
+        self.url = url
+        self._stub = rpc.FollowerStub(channel)
+        self._md = auth_metadata(token)
+        #: the largest message the follower takes (IdentityReply), 0 until asked
+        self.message_limit = 0
+
+    def _call(self, method: str, request: object, timeout: float = CALL_TIMEOUT) -> object:
+        return call(self.url, getattr(self._stub, method), request, timeout=timeout, metadata=self._md)
+
+    def identity(self) -> tuple[int, str]:
+        r = self._call("Identity", pb.Empty())
+        assert isinstance(r, pb.IdentityReply)
+        self.message_limit = r.max_message_bytes
+        return r.cluster_id, r.cluster_uid
+
+    def max_batch_bytes(self) -> int:
+        """The most WAL bytes one Apply may carry to this follower."""
+        if not self.message_limit:
+            self.identity()
+        return max(1, self.message_limit - _ENVELOPE)
+
+    def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
+        src = pb.SourceId(
+            cluster=source.cluster, cluster_uid=source.cluster_uid, table=source.table, dupid=source.dupid
+        )
+        self._call(
+            "EnsureTable",
+            pb.EnsureTableRequest(
+                table=table, partition_count=partition_count, source=src, with_checkpoint=with_checkpoint
+            ),
+        )
+
+    def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
+        r = self._call("PartitionStatus", pb.PartitionRef(table=table, pidx=pidx))
+        assert isinstance(r, pb.PartitionStatusReply)
+        return r.learned, r.source_decree
+
+    def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
+        self._call("LearnEmpty", pb.LearnEmptyRequest(table=table, decrees=decrees))
+
+    def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
+        self._call(
+            "LearnSnapshot", pb.LearnSnapshotRequest(table=table, pidx=pidx, decree=decree, block=block)
+        )
+
+    def checkpoint_offsets(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry]
+    ) -> dict[str, int]:
+        req = pb.CheckpointRequest(table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest))
+        r = self._call("CheckpointOffsets", req)
+        assert isinstance(r, pb.CheckpointOffsetsReply)
+        return dict(r.offsets)
+
+    def learn_checkpoint(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
+    ) -> None:
+        header = pb.CheckpointRequest(table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest))
+
+        def pieces() -> Iterator[pb.CheckpointPiece]:
+            yield pb.CheckpointPiece(header=header)
+            for c in chunks:
+                yield pb.CheckpointPiece(
+                    chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c)
+                )
+
+        total = sum(size for _, size, _ in manifest)
+        self._call("LearnCheckpoint", pieces(), timeout=COPY_TIMEOUT + total / COPY_BYTES_PER_SECOND)
+
+    def mark_learned(self, table: str, pidxs: list[int]) -> None:
+        self._call("MarkLearned", pb.MarkLearnedRequest(table=table, pidxs=pidxs))
+
+    def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
+        if self.message_limit and len(blocks) > self.max_batch_bytes():
+            # one WAL block larger than the follower takes: it could never be shipped (Pegasus #1840
+            # retried such a batch forever); stop and say so instead
+            raise DuplicationError(
+                f"a batch of {len(blocks)} bytes exceeds the follower's message limit {self.message_limit}"
+            )
+        r = self._call(
+            "Apply", pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through)
+        )
+        assert isinstance(r, pb.ApplyReply)
+        return r.source_decree
+
+    def advance(self, table: str, pidx: int, source_decree: int) -> None:
+        self._call("Advance", pb.AdvanceRequest(table=table, pidx=pidx, source_decree=source_decree))
+
+
+class RemoteConnector:
+    """Finds the follower at a pegasus:// URL; one channel per (URL, token), reused across retries
+    (gRPC reconnects it by itself once the remote is back)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[tuple[str, str | None], grpc.Channel] = {}
+
+    def connect(self, remote: str, token: str | None = None) -> Follower:
+        if not is_url(remote):
+            raise InvalidArgumentError(f"not a served cluster's URL: {remote!r}")
+        addr: Address = parse_url(remote)
+        token = token if token is not None else token_from_env()
+        key = (addr.url, token)
+        with self._lock:
+            channel = self._channels.get(key)
+            if channel is None:
+                channel = self._channels[key] = open_channel(addr)
+        return RemoteFollower(addr.url, channel, token)
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for c in channels:
+            c.close()
+
+
+__all__ = ["RemoteConnector", "RemoteFollower"]

@@ -1,0 +1,519 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Empty(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClusterInfo(_message.Message):
+    __slots__ = ("name", "cluster_id", "cluster_id_derived", "uid", "path", "backend")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_DERIVED_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    cluster_id: int
+    cluster_id_derived: bool
+    uid: str
+    path: str
+    backend: str
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[int] = ..., cluster_id_derived: _Optional[bool] = ..., uid: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ...) -> None: ...
+
+class TableRef(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    def __init__(self, table: _Optional[str] = ...) -> None: ...
+
+class CreateTableRequest(_message.Message):
+    __slots__ = ("table", "partition_count", "envs")
+    class EnvsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ENVS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    partition_count: int
+    envs: _containers.ScalarMap[str, str]
+    def __init__(self, table: _Optional[str] = ..., partition_count: _Optional[int] = ..., envs: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TableInfo(_message.Message):
+    __slots__ = ("app_id", "name", "partition_count", "status", "create_time", "envs")
+    class EnvsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ENVS_FIELD_NUMBER: _ClassVar[int]
+    app_id: int
+    name: str
+    partition_count: int
+    status: str
+    create_time: float
+    envs: _containers.ScalarMap[str, str]
+    def __init__(self, app_id: _Optional[int] = ..., name: _Optional[str] = ..., partition_count: _Optional[int] = ..., status: _Optional[str] = ..., create_time: _Optional[float] = ..., envs: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class TableList(_message.Message):
+    __slots__ = ("tables",)
+    TABLES_FIELD_NUMBER: _ClassVar[int]
+    tables: _containers.RepeatedCompositeFieldContainer[TableInfo]
+    def __init__(self, tables: _Optional[_Iterable[_Union[TableInfo, _Mapping]]] = ...) -> None: ...
+
+class SetRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "sort_key", "value", "ttl_seconds")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    sort_key: bytes
+    value: bytes
+    ttl_seconds: int
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., sort_key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class KeyRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "sort_key")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    sort_key: bytes
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., sort_key: _Optional[bytes] = ...) -> None: ...
+
+class WriteReply(_message.Message):
+    __slots__ = ("decree",)
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    decree: int
+    def __init__(self, decree: _Optional[int] = ...) -> None: ...
+
+class GetReply(_message.Message):
+    __slots__ = ("found", "value")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    value: bytes
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class SortKeyValue(_message.Message):
+    __slots__ = ("sort_key", "value")
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    sort_key: bytes
+    value: bytes
+    def __init__(self, sort_key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class MultiSetRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "kvs", "ttl_seconds")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    KVS_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    kvs: _containers.RepeatedCompositeFieldContainer[SortKeyValue]
+    ttl_seconds: int
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., kvs: _Optional[_Iterable[_Union[SortKeyValue, _Mapping]]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class MultiGetRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "all", "sort_keys")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    all: bool
+    sort_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., all: _Optional[bool] = ..., sort_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class MultiGetReply(_message.Message):
+    __slots__ = ("kvs",)
+    KVS_FIELD_NUMBER: _ClassVar[int]
+    kvs: _containers.RepeatedCompositeFieldContainer[SortKeyValue]
+    def __init__(self, kvs: _Optional[_Iterable[_Union[SortKeyValue, _Mapping]]] = ...) -> None: ...
+
+class MultiDeleteRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "sort_keys")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    sort_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., sort_keys: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class CountReply(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
+class Record(_message.Message):
+    __slots__ = ("hash_key", "sort_key", "value")
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    hash_key: bytes
+    sort_key: bytes
+    value: bytes
+    def __init__(self, hash_key: _Optional[bytes] = ..., sort_key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class RecordBatch(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[Record]
+    def __init__(self, records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ...) -> None: ...
+
+class PartitionStats(_message.Message):
+    __slots__ = ("pidx", "state", "last_committed_decree", "last_applied_decree", "last_flushed_decree", "last_durable_decree", "wal_bytes", "data_bytes")
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMMITTED_DECREE_FIELD_NUMBER: _ClassVar[int]
+    LAST_APPLIED_DECREE_FIELD_NUMBER: _ClassVar[int]
+    LAST_FLUSHED_DECREE_FIELD_NUMBER: _ClassVar[int]
+    LAST_DURABLE_DECREE_FIELD_NUMBER: _ClassVar[int]
+    WAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_BYTES_FIELD_NUMBER: _ClassVar[int]
+    pidx: int
+    state: str
+    last_committed_decree: int
+    last_applied_decree: int
+    last_flushed_decree: int
+    last_durable_decree: int
+    wal_bytes: int
+    data_bytes: int
+    def __init__(self, pidx: _Optional[int] = ..., state: _Optional[str] = ..., last_committed_decree: _Optional[int] = ..., last_applied_decree: _Optional[int] = ..., last_flushed_decree: _Optional[int] = ..., last_durable_decree: _Optional[int] = ..., wal_bytes: _Optional[int] = ..., data_bytes: _Optional[int] = ...) -> None: ...
+
+class PartitionStatsReply(_message.Message):
+    __slots__ = ("partitions",)
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionStats]
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionStats, _Mapping]]] = ...) -> None: ...
+
+class PartitionState(_message.Message):
+    __slots__ = ("pidx", "state")
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    pidx: int
+    state: str
+    def __init__(self, pidx: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+
+class HealthReply(_message.Message):
+    __slots__ = ("fully_healthy", "unhealthy", "write_unhealthy", "read_unhealthy", "partitions")
+    FULLY_HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
+    WRITE_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
+    READ_UNHEALTHY_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    fully_healthy: int
+    unhealthy: int
+    write_unhealthy: int
+    read_unhealthy: int
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionState]
+    def __init__(self, fully_healthy: _Optional[int] = ..., unhealthy: _Optional[int] = ..., write_unhealthy: _Optional[int] = ..., read_unhealthy: _Optional[int] = ..., partitions: _Optional[_Iterable[_Union[PartitionState, _Mapping]]] = ...) -> None: ...
+
+class CheckpointInfo(_message.Message):
+    __slots__ = ("pidx", "decree", "path", "duration_ms", "size_bytes")
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    pidx: int
+    decree: int
+    path: str
+    duration_ms: float
+    size_bytes: int
+    def __init__(self, pidx: _Optional[int] = ..., decree: _Optional[int] = ..., path: _Optional[str] = ..., duration_ms: _Optional[float] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class CheckpointReply(_message.Message):
+    __slots__ = ("checkpoints",)
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
+    checkpoints: _containers.RepeatedCompositeFieldContainer[CheckpointInfo]
+    def __init__(self, checkpoints: _Optional[_Iterable[_Union[CheckpointInfo, _Mapping]]] = ...) -> None: ...
+
+class AddDuplicationRequest(_message.Message):
+    __slots__ = ("table", "remote", "remote_table", "with_checkpoint", "fail_mode", "remote_token")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    WITH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    FAIL_MODE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    remote: str
+    remote_table: str
+    with_checkpoint: bool
+    fail_mode: str
+    remote_token: str
+    def __init__(self, table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., fail_mode: _Optional[str] = ..., remote_token: _Optional[str] = ...) -> None: ...
+
+class DupRef(_message.Message):
+    __slots__ = ("dupid",)
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    def __init__(self, dupid: _Optional[int] = ...) -> None: ...
+
+class ListDuplicationsRequest(_message.Message):
+    __slots__ = ("table",)
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    def __init__(self, table: _Optional[str] = ...) -> None: ...
+
+class DuplicationInfo(_message.Message):
+    __slots__ = ("dupid", "table", "remote", "remote_table", "status", "fail_mode", "with_checkpoint", "create_time", "error")
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    FAIL_MODE_FIELD_NUMBER: _ClassVar[int]
+    WITH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    table: str
+    remote: str
+    remote_table: str
+    status: str
+    fail_mode: str
+    with_checkpoint: bool
+    create_time: float
+    error: str
+    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., status: _Optional[str] = ..., fail_mode: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., create_time: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DuplicationList(_message.Message):
+    __slots__ = ("duplications",)
+    DUPLICATIONS_FIELD_NUMBER: _ClassVar[int]
+    duplications: _containers.RepeatedCompositeFieldContainer[DuplicationInfo]
+    def __init__(self, duplications: _Optional[_Iterable[_Union[DuplicationInfo, _Mapping]]] = ...) -> None: ...
+
+class WaitRequest(_message.Message):
+    __slots__ = ("dupid", "status", "timeout_seconds")
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    status: str
+    timeout_seconds: float
+    def __init__(self, dupid: _Optional[int] = ..., status: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class PartitionProgress(_message.Message):
+    __slots__ = ("pidx", "checkpoint_state", "checkpoint_kind", "checkpoint_decree", "confirmed_decree", "last_committed_decree", "pending_mutations", "time_lag_ms", "reason", "checkpoint_duration_ms")
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_STATE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_KIND_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_DECREE_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_DECREE_FIELD_NUMBER: _ClassVar[int]
+    LAST_COMMITTED_DECREE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_MUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIME_LAG_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    pidx: int
+    checkpoint_state: str
+    checkpoint_kind: str
+    checkpoint_decree: int
+    confirmed_decree: int
+    last_committed_decree: int
+    pending_mutations: int
+    time_lag_ms: float
+    reason: str
+    checkpoint_duration_ms: float
+    def __init__(self, pidx: _Optional[int] = ..., checkpoint_state: _Optional[str] = ..., checkpoint_kind: _Optional[str] = ..., checkpoint_decree: _Optional[int] = ..., confirmed_decree: _Optional[int] = ..., last_committed_decree: _Optional[int] = ..., pending_mutations: _Optional[int] = ..., time_lag_ms: _Optional[float] = ..., reason: _Optional[str] = ..., checkpoint_duration_ms: _Optional[float] = ...) -> None: ...
+
+class ProgressReply(_message.Message):
+    __slots__ = ("partitions",)
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionProgress]
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionProgress, _Mapping]]] = ...) -> None: ...
+
+class IdentityReply(_message.Message):
+    __slots__ = ("cluster_id", "cluster_uid", "max_message_bytes")
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_UID_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    cluster_id: int
+    cluster_uid: str
+    max_message_bytes: int
+    def __init__(self, cluster_id: _Optional[int] = ..., cluster_uid: _Optional[str] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+
+class SourceId(_message.Message):
+    __slots__ = ("cluster", "cluster_uid", "table", "dupid")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_UID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    cluster: str
+    cluster_uid: str
+    table: str
+    dupid: int
+    def __init__(self, cluster: _Optional[str] = ..., cluster_uid: _Optional[str] = ..., table: _Optional[str] = ..., dupid: _Optional[int] = ...) -> None: ...
+
+class EnsureTableRequest(_message.Message):
+    __slots__ = ("table", "partition_count", "source", "with_checkpoint")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WITH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    partition_count: int
+    source: SourceId
+    with_checkpoint: bool
+    def __init__(self, table: _Optional[str] = ..., partition_count: _Optional[int] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ..., with_checkpoint: _Optional[bool] = ...) -> None: ...
+
+class PartitionRef(_message.Message):
+    __slots__ = ("table", "pidx")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ...) -> None: ...
+
+class PartitionStatusReply(_message.Message):
+    __slots__ = ("learned", "source_decree")
+    LEARNED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DECREE_FIELD_NUMBER: _ClassVar[int]
+    learned: bool
+    source_decree: int
+    def __init__(self, learned: _Optional[bool] = ..., source_decree: _Optional[int] = ...) -> None: ...
+
+class LearnEmptyRequest(_message.Message):
+    __slots__ = ("table", "decrees")
+    class DecreesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    DECREES_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    decrees: _containers.ScalarMap[int, int]
+    def __init__(self, table: _Optional[str] = ..., decrees: _Optional[_Mapping[int, int]] = ...) -> None: ...
+
+class LearnSnapshotRequest(_message.Message):
+    __slots__ = ("table", "pidx", "decree", "block")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    decree: int
+    block: bytes
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., block: _Optional[bytes] = ...) -> None: ...
+
+class ManifestEntry(_message.Message):
+    __slots__ = ("name", "size", "blake3")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BLAKE3_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    blake3: str
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., blake3: _Optional[str] = ...) -> None: ...
+
+class CheckpointRequest(_message.Message):
+    __slots__ = ("table", "pidx", "decree", "manifest")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    decree: int
+    manifest: _containers.RepeatedCompositeFieldContainer[ManifestEntry]
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., manifest: _Optional[_Iterable[_Union[ManifestEntry, _Mapping]]] = ...) -> None: ...
+
+class CheckpointOffsetsReply(_message.Message):
+    __slots__ = ("offsets",)
+    class OffsetsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    offsets: _containers.ScalarMap[str, int]
+    def __init__(self, offsets: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class Chunk(_message.Message):
+    __slots__ = ("name", "offset", "data", "crc32c")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CRC32C_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    offset: int
+    data: bytes
+    crc32c: int
+    def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ...) -> None: ...
+
+class CheckpointPiece(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: CheckpointRequest
+    chunk: Chunk
+    def __init__(self, header: _Optional[_Union[CheckpointRequest, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ...) -> None: ...
+
+class MarkLearnedRequest(_message.Message):
+    __slots__ = ("table", "pidxs")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDXS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidxs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, table: _Optional[str] = ..., pidxs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ApplyRequest(_message.Message):
+    __slots__ = ("table", "pidx", "blocks", "skipped_through")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    blocks: bytes
+    skipped_through: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., blocks: _Optional[bytes] = ..., skipped_through: _Optional[int] = ...) -> None: ...
+
+class ApplyReply(_message.Message):
+    __slots__ = ("source_decree",)
+    SOURCE_DECREE_FIELD_NUMBER: _ClassVar[int]
+    source_decree: int
+    def __init__(self, source_decree: _Optional[int] = ...) -> None: ...
+
+class AdvanceRequest(_message.Message):
+    __slots__ = ("table", "pidx", "source_decree")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DECREE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    source_decree: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_decree: _Optional[int] = ...) -> None: ...

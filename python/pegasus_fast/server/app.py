@@ -1,0 +1,231 @@
+"""Serve an open Cluster: gRPC (client, follower and health services), a token, TLS, /metrics.
+
+``serve(cluster, listen="127.0.0.1:0")`` returns a running :class:`Server`;
+``Server.stop()`` stops accepting, finishes the calls in flight, lets the
+duplications ship what is durable, and (when it owns it) closes the cluster.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from ..duplication.status import DupStatus
+from ..errors import InvalidArgumentError, InvalidTypeError
+from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
+from ..node.cluster import Cluster
+from .services import ClientService, FollowerService
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("pegasus_fast.v1.Client", "pegasus_fast.v1.Follower")
+#: how long stop() waits by default: calls in flight, then duplications shipping what is durable
+STOP_GRACE = 2.0
+DRAIN_GRACE = 1.5
+WORKERS = 32
+
+_SERVER_OPTIONS = [
+    *[(k, v) for k, v in CHANNEL_OPTIONS if k.startswith("grpc.max_")],
+    # clients ping every 10 s (wire.py); allow it
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+]
+
+
+@dataclass(frozen=True)
+class TLS:
+    """PEM files: the server's certificate and key, and the CA that signs client certificates
+    (given: clients must present one, mutual TLS)."""
+
+    cert: str
+    key: str
+    client_ca: str | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        def read(path: str) -> bytes:
+            with open(path, "rb") as f:
+                return f.read()
+
+        ca = read(self.client_ca) if self.client_ca else None
+        return grpc.ssl_server_credentials(
+            [(read(self.key), read(self.cert))], root_certificates=ca, require_client_auth=ca is not None
+        )
+
+
+def _deny(handler: grpc.RpcMethodHandler, reason: str) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as ``handler`` that refuses the call before reading it."""
+
+    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse)
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+class _TokenCheck(grpc.ServerInterceptor):
+    """Every call must carry ``authorization: Bearer <token>``; compared in constant time, before
+    the request is read or anything is served."""
+
+    def __init__(self, token: str) -> None:
+        self._want = f"Bearer {token}".encode()
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        got = b""
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                got = value.encode() if isinstance(value, str) else bytes(value)
+                break
+        if hmac.compare_digest(got, self._want):
+            return handler
+        return _deny(handler, "missing token" if not got else "wrong token")
+
+
+class Server:
+    """A served cluster; a context manager that stops it on exit."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        listen: str,
+        token: str | None,
+        tls: TLS | None,
+        insecure: bool,
+        metrics_listen: str | None,
+        owns_cluster: bool,
+    ) -> None:
+        if not isinstance(cluster, Cluster):
+            raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
+        if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
+            raise InvalidArgumentError("a token is a non-empty str without surrounding whitespace")
+        addr = parse_hostport(listen)
+        if not addr.is_loopback() and not insecure and (tls is None or token is None):
+            raise InvalidArgumentError(
+                f"refusing to listen on {addr.target}, which is not loopback, without both TLS and a "
+                "token (or insecure=True / --insecure)"
+            )
+        self.cluster = cluster
+        self._owns_cluster = owns_cluster
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        interceptors = [_TokenCheck(token)] if token else []
+        self._grpc = grpc.server(
+            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"serve-{cluster.name}"),
+            interceptors=interceptors,
+            options=_SERVER_OPTIONS,
+        )
+        rpc.add_ClientServicer_to_server(ClientService(cluster), self._grpc)
+        rpc.add_FollowerServicer_to_server(FollowerService(cluster), self._grpc)
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        if tls is None:
+            port = self._grpc.add_insecure_port(addr.target)
+        else:
+            port = self._grpc.add_secure_port(addr.target, tls.credentials())
+        if port == 0:
+            raise OSError(f"cannot listen on {addr.target}")
+        self.address = Address(addr.host, port)
+        self.url = self.address.url
+        self.tls = tls is not None
+        self._metrics_http: Any = None
+        self.metrics_url: str | None = None
+        if metrics_listen is not None:
+            from prometheus_client import start_http_server
+
+            maddr = parse_hostport(metrics_listen)
+            httpd, _thread = start_http_server(maddr.port, maddr.host, registry=cluster.metric_set.registry)
+            self._metrics_http = httpd
+            self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
+        self._grpc.start()
+        for name in ("", *SERVICES):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Server(url={self.url!r}, cluster={self.cluster.name!r})"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stops; False on timeout."""
+        return self._stopped.wait(timeout)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let calls in flight finish (``grace`` seconds, default 2), let the
+        duplications ship what is durable (up to 1.5 s more), then close the cluster if the
+        server opened it. Safe to call twice."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            grace = STOP_GRACE if grace is None else grace
+            self._health.enter_graceful_shutdown()
+            self._grpc.stop(grace).wait(grace + 1.0)
+            if self._metrics_http is not None:
+                self._metrics_http.shutdown()
+                self._metrics_http.server_close()
+            try:
+                if not self.cluster.closed:
+                    _drain(self.cluster, DRAIN_GRACE)
+                if self._owns_cluster:
+                    self.cluster.close()
+            finally:
+                self._stopped.set()
+
+
+def _drain(cluster: Cluster, seconds: float) -> None:
+    """Give duplications in DS_LOG up to ``seconds`` to ship what is durable."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        busy = [
+            d
+            for d in cluster.duplications()
+            if d.status == DupStatus.LOG
+            and d.connected.is_set()
+            and any(p.pending_mutations for p in d.progress())
+        ]
+        if not busy:
+            return
+        for d in busy:
+            d.wake()
+        time.sleep(0.01)
+
+
+def serve(
+    cluster: Cluster,
+    listen: str = "127.0.0.1:0",
+    token: str | None = None,
+    tls: TLS | None = None,
+    *,
+    insecure: bool = False,
+    metrics_listen: str | None = None,
+) -> Server:
+    """Serve ``cluster`` on ``listen`` (port 0: a free one) until ``stop()``; the cluster stays the
+    caller's to close."""
+    return Server(cluster, listen, token, tls, insecure, metrics_listen, owns_cluster=False)
+
+
+__all__ = ["TLS", "Server", "serve"]
