@@ -14,7 +14,13 @@ from typing import Any
 
 from .. import _backend
 from ..duplication.status import DupStatus, PartitionProgress
-from ..errors import ClosedError, InvalidArgumentError, InvalidTypeError
+from ..errors import (
+    ClosedError,
+    DuplicationError,
+    DuplicationNotFoundError,
+    InvalidArgumentError,
+    InvalidTypeError,
+)
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import Address, auth_metadata, call, is_url, open_channel, parse_url, token_from_env
@@ -233,13 +239,14 @@ class RemoteDuplication:
 
     @property
     def status(self) -> DupStatus:
-        self._update(self._c("QueryDuplication", self._ref()))
+        try:
+            self._update(self._c("QueryDuplication", self._ref()))
+        except DuplicationNotFoundError:
+            self._status = DupStatus.REMOVED  # a removed duplication is forgotten by the server
         return self._status
 
     def wait_for(self, status: DupStatus, timeout: float | None = None) -> None:
         """Block until the duplication reaches ``status``; TimeoutError says where it stands."""
-        from ..errors import DuplicationError
-
         if not isinstance(status, DupStatus):
             raise InvalidTypeError("status is a DupStatus")
         deadline = None if timeout is None else time.monotonic() + timeout
