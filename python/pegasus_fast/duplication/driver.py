@@ -344,8 +344,8 @@ class Duplication:
     def _no_checkpoint(self, follower: Follower) -> list[PartitionCheckpoint]:
         follower.ensure_table(self.remote_table, len(self.partitions), self._source_id(), False)
         todo = {}
-        for i, c in enumerate(self._record.partitions):
-            learned, _ = follower.partition_status(self.remote_table, i)
+        statuses = follower.partition_statuses(self.remote_table, len(self.partitions))
+        for i, (c, (learned, _)) in enumerate(zip(self._record.partitions, statuses)):
             if not learned:
                 todo[i] = c.confirmed
         follower.learn_empty(self.remote_table, todo)
@@ -424,7 +424,7 @@ class Duplication:
     def _app(self, follower: Follower) -> None:
         n = len(self.partitions)
         follower.ensure_table(self.remote_table, n, self._source_id(), True)
-        learned_now = [follower.partition_status(self.remote_table, i)[0] for i in range(n)]
+        learned_now = [learned for learned, _ in follower.partition_statuses(self.remote_table, n)]
         remade = [i for i in range(n) if not learned_now[i] and self._artifacts[i] is None]
         if remade:
             # restarted after PREPARE: checkpoint again, at a newer decree, and record
@@ -503,8 +503,8 @@ class Duplication:
     # LOG -------------------------------------------------------------------------
 
     def _log(self, follower: Follower) -> None:
-        for i, sh in enumerate(self._shippers):
-            learned, source_decree = follower.partition_status(self.remote_table, i)
+        statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
+        for i, (sh, (learned, source_decree)) in enumerate(zip(self._shippers, statuses)):
             if not learned:
                 raise DuplicationError(f"follower partition {i} is not learned")
             sh.restart_at(source_decree + 1)

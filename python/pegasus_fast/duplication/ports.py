@@ -68,8 +68,8 @@ class Follower(Protocol):
         Without a checkpoint, a table of the same partition count that no other source owns is
         adopted as it is (Pegasus's original workflow, and how two masters duplicate both ways)."""
 
-    def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
-        """(learned, the last source decree it has applied)."""
+    def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
+        """For partitions 0..count-1: (learned, the last source decree it has applied); one call."""
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
         """Partitions with nothing to learn; shipping starts after the given source decrees."""

@@ -68,10 +68,12 @@ class RemoteFollower:
             ),
         )
 
-    def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
-        r = self._call("PartitionStatus", pb.PartitionRef(table=table, pidx=pidx))
+    def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
+        r = self._call("PartitionStatus", pb.PartitionStatusRequest(table=table, count=count))
         assert isinstance(r, pb.PartitionStatusReply)
-        return r.learned, r.source_decree
+        if len(r.partitions) != count:
+            raise DuplicationError(f"{self.url} answered {len(r.partitions)} partition statuses, not {count}")
+        return [(p.learned, p.source_decree) for p in r.partitions]
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
         self._call("LearnEmpty", pb.LearnEmptyRequest(table=table, decrees=decrees))

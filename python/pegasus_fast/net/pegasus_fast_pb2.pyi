@@ -392,13 +392,27 @@ class PartitionRef(_message.Message):
     pidx: int
     def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ...) -> None: ...
 
-class PartitionStatusReply(_message.Message):
+class PartitionStatusRequest(_message.Message):
+    __slots__ = ("table", "count")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    count: int
+    def __init__(self, table: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class PartitionStatus(_message.Message):
     __slots__ = ("learned", "source_decree")
     LEARNED_FIELD_NUMBER: _ClassVar[int]
     SOURCE_DECREE_FIELD_NUMBER: _ClassVar[int]
     learned: bool
     source_decree: int
     def __init__(self, learned: _Optional[bool] = ..., source_decree: _Optional[int] = ...) -> None: ...
+
+class PartitionStatusReply(_message.Message):
+    __slots__ = ("partitions",)
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionStatus]
+    def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ...) -> None: ...
 
 class LearnEmptyRequest(_message.Message):
     __slots__ = ("table", "decrees")

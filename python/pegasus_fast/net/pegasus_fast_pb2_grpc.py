@@ -1128,7 +1128,7 @@ class FollowerStub:
                 _registered_method=True)
         self.PartitionStatus = channel.unary_unary(
                 '/pegasus_fast.v1.Follower/PartitionStatus',
-                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionStatusRequest.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionStatusReply.FromString,
                 _registered_method=True)
         self.LearnEmpty = channel.unary_unary(
@@ -1192,7 +1192,8 @@ class FollowerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PartitionStatus(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Whether each partition 0..count-1 has learned, and the source decree it holds.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1263,7 +1264,7 @@ def add_FollowerServicer_to_server(servicer, server):
             ),
             'PartitionStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.PartitionStatus,
-                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.FromString,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionStatusRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionStatusReply.SerializeToString,
             ),
             'LearnEmpty': grpc.unary_unary_rpc_method_handler(
@@ -1387,7 +1388,7 @@ class Follower:
             request,
             target,
             '/pegasus_fast.v1.Follower/PartitionStatus',
-            pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionStatusRequest.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionStatusReply.FromString,
             options,
             channel_credentials,

@@ -164,6 +164,9 @@ class LocalFollower:
             raise InvalidArgumentError(f"the source of {table!r} has no partition {pidx!r}")
         return pidx
 
+    def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
+        return [self.partition_status(table, i) for i in range(count)]
+
     @_closed_is_unavailable
     def partition_status(self, table: str, pidx: int) -> tuple[bool, int]:
         parts = self._rerouted(table)

@@ -315,10 +315,12 @@ class FollowerService(rpc.FollowerServicer):
 
     @_typed
     def PartitionStatus(
-        self, request: pb.PartitionRef, context: grpc.ServicerContext
+        self, request: pb.PartitionStatusRequest, context: grpc.ServicerContext
     ) -> pb.PartitionStatusReply:
-        learned, decree = self.f.partition_status(request.table, request.pidx)
-        return pb.PartitionStatusReply(learned=learned, source_decree=decree)
+        rows = self.f.partition_statuses(request.table, request.count)
+        return pb.PartitionStatusReply(
+            partitions=[pb.PartitionStatus(learned=a, source_decree=b) for a, b in rows]
+        )
 
     @_typed
     def LearnEmpty(self, request: pb.LearnEmptyRequest, context: grpc.ServicerContext) -> pb.Empty:
