@@ -114,17 +114,19 @@ class RemoteTable:
             raise InvalidTypeError("values must be a mapping of sort_key to value")
         if not values:
             raise InvalidArgumentError("multi_set needs at least one sort_key")
-        kvs = [
-            pb.SortKeyValue(
-                sort_key=check_size(as_bytes(sk, "sort_key"), "sort_key"),
-                value=check_size(as_bytes(v, "value"), "value"),
-            )
-            for sk, v in values.items()
-        ]
+        items = list(values.items())
+        if not all(type(sk) is bytes and type(v) is bytes for sk, v in items):
+            items = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in items]
         hk = self._multi_hash_key(hash_key)
-        total = len(hk) + sum(len(kv.sort_key) + len(kv.value) for kv in kvs)
-        if total > MAX_WRITE:
-            raise InvalidArgumentError(f"multi_set of {total} bytes; the limit is {MAX_WRITE}")
+        # summed in C; only a total over the value limit can hold a key or value over its own
+        total = len(hk) + sum(map(len, [sk for sk, _ in items])) + sum(map(len, [v for _, v in items]))
+        if total > MAX_VALUE:
+            for sk, v in items:
+                check_size(sk, "sort_key")
+                check_size(v, "value")
+            if total > MAX_WRITE:
+                raise InvalidArgumentError(f"multi_set of {total} bytes; the limit is {MAX_WRITE}")
+        kvs = [pb.SortKeyValue(sort_key=sk, value=v) for sk, v in items]
         req = pb.MultiSetRequest(table=self.name, hash_key=hk, kvs=kvs, ttl_seconds=_ttl(ttl_seconds))
         return self._c("MultiSet", req).decree
 
