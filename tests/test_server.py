@@ -397,6 +397,17 @@ def test_tls_and_mutual_tls(cluster: pf.Cluster, tmp_path: Path) -> None:
         with pf.connect(srv.url, token="tok", timeout=3) as plain:  # no TLS: refused by the handshake
             with pytest.raises(pf.RemoteUnavailableError):
                 plain.list_tables()
+        # a duplication reaches a TLS follower with the CA from the environment
+        with pf.Cluster.open(tmp_path / "src", name="src") as src:
+            st = src.create_table("s", partition_count=2)
+            st.set(b"k", b"s", b"v")
+            os.environ["PEGASUS_FAST_TLS_CA"] = str(ca[1])
+            try:
+                d = src.add_duplication("s", srv.url, remote_token="tok")
+                d.wait_for(pf.DupStatus.LOG, timeout=30)
+            finally:
+                del os.environ["PEGASUS_FAST_TLS_CA"]
+            assert cluster.table("s").get(b"k", b"s") == b"v"
     with pf.serve(cluster, tls=pf.TLS(str(scrt), str(skey), client_ca=str(ca[1]))) as srv:
         with pf.connect(srv.url, tls_ca=str(ca[1]), tls_cert=str(ccrt), tls_key=str(ckey)) as rc:
             assert rc.table("t").get(b"h", b"s") == b"v"

@@ -17,7 +17,7 @@ from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
 from ..errors import DuplicationError, InvalidArgumentError
 from . import pegasus_fast_pb2 as pb
 from . import pegasus_fast_pb2_grpc as rpc
-from .wire import Address, auth_metadata, call, is_url, open_channel, parse_url, token_from_env
+from .wire import Address, auth_metadata, call, is_url, open_channel, parse_url, tls_from_env, token_from_env
 
 #: a follower call that takes longer is given up and retried (the calls are idempotent)
 CALL_TIMEOUT = 60.0
@@ -132,18 +132,19 @@ class RemoteConnector:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._channels: dict[tuple[str, str | None], grpc.Channel] = {}
+        self._channels: dict[tuple[str | None, ...], grpc.Channel] = {}
 
     def connect(self, remote: str, token: str | None = None) -> Follower:
         if not is_url(remote):
             raise InvalidArgumentError(f"not a served cluster's URL: {remote!r}")
         addr: Address = parse_url(remote)
         token = token if token is not None else token_from_env()
-        key = (addr.url, token)
+        tls = tls_from_env()
+        key = (addr.url, token, *tls.values())
         with self._lock:
             channel = self._channels.get(key)
             if channel is None:
-                channel = self._channels[key] = open_channel(addr)
+                channel = self._channels[key] = open_channel(addr, **tls)
         return RemoteFollower(addr.url, channel, token)
 
     def close(self) -> None:

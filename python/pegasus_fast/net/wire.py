@@ -121,6 +121,19 @@ def token_from_env() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
+#: PEM files a duplicating process uses to reach TLS followers: the CA that signed them, and
+#: for mutual TLS its own certificate and key
+TLS_ENV = {
+    "tls_ca": "PEGASUS_FAST_TLS_CA",
+    "tls_cert": "PEGASUS_FAST_TLS_CERT",
+    "tls_key": "PEGASUS_FAST_TLS_KEY",
+}
+
+
+def tls_from_env() -> dict[str, str | None]:
+    return {k: os.environ.get(v) or None for k, v in TLS_ENV.items()}
+
+
 def _read(path: str | None) -> bytes | None:
     if path is None:
         return None
