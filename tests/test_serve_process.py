@@ -154,6 +154,7 @@ def test_cli_verbs_with_connect(
         ("app", "t"),
         ("ls", "-d"),
         ("checkpoint", "t"),
+        ("compact", "t"),
         ("query_dup", "t"),
     ]
     out = {}
@@ -165,8 +166,8 @@ def test_cli_verbs_with_connect(
     assert out["count"].strip() == "2"
     r = _cli(backend_name, "--connect", url, "get", "missing", "h", "s")
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
-    r = _cli(backend_name, "--connect", url, "compact", "t")
-    assert r.returncode != 0
+    r = _cli(backend_name, "--connect", url, "compact", "missing")
+    assert r.returncode == 2 and "not found" in r.stderr
     r = _cli(backend_name, "--connect", url, "--cluster", str(tmp_path / "x"), "ls")
     assert r.returncode != 0
 

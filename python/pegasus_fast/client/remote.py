@@ -396,6 +396,12 @@ class RemoteCluster:
             raise InvalidTypeError("a table name is a str")
         self._c("DropTable", pb.TableRef(table=name), timeout=max(self._c.timeout, 120.0))
 
+    def compact(self, name: str) -> None:
+        """Manual compaction of a table on the server (drops expired records); returns when done."""
+        if not isinstance(name, str):
+            raise InvalidTypeError("a table name is a str")
+        self._c("Compact", pb.TableRef(table=name), timeout=max(self._c.timeout, 3600.0))
+
     # -- duplications ---------------------------------------------------------------
 
     def add_duplication(

@@ -116,6 +116,11 @@ class ClientStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckpointReply.FromString,
                 _registered_method=True)
+        self.Compact = channel.unary_unary(
+                '/pegasus_fast.v1.Client/Compact',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
         self.AddDuplication = channel.unary_unary(
                 '/pegasus_fast.v1.Client/AddDuplication',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.AddDuplicationRequest.SerializeToString,
@@ -265,6 +270,13 @@ class ClientServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Compact(self, request, context):
+        """Manual compaction (drops expired records), in the low-priority lane; replies when done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AddDuplication(self, request, context):
         """Duplications. They run inside this server; `remote` is a pegasus:// URL.
         """
@@ -398,6 +410,11 @@ def add_ClientServicer_to_server(servicer, server):
                     servicer.Checkpoint,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckpointReply.SerializeToString,
+            ),
+            'Compact': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compact,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
             ),
             'AddDuplication': grpc.unary_unary_rpc_method_handler(
                     servicer.AddDuplication,
@@ -874,6 +891,33 @@ class Client:
             '/pegasus_fast.v1.Client/Checkpoint',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckpointReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/Compact',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -219,6 +219,11 @@ class ClientService(rpc.ClientServicer):
             ]
         )
 
+    @_typed
+    def Compact(self, request: pb.TableRef, context: grpc.ServicerContext) -> pb.Empty:
+        self.c.compact(request.table).result()
+        return pb.Empty()
+
     # -- duplications ------------------------------------------------------------------------
 
     @_typed
