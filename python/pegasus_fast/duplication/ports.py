@@ -14,7 +14,7 @@ the backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -99,6 +99,14 @@ class Follower(Protocol):
         """fail_mode=skip: accept that source decrees up to ``source_decree`` are lost."""
 
 
+class PipelinedFollower(Follower, Protocol):
+    """A follower across a network: ships a backlog over one stream, batches in flight."""
+
+    def apply_stream(self, table: str, pidx: int, batches: Iterable[tuple[bytes, int]]) -> Iterator[int]:
+        """``apply`` of each (blocks, skipped_through) in order; yields each one's durable source
+        decree as it is acknowledged. Closing the iterator ends the stream."""
+
+
 class Connector(Protocol):
     """Finds the follower of a remote; raises RemoteUnavailableError while it cannot be reached."""
 
@@ -125,4 +133,13 @@ class SourceTables(Protocol):
     def has(self, table: str) -> bool: ...
 
 
-__all__ = ["Chunk", "Connector", "Follower", "ManifestEntry", "SourceId", "SourceTables", "Tasks"]
+__all__ = [
+    "Chunk",
+    "Connector",
+    "Follower",
+    "ManifestEntry",
+    "PipelinedFollower",
+    "SourceId",
+    "SourceTables",
+    "Tasks",
+]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .. import _backend
@@ -15,11 +17,30 @@ from ..errors import WalGapError
 from ..storage.partition import Partition
 from .ports import Follower
 
+#: a backlog of at least this many decrees goes over the follower's apply stream, if it has one
+STREAM_MIN_BACKLOG = 2
+#: WAL bytes one stream carries before it ends and its acknowledgements are all in
+STREAM_BYTES = 64 << 20
+
 
 @dataclass
 class Cursor:
     name: str
     offset: int
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A batch in flight on a stream: what its acknowledgement moves."""
+
+    through: int
+    name: str
+    end: int
+    first: int
+    last: int
+    first_ts: int
+    nbytes: int
+    has_blocks: bool
 
 
 class PartitionShipper:
@@ -74,7 +95,8 @@ class PartitionShipper:
         return True
 
     def ship_once(self, follower: Follower) -> bool:
-        """Ship one batch if anything is pending; True when something moved."""
+        """Ship one batch if anything is pending (a stream of them to a follower across a network
+        when there is a backlog); True when something moved."""
         limit = self._shippable()
         if self.next_decree > limit:
             if self.next_decree > self.partition.last_committed:
@@ -82,6 +104,12 @@ class PartitionShipper:
             return False
         if self.cursor is None:
             self.cursor = self._locate()
+        if limit - self.next_decree + 1 >= STREAM_MIN_BACKLOG and hasattr(follower, "apply_stream"):
+            return self._ship_stream(follower, limit)
+        return self._ship_one(follower, limit)
+
+    def _ship_one(self, follower: Follower, limit: int) -> bool:
+        assert self.cursor is not None
         path = os.path.join(self.partition.wal.path, self.cursor.name)
         offset = self.cursor.offset
         try:
@@ -110,6 +138,73 @@ class PartitionShipper:
         else:
             self.next_decree = applied + 1
         return True
+
+    def _account(self, s: _Sent) -> None:
+        if s.has_blocks:
+            self.time_lag_ms = max(0.0, (time.time_ns() // 1000 - s.first_ts) / 1000.0)
+            self.shipped_mutations += s.last - max(s.first, self.next_decree) + 1
+            self.shipped_bytes += s.nbytes
+
+    def _batches(
+        self, limit: int, sent: deque[_Sent], failed: list[BaseException]
+    ) -> Iterator[tuple[bytes, int]]:
+        """The batches after the cursor, read ahead of their acknowledgements (the stream's
+        sending side runs this; an error ends the stream and is raised by the shipper)."""
+        assert self.cursor is not None
+        name, offset, nxt, total = self.cursor.name, self.cursor.offset, self.next_decree, 0
+        try:
+            while nxt <= limit and total < STREAM_BYTES:
+                path = os.path.join(self.partition.wal.path, name)
+                try:
+                    blocks, first, last, first_ts, end, _torn, skipped = _backend.impl.read_log_blocks(
+                        path, offset, nxt, self.batch_bytes, limit, self.remote_cluster_id
+                    )
+                except FileNotFoundError:
+                    return  # collected under us: the shipper finds its decree again
+                if not blocks and skipped < nxt:
+                    if end > offset:
+                        offset = end
+                        continue
+                    names = [f.name for f in self.partition.wal.snapshot_files()]
+                    if name not in names or names.index(name) + 1 >= len(names):
+                        return
+                    name, offset = names[names.index(name) + 1], 0
+                    continue
+                through = max(last, skipped)
+                sent.append(_Sent(through, name, end, first, last, first_ts, end - offset, bool(blocks)))
+                yield blocks, skipped
+                offset, nxt, total = end, through + 1, total + len(blocks)
+        except Exception as exc:  # noqa: BLE001 - raised again in the shipper's thread
+            failed.append(exc)
+
+    def _ship_stream(self, follower: Follower, limit: int) -> bool:
+        sent: deque[_Sent] = deque()
+        failed: list[BaseException] = []
+        acks = follower.apply_stream(  # type: ignore[attr-defined]
+            self.remote_table, self.partition.pidx, self._batches(limit, sent, failed)
+        )
+        moved = False
+        try:
+            for applied in acks:
+                s = sent.popleft()
+                self._account(s)
+                moved = True
+                if applied != s.through:  # the follower is elsewhere: find its next decree again
+                    self.restart_at(applied + 1)
+                    return True
+                self.cursor = Cursor(s.name, s.end)
+                self.next_decree = applied + 1
+        except BaseException:
+            self.cursor = None  # read ahead of what was acknowledged: locate the next decree again
+            raise
+        finally:
+            acks.close()
+        if failed:
+            self.cursor = None
+            raise failed[0]
+        if not sent:  # nothing to send from the cursor on: step past it as one call does
+            return self._ship_one(follower, limit)
+        return moved
 
     def skip_to_available(self) -> int:
         """fail_mode=skip: jump past what the WAL no longer has; returns how many were lost."""

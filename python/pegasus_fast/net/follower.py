@@ -17,13 +17,25 @@ from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
 from ..errors import DuplicationError, InvalidArgumentError
 from . import pegasus_fast_pb2 as pb
 from . import pegasus_fast_pb2_grpc as rpc
-from .wire import Address, auth_metadata, call, is_url, open_channel, parse_url, tls_from_env, token_from_env
+from .wire import (
+    Address,
+    auth_metadata,
+    call,
+    error_from_rpc,
+    is_url,
+    open_channel,
+    parse_url,
+    tls_from_env,
+    token_from_env,
+)
 
 #: a follower call that takes longer is given up and retried (the calls are idempotent)
 CALL_TIMEOUT = 60.0
 #: a checkpoint copy's deadline: this long, plus a second per 16 MiB
 COPY_TIMEOUT = 120.0
 COPY_BYTES_PER_SECOND = 16 << 20
+#: one apply stream ends (and is opened again) within this long; the shipper caps what it carries
+STREAM_TIMEOUT = 300.0
 #: room kept in a shipped batch for the message around the blocks
 _ENVELOPE = 64 << 10
 
@@ -121,6 +133,34 @@ class RemoteFollower:
         )
         assert isinstance(r, pb.ApplyReply)
         return r.source_decree
+
+    def apply_stream(self, table: str, pidx: int, batches: Iterable[tuple[bytes, int]]) -> Iterator[int]:
+        limit = self.max_batch_bytes()
+        oversize: list[int] = []
+
+        def requests() -> Iterator[pb.ApplyRequest]:
+            for blocks, skipped in batches:
+                if len(blocks) > limit:
+                    oversize.append(len(blocks))
+                    return  # ends the stream; raised below, in the caller's thread
+                yield pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped)
+
+        stream = self._stub.ApplyStream(requests(), timeout=STREAM_TIMEOUT, metadata=self._md)
+        try:
+            while True:
+                try:
+                    reply = next(stream)
+                except StopIteration:
+                    break
+                except grpc.RpcError as exc:
+                    raise error_from_rpc(exc, self.url) from None
+                yield reply.source_decree
+        finally:
+            stream.cancel()
+        if oversize:
+            raise DuplicationError(
+                f"a batch of {oversize[0]} bytes exceeds the follower's message limit {self.message_limit}"
+            )
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         self._call("Advance", pb.AdvanceRequest(table=table, pidx=pidx, source_decree=source_decree))

@@ -1205,6 +1205,11 @@ class FollowerStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyRequest.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyReply.FromString,
                 _registered_method=True)
+        self.ApplyStream = channel.stream_stream(
+                '/pegasus_fast.v1.Follower/ApplyStream',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyReply.FromString,
+                _registered_method=True)
         self.Advance = channel.unary_unary(
                 '/pegasus_fast.v1.Follower/Advance',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.AdvanceRequest.SerializeToString,
@@ -1286,6 +1291,16 @@ class FollowerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApplyStream(self, request_iterator, context):
+        """The same over one stream, several batches in flight: a reply per request, in order. A
+        source with a backlog ships this way, so the network and its reading of the WAL overlap
+        the follower's applying; a failure ends the stream and the source resumes from the
+        follower's durable source decree.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Advance(self, request, context):
         """fail_mode=skip: source decrees up to source_decree are lost.
         """
@@ -1338,6 +1353,11 @@ def add_FollowerServicer_to_server(servicer, server):
             ),
             'Apply': grpc.unary_unary_rpc_method_handler(
                     servicer.Apply,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyReply.SerializeToString,
+            ),
+            'ApplyStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ApplyStream,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyReply.SerializeToString,
             ),
@@ -1594,6 +1614,33 @@ class Follower:
             request,
             target,
             '/pegasus_fast.v1.Follower/Apply',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pegasus_fast.v1.Follower/ApplyStream',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyRequest.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyReply.FromString,
             options,

@@ -375,6 +375,13 @@ class FollowerService(rpc.FollowerServicer):
         decree = self.f.apply(request.table, request.pidx, request.blocks, request.skipped_through)
         return pb.ApplyReply(source_decree=decree)
 
+    @_typed_stream
+    def ApplyStream(
+        self, request: Iterator[pb.ApplyRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ApplyReply]:
+        for r in request:
+            yield pb.ApplyReply(source_decree=self.f.apply(r.table, r.pidx, r.blocks, r.skipped_through))
+
     @_typed
     def Advance(self, request: pb.AdvanceRequest, context: grpc.ServicerContext) -> pb.Empty:
         self.f.advance(request.table, request.pidx, request.source_decree)
