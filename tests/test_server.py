@@ -20,7 +20,14 @@ import pegasus_fast as pf
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pegasus_fast.net import pegasus_fast_pb2 as pb
-from pegasus_fast.net.wire import ERROR_KEY, decode_error, encode_error, parse_hostport, parse_url
+from pegasus_fast.net.wire import (
+    ERROR_KEY,
+    MESSAGE_LIMIT,
+    decode_error,
+    encode_error,
+    parse_hostport,
+    parse_url,
+)
 
 
 @pytest.fixture
@@ -291,7 +298,31 @@ def test_over_limit_value_from_a_raw_client(cluster: pf.Cluster, served: pf.Serv
         assert isinstance(decode_error(md[ERROR_KEY], "u", ""), pf.InvalidArgumentError)
     finally:
         ch.close()
+    # past the message limit the transport refuses it before any handler runs
+    ch = grpc.insecure_channel(served.address.target, options=[("grpc.max_send_message_length", -1)])
+    try:
+        fn = ch.unary_unary(
+            "/pegasus_fast.v1.Client/Set", request_serializer=None, response_deserializer=None
+        )
+        huge = b"\x0a\x01t" + b"\x22" + _varint(MESSAGE_LIMIT + 1) + bytes(MESSAGE_LIMIT + 1)
+        with pytest.raises(grpc.RpcError) as e:
+            fn(huge, timeout=60)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        del huge
+    finally:
+        ch.close()
     assert cluster.table("t").count() == 0
+    with pf.connect(served.url) as rc:
+        rc.table("t").set(b"still", b"serving", b"v")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def test_crafted_follower_calls_store_nothing(cluster: pf.Cluster, served: pf.Server) -> None:
