@@ -205,3 +205,21 @@ def test_serve_on_a_locked_cluster_fails_cleanly(
     with pf.Cluster.open(tmp_path / "c"):
         r = _cli(backend_name, "--cluster", str(tmp_path / "c"), "serve", "--listen", "127.0.0.1:0")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_sigterm_lets_duplications_ship_what_is_durable(
+    backend_name: str, backend: ModuleType, server: tuple[subprocess.Popen[str], str], tmp_path: Path
+) -> None:
+    proc, url = server
+    with pf.Cluster.open(tmp_path / "f", name="f") as follower, pf.serve(follower) as fsrv:
+        with pf.connect(url, timeout=10) as rc:
+            t = rc.create_table("t", partition_count=4)
+            d = rc.add_duplication("t", fsrv.url)
+            d.wait_for(pf.DupStatus.LOG, timeout=30)
+            for i in range(300):
+                t.set(b"k%d" % i, b"s", b"v%d" % i)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        # every acknowledged write reached the follower before the source stopped
+        ft = follower.table("t")
+        assert sum(1 for _ in ft.scan()) == 300
