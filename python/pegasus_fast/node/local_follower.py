@@ -6,6 +6,7 @@ learning and applying itself to duplication/learn.py and duplication/apply.py.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..storage.partition import LEARNING, SERVING, Partition
+from .scheduler import Lane
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -56,6 +58,13 @@ def same_source(a: SourceId, b: SourceId) -> bool:
     if a.cluster_uid and b.cluster_uid and a.cluster_uid != b.cluster_uid:
         return False
     return (a.cluster, a.table, a.dupid) == (b.cluster, b.table, b.dupid)
+
+
+def _open_quietly(p: Partition) -> None:
+    """Open a partition's RocksDB ahead of use; a failure is left for the first real use to
+    raise (typed), and a partition closed meanwhile needs nothing."""
+    with contextlib.suppress(Exception):
+        p.db  # noqa: B018 - opens it
 
 
 class LocalConnector:
@@ -201,7 +210,11 @@ class LocalFollower:
 
     @_closed_is_unavailable
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
-        learn.learn_snapshot(self._partition(table, pidx), decree, block)
+        p = self._partition(table, pidx)
+        learn.learn_snapshot(p, decree, block)
+        # The snapshot is durable in the WAL; RocksDB (created and replayed on first use, ~10 ms)
+        # opens now in the background, so the first read after DS_LOG does not wait for all of it.
+        self.cluster.scheduler.submit(lambda: _open_quietly(p), Lane.HIGH)
 
     @_closed_is_unavailable
     def checkpoint_offsets(
