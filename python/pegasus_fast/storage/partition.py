@@ -115,6 +115,9 @@ class Partition:
         rdb = os.path.join(path, "rdb")
         self.wal = self._new_wal()
         self._db: rocksdict.Rdict | None = None
+        #: set while _open_db replays the WAL into a RocksDB already assigned to _db: readers
+        #: on other threads wait for the lock rather than read a half-replayed store
+        self._opening = False
         #: the WAL holds mutations the (not yet opened) RocksDB has not seen
         self._deferred = False
         self.replayed = 0
@@ -146,6 +149,7 @@ class Partition:
         except Exception as exc:
             raise rdb_error(exc, rdb, self.pidx) from exc
         db.set_write_options(self._write_opts)
+        self._opening = True
         self._db = db
         gc_was_enabled = gc.isenabled()
         # Replay builds millions of short-lived objects that hold no cycles; the
@@ -165,6 +169,7 @@ class Partition:
         except BaseException:
             # a corrupt WAL must not leave RocksDB locked behind the error
             self._db = None
+            self._opening = False
             db.close()
             if not wal_was_open:
                 self.wal.close()
@@ -178,6 +183,7 @@ class Partition:
         #: mutations replayed from the WAL at open
         self.replayed = max(0, log_last - self.last_flushed)
         self._deferred = False
+        self._opening = False
 
     def _lazy_open(self) -> None:
         """Open RocksDB before anything is logged: if it fails (a full disk), nothing was."""
@@ -186,7 +192,7 @@ class Partition:
     @property
     def db(self) -> rocksdict.Rdict:
         db = self._db
-        if db is None:
+        if db is None or self._opening:
             with self.lock:
                 if self.state == CLOSED:
                     raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
