@@ -112,10 +112,17 @@ def _converge(pair: DupPair, dup: pf.Duplication) -> None:
     assert list(pair.source.table(TABLE).scan()) == list(pair.follower.table(TABLE).scan())
 
 
+@pytest.mark.parametrize("policy", ["adaptive", "legacy"])
 def test_past_the_byte_cap_the_wal_is_freed_and_the_partition_relearns(
-    root: Path, closing: list[DupPair]
+    root: Path, closing: list[DupPair], policy: str
 ) -> None:
-    pair = _pair(root, dup_max_retained_wal_bytes=MIB + MIB // 2)
+    # legacy: the re-learn must not take the older checkpoint the first APP left behind
+    pair = _pair(
+        root,
+        dup_max_retained_wal_bytes=MIB + MIB // 2,
+        checkpoint_policy=policy,
+        legacy_forced_checkpoint_delay_seconds=0.0,
+    )
     closing.append(pair)
     t, dup = _start(pair)
     src = pair.source

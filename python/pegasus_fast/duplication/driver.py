@@ -530,7 +530,11 @@ class Duplication:
                 for i in remade:
                     p = self.partitions[i]
                     if self._env.config.checkpoint_policy == "legacy":
-                        art = policy.legacy_ready(p, 0) or policy.large(p)
+                        # the WAL is kept only after the persisted confirmed decree (after the
+                        # held one for a released partition): an older checkpoint leaves a gap
+                        held = self._holding[i] or 0
+                        floor = held if i in released else self._persisted_confirmed[i]
+                        art = policy.legacy_ready(p, floor) or policy.large(p)
                     else:
                         art = self._make_artifact(i)
                     self._hold(i, art)
