@@ -335,3 +335,65 @@ def test_config_knobs_are_checked() -> None:
         pf.Config(dup_max_retained_wal_bytes=1.5)  # type: ignore[arg-type]
     assert pf.Config().dup_max_retained_wal_bytes == 10 << 30
     assert pf.Config().dup_max_retained_wal_seconds == 86400.0
+
+
+def test_a_source_restart_mid_relearn_learns_a_fresh_checkpoint_again(
+    root: Path, closing: list[DupPair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = _pair(root, dup_max_retained_wal_bytes=MIB, small_partition_max_bytes=1 << 30)
+    closing.append(pair)
+    t, dup = _start(pair)
+    src = pair.source
+    assert src is not None
+    pair.close_follower()
+    _write(t, 60, "b")
+    _gc(src)
+    wait_until(lambda: _released(dup), WAIT, lambda: f"{dup.progress()}")
+    learning = threading.Event()
+    go_on = threading.Event()
+
+    def cut_snapshot(self: LocalFollower, *args: Any) -> None:
+        learning.set()
+        assert go_on.wait(WAIT)
+        raise pf.RemoteUnavailableError(self.cluster.path, "cut mid-learn")
+
+    with monkeypatch.context() as m:
+        m.setattr(LocalFollower, "learn_snapshot", cut_snapshot)
+        pair.open_follower()
+        wait_until(learning.is_set, WAIT, "the re-learn to start")
+        assert dup.status == DupStatus.APP
+        closer = threading.Thread(target=pair.close_source)
+        closer.start()
+        go_on.set()
+        closer.join()
+    f = pair.restart_follower()
+    assert f.table(TABLE).partitions[0].state == "learning"  # durable: never serves the gap
+    with pytest.raises(pf.PartitionUnavailableError):
+        f.table(TABLE).get("h0", "a0000")
+    src = pair.open_source()
+    dup = src.duplication(dup.dupid)
+    _write(src.table(TABLE), 3, "c")
+    _converge(pair, dup)
+
+
+def test_the_cap_applies_to_a_paused_duplication_and_resume_relearns(
+    root: Path, closing: list[DupPair]
+) -> None:
+    pair = _pair(root, dup_max_retained_wal_bytes=MIB)
+    closing.append(pair)
+    t, dup = _start(pair)
+    src = pair.source
+    assert src is not None
+    dup.pause()  # the remote stays up; a forgotten pause must not fill the disk either
+    _write(t, 60, "b")
+    _gc(src)
+    wait_until(lambda: _released(dup), WAIT, lambda: f"{dup.progress()}")
+    assert dup.status == DupStatus.PAUSE
+    held = len(_wal_files(src))
+    _gc(src)
+    assert len(_wal_files(src)) < held
+    assert pair.follower is not None
+    assert pair.follower.table(TABLE).partitions[0].state == "serving"  # the stale prefix, no gap
+    dup.resume()
+    _converge(pair, dup)
+    assert _metric(src, "dup_wal_released_total", dup.dupid) == 1
