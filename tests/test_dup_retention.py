@@ -397,3 +397,23 @@ def test_the_cap_applies_to_a_paused_duplication_and_resume_relearns(
     dup.resume()
     _converge(pair, dup)
     assert _metric(src, "dup_wal_released_total", dup.dupid) == 1
+
+
+def test_a_failed_duplication_does_not_pin_the_wal_past_the_cap(root: Path, closing: list[DupPair]) -> None:
+    pair = DupPair(
+        root, _source_config(dup_max_retained_wal_bytes=MIB, cluster_id=9), pf.Config(cluster_id=9)
+    )
+    closing.append(pair)
+    src = pair.open_source()
+    t = src.create_table(TABLE, partition_count=1)
+    dup = src.add_duplication(TABLE, str(pair.follower_dir))  # by path: checked once it opens
+    pair.open_follower()
+    with pytest.raises(pf.DuplicationError):
+        dup.wait_for(DupStatus.LOG, timeout=WAIT)  # same cluster id: stopped for good
+    assert dup.error is not None
+    _write(t, 60, "b")
+    held = len(_wal_files(src))
+    _gc(src)  # no driver thread: GC records the release itself, then frees
+    assert _released(dup)
+    assert len(_wal_files(src)) < held
+    assert _metric(src, "dup_wal_released_total", dup.dupid) == 1

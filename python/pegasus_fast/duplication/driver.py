@@ -218,6 +218,12 @@ class Duplication:
         if hold is None and retention.over_cap(retained, self._env.config):
             self._release_wanted[pidx] = True
             self._wake.set()
+            if self.error is not None:
+                # stopped for good: no driver thread records it, and a failed duplication
+                # must not fill the disk either (it stays failed until removed)
+                self._release_past_cap()
+                if self._record.partitions[pidx].state is CkptState.RELEASED:
+                    return None
         return confirmed if hold is None else min(confirmed, hold)
 
     def pinned(self, pidx: int) -> frozenset[int]:
