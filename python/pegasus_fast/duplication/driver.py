@@ -81,12 +81,6 @@ class Duplication:
         #: (copied, total) bytes of a large checkpoint being copied, for progress
         self._copying: list[tuple[int, int] | None] = [None] * n
         self._reasons = [""] * n
-        #: decrees the WAL must keep while a fresh checkpoint is made and not yet recorded
-        #: (a released partition pins nothing else); memory only: a restart makes it again
-        self._holding: list[int | None] = [None] * n
-        #: set by GC (retain_after) when a partition's retained WAL is past the cap; the
-        #: driver thread records the release, so GC frees nothing before it is durable
-        self._release_wanted = [False] * n
         self._shippers = [
             PartitionShipper(p, self.remote_table, env.config.duplicate_log_batch_bytes)
             for p in self.partitions
@@ -113,7 +107,9 @@ class Duplication:
         self._m_muts = [m.dup_shipped_mutations.labels(*x) for x in labels]
         self._m_lost = [m.dup_lost_mutations.labels(*x) for x in labels]
         self._m_state = [m.dup_checkpoint_state.labels(*x) for x in labels]
-        self._m_retained = [m.dup_retained_wal_bytes.labels(*x) for x in labels]
+        self._cap = retention.Cap(
+            self.partitions, env.config, [m.dup_retained_wal_bytes.labels(*x) for x in labels]
+        )
         self._m_released = [m.dup_wal_released.labels(*x) for x in labels]
         self._m_relearn = [m.dup_relearn_required.labels(*x) for x in labels]
         for i in range(n):
@@ -208,23 +204,17 @@ class Duplication:
         """
         if self._status == DupStatus.REMOVED:
             return None
-        hold = self._holding[pidx]
-        if self._record.partitions[pidx].state is CkptState.RELEASED:
-            self._m_retained[pidx].set(0)
-            return hold
-        confirmed = self._persisted_confirmed[pidx]
-        retained = retention.retained_only_for(self.partitions[pidx], confirmed)
-        self._m_retained[pidx].set(retained.bytes)
-        if hold is None and retention.over_cap(retained, self._env.config):
-            self._release_wanted[pidx] = True
+        released = self._record.partitions[pidx].state is CkptState.RELEASED
+        bound = self._cap.bound(pidx, released, self._persisted_confirmed[pidx])
+        if self._cap.wanted[pidx]:
             self._wake.set()
             if self.error is not None:
                 # stopped for good: no driver thread records it, and a failed duplication
                 # must not fill the disk either (it stays failed until removed)
-                self._release_past_cap()
+                self._release_past_cap(stopped=True)
                 if self._record.partitions[pidx].state is CkptState.RELEASED:
-                    return None
-        return confirmed if hold is None else min(confirmed, hold)
+                    return self._cap.holding[pidx]
+        return bound
 
     def pinned(self, pidx: int) -> frozenset[int]:
         return self._pinned[pidx]
@@ -251,26 +241,23 @@ class Duplication:
 
     # -- the retention cap ------------------------------------------------------
 
-    def _release_past_cap(self) -> None:
+    def _release_past_cap(self, stopped: bool = False) -> None:
         """Record (durably) that partitions past the cap must re-learn; GC frees their WAL after.
 
-        Runs in the driver thread only, between steps, so no step in flight holds an
-        artifact or a record it would save over this one.
+        Runs in the driver thread between steps (so no step in flight holds an artifact
+        or a record it would save over this one), or in GC once the driver has stopped
+        for good.
         """
-        wanted = [i for i, w in enumerate(self._release_wanted) if w]
-        self._release_wanted = [False] * len(self._release_wanted)
-        if self._status in (DupStatus.PREPARE, DupStatus.REMOVED):
+        wanted = self._cap.take_wanted()
+        if self._status == DupStatus.REMOVED or (self._status == DupStatus.PREPARE and not stopped):
             return  # PREPARE replaces every partition's record with a fresh checkpoint anyway
         with self._changed:
             parts = list(self._record.partitions)
             released = []
             for i in wanted:
                 c = parts[i]
-                if c.state is CkptState.RELEASED or self._holding[i] is not None:
-                    continue
-                # measured again: the follower may have confirmed more since GC asked
-                r = retention.retained_only_for(self.partitions[i], self._persisted_confirmed[i])
-                if not retention.over_cap(r, self._env.config):
+                r = None if c.state is CkptState.RELEASED else self._cap.past(i, self._persisted_confirmed[i])
+                if r is None:
                     continue
                 parts[i] = replace(c, state=CkptState.RELEASED)
                 released.append((i, r))
@@ -354,7 +341,7 @@ class Duplication:
             if status == DupStatus.REMOVED:
                 return
             try:
-                if any(self._release_wanted):
+                if any(self._cap.wanted):
                     self._release_past_cap()
                 if status == DupStatus.PAUSE:
                     self._wait()
@@ -483,8 +470,7 @@ class Duplication:
     def _prepare(self) -> None:
         # a partition released before (the remote was down since INIT) pins nothing: hold
         # the WAL from here until its checkpoint's decree is recorded
-        self._holding = [p.last_committed for p in self.partitions]
-        try:
+        with self._cap.hold(range(len(self.partitions))):
             if self._env.config.checkpoint_policy == "legacy":
                 arts = self._legacy_artifacts()
             else:
@@ -500,8 +486,6 @@ class Duplication:
             # confirmed decrees move to the checkpoints only once persisted, so the WAL
             # after them is kept from here on
             self._transition(DupStatus.APP, [self._ckpt_record(art) for art in arts])
-        finally:
-            self._holding = [None] * len(self.partitions)
 
     @staticmethod
     def _ckpt_record(art: policy.Artifact) -> PartitionCheckpoint:
@@ -529,16 +513,14 @@ class Duplication:
         if remade:
             # restarted after PREPARE, or released past the retention cap: checkpoint again,
             # at a newer decree, and record that before the follower learns from it
-            for i in remade:
-                self._holding[i] = self.partitions[i].last_committed
-            try:
+            with self._cap.hold(remade):
                 arts = {}
                 for i in remade:
                     p = self.partitions[i]
                     if self._env.config.checkpoint_policy == "legacy":
                         # the WAL is kept only after the persisted confirmed decree (after the
                         # held one for a released partition): an older checkpoint leaves a gap
-                        held = self._holding[i] or 0
+                        held = self._cap.holding[i] or 0
                         floor = held if i in released else self._persisted_confirmed[i]
                         art = policy.legacy_ready(p, floor) or policy.large(p)
                     else:
@@ -551,9 +533,6 @@ class Duplication:
                         ckpt[i] = self._ckpt_record(art)
                     self._save(self._record.with_partitions(ckpt))
                     self._adopt_ckpt()
-            finally:
-                for i in remade:
-                    self._holding[i] = None
         empties: dict[int, int] = {}
         tasks: dict[int, Future[None]] = {}
         for i in range(n):
@@ -632,7 +611,7 @@ class Duplication:
                 raise DuplicationError(f"follower partition {i} is not learned")
             sh.restart_at(source_decree + 1)
         while self._status == DupStatus.LOG and not self._stopping.is_set():
-            if any(self._release_wanted):
+            if any(self._cap.wanted):
                 return  # the driver loop records the release, then comes back
             self._wake.clear()
             moved = False

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import Config
 from ..storage.partition import Partition
@@ -55,4 +57,56 @@ def over_cap(r: Retained, config: Config) -> bool:
     return r.bytes > config.dup_max_retained_wal_bytes or r.age_seconds > config.dup_max_retained_wal_seconds
 
 
-__all__ = ["Retained", "clock", "over_cap", "retained_only_for"]
+class Cap:
+    """One duplication's side of the cap: the partitions GC found past it, and the WAL held while
+    a fresh checkpoint is made (memory only: after a restart the checkpoint is made again)."""
+
+    def __init__(self, partitions: list[Partition], config: Config, retained_gauges: list[Any]) -> None:
+        self._partitions = partitions
+        self._config = config
+        self._gauges = retained_gauges
+        #: per partition, the decree the WAL is held after while a fresh checkpoint is made
+        self.holding: list[int | None] = [None] * len(partitions)
+        #: set by GC; the driver records the release, so nothing is freed before it is durable
+        self.wanted = [False] * len(partitions)
+
+    def bound(self, pidx: int, released: bool, confirmed: int) -> int | None:
+        """What GC must keep after for this duplication; flags the partition when past the cap
+        (the WAL stays held until the release is recorded)."""
+        hold = self.holding[pidx]
+        if released:
+            self._gauges[pidx].set(0)
+            return hold  # a released partition holds nothing but a checkpoint being made
+        r = retained_only_for(self._partitions[pidx], confirmed)
+        self._gauges[pidx].set(r.bytes)
+        if hold is None and over_cap(r, self._config):
+            self.wanted[pidx] = True
+        return confirmed if hold is None else min(confirmed, hold)
+
+    def take_wanted(self) -> list[int]:
+        out = [i for i, w in enumerate(self.wanted) if w]
+        self.wanted = [False] * len(self.wanted)
+        return out
+
+    def past(self, pidx: int, confirmed: int) -> Retained | None:
+        """Measured again as the release is recorded: the follower may have confirmed more."""
+        if self.holding[pidx] is not None:
+            return None
+        r = retained_only_for(self._partitions[pidx], confirmed)
+        return r if over_cap(r, self._config) else None
+
+    @contextmanager
+    def hold(self, pidxs: Iterable[int]) -> Iterator[None]:
+        """Keep the WAL after each partition's committed decree while a checkpoint is made: it is
+        at or past that decree, so the WAL after it is whole when its record pins it."""
+        held = list(pidxs)
+        for i in held:
+            self.holding[i] = self._partitions[i].last_committed
+        try:
+            yield
+        finally:
+            for i in held:
+                self.holding[i] = None
+
+
+__all__ = ["Cap", "Retained", "clock", "over_cap", "retained_only_for"]
