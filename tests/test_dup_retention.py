@@ -21,6 +21,7 @@ from typing import Any
 import pegasus_fast as pf
 import pytest
 from dupharness import DupPair, caught_up, check_converged, wait_until
+from pegasus_fast import fileio
 from pegasus_fast.duplication import retention
 from pegasus_fast.duplication.driver import RELEASED_REASON
 from pegasus_fast.duplication.record import CkptState, DupRecord, PartitionCheckpoint
@@ -417,3 +418,25 @@ def test_a_failed_duplication_does_not_pin_the_wal_past_the_cap(root: Path, clos
     assert _released(dup)
     assert len(_wal_files(src)) < held
     assert _metric(src, "dup_wal_released_total", dup.dupid) == 1
+
+
+def test_a_release_that_cannot_be_recorded_frees_nothing(root: Path, closing: list[DupPair]) -> None:
+    pair = _pair(root, dup_max_retained_wal_bytes=MIB)
+    closing.append(pair)
+    t, dup = _start(pair)
+    src = pair.source
+    assert src is not None
+    pair.close_follower()
+    _write(t, 60, "b")
+    journal = os.sep + "meta" + os.sep
+    held = _wal_files(src)
+    with fileio.faults([fileio.Fault("fdatasync", 1, path_part=journal)]) as plan:
+        _gc(src)
+        wait_until(lambda: bool(plan.fired), WAIT, "the release's journal write")
+        _gc(src)
+        assert _wal_files(src) == held  # not durable, so not freed
+    wait_until(lambda: _released(dup), WAIT, lambda: f"release: {dup.progress()}")  # asked again
+    _gc(src)
+    assert len(_wal_files(src)) < len(held)
+    pair.open_follower()
+    _converge(pair, dup)

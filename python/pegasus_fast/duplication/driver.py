@@ -211,7 +211,11 @@ class Duplication:
             if self.error is not None:
                 # stopped for good: no driver thread records it, and a failed duplication
                 # must not fill the disk either (it stays failed until removed)
-                self._release_past_cap(stopped=True)
+                try:
+                    self._release_past_cap(stopped=True)
+                except Exception as exc:  # noqa: BLE001 - not recorded: the WAL stays held
+                    log.warning("duplication %s: recording a release failed: %s", self.dupid, exc)
+                    return bound
                 if self._record.partitions[pidx].state is CkptState.RELEASED:
                     return self._cap.holding[pidx]
         return bound
