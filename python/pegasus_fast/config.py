@@ -32,6 +32,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "gc_interval_ms": (10, None),
     "background_workers": (1, MAX_BACKGROUND_WORKERS),
     "delete_tombstone_seconds": (0, 0xFFFFFFFF),
+    "dup_max_retained_wal_bytes": (1, None),
+    "dup_max_retained_wal_seconds": (1, None),
 }
 
 
@@ -85,6 +87,16 @@ class Config:
     #: one from the cluster name (crc64(name) % 127 + 1), which two names can share: configure it
     #: on every cluster that duplicates. Fixed once the cluster exists.
     cluster_id: int | None = None
+    #: WAL a partition keeps only for one duplication (bytes its GC would otherwise free) is
+    #: capped: past it, the WAL is released and the follower partition re-learns from a fresh
+    #: checkpoint once the remote is back (Pegasus #2015: a long outage filled the disks).
+    #: 10 GiB a partition is 320 default log files, far past any partition a small-partition
+    #: snapshot or a checkpoint copies faster than its log replays. >= 1.
+    dup_max_retained_wal_bytes: int = 10 << 30
+    #: the same cap by age: the oldest file kept only for a duplication, by its last write. A
+    #: day rides out a data-centre outage or a weekend's forgotten pause; after that a fresh
+    #: checkpoint is cheaper than a day of log. >= 1, finite.
+    dup_max_retained_wal_seconds: float = 86400.0
 
     def __post_init__(self) -> None:
         if self.wal_sync not in WAL_SYNC_MODES:

@@ -239,6 +239,20 @@ class DuplicationGapError(DuplicationError):
         self.got = got
 
 
+class DuplicationWalReleasedError(DuplicationError):
+    """The WAL a duplication without checkpoint needed went past the retention cap and was freed:
+    it cannot re-learn (a checkpoint would replace the follower table), so it stops; remove it and
+    add one with a checkpoint."""
+
+    def __init__(self, dupid: int, pidxs: list[int]) -> None:
+        super().__init__(
+            f"duplication {dupid}: WAL of partitions {pidxs} was released past the retention cap, "
+            "and a duplication without checkpoint cannot re-learn"
+        )
+        self.dupid = dupid
+        self.pidxs = pidxs
+
+
 class RemoteUnavailableError(PegasusFastError):
     """The remote cluster of a duplication (or a served cluster) cannot be reached now."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest
 
-CHECKPOINT_STATES = ["pending", "empty", "ready", "copying", "learned"]
+CHECKPOINT_STATES = ["pending", "empty", "ready", "copying", "learned", "released"]
 
 
 class Metrics:
@@ -24,6 +24,24 @@ class Metrics:
         self.dup_shipped_mutations = Counter("dup_shipped_mutations", "mutations shipped", dup, registry=r)
         self.dup_lost_mutations = Counter(
             "dup_lost_mutations", "mutations skipped under fail_mode=skip", dup, registry=r
+        )
+        self.dup_retained_wal_bytes = Gauge(
+            "dup_retained_wal_bytes",
+            "WAL bytes a partition keeps only for this duplication (capped by dup_max_retained_wal_bytes)",
+            dup,
+            registry=r,
+        )
+        self.dup_wal_released = Counter(
+            "dup_wal_released",
+            "times the WAL kept for a duplication went past the retention cap and was freed",
+            dup,
+            registry=r,
+        )
+        self.dup_relearn_required = Gauge(
+            "dup_relearn_required",
+            "1 while a partition's WAL is released and its follower must re-learn a fresh checkpoint",
+            dup,
+            registry=r,
         )
         self.dup_checkpoint_state = Enum(
             "dup_checkpoint_state",

@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import (
     ClosedError,
     DuplicationError,
+    DuplicationWalReleasedError,
     PartitionUnavailableError,
     RemoteUnavailableError,
     Retry,
@@ -28,6 +29,7 @@ from ..errors import (
 )
 from ..metrics import Metrics
 from . import checkpoints as policy
+from . import retention
 from .ports import Chunk, Connector, Follower, SourceId, SourceTables, Tasks
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
@@ -36,6 +38,8 @@ from .status import TRANSITIONS, DupStatus, PartitionProgress
 log = logging.getLogger(__name__)
 
 CONFIRM_PERSIST_INTERVAL = 1.0
+#: progress's reason for a partition whose WAL went past the retention cap
+RELEASED_REASON = "wal released past retention cap; will re-learn"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,11 @@ class Duplication:
         self._m_muts = [m.dup_shipped_mutations.labels(*x) for x in labels]
         self._m_lost = [m.dup_lost_mutations.labels(*x) for x in labels]
         self._m_state = [m.dup_checkpoint_state.labels(*x) for x in labels]
+        self._cap = retention.Cap(
+            self.partitions, env.config, [m.dup_retained_wal_bytes.labels(*x) for x in labels]
+        )
+        self._m_released = [m.dup_wal_released.labels(*x) for x in labels]
+        self._m_relearn = [m.dup_relearn_required.labels(*x) for x in labels]
         for i in range(n):
             self._set_ckpt_metric(i)
 
@@ -161,11 +170,16 @@ class Duplication:
                     last_committed_decree=p.last_committed,
                     pending_mutations=max(0, p.last_committed - confirmed),
                     time_lag_ms=sh.time_lag_ms,
-                    reason=self._reasons[i],
+                    reason=self._reason(i, c),
                     checkpoint_duration_ms=c.duration_ms,
                 )
             )
         return out
+
+    def _reason(self, i: int, c: PartitionCheckpoint) -> str:
+        if c.state is not CkptState.RELEASED:
+            return self._reasons[i]
+        return RELEASED_REASON + (f"; {self._reasons[i]}" if self._reasons[i] else "")
 
     def pause(self) -> None:
         self._transition(DupStatus.PAUSE)
@@ -182,10 +196,29 @@ class Duplication:
     # -- what the source partitions ask of it (through the catalog's PartitionHooks) ---------
 
     def retain_after(self, pidx: int) -> int | None:
-        """The WAL must keep decrees after this one for this duplication."""
+        """The WAL must keep decrees after this one for this duplication (None: nothing).
+
+        Past the retention cap this asks the driver to release the partition and
+        keeps the WAL until that is recorded; a released partition holds nothing
+        but a fresh checkpoint being made.
+        """
         if self._status == DupStatus.REMOVED:
             return None
-        return self._persisted_confirmed[pidx]
+        released = self._record.partitions[pidx].state is CkptState.RELEASED
+        bound = self._cap.bound(pidx, released, self._persisted_confirmed[pidx])
+        if self._cap.wanted[pidx]:
+            self._wake.set()
+            if self.error is not None:
+                # stopped for good: no driver thread records it, and a failed duplication
+                # must not fill the disk either (it stays failed until removed)
+                try:
+                    self._release_past_cap(stopped=True)
+                except Exception as exc:  # noqa: BLE001 - not recorded: the WAL stays held
+                    log.warning("duplication %s: recording a release failed: %s", self.dupid, exc)
+                    return bound
+                if self._record.partitions[pidx].state is CkptState.RELEASED:
+                    return self._cap.holding[pidx]
+        return bound
 
     def pinned(self, pidx: int) -> frozenset[int]:
         return self._pinned[pidx]
@@ -209,6 +242,46 @@ class Duplication:
             t.join()
         if self._status in (DupStatus.LOG, DupStatus.PAUSE):
             self._persist_confirmed(force=True)
+
+    # -- the retention cap ------------------------------------------------------
+
+    def _release_past_cap(self, stopped: bool = False) -> None:
+        """Record (durably) that partitions past the cap must re-learn; GC frees their WAL after.
+
+        Runs in the driver thread between steps (so no step in flight holds an artifact
+        or a record it would save over this one), or in GC once the driver has stopped
+        for good.
+        """
+        wanted = self._cap.take_wanted()
+        if self._status == DupStatus.REMOVED or (self._status == DupStatus.PREPARE and not stopped):
+            return  # PREPARE replaces every partition's record with a fresh checkpoint anyway
+        with self._changed:
+            parts = list(self._record.partitions)
+            released = []
+            for i in wanted:
+                c = parts[i]
+                r = None if c.state is CkptState.RELEASED else self._cap.past(i, self._persisted_confirmed[i])
+                if r is None:
+                    continue
+                parts[i] = replace(c, state=CkptState.RELEASED)
+                released.append((i, r))
+            if not released:
+                return
+            self._save(self._record.with_partitions(parts))
+        for i, r in released:
+            log.warning(
+                "duplication %s: partition %s kept %d WAL bytes (oldest %.0fs) past the retention cap; "
+                "released, the follower will re-learn",
+                self.dupid,
+                i,
+                r.bytes,
+                r.age_seconds,
+            )
+            # an artifact made before is of no use: its WAL is gone, and a fresh one is made
+            self._artifacts[i] = None
+            self._pinned[i] = frozenset()
+            self._m_released[i].inc()
+            self._set_ckpt_metric(i)
 
     # -- persistence ----------------------------------------------------------
 
@@ -261,6 +334,7 @@ class Duplication:
     def _set_ckpt_metric(self, i: int) -> None:
         state = "copying" if self._copying[i] is not None else self._record.partitions[i].state.value
         self._m_state[i].state(state)
+        self._m_relearn[i].set(1 if state == CkptState.RELEASED.value else 0)
 
     # -- the driver thread ----------------------------------------------------
 
@@ -271,6 +345,8 @@ class Duplication:
             if status == DupStatus.REMOVED:
                 return
             try:
+                if any(self._cap.wanted):
+                    self._release_past_cap()
                 if status == DupStatus.PAUSE:
                     self._wait()
                     continue
@@ -341,7 +417,12 @@ class Duplication:
     def _source_id(self) -> SourceId:
         return SourceId(self._env.cluster_name, self._env.cluster_uid, self.table_name, self.dupid)
 
+    def _released(self) -> list[int]:
+        return [i for i, c in enumerate(self._record.partitions) if c.state is CkptState.RELEASED]
+
     def _no_checkpoint(self, follower: Follower) -> list[PartitionCheckpoint]:
+        if self._released():
+            raise DuplicationWalReleasedError(self.dupid, self._released())
         follower.ensure_table(self.remote_table, len(self.partitions), self._source_id(), False)
         todo = {}
         statuses = follower.partition_statuses(self.remote_table, len(self.partitions))
@@ -393,20 +474,24 @@ class Duplication:
             self._pinned[i] = frozenset({art.decree})
 
     def _prepare(self) -> None:
-        if self._env.config.checkpoint_policy == "legacy":
-            arts = self._legacy_artifacts()
-        else:
-            futures: list[Future[policy.Artifact]] = [
-                self._env.tasks.high(lambda i=i: self._make_artifact(i)) for i in range(len(self.partitions))
-            ]
-            wait(futures)  # all of them end before a failure is raised and PREPARE retried
-            arts = [f.result() for f in futures]
-        for i, art in enumerate(arts):
-            self._hold(i, art)
-            self._reasons[i] = ""
-        # confirmed decrees move to the checkpoints only once persisted, so the WAL
-        # after them is kept from here on
-        self._transition(DupStatus.APP, [self._ckpt_record(art) for art in arts])
+        # a partition released before (the remote was down since INIT) pins nothing: hold
+        # the WAL from here until its checkpoint's decree is recorded
+        with self._cap.hold(range(len(self.partitions))):
+            if self._env.config.checkpoint_policy == "legacy":
+                arts = self._legacy_artifacts()
+            else:
+                futures: list[Future[policy.Artifact]] = [
+                    self._env.tasks.high(lambda i=i: self._make_artifact(i))
+                    for i in range(len(self.partitions))
+                ]
+                wait(futures)  # all of them end before a failure is raised and PREPARE retried
+                arts = [f.result() for f in futures]
+            for i, art in enumerate(arts):
+                self._hold(i, art)
+                self._reasons[i] = ""
+            # confirmed decrees move to the checkpoints only once persisted, so the WAL
+            # after them is kept from here on
+            self._transition(DupStatus.APP, [self._ckpt_record(art) for art in arts])
 
     @staticmethod
     def _ckpt_record(art: policy.Artifact) -> PartitionCheckpoint:
@@ -424,22 +509,36 @@ class Duplication:
     def _app(self, follower: Follower) -> None:
         n = len(self.partitions)
         follower.ensure_table(self.remote_table, n, self._source_id(), True)
+        released = self._released()
+        if released:
+            # the follower stops serving them (durably) before it learns again: what it has
+            # is a prefix with a gap after it, never served as complete
+            follower.restart_learning(self.remote_table, released)
         learned_now = [learned for learned, _ in follower.partition_statuses(self.remote_table, n)]
         remade = [i for i in range(n) if not learned_now[i] and self._artifacts[i] is None]
         if remade:
-            # restarted after PREPARE: checkpoint again, at a newer decree, and record
-            # that before the follower learns from it
-            ckpt = list(self._record.partitions)
-            for i in remade:
-                p = self.partitions[i]
-                if self._env.config.checkpoint_policy == "legacy":
-                    art = policy.legacy_ready(p, 0) or policy.large(p)
-                else:
-                    art = self._make_artifact(i)
-                self._hold(i, art)
-                ckpt[i] = self._ckpt_record(art)
-            self._save(self._record.with_partitions(ckpt))
-            self._adopt_ckpt()
+            # restarted after PREPARE, or released past the retention cap: checkpoint again,
+            # at a newer decree, and record that before the follower learns from it
+            with self._cap.hold(remade):
+                arts = {}
+                for i in remade:
+                    p = self.partitions[i]
+                    if self._env.config.checkpoint_policy == "legacy":
+                        # the WAL is kept only after the persisted confirmed decree (after the
+                        # held one for a released partition): an older checkpoint leaves a gap
+                        held = self._cap.holding[i] or 0
+                        floor = held if i in released else self._persisted_confirmed[i]
+                        art = policy.legacy_ready(p, floor) or policy.large(p)
+                    else:
+                        art = self._make_artifact(i)
+                    self._hold(i, art)
+                    arts[i] = art
+                with self._changed:
+                    ckpt = list(self._record.partitions)
+                    for i, art in arts.items():
+                        ckpt[i] = self._ckpt_record(art)
+                    self._save(self._record.with_partitions(ckpt))
+                    self._adopt_ckpt()
         empties: dict[int, int] = {}
         tasks: dict[int, Future[None]] = {}
         for i in range(n):
@@ -503,12 +602,23 @@ class Duplication:
     # LOG -------------------------------------------------------------------------
 
     def _log(self, follower: Follower) -> None:
+        released = self._released()
+        if released:
+            if not self.with_checkpoint:
+                raise DuplicationWalReleasedError(self.dupid, released)
+            # nothing is shipped after a freed gap: the released partitions learn a fresh
+            # checkpoint in APP (the others wait the while, their confirmed decrees kept)
+            self._persist_confirmed(force=True)
+            self._transition(DupStatus.APP)
+            return
         statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
         for i, (sh, (learned, source_decree)) in enumerate(zip(self._shippers, statuses)):
             if not learned:
                 raise DuplicationError(f"follower partition {i} is not learned")
             sh.restart_at(source_decree + 1)
         while self._status == DupStatus.LOG and not self._stopping.is_set():
+            if any(self._cap.wanted):
+                return  # the driver loop records the release, then comes back
             self._wake.clear()
             moved = False
             for i, sh in enumerate(self._shippers):

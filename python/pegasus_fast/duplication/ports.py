@@ -90,6 +90,15 @@ class Follower(Protocol):
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
         """Persist that these partitions hold their checkpoints, then let them serve."""
 
+    def restart_learning(self, table: str, pidxs: list[int]) -> None:
+        """Learned partitions go back to learning: persist that they are not learned first,
+        then refuse their reads and writes (PartitionUnavailableError) until a later
+        ``mark_learned``. The source calls it when it freed WAL the follower had not confirmed
+        (the retention cap): what they hold is a prefix with a gap after it. Idempotent
+        (partitions already learning stay as they are, keeping a checkpoint copy in progress);
+        the next learn_* replaces their data. A table fed by another partition count
+        (re-routed, no checkpoint) is a DuplicationError."""
+
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         """Apply shipped WAL blocks idempotently under last-writer-wins (source decrees up to
         ``skipped_through`` were the follower's own writes, not sent back); returns the source

@@ -24,6 +24,9 @@ class CkptState(Enum):
     READY = "ready"
     COPYING = "copying"
     LEARNED = "learned"
+    #: the WAL after ``confirmed`` went past the retention cap and was freed: the follower
+    #: partition must learn a fresh checkpoint before anything is shipped to it again
+    RELEASED = "released"
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class PartitionCheckpoint:
     size_bytes: int = 0
 
     def describe(self) -> str:
-        """As progress shows it: pending, empty, ready@<decree>, learned."""
+        """As progress shows it: pending, empty, ready@<decree>, learned, released."""
         if self.state is CkptState.READY:
             return f"ready@{self.decree}"
         return self.state.value

@@ -23,7 +23,8 @@ TRANSITIONS: dict[DupStatus, frozenset[DupStatus]] = {
     DupStatus.INIT: frozenset({DupStatus.PREPARE, DupStatus.LOG}),
     DupStatus.PREPARE: frozenset({DupStatus.APP}),
     DupStatus.APP: frozenset({DupStatus.LOG}),
-    DupStatus.LOG: frozenset({DupStatus.PAUSE}),
+    #: LOG -> APP: partitions whose WAL went past the retention cap learn a fresh checkpoint
+    DupStatus.LOG: frozenset({DupStatus.PAUSE, DupStatus.APP}),
     DupStatus.PAUSE: frozenset({DupStatus.LOG}),
     DupStatus.REMOVED: frozenset(),
 }

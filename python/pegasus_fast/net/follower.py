@@ -121,6 +121,9 @@ class RemoteFollower:
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
         self._call("MarkLearned", pb.MarkLearnedRequest(table=table, pidxs=pidxs))
 
+    def restart_learning(self, table: str, pidxs: list[int]) -> None:
+        self._call("RestartLearning", pb.MarkLearnedRequest(table=table, pidxs=pidxs))
+
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         if self.message_limit and len(blocks) > self.max_batch_bytes():
             # one WAL block larger than the follower takes: it could never be shipped (Pegasus #1840

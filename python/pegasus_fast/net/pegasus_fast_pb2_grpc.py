@@ -1200,6 +1200,11 @@ class FollowerStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MarkLearnedRequest.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
                 _registered_method=True)
+        self.RestartLearning = channel.unary_unary(
+                '/pegasus_fast.v1.Follower/RestartLearning',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MarkLearnedRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
         self.Apply = channel.unary_unary(
                 '/pegasus_fast.v1.Follower/Apply',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ApplyRequest.SerializeToString,
@@ -1282,6 +1287,14 @@ class FollowerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RestartLearning(self, request, context):
+        """The source freed WAL these partitions still needed (past its retention cap): they stop
+        serving, durably, and learn a fresh checkpoint; what they hold has a gap after it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Apply(self, request, context):
         """Apply WAL blocks exactly as the source stored them (docs/wal-format.md).
         The reply acknowledges the source decree now durable on the follower;
@@ -1348,6 +1361,11 @@ def add_FollowerServicer_to_server(servicer, server):
             ),
             'MarkLearned': grpc.unary_unary_rpc_method_handler(
                     servicer.MarkLearned,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MarkLearnedRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'RestartLearning': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestartLearning,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MarkLearnedRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
             ),
@@ -1587,6 +1605,33 @@ class Follower:
             request,
             target,
             '/pegasus_fast.v1.Follower/MarkLearned',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MarkLearnedRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestartLearning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Follower/RestartLearning',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.MarkLearnedRequest.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
             options,

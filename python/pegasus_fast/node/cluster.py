@@ -445,6 +445,17 @@ class Cluster:
         for pidx in pidxs:
             table.partitions[pidx].state = SERVING
 
+    def _restart_learning(self, name: str, pidxs: list[int]) -> None:
+        """Follower partitions learn again: not learned durably first, so a restart in between
+        opens them learning (empty), never serving what they had."""
+        rec = self._table_record(name)
+        if rec is None or rec.follower_of is None:
+            raise DuplicationError(f"table {name!r} is not a duplication's follower")
+        self.meta.set_learned(name, pidxs, learned=False)
+        table = self.table(name)
+        for pidx in pidxs:
+            table.partitions[pidx].restart_learning()
+
     def table(self, name: str) -> Table:
         with self._lock:
             self._check_open()

@@ -236,6 +236,14 @@ class LocalFollower:
         self.cluster._mark_learned(table, pidxs)
 
     @_closed_is_unavailable
+    def restart_learning(self, table: str, pidxs: list[int]) -> None:
+        if self._rerouted(table) is not None:
+            raise DuplicationError(f"table {table!r} is re-routed from its source: it cannot learn again")
+        for pidx in pidxs:
+            self._partition(table, pidx)  # each one exists
+        self.cluster._restart_learning(table, pidxs)
+
+    @_closed_is_unavailable
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         parts = self._rerouted(table)
         if parts is not None:

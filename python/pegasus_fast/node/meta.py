@@ -277,15 +277,15 @@ class ClusterMeta:
             record = replace(self._state.tables[name], follower_of=follower_of)
             self._commit(replace(self._state, tables={**self._state.tables, name: record}))
 
-    def set_learned(self, name: str, pidxs: list[int]) -> None:
+    def set_learned(self, name: str, pidxs: list[int], learned: bool = True) -> None:
         with self._lock:
             t = self._state.tables[name]
             if t.follower_of is None:
                 return
-            learned = list(t.follower_of.learned)
+            flags = list(t.follower_of.learned)
             for pidx in pidxs:
-                learned[pidx] = True
-            record = replace(t, follower_of=replace(t.follower_of, learned=tuple(learned)))
+                flags[pidx] = learned
+            record = replace(t, follower_of=replace(t.follower_of, learned=tuple(flags)))
             self._commit(replace(self._state, tables={**self._state.tables, name: record}))
 
     # -- duplications ---------------------------------------------------------------------

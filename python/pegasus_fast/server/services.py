@@ -371,6 +371,11 @@ class FollowerService(rpc.FollowerServicer):
         return pb.Empty()
 
     @_typed
+    def RestartLearning(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self.f.restart_learning(request.table, list(request.pidxs))
+        return pb.Empty()
+
+    @_typed
     def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
         decree = self.f.apply(request.table, request.pidx, request.blocks, request.skipped_through)
         return pb.ApplyReply(source_decree=decree)

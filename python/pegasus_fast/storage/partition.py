@@ -567,6 +567,15 @@ class Partition:
                     self._db.close()
                     self._db = None
 
+    def restart_learning(self) -> None:
+        """A follower partition stops serving to learn a fresh checkpoint (its data stays until
+        the learn replaces it; a failed one stays failed until reopened)."""
+        with self.lock:
+            if self.state == CLOSED:
+                raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
+            if self.state == SERVING:
+                self.state = LEARNING
+
     def install_rdb(self, directory: str) -> None:
         """Replace this (learning) partition's data with a verified checkpoint copy.
 
