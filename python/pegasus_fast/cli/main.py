@@ -16,6 +16,7 @@ from ..errors import ClusterLockedError, PegasusFastError
 from ..node.cluster import Cluster
 from ..node.local_follower import open_cluster_at
 from .format import table
+from .progress import wait_for_log
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-checkpoint", action="store_true")
     p.add_argument("--fail-mode", default="slow", choices=["slow", "skip", "fast"])
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--no-progress", action="store_true", help="no per-partition copy progress on stderr")
     p = sub.add_parser("query_dup", help="a table's duplications (-d: per partition)")
     p.add_argument("table")
     p.add_argument("-d", "--detail", action="store_true")
@@ -292,7 +294,7 @@ def run(argv: list[str] | None = None) -> int:
                     fail_mode=args.fail_mode,
                 )
                 start = time.perf_counter()
-                d.wait_for(DupStatus.LOG, timeout=args.timeout)
+                wait_for_log(d, args.timeout, show=not args.no_progress)
                 print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
                 _print_progress(d)
                 _settle(c)
