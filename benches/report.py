@@ -33,7 +33,8 @@ import report_measure as measure  # noqa: E402
 from pegasus_fast import Config  # noqa: E402
 from pegasus_fast.bench import runner, stats  # noqa: E402
 
-SIZES = [0, 1, 2, 10, 100, 1_000, 10_000, 100_000, 300_000, 1_000_000]
+# the issue's sizes, plus 30k and 300k on both sides of the small/large boundary
+SIZES = [0, 1, 2, 10, 100, 1_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,6 +46,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python benches/report.py " + " ".join(sys.argv[1:]),
         "machine": runner.machine(),
+        "loadavg_start": os.getloadavg(),
         "legacy_seconds": args.legacy_seconds,
         "partitions": 8,
         "small_partition_max_bytes": Config().small_partition_max_bytes,
@@ -56,11 +58,12 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     data["bench"] = runner.run(quick=False)
     say("add_dup sweep:")
     with tempfile.TemporaryDirectory(prefix="pf-report-", dir=os.environ.get("PF_BENCH_DIR")) as root:
-        runs = {"adaptive": args.runs_adaptive, "legacy": args.runs_legacy}
+        runs = {"adaptive": args.runs_adaptive, "legacy": args.runs_legacy, "large-only": args.runs_adaptive}
         sweep = measure.add_dup_sweep(root, args.sizes, runs, args.legacy_seconds, say=say)
         per_record = sweep[-1]["data_bytes"] / max(1, sweep[-1]["records"])
         if args.large_gb:
             records = int(args.large_gb * 1e9 / per_record)
+            # past the boundary adaptive is the large path already: no large-only runs
             large_runs = {"adaptive": args.large_runs, "legacy": args.large_runs}
             sweep += measure.add_dup_sweep(root, [records], large_runs, args.legacy_seconds, say=say)
     data["sweep"] = sweep
@@ -91,6 +94,7 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
         )
         say(f"  {v['label']}: p50 {v['p50_ms']:.2f} ms, p99 {v['p99_ms']:.2f} ms, max {v['max_ms']:.2f} ms")
     data["lag"] = lag
+    data["loadavg_end"] = os.getloadavg()
     return data
 
 
@@ -110,6 +114,35 @@ def _s(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms"
 
 
+def _boundary_reading(data: dict[str, Any]) -> str:
+    """What the curve does at the small/large boundary, in this run's numbers."""
+    small = [p for p in data["sweep"] if p["adaptive"]["kinds"] == ["small"] and "large-only" in p]
+    large = [p for p in data["sweep"] if "large" in p["adaptive"]["kinds"]]
+    if not small or not large:
+        return "This run has no sizes on both sides of the boundary."
+    s, g = small[-1], large[0]
+    mb_s, mb_g = s["data_bytes"] / 1e6, g["data_bytes"] / 1e6
+    slower = s["adaptive"]["median"] / s["large-only"]["median"]
+    return (
+        f"At the boundary: the largest size below it ({s['records']:,} records, {mb_s:.1f} MB) took "
+        f"{_s(s['adaptive']['median'])} on the small path ({s['adaptive']['median'] / mb_s * 1e3:.1f} ms/MB), "
+        f"the smallest above it ({g['records']:,} records, {mb_g:.1f} MB) {_s(g['adaptive']['median'])} on the "
+        f"large path ({g['adaptive']['median'] / mb_g * 1e3:.1f} ms/MB). The same {s['records']:,} records "
+        f"forced onto the checkpoint copy took {_s(s['large-only']['median'])}: the logical snapshot is "
+        f"{slower:.1f}x {'slower' if slower > 1 else 'faster'} there. So there is no upward cliff at the "
+        + (
+            "boundary, but a step down: the 4 MiB threshold is above where the two paths cost the same "
+            "(compare the adaptive and large-only rows)."
+            if slower > 1
+            else "boundary."
+        )
+    )
+
+
+def _load(data: dict[str, Any], key: str) -> str:
+    return " / ".join(f"{x:.2f}" for x in data.get(key, [])) or "not recorded"
+
+
 def markdown(data: dict[str, Any]) -> str:
     m, fs = data["machine"], data["fdatasync"]
     out = [
@@ -119,7 +152,8 @@ def markdown(data: dict[str, Any]) -> str:
         "page comes from that run (raw results: [img/benchmarks.json](img/benchmarks.json)). Machine:",
         f"{m['cores']} cores ({m['cpu']}), Python {m['python']}, {m['platform']}; the disk's fdatasync",
         f"(4 KiB appended, {fs['n']} times): p50 {fs['p50_ms']:.3f} ms, p99 {fs['p99_ms']:.3f} ms. The machine",
-        "is shared with other developers' work, so figures move between runs; spreads are shown.",
+        "is shared with other developers' work, so figures move between runs; spreads are shown",
+        f"(load average at the start {_load(data, 'loadavg_start')}, at the end {_load(data, 'loadavg_end')}).",
         "",
         "Anyone with the wheel can run the Rust-vs-twin part: `pegasus-fast bench` (`--quick`,",
         "`--json PATH`, `--plot PATH.png` with `pip install 'pegasus_fast[plot]'`).",
@@ -139,16 +173,22 @@ def markdown(data: dict[str, Any]) -> str:
         "horizontal lines are Pegasus's figures from apache/incubator-pegasus#2069 (~1 h before its",
         "fix, >= 10 s after), quoted, not measured here.",
         "",
-        "| records | data | adaptive median (min-max) | kinds | legacy median (min-max) | runs (adaptive/legacy) |",
-        "|---:|---:|---|---|---|---|",
+        "`large-only` is the adaptive policy with `small_partition_max_bytes=0`: every non-empty",
+        "partition takes the checkpoint-copy path, to show where the two paths' costs cross.",
+        "",
+        "| records | data | adaptive median (min-max) | kinds | large-only median (min-max) "
+        "| legacy median (min-max) | runs (adaptive/large-only/legacy) |",
+        "|---:|---:|---|---|---|---|---|",
     ]
     for p in data["sweep"]:
-        a, leg = p["adaptive"], p["legacy"]
+        a, leg, lo = p["adaptive"], p["legacy"], p.get("large-only")
+        lo_text = f"{_s(lo['median'])} ({_s(lo['min'])}-{_s(lo['max'])})" if lo else "-"
         out.append(
             f"| {p['records']:,} | {p['data_bytes'] / 1e6:,.1f} MB | {_s(a['median'])} ({_s(a['min'])}-{_s(a['max'])}) "
-            f"| {'/'.join(a['kinds'])} | {_s(leg['median'])} ({_s(leg['min'])}-{_s(leg['max'])}) "
-            f"| {len(a['runs'])}/{len(leg['runs'])} |"
+            f"| {'/'.join(a['kinds'])} | {lo_text} | {_s(leg['median'])} ({_s(leg['min'])}-{_s(leg['max'])}) "
+            f"| {len(a['runs'])}/{len(lo['runs']) if lo else 0}/{len(leg['runs'])} |"
         )
+    out += ["", _boundary_reading(data)]
     biggest = data["sweep"][-1]
     if biggest["data_bytes"] < 1e9:
         out += [

@@ -44,7 +44,9 @@ def add_dup_sweep(
     say: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """For each size: fill one source (untimed), then time add_dup to DS_LOG from a fresh copy of it,
-    ``runs[policy]`` times per policy, the policies' runs interleaved."""
+    ``runs[policy]`` times per policy, the policies' runs interleaved. ``large-only`` is the
+    adaptive policy with ``small_partition_max_bytes=0``: every non-empty partition takes the
+    checkpoint-copy path, to show where the two paths' costs cross."""
     out = []
     for records in sizes:
         pristine = os.path.join(root, "pristine")
@@ -55,10 +57,12 @@ def add_dup_sweep(
         configs = {
             "adaptive": scenario.adaptive_config(),
             "legacy": scenario.legacy_config(legacy_seconds),
+            "large-only": scenario.adaptive_config(small_partition_max_bytes=0),
         }
+        configs = {k: v for k, v in configs.items() if runs.get(k)}
         times: dict[str, list[float]] = {p: [] for p in configs}
         kinds: dict[str, list[str]] = {}
-        for r in range(max(runs.values())):
+        for r in range(max(runs[p] for p in configs)):
             for policy, cfg in configs.items():
                 if r < runs[policy]:
                     run = scenario.run_from_copy(pristine, os.path.join(root, "run"), cfg)

@@ -12,7 +12,7 @@ from pegasus_fast.bench import plot as bench_plot  # noqa: E402
 from pegasus_fast.bench import stats  # noqa: E402
 
 UPSTREAM = "from upstream issue apache/incubator-pegasus#2069, not measured"
-COLORS = {"adaptive": "#b7410e", "legacy": "#3572a5"}
+COLORS = {"adaptive": "#b7410e", "legacy": "#3572a5", "large-only": "#777777"}
 
 
 def add_dup_vs_size(data: dict[str, Any], path: str) -> None:
@@ -20,23 +20,28 @@ def add_dup_vs_size(data: dict[str, Any], path: str) -> None:
     fig, ax = plt.subplots(figsize=(9, 5.5))
     # log-log cannot show 0 records: it sits at 0.5 on the axis, labelled as 0
     xs = [p["records"] or 0.5 for p in sweep]
-    for policy in ("adaptive", "legacy"):
-        med = [p[policy]["median"] for p in sweep]
-        lo = [m - p[policy]["min"] for m, p in zip(med, sweep)]
-        hi = [p[policy]["max"] - m for m, p in zip(med, sweep)]
-        label = (
-            policy
-            if policy == "adaptive"
-            else f"legacy (max interval scaled 1 h -> {data['legacy_seconds']:g} s)"
-        )
+    labels = {
+        "adaptive": "adaptive",
+        "legacy": f"legacy (max interval scaled 1 h -> {data['legacy_seconds']:g} s)",
+        "large-only": "adaptive, small_partition_max_bytes=0 (checkpoint copy only)",
+    }
+    for policy, label in labels.items():
+        pts = [(x, p[policy]) for x, p in zip(xs, sweep) if policy in p]
+        if not pts:
+            continue
+        med = [s["median"] for _, s in pts]
+        lo = [m - s["min"] for m, (_, s) in zip(med, pts)]
+        hi = [s["max"] - m for m, (_, s) in zip(med, pts)]
         ax.errorbar(
-            xs,
+            [x for x, _ in pts],
             med,
             yerr=[lo, hi],
             marker="o",
             capsize=3,
             label=label + " (median; bars: min-max)",
             color=COLORS[policy],
+            ls="--" if policy == "large-only" else "-",
+            ms=4 if policy == "large-only" else 6,
         )
     ax.axhline(3600, ls=":", color="grey")
     ax.text(xs[0], 3600 * 1.15, f"Pegasus before the fix: ~1 h ({UPSTREAM})", fontsize=7, color="dimgrey")
@@ -68,7 +73,7 @@ def add_dup_vs_size(data: dict[str, Any], path: str) -> None:
 def _records_label(p: dict[str, Any]) -> str:
     n = p["records"]
     if n >= 1_000_000:
-        text = f"{n / 1e6:g}M"
+        text = f"{n / 1e6:.3g}M"
     elif n >= 1000:
         text = f"{n / 1e3:g}k"
     else:
@@ -100,18 +105,19 @@ def hot_paths(data: dict[str, Any], path: str) -> None:
 def cost_growth(data: dict[str, Any], path: str) -> None:
     pts = [p for p in data["sweep"] if p["records"] >= 10_000]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    for policy in ("adaptive", "legacy"):
-        xs = [p["records"] for p in pts]
+    for policy in ("adaptive", "large-only", "legacy"):
+        have = [p for p in pts if policy in p]
+        xs = [p["records"] for p in have]
         a1.plot(
             xs,
-            [p[policy]["median"] / (p["data_bytes"] / 1e6) * 1e3 for p in pts],
+            [p[policy]["median"] / (p["data_bytes"] / 1e6) * 1e3 for p in have],
             "o-",
             color=COLORS[policy],
             label=policy,
         )
         a2.plot(
             xs,
-            [p[policy]["median"] / p["records"] * 1e6 for p in pts],
+            [p[policy]["median"] / p["records"] * 1e6 for p in have],
             "o-",
             color=COLORS[policy],
             label=policy,
