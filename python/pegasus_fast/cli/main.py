@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--legacy-seconds", type=float, default=2.0, help="scaled checkpoint_max_interval")
 
-    p = sub.add_parser("bench", help="the native backend against the pure-Python twin, one table")
+    what = "the native backend against the pure-Python twin, one table"
+    p = sub.add_parser("bench", help=what, description=f"{what}: {bench_runner.DESCRIPTION}")
     bench_runner.parser(p)
 
     p = sub.add_parser("create", help="create a table")
