@@ -40,7 +40,7 @@ class Sizes:
     rounds_python: int
 
 
-QUICK = Sizes(5_000, 4 << 20, 2, 16 << 20, 20_000, 7, 3)
+QUICK = Sizes(3_000, 2 << 20, 2, 16 << 20, 10_000, 7, 3)
 FULL = Sizes(10_000, 8 << 20, 4, 32 << 20, 50_000, 9, 5)
 
 

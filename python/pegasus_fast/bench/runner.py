@@ -178,7 +178,11 @@ def _ratio(fig: dict[str, Any]) -> str:
 
 def parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     ap = ap or argparse.ArgumentParser(prog="pegasus-fast bench", description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="smaller inputs and fewer rounds (about 30 s)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller inputs and fewer rounds (well under a minute on 2 cores)",
+    )
     ap.add_argument("--json", metavar="PATH", help="write the raw results (every round) as JSON")
     ap.add_argument("--plot", metavar="PATH.png", help="draw the figures (needs pegasus_fast[plot])")
     return ap
