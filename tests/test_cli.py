@@ -102,3 +102,38 @@ def test_duplication_verbs(backend_name: str, tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.strip() == b"v", done
     assert cli(backend_name, dst, "app", "t").returncode == 0
     assert cli(backend_name, src, "remove_dup", "t", "1").returncode == 0
+
+
+def test_every_verb_has_a_one_line_help() -> None:
+    from pegasus_fast.cli.main import _parser
+
+    sub = next(a for a in _parser()._actions if a.dest == "cmd")
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert set(helps) == set(sub.choices)
+    for verb, text in helps.items():
+        assert text and "\n" not in text, verb
+
+
+def test_add_dup_of_a_large_table_shows_each_partitions_copy(backend_name: str, tmp_path: Path) -> None:
+    """Partitions past small_partition_max_bytes copy checkpoint files: each gets a bar with
+    its bytes, rate and ETA, from Duplication.progress()."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    rnd = os.urandom(1 << 20)
+    with pf.Cluster.open(src, name="source") as c:
+        t = c.create_table("t", partition_count=2)
+        for i in range(120):  # ~12 MB of incompressible values: both partitions are large
+            t.multi_set(b"h%05d" % i, {b"s%03d" % j: rnd[j * 1000 : (j + 1) * 1000] for j in range(100)})
+    done = cli(backend_name, src, "add_dup", "t", str(dst))
+    assert done.returncode == 0, done.stderr
+    err = done.stderr.decode()
+    for pidx in (0, 1):
+        line = next(ln for ln in err.splitlines() if ln.startswith(f"partition {pidx}"))
+        assert "MB" in line and "/s" in line, line
+    # the figures the bars come from, through the API: after the copy, all of it, per partition
+    with pf.Cluster.open(src) as c, pf.Cluster.open(tmp_path / "dst2", name="other") as other:
+        dup = c.add_duplication("t", other)
+        dup.wait_for(pf.DupStatus.LOG, timeout=60)
+        for p in dup.progress():
+            assert p.checkpoint_kind == "large"
+            assert p.copy_total_bytes > 0 and p.copied_bytes == p.copy_total_bytes, p
+            assert p.copy_seconds > 0

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import __version__, backend
+from ..bench import runner as bench_runner
 from ..duplication import DupStatus
 from ..errors import ClusterLockedError, PegasusFastError
 from ..net import wire
@@ -19,6 +20,7 @@ from ..node.cluster import Cluster
 from ..node.local_follower import open_cluster_at
 from . import serve as serve_cli
 from .format import table
+from .progress import wait_for_log
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--legacy-seconds", type=float, default=2.0, help="scaled checkpoint_max_interval")
 
+    what = "the native backend against the pure-Python twin, one table"
+    p = sub.add_parser("bench", help=what, description=f"{what}: {bench_runner.DESCRIPTION}")
+    bench_runner.parser(p)
+
     p = sub.add_parser("create", help="create a table")
     p.add_argument("table")
     p.add_argument("-p", "--partitions", type=int, default=8)
@@ -47,42 +53,45 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("table")
     p = sub.add_parser("app", help="a table's partitions and health")
     p.add_argument("table")
-    p = sub.add_parser("set")
+    p = sub.add_parser("set", help="write one record")
     p.add_argument("table")
     p.add_argument("hash_key")
     p.add_argument("sort_key")
     p.add_argument("value")
     p.add_argument("--ttl", type=int, default=None)
-    p = sub.add_parser("get")
+    p = sub.add_parser("get", help="read one record")
     p.add_argument("table")
     p.add_argument("hash_key")
     p.add_argument("sort_key")
-    p = sub.add_parser("del")
+    p = sub.add_parser("del", help="delete one record")
     p.add_argument("table")
     p.add_argument("hash_key")
     p.add_argument("sort_key")
-    p = sub.add_parser("multi_set", help="multi_set TABLE HASH_KEY SORT_KEY=VALUE ...")
+    p = sub.add_parser("multi_set", help="write several sort keys of one hash key (SORT_KEY=VALUE ...)")
     p.add_argument("table")
     p.add_argument("hash_key")
     p.add_argument("pairs", nargs="+")
     p.add_argument("--ttl", type=int, default=None)
-    p = sub.add_parser("multi_get")
+    p = sub.add_parser("multi_get", help="read the sort keys of one hash key")
     p.add_argument("table")
     p.add_argument("hash_key")
     p.add_argument("sort_keys", nargs="*")
-    p = sub.add_parser("scan")
+    p = sub.add_parser("scan", help="print a table's records, up to --limit")
     p.add_argument("table")
     p.add_argument("--limit", type=int, default=100)
-    p = sub.add_parser("count")
+    p = sub.add_parser("count", help="count a table's records")
     p.add_argument("table")
-    p = sub.add_parser("checkpoint")
+    p = sub.add_parser("checkpoint", help="checkpoint every partition of a table")
     p.add_argument("table")
     p = sub.add_parser("compact", help="manual compaction, in the low-priority lane")
     p.add_argument("table")
 
     serve_cli.add_parser(sub)
 
-    p = sub.add_parser("add_dup", help="add_dup TABLE REMOTE (pegasus://HOST:PORT or a cluster directory)")
+    p = sub.add_parser(
+        "add_dup",
+        help="duplicate a table to another cluster (pegasus://HOST:PORT or a directory), with copy progress",
+    )
     p.add_argument("table")
     p.add_argument("remote")
     p.add_argument("--remote-table")
@@ -92,11 +101,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--remote-token-file", help="the token shown to a served remote (else $PEGASUS_FAST_TOKEN)"
     )
-    p = sub.add_parser("query_dup")
+    p.add_argument("--no-progress", action="store_true", help="no per-partition copy progress on stderr")
+    p = sub.add_parser("query_dup", help="a table's duplications (-d: per partition)")
     p.add_argument("table")
     p.add_argument("-d", "--detail", action="store_true")
-    for verb in ("pause_dup", "start_dup", "remove_dup"):
-        p = sub.add_parser(verb)
+    for verb, what in (
+        ("pause_dup", "pause a duplication"),
+        ("start_dup", "resume a paused duplication"),
+        ("remove_dup", "remove a duplication"),
+    ):
+        p = sub.add_parser(verb, help=what)
         p.add_argument("table")
         p.add_argument("dupid", type=int)
     return ap
@@ -202,6 +216,8 @@ def run(argv: list[str] | None = None) -> int:
         return demo_main(args.compare_legacy, args.legacy_seconds)
     if args.cmd == "serve":
         return serve_cli.run(args)
+    if args.cmd == "bench":
+        return bench_runner.main(args)
     with _open(args) as c:
         cmd = args.cmd
         if cmd == "create":
@@ -315,7 +331,7 @@ def run(argv: list[str] | None = None) -> int:
                     remote_token=token,
                 )
                 start = time.perf_counter()
-                d.wait_for(DupStatus.LOG, timeout=args.timeout)
+                wait_for_log(d, args.timeout, show=not args.no_progress)
                 print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
                 _print_progress(d)
                 if isinstance(c, Cluster):

@@ -80,6 +80,11 @@ class Duplication:
         self._pinned: list[frozenset[int]] = [frozenset()] * n
         #: (copied, total) bytes of a large checkpoint being copied, for progress
         self._copying: list[tuple[int, int] | None] = [None] * n
+        #: (bytes copied, bytes to copy) of each partition's latest checkpoint copy, kept after it
+        #: ends so a progress display polling now and then still sees a fast copy complete
+        self._copied: list[tuple[int, int]] = [(0, 0)] * n
+        #: (monotonic start, monotonic latest chunk) of that copy, for its rate
+        self._copy_times: list[tuple[float, float]] = [(0.0, 0.0)] * n
         self._reasons = [""] * n
         self._shippers = [
             PartitionShipper(p, self.remote_table, env.config.duplicate_log_batch_bytes)
@@ -172,6 +177,9 @@ class Duplication:
                     time_lag_ms=sh.time_lag_ms,
                     reason=self._reason(i, c),
                     checkpoint_duration_ms=c.duration_ms,
+                    copied_bytes=self._copied[i][0],
+                    copy_total_bytes=self._copied[i][1],
+                    copy_seconds=self._copy_times[i][1] - self._copy_times[i][0],
                 )
             )
         return out
@@ -592,12 +600,15 @@ class Duplication:
 
     def _counted(self, i: int, chunks: Iterator[Chunk], done: int, total: int) -> Iterator[Chunk]:
         """The chunks, counted into this partition's progress as the follower takes them."""
-        self._copying[i] = (done, total)
+        started = time.monotonic()
+        self._copying[i] = self._copied[i] = (done, total)
+        self._copy_times[i] = (started, started)
         self._set_ckpt_metric(i)
         for chunk in chunks:
             yield chunk
             done += len(chunk.data)
-            self._copying[i] = (done, total)
+            self._copying[i] = self._copied[i] = (done, total)
+            self._copy_times[i] = (started, time.monotonic())
 
     # LOG -------------------------------------------------------------------------
 

@@ -47,3 +47,9 @@ class PartitionProgress:
     reason: str
     #: how long making its checkpoint took (0 until one is made)
     checkpoint_duration_ms: float = 0.0
+    #: bytes of a large checkpoint the follower has taken so far, and its size (0, 0 when no
+    #: checkpoint files are copied: empty or small partitions, or no checkpoint)
+    copied_bytes: int = 0
+    copy_total_bytes: int = 0
+    #: seconds from the start of that copy to its latest chunk (the copy's rate is bytes over this)
+    copy_seconds: float = 0.0
