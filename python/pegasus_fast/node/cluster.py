@@ -59,6 +59,16 @@ class ClusterInfo:
     backend: str
 
 
+def _opener(p: Partition) -> Callable[[], None]:
+    def run() -> None:
+        # A failure here (a full disk, the table dropped or closed meanwhile) is not this
+        # task's to report: the partition's first use opens it again and raises it typed.
+        with contextlib.suppress(Exception):
+            p.open_now()
+
+    return run
+
+
 def _default_cluster_id(name: str) -> int:
     return _backend.impl.crc64(name.encode("utf-8")) % 127 + 1
 
@@ -380,7 +390,10 @@ class Cluster:
                     shutil.rmtree(d, ignore_errors=True)
                 raise
             self._tables[name] = table
-            return table
+        if self.config.open_rocksdb_eagerly:
+            for p in table.partitions:
+                self.scheduler.submit(_opener(p), Lane.NORMAL)
+        return table
 
     def _unused_app_id(self, app_id: int) -> int:
         """The first app id from ``app_id`` that no ``tables/<id>.*`` directory uses.
@@ -418,6 +431,10 @@ class Cluster:
             return  # the learned flags are the source's partitions; the table's keep serving
         table = self.table(name)
         for pidx in pidxs:
+            if self.config.open_rocksdb_eagerly:
+                # the background open (queued when the table was made) is most likely done:
+                # waiting for it here keeps it from delaying the first shipped write
+                _opener(table.partitions[pidx])()
             table.partitions[pidx].state = SERVING
 
     def table(self, name: str) -> Table:

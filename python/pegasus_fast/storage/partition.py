@@ -179,8 +179,9 @@ class Partition:
         self.replayed = max(0, log_last - self.last_flushed)
         self._deferred = False
 
-    def _lazy_open(self) -> None:
-        """Open RocksDB before anything is logged: if it fails (a full disk), nothing was."""
+    def open_now(self) -> None:
+        """Open RocksDB if it is not: before anything is logged (if it fails, nothing was),
+        or ahead of the first write (Config.open_rocksdb_eagerly)."""
         self.db  # noqa: B018 - opens it
 
     @property
@@ -303,7 +304,7 @@ class Partition:
             if self.state != SERVING:
                 self._check(True)
             if self._db is None:
-                self._lazy_open()
+                self.open_now()
             decree = self.last_committed + 1
             mutation = (decree, self._timestamp_us(), self.cluster_id, ops)
             # a lone PUT or MULTI_PUT has no deletes: the batch is built without the check
@@ -333,7 +334,7 @@ class Partition:
             # deferred: durable in the WAL; replayed into RocksDB when it is first opened
             deferred = defer_apply and self._db is None
             if not deferred and self._db is None:
-                self._lazy_open()
+                self.open_now()
             offset = self._log_and_apply(mutations, not deferred)
             if deferred:
                 self._deferred = True
