@@ -33,7 +33,7 @@ from .wal import REPLAY_BATCH, Wal
 SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
 _REROUTED = struct.Struct("<IQ")
 #: op kinds as plain ints: the write path compares them per write
-_PUT, _MULTI_PUT, _SOURCE_DECREE = int(Op.PUT), int(Op.MULTI_PUT), int(Op.SOURCE_DECREE)
+_SOURCE_DECREE = int(Op.SOURCE_DECREE)
 
 
 class PartitionHooks:
@@ -231,45 +231,46 @@ class Partition:
 
     # -- write path ---------------------------------------------------------
 
-    def _apply_writes(self, writes: list[tuple[bytes, bytes | None]], deletes: bool = True) -> None:
+    def _apply_writes(self, writes: list[tuple[bytes, bytes | None]]) -> None:
         """One WriteBatch (RocksDB's own WAL is off: set_write_options at open)."""
-        db = self._db or self.db
-        fileio.point("rdb_write", self.path)
         wb = rocksdict.WriteBatch(raw_mode=True)
-        put = wb.put
-        if deletes:
-            for key, value in writes:
-                if value is None:
-                    wb.delete(key)
-                else:
-                    put(key, value)
-        else:
-            for key, value in writes:
-                put(key, value)
+        for key, value in writes:
+            if value is None:
+                wb.delete(key)
+            else:
+                wb.put(key, value)
+        self._write_batch(self._db or self.db, wb)
+
+    def _write_batch(self, db: rocksdict.Rdict, wb: rocksdict.WriteBatch) -> None:
+        fileio.point("rdb_write", self.path)
         try:
             db.write(wb)
         except Exception as exc:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
-    def _log_and_apply(
-        self, mutations: list[tuple[int, int, int, list]], apply: bool, deletes: bool = True
-    ) -> int:
+    def _log_and_apply(self, mutations: list[tuple[int, int, int, list]], apply: bool) -> int:
         """Append ``mutations`` to the WAL and apply them: all of it, or none of it (lock held).
 
         Returns the offset durability waits for. A failure leaves the WAL as
         before (the block is cut back out) and RocksDB untouched, or fails the
-        partition when the WAL cannot be cut back.
+        partition when the WAL cannot be cut back. The block is in the WAL
+        before its WriteBatch (built with it, in one backend call) is written.
         """
-        impl = _backend.impl
-        first, last = mutations[0][0], mutations[-1][0]
+        if apply:
+            db = self._db or self.db
+            wb = rocksdict.WriteBatch(raw_mode=True)
+            block = _backend.impl.encode_write(mutations, wb, self._tombstones)
+        else:
+            block = _backend.impl.encode_block(mutations)
+        last = mutations[-1][0]
         try:
-            offset = self.wal.append(impl.encode_block(mutations), first, last)
+            offset = self.wal.append(block, mutations[0][0], last)
         except BaseException:
             self._note_failure()
             raise
         if apply:
             try:
-                self._apply_writes(impl.mutation_writes(mutations, self._tombstones), deletes=deletes)
+                self._write_batch(db, wb)
             except BaseException as exc:
                 try:
                     self.wal.undo()
@@ -306,10 +307,7 @@ class Partition:
             if self._db is None:
                 self.open_now()
             decree = self.last_committed + 1
-            mutation = (decree, self._timestamp_us(), self.cluster_id, ops)
-            # a lone PUT or MULTI_PUT has no deletes: the batch is built without the check
-            plain = len(ops) == 1 and (ops[0][0] == _PUT or ops[0][0] == _MULTI_PUT)
-            offset = self._log_and_apply([mutation], True, deletes=not plain)
+            offset = self._log_and_apply([(decree, self._timestamp_us(), self.cluster_id, ops)], True)
             self.last_committed = decree
         self._after_commit(decree, offset)
         return decree
@@ -448,7 +446,10 @@ class Partition:
         """Live (sort_key, value) pairs under a hash-key prefix, in order."""
         return self._scan(scan.prefix, prefix, now_pegasus_seconds())
 
-    def iter_records(self) -> Iterator[tuple[bytes, bytes, bytes]]:
+    def iter_records(self, batch_bytes: int = 0) -> Iterator[Any]:
+        """Live (hash_key, sort_key, value) records; with ``batch_bytes``, ``scan.RecordBatch``es."""
+        if batch_bytes:
+            return self._scan(scan.record_batches, now_pegasus_seconds(), batch_bytes)
         return self._scan(scan.records, now_pegasus_seconds())
 
     def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:

@@ -2,6 +2,7 @@
 //! core modules with the GIL released; this layer only converts.
 
 mod convert;
+mod scan;
 
 use std::path::PathBuf;
 
@@ -246,6 +247,39 @@ fn py_mutation_writes<'py>(
     writes_to_py(py, &writes)
 }
 
+/// The write path in one call: the WAL block of `mutations`, and their RocksDB
+/// writes put into `batch` (anything with `put(key, value)` and `delete(key)`: a
+/// rocksdict WriteBatch), with no list of writes built in between. Both are made
+/// before either is used, so an error leaves `batch` untouched.
+#[pyfunction]
+#[pyo3(
+    name = "encode_write",
+    signature = (mutations, batch, tombstone_seconds=Int(0)),
+    text_signature = "(mutations, batch, tombstone_seconds=0)"
+)]
+fn py_encode_write<'py>(
+    py: Python<'py>,
+    mutations: &Bound<'py, PyAny>,
+    batch: &Bound<'py, PyAny>,
+    tombstone_seconds: Int<u32>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let Int(tombstone_seconds) = tombstone_seconds;
+    let muts = extract_mutations(mutations)?;
+    let (block, writes) = run(py, muts.len() >= RELEASE_GIL_MUTATIONS, || {
+        let block = codec::encode_block(&muts)?;
+        codec::mutation_writes(&muts, tombstone_seconds).map(|w| (block, w))
+    })?;
+    let put = batch.getattr(pyo3::intern!(py, "put"))?;
+    for (key, value) in writes.iter() {
+        let key = PyBytes::new(py, key);
+        match value {
+            Some(v) => put.call1((key, PyBytes::new(py, v)))?,
+            None => batch.call_method1(pyo3::intern!(py, "delete"), (key,))?,
+        };
+    }
+    Ok(PyBytes::new(py, &block))
+}
+
 #[pyfunction]
 #[pyo3(
     name = "scan_log_file",
@@ -395,6 +429,9 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_decode_block, m)?)?;
     m.add_function(wrap_pyfunction!(py_decode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_mutation_writes, m)?)?;
+    m.add_function(wrap_pyfunction!(py_encode_write, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::py_scan_records, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::py_scan_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_read_log_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_dir, m)?)?;
