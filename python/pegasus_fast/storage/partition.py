@@ -7,7 +7,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import rocksdict
@@ -22,12 +22,11 @@ from ..records import (
     META_SOURCE_DECREE_KEY,
     META_SOURCE_SEEN_KEY,
     Op,
-    live_value,
-    now_pegasus_seconds,
 )
-from . import checkpoint, expiry, scan, walhead
+from . import checkpoint, expiry, walhead
 from .layout import check_present, refuse_symlinks
 from .rdb import rdb_error
+from .reads import PartitionReads
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
@@ -65,7 +64,7 @@ def _rdb_options(config: Config) -> rocksdict.Options:
     return opts
 
 
-class Partition:
+class Partition(PartitionReads):
     def __init__(
         self,
         path: str,
@@ -410,51 +409,6 @@ class Partition:
     def holds_nothing(self) -> bool:
         """Never opened and nothing logged: reads need not create its RocksDB."""
         return self._db is None and not self._deferred and self.last_committed == 0
-
-    def _get(self, key: bytes) -> bytes | None:
-        try:
-            return self.db.get(key)
-        except Exception as exc:
-            raise rdb_error(exc, self.path, self.pidx) from exc
-
-    def get_raw(self, key: bytes) -> bytes | None:
-        self._check(False)
-        if self.holds_nothing:
-            return None
-        return self._get(key)
-
-    def get(self, key: bytes) -> bytes | None:
-        self._check(False)
-        if self.holds_nothing:
-            return None
-        return live_value(self._get(key), now_pegasus_seconds())
-
-    def _typed(self, it: Iterator[Any]) -> Iterator[Any]:
-        """Iterate ``it``, turning RocksDB's errors (a corrupt block met mid-scan) into typed ones."""
-        try:
-            yield from it
-        except Exception as exc:
-            raise rdb_error(exc, self.path, self.pidx) from exc
-
-    def _scan(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
-        self._check(False)
-        if self.holds_nothing:
-            return
-        yield from self._typed(fn(self.db, *args))
-
-    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Live (sort_key, value) pairs under a hash-key prefix, in order."""
-        return self._scan(scan.prefix, prefix, now_pegasus_seconds())
-
-    def iter_records(self, batch_bytes: int = 0) -> Iterator[Any]:
-        """Live (hash_key, sort_key, value) records; with ``batch_bytes``, ``scan.RecordBatch``es."""
-        if batch_bytes:
-            return self._scan(scan.record_batches, now_pegasus_seconds(), batch_bytes)
-        return self._scan(scan.records, now_pegasus_seconds())
-
-    def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
-        """Every stored record as RocksDB key and value, expired included."""
-        return self._typed(scan.raw(snapshot or self.db))
 
     # -- flush, checkpoint, GC ------------------------------------------------
 
