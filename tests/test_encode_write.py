@@ -55,3 +55,33 @@ def test_bad_input_leaves_the_batch_untouched(backend: ModuleType) -> None:
     with pytest.raises(pf.InvalidArgumentError):
         backend.encode_write([], batch)
     assert batch.writes == []
+
+
+class _Mapping(dict):  # type: ignore[type-arg]
+    """A dict subclass: not exactly a dict, so it takes the general path."""
+
+
+@pytest.mark.parametrize(
+    ("pairs", "total"),
+    [
+        ({b"a": b"12", b"bc": b""}, 5),
+        ({}, 0),
+        ({b"a": b"1", "b": b"2"}, -1),
+        ({b"a": bytearray(b"1")}, -1),
+        (_Mapping({b"a": b"1"}), -1),
+        ([(b"a", b"1")], -1),
+    ],
+)
+def test_pairs_bytes(backend: ModuleType, other_backend: ModuleType, pairs: Any, total: int) -> None:
+    assert backend.pairs_bytes(pairs) == other_backend.pairs_bytes(pairs) == total
+
+
+def test_multi_set_of_every_key_type(backend: ModuleType, tmp_path: Any) -> None:
+    with pf.Cluster.open(tmp_path / "c") as c:
+        t = c.create_table("t", partition_count=2)
+        t.multi_set(b"h", {b"a": b"1", "b": "2", b"c": memoryview(b"3")})
+        t.multi_set(b"h", _Mapping({b"d": b"4"}))
+        assert t.multi_get(b"h") == {b"a": b"1", b"b": b"2", b"c": b"3", b"d": b"4"}
+        with pytest.raises(pf.InvalidTypeError):
+            t.multi_set(b"h", {b"e": 5})
+        assert t.multi_get(b"h") == {b"a": b"1", b"b": b"2", b"c": b"3", b"d": b"4"}

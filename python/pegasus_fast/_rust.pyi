@@ -31,6 +31,7 @@ __all__ = [
     "encode_write",
     "hash_file",
     "mutation_writes",
+    "pairs_bytes",
     "partition_index",
     "read_log_blocks",
     "replay_log_dir",
@@ -119,6 +120,10 @@ def replay_log_file(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
     """One file of replay_log_dir: (batches, its LogFileInfo, torn tail?); recovery pipelines files."""
+
+def pairs_bytes(pairs: Any) -> int:
+    """``sum(len(k) + len(v))`` over a dict whose every key and value is exactly ``bytes``;
+    -1 for anything else (another mapping, other types)."""
 
 def scan_records(it: Any, now: int, limit: int) -> tuple[list[tuple[bytes, bytes, bytes]], bool]:
     """Up to ``limit`` entries of a positioned RocksDB iterator (a rocksdict ``RdictIter``:

@@ -9,6 +9,7 @@ from .codec import (
     encode_block,
     encode_write,
     mutation_writes,
+    pairs_bytes,
 )
 from .crc import crc32c, crc64, partition_index
 from .filecopy import copy_and_hash, hash_file, verify_manifest
@@ -26,6 +27,7 @@ __all__ = [
     "encode_write",
     "hash_file",
     "mutation_writes",
+    "pairs_bytes",
     "partition_index",
     "read_log_blocks",
     "replay_log_dir",

@@ -440,3 +440,15 @@ def encode_write(mutations: list[Mutation], batch: Any, tombstone_seconds: int =
         else:
             batch.put(key, value)
     return block
+
+
+def pairs_bytes(pairs: Any) -> int:
+    """``sum(len(k) + len(v))`` over a dict of exactly-``bytes`` keys and values; -1 otherwise."""
+    if type(pairs) is not dict:
+        return -1
+    total = 0
+    for k, v in pairs.items():
+        if type(k) is not bytes or type(v) is not bytes:
+            return -1
+        total += len(k) + len(v)
+    return total

@@ -143,12 +143,11 @@ class Table:
             raise InvalidTypeError("values must be a mapping of sort_key to value")
         if not values:
             raise InvalidArgumentError("multi_set needs at least one sort_key")
-        # checked and summed in C (map, set, sum): a Python loop over the pairs costs as much
-        # as the rest of the write
         pairs = list(values.items())
-        if {*map(type, values), *map(type, values.values())} == {bytes}:
-            total = sum(map(len, values)) + sum(map(len, values.values()))
-        else:
+        # a dict of bytes checked and summed in one backend call: a Python pass over the
+        # pairs costs as much as the rest of the write
+        total = _backend.impl.pairs_bytes(values)
+        if total < 0:
             pairs = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in pairs]
             total = sum(len(sk) + len(v) for sk, v in pairs)
         p, hk, _ = self._route_multi(hash_key)

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use pyo3::exceptions::{PyIsADirectoryError, PyNotADirectoryError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyList, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
 use crate::codec;
 use crate::crc;
@@ -280,6 +280,25 @@ fn py_encode_write<'py>(
     Ok(PyBytes::new(py, &block))
 }
 
+/// `sum(len(k) + len(v))` over a dict whose every key and value is exactly `bytes`;
+/// -1 for anything else (another mapping, other types: the caller converts them).
+/// multi_set's checks in one call instead of a Python pass over the pairs.
+#[pyfunction]
+#[pyo3(name = "pairs_bytes")]
+fn py_pairs_bytes(pairs: &Bound<'_, PyAny>) -> i64 {
+    let Ok(dict) = pairs.downcast_exact::<PyDict>() else {
+        return -1;
+    };
+    let mut total: i64 = 0;
+    for (k, v) in dict.iter() {
+        match (k.downcast_exact::<PyBytes>(), v.downcast_exact::<PyBytes>()) {
+            (Ok(k), Ok(v)) => total += (k.as_bytes().len() + v.as_bytes().len()) as i64,
+            _ => return -1,
+        }
+    }
+    total
+}
+
 #[pyfunction]
 #[pyo3(
     name = "scan_log_file",
@@ -430,6 +449,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_decode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_mutation_writes, m)?)?;
     m.add_function(wrap_pyfunction!(py_encode_write, m)?)?;
+    m.add_function(wrap_pyfunction!(py_pairs_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_records, m)?)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_read_log_blocks, m)?)?;
