@@ -79,7 +79,11 @@ def one_round(writes: int, rate: int, partitions: int) -> dict[str, float]:
     missing = [(p, d) for p, d, _ in sent if (p, d) not in applied_at]
     if missing:
         raise RuntimeError(f"{len(missing)} writes never became visible on the follower")
-    lat = sorted(applied_at[(p, d)] - w for p, d, w in sent)
+    by_write = [applied_at[(p, d)] - w for p, d, w in sent]
+    lat = sorted(by_write)
+    # where the slowest writes fall: among the first writes to each partition, or anywhere
+    # (a machine shared with other work preempts this process now and then)
+    slowest = sorted(range(len(by_write)), key=by_write.__getitem__)[-3:]
     return {
         "writes": len(lat),
         "achieved writes/s": achieved,
@@ -88,6 +92,7 @@ def one_round(writes: int, rate: int, partitions: int) -> dict[str, float]:
         "max ms": lat[-1] * 1e3,
         "first write lag ms": (applied_at[sent[0][:2]] - sent[0][2]) * 1e3,
         "slowest set() ms": max(call_times) * 1e3,
+        "slowest 3 writes: index (0 = first)": slowest,
     }
 
 
@@ -104,6 +109,9 @@ def main() -> int:
         f"{args.rate}/s from the first write, {args.rounds} round(s) (bars: p50 <= 0.3, p99 <= 1, max <= 5 ms)"
     )
     for key in rounds[0]:
+        if key.startswith("slowest 3"):
+            print(f"  {key:22s} " + "; ".join(" ".join(map(str, r[key])) for r in rounds))
+            continue
         values = [r[key] for r in rounds]
         extra = f"  (rounds: {', '.join(f'{v:.2f}' for v in values)})" if len(values) > 1 else ""
         print(f"  {key:22s} {statistics.median(values):10.2f}{extra}")
