@@ -86,8 +86,10 @@ class Config:
     #: on every cluster that duplicates. Fixed once the cluster exists.
     cluster_id: int | None = None
     #: open a new table's RocksDB instances in the background as soon as it is made (source
-    #: or follower), so the first write to each partition does not pay the ~10 fsyncs of
-    #: creating one (a latency spike users see). False: each opens on first use.
+    #: or follower; a follower's before its partitions serve), so the first write to each
+    #: partition does not pay the ~10 fsyncs of creating one (a latency spike users see).
+    #: The cost: ~7 ms an open with the GIL held, and a new follower's opens inside add_dup.
+    #: False: each opens on first use.
     open_rocksdb_eagerly: bool = True
 
     def __post_init__(self) -> None:
