@@ -92,6 +92,8 @@ def test_scan_over_a_corrupt_block_raises_instead_of_stopping_short(
     assert bad is not None
     with pytest.raises(pf.DataCorruptionError):
         t.multi_get(bad)  # a prefix scan
+    with pytest.raises(pf.DataCorruptionError):
+        sum(len(b) for b in t.scan_batches(4096))  # the bulk form stops short no more than scan
 
 
 def test_corrupt_first_block_refuses_the_open_with_a_typed_error(

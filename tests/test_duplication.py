@@ -1056,9 +1056,11 @@ def test_learned_partitions_open_rocksdb_on_first_use_and_keep_their_data_across
     clusters: Clusters,
 ) -> None:
     # a fresh follower partition keeps a learned snapshot in its WAL until its RocksDB is
-    # opened (in the background, right after the snapshot: a restart may come first); an
-    # empty one creates nothing at all. Neither may lose data on restart.
-    src, dst = clusters.open("source"), clusters.open("target")
+    # first opened; an empty one creates nothing at all. Neither may lose data on restart.
+    # (With open_rocksdb_eagerly, the default, a new table's partitions open in the
+    # background; this is the lazy path, which a write ahead of that open still takes.)
+    lazy = pf.Config(open_rocksdb_eagerly=False)
+    src, dst = clusters.open("source", lazy), clusters.open("target", lazy)
     t = src.create_table("t", partition_count=8)
     t.set(b"a", b"b", b"c")
     t.set(b"x", b"y", b"z")
@@ -1071,7 +1073,7 @@ def test_learned_partitions_open_rocksdb_on_first_use_and_keep_their_data_across
             assert not (Path(p.path) / "rdb").exists()  # an empty partition creates nothing
     dst.close()
     src.close()
-    dst = clusters.open("target")
+    dst = clusters.open("target", lazy)
     follower = dst.table("t")
     assert contents(follower) == {(b"a", b"b"): b"c", (b"x", b"y"): b"z"}
     for p in follower.partitions:

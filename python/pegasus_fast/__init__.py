@@ -46,6 +46,7 @@ from .errors import (
 from .node.cluster import Cluster, ClusterInfo
 from .node.table import PartitionStats, Table, TableHealth, TableInfo
 from .storage.checkpoint import CheckpointInfo
+from .storage.scan import RecordBatch
 
 __version__ = "0.1.0"
 
@@ -107,6 +108,7 @@ __all__ = [
     "PartitionStats",
     "PartitionUnavailableError",
     "PegasusFastError",
+    "RecordBatch",
     "RemoteCluster",
     "RemoteDuplication",
     "RemoteError",

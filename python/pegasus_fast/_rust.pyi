@@ -28,14 +28,18 @@ __all__ = [
     "decode_block",
     "decode_blocks",
     "encode_block",
+    "encode_write",
     "hash_file",
     "mutation_writes",
+    "pairs_bytes",
     "partition_index",
     "read_log_blocks",
     "replay_log_dir",
     "replay_log_file",
+    "scan_batch",
     "scan_log_dir",
     "scan_log_file",
+    "scan_records",
     "verify_manifest",
 ]
 
@@ -68,6 +72,12 @@ def mutation_writes(mutations: list[Mutation], tombstone_seconds: int = 0) -> li
     timetag has the delete bit set, expiring that long after the delete's timestamp
     (docs/last-writer-wins.md).
     """
+
+def encode_write(mutations: list[Mutation], batch: Any, tombstone_seconds: int = 0) -> bytes:
+    """The write path in one call: ``encode_block(mutations)``, with the writes of
+    ``mutation_writes(mutations, tombstone_seconds)`` put into ``batch`` in order
+    (``batch.put(key, value)``, ``batch.delete(key)``: a rocksdict WriteBatch). Both are made
+    before either is used, so an error leaves ``batch`` untouched."""
 
 def scan_log_file(
     path: str | os.PathLike[str], offset: int = 0, start_decree: int = 0, max_bytes: int = 0
@@ -110,6 +120,22 @@ def replay_log_file(
     path: str | os.PathLike[str], start_decree: int, batch_size: int = 4096, tombstone_seconds: int = 0
 ) -> tuple[list[tuple[int, list[Write]]], LogFileInfo, bool]:
     """One file of replay_log_dir: (batches, its LogFileInfo, torn tail?); recovery pipelines files."""
+
+def pairs_bytes(pairs: Any) -> int:
+    """``sum(len(k) + len(v))`` over a dict whose every key and value is exactly ``bytes``;
+    -1 for anything else (another mapping, other types)."""
+
+def scan_records(it: Any, now: int, limit: int) -> tuple[list[tuple[bytes, bytes, bytes]], bool]:
+    """Up to ``limit`` entries of a positioned RocksDB iterator (a rocksdict ``RdictIter``:
+    ``key()``, ``value()``, ``next()``, ``status()``), as the live (hash key, sort key, value)
+    records among them at Pegasus time ``now``: meta keys, tombstones and records expired at
+    ``now`` are skipped. Returns (records, more); at the end ``status()`` raises an error that
+    stopped the iterator early. A value shorter than its header is InvalidArgumentError."""
+
+def scan_batch(it: Any, now: int, max_bytes: int) -> tuple[int, list[bytes], bool]:
+    """Like ``scan_records`` until about ``max_bytes`` of live keys and values: (count,
+    [hash keys, their offsets, sort keys, their offsets, values, their offsets], more); each
+    offsets buffer is count + 1 little-endian u64."""
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     """(size, blake3 hex digest) of a regular file; FileChangedError if it changes while read."""

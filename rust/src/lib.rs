@@ -7,6 +7,7 @@ pub mod crc;
 pub mod error;
 pub mod filecopy;
 pub mod logscan;
+pub mod records;
 
 #[cfg(feature = "python")]
 mod python;

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from .codec import BLOCK_HEADER_SIZE, decode_block, decode_blocks, encode_block, mutation_writes
+from .codec import (
+    BLOCK_HEADER_SIZE,
+    decode_block,
+    decode_blocks,
+    encode_block,
+    encode_write,
+    mutation_writes,
+    pairs_bytes,
+)
 from .crc import crc32c, crc64, partition_index
 from .filecopy import copy_and_hash, hash_file, verify_manifest
 from .logscan import read_log_blocks, replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
+from .scan import scan_batch, scan_records
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
@@ -15,13 +24,17 @@ __all__ = [
     "decode_block",
     "decode_blocks",
     "encode_block",
+    "encode_write",
     "hash_file",
     "mutation_writes",
+    "pairs_bytes",
     "partition_index",
     "read_log_blocks",
     "replay_log_dir",
     "replay_log_file",
+    "scan_batch",
     "scan_log_dir",
     "scan_log_file",
+    "scan_records",
     "verify_manifest",
 ]

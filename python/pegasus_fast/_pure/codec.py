@@ -428,3 +428,27 @@ def _writes(mutations: list[Mutation], max_hash_key: int, tombstone_seconds: int
     if mutations:
         writes.append((META_DECREE_KEY, _U64.pack(mutations[-1][0])))
     return writes
+
+
+def encode_write(mutations: list[Mutation], batch: Any, tombstone_seconds: int = 0) -> bytes:
+    """The WAL block of ``mutations``, their RocksDB writes put into ``batch`` (a WriteBatch)."""
+    block = encode_block(mutations)
+    writes = mutation_writes(mutations, tombstone_seconds)
+    for key, value in writes:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    return block
+
+
+def pairs_bytes(pairs: Any) -> int:
+    """``sum(len(k) + len(v))`` over a dict of exactly-``bytes`` keys and values; -1 otherwise."""
+    if type(pairs) is not dict:
+        return -1
+    total = 0
+    for k, v in pairs.items():
+        if type(k) is not bytes or type(v) is not bytes:
+            return -1
+        total += len(k) + len(v)
+    return total

@@ -291,6 +291,9 @@ class RemoteDuplication:
                 time_lag_ms=p.time_lag_ms,
                 reason=p.reason,
                 checkpoint_duration_ms=p.checkpoint_duration_ms,
+                copied_bytes=p.copied_bytes,
+                copy_total_bytes=p.copy_total_bytes,
+                copy_seconds=p.copy_seconds,
             )
             for p in r.partitions
         ]

@@ -321,7 +321,7 @@ class WaitRequest(_message.Message):
     def __init__(self, dupid: _Optional[int] = ..., status: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class PartitionProgress(_message.Message):
-    __slots__ = ("pidx", "checkpoint_state", "checkpoint_kind", "checkpoint_decree", "confirmed_decree", "last_committed_decree", "pending_mutations", "time_lag_ms", "reason", "checkpoint_duration_ms")
+    __slots__ = ("pidx", "checkpoint_state", "checkpoint_kind", "checkpoint_decree", "confirmed_decree", "last_committed_decree", "pending_mutations", "time_lag_ms", "reason", "checkpoint_duration_ms", "copied_bytes", "copy_total_bytes", "copy_seconds")
     PIDX_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_STATE_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_KIND_FIELD_NUMBER: _ClassVar[int]
@@ -332,6 +332,9 @@ class PartitionProgress(_message.Message):
     TIME_LAG_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    COPIED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COPY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COPY_SECONDS_FIELD_NUMBER: _ClassVar[int]
     pidx: int
     checkpoint_state: str
     checkpoint_kind: str
@@ -342,7 +345,10 @@ class PartitionProgress(_message.Message):
     time_lag_ms: float
     reason: str
     checkpoint_duration_ms: float
-    def __init__(self, pidx: _Optional[int] = ..., checkpoint_state: _Optional[str] = ..., checkpoint_kind: _Optional[str] = ..., checkpoint_decree: _Optional[int] = ..., confirmed_decree: _Optional[int] = ..., last_committed_decree: _Optional[int] = ..., pending_mutations: _Optional[int] = ..., time_lag_ms: _Optional[float] = ..., reason: _Optional[str] = ..., checkpoint_duration_ms: _Optional[float] = ...) -> None: ...
+    copied_bytes: int
+    copy_total_bytes: int
+    copy_seconds: float
+    def __init__(self, pidx: _Optional[int] = ..., checkpoint_state: _Optional[str] = ..., checkpoint_kind: _Optional[str] = ..., checkpoint_decree: _Optional[int] = ..., confirmed_decree: _Optional[int] = ..., last_committed_decree: _Optional[int] = ..., pending_mutations: _Optional[int] = ..., time_lag_ms: _Optional[float] = ..., reason: _Optional[str] = ..., checkpoint_duration_ms: _Optional[float] = ..., copied_bytes: _Optional[int] = ..., copy_total_bytes: _Optional[int] = ..., copy_seconds: _Optional[float] = ...) -> None: ...
 
 class ProgressReply(_message.Message):
     __slots__ = ("partitions",)

@@ -61,6 +61,16 @@ class ClusterInfo:
     backend: str
 
 
+def _opener(p: Partition) -> Callable[[], None]:
+    def run() -> None:
+        # A failure here (a full disk, the table dropped or closed meanwhile) is not this
+        # task's to report: the partition's first use opens it again and raises it typed.
+        with contextlib.suppress(Exception):
+            p.open_now()
+
+    return run
+
+
 def _default_cluster_id(name: str) -> int:
     return _backend.impl.crc64(name.encode("utf-8")) % 127 + 1
 
@@ -405,7 +415,13 @@ class Cluster:
                     shutil.rmtree(d, ignore_errors=True)
                 raise
             self._tables[name] = table
-            return table
+        if self.config.open_rocksdb_eagerly and follower_of is None:
+            # a duplication's follower table opens its partitions once they have learned
+            # (_mark_learned): opening 8 here, ~7 ms each with the GIL held, would be most of
+            # an add_duplication that should take milliseconds
+            for p in table.partitions:
+                self.scheduler.submit(_opener(p), Lane.NORMAL)
+        return table
 
     def _unused_app_id(self, app_id: int) -> int:
         """The first app id from ``app_id`` that no ``tables/<id>.*`` directory uses.
@@ -444,6 +460,12 @@ class Cluster:
         table = self.table(name)
         for pidx in pidxs:
             table.partitions[pidx].state = SERVING
+        if self.config.open_rocksdb_eagerly:
+            # after they serve, in the background: the duplication reaches DS_LOG without
+            # waiting, and the first shipped write to a partition seldom finds it unopened
+            # (a learned snapshot's partition is opening already: LocalFollower.learn_snapshot)
+            for pidx in pidxs:
+                self.scheduler.submit(_opener(table.partitions[pidx]), Lane.LOW)
 
     def _restart_learning(self, name: str, pidxs: list[int]) -> None:
         """Follower partitions learn again: not learned durably first, so a restart in between

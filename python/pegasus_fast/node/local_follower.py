@@ -64,7 +64,7 @@ def _open_quietly(p: Partition) -> None:
     """Open a partition's RocksDB ahead of use; a failure is left for the first real use to
     raise (typed), and a partition closed meanwhile needs nothing."""
     with contextlib.suppress(Exception):
-        p.db  # noqa: B018 - opens it
+        p.open_now()
 
 
 class LocalConnector:
@@ -214,7 +214,8 @@ class LocalFollower:
         learn.learn_snapshot(p, decree, block)
         # The snapshot is durable in the WAL; RocksDB (created and replayed on first use, ~10 ms)
         # opens now in the background, so the first read after DS_LOG does not wait for all of it.
-        self.cluster.scheduler.submit(lambda: _open_quietly(p), Lane.HIGH)
+        if self.cluster.config.open_rocksdb_eagerly:
+            self.cluster.scheduler.submit(lambda: _open_quietly(p), Lane.HIGH)
 
     @_closed_is_unavailable
     def checkpoint_offsets(

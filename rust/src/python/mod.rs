@@ -2,13 +2,14 @@
 //! core modules with the GIL released; this layer only converts.
 
 mod convert;
+mod scan;
 
 use std::path::PathBuf;
 
 use pyo3::exceptions::{PyIsADirectoryError, PyNotADirectoryError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyList, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
 use crate::codec;
 use crate::crc;
@@ -246,6 +247,58 @@ fn py_mutation_writes<'py>(
     writes_to_py(py, &writes)
 }
 
+/// The write path in one call: the WAL block of `mutations`, and their RocksDB
+/// writes put into `batch` (anything with `put(key, value)` and `delete(key)`: a
+/// rocksdict WriteBatch), with no list of writes built in between. Both are made
+/// before either is used, so an error leaves `batch` untouched.
+#[pyfunction]
+#[pyo3(
+    name = "encode_write",
+    signature = (mutations, batch, tombstone_seconds=Int(0)),
+    text_signature = "(mutations, batch, tombstone_seconds=0)"
+)]
+fn py_encode_write<'py>(
+    py: Python<'py>,
+    mutations: &Bound<'py, PyAny>,
+    batch: &Bound<'py, PyAny>,
+    tombstone_seconds: Int<u32>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let Int(tombstone_seconds) = tombstone_seconds;
+    let muts = extract_mutations(mutations)?;
+    let (block, writes) = run(py, muts.len() >= RELEASE_GIL_MUTATIONS, || {
+        let block = codec::encode_block(&muts)?;
+        codec::mutation_writes(&muts, tombstone_seconds).map(|w| (block, w))
+    })?;
+    let put = batch.getattr(pyo3::intern!(py, "put"))?;
+    for (key, value) in writes.iter() {
+        let key = PyBytes::new(py, key);
+        match value {
+            Some(v) => put.call1((key, PyBytes::new(py, v)))?,
+            None => batch.call_method1(pyo3::intern!(py, "delete"), (key,))?,
+        };
+    }
+    Ok(PyBytes::new(py, &block))
+}
+
+/// `sum(len(k) + len(v))` over a dict whose every key and value is exactly `bytes`;
+/// -1 for anything else (another mapping, other types: the caller converts them).
+/// multi_set's checks in one call instead of a Python pass over the pairs.
+#[pyfunction]
+#[pyo3(name = "pairs_bytes")]
+fn py_pairs_bytes(pairs: &Bound<'_, PyAny>) -> i64 {
+    let Ok(dict) = pairs.downcast_exact::<PyDict>() else {
+        return -1;
+    };
+    let mut total: i64 = 0;
+    for (k, v) in dict.iter() {
+        match (k.downcast_exact::<PyBytes>(), v.downcast_exact::<PyBytes>()) {
+            (Ok(k), Ok(v)) => total += (k.as_bytes().len() + v.as_bytes().len()) as i64,
+            _ => return -1,
+        }
+    }
+    total
+}
+
 #[pyfunction]
 #[pyo3(
     name = "scan_log_file",
@@ -395,6 +448,10 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_decode_block, m)?)?;
     m.add_function(wrap_pyfunction!(py_decode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_mutation_writes, m)?)?;
+    m.add_function(wrap_pyfunction!(py_encode_write, m)?)?;
+    m.add_function(wrap_pyfunction!(py_pairs_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::py_scan_records, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::py_scan_batch, m)?)?;
     m.add_function(wrap_pyfunction!(py_read_log_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_dir, m)?)?;

@@ -1,0 +1,77 @@
+"""The read path of a partition: point reads and scans, every RocksDB error typed.
+
+A mixin of ``Partition`` (partition.py), which provides ``db``, ``_check``,
+``holds_nothing``, ``path`` and ``pidx``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..records import live_value, now_pegasus_seconds
+from . import scan
+from .rdb import rdb_error
+
+if TYPE_CHECKING:
+    import rocksdict
+
+
+class PartitionReads:
+    path: str
+    pidx: int
+
+    if TYPE_CHECKING:  # what Partition provides
+
+        @property
+        def db(self) -> rocksdict.Rdict: ...
+
+        @property
+        def holds_nothing(self) -> bool: ...
+
+        def _check(self, for_write: bool) -> None: ...
+
+    def _get(self, key: bytes) -> bytes | None:
+        try:
+            return self.db.get(key)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        self._check(False)
+        if self.holds_nothing:
+            return None
+        return self._get(key)
+
+    def get(self, key: bytes) -> bytes | None:
+        self._check(False)
+        if self.holds_nothing:
+            return None
+        return live_value(self._get(key), now_pegasus_seconds())
+
+    def _typed(self, it: Iterator[Any]) -> Iterator[Any]:
+        """Iterate ``it``, turning RocksDB's errors (a corrupt block met mid-scan) into typed ones."""
+        try:
+            yield from it
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def _scan(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
+        self._check(False)
+        if self.holds_nothing:
+            return
+        yield from self._typed(fn(self.db, *args))
+
+    def iter_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Live (sort_key, value) pairs under a hash-key prefix, in order."""
+        return self._scan(scan.prefix, prefix, now_pegasus_seconds())
+
+    def iter_records(self, batch_bytes: int = 0) -> Iterator[Any]:
+        """Live (hash_key, sort_key, value) records; with ``batch_bytes``, ``scan.RecordBatch``es."""
+        if batch_bytes:
+            return self._scan(scan.record_batches, now_pegasus_seconds(), batch_bytes)
+        return self._scan(scan.records, now_pegasus_seconds())
+
+    def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored record as RocksDB key and value, expired included."""
+        return self._typed(scan.raw(snapshot or self.db))

@@ -1,0 +1,143 @@
+//! Scans of a RocksDB iterator (a rocksdict `RdictIter`) driven from Rust:
+//! its `key`, `value` and `next` are called without a Python loop,
+//! and only live records become Python objects.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::records::{scan_record, Scanned};
+
+use super::InvalidArgumentError;
+
+struct Iter<'py> {
+    it: Bound<'py, PyAny>,
+    key: Bound<'py, PyAny>,
+    value: Bound<'py, PyAny>,
+    next: Bound<'py, PyAny>,
+}
+
+impl<'py> Iter<'py> {
+    fn new(it: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let py = it.py();
+        Ok(Iter {
+            it: it.clone(),
+            key: it.getattr(pyo3::intern!(py, "key"))?,
+            value: it.getattr(pyo3::intern!(py, "value"))?,
+            next: it.getattr(pyo3::intern!(py, "next"))?,
+        })
+    }
+
+    /// Calls `f(key, value)` for up to `limit` entries (or until `f` returns false);
+    /// returns whether the iterator has more. At its end, `status()` raises a
+    /// RocksDB error that stopped it early.
+    fn each(
+        &self,
+        limit: usize,
+        mut f: impl FnMut(&[u8], &[u8]) -> PyResult<bool>,
+    ) -> PyResult<bool> {
+        let mut n = 0;
+        while n < limit {
+            // key() is None once the iterator is invalid: no valid() call per entry
+            let key = self.key.call0()?;
+            if key.is_none() {
+                self.it
+                    .call_method0(pyo3::intern!(self.it.py(), "status"))?;
+                return Ok(false);
+            }
+            let value = self.value.call0()?;
+            let go_on = f(
+                key.downcast::<PyBytes>()?.as_bytes(),
+                value.downcast::<PyBytes>()?.as_bytes(),
+            )?;
+            self.next.call0()?;
+            n += 1;
+            if !go_on {
+                break;
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn short_value() -> PyErr {
+    InvalidArgumentError::new_err("a stored value is shorter than its 12-byte header")
+}
+
+#[pyfunction]
+#[pyo3(name = "scan_records")]
+pub fn py_scan_records<'py>(
+    py: Python<'py>,
+    it: &Bound<'py, PyAny>,
+    now: i64,
+    limit: usize,
+) -> PyResult<(Bound<'py, PyList>, bool)> {
+    let iter = Iter::new(it)?;
+    let out = PyList::empty(py);
+    let more = iter.each(limit, |key, raw| {
+        match scan_record(key, raw, now) {
+            Scanned::Skip => {}
+            Scanned::Short => return Err(short_value()),
+            Scanned::Live(hk, sk, v) => out.append(PyTuple::new(
+                py,
+                [
+                    PyBytes::new(py, hk),
+                    PyBytes::new(py, sk),
+                    PyBytes::new(py, v),
+                ],
+            )?)?,
+        }
+        Ok(true)
+    })?;
+    Ok((out, more))
+}
+
+/// Hash keys, sort keys and values as three contiguous buffers, each with
+/// `count + 1` little-endian u64 offsets.
+type BatchPy<'py> = (u64, [Bound<'py, PyBytes>; 6], bool);
+
+#[pyfunction]
+#[pyo3(name = "scan_batch")]
+pub fn py_scan_batch<'py>(
+    py: Python<'py>,
+    it: &Bound<'py, PyAny>,
+    now: i64,
+    max_bytes: usize,
+) -> PyResult<BatchPy<'py>> {
+    let iter = Iter::new(it)?;
+    let mut bufs: [Vec<u8>; 3] = Default::default();
+    let mut offsets: [Vec<u8>; 3] = [
+        0u64.to_le_bytes().to_vec(),
+        0u64.to_le_bytes().to_vec(),
+        0u64.to_le_bytes().to_vec(),
+    ];
+    let mut count = 0u64;
+    let mut total = 0usize;
+    let more = iter.each(usize::MAX, |key, raw| {
+        match scan_record(key, raw, now) {
+            Scanned::Skip => {}
+            Scanned::Short => return Err(short_value()),
+            Scanned::Live(hk, sk, v) => {
+                for (i, part) in [hk, sk, v].into_iter().enumerate() {
+                    bufs[i].extend_from_slice(part);
+                    offsets[i].extend_from_slice(&(bufs[i].len() as u64).to_le_bytes());
+                    total += part.len();
+                }
+                count += 1;
+            }
+        }
+        Ok(total < max_bytes.max(1))
+    })?;
+    let b = |v: &[u8]| PyBytes::new(py, v);
+    Ok((
+        count,
+        [
+            b(&bufs[0]),
+            b(&offsets[0]),
+            b(&bufs[1]),
+            b(&offsets[1]),
+            b(&bufs[2]),
+            b(&offsets[2]),
+        ],
+        more,
+    ))
+}

@@ -1,0 +1,80 @@
+//! Stored records as a scan reads them: RocksDB key `u16 BE hash key length,
+//! hash key, sort key`, value `u32 BE expire_ts, u64 BE timetag, user value`
+//! (docs/wal-format.md, "RocksDB records"). Mirrors `records.py`.
+
+/// Keys shorter than this are bookkeeping (the decree meta keys), never records.
+pub const MIN_RECORD_KEY: usize = 2;
+/// expire_ts and timetag in front of every stored value.
+pub const VALUE_HEADER: usize = 12;
+
+/// What a scan does with one stored key and value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scanned<'a> {
+    /// a meta key, a delete's tombstone, or expired at `now`
+    Skip,
+    /// (hash key, sort key, user value)
+    Live(&'a [u8], &'a [u8], &'a [u8]),
+    /// a value shorter than its header: no record this store writes
+    Short,
+}
+
+/// `records.decode_key`: a hash key length past the end takes what there is.
+pub fn split_key(key: &[u8]) -> (&[u8], &[u8]) {
+    let n = usize::from(u16::from_be_bytes([key[0], key[1]]));
+    let end = (MIN_RECORD_KEY + n).min(key.len());
+    (&key[MIN_RECORD_KEY..end], &key[end..])
+}
+
+/// `records.live_value` after `is_meta_key`, for a scan at Pegasus time `now` (seconds).
+pub fn scan_record<'a>(key: &'a [u8], raw: &'a [u8], now: i64) -> Scanned<'a> {
+    if key.len() < MIN_RECORD_KEY {
+        return Scanned::Skip;
+    }
+    if raw.len() < VALUE_HEADER {
+        return Scanned::Short;
+    }
+    if raw[11] & 1 != 0 {
+        return Scanned::Skip;
+    }
+    let expire_ts = i64::from(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]));
+    if 0 < expire_ts && expire_ts <= now {
+        return Scanned::Skip;
+    }
+    let (hk, sk) = split_key(key);
+    Scanned::Live(hk, sk, &raw[VALUE_HEADER..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(expire_ts: u32, timetag: u64, user: &[u8]) -> Vec<u8> {
+        let mut v = expire_ts.to_be_bytes().to_vec();
+        v.extend_from_slice(&timetag.to_be_bytes());
+        v.extend_from_slice(user);
+        v
+    }
+
+    #[test]
+    fn live_expired_tombstone_meta_short() {
+        let key = [&[0u8, 2][..], b"hk", b"sk"].concat();
+        assert_eq!(
+            scan_record(&key, &value(0, 8, b"v"), 100),
+            Scanned::Live(b"hk", b"sk", b"v")
+        );
+        assert_eq!(
+            scan_record(&key, &value(101, 8, b"v"), 100),
+            Scanned::Live(b"hk", b"sk", b"v")
+        );
+        assert_eq!(scan_record(&key, &value(100, 8, b"v"), 100), Scanned::Skip);
+        assert_eq!(scan_record(&key, &value(0, 9, b""), 100), Scanned::Skip);
+        assert_eq!(scan_record(b"\x00", &value(0, 8, b"v"), 100), Scanned::Skip);
+        assert_eq!(scan_record(&key, b"short", 100), Scanned::Short);
+    }
+
+    #[test]
+    fn hash_key_length_past_the_end() {
+        assert_eq!(split_key(&[0, 9, b'a']), (&b"a"[..], &b""[..]));
+        assert_eq!(split_key(&[0, 0, b'a']), (&b""[..], &b"a"[..]));
+    }
+}
