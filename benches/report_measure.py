@@ -138,13 +138,58 @@ def embedded_lag(wal_sync: str, n: int = 1000, rate: int = 1000, partitions: int
     return [applied_at[(p, d)] - w for p, d, w in writes]
 
 
-def remote_lag(address: str) -> list[float]:
-    """Hook for the lead (#9): write -> visible through a follower behind the gRPC server.
+def remote_lag(wal_sync: str = "group", n: int = 1000, rate: float = 1000.0) -> list[float]:
+    """Write -> visible on a follower served by a real `pegasus-fast serve` process.
 
-    Not measured yet: there is no server on this branch. When it exists, return the seconds
-    per write like ``embedded_lag`` and pass ``--remote ADDRESS`` to report.py.
+    The source is embedded here; each write is then read back through the follower's
+    server (one gRPC get after another, no pause: each is a round trip that releases the
+    GIL) until it is visible. Seconds per write, like ``embedded_lag``.
     """
-    raise NotImplementedError(f"remote lag at {address}: needs the gRPC server of issue #9")
+    import subprocess
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="pf-remote-lag-", dir=os.environ.get("PF_BENCH_DIR")) as root:
+        ready = os.path.join(root, "ready")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pegasus_fast", "--cluster", os.path.join(root, "dst"), "serve",
+             "--listen", "127.0.0.1:0", "--ready-file", ready],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.time() + 60
+            while not os.path.exists(ready):
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("the follower's server did not start")
+                time.sleep(0.01)
+            with open(ready) as f:
+                url = f.read().strip()
+            src = pf.Cluster.open(
+                os.path.join(root, "src"), name="source", config=pf.Config(wal_sync=wal_sync)
+            )
+            try:
+                t = src.create_table("t", partition_count=8)
+                d = src.add_duplication("t", url)
+                d.wait_for(pf.DupStatus.LOG, timeout=60)
+                with pf.connect(url, timeout=10) as remote:
+                    ft = remote.table("t")
+                    out = []
+                    start = time.perf_counter()
+                    for i in range(n):
+                        delay = start + i / rate - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+                        hk = b"key%d" % i
+                        before = time.perf_counter()
+                        t.set(hk, b"s", b"v" * 100)
+                        while ft.get(hk, b"s") is None:
+                            pass
+                        out.append(time.perf_counter() - before)
+                return out
+            finally:
+                src.close()
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 # Redis -----------------------------------------------------------------------------------------
