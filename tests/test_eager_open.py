@@ -3,6 +3,7 @@ of creating one was a latency spike on the first write to each partition)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -10,6 +11,7 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from pegasus_fast import fileio
+from pegasus_fast.node.cluster import FOLLOWER_OPEN_DELAY
 from pegasus_fast.node.scheduler import Lane
 
 OpenCluster = Callable[..., pf.Cluster]
@@ -42,12 +44,13 @@ def test_follower_partitions_open_in_the_background_once_learned(
     backend: ModuleType, open_cluster: OpenCluster, tmp_path: Path
 ) -> None:
     # not inside add_duplication (8 opens with the GIL held would be most of it), but queued
-    # as the partitions start serving: the background lanes have opened them once they drain
+    # a moment after the partitions start serving: opened once that is past and the lane drains
     src = open_cluster(tmp_path / "src", name="source")
     dst = open_cluster(tmp_path / "dst", name="target", config=pf.Config(background_workers=1))
     src.create_table("t", partition_count=4)
     src.add_duplication("t", dst).wait_for(pf.DupStatus.LOG, timeout=60)
-    dst.scheduler.submit_after(0.0, lambda: None, Lane.LOW).result()
+    time.sleep(FOLLOWER_OPEN_DELAY)
+    dst.scheduler.submit_after(0.05, lambda: None, Lane.LOW).result()
     dst.scheduler.submit(lambda: None, Lane.LOW).result()
     with fileio.faults() as counted:
         dst.table("t").set(b"k", b"s", b"v")  # a follower also takes writes (master-master)

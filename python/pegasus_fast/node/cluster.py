@@ -71,6 +71,10 @@ def _opener(p: Partition) -> Callable[[], None]:
     return run
 
 
+#: seconds after a follower's partitions start serving that their RocksDB opens in the background
+FOLLOWER_OPEN_DELAY = 0.25
+
+
 def _default_cluster_id(name: str) -> int:
     return _backend.impl.crc64(name.encode("utf-8")) % 127 + 1
 
@@ -461,11 +465,12 @@ class Cluster:
         for pidx in pidxs:
             table.partitions[pidx].state = SERVING
         if self.config.open_rocksdb_eagerly:
-            # after they serve, in the background: the duplication reaches DS_LOG without
-            # waiting, and the first shipped write to a partition seldom finds it unopened
-            # (a learned snapshot's partition is opening already: LocalFollower.learn_snapshot)
+            # after they serve, in the background, a moment later: rocksdict holds the GIL for
+            # the ~7 ms of each open, so opening 8 at once would hold up the duplication's last
+            # steps and the first reads of what it learned (a learned snapshot's partition is
+            # opening already: LocalFollower.learn_snapshot). A write that comes first opens it.
             for pidx in pidxs:
-                self.scheduler.submit(_opener(table.partitions[pidx]), Lane.LOW)
+                self.scheduler.submit_after(FOLLOWER_OPEN_DELAY, _opener(table.partitions[pidx]), Lane.LOW)
 
     def _restart_learning(self, name: str, pidxs: list[int]) -> None:
         """Follower partitions learn again: not learned durably first, so a restart in between
