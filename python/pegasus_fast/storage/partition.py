@@ -184,6 +184,11 @@ class Partition(PartitionReads):
         self._deferred = False
         self._opening = False
 
+    @property
+    def is_open(self) -> bool:
+        """Its RocksDB is open and replayed (a read or write need not open it first)."""
+        return self._db is not None and not self._opening
+
     def open_now(self) -> None:
         """Open RocksDB if it is not: before anything is logged (if it fails, nothing was),
         or ahead of the first write (Config.open_rocksdb_eagerly)."""
