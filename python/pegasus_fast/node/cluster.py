@@ -465,10 +465,10 @@ class Cluster:
         for pidx in pidxs:
             table.partitions[pidx].state = SERVING
         if self.config.open_rocksdb_eagerly:
-            # after they serve, in the background, a moment later: rocksdict holds the GIL for
-            # the ~7 ms of each open, so opening 8 at once would hold up the duplication's last
-            # steps and the first reads of what it learned (a learned snapshot's partition is
-            # opening already: LocalFollower.learn_snapshot). A write that comes first opens it.
+            # In the background a moment after they serve: rocksdict holds the GIL for the ~7 ms
+            # of each open, so opening them now would hold up the duplication's last steps, the
+            # caller waiting for DS_LOG and the first reads. A read or write that comes first
+            # opens its partition itself (a learned snapshot waits in the WAL until then).
             for pidx in pidxs:
                 self.scheduler.submit_after(FOLLOWER_OPEN_DELAY, _opener(table.partitions[pidx]), Lane.LOW)
 

@@ -6,7 +6,6 @@ learning and applying itself to duplication/learn.py and duplication/apply.py.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterable
@@ -23,7 +22,6 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..storage.partition import LEARNING, SERVING, Partition
-from .scheduler import Lane
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -58,13 +56,6 @@ def same_source(a: SourceId, b: SourceId) -> bool:
     if a.cluster_uid and b.cluster_uid and a.cluster_uid != b.cluster_uid:
         return False
     return (a.cluster, a.table, a.dupid) == (b.cluster, b.table, b.dupid)
-
-
-def _open_quietly(p: Partition) -> None:
-    """Open a partition's RocksDB ahead of use; a failure is left for the first real use to
-    raise (typed), and a partition closed meanwhile needs nothing."""
-    with contextlib.suppress(Exception):
-        p.open_now()
 
 
 class LocalConnector:
@@ -210,12 +201,8 @@ class LocalFollower:
 
     @_closed_is_unavailable
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
-        p = self._partition(table, pidx)
-        learn.learn_snapshot(p, decree, block)
-        # The snapshot is durable in the WAL; RocksDB (created and replayed on first use, ~10 ms)
-        # opens now in the background, so the first read after DS_LOG does not wait for all of it.
-        if self.cluster.config.open_rocksdb_eagerly:
-            self.cluster.scheduler.submit(lambda: _open_quietly(p), Lane.HIGH)
+        # durable in the WAL; RocksDB replays it when it opens (Cluster._mark_learned)
+        learn.learn_snapshot(self._partition(table, pidx), decree, block)
 
     @_closed_is_unavailable
     def checkpoint_offsets(
