@@ -1,0 +1,477 @@
+"""Duplication between real processes (issue #9 §6): crashes, a faulty network, a remote that is down.
+
+Every test starts its own ``pegasus-fast serve`` processes on 127.0.0.1
+(tests/served.py) and stops them at teardown, whatever happened.
+
+- ``kill -9`` of the follower, and separately of the source, in PREPARE, in
+  APP (mid-copy of a RocksDB checkpoint: the source ships through a proxy
+  that paces it, so the copy is in flight long enough to be hit) and in LOG
+  while a writer keeps writing through ``pf.connect``. The killed side is
+  started again on the same port; the duplication resumes (it is persisted
+  in the source cluster), and then the source and follower scans are equal,
+  every acknowledged write is there, the follower's WAL applied each source
+  decree once, and the persisted timeline shows the kill landed in the state
+  it meant to hit.
+- A faulty network: the source duplicates through tests/netproxy.py, which
+  cuts, stalls and slows connections at seeded points during APP and LOG
+  while writes go on; once it heals: 0 lost and 0 duplicated mutations.
+- A remote that is down: progress() says ``remote unavailable: ...``, the
+  status stays, wait_for times out naming the remote, and it resumes when
+  the remote is back on its port.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pegasus_fast as pf
+import pytest
+from dupharness import SOURCE_DECREE_OP, DupPair, check_converged, wait_until
+from netproxy import FaultyProxy
+from pegasus_fast import _backend
+from pegasus_fast.errors import PegasusFastError
+from served import Fleet, Served
+
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
+TABLE = "t"
+PARTITIONS = 2
+#: a served cluster runs with the default Config: a partition past small_partition_max_bytes
+#: (4 MiB) learns from a RocksDB checkpoint copied file by file, in 1 MiB chunks
+LARGE_PARTITION_BYTES = (4 << 20) + (1 << 20)
+VALUE_BYTES = 64 << 10
+#: bytes a second the proxy forwards while a copy must still be in flight when a side is killed
+COPY_RATE = 4 << 20
+#: a copy is "mid-way" once this much of the checkpoints went through (of about 10 MiB)
+MID_COPY_BYTES = 3 << 20
+WAIT = 60.0
+Key = tuple[bytes, bytes]
+
+
+# -- what the writers write, and what the test knows was acknowledged ----------------------------
+
+
+@dataclass
+class Model:
+    """Acknowledged writes: key -> value (None: deleted). A write that failed may or may not have
+    happened: its keys are ``uncertain`` from then on, and only the two sides' equality covers them."""
+
+    values: dict[Key, bytes | None] = field(default_factory=dict)
+    uncertain: set[Key] = field(default_factory=set)
+    acked: int = 0
+    failed: int = 0
+
+    def check(self, scan: dict[Key, bytes]) -> None:
+        for key, value in self.values.items():
+            if key in self.uncertain:
+                continue
+            assert scan.get(key) == value, (
+                f"acknowledged write of {key!r} lost: {scan.get(key)!r} != {value!r}"
+            )
+
+
+class Writer:
+    """A thread writing sets, multi_sets, deletes and multi_deletes to one table until stopped.
+
+    Values say who wrote them and when (writer id, sequence number), so a mutation applied
+    twice or out of order on the follower cannot hide behind an equal value.
+    """
+
+    def __init__(self, table: Callable[[], Any], model: Model, wid: int, seed: int) -> None:
+        self._open = table
+        self.model = model
+        self.wid = wid
+        self._rng = random.Random(seed)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"writer-{wid}", daemon=True)
+        self.errors: list[BaseException] = []
+        self.seq = 0
+
+    def start(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        assert not self._thread.is_alive(), "the writer did not stop"
+
+    def wait_acked(self, more: int, timeout: float = WAIT) -> None:
+        want = self.model.acked + more
+        wait_until(lambda: self.model.acked >= want, timeout, lambda: f"{more} more acknowledged writes")
+
+    def _value(self) -> bytes:
+        self.seq += 1
+        return b"w%d:%d:" % (self.wid, self.seq) + b"x" * self._rng.randrange(0, 200)
+
+    def _one(self, table: Any) -> None:
+        rng, m = self._rng, self.model
+        live = [k for k, v in m.values.items() if v is not None and k not in m.uncertain and k[0][:1] == b"w"]
+        r = rng.random()
+        if r < 0.55 or not live:
+            key = (b"w%d.%d" % (self.wid, rng.randrange(1 << 30)), b"s")
+            value = self._value()
+            self._write([key], lambda: table.set(key[0], key[1], value), {key: value})
+        elif r < 0.75:
+            hk = b"w%d.m%d" % (self.wid, rng.randrange(1 << 30))
+            kvs = {b"s%d" % i: self._value() for i in range(rng.randrange(1, 5))}
+            self._write(
+                [(hk, sk) for sk in kvs],
+                lambda: table.multi_set(hk, kvs),
+                {(hk, sk): v for sk, v in kvs.items()},
+            )
+        elif r < 0.85:
+            key = rng.choice(live)
+            value = self._value()
+            self._write([key], lambda: table.set(key[0], key[1], value), {key: value})
+        elif r < 0.95:
+            key = rng.choice(live)
+            self._write([key], lambda: table.delete(key[0], key[1]), {key: None})
+        else:
+            hk = rng.choice(live)[0]
+            sks = [sk for (h, sk) in live if h == hk]
+            self._write(
+                [(hk, sk) for sk in sks], lambda: table.multi_delete(hk, sks), {(hk, sk): None for sk in sks}
+            )
+
+    def _write(self, keys: list[Key], do: Callable[[], object], effect: dict[Key, bytes | None]) -> None:
+        try:
+            do()
+        except (PegasusFastError, OSError) as exc:
+            # not acknowledged: it may or may not have happened
+            self.model.uncertain.update(keys)
+            self.model.failed += 1
+            self.errors.append(exc)
+            self._stop.wait(0.02)
+            return
+        self.model.values.update(effect)
+        self.model.acked += 1
+
+    def _run(self) -> None:
+        table, close = self._open()
+        try:
+            while not self._stop.is_set():
+                self._one(table)
+                self._stop.wait(0.002)
+        finally:
+            close()
+
+
+def remote_table(url: str) -> Callable[[], tuple[Any, Callable[[], None]]]:
+    def open_() -> tuple[Any, Callable[[], None]]:
+        rc = pf.connect(url, timeout=5.0)
+        return rc.table(TABLE), rc.close
+
+    return open_
+
+
+# -- the source's data ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Template:
+    path: Path
+    records: dict[Key, bytes]
+
+
+def write_large_table(
+    cluster: pf.Cluster, table: str, partitions: int, per_partition: int, value_bytes: int, seed: int
+) -> dict[Key, bytes]:
+    """A table whose every partition holds at least ``per_partition`` bytes of incompressible values."""
+    t = cluster.create_table(table, partitions)
+    rng = random.Random(seed)
+    held = [0] * partitions
+    out: dict[Key, bytes] = {}
+    i = 0
+    while min(held) < per_partition:
+        hk = b"big%d" % i
+        i += 1
+        p = t.partition_index(hk)
+        if held[p] >= per_partition:
+            continue
+        value = rng.randbytes(value_bytes)
+        t.set(hk, b"s", value)
+        out[(hk, b"s")] = value
+        held[p] += value_bytes
+    return out
+
+
+@pytest.fixture(scope="session")
+def source_template(backend: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Template:
+    """A source cluster directory, made once per backend and copied by each test."""
+    path = tmp_path_factory.mktemp(f"source-template-{_backend.name}") / "source"
+    with pf.Cluster.open(path, name="source") as c:
+        records = write_large_table(c, TABLE, PARTITIONS, LARGE_PARTITION_BYTES, VALUE_BYTES, seed=1)
+    return Template(path, records)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, _backend.name)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def scan_of(url: str, table: str = TABLE) -> dict[Key, bytes]:
+    with pf.connect(url, timeout=30.0) as rc:
+        return {(hk, sk): v for hk, sk, v in rc.table(table).scan()}
+
+
+def wait_caught_up(d: Any, what: str) -> None:
+    """DS_LOG, and nothing pending on any partition."""
+    d.wait_for(pf.DupStatus.LOG, WAIT)
+    wait_until(
+        lambda: all(p.pending_mutations == 0 for p in d.progress()),
+        WAIT,
+        lambda: (
+            f"{what}: pending mutations to reach 0: {[(p.pending_mutations, p.reason) for p in d.progress()]}"
+        ),
+    )
+
+
+def copying(d: Any) -> list[tuple[int, int]]:
+    """(copied, total) of each partition whose checkpoint is being copied."""
+    out = []
+    for p in d.progress():
+        m = re.fullmatch(r"copying (\d+)/(\d+) bytes", p.checkpoint_state)
+        if m:
+            out.append((int(m.group(1)), int(m.group(2))))
+    return out
+
+
+def check_offline(root: Path, table: str, model: Model) -> list[tuple[str, float]]:
+    """With both processes stopped: open both directories here, check that they hold the same raw
+    records (values, TTLs, timetags), that every source decree was applied once, and that every
+    acknowledged write is there; returns the duplication's persisted timeline."""
+    pair = DupPair(root)
+    try:
+        src = pair.open_source()
+        pair.open_follower()
+        check_converged(pair, table)
+        model.check({(hk, sk): v for hk, sk, v in src.table(table).scan()})
+        (dup,) = src.duplications()
+        return list(dup.timeline)
+    finally:
+        pair.close()
+
+
+# -- kill -9 of either side, in each state ---------------------------------------------------------
+
+PHASE_STATUS = {"prepare": "DS_PREPARE", "app": "DS_APP", "log": "DS_LOG"}
+NEXT_STATUS = {"prepare": "DS_APP", "app": "DS_LOG", "log": None}
+
+
+def _landed_in(timeline: list[tuple[str, float]], phase: str, killed_at: float) -> None:
+    """The persisted timeline shows the duplication had entered ``phase`` and not left it when the
+    killed process was gone."""
+    entered = [t for s, t in timeline if s == PHASE_STATUS[phase]]
+    assert entered and entered[0] <= killed_at, (phase, timeline, killed_at)
+    nxt = NEXT_STATUS[phase]
+    if nxt is not None:
+        left = [t for s, t in timeline if s == nxt]
+        assert left and left[0] > killed_at, (
+            f"the kill landed after {phase}: {timeline}, killed at {killed_at}"
+        )
+
+
+@pytest.mark.parametrize("phase", ["prepare", "app", "log"])
+@pytest.mark.parametrize("side", ["source", "follower"])
+def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, side: str, phase: str) -> None:
+    src, dst = fleet.add("source"), fleet.add("target")
+    shutil.copytree(source_template.path, src.dir)
+    model = Model(values=dict(source_template.records))
+    src.start()
+    dst.start()
+    victim: Served = src if side == "source" else dst
+    # the source ships through a proxy: paced while a copy must be in flight when the kill lands
+    with (
+        FaultyProxy(dst.port, rate=COPY_RATE if phase == "app" else None) as proxy,
+        pf.connect(src.url, timeout=10.0) as rc,
+    ):
+        d = rc.add_duplication(TABLE, proxy.url)
+        writer = None
+        total = 0
+        if phase == "prepare":
+            d.wait_for(pf.DupStatus.PREPARE, WAIT)
+        elif phase == "app":
+            # progress counts what the source handed to gRPC; the proxy, what really went
+            wait_until(
+                lambda: proxy.stats.up_bytes >= MID_COPY_BYTES and len(copying(d)) == PARTITIONS,
+                WAIT,
+                lambda: f"a copy mid-way: {[p.checkpoint_state for p in d.progress()]}",
+            )
+            total = sum(y for _, y in copying(d))
+        else:
+            d.wait_for(pf.DupStatus.LOG, WAIT)
+            writer = Writer(remote_table(src.url), model, wid=1, seed=len(side)).start()
+            writer.wait_acked(40)
+        victim.kill9()
+        killed_at = time.time()
+        if writer is not None:
+            # the source goes on taking writes while the follower is down; writes to a dead source fail
+            if side == "follower":
+                writer.wait_acked(40)
+            else:
+                wait_until(lambda: model.failed >= 3, WAIT, "writes to the killed source to fail")
+        # what the dead side's connection still carried is through; count from here
+        wait_until(lambda: proxy.open_connections() == 0, WAIT, "the killed connection to close")
+        sent_before = proxy.stats.up_bytes
+        proxy.rate = None
+        victim.start()
+        if writer is not None:
+            writer.wait_acked(40)
+            writer.stop()
+        wait_caught_up(d, f"after kill -9 of the {side} in {phase}")
+        if phase == "app":
+            # the copy resumed after the bytes the follower held, it did not start again
+            resent = proxy.stats.up_bytes - sent_before
+            assert resent < total, (resent, total)
+        assert scan_of(src.url) == scan_of(dst.url)
+    assert src.stop() == 0, src.stderr()
+    assert dst.stop() == 0, dst.stderr()
+    timeline = check_offline(fleet.root, TABLE, model)
+    _landed_in(timeline, phase, killed_at)
+
+
+# -- a faulty network --------------------------------------------------------------------------
+
+SEEDS = range(20)
+#: records of the embedded source, per partition, and their value size: a few checkpoint chunks each
+NET_PARTITION_BYTES = 1 << 20
+NET_VALUE_BYTES = 16 << 10
+QUIET = {"gc_interval_ms": 3_600_000, "checkpoint_interval_seconds": 3600.0}
+
+
+@pytest.fixture(scope="module")
+def net_follower(backend: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One served follower for every seed of a backend (each seed duplicates its own table)."""
+    f = Fleet(tmp_path_factory.mktemp(f"net-{_backend.name}"), _backend.name)
+    try:
+        served = f.add("target")
+        served.start()
+        yield served
+    finally:
+        f.close()
+
+
+def applied_source_decrees(follower: Served, table: str) -> list[list[int]]:
+    """Per partition, the source decrees the follower's WAL recorded, in log order (the follower
+    is quiet: every write it acknowledged is in its files)."""
+    with pf.connect(follower.url, timeout=30.0) as rc:
+        info = rc.table_info(table)
+    out = []
+    for pidx in range(info.partition_count):
+        wal = follower.dir / "tables" / f"{info.app_id}.{pidx}" / "wal"
+        mutations, _infos = _backend.impl.scan_log_dir(str(wal), 0)
+        out.append([op[1] for m in mutations for op in m[3] if op[0] == SOURCE_DECREE_OP])
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_faulty_network_loses_nothing_and_applies_once(
+    net_follower: Served, tmp_path: Path, seed: int
+) -> None:
+    table = f"net{seed}"
+    config = pf.Config(small_partition_max_bytes=64 << 10, **QUIET)
+    model = Model()
+    with pf.Cluster.open(tmp_path / "source", name="source", config=config) as src:
+        model.values.update(
+            write_large_table(src, table, PARTITIONS, NET_PARTITION_BYTES, NET_VALUE_BYTES, seed)
+        )
+        t = src.table(table)
+        with FaultyProxy(net_follower.port, seed) as proxy:
+            d = src.add_duplication(table, proxy.url)
+            writer = Writer(lambda: (t, lambda: None), model, wid=seed, seed=seed).start()
+            try:
+                d.wait_for(pf.DupStatus.LOG, WAIT)  # APP under faults
+                writer.wait_acked(150)  # LOG under faults, writes going on
+            finally:
+                writer.stop()
+            proxy.heal()
+            wait_caught_up(d, f"seed {seed}, faults {proxy.stats.faults}")
+            assert not writer.errors, writer.errors  # the source is embedded: every write is acknowledged
+            want = {(hk, sk): v for hk, sk, v in t.scan()}
+            got = scan_of(net_follower.url, table)
+            assert got.keys() == want.keys(), (
+                f"lost: {sorted(want.keys() - got.keys())[:5]}, extra: {sorted(got.keys() - want.keys())[:5]}"
+            )
+            assert got == want
+            model.check(want)
+            committed = [p.last_committed for p in t.partitions]
+            for pidx, seq in enumerate(applied_source_decrees(net_follower, table)):
+                assert all(a < b for a, b in zip(seq, seq[1:])), (
+                    f"partition {pidx} applied a source decree twice"
+                )
+                assert seq[-1] == committed[pidx]
+            d.remove()
+
+
+# -- a remote that is down ---------------------------------------------------------------------------
+
+
+def test_remote_down_keeps_status_says_why_and_resumes(fleet: Fleet) -> None:
+    src, dst = fleet.add("source"), fleet.add("target")
+    dst.port = free_port()  # where the follower will serve, once it is started
+    src.start()
+    model = Model()
+    with pf.connect(src.url, timeout=10.0) as rc:
+        t = rc.create_table(TABLE, PARTITIONS)
+        for i in range(20):
+            t.set(b"k%d" % i, b"s", b"v%d" % i)
+            model.values[(b"k%d" % i, b"s")] = b"v%d" % i
+        d = rc.add_duplication(TABLE, dst.url)
+
+        def all_unavailable() -> bool:
+            return all(p.reason.startswith("remote unavailable: ") for p in d.progress())
+
+        # down from the start: it waits in DS_INIT and says why
+        wait_until(all_unavailable, WAIT, lambda: f"the reason: {[p.reason for p in d.progress()]}")
+        assert d.status == pf.DupStatus.INIT
+        with pytest.raises(TimeoutError) as exc:
+            d.wait_for(pf.DupStatus.LOG, 0.5)
+        assert dst.url in str(exc.value)
+        assert d.status == pf.DupStatus.INIT
+        dst.start()
+        wait_caught_up(d, "once the follower served")
+        assert all(p.reason == "" for p in d.progress())
+
+        # down in DS_LOG, while the source takes writes: it stays in DS_LOG and says why
+        dst.kill9()
+        for i in range(20, 40):
+            t.set(b"k%d" % i, b"s", b"v%d" % i)
+            model.values[(b"k%d" % i, b"s")] = b"v%d" % i
+        wait_until(all_unavailable, WAIT, lambda: f"the reason: {[p.reason for p in d.progress()]}")
+        assert d.status == pf.DupStatus.LOG
+        assert sum(p.pending_mutations for p in d.progress()) > 0
+        with pytest.raises(TimeoutError) as exc:
+            d.wait_for(pf.DupStatus.PAUSE, 0.5)
+        assert dst.url in str(exc.value)
+        assert d.status == pf.DupStatus.LOG
+        dst.start()
+        wait_caught_up(d, "once the follower served again")
+        assert all(p.reason == "" for p in d.progress())
+        assert scan_of(src.url) == scan_of(dst.url)
+    assert src.stop() == 0, src.stderr()
+    assert dst.stop() == 0, dst.stderr()
+    check_offline(fleet.root, TABLE, model)
