@@ -475,3 +475,43 @@ def test_remote_down_keeps_status_says_why_and_resumes(fleet: Fleet) -> None:
     assert src.stop() == 0, src.stderr()
     assert dst.stop() == 0, dst.stderr()
     check_offline(fleet.root, TABLE, model)
+
+
+# -- a connection cut while the follower is still taking what it was sent ------------------------------
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "checkpoint"])
+def test_cut_while_follower_learns_learns_once(net_follower: Served, tmp_path: Path, kind: str) -> None:
+    """The source's call fails while the follower still decodes and writes what it received; the
+    source calls again at once. The follower must not learn the same checkpoint twice side by side
+    (a second snapshot written after shipping started would take newer values back)."""
+    table = f"cut{kind}"
+    small = 8 << 20 if kind == "snapshot" else 64 << 10
+    config = pf.Config(small_partition_max_bytes=small, **QUIET)
+    with pf.Cluster.open(tmp_path / "source", name="source", config=config) as src:
+        records = write_large_table(src, table, PARTITIONS, 2 << 20, NET_VALUE_BYTES, seed=3)
+        t = src.table(table)
+        size = sum(len(v) for v in records.values())
+        with FaultyProxy(net_follower.port) as proxy:
+            d = src.add_duplication(table, proxy.url)
+            seen = [-1]
+
+            def all_sent() -> bool:
+                # every byte of the learning calls went through, and nothing more is coming
+                now, seen[0] = proxy.stats.up_bytes, proxy.stats.up_bytes
+                return now >= size and now == seen[0]
+
+            wait_until(
+                lambda: all_sent() and (time.sleep(0.02) or all_sent()), WAIT, "the learning calls sent"
+            )
+            assert d.status == pf.DupStatus.APP
+            proxy.cut_all()
+            d.wait_for(pf.DupStatus.LOG, WAIT)
+            for i in range(20):
+                t.set(b"after%d" % i, b"s", b"v%d" % i)
+            wait_caught_up(d, f"after a cut while learning a {kind}")
+            assert scan_of(net_follower.url, table) == {(hk, sk): v for hk, sk, v in t.scan()}
+            committed = [p.last_committed for p in t.partitions]
+            for pidx, seq in enumerate(applied_source_decrees(net_follower, table)):
+                assert all(a < b for a, b in zip(seq, seq[1:])), f"partition {pidx} learned twice: {seq}"
+                assert seq[-1] == committed[pidx]
