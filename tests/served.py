@@ -47,6 +47,11 @@ class Served:
 
     def start(self, *extra: str) -> str:
         """Serve the directory (on the port of the first start); returns the URL once it serves."""
+        self.launch(*extra)
+        return self.wait_ready()
+
+    def launch(self, *extra: str) -> None:
+        """Start the process; :meth:`wait_ready` waits until it serves."""
         assert not self.running, f"{self.name} is running already"
         self.starts += 1
         ready = self.logs / f"ready.{self.starts}"
@@ -72,6 +77,10 @@ class Served:
         finally:
             out.close()
             err.close()
+
+    def wait_ready(self) -> str:
+        assert self.proc is not None
+        ready = self.logs / f"ready.{self.starts}"
         deadline = time.monotonic() + START_TIMEOUT
         while not ready.exists():
             if self.proc.poll() is not None:
@@ -120,6 +129,14 @@ class Served:
             return ""
 
 
+def start_all(*served: Served) -> None:
+    """Start several at once (each takes a while to import and open)."""
+    for s in served:
+        s.launch()
+    for s in served:
+        s.wait_ready()
+
+
 class Fleet:
     """Every served cluster of one test; :meth:`close` stops them all."""
 
@@ -143,4 +160,4 @@ class Fleet:
                     s.proc.wait(STOP_TIMEOUT)
 
 
-__all__ = ["Fleet", "Served"]
+__all__ = ["Fleet", "Served", "start_all"]

@@ -22,6 +22,7 @@ Every test starts its own ``pegasus-fast serve`` processes on 127.0.0.1
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import shutil
@@ -34,13 +35,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import grpc
 import pegasus_fast as pf
 import pytest
 from dupharness import SOURCE_DECREE_OP, DupPair, check_converged, wait_until
 from netproxy import FaultyProxy
 from pegasus_fast import _backend
+from pegasus_fast.duplication import checkpoints as ckpt_policy
+from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.errors import PegasusFastError
-from served import Fleet, Served
+from pegasus_fast.net import pegasus_fast_pb2 as pb
+from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
+from pegasus_fast.net.follower import RemoteConnector
+from served import Fleet, Served, start_all
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
@@ -184,20 +191,21 @@ class Template:
     records: dict[Key, bytes]
 
 
-def write_large_table(
-    cluster: pf.Cluster, table: str, partitions: int, per_partition: int, value_bytes: int, seed: int
+def write_table(
+    cluster: pf.Cluster, table: str, sizes: list[int], value_bytes: int, seed: int
 ) -> dict[Key, bytes]:
-    """A table whose every partition holds at least ``per_partition`` bytes of incompressible values."""
-    t = cluster.create_table(table, partitions)
+    """A table of ``len(sizes)`` partitions, each holding at least that many bytes of
+    incompressible values (0: none)."""
+    t = cluster.create_table(table, len(sizes))
     rng = random.Random(seed)
-    held = [0] * partitions
+    held = [0] * len(sizes)
     out: dict[Key, bytes] = {}
     i = 0
-    while min(held) < per_partition:
+    while any(h < want for h, want in zip(held, sizes)):
         hk = b"big%d" % i
         i += 1
         p = t.partition_index(hk)
-        if held[p] >= per_partition:
+        if held[p] >= sizes[p]:
             continue
         value = rng.randbytes(value_bytes)
         t.set(hk, b"s", value)
@@ -211,7 +219,7 @@ def source_template(backend: ModuleType, tmp_path_factory: pytest.TempPathFactor
     """A source cluster directory, made once per backend and copied by each test."""
     path = tmp_path_factory.mktemp(f"source-template-{_backend.name}") / "source"
     with pf.Cluster.open(path, name="source") as c:
-        records = write_large_table(c, TABLE, PARTITIONS, LARGE_PARTITION_BYTES, VALUE_BYTES, seed=1)
+        records = write_table(c, TABLE, [LARGE_PARTITION_BYTES] * PARTITIONS, VALUE_BYTES, seed=1)
     return Template(path, records)
 
 
@@ -301,8 +309,7 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
     src, dst = fleet.add("source"), fleet.add("target")
     shutil.copytree(source_template.path, src.dir)
     model = Model(values=dict(source_template.records))
-    src.start()
-    dst.start()
+    start_all(src, dst)
     victim: Served = src if side == "source" else dst
     # the source ships through a proxy: paced while a copy must be in flight when the kill lands
     with (
@@ -310,7 +317,11 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
         pf.connect(src.url, timeout=10.0) as rc,
     ):
         d = rc.add_duplication(TABLE, proxy.url)
+        # writes go on all along, except when the source is killed mid-copy: then it must find the
+        # same checkpoint again for the copy to resume (new writes would make it checkpoint anew)
         writer = None
+        if not (side == "source" and phase == "app"):
+            writer = Writer(remote_table(src.url), model, wid=1, seed=len(side + phase)).start()
         total = 0
         if phase == "prepare":
             d.wait_for(pf.DupStatus.PREPARE, WAIT)
@@ -324,14 +335,14 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
             total = sum(y for _, y in copying(d))
         else:
             d.wait_for(pf.DupStatus.LOG, WAIT)
-            writer = Writer(remote_table(src.url), model, wid=1, seed=len(side)).start()
+            assert writer is not None
             writer.wait_acked(40)
         victim.kill9()
         killed_at = time.time()
         if writer is not None:
             # the source goes on taking writes while the follower is down; writes to a dead source fail
             if side == "follower":
-                writer.wait_acked(40)
+                writer.wait_acked(20)
             else:
                 wait_until(lambda: model.failed >= 3, WAIT, "writes to the killed source to fail")
         # what the dead side's connection still carried is through; count from here
@@ -340,7 +351,7 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
         proxy.rate = None
         victim.start()
         if writer is not None:
-            writer.wait_acked(40)
+            writer.wait_acked(20)
             writer.stop()
         wait_caught_up(d, f"after kill -9 of the {side} in {phase}")
         if phase == "app":
@@ -357,8 +368,11 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
 # -- a faulty network --------------------------------------------------------------------------
 
 SEEDS = range(20)
-#: records of the embedded source, per partition, and their value size: a few checkpoint chunks each
-NET_PARTITION_BYTES = 1 << 20
+#: the embedded source's knob: a partition past it learns from a RocksDB checkpoint
+NET_SMALL_MAX = 256 << 10
+#: what a partition may hold: nothing (no checkpoint), a logical snapshot, a RocksDB checkpoint of a
+#: few 1 MiB chunks; every run has one of the last kind
+NET_SIZES = (0, 96 << 10, 1 << 20)
 NET_VALUE_BYTES = 16 << 10
 QUIET = {"gc_interval_ms": 3_600_000, "checkpoint_interval_seconds": 3600.0}
 
@@ -393,12 +407,13 @@ def test_faulty_network_loses_nothing_and_applies_once(
     net_follower: Served, tmp_path: Path, seed: int
 ) -> None:
     table = f"net{seed}"
-    config = pf.Config(small_partition_max_bytes=64 << 10, **QUIET)
+    config = pf.Config(small_partition_max_bytes=NET_SMALL_MAX, **QUIET)
+    rng = random.Random(seed)
+    sizes = [rng.choice(NET_SIZES) for _ in range(PARTITIONS)]
+    sizes[seed % PARTITIONS] = NET_SIZES[-1]
     model = Model()
     with pf.Cluster.open(tmp_path / "source", name="source", config=config) as src:
-        model.values.update(
-            write_large_table(src, table, PARTITIONS, NET_PARTITION_BYTES, NET_VALUE_BYTES, seed)
-        )
+        model.values.update(write_table(src, table, sizes, NET_VALUE_BYTES, seed))
         t = src.table(table)
         with FaultyProxy(net_follower.port, seed) as proxy:
             d = src.add_duplication(table, proxy.url)
@@ -421,9 +436,9 @@ def test_faulty_network_loses_nothing_and_applies_once(
             committed = [p.last_committed for p in t.partitions]
             for pidx, seq in enumerate(applied_source_decrees(net_follower, table)):
                 assert all(a < b for a, b in zip(seq, seq[1:])), (
-                    f"partition {pidx} applied a source decree twice"
+                    f"partition {pidx} applied a source decree twice: {seq}; faults {proxy.stats.faults}"
                 )
-                assert seq[-1] == committed[pidx]
+                assert seq and seq[-1] == committed[pidx]
             d.remove()
 
 
@@ -489,7 +504,7 @@ def test_cut_while_follower_learns_learns_once(net_follower: Served, tmp_path: P
     small = 8 << 20 if kind == "snapshot" else 64 << 10
     config = pf.Config(small_partition_max_bytes=small, **QUIET)
     with pf.Cluster.open(tmp_path / "source", name="source", config=config) as src:
-        records = write_large_table(src, table, PARTITIONS, 2 << 20, NET_VALUE_BYTES, seed=3)
+        records = write_table(src, table, [2 << 20] * PARTITIONS, NET_VALUE_BYTES, seed=3)
         t = src.table(table)
         size = sum(len(v) for v in records.values())
         with FaultyProxy(net_follower.port) as proxy:
@@ -515,3 +530,52 @@ def test_cut_while_follower_learns_learns_once(net_follower: Served, tmp_path: P
             for pidx, seq in enumerate(applied_source_decrees(net_follower, table)):
                 assert all(a < b for a, b in zip(seq, seq[1:])), f"partition {pidx} learned twice: {seq}"
                 assert seq[-1] == committed[pidx]
+
+
+# -- a checkpoint transfer cut short ------------------------------------------------------------------
+
+
+def test_checkpoint_stream_cut_short_keeps_what_arrived(net_follower: Served, tmp_path: Path) -> None:
+    """A source that dies mid-copy can look, to the follower's gRPC, like a stream that simply
+    ended. The follower must keep the chunks that arrived (the copy resumes after them) rather
+    than take the stream as complete, fail its verification and delete the partial file."""
+    with pf.Cluster.open(tmp_path / "source", name="source") as src:
+        write_table(src, "cutshort", [3 << 20], VALUE_BYTES, seed=5)
+        info = src.table("cutshort").partitions[0].checkpoint()
+    manifest = ckpt_policy.manifest_of(info.path)
+    name, size, _ = max(manifest, key=lambda e: e[1])
+    assert size > 2 * ckpt_policy.CHUNK_BYTES
+    connector = RemoteConnector()
+    try:
+        follower = connector.connect(net_follower.url)
+        follower.ensure_table("cutshort", 1, SourceId("source", "uid-cutshort", "cutshort", 1), True)
+        assert follower.checkpoint_offsets("cutshort", 0, info.decree, manifest) == {}
+        first = list(itertools.islice(ckpt_policy.read_chunks(info.path, manifest, {}), 2))
+        header = pb.CheckpointRequest(
+            table="cutshort",
+            pidx=0,
+            decree=info.decree,
+            manifest=[pb.ManifestEntry(name=n, size=s, blake3=d) for n, s, d in manifest],
+        )
+        pieces = [pb.CheckpointPiece(header=header)] + [
+            pb.CheckpointPiece(chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c))
+            for c in first
+        ]
+        stub = rpc.FollowerStub(connector._channels[(net_follower.url, None)])
+        # the stream ends after two chunks, as one whose sender died can
+        with pytest.raises(grpc.RpcError):
+            stub.LearnCheckpoint(iter(pieces), timeout=WAIT)
+        held = sum(len(c.data) for c in first if c.name == name)
+        assert follower.checkpoint_offsets("cutshort", 0, info.decree, manifest).get(name) == held
+        # the copy resumes after what arrived, and completes
+        offsets = follower.checkpoint_offsets("cutshort", 0, info.decree, manifest)
+        rest = ckpt_policy.read_chunks(info.path, manifest, offsets)
+        follower.learn_checkpoint("cutshort", 0, info.decree, manifest, rest)
+        follower.mark_learned("cutshort", [0])
+        assert follower.partition_status("cutshort", 0) == (True, info.decree)
+    finally:
+        connector.close()
+    with pf.Cluster.open(tmp_path / "source", name="source") as src:
+        assert scan_of(net_follower.url, "cutshort") == {
+            (hk, sk): v for hk, sk, v in src.table("cutshort").scan()
+        }

@@ -100,6 +100,8 @@ class RemoteFollower:
                 yield pb.CheckpointPiece(
                     chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c)
                 )
+            # says the transfer is whole: a stream that ends without it was cut short
+            yield pb.CheckpointPiece(end=pb.Empty())
 
         total = sum(size for _, size, _ in manifest)
         self._call("LearnCheckpoint", pieces(), timeout=COPY_TIMEOUT + total / COPY_BYTES_PER_SECOND)
