@@ -31,6 +31,7 @@ class Served:
         self.logs = root / f"{name}.logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.env = child_env(backend_name)
+        self.env.pop("PEGASUS_FAST_TOKEN", None)  # a token only where a test gives one
         self.env.update(extra_env or {})
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None

@@ -241,8 +241,8 @@ def free_port() -> int:
 # -- checks ------------------------------------------------------------------------------------
 
 
-def scan_of(url: str, table: str = TABLE) -> dict[Key, bytes]:
-    with pf.connect(url, timeout=30.0) as rc:
+def scan_of(url: str, table: str = TABLE, token: str | None = None) -> dict[Key, bytes]:
+    with pf.connect(url, token=token, timeout=30.0) as rc:
         return {(hk, sk): v for hk, sk, v in rc.table(table).scan()}
 
 
@@ -345,6 +345,14 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
                 writer.wait_acked(20)
             else:
                 wait_until(lambda: model.failed >= 3, WAIT, "writes to the killed source to fail")
+        if side == "follower" and phase != "prepare":
+            # the remote is down: the status stays where it was, and progress says why
+            wait_until(
+                lambda: all(p.reason.startswith("remote unavailable: ") for p in d.progress()),
+                WAIT,
+                lambda: f"progress to say the remote is down: {[p.reason for p in d.progress()]}",
+            )
+            assert d.status.value == PHASE_STATUS[phase]
         # what the dead side's connection still carried is through; count from here
         wait_until(lambda: proxy.open_connections() == 0, WAIT, "the killed connection to close")
         sent_before = proxy.stats.up_bytes
@@ -363,6 +371,38 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
     assert dst.stop() == 0, dst.stderr()
     timeline = check_offline(fleet.root, TABLE, model)
     _landed_in(timeline, phase, killed_at)
+
+
+def test_remote_token_survives_a_source_restart(fleet: Fleet) -> None:
+    """The token shown to a follower that wants one is kept with the duplication: a source
+    killed and restarted (without that token in its environment) goes on shipping."""
+    src, dst = fleet.add("source"), fleet.add("target")
+    token_file = fleet.root / "follower.token"
+    token_file.write_text("s3cret-follower-token\n")
+    src.launch()
+    dst.launch("--token-file", str(token_file))
+    src.wait_ready()
+    dst.wait_ready()
+    model = Model()
+    with pf.connect(src.url, timeout=10.0) as rc:
+        rc.create_table(TABLE, PARTITIONS)
+        d = rc.add_duplication(TABLE, dst.url, remote_token="s3cret-follower-token")
+        writer = Writer(remote_table(src.url), model, wid=7, seed=7).start()
+        try:
+            d.wait_for(pf.DupStatus.LOG, WAIT)
+            writer.wait_acked(20)
+            src.kill9()
+            wait_until(lambda: model.failed >= 3, WAIT, "writes to the killed source to fail")
+            src.start()
+            writer.wait_acked(20)
+        finally:
+            writer.stop()
+        wait_caught_up(d, "after the source restarted")
+        assert d.error is None
+        assert scan_of(src.url) == scan_of(dst.url, token="s3cret-follower-token")
+    assert src.stop() == 0, src.stderr()
+    assert dst.stop() == 0, dst.stderr()
+    check_offline(fleet.root, TABLE, model)
 
 
 # -- a faulty network --------------------------------------------------------------------------
