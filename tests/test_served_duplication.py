@@ -373,6 +373,37 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
     _landed_in(timeline, phase, killed_at)
 
 
+#: the proxy's pace when a copy must outlast a graceful stop by far (10 MiB would take ~80 s)
+CRAWL_RATE = 128 << 10
+
+
+@pytest.mark.parametrize("side", ["source", "follower"])
+def test_sigterm_mid_copy_stops_and_resumes(fleet: Fleet, source_template: Template, side: str) -> None:
+    """SIGTERM stops a served cluster whose checkpoint copy is in flight over a slow link, without
+    waiting for the copy to end (Served.stop gives it far less time than the copy needs); once
+    started again, the copy resumes and the two sides converge."""
+    src, dst = fleet.add("source"), fleet.add("target")
+    shutil.copytree(source_template.path, src.dir)
+    model = Model(values=dict(source_template.records))
+    start_all(src, dst)
+    with FaultyProxy(dst.port, rate=CRAWL_RATE) as proxy, pf.connect(src.url, timeout=10.0) as rc:
+        d = rc.add_duplication(TABLE, proxy.url)
+        wait_until(
+            lambda: proxy.stats.up_bytes >= 256 << 10 and len(copying(d)) == PARTITIONS,
+            WAIT,
+            lambda: f"a copy under way: {[p.checkpoint_state for p in d.progress()]}",
+        )
+        victim = src if side == "source" else dst
+        assert victim.stop() == 0, victim.stderr()
+        proxy.rate = None
+        victim.start()
+        wait_caught_up(d, f"after SIGTERM of the {side} mid-copy")
+        assert scan_of(src.url) == scan_of(dst.url)
+    assert src.stop() == 0, src.stderr()
+    assert dst.stop() == 0, dst.stderr()
+    check_offline(fleet.root, TABLE, model)
+
+
 def test_remote_token_survives_a_source_restart(fleet: Fleet) -> None:
     """The token shown to a follower that wants one is kept with the duplication: a source
     killed and restarted (without that token in its environment) goes on shipping."""

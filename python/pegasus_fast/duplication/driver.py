@@ -199,11 +199,17 @@ class Duplication:
         self._thread = threading.Thread(target=self._run, name=f"dup-{self.dupid}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def begin_stop(self) -> None:
+        """Ask the driver to stop, without waiting for it: a cluster closing does this first, then
+        closes its remote connections, which ends a follower call the driver is waiting on (a
+        checkpoint copy over a slow link would otherwise hold the close for as long as it takes)."""
         self._stopping.set()
         self._wake.set()
         with self._changed:
             self._changed.notify_all()
+
+    def stop(self) -> None:
+        self.begin_stop()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join()

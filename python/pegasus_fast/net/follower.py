@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import grpc
 
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
-from ..errors import DuplicationError, InvalidArgumentError
+from ..errors import DuplicationError, InvalidArgumentError, RemoteUnavailableError
 from . import pegasus_fast_pb2 as pb
 from . import pegasus_fast_pb2_grpc as rpc
 from .wire import Address, auth_metadata, call, is_url, open_channel, parse_url, token_from_env
@@ -133,6 +133,7 @@ class RemoteConnector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._channels: dict[tuple[str, str | None], grpc.Channel] = {}
+        self._closed = False
 
     def connect(self, remote: str, token: str | None = None) -> Follower:
         if not is_url(remote):
@@ -141,13 +142,17 @@ class RemoteConnector:
         token = token if token is not None else token_from_env()
         key = (addr.url, token)
         with self._lock:
+            if self._closed:
+                raise RemoteUnavailableError(addr.url, "the cluster is closing")
             channel = self._channels.get(key)
             if channel is None:
                 channel = self._channels[key] = open_channel(addr)
         return RemoteFollower(addr.url, channel, token)
 
     def close(self) -> None:
+        """Close every channel, ending the calls in flight; no new one is opened after this."""
         with self._lock:
+            self._closed = True
             channels, self._channels = list(self._channels.values()), {}
         for c in channels:
             c.close()
