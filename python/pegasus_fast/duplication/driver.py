@@ -94,6 +94,8 @@ class Duplication:
         self.error: BaseException | None = None
         self.lost_mutations = 0
         self._thread: threading.Thread | None = None
+        #: the follower the driver is calling, given up when the duplication stops
+        self._follower: Follower | None = None
         m = env.metrics
         labels = [(str(dupid), self.table_name, str(i)) for i in range(n)]
         self._m_pending = [m.dup_pending_mutations.labels(*x) for x in labels]
@@ -200,13 +202,15 @@ class Duplication:
         self._thread.start()
 
     def begin_stop(self) -> None:
-        """Ask the driver to stop, without waiting for it: a cluster closing does this first, then
-        closes its remote connections, which ends a follower call the driver is waiting on (a
-        checkpoint copy over a slow link would otherwise hold the close for as long as it takes)."""
+        """Ask the driver to stop, and give up the follower calls it waits on (a checkpoint copy
+        over a slow link would otherwise hold a close or a remove for as long as it takes)."""
         self._stopping.set()
         self._wake.set()
         with self._changed:
             self._changed.notify_all()
+        follower = self._follower
+        if follower is not None:
+            follower.cancel()
 
     def stop(self) -> None:
         self.begin_stop()
@@ -281,6 +285,9 @@ class Duplication:
                     self._wait()
                     continue
                 follower = self._env.connector.connect(self.remote, self._record.remote_token or None)
+                self._follower = follower
+                if self._stopping.is_set():  # begin_stop() may have missed it
+                    follower.cancel()
                 if not self.connected.is_set():
                     self._check_identity(follower)
                     self._set_reasons("")

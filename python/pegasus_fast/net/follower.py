@@ -41,9 +41,31 @@ class RemoteFollower:
         self._md = auth_metadata(token)
         #: the largest message the follower takes (IdentityReply), 0 until asked
         self.message_limit = 0
+        self._lock = threading.Lock()
+        self._in_flight: set[grpc.Future] = set()
+        self._cancelled = False
 
     def _call(self, method: str, request: object, timeout: float = CALL_TIMEOUT) -> object:
-        return call(self.url, getattr(self._stub, method), request, timeout=timeout, metadata=self._md)
+        fn = getattr(self._stub, method)
+        with self._lock:
+            if self._cancelled:
+                raise RemoteUnavailableError(self.url, "the duplication is stopping")
+            future = call(self.url, fn.future, request, timeout=timeout, metadata=self._md)
+            self._in_flight.add(future)
+        try:
+            return call(self.url, future.result)
+        except grpc.FutureCancelledError:
+            raise RemoteUnavailableError(self.url, "the duplication is stopping") from None
+        finally:
+            with self._lock:
+                self._in_flight.discard(future)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            calls = list(self._in_flight)
+        for future in calls:
+            future.cancel()
 
     def identity(self) -> tuple[int, str]:
         r = self._call("Identity", pb.Empty())
