@@ -36,6 +36,8 @@ class Served:
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        #: arguments of ``serve`` given at every start (a restart serves the same way)
+        self.args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -69,6 +71,7 @@ class Served:
             f"127.0.0.1:{self.port}",
             "--ready-file",
             str(ready),
+            *self.args,
             *extra,
         ]
         out = open(self.logs / f"out.{self.starts}", "wb")  # noqa: SIM115 - the child owns it

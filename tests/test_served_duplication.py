@@ -28,6 +28,7 @@ import random
 import re
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from typing import Any
 import grpc
 import pegasus_fast as pf
 import pytest
+from conftest import PYTHON, child_env
 from dupharness import SOURCE_DECREE_OP, DupPair, check_converged, wait_until
 from netproxy import FaultyProxy
 from pegasus_fast import _backend
@@ -54,14 +56,24 @@ pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExce
 
 TABLE = "t"
 PARTITIONS = 2
-#: a served cluster runs with the default Config: a partition past small_partition_max_bytes
-#: (4 MiB) learns from a RocksDB checkpoint copied file by file, in 1 MiB chunks
-LARGE_PARTITION_BYTES = (4 << 20) + (1 << 20)
+#: the served source runs with this knob (``serve --config``): a partition past it learns from a
+#: RocksDB checkpoint copied file by file, in 1 MiB chunks
+SOURCE_SMALL_MAX = 1 << 20
+SOURCE_ARGS = ("--config", f"small_partition_max_bytes={SOURCE_SMALL_MAX}")
+#: PREPARE under the adaptive policy lasts a few milliseconds, too short to be hit for sure; the
+#: legacy policy (the pre-#2054 gating) waits this long for a forced checkpoint: a window to kill in
+LEGACY_ARGS = (
+    "--config",
+    "checkpoint_policy=legacy",
+    "--config",
+    "legacy_forced_checkpoint_delay_seconds=1.0",
+)
+LARGE_PARTITION_BYTES = (2 << 20) + (512 << 10)
 VALUE_BYTES = 64 << 10
 #: bytes a second the proxy forwards while a copy must still be in flight when a side is killed
-COPY_RATE = 4 << 20
-#: a copy is "mid-way" once this much of the checkpoints went through (of about 10 MiB)
-MID_COPY_BYTES = 3 << 20
+COPY_RATE = 2 << 20
+#: a copy is "mid-way" once this much of the checkpoints went through (of about 5 MiB)
+MID_COPY_BYTES = (1 << 20) + (512 << 10)
 WAIT = 60.0
 Key = tuple[bytes, bytes]
 
@@ -310,6 +322,7 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
     src, dst = fleet.add("source"), fleet.add("target")
     shutil.copytree(source_template.path, src.dir)
     model = Model(values=dict(source_template.records))
+    src.args = SOURCE_ARGS + (LEGACY_ARGS if phase == "prepare" else ())
     start_all(src, dst)
     victim: Served = src if side == "source" else dst
     # the source ships through a proxy: paced while a copy must be in flight when the kill lands
@@ -374,7 +387,7 @@ def test_kill9_then_restart_converges(fleet: Fleet, source_template: Template, s
     _landed_in(timeline, phase, killed_at)
 
 
-#: the proxy's pace when a copy must outlast a graceful stop by far (10 MiB would take ~80 s)
+#: the proxy's pace when a copy must outlast a graceful stop by far (5 MiB would take ~40 s)
 CRAWL_RATE = 128 << 10
 
 
@@ -386,11 +399,12 @@ def test_sigterm_mid_copy_stops_and_resumes(fleet: Fleet, source_template: Templ
     src, dst = fleet.add("source"), fleet.add("target")
     shutil.copytree(source_template.path, src.dir)
     model = Model(values=dict(source_template.records))
+    src.args = SOURCE_ARGS
     start_all(src, dst)
     with FaultyProxy(dst.port, rate=CRAWL_RATE) as proxy, pf.connect(src.url, timeout=10.0) as rc:
         d = rc.add_duplication(TABLE, proxy.url)
         wait_until(
-            lambda: proxy.stats.up_bytes >= 256 << 10 and len(copying(d)) == PARTITIONS,
+            lambda: proxy.stats.up_bytes >= 128 << 10 and len(copying(d)) == PARTITIONS,
             WAIT,
             lambda: f"a copy under way: {[p.checkpoint_state for p in d.progress()]}",
         )
@@ -411,11 +425,12 @@ def test_remove_mid_copy_does_not_wait_for_the_copy(fleet: Fleet, source_templat
     duplication is gone, and the source goes on serving."""
     src, dst = fleet.add("source"), fleet.add("target")
     shutil.copytree(source_template.path, src.dir)
+    src.args = SOURCE_ARGS
     start_all(src, dst)
     with FaultyProxy(dst.port, rate=CRAWL_RATE) as proxy, pf.connect(src.url, timeout=20.0) as rc:
         d = rc.add_duplication(TABLE, proxy.url)
         wait_until(
-            lambda: proxy.stats.up_bytes >= 256 << 10 and len(copying(d)) == PARTITIONS,
+            lambda: proxy.stats.up_bytes >= 128 << 10 and len(copying(d)) == PARTITIONS,
             WAIT,
             lambda: f"a copy under way: {[p.checkpoint_state for p in d.progress()]}",
         )
@@ -673,3 +688,23 @@ def test_checkpoint_stream_cut_short_keeps_what_arrived(net_follower: Served, tm
         assert scan_of(net_follower.url, "cutshort") == {
             (hk, sk): v for hk, sk, v in src.table("cutshort").scan()
         }
+
+
+# -- serve --config -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "knob", ["no_such_knob=1", "small_partition_max_bytes", "small_partition_max_bytes=x", "gc_interval_ms=1"]
+)
+def test_serve_refuses_a_bad_config_knob(tmp_path: Path, knob: str) -> None:
+    """A knob that is not a Config field, has no value, is not of its type or out of its bounds:
+    one error line and a non-zero exit, before anything is opened or served."""
+    cluster = tmp_path / "bad"
+    argv = [PYTHON, "-m", "pegasus_fast", "--cluster", str(cluster), "serve", "--listen", "127.0.0.1:0"]
+    done = subprocess.run(
+        [*argv, "--config", knob], env=child_env("python"), capture_output=True, timeout=WAIT
+    )
+    assert done.returncode == 2, done
+    lines = done.stderr.decode("utf-8", "replace").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pegasus-fast: error: "), lines
+    assert not cluster.exists()

@@ -203,7 +203,8 @@ class Duplication:
 
     def begin_stop(self) -> None:
         """Ask the driver to stop, and give up the follower calls it waits on (a checkpoint copy
-        over a slow link would otherwise hold a close or a remove for as long as it takes)."""
+        over a slow link would otherwise hold a close or a remove for as long as it takes);
+        :meth:`stop` then waits for it."""
         self._stopping.set()
         self._wake.set()
         with self._changed:

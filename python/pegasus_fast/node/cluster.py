@@ -222,14 +222,9 @@ class Cluster:
         """Stop duplications and background work; returns what failed (close goes on regardless)."""
         failures: list[tuple[str, BaseException]] = []
         if hasattr(self, "_dups"):
-            dups = self._dups.list()
-            for d in dups:
-                d.begin_stop()
-            # ends the calls to served followers in flight (nothing moves without their reply)
-            self._connector.remote.close()
             # one by one, so a duplication that fails to persist its progress
             # does not leave the others running
-            for d in dups:
+            for d in self._dups.list():
                 try:
                     d.stop()
                 except Exception as exc:
