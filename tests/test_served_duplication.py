@@ -73,7 +73,7 @@ VALUE_BYTES = 64 << 10
 #: bytes a second the proxy forwards while a copy must still be in flight when a side is killed
 COPY_RATE = 2 << 20
 #: a copy is "mid-way" once this much of the checkpoints went through (of about 5 MiB)
-MID_COPY_BYTES = (1 << 20) + (512 << 10)
+MID_COPY_BYTES = (2 << 20) + (512 << 10)
 WAIT = 60.0
 Key = tuple[bytes, bytes]
 
