@@ -492,7 +492,8 @@ def net_follower(backend: ModuleType, tmp_path_factory: pytest.TempPathFactory) 
     f = Fleet(tmp_path_factory.mktemp(f"net-{_backend.name}"), _backend.name)
     try:
         served = f.add("target")
-        served.start()
+        # no periodic checkpoint or GC: the WAL read by applied_source_decrees stays whole
+        served.start(*(a for k, v in QUIET.items() for a in ("--config", f"{k}={v}")))
         yield served
     finally:
         f.close()
