@@ -7,7 +7,9 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import fields
 
+from ..config import Config
 from ..errors import InvalidArgumentError
 from ..net.wire import TOKEN_ENV, token_from_env
 from ..node.cluster import Cluster
@@ -26,6 +28,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback address without TLS and a token"
     )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pegasus_fast.Config knob (repeatable), e.g. small_partition_max_bytes=1048576",
+    )
+
+
+def _config(items: list[str]) -> Config:
+    """``KEY=VALUE`` knobs, each converted to its Config field's type (Config checks the values)."""
+    kinds = {f.name: str(f.type) for f in fields(Config)}
+    values: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in kinds:
+            raise InvalidArgumentError(f"--config takes KEY=VALUE naming a Config field, not {item!r}")
+        kind = kinds[key]
+        try:
+            values[key] = int(text) if kind.startswith("int") else float(text) if kind == "float" else text
+        except ValueError:
+            raise InvalidArgumentError(f"--config {key} takes {kind.split()[0]}, not {text!r}") from None
+    return Config(**values)  # type: ignore[arg-type]
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -60,11 +85,11 @@ def _write_ready(path: str, url: str) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.cluster:
         raise SystemExit("pegasus-fast: serve needs --cluster DIR")
-    token, tls = _token(args), _tls(args)
+    token, tls, config = _token(args), _tls(args), _config(args.config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    cluster = Cluster.open(args.cluster, name=args.name)
+    cluster = Cluster.open(args.cluster, name=args.name, config=config)
     try:
         server = Server(
             cluster,

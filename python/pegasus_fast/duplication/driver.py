@@ -103,6 +103,8 @@ class Duplication:
         self.error: BaseException | None = None
         self.lost_mutations = 0
         self._thread: threading.Thread | None = None
+        #: the follower the driver is calling, given up when the duplication stops
+        self._follower: Follower | None = None
         m = env.metrics
         labels = [(str(dupid), self.table_name, str(i)) for i in range(n)]
         self._m_pending = [m.dup_pending_mutations.labels(*x) for x in labels]
@@ -240,11 +242,20 @@ class Duplication:
         self._thread = threading.Thread(target=self._run, name=f"dup-{self.dupid}", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def begin_stop(self) -> None:
+        """Ask the driver to stop, and give up the follower calls it waits on (a checkpoint copy
+        over a slow link would otherwise hold a close or a remove for as long as it takes);
+        :meth:`stop` then waits for it."""
         self._stopping.set()
         self._wake.set()
         with self._changed:
             self._changed.notify_all()
+        follower = self._follower
+        if follower is not None:
+            follower.cancel()
+
+    def stop(self) -> None:
+        self.begin_stop()
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join()
@@ -359,6 +370,9 @@ class Duplication:
                     self._wait()
                     continue
                 follower = self._env.connector.connect(self.remote, self._record.remote_token or None)
+                self._follower = follower
+                if self._stopping.is_set():  # begin_stop() may have missed it
+                    follower.cancel()
                 if not self.connected.is_set():
                     self._check_identity(follower)
                     self._set_reasons("")

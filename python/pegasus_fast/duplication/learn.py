@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from .. import _backend, fileio
 from ..errors import ChecksumMismatchError, DuplicationError, InvalidArgumentError
@@ -29,6 +32,27 @@ LEARN_DIR = "learn"
 #: written into learn/ first: which checkpoint the files there belong to
 MARKER = ".pegasus_fast_learn"
 _RAW_PUT, _SOURCE_DECREE = int(Op.RAW_PUT), int(Op.SOURCE_DECREE)
+
+_locks_guard = threading.Lock()
+_locks: weakref.WeakKeyDictionary[Partition, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def _learning(p: Partition) -> Iterator[None]:
+    """One learning call at a time on a partition, each seeing what the one before it did.
+
+    Over the wire, a call the source gave up on (its connection was cut) can still be
+    decoding or installing on the follower when the source calls again. Side by side, both
+    would write the same checkpoint (a source decree applied twice), and one finishing after
+    shipping began would put a snapshot's older values back over newer ones.
+    """
+    with _locks_guard:
+        lock = _locks.get(p)
+        if lock is None:
+            lock = _locks[p] = threading.Lock()
+    with lock:
+        _fresh(p)
+        yield
 
 
 def _fresh(p: Partition) -> None:
@@ -59,25 +83,27 @@ def _start_over(p: Partition, decree: int) -> bool:
 
 
 def learn_empty(p: Partition, decree: int) -> None:
-    _fresh(p)
-    if _start_over(p, decree) or not decree:
-        return
-    p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])], defer_apply=True)
+    with _learning(p):
+        if _start_over(p, decree) or not decree:
+            return
+        p.write_mutations(
+            lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])], defer_apply=True
+        )
 
 
 def learn_snapshot(p: Partition, decree: int, block: bytes) -> None:
-    _fresh(p)
-    if _start_over(p, decree):
-        return
-    ((_, ts, cid, ops),) = _backend.impl.decode_block(block)
-    if any(op[0] != _RAW_PUT for op in ops):
-        raise DuplicationError("a logical snapshot holds RAW_PUT ops only")
-    if not all(is_record(op[1], op[2]) for op in ops):
-        raise InvalidArgumentError("a logical snapshot holds a malformed record")
-    # a fresh partition takes the snapshot into its WAL only; RocksDB replays it when first opened
-    p.write_mutations(
-        lambda next_decree: [(next_decree, ts, cid, ops + [(_SOURCE_DECREE, decree)])], defer_apply=True
-    )
+    with _learning(p):
+        if _start_over(p, decree):
+            return
+        ((_, ts, cid, ops),) = _backend.impl.decode_block(block)
+        if any(op[0] != _RAW_PUT for op in ops):
+            raise DuplicationError("a logical snapshot holds RAW_PUT ops only")
+        if not all(is_record(op[1], op[2]) for op in ops):
+            raise InvalidArgumentError("a logical snapshot holds a malformed record")
+        # a fresh partition takes the snapshot into its WAL only; RocksDB replays it when first opened
+        p.write_mutations(
+            lambda next_decree: [(next_decree, ts, cid, ops + [(_SOURCE_DECREE, decree)])], defer_apply=True
+        )
 
 
 # -- large checkpoints ------------------------------------------------------------------
@@ -150,7 +176,11 @@ def _learn_dir(p: Partition, decree: int, manifest: list[ManifestEntry]) -> str:
 def checkpoint_offsets(p: Partition, decree: int, manifest: list[ManifestEntry]) -> dict[str, int]:
     """Bytes of each file already in learn/ for this checkpoint; a whole file counts only once its
     hash checks out (a damaged one is removed and copied again)."""
-    _fresh(p)
+    with _learning(p):
+        return _offsets(p, decree, manifest)
+
+
+def _offsets(p: Partition, decree: int, manifest: list[ManifestEntry]) -> dict[str, int]:
     wanted = _check_manifest(manifest)
     if p.last_committed and p.source_decree == decree:
         return {name: size for name, (size, _) in wanted.items()}  # installed already
@@ -175,8 +205,14 @@ def checkpoint_offsets(p: Partition, decree: int, manifest: list[ManifestEntry])
 def learn_checkpoint(
     p: Partition, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
 ) -> None:
+    with _learning(p):
+        _take_checkpoint(p, decree, manifest, chunks)
+
+
+def _take_checkpoint(
+    p: Partition, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
+) -> None:
     impl = _backend.impl
-    _fresh(p)
     wanted = _check_manifest(manifest)
     if p.last_committed and p.source_decree == decree:
         return  # a retry: this checkpoint is installed already

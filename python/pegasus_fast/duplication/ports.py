@@ -107,6 +107,10 @@ class Follower(Protocol):
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         """fail_mode=skip: accept that source decrees up to ``source_decree`` are lost."""
 
+    def cancel(self) -> None:
+        """The duplication is stopping: give up the calls in flight (a checkpoint copy over a slow
+        link can take minutes); they and any later call raise RemoteUnavailableError."""
+
 
 class PipelinedFollower(Follower, Protocol):
     """A follower across a network: ships a backlog over one stream, batches in flight."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import grpc
 
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
-from ..errors import DuplicationError, InvalidArgumentError
+from ..errors import DuplicationError, InvalidArgumentError, RemoteUnavailableError
 from . import pegasus_fast_pb2 as pb
 from . import pegasus_fast_pb2_grpc as rpc
 from .wire import (
@@ -53,9 +53,31 @@ class RemoteFollower:
         self._md = auth_metadata(token)
         #: the largest message the follower takes (IdentityReply), 0 until asked
         self.message_limit = 0
+        self._lock = threading.Lock()
+        self._in_flight: set[grpc.Future] = set()
+        self._cancelled = False
 
     def _call(self, method: str, request: object, timeout: float = CALL_TIMEOUT) -> object:
-        return call(self.url, getattr(self._stub, method), request, timeout=timeout, metadata=self._md)
+        fn = getattr(self._stub, method)
+        with self._lock:
+            if self._cancelled:
+                raise RemoteUnavailableError(self.url, "the duplication is stopping")
+            future = call(self.url, fn.future, request, timeout=timeout, metadata=self._md)
+            self._in_flight.add(future)
+        try:
+            return call(self.url, future.result)
+        except grpc.FutureCancelledError:
+            raise RemoteUnavailableError(self.url, "the duplication is stopping") from None
+        finally:
+            with self._lock:
+                self._in_flight.discard(future)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            calls = list(self._in_flight)
+        for future in calls:
+            future.cancel()
 
     def identity(self) -> tuple[int, str]:
         r = self._call("Identity", pb.Empty())
@@ -114,6 +136,8 @@ class RemoteFollower:
                 yield pb.CheckpointPiece(
                     chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c)
                 )
+            # says the transfer is whole: a stream that ends without it was cut short
+            yield pb.CheckpointPiece(end=pb.Empty())
 
         total = sum(size for _, size, _ in manifest)
         self._call("LearnCheckpoint", pieces(), timeout=COPY_TIMEOUT + total / COPY_BYTES_PER_SECOND)
@@ -148,7 +172,11 @@ class RemoteFollower:
                     return  # ends the stream; raised below, in the caller's thread
                 yield pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped)
 
-        stream = self._stub.ApplyStream(requests(), timeout=STREAM_TIMEOUT, metadata=self._md)
+        with self._lock:
+            if self._cancelled:
+                raise RemoteUnavailableError(self.url, "the duplication is stopping")
+            stream = self._stub.ApplyStream(requests(), timeout=STREAM_TIMEOUT, metadata=self._md)
+            self._in_flight.add(stream)
         try:
             while True:
                 try:
@@ -156,10 +184,14 @@ class RemoteFollower:
                 except StopIteration:
                     break
                 except grpc.RpcError as exc:
+                    if self._cancelled:
+                        raise RemoteUnavailableError(self.url, "the duplication is stopping") from None
                     raise error_from_rpc(exc, self.url) from None
                 yield reply.source_decree
         finally:
             stream.cancel()
+            with self._lock:
+                self._in_flight.discard(stream)
         if oversize:
             raise DuplicationError(
                 f"a batch of {oversize[0]} bytes exceeds the follower's message limit {self.message_limit}"
@@ -176,6 +208,7 @@ class RemoteConnector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._channels: dict[tuple[str | None, ...], grpc.Channel] = {}
+        self._closed = False
 
     def connect(self, remote: str, token: str | None = None) -> Follower:
         if not is_url(remote):
@@ -185,16 +218,27 @@ class RemoteConnector:
         tls = tls_from_env()
         key = (addr.url, token, *tls.values())
         with self._lock:
+            if self._closed:
+                raise RemoteUnavailableError(addr.url, "the cluster is closing")
             channel = self._channels.get(key)
             if channel is None:
                 channel = self._channels[key] = open_channel(addr, **tls)
         return RemoteFollower(addr.url, channel, token)
 
     def close(self) -> None:
+        """Close every channel, ending the calls in flight; no new one is opened after this.
+
+        Closing a channel waits until its transport has sent what it queued, which over a slow
+        link (megabytes of a checkpoint copy) takes as long as the copy would have: that wait
+        happens in a thread of its own, never in a cluster's close.
+        """
         with self._lock:
+            self._closed = True
             channels, self._channels = list(self._channels.values()), {}
-        for c in channels:
-            c.close()
+        if channels:
+            threading.Thread(
+                target=lambda: [c.close() for c in channels], name="close-remote-channels", daemon=True
+            ).start()
 
 
 __all__ = ["RemoteConnector", "RemoteFollower"]

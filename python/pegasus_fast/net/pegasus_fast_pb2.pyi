@@ -495,12 +495,14 @@ class Chunk(_message.Message):
     def __init__(self, name: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., crc32c: _Optional[int] = ...) -> None: ...
 
 class CheckpointPiece(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "end")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
     header: CheckpointRequest
     chunk: Chunk
-    def __init__(self, header: _Optional[_Union[CheckpointRequest, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ...) -> None: ...
+    end: Empty
+    def __init__(self, header: _Optional[_Union[CheckpointRequest, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., end: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class MarkLearnedRequest(_message.Message):
     __slots__ = ("table", "pidxs")

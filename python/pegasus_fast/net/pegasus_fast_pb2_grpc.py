@@ -1274,8 +1274,8 @@ class FollowerServicer:
 
     def LearnCheckpoint(self, request_iterator, context):
         """A checkpoint's files: the first message is the header, then chunks of at
-        most 1 MiB, each with its CRC32C. Every file's BLAKE3 is verified against
-        the manifest before the files are swapped in.
+        most 1 MiB, each with its CRC32C, then the end piece. Every file's BLAKE3
+        is verified against the manifest before the files are swapped in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

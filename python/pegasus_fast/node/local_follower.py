@@ -241,6 +241,9 @@ class LocalFollower:
             raise PartitionUnavailableError(table, pidx, p.state)
         return apply.apply_shipped(p, blocks, skipped_through)
 
+    def cancel(self) -> None:
+        """Nothing to give up: a call into a cluster of this process does not wait on a network."""
+
     @_closed_is_unavailable
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         parts = self._rerouted(table)

@@ -18,7 +18,7 @@ import grpc
 
 from ..duplication.ports import Chunk, SourceId
 from ..duplication.status import DupStatus
-from ..errors import InvalidArgumentError, PegasusFastError
+from ..errors import InvalidArgumentError, PegasusFastError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import ERROR_KEY, MESSAGE_LIMIT, encode_error, status_of
@@ -36,7 +36,8 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
-    if not isinstance(exc, (PegasusFastError, OSError, TimeoutError)):
+    if not isinstance(exc, (PegasusFastError, OSError, TimeoutError, grpc.RpcError)):
+        # (an RpcError here is the caller going away mid-stream: nothing to report)
         log.exception("serving a call failed", exc_info=exc)
     context.set_trailing_metadata(((ERROR_KEY, encode_error(exc)),))
     context.abort(status_of(exc), str(exc) or type(exc).__name__)
@@ -357,10 +358,16 @@ class FollowerService(rpc.FollowerServicer):
 
         def chunks() -> Iterator[Chunk]:
             for piece in request:
-                if piece.WhichOneof("piece") != "chunk":
+                kind = piece.WhichOneof("piece")
+                if kind == "end":
+                    return
+                if kind != "chunk":
                     raise InvalidArgumentError("a checkpoint transfer has one header")
                 c = piece.chunk
                 yield Chunk(c.name, c.offset, c.data, c.crc32c)
+            # gRPC can end the requests of a call whose sender died as if it had finished: without
+            # the end piece the transfer was cut short, and what arrived stays for the copy to resume
+            raise RemoteUnavailableError(context.peer(), "the checkpoint transfer ended before its end")
 
         self.f.learn_checkpoint(h.table, h.pidx, h.decree, _manifest(h.manifest), chunks())
         return pb.Empty()
