@@ -144,7 +144,9 @@ def test_cut_while_follower_learns_learns_once(net_follower: Served, tmp_path: P
             wait_until(
                 lambda: all_sent() and (time.sleep(0.02) or all_sent()), WAIT, "the learning calls sent"
             )
-            assert d.status == pf.DupStatus.APP
+            # usually still in APP (the follower decoding and writing what arrived); the fast
+            # backend can be done already, and a cut in LOG must hold the same invariants
+            assert d.status in (pf.DupStatus.APP, pf.DupStatus.LOG)
             proxy.cut_all()
             d.wait_for(pf.DupStatus.LOG, WAIT)
             for i in range(20):
