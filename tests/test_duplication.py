@@ -1102,3 +1102,33 @@ def test_a_read_while_a_learned_partition_opens_sees_everything(
     dup = src.add_duplication("t", dst)
     dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
     assert len(dst.table("t").multi_get(b"h")) == 500
+
+
+def test_an_installed_checkpoint_not_yet_marked_learned_is_not_copied_again(clusters: Clusters) -> None:
+    """A follower restarted after a partition installed its checkpoint but before it was marked
+    learned starts that partition empty; the verified files stay in learn/ (hard links) until
+    mark_learned, so nothing has to travel again (a 1.2 GB learn killed halfway re-sent it all)."""
+    from pegasus_fast.duplication import checkpoints as ckpt_policy
+    from pegasus_fast.duplication.ports import SourceId
+    from pegasus_fast.node.local_follower import LocalFollower
+
+    src = clusters.open("source")
+    t = src.create_table("t", partition_count=1)
+    for i in range(300):
+        t.set(b"k%d" % i, b"s", b"v" * 100)
+    info = t.checkpoint()[0]
+    manifest = list(info.manifest)
+    dst = pf.Cluster.open(clusters.path("target"), name="target")
+    try:
+        f = LocalFollower(dst)
+        f.ensure_table("t", 1, SourceId("source", "uid", "t", 1), True)
+        f.learn_checkpoint("t", 0, info.decree, manifest, ckpt_policy.read_chunks(info.path, manifest, {}))
+    finally:
+        dst.close()  # restarted before mark_learned
+    dst = clusters.open("target")
+    f = LocalFollower(dst)
+    assert f.checkpoint_offsets("t", 0, info.decree, manifest) == {n: s for n, s, _ in manifest}
+    f.learn_checkpoint("t", 0, info.decree, manifest, iter(()))
+    f.mark_learned("t", [0])
+    assert sorted(dst.table("t").scan()) == sorted(t.scan())
+    assert not (Path(dst.table("t").partitions[0].path) / "learn").exists()

@@ -32,6 +32,7 @@ OPS = (
     "truncate",
     "mkdir",
     "rmtree",
+    "link",
     # I/O that RocksDB does on its own, failed at the call that starts it (see ``point``)
     "rdb_open",
     "rdb_write",
@@ -175,6 +176,11 @@ def rename(src: str, dst: str) -> None:
     os.rename(src, dst)
 
 
+def link(src: str, dst: str) -> None:
+    _maybe_fail("link", dst)
+    os.link(src, dst)
+
+
 def unlink(path: str) -> None:
     _maybe_fail("unlink", path)
     os.unlink(path)
@@ -274,12 +280,14 @@ __all__ = [
     "fsync",
     "fsync_dir",
     "fsync_tree",
+    "link",
     "makedirs",
     "open",
     "point",
     "rename",
     "replace",
     "rmtree",
+    "link",
     "truncate",
     "unlink",
     "write",

@@ -29,6 +29,8 @@ from ..storage.partition import FAILED, LEARNING, Partition
 from .ports import Chunk, ManifestEntry
 
 LEARN_DIR = "learn"
+#: hard links to learn/'s verified files, renamed into rdb/ by the install
+INSTALL_DIR = "learn.install"
 #: written into learn/ first: which checkpoint the files there belong to
 MARKER = ".pegasus_fast_learn"
 _RAW_PUT, _SOURCE_DECREE = int(Op.RAW_PUT), int(Op.SOURCE_DECREE)
@@ -262,10 +264,25 @@ def _take_checkpoint(
         except OSError:
             pass
         raise
-    fileio.unlink(os.path.join(target, MARKER))  # complete and verified: RocksDB gets only its own files
+    # RocksDB gets a directory of hard links to the verified files (only its own: no marker).
+    # learn/ keeps them until the partition is marked learned (discard_learned_files): a
+    # follower restarted in between starts a learning partition empty, and then finds them
+    # whole here (each checked by its hash again) rather than taking them over the wire again.
     fileio.fsync_tree(target)
-    p.install_rdb(target)
+    staged = os.path.join(p.path, INSTALL_DIR)
+    fileio.rmtree(staged, ignore_errors=True)
+    fileio.makedirs(staged, exist_ok=False)
+    for name in wanted:
+        fileio.link(os.path.join(target, name), os.path.join(staged, name))
+    fileio.fsync_tree(staged)
+    p.install_rdb(staged)
     p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])])
 
 
-__all__ = ["checkpoint_offsets", "learn_checkpoint", "learn_empty", "learn_snapshot"]
+def discard_learned_files(p: Partition) -> None:
+    """The partition is marked learned: the copy kept for a restart in between can go."""
+    fileio.rmtree(os.path.join(p.path, LEARN_DIR), ignore_errors=True)
+    fileio.rmtree(os.path.join(p.path, INSTALL_DIR), ignore_errors=True)
+
+
+__all__ = ["checkpoint_offsets", "discard_learned_files", "learn_checkpoint", "learn_empty", "learn_snapshot"]

@@ -222,6 +222,9 @@ class LocalFollower:
         for pidx in pidxs:
             self._source_pidx(table, pidx) if rerouted else self._partition(table, pidx)  # each one exists
         self.cluster._mark_learned(table, pidxs)
+        if not rerouted:
+            for pidx in pidxs:
+                learn.discard_learned_files(self._partition(table, pidx))
 
     @_closed_is_unavailable
     def restart_learning(self, table: str, pidxs: list[int]) -> None:
