@@ -19,12 +19,12 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pegasus_fast as pf
+from applied_poll import AppliedPoller
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as policy
 from pegasus_fast.duplication.ports import SourceId
@@ -114,26 +114,10 @@ def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict
             # when each source decree became visible on the follower: a reader in this process
             # polls every follower partition's applied source decree every 50 us (polling
             # without a pause would starve the shipper of the GIL)
-            applied_at: dict[tuple[int, int], float] = {}
             writes: list[tuple[int, int, float]] = []
-            seen = [0] * 8
             follower = dst.table("lat")
-            done = threading.Event()
-
-            def poll() -> None:
-                parts = follower.partitions
-                while not done.is_set():
-                    now = time.perf_counter()
-                    for pidx, fp in enumerate(parts):
-                        upto = fp.source_decree
-                        if upto > seen[pidx]:
-                            for d in range(seen[pidx] + 1, upto + 1):
-                                applied_at[(pidx, d)] = now
-                            seen[pidx] = upto
-                    time.sleep(50e-6)
-
-            reader = threading.Thread(target=poll, daemon=True)
-            reader.start()
+            poller = AppliedPoller(follower).start()
+            applied_at = poller.applied_at
             n = int(rate * seconds)
             interval = 1.0 / rate
             start = time.perf_counter()
@@ -146,11 +130,8 @@ def bench_latency(wal_sync: str, rate: int = 1000, seconds: float = 3.0) -> dict
                 before = time.perf_counter()
                 d = t.set(hk, b"s", b"v" * 100)
                 writes.append((t.partition_index(hk), d, before))
-            deadline = time.time() + 10
-            while len(applied_at) < n and time.time() < deadline:
-                time.sleep(0.01)
-            done.set()
-            reader.join()
+            poller.wait_for(n)
+            poller.stop()
             achieved = n / (time.perf_counter() - start)
     lat = sorted(applied_at[(p, d)] - w for p, d, w in writes if (p, d) in applied_at)
     assert len(lat) == len(writes), "some writes never reached the follower"

@@ -22,10 +22,10 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
 import pegasus_fast as pf
+from applied_poll import AppliedPoller
 
 
 def one_round(writes: int, rate: int, partitions: int) -> dict[str, float]:
@@ -47,24 +47,8 @@ def one_round(writes: int, rate: int, partitions: int) -> dict[str, float]:
                     raise RuntimeError("the partitions did not open")
                 time.sleep(0.005)
             warmup_ms = (time.perf_counter() - warm) * 1000
-            applied_at: dict[tuple[int, int], float] = {}
-            seen = [0] * partitions
-            done = threading.Event()
-
-            def poll() -> None:
-                parts = follower.partitions
-                while not done.is_set():
-                    now = time.perf_counter()
-                    for pidx, fp in enumerate(parts):
-                        upto = fp.source_decree
-                        if upto > seen[pidx]:
-                            for d in range(seen[pidx] + 1, upto + 1):
-                                applied_at[(pidx, d)] = now
-                            seen[pidx] = upto
-                    time.sleep(50e-6)
-
-            reader = threading.Thread(target=poll, daemon=True)
-            reader.start()
+            poller = AppliedPoller(follower).start()
+            applied_at = poller.applied_at
             sent: list[tuple[int, int, float]] = []
             call_times: list[float] = []
             interval = 1.0 / rate
@@ -78,11 +62,8 @@ def one_round(writes: int, rate: int, partitions: int) -> dict[str, float]:
                 d = t.set(hk, b"s", b"v" * 100)
                 call_times.append(time.perf_counter() - before)
                 sent.append((t.partition_index(hk), d, before))
-            deadline = time.time() + 10
-            while len(applied_at) < writes and time.time() < deadline:
-                time.sleep(0.01)
-            done.set()
-            reader.join()
+            poller.wait_for(writes)
+            poller.stop()
             achieved = writes / (time.perf_counter() - start)
         finally:
             dst.close()

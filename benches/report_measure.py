@@ -8,12 +8,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pegasus_fast as pf
+from applied_poll import AppliedPoller
 from pegasus_fast.bench import scenario, stats
 
 
@@ -96,24 +96,8 @@ def embedded_lag(wal_sync: str, n: int = 1000, rate: int = 1000, partitions: int
             dup = src.add_duplication("lag", dst)
             dup.wait_for(pf.DupStatus.LOG, timeout=30)
             follower = dst.table("lag")
-            applied_at: dict[tuple[int, int], float] = {}
-            seen = [0] * partitions
-            done = threading.Event()
-
-            def poll() -> None:
-                parts = follower.partitions
-                while not done.is_set():
-                    now = time.perf_counter()
-                    for pidx, fp in enumerate(parts):
-                        upto = fp.source_decree
-                        if upto > seen[pidx]:
-                            for d in range(seen[pidx] + 1, upto + 1):
-                                applied_at[(pidx, d)] = now
-                            seen[pidx] = upto
-                    time.sleep(50e-6)
-
-            reader = threading.Thread(target=poll, daemon=True)
-            reader.start()
+            poller = AppliedPoller(follower).start()
+            applied_at = poller.applied_at
             writes = []
             start = time.perf_counter()
             for i in range(n):
@@ -124,11 +108,8 @@ def embedded_lag(wal_sync: str, n: int = 1000, rate: int = 1000, partitions: int
                 before = time.perf_counter()
                 d = t.set(hk, b"s", b"v" * 100)
                 writes.append((t.partition_index(hk), d, before))
-            deadline = time.time() + 10
-            while len(applied_at) < n and time.time() < deadline:
-                time.sleep(0.01)
-            done.set()
-            reader.join()
+            poller.wait_for(n)
+            poller.stop()
         finally:
             src.close()
             dst.close()
