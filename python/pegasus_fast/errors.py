@@ -292,3 +292,51 @@ class RemoteError(PegasusFastError):
         super().__init__(f"{remote}: {type_name}: {message}")
         self.remote = remote
         self.type_name = type_name
+
+
+class NodeUnavailableError(PartitionUnavailableError):
+    """A partition of a multi-node cluster whose owning node cannot be reached: only that
+    node's partitions are unavailable; it serves them again when it is back with its disk."""
+
+    def __init__(self, table: str, pidx: int, node: str, url: str, reason: str = "") -> None:
+        super().__init__(
+            table, pidx, f"node {node} ({url}) is unavailable" + (f": {reason}" if reason else "")
+        )
+        self.node = node
+        self.url = url
+        self.reason = reason
+
+
+class NotOwnerError(PegasusFastError):
+    """A node of a multi-node cluster was asked for a partition it does not own (the
+    caller's configuration is stale: read it again and go to the owner)."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, table: str, pidx: int, node: str) -> None:
+        super().__init__(f"node {node} does not own partition {table}.{pidx}")
+        self.table = table
+        self.pidx = pidx
+        self.node = node
+
+
+class NotLeaderError(PegasusFastError):
+    """A placement call reached a node that is not the meta leader now."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, node: str, leader: str | None) -> None:
+        super().__init__(f"node {node} is not the meta leader (leader: {leader or 'none'})")
+        self.node = node
+        self.leader = leader
+
+
+class CoordinationError(PegasusFastError):
+    """ZooKeeper cannot be reached, or the cluster's configuration in it is not usable."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, zk: str, reason: str) -> None:
+        super().__init__(f"zookeeper {zk}: {reason}")
+        self.zk = zk
+        self.reason = reason

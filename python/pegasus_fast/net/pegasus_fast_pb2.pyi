@@ -27,10 +27,12 @@ class ClusterInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[int] = ..., cluster_id_derived: _Optional[bool] = ..., uid: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class TableRef(_message.Message):
-    __slots__ = ("table",)
+    __slots__ = ("table", "partitions")
     TABLE_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     table: str
-    def __init__(self, table: _Optional[str] = ...) -> None: ...
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, table: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CreateTableRequest(_message.Message):
     __slots__ = ("table", "partition_count", "envs")
@@ -539,3 +541,57 @@ class AdvanceRequest(_message.Message):
     pidx: int
     source_decree: int
     def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_decree: _Optional[int] = ...) -> None: ...
+
+class MovePartitionRequest(_message.Message):
+    __slots__ = ("table", "pidx", "node")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    node: str
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+
+class BalanceReply(_message.Message):
+    __slots__ = ("moves",)
+    MOVES_FIELD_NUMBER: _ClassVar[int]
+    moves: _containers.RepeatedCompositeFieldContainer[MovePartitionRequest]
+    def __init__(self, moves: _Optional[_Iterable[_Union[MovePartitionRequest, _Mapping]]] = ...) -> None: ...
+
+class PullLogRequest(_message.Message):
+    __slots__ = ("table", "pidx", "after", "through")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    THROUGH_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    after: int
+    through: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., after: _Optional[int] = ..., through: _Optional[int] = ...) -> None: ...
+
+class LogBatch(_message.Message):
+    __slots__ = ("blocks", "last_decree")
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    LAST_DECREE_FIELD_NUMBER: _ClassVar[int]
+    blocks: bytes
+    last_decree: int
+    def __init__(self, blocks: _Optional[bytes] = ..., last_decree: _Optional[int] = ...) -> None: ...
+
+class LearnPartitionRequest(_message.Message):
+    __slots__ = ("table", "pidx", "source_url", "through")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
+    THROUGH_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    source_url: str
+    through: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_url: _Optional[str] = ..., through: _Optional[int] = ...) -> None: ...
+
+class MoveReply(_message.Message):
+    __slots__ = ("decree",)
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    decree: int
+    def __init__(self, decree: _Optional[int] = ...) -> None: ...

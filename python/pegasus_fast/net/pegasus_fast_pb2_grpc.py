@@ -1724,3 +1724,591 @@ class Follower:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class MetaStub:
+    """------------------------------------------------------ multi-node cluster (--zk)
+
+    The cluster's configuration lives in ZooKeeper (docs/architecture.md): the
+    nodes, the tables and, per partition, its owner and ballot. Clients read it
+    there and send each key to the owning node; a node that does not own a
+    partition answers NotOwnerError, one that is handing it over answers
+    PartitionUnavailableError with state "moving".
+
+    Placement decisions, answered by the meta leader (others: NotLeaderError).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateTable = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/CreateTable',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CreateTableRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
+                _registered_method=True)
+        self.DropTable = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/DropTable',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
+        self.MovePartition = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/MovePartition',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MovePartitionRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+                _registered_method=True)
+        self.Balance = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/Balance',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BalanceReply.FromString,
+                _registered_method=True)
+
+
+class MetaServicer:
+    """------------------------------------------------------ multi-node cluster (--zk)
+
+    The cluster's configuration lives in ZooKeeper (docs/architecture.md): the
+    nodes, the tables and, per partition, its owner and ballot. Clients read it
+    there and send each key to the owning node; a node that does not own a
+    partition answers NotOwnerError, one that is handing it over answers
+    PartitionUnavailableError with state "moving".
+
+    Placement decisions, answered by the meta leader (others: NotLeaderError).
+    """
+
+    def CreateTable(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropTable(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MovePartition(self, request, context):
+        """Moves one partition to a node while writes continue (see Node below).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Balance(self, request, context):
+        """Moves partitions until every node owns its even share (within one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MetaServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTable,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CreateTableRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.SerializeToString,
+            ),
+            'DropTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropTable,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'MovePartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.MovePartition,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MovePartitionRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.SerializeToString,
+            ),
+            'Balance': grpc.unary_unary_rpc_method_handler(
+                    servicer.Balance,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BalanceReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pegasus_fast.v1.Meta', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pegasus_fast.v1.Meta', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Meta:
+    """------------------------------------------------------ multi-node cluster (--zk)
+
+    The cluster's configuration lives in ZooKeeper (docs/architecture.md): the
+    nodes, the tables and, per partition, its owner and ballot. Clients read it
+    there and send each key to the owning node; a node that does not own a
+    partition answers NotOwnerError, one that is handing it over answers
+    PartitionUnavailableError with state "moving".
+
+    Placement decisions, answered by the meta leader (others: NotLeaderError).
+    """
+
+    @staticmethod
+    def CreateTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/CreateTable',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.CreateTableRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/DropTable',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MovePartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/MovePartition',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MovePartitionRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Balance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/Balance',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.BalanceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class NodeStub:
+    """A move of partition P from node A to node B, driven by the meta leader:
+    1. B.Learn: B copies a checkpoint of P from A (A.PullCheckpoint), then the
+    log after it (A.PullLog), keeping A's decrees; writes continue on A.
+    2. A.Fence: A refuses writes to P and answers its last decree, durable.
+    3. B.CatchUp: B pulls the log up to that decree.
+    4. The leader compare-and-sets P's configuration in ZooKeeper: owner B,
+    ballot + 1, with that decree.
+    5. B.Sync serves P; A.Sync sees it no longer owns P.
+    A failure before 4 unfences A (A.Unfence): P never changes owner half-way.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Sync = channel.unary_unary(
+                '/pegasus_fast.v1.Node/Sync',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
+        self.PullCheckpoint = channel.unary_stream(
+                '/pegasus_fast.v1.Node/PullCheckpoint',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckpointPiece.FromString,
+                _registered_method=True)
+        self.PullLog = channel.unary_stream(
+                '/pegasus_fast.v1.Node/PullLog',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PullLogRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.LogBatch.FromString,
+                _registered_method=True)
+        self.Learn = channel.unary_unary(
+                '/pegasus_fast.v1.Node/Learn',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.LearnPartitionRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+                _registered_method=True)
+        self.CatchUp = channel.unary_unary(
+                '/pegasus_fast.v1.Node/CatchUp',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.LearnPartitionRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+                _registered_method=True)
+        self.Fence = channel.unary_unary(
+                '/pegasus_fast.v1.Node/Fence',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+                _registered_method=True)
+        self.Unfence = channel.unary_unary(
+                '/pegasus_fast.v1.Node/Unfence',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
+
+
+class NodeServicer:
+    """A move of partition P from node A to node B, driven by the meta leader:
+    1. B.Learn: B copies a checkpoint of P from A (A.PullCheckpoint), then the
+    log after it (A.PullLog), keeping A's decrees; writes continue on A.
+    2. A.Fence: A refuses writes to P and answers its last decree, durable.
+    3. B.CatchUp: B pulls the log up to that decree.
+    4. The leader compare-and-sets P's configuration in ZooKeeper: owner B,
+    ballot + 1, with that decree.
+    5. B.Sync serves P; A.Sync sees it no longer owns P.
+    A failure before 4 unfences A (A.Unfence): P never changes owner half-way.
+    """
+
+    def Sync(self, request, context):
+        """Re-read the configuration from ZooKeeper now, and act on it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullCheckpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Learn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CatchUp(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Fence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unfence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NodeServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Sync': grpc.unary_unary_rpc_method_handler(
+                    servicer.Sync,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'PullCheckpoint': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullCheckpoint,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckpointPiece.SerializeToString,
+            ),
+            'PullLog': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullLog,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PullLogRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.LogBatch.SerializeToString,
+            ),
+            'Learn': grpc.unary_unary_rpc_method_handler(
+                    servicer.Learn,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.LearnPartitionRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.SerializeToString,
+            ),
+            'CatchUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.CatchUp,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.LearnPartitionRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.SerializeToString,
+            ),
+            'Fence': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fence,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.SerializeToString,
+            ),
+            'Unfence': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unfence,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'pegasus_fast.v1.Node', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('pegasus_fast.v1.Node', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Node:
+    """A move of partition P from node A to node B, driven by the meta leader:
+    1. B.Learn: B copies a checkpoint of P from A (A.PullCheckpoint), then the
+    log after it (A.PullLog), keeping A's decrees; writes continue on A.
+    2. A.Fence: A refuses writes to P and answers its last decree, durable.
+    3. B.CatchUp: B pulls the log up to that decree.
+    4. The leader compare-and-sets P's configuration in ZooKeeper: owner B,
+    ballot + 1, with that decree.
+    5. B.Sync serves P; A.Sync sees it no longer owns P.
+    A failure before 4 unfences A (A.Unfence): P never changes owner half-way.
+    """
+
+    @staticmethod
+    def Sync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/Sync',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/PullCheckpoint',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckpointPiece.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/PullLog',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.PullLogRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.LogBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Learn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/Learn',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.LearnPartitionRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CatchUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/CatchUp',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.LearnPartitionRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/Fence',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unfence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/Unfence',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
