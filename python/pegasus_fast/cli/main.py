@@ -156,7 +156,7 @@ def _open(args: argparse.Namespace) -> Iterator[Any]:
     if args.connect:
         if args.cluster:
             raise SystemExit("pegasus-fast: give --cluster DIR or --connect URL, not both")
-        from ..client.remote import connect
+        from ..client.connect import connect
 
         with connect(args.connect) as rc:
             yield rc

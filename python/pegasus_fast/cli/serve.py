@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -10,10 +11,12 @@ import threading
 from dataclasses import fields
 
 from ..config import Config
+from ..coord.zk import connect, parse_zk
 from ..errors import InvalidArgumentError
 from ..net.wire import TOKEN_ENV, token_from_env
 from ..node.cluster import Cluster
 from ..server.app import TLS, Server
+from ..server.member import Member, join_cluster, node_id_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,6 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
     p.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback address without TLS and a token"
+    )
+    p.add_argument(
+        "--zk",
+        metavar="HOST:PORT[,HOST:PORT...]/CHROOT",
+        help="join the multi-node cluster whose configuration is in this ZooKeeper chroot",
+    )
+    p.add_argument(
+        "--node-id", help="with --zk: this node's id (kept in DIR; made on first start if not given)"
     )
     p.add_argument(
         "--config",
@@ -89,7 +100,13 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    cluster = Cluster.open(args.cluster, name=args.name, config=config)
+    member = None
+    if args.zk is None:
+        if args.node_id is not None:
+            raise InvalidArgumentError("--node-id needs --zk")
+        cluster = Cluster.open(args.cluster, name=args.name, config=config)
+    else:
+        cluster, member = _join(args, config, token)
     try:
         server = Server(
             cluster,
@@ -99,8 +116,13 @@ def run(args: argparse.Namespace) -> int:
             insecure=args.insecure,
             metrics_listen=args.metrics_listen,
             owns_cluster=True,
+            member=member,
         )
+        if member is not None:
+            member.start(server.url)
     except BaseException:
+        if member is not None:
+            member.stop()
         cluster.close()
         raise
     try:
@@ -113,5 +135,29 @@ def run(args: argparse.Namespace) -> int:
             pass
         print("stopping", file=sys.stderr, flush=True)
     finally:
+        if member is not None:
+            member.stop()  # leave the cluster first: its leader and clients stop sending here
         server.stop()
     return 0
+
+
+def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[Cluster, Member]:
+    """Open the node's directory as a node of the cluster in ZooKeeper."""
+    addr = parse_zk(args.zk)
+    zk = connect(addr, create=True)
+    try:
+        doc = join_cluster(zk, addr)
+        if args.name is not None and args.name != doc.name:
+            raise InvalidArgumentError(f"the cluster at {addr.spec} is {doc.name!r}, not {args.name!r}")
+        # a node owns a share of each table's partitions: the others are never opened
+        config = dataclasses.replace(config, open_rocksdb_eagerly=False)
+        cluster = Cluster.open(args.cluster, name=doc.name, config=config, cluster_id=doc.cluster_id)
+        try:
+            return cluster, Member(zk, addr, cluster, node_id_of(cluster.path, args.node_id), token)
+        except BaseException:
+            cluster.close()
+            raise
+    except BaseException:
+        zk.stop()
+        zk.close()
+        raise

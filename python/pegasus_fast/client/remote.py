@@ -48,6 +48,7 @@ class _Conn:
         self.timeout = timeout
         self.channel = open_channel(addr, **tls)
         self.stub = rpc.ClientStub(self.channel)
+        self.meta = rpc.MetaStub(self.channel)
         self.md = auth_metadata(token)
         self.closed = False
 
@@ -56,6 +57,12 @@ class _Conn:
             raise ClosedError(f"the connection to {self.url} is closed")
         fn = getattr(self.stub, method)
         return call(self.url, fn, request, timeout=timeout or self.timeout, metadata=self.md)
+
+    def meta_call(self, method: str, request: object, timeout: float) -> Any:
+        """A call of the Meta service (a node of a multi-node cluster)."""
+        if self.closed:
+            raise ClosedError(f"the connection to {self.url} is closed")
+        return call(self.url, getattr(self.meta, method), request, timeout=timeout, metadata=self.md)
 
     def stream(self, method: str, request: object) -> Iterator[Any]:
         if self.closed:
@@ -455,18 +462,4 @@ class RemoteCluster:
         return RemoteDuplication(self._c, self._c("QueryDuplication", pb.DupRef(dupid=dupid)))
 
 
-def connect(
-    url: str,
-    token: str | None = None,
-    tls_ca: str | None = None,
-    timeout: float | None = None,
-    *,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-) -> RemoteCluster:
-    """A served cluster at ``pegasus://host:port``. ``token`` defaults to PEGASUS_FAST_TOKEN;
-    ``timeout`` (seconds) bounds each call. Nothing is sent until the first call."""
-    return RemoteCluster(url, token, tls_ca, timeout, tls_cert=tls_cert, tls_key=tls_key)
-
-
-__all__ = ["RemoteCluster", "RemoteDuplication", "RemoteTable", "connect"]
+__all__ = ["DEFAULT_TIMEOUT", "RemoteCluster", "RemoteDuplication", "RemoteTable"]

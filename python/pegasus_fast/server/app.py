@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,6 +25,9 @@ from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
 from ..node.cluster import Cluster
 from .services import ClientService, FollowerService
+
+if TYPE_CHECKING:
+    from .member import Member
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,10 @@ class Server:
         insecure: bool,
         metrics_listen: str | None,
         owns_cluster: bool,
+        member: Member | None = None,
     ) -> None:
+        """``member``: serve as a node of a multi-node cluster (member.py), which adds the
+        Meta and Node services and answers only for the partitions the node owns."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
         if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
@@ -135,7 +141,13 @@ class Server:
             interceptors=interceptors,
             options=_SERVER_OPTIONS,
         )
-        rpc.add_ClientServicer_to_server(ClientService(cluster), self._grpc)
+        rpc.add_ClientServicer_to_server(ClientService(cluster, member), self._grpc)
+        if member is not None:
+            from .node_services import MetaService, node_service
+            from .placement import Placement
+
+            rpc.add_MetaServicer_to_server(MetaService(Placement(member, cluster)), self._grpc)
+            rpc.add_NodeServicer_to_server(node_service(cluster, member), self._grpc)
         rpc.add_FollowerServicer_to_server(FollowerService(cluster), self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)

@@ -12,18 +12,20 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from ..duplication.ports import Chunk, SourceId
 from ..duplication.status import DupStatus
-from ..errors import InvalidArgumentError, PegasusFastError, RemoteUnavailableError
+from ..errors import DuplicationError, InvalidArgumentError, PegasusFastError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import ERROR_KEY, MESSAGE_LIMIT, encode_error, status_of
 from ..node.cluster import Cluster
 from ..node.local_follower import LocalFollower
+from ..node.table import Table
+from ..storage.partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,9 @@ SCAN_BATCH_BYTES = 1 << 20
 MAX_WAIT = 10.0
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    from .member import Member
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
@@ -99,8 +104,36 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
 
 
 class ClientService(rpc.ClientServicer):
-    def __init__(self, cluster: Cluster) -> None:
+    """``member``: this process is a node of a multi-node cluster (member.py); it answers only
+    for the partitions it owns, and table changes go through the meta leader."""
+
+    def __init__(self, cluster: Cluster, member: Member | None = None) -> None:
         self.c = cluster
+        self.m = member
+
+    def _table(self, name: str, hash_key: bytes, sort_key: bytes | None, write: bool) -> Table:
+        """The table of a one-partition call, once the node may answer it."""
+        t = self.c.table(name)
+        if self.m is not None:
+            pidx = t.partition_index(hash_key) if sort_key is None else t.partition_index(hash_key, sort_key)
+            self.m.check(name, pidx, write)
+        return t
+
+    def _partitions(self, request: pb.TableRef) -> tuple[Table, list[Partition]]:
+        """A scan's or count's partitions: those asked for, or (on a node) those it owns."""
+        t = self.c.table(request.table)
+        if request.partitions:
+            pidxs = list(request.partitions)
+            if len(set(pidxs)) != len(pidxs) or any(p >= t.partition_count for p in pidxs):
+                raise InvalidArgumentError(f"table {request.table!r} has no such partitions: {pidxs}")
+            if self.m is not None:
+                for p in pidxs:
+                    self.m.check(request.table, p, False)
+        elif self.m is not None:
+            pidxs = self.m.owned(request.table)
+        else:
+            pidxs = list(range(t.partition_count))
+        return t, [t.partitions[p] for p in pidxs]
 
     @_typed
     def Info(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.ClusterInfo:
@@ -118,11 +151,15 @@ class ClientService(rpc.ClientServicer):
 
     @_typed
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.TableInfo:
+        if self.m is not None:
+            return self.m.placement.forward("CreateTable", request)
         self.c.create_table(request.table, request.partition_count, dict(request.envs) or None)
         return _table_info(self.c.table_info(request.table))
 
     @_typed
     def DropTable(self, request: pb.TableRef, context: grpc.ServicerContext) -> pb.Empty:
+        if self.m is not None:
+            return self.m.placement.forward("DropTable", request)
         self.c.drop_table(request.table)
         return pb.Empty()
 
@@ -138,46 +175,50 @@ class ClientService(rpc.ClientServicer):
 
     @_typed
     def Set(self, request: pb.SetRequest, context: grpc.ServicerContext) -> pb.WriteReply:
-        t = self.c.table(request.table)
+        t = self._table(request.table, request.hash_key, request.sort_key, True)
         return pb.WriteReply(decree=t.set(request.hash_key, request.sort_key, request.value, _ttl(request)))
 
     @_typed
     def Get(self, request: pb.KeyRequest, context: grpc.ServicerContext) -> pb.GetReply:
-        value = self.c.table(request.table).get(request.hash_key, request.sort_key)
+        t = self._table(request.table, request.hash_key, request.sort_key, False)
+        value = t.get(request.hash_key, request.sort_key)
         return pb.GetReply(found=False) if value is None else pb.GetReply(found=True, value=value)
 
     @_typed
     def Delete(self, request: pb.KeyRequest, context: grpc.ServicerContext) -> pb.WriteReply:
-        return pb.WriteReply(decree=self.c.table(request.table).delete(request.hash_key, request.sort_key))
+        t = self._table(request.table, request.hash_key, request.sort_key, True)
+        return pb.WriteReply(decree=t.delete(request.hash_key, request.sort_key))
 
     @_typed
     def MultiSet(self, request: pb.MultiSetRequest, context: grpc.ServicerContext) -> pb.WriteReply:
         values = {kv.sort_key: kv.value for kv in request.kvs}
         if len(values) != len(request.kvs):
             raise InvalidArgumentError("multi_set names one sort_key twice")
-        t = self.c.table(request.table)
+        t = self._table(request.table, request.hash_key, None, True)
         return pb.WriteReply(decree=t.multi_set(request.hash_key, values, _ttl(request)))
 
     @_typed
     def MultiGet(self, request: pb.MultiGetRequest, context: grpc.ServicerContext) -> pb.MultiGetReply:
-        t = self.c.table(request.table)
+        t = self._table(request.table, request.hash_key, None, False)
         got = t.multi_get(request.hash_key, None if request.all else list(request.sort_keys))
         return pb.MultiGetReply(kvs=[pb.SortKeyValue(sort_key=k, value=v) for k, v in got.items()])
 
     @_typed
     def MultiDelete(self, request: pb.MultiDeleteRequest, context: grpc.ServicerContext) -> pb.WriteReply:
-        t = self.c.table(request.table)
+        t = self._table(request.table, request.hash_key, None, True)
         return pb.WriteReply(decree=t.multi_delete(request.hash_key, list(request.sort_keys)))
 
     @_typed
     def Count(self, request: pb.TableRef, context: grpc.ServicerContext) -> pb.CountReply:
-        return pb.CountReply(count=self.c.table(request.table).count())
+        _t, parts = self._partitions(request)
+        return pb.CountReply(count=sum(1 for p in parts for _ in p.iter_records()))
 
     @_typed_stream
     def Scan(self, request: pb.TableRef, context: grpc.ServicerContext) -> Iterator[pb.RecordBatch]:
         batch: list[pb.Record] = []
         size = 0
-        for hk, sk, v in self.c.table(request.table).scan():
+        _t, parts = self._partitions(request)
+        for hk, sk, v in (r for p in parts for r in p.iter_records()):
             batch.append(pb.Record(hash_key=hk, sort_key=sk, value=v))
             size += len(hk) + len(sk) + len(v) + 16
             if size >= SCAN_BATCH_BYTES:
@@ -231,6 +272,9 @@ class ClientService(rpc.ClientServicer):
     def AddDuplication(
         self, request: pb.AddDuplicationRequest, context: grpc.ServicerContext
     ) -> pb.DuplicationInfo:
+        if self.m is not None:
+            # each partition would ship from its owner, with progress in ZooKeeper: not built yet
+            raise DuplicationError("duplication from a multi-node cluster is not supported yet")
         d = self.c.add_duplication(
             request.table,
             request.remote,

@@ -1,0 +1,187 @@
+"""Where a multi-node cluster keeps its configuration in ZooKeeper, and the bytes of each znode.
+
+Under the cluster's chroot, in the spirit of Pegasus's own layout (its meta
+server keeps ``<root>/apps/<app>/<pidx>`` with one partition configuration
+each, and the meta leader's address beside it)::
+
+    /cluster                  {"name", "cluster_id"}: made by the first node, never changed
+    /nodes/<node_id>          ephemeral {"node_id", "url"}: one per live node
+    /meta/election/...        kazoo's Election recipe: the meta leader is its winner
+    /meta/leader              ephemeral {"node_id", "url"} of the meta leader
+    /apps/<table>             {"app_id", "partition_count", "envs", "create_time"}
+    /apps/<table>/<pidx>      {"owner", "ballot", "decree"}: the owning node; the ballot grows
+                              by one at each change of owner (a versioned compare-and-set);
+                              decree: the last decree the previous owner wrote (0 at creation)
+    /config                   a counter the leader bumps after every change above: nodes and
+                              clients watch this one znode to learn that something changed
+
+Every znode holds UTF-8 JSON; a znode that does not decode as its kind is a
+:class:`CoordinationError`, never a silently wrong configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import CoordinationError
+
+CLUSTER = "/cluster"
+NODES = "/nodes"
+ELECTION = "/meta/election"
+LEADER = "/meta/leader"
+APPS = "/apps"
+CONFIG = "/config"
+
+
+def node_path(node_id: str) -> str:
+    return f"{NODES}/{node_id}"
+
+
+def app_path(table: str) -> str:
+    return f"{APPS}/{table}"
+
+
+def partition_path(table: str, pidx: int) -> str:
+    return f"{APPS}/{table}/{pidx}"
+
+
+def _load(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CoordinationError("", f"{what} is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CoordinationError("", f"{what} is not a JSON object")
+    return doc
+
+
+def _str(doc: dict[str, Any], key: str, what: str) -> str:
+    v = doc.get(key)
+    if not isinstance(v, str) or not v:
+        raise CoordinationError("", f"{what}: {key} is not a non-empty string")
+    return v
+
+
+def _int(doc: dict[str, Any], key: str, what: str, lo: int = 0, hi: int = (1 << 63) - 1) -> int:
+    v = doc.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise CoordinationError("", f"{what}: {key} is not an int in {lo}..{hi}")
+    return v
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(asdict(obj), sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class ClusterDoc:
+    name: str
+    cluster_id: int
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ClusterDoc:
+        d = _load(raw, CLUSTER)
+        return cls(_str(d, "name", CLUSTER), _int(d, "cluster_id", CLUSTER, 1, 127))
+
+
+@dataclass(frozen=True)
+class NodeDoc:
+    node_id: str
+    url: str
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes, what: str = "node") -> NodeDoc:
+        d = _load(raw, what)
+        return cls(_str(d, "node_id", what), _str(d, "url", what))
+
+
+@dataclass(frozen=True)
+class AppDoc:
+    app_id: int
+    partition_count: int
+    create_time: float
+    envs: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes, what: str) -> AppDoc:
+        d = _load(raw, what)
+        envs = d.get("envs", {})
+        if not isinstance(envs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in envs.items()
+        ):
+            raise CoordinationError("", f"{what}: envs is not a str -> str map")
+        t = d.get("create_time")
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise CoordinationError("", f"{what}: create_time is not a number")
+        return cls(
+            _int(d, "app_id", what, 1, 1 << 31),
+            _int(d, "partition_count", what, 1, 1 << 16),
+            float(t),
+            dict(envs),
+        )
+
+
+@dataclass(frozen=True)
+class PartitionDoc:
+    owner: str
+    ballot: int
+    decree: int = 0
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes, what: str) -> PartitionDoc:
+        d = _load(raw, what)
+        return cls(_str(d, "owner", what), _int(d, "ballot", what, 1), _int(d, "decree", what))
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """One partition's configuration as read, with the znode version a compare-and-set names."""
+
+    pidx: int
+    owner: str
+    ballot: int
+    decree: int
+    version: int
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    name: str
+    app: AppDoc
+    partitions: tuple[PartitionConfig, ...]
+
+    def owners(self) -> list[str]:
+        return [p.owner for p in self.partitions]
+
+
+__all__ = [
+    "APPS",
+    "CLUSTER",
+    "CONFIG",
+    "ELECTION",
+    "LEADER",
+    "NODES",
+    "AppDoc",
+    "ClusterDoc",
+    "NodeDoc",
+    "PartitionConfig",
+    "PartitionDoc",
+    "TableConfig",
+    "app_path",
+    "node_path",
+    "partition_path",
+]

@@ -1,0 +1,83 @@
+"""A channel to another node of a multi-node cluster, with its Client, Node and Meta stubs.
+
+Calls raise the typed errors of :mod:`pegasus_fast.errors` (wire.py); the
+token and TLS files are the process's own (a node reaches its peers as its
+clients reach it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import ClosedError
+from . import pegasus_fast_pb2_grpc as rpc
+from .wire import auth_metadata, call, open_channel, parse_url, tls_from_env, token_from_env
+
+#: the default deadline of one call to a peer
+PEER_TIMEOUT = 30.0
+
+
+class Peer:
+    def __init__(self, url: str, token: str | None = None, timeout: float = PEER_TIMEOUT) -> None:
+        addr = parse_url(url)
+        self.url = addr.url
+        self.timeout = timeout
+        self.channel = open_channel(addr, **tls_from_env())
+        self.client = rpc.ClientStub(self.channel)
+        self.node = rpc.NodeStub(self.channel)
+        self.meta = rpc.MetaStub(self.channel)
+        self.md = auth_metadata(token if token is not None else token_from_env())
+        self.closed = False
+
+    def __call__(self, stub: Any, method: str, request: object, timeout: float | None = None) -> Any:
+        if self.closed:
+            raise ClosedError(f"the connection to {self.url} is closed")
+        return call(
+            self.url, getattr(stub, method), request, timeout=timeout or self.timeout, metadata=self.md
+        )
+
+    def stream(self, stub: Any, method: str, request: object) -> Iterator[Any]:
+        if self.closed:
+            raise ClosedError(f"the connection to {self.url} is closed")
+        replies = getattr(stub, method)(request, metadata=self.md)
+        it = iter(replies)
+        try:
+            while True:
+                try:
+                    item = call(self.url, next, it)
+                except StopIteration:
+                    return
+                yield item
+        finally:
+            replies.cancel()
+
+    def close(self) -> None:
+        self.closed = True
+        self.channel.close()
+
+
+class Peers:
+    """One :class:`Peer` per URL, made on first use and kept."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self._token = token
+        self._lock = threading.Lock()
+        self._peers: dict[str, Peer] = {}
+
+    def get(self, url: str) -> Peer:
+        with self._lock:
+            p = self._peers.get(url)
+            if p is None or p.closed:
+                p = self._peers[url] = Peer(url, self._token)
+            return p
+
+    def close(self) -> None:
+        with self._lock:
+            peers, self._peers = list(self._peers.values()), {}
+        for p in peers:
+            p.close()
+
+
+__all__ = ["PEER_TIMEOUT", "Peer", "Peers"]

@@ -1,0 +1,323 @@
+"""A node of a multi-node cluster: joins through ZooKeeper, serves the partitions it owns.
+
+The node's own :class:`Cluster` holds every table of the cluster with all its
+partitions, but it answers only for the partitions ZooKeeper says it owns
+(:meth:`Member.check`); the others stay empty and unopened, or hold what the
+node had before a partition moved away (stale, never served).
+
+* **Joining.** The first node makes ``/cluster`` (its name and the cluster id
+  every node's timetags carry); each node registers the ephemeral
+  ``/nodes/<node_id>`` with its URL. The node id is kept in the node's
+  directory (``NODE_ID``), so a node restarted with its disk is the same node.
+* **Configuration.** The node reads every table's configuration at start, then
+  again whenever the leader bumps ``/config`` (a watch), and at once when the
+  leader calls ``Node.Sync``: it makes missing tables, drops dropped ones, and
+  starts serving a partition it has learned and now owns.
+* **Fencing.** When the ZooKeeper connection is lost, the node refuses writes
+  to every partition at once (before the session can expire and anyone could
+  act on its absence), and takes them again only after it has reconnected and
+  read the configuration anew. A partition fenced for a move that did not
+  finish is unfenced after :data:`FENCE_LEASE` if the node still owns it.
+* **Meta leader.** Every node runs kazoo's Election; the winner writes the
+  ephemeral ``/meta/leader`` and answers the Meta service (placement.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.recipe.election import Election
+
+from .. import fileio
+from ..coord.layout import (
+    CLUSTER,
+    CONFIG,
+    ELECTION,
+    LEADER,
+    NODES,
+    ClusterDoc,
+    NodeDoc,
+    TableConfig,
+    node_path,
+)
+from ..coord.zk import ZkAddress, read_cluster, read_tables
+from ..errors import (
+    CoordinationError,
+    InvalidArgumentError,
+    NotOwnerError,
+    PartitionUnavailableError,
+    TableExistsError,
+)
+from ..net.peer import Peers
+from ..node.cluster import Cluster, _default_cluster_id
+from ..storage.partition import LEARNING, SERVING
+
+log = logging.getLogger(__name__)
+
+NODE_ID_FILE = "NODE_ID"
+#: a partition fenced for a move that never switched owner is unfenced after this long
+FENCE_LEASE = 10.0
+
+
+def node_id_of(directory: str, wanted: str | None = None) -> str:
+    """The node id kept in ``directory`` (made, or checked against ``wanted``, on first use)."""
+    path = os.path.join(directory, NODE_ID_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            kept = f.read().strip()
+    except FileNotFoundError:
+        kept = ""
+    if kept:
+        if wanted is not None and wanted != kept:
+            raise InvalidArgumentError(f"{directory} is node {kept!r}, not {wanted!r}")
+        return kept
+    node_id = wanted or f"node-{uuid.uuid4().hex[:12]}"
+    if not node_id.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(node_id) > 64:
+        raise InvalidArgumentError(f"a node id is up to 64 letters, digits, '-', '_' or '.': {node_id!r}")
+    os.makedirs(directory, exist_ok=True)
+    fileio.write_file(path, (node_id + "\n").encode())
+    return node_id
+
+
+def join_cluster(zk: KazooClient, addr: ZkAddress) -> ClusterDoc:
+    """The cluster's identity in ZooKeeper, made by the first node to join."""
+    for path in (NODES, "/meta", "/apps"):
+        zk.ensure_path(path)
+    doc = read_cluster(zk)
+    if doc is not None:
+        return doc
+    name = addr.chroot.strip("/").replace("/", ".")
+    new = ClusterDoc(name, _default_cluster_id(name))
+    with contextlib.suppress(NodeExistsError):
+        zk.create(CLUSTER, new.encode())
+    doc = read_cluster(zk)
+    if doc is None:
+        raise CoordinationError(addr.spec, "/cluster vanished after it was made")
+    return doc
+
+
+class Member:
+    """This process's membership in a multi-node cluster (see the module's docstring)."""
+
+    def __init__(
+        self, zk: KazooClient, addr: ZkAddress, cluster: Cluster, node_id: str, token: str | None
+    ) -> None:
+        self.zk = zk
+        self.addr = addr
+        self.cluster = cluster
+        self.node_id = node_id
+        self.url = ""
+        self.peers = Peers(token)
+        #: table -> the partitions this node owns now
+        self._owned: dict[str, frozenset[int]] = {}
+        self._configs: dict[str, TableConfig] = {}
+        #: the ZooKeeper connection is lost: refuse writes until it is back and re-read
+        self._suspended = threading.Event()
+        self._stop = threading.Event()
+        self._sync_lock = threading.Lock()
+        self._want_sync = threading.Event()
+        self._reregister = threading.Event()
+        self._leading = threading.Event()
+        self._fenced_at: dict[tuple[str, int], float] = {}
+        self._threads: list[threading.Thread] = []
+        self.placement: Any = None  # set by placement.Placement when it attaches
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, url: str) -> None:
+        self.url = url
+        self.zk.add_listener(self._on_state)
+        self._register()
+        self.sync()
+        self.zk.DataWatch(CONFIG, self._on_config)
+        for name, fn in (("sync", self._sync_loop), ("elect", self._elect_loop)):
+            t = threading.Thread(target=fn, name=f"member-{name}-{self.node_id}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Leave the cluster: stop leading, drop the node's registration, close ZooKeeper."""
+        self._stop.set()
+        self._want_sync.set()
+        self._leading.clear()
+        with contextlib.suppress(Exception):
+            self.zk.delete(node_path(self.node_id))
+        with contextlib.suppress(Exception):
+            self.zk.stop()
+        for t in self._threads:
+            t.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.zk.close()
+        self.peers.close()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set()
+
+    def _register(self) -> None:
+        path, doc = node_path(self.node_id), NodeDoc(self.node_id, self.url).encode()
+        try:
+            self.zk.create(path, doc, ephemeral=True)
+        except NodeExistsError:
+            # this node's previous process, killed before its session expired (the
+            # directory's lock proves no other process is this node now)
+            with contextlib.suppress(NoNodeError):
+                self.zk.delete(path)
+            self.zk.create(path, doc, ephemeral=True)
+
+    def _on_state(self, state: str) -> None:
+        # kazoo's connection thread: nothing blocking here
+        if state in (KazooState.SUSPENDED, KazooState.LOST):
+            self._suspended.set()
+            self._leading.clear()
+            if state == KazooState.LOST:
+                self._reregister.set()
+        elif state == KazooState.CONNECTED:
+            self._want_sync.set()
+
+    def _on_config(self, data: Any, stat: Any) -> None:
+        self._want_sync.set()
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            self._want_sync.wait(1.0)
+            if self._stop.is_set():
+                return
+            pending = self._want_sync.is_set()
+            self._want_sync.clear()
+            try:
+                if self._reregister.is_set() and self.zk.connected:
+                    self._register()
+                    self._reregister.clear()
+                if pending or self._suspended.is_set() or self._fenced_at:
+                    if self.zk.connected:
+                        self.sync()
+            except Exception as exc:  # noqa: BLE001 - retried on the next round
+                log.warning("node %s: configuration sync failed: %s", self.node_id, exc)
+                time.sleep(0.2)
+                self._want_sync.set()
+
+    def _elect_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                Election(self.zk, ELECTION, identifier=self.node_id).run(self._lead)
+            except Exception as exc:  # noqa: BLE001 - a lost session ends a term; run again
+                log.info("node %s: election ended: %s", self.node_id, exc)
+            self._leading.clear()
+            self._stop.wait(0.5)
+
+    def _lead(self) -> None:
+        doc = NodeDoc(self.node_id, self.url).encode()
+        while not self._stop.is_set():
+            try:
+                self.zk.create(LEADER, doc, ephemeral=True)
+                break
+            except NodeExistsError:
+                # the last leader's session has not expired yet; its lock is gone, so it is dead
+                raw, _ = self.zk.get(LEADER)
+                if raw == doc:
+                    break
+                self._stop.wait(0.2)
+        self._leading.set()
+        log.info("node %s leads the cluster", self.node_id)
+        try:
+            while not self._stop.is_set() and self._leading.is_set() and self.zk.connected:
+                self._stop.wait(0.2)
+        finally:
+            self._leading.clear()
+            with contextlib.suppress(Exception):
+                raw, _ = self.zk.get(LEADER)
+                if raw == doc:
+                    self.zk.delete(LEADER)
+
+    # -- configuration ------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Read the whole configuration and act on it (tables made or dropped, partitions served)."""
+        with self._sync_lock:
+            configs = read_tables(self.zk)
+            owned: dict[str, frozenset[int]] = {}
+            for name, tc in configs.items():
+                if not self.cluster.has_table(name):
+                    with contextlib.suppress(TableExistsError):
+                        self.cluster.create_table(name, tc.app.partition_count, tc.app.envs or None)
+                table = self.cluster.table(name)
+                mine = frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id)
+                for pc in tc.partitions:
+                    part = table.partitions[pc.pidx]
+                    if pc.owner == self.node_id:
+                        self._take(part, pc.decree)
+                    else:
+                        self._fenced_at.pop((name, pc.pidx), None)
+                owned[name] = mine
+            for name in [t.name for t in self.cluster.list_tables()]:
+                if name not in configs:
+                    with contextlib.suppress(Exception):
+                        self.cluster.drop_table(name)
+            self._configs = configs
+            self._owned = owned
+            if self.zk.connected:
+                self._suspended.clear()
+
+    def _take(self, part: Any, handoff_decree: int) -> None:
+        """Serve a partition ZooKeeper says is this node's, if its data is whole."""
+        key = (part.table, part.pidx)
+        if part.state == LEARNING:
+            if part.last_committed >= handoff_decree:
+                part.state = SERVING  # learned through the decree the last owner wrote
+            else:
+                log.warning(
+                    "node %s owns %s.%d but holds decree %d of %d: not serving it",
+                    self.node_id,
+                    part.table,
+                    part.pidx,
+                    part.last_committed,
+                    handoff_decree,
+                )
+        elif part.state == "moving":
+            fenced = self._fenced_at.setdefault(key, time.monotonic())
+            if time.monotonic() - fenced > FENCE_LEASE:
+                log.warning("node %s: move of %s.%d never switched owner; unfencing", self.node_id, *key)
+                part.unfence()
+                self._fenced_at.pop(key, None)
+
+    def note_fenced(self, table: str, pidx: int) -> None:
+        self._fenced_at[(table, pidx)] = time.monotonic()
+
+    def check(self, table: str, pidx: int, write: bool) -> None:
+        """Refuse what this node must not answer: a partition it does not own, or a write
+        while its ZooKeeper session may be gone."""
+        owned = self._owned.get(table)
+        if owned is None or pidx not in owned:
+            raise NotOwnerError(table, pidx, self.node_id)
+        if write and self._suspended.is_set():
+            raise PartitionUnavailableError(table, pidx, "zookeeper connection lost")
+
+    def owned(self, table: str) -> list[int]:
+        return sorted(self._owned.get(table, ()))
+
+    def config(self, table: str) -> TableConfig | None:
+        return self._configs.get(table)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "url": self.url,
+            "leader": self.is_leader,
+            "owned": {k: sorted(v) for k, v in self._owned.items()},
+        }
+
+    def __repr__(self) -> str:
+        return f"Member({json.dumps(self.describe())})"
+
+
+__all__ = ["FENCE_LEASE", "Member", "join_cluster", "node_id_of"]
