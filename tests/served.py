@@ -27,6 +27,8 @@ class Served:
 
     def __init__(self, root: Path, name: str, backend_name: str, extra_env: dict[str, str] | None = None):
         self.name = name
+        #: the ``--name`` it serves under (a node of a multi-node cluster takes the cluster's)
+        self.cluster_name = name
         self.dir = root / name
         self.logs = root / f"{name}.logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -65,7 +67,7 @@ class Served:
             "--cluster",
             str(self.dir),
             "--name",
-            self.name,
+            self.cluster_name,
             "serve",
             "--listen",
             f"127.0.0.1:{self.port}",

@@ -1,0 +1,64 @@
+"""Nodes of one multi-node cluster in child processes: ``pegasus-fast --cluster DIR serve --zk ...``.
+
+A :class:`Nodes` is a set of :class:`served.Served` processes that join the
+cluster named by one ZooKeeper chroot, each with a fixed node id (n1, n2, ...),
+and a ``zk://`` client of it. The test's :class:`served.Fleet` stops them all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pegasus_fast as pf
+from served import Fleet, Served
+
+WAIT = 60.0
+
+
+class Nodes:
+    def __init__(self, fleet: Fleet, zk_spec: str) -> None:
+        self.fleet = fleet
+        self.spec = zk_spec
+        self.url = f"zk://{zk_spec}"
+        self.name = zk_spec.rsplit("/", 1)[1]
+        self.nodes: dict[str, Served] = {}
+
+    def add(self, node_id: str) -> Served:
+        s = self.fleet.add(node_id)
+        s.cluster_name = self.name
+        s.args = ("--zk", self.spec, "--node-id", node_id)
+        self.nodes[node_id] = s
+        return s
+
+    def start(self, *node_ids: str) -> None:
+        """Start these nodes (made on first use) at once, and wait until each serves."""
+        for n in node_ids:
+            (self.nodes.get(n) or self.add(n)).launch()
+        for n in node_ids:
+            self.nodes[n].wait_ready()
+
+    def __getitem__(self, node_id: str) -> Served:
+        return self.nodes[node_id]
+
+    def client(self) -> pf.RoutedCluster:
+        return pf.connect(self.url)
+
+    def wait_live(self, client: pf.RoutedCluster, node_ids: set[str]) -> None:
+        """Until ZooKeeper lists exactly these nodes (a killed node's session must expire)."""
+        deadline = time.monotonic() + WAIT
+        while set(client.nodes()) != node_ids:
+            assert time.monotonic() < deadline, (client.nodes(), node_ids)
+            time.sleep(0.1)
+
+
+def owners(table: pf.RoutedTable) -> list[str]:
+    return list(table._config(fresh=True).owners())
+
+
+def spread_of(table: pf.RoutedTable, node_ids: list[str]) -> dict[str, int]:
+    c = Counter(owners(table))
+    return {n: c.get(n, 0) for n in node_ids}
+
+
+__all__ = ["WAIT", "Nodes", "owners", "spread_of"]

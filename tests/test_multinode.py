@@ -1,0 +1,276 @@
+"""One cluster over several nodes (issue #11): ZooKeeper and ``serve --zk`` processes on 127.0.0.1.
+
+Every test starts its own nodes (tests/multinode.py) in a fresh ZooKeeper
+chroot and stops them at teardown. A writer records what was acknowledged
+(servedcheck.Model); after a kill, a move or a balance every acknowledged
+write must be there, read through the ``zk://`` client.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pegasus_fast as pf
+import pytest
+from multinode import WAIT, Nodes, owners, spread_of
+from pegasus_fast import _backend
+from served import Fleet
+from servedcheck import TABLE, Model, Writer, remote_table
+
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, _backend.name)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+@pytest.fixture
+def three(fleet: Fleet, zk_chroot: str) -> Iterator[tuple[Nodes, pf.RoutedCluster]]:
+    nodes = Nodes(fleet, zk_chroot)
+    nodes.start("n1", "n2", "n3")
+    client = nodes.client()
+    try:
+        yield nodes, client
+    finally:
+        client.close()
+
+
+def scan_of(table: pf.RoutedTable) -> dict[tuple[bytes, bytes], bytes]:
+    out = {}
+    for hk, sk, v in table.scan():
+        assert (hk, sk) not in out, f"{hk!r}/{sk!r} scanned twice"
+        out[(hk, sk)] = v
+    return out
+
+
+def keys_of_partition(table: pf.RoutedTable, pidx: int, n: int, prefix: str = "p") -> list[bytes]:
+    out, i = [], 0
+    while len(out) < n:
+        hk = f"{prefix}{i}".encode()
+        if table.partition_index(hk, b"s") == pidx:
+            out.append(hk)
+        i += 1
+    return out
+
+
+def test_placement_is_even_and_10k_records_read_back(three: tuple[Nodes, pf.RoutedCluster]) -> None:
+    nodes, c = three
+    t = c.create_table(TABLE, 8)
+    counts = spread_of(t, ["n1", "n2", "n3"])
+    assert sorted(counts.values()) == [2, 3, 3], counts
+    want: dict[tuple[bytes, bytes], bytes] = {}
+    for i in range(2000):
+        key = (b"k%d" % i, b"s")
+        t.set(key[0], key[1], b"v%d" % i)
+        want[key] = b"v%d" % i
+    for i in range(80):
+        hk = b"h%d" % i
+        kvs = {b"s%d" % j: b"%d.%d" % (i, j) for j in range(100)}
+        t.multi_set(hk, kvs)
+        want.update({(hk, sk): v for sk, v in kvs.items()})
+    assert len(want) == 10_000
+    for (hk, sk), v in list(want.items())[:2000]:
+        assert t.get(hk, sk) == v
+    for i in range(80):
+        hk = b"h%d" % i
+        assert t.multi_get(hk) == {sk: v for (h, sk), v in want.items() if h == hk}
+    assert scan_of(t) == want
+    assert t.count() == 10_000
+    # every partition was served by its owner alone: another node refuses it
+    cfg = t._config()
+    pidx = t.partition_index(b"k1", b"s")
+    other = next(n for n in ("n1", "n2", "n3") if n != cfg.partitions[pidx].owner)
+    with pf.connect(nodes[other].url) as direct:
+        with pytest.raises(pf.NotOwnerError) as e:
+            direct.table(TABLE).get(b"k1", b"s")
+        assert (e.value.table, e.value.pidx, e.value.node) == (TABLE, pidx, other)
+        with pytest.raises(pf.NotOwnerError):
+            direct.table(TABLE).set(b"k1", b"s", b"stale")
+    assert t.get(b"k1", b"s") == b"v1"
+    # every node made the table, and a second create is refused
+    with pytest.raises(pf.TableExistsError):
+        c.create_table(TABLE, 4)
+    assert [i.name for i in c.list_tables()] == [TABLE]
+
+
+def test_kill9_node_makes_only_its_partitions_unavailable(three: tuple[Nodes, pf.RoutedCluster]) -> None:
+    nodes, c = three
+    t = c.create_table(TABLE, 8)
+    want = {}
+    for i in range(400):
+        t.set(b"k%d" % i, b"s", b"v%d" % i)
+        want[(b"k%d" % i, b"s")] = b"v%d" % i
+    own = owners(t)
+    nodes["n2"].kill9()
+    down = {p for p, o in enumerate(own) if o == "n2"}
+    seen_down = set()
+    for (hk, sk), v in want.items():
+        pidx = t.partition_index(hk, sk)
+        if pidx in down:
+            with pytest.raises(pf.NodeUnavailableError) as e:
+                t.get(hk, sk)
+            assert (e.value.table, e.value.pidx, e.value.node) == (TABLE, pidx, "n2")
+            assert isinstance(e.value, pf.PartitionUnavailableError)
+            with pytest.raises(pf.NodeUnavailableError):
+                t.set(hk, sk, b"x")
+            seen_down.add(pidx)
+        else:
+            assert t.get(hk, sk) == v
+            t.set(hk, sk, v + b"!")
+            want[(hk, sk)] = v + b"!"
+    assert seen_down == down
+    with pytest.raises(pf.NodeUnavailableError):
+        t.count()
+    # back with its disk: it serves its partitions again, with everything it held
+    nodes["n2"].start()
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            got = scan_of(c.table(TABLE))
+            break
+        except pf.PartitionUnavailableError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert got == want
+    assert owners(t) == own
+
+
+def test_move_partition_under_writes_loses_nothing(three: tuple[Nodes, pf.RoutedCluster]) -> None:
+    nodes, c = three
+    t = c.create_table(TABLE, 8)
+    model = Model()
+    writer = Writer(remote_table(nodes.url), model, 1, seed=11).start()
+    # a second writer hammers the partition that moves, about 1,000 writes/s
+    pidx = 5
+    hot = keys_of_partition(t, pidx, 50)
+    acked: dict[bytes, bytes] = {}
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with pf.connect(nodes.url) as rc:
+            ht = rc.table(TABLE)
+            i = 0
+            while not stop.is_set():
+                hk = hot[i % len(hot)]
+                v = b"%d" % i
+                try:
+                    ht.set(hk, b"s", v)
+                    acked[hk] = v
+                except pf.PegasusFastError as exc:
+                    errors.append(exc)
+                i += 1
+                time.sleep(0.001)
+
+    th = threading.Thread(target=hammer, daemon=True)
+    th.start()
+    try:
+        writer.wait_acked(100)
+        src = owners(t)[pidx]
+        dst = next(n for n in ("n1", "n2", "n3") if n != src)
+        decree = c.move_partition(TABLE, pidx, dst)
+        assert decree > 0
+        assert owners(t)[pidx] == dst
+        writer.wait_acked(100)
+    finally:
+        stop.set()
+        th.join(WAIT)
+        writer.stop()
+    assert errors == [], errors[:3]
+    assert writer.errors == [], writer.errors[:3]
+    got = scan_of(t)
+    model.check(got)
+    for hk, v in acked.items():
+        assert got[(hk, b"s")] == v
+    # the old owner refuses the partition now; the new one has its decrees
+    with pf.connect(nodes[src].url) as direct:
+        with pytest.raises(pf.NotOwnerError):
+            direct.table(TABLE).set(hot[0], b"s", b"stale")
+    stats = {s.pidx: s for s in t.partition_stats()}
+    assert stats[pidx].last_committed_decree >= decree
+    # a move to where it is already is nothing; to no live node, a typed error
+    assert c.move_partition(TABLE, pidx, dst) == decree or owners(t)[pidx] == dst
+    with pytest.raises(pf.InvalidArgumentError):
+        c.move_partition(TABLE, pidx, "nobody")
+    with pytest.raises(pf.InvalidArgumentError):
+        c.move_partition(TABLE, 99, dst)
+    with pytest.raises(pf.TableNotFoundError):
+        c.move_partition("nope", 0, dst)
+
+
+def test_a_fourth_node_receives_partitions_on_balance(three: tuple[Nodes, pf.RoutedCluster]) -> None:
+    nodes, c = three
+    t = c.create_table(TABLE, 8)
+    want = {}
+    for i in range(300):
+        t.set(b"k%d" % i, b"s", b"v%d" % i)
+        want[(b"k%d" % i, b"s")] = b"v%d" % i
+    nodes.start("n4")
+    nodes.wait_live(c, {"n1", "n2", "n3", "n4"})
+    assert spread_of(t, ["n4"]) == {"n4": 0}
+    moves = c.balance()
+    assert len(moves) == 2 and all(m[2] == "n4" for m in moves), moves
+    assert sorted(spread_of(t, ["n1", "n2", "n3", "n4"]).values()) == [2, 2, 2, 2]
+    assert scan_of(t) == want
+    assert c.balance() == []
+    # a table made now spreads over the four
+    t2 = c.create_table("t2", 4)
+    assert sorted(spread_of(t2, ["n1", "n2", "n3", "n4"]).values()) == [1, 1, 1, 1]
+
+
+def test_the_leader_killed_another_one_takes_over(three: tuple[Nodes, pf.RoutedCluster]) -> None:
+    nodes, c = three
+    c.create_table(TABLE, 4)
+    leader = c._r.leader().url
+    victim = next(n for n, s in nodes.nodes.items() if s.url == leader)
+    nodes[victim].kill9()
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            t2 = c.create_table("t2", 4)
+            break
+        except (pf.NotLeaderError, pf.RemoteUnavailableError, pf.CoordinationError):
+            assert time.monotonic() < deadline, "no new leader"
+            time.sleep(0.2)
+    assert victim not in set(owners(t2))
+    assert c._r.leader().url != leader
+
+
+def test_bad_addresses_and_crafted_configuration(
+    three: tuple[Nodes, pf.RoutedCluster], zk_chroot: str
+) -> None:
+    nodes, c = three
+    with pytest.raises(pf.InvalidArgumentError):
+        pf.connect("zk://127.0.0.1:1")  # no chroot
+    with pytest.raises(pf.InvalidArgumentError):
+        pf.connect("zk://nohost/x")
+    with pytest.raises(pf.CoordinationError):
+        pf.connect(f"zk://{zk_chroot}-none")
+    with pytest.raises(pf.TableNotFoundError):
+        c.table("missing")
+    with pytest.raises(pf.InvalidArgumentError):
+        c.create_table("bad/name", 4)
+    with pytest.raises(pf.InvalidArgumentError):
+        c.create_table("t0", 0)
+    t = c.create_table(TABLE, 4)
+    t.set(b"a", b"b", b"c")
+    # a partition's znode that is not a configuration: a typed error, and the nodes keep serving
+    zk = c._zk
+    raw, _ = zk.get(f"/apps/{TABLE}/0")
+    zk.set(f"/apps/{TABLE}/0", b"\xff not json")
+    try:
+        with pytest.raises(pf.CoordinationError):
+            c.table(TABLE)
+    finally:
+        zk.set(f"/apps/{TABLE}/0", raw)
+    assert c.table(TABLE).get(b"a", b"b") == b"c"
+    assert all(s.running for s in nodes.nodes.values())
