@@ -14,6 +14,7 @@ Apache tarball, say); its dependencies must then be on its manifest too, or in
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -63,6 +64,16 @@ def zk_available() -> tuple[bool, str]:
     except ImportError:
         return False, "the Python package `kazoo` is not installed (a runtime dependency: pip install kazoo)"
     return True, f"java at {shutil.which('java')}, ZooKeeper at {jar}"
+
+
+def _die_with_parent() -> None:
+    """In the child: a test run that is killed takes its server with it, on a shared machine
+    (Linux's PR_SET_PDEATHSIG; elsewhere the fixtures' teardown is all there is)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _free_port() -> int:
@@ -176,12 +187,18 @@ class ZooKeeperServer:
         ]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                preexec_fn=_die_with_parent,
             )
 
     def _wait_serving(self) -> None:
         # kazoo, not a port probe: the port listens before the server takes sessions
         from kazoo.client import KazooClient
+        from kazoo.exceptions import KazooException
         from kazoo.handlers.threading import KazooTimeoutError
 
         assert self.proc is not None
@@ -199,19 +216,16 @@ class ZooKeeperServer:
                 client.get("/")
                 if self._serves_us(client.command(b"conf")):
                     return
-            except KazooTimeoutError:
-                if time.monotonic() > deadline:
-                    raise ZooKeeperStartError(
-                        f"ZooKeeper did not accept a client on {self.hosts} within {START_TIMEOUT:.0f} s",
-                        returncode=None,
-                        log_tail=self.log_tail(),
-                    ) from None
+                why = "another server answers there, and ours neither serves nor exits"
+            # not yet serving, or serving and gone again (then poll() above says so next time)
+            except (KazooTimeoutError, KazooException, OSError):
+                why = "it did not accept a client"
             finally:
                 client.stop()
                 client.close()
             if time.monotonic() > deadline:
                 raise ZooKeeperStartError(
-                    f"another server answers on {self.hosts}, and ours does not exit",
+                    f"ZooKeeper on {self.hosts}: {why} within {START_TIMEOUT:.0f} s",
                     returncode=None,
                     log_tail=self.log_tail(),
                 )
