@@ -6,20 +6,29 @@ backend, so the store (which reads ``_backend.impl`` at call time) really uses
 it. A missing Rust extension skips the ``rust`` tests, except under ``CI=true``
 or ``PEGASUS_FAST_REQUIRE_RUST=1``, where it fails them.
 ``PEGASUS_FAST_PURE_PYTHON=1`` runs only the ``python`` backend.
+
+``zookeeper`` is one real ZooKeeper server for the session (tests/zkserver.py),
+started by the first test that asks for it; ``zk_chroot`` gives each test its
+own empty path in it. Where ZooKeeper is not installed they skip, saying why,
+except under ``CI=true``, which must have installed it (.ci/run does).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pegasus_fast as pf
 import pytest
 from pegasus_fast import _backend
+
+if TYPE_CHECKING:
+    from zkserver import ZooKeeperServer
 
 
 def _truthy(name: str) -> bool:
@@ -98,3 +107,79 @@ def child_env(backend_name: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+# -- ZooKeeper (issue #11) -------------------------------------------------------------------
+
+
+def require_zookeeper() -> None:
+    """Skip (fail under CI, which installs it) when no ZooKeeper server can be run here."""
+    from zkserver import zk_available  # tests that never ask for ZooKeeper never need kazoo
+
+    ok, reason = zk_available()
+    if ok:
+        return
+    if _truthy("CI"):
+        pytest.fail(f"ZooKeeper is required under CI (.ci/run installs it) but is missing: {reason}")
+    pytest.skip(f"ZooKeeper is not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperServer]:
+    """One standalone ZooKeeper on 127.0.0.1 for the whole session; tests must not stop it
+    (one that loses ZooKeeper starts its own with ``zookeeper_factory``)."""
+    require_zookeeper()
+    from zkserver import ZooKeeperServer
+
+    server = ZooKeeperServer(tmp_path_factory.mktemp("zookeeper"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_chroots = itertools.count(1)
+
+
+@pytest.fixture
+def zk_chroot(zookeeper: ZooKeeperServer) -> Iterator[str]:
+    """``127.0.0.1:PORT/tN``: a path of the session's server no other test uses, created empty
+    (so a client with this chroot can write at once) and deleted after the test."""
+    from kazoo.client import KazooClient
+
+    if not zookeeper.running:
+        pytest.fail(f"the session's ZooKeeper is not running (a test stopped it?):\n{zookeeper.log_tail()}")
+    path = f"/t{next(_chroots)}"
+    admin = KazooClient(hosts=zookeeper.hosts, timeout=10.0)
+    admin.start(timeout=30.0)
+    try:
+        admin.create(path)
+        yield f"{zookeeper.hosts}{path}"
+        try:
+            admin.delete(path, recursive=True)
+        except Exception:  # noqa: BLE001 - best effort: a leftover path harms no later test
+            pass
+    finally:
+        admin.stop()
+        admin.close()
+
+
+@pytest.fixture
+def zookeeper_factory(tmp_path: Path) -> Iterator[Callable[[], ZooKeeperServer]]:
+    """``zookeeper_factory()`` starts a server of this test's own (to stop, kill or restart);
+    every one is stopped at teardown."""
+    require_zookeeper()
+    from zkserver import ZooKeeperServer
+
+    started: list[ZooKeeperServer] = []
+
+    def _start() -> ZooKeeperServer:
+        server = ZooKeeperServer(tmp_path / f"zookeeper{len(started)}")
+        started.append(server)
+        server.start()
+        return server
+
+    yield _start
+    for server in reversed(started):
+        server.stop()
