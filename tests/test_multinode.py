@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +20,7 @@ from multinode import WAIT, Nodes, owners, spread_of
 from pegasus_fast import _backend
 from served import Fleet
 from servedcheck import TABLE, Model, Writer, remote_table
+from zkserver import ZooKeeperServer
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
@@ -274,3 +275,62 @@ def test_bad_addresses_and_crafted_configuration(
         zk.set(f"/apps/{TABLE}/0", raw)
     assert c.table(TABLE).get(b"a", b"b") == b"c"
     assert all(s.running for s in nodes.nodes.values())
+
+
+def test_a_node_that_loses_zookeeper_refuses_writes_until_it_is_back(
+    zookeeper_factory: Callable[[], ZooKeeperServer], fleet: Fleet
+) -> None:
+    zk = zookeeper_factory()
+    chroot = f"{zk.hosts}/fence"
+    nodes = Nodes(fleet, chroot)
+    nodes.start("n1", "n2")
+    with nodes.client() as c:
+        c.create_table(TABLE, 4)
+        c.table(TABLE).set(b"before", b"s", b"1")
+    direct = {n: pf.connect(nodes[n].url, timeout=5.0) for n in ("n1", "n2")}
+    try:
+        cfg_owner = {p: o for p, o in enumerate(owners_direct(chroot))}
+        key_of = {}
+        i = 0
+        while len(key_of) < 4:
+            hk = b"f%d" % i
+            key_of.setdefault(direct["n1"].table(TABLE).partition_index(hk, b"s"), hk)
+            i += 1
+        zk.kill()
+        # each node refuses writes to its own partitions once it sees the connection gone
+        for pidx, hk in key_of.items():
+            t = direct[cfg_owner[pidx]].table(TABLE)
+            deadline = time.monotonic() + WAIT
+            while True:
+                try:
+                    t.set(hk, b"s", b"during")
+                except pf.PartitionUnavailableError as e:
+                    assert (e.table, e.pidx) == (TABLE, pidx)
+                    break
+                assert time.monotonic() < deadline, "a node kept taking writes without ZooKeeper"
+                time.sleep(0.05)
+            # reads of what it owns go on (a write before it noticed may be there)
+            assert t.get(hk, b"s") in (None, b"during")
+        zk.restart()
+        for pidx, hk in key_of.items():
+            t = direct[cfg_owner[pidx]].table(TABLE)
+            deadline = time.monotonic() + WAIT
+            while True:
+                try:
+                    t.set(hk, b"s", b"after")
+                    break
+                except pf.PartitionUnavailableError:
+                    assert time.monotonic() < deadline, "a node did not take writes again"
+                    time.sleep(0.1)
+        with nodes.client() as c:
+            t = c.table(TABLE)
+            assert t.get(b"before", b"s") == b"1"
+            assert all(t.get(hk, b"s") == b"after" for hk in key_of.values())
+    finally:
+        for d in direct.values():
+            d.close()
+
+
+def owners_direct(chroot: str) -> list[str]:
+    with pf.connect(f"zk://{chroot}") as c:
+        return owners(c.table(TABLE))

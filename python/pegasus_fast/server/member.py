@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 NODE_ID_FILE = "NODE_ID"
 #: a partition fenced for a move that never switched owner is unfenced after this long
 FENCE_LEASE = 10.0
+#: the longest a stopping node waits on ZooKeeper
+STOP_WAIT = 2.0
 
 
 def node_id_of(directory: str, wanted: str | None = None) -> str:
@@ -149,8 +151,11 @@ class Member:
         self._stop.set()
         self._want_sync.set()
         self._leading.clear()
-        with contextlib.suppress(Exception):
-            self.zk.delete(node_path(self.node_id))
+        if self.zk.connected:
+            # the node's absence is seen at once, not after its session expires; bounded, since
+            # ZooKeeper may go away meanwhile (closing the session drops the znode as well)
+            with contextlib.suppress(Exception):
+                self.zk.delete_async(node_path(self.node_id)).get(timeout=STOP_WAIT)
         with contextlib.suppress(Exception):
             self.zk.stop()
         for t in self._threads:
