@@ -111,7 +111,7 @@ def learn_snapshot(p: Partition, decree: int, block: bytes) -> None:
 # -- large checkpoints ------------------------------------------------------------------
 
 
-def _check_manifest(manifest: list[ManifestEntry]) -> dict[str, tuple[int, str]]:
+def check_manifest(manifest: list[ManifestEntry]) -> dict[str, tuple[int, str]]:
     """Every name a plain file name inside learn/, every size and digest well formed."""
     wanted: dict[str, tuple[int, str]] = {}
     for entry in manifest:
@@ -183,7 +183,7 @@ def checkpoint_offsets(p: Partition, decree: int, manifest: list[ManifestEntry])
 
 
 def _offsets(p: Partition, decree: int, manifest: list[ManifestEntry]) -> dict[str, int]:
-    wanted = _check_manifest(manifest)
+    wanted = check_manifest(manifest)
     if p.last_committed and p.source_decree == decree:
         return {name: size for name, (size, _) in wanted.items()}  # installed already
     target = _learn_dir(p, decree, manifest)
@@ -214,11 +214,35 @@ def learn_checkpoint(
 def _take_checkpoint(
     p: Partition, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
 ) -> None:
-    impl = _backend.impl
-    wanted = _check_manifest(manifest)
+    wanted = check_manifest(manifest)
     if p.last_committed and p.source_decree == decree:
         return  # a retry: this checkpoint is installed already
     target = _learn_dir(p, decree, manifest)
+    receive_files(target, manifest, chunks)
+    # RocksDB gets a directory of hard links to the verified files (only its own: no marker).
+    # learn/ keeps them until the partition is marked learned (discard_learned_files): a
+    # follower restarted in between starts a learning partition empty, and then finds them
+    # whole here (each checked by its hash again) rather than taking them over the wire again.
+    fileio.fsync_tree(target)
+    staged = os.path.join(p.path, INSTALL_DIR)
+    fileio.rmtree(staged, ignore_errors=True)
+    fileio.makedirs(staged, exist_ok=False)
+    for name in wanted:
+        fileio.link(os.path.join(target, name), os.path.join(staged, name))
+    fileio.fsync_tree(staged)
+    p.install_rdb(staged)
+    p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])])
+
+
+def receive_files(target: str, manifest: list[ManifestEntry], chunks: Iterable[Chunk]) -> None:
+    """Write a checkpoint's checksummed ``chunks`` into ``target`` and verify every file's BLAKE3
+    against ``manifest``; files it does not name are removed (the learn marker stays).
+
+    A chunk naming another file, failing its crc32c, reaching past its file's size or leaving
+    a hole is refused typed; a file failing verification is removed, so a retry copies it again.
+    """
+    impl = _backend.impl
+    wanted = check_manifest(manifest)
     fds: dict[str, int] = {}
     try:
         for chunk in chunks:
@@ -264,19 +288,6 @@ def _take_checkpoint(
         except OSError:
             pass
         raise
-    # RocksDB gets a directory of hard links to the verified files (only its own: no marker).
-    # learn/ keeps them until the partition is marked learned (discard_learned_files): a
-    # follower restarted in between starts a learning partition empty, and then finds them
-    # whole here (each checked by its hash again) rather than taking them over the wire again.
-    fileio.fsync_tree(target)
-    staged = os.path.join(p.path, INSTALL_DIR)
-    fileio.rmtree(staged, ignore_errors=True)
-    fileio.makedirs(staged, exist_ok=False)
-    for name in wanted:
-        fileio.link(os.path.join(target, name), os.path.join(staged, name))
-    fileio.fsync_tree(staged)
-    p.install_rdb(staged)
-    p.write_mutations(lambda next_decree: [(next_decree, 0, 0, [(_SOURCE_DECREE, decree)])])
 
 
 def discard_learned_files(p: Partition) -> None:
@@ -285,4 +296,12 @@ def discard_learned_files(p: Partition) -> None:
     fileio.rmtree(os.path.join(p.path, INSTALL_DIR), ignore_errors=True)
 
 
-__all__ = ["checkpoint_offsets", "discard_learned_files", "learn_checkpoint", "learn_empty", "learn_snapshot"]
+__all__ = [
+    "check_manifest",
+    "checkpoint_offsets",
+    "discard_learned_files",
+    "learn_checkpoint",
+    "learn_empty",
+    "learn_snapshot",
+    "receive_files",
+]

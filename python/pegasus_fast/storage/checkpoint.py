@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .partition import Partition
 
 _NAME = re.compile(r"checkpoint\.(\d+)")
-_TMP_PREFIX = "checkpoint.tmp."
+TMP_PREFIX = "checkpoint.tmp."
 _counter = itertools.count()
 MANIFEST_NAME = "MANIFEST.blake3"
 _MANIFEST_FORMAT = 1
@@ -79,7 +79,7 @@ def remove_tmp_dirs(path: str) -> None:
     if not os.path.isdir(path):
         return
     for name in os.listdir(path):
-        if name.startswith(_TMP_PREFIX):
+        if name.startswith(TMP_PREFIX):
             fileio.rmtree(os.path.join(path, name), ignore_errors=True)
 
 
@@ -171,7 +171,7 @@ def create(partition: Partition, decree: int) -> CheckpointInfo:
                 fileio.rmtree(final)
             fileio.fsync_dir(partition.path)
     if manifest is None:
-        tmp = os.path.join(partition.path, f"{_TMP_PREFIX}{os.getpid()}.{next(_counter)}")
+        tmp = os.path.join(partition.path, f"{TMP_PREFIX}{os.getpid()}.{next(_counter)}")
         try:
             fileio.point("rdb_checkpoint", tmp)
             # RocksDB flushes the memtable first, then hard-links the SST files.

@@ -23,13 +23,15 @@ from ..records import (
     META_SOURCE_SEEN_KEY,
     Op,
 )
-from . import checkpoint, expiry, walhead
+from . import checkpoint, expiry, replica, walhead
 from .layout import check_present, refuse_symlinks
 from .rdb import rdb_error
 from .reads import PartitionReads
 from .wal import REPLAY_BATCH, Wal
 
 SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
+#: handing the partition over to another node: reads go on, writes are refused (Partition.fence)
+MOVING = "moving"
 _REROUTED = struct.Struct("<IQ")
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
@@ -228,6 +230,8 @@ class Partition(PartitionReads):
 
     def _check(self, for_write: bool) -> None:
         if self.state != SERVING:
+            if self.state == MOVING and not for_write:
+                return
             if self.state == CLOSED:
                 raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
             if self.state == FAILED:
@@ -341,7 +345,7 @@ class Partition(PartitionReads):
         decree, or the current one when build returned nothing.
         """
         with self.lock:
-            if self.state in (CLOSED, FAILED):
+            if self.state in (CLOSED, FAILED, MOVING):
                 self._check(True)
             mutations = build(self.last_committed + 1)
             if not mutations:
@@ -362,6 +366,59 @@ class Partition(PartitionReads):
             self.source_seen = max(self.source_seen, self.source_decree)
         self._after_commit(last, offset)
         return last
+
+    # -- moving a partition to another node (server/transfer.py) -------------------
+
+    def fence(self) -> int:
+        """Stop taking writes (reads go on) and return the last decree, durable.
+
+        Once the state is MOVING under the lock, no write can be logged; every
+        write logged before is then made durable, so the decree returned is one
+        the target can pull whole from this WAL.
+        """
+        with self.lock:
+            if self.state != MOVING:
+                self._check(True)
+                self.state = MOVING
+            decree = self.last_committed
+        self.sync_wal()
+        return decree
+
+    def unfence(self) -> None:
+        """A move that failed before the ownership switch: take writes again."""
+        with self.lock:
+            if self.state == MOVING:
+                self.state = SERVING
+            elif self.state != SERVING:
+                self._check(True)
+
+    def append_replica(self, blocks: bytes) -> int:
+        """Log and apply another node's WAL blocks (as stored) with their own decrees and
+        timetags; returns the last decree, durable.
+
+        Mutations at or below the last decree are skipped (a batch sent again);
+        one that would leave a hole is a WalGapError, and nothing is stored. New
+        mutations are taken only while the partition learns.
+        """
+        mutations = replica.decode(blocks)
+
+        def build(next_decree: int) -> list[tuple[int, int, int, list]]:
+            new = replica.after(mutations, next_decree, self.wal.path)
+            if new and self.state != LEARNING:
+                raise PartitionUnavailableError(self.table, self.pidx, self.state)
+            if new:
+                self._last_ts = max(self._last_ts, max(m[1] for m in new))
+            return new
+
+        return self.write_mutations(build)
+
+    def serve_learned(self) -> None:
+        """A partition learned from another node serves now (the move's ownership switch)."""
+        with self.lock:
+            if self.state == LEARNING:
+                self.state = SERVING
+            elif self.state != SERVING:
+                self._check(True)
 
     def record_source_seen(self, decree: int) -> None:
         """Durably note that source decrees up to ``decree`` need nothing applied here.

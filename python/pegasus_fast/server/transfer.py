@@ -1,0 +1,330 @@
+"""Moving one partition to another node while writes continue: the data plane (issue #11).
+
+The steps and who calls them are in pegasus_fast.proto (service Node). The
+target takes the source's checkpoint files (each chunk checked by its crc32c,
+every file by its BLAKE3 before RocksDB opens it), then the source's WAL blocks
+with their own decrees and timetags (Partition.append_replica): a moved
+partition is the source's copy, decree for decree, because duplication
+progress is counted in those decrees. It is no duplication follower's apply,
+which renumbers and filters.
+
+Sync is left to the node agent (server/member.py), which subclasses or wraps
+:class:`NodeTransfer`; ``check_source`` and ``check_target`` are where it says
+which partitions this node may hand over or replace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+
+from .. import _backend, fileio
+from ..duplication import learn
+from ..duplication.checkpoints import read_chunks
+from ..duplication.ports import Chunk, ManifestEntry
+from ..errors import (
+    ClosedError,
+    InvalidArgumentError,
+    PartitionUnavailableError,
+    RemoteUnavailableError,
+    WalGapError,
+)
+from ..net import pegasus_fast_pb2 as pb
+from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.wire import auth_metadata, error_from_rpc, open_channel, parse_url, tls_from_env, token_from_env
+from ..node.cluster import Cluster
+from ..storage import checkpoint as ckpt
+from ..storage.partition import LEARNING, MOVING, SERVING, Partition
+from .services import _typed, _typed_stream
+
+#: WAL bytes one LogBatch carries, about (one block always goes whole; the wire takes MAX_WRITE + 4 MiB)
+LOG_BATCH_BYTES = 4 << 20
+#: a pull's deadline; a source that vanishes is noticed sooner, by the channel's keepalive (wire.py)
+PULL_TIMEOUT = 3600.0
+#: where the target writes the checkpoint it pulls: the partition's open removes a leftover
+#: (storage/checkpoint.py, remove_tmp_dirs), so a node killed mid-copy leaves nothing behind
+STAGING = ckpt.TMP_PREFIX + "move-in"
+_PIN = ckpt.TMP_PREFIX + "move-out."
+_pins = itertools.count()
+#: a checkpoint collected between its creation and its pinning is made again, this many times
+_PIN_TRIES = 3
+
+
+# -- the source's side --------------------------------------------------------------------
+
+
+@contextmanager
+def pinned_checkpoint(p: Partition) -> Iterator[tuple[int, str, list[ManifestEntry]]]:
+    """A fresh checkpoint of ``p`` as (decree, directory, manifest), kept while it is read.
+
+    Its files are hard-linked into a directory of our own: GC may remove the published
+    ``checkpoint.<decree>`` meanwhile (a newer one is made), and the links keep the files.
+    """
+    for _ in range(_PIN_TRIES):
+        info = p.checkpoint()
+        pin = os.path.join(p.path, f"{_PIN}{os.getpid()}.{next(_pins)}")
+        fileio.makedirs(pin, exist_ok=False)
+        try:
+            for name, _size, _digest in info.manifest:
+                fileio.link(os.path.join(info.path, name), os.path.join(pin, name))
+        except FileNotFoundError:
+            fileio.rmtree(pin, ignore_errors=True)
+            continue  # collected before it was linked: checkpoint again
+        except BaseException:
+            fileio.rmtree(pin, ignore_errors=True)
+            raise
+        break
+    else:
+        raise PartitionUnavailableError(p.table, p.pidx, "its checkpoints are collected as they are made")
+    try:
+        yield info.decree, pin, list(info.manifest)
+    finally:
+        fileio.rmtree(pin, ignore_errors=True)
+
+
+def log_batches(
+    p: Partition, after: int, through: int, batch_bytes: int = LOG_BATCH_BYTES
+) -> Iterator[tuple[bytes, int]]:
+    """``p``'s WAL blocks holding decrees after..through (0: the durable decree) as (blocks, last decree).
+
+    WalGapError when the WAL no longer holds ``after + 1`` (or loses a file while it is read).
+    """
+    if through > p.last_committed:
+        raise InvalidArgumentError(f"decree {through} is past {p.table}.{p.pidx}'s last, {p.last_committed}")
+    if through > p.durable_decree:
+        p.sync_wal()
+    limit = through or min(p.last_committed, p.durable_decree)
+    nxt = after + 1
+    if nxt > limit:
+        return
+    wal = p.wal.path
+    files = [f for f in p.wal.snapshot_files() if f.size and f.last_decree >= nxt]
+    if not files or files[0].first_decree > nxt:
+        raise WalGapError(wal, nxt, files[0].first_decree if files else 0)
+    name, offset = files[0].name, 0
+    read = _backend.impl.read_log_blocks
+    while nxt <= limit:
+        try:
+            blocks, _first, last, _ts, end, _torn, _skipped = read(
+                os.path.join(wal, name), offset, nxt, batch_bytes, limit
+            )
+        except FileNotFoundError:
+            raise WalGapError(wal, nxt, 0) from None
+        if blocks:
+            yield blocks, last
+            nxt, offset = last + 1, end
+        elif end > offset:
+            offset = end  # blocks below nxt only
+        else:
+            # the end of this file: the next one (the list is taken again: the WAL may have rotated)
+            names = [f.name for f in p.wal.snapshot_files()]
+            if name not in names or names.index(name) + 1 >= len(names):
+                raise WalGapError(wal, nxt, 0)
+            name, offset = names[names.index(name) + 1], 0
+
+
+# -- the target's side --------------------------------------------------------------------
+
+
+def _manifest(entries: object) -> list[ManifestEntry]:
+    return [(e.name, e.size, e.blake3) for e in entries]  # type: ignore[attr-defined]
+
+
+def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], source: str) -> int:
+    """Install the checkpoint ``pieces`` carry into learning ``p``; returns its decree.
+
+    Nothing is opened before every file has passed its BLAKE3 against the manifest; a
+    transfer cut short (no ``end`` piece) is RemoteUnavailableError, and the partition,
+    still learning, holds nothing it did not hold before the install.
+    """
+    first = next(pieces, None)
+    if first is None or first.WhichOneof("piece") != "header":
+        raise InvalidArgumentError("a checkpoint transfer starts with its header")
+    h = first.header
+    if (h.table, h.pidx) != (p.table, p.pidx):
+        raise InvalidArgumentError(f"a checkpoint of {h.table}.{h.pidx} sent for {p.table}.{p.pidx}")
+    manifest = _manifest(h.manifest)
+    learn.check_manifest(manifest)
+
+    def chunks() -> Iterator[Chunk]:
+        for piece in pieces:
+            kind = piece.WhichOneof("piece")
+            if kind == "end":
+                return
+            if kind != "chunk":
+                raise InvalidArgumentError("a checkpoint transfer has one header")
+            c = piece.chunk
+            yield Chunk(c.name, c.offset, c.data, c.crc32c)
+        raise RemoteUnavailableError(source, "the checkpoint transfer ended before its end")
+
+    staging = os.path.join(p.path, STAGING)
+    fileio.rmtree(staging, ignore_errors=True)
+    fileio.makedirs(staging, exist_ok=False)
+    try:
+        learn.receive_files(staging, manifest, chunks())
+        fileio.fsync_tree(staging)
+        p.install_rdb(staging)
+    finally:
+        fileio.rmtree(staging, ignore_errors=True)
+    if p.last_committed != h.decree:
+        raise InvalidArgumentError(
+            f"the checkpoint holds decree {p.last_committed}, its header says {h.decree}"
+        )
+    return h.decree
+
+
+def _replies(stream: Iterator[object], source: str) -> Iterator[object]:
+    """A streamed reply, the transport's failures raised typed."""
+    try:
+        yield from stream
+    except grpc.RpcError as exc:
+        raise error_from_rpc(exc, source) from None
+
+
+class NodeTransfer(rpc.NodeServicer):
+    """The Node service's moves over one open Cluster (Sync is the node agent's)."""
+
+    def __init__(self, cluster: Cluster, token: str | None = None) -> None:
+        """``token``: what this node presents to a source node (default: $PEGASUS_FAST_TOKEN)."""
+        self.c = cluster
+        self._md = auth_metadata(token if token is not None else token_from_env())
+        self._tls = tls_from_env()
+        self._lock = threading.Lock()
+        self._channels: dict[str, grpc.Channel] = {}
+        #: one Learn or CatchUp at a time per partition
+        self._busy: dict[tuple[str, int], threading.Lock] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()
+
+    # -- what the node agent overrides ------------------------------------------------
+
+    def check_source(self, p: Partition) -> None:
+        """Raise unless this node may hand ``p``'s data out (the agent: it owns ``p``)."""
+        if p.state not in (SERVING, MOVING):
+            raise PartitionUnavailableError(p.table, p.pidx, p.state)
+
+    def check_target(self, p: Partition) -> None:
+        """Raise unless this node may replace its copy of ``p`` (the agent: it does not own ``p``)."""
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def partition(self, table: str, pidx: int) -> Partition:
+        try:
+            t = self.c.table(table)
+        except ClosedError:
+            raise RemoteUnavailableError(self.c.path, "the cluster closed") from None
+        if not 0 <= pidx < t.partition_count:
+            raise InvalidArgumentError(f"table {table!r} has no partition {pidx}")
+        return t.partitions[pidx]
+
+    @contextmanager
+    def _alone(self, p: Partition) -> Iterator[None]:
+        with self._lock:
+            lock = self._busy.setdefault((p.table, p.pidx), threading.Lock())
+        with lock:
+            yield
+
+    def _stub(self, url: str) -> tuple[str, rpc.NodeStub]:
+        addr = parse_url(url)
+        with self._lock:
+            channel = self._channels.get(addr.url)
+            if channel is None:
+                channel = self._channels[addr.url] = open_channel(addr, **self._tls)
+        return addr.url, rpc.NodeStub(channel)
+
+    def _pull_log(self, p: Partition, url: str, stub: rpc.NodeStub, through: int) -> int:
+        req = pb.PullLogRequest(table=p.table, pidx=p.pidx, after=p.last_committed, through=through)
+        stream = stub.PullLog(req, timeout=PULL_TIMEOUT, metadata=self._md)
+        try:
+            for batch in _replies(stream, url):
+                p.append_replica(batch.blocks)  # type: ignore[attr-defined]
+        finally:
+            stream.cancel()
+        return p.last_committed
+
+    # -- the source's calls -------------------------------------------------------------
+
+    @_typed_stream
+    def PullCheckpoint(
+        self, request: pb.PartitionRef, context: grpc.ServicerContext
+    ) -> Iterator[pb.CheckpointPiece]:
+        p = self.partition(request.table, request.pidx)
+        self.check_source(p)
+        with pinned_checkpoint(p) as (decree, directory, manifest):
+            entries = [pb.ManifestEntry(name=n, size=s, blake3=d) for n, s, d in manifest]
+            header = pb.CheckpointRequest(table=p.table, pidx=p.pidx, decree=decree, manifest=entries)
+            yield pb.CheckpointPiece(header=header)
+            for c in read_chunks(directory, manifest, {}):
+                yield pb.CheckpointPiece(
+                    chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c)
+                )
+            yield pb.CheckpointPiece(end=pb.Empty())
+
+    @_typed_stream
+    def PullLog(self, request: pb.PullLogRequest, context: grpc.ServicerContext) -> Iterator[pb.LogBatch]:
+        p = self.partition(request.table, request.pidx)
+        self.check_source(p)
+        for blocks, last in log_batches(p, request.after, request.through):
+            yield pb.LogBatch(blocks=blocks, last_decree=last)
+
+    @_typed
+    def Fence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.MoveReply:
+        p = self.partition(request.table, request.pidx)
+        self.check_source(p)
+        return pb.MoveReply(decree=p.fence())
+
+    @_typed
+    def Unfence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.Empty:
+        self.partition(request.table, request.pidx).unfence()
+        return pb.Empty()
+
+    # -- the target's calls -------------------------------------------------------------
+
+    @_typed
+    def Learn(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
+        p = self.partition(request.table, request.pidx)
+        self.check_target(p)
+        url, stub = self._stub(request.source_url)
+        with self._alone(p):
+            p.restart_learning()
+            if p.state != LEARNING:
+                raise PartitionUnavailableError(p.table, p.pidx, p.state)
+            stream = stub.PullCheckpoint(
+                pb.PartitionRef(table=p.table, pidx=p.pidx), timeout=PULL_TIMEOUT, metadata=self._md
+            )
+            try:
+                receive_checkpoint(p, _replies(stream, url), url)  # type: ignore[arg-type]
+            finally:
+                stream.cancel()
+            return pb.MoveReply(decree=self._pull_log(p, url, stub, 0))
+
+    @_typed
+    def CatchUp(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
+        p = self.partition(request.table, request.pidx)
+        self.check_target(p)
+        url, stub = self._stub(request.source_url)
+        with self._alone(p):
+            if request.through and request.through == p.last_committed:
+                return pb.MoveReply(decree=p.last_committed)  # a retry: caught up already
+            if p.state != LEARNING:
+                raise PartitionUnavailableError(p.table, p.pidx, p.state)
+            if request.through and request.through < p.last_committed:
+                raise InvalidArgumentError(
+                    f"{p.table}.{p.pidx} is at decree {p.last_committed}, past {request.through}"
+                )
+            decree = self._pull_log(p, url, stub, request.through)
+            if request.through and decree != request.through:
+                raise WalGapError(p.wal.path, request.through, decree)
+            return pb.MoveReply(decree=decree)
+
+
+__all__ = ["NodeTransfer", "log_batches", "pinned_checkpoint", "receive_checkpoint"]

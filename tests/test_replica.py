@@ -1,0 +1,219 @@
+"""A partition handed to another node: fence/unfence, and WAL blocks taken with their decrees."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from pegasus_fast import _backend
+from pegasus_fast.config import Config
+from pegasus_fast.errors import ClosedError, PartitionUnavailableError, WalCorruptionError, WalGapError
+from pegasus_fast.records import Op
+from pegasus_fast.storage.partition import LEARNING, MOVING, SERVING, Partition
+
+PUT, DELETE, MULTI_PUT = int(Op.PUT), int(Op.DELETE), int(Op.MULTI_PUT)
+#: an expire time far ahead (Pegasus seconds), so the records stay live for the whole test
+FAR = 2_000_000_000
+
+
+def _open(path: Path, cluster_id: int = 1, learning: bool = False) -> Partition:
+    return Partition(str(path), "t", 1, 2, Config(), cluster_id, learning=learning)
+
+
+def _fill(p: Partition, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        hk = b"h%d" % i
+        p.write([(PUT, hk, b"s", b"v%d" % i, 0)])
+        if i % 3 == 0:
+            p.write([(PUT, hk, b"ttl", b"x", FAR)])
+        if i % 4 == 0:
+            p.write([(DELETE, hk, b"s")])
+
+
+def _blocks(p: Partition, after: int, through: int) -> bytes:
+    """The source's WAL blocks holding decrees after..through, as the shipper reads them."""
+    out = []
+    for f in p.wal.snapshot_files():
+        path = os.path.join(p.wal.path, f.name)
+        offset = 0
+        while True:
+            data, _first, last, _ts, end, _torn, _skipped = _backend.impl.read_log_blocks(
+                path, offset, after + 1, 1 << 20, through
+            )
+            if not data:
+                break
+            out.append(data)
+            offset = end
+    return b"".join(out)
+
+
+def _raw(p: Partition) -> list[tuple[bytes, bytes]]:
+    return list(p.iter_raw())
+
+
+def test_fence_refuses_writes_keeps_reads(backend: ModuleType, tmp_path: Path) -> None:
+    p = _open(tmp_path / "p")
+    try:
+        _fill(p, 5)
+        before = p.last_committed
+        records = list(p.iter_records())
+        assert records
+        assert p.fence() == before
+        assert p.state == MOVING
+        assert p.durable_decree == before
+        with pytest.raises(PartitionUnavailableError) as err:
+            p.write([(PUT, b"new", b"s", b"v", 0)])
+        assert (err.value.table, err.value.pidx, err.value.state) == ("t", 2, MOVING)
+        with pytest.raises(PartitionUnavailableError):
+            p.write_mutations(lambda d: [(d, 1, 1, [(PUT, b"new", b"s", b"v", 0)])])
+        assert p.last_committed == before
+        assert list(p.iter_records()) == records  # reads go on
+        assert p.fence() == before  # again: the same answer
+        p.unfence()
+        assert p.state == SERVING
+        p.unfence()  # serving already: nothing to do
+        assert p.write([(PUT, b"new", b"s", b"v", 0)]) == before + 1
+    finally:
+        p.close()
+    with pytest.raises(ClosedError):
+        p.fence()
+
+
+def test_fence_an_untouched_partition(backend: ModuleType, tmp_path: Path) -> None:
+    p = _open(tmp_path / "p")
+    try:
+        assert p.fence() == 0
+        with pytest.raises(PartitionUnavailableError):
+            p.write([(PUT, b"a", b"s", b"v", 0)])
+    finally:
+        p.close()
+
+
+def test_fence_refuses_a_learning_partition(backend: ModuleType, tmp_path: Path) -> None:
+    p = _open(tmp_path / "p", learning=True)
+    try:
+        with pytest.raises(PartitionUnavailableError) as err:
+            p.fence()
+        assert err.value.state == LEARNING
+        assert p.state == LEARNING
+    finally:
+        p.close()
+
+
+def test_append_replica_keeps_decrees_and_timetags(backend: ModuleType, tmp_path: Path) -> None:
+    src = _open(tmp_path / "a", cluster_id=1)
+    dst = _open(tmp_path / "b", cluster_id=2, learning=True)
+    try:
+        _fill(src, 30)
+        src.write([(MULTI_PUT, b"multi", [(b"a", b"1"), (b"b", b"2")], 0)])
+        mid = src.last_committed // 2
+        assert dst.append_replica(_blocks(src, 0, mid)) == mid
+        assert dst.append_replica(_blocks(src, mid, src.last_committed)) == src.last_committed
+        assert dst.last_committed == src.last_committed
+        assert _raw(dst) == _raw(src)
+        assert dst.state == LEARNING
+        with pytest.raises(PartitionUnavailableError):
+            dst.get(b"x")
+        dst.serve_learned()
+        assert dst.state == SERVING
+        assert list(dst.iter_records()) == list(src.iter_records())
+        # the next write of the new owner follows the source's last decree and timetag
+        last_ts = max(m[1] for m in _backend.impl.decode_blocks(_blocks(src, 0, src.last_committed)))
+        assert dst.write([(PUT, b"after", b"s", b"v", 0)]) == src.last_committed + 1
+        assert dst._last_ts > last_ts
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_a_batch_sent_again_is_idempotent(backend: ModuleType, tmp_path: Path) -> None:
+    src = _open(tmp_path / "a")
+    dst = _open(tmp_path / "b", cluster_id=2, learning=True)
+    try:
+        _fill(src, 10)
+        blocks = _blocks(src, 0, src.last_committed)
+        assert dst.append_replica(blocks) == src.last_committed
+        wal_bytes = dst.wal.total_bytes()
+        assert dst.append_replica(blocks) == src.last_committed
+        assert dst.append_replica(b"") == src.last_committed
+        assert dst.wal.total_bytes() == wal_bytes
+        # an overlapping batch: its new part only
+        _fill(src, 5, start=100)
+        assert dst.append_replica(_blocks(src, 0, src.last_committed)) == src.last_committed
+        assert _raw(dst) == _raw(src)
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_a_gap_stores_nothing(backend: ModuleType, tmp_path: Path) -> None:
+    src = _open(tmp_path / "a")
+    dst = _open(tmp_path / "b", cluster_id=2, learning=True)
+    try:
+        _fill(src, 10)
+        last = src.last_committed
+        assert dst.append_replica(_blocks(src, 0, 3)) == 3
+        held = _raw(dst)
+        with pytest.raises(WalGapError) as err:
+            dst.append_replica(_blocks(src, 5, last))
+        assert (err.value.expected_decree, err.value.found_decree) == (4, 6)
+        assert dst.last_committed == 3
+        assert _raw(dst) == held
+        with pytest.raises(WalCorruptionError):
+            dst.append_replica(b"garbage" * 10)
+        assert dst.last_committed == 3
+        assert dst.append_replica(_blocks(src, 3, last)) == last
+        assert _raw(dst) == _raw(src)
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_a_serving_partition_takes_no_replica_blocks(backend: ModuleType, tmp_path: Path) -> None:
+    src = _open(tmp_path / "a")
+    dst = _open(tmp_path / "b", cluster_id=2)
+    try:
+        _fill(src, 3)
+        with pytest.raises(PartitionUnavailableError) as err:
+            dst.append_replica(_blocks(src, 0, src.last_committed))
+        assert err.value.state == SERVING
+        assert dst.last_committed == 0
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_replica_survives_a_reopen(backend: ModuleType, tmp_path: Path) -> None:
+    src = _open(tmp_path / "a")
+    dst = _open(tmp_path / "b", cluster_id=2, learning=True)
+    try:
+        _fill(src, 20)
+        dst.append_replica(_blocks(src, 0, src.last_committed))
+        dst.close(flush=False)  # recovery replays the WAL
+        dst = _open(tmp_path / "b", cluster_id=2)
+        assert dst.last_committed == src.last_committed
+        assert _raw(dst) == _raw(src)
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_blocks_of_one_backend_applied_by_the_other(
+    backend: ModuleType, other_backend: ModuleType, tmp_path: Path
+) -> None:
+    with _backend.use("python" if _backend.name == "rust" else "rust"):
+        src = _open(tmp_path / "a")
+        try:
+            _fill(src, 15)
+            blocks = _blocks(src, 0, src.last_committed)
+            want, last = _raw(src), src.last_committed
+        finally:
+            src.close()
+    dst = _open(tmp_path / "b", cluster_id=2, learning=True)
+    try:
+        assert dst.append_replica(blocks) == last
+        assert _raw(dst) == want
+    finally:
+        dst.close()
