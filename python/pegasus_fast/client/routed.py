@@ -166,10 +166,22 @@ class RoutedTable:
             owner, url = self._owner(pidx, fresh)
             try:
                 return op(self._remote(url))
-            except NotOwnerError:
-                if retried:
-                    raise
-                retried = fresh = True
+            except NotOwnerError as exc:
+                fresh = True
+                if exc.node != owner:
+                    raise  # (a node answering for another id: not something a refresh fixes)
+                # the configuration moved on, or the new owner has not read it yet: read it
+                # again; the same owner twice means the node is behind, so wait for it
+                if not retried:
+                    retried = True
+                    continue
+                now = time.monotonic()
+                deadline = deadline or now + MOVE_WAIT
+                if now > deadline or self._owner(pidx, True)[0] != owner:
+                    if now > deadline:
+                        raise
+                    continue
+                time.sleep(0.001)
             except NodeUnavailableError:
                 raise
             except PartitionUnavailableError as exc:

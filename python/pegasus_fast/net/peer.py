@@ -62,7 +62,7 @@ class Peers:
     """One :class:`Peer` per URL, made on first use and kept."""
 
     def __init__(self, token: str | None = None) -> None:
-        self._token = token
+        self.token = token
         self._lock = threading.Lock()
         self._peers: dict[str, Peer] = {}
 
@@ -70,7 +70,7 @@ class Peers:
         with self._lock:
             p = self._peers.get(url)
             if p is None or p.closed:
-                p = self._peers[url] = Peer(url, self._token)
+                p = self._peers[url] = Peer(url, self.token)
             return p
 
     def close(self) -> None:

@@ -46,8 +46,10 @@ from ..coord.layout import (
     NODES,
     ClusterDoc,
     NodeDoc,
+    PartitionDoc,
     TableConfig,
     node_path,
+    partition_path,
 )
 from ..coord.zk import ZkAddress, read_cluster, read_tables
 from ..errors import (
@@ -55,6 +57,7 @@ from ..errors import (
     InvalidArgumentError,
     NotOwnerError,
     PartitionUnavailableError,
+    PegasusFastError,
     TableExistsError,
 )
 from ..net.peer import Peers
@@ -302,10 +305,34 @@ class Member:
         """Refuse what this node must not answer: a partition it does not own, or a write
         while its ZooKeeper session may be gone."""
         owned = self._owned.get(table)
-        if owned is None or pidx not in owned:
+        if (owned is None or pidx not in owned) and not self._taken_now(table, pidx):
             raise NotOwnerError(table, pidx, self.node_id)
         if write and self._suspended.is_set():
             raise PartitionUnavailableError(table, pidx, "zookeeper connection lost")
+
+    def _taken_now(self, table: str, pidx: int) -> bool:
+        """A partition learned here whose switch to this node is in ZooKeeper, before the
+        leader's Sync or the watch says so: read its znode now and take it (the clients see
+        the new owner as soon as the switch is made; this node must not refuse them)."""
+        try:
+            part = self.cluster.table(table).partitions[pidx]
+        except (KeyError, IndexError, PegasusFastError):
+            return False
+        if part.state != LEARNING:
+            return False
+        try:
+            raw, _ = self.zk.get(partition_path(table, pidx))
+            doc = PartitionDoc.decode(raw, partition_path(table, pidx))
+        except Exception:  # noqa: BLE001 - not taken: the caller hears NotOwnerError
+            return False
+        if doc.owner != self.node_id:
+            return False
+        with self._sync_lock:
+            self._take(part, doc.decree)
+            if part.state != SERVING:
+                return False
+            self._owned = {**self._owned, table: self._owned.get(table, frozenset()) | {pidx}}
+        return True
 
     def owned(self, table: str) -> list[int]:
         return sorted(self._owned.get(table, ()))

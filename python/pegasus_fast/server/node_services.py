@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import grpc
 
+from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..node.cluster import Cluster
+from ..storage.partition import Partition
 from .member import Member
 from .placement import Placement
 from .services import _typed
+from .transfer import NodeTransfer
 
 
 class MetaService(rpc.MetaServicer):
@@ -45,13 +48,31 @@ class NodeSync:
         return pb.Empty()
 
 
-def node_service(cluster: Cluster, member: Member) -> rpc.NodeServicer:
-    """The Node service: the partition transfer (transfer.py) and Sync."""
+class NodeService(NodeSync, NodeTransfer):
+    """The Node service of a node: Sync, and the moves of transfer.py, allowed by ownership."""
 
-    class NodeService(NodeSync, rpc.NodeServicer):
-        pass
+    def __init__(self, cluster: Cluster, member: Member) -> None:
+        NodeSync.__init__(self, member)
+        NodeTransfer.__init__(self, cluster, member.peers.token)
 
-    return NodeService(member)
+    def check_source(self, p: Partition) -> None:
+        # only the owner hands a partition out (a stale copy elsewhere never is)
+        self.member.check(p.table, p.pidx, False)
+        super().check_source(p)
+
+    def check_target(self, p: Partition) -> None:
+        if p.pidx in self.member.owned(p.table):
+            raise InvalidArgumentError(f"node {self.member.node_id} owns {p.table}.{p.pidx} already")
+
+    @_typed
+    def Fence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.MoveReply:
+        reply = NodeTransfer.Fence.__wrapped__(self, request, context)  # type: ignore[attr-defined]
+        self.member.note_fenced(request.table, request.pidx)
+        return reply
+
+
+def node_service(cluster: Cluster, member: Member) -> NodeService:
+    return NodeService(cluster, member)
 
 
 __all__ = ["MetaService", "NodeSync", "node_service"]
