@@ -8,6 +8,7 @@ write must be there, read through the ``zk://`` client.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
+from conftest import PYTHON, child_env
 from multinode import WAIT, Nodes, owners, spread_of
 from pegasus_fast import _backend
 from served import Fleet
@@ -334,3 +336,40 @@ def test_a_node_that_loses_zookeeper_refuses_writes_until_it_is_back(
 def owners_direct(chroot: str) -> list[str]:
     with pf.connect(f"zk://{chroot}") as c:
         return owners(c.table(TABLE))
+
+
+def test_the_cli_over_a_multi_node_cluster(three: tuple[Nodes, pf.RoutedCluster], backend_name: str) -> None:
+    nodes, c = three
+
+    def cli(*argv: str) -> str:
+        r = subprocess.run(
+            [PYTHON, "-m", "pegasus_fast", "--connect", nodes.url, *argv],
+            env=child_env(backend_name),
+            capture_output=True,
+            timeout=WAIT,
+        )
+        assert r.returncode == 0, r.stderr.decode()
+        return r.stdout.decode()
+
+    assert "created" in cli("create", TABLE, "-p", "6").lower() or c.has_table(TABLE)
+    assert sorted(spread_of(c.table(TABLE), ["n1", "n2", "n3"]).values()) == [2, 2, 2]
+    cli("set", TABLE, "hk", "sk", "v1")
+    assert cli("get", TABLE, "hk", "sk").strip() == "v1"
+    assert cli("count", TABLE).strip() == "1"
+    out = cli("nodes")
+    assert all(n in out for n in ("n1", "n2", "n3"))
+    pidx = c.table(TABLE).partition_index(b"hk", b"sk")
+    dst = next(n for n in ("n1", "n2", "n3") if n != owners(c.table(TABLE))[pidx])
+    assert f"to {dst}" in cli("move", TABLE, str(pidx), dst)
+    assert owners(c.table(TABLE))[pidx] == dst
+    assert cli("get", TABLE, "hk", "sk").strip() == "v1"
+    assert "1 moves" in cli("balance")
+    assert sorted(spread_of(c.table(TABLE), ["n1", "n2", "n3"]).values()) == [2, 2, 2]
+    # a verb of a multi-node cluster against a single one is refused in one line
+    r = subprocess.run(
+        [PYTHON, "-m", "pegasus_fast", "--connect", nodes["n1"].url, "balance"],
+        env=child_env(backend_name),
+        capture_output=True,
+        timeout=WAIT,
+    )
+    assert r.returncode != 0 and b"zk://" in r.stderr

@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pegasus-fast", description=__doc__)
     ap.add_argument("--cluster", help="cluster directory (created if missing)")
     ap.add_argument(
-        "--connect", metavar="URL", help="a served cluster, pegasus://HOST:PORT, in place of --cluster"
+        "--connect",
+        metavar="URL",
+        help="a served cluster, pegasus://HOST:PORT, or a multi-node one, zk://HOST:PORT/CHROOT, in place of --cluster",
     )
     ap.add_argument("--name", help="cluster name when creating it")
     ap.add_argument("--version", action="version", version=f"pegasus-fast {__version__}")
@@ -102,6 +104,14 @@ def _parser() -> argparse.ArgumentParser:
         "--remote-token-file", help="the token shown to a served remote (else $PEGASUS_FAST_TOKEN)"
     )
     p.add_argument("--no-progress", action="store_true", help="no per-partition copy progress on stderr")
+    p = sub.add_parser("nodes", help="a multi-node cluster's live nodes and what each owns (--connect zk://)")
+    p = sub.add_parser("move", help="move a partition to a node, writes going on (--connect zk://)")
+    p.add_argument("table")
+    p.add_argument("pidx", type=int)
+    p.add_argument("node")
+    p = sub.add_parser(
+        "balance", help="move partitions until every node owns an even share (--connect zk://)"
+    )
     p = sub.add_parser("query_dup", help="a table's duplications (-d: per partition)")
     p.add_argument("table")
     p.add_argument("-d", "--detail", action="store_true")
@@ -312,6 +322,31 @@ def run(argv: list[str] | None = None) -> int:
             if isinstance(c, Cluster):
                 done.result()
             print(f"compacted {args.table} in {(time.perf_counter() - start) * 1000:.1f} ms")
+        elif cmd in ("nodes", "move", "balance"):
+            if not hasattr(c, "balance"):
+                raise SystemExit(
+                    f"pegasus-fast: {cmd} needs a multi-node cluster: --connect zk://HOST:PORT/CHROOT"
+                )
+            if cmd == "move":
+                start = time.perf_counter()
+                d = c.move_partition(args.table, args.pidx, args.node)
+                ms = (time.perf_counter() - start) * 1000
+                print(f"moved {args.table}.{args.pidx} to {args.node} at decree {d} in {ms:.1f} ms")
+            elif cmd == "balance":
+                moves = c.balance()
+                for t_name, pidx, node in moves:
+                    print(f"moved {t_name}.{pidx} to {node}")
+                print(f"{len(moves)} moves")
+            else:
+                owned: dict[str, list[str]] = {}
+                for info in c.list_tables():
+                    for pidx, owner in enumerate(c.table(info.name).owners()):
+                        owned.setdefault(owner, []).append(f"{info.name}.{pidx}")
+                rows = [
+                    (n, url, len(owned.get(n, [])), " ".join(owned.get(n, [])))
+                    for n, url in c.nodes().items()
+                ]
+                print(table(["node", "url", "partitions", "owns"], rows))
         elif cmd == "add_dup":
             token = None
             if args.remote_token_file:

@@ -252,6 +252,10 @@ class RoutedTable:
             for p in range(self.partition_count)
         )
 
+    def owners(self) -> list[str]:
+        """The node id owning each partition, as last read from ZooKeeper."""
+        return list(self._config().owners())
+
     # -- per partition, from each owner ------------------------------------------------
 
     def _each_owner(self, fn: Callable[[RemoteTable], list[_R]], key: Callable[[_R], int]) -> list[_R]:
@@ -423,10 +427,14 @@ class RoutedCluster:
         return [(m.table, m.pidx, m.node) for m in r.moves]
 
     def compact(self, name: str) -> None:
+        """Manual compaction of a table on every node that owns a partition of it."""
         t = self.table(name)
-        t._each_owner(
-            lambda rt: [rt._c("Compact", pb.TableRef(table=name), timeout=3600.0)] and [], lambda x: 0
-        )
+
+        def one(rt: RemoteTable) -> list[int]:
+            rt._c("Compact", pb.TableRef(table=name), timeout=3600.0)
+            return []
+
+        t._each_owner(one, lambda x: x)
 
     def add_duplication(self, *args: object, **kwargs: object) -> Any:
         raise DuplicationError("duplication from a multi-node cluster is not supported yet")
