@@ -8,6 +8,7 @@ write must be there, read through the ``zk://`` client.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -18,6 +19,7 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
+from dupharness import SOURCE_DECREE_OP
 from multinode import WAIT, Nodes, owners, spread_of
 from pegasus_fast import _backend
 from served import Fleet
@@ -373,3 +375,75 @@ def test_the_cli_over_a_multi_node_cluster(three: tuple[Nodes, pf.RoutedCluster]
         timeout=WAIT,
     )
     assert r.returncode != 0 and b"zk://" in r.stderr
+
+
+def test_duplicate_three_nodes_to_one_moving_a_partition_midway(
+    three: tuple[Nodes, pf.RoutedCluster], fleet: Fleet
+) -> None:
+    nodes, c = three
+    follower = fleet.add("follower")
+    follower.start()
+    t = c.create_table(TABLE, 8)
+    for i in range(500):
+        t.set(b"pre%d" % i, b"s", b"v%d" % i)
+    model = Model()
+    writer = Writer(remote_table(nodes.url), model, 1, seed=7).start()
+    try:
+        writer.wait_acked(50)
+        d = c.add_duplication(TABLE, follower.url)
+        d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        assert [p.pidx for p in d.progress()] == list(range(8))
+        writer.wait_acked(100)
+        # a partition moves while the writer writes and the duplication ships
+        pidx = 2
+        src = owners(t)[pidx]
+        dst = next(n for n in ("n1", "n2", "n3") if n != src)
+        c.move_partition(TABLE, pidx, dst)
+        assert owners(t)[pidx] == dst
+        writer.wait_acked(100)
+    finally:
+        writer.stop()
+    assert writer.errors == [], writer.errors[:3]
+    source = scan_of(t)
+    model.check(source)
+    with pf.connect(follower.url) as fc:
+        ft = fc.table(TABLE)
+        deadline = time.monotonic() + WAIT
+        while True:
+            got = {(hk, sk): v for hk, sk, v in ft.scan()}
+            if got == source:
+                break
+            assert time.monotonic() < deadline, (len(got), len(source))
+            time.sleep(0.1)
+        stats = {s.pidx: s for s in t.partition_stats()}
+    rows = {p.pidx: p for p in d.progress()}
+    deadline = time.monotonic() + WAIT
+    while any(rows[i].confirmed_decree != stats[i].last_committed_decree for i in range(8)):
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.1)
+        rows = {p.pidx: p for p in d.progress()}
+    # the confirmed decrees are in ZooKeeper, written by each partition's owner
+    deadline = time.monotonic() + WAIT
+    while True:
+        zk_rows = {}
+        for i in range(8):
+            raw = c._zk.exists(f"/dups/{d.dupid}/{i}") and c._zk.get(f"/dups/{d.dupid}/{i}")[0]
+            zk_rows[i] = json.loads(raw) if raw else None
+        if all(
+            r is not None and r["confirmed"] == stats[i].last_committed_decree for i, r in zk_rows.items()
+        ):
+            break
+        assert time.monotonic() < deadline, zk_rows
+        time.sleep(0.2)
+    assert zk_rows[pidx]["node"] == dst
+    d.remove()
+    assert d.status == pf.DupStatus.REMOVED
+    # across the move, the follower's log recorded each source decree once, in order, up to
+    # the source's last (read offline, from its directory)
+    follower.stop()
+    with pf.Cluster.open(follower.dir) as fc:
+        for p in fc.table(TABLE).partitions:
+            mutations, _ = _backend.impl.scan_log_dir(p.wal.path, 0)
+            seq = [op[1] for m in mutations for op in m[3] if op[0] == SOURCE_DECREE_OP]
+            assert seq == sorted(set(seq)), f"partition {p.pidx} applied a source decree twice"
+            assert p.source_decree == stats[p.pidx].last_committed_decree

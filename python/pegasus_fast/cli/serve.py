@@ -16,7 +16,7 @@ from ..errors import InvalidArgumentError
 from ..net.wire import TOKEN_ENV, token_from_env
 from ..node.cluster import Cluster
 from ..server.app import TLS, Server
-from ..server.member import Member, join_cluster, node_id_of
+from ..server.member import Member, Ownership, join_cluster, node_id_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -151,9 +151,18 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
             raise InvalidArgumentError(f"the cluster at {addr.spec} is {doc.name!r}, not {args.name!r}")
         # a node owns a share of each table's partitions: the others are never opened
         config = dataclasses.replace(config, open_rocksdb_eagerly=False)
-        cluster = Cluster.open(args.cluster, name=doc.name, config=config, cluster_id=doc.cluster_id)
+        ownership = Ownership()
+        cluster = Cluster.open(
+            args.cluster,
+            name=doc.name,
+            config=config,
+            cluster_id=doc.cluster_id,
+            uid=doc.uid,
+            duplication_scope=ownership.scope,
+        )
         try:
-            return cluster, Member(zk, addr, cluster, node_id_of(cluster.path, args.node_id), token)
+            node_id = node_id_of(cluster.path, args.node_id)
+            return cluster, Member(zk, addr, cluster, node_id, token, ownership)
         except BaseException:
             cluster.close()
             raise

@@ -26,10 +26,10 @@ from kazoo.client import KazooClient
 
 from ..coord.layout import CONFIG, NodeDoc, TableConfig
 from ..coord.zk import connect as zk_connect
-from ..coord.zk import list_tables, parse_zk, read_leader, read_nodes, read_table
+from ..coord.zk import list_tables, parse_zk, read_dups, read_leader, read_nodes, read_table
 from ..errors import (
     ClosedError,
-    DuplicationError,
+    DuplicationNotFoundError,
     InvalidArgumentError,
     InvalidTypeError,
     NodeUnavailableError,
@@ -40,11 +40,12 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..net import pegasus_fast_pb2 as pb
-from ..net.wire import parse_url, token_from_env
+from ..net.wire import is_url, parse_url, token_from_env
 from ..node.cluster import ClusterInfo
 from ..node.table import PartitionStats, TableHealth, TableInfo
 from ..storage.checkpoint import CheckpointInfo
 from .remote import DEFAULT_TIMEOUT, RemoteTable, _Conn
+from .routed_dup import RoutedDuplication
 
 #: how long a call waits for a partition's move to switch owner before it gives up
 MOVE_WAIT = 5.0
@@ -436,11 +437,60 @@ class RoutedCluster:
 
         t._each_owner(one, lambda x: x)
 
-    def add_duplication(self, *args: object, **kwargs: object) -> Any:
-        raise DuplicationError("duplication from a multi-node cluster is not supported yet")
+    # -- duplications (each partition ships from its owner) -------------------------------
 
-    def duplications(self, table: str | None = None) -> list[Any]:
-        return []
+    def add_duplication(
+        self,
+        table: str,
+        remote: str,
+        remote_table: str | None = None,
+        with_checkpoint: bool = True,
+        fail_mode: str = "slow",
+        *,
+        remote_token: str | None = None,
+    ) -> RoutedDuplication:
+        """Duplicate ``table`` to the served cluster at ``remote`` (a pegasus:// URL): every
+        node ships the partitions it owns, and a move carries the shipping over."""
+        if not isinstance(remote, str) or not is_url(remote):
+            raise InvalidArgumentError(f"a multi-node cluster duplicates to a pegasus:// URL, not {remote!r}")
+        for what, v in (
+            ("table", table),
+            ("remote_table", remote_table),
+            ("fail_mode", fail_mode),
+            ("remote_token", remote_token),
+        ):
+            if v is not None and not isinstance(v, str):
+                raise InvalidTypeError(f"{what} is a str")
+        if not isinstance(with_checkpoint, bool):
+            raise InvalidTypeError("with_checkpoint must be a bool")
+        req = pb.AddDuplicationRequest(
+            table=table,
+            remote=remote,
+            remote_table=remote_table,
+            with_checkpoint=with_checkpoint,
+            fail_mode=fail_mode,
+            remote_token=remote_token,
+        )
+        return self.duplication(self._meta("AddDuplication", req, 120.0).dupid)
+
+    def duplications(self, table: str | None = None) -> list[RoutedDuplication]:
+        self._check()
+        if table is not None and not isinstance(table, str):
+            raise InvalidTypeError("table is a str")
+        return [
+            RoutedDuplication(self, dupid, d.table, d.remote, d.remote_table)
+            for dupid, d in sorted(read_dups(self._zk).items())
+            if table is None or d.table == table
+        ]
+
+    def duplication(self, dupid: int) -> RoutedDuplication:
+        self._check()
+        if isinstance(dupid, bool) or not isinstance(dupid, int) or not 0 <= dupid < 1 << 62:
+            raise InvalidTypeError("dupid is a non-negative int")
+        d = read_dups(self._zk).get(dupid)
+        if d is None:
+            raise DuplicationNotFoundError(dupid)
+        return RoutedDuplication(self, dupid, d.table, d.remote, d.remote_table)
 
 
 __all__ = ["MOVE_WAIT", "RoutedCluster", "RoutedTable"]

@@ -4,7 +4,7 @@ Under the cluster's chroot, in the spirit of Pegasus's own layout (its meta
 server keeps ``<root>/apps/<app>/<pidx>`` with one partition configuration
 each, and the meta leader's address beside it)::
 
-    /cluster                  {"name", "cluster_id"}: made by the first node, never changed
+    /cluster                  {"name", "cluster_id", "uid"}: made by the first node, never changed
     /nodes/<node_id>          ephemeral {"node_id", "url"}: one per live node
     /meta/election/...        kazoo's Election recipe: the meta leader is its winner
     /meta/leader              ephemeral {"node_id", "url"} of the meta leader
@@ -12,6 +12,11 @@ each, and the meta leader's address beside it)::
     /apps/<table>/<pidx>      {"owner", "ballot", "decree"}: the owning node; the ballot grows
                               by one at each change of owner (a versioned compare-and-set);
                               decree: the last decree the previous owner wrote (0 at creation)
+    /dups/<dupid>             {"table", "remote", "remote_table", "with_checkpoint", "fail_mode",
+                              "remote_token", "status", "create_time"}: a duplication of the
+                              cluster; every node runs it for the partitions it owns
+    /dups/<dupid>/<pidx>      {"confirmed", "node"}: the last decree the follower holds durably,
+                              written by the owning node at most every CONFIRM_WRITE_INTERVAL
     /config                   a counter the leader bumps after every change above: nodes and
                               clients watch this one znode to learn that something changed
 
@@ -33,6 +38,10 @@ ELECTION = "/meta/election"
 LEADER = "/meta/leader"
 APPS = "/apps"
 CONFIG = "/config"
+DUPS = "/dups"
+#: a node writes a partition's confirmed decree to ZooKeeper at most this often (seconds)
+CONFIRM_WRITE_INTERVAL = 2.0
+DUP_STATUSES = ("active", "paused", "removed")
 
 
 def node_path(node_id: str) -> str:
@@ -45,6 +54,14 @@ def app_path(table: str) -> str:
 
 def partition_path(table: str, pidx: int) -> str:
     return f"{APPS}/{table}/{pidx}"
+
+
+def dup_path(dupid: int) -> str:
+    return f"{DUPS}/{int(dupid)}"
+
+
+def dup_partition_path(dupid: int, pidx: int) -> str:
+    return f"{DUPS}/{int(dupid)}/{int(pidx)}"
 
 
 def _load(raw: bytes, what: str) -> dict[str, Any]:
@@ -79,6 +96,8 @@ def _dump(obj: Any) -> bytes:
 class ClusterDoc:
     name: str
     cluster_id: int
+    #: every node's identity as a duplication source (one cluster to a follower)
+    uid: str
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -86,7 +105,10 @@ class ClusterDoc:
     @classmethod
     def decode(cls, raw: bytes) -> ClusterDoc:
         d = _load(raw, CLUSTER)
-        return cls(_str(d, "name", CLUSTER), _int(d, "cluster_id", CLUSTER, 1, 127))
+        uid = _str(d, "uid", CLUSTER)
+        if not uid.isalnum():
+            raise CoordinationError("", f"{CLUSTER}: uid is not alphanumeric")
+        return cls(_str(d, "name", CLUSTER), _int(d, "cluster_id", CLUSTER, 1, 127), uid)
 
 
 @dataclass(frozen=True)
@@ -148,6 +170,43 @@ class PartitionDoc:
 
 
 @dataclass(frozen=True)
+class DupDoc:
+    table: str
+    remote: str
+    remote_table: str
+    with_checkpoint: bool
+    fail_mode: str
+    create_time: float
+    status: str = "active"
+    remote_token: str = ""
+
+    def encode(self) -> bytes:
+        return _dump(self)
+
+    @classmethod
+    def decode(cls, raw: bytes, what: str) -> DupDoc:
+        d = _load(raw, what)
+        status = _str(d, "status", what)
+        if status not in DUP_STATUSES:
+            raise CoordinationError("", f"{what}: status {status!r} is not one of {DUP_STATUSES}")
+        wc, t, token = d.get("with_checkpoint"), d.get("create_time"), d.get("remote_token", "")
+        if not isinstance(wc, bool) or isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise CoordinationError("", f"{what}: with_checkpoint or create_time has the wrong type")
+        if not isinstance(token, str):
+            raise CoordinationError("", f"{what}: remote_token is not a str")
+        return cls(
+            _str(d, "table", what),
+            _str(d, "remote", what),
+            _str(d, "remote_table", what),
+            wc,
+            _str(d, "fail_mode", what),
+            float(t),
+            status,
+            token,
+        )
+
+
+@dataclass(frozen=True)
 class PartitionConfig:
     """One partition's configuration as read, with the znode version a compare-and-set names."""
 
@@ -172,16 +231,21 @@ __all__ = [
     "APPS",
     "CLUSTER",
     "CONFIG",
+    "CONFIRM_WRITE_INTERVAL",
+    "DUPS",
     "ELECTION",
     "LEADER",
     "NODES",
     "AppDoc",
     "ClusterDoc",
+    "DupDoc",
     "NodeDoc",
     "PartitionConfig",
     "PartitionDoc",
     "TableConfig",
     "app_path",
+    "dup_partition_path",
+    "dup_path",
     "node_path",
     "partition_path",
 ]

@@ -18,15 +18,18 @@ from ..errors import CoordinationError, InvalidArgumentError, InvalidTypeError, 
 from .layout import (
     APPS,
     CLUSTER,
+    DUPS,
     LEADER,
     NODES,
     AppDoc,
     ClusterDoc,
+    DupDoc,
     NodeDoc,
     PartitionConfig,
     PartitionDoc,
     TableConfig,
     app_path,
+    dup_path,
     partition_path,
 )
 
@@ -152,6 +155,23 @@ def read_table(zk: KazooClient, name: str) -> TableConfig:
     return TableConfig(name, app, tuple(parts))
 
 
+def read_dups(zk: KazooClient) -> dict[int, DupDoc]:
+    """Every duplication of the cluster, removed ones included (their ids are never reused)."""
+    try:
+        names = zk.get_children(DUPS)
+    except NoNodeError:
+        return {}
+    pending = [(int(n), zk.get_async(dup_path(int(n)))) for n in names if n.isdigit()]
+    out = {}
+    for dupid, res in pending:
+        try:
+            raw, _ = res.get()
+        except NoNodeError:
+            continue
+        out[dupid] = DupDoc.decode(raw, dup_path(dupid))
+    return out
+
+
 def read_tables(zk: KazooClient) -> dict[str, TableConfig]:
     out = {}
     for name in list_tables(zk):
@@ -169,6 +189,7 @@ __all__ = [
     "list_tables",
     "parse_zk",
     "read_cluster",
+    "read_dups",
     "read_leader",
     "read_nodes",
     "read_table",

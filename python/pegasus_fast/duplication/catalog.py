@@ -17,7 +17,7 @@ class DuplicationCatalog(PartitionHooks):
     """Owns the live duplications of one cluster, and answers its partitions' hooks:
     wake shippers on durable writes, bound WAL GC, pin checkpoints being copied."""
 
-    def __init__(self, env: DupEnv, add_record: Callable[[DupRecord], int]) -> None:
+    def __init__(self, env: DupEnv, add_record: Callable[[DupRecord, int | None], int]) -> None:
         self._env = env
         self._add_record = add_record
         self._lock = threading.RLock()
@@ -91,6 +91,7 @@ class DuplicationCatalog(PartitionHooks):
         with_checkpoint: bool,
         fail_mode: str,
         remote_token: str | None = None,
+        dupid: int | None = None,
     ) -> Duplication:
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
@@ -123,7 +124,7 @@ class DuplicationCatalog(PartitionHooks):
                 partitions=tuple(PartitionCheckpoint(confirmed=p.last_committed) for p in partitions),
                 remote_token=remote_token or "",
             )
-            dupid = self._add_record(record)
+            dupid = self._add_record(record, dupid)
             dup = self._new(dupid, record)
             self._dups[dupid] = dup
             self._reindex()

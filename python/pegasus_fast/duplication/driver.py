@@ -56,6 +56,9 @@ class DupEnv:
     cluster_name: str
     cluster_uid: str
     cluster_id: int
+    #: the partitions of a table this process ships (None: all of them). A node of a
+    #: multi-node cluster ships only those it owns; the others are their owners' to ship.
+    scope: Callable[[str], frozenset[int] | None] = lambda table: None
 
 
 class Duplication:
@@ -214,6 +217,9 @@ class Duplication:
         """
         if self._status == DupStatus.REMOVED:
             return None
+        scope = self._env.scope(self.table_name)
+        if scope is not None and pidx not in scope:
+            return None  # another node ships it: this copy of its WAL is not needed for it
         released = self._record.partitions[pidx].state is CkptState.RELEASED
         bound = self._cap.bound(pidx, released, self._persisted_confirmed[pidx])
         if self._cap.wanted[pidx]:
@@ -440,7 +446,16 @@ class Duplication:
         return SourceId(self._env.cluster_name, self._env.cluster_uid, self.table_name, self.dupid)
 
     def _released(self) -> list[int]:
-        return [i for i, c in enumerate(self._record.partitions) if c.state is CkptState.RELEASED]
+        mine = set(self._mine())
+        return [
+            i for i, c in enumerate(self._record.partitions) if c.state is CkptState.RELEASED and i in mine
+        ]
+
+    def _mine(self) -> list[int]:
+        """The partitions this process ships now (DupEnv.scope)."""
+        scope = self._env.scope(self.table_name)
+        n = len(self.partitions)
+        return list(range(n)) if scope is None else sorted(i for i in scope if 0 <= i < n)
 
     def _no_checkpoint(self, follower: Follower) -> list[PartitionCheckpoint]:
         if self._released():
@@ -448,8 +463,9 @@ class Duplication:
         follower.ensure_table(self.remote_table, len(self.partitions), self._source_id(), False)
         todo = {}
         statuses = follower.partition_statuses(self.remote_table, len(self.partitions))
+        mine = set(self._mine())
         for i, (c, (learned, _)) in enumerate(zip(self._record.partitions, statuses)):
-            if not learned:
+            if not learned and i in mine:
                 todo[i] = c.confirmed
         follower.learn_empty(self.remote_table, todo)
         follower.mark_learned(self.remote_table, list(todo))
@@ -462,14 +478,14 @@ class Duplication:
         self._env.metrics.record_checkpoint(art.kind, art.duration_ms)
         return art
 
-    def _legacy_artifacts(self) -> list[policy.Artifact]:
+    def _legacy_artifacts(self, which: list[int]) -> list[policy.Artifact]:
         """Wait, as Pegasus did before #2054, for checkpoints that cover the log's commit.
 
         Runs in the driver thread, not in a worker: the wait can be long and the
         checkpoints it waits for come from the workers.
         """
         cfg = self._env.config
-        parts = self.partitions
+        parts = [self.partitions[i] for i in which]
         needed = [policy.legacy_needed_decree(p) for p in parts]
         arts: list[policy.Artifact | None] = [None] * len(parts)
         forced = [False] * len(parts)
@@ -478,13 +494,13 @@ class Duplication:
                 if arts[i] is None:
                     arts[i] = policy.legacy_ready(p, needed[i])
                 if arts[i] is not None:
-                    self._reasons[i] = ""
+                    self._reasons[which[i]] = ""
                     continue
                 if needed[i] > p.last_durable and not forced[i]:
                     # a forced checkpoint only when the log's commit is past the durable decree
                     self._env.tasks.later(cfg.legacy_forced_checkpoint_delay_seconds, p.checkpoint)
                     forced[i] = True
-                self._reasons[i] = f"legacy: waiting for a checkpoint covering decree {needed[i]}"
+                self._reasons[which[i]] = f"legacy: waiting for a checkpoint covering decree {needed[i]}"
             if all(a is not None for a in arts):
                 return [a for a in arts if a is not None]
             self._stopping.wait(cfg.trigger_checkpoint_retry_interval_ms / 1000.0)
@@ -498,22 +514,24 @@ class Duplication:
     def _prepare(self) -> None:
         # a partition released before (the remote was down since INIT) pins nothing: hold
         # the WAL from here until its checkpoint's decree is recorded
-        with self._cap.hold(range(len(self.partitions))):
+        mine = self._mine()
+        with self._cap.hold(mine):
             if self._env.config.checkpoint_policy == "legacy":
-                arts = self._legacy_artifacts()
+                arts = self._legacy_artifacts(mine)
             else:
                 futures: list[Future[policy.Artifact]] = [
-                    self._env.tasks.high(lambda i=i: self._make_artifact(i))
-                    for i in range(len(self.partitions))
+                    self._env.tasks.high(lambda i=i: self._make_artifact(i)) for i in mine
                 ]
                 wait(futures)  # all of them end before a failure is raised and PREPARE retried
                 arts = [f.result() for f in futures]
-            for i, art in enumerate(arts):
+            ckpt = list(self._record.partitions)
+            for i, art in zip(mine, arts):
                 self._hold(i, art)
                 self._reasons[i] = ""
+                ckpt[i] = self._ckpt_record(art)
             # confirmed decrees move to the checkpoints only once persisted, so the WAL
             # after them is kept from here on
-            self._transition(DupStatus.APP, [self._ckpt_record(art) for art in arts])
+            self._transition(DupStatus.APP, ckpt)
 
     @staticmethod
     def _ckpt_record(art: policy.Artifact) -> PartitionCheckpoint:
@@ -537,7 +555,8 @@ class Duplication:
             # is a prefix with a gap after it, never served as complete
             follower.restart_learning(self.remote_table, released)
         learned_now = [learned for learned, _ in follower.partition_statuses(self.remote_table, n)]
-        remade = [i for i in range(n) if not learned_now[i] and self._artifacts[i] is None]
+        mine = set(self._mine())
+        remade = [i for i in range(n) if i in mine and not learned_now[i] and self._artifacts[i] is None]
         if remade:
             # restarted after PREPARE, or released past the retention cap: checkpoint again,
             # at a newer decree, and record that before the follower learns from it
@@ -564,8 +583,8 @@ class Duplication:
         empties: dict[int, int] = {}
         tasks: dict[int, Future[None]] = {}
         for i in range(n):
-            if learned_now[i]:
-                continue
+            if learned_now[i] or i not in mine:
+                continue  # (another node's partition is its owner's to learn)
             art = self._artifacts[i]
             assert art is not None
             if art.kind == policy.EMPTY:
@@ -636,17 +655,28 @@ class Duplication:
             self._persist_confirmed(force=True)
             self._transition(DupStatus.APP)
             return
+        mine = self._mine()
         statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
-        for i, (sh, (learned, source_decree)) in enumerate(zip(self._shippers, statuses)):
+        for i in mine:
+            learned, source_decree = statuses[i]
             if not learned:
-                raise DuplicationError(f"follower partition {i} is not learned")
-            sh.restart_at(source_decree + 1)
+                if self._env.scope(self.table_name) is None:
+                    raise DuplicationError(f"follower partition {i} is not learned")
+                # it came here (a move) before its owner had it learned: learn it from here
+                self._transition(DupStatus.APP)
+                return
+            # from what the follower holds durably: a partition that moved here carries on
+            # exactly where its last owner's shipping stopped
+            self._shippers[i].restart_at(source_decree + 1)
         while self._status == DupStatus.LOG and not self._stopping.is_set():
             if any(self._cap.wanted):
                 return  # the driver loop records the release, then comes back
+            if self._mine() != mine:
+                return  # a partition moved here or away: start over from the follower's decrees
             self._wake.clear()
             moved = False
-            for i, sh in enumerate(self._shippers):
+            for i in mine:
+                sh = self._shippers[i]
                 if self._status != DupStatus.LOG or self._stopping.is_set():
                     break
                 moved |= self._ship(follower, i, sh)

@@ -1764,6 +1764,26 @@ class MetaStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BalanceReply.FromString,
                 _registered_method=True)
+        self.AddDuplication = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/AddDuplication',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.AddDuplicationRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                _registered_method=True)
+        self.PauseDuplication = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/PauseDuplication',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                _registered_method=True)
+        self.ResumeDuplication = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/ResumeDuplication',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                _registered_method=True)
+        self.RemoveDuplication = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/RemoveDuplication',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -1804,6 +1824,33 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddDuplication(self, request, context):
+        """A duplication of the cluster, recorded in ZooKeeper and run by every node for the
+        partitions it owns (each ships from its owner; a move carries the shipping over).
+        Its status and progress are each node's (Client.QueryDuplication, DuplicationProgress).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseDuplication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeDuplication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveDuplication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1826,6 +1873,26 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.Balance,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BalanceReply.SerializeToString,
+            ),
+            'AddDuplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDuplication,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.AddDuplicationRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            ),
+            'PauseDuplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseDuplication,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            ),
+            'ResumeDuplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeDuplication,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            ),
+            'RemoveDuplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveDuplication,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1945,6 +2012,114 @@ class Meta:
             '/pegasus_fast.v1.Meta/Balance',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.BalanceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDuplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/AddDuplication',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.AddDuplicationRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseDuplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/PauseDuplication',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeDuplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/ResumeDuplication',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveDuplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/RemoveDuplication',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
             options,
             channel_credentials,
             insecure,

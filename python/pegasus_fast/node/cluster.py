@@ -121,7 +121,15 @@ class _Tables:
 class Cluster:
     """Open with ``Cluster.open(path)``; close it (or use ``with``) to release the directory."""
 
-    def __init__(self, path: str, name: str | None, config: Config, cluster_id: int | None) -> None:
+    def __init__(
+        self,
+        path: str,
+        name: str | None,
+        config: Config,
+        cluster_id: int | None,
+        uid: str | None = None,
+        duplication_scope: Callable[[str], frozenset[int] | None] | None = None,
+    ) -> None:
         self.path = os.path.realpath(path)
         self.config = config
         os.makedirs(self.path, exist_ok=True)
@@ -146,8 +154,10 @@ class Cluster:
             store = JournalMetaStore(
                 os.path.join(self.path, "meta"), data_dir=os.path.join(self.path, "tables")
             )
-            self.meta = ClusterMeta(store, default_name, cid, configured is None)
+            self.meta = ClusterMeta(store, default_name, cid, configured is None, uid)
             state = self.meta.state
+            if uid is not None and state.uid != uid:
+                raise InvalidArgumentError(f"{self.path} holds cluster uid {state.uid}, not {uid}")
             if name is not None and state.name != name:
                 raise InvalidArgumentError(f"{self.path} holds cluster {state.name!r}, not {name!r}")
             if configured is not None and state.cluster_id != configured:
@@ -170,6 +180,7 @@ class Cluster:
                     cluster_name=self.name,
                     cluster_uid=state.uid,
                     cluster_id=self.cluster_id,
+                    scope=duplication_scope or (lambda table: None),
                 ),
                 self.meta.add_duplication,
             )
@@ -198,7 +209,14 @@ class Cluster:
         name: str | None = None,
         config: Config | None = None,
         cluster_id: int | None = None,
+        *,
+        uid: str | None = None,
+        duplication_scope: Callable[[str], frozenset[int] | None] | None = None,
     ) -> Cluster:
+        """``uid``: the identity the cluster must have (a node of a multi-node cluster takes
+        the cluster's from ZooKeeper); a new directory takes it. ``duplication_scope(table)``:
+        the partitions of ``table`` this process's duplications ship (a node: those it owns;
+        None, the default: all)."""
         if config is None:
             config = Config()
         elif not isinstance(config, Config):
@@ -207,7 +225,9 @@ class Cluster:
             raise InvalidArgumentError("a cluster name is a non-empty str")
         if cluster_id is not None and (isinstance(cluster_id, bool) or not isinstance(cluster_id, int)):
             raise InvalidTypeError("cluster_id must be an int in 1..127")
-        return cls(os.fspath(path), name, config, cluster_id)
+        if uid is not None and (not isinstance(uid, str) or not uid.isalnum()):
+            raise InvalidArgumentError("uid is a non-empty alphanumeric str")
+        return cls(os.fspath(path), name, config, cluster_id, uid, duplication_scope)
 
     def __enter__(self) -> Cluster:
         return self
@@ -276,10 +296,16 @@ class Cluster:
         fail_mode: str = "slow",
         *,
         remote_token: str | None = None,
+        dupid: int | None = None,
     ) -> Duplication:
         """Duplicate ``table`` to ``remote``: a served cluster's ``pegasus://host:port`` URL, or an
         embedded Cluster (or its path). ``remote_token`` is what a served remote is shown, kept
-        with the duplication (default: this process's PEGASUS_FAST_TOKEN, read when it connects)."""
+        with the duplication (default: this process's PEGASUS_FAST_TOKEN, read when it connects).
+        ``dupid``: the id to give it (a node of a multi-node cluster takes the cluster's)."""
+        if dupid is not None and (
+            isinstance(dupid, bool) or not isinstance(dupid, int) or not 1 <= dupid < 1 << 62
+        ):
+            raise InvalidTypeError("dupid is an int in 1..2**62")
         self._check_open()
         if wire.is_url(remote):
             remote_path, remote_name = wire.parse_url(remote).url, ""
@@ -298,7 +324,7 @@ class Cluster:
             raise DuplicationError("a cluster cannot duplicate to itself")
         self.table(table)
         return self._dups.add(
-            table, remote_path, remote_name, remote_table, with_checkpoint, fail_mode, remote_token
+            table, remote_path, remote_name, remote_table, with_checkpoint, fail_mode, remote_token, dupid
         )
 
     def duplications(self, table: str | None = None) -> list[Duplication]:

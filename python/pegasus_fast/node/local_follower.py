@@ -19,6 +19,7 @@ from ..errors import (
     InvalidArgumentError,
     PartitionUnavailableError,
     RemoteUnavailableError,
+    TableExistsError,
     TableNotFoundError,
 )
 from ..storage.partition import LEARNING, SERVING, Partition
@@ -114,8 +115,15 @@ class LocalFollower:
         c = self.cluster
         rec = c._table_record(table)
         if rec is None:
-            c._create_table(table, partition_count, None, follower_of=source)
-            return
+            try:
+                c._create_table(table, partition_count, None, follower_of=source)
+                return
+            except TableExistsError:
+                # made meanwhile by another call (the nodes of a multi-node source each
+                # ensure the table): judge the one that exists like any other
+                rec = c._table_record(table)
+                if rec is None:
+                    raise
         mine = rec.follower_of
         if mine is not None and same_source(mine.source, source):
             if (mine.source_partitions or rec.partition_count) != partition_count:

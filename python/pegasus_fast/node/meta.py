@@ -21,7 +21,7 @@ from typing import Any
 
 from ..duplication.ports import SourceId
 from ..duplication.record import DupRecord
-from ..errors import MetaCorruptionError
+from ..errors import DuplicationError, MetaCorruptionError
 from ..records import MAX_PARTITIONS
 from .journal import MetaStore
 
@@ -229,14 +229,24 @@ class ClusterMeta:
     """The cluster's metadata document; each change is persisted before it becomes current."""
 
     def __init__(
-        self, store: MetaStore, name: str, cluster_id: int, cluster_id_derived: bool = False
+        self,
+        store: MetaStore,
+        name: str,
+        cluster_id: int,
+        cluster_id_derived: bool = False,
+        uid: str | None = None,
     ) -> None:
+        """``uid``: the identity a new cluster takes (every node of a multi-node cluster shares
+        the one in ZooKeeper); default a fresh one."""
         self.store = store
         self._lock = threading.RLock()
         raw = store.load()
         if raw is None:
             state = ClusterState(
-                name=name, cluster_id=cluster_id, uid=uuid.uuid4().hex, cluster_id_derived=cluster_id_derived
+                name=name,
+                cluster_id=cluster_id,
+                uid=uid or uuid.uuid4().hex,
+                cluster_id_derived=cluster_id_derived,
             )
             store.save(state.to_json())
         else:
@@ -290,11 +300,20 @@ class ClusterMeta:
 
     # -- duplications ---------------------------------------------------------------------
 
-    def add_duplication(self, record: DupRecord) -> int:
+    def add_duplication(self, record: DupRecord, dupid: int | None = None) -> int:
+        """Record a new duplication under the next free id, or under ``dupid`` (a node of a
+        multi-node cluster takes the id the cluster gave it)."""
         with self._lock:
             s = self._state
-            dupid = s.next_dupid
-            self._commit(replace(s, next_dupid=dupid + 1, duplications={**s.duplications, dupid: record}))
+            if dupid is None:
+                dupid = s.next_dupid
+            elif dupid in s.duplications:
+                raise DuplicationError(f"duplication {dupid} exists already")
+            self._commit(
+                replace(
+                    s, next_dupid=max(s.next_dupid, dupid + 1), duplications={**s.duplications, dupid: record}
+                )
+            )
             return dupid
 
     def save_duplication(self, dupid: int, record: DupRecord) -> None:

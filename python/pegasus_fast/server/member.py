@@ -41,6 +41,7 @@ from .. import fileio
 from ..coord.layout import (
     CLUSTER,
     CONFIG,
+    CONFIRM_WRITE_INTERVAL,
     ELECTION,
     LEADER,
     NODES,
@@ -48,10 +49,12 @@ from ..coord.layout import (
     NodeDoc,
     PartitionDoc,
     TableConfig,
+    dup_partition_path,
     node_path,
     partition_path,
 )
-from ..coord.zk import ZkAddress, read_cluster, read_tables
+from ..coord.zk import ZkAddress, read_cluster, read_dups, read_tables
+from ..duplication.status import DupStatus
 from ..errors import (
     CoordinationError,
     InvalidArgumentError,
@@ -69,6 +72,8 @@ log = logging.getLogger(__name__)
 NODE_ID_FILE = "NODE_ID"
 #: a partition fenced for a move that never switched owner is unfenced after this long
 FENCE_LEASE = 10.0
+#: a node reads the whole configuration at least this often (seconds), watch or not
+RESYNC_INTERVAL = 5.0
 #: the longest a stopping node waits on ZooKeeper
 STOP_WAIT = 2.0
 
@@ -101,7 +106,7 @@ def join_cluster(zk: KazooClient, addr: ZkAddress) -> ClusterDoc:
     if doc is not None:
         return doc
     name = addr.chroot.strip("/").replace("/", ".")
-    new = ClusterDoc(name, _default_cluster_id(name))
+    new = ClusterDoc(name, _default_cluster_id(name), uuid.uuid4().hex)
     with contextlib.suppress(NodeExistsError):
         zk.create(CLUSTER, new.encode())
     doc = read_cluster(zk)
@@ -110,11 +115,29 @@ def join_cluster(zk: KazooClient, addr: ZkAddress) -> ClusterDoc:
     return doc
 
 
+class Ownership:
+    """The partitions this node owns, table by table, as last read from ZooKeeper; made before
+    the node's Cluster opens, whose duplications ship only these (``scope``)."""
+
+    def __init__(self) -> None:
+        #: replaced whole, never changed in place: readers take it without a lock
+        self.owned: dict[str, frozenset[int]] = {}
+
+    def scope(self, table: str) -> frozenset[int]:
+        return self.owned.get(table, frozenset())
+
+
 class Member:
     """This process's membership in a multi-node cluster (see the module's docstring)."""
 
     def __init__(
-        self, zk: KazooClient, addr: ZkAddress, cluster: Cluster, node_id: str, token: str | None
+        self,
+        zk: KazooClient,
+        addr: ZkAddress,
+        cluster: Cluster,
+        node_id: str,
+        token: str | None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.zk = zk
         self.addr = addr
@@ -122,8 +145,10 @@ class Member:
         self.node_id = node_id
         self.url = ""
         self.peers = Peers(token)
-        #: table -> the partitions this node owns now
-        self._owned: dict[str, frozenset[int]] = {}
+        self.ownership = ownership or Ownership()
+        self._confirmed_written: dict[tuple[int, int], int] = {}
+        self._confirmed_at = 0.0
+        self._synced_at = 0.0
         self._configs: dict[str, TableConfig] = {}
         #: the ZooKeeper connection is lost: refuse writes until it is back and re-read
         self._suspended = threading.Event()
@@ -206,9 +231,12 @@ class Member:
                 if self._reregister.is_set() and self.zk.connected:
                     self._register()
                     self._reregister.clear()
-                if pending or self._suspended.is_set() or self._fenced_at:
+                stale = time.monotonic() - self._synced_at > RESYNC_INTERVAL
+                if pending or stale or self._suspended.is_set() or self._fenced_at:
                     if self.zk.connected:
                         self.sync()
+                if self.zk.connected and time.monotonic() - self._confirmed_at >= CONFIRM_WRITE_INTERVAL:
+                    self._write_confirmed()
             except Exception as exc:  # noqa: BLE001 - retried on the next round
                 log.warning("node %s: configuration sync failed: %s", self.node_id, exc)
                 time.sleep(0.2)
@@ -272,9 +300,68 @@ class Member:
                     with contextlib.suppress(Exception):
                         self.cluster.drop_table(name)
             self._configs = configs
-            self._owned = owned
+            self.ownership.owned = owned
+            self._sync_dups()
+            self._synced_at = time.monotonic()
             if self.zk.connected:
                 self._suspended.clear()
+
+    def _sync_dups(self) -> None:
+        """Run every duplication of the cluster here, for the partitions this node owns."""
+        docs = read_dups(self.zk)
+        local = {d.dupid: d for d in self.cluster.duplications()}
+        for dupid, doc in sorted(docs.items()):
+            d = local.get(dupid)
+            if doc.status == "removed":
+                if d is not None and d.status != DupStatus.REMOVED:
+                    d.remove()
+                continue
+            if d is None:
+                if not self.cluster.has_table(doc.table):
+                    continue
+                try:
+                    d = self.cluster.add_duplication(
+                        doc.table,
+                        doc.remote,
+                        doc.remote_table,
+                        with_checkpoint=doc.with_checkpoint,
+                        fail_mode=doc.fail_mode,
+                        remote_token=doc.remote_token or None,
+                        dupid=dupid,
+                    )
+                except PegasusFastError as exc:
+                    log.warning("node %s: duplication %d cannot start here: %s", self.node_id, dupid, exc)
+                    continue
+            if doc.status == "paused" and d.status == DupStatus.LOG:
+                d.pause()
+            elif doc.status == "active" and d.status == DupStatus.PAUSE:
+                d.resume()
+            d.wake()  # the partitions it ships may have changed
+        for dupid, d in local.items():
+            if dupid not in docs and d.status != DupStatus.REMOVED:
+                d.remove()
+
+    def _write_confirmed(self) -> None:
+        """Each owned partition's confirmed decree, into ZooKeeper when it moved on."""
+        self._confirmed_at = time.monotonic()
+        for d in self.cluster.duplications():
+            if d.status in (DupStatus.REMOVED, DupStatus.INIT, DupStatus.PREPARE):
+                continue
+            mine = self.ownership.scope(d.table_name)
+            for row in d.progress():
+                key = (d.dupid, row.pidx)
+                if row.pidx not in mine or self._confirmed_written.get(key) == row.confirmed_decree:
+                    continue
+                path = dup_partition_path(d.dupid, row.pidx)
+                body = json.dumps({"confirmed": row.confirmed_decree, "node": self.node_id}).encode()
+                try:
+                    self.zk.set(path, body)
+                except NoNodeError:
+                    try:
+                        self.zk.create(path, body)
+                    except (NodeExistsError, NoNodeError):
+                        continue  # raced another writer, or the duplication's znode is gone
+                self._confirmed_written[key] = row.confirmed_decree
 
     def _take(self, part: Any, handoff_decree: int) -> None:
         """Serve a partition ZooKeeper says is this node's, if its data is whole."""
@@ -304,7 +391,7 @@ class Member:
     def check(self, table: str, pidx: int, write: bool) -> None:
         """Refuse what this node must not answer: a partition it does not own, or a write
         while its ZooKeeper session may be gone."""
-        owned = self._owned.get(table)
+        owned = self.ownership.owned.get(table)
         if (owned is None or pidx not in owned) and not self._taken_now(table, pidx):
             raise NotOwnerError(table, pidx, self.node_id)
         if write and self._suspended.is_set():
@@ -331,11 +418,14 @@ class Member:
             self._take(part, doc.decree)
             if part.state != SERVING:
                 return False
-            self._owned = {**self._owned, table: self._owned.get(table, frozenset()) | {pidx}}
+            self.ownership.owned = {
+                **self.ownership.owned,
+                table: self.ownership.owned.get(table, frozenset()) | {pidx},
+            }
         return True
 
     def owned(self, table: str) -> list[int]:
-        return sorted(self._owned.get(table, ()))
+        return sorted(self.ownership.owned.get(table, ()))
 
     def config(self, table: str) -> TableConfig | None:
         return self._configs.get(table)
@@ -345,11 +435,11 @@ class Member:
             "node_id": self.node_id,
             "url": self.url,
             "leader": self.is_leader,
-            "owned": {k: sorted(v) for k, v in self._owned.items()},
+            "owned": {k: sorted(v) for k, v in self.ownership.owned.items()},
         }
 
     def __repr__(self) -> str:
         return f"Member({json.dumps(self.describe())})"
 
 
-__all__ = ["FENCE_LEASE", "Member", "join_cluster", "node_id_of"]
+__all__ = ["FENCE_LEASE", "Member", "Ownership", "join_cluster", "node_id_of"]

@@ -35,6 +35,22 @@ class MetaService(rpc.MetaServicer):
     def Balance(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.BalanceReply:
         return self.p.forward("Balance", request)
 
+    @_typed
+    def AddDuplication(self, request: pb.AddDuplicationRequest, context: grpc.ServicerContext) -> pb.DupRef:
+        return self.p.forward("AddDuplication", request)
+
+    @_typed
+    def PauseDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
+        return self.p.forward("PauseDuplication", request)
+
+    @_typed
+    def ResumeDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
+        return self.p.forward("ResumeDuplication", request)
+
+    @_typed
+    def RemoveDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
+        return self.p.forward("RemoveDuplication", request)
+
 
 class NodeSync:
     """``Node.Sync``: re-read the configuration now (the leader waits for it after a change)."""

@@ -12,25 +12,44 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from ..coord.layout import CONFIG, AppDoc, NodeDoc, PartitionDoc, TableConfig, app_path, partition_path
-from ..coord.zk import read_leader, read_nodes, read_table, read_tables
+from ..coord.layout import (
+    CONFIG,
+    AppDoc,
+    DupDoc,
+    NodeDoc,
+    PartitionDoc,
+    TableConfig,
+    app_path,
+    dup_path,
+    partition_path,
+)
+from ..coord.zk import read_dups, read_leader, read_nodes, read_table, read_tables
+from ..duplication.status import FAIL_MODES, DupStatus
 from ..errors import (
     CoordinationError,
+    DuplicationError,
+    DuplicationNotFoundError,
     InvalidArgumentError,
     NodeUnavailableError,
     NotLeaderError,
     TableExistsError,
 )
 from ..net import pegasus_fast_pb2 as pb
+from ..net.peer import Peer
+from ..net.wire import is_url, parse_url
 from ..node.cluster import Cluster
 from ..node.envs import validate_envs
 from .member import FENCE_LEASE, Member
 
 log = logging.getLogger(__name__)
+
+#: how long a move waits for the table's duplications to ship the partition past the decree
+#: its target learned (writes go on meanwhile)
+DUP_CATCH_UP_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -221,12 +240,13 @@ class Placement:
         src, dst = self.m.peers.get(src_doc.url), self.m.peers.get(nodes[node].url)
         ref = pb.PartitionRef(table=table, pidx=pidx)
         # 1. the target copies a checkpoint and the log after it, writes going on
-        dst(
+        learned = dst(
             dst.node,
             "Learn",
             pb.LearnPartitionRequest(table=table, pidx=pidx, source_url=src.url),
             timeout=3600,
-        )
+        ).decree
+        self._wait_shipped(src, table, pidx, learned)
         # 2. the owner stops taking writes to it
         fenced = time.monotonic()
         last = src(src.node, "Fence", ref).decree
@@ -261,6 +281,88 @@ class Placement:
         log.info("moved %s.%d from %s to %s at decree %d", table, pidx, pc.owner, node, last)
         return last
 
+    # -- duplications ------------------------------------------------------------------------
+
+    def add_duplication(
+        self,
+        table: str,
+        remote: str,
+        remote_table: str | None,
+        with_checkpoint: bool,
+        fail_mode: str,
+        remote_token: str | None,
+    ) -> int:
+        """A duplication of the cluster: recorded in ZooKeeper, then started on every node
+        (each ships the partitions it owns). Returns its id."""
+        self._require_leader()
+        if fail_mode not in FAIL_MODES:
+            raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
+        if not is_url(remote):
+            raise InvalidArgumentError(f"a multi-node cluster duplicates to a pegasus:// URL, not {remote!r}")
+        read_table(self.zk, table)  # it exists
+        remote = parse_url(remote).url
+        docs = read_dups(self.zk)
+        for dupid, d in docs.items():
+            if d.table == table and d.remote == remote and d.status != "removed":
+                raise DuplicationError(f"table {table!r} already duplicates to {remote} (dupid {dupid})")
+        doc = DupDoc(
+            table=table,
+            remote=remote,
+            remote_table=remote_table or table,
+            with_checkpoint=with_checkpoint,
+            fail_mode=fail_mode,
+            create_time=time.time(),
+            remote_token=remote_token or "",
+        )
+        dupid = max(docs, default=0) + 1
+        while True:
+            try:
+                self.zk.create(dup_path(dupid), doc.encode(), makepath=True)
+                break
+            except NodeExistsError:
+                dupid += 1
+        self._bump()
+        self._sync_nodes(read_nodes(self.zk))
+        return dupid
+
+    def set_duplication(self, dupid: int, status: str) -> None:
+        """Pause, resume or remove a duplication on every node."""
+        self._require_leader()
+        try:
+            raw, stat = self.zk.get(dup_path(dupid))
+        except NoNodeError:
+            raise DuplicationNotFoundError(dupid) from None
+        doc = DupDoc.decode(raw, dup_path(dupid))
+        if doc.status == "removed" and status != "removed":
+            raise DuplicationError(f"duplication {dupid} was removed")
+        self.zk.set(dup_path(dupid), replace(doc, status=status).encode(), version=stat.version)
+        self._bump()
+        self._sync_nodes(read_nodes(self.zk))
+
+    def _wait_shipped(self, src: Peer, table: str, pidx: int, decree: int) -> None:
+        """Before a move's fence: every duplication of the table has shipped the partition
+        past ``decree`` (the target holds the log after its checkpoint only; it takes the
+        shipping over from the follower's decree, which must be in that log)."""
+        for dupid, doc in read_dups(self.zk).items():
+            if doc.table != table or doc.status == "removed":
+                continue
+            deadline = time.monotonic() + DUP_CATCH_UP_WAIT
+            while True:
+                info = src(src.client, "QueryDuplication", pb.DupRef(dupid=dupid))
+                if info.status not in (str(DupStatus.LOG), str(DupStatus.PAUSE)):
+                    raise DuplicationError(
+                        f"duplication {dupid} of {table!r} is {info.status} on the owner: move after it ships"
+                    )
+                rows = src(src.client, "DuplicationProgress", pb.DupRef(dupid=dupid)).partitions
+                if rows[pidx].confirmed_decree >= decree:
+                    break
+                if info.status == str(DupStatus.PAUSE) or time.monotonic() > deadline:
+                    raise DuplicationError(
+                        f"duplication {dupid} has shipped {table}.{pidx} to decree "
+                        f"{rows[pidx].confirmed_decree}, not yet {decree}: move it when it catches up"
+                    )
+                time.sleep(0.005)
+
     def balance(self) -> list[Move]:
         self._require_leader()
         moves = plan_balance(read_tables(self.zk), list(read_nodes(self.zk)))
@@ -291,6 +393,22 @@ def _answer(p: Placement, method: str, request: object) -> object:
     if method == "MovePartition":
         assert isinstance(request, pb.MovePartitionRequest)
         return pb.MoveReply(decree=p.move_partition(request.table, request.pidx, request.node))
+    if method == "AddDuplication":
+        assert isinstance(request, pb.AddDuplicationRequest)
+        dupid = p.add_duplication(
+            request.table,
+            request.remote,
+            request.remote_table if request.HasField("remote_table") else None,
+            request.with_checkpoint,
+            request.fail_mode or "slow",
+            request.remote_token if request.HasField("remote_token") else None,
+        )
+        return pb.DupRef(dupid=dupid)
+    if method in ("PauseDuplication", "ResumeDuplication", "RemoveDuplication"):
+        assert isinstance(request, pb.DupRef)
+        status = {"Pause": "paused", "Resume": "active", "Remove": "removed"}[method[: -len("Duplication")]]
+        p.set_duplication(request.dupid, status)
+        return pb.DupRef(dupid=request.dupid)
     if method == "Balance":
         moves = p.balance()
         return pb.BalanceReply(

@@ -18,7 +18,7 @@ import grpc
 
 from ..duplication.ports import Chunk, SourceId
 from ..duplication.status import DupStatus
-from ..errors import DuplicationError, InvalidArgumentError, PegasusFastError, RemoteUnavailableError
+from ..errors import InvalidArgumentError, PegasusFastError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import ERROR_KEY, MESSAGE_LIMIT, encode_error, status_of
@@ -273,8 +273,9 @@ class ClientService(rpc.ClientServicer):
         self, request: pb.AddDuplicationRequest, context: grpc.ServicerContext
     ) -> pb.DuplicationInfo:
         if self.m is not None:
-            # each partition would ship from its owner, with progress in ZooKeeper: not built yet
-            raise DuplicationError("duplication from a multi-node cluster is not supported yet")
+            # the cluster's, through its leader; every node (this one too) runs it before it answers
+            ref = self.m.placement.forward("AddDuplication", request)
+            return _dup_info(self.c.duplication(ref.dupid))
         d = self.c.add_duplication(
             request.table,
             request.remote,
@@ -319,18 +320,27 @@ class ClientService(rpc.ClientServicer):
 
     @_typed
     def PauseDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DuplicationInfo:
+        if self.m is not None:
+            self.m.placement.forward("PauseDuplication", request)
+            return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.pause()
         return _dup_info(d)
 
     @_typed
     def ResumeDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DuplicationInfo:
+        if self.m is not None:
+            self.m.placement.forward("ResumeDuplication", request)
+            return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.resume()
         return _dup_info(d)
 
     @_typed
     def RemoveDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DuplicationInfo:
+        if self.m is not None:
+            self.m.placement.forward("RemoveDuplication", request)
+            return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.remove()
         return _dup_info(d)

@@ -1,0 +1,121 @@
+"""A duplication of a multi-node cluster, as its client sees it (``RoutedCluster.add_duplication``).
+
+The duplication is recorded in ZooKeeper and every node runs it for the
+partitions it owns, so its status is the least advanced of the owners'
+(``INIT < PREPARE < APP < PAUSE < LOG``), and its progress is each
+partition's row from its owner. Pause, resume and remove go through the meta
+leader, which records them in ZooKeeper and has every node act on them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..coord.zk import read_dups
+from ..duplication.status import DupStatus, PartitionProgress
+from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError, RemoteUnavailableError
+from ..net import pegasus_fast_pb2 as pb
+from .remote import RemoteDuplication
+
+if TYPE_CHECKING:
+    from .routed import RoutedCluster
+
+_ORDER = [DupStatus.REMOVED, DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP, DupStatus.PAUSE, DupStatus.LOG]
+
+
+class RoutedDuplication:
+    def __init__(
+        self, cluster: RoutedCluster, dupid: int, table: str, remote: str, remote_table: str
+    ) -> None:
+        self._cluster = cluster
+        self.dupid = dupid
+        self.table_name = table
+        self.remote = remote
+        self.remote_table = remote_table
+        self.error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RoutedDuplication(dupid={self.dupid}, table={self.table_name!r}, remote={self.remote!r})"
+
+    @property
+    def remote_path(self) -> str:
+        return self.remote
+
+    def _owners(self) -> list[tuple[set[int], RemoteDuplication | None]]:
+        """Each owning node's view of this duplication, with the partitions it owns."""
+        table = self._cluster.table(self.table_name)
+        cfg = table._config(fresh=True)
+        out = []
+        for node in sorted(set(cfg.owners())):
+            mine = {p.pidx for p in cfg.partitions if p.owner == node}
+            url = table._r.url_of(node)
+            if url is None:
+                raise RemoteUnavailableError(node, "not live in ZooKeeper")
+            conn = table._r.conn(url)
+            try:
+                info = conn("QueryDuplication", pb.DupRef(dupid=self.dupid))
+            except DuplicationNotFoundError:
+                info = None  # not started on that node yet (it syncs within moments)
+            out.append((mine, None if info is None else RemoteDuplication(conn, info)))
+        return out
+
+    @property
+    def status(self) -> DupStatus:
+        doc = read_dups(self._cluster._zk).get(self.dupid)
+        if doc is None or doc.status == "removed":
+            return DupStatus.REMOVED
+        owners = self._owners()
+        errors = [d.error for _, d in owners if d is not None and d.error]
+        self.error = errors[0] if errors else None
+        return min((DupStatus.INIT if d is None else d.status for _, d in owners), key=_ORDER.index)
+
+    def wait_for(self, status: DupStatus, timeout: float | None = None) -> None:
+        """Block until every owner of a partition has the duplication in ``status``."""
+        if not isinstance(status, DupStatus):
+            raise InvalidTypeError("status is a DupStatus")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            now = self.status
+            if now == status:
+                return
+            if self.error:
+                raise DuplicationError(f"duplication {self.dupid} failed: {self.error}")
+            if now == DupStatus.REMOVED:
+                raise DuplicationError(f"duplication {self.dupid} was removed")
+            if deadline is not None and time.monotonic() >= deadline:
+                stuck = [
+                    f"{p.pidx}: {p.checkpoint_state}" + (f" ({p.reason})" if p.reason else "")
+                    for p in self.progress()
+                    if p.reason or p.checkpoint_state != "learned"
+                ]
+                raise TimeoutError(
+                    f"duplication {self.dupid} to {self.remote} is {now}, not {status}, after {timeout}s; "
+                    f"partitions: {'; '.join(stuck) or 'none stuck'}"
+                )
+            time.sleep(0.02)
+
+    def progress(self) -> list[PartitionProgress]:
+        rows: dict[int, PartitionProgress] = {}
+        for mine, d in self._owners():
+            if d is None:
+                raise DuplicationError(f"duplication {self.dupid} has not started on every node yet")
+            for p in d.progress():
+                if p.pidx in mine:
+                    rows[p.pidx] = p
+        return [rows[i] for i in sorted(rows)]
+
+    def _set(self, method: str) -> None:
+        self._cluster._meta(method, pb.DupRef(dupid=self.dupid), 120.0)
+
+    def pause(self) -> None:
+        self._set("PauseDuplication")
+
+    def resume(self) -> None:
+        self._set("ResumeDuplication")
+
+    def remove(self) -> None:
+        self._set("RemoveDuplication")
+
+
+__all__ = ["RoutedDuplication"]
