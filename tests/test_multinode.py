@@ -447,3 +447,42 @@ def test_duplicate_three_nodes_to_one_moving_a_partition_midway(
             seq = [op[1] for m in mutations for op in m[3] if op[0] == SOURCE_DECREE_OP]
             assert seq == sorted(set(seq)), f"partition {p.pidx} applied a source decree twice"
             assert p.source_decree == stats[p.pidx].last_committed_decree
+
+
+def test_a_fence_whose_move_never_switched_is_lifted_by_its_lease(
+    three: tuple[Nodes, pf.RoutedCluster],
+) -> None:
+    """A leader that dies between fencing the owner and the switch leaves no partition
+    refusing writes for ever: the owner lifts the fence after FENCE_LEASE."""
+    from pegasus_fast.net import pegasus_fast_pb2 as pb
+    from pegasus_fast.net.peer import Peer
+    from pegasus_fast.server.member import FENCE_LEASE
+
+    nodes, c = three
+    t = c.create_table(TABLE, 4)
+    pidx = t.partition_index(b"k", b"s")
+    owner = owners(t)[pidx]
+    t.set(b"k", b"s", b"before")
+    peer = Peer(nodes[owner].url)
+    try:
+        decree = peer(peer.node, "Fence", pb.PartitionRef(table=TABLE, pidx=pidx)).decree
+        fenced = time.monotonic()
+        assert decree >= 1
+        with pf.connect(nodes[owner].url) as direct:
+            dt = direct.table(TABLE)
+            with pytest.raises(pf.PartitionUnavailableError) as e:
+                dt.set(b"k", b"s", b"during")
+            assert e.value.state == "moving"
+            assert dt.get(b"k", b"s") == b"before"  # reads go on
+            while True:
+                try:
+                    dt.set(b"k", b"s", b"after")
+                    break
+                except pf.PartitionUnavailableError:
+                    assert time.monotonic() - fenced < FENCE_LEASE + WAIT
+                    time.sleep(0.2)
+            assert time.monotonic() - fenced >= FENCE_LEASE
+    finally:
+        peer.close()
+    assert c.table(TABLE).get(b"k", b"s") == b"after"
+    assert owners(t)[pidx] == owner

@@ -120,6 +120,28 @@ def test_unknown_server_exception_is_remote_error(
         assert rc.table("t").get(b"h", b"s") is None  # still serving
 
 
+def test_scan_and_count_of_some_partitions(cluster: pf.Cluster, served: pf.Server) -> None:
+    """What a multi-node client asks of each node: only the partitions named."""
+    from pegasus_fast.net import pegasus_fast_pb2 as pb
+
+    t = cluster.create_table("t", partition_count=4)
+    keys = [b"k%d" % i for i in range(40)]
+    for k in keys:
+        t.set(k, b"s", k)
+    by_pidx = {i: sorted(k for k in keys if t.partition_index(k, b"s") == i) for i in range(4)}
+    with pf.connect(served.url) as rc:
+        rt = rc.table("t")
+        for i in range(4):
+            req = pb.TableRef(table="t", partitions=[i])
+            assert rt._c("Count", req).count == len(by_pidx[i])
+            got = sorted(r.hash_key for b in rt._c.stream("Scan", req) for r in b.records)
+            assert got == by_pidx[i]
+        for bad in ([4], [1, 1]):
+            with pytest.raises(pf.InvalidArgumentError):
+                rt._c("Count", pb.TableRef(table="t", partitions=bad))
+        assert rt.count() == 40
+
+
 # -- unreachable ------------------------------------------------------------------------
 
 

@@ -119,8 +119,15 @@ class ClientService(rpc.ClientServicer):
             self.m.check(name, pidx, write)
         return t
 
+    def _records(self, request: pb.TableRef) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """A scan's records: the table's (one machine), or those of the partitions asked for,
+        or (on a node) of those it owns."""
+        if not request.partitions and self.m is None:
+            return self.c.table(request.table).scan()
+        _t, parts = self._partitions(request)
+        return (r for p in parts for r in p.iter_records())
+
     def _partitions(self, request: pb.TableRef) -> tuple[Table, list[Partition]]:
-        """A scan's or count's partitions: those asked for, or (on a node) those it owns."""
         t = self.c.table(request.table)
         if request.partitions:
             pidxs = list(request.partitions)
@@ -210,15 +217,15 @@ class ClientService(rpc.ClientServicer):
 
     @_typed
     def Count(self, request: pb.TableRef, context: grpc.ServicerContext) -> pb.CountReply:
-        _t, parts = self._partitions(request)
-        return pb.CountReply(count=sum(1 for p in parts for _ in p.iter_records()))
+        if not request.partitions and self.m is None:
+            return pb.CountReply(count=self.c.table(request.table).count())
+        return pb.CountReply(count=sum(1 for _ in self._records(request)))
 
     @_typed_stream
     def Scan(self, request: pb.TableRef, context: grpc.ServicerContext) -> Iterator[pb.RecordBatch]:
         batch: list[pb.Record] = []
         size = 0
-        _t, parts = self._partitions(request)
-        for hk, sk, v in (r for p in parts for r in p.iter_records()):
+        for hk, sk, v in self._records(request):
             batch.append(pb.Record(hash_key=hk, sort_key=sk, value=v))
             size += len(hk) + len(sk) + len(v) + 16
             if size >= SCAN_BATCH_BYTES:
