@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pegasus_fast as pf
+from pegasus_fast.coord.layout import CONFIG, partition_path
 from pegasus_fast.errors import PegasusFastError
 from remote import pct, served
 
@@ -212,7 +213,7 @@ def bench_move(url: str, mb: int, rate: int, writers: int) -> dict[str, Any]:
             w.t0 = time.perf_counter() + 0.01
             start.wait(30)
             time.sleep(1.0)  # steady writers before the move
-            move_start = time.perf_counter()
+            move_start, wall_start = time.perf_counter(), time.time()
             c.move_partition("m", pidx, dst)
             move_end = time.perf_counter()
             time.sleep(1.0)
@@ -234,6 +235,10 @@ def bench_move(url: str, mb: int, rate: int, writers: int) -> dict[str, Any]:
             timeline += f", slowest write {rel(slowest[1]):.0f} .. {rel(slowest[2]):.0f}"
         if w.refusals:
             timeline += f", refusals {rel(w.refusals[0][0]):.0f} .. {rel(w.refusals[-1][1]):.0f}"
+        # the switch's compare-and-set and the leader's /config bump, by ZooKeeper's clock (ms)
+        for what, path in (("owner CAS", partition_path("m", pidx)), ("/config bump", CONFIG)):
+            mtime = c._zk.exists(path).mtime / 1e3
+            timeline += f", {what} {(mtime - wall_start) * 1e3:.0f}"
         got = {hk: t.multi_get(hk) for hk in hot}
         lost = [a for a in w.acked if got[a[3]].get(a[4]) != a[5]]
         elapsed = w.acked[-1][2] - w.acked[0][1] if w.acked else 1.0
