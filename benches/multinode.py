@@ -13,11 +13,13 @@ the end (also on Ctrl-C or an error). Figures:
   moving a partition of ~--mb MB (64 KB incompressible values) to another node while
     --writers threads (each its own `zk://` client) share one schedule of 1,000
     writes/s to that partition (one slow write delays only its own thread): the
-    move's time, and the longest window without an acknowledged write during the move
-    (the longest gap between consecutive acks; it covers the client's internal retries
-    of "moving" refusals, which are recorded with the ZooKeeper re-reads between them
-    and listed for the slowest write) (bar < 100 ms); then every acknowledged write is
-    read back (OK/FAIL);
+    move's time, and against the bar of 100 ms three readings of "the longest window in
+    which writes are refused": the first to the last "moving" refusal the client retried
+    internally (the fence as clients see it), the longest gap between consecutive acks
+    (no write acknowledged at all), and the slowest write issued during the move (issue
+    to ack: what an application waits, re-routing after the switch included; its node
+    calls and ZooKeeper re-reads are listed); then every acknowledged write is read
+    back (OK/FAIL);
   cold `zk://` connect to the 3-node cluster with a table of 64 partitions: from
     `pf.connect(url)` to the first `get` answered, a fresh client each time, after one
     warm-up connect so imports are not counted (bar < 50 ms); connect alone reported.
@@ -367,10 +369,12 @@ def main() -> int:
             figures["load average 1/5/15 min at the end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    mb = f"{figures['move partition MB']:.0f} MB"
     rows = [
         ("get p50, zk:// / direct pegasus://", "<= 1.1x", figures["get zk/direct"], 1.1, "x"),
-        (f"move {figures['move partition MB']:.0f} MB: longest ack gap", "< 100 ms",
-         figures["move: longest ack gap ms"], 100, " ms"),
+        (f"move {mb}: 'moving' refusals, first to last", "< 100 ms", figures["move: refusal span ms"], 100, " ms"),
+        (f"move {mb}: no write acked (longest ack gap)", "< 100 ms", figures["move: longest ack gap ms"], 100, " ms"),
+        (f"move {mb}: slowest write (issue to ack)", "< 100 ms", figures["move: slowest write ms"], 100, " ms"),
         ("cold zk:// connect + first get, 64 partitions", "< 50 ms", figures["cold connect+get ms"], 50, " ms"),
     ]  # fmt: skip
     print(f"\n{'figure':48s} {'bar':>9s} {'measured':>11s}  met")
