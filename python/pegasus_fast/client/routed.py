@@ -20,11 +20,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 
-from ..coord.layout import CONFIG, NodeDoc, TableConfig
+from ..coord.layout import CONFIG, NodeDoc, PartitionConfig, PartitionDoc, TableConfig, partition_path
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import list_tables, parse_zk, read_dups, read_leader, read_nodes, read_table
 from ..errors import (
@@ -92,6 +94,17 @@ class _Routes:
             tc = self.tables[name] = read_table(self.zk, name)
         return tc
 
+    def partition(self, name: str, pidx: int) -> TableConfig:
+        """The table's configuration with partition ``pidx`` read again (one znode, not the
+        whole table: what a call that met a move needs)."""
+        tc = self.table(name)
+        raw, stat = self.zk.get(partition_path(name, pidx))
+        doc = PartitionDoc.decode(raw, partition_path(name, pidx))
+        parts = list(tc.partitions)
+        parts[pidx] = PartitionConfig(pidx, doc.owner, doc.ballot, doc.decree, stat.version)
+        tc = self.tables[name] = replace(tc, partitions=tuple(parts))
+        return tc
+
     def url_of(self, node: str) -> str | None:
         doc = self.nodes.get(node)
         return doc.url if doc else None
@@ -150,7 +163,14 @@ class RoutedTable:
         return t
 
     def _owner(self, pidx: int, fresh: bool = False) -> tuple[str, str]:
-        owner = self._config(fresh).partitions[pidx].owner
+        if fresh and self._seen == self._r.generation:
+            try:
+                cfg = self._r.partition(self.name, pidx)
+            except NoNodeError:
+                raise TableNotFoundError(self.name) from None
+        else:
+            cfg = self._config(fresh)
+        owner = cfg.partitions[pidx].owner
         url = self._r.url_of(owner)
         if url is None and not fresh:
             self._r.refresh_nodes()

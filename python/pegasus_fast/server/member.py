@@ -154,6 +154,9 @@ class Member:
         self._suspended = threading.Event()
         self._stop = threading.Event()
         self._sync_lock = threading.Lock()
+        #: held by every change of a partition's state made on ZooKeeper's word
+        self._take_lock = threading.Lock()
+        self._taken_at: dict[tuple[str, int], float] = {}
         self._want_sync = threading.Event()
         self._reregister = threading.Event()
         self._leading = threading.Event()
@@ -280,6 +283,7 @@ class Member:
     def sync(self) -> None:
         """Read the whole configuration and act on it (tables made or dropped, partitions served)."""
         with self._sync_lock:
+            read_at = time.monotonic()
             configs = read_tables(self.zk)
             owned: dict[str, frozenset[int]] = {}
             for name, tc in configs.items():
@@ -291,7 +295,8 @@ class Member:
                 for pc in tc.partitions:
                     part = table.partitions[pc.pidx]
                     if pc.owner == self.node_id:
-                        self._take(part, pc.decree)
+                        with self._take_lock:
+                            self._take(part, pc.decree)
                     else:
                         self._fenced_at.pop((name, pc.pidx), None)
                 owned[name] = mine
@@ -300,7 +305,15 @@ class Member:
                     with contextlib.suppress(Exception):
                         self.cluster.drop_table(name)
             self._configs = configs
-            self.ownership.owned = owned
+            with self._take_lock:
+                # a partition taken on ZooKeeper's word while this read was under way stays
+                # taken: the read may predate its switch
+                for (name, pidx), at in list(self._taken_at.items()):
+                    if at > read_at and name in owned:
+                        owned[name] = owned[name] | {pidx}
+                    elif at <= read_at:
+                        del self._taken_at[(name, pidx)]
+                self.ownership.owned = owned
             self._sync_dups()
             self._synced_at = time.monotonic()
             if self.zk.connected:
@@ -414,14 +427,15 @@ class Member:
             return False
         if doc.owner != self.node_id:
             return False
-        with self._sync_lock:
+        # not behind a whole sync (the leader's Sync may be reading every table now): the
+        # partition's own take, under the lock every take holds
+        with self._take_lock:
             self._take(part, doc.decree)
             if part.state != SERVING:
                 return False
-            self.ownership.owned = {
-                **self.ownership.owned,
-                table: self.ownership.owned.get(table, frozenset()) | {pidx},
-            }
+            owned = self.ownership.owned
+            self.ownership.owned = {**owned, table: owned.get(table, frozenset()) | {pidx}}
+            self._taken_at[(table, pidx)] = time.monotonic()
         return True
 
     def owned(self, table: str) -> list[int]:
