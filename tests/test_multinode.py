@@ -486,3 +486,54 @@ def test_a_fence_whose_move_never_switched_is_lifted_by_its_lease(
         peer.close()
     assert c.table(TABLE).get(b"k", b"s") == b"after"
     assert owners(t)[pidx] == owner
+
+
+def test_duplicate_into_a_multi_node_cluster_moving_partitions_on_both_sides(
+    three: tuple[Nodes, pf.RoutedCluster], fleet: Fleet, zk_chroot: str
+) -> None:
+    nodes, c = three
+    followers = Nodes(fleet, f"{zk_chroot}-follower")
+    followers.start("f1", "f2")
+    t = c.create_table(TABLE, 8)
+    for i in range(300):
+        t.set(b"pre%d" % i, b"s", b"v%d" % i)
+    model = Model()
+    writer = Writer(remote_table(nodes.url), model, 1, seed=5).start()
+    with followers.client() as fc:
+        try:
+            writer.wait_acked(50)
+            d = c.add_duplication(TABLE, followers.url)
+            d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            ft = fc.table(TABLE)
+            assert sorted(spread_of(ft, ["f1", "f2"]).values()) == [4, 4]
+            writer.wait_acked(100)
+            # a follower partition moves between the follower's nodes, a source one between the source's
+            fp = 6
+            fsrc = owners(ft)[fp]
+            fc.move_partition(TABLE, fp, "f2" if fsrc == "f1" else "f1")
+            sp = 1
+            ssrc = owners(t)[sp]
+            c.move_partition(TABLE, sp, next(n for n in ("n1", "n2", "n3") if n != ssrc))
+            writer.wait_acked(100)
+        finally:
+            writer.stop()
+        assert writer.errors == [], writer.errors[:3]
+        source = scan_of(t)
+        model.check(source)
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                got = scan_of(fc.table(TABLE))
+            except pf.PartitionUnavailableError:
+                got = {}
+            if got == source:
+                break
+            assert time.monotonic() < deadline, (len(got), len(source))
+            time.sleep(0.1)
+        assert all(s == "serving" for _, s in fc.table(TABLE).health().partitions)
+        # the follower table is the duplication's: a second source table cannot take it over
+        with pytest.raises(pf.DuplicationError):
+            c.create_table("other", 8)
+            c.add_duplication("other", followers.url, remote_table=TABLE).wait_for(
+                pf.DupStatus.LOG, timeout=WAIT
+            )

@@ -14,7 +14,6 @@ Apache tarball, say); its dependencies must then be on its manifest too, or in
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -66,14 +65,13 @@ def zk_available() -> tuple[bool, str]:
     return True, f"java at {shutil.which('java')}, ZooKeeper at {jar}"
 
 
-def _die_with_parent() -> None:
-    """In the child: a test run that is killed takes its server with it, on a shared machine
-    (Linux's PR_SET_PDEATHSIG; elsewhere the fixtures' teardown is all there is)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def _die_with_parent() -> list[str]:
+    """A prefix that makes a test run that is killed take its server with it, on a shared
+    machine (util-linux's setpriv: Linux's PR_SET_PDEATHSIG; elsewhere the fixtures' teardown
+    is all there is). Not a preexec_fn: forking a process that runs gRPC's threads, to run
+    Python in the child, can abort the child."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
 
 
 def _free_port() -> int:
@@ -176,6 +174,7 @@ class ZooKeeperServer:
         if os.environ.get("CLASSPATH"):
             classpath.append(os.environ["CLASSPATH"])
         argv = [
+            *_die_with_parent(),
             shutil.which("java") or "java",
             # the JVM would size its heap by the machine's memory; a test server holds kilobytes
             "-Xmx256m",
@@ -192,7 +191,6 @@ class ZooKeeperServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
-                preexec_fn=_die_with_parent,
             )
 
     def _wait_serving(self) -> None:

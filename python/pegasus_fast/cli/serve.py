@@ -16,7 +16,7 @@ from ..errors import InvalidArgumentError
 from ..net.wire import TOKEN_ENV, token_from_env
 from ..node.cluster import Cluster
 from ..server.app import TLS, Server
-from ..server.member import Member, Ownership, join_cluster, node_id_of
+from ..server.member import NODE_ID_FILE, Member, Ownership, join_cluster, node_id_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -161,6 +161,12 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
             duplication_scope=ownership.scope,
         )
         try:
+            if not os.path.exists(os.path.join(cluster.path, NODE_ID_FILE)) and cluster.list_tables():
+                # a node's tables are the cluster's: it drops those ZooKeeper does not list
+                raise InvalidArgumentError(
+                    f"{cluster.path} holds tables of a cluster that was never a node: serve it "
+                    "without --zk, or give a new directory"
+                )
             node_id = node_id_of(cluster.path, args.node_id)
             return cluster, Member(zk, addr, cluster, node_id, token, ownership)
         except BaseException:

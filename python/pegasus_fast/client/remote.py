@@ -428,7 +428,7 @@ class RemoteCluster:
         duplication runs inside this cluster's server."""
         if isinstance(remote, (Cluster, RemoteCluster)):
             raise InvalidTypeError("a served cluster duplicates to a pegasus:// URL, not a cluster object")
-        if not is_url(remote):
+        if not is_url(remote) and not (isinstance(remote, str) and remote.startswith("zk://")):
             raise InvalidArgumentError(f"a served cluster duplicates to a pegasus:// URL, not {remote!r}")
         for what, v in (
             ("table", table),

@@ -471,7 +471,7 @@ class RoutedCluster:
     ) -> RoutedDuplication:
         """Duplicate ``table`` to the served cluster at ``remote`` (a pegasus:// URL): every
         node ships the partitions it owns, and a move carries the shipping over."""
-        if not isinstance(remote, str) or not is_url(remote):
+        if not isinstance(remote, str) or not (is_url(remote) or remote.startswith("zk://")):
             raise InvalidArgumentError(f"a multi-node cluster duplicates to a pegasus:// URL, not {remote!r}")
         for what, v in (
             ("table", table),

@@ -131,6 +131,8 @@ class AppDoc:
     partition_count: int
     create_time: float
     envs: dict[str, str] = field(default_factory=dict)
+    #: a duplication's follower table: its source {cluster, cluster_uid, table, dupid}
+    follower_of: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -146,11 +148,20 @@ class AppDoc:
         t = d.get("create_time")
         if isinstance(t, bool) or not isinstance(t, (int, float)):
             raise CoordinationError("", f"{what}: create_time is not a number")
+        f = d.get("follower_of")
+        if f is not None:
+            if not isinstance(f, dict):
+                raise CoordinationError("", f"{what}: follower_of is not an object")
+            for key in ("cluster", "cluster_uid", "table"):
+                if not isinstance(f.get(key), str):
+                    raise CoordinationError("", f"{what}: follower_of.{key} is not a str")
+            _int(f, "dupid", f"{what}: follower_of", 1, 1 << 62)
         return cls(
             _int(d, "app_id", what, 1, 1 << 31),
             _int(d, "partition_count", what, 1, 1 << 16),
             float(t),
             dict(envs),
+            None if f is None else dict(f),
         )
 
 

@@ -1784,6 +1784,11 @@ class MetaStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
                 _registered_method=True)
+        self.EnsureFollowerTable = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/EnsureFollowerTable',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.EnsureTableRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -1851,6 +1856,14 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnsureFollowerTable(self, request, context):
+        """Follower.EnsureTable on a node: the table a duplication into this cluster writes, made
+        (spread like any table, every partition learning) or checked here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1893,6 +1906,11 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.RemoveDuplication,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            ),
+            'EnsureFollowerTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnsureFollowerTable,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.EnsureTableRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2120,6 +2138,33 @@ class Meta:
             '/pegasus_fast.v1.Meta/RemoveDuplication',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnsureFollowerTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/EnsureFollowerTable',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.EnsureTableRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,11 +98,27 @@ class _Connector:
     def __init__(self) -> None:
         self.local = local_follower.LocalConnector()
         self.remote = RemoteConnector()
+        #: a multi-node remote (zk://): made on first use, so kazoo is imported only then
+        self.routed: Any = None
+        self._lock = threading.Lock()
 
     def connect(self, remote: str, token: str | None = None) -> Follower:
         if wire.is_url(remote):
             return self.remote.connect(remote, token)
+        if remote.startswith("zk://"):
+            with self._lock:
+                if self.routed is None:
+                    from ..net.routed_follower import RoutedConnector
+
+                    self.routed = RoutedConnector(self.remote)
+            return self.routed.connect(remote, token)
         return self.local.connect(remote)
+
+    def close(self) -> None:
+        self.remote.close()
+        with self._lock:
+            if self.routed is not None:
+                self.routed.close()
 
 
 class _Tables:
@@ -268,7 +284,7 @@ class Cluster:
                 self.scheduler.stop()
             except Exception as exc:
                 failures.append(("scheduler", exc))
-        self._connector.remote.close()
+        self._connector.close()
         return failures
 
     def _duplications_wake_remote(self, remote: str) -> None:
@@ -309,6 +325,10 @@ class Cluster:
         self._check_open()
         if wire.is_url(remote):
             remote_path, remote_name = wire.parse_url(remote).url, ""
+        elif isinstance(remote, str) and remote.startswith("zk://"):
+            from ..coord.zk import parse_zk
+
+            remote_path, remote_name = parse_zk(remote).url, ""
         elif isinstance(remote, Cluster):
             remote_path, remote_name = remote.path, remote.name
             if remote.cluster_id == self.cluster_id and remote.path != self.path:

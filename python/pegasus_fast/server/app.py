@@ -148,7 +148,7 @@ class Server:
 
             rpc.add_MetaServicer_to_server(MetaService(Placement(member, cluster)), self._grpc)
             rpc.add_NodeServicer_to_server(node_service(cluster, member), self._grpc)
-        rpc.add_FollowerServicer_to_server(FollowerService(cluster), self._grpc)
+        rpc.add_FollowerServicer_to_server(FollowerService(cluster, member), self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         if tls is None:

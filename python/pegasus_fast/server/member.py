@@ -54,6 +54,7 @@ from ..coord.layout import (
     partition_path,
 )
 from ..coord.zk import ZkAddress, read_cluster, read_dups, read_tables
+from ..duplication.ports import SourceId
 from ..duplication.status import DupStatus
 from ..errors import (
     CoordinationError,
@@ -65,6 +66,7 @@ from ..errors import (
 )
 from ..net.peer import Peers
 from ..node.cluster import Cluster, _default_cluster_id
+from ..node.local_follower import LocalFollower
 from ..storage.partition import LEARNING, SERVING
 
 log = logging.getLogger(__name__)
@@ -289,14 +291,21 @@ class Member:
             for name, tc in configs.items():
                 if not self.cluster.has_table(name):
                     with contextlib.suppress(TableExistsError):
-                        self.cluster.create_table(name, tc.app.partition_count, tc.app.envs or None)
+                        f = tc.app.follower_of
+                        if f is None:
+                            self.cluster.create_table(name, tc.app.partition_count, tc.app.envs or None)
+                        else:
+                            # every partition learning; each owner learns its own from the source
+                            LocalFollower(self.cluster).ensure_table(
+                                name, tc.app.partition_count, SourceId(**f), True
+                            )
                 table = self.cluster.table(name)
                 mine = frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id)
                 for pc in tc.partitions:
                     part = table.partitions[pc.pidx]
                     if pc.owner == self.node_id:
                         with self._take_lock:
-                            self._take(part, pc.decree)
+                            self._take(part, pc.decree, pc.ballot)
                     else:
                         self._fenced_at.pop((name, pc.pidx), None)
                 owned[name] = mine
@@ -376,12 +385,19 @@ class Member:
                         continue  # raced another writer, or the duplication's znode is gone
                 self._confirmed_written[key] = row.confirmed_decree
 
-    def _take(self, part: Any, handoff_decree: int) -> None:
+    def _take(self, part: Any, handoff_decree: int, ballot: int) -> None:
         """Serve a partition ZooKeeper says is this node's, if its data is whole."""
         key = (part.table, part.pidx)
         if part.state == LEARNING:
-            if part.last_committed >= handoff_decree:
-                part.state = SERVING  # learned through the decree the last owner wrote
+            if ballot <= 1:
+                pass  # never moved: a follower table's partition, learning from its source
+            elif part.last_committed >= handoff_decree:
+                # learned through the decree the last owner wrote (a duplication's follower
+                # partition: recorded as learned, or its next open would start it empty)
+                rec = self.cluster._table_record(part.table)
+                if rec is not None and rec.follower_of is not None:
+                    self.cluster._mark_learned(part.table, [part.pidx])
+                part.state = SERVING
             else:
                 log.warning(
                     "node %s owns %s.%d but holds decree %d of %d: not serving it",
@@ -430,7 +446,7 @@ class Member:
         # not behind a whole sync (the leader's Sync may be reading every table now): the
         # partition's own take, under the lock every take holds
         with self._take_lock:
-            self._take(part, doc.decree)
+            self._take(part, doc.decree, doc.ballot)
             if part.state != SERVING:
                 return False
             owned = self.ownership.owned

@@ -51,6 +51,10 @@ class MetaService(rpc.MetaServicer):
     def RemoveDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
         return self.p.forward("RemoveDuplication", request)
 
+    @_typed
+    def EnsureFollowerTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
+        return self.p.forward("EnsureFollowerTable", request)
+
 
 class NodeSync:
     """``Node.Sync``: re-read the configuration now (the leader waits for it after a change)."""

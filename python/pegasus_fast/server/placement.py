@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
@@ -27,7 +28,8 @@ from ..coord.layout import (
     dup_path,
     partition_path,
 )
-from ..coord.zk import read_dups, read_leader, read_nodes, read_table, read_tables
+from ..coord.zk import parse_zk, read_dups, read_leader, read_nodes, read_table, read_tables
+from ..duplication.ports import SourceId
 from ..duplication.status import FAIL_MODES, DupStatus
 from ..errors import (
     CoordinationError,
@@ -37,12 +39,14 @@ from ..errors import (
     NodeUnavailableError,
     NotLeaderError,
     TableExistsError,
+    TableNotFoundError,
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peer
 from ..net.wire import is_url, parse_url
 from ..node.cluster import Cluster
 from ..node.envs import validate_envs
+from ..node.local_follower import same_source
 from .member import FENCE_LEASE, Member
 
 log = logging.getLogger(__name__)
@@ -172,7 +176,13 @@ class Placement:
 
     # -- tables --------------------------------------------------------------------------
 
-    def create_table(self, name: str, partition_count: int, envs: dict[str, str] | None) -> AppDoc:
+    def create_table(
+        self,
+        name: str,
+        partition_count: int,
+        envs: dict[str, str] | None,
+        follower_of: dict[str, Any] | None = None,
+    ) -> AppDoc:
         Cluster._validate_table_args(name, partition_count)
         table_envs = validate_envs(envs)
         self._require_leader()
@@ -192,6 +202,7 @@ class Placement:
             partition_count=partition_count,
             create_time=time.time(),
             envs=dict(table_envs),
+            follower_of=follower_of,
         )
         tx = self.zk.transaction()
         tx.create(app_path(name), app.encode())
@@ -283,6 +294,27 @@ class Placement:
 
     # -- duplications ------------------------------------------------------------------------
 
+    def ensure_follower_table(self, table: str, partition_count: int, source: SourceId) -> None:
+        """The table a duplication into this cluster writes: made, every partition learning
+        on its owner (which the source then teaches, partition by partition), or checked."""
+        self._require_leader()
+        try:
+            tc = read_table(self.zk, table)
+        except TableNotFoundError:
+            try:
+                self.create_table(table, partition_count, None, follower_of=asdict(source))
+                return
+            except TableExistsError:
+                tc = read_table(self.zk, table)
+        f = tc.app.follower_of
+        if f is None or not same_source(SourceId(**f), source):
+            raise DuplicationError(
+                f"table {table!r} of this cluster exists and is not the follower of "
+                f"{source.cluster}.{source.table} (duplication {source.dupid})"
+            )
+        if tc.app.partition_count != partition_count:
+            raise DuplicationError(f"follower table {table!r} has another partition count")
+
     def add_duplication(
         self,
         table: str,
@@ -297,10 +329,17 @@ class Placement:
         self._require_leader()
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
-        if not is_url(remote):
-            raise InvalidArgumentError(f"a multi-node cluster duplicates to a pegasus:// URL, not {remote!r}")
+        if is_url(remote):
+            remote = parse_url(remote).url
+        elif remote.startswith("zk://"):
+            remote = parse_zk(remote).url
+        else:
+            raise InvalidArgumentError(
+                f"a multi-node cluster duplicates to a pegasus:// or zk:// URL, not {remote!r}"
+            )
         read_table(self.zk, table)  # it exists
-        remote = parse_url(remote).url
+        if remote == self.m.addr.url:
+            raise DuplicationError("a cluster cannot duplicate to itself")
         docs = read_dups(self.zk)
         for dupid, d in docs.items():
             if d.table == table and d.remote == remote and d.status != "removed":
@@ -409,6 +448,13 @@ def _answer(p: Placement, method: str, request: object) -> object:
         status = {"Pause": "paused", "Resume": "active", "Remove": "removed"}[method[: -len("Duplication")]]
         p.set_duplication(request.dupid, status)
         return pb.DupRef(dupid=request.dupid)
+    if method == "EnsureFollowerTable":
+        assert isinstance(request, pb.EnsureTableRequest)
+        s = request.source
+        p.ensure_follower_table(
+            request.table, request.partition_count, SourceId(s.cluster, s.cluster_uid, s.table, s.dupid)
+        )
+        return pb.Empty()
     if method == "Balance":
         moves = p.balance()
         return pb.BalanceReply(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -362,9 +362,18 @@ def _manifest(entries: Any) -> list[tuple[str, int, str]]:
 
 
 class FollowerService(rpc.FollowerServicer):
-    def __init__(self, cluster: Cluster) -> None:
+    """``member``: a node of a multi-node cluster takes a duplication's calls only for the
+    partitions it owns, and its follower tables are made by the meta leader."""
+
+    def __init__(self, cluster: Cluster, member: Member | None = None) -> None:
         self.c = cluster
         self.f = LocalFollower(cluster)
+        self.m = member
+
+    def _own(self, table: str, pidxs: Iterable[int]) -> None:
+        if self.m is not None:
+            for pidx in pidxs:
+                self.m.check(table, pidx, True)
 
     @_typed
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
@@ -375,6 +384,9 @@ class FollowerService(rpc.FollowerServicer):
     def EnsureTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
         if not request.HasField("source"):
             raise InvalidArgumentError("EnsureTable names no source")
+        if self.m is not None:
+            self.m.placement.forward("EnsureFollowerTable", request)
+            return pb.Empty()
         self.f.ensure_table(
             request.table, request.partition_count, _source(request.source), request.with_checkpoint
         )
@@ -391,11 +403,13 @@ class FollowerService(rpc.FollowerServicer):
 
     @_typed
     def LearnEmpty(self, request: pb.LearnEmptyRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, request.decrees)
         self.f.learn_empty(request.table, dict(request.decrees))
         return pb.Empty()
 
     @_typed
     def LearnSnapshot(self, request: pb.LearnSnapshotRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, [request.pidx])
         self.f.learn_snapshot(request.table, request.pidx, request.decree, request.block)
         return pb.Empty()
 
@@ -403,6 +417,7 @@ class FollowerService(rpc.FollowerServicer):
     def CheckpointOffsets(
         self, request: pb.CheckpointRequest, context: grpc.ServicerContext
     ) -> pb.CheckpointOffsetsReply:
+        self._own(request.table, [request.pidx])
         offsets = self.f.checkpoint_offsets(
             request.table, request.pidx, request.decree, _manifest(request.manifest)
         )
@@ -416,6 +431,7 @@ class FollowerService(rpc.FollowerServicer):
         if first is None or first.WhichOneof("piece") != "header":
             raise InvalidArgumentError("a checkpoint transfer starts with its header")
         h = first.header
+        self._own(h.table, [h.pidx])
 
         def chunks() -> Iterator[Chunk]:
             for piece in request:
@@ -435,16 +451,19 @@ class FollowerService(rpc.FollowerServicer):
 
     @_typed
     def MarkLearned(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, request.pidxs)
         self.f.mark_learned(request.table, list(request.pidxs))
         return pb.Empty()
 
     @_typed
     def RestartLearning(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, request.pidxs)
         self.f.restart_learning(request.table, list(request.pidxs))
         return pb.Empty()
 
     @_typed
     def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
+        self._own(request.table, [request.pidx])
         decree = self.f.apply(request.table, request.pidx, request.blocks, request.skipped_through)
         return pb.ApplyReply(source_decree=decree)
 
@@ -453,10 +472,12 @@ class FollowerService(rpc.FollowerServicer):
         self, request: Iterator[pb.ApplyRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ApplyReply]:
         for r in request:
+            self._own(r.table, [r.pidx])
             yield pb.ApplyReply(source_decree=self.f.apply(r.table, r.pidx, r.blocks, r.skipped_through))
 
     @_typed
     def Advance(self, request: pb.AdvanceRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, [request.pidx])
         self.f.advance(request.table, request.pidx, request.source_decree)
         return pb.Empty()
 

@@ -1,0 +1,207 @@
+"""The Follower port over a multi-node cluster (``zk://``): each partition's calls go to its owner.
+
+A duplication whose remote is ``zk://HOST:PORT/CHROOT`` learns and ships each
+partition to the node that owns it, as the cluster's configuration in
+ZooKeeper says (coord/); the calls themselves are :class:`RemoteFollower`'s.
+A node that does not own a partition (a move happened) answers
+``NotOwnerError``: the configuration is read again and the error goes to the
+duplication, whose retry finds the new owner, from the follower's durable
+decree as always. Table creation goes through any node to the meta leader.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from kazoo.client import KazooClient
+
+from ..coord.layout import TableConfig
+from ..coord.zk import connect as zk_connect
+from ..coord.zk import parse_zk, read_leader, read_nodes, read_table
+from ..duplication.ports import Chunk, ManifestEntry, SourceId
+from ..errors import NotOwnerError, PartitionUnavailableError, RemoteUnavailableError, TableNotFoundError
+from .follower import RemoteConnector, RemoteFollower
+
+_R = TypeVar("_R")
+
+
+class RoutedFollower:
+    """A Follower (and PipelinedFollower) over the nodes of a multi-node cluster."""
+
+    def __init__(self, url: str, zk: KazooClient, connector: RemoteConnector, token: str | None) -> None:
+        self.url = url
+        self._zk = zk
+        self._connector = connector
+        self._token = token
+        self._tables: dict[str, TableConfig] = {}
+        self._handed: list[RemoteFollower] = []
+        self._lock = threading.Lock()
+
+    # -- routing -------------------------------------------------------------------------
+
+    def _node(self, url: str) -> RemoteFollower:
+        f = self._connector.connect(url, self._token)
+        with self._lock:
+            self._handed.append(f)  # type: ignore[arg-type]
+        return f  # type: ignore[return-value]
+
+    def _any(self) -> RemoteFollower:
+        leader = read_leader(self._zk)
+        if leader is not None:
+            return self._node(leader.url)
+        nodes = read_nodes(self._zk)
+        if not nodes:
+            raise RemoteUnavailableError(self.url, "no live node")
+        return self._node(min(nodes.values(), key=lambda d: d.node_id).url)
+
+    def _config(self, table: str, fresh: bool = False) -> TableConfig:
+        tc = self._tables.get(table)
+        if tc is None or fresh:
+            tc = self._tables[table] = read_table(self._zk, table)
+        return tc
+
+    def _owners(self, table: str, pidxs: Iterable[int]) -> dict[str, list[int]]:
+        """Owner URL → the partitions of ``pidxs`` it owns."""
+        cfg = self._config(table)
+        nodes = read_nodes(self._zk)
+        out: dict[str, list[int]] = {}
+        for pidx in pidxs:
+            if not 0 <= pidx < len(cfg.partitions):
+                raise PartitionUnavailableError(table, pidx, "no such partition on the follower")
+            owner = cfg.partitions[pidx].owner
+            doc = nodes.get(owner)
+            if doc is None:
+                raise RemoteUnavailableError(self.url, f"node {owner} owning {table}.{pidx} is not live")
+            out.setdefault(doc.url, []).append(pidx)
+        return out
+
+    def _on(self, table: str, pidx: int, fn: Callable[[RemoteFollower], _R]) -> _R:
+        ((url, _),) = self._owners(table, [pidx]).items()
+        return self._routed(table, lambda: fn(self._node(url)))
+
+    def _routed(self, table: str, call: Callable[[], _R]) -> _R:
+        try:
+            return call()
+        except (NotOwnerError, RemoteUnavailableError, TableNotFoundError):
+            # moved, or the node is down: read the configuration again for the retry
+            self._tables.pop(table, None)
+            raise
+
+    # -- the Follower port -----------------------------------------------------------------
+
+    def identity(self) -> tuple[int, str]:
+        return self._any().identity()
+
+    def max_batch_bytes(self) -> int:
+        return min(self._node(d.url).max_batch_bytes() for d in read_nodes(self._zk).values())
+
+    def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
+        self._any().ensure_table(table, partition_count, source, with_checkpoint)
+        self._tables.pop(table, None)
+
+    def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
+        cfg = self._config(table, fresh=True)
+        if len(cfg.partitions) != count:
+            return self._any().partition_statuses(table, count)  # raises the typed mismatch
+        rows: list[tuple[bool, int]] = [(False, 0)] * count
+        for url, pidxs in self._owners(table, range(count)).items():
+            got = self._routed(table, lambda url=url: self._node(url).partition_statuses(table, count))
+            for pidx in pidxs:
+                rows[pidx] = got[pidx]
+        return rows
+
+    def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
+        for url, pidxs in self._owners(table, decrees).items():
+            self._routed(
+                table,
+                lambda url=url, pidxs=pidxs: self._node(url).learn_empty(
+                    table, {p: decrees[p] for p in pidxs}
+                ),
+            )
+
+    def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
+        self._on(table, pidx, lambda f: f.learn_snapshot(table, pidx, decree, block))
+
+    def checkpoint_offsets(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry]
+    ) -> dict[str, int]:
+        return self._on(table, pidx, lambda f: f.checkpoint_offsets(table, pidx, decree, manifest))
+
+    def learn_checkpoint(
+        self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry], chunks: Iterator[Chunk]
+    ) -> None:
+        self._on(table, pidx, lambda f: f.learn_checkpoint(table, pidx, decree, manifest, chunks))
+
+    def mark_learned(self, table: str, pidxs: list[int]) -> None:
+        for url, mine in self._owners(table, pidxs).items():
+            self._routed(table, lambda url=url, mine=mine: self._node(url).mark_learned(table, mine))
+
+    def restart_learning(self, table: str, pidxs: list[int]) -> None:
+        for url, mine in self._owners(table, pidxs).items():
+            self._routed(table, lambda url=url, mine=mine: self._node(url).restart_learning(table, mine))
+
+    def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
+        return self._on(table, pidx, lambda f: f.apply(table, pidx, blocks, skipped_through))
+
+    def apply_stream(self, table: str, pidx: int, batches: Iterable[tuple[bytes, int]]) -> Iterator[int]:
+        ((url, _),) = self._owners(table, [pidx]).items()
+        stream = self._node(url).apply_stream(table, pidx, batches)
+        try:
+            yield from stream
+        except (NotOwnerError, RemoteUnavailableError):
+            self._tables.pop(table, None)
+            raise
+
+    def advance(self, table: str, pidx: int, source_decree: int) -> None:
+        self._on(table, pidx, lambda f: f.advance(table, pidx, source_decree))
+
+    def cancel(self) -> None:
+        with self._lock:
+            handed, self._handed = self._handed, []
+        for f in handed:
+            f.cancel()
+
+
+class RoutedConnector:
+    """Finds the follower at a ``zk://`` URL: one ZooKeeper session per cluster, kept."""
+
+    def __init__(self, remote: RemoteConnector) -> None:
+        self._remote = remote
+        self._lock = threading.Lock()
+        self._zks: dict[str, KazooClient] = {}
+        self._closed = False
+
+    def connect(self, url: str, token: str | None = None) -> RoutedFollower:
+        addr = parse_zk(url)
+        with self._lock:
+            if self._closed:
+                raise RemoteUnavailableError(url, "the cluster is closing")
+            zk = self._zks.get(addr.spec)
+        if zk is None:
+            try:
+                zk = zk_connect(addr)
+            except Exception as exc:  # noqa: BLE001 - a duplication retries an unreachable remote
+                raise RemoteUnavailableError(url, str(exc)) from None
+            with self._lock:
+                zk = self._zks.setdefault(addr.spec, zk)
+        return RoutedFollower(addr.url, zk, self._remote, token)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            zks, self._zks = list(self._zks.values()), {}
+        for zk in zks:
+            try:
+                zk.stop()
+                zk.close()
+            except Exception:  # noqa: BLE001, S112 - closing: nothing left to do with it
+                continue
+
+
+def is_zk_url(remote: Any) -> bool:
+    return isinstance(remote, str) and remote.startswith("zk://")
+
+
+__all__ = ["RoutedConnector", "RoutedFollower", "is_zk_url"]
