@@ -57,13 +57,15 @@ class Node:
         self.cluster.close()
 
 
-def _node(path: Path, name: str, config: Config | None = None) -> Node:
+def _node(
+    path: Path, name: str, config: Config | None = None, transfer_class: type[NodeTransfer] = NodeTransfer
+) -> Node:
     cluster = pf.Cluster.open(path, name=name, config=config)
     if not cluster.has_table("t"):
         cluster.create_table("t", partition_count=4)
     server = grpc.server(ThreadPoolExecutor(max_workers=16), options=CHANNEL_OPTIONS)
     rpc.add_ClientServicer_to_server(ClientService(cluster), server)
-    transfer = NodeTransfer(cluster)
+    transfer = transfer_class(cluster)
     rpc.add_NodeServicer_to_server(transfer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -264,6 +266,37 @@ def test_pull_log_past_what_the_wal_holds_is_a_gap(backend: ModuleType, tmp_path
         assert max(b.last_decree for b in stream) == a.p().last_committed
     finally:
         a.close()
+
+
+class _CollectsOnce(NodeTransfer):
+    """A source whose WAL after the checkpoint it sent is collected before the first PullLog (a
+    periodic flush and GC during a long copy), by writes, a checkpoint and a GC of its own."""
+
+    collected = 0
+
+    def PullLog(self, request: pb.PullLogRequest, context: grpc.ServicerContext) -> Iterator[pb.LogBatch]:  # noqa: N802
+        if not self.collected:
+            t = self.c.table("t")
+            p = t.partitions[PIDX]
+            for hk in _keys(t, 300, start=50_000):
+                t.set(hk, b"big", os.urandom(8 << 10))
+            p.checkpoint()  # GC runs after it
+            self.collected = p.wal.snapshot_files()[0].first_decree
+            assert self.collected > request.after + 1
+        return super().PullLog(request, context)
+
+
+def test_learn_again_when_the_wal_after_its_checkpoint_is_gone(backend: ModuleType, tmp_path: Path) -> None:
+    a = _node(tmp_path / "a", "a", Config(log_private_file_size_mb=1), _CollectsOnce)
+    b = _node(tmp_path / "b", "b")
+    try:
+        _fill(a.cluster.table("t"), _keys(a.cluster.table("t"), 20))
+        assert _learn(b, a.url) == a.p().last_committed
+        assert isinstance(a.transfer, _CollectsOnce) and a.transfer.collected
+        _same(a.p(), b.p())
+    finally:
+        a.close()
+        b.close()
 
 
 def test_catch_up_past_the_source_is_refused(nodes: tuple[Node, Node]) -> None:

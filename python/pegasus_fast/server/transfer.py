@@ -53,6 +53,8 @@ _PIN = ckpt.TMP_PREFIX + "move-out."
 _pins = itertools.count()
 #: a checkpoint collected between its creation and its pinning is made again, this many times
 _PIN_TRIES = 3
+#: a Learn whose source collected the WAL after the checkpoint meanwhile pulls a newer one, this many times
+LEARN_TRIES = 3
 
 
 # -- the source's side --------------------------------------------------------------------
@@ -241,6 +243,14 @@ class NodeTransfer(rpc.NodeServicer):
                 channel = self._channels[addr.url] = open_channel(addr, **self._tls)
         return addr.url, rpc.NodeStub(channel)
 
+    def _pull_checkpoint(self, p: Partition, url: str, stub: rpc.NodeStub) -> int:
+        ref = pb.PartitionRef(table=p.table, pidx=p.pidx)
+        stream = stub.PullCheckpoint(ref, timeout=PULL_TIMEOUT, metadata=self._md)
+        try:
+            return receive_checkpoint(p, _replies(stream, url), url)  # type: ignore[arg-type]
+        finally:
+            stream.cancel()
+
     def _pull_log(self, p: Partition, url: str, stub: rpc.NodeStub, through: int) -> int:
         req = pb.PullLogRequest(table=p.table, pidx=p.pidx, after=p.last_committed, through=through)
         stream = stub.PullLog(req, timeout=PULL_TIMEOUT, metadata=self._md)
@@ -298,14 +308,17 @@ class NodeTransfer(rpc.NodeServicer):
             p.restart_learning()
             if p.state != LEARNING:
                 raise PartitionUnavailableError(p.table, p.pidx, p.state)
-            stream = stub.PullCheckpoint(
-                pb.PartitionRef(table=p.table, pidx=p.pidx), timeout=PULL_TIMEOUT, metadata=self._md
-            )
-            try:
-                receive_checkpoint(p, _replies(stream, url), url)  # type: ignore[arg-type]
-            finally:
-                stream.cancel()
-            return pb.MoveReply(decree=self._pull_log(p, url, stub, 0))
+            tries = 1
+            while True:
+                self._pull_checkpoint(p, url, stub)
+                try:
+                    return pb.MoveReply(decree=self._pull_log(p, url, stub, 0))
+                except WalGapError:
+                    # a long copy: the source's periodic flush and GC took the WAL after the
+                    # checkpoint meanwhile; a newer checkpoint has the WAL after it
+                    if tries == LEARN_TRIES:
+                        raise
+                    tries += 1
 
     @_typed
     def CatchUp(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
