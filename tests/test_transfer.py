@@ -32,7 +32,7 @@ from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
 from pegasus_fast.net.wire import CHANNEL_OPTIONS, call, error_from_rpc
 from pegasus_fast.server.services import ClientService
-from pegasus_fast.server.transfer import STAGING, NodeTransfer, receive_checkpoint
+from pegasus_fast.server.transfer import STAGING, LogCursor, NodeTransfer, log_batches, receive_checkpoint
 from pegasus_fast.storage.partition import LEARNING, MOVING, SERVING, Partition
 
 PIDX = 2
@@ -308,6 +308,37 @@ def test_catch_up_past_the_source_is_refused(nodes: tuple[Node, Node]) -> None:
     with pytest.raises(InvalidArgumentError):
         _rpc(b, "CatchUp", req)
     assert b.p().last_committed == last
+
+
+def test_a_log_cursor_is_a_hint_only(backend: ModuleType, tmp_path: Path) -> None:
+    p = Partition(str(tmp_path / "p"), "t", 1, PIDX, Config(log_private_file_size_mb=1), 1)
+    try:
+        for i in range(200):
+            p.write([(0, b"k%d" % i, b"s", os.urandom(8 << 10), 0)])  # a PUT; ~1.6 MB: two WAL files
+        assert len(p.wal.snapshot_files()) > 1
+        last = p.last_committed
+
+        def pull(after: int, cursor: LogCursor | None) -> bytes:
+            return b"".join(blocks for blocks, _ in log_batches(p, after, 0, 64 << 10, cursor))
+
+        whole = pull(0, None)
+        cursor = LogCursor()
+        first_half = b"".join(b for b, _ in log_batches(p, 0, 150, 64 << 10, cursor))
+        assert cursor.next_decree == 151 and cursor.offset > 0
+        assert first_half + pull(150, cursor) == whole  # from where the last pull ended
+        assert cursor.next_decree == last + 1
+        for bogus in (
+            LogCursor(cursor.name, 7, 101),  # inside a block
+            LogCursor(cursor.name, 0, 101),  # the start of another file
+            LogCursor("log.9.0", 0, 101),  # no such file
+            LogCursor(p.wal.snapshot_files()[0].name, 0, 101),  # blocks before the decree
+        ):
+            assert pull(100, bogus) == pull(100, None)
+            assert bogus.next_decree == last + 1
+        with pytest.raises(InvalidArgumentError):
+            list(log_batches(p, 0, last + 1))
+    finally:
+        p.close()
 
 
 # -- a hostile source, at the function level -------------------------------------------------
