@@ -394,6 +394,19 @@ def test_a_hostile_checkpoint_is_refused(
         p.close()
 
 
+def test_a_serving_partition_takes_no_checkpoint(backend: ModuleType, tmp_path: Path) -> None:
+    p = Partition(str(tmp_path / "p"), "t", 1, PIDX, Config(), 2)
+    try:
+        p.write([(0, b"k", b"s", b"v", 0)])
+        held = list(p.iter_raw())
+        with pytest.raises(PartitionUnavailableError) as err:
+            receive_checkpoint(p, iter([_header(1, []), END]), "pegasus://x")
+        assert err.value.state == SERVING
+        assert p.last_committed == 1 and list(p.iter_raw()) == held
+    finally:
+        p.close()
+
+
 def test_a_checkpoint_whose_decree_lies_is_refused(nodes: tuple[Node, Node], tmp_path: Path) -> None:
     a, _b = nodes
     _fill(a.cluster.table("t"), _keys(a.cluster.table("t"), 5))

@@ -177,10 +177,13 @@ def _manifest(entries: object) -> list[ManifestEntry]:
 def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], source: str) -> int:
     """Install the checkpoint ``pieces`` carry into learning ``p``; returns its decree.
 
-    Nothing is opened before every file has passed its BLAKE3 against the manifest; a
-    transfer cut short (no ``end`` piece) is RemoteUnavailableError, and the partition,
-    still learning, holds nothing it did not hold before the install.
+    Nothing is opened before every file has passed its BLAKE3 against the manifest: a bad
+    piece, or a transfer cut short (no ``end`` piece: RemoteUnavailableError), leaves the
+    partition as it was. A checkpoint whose decree is not its header's is refused once
+    installed; the partition, still learning, serves none of it, and the next Learn replaces it.
     """
+    if p.state != LEARNING:
+        raise PartitionUnavailableError(p.table, p.pidx, p.state)
     first = next(pieces, None)
     if first is None or first.WhichOneof("piece") != "header":
         raise InvalidArgumentError("a checkpoint transfer starts with its header")
