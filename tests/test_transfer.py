@@ -32,7 +32,7 @@ from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
 from pegasus_fast.net.wire import CHANNEL_OPTIONS, call, error_from_rpc
 from pegasus_fast.server.services import ClientService
-from pegasus_fast.server.transfer import STAGING, NodeTransfer, receive_checkpoint
+from pegasus_fast.server.transfer import STAGING, LogCursor, NodeTransfer, log_batches, receive_checkpoint
 from pegasus_fast.storage.partition import LEARNING, MOVING, SERVING, Partition
 
 PIDX = 2
@@ -57,13 +57,15 @@ class Node:
         self.cluster.close()
 
 
-def _node(path: Path, name: str, config: Config | None = None) -> Node:
+def _node(
+    path: Path, name: str, config: Config | None = None, transfer_class: type[NodeTransfer] = NodeTransfer
+) -> Node:
     cluster = pf.Cluster.open(path, name=name, config=config)
     if not cluster.has_table("t"):
         cluster.create_table("t", partition_count=4)
     server = grpc.server(ThreadPoolExecutor(max_workers=16), options=CHANNEL_OPTIONS)
     rpc.add_ClientServicer_to_server(ClientService(cluster), server)
-    transfer = NodeTransfer(cluster)
+    transfer = transfer_class(cluster)
     rpc.add_NodeServicer_to_server(transfer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -266,6 +268,37 @@ def test_pull_log_past_what_the_wal_holds_is_a_gap(backend: ModuleType, tmp_path
         a.close()
 
 
+class _CollectsOnce(NodeTransfer):
+    """A source whose WAL after the checkpoint it sent is collected before the first PullLog (a
+    periodic flush and GC during a long copy), by writes, a checkpoint and a GC of its own."""
+
+    collected = 0
+
+    def PullLog(self, request: pb.PullLogRequest, context: grpc.ServicerContext) -> Iterator[pb.LogBatch]:  # noqa: N802
+        if not self.collected:
+            t = self.c.table("t")
+            p = t.partitions[PIDX]
+            for hk in _keys(t, 300, start=50_000):
+                t.set(hk, b"big", os.urandom(8 << 10))
+            p.checkpoint()  # GC runs after it
+            self.collected = p.wal.snapshot_files()[0].first_decree
+            assert self.collected > request.after + 1
+        return super().PullLog(request, context)
+
+
+def test_learn_again_when_the_wal_after_its_checkpoint_is_gone(backend: ModuleType, tmp_path: Path) -> None:
+    a = _node(tmp_path / "a", "a", Config(log_private_file_size_mb=1), _CollectsOnce)
+    b = _node(tmp_path / "b", "b")
+    try:
+        _fill(a.cluster.table("t"), _keys(a.cluster.table("t"), 20))
+        assert _learn(b, a.url) == a.p().last_committed
+        assert isinstance(a.transfer, _CollectsOnce) and a.transfer.collected
+        _same(a.p(), b.p())
+    finally:
+        a.close()
+        b.close()
+
+
 def test_catch_up_past_the_source_is_refused(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     _fill(a.cluster.table("t"), _keys(a.cluster.table("t"), 5))
@@ -275,6 +308,37 @@ def test_catch_up_past_the_source_is_refused(nodes: tuple[Node, Node]) -> None:
     with pytest.raises(InvalidArgumentError):
         _rpc(b, "CatchUp", req)
     assert b.p().last_committed == last
+
+
+def test_a_log_cursor_is_a_hint_only(backend: ModuleType, tmp_path: Path) -> None:
+    p = Partition(str(tmp_path / "p"), "t", 1, PIDX, Config(log_private_file_size_mb=1), 1)
+    try:
+        for i in range(200):
+            p.write([(0, b"k%d" % i, b"s", os.urandom(8 << 10), 0)])  # a PUT; ~1.6 MB: two WAL files
+        assert len(p.wal.snapshot_files()) > 1
+        last = p.last_committed
+
+        def pull(after: int, cursor: LogCursor | None) -> bytes:
+            return b"".join(blocks for blocks, _ in log_batches(p, after, 0, 64 << 10, cursor))
+
+        whole = pull(0, None)
+        cursor = LogCursor()
+        first_half = b"".join(b for b, _ in log_batches(p, 0, 150, 64 << 10, cursor))
+        assert cursor.next_decree == 151 and cursor.offset > 0
+        assert first_half + pull(150, cursor) == whole  # from where the last pull ended
+        assert cursor.next_decree == last + 1
+        for bogus in (
+            LogCursor(cursor.name, 7, 101),  # inside a block
+            LogCursor(cursor.name, 0, 101),  # the start of another file
+            LogCursor("log.9.0", 0, 101),  # no such file
+            LogCursor(p.wal.snapshot_files()[0].name, 0, 101),  # blocks before the decree
+        ):
+            assert pull(100, bogus) == pull(100, None)
+            assert bogus.next_decree == last + 1
+        with pytest.raises(InvalidArgumentError):
+            list(log_batches(p, 0, last + 1))
+    finally:
+        p.close()
 
 
 # -- a hostile source, at the function level -------------------------------------------------
@@ -326,6 +390,19 @@ def test_a_hostile_checkpoint_is_refused(
         assert not os.path.exists(os.path.join(p.path, "rdb"))
         assert not os.path.exists(os.path.join(p.path, STAGING))
         assert sorted(os.listdir(tmp_path)) == ["p"]  # nothing written outside the partition
+    finally:
+        p.close()
+
+
+def test_a_serving_partition_takes_no_checkpoint(backend: ModuleType, tmp_path: Path) -> None:
+    p = Partition(str(tmp_path / "p"), "t", 1, PIDX, Config(), 2)
+    try:
+        p.write([(0, b"k", b"s", b"v", 0)])
+        held = list(p.iter_raw())
+        with pytest.raises(PartitionUnavailableError) as err:
+            receive_checkpoint(p, iter([_header(1, []), END]), "pegasus://x")
+        assert err.value.state == SERVING
+        assert p.last_committed == 1 and list(p.iter_raw()) == held
     finally:
         p.close()
 

@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import grpc
 
@@ -32,6 +33,7 @@ from ..errors import (
     InvalidArgumentError,
     PartitionUnavailableError,
     RemoteUnavailableError,
+    WalCorruptionError,
     WalGapError,
 )
 from ..net import pegasus_fast_pb2 as pb
@@ -53,6 +55,8 @@ _PIN = ckpt.TMP_PREFIX + "move-out."
 _pins = itertools.count()
 #: a checkpoint collected between its creation and its pinning is made again, this many times
 _PIN_TRIES = 3
+#: a Learn whose source collected the WAL after the checkpoint meanwhile pulls a newer one, this many times
+LEARN_TRIES = 3
 
 
 # -- the source's side --------------------------------------------------------------------
@@ -87,12 +91,35 @@ def pinned_checkpoint(p: Partition) -> Iterator[tuple[int, str, list[ManifestEnt
         fileio.rmtree(pin, ignore_errors=True)
 
 
+@dataclass
+class LogCursor:
+    """Where the last pull of a partition's log ended: the next pull of the move (CatchUp after
+    Learn) starts there rather than scanning its WAL file from the start. Only a hint: a
+    position that does not hold ``next_decree`` is found again from the file list."""
+
+    name: str = ""
+    offset: int = 0
+    next_decree: int = 0
+
+
+def _first_file(p: Partition, nxt: int) -> str:
+    files = [f for f in p.wal.snapshot_files() if f.size and f.last_decree >= nxt]
+    if not files or files[0].first_decree > nxt:
+        raise WalGapError(p.wal.path, nxt, files[0].first_decree if files else 0)
+    return files[0].name
+
+
 def log_batches(
-    p: Partition, after: int, through: int, batch_bytes: int = LOG_BATCH_BYTES
+    p: Partition,
+    after: int,
+    through: int,
+    batch_bytes: int = LOG_BATCH_BYTES,
+    cursor: LogCursor | None = None,
 ) -> Iterator[tuple[bytes, int]]:
     """``p``'s WAL blocks holding decrees after..through (0: the durable decree) as (blocks, last decree).
 
     WalGapError when the WAL no longer holds ``after + 1`` (or loses a file while it is read).
+    ``cursor`` is read as a hint and moved past each batch sent.
     """
     if through > p.last_committed:
         raise InvalidArgumentError(f"decree {through} is past {p.table}.{p.pidx}'s last, {p.last_committed}")
@@ -103,27 +130,39 @@ def log_batches(
     if nxt > limit:
         return
     wal = p.wal.path
-    files = [f for f in p.wal.snapshot_files() if f.size and f.last_decree >= nxt]
-    if not files or files[0].first_decree > nxt:
-        raise WalGapError(wal, nxt, files[0].first_decree if files else 0)
-    name, offset = files[0].name, 0
+    hinted = (
+        cursor is not None and cursor.next_decree == nxt and os.path.isfile(os.path.join(wal, cursor.name))
+    )
+    name, offset = (cursor.name, cursor.offset) if cursor is not None and hinted else (_first_file(p, nxt), 0)
     read = _backend.impl.read_log_blocks
     while nxt <= limit:
         try:
-            blocks, _first, last, _ts, end, _torn, _skipped = read(
+            blocks, first, last, _ts, end, _torn, _skipped = read(
                 os.path.join(wal, name), offset, nxt, batch_bytes, limit
             )
-        except FileNotFoundError:
-            raise WalGapError(wal, nxt, 0) from None
+            if blocks and first > nxt:
+                raise WalGapError(wal, nxt, first)
+        except (WalGapError, WalCorruptionError, FileNotFoundError) as exc:
+            if hinted:  # the hint was wrong: find the decree from the file list
+                hinted, name, offset = False, _first_file(p, nxt), 0
+                continue
+            if isinstance(exc, FileNotFoundError):
+                raise WalGapError(wal, nxt, 0) from None
+            raise
         if blocks:
             yield blocks, last
-            nxt, offset = last + 1, end
+            hinted, nxt, offset = False, last + 1, end
+            if cursor is not None:
+                cursor.name, cursor.offset, cursor.next_decree = name, offset, nxt
         elif end > offset:
             offset = end  # blocks below nxt only
         else:
             # the end of this file: the next one (the list is taken again: the WAL may have rotated)
             names = [f.name for f in p.wal.snapshot_files()]
             if name not in names or names.index(name) + 1 >= len(names):
+                if hinted:
+                    hinted, name, offset = False, _first_file(p, nxt), 0
+                    continue
                 raise WalGapError(wal, nxt, 0)
             name, offset = names[names.index(name) + 1], 0
 
@@ -138,10 +177,13 @@ def _manifest(entries: object) -> list[ManifestEntry]:
 def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], source: str) -> int:
     """Install the checkpoint ``pieces`` carry into learning ``p``; returns its decree.
 
-    Nothing is opened before every file has passed its BLAKE3 against the manifest; a
-    transfer cut short (no ``end`` piece) is RemoteUnavailableError, and the partition,
-    still learning, holds nothing it did not hold before the install.
+    Nothing is opened before every file has passed its BLAKE3 against the manifest: a bad
+    piece, or a transfer cut short (no ``end`` piece: RemoteUnavailableError), leaves the
+    partition as it was. A checkpoint whose decree is not its header's is refused once
+    installed; the partition, still learning, serves none of it, and the next Learn replaces it.
     """
+    if p.state != LEARNING:
+        raise PartitionUnavailableError(p.table, p.pidx, p.state)
     first = next(pieces, None)
     if first is None or first.WhichOneof("piece") != "header":
         raise InvalidArgumentError("a checkpoint transfer starts with its header")
@@ -198,6 +240,8 @@ class NodeTransfer(rpc.NodeServicer):
         self._channels: dict[str, grpc.Channel] = {}
         #: one Learn or CatchUp at a time per partition
         self._busy: dict[tuple[str, int], threading.Lock] = {}
+        #: where each partition's last PullLog ended (a source's side)
+        self._cursors: dict[tuple[str, int], LogCursor] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -241,6 +285,14 @@ class NodeTransfer(rpc.NodeServicer):
                 channel = self._channels[addr.url] = open_channel(addr, **self._tls)
         return addr.url, rpc.NodeStub(channel)
 
+    def _pull_checkpoint(self, p: Partition, url: str, stub: rpc.NodeStub) -> int:
+        ref = pb.PartitionRef(table=p.table, pidx=p.pidx)
+        stream = stub.PullCheckpoint(ref, timeout=PULL_TIMEOUT, metadata=self._md)
+        try:
+            return receive_checkpoint(p, _replies(stream, url), url)  # type: ignore[arg-type]
+        finally:
+            stream.cancel()
+
     def _pull_log(self, p: Partition, url: str, stub: rpc.NodeStub, through: int) -> int:
         req = pb.PullLogRequest(table=p.table, pidx=p.pidx, after=p.last_committed, through=through)
         stream = stub.PullLog(req, timeout=PULL_TIMEOUT, metadata=self._md)
@@ -273,7 +325,9 @@ class NodeTransfer(rpc.NodeServicer):
     def PullLog(self, request: pb.PullLogRequest, context: grpc.ServicerContext) -> Iterator[pb.LogBatch]:
         p = self.partition(request.table, request.pidx)
         self.check_source(p)
-        for blocks, last in log_batches(p, request.after, request.through):
+        with self._lock:
+            cursor = self._cursors.setdefault((p.table, p.pidx), LogCursor())
+        for blocks, last in log_batches(p, request.after, request.through, cursor=cursor):
             yield pb.LogBatch(blocks=blocks, last_decree=last)
 
     @_typed
@@ -298,14 +352,17 @@ class NodeTransfer(rpc.NodeServicer):
             p.restart_learning()
             if p.state != LEARNING:
                 raise PartitionUnavailableError(p.table, p.pidx, p.state)
-            stream = stub.PullCheckpoint(
-                pb.PartitionRef(table=p.table, pidx=p.pidx), timeout=PULL_TIMEOUT, metadata=self._md
-            )
-            try:
-                receive_checkpoint(p, _replies(stream, url), url)  # type: ignore[arg-type]
-            finally:
-                stream.cancel()
-            return pb.MoveReply(decree=self._pull_log(p, url, stub, 0))
+            tries = 1
+            while True:
+                self._pull_checkpoint(p, url, stub)
+                try:
+                    return pb.MoveReply(decree=self._pull_log(p, url, stub, 0))
+                except WalGapError:
+                    # a long copy: the source's periodic flush and GC took the WAL after the
+                    # checkpoint meanwhile; a newer checkpoint has the WAL after it
+                    if tries == LEARN_TRIES:
+                        raise
+                    tries += 1
 
     @_typed
     def CatchUp(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
@@ -327,4 +384,4 @@ class NodeTransfer(rpc.NodeServicer):
             return pb.MoveReply(decree=decree)
 
 
-__all__ = ["NodeTransfer", "log_batches", "pinned_checkpoint", "receive_checkpoint"]
+__all__ = ["LogCursor", "NodeTransfer", "log_batches", "pinned_checkpoint", "receive_checkpoint"]

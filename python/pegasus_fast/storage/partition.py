@@ -410,7 +410,10 @@ class Partition(PartitionReads):
                 self._last_ts = max(self._last_ts, max(m[1] for m in new))
             return new
 
-        return self.write_mutations(build)
+        last = self.write_mutations(build)
+        if self.durable_decree < last:  # nothing new, but what is here may be another call's, unsynced
+            self.sync_wal()
+        return last
 
     def serve_learned(self) -> None:
         """A partition learned from another node serves now (the move's ownership switch)."""
