@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -420,3 +421,34 @@ def test_a_checkpoint_whose_decree_lies_is_refused(nodes: tuple[Node, Node], tmp
         assert p.state == LEARNING
     finally:
         p.close()
+
+
+def test_a_follower_partition_moves_with_its_source_decrees(backend: ModuleType, tmp_path: Path) -> None:
+    """A duplication's follower table moved between nodes keeps the source decrees it applied:
+    the source resumes after them (PartitionStatus), never re-sends from 0 into the new owner."""
+    source = pf.Cluster.open(tmp_path / "s", name="s")
+    follower = pf.Cluster.open(tmp_path / "a", name="a")
+    try:
+        st = source.create_table("t", partition_count=4)
+        _fill(st, _keys(st, 30))
+        d = source.add_duplication("t", follower)
+        d.wait_for(pf.DupStatus.LOG, timeout=60)
+        want = st.partitions[PIDX].last_committed
+        deadline = time.monotonic() + 60
+        while follower.table("t").partitions[PIDX].source_decree != want:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        source.close()
+        follower.close()
+    a, b = _node(tmp_path / "a", "a"), _node(tmp_path / "b", "b")
+    try:
+        assert a.p().source_decree == want > 0
+        _learn(b, a.url)
+        assert (b.p().source_decree, b.p().source_seen) == (a.p().source_decree, a.p().source_seen)
+        b.cluster.close()
+        b.cluster = pf.Cluster.open(tmp_path / "b", name="b")  # and after a reopen
+        assert b.p().source_decree == want
+    finally:
+        a.close()
+        b.close()

@@ -210,7 +210,7 @@ def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], sourc
     try:
         learn.receive_files(staging, manifest, chunks())
         fileio.fsync_tree(staging)
-        p.install_rdb(staging)
+        p.install_rdb(staging, own_copy=True)
     finally:
         fileio.rmtree(staging, ignore_errors=True)
     if p.last_committed != h.decree:

@@ -605,11 +605,14 @@ class Partition(PartitionReads):
             if self.state == SERVING:
                 self.state = LEARNING
 
-    def install_rdb(self, directory: str) -> None:
+    def install_rdb(self, directory: str, own_copy: bool = False) -> None:
         """Replace this (learning) partition's data with a verified checkpoint copy.
 
         Its WAL is dropped: it described the empty store that is replaced; the
-        decree continues from the one the checkpoint holds.
+        decree continues from the one the checkpoint holds. ``own_copy``: the copy
+        is this same partition moving from another node of the cluster, so its
+        follower bookkeeping (the source decrees it applied and saw) is its own and
+        is kept; a copy of another cluster's partition keeps none of it.
         """
         with self.lock:
             if self.state == CLOSED:
@@ -626,6 +629,8 @@ class Partition(PartitionReads):
             self.wal = self._new_wal()
             self.last_committed = 0
             self._open_db()
+            if own_copy:
+                return  # _open_db read the source decrees it carries
             # the copy's own follower bookkeeping (from its upstream) is not ours
             for key in (META_SOURCE_SEEN_KEY, META_REROUTED_KEY):
                 if self.db.get(key) is not None:
