@@ -202,6 +202,18 @@ def test_move_partition_under_writes_loses_nothing(three: tuple[Nodes, pf.Routed
             direct.table(TABLE).set(hot[0], b"s", b"stale")
     stats = {s.pidx: s for s in t.partition_stats()}
     assert stats[pidx].last_committed_decree >= decree
+    # the old owner's copy is dropped (its disk reclaimed) once it sees the switch ...
+    (old_dir,) = (nodes[src].dir / "tables").glob(f"*.{pidx}")
+    deadline = time.monotonic() + WAIT
+    while (old_dir / "rdb").exists() or list(old_dir.glob("checkpoint.*")):
+        assert time.monotonic() < deadline, sorted(p.name for p in old_dir.iterdir())
+        time.sleep(0.1)
+    # ... and the partition moves back to it whole
+    before = scan_of(t)
+    c.move_partition(TABLE, pidx, src)
+    assert owners(t)[pidx] == src
+    assert scan_of(t) == before
+    c.move_partition(TABLE, pidx, dst)
     # a move to where it is already is nothing; to no live node, a typed error
     assert c.move_partition(TABLE, pidx, dst) == decree or owners(t)[pidx] == dst
     with pytest.raises(pf.InvalidArgumentError):

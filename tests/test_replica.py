@@ -217,3 +217,31 @@ def test_blocks_of_one_backend_applied_by_the_other(
         assert _raw(dst) == want
     finally:
         dst.close()
+
+
+def test_clear_drops_a_stale_copy_and_it_can_learn_again(backend: ModuleType, tmp_path: Path) -> None:
+    """A partition moved away: its copy goes, disk and all, and what remains is as new."""
+    src = _open(tmp_path / "src")
+    _fill(src, 30)
+    p = _open(tmp_path / "p", learning=True)
+    p.append_replica(_blocks(src, 0, src.last_committed))
+    p.serve_learned()
+    p.checkpoint()
+    p.fence()
+    p.clear()
+    assert (p.state, p.last_committed, p.source_decree) == (SERVING, 0, 0)
+    assert p.holds_nothing
+    assert not os.path.exists(tmp_path / "p" / "rdb")
+    assert not [n for n in os.listdir(tmp_path / "p") if n.startswith("checkpoint.")]
+    assert _raw(p) == []
+    p.close()
+    p = _open(tmp_path / "p")  # reopened: still nothing
+    assert p.last_committed == 0 and _raw(p) == []
+    # moved back: it learns the partition again from its start
+    p.restart_learning()
+    assert p.append_replica(_blocks(src, 0, src.last_committed)) == src.last_committed
+    assert _raw(p) == _raw(src)
+    p.close()
+    with pytest.raises(ClosedError):
+        p.clear()
+    src.close()

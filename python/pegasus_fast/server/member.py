@@ -67,7 +67,7 @@ from ..errors import (
 from ..net.peer import Peers
 from ..node.cluster import Cluster, _default_cluster_id
 from ..node.local_follower import LocalFollower
-from ..storage.partition import LEARNING, SERVING
+from ..storage.partition import LEARNING, MOVING, SERVING
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,8 @@ class Member:
                             self._take(part, pc.decree, pc.ballot)
                     else:
                         self._fenced_at.pop((name, pc.pidx), None)
+                        with self._take_lock:
+                            self._drop_stale(part)
                 owned[name] = mine
             for name in [t.name for t in self.cluster.list_tables()]:
                 if name not in configs:
@@ -413,6 +415,24 @@ class Member:
                 log.warning("node %s: move of %s.%d never switched owner; unfencing", self.node_id, *key)
                 part.unfence()
                 self._fenced_at.pop(key, None)
+
+    def _drop_stale(self, part: Any) -> None:
+        """A partition another node owns, holding data here: a move switched it away (this
+        node fenced it), or this node restarted since. Its copy is stale: reclaim the disk.
+        A learning one is a move to here under way, and stays."""
+        if part.state in (SERVING, MOVING) and not part.holds_nothing:
+            # this sync's read may predate a switch to this node: ask ZooKeeper again, now
+            try:
+                raw, _ = self.zk.get(partition_path(part.table, part.pidx))
+                if PartitionDoc.decode(raw, partition_path(part.table, part.pidx)).owner == self.node_id:
+                    return
+            except Exception:  # noqa: BLE001 - not sure: keep it (the next sync tries again)
+                return
+            log.info("node %s: %s.%d moved away; dropping its copy here", self.node_id, part.table, part.pidx)
+            try:
+                part.clear()
+            except Exception as exc:  # noqa: BLE001 - tried again at the next sync
+                log.warning("node %s: dropping %s.%d failed: %s", self.node_id, part.table, part.pidx, exc)
 
     def note_fenced(self, table: str, pidx: int) -> None:
         self._fenced_at[(table, pidx)] = time.monotonic()

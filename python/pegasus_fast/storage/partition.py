@@ -639,6 +639,34 @@ class Partition(PartitionReads):
                     self.db.delete(key, write_opt=opts)
             self.source_decree = self.source_seen = 0
 
+    def clear(self) -> None:
+        """Drop everything this partition holds: another node of the cluster owns it now (a
+        move switched it away), so its copy here is stale and its disk space is reclaimed.
+
+        It is left as a partition that never stored anything (serving, empty, unopened),
+        ready to learn it again should it move back. A failed or closed one raises.
+        """
+        with self.lock:
+            if self.state in (CLOSED, FAILED):
+                self._check(True)
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+            self.wal.close()
+            wal_dir = os.path.join(self.path, "wal")
+            walhead.remove(wal_dir)
+            for d in checkpoint.list_decrees(self.path):
+                fileio.rmtree(checkpoint.dir_for(self.path, d), ignore_errors=True)
+            fileio.rmtree(os.path.join(self.path, "rdb"), ignore_errors=True)
+            fileio.rmtree(wal_dir, ignore_errors=True)
+            fileio.fsync_dir(self.path)
+            self.wal = self._new_wal()
+            self.wal.recover(1)
+            self.last_committed = self.last_flushed = self.last_durable = 0
+            self.source_decree = self.source_seen = 0
+            self._deferred = False
+            self.state = SERVING
+
     def destroy(self) -> None:
         self.close(flush=False)
         fileio.rmtree(self.path, ignore_errors=True)
