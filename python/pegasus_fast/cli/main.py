@@ -352,7 +352,7 @@ def run(argv: list[str] | None = None) -> int:
             if args.remote_token_file:
                 with open(args.remote_token_file, encoding="utf-8") as f:
                     token = f.read().strip() or None
-            served = wire.is_url(args.remote)
+            served = wire.is_url(args.remote) or args.remote.startswith("zk://")
             remote = args.remote if served or not isinstance(c, Cluster) else None
             if remote is None:
                 remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
