@@ -245,3 +245,40 @@ def test_clear_drops_a_stale_copy_and_it_can_learn_again(backend: ModuleType, tm
     with pytest.raises(ClosedError):
         p.clear()
     src.close()
+
+
+def test_writes_go_on_while_a_checkpoint_is_hashed_and_synced(
+    backend: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock a checkpoint holds covers RocksDB's part only: a move's source checkpoint of a
+    large partition (hashing every file, fsyncs) must not stall the partition's writes."""
+    import threading
+
+    from pegasus_fast.storage import checkpoint
+
+    p = _open(tmp_path / "p")
+    _fill(p, 20)
+    hashing, release = threading.Event(), threading.Event()
+    real = checkpoint.build_manifest
+
+    def slow_manifest(directory: str) -> list[tuple[str, int, str]]:
+        hashing.set()
+        assert release.wait(30)
+        return real(directory)
+
+    monkeypatch.setattr(checkpoint, "build_manifest", slow_manifest)
+    result: list[object] = []
+    t = threading.Thread(target=lambda: result.append(p.checkpoint()))
+    t.start()
+    try:
+        assert hashing.wait(30)
+        before = p.last_committed
+        _fill(p, 5, start=100)  # would wait for the checkpoint if it held the partition's lock
+        assert p.last_committed > before
+    finally:
+        release.set()
+        t.join(30)
+    (info,) = result
+    assert info.decree == before  # what the checkpoint holds is what was there when it began
+    assert checkpoint.verify(info.path) == list(info.manifest)
+    p.close()

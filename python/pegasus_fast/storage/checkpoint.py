@@ -157,12 +157,22 @@ def _write_manifest(directory: str, decree: int, manifest: list[ManifestEntry]) 
 
 def create(partition: Partition, decree: int) -> CheckpointInfo:
     """Checkpoint ``partition`` (its lock held, so ``decree`` is what it contains)."""
+    return publish(partition, decree, *stage(partition, decree))
+
+
+def stage(partition: Partition, decree: int) -> tuple[float, str, list[ManifestEntry] | None]:
+    """The part of a checkpoint that needs the partition's lock (so that ``decree`` is what
+    it contains): a verified ``checkpoint.<decree>`` already there, or RocksDB's checkpoint
+    into a temporary directory (the memtable flushed, the SST files hard-linked).
+
+    Returns (start time, directory, manifest: None for a temporary directory, which
+    :func:`publish` hashes, syncs and renames, without the lock).
+    """
     start = time.perf_counter()
     final = dir_for(partition.path, decree)
-    manifest = None
     if os.path.lexists(final):
         try:
-            manifest = verify(final)
+            return start, final, verify(final)
         except (DataCorruptionError, UnsafePathError, OSError):
             # damaged, half-removed or tampered with: made again below, never reused
             if os.path.islink(final):
@@ -170,22 +180,35 @@ def create(partition: Partition, decree: int) -> CheckpointInfo:
             else:
                 fileio.rmtree(final)
             fileio.fsync_dir(partition.path)
-    if manifest is None:
-        tmp = os.path.join(partition.path, f"{TMP_PREFIX}{os.getpid()}.{next(_counter)}")
+    tmp = os.path.join(partition.path, f"{TMP_PREFIX}{os.getpid()}.{next(_counter)}")
+    try:
+        fileio.point("rdb_checkpoint", tmp)
         try:
-            fileio.point("rdb_checkpoint", tmp)
-            # RocksDB flushes the memtable first, then hard-links the SST files.
-            try:
-                rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
-            except Exception as exc:
-                raise rdb_error(exc, tmp, partition.pidx) from exc
-            manifest = build_manifest(tmp)
-            _write_manifest(tmp, decree, manifest)
-            fileio.fsync_tree(tmp)
-            fileio.rename(tmp, final)
+            rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
+        except Exception as exc:
+            raise rdb_error(exc, tmp, partition.pidx) from exc
+    except BaseException:
+        # not left for the next open: on a full disk, each retry would leave another
+        fileio.rmtree(tmp, ignore_errors=True)
+        raise
+    return start, tmp, None
+
+
+def publish(
+    partition: Partition, decree: int, start: float, directory: str, manifest: list[ManifestEntry] | None
+) -> CheckpointInfo:
+    """Hash, sync and publish a staged checkpoint as ``checkpoint.<decree>``. Its files are
+    hard links nothing writes again, so this needs no partition lock: the hashing and the
+    fsyncs of a large checkpoint do not hold up the partition's writes."""
+    final = dir_for(partition.path, decree)
+    if manifest is None:
+        try:
+            manifest = build_manifest(directory)
+            _write_manifest(directory, decree, manifest)
+            fileio.fsync_tree(directory)
+            fileio.rename(directory, final)
         except BaseException:
-            # not left for the next open: on a full disk, each retry would leave another
-            fileio.rmtree(tmp, ignore_errors=True)
+            fileio.rmtree(directory, ignore_errors=True)
             raise
         fileio.fsync_dir(partition.path)
     size = sum(e[1] for e in manifest)

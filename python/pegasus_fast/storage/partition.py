@@ -88,6 +88,8 @@ class Partition(PartitionReads):
         self.cluster_id = cluster_id
         self.state = SERVING
         self.lock = threading.RLock()
+        #: one checkpoint at a time (its publishing runs without ``lock``); taken before ``lock``
+        self._checkpointing = threading.Lock()
         self.hooks = hooks
         self._tombstones = config.delete_tombstone_seconds
         self._durable = hooks.durable
@@ -516,13 +518,22 @@ class Partition(PartitionReads):
         return decree
 
     def checkpoint(self) -> checkpoint.CheckpointInfo:
-        """A RocksDB checkpoint published as ``checkpoint.<decree>``."""
-        with self.lock:
-            if self.state in (CLOSED, FAILED):
-                self._check(False)
-            info = checkpoint.create(self, self.last_committed)
-            self.last_flushed = max(self.last_flushed, info.decree)
-            self.last_durable = max(self.last_durable, info.decree)
+        """A RocksDB checkpoint published as ``checkpoint.<decree>``.
+
+        Writes wait only for RocksDB's part (the flush and the hard links); the
+        hashing and fsyncs of the files happen after the partition's lock is
+        released, one checkpoint of the partition at a time.
+        """
+        with self._checkpointing:
+            with self.lock:
+                if self.state in (CLOSED, FAILED):
+                    self._check(False)
+                decree = self.last_committed
+                staged = checkpoint.stage(self, decree)
+                self.last_flushed = max(self.last_flushed, decree)
+            info = checkpoint.publish(self, decree, *staged)
+            with self.lock:
+                self.last_durable = max(self.last_durable, info.decree)
         self.gc()
         return info
 
@@ -646,7 +657,7 @@ class Partition(PartitionReads):
         It is left as a partition that never stored anything (serving, empty, unopened),
         ready to learn it again should it move back. A failed or closed one raises.
         """
-        with self.lock:
+        with self._checkpointing, self.lock:
             if self.state in (CLOSED, FAILED):
                 self._check(True)
             if self._db is not None:
