@@ -282,3 +282,26 @@ def test_writes_go_on_while_a_checkpoint_is_hashed_and_synced(
     assert info.decree == before  # what the checkpoint holds is what was there when it began
     assert checkpoint.verify(info.path) == list(info.manifest)
     p.close()
+
+
+def test_a_fence_outlives_a_restart(backend: ModuleType, tmp_path: Path) -> None:
+    """A node killed after fencing, back before the switch, must not take writes the switch
+    would leave behind: the partition reopens moving, until it is unfenced or cleared."""
+    p = _open(tmp_path / "p")
+    _fill(p, 5)
+    decree = p.fence()
+    p.close()
+    p = _open(tmp_path / "p")
+    assert (p.state, p.last_committed) == (MOVING, decree)
+    with pytest.raises(PartitionUnavailableError):
+        p.write([(PUT, b"h", b"s", b"late", 0)])
+    assert _raw(p)  # reads go on
+    p.unfence()
+    p.write([(PUT, b"h", b"s", b"now", 0)])
+    p.close()
+    p = _open(tmp_path / "p")
+    assert p.state == SERVING
+    p.fence()
+    p.clear()
+    p.close()
+    assert _open(tmp_path / "p").state == SERVING

@@ -32,6 +32,8 @@ from .wal import REPLAY_BATCH, Wal
 SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
 #: handing the partition over to another node: reads go on, writes are refused (Partition.fence)
 MOVING = "moving"
+#: a fenced partition (see Partition.fence): it stays fenced across a restart
+FENCE_FILE = "FENCED"
 _REROUTED = struct.Struct("<IQ")
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
@@ -132,6 +134,10 @@ class Partition(PartitionReads):
             # nothing to store yet.
             self.wal.recover(1)
         self.last_durable = checkpoint.newest_decree(path)
+        if not learning and os.path.exists(os.path.join(path, FENCE_FILE)):
+            self.state = MOVING  # fenced for a move before a restart (see fence())
+        elif learning:
+            self._drop_fence_file()
 
     def _new_wal(self) -> Wal:
         return Wal(
@@ -381,6 +387,10 @@ class Partition(PartitionReads):
         with self.lock:
             if self.state != MOVING:
                 self._check(True)
+                # durable first: a node restarted before the switch must not take writes the
+                # switch would leave behind (it comes back moving; its node lifts the fence
+                # only while it still owns the partition)
+                fileio.write_file(os.path.join(self.path, FENCE_FILE), b"moving\n")
                 self.state = MOVING
             decree = self.last_committed
         self.sync_wal()
@@ -390,9 +400,16 @@ class Partition(PartitionReads):
         """A move that failed before the ownership switch: take writes again."""
         with self.lock:
             if self.state == MOVING:
+                self._drop_fence_file()
                 self.state = SERVING
             elif self.state != SERVING:
                 self._check(True)
+
+    def _drop_fence_file(self) -> None:
+        path = os.path.join(self.path, FENCE_FILE)
+        if os.path.lexists(path):
+            fileio.unlink(path)
+            fileio.fsync_dir(self.path)
 
     def append_replica(self, blocks: bytes) -> int:
         """Log and apply another node's WAL blocks (as stored) with their own decrees and
@@ -670,6 +687,7 @@ class Partition(PartitionReads):
                 fileio.rmtree(checkpoint.dir_for(self.path, d), ignore_errors=True)
             fileio.rmtree(os.path.join(self.path, "rdb"), ignore_errors=True)
             fileio.rmtree(wal_dir, ignore_errors=True)
+            self._drop_fence_file()
             fileio.fsync_dir(self.path)
             self.wal = self._new_wal()
             self.wal.recover(1)
