@@ -23,7 +23,7 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..net.wire import Address, auth_metadata, call, is_url, open_channel, parse_url, token_from_env
+from ..net.wire import Address, auth_metadata, call, is_url, open_channel, parse_url, replies, token_from_env
 from ..node.cluster import Cluster, ClusterInfo
 from ..node.table import PartitionStats, TableHealth, TableInfo, _key_collection
 from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, expire_ts_for, hash_key_bytes
@@ -67,17 +67,8 @@ class _Conn:
     def stream(self, method: str, request: object) -> Iterator[Any]:
         if self.closed:
             raise ClosedError(f"the connection to {self.url} is closed")
-        replies = getattr(self.stub, method)(request, metadata=self.md)
-        it = iter(replies)
-        try:
-            while True:
-                try:
-                    item = call(self.url, next, it)
-                except StopIteration:
-                    return
-                yield item
-        finally:
-            replies.cancel()
+        stream = getattr(self.stub, method)(request, metadata=self.md)
+        yield from replies(self.url, stream)
 
 
 class RemoteTable:

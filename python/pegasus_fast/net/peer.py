@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ClosedError
 from . import pegasus_fast_pb2_grpc as rpc
-from .wire import auth_metadata, call, open_channel, parse_url, tls_from_env, token_from_env
+from .wire import auth_metadata, call, open_channel, parse_url, replies, tls_from_env, token_from_env
 
 #: the default deadline of one call to a peer
 PEER_TIMEOUT = 30.0
@@ -41,17 +41,8 @@ class Peer:
     def stream(self, stub: Any, method: str, request: object) -> Iterator[Any]:
         if self.closed:
             raise ClosedError(f"the connection to {self.url} is closed")
-        replies = getattr(stub, method)(request, metadata=self.md)
-        it = iter(replies)
-        try:
-            while True:
-                try:
-                    item = call(self.url, next, it)
-                except StopIteration:
-                    return
-                yield item
-        finally:
-            replies.cancel()
+        stream = getattr(stub, method)(request, metadata=self.md)
+        yield from replies(self.url, stream)
 
     def close(self) -> None:
         self.closed = True

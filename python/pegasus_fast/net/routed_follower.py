@@ -185,7 +185,11 @@ class RoutedConnector:
             except Exception as exc:  # noqa: BLE001 - a duplication retries an unreachable remote
                 raise RemoteUnavailableError(url, str(exc)) from None
             with self._lock:
-                zk = self._zks.setdefault(addr.spec, zk)
+                kept = self._zks.setdefault(addr.spec, zk)
+            if kept is not zk:  # another thread connected first: keep one session per cluster
+                zk.stop()
+                zk.close()
+                zk = kept
         return RoutedFollower(addr.url, zk, self._remote, token)
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -284,3 +284,14 @@ def call(url: str, fn: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
         return fn(*args, **kwargs)
     except grpc.RpcError as exc:
         raise error_from_rpc(exc, url) from None
+
+
+def replies(url: str, stream: Any) -> Iterator[Any]:
+    """The messages of a streamed reply, its failures raised as the typed errors they stand
+    for; the call is cancelled when the caller stops reading."""
+    try:
+        yield from stream
+    except grpc.RpcError as exc:
+        raise error_from_rpc(exc, url) from None
+    finally:
+        stream.cancel()

@@ -38,7 +38,7 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..net.wire import auth_metadata, error_from_rpc, open_channel, parse_url, tls_from_env, token_from_env
+from ..net.wire import auth_metadata, open_channel, parse_url, replies, tls_from_env, token_from_env
 from ..node.cluster import Cluster
 from ..storage import checkpoint as ckpt
 from ..storage.partition import LEARNING, MOVING, SERVING, Partition
@@ -220,14 +220,6 @@ def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], sourc
     return h.decree
 
 
-def _replies(stream: Iterator[object], source: str) -> Iterator[object]:
-    """A streamed reply, the transport's failures raised typed."""
-    try:
-        yield from stream
-    except grpc.RpcError as exc:
-        raise error_from_rpc(exc, source) from None
-
-
 class NodeTransfer(rpc.NodeServicer):
     """The Node service's moves over one open Cluster (Sync is the node agent's)."""
 
@@ -289,7 +281,7 @@ class NodeTransfer(rpc.NodeServicer):
         ref = pb.PartitionRef(table=p.table, pidx=p.pidx)
         stream = stub.PullCheckpoint(ref, timeout=PULL_TIMEOUT, metadata=self._md)
         try:
-            return receive_checkpoint(p, _replies(stream, url), url)  # type: ignore[arg-type]
+            return receive_checkpoint(p, replies(url, stream), url)  # type: ignore[arg-type]
         finally:
             stream.cancel()
 
@@ -297,7 +289,7 @@ class NodeTransfer(rpc.NodeServicer):
         req = pb.PullLogRequest(table=p.table, pidx=p.pidx, after=p.last_committed, through=through)
         stream = stub.PullLog(req, timeout=PULL_TIMEOUT, metadata=self._md)
         try:
-            for batch in _replies(stream, url):
+            for batch in replies(url, stream):
                 p.append_replica(batch.blocks)  # type: ignore[attr-defined]
         finally:
             stream.cancel()
