@@ -1057,8 +1057,8 @@ def test_learned_partitions_open_rocksdb_on_first_use_and_keep_their_data_across
 ) -> None:
     # a fresh follower partition keeps a learned snapshot in its WAL until its RocksDB is
     # first opened; an empty one creates nothing at all. Neither may lose data on restart.
-    # (With open_rocksdb_eagerly, the default, a new table's partitions open in the
-    # background; this is the lazy path, which a write ahead of that open still takes.)
+    # (The default since issue #16; with open_rocksdb_eagerly a new table's partitions open
+    # in the background, and a write ahead of that open still takes this path.)
     lazy = pf.Config(open_rocksdb_eagerly=False)
     src, dst = clusters.open("source", lazy), clusters.open("target", lazy)
     t = src.create_table("t", partition_count=8)

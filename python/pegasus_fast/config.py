@@ -97,12 +97,12 @@ class Config:
     #: day rides out a data-centre outage or a weekend's forgotten pause; after that a fresh
     #: checkpoint is cheaper than a day of log. >= 1, finite.
     dup_max_retained_wal_seconds: float = 86400.0
-    #: open a new table's RocksDB instances in the background as soon as it is made (source
-    #: or follower; a follower's before its partitions serve), so the first write to each
-    #: partition does not pay the ~10 fsyncs of creating one (a latency spike users see).
-    #: The cost: ~7 ms an open with the GIL held, and a new follower's opens inside add_dup.
-    #: False: each opens on first use.
-    open_rocksdb_eagerly: bool = True
+    #: open a new table's RocksDB instances in the background (a follower's a moment after
+    #: its partitions serve), so the first write to each partition does not pay the ~10
+    #: fsyncs of creating one. Off by default (issue #16): the opens, 5-10 ms each, stood in
+    #: front of an add_duplication of the new table; opted in, they yield to duplication
+    #: work (node/opens.py). False: each partition opens on its first read or write.
+    open_rocksdb_eagerly: bool = False
 
     def __post_init__(self) -> None:
         if self.wal_sync not in WAL_SYNC_MODES:

@@ -12,6 +12,8 @@ from .driver import DupEnv, Duplication
 from .record import DupRecord, PartitionCheckpoint
 from .status import FAIL_MODES, DupStatus
 
+_SETTING_UP = frozenset({DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP})
+
 
 class DuplicationCatalog(PartitionHooks):
     """Owns the live duplications of one cluster, and answers its partitions' hooks:
@@ -49,6 +51,11 @@ class DuplicationCatalog(PartitionHooks):
         with self._lock:
             self._dups = {k: d for k, d in self._dups.items() if d.status != DupStatus.REMOVED}
             self._reindex()
+
+    def setting_up(self) -> bool:
+        """Whether a duplication is between its start and shipping (INIT, PREPARE, APP): the
+        work whose milliseconds this project is about, which background opens yield to."""
+        return any(d.status in _SETTING_UP and d.error is None for d in list(self._dups.values()))
 
     def stop_all(self) -> None:
         for d in list(self._dups.values()):

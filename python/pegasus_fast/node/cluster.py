@@ -39,12 +39,13 @@ from ..net import wire
 from ..net.follower import RemoteConnector
 from ..records import MAX_PARTITIONS
 from ..storage.layout import make_durable
-from ..storage.partition import SERVING, Partition
+from ..storage.partition import LEARNING, SERVING, Partition
 from . import local_follower
 from .envs import validate_envs
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta, FollowerOf, TableRecord, partition_dir, valid_table_name
+from .opens import FOLLOWER_OPEN_DELAY, BackgroundOpens
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
 
@@ -59,20 +60,6 @@ class ClusterInfo:
     uid: str
     path: str
     backend: str
-
-
-def _opener(p: Partition) -> Callable[[], None]:
-    def run() -> None:
-        # A failure here (a full disk, the table dropped or closed meanwhile) is not this
-        # task's to report: the partition's first use opens it again and raises it typed.
-        with contextlib.suppress(Exception):
-            p.open_now()
-
-    return run
-
-
-#: seconds after a follower's partitions start serving that their RocksDB opens in the background
-FOLLOWER_OPEN_DELAY = 0.25
 
 
 def _default_cluster_id(name: str) -> int:
@@ -200,6 +187,7 @@ class Cluster:
                 ),
                 self.meta.add_duplication,
             )
+            self._opens = BackgroundOpens(self.scheduler, self._setting_up)
             for tname, rec in state.tables.items():
                 self._tables[tname] = self._open_table(tname, rec)
         except BaseException:
@@ -467,11 +455,15 @@ class Cluster:
             self._tables[name] = table
         if self.config.open_rocksdb_eagerly and follower_of is None:
             # a duplication's follower table opens its partitions once they have learned
-            # (_mark_learned): opening 8 here, ~7 ms each with the GIL held, would be most of
-            # an add_duplication that should take milliseconds
-            for p in table.partitions:
-                self.scheduler.submit(_opener(p), Lane.NORMAL)
+            # (_mark_learned)
+            self._opens.open_later(table.partitions)
         return table
+
+    def _setting_up(self) -> bool:
+        """Duplication work runs here: a duplication setting up, or a follower partition learning."""
+        if self._dups.setting_up():
+            return True
+        return any(p.state == LEARNING for t in self.open_tables() for p in t.partitions)
 
     def _unused_app_id(self, app_id: int) -> int:
         """The first app id from ``app_id`` that no ``tables/<id>.*`` directory uses.
@@ -511,12 +503,11 @@ class Cluster:
         for pidx in pidxs:
             table.partitions[pidx].state = SERVING
         if self.config.open_rocksdb_eagerly:
-            # In the background a moment after they serve: rocksdict holds the GIL for the ~7 ms
-            # of each open, so opening them now would hold up the duplication's last steps, the
-            # caller waiting for DS_LOG and the first reads. A read or write that comes first
-            # opens its partition itself (a learned snapshot waits in the WAL until then).
-            for pidx in pidxs:
-                self.scheduler.submit_after(FOLLOWER_OPEN_DELAY, _opener(table.partitions[pidx]), Lane.LOW)
+            # In the background a moment after they serve: opening them now would hold up the
+            # duplication's last steps, the caller waiting for DS_LOG and the first reads. A
+            # read or write that comes first opens its partition itself (a learned snapshot
+            # waits in the WAL until then).
+            self._opens.open_later([table.partitions[pidx] for pidx in pidxs], FOLLOWER_OPEN_DELAY)
 
     def _restart_learning(self, name: str, pidxs: list[int]) -> None:
         """Follower partitions learn again: not learned durably first, so a restart in between

@@ -152,6 +152,7 @@ class Partition(PartitionReads):
         rdb = os.path.join(self.path, "rdb")
         # a WAL already open for appends (the lazy first open) stays open if this fails
         wal_was_open = self.wal.is_open
+        self.wal.ensure_dir()
         fileio.point("rdb_open", rdb)
         try:
             db = rocksdict.Rdict(rdb, _rdb_options(self.config))

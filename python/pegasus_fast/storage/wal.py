@@ -79,9 +79,11 @@ class Wal:
         (the backend releases the GIL) while the batches of the current one are
         applied. Returns the last decree in the log, or 0.
         """
-        fileio.makedirs(self.path, exist_ok=True)
         impl = _backend.impl
-        names = [name for _index, _offset, name in list_log_files(self.path)]
+        # A log that never had a write has no directory yet (ensure_dir): a new table's
+        # partitions each cost one inode, not two (issue #16). A partition that has stored
+        # anything has one: RocksDB is never created before it (layout.check_present).
+        names = [] if not os.path.isdir(self.path) else [n for _i, _o, n in list_log_files(self.path)]
         for name in names:
             # a log file that is a symlink could lead anywhere: never read or appended through
             if stat.S_ISLNK(os.lstat(os.path.join(self.path, name)).st_mode):
@@ -161,6 +163,12 @@ class Wal:
     def is_open(self) -> bool:
         return self._opened
 
+    def ensure_dir(self) -> None:
+        """Make the log's directory if it is not there yet: before its first file, and before
+        the partition's RocksDB is created (a store without its log is data loss)."""
+        if not os.path.isdir(self.path):
+            fileio.makedirs(self.path, exist_ok=True)
+
     def _open_tail(self) -> None:
         self._opened = True
         if self.files:
@@ -176,6 +184,9 @@ class Wal:
     def _new_file(self, index: int, start_offset: int, first_decree: int) -> None:
         name = f"log.{index}.{start_offset}"
         full = os.path.join(self.path, name)
+        if index == 1:
+            # its entry in the partition directory is made durable below, by the HEAD's publish
+            self.ensure_dir()
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL | os.O_NOFOLLOW
         fd = fileio.open(full, flags, 0o644)
         self._head_unsynced = False
