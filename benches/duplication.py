@@ -28,7 +28,7 @@ from applied_poll import AppliedPoller
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as policy
 from pegasus_fast.duplication.ports import SourceId
-from pegasus_fast.node.local_follower import LocalFollower
+from pegasus_fast.engine.local_follower import LocalFollower
 
 
 @contextmanager

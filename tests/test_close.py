@@ -14,8 +14,8 @@ import pegasus_fast as pf
 import pytest
 from pegasus_fast import fileio
 from pegasus_fast.duplication import driver
+from pegasus_fast.engine.local_follower import open_cluster_at
 from pegasus_fast.fileio import Fault
-from pegasus_fast.node.local_follower import open_cluster_at
 
 OpenCluster = Callable[..., pf.Cluster]
 WAIT = 10.0

@@ -18,7 +18,7 @@ import pytest
 import rocksdict
 from pegasus_fast.duplication import checkpoints as ckpt_policy
 from pegasus_fast.duplication.ports import SourceId
-from pegasus_fast.node.local_follower import LocalFollower
+from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.storage import checkpoint as ckpt
 
 OpenCluster = Callable[..., pf.Cluster]

@@ -26,7 +26,7 @@ from pegasus_fast.duplication import retention
 from pegasus_fast.duplication.driver import RELEASED_REASON
 from pegasus_fast.duplication.record import CkptState, DupRecord, PartitionCheckpoint
 from pegasus_fast.duplication.status import DupStatus
-from pegasus_fast.node.local_follower import LocalFollower
+from pegasus_fast.engine.local_follower import LocalFollower
 
 TABLE = "t"
 WAIT = 30.0

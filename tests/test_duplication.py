@@ -23,8 +23,8 @@ import pytest
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as ckpt_policy
 from pegasus_fast.duplication.ports import Chunk, SourceId
-from pegasus_fast.node.local_follower import LocalFollower
-from pegasus_fast.node.scheduler import Lane
+from pegasus_fast.engine.local_follower import LocalFollower
+from pegasus_fast.engine.scheduler import Lane
 from pegasus_fast.records import VALUE_HEADER, Op, encode_key
 
 SOURCE_DECREE_OP = int(Op.SOURCE_DECREE)
@@ -1110,7 +1110,7 @@ def test_an_installed_checkpoint_not_yet_marked_learned_is_not_copied_again(clus
     mark_learned, so nothing has to travel again (a 1.2 GB learn killed halfway re-sent it all)."""
     from pegasus_fast.duplication import checkpoints as ckpt_policy
     from pegasus_fast.duplication.ports import SourceId
-    from pegasus_fast.node.local_follower import LocalFollower
+    from pegasus_fast.engine.local_follower import LocalFollower
 
     src = clusters.open("source")
     t = src.create_table("t", partition_count=1)

@@ -25,8 +25,8 @@ import pytest
 from dupharness import DupPair, caught_up, check_converged, wait_until
 from pegasus_fast import fileio
 from pegasus_fast.duplication.ports import SourceId
+from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.fileio import Fault
-from pegasus_fast.node.local_follower import LocalFollower
 
 TABLE = "t"
 WAIT = 20.0

@@ -12,8 +12,8 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from pegasus_fast import fileio
-from pegasus_fast.node.opens import FOLLOWER_OPEN_DELAY
-from pegasus_fast.node.scheduler import Lane
+from pegasus_fast.engine.opens import FOLLOWER_OPEN_DELAY
+from pegasus_fast.engine.scheduler import Lane
 
 OpenCluster = Callable[..., pf.Cluster]
 KEYS = [b"k%d" % i for i in range(64)]

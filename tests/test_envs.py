@@ -9,7 +9,7 @@ from pathlib import Path
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
-from pegasus_fast.node.table import TableInfo
+from pegasus_fast.engine.table import TableInfo
 
 OpenCluster = Callable[..., pf.Cluster]
 ENVS = {"default_ttl": "86400", "rocksdb.usage_scenario": "bulk_load", "note": "héllo, wörld = 1"}

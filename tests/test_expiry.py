@@ -13,7 +13,7 @@ import pegasus_fast as pf
 import pytest
 import rocksdict
 from pegasus_fast import _backend, records
-from pegasus_fast.node.local_follower import LocalFollower
+from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.storage import expiry
 
 OpenCluster = Callable[..., pf.Cluster]

@@ -87,8 +87,8 @@ def test_a_new_partition_makes_one_directory_until_its_first_write(
 
 
 def test_background_opens_wait_while_duplication_work_runs(backend: ModuleType, tmp_path: Path) -> None:
-    from pegasus_fast.node.opens import YIELD_INTERVAL, BackgroundOpens
-    from pegasus_fast.node.scheduler import Scheduler
+    from pegasus_fast.engine.opens import YIELD_INTERVAL, BackgroundOpens
+    from pegasus_fast.engine.scheduler import Scheduler
     from pegasus_fast.storage.partition import Partition
 
     busy = [True]

@@ -17,7 +17,7 @@ import pegasus_fast as pf
 import pytest
 from pegasus_fast import _backend
 from pegasus_fast.duplication.ports import SourceId
-from pegasus_fast.node.local_follower import LocalFollower
+from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.records import Op, encode_key, timetag, timetag_of
 
 SOURCE_CID = 9

@@ -15,7 +15,7 @@ import pytest
 from pegasus_fast import _backend
 from pegasus_fast.duplication.record import CkptState, DupRecord, PartitionCheckpoint
 from pegasus_fast.duplication.status import DupStatus
-from pegasus_fast.node.meta import ClusterState, TableRecord
+from pegasus_fast.engine.meta import ClusterState, TableRecord
 
 
 def _journal(path: Path) -> Path:

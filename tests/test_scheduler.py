@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from pegasus_fast.node.scheduler import Lane, Scheduler
+from pegasus_fast.engine.scheduler import Lane, Scheduler
 
 TASK = 0.02  # seconds one low-priority task runs
 

@@ -14,7 +14,7 @@ import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
 from pegasus_fast import fileio
-from pegasus_fast.node.scheduler import Lane
+from pegasus_fast.engine.scheduler import Lane
 from pegasus_fast.records import MAX_VALUE
 
 OpenCluster = Callable[..., pf.Cluster]

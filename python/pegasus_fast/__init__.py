@@ -10,9 +10,17 @@ Embedded use::
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from . import _backend
+from ._version import __version__ as __version__
+from .client.network import Network
 from .config import Config
 from .duplication import Duplication, DupStatus, PartitionProgress
+from .engine import cluster as _engine
+from .engine.cluster import ClusterInfo
+from .engine.table import PartitionStats, Table, TableHealth, TableInfo
 from .errors import (
     AuthenticationError,
     ChecksumMismatchError,
@@ -47,12 +55,32 @@ from .errors import (
     WalCorruptionError,
     WalGapError,
 )
-from .node.cluster import Cluster, ClusterInfo
-from .node.table import PartitionStats, Table, TableHealth, TableInfo
 from .storage.checkpoint import CheckpointInfo
 from .storage.scan import RecordBatch
 
-__version__ = "0.1.0"
+
+class Cluster(_engine.Cluster):
+    """An embedded cluster: ``Cluster.open(path)``; close it (or use ``with``) to release it.
+
+    The engine's cluster, opened with the package's network (``client/network.py``), so
+    its duplications also reach served clusters (``pegasus://``, ``zk://``). The engine
+    imports no network itself; grpc and kazoo load only when such a remote is first used.
+    """
+
+    @classmethod
+    def open(  # type: ignore[override]
+        cls,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        config: Config | None = None,
+        cluster_id: int | None = None,
+        **kwargs: Any,
+    ) -> Cluster:
+        if kwargs.get("network") is None:
+            kwargs["network"] = Network()
+        cluster = super().open(path, name, config, cluster_id, **kwargs)
+        assert isinstance(cluster, Cluster)
+        return cluster
 
 
 #: the served side (grpcio) is imported when first used: an embedded user does not pay for it

@@ -101,7 +101,7 @@ class Config:
     #: its partitions serve), so the first write to each partition does not pay the ~10
     #: fsyncs of creating one. Off by default (issue #16): the opens, 5-10 ms each, stood in
     #: front of an add_duplication of the new table; opted in, they yield to duplication
-    #: work (node/opens.py). False: each partition opens on its first read or write.
+    #: work (engine/opens.py). False: each partition opens on its first read or write.
     open_rocksdb_eagerly: bool = False
 
     def __post_init__(self) -> None:

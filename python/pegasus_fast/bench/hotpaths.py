@@ -24,8 +24,8 @@ from .. import _backend
 from ..config import Config
 from ..duplication import checkpoints as policy
 from ..duplication.ports import SourceId
-from ..node.cluster import Cluster
-from ..node.local_follower import LocalFollower
+from ..engine.cluster import Cluster
+from ..engine.local_follower import LocalFollower
 from . import inputs
 
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import __version__
+from .._version import __version__
 from . import hotpaths, scenario, stats
 from .inputs import available_backends
 

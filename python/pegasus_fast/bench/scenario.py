@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..duplication import DupStatus
-from ..node.cluster import Cluster
+from ..engine.cluster import Cluster
 
 
 def adaptive_config(**kw: object) -> Config:

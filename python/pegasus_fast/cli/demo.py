@@ -16,7 +16,7 @@ from typing import TextIO
 
 from ..config import Config
 from ..duplication import DupStatus
-from ..node.cluster import Cluster
+from ..engine.cluster import Cluster
 from .format import table
 
 

@@ -13,11 +13,12 @@ from typing import Any
 
 from .. import __version__, backend
 from ..bench import runner as bench_runner
+from ..client.network import Network
 from ..duplication import DupStatus
+from ..engine.cluster import Cluster
+from ..engine.local_follower import open_cluster_at
 from ..errors import ClusterLockedError, PegasusFastError
 from ..net import wire
-from ..node.cluster import Cluster
-from ..node.local_follower import open_cluster_at
 from . import serve as serve_cli
 from .format import table
 from .progress import wait_for_log
@@ -173,7 +174,7 @@ def _open(args: argparse.Namespace) -> Iterator[Any]:
         return
     if not args.cluster:
         raise SystemExit("pegasus-fast: --cluster DIR or --connect URL is required for this command")
-    c = Cluster.open(args.cluster, name=args.name)
+    c = Cluster.open(args.cluster, name=args.name, network=Network())
     remotes: list[Cluster] = []
     try:
         for d in c.duplications():

@@ -10,11 +10,12 @@ import sys
 import threading
 from dataclasses import fields
 
+from ..client.network import Network
 from ..config import Config
 from ..coord.zk import connect, parse_zk
+from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
 from ..net.wire import TOKEN_ENV, token_from_env
-from ..node.cluster import Cluster
 from ..server.app import TLS, Server
 from ..server.member import NODE_ID_FILE, Member, Ownership, join_cluster, node_id_of
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if args.zk is None:
         if args.node_id is not None:
             raise InvalidArgumentError("--node-id needs --zk")
-        cluster = Cluster.open(args.cluster, name=args.name, config=config)
+        cluster = Cluster.open(args.cluster, name=args.name, config=config, network=Network())
     else:
         cluster, member = _join(args, config, token)
     try:
@@ -159,6 +160,7 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
             cluster_id=doc.cluster_id,
             uid=doc.uid,
             duplication_scope=ownership.scope,
+            network=Network(),
         )
         try:
             if not os.path.exists(os.path.join(cluster.path, NODE_ID_FILE)) and cluster.list_tables():

@@ -14,6 +14,8 @@ from typing import Any
 
 from .. import _backend
 from ..duplication.status import DupStatus, PartitionProgress
+from ..engine.cluster import Cluster, ClusterInfo
+from ..engine.table import PartitionStats, TableHealth, TableInfo, _key_collection
 from ..errors import (
     ClosedError,
     DuplicationError,
@@ -24,8 +26,6 @@ from ..errors import (
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import Address, auth_metadata, call, is_url, open_channel, parse_url, replies, token_from_env
-from ..node.cluster import Cluster, ClusterInfo
-from ..node.table import PartitionStats, TableHealth, TableInfo, _key_collection
 from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, expire_ts_for, hash_key_bytes
 from ..storage.checkpoint import CheckpointInfo
 

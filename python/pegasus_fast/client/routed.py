@@ -29,6 +29,8 @@ from kazoo.exceptions import NoNodeError
 from ..coord.layout import CONFIG, NodeDoc, PartitionConfig, PartitionDoc, TableConfig, partition_path
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import list_tables, parse_zk, read_dups, read_leader, read_nodes, read_table
+from ..engine.cluster import ClusterInfo
+from ..engine.table import PartitionStats, TableHealth, TableInfo
 from ..errors import (
     ClosedError,
     DuplicationNotFoundError,
@@ -43,8 +45,6 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url, parse_url, token_from_env
-from ..node.cluster import ClusterInfo
-from ..node.table import PartitionStats, TableHealth, TableInfo
 from ..storage.checkpoint import CheckpointInfo
 from .remote import DEFAULT_TIMEOUT, RemoteTable, _Conn
 from .routed_dup import RoutedDuplication

@@ -1,6 +1,6 @@
 """How a follower partition learns its checkpoint (DESIGN.md §5, APP), whoever drives it.
 
-Every Follower implementation (the embedded one in node/, a served one over
+Every Follower implementation (the embedded one in engine/, a served one over
 the wire) calls these on its learning partitions, so the rules live here:
 
 - empty: nothing to take; shipping starts after the source decree given.

@@ -1,6 +1,6 @@
 """A duplication's persisted record: typed, with one place that encodes and decodes it.
 
-The record lives in the cluster metadata (node/meta.py) as JSON. Decoding
+The record lives in the cluster metadata (engine/meta.py) as JSON. Decoding
 checks every field; anything unknown or malformed is MetaCorruptionError, so
 a damaged or crafted record never drives a duplication.
 """

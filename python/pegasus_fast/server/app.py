@@ -20,10 +20,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ..duplication.status import DupStatus
+from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
-from ..node.cluster import Cluster
 from .services import ClientService, FollowerService
 
 if TYPE_CHECKING:

@@ -56,6 +56,8 @@ from ..coord.layout import (
 from ..coord.zk import ZkAddress, read_cluster, read_dups, read_tables
 from ..duplication.ports import SourceId
 from ..duplication.status import DupStatus
+from ..engine.cluster import Cluster, _default_cluster_id
+from ..engine.local_follower import LocalFollower
 from ..errors import (
     CoordinationError,
     InvalidArgumentError,
@@ -65,8 +67,6 @@ from ..errors import (
     TableExistsError,
 )
 from ..net.peer import Peers
-from ..node.cluster import Cluster, _default_cluster_id
-from ..node.local_follower import LocalFollower
 from ..storage.partition import LEARNING, MOVING, SERVING
 
 log = logging.getLogger(__name__)

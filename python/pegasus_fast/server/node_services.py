@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import grpc
 
+from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..node.cluster import Cluster
 from ..storage.partition import Partition
 from .member import Member
 from .placement import Placement

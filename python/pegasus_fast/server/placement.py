@@ -31,6 +31,9 @@ from ..coord.layout import (
 from ..coord.zk import parse_zk, read_dups, read_leader, read_nodes, read_table, read_tables
 from ..duplication.ports import SourceId
 from ..duplication.status import FAIL_MODES, DupStatus
+from ..engine.cluster import Cluster
+from ..engine.envs import validate_envs
+from ..engine.local_follower import same_source
 from ..errors import (
     CoordinationError,
     DuplicationError,
@@ -44,9 +47,6 @@ from ..errors import (
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peer
 from ..net.wire import is_url, parse_url
-from ..node.cluster import Cluster
-from ..node.envs import validate_envs
-from ..node.local_follower import same_source
 from .member import FENCE_LEASE, Member
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Every method runs inside :func:`_typed`: an error raised while serving goes
 back in the trailing metadata (net/wire.py) and the server keeps serving.
 The follower service hands each call to the embedded Follower
-(node/local_follower.py), so an embedded and a served follower learn and
+(engine/local_follower.py), so an embedded and a served follower learn and
 apply by the same rules.
 """
 
@@ -18,13 +18,13 @@ import grpc
 
 from ..duplication.ports import Chunk, SourceId
 from ..duplication.status import DupStatus
+from ..engine.cluster import Cluster
+from ..engine.local_follower import LocalFollower
+from ..engine.table import Table
 from ..errors import InvalidArgumentError, PegasusFastError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import ERROR_KEY, MESSAGE_LIMIT, encode_error, status_of
-from ..node.cluster import Cluster
-from ..node.local_follower import LocalFollower
-from ..node.table import Table
 from ..storage.partition import Partition
 
 log = logging.getLogger(__name__)

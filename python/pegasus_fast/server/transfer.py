@@ -28,6 +28,7 @@ from .. import _backend, fileio
 from ..duplication import learn
 from ..duplication.checkpoints import read_chunks
 from ..duplication.ports import Chunk, ManifestEntry
+from ..engine.cluster import Cluster
 from ..errors import (
     ClosedError,
     InvalidArgumentError,
@@ -39,7 +40,6 @@ from ..errors import (
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import auth_metadata, open_channel, parse_url, replies, tls_from_env, token_from_env
-from ..node.cluster import Cluster
 from ..storage import checkpoint as ckpt
 from ..storage.partition import LEARNING, MOVING, SERVING, Partition
 from .services import _typed, _typed_stream

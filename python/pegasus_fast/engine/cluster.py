@@ -22,7 +22,7 @@ from .. import _backend, fileio
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import DupEnv, Duplication
-from ..duplication.ports import Follower, SourceId
+from ..duplication.ports import SourceId
 from ..errors import (
     ClosedError,
     CloseError,
@@ -35,8 +35,6 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..metrics import Metrics
-from ..net import wire
-from ..net.follower import RemoteConnector
 from ..records import MAX_PARTITIONS
 from ..storage.layout import make_durable
 from ..storage.partition import LEARNING, SERVING, Partition
@@ -46,6 +44,7 @@ from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta, FollowerOf, TableRecord, partition_dir, valid_table_name
 from .opens import FOLLOWER_OPEN_DELAY, BackgroundOpens
+from .remotes import Network, Remotes, is_url
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
 
@@ -79,35 +78,6 @@ class _Tasks:
         return self._scheduler.submit_after(delay, fn, Lane.NORMAL)
 
 
-class _Connector:
-    """Finds a duplication's follower: a served cluster by its pegasus:// URL, else an embedded one."""
-
-    def __init__(self) -> None:
-        self.local = local_follower.LocalConnector()
-        self.remote = RemoteConnector()
-        #: a multi-node remote (zk://): made on first use, so kazoo is imported only then
-        self.routed: Any = None
-        self._lock = threading.Lock()
-
-    def connect(self, remote: str, token: str | None = None) -> Follower:
-        if wire.is_url(remote):
-            return self.remote.connect(remote, token)
-        if remote.startswith("zk://"):
-            with self._lock:
-                if self.routed is None:
-                    from ..net.routed_follower import RoutedConnector
-
-                    self.routed = RoutedConnector(self.remote)
-            return self.routed.connect(remote, token)
-        return self.local.connect(remote)
-
-    def close(self) -> None:
-        self.remote.close()
-        with self._lock:
-            if self.routed is not None:
-                self.routed.close()
-
-
 class _Tables:
     """duplication's SourceTables port over this cluster's open tables."""
 
@@ -132,6 +102,7 @@ class Cluster:
         cluster_id: int | None,
         uid: str | None = None,
         duplication_scope: Callable[[str], frozenset[int] | None] | None = None,
+        network: Network | None = None,
     ) -> None:
         self.path = os.path.realpath(path)
         self.config = config
@@ -145,7 +116,7 @@ class Cluster:
         self._closed = False
         self._lock = threading.RLock()
         self._tables: dict[str, Table] = {}
-        self._connector = _Connector()
+        self._remotes = Remotes(network)
         try:
             default_name = name or os.path.basename(self.path)
             if cluster_id is not None:
@@ -178,7 +149,7 @@ class Cluster:
                     metrics=self.metric_set,
                     tables=_Tables(self),
                     tasks=_Tasks(self.scheduler),
-                    connector=self._connector,
+                    connector=self._remotes,
                     save=self.meta.save_duplication,
                     cluster_name=self.name,
                     cluster_uid=state.uid,
@@ -216,11 +187,14 @@ class Cluster:
         *,
         uid: str | None = None,
         duplication_scope: Callable[[str], frozenset[int] | None] | None = None,
+        network: Network | None = None,
     ) -> Cluster:
         """``uid``: the identity the cluster must have (a node of a multi-node cluster takes
         the cluster's from ZooKeeper); a new directory takes it. ``duplication_scope(table)``:
         the partitions of ``table`` this process's duplications ship (a node: those it owns;
-        None, the default: all)."""
+        None, the default: all). ``network``: how duplications reach remotes behind a URL
+        (engine/remotes.py); ``pegasus_fast.Cluster.open`` gives the package's, and a cluster
+        opened here without one duplicates only to clusters open in this process."""
         if config is None:
             config = Config()
         elif not isinstance(config, Config):
@@ -231,7 +205,7 @@ class Cluster:
             raise InvalidTypeError("cluster_id must be an int in 1..127")
         if uid is not None and (not isinstance(uid, str) or not uid.isalnum()):
             raise InvalidArgumentError("uid is a non-empty alphanumeric str")
-        return cls(os.fspath(path), name, config, cluster_id, uid, duplication_scope)
+        return cls(os.fspath(path), name, config, cluster_id, uid, duplication_scope, network)
 
     def __enter__(self) -> Cluster:
         return self
@@ -272,7 +246,7 @@ class Cluster:
                 self.scheduler.stop()
             except Exception as exc:
                 failures.append(("scheduler", exc))
-        self._connector.close()
+        self._remotes.close()
         return failures
 
     def _duplications_wake_remote(self, remote: str) -> None:
@@ -311,12 +285,9 @@ class Cluster:
         ):
             raise InvalidTypeError("dupid is an int in 1..2**62")
         self._check_open()
-        if wire.is_url(remote):
-            remote_path, remote_name = wire.parse_url(remote).url, ""
-        elif isinstance(remote, str) and remote.startswith("zk://"):
-            from ..coord.zk import parse_zk
-
-            remote_path, remote_name = parse_zk(remote).url, ""
+        if is_url(remote):
+            assert isinstance(remote, str)
+            remote_path, remote_name = self._remotes.canonical(remote), ""
         elif isinstance(remote, Cluster):
             remote_path, remote_name = remote.path, remote.name
             if remote.cluster_id == self.cluster_id and remote.path != self.path:

@@ -1,0 +1,67 @@
+"""The network an embedded cluster reaches its served remotes through (engine/remotes.Network).
+
+``pegasus://`` URLs go to a served cluster over gRPC, ``zk://`` ones to a cluster of
+several nodes through ZooKeeper. Neither grpc nor kazoo is imported until a remote
+of that kind is first used: an embedded user who never names one does not load them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..duplication.ports import Follower
+from ..errors import InvalidArgumentError, RemoteUnavailableError
+
+
+class Network:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._served: Any = None
+        self._routed: Any = None
+        self._closed = False
+
+    def canonical(self, url: str) -> str:
+        if url.startswith("pegasus://"):
+            from ..net import wire
+
+            return wire.parse_url(url).url
+        if url.startswith("zk://"):
+            from ..coord.zk import parse_zk
+
+            return parse_zk(url).url
+        raise InvalidArgumentError(f"a remote URL starts with pegasus:// or zk://: {url!r}")
+
+    def _served_connector(self, url: str) -> Any:
+        from ..net.follower import RemoteConnector
+
+        with self._lock:
+            if self._closed:
+                raise RemoteUnavailableError(url, "the cluster is closing")
+            if self._served is None:
+                self._served = RemoteConnector()
+            return self._served
+
+    def connect(self, url: str, token: str | None = None) -> Follower:
+        served = self._served_connector(url)
+        if not url.startswith("zk://"):
+            return served.connect(url, token)
+        with self._lock:
+            if self._routed is None:
+                from ..net.routed_follower import RoutedConnector
+
+                self._routed = RoutedConnector(served)
+            routed = self._routed
+        return routed.connect(url, token)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            served, routed = self._served, self._routed
+        if served is not None:
+            served.close()
+        if routed is not None:
+            routed.close()
+
+
+__all__ = ["Network"]
