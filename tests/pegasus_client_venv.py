@@ -42,7 +42,9 @@ def client_python() -> str:
         if VENV.exists():
             shutil.rmtree(VENV)
         VENV.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=300
+        )
         subprocess.run(
             [str(_python()), "-m", "pip", "install", "-q", PACKAGE],
             check=True,

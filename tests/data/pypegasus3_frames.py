@@ -39,10 +39,15 @@ cases = {
     "ttl": packet.RrdbTtlOperator(g, key),
     "remove": packet.RrdbRemoveOperator(g, key),
     "multi_put": packet.RrdbMultiPutOperator(
-        g, multi_put_request(blob("hk"), [key_value(blob("a"), blob("1")), key_value(blob("b"), blob("2"))], 7)
+        g,
+        multi_put_request(blob("hk"), [key_value(blob("a"), blob("1")), key_value(blob("b"), blob("2"))], 7),
     ),
-    "multi_remove": packet.RrdbMultiRemoveOperator(g, multi_remove_request(blob("hk"), [blob("a"), blob("b")])),
-    "multi_get": packet.RrdbMultiGetOperator(g, multi_get_request(blob("hk"), [blob("a")], 100, 1000000, False)),
+    "multi_remove": packet.RrdbMultiRemoveOperator(
+        g, multi_remove_request(blob("hk"), [blob("a"), blob("b")])
+    ),
+    "multi_get": packet.RrdbMultiGetOperator(
+        g, multi_get_request(blob("hk"), [blob("a")], 100, 1000000, False)
+    ),
     "multi_get_all": packet.RrdbMultiGetOperator(g, multi_get_request(blob("hk"), [], 100, 1000000, True)),
     "sortkey_count": packet.RrdbSortkeyCountOperator(g, blob("hk")),
     "clear_scanner": packet.RrdbClearScannerOperator(g, 42),
