@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ def _drive(target: str, table: str, scenario: str, *extra: str, timeout: float =
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=tempfile.gettempdir(),  # pypegasus3's logging config writes pegasus.log in the cwd
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

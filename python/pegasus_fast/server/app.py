@@ -131,6 +131,10 @@ class Server:
         if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
             raise InvalidArgumentError("a token is a non-empty str without surrounding whitespace")
         addr = parse_hostport(listen)
+        if pegasus_listen is not None:
+            from .pegasus_front import check_listen
+
+            check_listen(pegasus_listen, pegasus_allow)  # refused before any port is bound
         if not addr.is_loopback() and not insecure and (tls is None or token is None):
             raise InvalidArgumentError(
                 f"refusing to listen on {addr.target}, which is not loopback, without both TLS and a "

@@ -68,6 +68,29 @@ def parse_allow(allow: str | Iterable[str] | None) -> list[Network]:
     return nets
 
 
+def check_listen(listen: str, allow: str | Iterable[str] | None) -> tuple[Address, list[Network]]:
+    """The address to listen on and the allowlist, refusing what the Pegasus port must not do:
+    an address that is not IPv4, or one beyond loopback without an allowlist."""
+    addr = parse_hostport(listen)
+    try:
+        ip = ipaddress.ip_address(addr.host)
+    except ValueError:
+        raise InvalidArgumentError(
+            f"the Pegasus port listens on an IPv4 address, not {addr.host!r}"
+        ) from None
+    if ip.version != 4:
+        # a Pegasus rpc_address (how the meta query names a primary) holds IPv4 only
+        raise InvalidArgumentError(f"the Pegasus port listens on an IPv4 address, not {addr.host}")
+    nets = parse_allow(allow)
+    if not ip.is_loopback and not nets:
+        raise InvalidArgumentError(
+            f"refusing to serve the Pegasus protocol on {addr.target}, which is not loopback, "
+            "without an allowlist (pegasus_allow= / --pegasus-allow CIDR[,CIDR...]): "
+            "Pegasus clients carry no token"
+        )
+    return addr, nets
+
+
 class PegasusFront:
     """A running Pegasus-protocol server over ``cluster``; ``stop()`` ends it."""
 
@@ -81,23 +104,7 @@ class PegasusFront:
         max_inflight: int = MAX_INFLIGHT,
         handler: BatchHandler | None = None,
     ) -> None:
-        addr = parse_hostport(listen)
-        try:
-            ip = ipaddress.ip_address(addr.host)
-        except ValueError:
-            raise InvalidArgumentError(
-                f"the Pegasus port listens on an IPv4 address, not {addr.host!r}"
-            ) from None
-        if ip.version != 4:
-            # a Pegasus rpc_address (how the meta query names a primary) holds IPv4 only
-            raise InvalidArgumentError(f"the Pegasus port listens on an IPv4 address, not {addr.host}")
-        self.allow = parse_allow(allow)
-        if not ip.is_loopback and not self.allow:
-            raise InvalidArgumentError(
-                f"refusing to serve the Pegasus protocol on {addr.target}, which is not loopback, "
-                "without an allowlist (pegasus_allow= / --pegasus-allow CIDR[,CIDR...]): "
-                "Pegasus clients carry no token"
-            )
+        addr, self.allow = check_listen(listen, allow)
         if max_frame < 64 or max_inflight < 1:
             raise InvalidArgumentError("max_frame must be at least 64 and max_inflight at least 1")
         self.cluster = cluster
@@ -296,6 +303,9 @@ class _Guarded(asyncio.StreamReaderProtocol):
             self._refused = True
             self._front.stats["connections_refused"] += 1
             log.warning("pegasus front: refused %s (not in the allowlist)", peer)
+            # a stream server's transports are TCP (asyncio.Transport): abort closes at once,
+            # and the transport never starts reading (it would after connection_made)
+            assert isinstance(transport, asyncio.Transport)
             transport.abort()
             return
         self._front.stats["connections_accepted"] += 1
@@ -329,4 +339,4 @@ class _Collector:
             yield CounterMetricFamily(f"pegasus_front_{key}", text, value=self._stats[key])
 
 
-__all__ = ["PegasusFront", "parse_allow"]
+__all__ = ["PegasusFront", "check_listen", "parse_allow"]
