@@ -340,3 +340,23 @@ class CoordinationError(PegasusFastError):
         super().__init__(f"zookeeper {zk}: {reason}")
         self.zk = zk
         self.reason = reason
+
+
+class PegasusProtocolError(PegasusFastError):
+    """Bytes on a Pegasus-protocol connection (net/pegasus/) that are not a valid frame or
+    message: ``offset`` is where the rejected bytes start, counted from the start of the
+    connection's stream (or of the buffer given to a decoder)."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"Pegasus protocol error at offset {offset}: {reason}")
+        self.offset = int(offset)
+        self.reason = reason
+
+
+class FrameTooLargeError(PegasusProtocolError):
+    """A Pegasus-protocol frame header announces more bytes than the frame-size limit."""
+
+    def __init__(self, offset: int, length: int, limit: int) -> None:
+        super().__init__(offset, f"frame of {length} bytes; the limit is {limit}")
+        self.length = int(length)
+        self.limit = int(limit)

@@ -32,6 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "--insecure", action="store_true", help="allow a non-loopback address without TLS and a token"
     )
+    p.add_argument("--pegasus-listen", help="HOST:PORT (IPv4) to serve Pegasus's own client protocol on")
+    p.add_argument(
+        "--pegasus-allow",
+        metavar="CIDR[,CIDR...]",
+        help="peers the Pegasus port serves (needed for a non-loopback --pegasus-listen)",
+    )
     p.add_argument(
         "--zk",
         metavar="HOST:PORT[,HOST:PORT...]/CHROOT",
@@ -118,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             metrics_listen=args.metrics_listen,
             owns_cluster=True,
             member=member,
+            pegasus_listen=args.pegasus_listen,
+            pegasus_allow=args.pegasus_allow,
         )
         if member is not None:
             member.start(server.url)
@@ -130,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         print(server.url, flush=True)
         if server.metrics_url:
             print(f"metrics: {server.metrics_url}", flush=True)
+        if server.pegasus_address is not None:
+            print(f"pegasus: {server.pegasus_address.target}", flush=True)
         if args.ready_file:
             _write_ready(args.ready_file, server.url)
         while not stop.wait(0.5):

@@ -28,6 +28,7 @@ from .services import ClientService, FollowerService
 
 if TYPE_CHECKING:
     from .member import Member
+    from .pegasus_front import PegasusFront
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,22 @@ class Server:
         metrics_listen: str | None,
         owns_cluster: bool,
         member: Member | None = None,
+        pegasus_listen: str | None = None,
+        pegasus_allow: str | list[str] | None = None,
     ) -> None:
         """``member``: serve as a node of a multi-node cluster (member.py), which adds the
-        Meta and Node services and answers only for the partitions the node owns."""
+        Meta and Node services and answers only for the partitions the node owns.
+        ``pegasus_listen``: also serve Pegasus's own client protocol there (pegasus_front.py),
+        a non-loopback address only with ``pegasus_allow`` CIDRs."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
         if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
             raise InvalidArgumentError("a token is a non-empty str without surrounding whitespace")
         addr = parse_hostport(listen)
+        if pegasus_listen is not None:
+            from .pegasus_front import check_listen
+
+            check_listen(pegasus_listen, pegasus_allow)  # refused before any port is bound
         if not addr.is_loopback() and not insecure and (tls is None or token is None):
             raise InvalidArgumentError(
                 f"refusing to listen on {addr.target}, which is not loopback, without both TLS and a "
@@ -169,6 +178,13 @@ class Server:
             httpd, _thread = start_http_server(maddr.port, maddr.host, registry=cluster.metric_set.registry)
             self._metrics_http = httpd
             self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
+        self.pegasus: PegasusFront | None = None
+        self.pegasus_address: Address | None = None
+        if pegasus_listen is not None:
+            from .pegasus_front import PegasusFront
+
+            self.pegasus = PegasusFront(cluster, pegasus_listen, pegasus_allow)
+            self.pegasus_address = self.pegasus.address
         self._grpc.start()
         for name in ("", *SERVICES):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -195,6 +211,8 @@ class Server:
                 return
             grace = STOP_GRACE if grace is None else grace
             self._health.enter_graceful_shutdown()
+            if self.pegasus is not None:
+                self.pegasus.stop()
             self._grpc.stop(grace).wait(grace + 1.0)
             if self._metrics_http is not None:
                 self._metrics_http.shutdown()
@@ -234,10 +252,23 @@ def serve(
     *,
     insecure: bool = False,
     metrics_listen: str | None = None,
+    pegasus_listen: str | None = None,
+    pegasus_allow: str | list[str] | None = None,
 ) -> Server:
     """Serve ``cluster`` on ``listen`` (port 0: a free one) until ``stop()``; the cluster stays the
-    caller's to close."""
-    return Server(cluster, listen, token, tls, insecure, metrics_listen, owns_cluster=False)
+    caller's to close. ``pegasus_listen="HOST:PORT"`` also serves Pegasus's own client protocol
+    (``server.pegasus_address``), beyond loopback only to the ``pegasus_allow`` CIDRs."""
+    return Server(
+        cluster,
+        listen,
+        token,
+        tls,
+        insecure,
+        metrics_listen,
+        owns_cluster=False,
+        pegasus_listen=pegasus_listen,
+        pegasus_allow=pegasus_allow,
+    )
 
 
 __all__ = ["TLS", "Server", "serve"]

@@ -1,0 +1,355 @@
+"""Serve a batch of compact Pegasus requests against an embedded Cluster (DESIGN.md §11).
+
+``BatchHandler.handle_batch(requests) -> responses`` is the one call a front end
+makes per batch, whichever connections the requests came from (the asyncio front
+end today, a Rust one later). The writes of one partition become one mutation:
+one WAL append, one RocksDB write, one group-commit wait for all of them; then
+the reads run, so a read sees every write that arrived with or before it.
+Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...errors import (
+    ClosedError,
+    DataCorruptionError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    PartitionUnavailableError,
+    PegasusFastError,
+    TableNotFoundError,
+)
+from ...records import (
+    KEY_LEN,
+    MAX_HASH_KEY,
+    MAX_VALUE,
+    MAX_WRITE,
+    Op,
+    encode_key,
+    hash_key_prefix,
+    live_value,
+    now_pegasus_seconds,
+)
+from . import codes
+from .replies import Response
+from .requests import Request
+
+if TYPE_CHECKING:
+    from ...engine.cluster import Cluster
+    from ...engine.table import Table
+
+log = logging.getLogger(__name__)
+
+#: Pegasus's rocksdb_multi_get_max_iteration_count: the most records one multi_get returns
+MULTI_GET_MAX_COUNT = 3000
+#: every partition of a single node is served at this ballot (it never changes hands)
+BALLOT = 1
+_PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE = (
+    int(Op.PUT),
+    int(Op.DELETE),
+    int(Op.MULTI_PUT),
+    int(Op.MULTI_DELETE),
+)
+
+
+class _Invalid(Exception):
+    """A request the store refuses with kInvalidArgument (answered, never raised out)."""
+
+
+def split_key(key: bytes) -> tuple[bytes, bytes]:
+    """``(hash_key, sort_key)`` of Pegasus's rocksdb-style key (u16 BE length, hash key,
+    sort key); a key whose length field overruns it is refused."""
+    if len(key) < KEY_LEN.size:
+        raise _Invalid(f"key of {len(key)} bytes has no hash key length")
+    (n,) = KEY_LEN.unpack_from(key)
+    if n > MAX_HASH_KEY or KEY_LEN.size + n > len(key):
+        raise _Invalid(f"hash key length {n} overruns the {len(key)}-byte key")
+    return key[2 : 2 + n], key[2 + n :]
+
+
+def failure(exc: BaseException) -> tuple[str, int]:
+    """``(rDSN error, rocksdb status)`` answering an exception raised by the store."""
+    if isinstance(exc, PartitionUnavailableError):
+        return codes.ERR_INVALID_STATE, 0
+    if isinstance(exc, (TableNotFoundError, ClosedError)):
+        return codes.ERR_OBJECT_NOT_FOUND, 0
+    if isinstance(exc, (InvalidArgumentError, InvalidTypeError, _Invalid)):
+        return codes.ERR_OK, codes.K_INVALID_ARGUMENT
+    if isinstance(exc, DataCorruptionError):
+        return codes.ERR_OK, codes.K_CORRUPTION
+    if isinstance(exc, (PegasusFastError, OSError)):
+        return codes.ERR_OK, codes.K_IO_ERROR
+    return codes.ERR_UNKNOWN, 0
+
+
+class BatchHandler:
+    """Answers compact requests from ``cluster``'s tables; one batch at a time (not thread-safe)."""
+
+    def __init__(self, cluster: Cluster, multi_get_max_count: int = MULTI_GET_MAX_COUNT) -> None:
+        self.cluster = cluster
+        self.multi_get_max_count = multi_get_max_count
+        self._tables: dict[int, Table] = {}
+
+    # -- tables -------------------------------------------------------------------
+
+    def _table(self, app_id: int) -> Table | None:
+        t = self._tables.get(app_id)
+        if t is None:
+            self._tables = {}
+            for info in self.cluster.list_tables():
+                try:
+                    self._tables[info.app_id] = self.cluster.table(info.name)
+                except TableNotFoundError:  # dropped meanwhile
+                    pass
+            t = self._tables.get(app_id)
+        return t
+
+    def _forget(self, app_id: int) -> None:
+        self._tables.pop(app_id, None)
+
+    # -- the batch ----------------------------------------------------------------
+
+    def handle_batch(self, requests: Sequence[Request]) -> list[Response]:
+        out: list[Any] = [None] * len(requests)
+        writes: dict[tuple[int, int], list[tuple[int, tuple[Any, ...], int]]] = {}
+        reads: list[tuple[int, Table]] = []
+        for i, req in enumerate(requests):
+            op, seqid, app_id, pidx, name, args = req
+            try:
+                if op in codes.WRITE_OPS or op in codes.READ_OPS:
+                    table = self._route(req)
+                    if isinstance(table, str):
+                        out[i] = (op, seqid, app_id, pidx, name, table, None)
+                    elif op in codes.WRITE_OPS:
+                        wop, size = self._write_op(op, args)
+                        writes.setdefault((app_id, pidx), []).append((i, wop, size))
+                    else:
+                        reads.append((i, table))
+                elif op == codes.OP_QUERY_CFG:
+                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, self._query_cfg(*args))
+                elif op in codes.NOT_SERVED_OPS:
+                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, (codes.K_NOT_SUPPORTED,))
+                elif op == codes.OP_CLEAR_SCANNER:
+                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, None)
+                elif op == codes.OP_BAD_REQUEST:
+                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_INVALID_DATA, None)
+                else:
+                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_HANDLER_NOT_FOUND, None)
+            except Exception as exc:
+                out[i] = self._answer_failure(req, exc)
+        for (app_id, pidx), items in writes.items():
+            self._write_group(requests, out, app_id, pidx, items)
+        for i, table in reads:
+            try:
+                out[i] = self._read(requests[i], table)
+            except Exception as exc:
+                out[i] = self._answer_failure(requests[i], exc)
+        return out
+
+    def _answer_failure(self, req: Request, exc: BaseException) -> Response:
+        op, seqid, app_id, pidx, name, _ = req
+        error, status = failure(exc)
+        if error == codes.ERR_UNKNOWN:
+            log.exception("pegasus front: %s failed", name, exc_info=exc)
+        if error == codes.ERR_OBJECT_NOT_FOUND:
+            self._forget(app_id)
+        if error != codes.ERR_OK or op == codes.OP_QUERY_CFG:
+            return op, seqid, app_id, pidx, name, codes.ERR_UNKNOWN if error == codes.ERR_OK else error, None
+        return op, seqid, app_id, pidx, name, codes.ERR_OK, _status_only(op, status)
+
+    def _route(self, req: Request) -> Table | str:
+        """The table a replica request is for, or the error that makes a client re-query its
+        configuration (a wrong app id or partition, a key of another partition)."""
+        op, _, app_id, pidx, _, args = req
+        table = self._table(app_id)
+        if table is None or not 0 <= pidx < table.partition_count:
+            return codes.ERR_OBJECT_NOT_FOUND
+        if op in (codes.OP_PUT, codes.OP_REMOVE, codes.OP_GET, codes.OP_TTL):
+            hk, sk = split_key(args[0])
+        else:
+            hk, sk = args[0], b""
+            if not hk:
+                # with an empty hash key each sort key hashes on its own (Pegasus refuses this too)
+                raise _Invalid("multi-record operations need a non-empty hash_key")
+            if len(hk) > MAX_HASH_KEY:
+                raise _Invalid(f"hash key of {len(hk)} bytes")
+        if table.partition_index(hk, sk) != pidx:
+            return codes.ERR_PARENT_PARTITION_MISUSED
+        return table
+
+    # -- writes -------------------------------------------------------------------
+
+    @staticmethod
+    def _write_op(op: int, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
+        """The storage op of a write request and its size; refuses what Table would refuse."""
+        if op == codes.OP_PUT:
+            key, value, expire_ts = args
+            hk, sk = split_key(key)
+            _check_size(sk, value)
+            return (_PUT, hk, sk, value, expire_ts & 0xFFFFFFFF), len(key) + len(value)
+        if op == codes.OP_REMOVE:
+            hk, sk = split_key(args[0])
+            _check_size(sk)
+            return (_DELETE, hk, sk), len(args[0])
+        if op == codes.OP_MULTI_PUT:
+            hk, pairs, expire_ts = args
+            if not pairs:
+                raise _Invalid("multi_put needs at least one sort key")
+            _check_size(*(x for kv in pairs for x in kv))
+            size = len(hk) + sum(len(sk) + len(v) for sk, v in pairs)
+            if size > MAX_WRITE:
+                raise _Invalid(f"multi_put of {size} bytes; the limit is {MAX_WRITE}")
+            return (_MULTI_PUT, hk, list(pairs), expire_ts & 0xFFFFFFFF), size
+        hk, sks = args
+        if not sks:
+            raise _Invalid("multi_remove needs at least one sort key")
+        _check_size(*sks)
+        size = len(hk) + sum(len(sk) for sk in sks)
+        if size > MAX_WRITE:
+            raise _Invalid(f"multi_remove of {size} bytes; the limit is {MAX_WRITE}")
+        return (_MULTI_DELETE, hk, list(sks)), size
+
+    def _write_group(
+        self,
+        requests: Sequence[Request],
+        out: list[Any],
+        app_id: int,
+        pidx: int,
+        items: list[tuple[int, tuple[Any, ...], int]],
+    ) -> None:
+        """The writes of one partition as few mutations as the write-size limit allows."""
+        table = self._tables.get(app_id)
+        start = 0
+        while start < len(items):
+            end, total = start, 0
+            while end < len(items) and (end == start or total + items[end][2] <= MAX_WRITE):
+                total += items[end][2]
+                end += 1
+            chunk = items[start:end]
+            start = end
+            try:
+                if table is None:
+                    raise TableNotFoundError(f"app {app_id}")
+                decree = table.partitions[pidx].write([wop for _, wop, _ in chunk])
+            except Exception as exc:
+                for i, _, _ in chunk:
+                    out[i] = self._answer_failure(requests[i], exc)
+                continue
+            for i, wop, _ in chunk:
+                op, seqid, _, _, name, _ = requests[i]
+                result = (
+                    (codes.K_OK, len(wop[2]), decree) if op == codes.OP_MULTI_REMOVE else (codes.K_OK, decree)
+                )
+                out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, result)
+
+    # -- reads --------------------------------------------------------------------
+
+    def _read(self, req: Request, table: Table) -> Response:
+        op, seqid, app_id, pidx, name, args = req
+        p = table.partitions[pidx]
+        result: tuple[Any, ...]
+        if op == codes.OP_GET:
+            value = p.get(args[0])
+            result = (codes.K_NOT_FOUND, b"") if value is None else (codes.K_OK, value)
+        elif op == codes.OP_TTL:
+            result = _ttl(p.get_raw(args[0]))
+        elif op == codes.OP_SORTKEY_COUNT:
+            result = (codes.K_OK, sum(1 for _ in p.iter_prefix(hash_key_prefix(args[0]))))
+        else:
+            result = self._multi_get(p, *args)
+        return op, seqid, app_id, pidx, name, codes.ERR_OK, result
+
+    def _multi_get(
+        self,
+        p: Any,
+        hk: bytes,
+        sks: list[bytes],
+        max_kv_count: int,
+        max_kv_size: int,
+        no_value: bool,
+        start: bytes,
+        stop: bytes,
+        start_inclusive: bool,
+        _stop_inclusive: bool,
+        filter_type: int,
+        _pattern: bytes,
+        reverse: bool,
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Pegasus's on_multi_get for a list of sort keys or a whole hash key; a range, a
+        filter or reverse order is kNotSupported until the Table serves them."""
+        count_limit = self.multi_get_max_count
+        if 0 < max_kv_count < count_limit:
+            count_limit = max_kv_count
+        size_limit = max_kv_size if max_kv_size > 0 else 1 << 62
+        kvs: list[tuple[bytes, bytes]] = []
+        count = size = 0
+        if sks:
+            for sk in sks:
+                value = p.get(encode_key(hk, sk))
+                if value is None:
+                    continue
+                if count >= count_limit or size >= size_limit:
+                    return codes.K_INCOMPLETE, kvs
+                v = b"" if no_value else value
+                kvs.append((sk, v))
+                count += 1
+                size += len(sk) + len(v)
+            return codes.K_OK, kvs
+        if start or stop or filter_type != codes.FT_NO_FILTER or reverse:
+            return codes.K_NOT_SUPPORTED, []
+        for sk, value in p.iter_prefix(hash_key_prefix(hk)):
+            if not sk and not start_inclusive:
+                continue  # the empty sort key is the range's start, excluded unless inclusive
+            if count >= count_limit or size >= size_limit:
+                return codes.K_INCOMPLETE, kvs
+            v = b"" if no_value else value
+            kvs.append((sk, v))
+            count += 1
+            size += len(sk) + len(v)
+        return codes.K_OK, kvs
+
+    # -- the meta query -------------------------------------------------------------
+
+    def _query_cfg(self, app_name: str, indices: list[int]) -> tuple[Any, ...]:
+        try:
+            table = self.cluster.table(app_name)
+        except TableNotFoundError:
+            return codes.ERR_OBJECT_NOT_FOUND, 0, 0, []
+        n = table.partition_count
+        wanted = range(n) if not indices else [i for i in indices if 0 <= i < n]
+        parts = [(i, BALLOT, table.partitions[i].last_committed) for i in wanted]
+        return codes.ERR_OK, table.app_id, n, parts
+
+
+def _check_size(*parts: bytes) -> None:
+    for part in parts:
+        if len(part) > MAX_VALUE:
+            raise _Invalid(f"a sort key or value of {len(part)} bytes; the limit is {MAX_VALUE}")
+
+
+def _ttl(raw: bytes | None) -> tuple[int, int]:
+    now = now_pegasus_seconds()
+    if live_value(raw, now) is None:
+        return codes.K_NOT_FOUND, 0
+    assert raw is not None
+    expire_ts = int.from_bytes(raw[:4], "big")
+    return codes.K_OK, (expire_ts - now) if expire_ts > 0 else -1
+
+
+def _status_only(op: int, status: int) -> tuple[Any, ...]:
+    """The result of ``op`` carrying only a failing rocksdb status."""
+    if op in (codes.OP_PUT, codes.OP_MULTI_PUT, codes.OP_REMOVE):
+        return status, 0
+    if op == codes.OP_MULTI_REMOVE:
+        return status, 0, 0
+    if op == codes.OP_GET:
+        return status, b""
+    if op == codes.OP_MULTI_GET:
+        return status, []
+    if op in (codes.OP_SORTKEY_COUNT, codes.OP_TTL):
+        return status, 0
+    return (status,)
