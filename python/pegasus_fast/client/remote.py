@@ -15,7 +15,7 @@ from typing import Any
 from .. import _backend
 from ..duplication.status import DupStatus, PartitionProgress
 from ..engine.cluster import Cluster, ClusterInfo
-from ..engine.table import PartitionStats, TableHealth, TableInfo, _key_collection
+from ..engine.table import PartitionStats, TableHealth, TableInfo, key_collection
 from ..errors import (
     ClosedError,
     DuplicationError,
@@ -129,7 +129,7 @@ class RemoteTable:
         return self._c("MultiSet", req).decree
 
     def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
-        sks = [check_size(as_bytes(sk, "sort_key"), "sort_key") for sk in _key_collection(sort_keys)]
+        sks = [check_size(as_bytes(sk, "sort_key"), "sort_key") for sk in key_collection(sort_keys)]
         if not sks:
             raise InvalidArgumentError("multi_delete needs at least one sort_key")
         hk = self._multi_hash_key(hash_key)
@@ -157,7 +157,7 @@ class RemoteTable:
         else:
             if isinstance(sort_keys, (bytes, str)):
                 raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
-            sks = [as_bytes(sk, "sort_key") for sk in _key_collection(sort_keys)]
+            sks = [as_bytes(sk, "sort_key") for sk in key_collection(sort_keys)]
             req = pb.MultiGetRequest(table=self.name, hash_key=hash_key_bytes(hash_key), sort_keys=sks)
         return {kv.sort_key: kv.value for kv in self._c("MultiGet", req).kvs}
 

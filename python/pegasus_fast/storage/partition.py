@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import struct
@@ -237,7 +238,9 @@ class Partition(PartitionReads):
         """
         return self.wal.synced_decree
 
-    def _check(self, for_write: bool) -> None:
+    def check_available(self, for_write: bool) -> None:
+        """Raise what a read (or a write) of this partition meets now: ClosedError, the failure
+        of a failed one, PartitionUnavailableError while it learns (or moves, for a write)."""
         if self.state != SERVING:
             if self.state == MOVING and not for_write:
                 return
@@ -315,7 +318,9 @@ class Partition(PartitionReads):
                 raise
         self._durable(self, decree)
 
-    def _timestamp_us(self) -> int:
+    def timestamp_us(self) -> int:
+        """A timestamp after every one this partition gave before (its lock held): a logical
+        snapshot made of its records carries one, like every write."""
         ts = time.time_ns() // 1000
         if ts <= self._last_ts:
             ts = self._last_ts + 1
@@ -326,11 +331,11 @@ class Partition(PartitionReads):
         """Log and apply one mutation made of ``ops``; returns its decree once durable."""
         with self.lock:
             if self.state != SERVING:
-                self._check(True)
+                self.check_available(True)
             if self._db is None:
                 self.open_now()
             decree = self.last_committed + 1
-            # _timestamp_us inline: a method call is a tenth of the Python cost of a write
+            # timestamp_us inline: a method call is a tenth of the Python cost of a write
             ts = time.time_ns() // 1000
             if ts <= self._last_ts:
                 ts = self._last_ts + 1
@@ -355,7 +360,7 @@ class Partition(PartitionReads):
         """
         with self.lock:
             if self.state in (CLOSED, FAILED, MOVING):
-                self._check(True)
+                self.check_available(True)
             mutations = build(self.last_committed + 1)
             if not mutations:
                 return self.last_committed
@@ -387,7 +392,7 @@ class Partition(PartitionReads):
         """
         with self.lock:
             if self.state != MOVING:
-                self._check(True)
+                self.check_available(True)
                 # durable first: a node restarted before the switch must not take writes the
                 # switch would leave behind (it comes back moving; its node lifts the fence
                 # only while it still owns the partition)
@@ -404,7 +409,7 @@ class Partition(PartitionReads):
                 self._drop_fence_file()
                 self.state = SERVING
             elif self.state != SERVING:
-                self._check(True)
+                self.check_available(True)
 
     def _drop_fence_file(self) -> None:
         path = os.path.join(self.path, FENCE_FILE)
@@ -441,7 +446,7 @@ class Partition(PartitionReads):
             if self.state == LEARNING:
                 self.state = SERVING
             elif self.state != SERVING:
-                self._check(True)
+                self.check_available(True)
 
     def record_source_seen(self, decree: int) -> None:
         """Durably note that source decrees up to ``decree`` need nothing applied here.
@@ -467,7 +472,7 @@ class Partition(PartitionReads):
     def _put_meta_synced(self, key: bytes, value: bytes) -> None:
         """A bookkeeping key written outside our WAL: RocksDB's own WAL, synced (lock held)."""
         if self.state in (CLOSED, FAILED):
-            self._check(True)
+            self.check_available(True)
         opts = rocksdict.WriteOptions()
         opts.sync = self._must_sync
         try:
@@ -545,7 +550,7 @@ class Partition(PartitionReads):
         with self._checkpointing:
             with self.lock:
                 if self.state in (CLOSED, FAILED):
-                    self._check(False)
+                    self.check_available(False)
                 decree = self.last_committed
                 staged = checkpoint.stage(self, decree)
                 self.last_flushed = max(self.last_flushed, decree)
@@ -677,7 +682,7 @@ class Partition(PartitionReads):
         """
         with self._checkpointing, self.lock:
             if self.state in (CLOSED, FAILED):
-                self._check(True)
+                self.check_available(True)
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -696,6 +701,24 @@ class Partition(PartitionReads):
             self.source_decree = self.source_seen = 0
             self._deferred = False
             self.state = SERVING
+
+    def release_handles(self) -> None:
+        """Release a partition whose close raised, so its RocksDB LOCK and WAL fd are not held.
+
+        ``close`` stops at its first error (a flush or a WAL sync that failed):
+        close it again without the flush, then release whatever that second close
+        could not reach. The first error is the one reported; these steps only give
+        the handles back.
+        """
+        with contextlib.suppress(Exception):
+            self.close(flush=False)
+        with contextlib.suppress(Exception):
+            self.wal.close()
+        db = self._db
+        if db is not None:
+            with contextlib.suppress(Exception):
+                db.close()
+            self._db = None
 
     def destroy(self) -> None:
         self.close(flush=False)
