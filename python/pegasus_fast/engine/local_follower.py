@@ -222,7 +222,7 @@ class LocalFollower:
             return apply.apply_rerouted(parts, self._source_pidx(table, pidx), blocks, skipped_through)
         p = self._partition(table, pidx)
         if p.state != SERVING:
-            raise PartitionUnavailableError(table, pidx, p.state)
+            raise PartitionUnavailableError(table, pidx, p.state.value)
         return apply.apply_shipped(p, blocks, skipped_through)
 
     def cancel(self) -> None:

@@ -222,12 +222,12 @@ class Table:
     def partition_stats(self) -> list[PartitionStats]:
         if self._closed:
             raise ClosedError(f"table {self.name!r} is closed")
-        return [PartitionStats(state=p.state, **p.stats()) for p in self.partitions]
+        return [PartitionStats(state=p.state.value, **p.stats()) for p in self.partitions]
 
     def health(self) -> TableHealth:
         """Pegasus-style health: a learning partition serves neither reads nor writes."""
-        states = [(p.pidx, p.state) for p in self.partitions]
-        healthy = sum(1 for _, s in states if s == SERVING)
+        states = [(p.pidx, p.state.value) for p in self.partitions]
+        healthy = sum(1 for _, s in states if s == SERVING.value)
         sick = len(states) - healthy
         return TableHealth(healthy, sick, sick, sick, states)
 
@@ -249,4 +249,3 @@ class Table:
         failures = self.release()
         if failures:
             raise CloseError(f"table {self.name}", failures)
-

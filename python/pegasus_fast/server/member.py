@@ -399,7 +399,7 @@ class Member:
                 rec = self.cluster.followers.record(part.table)
                 if rec is not None and rec.follower_of is not None:
                     self.cluster.followers.mark_learned(part.table, [part.pidx])
-                part.state = SERVING
+                part.serve_learned()
             else:
                 log.warning(
                     "node %s owns %s.%d but holds decree %d of %d: not serving it",
@@ -409,7 +409,7 @@ class Member:
                     part.last_committed,
                     handoff_decree,
                 )
-        elif part.state == "moving":
+        elif part.state == MOVING:
             fenced = self._fenced_at.setdefault(key, time.monotonic())
             if time.monotonic() - fenced > FENCE_LEASE:
                 log.warning("node %s: move of %s.%d never switched owner; unfencing", self.node_id, *key)

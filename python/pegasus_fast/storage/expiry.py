@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import rocksdict
 
 from ..records import is_expired, is_meta_key, now_pegasus_seconds
+from .state import PartitionState
 
 if TYPE_CHECKING:
     from .partition import Partition
@@ -22,7 +23,7 @@ CHUNK = 1024
 
 
 def _serving(partition: Partition) -> bool:
-    return partition.state == "serving" and not partition.holds_nothing
+    return partition.state == PartitionState.SERVING and not partition.holds_nothing
 
 
 def _iter_expired(partition: Partition) -> Iterator[bytes]:
@@ -74,7 +75,7 @@ def delete_expired(partition: Partition, keys: list[bytes]) -> int:
     deleted = 0
     for start in range(0, len(keys), CHUNK):
         with partition.lock:
-            if partition.state != "serving":
+            if partition.state != PartitionState.SERVING:
                 break
             db = partition.db
             now = now_pegasus_seconds()

@@ -28,11 +28,12 @@ from . import checkpoint, expiry, replica, walhead
 from .layout import check_present, refuse_symlinks
 from .rdb import rdb_error
 from .reads import PartitionReads
+from .state import PartitionState
 from .wal import REPLAY_BATCH, Wal
 
-SERVING, LEARNING, CLOSED, FAILED = "serving", "learning", "closed", "failed"
-#: handing the partition over to another node: reads go on, writes are refused (Partition.fence)
-MOVING = "moving"
+#: the states by their own names (storage/state.py), for the modules that import them so
+SERVING, LEARNING, MOVING = PartitionState.SERVING, PartitionState.LEARNING, PartitionState.MOVING
+CLOSED, FAILED = PartitionState.CLOSED, PartitionState.FAILED
 #: a fenced partition (see Partition.fence): it stays fenced across a restart
 FENCE_FILE = "FENCED"
 _REROUTED = struct.Struct("<IQ")
@@ -89,7 +90,7 @@ class Partition(PartitionReads):
         self.pidx = pidx
         self.config = config
         self.cluster_id = cluster_id
-        self.state = SERVING
+        self.state: PartitionState = SERVING
         self.lock = threading.RLock()
         #: one checkpoint at a time (its publishing runs without ``lock``); taken before ``lock``
         self._checkpointing = threading.Lock()
@@ -248,7 +249,7 @@ class Partition(PartitionReads):
                 raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
             if self.state == FAILED:
                 raise self.wal.failure()
-            raise PartitionUnavailableError(self.table, self.pidx, self.state)
+            raise PartitionUnavailableError(self.table, self.pidx, self.state.value)
 
     def _note_failure(self) -> None:
         """A write the log could not undo fails the partition until it is reopened."""
@@ -430,7 +431,7 @@ class Partition(PartitionReads):
         def build(next_decree: int) -> list[tuple[int, int, int, list]]:
             new = replica.after(mutations, next_decree, self.wal.path)
             if new and self.state != LEARNING:
-                raise PartitionUnavailableError(self.table, self.pidx, self.state)
+                raise PartitionUnavailableError(self.table, self.pidx, self.state.value)
             if new:
                 self._last_ts = max(self._last_ts, max(m[1] for m in new))
             return new
