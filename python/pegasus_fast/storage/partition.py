@@ -553,9 +553,9 @@ class Partition(PartitionReads):
                 if self.state in (CLOSED, FAILED):
                     self.check_available(False)
                 decree = self.last_committed
-                staged = checkpoint.stage(self, decree)
+                staged = checkpoint.stage(self.path, self.db, self.pidx, decree)
                 self.last_flushed = max(self.last_flushed, decree)
-            info = checkpoint.publish(self, decree, *staged)
+            info = checkpoint.publish(self.path, self.pidx, decree, *staged)
             with self.lock:
                 self.last_durable = max(self.last_durable, info.decree)
         self.gc()
