@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .. import _backend
+from ..duplication.record import check_dupid
 from ..duplication.status import DupStatus, PartitionProgress
 from ..engine.cluster import Cluster, ClusterInfo
 from ..engine.table import PartitionStats, TableHealth, TableInfo, key_collection
@@ -448,8 +449,7 @@ class RemoteCluster:
         return [RemoteDuplication(self._c, d) for d in r.duplications]
 
     def duplication(self, dupid: int) -> RemoteDuplication:
-        if isinstance(dupid, bool) or not isinstance(dupid, int) or not 0 <= dupid < 1 << 64:
-            raise InvalidTypeError("dupid is a non-negative int")
+        check_dupid(dupid, lookup=True)
         return RemoteDuplication(self._c, self._c("QueryDuplication", pb.DupRef(dupid=dupid)))
 
 

@@ -20,6 +20,7 @@ from .. import _backend
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import DupEnv, Duplication
+from ..duplication.record import check_dupid
 from ..errors import (
     ClosedError,
     CloseError,
@@ -287,10 +288,8 @@ class Cluster:
         embedded Cluster (or its path). ``remote_token`` is what a served remote is shown, kept
         with the duplication (default: this process's PEGASUS_FAST_TOKEN, read when it connects).
         ``dupid``: the id to give it (a node of a multi-node cluster takes the cluster's)."""
-        if dupid is not None and (
-            isinstance(dupid, bool) or not isinstance(dupid, int) or not 1 <= dupid < 1 << 62
-        ):
-            raise InvalidTypeError("dupid is an int in 1..2**62")
+        if dupid is not None:
+            check_dupid(dupid)
         self._check_open()
         if is_url(remote):
             assert isinstance(remote, str)
