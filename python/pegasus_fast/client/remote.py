@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import _backend
 from ..duplication.record import check_dupid
-from ..duplication.status import DupStatus, PartitionProgress
+from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..engine.cluster import Cluster, ClusterInfo
 from ..engine.table import PartitionStats, TableHealth, TableInfo, key_collection
 from ..errors import (
@@ -266,14 +266,8 @@ class RemoteDuplication:
             if self._status == DupStatus.REMOVED:
                 raise DuplicationError(f"duplication {self.dupid} was removed")
             if deadline is not None and time.monotonic() >= deadline:
-                stuck = [
-                    f"{p.pidx}: {p.checkpoint_state}" + (f" ({p.reason})" if p.reason else "")
-                    for p in self.progress()
-                    if p.reason or p.checkpoint_state != "learned"
-                ]
-                raise TimeoutError(
-                    f"duplication {self.dupid} to {self.remote} is {self._status}, not {status}, "
-                    f"after {timeout}s; partitions: {'; '.join(stuck) or 'none stuck'}"
+                raise stuck_timeout_error(
+                    self.dupid, self.remote, self._status, status, timeout, self.progress()
                 )
 
     def progress(self) -> list[PartitionProgress]:

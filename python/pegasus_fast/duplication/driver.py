@@ -33,7 +33,7 @@ from . import retention
 from .ports import Chunk, Connector, Follower, SourceId, SourceTables, Tasks
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
-from .status import TRANSITIONS, DupStatus, PartitionProgress
+from .status import TRANSITIONS, DupStatus, PartitionProgress, stuck_timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +150,8 @@ class Duplication:
                     raise DuplicationError(f"duplication {self.dupid} was removed")
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    stuck = [
-                        f"{p.pidx}: {p.checkpoint_state}" + (f" ({p.reason})" if p.reason else "")
-                        for p in self.progress()
-                        if p.reason or p.checkpoint_state not in ("learned",)
-                    ]
-                    raise TimeoutError(
-                        f"duplication {self.dupid} to {self.remote} is {self._status}, not {status}, "
-                        f"after {timeout}s; partitions: {'; '.join(stuck) or 'none stuck'}"
+                    raise stuck_timeout_error(
+                        self.dupid, self.remote, self._status, status, timeout, self.progress()
                     )
                 self._changed.wait(left if left is None else min(left, 0.5))
 
