@@ -720,7 +720,3 @@ class Partition(PartitionReads):
             with contextlib.suppress(Exception):
                 db.close()
             self._db = None
-
-    def destroy(self) -> None:
-        self.close(flush=False)
-        fileio.rmtree(self.path, ignore_errors=True)
