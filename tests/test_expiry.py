@@ -88,7 +88,7 @@ def test_a_record_rewritten_after_the_scan_is_kept(
     t.set(b"h", b"rewritten", b"old", ttl_seconds=60)
     t.set(b"h", b"stale", b"old", ttl_seconds=60)
     clock(LATER)
-    keys = expiry.expired_keys(p)
+    keys = list(expiry.iter_expired(p))
     assert keys == [records.encode_key(b"h", b"rewritten"), records.encode_key(b"h", b"stale")]
     t.set(b"h", b"rewritten", b"fresh")  # between the scan and the delete
     assert expiry.delete_expired(p, keys) == 1
@@ -105,7 +105,7 @@ def test_concurrent_rewrites_survive_a_drop(
     for i in range(n):
         t.set(b"h", b"%05d" % i, b"old", ttl_seconds=60)
     clock(LATER)
-    keys = expiry.expired_keys(p)
+    keys = list(expiry.iter_expired(p))
     assert len(keys) == n
 
     def rewrite() -> None:

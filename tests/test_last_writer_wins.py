@@ -162,11 +162,7 @@ def test_tombstones_survive_replay_byte_for_byte(tmp_path: Path, backend: Any) -
         t.multi_delete("k", ["a"])
         before = dict(t.partitions[0].iter_raw())
         # crash: the memtable is lost, the WAL replays
-        p = t.partitions[0]
-        p.wal.close()
-        p._db.close()  # type: ignore[union-attr]
-        p._db = None
-        p.state = "closed"
+        t.partitions[0].close(flush=False)
     with pf.Cluster.open(path) as c:
         after = dict(c.table("t").partitions[0].iter_raw())
     assert after == before
@@ -196,11 +192,11 @@ def test_a_malformed_shipped_record_is_refused_and_nothing_stored(
         from pegasus_fast.duplication import learn
 
         p = follower.table.partitions[0]
-        p.state = "learning"
+        p.restart_learning()
         try:
             learn.learn_snapshot(
                 p, 5, _backend.impl.encode_block([(1, now_us(), SOURCE_CID, [(raw_put, key, value)])])
             )
         finally:
-            p.state = "serving"
+            p.serve_learned()
     assert follower.table.partitions[0].get_raw(key) is None

@@ -71,7 +71,7 @@ def test_partition_unavailable_travels(cluster: pf.Cluster, served: pf.Server, t
     # a follower table still learning: its partitions refuse reads, typed, with table/pidx/state
     from pegasus_fast.duplication.ports import SourceId
 
-    cluster._create_table("learning", 2, None, follower_of=SourceId("src", "uid", "t", 1))
+    cluster.followers.create("learning", 2, SourceId("src", "uid", "t", 1))
     with pf.connect(served.url) as rc:
         with pytest.raises(pf.PartitionUnavailableError) as e:
             rc.table("learning").get(b"h", b"s")

@@ -150,6 +150,8 @@ class PartitionUnavailableError(PegasusFastError):
     retry = Retry.TRANSIENT
 
     def __init__(self, table: str, pidx: int, state: str) -> None:
+        # a plain str whatever was given (a partition's state is a str Enum): it crosses the wire
+        state = str(state)
         super().__init__(f"partition {table}.{pidx} is unavailable: {state}")
         self.table = table
         self.pidx = pidx

@@ -258,23 +258,11 @@ def fsync_tree(path: str) -> None:
         fsync_dir(root)
 
 
-def dir_size(path: str) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except FileNotFoundError:
-                pass
-    return total
-
-
 __all__ = [
     "OPS",
     "Fault",
     "Faults",
     "close",
-    "dir_size",
     "fdatasync",
     "faults",
     "fsync",
@@ -287,7 +275,6 @@ __all__ = [
     "rename",
     "replace",
     "rmtree",
-    "link",
     "truncate",
     "unlink",
     "write",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 
 CHECKPOINT_STATES = ["pending", "empty", "ready", "copying", "learned", "released"]
 
@@ -77,7 +77,3 @@ class Metrics:
                 labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
                 out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
         return out
-
-    def exposition(self) -> bytes:
-        """The text format a ``/metrics`` endpoint serves."""
-        return generate_latest(self.registry)

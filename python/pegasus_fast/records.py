@@ -3,6 +3,8 @@ record layout (DESIGN.md §3) and the last-writer-wins timetag."""
 
 from __future__ import annotations
 
+import os
+import re
 import struct
 import time
 from enum import IntEnum
@@ -152,3 +154,19 @@ def is_expired(raw: bytes, now: int) -> bool:
     """Whether a stored record (a tombstone too) has expired: it then counts as absent."""
     expire_ts = (raw[0] << 24) | (raw[1] << 16) | (raw[2] << 8) | raw[3]
     return 0 < expire_ts <= now
+
+
+#: a WAL file's name: log.<index>.<start_offset> (docs/wal-format.md)
+LOG_FILE_NAME = re.compile(r"log\.(\d+)\.(\d+)")
+
+
+def list_log_files(path: str) -> list[tuple[int, int, str]]:
+    """(index, start offset, name) of the WAL files in a directory, in log order: the one
+    listing the WAL (storage/wal.py) and the pure-Python log scan both read."""
+    found = []
+    for name in os.listdir(path):
+        m = LOG_FILE_NAME.fullmatch(name)
+        if m:
+            found.append((int(m.group(1)), int(m.group(2)), name))
+    found.sort()
+    return found

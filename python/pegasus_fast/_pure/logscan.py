@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import BinaryIO
 
 from ..errors import InvalidArgumentError, WalCorruptionError
+from ..records import list_log_files
 from .codec import (
     _HEADER as _HEADER_FIELDS,
 )
@@ -25,7 +25,6 @@ from .codec import (
 )
 
 LogFileInfo = tuple[str, int, int, int, int]
-_LOG_NAME = re.compile(r"log\.(\d+)\.(\d+)")
 
 
 def _scan_open_file(
@@ -143,16 +142,6 @@ def read_log_blocks(
         end = pos = block_end
     data = buf[taken_start - offset : taken_end - offset] if taken_start >= 0 else b""
     return data, first, last, first_ts, end, torn, skipped
-
-
-def list_log_files(path: str) -> list[tuple[int, int, str]]:
-    found = []
-    for name in os.listdir(path):
-        m = _LOG_NAME.fullmatch(name)
-        if m:
-            found.append((int(m.group(1)), int(m.group(2)), name))
-    found.sort()
-    return found
 
 
 def scan_log_dir(

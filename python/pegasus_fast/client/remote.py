@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .. import _backend
-from ..duplication.status import DupStatus, PartitionProgress
+from ..duplication.record import check_dupid
+from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..engine.cluster import Cluster, ClusterInfo
-from ..engine.table import PartitionStats, TableHealth, TableInfo, _key_collection
+from ..engine.table import PartitionStats, TableHealth, TableInfo, key_collection
 from ..errors import (
     ClosedError,
     DuplicationError,
@@ -129,7 +130,7 @@ class RemoteTable:
         return self._c("MultiSet", req).decree
 
     def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
-        sks = [check_size(as_bytes(sk, "sort_key"), "sort_key") for sk in _key_collection(sort_keys)]
+        sks = [check_size(as_bytes(sk, "sort_key"), "sort_key") for sk in key_collection(sort_keys)]
         if not sks:
             raise InvalidArgumentError("multi_delete needs at least one sort_key")
         hk = self._multi_hash_key(hash_key)
@@ -157,7 +158,7 @@ class RemoteTable:
         else:
             if isinstance(sort_keys, (bytes, str)):
                 raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
-            sks = [as_bytes(sk, "sort_key") for sk in _key_collection(sort_keys)]
+            sks = [as_bytes(sk, "sort_key") for sk in key_collection(sort_keys)]
             req = pb.MultiGetRequest(table=self.name, hash_key=hash_key_bytes(hash_key), sort_keys=sks)
         return {kv.sort_key: kv.value for kv in self._c("MultiGet", req).kvs}
 
@@ -265,14 +266,8 @@ class RemoteDuplication:
             if self._status == DupStatus.REMOVED:
                 raise DuplicationError(f"duplication {self.dupid} was removed")
             if deadline is not None and time.monotonic() >= deadline:
-                stuck = [
-                    f"{p.pidx}: {p.checkpoint_state}" + (f" ({p.reason})" if p.reason else "")
-                    for p in self.progress()
-                    if p.reason or p.checkpoint_state != "learned"
-                ]
-                raise TimeoutError(
-                    f"duplication {self.dupid} to {self.remote} is {self._status}, not {status}, "
-                    f"after {timeout}s; partitions: {'; '.join(stuck) or 'none stuck'}"
+                raise stuck_timeout_error(
+                    self.dupid, self.remote, self._status, status, timeout, self.progress()
                 )
 
     def progress(self) -> list[PartitionProgress]:
@@ -448,8 +443,7 @@ class RemoteCluster:
         return [RemoteDuplication(self._c, d) for d in r.duplications]
 
     def duplication(self, dupid: int) -> RemoteDuplication:
-        if isinstance(dupid, bool) or not isinstance(dupid, int) or not 0 <= dupid < 1 << 64:
-            raise InvalidTypeError("dupid is a non-negative int")
+        check_dupid(dupid, lookup=True)
         return RemoteDuplication(self._c, self._c("QueryDuplication", pb.DupRef(dupid=dupid)))
 
 

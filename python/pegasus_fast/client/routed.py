@@ -29,6 +29,7 @@ from kazoo.exceptions import NoNodeError
 from ..coord.layout import CONFIG, NodeDoc, PartitionConfig, PartitionDoc, TableConfig, partition_path
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import list_tables, parse_zk, read_dups, read_leader, read_nodes, read_table
+from ..duplication.record import check_dupid
 from ..engine.cluster import ClusterInfo
 from ..engine.table import PartitionStats, TableHealth, TableInfo
 from ..errors import (
@@ -505,8 +506,7 @@ class RoutedCluster:
 
     def duplication(self, dupid: int) -> RoutedDuplication:
         self._check()
-        if isinstance(dupid, bool) or not isinstance(dupid, int) or not 0 <= dupid < 1 << 62:
-            raise InvalidTypeError("dupid is a non-negative int")
+        check_dupid(dupid, lookup=True)
         d = read_dups(self._zk).get(dupid)
         if d is None:
             raise DuplicationNotFoundError(dupid)

@@ -30,6 +30,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..duplication.record import MAX_DUPID
 from ..errors import CoordinationError
 
 CLUSTER = "/cluster"
@@ -155,7 +156,7 @@ class AppDoc:
             for key in ("cluster", "cluster_uid", "table"):
                 if not isinstance(f.get(key), str):
                     raise CoordinationError("", f"{what}: follower_of.{key} is not a str")
-            _int(f, "dupid", f"{what}: follower_of", 1, 1 << 62)
+            _int(f, "dupid", f"{what}: follower_of", 1, MAX_DUPID)
         return cls(
             _int(d, "app_id", what, 1, 1 << 31),
             _int(d, "partition_count", what, 1, 1 << 16),

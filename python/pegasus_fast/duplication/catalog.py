@@ -57,10 +57,6 @@ class DuplicationCatalog(PartitionHooks):
         work whose milliseconds this project is about, which background opens yield to."""
         return any(d.status in _SETTING_UP and d.error is None for d in list(self._dups.values()))
 
-    def stop_all(self) -> None:
-        for d in list(self._dups.values()):
-            d.stop()
-
     def wake_remote(self, remote: str) -> None:
         """A remote became reachable (an embedded cluster opened): its duplications go on now."""
         for d in list(self._dups.values()):

@@ -80,7 +80,7 @@ def adaptive(partition: Partition, small_max_bytes: int) -> Artifact:
             snapshot = None
         else:
             snapshot = partition.db.snapshot()
-            ts = partition._timestamp_us()
+            ts = partition.timestamp_us()
     if snapshot is None:
         return large(partition)
     raw_put = int(Op.RAW_PUT)

@@ -11,29 +11,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, wait
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..config import Config
 from ..errors import (
-    ClosedError,
     DuplicationError,
-    DuplicationWalReleasedError,
-    PartitionUnavailableError,
     RemoteUnavailableError,
     Retry,
-    WalCorruptionError,
-    WalGapError,
     retry_of,
 )
 from ..metrics import Metrics
 from . import checkpoints as policy
 from . import retention
-from .ports import Chunk, Connector, Follower, SourceId, SourceTables, Tasks
+from .phases import DuplicationPhases
+from .ports import Connector, Follower, SourceId, SourceTables, Tasks
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
-from .status import TRANSITIONS, DupStatus, PartitionProgress
+from .status import TRANSITIONS, DupStatus, PartitionProgress, stuck_timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +56,7 @@ class DupEnv:
     scope: Callable[[str], frozenset[int] | None] = lambda table: None
 
 
-class Duplication:
+class Duplication(DuplicationPhases):
     def __init__(self, dupid: int, record: DupRecord, env: DupEnv, on_removed: Callable[[], None]) -> None:
         self.dupid = dupid
         self._env = env
@@ -150,14 +145,8 @@ class Duplication:
                     raise DuplicationError(f"duplication {self.dupid} was removed")
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    stuck = [
-                        f"{p.pidx}: {p.checkpoint_state}" + (f" ({p.reason})" if p.reason else "")
-                        for p in self.progress()
-                        if p.reason or p.checkpoint_state not in ("learned",)
-                    ]
-                    raise TimeoutError(
-                        f"duplication {self.dupid} to {self.remote} is {self._status}, not {status}, "
-                        f"after {timeout}s; partitions: {'; '.join(stuck) or 'none stuck'}"
+                    raise stuck_timeout_error(
+                        self.dupid, self.remote, self._status, status, timeout, self.progress()
                     )
                 self._changed.wait(left if left is None else min(left, 0.5))
 
@@ -435,6 +424,10 @@ class Duplication:
                 "last-writer-wins could not break ties (configure Config(cluster_id=...))"
             )
 
+    def _idle(self) -> None:
+        """LOG with nothing to ship: wait for a write, or until confirmed decrees are persisted."""
+        self._wake.wait(CONFIRM_PERSIST_INTERVAL)
+
     def _wait(self, timeout: float | None = None) -> None:
         self._wake.wait(timeout)
         self._wake.clear()
@@ -456,258 +449,3 @@ class Duplication:
         scope = self._env.scope(self.table_name)
         n = len(self.partitions)
         return list(range(n)) if scope is None else sorted(i for i in scope if 0 <= i < n)
-
-    def _no_checkpoint(self, follower: Follower) -> list[PartitionCheckpoint]:
-        if self._released():
-            raise DuplicationWalReleasedError(self.dupid, self._released())
-        follower.ensure_table(self.remote_table, len(self.partitions), self._source_id(), False)
-        todo = {}
-        statuses = follower.partition_statuses(self.remote_table, len(self.partitions))
-        mine = set(self._mine())
-        for i, (c, (learned, _)) in enumerate(zip(self._record.partitions, statuses)):
-            if not learned and i in mine:
-                todo[i] = c.confirmed
-        follower.learn_empty(self.remote_table, todo)
-        follower.mark_learned(self.remote_table, list(todo))
-        return [replace(c, state=CkptState.LEARNED, kind="none") for c in self._record.partitions]
-
-    # PREPARE ---------------------------------------------------------------------
-
-    def _make_artifact(self, i: int) -> policy.Artifact:
-        art = policy.adaptive(self.partitions[i], self._env.config.small_partition_max_bytes)
-        self._env.metrics.record_checkpoint(art.kind, art.duration_ms)
-        return art
-
-    def _legacy_artifacts(self, which: list[int]) -> list[policy.Artifact]:
-        """Wait, as Pegasus did before #2054, for checkpoints that cover the log's commit.
-
-        Runs in the driver thread, not in a worker: the wait can be long and the
-        checkpoints it waits for come from the workers.
-        """
-        cfg = self._env.config
-        parts = [self.partitions[i] for i in which]
-        needed = [policy.legacy_needed_decree(p) for p in parts]
-        arts: list[policy.Artifact | None] = [None] * len(parts)
-        forced = [False] * len(parts)
-        while not self._stopping.is_set():
-            for i, p in enumerate(parts):
-                if arts[i] is None:
-                    arts[i] = policy.legacy_ready(p, needed[i])
-                if arts[i] is not None:
-                    self._reasons[which[i]] = ""
-                    continue
-                if needed[i] > p.last_durable and not forced[i]:
-                    # a forced checkpoint only when the log's commit is past the durable decree
-                    self._env.tasks.later(cfg.legacy_forced_checkpoint_delay_seconds, p.checkpoint)
-                    forced[i] = True
-                self._reasons[which[i]] = f"legacy: waiting for a checkpoint covering decree {needed[i]}"
-            if all(a is not None for a in arts):
-                return [a for a in arts if a is not None]
-            self._stopping.wait(cfg.trigger_checkpoint_retry_interval_ms / 1000.0)
-        raise ClosedError("duplication stopped")
-
-    def _hold(self, i: int, art: policy.Artifact) -> None:
-        self._artifacts[i] = art
-        if art.kind == policy.LARGE:
-            self._pinned[i] = frozenset({art.decree})
-
-    def _prepare(self) -> None:
-        # a partition released before (the remote was down since INIT) pins nothing: hold
-        # the WAL from here until its checkpoint's decree is recorded
-        mine = self._mine()
-        with self._cap.hold(mine):
-            if self._env.config.checkpoint_policy == "legacy":
-                arts = self._legacy_artifacts(mine)
-            else:
-                futures: list[Future[policy.Artifact]] = [
-                    self._env.tasks.high(lambda i=i: self._make_artifact(i)) for i in mine
-                ]
-                wait(futures)  # all of them end before a failure is raised and PREPARE retried
-                arts = [f.result() for f in futures]
-            ckpt = list(self._record.partitions)
-            for i, art in zip(mine, arts):
-                self._hold(i, art)
-                self._reasons[i] = ""
-                ckpt[i] = self._ckpt_record(art)
-            # confirmed decrees move to the checkpoints only once persisted, so the WAL
-            # after them is kept from here on
-            self._transition(DupStatus.APP, ckpt)
-
-    @staticmethod
-    def _ckpt_record(art: policy.Artifact) -> PartitionCheckpoint:
-        return PartitionCheckpoint(
-            kind=art.kind,
-            decree=art.decree,
-            state=CkptState.EMPTY if art.kind == policy.EMPTY else CkptState.READY,
-            confirmed=art.decree,
-            duration_ms=art.duration_ms,
-            size_bytes=art.size_bytes,
-        )
-
-    # APP -------------------------------------------------------------------------
-
-    def _app(self, follower: Follower) -> None:
-        n = len(self.partitions)
-        follower.ensure_table(self.remote_table, n, self._source_id(), True)
-        released = self._released()
-        if released:
-            # the follower stops serving them (durably) before it learns again: what it has
-            # is a prefix with a gap after it, never served as complete
-            follower.restart_learning(self.remote_table, released)
-        learned_now = [learned for learned, _ in follower.partition_statuses(self.remote_table, n)]
-        mine = set(self._mine())
-        remade = [i for i in range(n) if i in mine and not learned_now[i] and self._artifacts[i] is None]
-        if remade:
-            # restarted after PREPARE, or released past the retention cap: checkpoint again,
-            # at a newer decree, and record that before the follower learns from it
-            with self._cap.hold(remade):
-                arts = {}
-                for i in remade:
-                    p = self.partitions[i]
-                    if self._env.config.checkpoint_policy == "legacy":
-                        # the WAL is kept only after the persisted confirmed decree (after the
-                        # held one for a released partition): an older checkpoint leaves a gap
-                        held = self._cap.holding[i] or 0
-                        floor = held if i in released else self._persisted_confirmed[i]
-                        art = policy.legacy_ready(p, floor) or policy.large(p)
-                    else:
-                        art = self._make_artifact(i)
-                    self._hold(i, art)
-                    arts[i] = art
-                with self._changed:
-                    ckpt = list(self._record.partitions)
-                    for i, art in arts.items():
-                        ckpt[i] = self._ckpt_record(art)
-                    self._save(self._record.with_partitions(ckpt))
-                    self._adopt_ckpt()
-        empties: dict[int, int] = {}
-        tasks: dict[int, Future[None]] = {}
-        for i in range(n):
-            if learned_now[i] or i not in mine:
-                continue  # (another node's partition is its owner's to learn)
-            art = self._artifacts[i]
-            assert art is not None
-            if art.kind == policy.EMPTY:
-                empties[i] = art.decree
-            else:
-                tasks[i] = self._env.tasks.high(lambda i=i, art=art: self._learn(follower, i, art))
-        try:
-            if empties:
-                follower.learn_empty(self.remote_table, empties)
-        finally:
-            # every learning task ends before a failure is raised: a retry must never run a
-            # second learn of the same partition alongside one still going
-            wait(tasks.values())
-        for f in tasks.values():
-            f.result()
-        newly = list(empties) + list(tasks)
-        if newly:
-            follower.mark_learned(self.remote_table, newly)
-        for i in newly:
-            self._reasons[i] = ""
-        ckpt = [
-            replace(c, state=CkptState.LEARNED) if learned_now[i] or i in newly else c
-            for i, c in enumerate(self._record.partitions)
-        ]
-        self._transition(DupStatus.LOG, ckpt)
-        self._artifacts = [None] * n
-        self._pinned = [frozenset()] * n
-
-    def _learn(self, follower: Follower, i: int, art: policy.Artifact) -> None:
-        if art.kind == policy.SMALL:
-            assert art.block is not None
-            follower.learn_snapshot(self.remote_table, i, art.decree, art.block)
-            return
-        assert art.directory is not None
-        offsets = follower.checkpoint_offsets(self.remote_table, i, art.decree, art.manifest)
-        total = sum(e[1] for e in art.manifest)
-        done = sum(min(offsets.get(name, 0), size) for name, size, _ in art.manifest)
-        chunks = policy.read_chunks(art.directory, art.manifest, offsets)
-        try:
-            follower.learn_checkpoint(
-                self.remote_table, i, art.decree, art.manifest, self._counted(i, chunks, done, total)
-            )
-        finally:
-            self._copying[i] = None
-            self._set_ckpt_metric(i)
-
-    def _counted(self, i: int, chunks: Iterator[Chunk], done: int, total: int) -> Iterator[Chunk]:
-        """The chunks, counted into this partition's progress as the follower takes them."""
-        started = time.monotonic()
-        self._copying[i] = self._copied[i] = (done, total)
-        self._copy_times[i] = (started, started)
-        self._set_ckpt_metric(i)
-        for chunk in chunks:
-            yield chunk
-            done += len(chunk.data)
-            self._copying[i] = self._copied[i] = (done, total)
-            self._copy_times[i] = (started, time.monotonic())
-
-    # LOG -------------------------------------------------------------------------
-
-    def _log(self, follower: Follower) -> None:
-        released = self._released()
-        if released:
-            if not self.with_checkpoint:
-                raise DuplicationWalReleasedError(self.dupid, released)
-            # nothing is shipped after a freed gap: the released partitions learn a fresh
-            # checkpoint in APP (the others wait the while, their confirmed decrees kept)
-            self._persist_confirmed(force=True)
-            self._transition(DupStatus.APP)
-            return
-        mine = self._mine()
-        statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
-        for i in mine:
-            learned, source_decree = statuses[i]
-            if not learned:
-                if self._env.scope(self.table_name) is None:
-                    raise DuplicationError(f"follower partition {i} is not learned")
-                # it came here (a move) before its owner had it learned: learn it from here
-                self._transition(DupStatus.APP)
-                return
-            # from what the follower holds durably: a partition that moved here carries on
-            # exactly where its last owner's shipping stopped
-            self._shippers[i].restart_at(source_decree + 1)
-        while self._status == DupStatus.LOG and not self._stopping.is_set():
-            if any(self._cap.wanted):
-                return  # the driver loop records the release, then comes back
-            if self._mine() != mine:
-                return  # a partition moved here or away: start over from the follower's decrees
-            self._wake.clear()
-            moved = False
-            for i in mine:
-                sh = self._shippers[i]
-                if self._status != DupStatus.LOG or self._stopping.is_set():
-                    break
-                moved |= self._ship(follower, i, sh)
-            self._persist_confirmed()
-            if not moved:
-                self._wake.wait(CONFIRM_PERSIST_INTERVAL)
-
-    def _ship(self, follower: Follower, i: int, sh: PartitionShipper) -> bool:
-        before_b, before_m = sh.shipped_bytes, sh.shipped_mutations
-        try:
-            moved = sh.ship_once(follower)
-            self._reasons[i] = ""
-        except (WalGapError, WalCorruptionError) as exc:
-            if self.fail_mode != "skip":
-                raise
-            lost = sh.skip_to_available()
-            if lost == 0 and isinstance(exc, WalCorruptionError):
-                raise
-            follower.advance(self.remote_table, i, sh.confirmed)
-            self.lost_mutations += lost
-            self._m_lost[i].inc(lost)
-            self._reasons[i] = f"skipped {lost} unreadable mutations"
-            moved = True
-        except PartitionUnavailableError as exc:
-            self._reasons[i] = f"follower partition unavailable: {exc.state}"
-            raise
-        if sh.shipped_bytes != before_b:
-            self._m_bytes[i].inc(sh.shipped_bytes - before_b)
-        if sh.shipped_mutations != before_m:
-            self._m_muts[i].inc(sh.shipped_mutations - before_m)
-        self._m_pending[i].set(sh.pending())
-        self._m_confirmed[i].set(sh.confirmed)
-        self._m_lag[i].set(sh.time_lag_ms)
-        return moved

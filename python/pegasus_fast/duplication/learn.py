@@ -60,7 +60,7 @@ def _learning(p: Partition) -> Iterator[None]:
 def _fresh(p: Partition) -> None:
     if p.state == FAILED:
         # a write of an earlier try could not be undone: it learns again once reopened
-        p._check(True)
+        p.check_available(True)
     if p.state != LEARNING:
         raise DuplicationError(f"partition {p.table}.{p.pidx} is not learning")
 

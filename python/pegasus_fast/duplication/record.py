@@ -11,8 +11,22 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
-from ..errors import MetaCorruptionError
+from ..errors import InvalidTypeError, MetaCorruptionError
 from .status import FAIL_MODES, DupStatus
+
+#: the largest duplication id: ids, and the next one to give, fit a signed 64-bit int with
+#: room to spare wherever they are kept (the metadata journal, ZooKeeper, the wire)
+MAX_DUPID = (1 << 62) - 1
+
+
+def check_dupid(dupid: object, lookup: bool = False) -> int:
+    """``dupid`` if it is a duplication id, else InvalidTypeError. A ``lookup`` may ask for 0
+    too (it finds nothing); an id given to a new duplication is from 1."""
+    lo = 0 if lookup else 1
+    if isinstance(dupid, bool) or not isinstance(dupid, int) or not lo <= dupid <= MAX_DUPID:
+        raise InvalidTypeError(f"dupid is an int in {lo}..{MAX_DUPID}")
+    return dupid
+
 
 #: what a partition learns from (checkpoints.py); "none" for a duplication without checkpoint
 CHECKPOINT_KINDS = ("", "empty", "small", "large", "none")
@@ -197,4 +211,4 @@ def _number(d: dict[str, Any], key: str, default: float | None = None) -> float:
     return float(value)
 
 
-__all__ = ["CHECKPOINT_KINDS", "CkptState", "DupRecord", "PartitionCheckpoint"]
+__all__ = ["CHECKPOINT_KINDS", "MAX_DUPID", "CkptState", "DupRecord", "PartitionCheckpoint", "check_dupid"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -53,3 +54,27 @@ class PartitionProgress:
     copy_total_bytes: int = 0
     #: seconds from the start of that copy to its latest chunk (the copy's rate is bytes over this)
     copy_seconds: float = 0.0
+
+
+def stuck_timeout_error(
+    dupid: int,
+    remote: str,
+    status: DupStatus,
+    wanted: DupStatus,
+    timeout: float | None,
+    progress: Iterable[PartitionProgress],
+) -> TimeoutError:
+    """The TimeoutError of a ``wait_for`` that ran out: where the duplication stands, and each
+    partition not learned yet or stuck, with its reason (every client's ``wait_for`` raises it)."""
+    stuck = [
+        f"{p.pidx}: {p.checkpoint_state}" + (f" ({p.reason})" if p.reason else "")
+        for p in progress
+        if p.reason or p.checkpoint_state != "learned"
+    ]
+    return TimeoutError(
+        f"duplication {dupid} to {remote} is {status}, not {wanted}, "
+        f"after {timeout}s; partitions: {'; '.join(stuck) or 'none stuck'}"
+    )
+
+
+__all__ = ["FAIL_MODES", "TRANSITIONS", "DupStatus", "PartitionProgress", "stuck_timeout_error"]

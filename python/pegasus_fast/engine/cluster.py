@@ -10,19 +10,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .. import _backend, fileio
+from .. import _backend
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import DupEnv, Duplication
-from ..duplication.ports import SourceId
+from ..duplication.record import check_dupid
 from ..errors import (
     ClosedError,
     CloseError,
@@ -30,23 +28,19 @@ from ..errors import (
     DuplicationError,
     InvalidArgumentError,
     InvalidTypeError,
-    MetaFencedError,
-    TableExistsError,
-    TableNotFoundError,
 )
 from ..metrics import Metrics
-from ..records import MAX_PARTITIONS
-from ..storage.layout import make_durable
-from ..storage.partition import LEARNING, SERVING, Partition
-from . import local_follower
-from .envs import validate_envs
+from ..storage.partition import LEARNING, Partition
+from . import open_clusters
+from .followers import FollowerTables
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
-from .meta import ClusterMeta, FollowerOf, TableRecord, partition_dir, valid_table_name
-from .opens import FOLLOWER_OPEN_DELAY, BackgroundOpens
+from .meta import ClusterMeta
+from .opens import BackgroundOpens
 from .remotes import Network, Remotes, is_url
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
+from .tables import Tables
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,8 @@ class ClusterInfo:
     backend: str
 
 
-def _default_cluster_id(name: str) -> int:
+def default_cluster_id(name: str) -> int:
+    """The cluster id a cluster named ``name`` takes when none is configured."""
     return _backend.impl.crc64(name.encode("utf-8")) % 127 + 1
 
 
@@ -78,7 +73,7 @@ class _Tasks:
         return self._scheduler.submit_after(delay, fn, Lane.NORMAL)
 
 
-class _Tables:
+class _SourceTables:
     """duplication's SourceTables port over this cluster's open tables."""
 
     def __init__(self, cluster: Cluster) -> None:
@@ -88,7 +83,7 @@ class _Tables:
         return self._cluster.table(table).partitions
 
     def has(self, table: str) -> bool:
-        return table in self._cluster._tables
+        return self._cluster.has_table(table)
 
 
 class Cluster:
@@ -115,7 +110,6 @@ class Cluster:
             raise ClusterLockedError(self.path) from None
         self._closed = False
         self._lock = threading.RLock()
-        self._tables: dict[str, Table] = {}
         self._remotes = Remotes(network)
         try:
             default_name = name or os.path.basename(self.path)
@@ -124,7 +118,7 @@ class Cluster:
                 if config.cluster_id is not None and config.cluster_id != cluster_id:
                     raise InvalidArgumentError("cluster_id and config.cluster_id differ")
             configured = cluster_id if cluster_id is not None else config.cluster_id
-            cid = configured if configured is not None else _default_cluster_id(default_name)
+            cid = configured if configured is not None else default_cluster_id(default_name)
             store = JournalMetaStore(
                 os.path.join(self.path, "meta"), data_dir=os.path.join(self.path, "tables")
             )
@@ -147,7 +141,7 @@ class Cluster:
                 DupEnv(
                     config=config,
                     metrics=self.metric_set,
-                    tables=_Tables(self),
+                    tables=_SourceTables(self),
                     tasks=_Tasks(self.scheduler),
                     connector=self._remotes,
                     save=self.meta.save_duplication,
@@ -159,15 +153,28 @@ class Cluster:
                 self.meta.add_duplication,
             )
             self._opens = BackgroundOpens(self.scheduler, self._setting_up)
-            for tname, rec in state.tables.items():
-                self._tables[tname] = self._open_table(tname, rec)
+            self._tables = Tables(
+                self.path,
+                config,
+                self.cluster_id,
+                self.meta,
+                self._dups,
+                self._run_high,
+                self._lock,
+                self._check_open,
+            )
+            #: the follower bookkeeping of the tables that duplications of other clusters made
+            #: or adopted here (engine/local_follower.py, a node of a multi-node cluster)
+            self.followers = FollowerTables(self._tables, self.meta, config, self._opens)
+            self._tables.open_existing()
         except BaseException:
             self._before_close()
-            for t in self._tables.values():
-                t.release(flush=False)
+            tables: Tables | None = getattr(self, "_tables", None)
+            if tables is not None:
+                tables.release(flush=False)
             self._release()
             raise
-        local_follower.register(self)
+        open_clusters.register(self)
         try:
             self.maintenance = Maintenance(self.config, self.scheduler, self.metric_set, self.open_tables)
             self.maintenance.start()
@@ -249,7 +256,8 @@ class Cluster:
         self._remotes.close()
         return failures
 
-    def _duplications_wake_remote(self, remote: str) -> None:
+    def wake_duplications_to(self, remote: str) -> None:
+        """The cluster at ``remote`` opened in this process: duplications to it go on now."""
         dups = getattr(self, "_dups", None)
         if dups is not None and not self._closed:
             dups.wake_remote(remote)
@@ -280,10 +288,8 @@ class Cluster:
         embedded Cluster (or its path). ``remote_token`` is what a served remote is shown, kept
         with the duplication (default: this process's PEGASUS_FAST_TOKEN, read when it connects).
         ``dupid``: the id to give it (a node of a multi-node cluster takes the cluster's)."""
-        if dupid is not None and (
-            isinstance(dupid, bool) or not isinstance(dupid, int) or not 1 <= dupid < 1 << 62
-        ):
-            raise InvalidTypeError("dupid is an int in 1..2**62")
+        if dupid is not None:
+            check_dupid(dupid)
         self._check_open()
         if is_url(remote):
             assert isinstance(remote, str)
@@ -324,109 +330,16 @@ class Cluster:
         if self._closed:
             raise ClosedError(f"cluster {self.name!r} is closed")
 
-    def _open_table(self, name: str, rec: TableRecord, create: bool = False) -> Table:
-        parts: list[Partition] = []
-        fo = rec.follower_of
-        # a re-routed table's flags are its source's partitions: its own partitions always serve
-        learned = fo.learned if fo is not None and not fo.rerouted else None
-        try:
-            for pidx in range(rec.partition_count):
-                parts.append(
-                    Partition(
-                        partition_dir(self.path, rec.app_id, pidx),
-                        name,
-                        rec.app_id,
-                        pidx,
-                        self.config,
-                        self.cluster_id,
-                        learning=learned is not None and not learned[pidx],
-                        hooks=self._dups,
-                        must_exist=not create,
-                    )
-                )
-            if create:
-                make_durable([p.path for p in parts])
-        except BaseException:
-            for p in parts:
-                p.close(flush=False)
-            raise
-        return Table(name, rec.app_id, parts, run_high=self._run_high)
-
     def _run_high(self, fn: Callable[[], Any]) -> Any:
         """User-requested maintenance runs in the scheduler's high lane (DESIGN.md §6)."""
         return self.scheduler.submit(fn, Lane.HIGH).result()
 
-    @staticmethod
-    def _validate_table_args(name: object, partition_count: object) -> None:
-        if not isinstance(name, str):
-            raise InvalidTypeError("a table name is a str")
-        if not valid_table_name(name):
-            raise InvalidArgumentError(f"invalid table name {name!r}")
-        if isinstance(partition_count, bool) or not isinstance(partition_count, int):
-            raise InvalidTypeError("partition_count must be an int")
-        if not 1 <= partition_count <= MAX_PARTITIONS:
-            raise InvalidArgumentError(f"partition_count must be in 1..{MAX_PARTITIONS}")
-
     def create_table(self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None) -> Table:
         """A new table of ``partition_count`` partitions (Pegasus ``create``)."""
-        return self._create_table(name, partition_count, envs)
-
-    def _create_table(
-        self,
-        name: str,
-        partition_count: int,
-        envs: dict[str, str] | None,
-        *,
-        follower_of: SourceId | None = None,
-    ) -> Table:
-        """A duplication's follower table starts with every partition learning."""
-        self._validate_table_args(name, partition_count)
-        table_envs = validate_envs(envs)
-        with self._lock:
-            self._check_open()
-            if name in self._tables:
-                raise TableExistsError(name)
-
-            rec = TableRecord(
-                app_id=self._unused_app_id(self.meta.state.next_app_id),
-                partition_count=partition_count,
-                status="AVAILABLE",
-                create_time=time.time(),
-                envs=table_envs,
-                follower_of=None
-                if follower_of is None
-                else FollowerOf(follower_of, (False,) * partition_count),
-            )
-            # Directories first, the record last: the journal append is the one
-            # durable step that makes the table exist. A failure before it takes
-            # the directories back (none existed: _unused_app_id); a crash
-            # before it leaves directories no record names, which the next
-            # create skips. The other order could leave a record without a
-            # table, and its rollback (a second append) can fail too.
-            # The directories are durable before the record names them, so a listed
-            # partition whose directory is missing is data loss, not a crash.
-            dirs = [partition_dir(self.path, rec.app_id, pidx) for pidx in range(partition_count)]
-            try:
-                for d in dirs:
-                    fileio.makedirs(d, exist_ok=False)
-                table = self._open_table(name, rec, create=True)
-                try:
-                    self.meta.add_table(name, rec)
-                except BaseException:
-                    table.release(flush=False)
-                    raise
-            except MetaFencedError:
-                # whether the record is on disk is unknown until reopen: the directories stay
-                # (if it is not, the next create skips them: _unused_app_id)
-                raise
-            except BaseException:
-                for d in dirs:
-                    shutil.rmtree(d, ignore_errors=True)
-                raise
-            self._tables[name] = table
-        if self.config.open_rocksdb_eagerly and follower_of is None:
+        table = self._tables.create(name, partition_count, envs)
+        if self.config.open_rocksdb_eagerly:
             # a duplication's follower table opens its partitions once they have learned
-            # (_mark_learned)
+            # (FollowerTables.mark_learned)
             self._opens.open_later(table.partitions)
         return table
 
@@ -436,111 +349,35 @@ class Cluster:
             return True
         return any(p.state == LEARNING for t in self.open_tables() for p in t.partitions)
 
-    def _unused_app_id(self, app_id: int) -> int:
-        """The first app id from ``app_id`` that no ``tables/<id>.*`` directory uses.
-
-        Directories of an id the metadata does not name are what a crash left
-        between creating them and persisting their table: a new table skips
-        them rather than adopting another table's data, and they are not
-        deleted, since nothing proves they hold nothing of value.
-        """
-        try:
-            taken = {entry.split(".", 1)[0] for entry in os.listdir(os.path.join(self.path, "tables"))}
-        except FileNotFoundError:
-            return app_id
-        while str(app_id) in taken:
-            app_id += 1
-        return app_id
-
-    def _table_record(self, name: str) -> TableRecord | None:
-        return self.meta.state.tables.get(name)
-
-    def _adopt_follower(self, name: str, source: SourceId, source_partitions: int) -> None:
-        """An existing table becomes the follower of a duplication without checkpoint; its
-        partitions keep serving, and each source partition is marked learned once its start
-        decree is set. Another partition count than the source's means re-routing."""
-        rec = self._table_record(name)
-        assert rec is not None
-        rerouted = source_partitions if source_partitions != rec.partition_count else 0
-        self.meta.set_follower_of(name, FollowerOf(source, (False,) * source_partitions, rerouted))
-
-    def _mark_learned(self, name: str, pidxs: list[int]) -> None:
-        """Persist that follower partitions have their checkpoints, then let them serve."""
-        self.meta.set_learned(name, pidxs)
-        rec = self._table_record(name)
-        if rec is not None and rec.follower_of is not None and rec.follower_of.rerouted:
-            return  # the learned flags are the source's partitions; the table's keep serving
-        table = self.table(name)
-        for pidx in pidxs:
-            table.partitions[pidx].state = SERVING
-        if self.config.open_rocksdb_eagerly:
-            # In the background a moment after they serve: opening them now would hold up the
-            # duplication's last steps, the caller waiting for DS_LOG and the first reads. A
-            # read or write that comes first opens its partition itself (a learned snapshot
-            # waits in the WAL until then).
-            self._opens.open_later([table.partitions[pidx] for pidx in pidxs], FOLLOWER_OPEN_DELAY)
-
-    def _restart_learning(self, name: str, pidxs: list[int]) -> None:
-        """Follower partitions learn again: not learned durably first, so a restart in between
-        opens them learning (empty), never serving what they had."""
-        rec = self._table_record(name)
-        if rec is None or rec.follower_of is None:
-            raise DuplicationError(f"table {name!r} is not a duplication's follower")
-        self.meta.set_learned(name, pidxs, learned=False)
-        table = self.table(name)
-        for pidx in pidxs:
-            table.partitions[pidx].restart_learning()
-
     def table(self, name: str) -> Table:
-        with self._lock:
-            self._check_open()
-            try:
-                return self._tables[name]
-            except KeyError:
-                raise TableNotFoundError(name) from None
+        return self._tables.get(name)
 
     def has_table(self, name: str) -> bool:
-        return name in self._tables
+        return self._tables.has(name)
 
     def open_tables(self) -> list[Table]:
         """The tables open now, without taking the cluster lock (background tasks use it)."""
-        return list(self._tables.values())
+        return self._tables.open_tables()
 
     def list_tables(self) -> list[TableInfo]:
         self._check_open()
-        tables = self.meta.state.tables
-        return [
-            TableInfo(r.app_id, n, r.partition_count, r.status, r.create_time, dict(r.envs))
-            for n, r in sorted(tables.items(), key=lambda kv: kv[1].app_id)
-        ]
+        return self._tables.infos()
 
     def table_info(self, name: str) -> TableInfo:
         """What ``list_tables`` says of one table."""
         self._check_open()
-        r = self._table_record(name)
-        if r is None:
-            raise TableNotFoundError(name)
-        return TableInfo(r.app_id, name, r.partition_count, r.status, r.create_time, dict(r.envs))
+        return self._tables.info(name)
 
     def drop_table(self, name: str) -> None:
         with self._lock:
             self._check_open()
-            table = self.table(name)
+            self.table(name)
             active = self._dups.active_for(name)
             if active:
                 raise DuplicationError(
                     f"table {name!r} has duplications {[d.dupid for d in active]}; remove them first"
                 )
-            # The record goes first: once it is durable the table is gone, and
-            # whatever the removal below leaves (it failed half-way, or a crash
-            # came first) is never opened as the table again, and its app id is
-            # never reused (_unused_app_id skips it). Removing the files first
-            # could leave a record naming a half-empty table.
-            self.meta.drop_table(name)
-            del self._tables[name]
-            table.release(flush=False)  # a dropped table's memtables need no flush
-            for p in table.partitions:
-                shutil.rmtree(p.path, ignore_errors=True)
+            self._tables.drop(name)
 
     # -- life cycle ---------------------------------------------------------
 
@@ -563,9 +400,8 @@ class Cluster:
         # task they are finishing may still look a table up.
         failures = self._before_close()
         with self._lock:
-            for t in self._tables.values():
-                failures += t.release()
-            local_follower.unregister(self)
+            failures += self._tables.release()
+            open_clusters.unregister(self)
             failures += self._release()
         if failures:
             raise CloseError(self.path, failures)

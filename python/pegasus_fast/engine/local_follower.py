@@ -7,9 +7,8 @@ learning and applying itself to duplication/learn.py and duplication/apply.py.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ..duplication import apply, learn
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
@@ -23,33 +22,7 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..storage.partition import LEARNING, SERVING, Partition
-
-if TYPE_CHECKING:
-    from .cluster import Cluster
-
-#: clusters open in this process, by real path (embedded duplication remotes find each other here)
-_open_clusters: dict[str, Cluster] = {}
-_open_lock = threading.Lock()
-
-
-def open_cluster_at(path: str) -> Cluster | None:
-    with _open_lock:
-        return _open_clusters.get(path)
-
-
-def register(cluster: Cluster) -> None:
-    """A cluster opened: duplications anywhere in the process waiting for it go on."""
-    with _open_lock:
-        _open_clusters[cluster.path] = cluster
-        others = list(_open_clusters.values())
-    for c in others:
-        c._duplications_wake_remote(cluster.path)
-
-
-def unregister(cluster: Cluster) -> None:
-    with _open_lock:
-        if _open_clusters.get(cluster.path) is cluster:
-            del _open_clusters[cluster.path]
+from .open_clusters import OpenCluster, open_cluster_at
 
 
 def same_source(a: SourceId, b: SourceId) -> bool:
@@ -89,7 +62,7 @@ def _closed_is_unavailable(fn: _F) -> _F:
 class LocalFollower:
     """A follower cluster open in this process."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: OpenCluster) -> None:
         self.cluster = cluster
 
     @_closed_is_unavailable
@@ -113,15 +86,15 @@ class LocalFollower:
     @_closed_is_unavailable
     def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
         c = self.cluster
-        rec = c._table_record(table)
+        rec = c.followers.record(table)
         if rec is None:
             try:
-                c._create_table(table, partition_count, None, follower_of=source)
+                c.followers.create(table, partition_count, source)
                 return
             except TableExistsError:
                 # made meanwhile by another call (the nodes of a multi-node source each
                 # ensure the table): judge the one that exists like any other
-                rec = c._table_record(table)
+                rec = c.followers.record(table)
                 if rec is None:
                     raise
         mine = rec.follower_of
@@ -149,11 +122,11 @@ class LocalFollower:
             )
         # Pegasus's original workflow: ship from now on into the table as it is (with another
         # partition count, each op goes where its key hashes, as through Pegasus's client)
-        c._adopt_follower(table, source, partition_count)
+        c.followers.adopt(table, source, partition_count)
 
     def _rerouted(self, table: str) -> list[Partition] | None:
         """The table's partitions when it is fed by a source of another partition count."""
-        rec = self.cluster._table_record(table)
+        rec = self.cluster.followers.record(table)
         if rec is None or rec.follower_of is None or not rec.follower_of.rerouted:
             return None
         try:
@@ -162,7 +135,7 @@ class LocalFollower:
             raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
 
     def _source_pidx(self, table: str, pidx: int) -> int:
-        rec = self.cluster._table_record(table)
+        rec = self.cluster.followers.record(table)
         assert rec is not None and rec.follower_of is not None
         if (
             isinstance(pidx, bool)
@@ -180,12 +153,12 @@ class LocalFollower:
         parts = self._rerouted(table)
         if parts is not None:
             pidx = self._source_pidx(table, pidx)
-            fo = self.cluster._table_record(table).follower_of  # type: ignore[union-attr]
+            fo = self.cluster.followers.record(table).follower_of  # type: ignore[union-attr]
             learned = fo.learned[pidx]  # type: ignore[union-attr]
             home = parts[pidx % len(parts)]
             return learned, home.rerouted_progress().get(pidx, 0) if learned else 0
         p = self._partition(table, pidx)
-        rec = self.cluster._table_record(table)
+        rec = self.cluster.followers.record(table)
         learned = p.state != LEARNING
         if rec is not None and rec.follower_of is not None:
             learned = learned and rec.follower_of.learned[pidx]
@@ -209,7 +182,7 @@ class LocalFollower:
 
     @_closed_is_unavailable
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
-        # durable in the WAL; RocksDB replays it when it opens (Cluster._mark_learned)
+        # durable in the WAL; RocksDB replays it when it opens (FollowerTables.mark_learned)
         learn.learn_snapshot(self._partition(table, pidx), decree, block)
 
     @_closed_is_unavailable
@@ -229,7 +202,7 @@ class LocalFollower:
         rerouted = self._rerouted(table) is not None
         for pidx in pidxs:
             self._source_pidx(table, pidx) if rerouted else self._partition(table, pidx)  # each one exists
-        self.cluster._mark_learned(table, pidxs)
+        self.cluster.followers.mark_learned(table, pidxs)
         if not rerouted:
             for pidx in pidxs:
                 learn.discard_learned_files(self._partition(table, pidx))
@@ -240,7 +213,7 @@ class LocalFollower:
             raise DuplicationError(f"table {table!r} is re-routed from its source: it cannot learn again")
         for pidx in pidxs:
             self._partition(table, pidx)  # each one exists
-        self.cluster._restart_learning(table, pidxs)
+        self.cluster.followers.restart_learning(table, pidxs)
 
     @_closed_is_unavailable
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
@@ -249,7 +222,7 @@ class LocalFollower:
             return apply.apply_rerouted(parts, self._source_pidx(table, pidx), blocks, skipped_through)
         p = self._partition(table, pidx)
         if p.state != SERVING:
-            raise PartitionUnavailableError(table, pidx, p.state)
+            raise PartitionUnavailableError(table, pidx, p.state.value)
         return apply.apply_shipped(p, blocks, skipped_through)
 
     def cancel(self) -> None:

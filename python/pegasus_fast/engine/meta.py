@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..duplication.ports import SourceId
-from ..duplication.record import DupRecord
+from ..duplication.record import MAX_DUPID, DupRecord
 from ..errors import DuplicationError, MetaCorruptionError
 from ..records import MAX_PARTITIONS
 from .journal import MetaStore
@@ -100,7 +100,7 @@ class FollowerOf:
             or not all(isinstance(x, bool) for x in learned)
         ):
             raise _bad("follower_of.learned is not one bool per source partition")
-        source = SourceId(src["cluster"], src["cluster_uid"], src["table"], _int(src, "dupid", 1, 1 << 62))
+        source = SourceId(src["cluster"], src["cluster_uid"], src["table"], _int(src, "dupid", 1, MAX_DUPID))
         return cls(source, tuple(learned), source_partitions)
 
 
@@ -207,7 +207,7 @@ class ClusterState:
             if not isinstance(key, str) or not key.isdigit():
                 raise _bad(f"invalid duplication id {key!r}")
             dups[int(key)] = DupRecord.from_json(rec)
-        next_dupid = _int(raw, "next_dupid", 1, 1 << 62)
+        next_dupid = _int(raw, "next_dupid", 1, MAX_DUPID + 1)
         if any(k >= next_dupid for k in dups):
             raise _bad("a duplication id runs past next_dupid")
         derived = raw.get("cluster_id_derived", False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +64,7 @@ class TableHealth:
         return self.fully_healthy == len(self.partitions)
 
 
-def _key_collection(sort_keys: object) -> Iterable[object]:
+def key_collection(sort_keys: object) -> Iterable[object]:
     if isinstance(sort_keys, (bytes, str, bytearray, memoryview)):
         raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
     if not isinstance(sort_keys, Iterable):
@@ -161,7 +160,7 @@ class Table:
         return p.write([(MULTI_PUT, hk, pairs, expire_ts_for(ttl_seconds))])
 
     def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
-        sks = [as_bytes(sk, "sort_key") for sk in _key_collection(sort_keys)]
+        sks = [as_bytes(sk, "sort_key") for sk in key_collection(sort_keys)]
         if not sks:
             raise InvalidArgumentError("multi_delete needs at least one sort_key")
         p, hk, _ = self._route_multi(hash_key)
@@ -185,7 +184,7 @@ class Table:
         if isinstance(sort_keys, (bytes, str)):
             raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
         out: dict[bytes, bytes] = {}
-        for sk in _key_collection(sort_keys):
+        for sk in key_collection(sort_keys):
             value = self.get(hash_key, sk)
             if value is not None:
                 out[as_bytes(sk, "sort_key")] = value
@@ -223,12 +222,12 @@ class Table:
     def partition_stats(self) -> list[PartitionStats]:
         if self._closed:
             raise ClosedError(f"table {self.name!r} is closed")
-        return [PartitionStats(state=p.state, **p.stats()) for p in self.partitions]
+        return [PartitionStats(state=p.state.value, **p.stats()) for p in self.partitions]
 
     def health(self) -> TableHealth:
         """Pegasus-style health: a learning partition serves neither reads nor writes."""
-        states = [(p.pidx, p.state) for p in self.partitions]
-        healthy = sum(1 for _, s in states if s == SERVING)
+        states = [(p.pidx, p.state.value) for p in self.partitions]
+        healthy = sum(1 for _, s in states if s == SERVING.value)
         sick = len(states) - healthy
         return TableHealth(healthy, sick, sick, sick, states)
 
@@ -243,29 +242,10 @@ class Table:
                 p.close(flush=flush)
             except Exception as exc:
                 failures.append((f"table {self.name} partition {p.pidx}", exc))
-                _take_handles_back(p)
+                p.release_handles()
         return failures
 
     def close(self) -> None:
         failures = self.release()
         if failures:
             raise CloseError(f"table {self.name}", failures)
-
-
-def _take_handles_back(p: Partition) -> None:
-    """Release a partition whose close raised, so its RocksDB LOCK and WAL fd are not held.
-
-    ``Partition.close`` stops at its first error (a flush or a WAL sync that
-    failed): close it again without the flush, then release whatever that
-    second close could not reach. The first error is the one reported; these
-    steps only give the handles back.
-    """
-    with contextlib.suppress(Exception):
-        p.close(flush=False)
-    with contextlib.suppress(Exception):
-        p.wal.close()
-    db = getattr(p, "_db", None)
-    if db is not None:
-        with contextlib.suppress(Exception):
-            db.close()
-        p._db = None

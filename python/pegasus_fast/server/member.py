@@ -56,7 +56,7 @@ from ..coord.layout import (
 from ..coord.zk import ZkAddress, read_cluster, read_dups, read_tables
 from ..duplication.ports import SourceId
 from ..duplication.status import DupStatus
-from ..engine.cluster import Cluster, _default_cluster_id
+from ..engine.cluster import Cluster, default_cluster_id
 from ..engine.local_follower import LocalFollower
 from ..errors import (
     CoordinationError,
@@ -108,7 +108,7 @@ def join_cluster(zk: KazooClient, addr: ZkAddress) -> ClusterDoc:
     if doc is not None:
         return doc
     name = addr.chroot.strip("/").replace("/", ".")
-    new = ClusterDoc(name, _default_cluster_id(name), uuid.uuid4().hex)
+    new = ClusterDoc(name, default_cluster_id(name), uuid.uuid4().hex)
     with contextlib.suppress(NodeExistsError):
         zk.create(CLUSTER, new.encode())
     doc = read_cluster(zk)
@@ -396,10 +396,10 @@ class Member:
             elif part.last_committed >= handoff_decree:
                 # learned through the decree the last owner wrote (a duplication's follower
                 # partition: recorded as learned, or its next open would start it empty)
-                rec = self.cluster._table_record(part.table)
+                rec = self.cluster.followers.record(part.table)
                 if rec is not None and rec.follower_of is not None:
-                    self.cluster._mark_learned(part.table, [part.pidx])
-                part.state = SERVING
+                    self.cluster.followers.mark_learned(part.table, [part.pidx])
+                part.serve_learned()
             else:
                 log.warning(
                     "node %s owns %s.%d but holds decree %d of %d: not serving it",
@@ -409,7 +409,7 @@ class Member:
                     part.last_committed,
                     handoff_decree,
                 )
-        elif part.state == "moving":
+        elif part.state == MOVING:
             fenced = self._fenced_at.setdefault(key, time.monotonic())
             if time.monotonic() - fenced > FENCE_LEASE:
                 log.warning("node %s: move of %s.%d never switched owner; unfencing", self.node_id, *key)

@@ -34,6 +34,7 @@ from ..duplication.status import FAIL_MODES, DupStatus
 from ..engine.cluster import Cluster
 from ..engine.envs import validate_envs
 from ..engine.local_follower import same_source
+from ..engine.tables import validate_table_args
 from ..errors import (
     CoordinationError,
     DuplicationError,
@@ -183,7 +184,7 @@ class Placement:
         envs: dict[str, str] | None,
         follower_of: dict[str, Any] | None = None,
     ) -> AppDoc:
-        Cluster._validate_table_args(name, partition_count)
+        validate_table_args(name, partition_count)
         table_envs = validate_envs(envs)
         self._require_leader()
         nodes = read_nodes(self.zk)

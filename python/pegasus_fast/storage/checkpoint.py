@@ -18,7 +18,6 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import rocksdict
 
@@ -26,9 +25,6 @@ from .. import _backend, fileio
 from ..config import Config
 from ..errors import DataCorruptionError, UnsafePathError
 from .rdb import rdb_error
-
-if TYPE_CHECKING:
-    from .partition import Partition
 
 _NAME = re.compile(r"checkpoint\.(\d+)")
 TMP_PREFIX = "checkpoint.tmp."
@@ -155,21 +151,19 @@ def _write_manifest(directory: str, decree: int, manifest: list[ManifestEntry]) 
         fileio.close(fd)
 
 
-def create(partition: Partition, decree: int) -> CheckpointInfo:
-    """Checkpoint ``partition`` (its lock held, so ``decree`` is what it contains)."""
-    return publish(partition, decree, *stage(partition, decree))
-
-
-def stage(partition: Partition, decree: int) -> tuple[float, str, list[ManifestEntry] | None]:
-    """The part of a checkpoint that needs the partition's lock (so that ``decree`` is what
-    it contains): a verified ``checkpoint.<decree>`` already there, or RocksDB's checkpoint
-    into a temporary directory (the memtable flushed, the SST files hard-linked).
+def stage(
+    path: str, db: rocksdict.Rdict, pidx: int, decree: int
+) -> tuple[float, str, list[ManifestEntry] | None]:
+    """The part of a checkpoint of the partition at ``path`` that needs its lock (so that
+    ``decree`` is what ``db`` contains): a verified ``checkpoint.<decree>`` already there, or
+    RocksDB's checkpoint into a temporary directory (the memtable flushed, the SST files
+    hard-linked).
 
     Returns (start time, directory, manifest: None for a temporary directory, which
     :func:`publish` hashes, syncs and renames, without the lock).
     """
     start = time.perf_counter()
-    final = dir_for(partition.path, decree)
+    final = dir_for(path, decree)
     if os.path.lexists(final):
         try:
             return start, final, verify(final)
@@ -179,14 +173,14 @@ def stage(partition: Partition, decree: int) -> tuple[float, str, list[ManifestE
                 fileio.unlink(final)
             else:
                 fileio.rmtree(final)
-            fileio.fsync_dir(partition.path)
-    tmp = os.path.join(partition.path, f"{TMP_PREFIX}{os.getpid()}.{next(_counter)}")
+            fileio.fsync_dir(path)
+    tmp = os.path.join(path, f"{TMP_PREFIX}{os.getpid()}.{next(_counter)}")
     try:
         fileio.point("rdb_checkpoint", tmp)
         try:
-            rocksdict.Checkpoint(partition.db).create_checkpoint(tmp)
+            rocksdict.Checkpoint(db).create_checkpoint(tmp)
         except Exception as exc:
-            raise rdb_error(exc, tmp, partition.pidx) from exc
+            raise rdb_error(exc, tmp, pidx) from exc
     except BaseException:
         # not left for the next open: on a full disk, each retry would leave another
         fileio.rmtree(tmp, ignore_errors=True)
@@ -195,12 +189,12 @@ def stage(partition: Partition, decree: int) -> tuple[float, str, list[ManifestE
 
 
 def publish(
-    partition: Partition, decree: int, start: float, directory: str, manifest: list[ManifestEntry] | None
+    path: str, pidx: int, decree: int, start: float, directory: str, manifest: list[ManifestEntry] | None
 ) -> CheckpointInfo:
     """Hash, sync and publish a staged checkpoint as ``checkpoint.<decree>``. Its files are
     hard links nothing writes again, so this needs no partition lock: the hashing and the
     fsyncs of a large checkpoint do not hold up the partition's writes."""
-    final = dir_for(partition.path, decree)
+    final = dir_for(path, decree)
     if manifest is None:
         try:
             manifest = build_manifest(directory)
@@ -210,11 +204,9 @@ def publish(
         except BaseException:
             fileio.rmtree(directory, ignore_errors=True)
             raise
-        fileio.fsync_dir(partition.path)
+        fileio.fsync_dir(path)
     size = sum(e[1] for e in manifest)
-    return CheckpointInfo(
-        partition.pidx, decree, final, (time.perf_counter() - start) * 1000.0, size, tuple(manifest)
-    )
+    return CheckpointInfo(pidx, decree, final, (time.perf_counter() - start) * 1000.0, size, tuple(manifest))
 
 
 def gc(path: str, config: Config, protect: frozenset[int] = frozenset()) -> list[int]:

@@ -8,24 +8,43 @@ the SST files.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import rocksdict
 
 from ..records import is_expired, is_meta_key, now_pegasus_seconds
+from .state import PartitionState
 
-if TYPE_CHECKING:
-    from .partition import Partition
+
+class Expiring(Protocol):
+    """A partition, as dropping its expired records sees it (storage/partition.py)."""
+
+    @property
+    def state(self) -> PartitionState: ...
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """Held by every write while it applies."""
+
+    @property
+    def db(self) -> rocksdict.Rdict: ...
+
+    @property
+    def holds_nothing(self) -> bool: ...
+
 
 #: keys re-checked and deleted per hold of the partition lock: a writer waits at most one chunk
 CHUNK = 1024
 
 
-def _serving(partition: Partition) -> bool:
-    return partition.state == "serving" and not partition.holds_nothing
+def _serving(partition: Expiring) -> bool:
+    return partition.state == PartitionState.SERVING and not partition.holds_nothing
 
 
-def _iter_expired(partition: Partition) -> Iterator[bytes]:
+def iter_expired(partition: Expiring) -> Iterator[bytes]:
+    """Keys whose records are expired now, read without the lock: candidates only
+    (delete_expired checks each again under it)."""
     if not _serving(partition):
         return
     now = now_pegasus_seconds()
@@ -39,16 +58,11 @@ def _iter_expired(partition: Partition) -> Iterator[bytes]:
         it.next()
 
 
-def expired_keys(partition: Partition) -> list[bytes]:
-    """Keys whose records are expired now, read without the lock: candidates only."""
-    return list(_iter_expired(partition))
-
-
-def drop_expired(partition: Partition) -> int:
+def drop_expired(partition: Expiring) -> int:
     """Delete every expired record, a chunk at a time as the scan finds them; returns the count."""
     dropped = 0
     chunk: list[bytes] = []
-    for key in _iter_expired(partition):
+    for key in iter_expired(partition):
         chunk.append(key)
         if len(chunk) == CHUNK:
             dropped += delete_expired(partition, chunk)
@@ -56,12 +70,12 @@ def drop_expired(partition: Partition) -> int:
     return dropped + delete_expired(partition, chunk)
 
 
-def delete_expired(partition: Partition, keys: list[bytes]) -> int:
+def delete_expired(partition: Expiring, keys: list[bytes]) -> int:
     """Delete those of ``keys`` still expired; returns how many were deleted.
 
     Each chunk is re-checked and deleted under the partition lock, which
     every write holds while it applies: a key overwritten with a fresh value
-    since expired_keys() read it is live here and kept.
+    since iter_expired() read it is live here and kept.
 
     These deletes are not mutations: no decree, no WAL record, RocksDB's own
     WAL off as for every write. The records were already invisible to every
@@ -74,7 +88,7 @@ def delete_expired(partition: Partition, keys: list[bytes]) -> int:
     deleted = 0
     for start in range(0, len(keys), CHUNK):
         with partition.lock:
-            if partition.state != "serving":
+            if partition.state != PartitionState.SERVING:
                 break
             db = partition.db
             now = now_pegasus_seconds()

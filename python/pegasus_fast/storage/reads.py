@@ -1,6 +1,6 @@
 """The read path of a partition: point reads and scans, every RocksDB error typed.
 
-A mixin of ``Partition`` (partition.py), which provides ``db``, ``_check``,
+A mixin of ``Partition`` (partition.py), which provides ``db``, ``check_available``,
 ``holds_nothing``, ``path`` and ``pidx``.
 """
 
@@ -29,7 +29,7 @@ class PartitionReads:
         @property
         def holds_nothing(self) -> bool: ...
 
-        def _check(self, for_write: bool) -> None: ...
+        def check_available(self, for_write: bool) -> None: ...
 
     def _get(self, key: bytes) -> bytes | None:
         try:
@@ -38,13 +38,13 @@ class PartitionReads:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
     def get_raw(self, key: bytes) -> bytes | None:
-        self._check(False)
+        self.check_available(False)
         if self.holds_nothing:
             return None
         return self._get(key)
 
     def get(self, key: bytes) -> bytes | None:
-        self._check(False)
+        self.check_available(False)
         if self.holds_nothing:
             return None
         return live_value(self._get(key), now_pegasus_seconds())
@@ -57,7 +57,7 @@ class PartitionReads:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
     def _scan(self, fn: Callable[..., Iterator[Any]], *args: Any) -> Iterator[Any]:
-        self._check(False)
+        self.check_available(False)
         if self.holds_nothing:
             return
         yield from self._typed(fn(self.db, *args))

@@ -14,8 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import _backend, fileio
-from .._pure.logscan import list_log_files
 from ..errors import PartitionFailedError, UnsafePathError, WalCorruptionError, WalGapError
+from ..records import list_log_files
 from . import walhead
 
 

@@ -1,0 +1,71 @@
+"""Which tables of a cluster follow another cluster's duplication, and which of their
+partitions have learned: the one place that changes it (durably first, then the partitions)."""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..duplication.ports import SourceId
+from ..errors import DuplicationError
+from .meta import ClusterMeta, FollowerOf, TableRecord
+from .opens import FOLLOWER_OPEN_DELAY, BackgroundOpens
+from .table import Table
+from .tables import Tables
+
+
+class FollowerTables:
+    """A cluster's follower bookkeeping, as the embedded follower and a node of a
+    multi-node cluster use it."""
+
+    def __init__(self, tables: Tables, meta: ClusterMeta, config: Config, opens: BackgroundOpens) -> None:
+        self._tables = tables
+        self._meta = meta
+        self._config = config
+        self._opens = opens
+
+    def record(self, name: str) -> TableRecord | None:
+        """The table's metadata record, ``follower_of`` included (None: no such table)."""
+        return self._tables.record(name)
+
+    def create(self, name: str, partition_count: int, source: SourceId) -> Table:
+        """A duplication's follower table, every partition learning. Its partitions' RocksDB
+        open once they have learned (``mark_learned``), not when it is made."""
+        return self._tables.create(name, partition_count, None, follower_of=source)
+
+    def adopt(self, name: str, source: SourceId, source_partitions: int) -> None:
+        """An existing table becomes the follower of a duplication without checkpoint; its
+        partitions keep serving, and each source partition is marked learned once its start
+        decree is set. Another partition count than the source's means re-routing."""
+        rec = self.record(name)
+        assert rec is not None
+        rerouted = source_partitions if source_partitions != rec.partition_count else 0
+        self._meta.set_follower_of(name, FollowerOf(source, (False,) * source_partitions, rerouted))
+
+    def mark_learned(self, name: str, pidxs: list[int]) -> None:
+        """Persist that follower partitions have their checkpoints, then let them serve."""
+        self._meta.set_learned(name, pidxs)
+        rec = self.record(name)
+        if rec is not None and rec.follower_of is not None and rec.follower_of.rerouted:
+            return  # the learned flags are the source's partitions; the table's keep serving
+        table = self._tables.get(name)
+        for pidx in pidxs:
+            table.partitions[pidx].serve_learned()
+        if self._config.open_rocksdb_eagerly:
+            # In the background a moment after they serve: opening them now would hold up the
+            # duplication's last steps, the caller waiting for DS_LOG and the first reads. A
+            # read or write that comes first opens its partition itself (a learned snapshot
+            # waits in the WAL until then).
+            self._opens.open_later([table.partitions[pidx] for pidx in pidxs], FOLLOWER_OPEN_DELAY)
+
+    def restart_learning(self, name: str, pidxs: list[int]) -> None:
+        """Follower partitions learn again: not learned durably first, so a restart in between
+        opens them learning (empty), never serving what they had."""
+        rec = self.record(name)
+        if rec is None or rec.follower_of is None:
+            raise DuplicationError(f"table {name!r} is not a duplication's follower")
+        self._meta.set_learned(name, pidxs, learned=False)
+        table = self._tables.get(name)
+        for pidx in pidxs:
+            table.partitions[pidx].restart_learning()
+
+
+__all__ = ["FollowerTables"]

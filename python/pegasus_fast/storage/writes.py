@@ -1,0 +1,191 @@
+"""The write path of a partition: log a mutation in the WAL, apply it to RocksDB, wait for it
+to be durable; a failure leaves both as they were, or fails the partition.
+
+A mixin of ``Partition`` (partition.py), which provides what is declared below.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import rocksdict
+
+from .. import _backend, fileio
+from ..records import Op
+from .rdb import rdb_error
+from .state import PartitionState
+from .wal import Wal
+
+#: op kinds as plain ints: the write path compares them per write
+_SOURCE_DECREE = int(Op.SOURCE_DECREE)
+
+
+class PartitionWrites:
+    path: str
+    pidx: int
+    state: PartitionState
+    lock: threading.RLock
+    wal: Wal
+    last_committed: int
+    source_decree: int
+    source_seen: int
+    _db: rocksdict.Rdict | None
+    _deferred: bool
+    _tombstones: int
+    _must_sync: bool
+    _last_ts: int
+    _durable: Callable[[Any, int], None]
+    cluster_id: int
+
+    if TYPE_CHECKING:  # what Partition provides
+
+        @property
+        def db(self) -> rocksdict.Rdict: ...
+
+        def open_now(self) -> None: ...
+
+        def check_available(self, for_write: bool) -> None: ...
+
+    def _note_failure(self) -> None:
+        """A write the log could not undo fails the partition until it is reopened."""
+        if self.wal.failed is not None and self.state != PartitionState.CLOSED:
+            self.state = PartitionState.FAILED
+
+    def _apply_writes(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        """One WriteBatch (RocksDB's own WAL is off: set_write_options at open)."""
+        wb = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in writes:
+            if value is None:
+                wb.delete(key)
+            else:
+                wb.put(key, value)
+        self._write_batch(self._db or self.db, wb)
+
+    def _write_batch(self, db: rocksdict.Rdict, wb: rocksdict.WriteBatch) -> None:
+        fileio.point("rdb_write", self.path)
+        try:
+            db.write(wb)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def _log_and_apply(self, mutations: list[tuple[int, int, int, list]], apply: bool) -> int:
+        """Append ``mutations`` to the WAL and apply them: all of it, or none of it (lock held).
+
+        Returns the offset durability waits for. A failure leaves the WAL as
+        before (the block is cut back out) and RocksDB untouched, or fails the
+        partition when the WAL cannot be cut back. The block is in the WAL
+        before its WriteBatch (built with it, in one backend call) is written.
+        """
+        if apply:
+            db = self._db or self.db
+            wb = rocksdict.WriteBatch(raw_mode=True)
+            block = _backend.impl.encode_write(mutations, wb, self._tombstones)
+        else:
+            block = _backend.impl.encode_block(mutations)
+        last = mutations[-1][0]
+        try:
+            offset = self.wal.append(block, mutations[0][0], last)
+        except BaseException:
+            self._note_failure()
+            raise
+        if apply:
+            try:
+                self._write_batch(db, wb)
+            except BaseException as exc:
+                try:
+                    self.wal.undo()
+                except OSError:
+                    pass  # the WAL is failed now; the apply's own error is the one to report
+                self._note_failure()
+                raise exc
+        self.wal.commit(last)
+        return offset
+
+    def _after_commit(self, decree: int, offset: int) -> None:
+        """Wait for durability, then tell the hooks (duplication shippers wake on it)."""
+        if self._must_sync:
+            try:
+                self.wal.sync(offset)
+            except BaseException:
+                with self.lock:
+                    self._note_failure()
+                raise
+        self._durable(self, decree)
+
+    def timestamp_us(self) -> int:
+        """A timestamp after every one this partition gave before (its lock held): a logical
+        snapshot made of its records carries one, like every write."""
+        ts = time.time_ns() // 1000
+        if ts <= self._last_ts:
+            ts = self._last_ts + 1
+        self._last_ts = ts
+        return ts
+
+    def write(self, ops: list[tuple[Any, ...]]) -> int:
+        """Log and apply one mutation made of ``ops``; returns its decree once durable."""
+        with self.lock:
+            if self.state != PartitionState.SERVING:
+                self.check_available(True)
+            if self._db is None:
+                self.open_now()
+            decree = self.last_committed + 1
+            # timestamp_us inline: a method call is a tenth of the Python cost of a write
+            ts = time.time_ns() // 1000
+            if ts <= self._last_ts:
+                ts = self._last_ts + 1
+            self._last_ts = ts
+            offset = self._log_and_apply([(decree, ts, self.cluster_id, ops)], True)
+            self.last_committed = decree
+        if self._must_sync:
+            self._after_commit(decree, offset)
+        else:
+            self._durable(self, decree)
+        return decree
+
+    def write_mutations(
+        self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
+    ) -> int:
+        """Log and apply mutations built under the lock from the next decree.
+
+        ``build(next_decree)`` returns complete mutations numbered from
+        next_decree (a follower uses it to keep the source's timetags and to
+        filter by last-writer-wins against what is stored). Returns the last
+        decree, or the current one when build returned nothing.
+        """
+        with self.lock:
+            if self.state in (PartitionState.CLOSED, PartitionState.FAILED, PartitionState.MOVING):
+                self.check_available(True)
+            mutations = build(self.last_committed + 1)
+            if not mutations:
+                return self.last_committed
+            last = mutations[-1][0]
+            # deferred: durable in the WAL; replayed into RocksDB when it is first opened
+            deferred = defer_apply and self._db is None
+            if not deferred and self._db is None:
+                self.open_now()
+            offset = self._log_and_apply(mutations, not deferred)
+            if deferred:
+                self._deferred = True
+            self.last_committed = last
+            for m in mutations:
+                for op in m[3]:
+                    if op[0] == _SOURCE_DECREE:
+                        self.source_decree = op[1]
+            self.source_seen = max(self.source_seen, self.source_decree)
+        self._after_commit(last, offset)
+        return last
+
+    def sync_wal(self) -> None:
+        """Make everything committed so far durable (the caller may hold the lock)."""
+        try:
+            self.wal.sync(self.wal.written_offset)
+        except BaseException:
+            with self.lock:
+                self._note_failure()
+            raise
+
+
+__all__ = ["PartitionWrites"]
