@@ -552,7 +552,12 @@ def test_restart_in_each_state_loses_and_repeats_nothing(
     target = pf.DupStatus[stage]
     _wait_status(dup, target, {"PREPARE": prepare_gate, "APP": app_gate}.get(stage))
     if stage != "LOG":
-        assert any("held by test gate" in p.reason for p in dup.progress())
+        # the reason is set once the step's tasks have all ended, a moment after the gate's hit
+        wait_until(
+            lambda: any("held by test gate" in p.reason for p in dup.progress()),
+            WAIT,
+            lambda: f"the gate's reason: {[p.reason for p in dup.progress()]}",
+        )
     if stage == "LOG":
         stop = threading.Event()
 
