@@ -343,6 +343,26 @@ class Partition(PartitionReads):
             self._durable(self, decree)
         return decree
 
+    def write_checked(self, decide: Callable[[], tuple[list[tuple[Any, ...]], Any]]) -> tuple[int, Any]:
+        """Read-check-write as one mutation (storage/atomic.py): ``decide()`` runs under the
+        lock, reads what it needs and returns ``(ops, result)``; the ops are logged and applied
+        as one mutation (none: nothing is logged, no decree is taken). Returns the decree (0
+        when nothing was logged) and the result, once durable. If ``decide`` raises, nothing
+        was written."""
+        with self.lock:
+            if self.state != SERVING:
+                self._check(True)
+            ops, result = decide()
+            if not ops:
+                return 0, result
+            if self._db is None:
+                self.open_now()
+            decree = self.last_committed + 1
+            offset = self._log_and_apply([(decree, self._timestamp_us(), self.cluster_id, ops)], True)
+            self.last_committed = decree
+        self._after_commit(decree, offset)
+        return decree, result
+
     def write_mutations(
         self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
     ) -> int:
