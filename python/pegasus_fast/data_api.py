@@ -9,9 +9,10 @@ travel on Pegasus's wire unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from .errors import InvalidArgumentError, InvalidTypeError
 from .records import MAX_VALUE, as_bytes, check_size, expire_ts_for
@@ -103,7 +104,9 @@ class MultiGetResult(dict[bytes, bytes]):
 
     complete: bool
 
-    def __init__(self, items: Iterable[tuple[bytes, bytes]] = (), complete: bool = True) -> None:
+    def __init__(
+        self, items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]] = (), complete: bool = True
+    ) -> None:
         super().__init__(items)
         self.complete = complete
 
@@ -114,8 +117,7 @@ class MultiGetResult(dict[bytes, bytes]):
         return (MultiGetResult, (list(self.items()), self.complete))
 
 
-@dataclass(frozen=True)
-class CheckAndSetResult:
+class CheckAndSetResult(NamedTuple):
     """``check_value_exist`` and ``check_value`` are filled only with ``return_check_value``
     (as in Pegasus); ``check_value`` is None unless the checked record exists."""
 
@@ -125,8 +127,7 @@ class CheckAndSetResult:
     check_value: bytes | None
 
 
-@dataclass(frozen=True)
-class CheckAndMutateResult:
+class CheckAndMutateResult(NamedTuple):
     """As :class:`CheckAndSetResult`, for check_and_mutate."""
 
     mutate_succeed: bool
@@ -179,10 +180,14 @@ def _enum_arg(value: object, enum: type[IntEnum], what: str) -> int:
 
 
 def check_type_arg(value: object) -> CheckType:
+    if type(value) is CheckType:
+        return value
     return CheckType(_enum_arg(value, CheckType, "check_type"))
 
 
 def operand_arg(value: object) -> bytes:
+    if type(value) is bytes and len(value) <= MAX_VALUE:
+        return value
     return check_size(as_bytes(value, "check_operand"), "check_operand", MAX_VALUE)
 
 

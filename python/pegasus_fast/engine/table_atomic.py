@@ -23,13 +23,25 @@ from ..data_api import (
     operand_arg,
 )
 from ..errors import InvalidArgumentError
-from ..records import MAX_HASH_KEY, MAX_WRITE, Op, as_bytes, check_size, encode_key, expire_ts_for
+from ..records import (
+    KEY_LEN,
+    MAX_HASH_KEY,
+    MAX_VALUE,
+    MAX_WRITE,
+    Op,
+    as_bytes,
+    check_size,
+    encode_key,
+    expire_ts_for,
+)
 from ..storage import atomic
 
 if TYPE_CHECKING:
     from ..storage.partition import Partition
 
 _PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
+#: records.encode_key inline on the hot path
+_KEY_LEN = KEY_LEN.pack
 
 
 class TableAtomic:
@@ -49,24 +61,25 @@ class TableAtomic:
         not read as an int64, or a sum outside int64, is InvalidArgumentError (nothing
         changes). ``ttl_seconds``: None keeps the record's TTL, 0 clears it, > 0 sets it.
         """
-        if type(hash_key) is bytes and type(sort_key) is bytes and len(hash_key) <= MAX_HASH_KEY:
-            p, hk, sk = self._route_bytes(hash_key, sort_key)
+        if (
+            type(hash_key) is bytes
+            and type(sort_key) is bytes
+            and len(hash_key) <= MAX_HASH_KEY
+            and not self._closed
+        ):
+            # _route_bytes inline: the hot path of a counter
+            p = self.partitions[_backend.impl.partition_index(hash_key, self.partition_count, sort_key)]
+            hk, sk = hash_key, sort_key
         else:
             p, hk, sk = self._route(hash_key, sort_key)
-        check_size(sk, "sort_key")
+        if len(sk) > MAX_VALUE:
+            check_size(sk, "sort_key")
         if type(increment) is not int:
             increment = int64_arg(increment, "increment")
         elif not -(1 << 63) <= increment < 1 << 63:
             int64_arg(increment, "increment")
         expire_ts = None if ttl_seconds is None else expire_ts_for(ttl_seconds)
-        return atomic.incr(p, hk, sk, encode_key(hk, sk), increment, expire_ts)
-
-    def _route_bytes(self, hash_key: bytes, sort_key: bytes) -> tuple[Partition, bytes, bytes]:
-        """``_route`` of keys already known to be bytes (the hot path of incr)."""
-        if self._closed:
-            return self._route(hash_key, sort_key)  # raises ClosedError
-        pidx = _backend.impl.partition_index(hash_key, self.partition_count, sort_key)
-        return self.partitions[pidx], hash_key, sort_key
+        return atomic.incr(p, hk, sk, _KEY_LEN(len(hk)) + hk + sk, increment, expire_ts)
 
     def check_and_set(
         self,
@@ -81,17 +94,34 @@ class TableAtomic:
     ) -> CheckAndSetResult:
         """Set ``set_sort_key`` to ``set_value`` if the record at ``check_sort_key`` passes
         ``check_type`` against ``check_operand`` (both keys of ``hash_key``)."""
-        p, hk, check_sk = self._route(hash_key, check_sort_key)
-        check_size(check_sk, "check_sort_key")
+        if (
+            type(hash_key) is bytes
+            and type(check_sort_key) is bytes
+            and len(hash_key) <= MAX_HASH_KEY
+            and not self._closed
+        ):
+            p = self.partitions[_backend.impl.partition_index(hash_key, self.partition_count, check_sort_key)]
+            hk, check_sk = hash_key, check_sort_key
+        else:
+            p, hk, check_sk = self._route(hash_key, check_sort_key)
         check = check_type_arg(check_type)
         operand = operand_arg(check_operand)
-        set_sk = check_size(as_bytes(set_sort_key, "set_sort_key"), "set_sort_key")
-        value = check_size(as_bytes(set_value, "set_value"), "set_value")
+        set_sk = set_sort_key if type(set_sort_key) is bytes else as_bytes(set_sort_key, "set_sort_key")
+        value = set_value if type(set_value) is bytes else as_bytes(set_value, "set_value")
+        if len(check_sk) > MAX_VALUE or len(set_sk) > MAX_VALUE or len(value) > MAX_VALUE:
+            check_size(check_sk, "check_sort_key")
+            check_size(set_sk, "set_sort_key")
+            check_size(value, "set_value")
         returned = bool_arg(return_check_value, "return_check_value")
-        _same_partition(hk, check_sk, [set_sk])
-        ops = [(_PUT, hk, set_sk, value, expire_ts_for(ttl_seconds))]
-        passed, exists, current = atomic.check_and_write(p, encode_key(hk, check_sk), check, operand, ops)
-        return CheckAndSetResult(passed, returned, returned and exists, current if returned else None)
+        if not hk and set_sk != check_sk:
+            _same_partition(hk, check_sk, [set_sk])
+        ops = [(_PUT, hk, set_sk, value, 0 if ttl_seconds is None else expire_ts_for(ttl_seconds))]
+        passed, exists, current = atomic.check_and_write(
+            p, _KEY_LEN(len(hk)) + hk + check_sk, check, operand, ops
+        )
+        if returned:
+            return CheckAndSetResult(passed, True, exists, current)
+        return CheckAndSetResult(passed, False, False, None)
 
     def check_and_mutate(
         self,
@@ -105,6 +135,7 @@ class TableAtomic:
         """Apply ``mutations`` (``Mutation.set`` / ``Mutation.delete`` of sort keys of
         ``hash_key``) together if the record at ``check_sort_key`` passes the check."""
         p, hk, check_sk = self._route(hash_key, check_sort_key)
+        check_size(check_sk, "check_sort_key")
         check_size(check_sk, "check_sort_key")
         check = check_type_arg(check_type)
         operand = operand_arg(check_operand)

@@ -115,8 +115,9 @@ class TableReads:
         )
         reverse = bool_arg(reverse, "reverse")
         p = self._route(rng.hash_key)[0]
-        pairs, complete = p.read_range(rng, max_count, max_size, no_value, reverse)
-        return MultiGetResult(pairs, complete)
+        out = MultiGetResult()
+        out.complete = p.read_range(rng, out, max_count, max_size, no_value, reverse)
+        return out
 
     def _multi_get_keys(
         self, hash_key: object, sks: list[bytes], max_count: int | None, max_size: int | None, no_value: bool
@@ -208,12 +209,13 @@ class TableReads:
         no_value = bool_arg(no_value, "no_value")
         p = self._route(rng.hash_key)[0]
 
-        def read_batch(r: SortKeyRange, n: int) -> tuple[list[tuple[bytes, bytes]], bool]:
+        def read_batch(r: SortKeyRange, n: int) -> tuple[dict[bytes, bytes], bool]:
             self._open_check()
-            return p.read_range(r, n, None, no_value)
+            records: dict[bytes, bytes] = {}
+            return records, p.read_range(r, records, n, None, no_value)
 
         hk = rng.hash_key
-        return ((hk, sk, v) for batch in batches(read_batch, rng, size) for sk, v in batch)
+        return ((hk, sk, v) for batch in batches(read_batch, rng, size) for sk, v in batch.items())
 
     def scan(
         self,

@@ -18,7 +18,7 @@ Pegasus's rules, as ``pegasus_write_service_impl.h`` applies them:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..conditions import check_passes, parse_int64
@@ -32,12 +32,18 @@ if TYPE_CHECKING:
 _PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
 
 
-def _live(raw: bytes | None, now: int) -> tuple[bytes | None, int]:
+_NO_TTL = b"\x00\x00\x00\x00"
+_NOTHING: list[tuple[Any, ...]] = []
+
+
+def _live(raw: bytes | None) -> tuple[bytes | None, int]:
     """(user value or None when absent, expired or a tombstone; its expire_ts)."""
     if raw is None or raw[11] & 1:
         return None, 0
+    if raw[:4] == _NO_TTL:
+        return raw[12:], 0
     expire_ts = int.from_bytes(raw[:4], "big")
-    if 0 < expire_ts <= now:
+    if expire_ts <= now_pegasus_seconds():
         return None, 0
     return raw[12:], expire_ts
 
@@ -50,10 +56,16 @@ def incr(
     ``expire_ts``: None keeps the record's TTL, 0 clears it, else the new expire_ts.
     """
 
-    def decide() -> tuple[list[tuple[Any, ...]], int]:
-        value, old_expire = _live(p.get_raw(key), now_pegasus_seconds())
+    def decide(get_raw: Callable[[bytes], bytes | None]) -> tuple[list[tuple[Any, ...]], int]:
+        raw = get_raw(key)
+        if raw is not None and raw[:4] == _NO_TTL and not raw[11] & 1:
+            value, old_expire = raw[12:], 0  # _live() inline: a live record without TTL, the usual case
+        else:
+            value, old_expire = _live(raw)
         if not value:
             base = 0
+        elif value.isdigit() and len(value) < 19 and (value[0] != 48 or len(value) == 1):
+            base = int(value)  # plain decimal (a leading 0 would be octal to Pegasus)
         else:
             parsed = parse_int64(value)
             if parsed is None:
@@ -63,12 +75,12 @@ def incr(
         if not INT64_MIN <= new <= INT64_MAX:
             raise InvalidArgumentError("incr overflows int64")
         if expire_ts is not None:
-            expire = expire_ts
-        else:
-            expire = old_expire if value is not None else 0
-        return [(_PUT, hash_key, sort_key, str(new).encode(), expire)], new
+            old_expire = expire_ts
+        elif value is None:
+            old_expire = 0
+        return [(_PUT, hash_key, sort_key, b"%d" % new, old_expire)], new
 
-    return p.write_checked(decide)[1]
+    return p.write_checked(decide)
 
 
 def check_and_write(
@@ -81,13 +93,17 @@ def check_and_write(
     """Log and apply ``ops`` as one mutation if the record at ``check_key`` passes ``check``
     against ``operand``. Returns (passed, whether it existed, its value or None)."""
 
-    def decide() -> tuple[list[tuple[Any, ...]], tuple[bool, bool, bytes | None]]:
-        value, _expire = _live(p.get_raw(check_key), now_pegasus_seconds())
-        exists = value is not None
-        passed = check_passes(check, operand, exists, value or b"")
-        return (ops if passed else []), (passed, exists, value)
+    def decide(
+        get_raw: Callable[[bytes], bytes | None],
+    ) -> tuple[list[tuple[Any, ...]], tuple[bool, bool, bytes | None]]:
+        value = _live(get_raw(check_key))[0]
+        if value is None:
+            passed = check_passes(check, operand, False, b"")
+        else:
+            passed = check_passes(check, operand, True, value)
+        return (ops if passed else _NOTHING), (passed, value is not None, value)
 
-    return p.write_checked(decide)[1]
+    return p.write_checked(decide)
 
 
 def last_per_key(ops: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -9,16 +9,14 @@ cannot match. Expired records and tombstones are skipped as every read skips the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..conditions import filter_fn
+from .. import _backend
 from ..data_api import FilterType
 from ..records import hash_key_prefix
 
 #: a record is live when its delete bit is clear and its expire_ts (u32 BE) is 0 or after now
 _NO_TTL = b"\x00\x00\x00\x00"
-_UNLIMITED = 1 << 63
 
 
 def key_successor(key: bytes) -> bytes:
@@ -29,8 +27,7 @@ def key_successor(key: bytes) -> bytes:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
-@dataclass(frozen=True)
-class SortKeyRange:
+class SortKeyRange(NamedTuple):
     """Sort keys of ``hash_key`` from ``start`` to ``stop`` (b"": to its end), each end
     inclusive or not, whose sort key passes ``(filter_type, pattern)``."""
 
@@ -62,73 +59,53 @@ class SortKeyRange:
             return None
         return low, low_in, high, high_in
 
-    def sort_key_filter(self) -> Callable[[bytes], bool] | None:
-        if self.filter_type == FilterType.MATCH_PREFIX:
-            return None  # bounds() already holds the range to the prefix
-        return filter_fn(self.filter_type, self.pattern)
+    def after(self, sort_key: bytes) -> SortKeyRange:
+        """The rest of the range after ``sort_key`` (a scanner's next batch)."""
+        return self._replace(start=sort_key, start_inclusive=False)
 
 
 def read(
     db: Any,
     rng: SortKeyRange,
     now: int,
+    out: dict[bytes, bytes],
     max_count: int | None = None,
     max_bytes: int | None = None,
     no_value: bool = False,
     reverse: bool = False,
-) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """Live ``(sort_key, value)`` pairs of ``rng`` in key order (reverse: from the largest
-    down), and whether the range was read to its end.
+) -> bool:
+    """Put the live records of ``rng`` in ``out`` (sort key -> value) in key order (reverse:
+    from the largest down); returns whether the range was read to its end.
 
     Limits as Pegasus's multi_get: records are taken while fewer than ``max_count`` were taken
     and their sort keys and values (b"" with ``no_value``) total less than ``max_bytes``, so
     the record that reaches ``max_bytes`` is still taken. The read is incomplete when a limit
     stopped it with keys of the range left unread (some may prove expired or filtered out).
+    The loop over the records is the backend's ``scan_range``.
     """
     bounds = rng.bounds()
     if bounds is None:
-        return [], True
+        return True
     low, low_in, high, high_in = bounds
-    n = len(hash_key_prefix(rng.hash_key))
-    keep = rng.sort_key_filter()
-    cap_count = _UNLIMITED if max_count is None else max_count
-    cap_bytes = _UNLIMITED if max_bytes is None else max_bytes
-    taken = size = 0
-    now_bytes = now.to_bytes(4, "big")
-    out: list[tuple[bytes, bytes]] = []
     it = db.iter()
+    # one comparison per key ends the read: ``key > k`` is ``key >= k + b"\0"`` for byte strings
     if reverse:
         it.seek_for_prev(high)
         if not high_in and it.key() == high:
             it.prev()
-        step = it.prev
+        end = low if low_in else low + b"\x00"
     else:
         it.seek(low)
         if not low_in and it.key() == low:
             it.next()
-        step = it.next
-    key_of, value_of = it.key, it.value
-    while True:
-        key = key_of()
-        if key is None:
-            it.status()  # an error that stopped the iterator early raises here
-            return out, True
-        if reverse:
-            if key < low or (key == low and not low_in):
-                return out, True
-        elif key > high or (key == high and not high_in):
-            return out, True
-        if taken >= cap_count or size >= cap_bytes:
-            return out, False
-        raw = value_of()
-        if not raw[11] & 1 and (raw[:4] == _NO_TTL or raw[:4] > now_bytes):
-            sk = key[n:]
-            if keep is None or keep(sk):
-                value = b"" if no_value else raw[12:]
-                out.append((sk, value))
-                taken += 1
-                size += len(sk) + len(value)
-        step()
+        end = high + b"\x00" if high_in else high
+    kind, pattern = rng.filter_type, rng.pattern
+    if kind == FilterType.MATCH_PREFIX:
+        kind, pattern = FilterType.NO_FILTER, b""  # bounds() made the range the prefix's
+    prefix_len = 2 + len(rng.hash_key)
+    return _backend.impl.scan_range(
+        it, now, end, reverse, prefix_len, int(kind), pattern, max_count, max_bytes, no_value, out
+    )
 
 
 def count(db: Any, hash_key: bytes, now: int) -> int:
@@ -154,27 +131,19 @@ def count(db: Any, hash_key: bytes, now: int) -> int:
 
 
 def batches(
-    read_batch: Callable[[SortKeyRange, int], tuple[list[tuple[bytes, bytes]], bool]],
+    read_batch: Callable[[SortKeyRange, int], tuple[dict[bytes, bytes], bool]],
     rng: SortKeyRange,
     batch_size: int,
-) -> Iterator[list[tuple[bytes, bytes]]]:
+) -> Iterator[dict[bytes, bytes]]:
     """A scanner's batches: ``read_batch(range, batch_size)`` again and again, each time from
     after the last sort key read, until the range is read to its end."""
     while True:
-        pairs, complete = read_batch(rng, batch_size)
-        if pairs:
-            yield pairs
-        if complete or not pairs:  # a batch cut short by its count holds batch_size >= 1 records
+        records, complete = read_batch(rng, batch_size)
+        if records:
+            yield records
+        if complete or not records:  # a batch cut short by its count holds batch_size >= 1 records
             return
-        rng = SortKeyRange(
-            rng.hash_key,
-            pairs[-1][0],
-            rng.stop,
-            False,
-            rng.stop_inclusive,
-            rng.filter_type,
-            rng.pattern,
-        )
+        rng = rng.after(next(reversed(records)))
 
 
 __all__ = ["SortKeyRange", "batches", "count", "key_successor", "read"]

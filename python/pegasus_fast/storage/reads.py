@@ -64,18 +64,21 @@ class PartitionReads:
     def read_range(
         self,
         rng: ranges.SortKeyRange,
+        out: dict[bytes, bytes],
         max_count: int | None = None,
         max_bytes: int | None = None,
         no_value: bool = False,
         reverse: bool = False,
-    ) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """Live (sort_key, value) pairs of a sort-key range and whether it was read to its
-        end (``ranges.read``)."""
+    ) -> bool:
+        """Put the live records of a sort-key range in ``out`` (sort key -> value, in the order
+        read); returns whether it was read to its end (``ranges.read``)."""
         self._check(False)
         if self.holds_nothing:
-            return [], True
+            return True
         try:
-            return ranges.read(self.db, rng, now_pegasus_seconds(), max_count, max_bytes, no_value, reverse)
+            return ranges.read(
+                self.db, rng, now_pegasus_seconds(), out, max_count, max_bytes, no_value, reverse
+            )
         except Exception as exc:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
