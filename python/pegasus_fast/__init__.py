@@ -17,6 +17,15 @@ from . import _backend
 from ._version import __version__ as __version__
 from .client.network import Network
 from .config import Config
+from .data_api import (
+    CheckAndMutateResult,
+    CheckAndSetResult,
+    CheckType,
+    FilterType,
+    MultiGetResult,
+    MutateOperation,
+    Mutation,
+)
 from .duplication import Duplication, DupStatus, PartitionProgress
 from .engine import cluster as _engine
 from .engine.cluster import ClusterInfo
@@ -115,6 +124,9 @@ def backend() -> str:
 __all__ = [
     "TLS",
     "AuthenticationError",
+    "CheckAndMutateResult",
+    "CheckAndSetResult",
+    "CheckType",
     "CheckpointInfo",
     "ChecksumMismatchError",
     "CloseError",
@@ -132,10 +144,14 @@ __all__ = [
     "DuplicationWalReleasedError",
     "DuplicationNotFoundError",
     "FileChangedError",
+    "FilterType",
     "InvalidArgumentError",
     "InvalidTypeError",
     "MetaCorruptionError",
     "MetaFencedError",
+    "MultiGetResult",
+    "MutateOperation",
+    "Mutation",
     "PartitionFailedError",
     "PartitionProgress",
     "PartitionStats",

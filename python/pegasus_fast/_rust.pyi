@@ -39,6 +39,7 @@ __all__ = [
     "scan_batch",
     "scan_log_dir",
     "scan_log_file",
+    "scan_range",
     "scan_records",
     "verify_manifest",
 ]
@@ -136,6 +137,29 @@ def scan_batch(it: Any, now: int, max_bytes: int) -> tuple[int, list[bytes], boo
     """Like ``scan_records`` until about ``max_bytes`` of live keys and values: (count,
     [hash keys, their offsets, sort keys, their offsets, values, their offsets], more); each
     offsets buffer is count + 1 little-endian u64."""
+
+def scan_range(
+    it: Any,
+    now: int,
+    end: bytes,
+    reverse: bool,
+    prefix_len: int,
+    filter_type: int,
+    pattern: bytes,
+    max_count: int | None,
+    max_bytes: int | None,
+    no_value: bool,
+    out: dict[bytes, bytes],
+) -> bool:
+    """Put the records of one sort-key range of a positioned RocksDB iterator (``next``, or
+    ``prev`` when ``reverse``) in ``out`` (a dict, or a subclass), in the order read, until a
+    key at or past ``end`` (reverse: below it) or the iterator's end: sort key (the key after
+    its first ``prefix_len`` bytes) -> user value (b"" with ``no_value``), for records live at
+    Pegasus time ``now`` whose sort key passes Pegasus filter ``filter_type`` with
+    ``pattern``. Taken while fewer than ``max_count`` were taken and their sort keys and
+    values total less than ``max_bytes`` (None: no limit). Returns whether the range was read
+    to its end (False: a limit stopped it before). An unknown filter type or a value shorter
+    than its header is InvalidArgumentError."""
 
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     """(size, blake3 hex digest) of a regular file; FileChangedError if it changes while read."""

@@ -44,6 +44,42 @@ pub fn scan_record<'a>(key: &'a [u8], raw: &'a [u8], now: i64) -> Scanned<'a> {
     Scanned::Live(hk, sk, &raw[VALUE_HEADER..])
 }
 
+/// A stored value shorter than its header: no record this store writes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShortValue;
+
+/// The user value of a stored record live at `now`; None for a delete's tombstone or an
+/// expired record.
+pub fn live_value(raw: &[u8], now: i64) -> Result<Option<&[u8]>, ShortValue> {
+    if raw.len() < VALUE_HEADER {
+        return Err(ShortValue);
+    }
+    if raw[11] & 1 != 0 {
+        return Ok(None);
+    }
+    let expire_ts = i64::from(u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]));
+    if 0 < expire_ts && expire_ts <= now {
+        return Ok(None);
+    }
+    Ok(Some(&raw[VALUE_HEADER..]))
+}
+
+/// Pegasus's key filters (`filter_type`: 0 none, 1 anywhere, 2 prefix, 3 postfix), as
+/// `conditions.matches`: an empty pattern passes everything. None for an unknown type.
+pub fn key_matches(filter_type: u8, pattern: &[u8], data: &[u8]) -> Option<bool> {
+    if filter_type > 3 {
+        return None;
+    }
+    if filter_type == 0 || pattern.is_empty() {
+        return Some(true);
+    }
+    Some(match filter_type {
+        1 => data.windows(pattern.len()).any(|w| w == pattern),
+        2 => data.starts_with(pattern),
+        _ => data.ends_with(pattern),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +106,27 @@ mod tests {
         assert_eq!(scan_record(&key, &value(0, 9, b""), 100), Scanned::Skip);
         assert_eq!(scan_record(b"\x00", &value(0, 8, b"v"), 100), Scanned::Skip);
         assert_eq!(scan_record(&key, b"short", 100), Scanned::Short);
+    }
+
+    #[test]
+    fn live_values() {
+        assert_eq!(live_value(&value(0, 8, b"v"), 100), Ok(Some(&b"v"[..])));
+        assert_eq!(live_value(&value(100, 8, b"v"), 100), Ok(None));
+        assert_eq!(live_value(&value(0, 9, b""), 100), Ok(None));
+        assert_eq!(live_value(b"short", 100), Err(ShortValue));
+    }
+
+    #[test]
+    fn filters() {
+        assert_eq!(key_matches(0, b"x", b"abc"), Some(true));
+        assert_eq!(key_matches(1, b"", b"abc"), Some(true));
+        assert_eq!(key_matches(1, b"bc", b"abc"), Some(true));
+        assert_eq!(key_matches(1, b"abcd", b"abc"), Some(false));
+        assert_eq!(key_matches(2, b"ab", b"abc"), Some(true));
+        assert_eq!(key_matches(2, b"bc", b"abc"), Some(false));
+        assert_eq!(key_matches(3, b"bc", b"abc"), Some(true));
+        assert_eq!(key_matches(3, b"ab", b"abc"), Some(false));
+        assert_eq!(key_matches(4, b"", b"abc"), None);
     }
 
     #[test]

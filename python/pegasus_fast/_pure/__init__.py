@@ -14,7 +14,7 @@ from .codec import (
 from .crc import crc32c, crc64, partition_index
 from .filecopy import copy_and_hash, hash_file, verify_manifest
 from .logscan import read_log_blocks, replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
-from .scan import scan_batch, scan_records
+from .scan import scan_batch, scan_range, scan_records
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
@@ -35,6 +35,7 @@ __all__ = [
     "scan_batch",
     "scan_log_dir",
     "scan_log_file",
+    "scan_range",
     "scan_records",
     "verify_manifest",
 ]

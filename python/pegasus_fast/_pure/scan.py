@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from ..conditions import matches
+from ..data_api import FilterType
 from ..errors import InvalidArgumentError
 
 _U64 = struct.Struct("<Q")
@@ -64,3 +66,47 @@ def scan_batch(it: Any, now: int, max_bytes: int) -> tuple[int, list[bytes], boo
                 more = True
                 break
     return count, [bytes(b) for pair in zip(bufs, offsets) for b in pair], more
+
+
+def scan_range(
+    it: Any,
+    now: int,
+    end: bytes,
+    reverse: bool,
+    prefix_len: int,
+    filter_type: int,
+    pattern: bytes,
+    max_count: int | None,
+    max_bytes: int | None,
+    no_value: bool,
+    out: dict[bytes, bytes],
+) -> bool:
+    try:
+        kind = FilterType(filter_type)
+    except ValueError:
+        raise InvalidArgumentError(f"unknown filter type {filter_type}") from None
+    cap_count = 1 << 64 if max_count is None else max_count
+    cap_bytes = 1 << 64 if max_bytes is None else max_bytes
+    step = it.prev if reverse else it.next
+    taken = size = 0
+    while True:
+        key = it.key()
+        if key is None:
+            it.status()
+            return True
+        if (key < end) if reverse else (key >= end):
+            return True
+        if taken >= cap_count or size >= cap_bytes:
+            return False
+        raw = it.value()
+        if len(raw) < 12:
+            raise InvalidArgumentError("a stored value is shorter than its 12-byte header")
+        expire_ts = int.from_bytes(raw[:4], "big")
+        if not raw[11] & 1 and not 0 < expire_ts <= now:
+            sk = key[prefix_len:]
+            if matches(kind, pattern, sk):
+                value = b"" if no_value else raw[12:]
+                out[sk] = value
+                taken += 1
+                size += len(sk) + len(value)
+        step()

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .. import _backend
+from ..data_api import key_collection
 from ..duplication.record import check_dupid
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..engine.cluster import Cluster, ClusterInfo
-from ..engine.table import PartitionStats, TableHealth, TableInfo, key_collection
+from ..engine.table import PartitionStats, TableHealth, TableInfo
 from ..errors import (
     ClosedError,
     DuplicationError,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _backend
+from ..data_api import key_collection
 from ..errors import ClosedError, CloseError, InvalidArgumentError, InvalidTypeError
 from ..records import (
     MAX_HASH_KEY,
@@ -18,11 +19,12 @@ from ..records import (
     encode_key,
     expire_ts_for,
     hash_key_bytes,
-    hash_key_prefix,
 )
 from ..storage.checkpoint import CheckpointInfo
 from ..storage.partition import CLOSED, SERVING, Partition
 from ..storage.scan import RecordBatch
+from .table_atomic import TableAtomic
+from .table_reads import TableReads
 
 #: op kinds as plain ints, for the write path
 PUT, DELETE, MULTI_PUT, MULTI_DELETE = int(Op.PUT), int(Op.DELETE), int(Op.MULTI_PUT), int(Op.MULTI_DELETE)
@@ -64,15 +66,10 @@ class TableHealth:
         return self.fully_healthy == len(self.partitions)
 
 
-def key_collection(sort_keys: object) -> Iterable[object]:
-    if isinstance(sort_keys, (bytes, str, bytearray, memoryview)):
-        raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
-    if not isinstance(sort_keys, Iterable):
-        raise InvalidTypeError(f"sort_keys must be a collection of keys, not {type(sort_keys).__name__}")
-    return sort_keys
+class Table(TableReads, TableAtomic):
+    """A table of an embedded cluster. The data API's reads and atomic writes are its mixins
+    (table_reads.py, table_atomic.py); the plain writes and maintenance are here."""
 
-
-class Table:
     def __init__(
         self,
         name: str,
@@ -174,28 +171,6 @@ class Table:
     def get(self, hash_key: object, sort_key: object) -> bytes | None:
         p, hk, sk = self._route(hash_key, sort_key)
         return p.get(encode_key(hk, sk))
-
-    def multi_get(self, hash_key: object, sort_keys: Iterable[object] | None = None) -> dict[bytes, bytes]:
-        if sort_keys is None:
-            p, hk, _ = self._route(hash_key)
-            if not hk:
-                raise InvalidArgumentError("multi_get of a whole hash key needs a non-empty hash_key")
-            return dict(p.iter_prefix(hash_key_prefix(hk)))
-        if isinstance(sort_keys, (bytes, str)):
-            raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
-        out: dict[bytes, bytes] = {}
-        for sk in key_collection(sort_keys):
-            value = self.get(hash_key, sk)
-            if value is not None:
-                out[as_bytes(sk, "sort_key")] = value
-        return out
-
-    def scan(self) -> Iterator[tuple[bytes, bytes, bytes]]:
-        """Every live record, partition by partition, in key order within each."""
-        if self._closed:
-            raise ClosedError(f"table {self.name!r} is closed")
-        for p in self.partitions:
-            yield from p.iter_records()
 
     def scan_batches(self, batch_bytes: int = 4 << 20) -> Iterator[RecordBatch]:
         """``scan``'s records as ``RecordBatch``es of about ``batch_bytes`` of keys and values

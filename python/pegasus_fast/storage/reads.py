@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..records import live_value, now_pegasus_seconds
-from . import scan
+from . import ranges, scan
 from .rdb import rdb_error
 
 if TYPE_CHECKING:
@@ -49,6 +49,49 @@ class PartitionReads:
             return None
         return live_value(self._get(key), now_pegasus_seconds())
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """``get`` of each key, with one RocksDB multi-get."""
+        self.check_available(False)
+        if self.holds_nothing or not keys:
+            return [None] * len(keys)
+        try:
+            raws = self.db.get(keys)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+        now = now_pegasus_seconds()
+        return [live_value(raw, now) for raw in raws]
+
+    def read_range(
+        self,
+        rng: ranges.SortKeyRange,
+        out: dict[bytes, bytes],
+        max_count: int | None = None,
+        max_bytes: int | None = None,
+        no_value: bool = False,
+        reverse: bool = False,
+    ) -> bool:
+        """Put the live records of a sort-key range in ``out`` (sort key -> value, in the order
+        read); returns whether it was read to its end (``ranges.read``)."""
+        self.check_available(False)
+        if self.holds_nothing:
+            return True
+        try:
+            return ranges.read(
+                self.db, rng, now_pegasus_seconds(), out, max_count, max_bytes, no_value, reverse
+            )
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
+    def count_sort_keys(self, hash_key: bytes) -> int:
+        """Live records under ``hash_key``."""
+        self.check_available(False)
+        if self.holds_nothing:
+            return 0
+        try:
+            return ranges.count(self.db, hash_key, now_pegasus_seconds())
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
     def _typed(self, it: Iterator[Any]) -> Iterator[Any]:
         """Iterate ``it``, turning RocksDB's errors (a corrupt block met mid-scan) into typed ones."""
         try:
@@ -66,11 +109,12 @@ class PartitionReads:
         """Live (sort_key, value) pairs under a hash-key prefix, in order."""
         return self._scan(scan.prefix, prefix, now_pegasus_seconds())
 
-    def iter_records(self, batch_bytes: int = 0) -> Iterator[Any]:
-        """Live (hash_key, sort_key, value) records; with ``batch_bytes``, ``scan.RecordBatch``es."""
+    def iter_records(self, batch_bytes: int = 0, chunk: int = scan.RECORDS_CHUNK) -> Iterator[Any]:
+        """Live (hash_key, sort_key, value) records, read ``chunk`` entries per backend call;
+        with ``batch_bytes``, ``scan.RecordBatch``es."""
         if batch_bytes:
             return self._scan(scan.record_batches, now_pegasus_seconds(), batch_bytes)
-        return self._scan(scan.records, now_pegasus_seconds())
+        return self._scan(scan.records, now_pegasus_seconds(), chunk)
 
     def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
         """Every stored record as RocksDB key and value, expired included."""

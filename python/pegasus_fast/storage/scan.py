@@ -36,14 +36,15 @@ def prefix(db: Any, key_prefix: bytes, now: int) -> Iterator[tuple[bytes, bytes]
 RECORDS_CHUNK = 1024
 
 
-def records(db: Any, now: int) -> Iterator[tuple[bytes, bytes, bytes]]:
-    """Every live (hash_key, sort_key, value), in key order (the backend drives the iterator)."""
+def records(db: Any, now: int, chunk: int = RECORDS_CHUNK) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """Every live (hash_key, sort_key, value), in key order (the backend drives the iterator,
+    ``chunk`` entries per call)."""
     it = db.iter()
     it.seek_to_first()
     scan_records = _backend.impl.scan_records
     more = True
     while more:
-        out, more = scan_records(it, now, RECORDS_CHUNK)
+        out, more = scan_records(it, now, chunk)
         yield from out
 
 

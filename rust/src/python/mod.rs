@@ -452,6 +452,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_pairs_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_records, m)?)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::py_scan_range, m)?)?;
     m.add_function(wrap_pyfunction!(py_read_log_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_scan_log_dir, m)?)?;

@@ -3,9 +3,9 @@
 //! and only live records become Python objects.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::records::{scan_record, Scanned};
+use crate::records::{key_matches, live_value, scan_record, Scanned};
 
 use super::InvalidArgumentError;
 
@@ -140,4 +140,73 @@ pub fn py_scan_batch<'py>(
         ],
         more,
     ))
+}
+
+/// Records of one sort-key range of a positioned iterator: `ranges.read` after its seek.
+#[allow(clippy::too_many_arguments)]
+#[pyfunction]
+#[pyo3(
+    name = "scan_range",
+    signature = (it, now, end, reverse, prefix_len, filter_type, pattern, max_count, max_bytes, no_value, out)
+)]
+pub fn py_scan_range<'py>(
+    py: Python<'py>,
+    it: &Bound<'py, PyAny>,
+    now: i64,
+    end: &[u8],
+    reverse: bool,
+    prefix_len: usize,
+    filter_type: u8,
+    pattern: &[u8],
+    max_count: Option<u64>,
+    max_bytes: Option<u64>,
+    no_value: bool,
+    out: &Bound<'py, PyDict>,
+) -> PyResult<bool> {
+    if key_matches(filter_type, b"", b"").is_none() {
+        return Err(InvalidArgumentError::new_err(format!(
+            "unknown filter type {filter_type}"
+        )));
+    }
+    let key_of = it.getattr(pyo3::intern!(py, "key"))?;
+    let value_of = it.getattr(pyo3::intern!(py, "value"))?;
+    let step = if reverse {
+        it.getattr(pyo3::intern!(py, "prev"))?
+    } else {
+        it.getattr(pyo3::intern!(py, "next"))?
+    };
+    let (cap_count, cap_bytes) = (max_count.unwrap_or(u64::MAX), max_bytes.unwrap_or(u64::MAX));
+    let (mut count, mut size) = (0u64, 0u64);
+    let empty = PyBytes::new(py, b"");
+    loop {
+        let key = key_of.call0()?;
+        if key.is_none() {
+            it.call_method0(pyo3::intern!(py, "status"))?;
+            return Ok(true);
+        }
+        let k = key.downcast::<PyBytes>()?.as_bytes();
+        let past = if reverse { k < end } else { k >= end };
+        if past {
+            return Ok(true);
+        }
+        if count >= cap_count || size >= cap_bytes {
+            return Ok(false);
+        }
+        let raw_obj = value_of.call0()?;
+        let raw = raw_obj.downcast::<PyBytes>()?.as_bytes();
+        if let Some(value) = live_value(raw, now).map_err(|_| short_value())? {
+            let sk = k.get(prefix_len..).unwrap_or(b"");
+            if key_matches(filter_type, pattern, sk) == Some(true) {
+                let value = if no_value { &b""[..] } else { value };
+                if no_value {
+                    out.set_item(PyBytes::new(py, sk), &empty)?;
+                } else {
+                    out.set_item(PyBytes::new(py, sk), PyBytes::new(py, value))?;
+                }
+                count += 1;
+                size += (sk.len() + value.len()) as u64;
+            }
+        }
+        step.call0()?;
+    }
 }
