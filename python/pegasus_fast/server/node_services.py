@@ -8,10 +8,10 @@ from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.serving import typed
 from ..storage.partition import Partition
 from .member import Member
 from .placement import Placement
-from .services import _typed
 from .transfer import NodeTransfer
 
 
@@ -19,39 +19,39 @@ class MetaService(rpc.MetaServicer):
     def __init__(self, placement: Placement) -> None:
         self.p = placement
 
-    @_typed
+    @typed
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.TableInfo:
         return self.p.forward("CreateTable", request)
 
-    @_typed
+    @typed
     def DropTable(self, request: pb.TableRef, context: grpc.ServicerContext) -> pb.Empty:
         return self.p.forward("DropTable", request)
 
-    @_typed
+    @typed
     def MovePartition(self, request: pb.MovePartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
         return self.p.forward("MovePartition", request)
 
-    @_typed
+    @typed
     def Balance(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.BalanceReply:
         return self.p.forward("Balance", request)
 
-    @_typed
+    @typed
     def AddDuplication(self, request: pb.AddDuplicationRequest, context: grpc.ServicerContext) -> pb.DupRef:
         return self.p.forward("AddDuplication", request)
 
-    @_typed
+    @typed
     def PauseDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
         return self.p.forward("PauseDuplication", request)
 
-    @_typed
+    @typed
     def ResumeDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
         return self.p.forward("ResumeDuplication", request)
 
-    @_typed
+    @typed
     def RemoveDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
         return self.p.forward("RemoveDuplication", request)
 
-    @_typed
+    @typed
     def EnsureFollowerTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
         return self.p.forward("EnsureFollowerTable", request)
 
@@ -62,7 +62,7 @@ class NodeSync:
     def __init__(self, member: Member) -> None:
         self.member = member
 
-    @_typed
+    @typed
     def Sync(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.Empty:
         self.member.sync()
         return pb.Empty()
@@ -84,7 +84,7 @@ class NodeService(NodeSync, NodeTransfer):
         if p.pidx in self.member.owned(p.table):
             raise InvalidArgumentError(f"node {self.member.node_id} owns {p.table}.{p.pidx} already")
 
-    @_typed
+    @typed
     def Fence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.MoveReply:
         reply = NodeTransfer.Fence.__wrapped__(self, request, context)  # type: ignore[attr-defined]
         self.member.note_fenced(request.table, request.pidx)

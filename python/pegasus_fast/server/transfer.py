@@ -39,10 +39,10 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.serving import typed, typed_stream
 from ..net.wire import auth_metadata, open_channel, parse_url, replies, tls_from_env, token_from_env
 from ..storage import checkpoint as ckpt
 from ..storage.partition import LEARNING, MOVING, SERVING, Partition
-from .services import _typed, _typed_stream
 
 #: WAL bytes one LogBatch carries, about (one block always goes whole; the wire takes MAX_WRITE + 4 MiB)
 LOG_BATCH_BYTES = 4 << 20
@@ -297,7 +297,7 @@ class NodeTransfer(rpc.NodeServicer):
 
     # -- the source's calls -------------------------------------------------------------
 
-    @_typed_stream
+    @typed_stream
     def PullCheckpoint(
         self, request: pb.PartitionRef, context: grpc.ServicerContext
     ) -> Iterator[pb.CheckpointPiece]:
@@ -313,7 +313,7 @@ class NodeTransfer(rpc.NodeServicer):
                 )
             yield pb.CheckpointPiece(end=pb.Empty())
 
-    @_typed_stream
+    @typed_stream
     def PullLog(self, request: pb.PullLogRequest, context: grpc.ServicerContext) -> Iterator[pb.LogBatch]:
         p = self.partition(request.table, request.pidx)
         self.check_source(p)
@@ -322,20 +322,20 @@ class NodeTransfer(rpc.NodeServicer):
         for blocks, last in log_batches(p, request.after, request.through, cursor=cursor):
             yield pb.LogBatch(blocks=blocks, last_decree=last)
 
-    @_typed
+    @typed
     def Fence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.MoveReply:
         p = self.partition(request.table, request.pidx)
         self.check_source(p)
         return pb.MoveReply(decree=p.fence())
 
-    @_typed
+    @typed
     def Unfence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.Empty:
         self.partition(request.table, request.pidx).unfence()
         return pb.Empty()
 
     # -- the target's calls -------------------------------------------------------------
 
-    @_typed
+    @typed
     def Learn(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
         p = self.partition(request.table, request.pidx)
         self.check_target(p)
@@ -356,7 +356,7 @@ class NodeTransfer(rpc.NodeServicer):
                         raise
                     tries += 1
 
-    @_typed
+    @typed
     def CatchUp(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
         p = self.partition(request.table, request.pidx)
         self.check_target(p)
