@@ -1,4 +1,4 @@
-"""Moving a partition between two served nodes (server/transfer.py): Learn, Fence, CatchUp, Unfence.
+"""Moving a partition between two served nodes (multinode/transfer.py): Learn, Fence, CatchUp, Unfence.
 
 Two plain clusters served in-process on 127.0.0.1 with the Client and Node services stand in
 for two nodes; the ZooKeeper side (who owns what, Sync) is not needed for the data plane, so
@@ -29,11 +29,11 @@ from pegasus_fast.errors import (
     RemoteUnavailableError,
     WalGapError,
 )
+from pegasus_fast.multinode.transfer import STAGING, LogCursor, NodeTransfer, log_batches, receive_checkpoint
 from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
 from pegasus_fast.net.wire import CHANNEL_OPTIONS, call, error_from_rpc
 from pegasus_fast.server.services import ClientService
-from pegasus_fast.server.transfer import STAGING, LogCursor, NodeTransfer, log_batches, receive_checkpoint
 from pegasus_fast.storage.partition import LEARNING, MOVING, SERVING, Partition
 
 PIDX = 2

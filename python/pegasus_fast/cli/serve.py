@@ -15,9 +15,9 @@ from ..config import Config
 from ..coord.zk import connect, parse_zk
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
+from ..multinode.member import NODE_ID_FILE, Member, Ownership, join_cluster, node_id_of
 from ..net.wire import TOKEN_ENV, token_from_env
 from ..server.app import TLS, Server
-from ..server.member import NODE_ID_FILE, Member, Ownership, join_cluster, node_id_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

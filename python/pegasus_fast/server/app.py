@@ -27,7 +27,7 @@ from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
 from .services import ClientService, FollowerService
 
 if TYPE_CHECKING:
-    from .member import Member
+    from ..multinode.member import Member
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Server:
         owns_cluster: bool,
         member: Member | None = None,
     ) -> None:
-        """``member``: serve as a node of a multi-node cluster (member.py), which adds the
+        """``member``: serve as a node of a multi-node cluster (multinode/member.py), which adds the
         Meta and Node services and answers only for the partitions the node owns."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
@@ -143,8 +143,8 @@ class Server:
         )
         rpc.add_ClientServicer_to_server(ClientService(cluster, member), self._grpc)
         if member is not None:
+            from ..multinode.placement import Placement
             from .node_services import MetaService, node_service
-            from .placement import Placement
 
             rpc.add_MetaServicer_to_server(MetaService(Placement(member, cluster)), self._grpc)
             rpc.add_NodeServicer_to_server(node_service(cluster, member), self._grpc)

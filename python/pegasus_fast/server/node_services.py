@@ -6,13 +6,13 @@ import grpc
 
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
+from ..multinode.member import Member
+from ..multinode.placement import Placement
+from ..multinode.transfer import NodeTransfer
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed
 from ..storage.partition import Partition
-from .member import Member
-from .placement import Placement
-from .transfer import NodeTransfer
 
 
 class MetaService(rpc.MetaServicer):
@@ -69,7 +69,7 @@ class NodeSync:
 
 
 class NodeService(NodeSync, NodeTransfer):
-    """The Node service of a node: Sync, and the moves of transfer.py, allowed by ownership."""
+    """The Node service of a node: Sync, and the moves of multinode/transfer.py, allowed by ownership."""
 
     def __init__(self, cluster: Cluster, member: Member) -> None:
         NodeSync.__init__(self, member)

@@ -32,7 +32,7 @@ SCAN_BATCH_BYTES = 1 << 20
 MAX_WAIT = 10.0
 
 if TYPE_CHECKING:
-    from .member import Member
+    from ..multinode.member import Member
 
 
 def _ttl(request: Any) -> int | None:
@@ -65,7 +65,7 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
 
 
 class ClientService(rpc.ClientServicer):
-    """``member``: this process is a node of a multi-node cluster (member.py); it answers only
+    """``member``: this process is a node of a multi-node cluster (multinode/member.py); it answers only
     for the partitions it owns, and table changes go through the meta leader."""
 
     def __init__(self, cluster: Cluster, member: Member | None = None) -> None:

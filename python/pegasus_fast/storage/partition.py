@@ -23,7 +23,7 @@ from ..records import (
     META_SOURCE_SEEN_KEY,
     Op,
 )
-from . import checkpoint, expiry, replica, walhead
+from . import adopted_log, checkpoint, expiry, walhead
 from .layout import check_present, refuse_symlinks
 from .rdb import rdb_error
 from .reads import PartitionReads
@@ -420,10 +420,10 @@ class Partition(PartitionReads):
         one that would leave a hole is a WalGapError, and nothing is stored. New
         mutations are taken only while the partition learns.
         """
-        mutations = replica.decode(blocks)
+        mutations = adopted_log.decode(blocks)
 
         def build(next_decree: int) -> list[tuple[int, int, int, list]]:
-            new = replica.after(mutations, next_decree, self.wal.path)
+            new = adopted_log.after(mutations, next_decree, self.wal.path)
             if new and self.state != LEARNING:
                 raise PartitionUnavailableError(self.table, self.pidx, self.state)
             if new:

@@ -22,7 +22,7 @@ from ..coord.zk import connect as zk_connect
 from ..coord.zk import parse_zk, read_leader, read_nodes, read_table
 from ..duplication.ports import Chunk, ManifestEntry, SourceId
 from ..errors import NotOwnerError, PartitionUnavailableError, RemoteUnavailableError, TableNotFoundError
-from .follower import RemoteConnector, RemoteFollower
+from ..net.follower import RemoteConnector, RemoteFollower
 
 _R = TypeVar("_R")
 

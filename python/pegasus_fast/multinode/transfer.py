@@ -8,8 +8,8 @@ partition is the source's copy, decree for decree, because duplication
 progress is counted in those decrees. It is no duplication follower's apply,
 which renumbers and filters.
 
-Sync is left to the node agent (server/member.py), which subclasses or wraps
-:class:`NodeTransfer`; ``check_source`` and ``check_target`` are where it says
+Sync is left to the node agent (server/node_services.py, over member.py),
+which subclasses or wraps :class:`NodeTransfer`; ``check_source`` and ``check_target`` are where it says
 which partitions this node may hand over or replace.
 """
 
