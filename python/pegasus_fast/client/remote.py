@@ -25,9 +25,10 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..net.wire import Address, auth_metadata, call, is_url, open_channel, parse_url, replies, token_from_env
+from ..net.wire import Address, auth_metadata, call, open_channel, parse_url, replies, token_from_env
 from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, expire_ts_for, hash_key_bytes
 from ..storage.checkpoint import CheckpointInfo
+from . import args
 
 #: a call without a timeout of its own gives up after this long
 DEFAULT_TIMEOUT = 30.0
@@ -365,15 +366,7 @@ class RemoteCluster:
     def create_table(
         self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None
     ) -> RemoteTable:
-        if not isinstance(name, str):
-            raise InvalidTypeError("a table name is a str")
-        if isinstance(partition_count, bool) or not isinstance(partition_count, int):
-            raise InvalidTypeError("partition_count is an int")
-        if not 0 < partition_count < 1 << 32:
-            raise InvalidArgumentError(f"partition_count {partition_count} is out of range")
-        if envs is not None and not isinstance(envs, Mapping):
-            raise InvalidTypeError("envs must be a mapping of str to str")
-        req = pb.CreateTableRequest(table=name, partition_count=partition_count, envs=dict(envs or {}))
+        req = args.create_table_request(name, partition_count, envs)
         return RemoteTable(
             self._c, _table_info(self._c("CreateTable", req, timeout=max(self._c.timeout, 120.0)))
         )
@@ -419,25 +412,8 @@ class RemoteCluster:
         duplication runs inside this cluster's server."""
         if isinstance(remote, (Cluster, RemoteCluster)):
             raise InvalidTypeError("a served cluster duplicates to a pegasus:// URL, not a cluster object")
-        if not is_url(remote) and not (isinstance(remote, str) and remote.startswith("zk://")):
-            raise InvalidArgumentError(f"a served cluster duplicates to a pegasus:// URL, not {remote!r}")
-        for what, v in (
-            ("table", table),
-            ("remote_table", remote_table),
-            ("fail_mode", fail_mode),
-            ("remote_token", remote_token),
-        ):
-            if v is not None and not isinstance(v, str):
-                raise InvalidTypeError(f"{what} is a str")
-        if not isinstance(with_checkpoint, bool):
-            raise InvalidTypeError("with_checkpoint must be a bool")
-        req = pb.AddDuplicationRequest(
-            table=table,
-            remote=remote,
-            remote_table=remote_table,
-            with_checkpoint=with_checkpoint,
-            fail_mode=fail_mode,
-            remote_token=remote_token,
+        req = args.add_duplication_request(
+            "a served cluster", table, remote, remote_table, with_checkpoint, fail_mode, remote_token
         )
         return RemoteDuplication(self._c, self._c("AddDuplication", req))
 

@@ -44,8 +44,9 @@ from ..errors import (
     TableNotFoundError,
 )
 from ..net import pegasus_fast_pb2 as pb
-from ..net.wire import is_url, parse_url, token_from_env
+from ..net.wire import parse_url, token_from_env
 from ..storage.checkpoint import CheckpointInfo
+from . import args
 from .remote import DEFAULT_TIMEOUT, RemoteTable, _Conn
 from .routed_dup import RoutedDuplication
 
@@ -392,15 +393,7 @@ class RoutedCluster:
     def create_table(
         self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None
     ) -> RoutedTable:
-        if not isinstance(name, str):
-            raise InvalidTypeError("a table name is a str")
-        if isinstance(partition_count, bool) or not isinstance(partition_count, int):
-            raise InvalidTypeError("partition_count is an int")
-        if not 0 < partition_count < 1 << 32:
-            raise InvalidArgumentError(f"partition_count {partition_count} is out of range")
-        if envs is not None and not isinstance(envs, Mapping):
-            raise InvalidTypeError("envs must be a mapping of str to str")
-        req = pb.CreateTableRequest(table=name, partition_count=partition_count, envs=dict(envs or {}))
+        req = args.create_table_request(name, partition_count, envs)
         self._meta("CreateTable", req, 120.0)
         return self.table(name)
 
@@ -471,25 +464,8 @@ class RoutedCluster:
     ) -> RoutedDuplication:
         """Duplicate ``table`` to the served cluster at ``remote`` (a pegasus:// URL): every
         node ships the partitions it owns, and a move carries the shipping over."""
-        if not isinstance(remote, str) or not (is_url(remote) or remote.startswith("zk://")):
-            raise InvalidArgumentError(f"a multi-node cluster duplicates to a pegasus:// URL, not {remote!r}")
-        for what, v in (
-            ("table", table),
-            ("remote_table", remote_table),
-            ("fail_mode", fail_mode),
-            ("remote_token", remote_token),
-        ):
-            if v is not None and not isinstance(v, str):
-                raise InvalidTypeError(f"{what} is a str")
-        if not isinstance(with_checkpoint, bool):
-            raise InvalidTypeError("with_checkpoint must be a bool")
-        req = pb.AddDuplicationRequest(
-            table=table,
-            remote=remote,
-            remote_table=remote_table,
-            with_checkpoint=with_checkpoint,
-            fail_mode=fail_mode,
-            remote_token=remote_token,
+        req = args.add_duplication_request(
+            "a multi-node cluster", table, remote, remote_table, with_checkpoint, fail_mode, remote_token
         )
         return self.duplication(self._meta("AddDuplication", req, 120.0).dupid)
 
