@@ -452,3 +452,31 @@ def test_a_follower_partition_moves_with_its_source_decrees(backend: ModuleType,
     finally:
         a.close()
         b.close()
+
+
+def test_only_the_owner_hands_a_partition_out(nodes: tuple[Node, Node]) -> None:
+    """multinode/admission.py: a partition's data is pulled from, and fenced on, its owner only,
+    while it serves or is fenced; a node replaces only a copy it does not own."""
+    from pegasus_fast.errors import NotOwnerError
+    from pegasus_fast.multinode.admission import check_hand_out, check_replace
+
+    a, _b = nodes
+    p = a.p()
+    a.cluster.table("t").set(_keys(a.cluster.table("t"), 1)[0], b"s", b"v")
+    assert p.state == SERVING
+    check_hand_out(p, True, "n1")
+    with pytest.raises(NotOwnerError) as e:
+        check_hand_out(p, False, "n1")
+    assert (e.value.table, e.value.pidx, e.value.node) == ("t", PIDX, "n1")
+    p.fence()
+    assert p.state == MOVING
+    check_hand_out(p, True, "n1")  # fenced for this move: its last decrees are still pulled
+    p.unfence()
+    p.restart_learning()
+    assert p.state == LEARNING
+    with pytest.raises(PartitionUnavailableError) as u:
+        check_hand_out(p, True, "n1")  # a copy being learned is never handed on
+    assert u.value.state == LEARNING
+    check_replace(p, False, "n1")
+    with pytest.raises(InvalidArgumentError):
+        check_replace(p, True, "n1")

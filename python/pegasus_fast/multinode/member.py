@@ -19,7 +19,7 @@ node had before a partition moved away (stale, never served).
   read the configuration anew. A partition fenced for a move that did not
   finish is unfenced after :data:`FENCE_LEASE` if the node still owns it.
 * **Meta leader.** Every node runs kazoo's Election; the winner writes the
-  ephemeral ``/meta/leader`` and answers the Meta service (placement.py).
+  ephemeral ``/meta/leader`` and answers the Meta service (placement.py, meta.py).
 """
 
 from __future__ import annotations
@@ -164,7 +164,6 @@ class Member:
         self._leading = threading.Event()
         self._fenced_at: dict[tuple[str, int], float] = {}
         self._threads: list[threading.Thread] = []
-        self.placement: Any = None  # set by placement.Placement when it attaches
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -437,11 +436,15 @@ class Member:
     def note_fenced(self, table: str, pidx: int) -> None:
         self._fenced_at[(table, pidx)] = time.monotonic()
 
+    def owns(self, table: str, pidx: int) -> bool:
+        """ZooKeeper says this node owns the partition (read again for one learned here)."""
+        owned = self.ownership.owned.get(table)
+        return (owned is not None and pidx in owned) or self._taken_now(table, pidx)
+
     def check(self, table: str, pidx: int, write: bool) -> None:
         """Refuse what this node must not answer: a partition it does not own, or a write
         while its ZooKeeper session may be gone."""
-        owned = self.ownership.owned.get(table)
-        if (owned is None or pidx not in owned) and not self._taken_now(table, pidx):
+        if not self.owns(table, pidx):
             raise NotOwnerError(table, pidx, self.node_id)
         if write and self._suspended.is_set():
             raise PartitionUnavailableError(table, pidx, "zookeeper connection lost")

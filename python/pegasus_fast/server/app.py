@@ -141,14 +141,17 @@ class Server:
             interceptors=interceptors,
             options=_SERVER_OPTIONS,
         )
-        rpc.add_ClientServicer_to_server(ClientService(cluster, member), self._grpc)
+        meta = None
         if member is not None:
+            from ..multinode.meta import Meta
             from ..multinode.placement import Placement
-            from .node_services import MetaService, node_service
+            from .node_services import MetaService, NodeService
 
-            rpc.add_MetaServicer_to_server(MetaService(Placement(member, cluster)), self._grpc)
-            rpc.add_NodeServicer_to_server(node_service(cluster, member), self._grpc)
-        rpc.add_FollowerServicer_to_server(FollowerService(cluster, member), self._grpc)
+            meta = Meta(member, Placement(member))
+            rpc.add_MetaServicer_to_server(MetaService(meta), self._grpc)
+            rpc.add_NodeServicer_to_server(NodeService(cluster, member), self._grpc)
+        rpc.add_ClientServicer_to_server(ClientService(cluster, member, meta), self._grpc)
+        rpc.add_FollowerServicer_to_server(FollowerService(cluster, member, meta), self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         if tls is None:

@@ -33,6 +33,7 @@ MAX_WAIT = 10.0
 
 if TYPE_CHECKING:
     from ..multinode.member import Member
+    from ..multinode.meta import Meta
 
 
 def _ttl(request: Any) -> int | None:
@@ -66,11 +67,14 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
 
 class ClientService(rpc.ClientServicer):
     """``member``: this process is a node of a multi-node cluster (multinode/member.py); it answers only
-    for the partitions it owns, and table changes go through the meta leader."""
+    for the partitions it owns, and table changes go through the meta leader (``meta``)."""
 
-    def __init__(self, cluster: Cluster, member: Member | None = None) -> None:
+    def __init__(self, cluster: Cluster, member: Member | None = None, meta: Meta | None = None) -> None:
+        if (member is None) != (meta is None):
+            raise InvalidArgumentError("a node's services take both its member and its meta")
         self.c = cluster
         self.m = member
+        self.meta = meta
 
     def _table(self, name: str, hash_key: bytes, sort_key: bytes | None, write: bool) -> Table:
         """The table of a one-partition call, once the node may answer it."""
@@ -119,15 +123,15 @@ class ClientService(rpc.ClientServicer):
 
     @typed
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.TableInfo:
-        if self.m is not None:
-            return self.m.placement.forward("CreateTable", request)
+        if self.meta is not None:
+            return self.meta.create_table(request)
         self.c.create_table(request.table, request.partition_count, dict(request.envs) or None)
         return _table_info(self.c.table_info(request.table))
 
     @typed
     def DropTable(self, request: pb.TableRef, context: grpc.ServicerContext) -> pb.Empty:
-        if self.m is not None:
-            return self.m.placement.forward("DropTable", request)
+        if self.meta is not None:
+            return self.meta.drop_table(request)
         self.c.drop_table(request.table)
         return pb.Empty()
 
@@ -240,9 +244,9 @@ class ClientService(rpc.ClientServicer):
     def AddDuplication(
         self, request: pb.AddDuplicationRequest, context: grpc.ServicerContext
     ) -> pb.DuplicationInfo:
-        if self.m is not None:
+        if self.meta is not None:
             # the cluster's, through its leader; every node (this one too) runs it before it answers
-            ref = self.m.placement.forward("AddDuplication", request)
+            ref = self.meta.add_duplication(request)
             return _dup_info(self.c.duplication(ref.dupid))
         d = self.c.add_duplication(
             request.table,
@@ -288,8 +292,8 @@ class ClientService(rpc.ClientServicer):
 
     @typed
     def PauseDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DuplicationInfo:
-        if self.m is not None:
-            self.m.placement.forward("PauseDuplication", request)
+        if self.meta is not None:
+            self.meta.pause_duplication(request)
             return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.pause()
@@ -297,8 +301,8 @@ class ClientService(rpc.ClientServicer):
 
     @typed
     def ResumeDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DuplicationInfo:
-        if self.m is not None:
-            self.m.placement.forward("ResumeDuplication", request)
+        if self.meta is not None:
+            self.meta.resume_duplication(request)
             return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.resume()
@@ -306,8 +310,8 @@ class ClientService(rpc.ClientServicer):
 
     @typed
     def RemoveDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DuplicationInfo:
-        if self.m is not None:
-            self.m.placement.forward("RemoveDuplication", request)
+        if self.meta is not None:
+            self.meta.remove_duplication(request)
             return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.remove()
@@ -326,10 +330,13 @@ class FollowerService(rpc.FollowerServicer):
     """``member``: a node of a multi-node cluster takes a duplication's calls only for the
     partitions it owns, and its follower tables are made by the meta leader."""
 
-    def __init__(self, cluster: Cluster, member: Member | None = None) -> None:
+    def __init__(self, cluster: Cluster, member: Member | None = None, meta: Meta | None = None) -> None:
+        if (member is None) != (meta is None):
+            raise InvalidArgumentError("a node's services take both its member and its meta")
         self.c = cluster
         self.f = LocalFollower(cluster)
         self.m = member
+        self.meta = meta
 
     def _own(self, table: str, pidxs: Iterable[int]) -> None:
         if self.m is not None:
@@ -345,8 +352,8 @@ class FollowerService(rpc.FollowerServicer):
     def EnsureTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
         if not request.HasField("source"):
             raise InvalidArgumentError("EnsureTable names no source")
-        if self.m is not None:
-            self.m.placement.forward("EnsureFollowerTable", request)
+        if self.meta is not None:
+            self.meta.ensure_follower_table(request)
             return pb.Empty()
         self.f.ensure_table(
             request.table, request.partition_count, _source(request.source), request.with_checkpoint
