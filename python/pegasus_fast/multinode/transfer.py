@@ -39,8 +39,9 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.peer import Peers
 from ..net.serving import typed, typed_stream
-from ..net.wire import auth_metadata, open_channel, parse_url, replies, tls_from_env, token_from_env
+from ..net.wire import auth_metadata, replies, token_from_env
 from ..storage import checkpoint as ckpt
 from ..storage.partition import LEARNING, Partition
 from .admission import Admission, Unowned
@@ -225,26 +226,29 @@ class NodeTransfer(rpc.NodeServicer):
     """The Node service's moves over one open Cluster (Sync is the node agent's)."""
 
     def __init__(
-        self, cluster: Cluster, token: str | None = None, admission: Admission | None = None
+        self,
+        cluster: Cluster,
+        token: str | None = None,
+        admission: Admission | None = None,
+        peers: Peers | None = None,
     ) -> None:
         """``token``: what this node presents to a source node (default: $PEGASUS_FAST_TOKEN);
-        ``admission``: who may hand a partition out or replace it (default: :class:`Unowned`)."""
+        ``admission``: who may hand a partition out or replace it (default: :class:`Unowned`);
+        ``peers``: the node's channels to the others (default: its own, closed by :meth:`close`)."""
         self.c = cluster
         self.admission: Admission = admission or Unowned()
         self._md = auth_metadata(token if token is not None else token_from_env())
-        self._tls = tls_from_env()
+        self._own_peers = peers is None
+        self.peers = Peers(token) if peers is None else peers
         self._lock = threading.Lock()
-        self._channels: dict[str, grpc.Channel] = {}
         #: one Learn or CatchUp at a time per partition
         self._busy: dict[tuple[str, int], threading.Lock] = {}
         #: where each partition's last PullLog ended (a source's side)
         self._cursors: dict[tuple[str, int], LogCursor] = {}
 
     def close(self) -> None:
-        with self._lock:
-            channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            channel.close()
+        if self._own_peers:
+            self.peers.close()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -265,12 +269,8 @@ class NodeTransfer(rpc.NodeServicer):
             yield
 
     def _stub(self, url: str) -> tuple[str, rpc.NodeStub]:
-        addr = parse_url(url)
-        with self._lock:
-            channel = self._channels.get(addr.url)
-            if channel is None:
-                channel = self._channels[addr.url] = open_channel(addr, **self._tls)
-        return addr.url, rpc.NodeStub(channel)
+        peer = self.peers.get(url)
+        return peer.url, peer.node
 
     def _pull_checkpoint(self, p: Partition, url: str, stub: rpc.NodeStub) -> int:
         ref = pb.PartitionRef(table=p.table, pidx=p.pidx)

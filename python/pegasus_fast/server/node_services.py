@@ -62,7 +62,7 @@ class NodeService(NodeTransfer):
     ownership (only the owner hands a partition out: multinode/admission.py)."""
 
     def __init__(self, cluster: Cluster, member: Member) -> None:
-        super().__init__(cluster, member.peers.token, ByOwnership(member))
+        super().__init__(cluster, member.peers.token, ByOwnership(member), member.peers)
         self.member = member
 
     @typed
