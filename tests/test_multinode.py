@@ -466,7 +466,7 @@ def test_a_fence_whose_move_never_switched_is_lifted_by_its_lease(
 ) -> None:
     """A leader that dies between fencing the owner and the switch leaves no partition
     refusing writes for ever: the owner lifts the fence after FENCE_LEASE."""
-    from pegasus_fast.multinode.member import FENCE_LEASE
+    from pegasus_fast.multinode.ownership import FENCE_LEASE
     from pegasus_fast.net import pegasus_fast_pb2 as pb
     from pegasus_fast.net.peer import Peer
 

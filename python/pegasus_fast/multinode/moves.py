@@ -22,7 +22,8 @@ from ..duplication.status import DupStatus
 from ..errors import CoordinationError, DuplicationError, InvalidArgumentError, NodeUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peer
-from .member import FENCE_LEASE, Member
+from .member import Member
+from .ownership import FENCE_LEASE
 
 log = logging.getLogger(__name__)
 
