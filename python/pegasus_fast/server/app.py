@@ -24,7 +24,8 @@ from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
-from .services import ClientService, FollowerService
+from .client_service import ClientService
+from .follower_service import FollowerService
 
 if TYPE_CHECKING:
     from ..multinode.member import Member
