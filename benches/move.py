@@ -3,7 +3,7 @@
     python benches/move.py [--mb 100] [--rate 1000] [--writers 8] [--seconds 1.0]
 
 Nodes A and B are child processes, each a cluster served with the Client and Node services
-(server/transfer.py) on 127.0.0.1; table ``t`` has 4 partitions on both, and A's partition 2
+(multinode/transfer.py) on 127.0.0.1; table ``t`` has 4 partitions on both, and A's partition 2
 is filled with about ``--mb`` MB first. Writer threads in this process (``--writers``, each waiting
 for its write's fsync) write to partition 2 through ``pf.connect(A)`` at ``--rate`` sets a second
 in all; a refused write (PartitionUnavailableError) is retried at once, and each writer records
@@ -31,11 +31,11 @@ import grpc
 import pegasus_fast as pf
 from pegasus_fast import _backend
 from pegasus_fast.errors import PartitionUnavailableError
+from pegasus_fast.multinode.transfer import NodeTransfer
 from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
 from pegasus_fast.net.wire import CHANNEL_OPTIONS
-from pegasus_fast.server.services import ClientService
-from pegasus_fast.server.transfer import NodeTransfer
+from pegasus_fast.server.client_service import ClientService
 from pegasus_fast.storage.partition import LEARNING
 
 PIDX = 2

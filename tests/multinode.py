@@ -32,11 +32,25 @@ class Nodes:
         return s
 
     def start(self, *node_ids: str) -> None:
-        """Start these nodes (made on first use) at once, and wait until each serves."""
+        """Start these nodes (made on first use) at once, and wait until each serves and one of
+        the cluster's nodes leads (a table change goes to the leader: the first one of a test
+        must not race the election)."""
         for n in node_ids:
             (self.nodes.get(n) or self.add(n)).launch()
         for n in node_ids:
             self.nodes[n].wait_ready()
+        self.wait_leader()
+
+    def wait_leader(self) -> None:
+        deadline = time.monotonic() + WAIT
+        with self.client() as c:
+            while True:
+                try:
+                    c.info()  # answered by the leader
+                    return
+                except pf.NotLeaderError:
+                    assert time.monotonic() < deadline, "no node leads"
+                    time.sleep(0.05)
 
     def __getitem__(self, node_id: str) -> Served:
         return self.nodes[node_id]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pegasus_fast as pf
 import pytest
+from dupharness import wait_until
 from pegasus_fast import _backend
 from pegasus_fast.duplication import checkpoints as ckpt_policy
 from pegasus_fast.duplication.ports import Chunk, SourceId
@@ -78,16 +79,6 @@ def raw_contents(table: pf.Table) -> dict[bytes, bytes]:
     for p in table.partitions:
         out.update(p.iter_raw())
     return out
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what() if callable(what) else what}"
-            )
-        time.sleep(0.005)
 
 
 def caught_up(src: pf.Table, dst: pf.Table) -> bool:

@@ -13,16 +13,9 @@ from typing import Any
 
 import pegasus_fast as pf
 import pytest
+from dupharness import wait_until
 
 WAIT = 10.0
-
-
-def wait_until(cond: Any, what: str, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
 
 
 def raw(t: pf.Table) -> dict[bytes, bytes]:
@@ -60,7 +53,7 @@ def test_without_checkpoint_into_an_existing_table(two: tuple[pf.Cluster, pf.Clu
     assert tb.health().is_fully_healthy, "an adopted table keeps serving"
     ta.set("after", "s", "shipped")
     ta.delete("before", "s")
-    wait_until(lambda: tb.get("after", "s") == b"shipped", "the new write on b")
+    wait_until(lambda: tb.get("after", "s") == b"shipped", WAIT, "the new write on b")
     assert tb.get("mine", "s") == b"b keeps it"
     assert tb.get("before", "s") is None  # never shipped: it predates the duplication
     # restart both sides: the duplication resumes where it stood
@@ -71,7 +64,7 @@ def test_without_checkpoint_into_an_existing_table(two: tuple[pf.Cluster, pf.Clu
     a, b = pf.Cluster.open(a_path), pf.Cluster.open(b_path)
     try:
         a.table("t").set("again", "s", "after restart")
-        wait_until(lambda: b.table("t").get("again", "s") == b"after restart", "a write after restart")
+        wait_until(lambda: b.table("t").get("again", "s") == b"after restart", WAIT, "a write after restart")
         assert a.duplication(dupid).status == pf.DupStatus.LOG
     finally:
         a.close()
@@ -112,7 +105,7 @@ def test_two_masters_converge_and_go_quiet(two: tuple[pf.Cluster, pf.Cluster]) -
     for th in threads:
         th.join()
 
-    wait_until(lambda: caught_up(ab) and caught_up(ba) and raw(ta) == raw(tb), "both sides to converge")
+    wait_until(lambda: caught_up(ab) and caught_up(ba) and raw(ta) == raw(tb), WAIT, "both sides to converge")
     assert {k: v for k, v in raw(ta).items()} == raw(tb)
     # quiet: nothing moves any more (no write ping-pongs between the two)
     before = decrees(ta, tb)
@@ -155,7 +148,7 @@ def test_refusals_that_protect_a_table(two: tuple[pf.Cluster, pf.Cluster], tmp_p
         with pytest.raises(pf.DuplicationError):
             other.wait_for(pf.DupStatus.LOG, timeout=WAIT)
         ta.set("still", "s", "flows")
-        wait_until(lambda: tb.get("still", "s") == b"flows", "the owner's duplication to go on")
+        wait_until(lambda: tb.get("still", "s") == b"flows", WAIT, "the owner's duplication to go on")
         assert tb.get("c", "s") is None
 
 
@@ -179,7 +172,7 @@ def test_another_partition_count_reroutes_each_key(two: tuple[pf.Cluster, pf.Clu
     for i in range(0, 200, 7):
         ta.delete(f"k{i}", "s")
     want = logical(ta) | {(b"mine", b"s"): b"kept"}
-    wait_until(lambda: caught_up(dup) and logical(tb) == want, "the re-routed follower to catch up")
+    wait_until(lambda: caught_up(dup) and logical(tb) == want, WAIT, "the re-routed follower to catch up")
     for p in tb.partitions:
         for hk, sk, _v in p.iter_records():
             assert tb.partition_index(hk, sk) == p.pidx
@@ -190,9 +183,10 @@ def test_another_partition_count_reroutes_each_key(two: tuple[pf.Cluster, pf.Clu
     a2, b2 = pf.Cluster.open(a_path), pf.Cluster.open(b_path)
     try:
         a2.table("t").set("after", "s", "restart")
-        wait_until(lambda: b2.table("t").get("after", "s") == b"restart", "a write after the restart")
+        wait_until(lambda: b2.table("t").get("after", "s") == b"restart", WAIT, "a write after the restart")
         wait_until(
             lambda: logical(b2.table("t")) == logical(a2.table("t")) | {(b"mine", b"s"): b"kept"},
+            WAIT,
             "the same contents after restart",
         )
     finally:
@@ -217,7 +211,7 @@ def test_two_masters_of_different_partition_counts_converge(two: tuple[pf.Cluste
         else:
             t.set(k, "s", f"{i}")
     wait_until(
-        lambda: caught_up(ab) and caught_up(ba) and logical(ta) == logical(tb), "both sides to converge"
+        lambda: caught_up(ab) and caught_up(ba) and logical(ta) == logical(tb), WAIT, "both sides to converge"
     )
     before = decrees(ta, tb)
     time.sleep(0.5)

@@ -466,9 +466,9 @@ def test_a_fence_whose_move_never_switched_is_lifted_by_its_lease(
 ) -> None:
     """A leader that dies between fencing the owner and the switch leaves no partition
     refusing writes for ever: the owner lifts the fence after FENCE_LEASE."""
+    from pegasus_fast.multinode.ownership import FENCE_LEASE
     from pegasus_fast.net import pegasus_fast_pb2 as pb
     from pegasus_fast.net.peer import Peer
-    from pegasus_fast.server.member import FENCE_LEASE
 
     nodes, c = three
     t = c.create_table(TABLE, 4)
@@ -549,3 +549,36 @@ def test_duplicate_into_a_multi_node_cluster_moving_partitions_on_both_sides(
             c.add_duplication("other", followers.url, remote_table=TABLE).wait_for(
                 pf.DupStatus.LOG, timeout=WAIT
             )
+
+
+def test_a_long_duplication_into_a_multi_node_cluster_keeps_no_object_per_batch(
+    fleet: Fleet, zk_chroot: str, tmp_path: Path
+) -> None:
+    """The routed follower keeps the followers of its calls in flight only (for cancel): one
+    apply per write, many writes, and the number of them alive here stays bounded."""
+    import gc
+
+    from pegasus_fast.net.follower import RemoteFollower
+
+    followers = Nodes(fleet, zk_chroot)
+    followers.start("f1")
+    src = pf.Cluster.open(tmp_path / "source", name="source")
+    try:
+        t = src.create_table(TABLE, 1)
+        d = src.add_duplication(TABLE, followers.url)
+        d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        writes = 60
+        for i in range(writes):
+            decree = t.set(b"k%d" % i, b"s", b"v")
+            deadline = time.monotonic() + WAIT
+            # shipped before the next write: one batch, one apply, each
+            while d.progress()[0].confirmed_decree < decree:
+                assert time.monotonic() < deadline, d.progress()
+                time.sleep(0.002)
+        gc.collect()
+        alive = sum(1 for o in gc.get_objects() if isinstance(o, RemoteFollower))
+        assert alive < writes // 4, alive
+    finally:
+        src.close()
+    with followers.client() as fc:
+        assert fc.table(TABLE).count() == writes

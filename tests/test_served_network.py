@@ -31,6 +31,7 @@ from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
 from pegasus_fast.net.follower import RemoteConnector
+from pegasus_fast.net.wire import open_channel, parse_url
 from served import Fleet, Served
 from servedcheck import WAIT, Model, Writer, scan_of, wait_caught_up, write_table
 
@@ -188,10 +189,10 @@ def test_checkpoint_stream_cut_short_keeps_what_arrived(net_follower: Served, tm
             pb.CheckpointPiece(chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c))
             for c in first
         ]
-        stub = rpc.FollowerStub(next(iter(connector._channels.values())))
-        # the stream ends after two chunks, as one whose sender died can
-        with pytest.raises(grpc.RpcError):
-            stub.LearnCheckpoint(iter(pieces), timeout=WAIT)
+        with open_channel(parse_url(net_follower.url)) as channel:
+            # the stream ends after two chunks, as one whose sender died can
+            with pytest.raises(grpc.RpcError):
+                rpc.FollowerStub(channel).LearnCheckpoint(iter(pieces), timeout=WAIT)
         held = sum(len(c.data) for c in first if c.name == name)
         assert follower.checkpoint_offsets("cutshort", 0, info.decree, manifest).get(name) == held
         # the copy resumes after what arrived, and completes

@@ -1,4 +1,4 @@
-"""Moving a partition between two served nodes (server/transfer.py): Learn, Fence, CatchUp, Unfence.
+"""Moving a partition between two served nodes (multinode/transfer.py): Learn, Fence, CatchUp, Unfence.
 
 Two plain clusters served in-process on 127.0.0.1 with the Client and Node services stand in
 for two nodes; the ZooKeeper side (who owns what, Sync) is not needed for the data plane, so
@@ -29,11 +29,11 @@ from pegasus_fast.errors import (
     RemoteUnavailableError,
     WalGapError,
 )
+from pegasus_fast.multinode.transfer import STAGING, LogCursor, NodeTransfer, log_batches, receive_checkpoint
 from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
 from pegasus_fast.net.wire import CHANNEL_OPTIONS, call, error_from_rpc
-from pegasus_fast.server.services import ClientService
-from pegasus_fast.server.transfer import STAGING, LogCursor, NodeTransfer, log_batches, receive_checkpoint
+from pegasus_fast.server.client_service import ClientService
 from pegasus_fast.storage.partition import LEARNING, MOVING, SERVING, Partition
 
 PIDX = 2
@@ -452,3 +452,31 @@ def test_a_follower_partition_moves_with_its_source_decrees(backend: ModuleType,
     finally:
         a.close()
         b.close()
+
+
+def test_only_the_owner_hands_a_partition_out(nodes: tuple[Node, Node]) -> None:
+    """multinode/admission.py: a partition's data is pulled from, and fenced on, its owner only,
+    while it serves or is fenced; a node replaces only a copy it does not own."""
+    from pegasus_fast.errors import NotOwnerError
+    from pegasus_fast.multinode.admission import check_hand_out, check_replace
+
+    a, _b = nodes
+    p = a.p()
+    a.cluster.table("t").set(_keys(a.cluster.table("t"), 1)[0], b"s", b"v")
+    assert p.state == SERVING
+    check_hand_out(p, True, "n1")
+    with pytest.raises(NotOwnerError) as e:
+        check_hand_out(p, False, "n1")
+    assert (e.value.table, e.value.pidx, e.value.node) == ("t", PIDX, "n1")
+    p.fence()
+    assert p.state == MOVING
+    check_hand_out(p, True, "n1")  # fenced for this move: its last decrees are still pulled
+    p.unfence()
+    p.restart_learning()
+    assert p.state == LEARNING
+    with pytest.raises(PartitionUnavailableError) as u:
+        check_hand_out(p, True, "n1")  # a copy being learned is never handed on
+    assert u.value.state == LEARNING
+    check_replace(p, False, "n1")
+    with pytest.raises(InvalidArgumentError):
+        check_replace(p, True, "n1")

@@ -100,8 +100,8 @@ _LAZY = {
     "connect": ("client.connect", "connect"),
     "RemoteCluster": ("client.remote", "RemoteCluster"),
     "RoutedCluster": ("client.routed", "RoutedCluster"),
-    "RemoteTable": ("client.remote", "RemoteTable"),
-    "RemoteDuplication": ("client.remote", "RemoteDuplication"),
+    "RemoteTable": ("client.remote_table", "RemoteTable"),
+    "RemoteDuplication": ("client.remote_dup", "RemoteDuplication"),
 }
 
 

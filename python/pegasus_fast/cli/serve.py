@@ -15,9 +15,11 @@ from ..config import Config
 from ..coord.zk import connect, parse_zk
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
+from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of
+from ..multinode.member import Member
+from ..multinode.ownership import Ownership
 from ..net.wire import TOKEN_ENV, token_from_env
 from ..server.app import TLS, Server
-from ..server.member import NODE_ID_FILE, Member, Ownership, join_cluster, node_id_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

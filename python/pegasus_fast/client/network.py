@@ -48,7 +48,7 @@ class Network:
             return served.connect(url, token)
         with self._lock:
             if self._routed is None:
-                from ..net.routed_follower import RoutedConnector
+                from ..multinode.routed_follower import RoutedConnector
 
                 self._routed = RoutedConnector(served)
             routed = self._routed

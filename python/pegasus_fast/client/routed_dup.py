@@ -10,25 +10,20 @@ leader, which records them in ZooKeeper and has every node act on them.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from ..coord.zk import read_dups
-from ..duplication.status import DupStatus, PartitionProgress
+from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
-from .remote import RemoteDuplication
-
-if TYPE_CHECKING:
-    from .routed import RoutedCluster
+from .remote_dup import RemoteDuplication
+from .routing import Routing
 
 _ORDER = [DupStatus.REMOVED, DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP, DupStatus.PAUSE, DupStatus.LOG]
 
 
 class RoutedDuplication:
-    def __init__(
-        self, cluster: RoutedCluster, dupid: int, table: str, remote: str, remote_table: str
-    ) -> None:
-        self._cluster = cluster
+    def __init__(self, routing: Routing, dupid: int, table: str, remote: str, remote_table: str) -> None:
+        self._r = routing
         self.dupid = dupid
         self.table_name = table
         self.remote = remote
@@ -44,15 +39,15 @@ class RoutedDuplication:
 
     def _owners(self) -> list[tuple[set[int], RemoteDuplication | None]]:
         """Each owning node's view of this duplication, with the partitions it owns."""
-        table = self._cluster.table(self.table_name)
-        cfg = table._config(fresh=True)
+        self._r.check_open()
+        cfg = self._r.table(self.table_name, fresh=True)
         out = []
         for node in sorted(set(cfg.owners())):
             mine = {p.pidx for p in cfg.partitions if p.owner == node}
-            url = table._r.url_of(node)
+            url = self._r.routes.url_of(node)
             if url is None:
                 raise RemoteUnavailableError(node, "not live in ZooKeeper")
-            conn = table._r.conn(url)
+            conn = self._r.conn(url)
             try:
                 info = conn("QueryDuplication", pb.DupRef(dupid=self.dupid))
             except DuplicationNotFoundError:
@@ -62,7 +57,7 @@ class RoutedDuplication:
 
     @property
     def status(self) -> DupStatus:
-        doc = read_dups(self._cluster._zk).get(self.dupid)
+        doc = read_dups(self._r.routes.zk).get(self.dupid)
         if doc is None or doc.status == "removed":
             return DupStatus.REMOVED
         owners = self._owners()
@@ -84,15 +79,7 @@ class RoutedDuplication:
             if now == DupStatus.REMOVED:
                 raise DuplicationError(f"duplication {self.dupid} was removed")
             if deadline is not None and time.monotonic() >= deadline:
-                stuck = [
-                    f"{p.pidx}: {p.checkpoint_state}" + (f" ({p.reason})" if p.reason else "")
-                    for p in self.progress()
-                    if p.reason or p.checkpoint_state != "learned"
-                ]
-                raise TimeoutError(
-                    f"duplication {self.dupid} to {self.remote} is {now}, not {status}, after {timeout}s; "
-                    f"partitions: {'; '.join(stuck) or 'none stuck'}"
-                )
+                raise stuck_timeout_error(self.dupid, self.remote, now, status, timeout, self.progress())
             time.sleep(0.02)
 
     def progress(self) -> list[PartitionProgress]:
@@ -106,7 +93,7 @@ class RoutedDuplication:
         return [rows[i] for i in sorted(rows)]
 
     def _set(self, method: str) -> None:
-        self._cluster._meta(method, pb.DupRef(dupid=self.dupid), 120.0)
+        self._r.meta(method, pb.DupRef(dupid=self.dupid), 120.0)
 
     def pause(self) -> None:
         self._set("PauseDuplication")

@@ -14,20 +14,11 @@ from collections.abc import Iterable, Iterator
 import grpc
 
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
-from ..errors import DuplicationError, InvalidArgumentError, RemoteUnavailableError
+from ..errors import ClosedError, DuplicationError, InvalidArgumentError, RemoteUnavailableError
 from . import pegasus_fast_pb2 as pb
 from . import pegasus_fast_pb2_grpc as rpc
-from .wire import (
-    Address,
-    auth_metadata,
-    call,
-    error_from_rpc,
-    is_url,
-    open_channel,
-    parse_url,
-    tls_from_env,
-    token_from_env,
-)
+from .channels import Channels
+from .wire import auth_metadata, call, error_from_rpc, is_url, parse_url, token_from_env
 
 #: a follower call that takes longer is given up and retried (the calls are idempotent)
 CALL_TIMEOUT = 60.0
@@ -202,43 +193,27 @@ class RemoteFollower:
 
 
 class RemoteConnector:
-    """Finds the follower at a pegasus:// URL; one channel per (URL, token), reused across retries
-    (gRPC reconnects it by itself once the remote is back)."""
+    """Finds the follower at a pegasus:// URL; one channel per URL (channels.py), reused across
+    retries (gRPC reconnects it by itself once the remote is back)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._channels: dict[tuple[str | None, ...], grpc.Channel] = {}
-        self._closed = False
+        self._channels: Channels[grpc.Channel] = Channels(lambda url, channel: channel)
 
     def connect(self, remote: str, token: str | None = None) -> Follower:
         if not is_url(remote):
             raise InvalidArgumentError(f"not a served cluster's URL: {remote!r}")
-        addr: Address = parse_url(remote)
-        token = token if token is not None else token_from_env()
-        tls = tls_from_env()
-        key = (addr.url, token, *tls.values())
-        with self._lock:
-            if self._closed:
-                raise RemoteUnavailableError(addr.url, "the cluster is closing")
-            channel = self._channels.get(key)
-            if channel is None:
-                channel = self._channels[key] = open_channel(addr, **tls)
-        return RemoteFollower(addr.url, channel, token)
+        url = parse_url(remote).url
+        try:
+            channel = self._channels.get(url)
+        except ClosedError:
+            raise RemoteUnavailableError(url, "the cluster is closing") from None
+        return RemoteFollower(url, channel, token if token is not None else token_from_env())
 
     def close(self) -> None:
         """Close every channel, ending the calls in flight; no new one is opened after this.
-
-        Closing a channel waits until its transport has sent what it queued, which over a slow
-        link (megabytes of a checkpoint copy) takes as long as the copy would have: that wait
-        happens in a thread of its own, never in a cluster's close.
-        """
-        with self._lock:
-            self._closed = True
-            channels, self._channels = list(self._channels.values()), {}
-        if channels:
-            threading.Thread(
-                target=lambda: [c.close() for c in channels], name="close-remote-channels", daemon=True
-            ).start()
+        The channels close in a thread of their own, never in a cluster's close (a slow link
+        takes as long to close as its queued bytes take to send)."""
+        self._channels.close(wait=False)
 
 
 __all__ = ["RemoteConnector", "RemoteFollower"]

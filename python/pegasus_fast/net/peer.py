@@ -7,12 +7,14 @@ clients reach it).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
+
 from ..errors import ClosedError
 from . import pegasus_fast_pb2_grpc as rpc
+from .channels import Channels
 from .wire import auth_metadata, call, open_channel, parse_url, replies, tls_from_env, token_from_env
 
 #: the default deadline of one call to a peer
@@ -20,11 +22,19 @@ PEER_TIMEOUT = 30.0
 
 
 class Peer:
-    def __init__(self, url: str, token: str | None = None, timeout: float = PEER_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        timeout: float = PEER_TIMEOUT,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        """``channel``: one kept by a :class:`Peers` (else the peer opens its own, and closes it)."""
         addr = parse_url(url)
         self.url = addr.url
         self.timeout = timeout
-        self.channel = open_channel(addr, **tls_from_env())
+        self._owns_channel = channel is None
+        self.channel = channel if channel is not None else open_channel(addr, **tls_from_env())
         self.client = rpc.ClientStub(self.channel)
         self.node = rpc.NodeStub(self.channel)
         self.meta = rpc.MetaStub(self.channel)
@@ -46,29 +56,24 @@ class Peer:
 
     def close(self) -> None:
         self.closed = True
-        self.channel.close()
+        if self._owns_channel:
+            self.channel.close()
 
 
 class Peers:
-    """One :class:`Peer` per URL, made on first use and kept."""
+    """One :class:`Peer` per URL, made on first use and kept, over one channel each (channels.py)."""
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token
-        self._lock = threading.Lock()
-        self._peers: dict[str, Peer] = {}
+        self._peers: Channels[Peer] = Channels(lambda url, channel: Peer(url, token, channel=channel))
 
     def get(self, url: str) -> Peer:
-        with self._lock:
-            p = self._peers.get(url)
-            if p is None or p.closed:
-                p = self._peers[url] = Peer(url, self.token)
-            return p
+        return self._peers.get(url)
 
     def close(self) -> None:
-        with self._lock:
-            peers, self._peers = list(self._peers.values()), {}
-        for p in peers:
-            p.close()
+        for p in self._peers.kept():
+            p.closed = True
+        self._peers.close()
 
 
 __all__ = ["PEER_TIMEOUT", "Peer", "Peers"]

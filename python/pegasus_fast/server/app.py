@@ -24,10 +24,11 @@ from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
-from .services import ClientService, FollowerService
+from .client_service import ClientService
+from .follower_service import FollowerService
 
 if TYPE_CHECKING:
-    from .member import Member
+    from ..multinode.member import Member
     from .pegasus_front import PegasusFront
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class Server:
         pegasus_listen: str | None = None,
         pegasus_allow: str | list[str] | None = None,
     ) -> None:
-        """``member``: serve as a node of a multi-node cluster (member.py), which adds the
+        """``member``: serve as a node of a multi-node cluster (multinode/member.py), which adds the
         Meta and Node services and answers only for the partitions the node owns.
         ``pegasus_listen``: also serve Pegasus's own client protocol there (pegasus_front.py),
         a non-loopback address only with ``pegasus_allow`` CIDRs."""
@@ -150,14 +151,17 @@ class Server:
             interceptors=interceptors,
             options=_SERVER_OPTIONS,
         )
-        rpc.add_ClientServicer_to_server(ClientService(cluster, member), self._grpc)
+        meta = None
         if member is not None:
-            from .node_services import MetaService, node_service
-            from .placement import Placement
+            from ..multinode.meta import Meta
+            from ..multinode.placement import Placement
+            from .node_services import MetaService, NodeService
 
-            rpc.add_MetaServicer_to_server(MetaService(Placement(member, cluster)), self._grpc)
-            rpc.add_NodeServicer_to_server(node_service(cluster, member), self._grpc)
-        rpc.add_FollowerServicer_to_server(FollowerService(cluster, member), self._grpc)
+            meta = Meta(member, Placement(member))
+            rpc.add_MetaServicer_to_server(MetaService(meta), self._grpc)
+            rpc.add_NodeServicer_to_server(NodeService(cluster, member), self._grpc)
+        rpc.add_ClientServicer_to_server(ClientService(cluster, member, meta), self._grpc)
+        rpc.add_FollowerServicer_to_server(FollowerService(cluster, member, meta), self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         if tls is None:

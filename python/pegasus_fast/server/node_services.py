@@ -1,98 +1,75 @@
-"""The Meta and Node services of a node of a multi-node cluster (pegasus_fast.proto)."""
+"""The Meta and Node services of a node of a multi-node cluster (pegasus_fast.proto), over
+multinode/: each Meta call is answered where the cluster's leader is (multinode/meta.py), the
+Node service's moves are multinode/transfer.py's, allowed by the node's ownership."""
 
 from __future__ import annotations
 
 import grpc
 
 from ..engine.cluster import Cluster
-from ..errors import InvalidArgumentError
+from ..multinode.admission import ByOwnership
+from ..multinode.member import Member
+from ..multinode.meta import Meta
+from ..multinode.transfer import NodeTransfer
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..storage.partition import Partition
-from .member import Member
-from .placement import Placement
-from .services import _typed
-from .transfer import NodeTransfer
+from ..net.serving import typed
 
 
 class MetaService(rpc.MetaServicer):
-    def __init__(self, placement: Placement) -> None:
-        self.p = placement
+    def __init__(self, meta: Meta) -> None:
+        self.meta = meta
 
-    @_typed
+    @typed
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.TableInfo:
-        return self.p.forward("CreateTable", request)
+        return self.meta.create_table(request)
 
-    @_typed
+    @typed
     def DropTable(self, request: pb.TableRef, context: grpc.ServicerContext) -> pb.Empty:
-        return self.p.forward("DropTable", request)
+        return self.meta.drop_table(request)
 
-    @_typed
+    @typed
     def MovePartition(self, request: pb.MovePartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
-        return self.p.forward("MovePartition", request)
+        return self.meta.move_partition(request)
 
-    @_typed
+    @typed
     def Balance(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.BalanceReply:
-        return self.p.forward("Balance", request)
+        return self.meta.balance(request)
 
-    @_typed
+    @typed
     def AddDuplication(self, request: pb.AddDuplicationRequest, context: grpc.ServicerContext) -> pb.DupRef:
-        return self.p.forward("AddDuplication", request)
+        return self.meta.add_duplication(request)
 
-    @_typed
+    @typed
     def PauseDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
-        return self.p.forward("PauseDuplication", request)
+        return self.meta.pause_duplication(request)
 
-    @_typed
+    @typed
     def ResumeDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
-        return self.p.forward("ResumeDuplication", request)
+        return self.meta.resume_duplication(request)
 
-    @_typed
+    @typed
     def RemoveDuplication(self, request: pb.DupRef, context: grpc.ServicerContext) -> pb.DupRef:
-        return self.p.forward("RemoveDuplication", request)
+        return self.meta.remove_duplication(request)
 
-    @_typed
+    @typed
     def EnsureFollowerTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
-        return self.p.forward("EnsureFollowerTable", request)
+        return self.meta.ensure_follower_table(request)
 
 
-class NodeSync:
-    """``Node.Sync``: re-read the configuration now (the leader waits for it after a change)."""
+class NodeService(NodeTransfer):
+    """The Node service of a node: Sync, and the moves of multinode/transfer.py, allowed by
+    ownership (only the owner hands a partition out: multinode/admission.py)."""
 
-    def __init__(self, member: Member) -> None:
+    def __init__(self, cluster: Cluster, member: Member) -> None:
+        super().__init__(cluster, member.peers.token, ByOwnership(member), member.peers)
         self.member = member
 
-    @_typed
+    @typed
     def Sync(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.Empty:
+        """Re-read the configuration now (the leader waits for it after a change)."""
         self.member.sync()
         return pb.Empty()
 
 
-class NodeService(NodeSync, NodeTransfer):
-    """The Node service of a node: Sync, and the moves of transfer.py, allowed by ownership."""
-
-    def __init__(self, cluster: Cluster, member: Member) -> None:
-        NodeSync.__init__(self, member)
-        NodeTransfer.__init__(self, cluster, member.peers.token)
-
-    def check_source(self, p: Partition) -> None:
-        # only the owner hands a partition out (a stale copy elsewhere never is)
-        self.member.check(p.table, p.pidx, False)
-        super().check_source(p)
-
-    def check_target(self, p: Partition) -> None:
-        if p.pidx in self.member.owned(p.table):
-            raise InvalidArgumentError(f"node {self.member.node_id} owns {p.table}.{p.pidx} already")
-
-    @_typed
-    def Fence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.MoveReply:
-        reply = NodeTransfer.Fence.__wrapped__(self, request, context)  # type: ignore[attr-defined]
-        self.member.note_fenced(request.table, request.pidx)
-        return reply
-
-
-def node_service(cluster: Cluster, member: Member) -> NodeService:
-    return NodeService(cluster, member)
-
-
-__all__ = ["MetaService", "NodeSync", "node_service"]
+__all__ = ["MetaService", "NodeService"]

@@ -16,7 +16,7 @@ import rocksdict
 from .. import fileio
 from ..errors import ClosedError, PartitionUnavailableError
 from ..records import META_REROUTED_KEY, META_SOURCE_SEEN_KEY
-from . import checkpoint, replica, walhead
+from . import adopted_log, checkpoint, walhead
 from .state import PartitionState
 from .wal import Wal
 
@@ -103,10 +103,10 @@ class PartitionMoves:
         one that would leave a hole is a WalGapError, and nothing is stored. New
         mutations are taken only while the partition learns.
         """
-        mutations = replica.decode(blocks)
+        mutations = adopted_log.decode(blocks)
 
         def build(next_decree: int) -> list[tuple[int, int, int, list]]:
-            new = replica.after(mutations, next_decree, self.wal.path)
+            new = adopted_log.after(mutations, next_decree, self.wal.path)
             if new and self.state != PartitionState.LEARNING:
                 raise PartitionUnavailableError(self.table, self.pidx, self.state.value)
             if new:

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from kazoo.client import KazooClient
 
-from ..coord.layout import TableConfig
 from ..coord.zk import connect as zk_connect
-from ..coord.zk import parse_zk, read_leader, read_nodes, read_table
+from ..coord.zk import parse_zk
 from ..duplication.ports import Chunk, ManifestEntry, SourceId
-from ..errors import NotOwnerError, PartitionUnavailableError, RemoteUnavailableError, TableNotFoundError
-from .follower import RemoteConnector, RemoteFollower
+from ..errors import NotOwnerError, RemoteUnavailableError, TableNotFoundError
+from ..net.follower import RemoteConnector, RemoteFollower
+from .routes import Routes
 
 _R = TypeVar("_R")
 
@@ -30,94 +31,95 @@ _R = TypeVar("_R")
 class RoutedFollower:
     """A Follower (and PipelinedFollower) over the nodes of a multi-node cluster."""
 
-    def __init__(self, url: str, zk: KazooClient, connector: RemoteConnector, token: str | None) -> None:
-        self.url = url
-        self._zk = zk
+    def __init__(self, routes: Routes, connector: RemoteConnector, token: str | None) -> None:
+        self.url = routes.url
+        #: this connection's: a duplication connects again to retry, and reads the owners anew
+        self._routes = routes
         self._connector = connector
         self._token = token
-        self._tables: dict[str, TableConfig] = {}
-        self._handed: list[RemoteFollower] = []
+        #: the followers of the calls in flight, for cancel()
+        self._in_flight: set[RemoteFollower] = set()
         self._lock = threading.Lock()
 
     # -- routing -------------------------------------------------------------------------
 
-    def _node(self, url: str) -> RemoteFollower:
-        f = self._connector.connect(url, self._token)
-        with self._lock:
-            self._handed.append(f)  # type: ignore[arg-type]
-        return f  # type: ignore[return-value]
+    @contextmanager
+    def _node(self, url: str) -> Iterator[RemoteFollower]:
+        """The follower at ``url`` for one call, which :meth:`cancel` reaches while it runs.
 
-    def _any(self) -> RemoteFollower:
-        leader = read_leader(self._zk)
+        Only calls in flight are kept: a duplication makes one call per shipped batch, and
+        keeping every follower it was handed would hold one object per batch until it stops.
+        """
+        f: RemoteFollower = self._connector.connect(url, self._token)  # type: ignore[assignment]
+        with self._lock:
+            self._in_flight.add(f)
+        try:
+            yield f
+        finally:
+            with self._lock:
+                self._in_flight.discard(f)
+
+    def _at(self, url: str, fn: Callable[[RemoteFollower], _R]) -> _R:
+        with self._node(url) as f:
+            return fn(f)
+
+    def _any_url(self) -> str:
+        leader = self._routes.leader_url()
         if leader is not None:
-            return self._node(leader.url)
-        nodes = read_nodes(self._zk)
+            return leader
+        self._routes.refresh_nodes()
+        nodes = self._routes.nodes
         if not nodes:
             raise RemoteUnavailableError(self.url, "no live node")
-        return self._node(min(nodes.values(), key=lambda d: d.node_id).url)
+        return min(nodes.values(), key=lambda d: d.node_id).url
 
-    def _config(self, table: str, fresh: bool = False) -> TableConfig:
-        tc = self._tables.get(table)
-        if tc is None or fresh:
-            tc = self._tables[table] = read_table(self._zk, table)
-        return tc
-
-    def _owners(self, table: str, pidxs: Iterable[int]) -> dict[str, list[int]]:
-        """Owner URL → the partitions of ``pidxs`` it owns."""
-        cfg = self._config(table)
-        nodes = read_nodes(self._zk)
-        out: dict[str, list[int]] = {}
-        for pidx in pidxs:
-            if not 0 <= pidx < len(cfg.partitions):
-                raise PartitionUnavailableError(table, pidx, "no such partition on the follower")
-            owner = cfg.partitions[pidx].owner
-            doc = nodes.get(owner)
-            if doc is None:
-                raise RemoteUnavailableError(self.url, f"node {owner} owning {table}.{pidx} is not live")
-            out.setdefault(doc.url, []).append(pidx)
-        return out
+    def _any(self, fn: Callable[[RemoteFollower], _R]) -> _R:
+        return self._at(self._any_url(), fn)
 
     def _on(self, table: str, pidx: int, fn: Callable[[RemoteFollower], _R]) -> _R:
-        ((url, _),) = self._owners(table, [pidx]).items()
-        return self._routed(table, lambda: fn(self._node(url)))
+        ((url, _),) = self._routes.owner_urls(table, [pidx]).items()
+        return self._routed(table, lambda: self._at(url, fn))
 
     def _routed(self, table: str, call: Callable[[], _R]) -> _R:
         try:
             return call()
         except (NotOwnerError, RemoteUnavailableError, TableNotFoundError):
             # moved, or the node is down: read the configuration again for the retry
-            self._tables.pop(table, None)
+            self._routes.forget(table)
             raise
 
     # -- the Follower port -----------------------------------------------------------------
 
     def identity(self) -> tuple[int, str]:
-        return self._any().identity()
+        return self._any(lambda f: f.identity())
 
     def max_batch_bytes(self) -> int:
-        return min(self._node(d.url).max_batch_bytes() for d in read_nodes(self._zk).values())
+        self._routes.refresh_nodes()
+        return min(self._at(d.url, lambda f: f.max_batch_bytes()) for d in self._routes.nodes.values())
 
     def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
-        self._any().ensure_table(table, partition_count, source, with_checkpoint)
-        self._tables.pop(table, None)
+        self._any(lambda f: f.ensure_table(table, partition_count, source, with_checkpoint))
+        self._routes.forget(table)
 
     def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
-        cfg = self._config(table, fresh=True)
+        cfg = self._routes.table(table, fresh=True)
         if len(cfg.partitions) != count:
-            return self._any().partition_statuses(table, count)  # raises the typed mismatch
+            return self._any(lambda f: f.partition_statuses(table, count))  # raises the typed mismatch
         rows: list[tuple[bool, int]] = [(False, 0)] * count
-        for url, pidxs in self._owners(table, range(count)).items():
-            got = self._routed(table, lambda url=url: self._node(url).partition_statuses(table, count))
+        for url, pidxs in self._routes.owner_urls(table, range(count)).items():
+            got = self._routed(
+                table, lambda url=url: self._at(url, lambda f: f.partition_statuses(table, count))
+            )
             for pidx in pidxs:
                 rows[pidx] = got[pidx]
         return rows
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
-        for url, pidxs in self._owners(table, decrees).items():
+        for url, pidxs in self._routes.owner_urls(table, decrees).items():
             self._routed(
                 table,
-                lambda url=url, pidxs=pidxs: self._node(url).learn_empty(
-                    table, {p: decrees[p] for p in pidxs}
+                lambda url=url, pidxs=pidxs: self._at(
+                    url, lambda f: f.learn_empty(table, {p: decrees[p] for p in pidxs})
                 ),
             )
 
@@ -135,32 +137,36 @@ class RoutedFollower:
         self._on(table, pidx, lambda f: f.learn_checkpoint(table, pidx, decree, manifest, chunks))
 
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
-        for url, mine in self._owners(table, pidxs).items():
-            self._routed(table, lambda url=url, mine=mine: self._node(url).mark_learned(table, mine))
+        for url, mine in self._routes.owner_urls(table, pidxs).items():
+            self._routed(
+                table, lambda url=url, mine=mine: self._at(url, lambda f: f.mark_learned(table, mine))
+            )
 
     def restart_learning(self, table: str, pidxs: list[int]) -> None:
-        for url, mine in self._owners(table, pidxs).items():
-            self._routed(table, lambda url=url, mine=mine: self._node(url).restart_learning(table, mine))
+        for url, mine in self._routes.owner_urls(table, pidxs).items():
+            self._routed(
+                table, lambda url=url, mine=mine: self._at(url, lambda f: f.restart_learning(table, mine))
+            )
 
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         return self._on(table, pidx, lambda f: f.apply(table, pidx, blocks, skipped_through))
 
     def apply_stream(self, table: str, pidx: int, batches: Iterable[tuple[bytes, int]]) -> Iterator[int]:
-        ((url, _),) = self._owners(table, [pidx]).items()
-        stream = self._node(url).apply_stream(table, pidx, batches)
-        try:
-            yield from stream
-        except (NotOwnerError, RemoteUnavailableError):
-            self._tables.pop(table, None)
-            raise
+        ((url, _),) = self._routes.owner_urls(table, [pidx]).items()
+        with self._node(url) as f:
+            try:
+                yield from f.apply_stream(table, pidx, batches)
+            except (NotOwnerError, RemoteUnavailableError):
+                self._routes.forget(table)
+                raise
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         self._on(table, pidx, lambda f: f.advance(table, pidx, source_decree))
 
     def cancel(self) -> None:
         with self._lock:
-            handed, self._handed = self._handed, []
-        for f in handed:
+            calls = list(self._in_flight)
+        for f in calls:
             f.cancel()
 
 
@@ -190,7 +196,7 @@ class RoutedConnector:
                 zk.stop()
                 zk.close()
                 zk = kept
-        return RoutedFollower(addr.url, zk, self._remote, token)
+        return RoutedFollower(Routes(zk, addr.spec, watch=False), self._remote, token)
 
     def close(self) -> None:
         with self._lock:

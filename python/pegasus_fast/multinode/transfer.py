@@ -8,9 +8,9 @@ partition is the source's copy, decree for decree, because duplication
 progress is counted in those decrees. It is no duplication follower's apply,
 which renumbers and filters.
 
-Sync is left to the node agent (server/member.py), which subclasses or wraps
-:class:`NodeTransfer`; ``check_source`` and ``check_target`` are where it says
-which partitions this node may hand over or replace.
+Sync is the node agent's (server/node_services.py). Who may hand a partition
+out or replace it is an :class:`~.admission.Admission` passed in (admission.py):
+only the owner hands a partition out.
 """
 
 from __future__ import annotations
@@ -39,10 +39,12 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..net.wire import auth_metadata, open_channel, parse_url, replies, tls_from_env, token_from_env
+from ..net.peer import Peers
+from ..net.serving import typed, typed_stream
+from ..net.wire import auth_metadata, replies, token_from_env
 from ..storage import checkpoint as ckpt
-from ..storage.partition import LEARNING, MOVING, SERVING, Partition
-from .services import _typed, _typed_stream
+from ..storage.partition import LEARNING, Partition
+from .admission import Admission, Unowned
 
 #: WAL bytes one LogBatch carries, about (one block always goes whole; the wire takes MAX_WRITE + 4 MiB)
 LOG_BATCH_BYTES = 4 << 20
@@ -223,33 +225,30 @@ def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], sourc
 class NodeTransfer(rpc.NodeServicer):
     """The Node service's moves over one open Cluster (Sync is the node agent's)."""
 
-    def __init__(self, cluster: Cluster, token: str | None = None) -> None:
-        """``token``: what this node presents to a source node (default: $PEGASUS_FAST_TOKEN)."""
+    def __init__(
+        self,
+        cluster: Cluster,
+        token: str | None = None,
+        admission: Admission | None = None,
+        peers: Peers | None = None,
+    ) -> None:
+        """``token``: what this node presents to a source node (default: $PEGASUS_FAST_TOKEN);
+        ``admission``: who may hand a partition out or replace it (default: :class:`Unowned`);
+        ``peers``: the node's channels to the others (default: its own, closed by :meth:`close`)."""
         self.c = cluster
+        self.admission: Admission = admission or Unowned()
         self._md = auth_metadata(token if token is not None else token_from_env())
-        self._tls = tls_from_env()
+        self._own_peers = peers is None
+        self.peers = Peers(token) if peers is None else peers
         self._lock = threading.Lock()
-        self._channels: dict[str, grpc.Channel] = {}
         #: one Learn or CatchUp at a time per partition
         self._busy: dict[tuple[str, int], threading.Lock] = {}
         #: where each partition's last PullLog ended (a source's side)
         self._cursors: dict[tuple[str, int], LogCursor] = {}
 
     def close(self) -> None:
-        with self._lock:
-            channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            channel.close()
-
-    # -- what the node agent overrides ------------------------------------------------
-
-    def check_source(self, p: Partition) -> None:
-        """Raise unless this node may hand ``p``'s data out (the agent: it owns ``p``)."""
-        if p.state not in (SERVING, MOVING):
-            raise PartitionUnavailableError(p.table, p.pidx, p.state)
-
-    def check_target(self, p: Partition) -> None:
-        """Raise unless this node may replace its copy of ``p`` (the agent: it does not own ``p``)."""
+        if self._own_peers:
+            self.peers.close()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -270,12 +269,8 @@ class NodeTransfer(rpc.NodeServicer):
             yield
 
     def _stub(self, url: str) -> tuple[str, rpc.NodeStub]:
-        addr = parse_url(url)
-        with self._lock:
-            channel = self._channels.get(addr.url)
-            if channel is None:
-                channel = self._channels[addr.url] = open_channel(addr, **self._tls)
-        return addr.url, rpc.NodeStub(channel)
+        peer = self.peers.get(url)
+        return peer.url, peer.node
 
     def _pull_checkpoint(self, p: Partition, url: str, stub: rpc.NodeStub) -> int:
         ref = pb.PartitionRef(table=p.table, pidx=p.pidx)
@@ -297,12 +292,12 @@ class NodeTransfer(rpc.NodeServicer):
 
     # -- the source's calls -------------------------------------------------------------
 
-    @_typed_stream
+    @typed_stream
     def PullCheckpoint(
         self, request: pb.PartitionRef, context: grpc.ServicerContext
     ) -> Iterator[pb.CheckpointPiece]:
         p = self.partition(request.table, request.pidx)
-        self.check_source(p)
+        self.admission.hand_out(p)
         with pinned_checkpoint(p) as (decree, directory, manifest):
             entries = [pb.ManifestEntry(name=n, size=s, blake3=d) for n, s, d in manifest]
             header = pb.CheckpointRequest(table=p.table, pidx=p.pidx, decree=decree, manifest=entries)
@@ -313,32 +308,34 @@ class NodeTransfer(rpc.NodeServicer):
                 )
             yield pb.CheckpointPiece(end=pb.Empty())
 
-    @_typed_stream
+    @typed_stream
     def PullLog(self, request: pb.PullLogRequest, context: grpc.ServicerContext) -> Iterator[pb.LogBatch]:
         p = self.partition(request.table, request.pidx)
-        self.check_source(p)
+        self.admission.hand_out(p)
         with self._lock:
             cursor = self._cursors.setdefault((p.table, p.pidx), LogCursor())
         for blocks, last in log_batches(p, request.after, request.through, cursor=cursor):
             yield pb.LogBatch(blocks=blocks, last_decree=last)
 
-    @_typed
+    @typed
     def Fence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.MoveReply:
         p = self.partition(request.table, request.pidx)
-        self.check_source(p)
-        return pb.MoveReply(decree=p.fence())
+        self.admission.hand_out(p)
+        decree = p.fence()
+        self.admission.fenced(p)
+        return pb.MoveReply(decree=decree)
 
-    @_typed
+    @typed
     def Unfence(self, request: pb.PartitionRef, context: grpc.ServicerContext) -> pb.Empty:
         self.partition(request.table, request.pidx).unfence()
         return pb.Empty()
 
     # -- the target's calls -------------------------------------------------------------
 
-    @_typed
+    @typed
     def Learn(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
         p = self.partition(request.table, request.pidx)
-        self.check_target(p)
+        self.admission.replace(p)
         url, stub = self._stub(request.source_url)
         with self._alone(p):
             p.restart_learning()
@@ -356,10 +353,10 @@ class NodeTransfer(rpc.NodeServicer):
                         raise
                     tries += 1
 
-    @_typed
+    @typed
     def CatchUp(self, request: pb.LearnPartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
         p = self.partition(request.table, request.pidx)
-        self.check_target(p)
+        self.admission.replace(p)
         url, stub = self._stub(request.source_url)
         with self._alone(p):
             if request.through and request.through == p.last_committed:

@@ -1,0 +1,118 @@
+"""The ``pegasus-fast`` command line's arguments: one sub-command per verb."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import __version__
+from ..bench import runner as bench_runner
+from . import serve as serve_cli
+
+DESCRIPTION = """``pegasus-fast``: the shell verbs of Pegasus over a cluster (embedded, or served with --connect),
+serving one, and the demo."""
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="pegasus-fast", description=DESCRIPTION)
+    ap.add_argument("--cluster", help="cluster directory (created if missing)")
+    ap.add_argument(
+        "--connect",
+        metavar="URL",
+        help="a served cluster, pegasus://HOST:PORT, or a multi-node one, zk://HOST:PORT/CHROOT, in place of --cluster",
+    )
+    ap.add_argument("--name", help="cluster name when creating it")
+    ap.add_argument("--version", action="version", version=f"pegasus-fast {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    demo = sub.add_parser("demo", help="the apache/incubator-pegasus#2069 scenario end to end")
+    demo.add_argument(
+        "--compare-legacy", action="store_true", help="also run the pre-fix gating, timers scaled"
+    )
+    demo.add_argument("--legacy-seconds", type=float, default=2.0, help="scaled checkpoint_max_interval")
+
+    what = "the native backend against the pure-Python twin, one table"
+    p = sub.add_parser("bench", help=what, description=f"{what}: {bench_runner.DESCRIPTION}")
+    bench_runner.parser(p)
+
+    p = sub.add_parser("create", help="create a table")
+    p.add_argument("table")
+    p.add_argument("-p", "--partitions", type=int, default=8)
+    p.add_argument("-e", "--envs", action="append", default=[], help="app envs as k1=v1,k2=v2 (repeatable)")
+    p = sub.add_parser("ls", help="list tables")
+    p.add_argument("-d", "--detailed", action="store_true", help="also each table's envs")
+    p = sub.add_parser("drop", help="drop a table")
+    p.add_argument("table")
+    p = sub.add_parser("app", help="a table's partitions and health")
+    p.add_argument("table")
+    p = sub.add_parser("set", help="write one record")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_key")
+    p.add_argument("value")
+    p.add_argument("--ttl", type=int, default=None)
+    p = sub.add_parser("get", help="read one record")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_key")
+    p = sub.add_parser("del", help="delete one record")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_key")
+    p = sub.add_parser("multi_set", help="write several sort keys of one hash key (SORT_KEY=VALUE ...)")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("pairs", nargs="+")
+    p.add_argument("--ttl", type=int, default=None)
+    p = sub.add_parser("multi_get", help="read the sort keys of one hash key")
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    p.add_argument("sort_keys", nargs="*")
+    p = sub.add_parser("scan", help="print a table's records, up to --limit")
+    p.add_argument("table")
+    p.add_argument("--limit", type=int, default=100)
+    p = sub.add_parser("count", help="count a table's records")
+    p.add_argument("table")
+    p = sub.add_parser("checkpoint", help="checkpoint every partition of a table")
+    p.add_argument("table")
+    p = sub.add_parser("compact", help="manual compaction, in the low-priority lane")
+    p.add_argument("table")
+
+    serve_cli.add_parser(sub)
+
+    p = sub.add_parser(
+        "add_dup",
+        help="duplicate a table to another cluster (pegasus://HOST:PORT or a directory), with copy progress",
+    )
+    p.add_argument("table")
+    p.add_argument("remote")
+    p.add_argument("--remote-table")
+    p.add_argument("--no-checkpoint", action="store_true")
+    p.add_argument("--fail-mode", default="slow", choices=["slow", "skip", "fast"])
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument(
+        "--remote-token-file", help="the token shown to a served remote (else $PEGASUS_FAST_TOKEN)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no per-partition copy progress on stderr")
+    p = sub.add_parser("nodes", help="a multi-node cluster's live nodes and what each owns (--connect zk://)")
+    p = sub.add_parser("move", help="move a partition to a node, writes going on (--connect zk://)")
+    p.add_argument("table")
+    p.add_argument("pidx", type=int)
+    p.add_argument("node")
+    p = sub.add_parser(
+        "balance", help="move partitions until every node owns an even share (--connect zk://)"
+    )
+    p = sub.add_parser("query_dup", help="a table's duplications (-d: per partition)")
+    p.add_argument("table")
+    p.add_argument("-d", "--detail", action="store_true")
+    for verb, what in (
+        ("pause_dup", "pause a duplication"),
+        ("start_dup", "resume a paused duplication"),
+        ("remove_dup", "remove a duplication"),
+    ):
+        p = sub.add_parser(verb, help=what)
+        p.add_argument("table")
+        p.add_argument("dupid", type=int)
+    return ap
+
+
+__all__ = ["parser"]

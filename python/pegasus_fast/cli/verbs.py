@@ -1,0 +1,331 @@
+"""The shell verbs, one function each, over an open cluster (embedded, served or multi-node):
+``VERBS`` maps each verb of the command line to its function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..engine.cluster import Cluster
+from ..engine.local_follower import open_cluster_at
+from ..net import wire
+from .format import table
+from .progress import wait_for_log
+from .session import settle
+
+Verb = Callable[[Any, argparse.Namespace], None]
+
+
+def _parse_envs(specs: list[str]) -> dict[str, str]:
+    envs = {}
+    for spec in specs:
+        for pair in spec.split(","):
+            if "=" not in pair:
+                raise SystemExit(f"pegasus-fast: expected KEY=VALUE in --envs, got {pair!r}")
+            key, value = pair.split("=", 1)
+            envs[key] = value
+    return envs
+
+
+def _envs_text(envs: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(envs.items())) or "-"
+
+
+def _arg(text: str) -> bytes:
+    """A key or value from the command line, as the bytes the user typed.
+
+    argv is decoded with surrogateescape, so a non-UTF-8 byte arrives as a lone
+    surrogate; encoding it back the same way gives the original bytes.
+    """
+    return os.fsencode(text)
+
+
+def _text(value: bytes | None) -> str:
+    if value is None:
+        return "(not found)"
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.hex()
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+# -- tables --------------------------------------------------------------------------------
+
+
+def create(c: Any, args: argparse.Namespace) -> None:
+    t = c.create_table(args.table, partition_count=args.partitions, envs=_parse_envs(args.envs))
+    print(f"created table {t.name} (app_id {t.app_id}, {t.partition_count} partitions)")
+
+
+def ls(c: Any, args: argparse.Namespace) -> None:
+    headers = ["app_id", "name", "partitions", "status", "create_time"]
+    rows = [
+        (i.app_id, i.name, i.partition_count, i.status, _when(i.create_time))
+        + ((_envs_text(i.envs),) if args.detailed else ())
+        for i in c.list_tables()
+    ]
+    print(table(headers + (["envs"] if args.detailed else []), rows))
+
+
+def drop(c: Any, args: argparse.Namespace) -> None:
+    c.drop_table(args.table)
+    print(f"dropped table {args.table}")
+
+
+def app(c: Any, args: argparse.Namespace) -> None:
+    t = c.table(args.table)
+    h = t.health()
+    print(f"table {t.name}: app_id {t.app_id}, {t.partition_count} partitions")
+    print(f"envs: {_envs_text(c.table_info(t.name).envs)}")
+    print(
+        f"fully_healthy {h.fully_healthy}  unhealthy {h.unhealthy}  "
+        f"write_unhealthy {h.write_unhealthy}  read_unhealthy {h.read_unhealthy}\n"
+    )
+    print(
+        table(
+            ["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"],
+            [
+                (
+                    s.pidx,
+                    s.state,
+                    s.last_committed_decree,
+                    s.last_flushed_decree,
+                    s.last_durable_decree,
+                    s.wal_bytes,
+                    s.data_bytes,
+                )
+                for s in t.partition_stats()
+            ],
+        )
+    )
+
+
+def checkpoint(c: Any, args: argparse.Namespace) -> None:
+    infos = c.table(args.table).checkpoint()
+    print(
+        table(
+            ["pidx", "decree", "ms", "bytes"],
+            [(i.pidx, i.decree, i.duration_ms, i.size_bytes) for i in infos],
+        )
+    )
+
+
+def compact(c: Any, args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    done = c.compact(args.table)
+    if isinstance(c, Cluster):
+        done.result()
+    print(f"compacted {args.table} in {(time.perf_counter() - start) * 1000:.1f} ms")
+
+
+# -- records --------------------------------------------------------------------------------
+
+
+def set_(c: Any, args: argparse.Namespace) -> None:
+    d = c.table(args.table).set(
+        _arg(args.hash_key), _arg(args.sort_key), _arg(args.value), ttl_seconds=args.ttl
+    )
+    print(f"OK (decree {d})")
+
+
+def get(c: Any, args: argparse.Namespace) -> None:
+    print(_text(c.table(args.table).get(_arg(args.hash_key), _arg(args.sort_key))))
+
+
+def del_(c: Any, args: argparse.Namespace) -> None:
+    d = c.table(args.table).delete(_arg(args.hash_key), _arg(args.sort_key))
+    print(f"OK (decree {d})")
+
+
+def multi_set(c: Any, args: argparse.Namespace) -> None:
+    values = {}
+    for pair in args.pairs:
+        if "=" not in pair:
+            raise SystemExit(f"pegasus-fast: expected SORT_KEY=VALUE, got {pair!r}")
+        sk, v = pair.split("=", 1)
+        values[_arg(sk)] = _arg(v)
+    d = c.table(args.table).multi_set(_arg(args.hash_key), values, ttl_seconds=args.ttl)
+    print(f"OK (decree {d}, {len(values)} records)")
+
+
+def multi_get(c: Any, args: argparse.Namespace) -> None:
+    sort_keys = [_arg(sk) for sk in args.sort_keys] or None
+    got = c.table(args.table).multi_get(_arg(args.hash_key), sort_keys)
+    print(table(["sort_key", "value"], sorted(got.items())))
+
+
+def scan(c: Any, args: argparse.Namespace) -> None:
+    rows = []
+    for n, rec in enumerate(c.table(args.table).scan()):
+        if n >= args.limit:
+            break
+        rows.append(rec)
+    print(table(["hash_key", "sort_key", "value"], rows))
+
+
+def count(c: Any, args: argparse.Namespace) -> None:
+    print(c.table(args.table).count())
+
+
+# -- a multi-node cluster --------------------------------------------------------------------
+
+
+def _multi_node(c: Any, args: argparse.Namespace) -> None:
+    if not hasattr(c, "balance"):
+        raise SystemExit(
+            f"pegasus-fast: {args.cmd} needs a multi-node cluster: --connect zk://HOST:PORT/CHROOT"
+        )
+
+
+def nodes(c: Any, args: argparse.Namespace) -> None:
+    _multi_node(c, args)
+    owned: dict[str, list[str]] = {}
+    for info in c.list_tables():
+        for pidx, owner in enumerate(c.table(info.name).owners()):
+            owned.setdefault(owner, []).append(f"{info.name}.{pidx}")
+    rows = [(n, url, len(owned.get(n, [])), " ".join(owned.get(n, []))) for n, url in c.nodes().items()]
+    print(table(["node", "url", "partitions", "owns"], rows))
+
+
+def move(c: Any, args: argparse.Namespace) -> None:
+    _multi_node(c, args)
+    start = time.perf_counter()
+    d = c.move_partition(args.table, args.pidx, args.node)
+    ms = (time.perf_counter() - start) * 1000
+    print(f"moved {args.table}.{args.pidx} to {args.node} at decree {d} in {ms:.1f} ms")
+
+
+def balance(c: Any, args: argparse.Namespace) -> None:
+    _multi_node(c, args)
+    moves = c.balance()
+    for t_name, pidx, node in moves:
+        print(f"moved {t_name}.{pidx} to {node}")
+    print(f"{len(moves)} moves")
+
+
+# -- duplications --------------------------------------------------------------------------
+
+
+def print_progress(d: Any) -> None:
+    rows = [
+        (
+            p.pidx,
+            p.checkpoint_kind,
+            p.checkpoint_state,
+            p.checkpoint_decree,
+            p.confirmed_decree,
+            p.last_committed_decree,
+            p.pending_mutations,
+            p.time_lag_ms,
+            p.reason or "-",
+        )
+        for p in d.progress()
+    ]
+    headers = [
+        "pidx",
+        "kind",
+        "checkpoint",
+        "ckpt_decree",
+        "confirmed",
+        "committed",
+        "pending",
+        "lag_ms",
+        "reason",
+    ]
+    print(table(headers, rows))
+
+
+def add_dup(c: Any, args: argparse.Namespace) -> None:
+    token = None
+    if args.remote_token_file:
+        with open(args.remote_token_file, encoding="utf-8") as f:
+            token = f.read().strip() or None
+    served = wire.is_url(args.remote) or args.remote.startswith("zk://")
+    remote = args.remote if served or not isinstance(c, Cluster) else None
+    if remote is None:
+        remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
+    try:
+        d = c.add_duplication(
+            args.table,
+            remote,
+            remote_table=args.remote_table,
+            with_checkpoint=not args.no_checkpoint,
+            fail_mode=args.fail_mode,
+            remote_token=token,
+        )
+        start = time.perf_counter()
+        wait_for_log(d, args.timeout, show=not args.no_progress)
+        print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
+        print_progress(d)
+        if isinstance(c, Cluster):
+            settle(c)
+    finally:
+        if isinstance(remote, Cluster) and remote is not c:
+            remote.close()
+
+
+def query_dup(c: Any, args: argparse.Namespace) -> None:
+    rows = [
+        (
+            d.dupid,
+            d.status,
+            getattr(d, "remote_name", "") or "-",
+            d.remote,
+            d.remote_table,
+            d.fail_mode,
+            _when(d.create_time),
+        )
+        for d in c.duplications(args.table)
+    ]
+    print(table(["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created"], rows))
+    if args.detail:
+        for d in c.duplications(args.table):
+            print(f"\nduplication {d.dupid}:")
+            print_progress(d)
+
+
+def _dup_verb(act: Callable[[Any], None]) -> Verb:
+    def verb(c: Any, args: argparse.Namespace) -> None:
+        d = c.duplication(args.dupid)
+        if d.table_name != args.table:
+            raise SystemExit(f"pegasus-fast: duplication {args.dupid} is not of table {args.table}")
+        act(d)
+        print(f"duplication {d.dupid}: {d.status}")
+
+    return verb
+
+
+#: every verb run over an open cluster (demo, serve and bench open nothing: main.py runs them)
+VERBS: dict[str, Verb] = {
+    "create": create,
+    "ls": ls,
+    "drop": drop,
+    "app": app,
+    "set": set_,
+    "get": get,
+    "del": del_,
+    "multi_set": multi_set,
+    "multi_get": multi_get,
+    "scan": scan,
+    "count": count,
+    "checkpoint": checkpoint,
+    "compact": compact,
+    "nodes": nodes,
+    "move": move,
+    "balance": balance,
+    "add_dup": add_dup,
+    "query_dup": query_dup,
+    "pause_dup": _dup_verb(lambda d: d.pause()),
+    "start_dup": _dup_verb(lambda d: d.resume()),
+    "remove_dup": _dup_verb(lambda d: d.remove()),
+}
+
+
+__all__ = ["VERBS", "Verb", "print_progress"]

@@ -1,0 +1,107 @@
+"""A duplication running inside a served cluster: the methods of :class:`pegasus_fast.Duplication`."""
+
+from __future__ import annotations
+
+import time
+
+from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
+from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError
+from ..net import pegasus_fast_pb2 as pb
+from .conn import Conn
+
+
+class RemoteDuplication:
+    """A duplication running inside a served cluster: the methods of :class:`pegasus_fast.Duplication`."""
+
+    def __init__(self, conn: Conn, info: pb.DuplicationInfo) -> None:
+        self._c = conn
+        self.dupid = info.dupid
+        self._update(info)
+
+    def _update(self, info: pb.DuplicationInfo) -> None:
+        self.table_name = info.table
+        self.remote = info.remote
+        self.remote_table = info.remote_table
+        self.fail_mode = info.fail_mode
+        self.with_checkpoint = info.with_checkpoint
+        self.create_time = info.create_time
+        self._status = DupStatus(info.status)
+        self.error = info.error or None
+
+    @property
+    def remote_path(self) -> str:
+        """Where the follower is (its URL); the embedded handle's name for it."""
+        return self.remote
+
+    remote_name = ""
+
+    def __repr__(self) -> str:
+        return f"RemoteDuplication(dupid={self.dupid}, table={self.table_name!r}, status={self._status})"
+
+    def _ref(self) -> pb.DupRef:
+        return pb.DupRef(dupid=self.dupid)
+
+    @property
+    def status(self) -> DupStatus:
+        try:
+            self._update(self._c("QueryDuplication", self._ref()))
+        except DuplicationNotFoundError:
+            self._status = DupStatus.REMOVED  # a removed duplication is forgotten by the server
+        return self._status
+
+    def wait_for(self, status: DupStatus, timeout: float | None = None) -> None:
+        """Block until the duplication reaches ``status``; TimeoutError says where it stands."""
+        if not isinstance(status, DupStatus):
+            raise InvalidTypeError("status is a DupStatus")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 10.0 if deadline is None else max(0.0, min(10.0, deadline - time.monotonic()))
+            info = self._c(
+                "WaitDuplication",
+                pb.WaitRequest(dupid=self.dupid, status=status.value, timeout_seconds=left),
+                timeout=left + self._c.timeout,
+            )
+            self._update(info)
+            if self._status == status:
+                return
+            if self.error:
+                raise DuplicationError(f"duplication {self.dupid} failed: {self.error}")
+            if self._status == DupStatus.REMOVED:
+                raise DuplicationError(f"duplication {self.dupid} was removed")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise stuck_timeout_error(
+                    self.dupid, self.remote, self._status, status, timeout, self.progress()
+                )
+
+    def progress(self) -> list[PartitionProgress]:
+        r = self._c("DuplicationProgress", self._ref())
+        return [
+            PartitionProgress(
+                pidx=p.pidx,
+                checkpoint_state=p.checkpoint_state,
+                checkpoint_kind=p.checkpoint_kind,
+                checkpoint_decree=p.checkpoint_decree,
+                confirmed_decree=p.confirmed_decree,
+                last_committed_decree=p.last_committed_decree,
+                pending_mutations=p.pending_mutations,
+                time_lag_ms=p.time_lag_ms,
+                reason=p.reason,
+                checkpoint_duration_ms=p.checkpoint_duration_ms,
+                copied_bytes=p.copied_bytes,
+                copy_total_bytes=p.copy_total_bytes,
+                copy_seconds=p.copy_seconds,
+            )
+            for p in r.partitions
+        ]
+
+    def pause(self) -> None:
+        self._update(self._c("PauseDuplication", self._ref()))
+
+    def resume(self) -> None:
+        self._update(self._c("ResumeDuplication", self._ref()))
+
+    def remove(self) -> None:
+        self._update(self._c("RemoveDuplication", self._ref()))
+
+
+__all__ = ["RemoteDuplication"]

@@ -1,0 +1,166 @@
+"""A table of a served cluster as the application sees it: the methods of :class:`pegasus_fast.Table`.
+
+Keys and values are checked here as Table checks them (the same typed errors,
+before anything is sent), and the server checks them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from .. import _backend
+from ..data_api import key_collection
+from ..engine.table import PartitionStats, TableHealth, TableInfo
+from ..errors import InvalidArgumentError, InvalidTypeError
+from ..net import pegasus_fast_pb2 as pb
+from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, expire_ts_for, hash_key_bytes
+from ..storage.checkpoint import CheckpointInfo
+from .conn import Conn
+
+
+def _ttl(ttl_seconds: object) -> int | None:
+    expire_ts_for(ttl_seconds)  # the same checks as an embedded write
+    return None if ttl_seconds is None else int(ttl_seconds)  # type: ignore[call-overload]
+
+
+def partition_index(hash_key: object, sort_key: object, partition_count: int) -> int:
+    """The partition of a key, by Pegasus's hash (the same as an embedded table's)."""
+    hk = hash_key_bytes(hash_key)
+    return _backend.impl.partition_index(hk, partition_count, as_bytes(sort_key, "sort_key"))
+
+
+class RemoteTable:
+    """A table of a served cluster: the methods of :class:`pegasus_fast.Table`."""
+
+    def __init__(self, conn: Conn, info: TableInfo) -> None:
+        self._c = conn
+        self.name = info.name
+        self.app_id = info.app_id
+        self.partition_count = info.partition_count
+
+    def __repr__(self) -> str:
+        return f"RemoteTable(name={self.name!r}, url={self._c.url!r}, partition_count={self.partition_count})"
+
+    def partition_index(self, hash_key: object, sort_key: object = b"") -> int:
+        return partition_index(hash_key, sort_key, self.partition_count)
+
+    # -- writes -------------------------------------------------------------
+
+    def set(self, hash_key: object, sort_key: object, value: object, ttl_seconds: int | None = None) -> int:
+        hk, sk = hash_key_bytes(hash_key), check_size(as_bytes(sort_key, "sort_key"), "sort_key")
+        v = check_size(as_bytes(value, "value"), "value")
+        req = pb.SetRequest(table=self.name, hash_key=hk, sort_key=sk, value=v, ttl_seconds=_ttl(ttl_seconds))
+        return self._c("Set", req).decree
+
+    def delete(self, hash_key: object, sort_key: object) -> int:
+        hk, sk = hash_key_bytes(hash_key), check_size(as_bytes(sort_key, "sort_key"), "sort_key")
+        return self._c("Delete", pb.KeyRequest(table=self.name, hash_key=hk, sort_key=sk)).decree
+
+    def _multi_hash_key(self, hash_key: object) -> bytes:
+        hk = hash_key_bytes(hash_key)
+        if not hk:
+            raise InvalidArgumentError("multi-record operations need a non-empty hash_key")
+        return hk
+
+    def multi_set(
+        self, hash_key: object, values: Mapping[object, object], ttl_seconds: int | None = None
+    ) -> int:
+        if not isinstance(values, Mapping):
+            raise InvalidTypeError("values must be a mapping of sort_key to value")
+        if not values:
+            raise InvalidArgumentError("multi_set needs at least one sort_key")
+        items = list(values.items())
+        if not all(type(sk) is bytes and type(v) is bytes for sk, v in items):
+            items = [(as_bytes(sk, "sort_key"), as_bytes(v, "value")) for sk, v in items]
+        hk = self._multi_hash_key(hash_key)
+        # summed in C; only a total over the value limit can hold a key or value over its own
+        total = len(hk) + sum(map(len, [sk for sk, _ in items])) + sum(map(len, [v for _, v in items]))
+        if total > MAX_VALUE:
+            for sk, v in items:
+                check_size(sk, "sort_key")
+                check_size(v, "value")
+            if total > MAX_WRITE:
+                raise InvalidArgumentError(f"multi_set of {total} bytes; the limit is {MAX_WRITE}")
+        kvs = [pb.SortKeyValue(sort_key=sk, value=v) for sk, v in items]
+        req = pb.MultiSetRequest(table=self.name, hash_key=hk, kvs=kvs, ttl_seconds=_ttl(ttl_seconds))
+        return self._c("MultiSet", req).decree
+
+    def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
+        sks = [check_size(as_bytes(sk, "sort_key"), "sort_key") for sk in key_collection(sort_keys)]
+        if not sks:
+            raise InvalidArgumentError("multi_delete needs at least one sort_key")
+        hk = self._multi_hash_key(hash_key)
+        if len(hk) + sum(map(len, sks)) > MAX_WRITE:
+            raise InvalidArgumentError(f"multi_delete of more than {MAX_WRITE} bytes")
+        return self._c(
+            "MultiDelete", pb.MultiDeleteRequest(table=self.name, hash_key=hk, sort_keys=sks)
+        ).decree
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, hash_key: object, sort_key: object) -> bytes | None:
+        hk, sk = hash_key_bytes(hash_key), as_bytes(sort_key, "sort_key")
+        if len(sk) > MAX_VALUE:
+            return None  # no such record can exist
+        r = self._c("Get", pb.KeyRequest(table=self.name, hash_key=hk, sort_key=sk))
+        return r.value if r.found else None
+
+    def multi_get(self, hash_key: object, sort_keys: Iterable[object] | None = None) -> dict[bytes, bytes]:
+        if sort_keys is None:
+            hk = hash_key_bytes(hash_key)
+            if not hk:
+                raise InvalidArgumentError("multi_get of a whole hash key needs a non-empty hash_key")
+            req = pb.MultiGetRequest(table=self.name, hash_key=hk, all=True)
+        else:
+            if isinstance(sort_keys, (bytes, str)):
+                raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
+            sks = [as_bytes(sk, "sort_key") for sk in key_collection(sort_keys)]
+            req = pb.MultiGetRequest(table=self.name, hash_key=hash_key_bytes(hash_key), sort_keys=sks)
+        return {kv.sort_key: kv.value for kv in self._c("MultiGet", req).kvs}
+
+    def scan(self) -> Iterator[tuple[bytes, bytes, bytes]]:
+        """Every live record, partition by partition, streamed by the server in batches."""
+        for batch in self._c.stream("Scan", pb.TableRef(table=self.name)):
+            for r in batch.records:
+                yield r.hash_key, r.sort_key, r.value
+
+    def count(self) -> int:
+        return self._c("Count", pb.TableRef(table=self.name), timeout=max(self._c.timeout, 600.0)).count
+
+    # -- maintenance ----------------------------------------------------------
+
+    def checkpoint(self) -> list[CheckpointInfo]:
+        r = self._c("Checkpoint", pb.TableRef(table=self.name), timeout=max(self._c.timeout, 600.0))
+        return [CheckpointInfo(c.pidx, c.decree, c.path, c.duration_ms, c.size_bytes) for c in r.checkpoints]
+
+    def partition_stats(self) -> list[PartitionStats]:
+        r = self._c("PartitionStats", pb.TableRef(table=self.name))
+        return [
+            PartitionStats(
+                pidx=s.pidx,
+                state=s.state,
+                last_committed_decree=s.last_committed_decree,
+                last_applied_decree=s.last_applied_decree,
+                last_flushed_decree=s.last_flushed_decree,
+                last_durable_decree=s.last_durable_decree,
+                wal_bytes=s.wal_bytes,
+                data_bytes=s.data_bytes,
+            )
+            for s in r.partitions
+        ]
+
+    def health(self) -> TableHealth:
+        r = self._c("Health", pb.TableRef(table=self.name))
+        return TableHealth(
+            r.fully_healthy,
+            r.unhealthy,
+            r.write_unhealthy,
+            r.read_unhealthy,
+            [(p.pidx, p.state) for p in r.partitions],
+        )
+
+    def close(self) -> None:
+        """Nothing to release: the table stays open on the server (the connection is the cluster's)."""
+
+
+__all__ = ["RemoteTable", "partition_index"]

@@ -1,0 +1,242 @@
+"""A node of a multi-node cluster: joins through ZooKeeper, serves the partitions it owns.
+
+The node's own :class:`Cluster` holds every table of the cluster with all its
+partitions, but it answers only for the partitions ZooKeeper says it owns
+(:meth:`Member.check`); the others stay empty and unopened, or hold what the
+node had before a partition moved away (stale, never served).
+
+* **Joining** (join.py). The first node makes ``/cluster``; each node
+  registers the ephemeral ``/nodes/<node_id>`` with its URL.
+* **Configuration.** The node reads every table's configuration at start, then
+  again whenever the leader bumps ``/config`` (a watch), and at once when the
+  leader calls ``Node.Sync``: it makes missing tables, drops dropped ones, and
+  starts serving a partition it has learned and now owns (ownership.py), and
+  runs the cluster's duplications for what it owns (dup_progress.py).
+* **Fencing.** When the ZooKeeper connection is lost, the node refuses writes
+  to every partition at once (before the session can expire and anyone could
+  act on its absence), and takes them again only after it has reconnected and
+  read the configuration anew. A partition fenced for a move that did not
+  finish is unfenced after ``FENCE_LEASE`` if the node still owns it.
+* **Meta leader** (election.py). Every node runs kazoo's Election; the winner
+  writes the ephemeral ``/meta/leader`` and answers the Meta service
+  (placement.py, meta.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, NodeDoc, TableConfig, node_path
+from ..coord.zk import ZkAddress, read_tables
+from ..duplication.ports import SourceId
+from ..engine.cluster import Cluster
+from ..engine.local_follower import LocalFollower
+from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError
+from ..net.peer import Peers
+from .dup_progress import DupProgress
+from .election import Leadership
+from .ownership import Custody, Ownership
+
+log = logging.getLogger(__name__)
+
+#: a node reads the whole configuration at least this often (seconds), watch or not
+RESYNC_INTERVAL = 5.0
+#: the longest a stopping node waits on ZooKeeper
+STOP_WAIT = 2.0
+
+
+class Member:
+    """This process's membership in a multi-node cluster (see the module's docstring)."""
+
+    def __init__(
+        self,
+        zk: KazooClient,
+        addr: ZkAddress,
+        cluster: Cluster,
+        node_id: str,
+        token: str | None,
+        ownership: Ownership | None = None,
+    ) -> None:
+        self.zk = zk
+        self.addr = addr
+        self.cluster = cluster
+        self.node_id = node_id
+        self.url = ""
+        self.peers = Peers(token)
+        self.ownership = ownership or Ownership()
+        self.custody = Custody(zk, cluster, node_id, self.ownership)
+        self.dups = DupProgress(zk, cluster, node_id, self.ownership)
+        self._synced_at = 0.0
+        self._configs: dict[str, TableConfig] = {}
+        #: the ZooKeeper connection is lost: refuse writes until it is back and re-read
+        self._suspended = threading.Event()
+        self._stop = threading.Event()
+        self._sync_lock = threading.Lock()
+        self._want_sync = threading.Event()
+        self._reregister = threading.Event()
+        self.leadership = Leadership(zk, node_id, lambda: self.url, self._stop)
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, url: str) -> None:
+        self.url = url
+        self.zk.add_listener(self._on_state)
+        self._register()
+        self.sync()
+        self.zk.DataWatch(CONFIG, self._on_config)
+        for name, fn in (("sync", self._sync_loop), ("elect", self.leadership.run)):
+            t = threading.Thread(target=fn, name=f"member-{name}-{self.node_id}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Leave the cluster: stop leading, drop the node's registration, close ZooKeeper."""
+        self._stop.set()
+        self._want_sync.set()
+        self.leadership.lost()
+        if self.zk.connected:
+            # the node's absence is seen at once, not after its session expires; bounded, since
+            # ZooKeeper may go away meanwhile (closing the session drops the znode as well)
+            with contextlib.suppress(Exception):
+                self.zk.delete_async(node_path(self.node_id)).get(timeout=STOP_WAIT)
+        with contextlib.suppress(Exception):
+            self.zk.stop()
+        for t in self._threads:
+            t.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.zk.close()
+        self.peers.close()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership.is_leader
+
+    def _register(self) -> None:
+        path, doc = node_path(self.node_id), NodeDoc(self.node_id, self.url).encode()
+        try:
+            self.zk.create(path, doc, ephemeral=True)
+        except NodeExistsError:
+            # this node's previous process, killed before its session expired (the
+            # directory's lock proves no other process is this node now)
+            with contextlib.suppress(NoNodeError):
+                self.zk.delete(path)
+            self.zk.create(path, doc, ephemeral=True)
+
+    def _on_state(self, state: str) -> None:
+        # kazoo's connection thread: nothing blocking here
+        if state in (KazooState.SUSPENDED, KazooState.LOST):
+            self._suspended.set()
+            self.leadership.lost()
+            if state == KazooState.LOST:
+                self._reregister.set()
+        elif state == KazooState.CONNECTED:
+            self._want_sync.set()
+
+    def _on_config(self, data: Any, stat: Any) -> None:
+        self._want_sync.set()
+
+    def _sync_loop(self) -> None:
+        while not self._stop.is_set():
+            self._want_sync.wait(1.0)
+            if self._stop.is_set():
+                return
+            pending = self._want_sync.is_set()
+            self._want_sync.clear()
+            try:
+                if self._reregister.is_set() and self.zk.connected:
+                    self._register()
+                    self._reregister.clear()
+                stale = time.monotonic() - self._synced_at > RESYNC_INTERVAL
+                if pending or stale or self._suspended.is_set() or self.custody.fences_pending:
+                    if self.zk.connected:
+                        self.sync()
+                if self.zk.connected and time.monotonic() - self.dups.confirmed_at >= CONFIRM_WRITE_INTERVAL:
+                    self.dups.write_confirmed()
+            except Exception as exc:  # noqa: BLE001 - retried on the next round
+                log.warning("node %s: configuration sync failed: %s", self.node_id, exc)
+                time.sleep(0.2)
+                self._want_sync.set()
+
+    # -- configuration ------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Read the whole configuration and act on it (tables made or dropped, partitions served)."""
+        with self._sync_lock:
+            read_at = time.monotonic()
+            configs = read_tables(self.zk)
+            owned: dict[str, frozenset[int]] = {}
+            for name, tc in configs.items():
+                if not self.cluster.has_table(name):
+                    with contextlib.suppress(TableExistsError):
+                        f = tc.app.follower_of
+                        if f is None:
+                            self.cluster.create_table(name, tc.app.partition_count, tc.app.envs or None)
+                        else:
+                            # every partition learning; each owner learns its own from the source
+                            LocalFollower(self.cluster).ensure_table(
+                                name, tc.app.partition_count, SourceId(**f), True
+                            )
+                table = self.cluster.table(name)
+                mine = frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id)
+                for pc in tc.partitions:
+                    part = table.partitions[pc.pidx]
+                    if pc.owner == self.node_id:
+                        self.custody.take(part, pc.decree, pc.ballot)
+                    else:
+                        self.custody.let_go(part)
+                owned[name] = mine
+            for name in [t.name for t in self.cluster.list_tables()]:
+                if name not in configs:
+                    with contextlib.suppress(Exception):
+                        self.cluster.drop_table(name)
+            self._configs = configs
+            self.custody.publish(owned, read_at)
+            self.dups.sync()
+            self._synced_at = time.monotonic()
+            if self.zk.connected:
+                self._suspended.clear()
+
+    def note_fenced(self, table: str, pidx: int) -> None:
+        self.custody.note_fenced(table, pidx)
+
+    def owns(self, table: str, pidx: int) -> bool:
+        """ZooKeeper says this node owns the partition (read again for one learned here)."""
+        owned = self.ownership.owned.get(table)
+        return (owned is not None and pidx in owned) or self.custody.taken_now(table, pidx)
+
+    def check(self, table: str, pidx: int, write: bool) -> None:
+        """Refuse what this node must not answer: a partition it does not own, or a write
+        while its ZooKeeper session may be gone."""
+        if not self.owns(table, pidx):
+            raise NotOwnerError(table, pidx, self.node_id)
+        if write and self._suspended.is_set():
+            raise PartitionUnavailableError(table, pidx, "zookeeper connection lost")
+
+    def owned(self, table: str) -> list[int]:
+        return sorted(self.ownership.owned.get(table, ()))
+
+    def config(self, table: str) -> TableConfig | None:
+        return self._configs.get(table)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "url": self.url,
+            "leader": self.is_leader,
+            "owned": {k: sorted(v) for k, v in self.ownership.owned.items()},
+        }
+
+    def __repr__(self) -> str:
+        return f"Member({json.dumps(self.describe())})"
+
+
+__all__ = ["Member"]

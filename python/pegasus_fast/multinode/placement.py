@@ -1,0 +1,253 @@
+"""The meta leader's decisions on tables and duplications: where a new table's partitions go,
+drops, balance, and the duplications every node runs.
+
+Only the elected leader (member.py) places partitions, and every change of a
+partition's owner is a compare-and-set on its znode's version (moves.py), so
+a second leader acting on a stale view fails instead of overwriting. After
+each change the leader bumps ``/config`` (every node and client watches it)
+and calls ``Node.Sync`` on the nodes concerned, so a call returns once they
+act on it. The Meta service reaches these through meta.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
+from typing import Any
+
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from ..coord.layout import CONFIG, AppDoc, DupDoc, NodeDoc, PartitionDoc, app_path, dup_path, partition_path
+from ..coord.zk import parse_zk, read_dups, read_leader, read_nodes, read_table, read_tables
+from ..duplication.ports import SourceId
+from ..duplication.status import FAIL_MODES
+from ..engine.envs import validate_envs
+from ..engine.local_follower import same_source
+from ..engine.tables import validate_table_args
+from ..errors import (
+    CoordinationError,
+    DuplicationError,
+    DuplicationNotFoundError,
+    InvalidArgumentError,
+    NotLeaderError,
+    TableExistsError,
+    TableNotFoundError,
+)
+from ..net import pegasus_fast_pb2 as pb
+from ..net.wire import is_url, parse_url
+from . import moves
+from .member import Member
+from .plan import Move, plan_balance, spread
+
+log = logging.getLogger(__name__)
+
+
+class Placement:
+    """The Meta service's work, on the node that leads."""
+
+    def __init__(self, member: Member) -> None:
+        self.member = member
+        self.zk = member.zk
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"placement-{member.node_id}")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def require_leader(self) -> None:
+        if not self.member.is_leader:
+            leader = read_leader(self.zk)
+            raise NotLeaderError(self.member.node_id, leader.url if leader else None)
+
+    def changed(self, nodes: dict[str, NodeDoc] | None = None, only: set[str] | None = None) -> None:
+        """The configuration changed: bump ``/config`` (every watcher re-reads), then have
+        ``nodes`` (default: those live once it is bumped; ``only`` those named) act on it
+        before this returns."""
+        self._bump()
+        self._sync_nodes(read_nodes(self.zk) if nodes is None else nodes, only)
+
+    def _bump(self) -> None:
+        try:
+            self.zk.set(CONFIG, str(time.time()).encode())
+        except NoNodeError:
+            try:
+                self.zk.create(CONFIG, b"0")
+            except NodeExistsError:
+                self.zk.set(CONFIG, str(time.time()).encode())
+
+    def _sync_nodes(self, nodes: dict[str, NodeDoc], only: set[str] | None = None) -> None:
+        m = self.member
+
+        def one(doc: NodeDoc) -> None:
+            if doc.node_id == m.node_id:
+                m.sync()
+            else:
+                peer = m.peers.get(doc.url)
+                peer(peer.node, "Sync", pb.Empty(), timeout=10.0)
+
+        futures = [
+            (doc, self._pool.submit(one, doc))
+            for doc in nodes.values()
+            if only is None or doc.node_id in only
+        ]
+        for doc, fut in futures:
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - the node syncs through its watch anyway
+                log.warning("node %s did not sync: %s", doc.node_id, exc)
+
+    # -- tables --------------------------------------------------------------------------
+
+    def create_table(
+        self,
+        name: str,
+        partition_count: int,
+        envs: dict[str, str] | None,
+        follower_of: dict[str, Any] | None = None,
+    ) -> AppDoc:
+        validate_table_args(name, partition_count)
+        table_envs = validate_envs(envs)
+        self.require_leader()
+        nodes = read_nodes(self.zk)
+        if not nodes:
+            raise CoordinationError(self.member.addr.spec, "no live node to place partitions on")
+        configs = read_tables(self.zk)
+        if name in configs:
+            raise TableExistsError(name)
+        load: dict[str, int] = {}
+        for tc in configs.values():
+            for p in tc.partitions:
+                load[p.owner] = load.get(p.owner, 0) + 1
+        owners = spread(partition_count, list(nodes), load)
+        app = AppDoc(
+            app_id=max((tc.app.app_id for tc in configs.values()), default=0) + 1,
+            partition_count=partition_count,
+            create_time=time.time(),
+            envs=dict(table_envs),
+            follower_of=follower_of,
+        )
+        tx = self.zk.transaction()
+        tx.create(app_path(name), app.encode())
+        for i, owner in enumerate(owners):
+            tx.create(partition_path(name, i), PartitionDoc(owner, 1, 0).encode())
+        results = tx.commit()
+        for r in results:
+            if isinstance(r, NodeExistsError):
+                raise TableExistsError(name)
+            if isinstance(r, Exception):
+                raise CoordinationError(self.member.addr.spec, f"creating table {name!r}: {r!r}")
+        self.changed(nodes)
+        return app
+
+    def drop_table(self, name: str) -> None:
+        self.require_leader()
+        tc = read_table(self.zk, name)
+        tx = self.zk.transaction()
+        for p in tc.partitions:
+            tx.delete(partition_path(name, p.pidx))
+        tx.delete(app_path(name))
+        for r in tx.commit():
+            if isinstance(r, Exception):
+                raise CoordinationError(self.member.addr.spec, f"dropping table {name!r}: {r!r}")
+        self.changed()
+
+    # -- moves -------------------------------------------------------------------------------
+
+    def move_partition(self, table: str, pidx: int, node: str) -> int:
+        """Move one partition to ``node`` while writes continue; returns the handoff decree."""
+        return moves.move_partition(self, table, pidx, node)
+
+    def balance(self) -> list[Move]:
+        self.require_leader()
+        planned = plan_balance(read_tables(self.zk), list(read_nodes(self.zk)))
+        for mv in planned:
+            self.move_partition(mv.table, mv.pidx, mv.node)
+        return planned
+
+    # -- duplications ------------------------------------------------------------------------
+
+    def ensure_follower_table(self, table: str, partition_count: int, source: SourceId) -> None:
+        """The table a duplication into this cluster writes: made, every partition learning
+        on its owner (which the source then teaches, partition by partition), or checked."""
+        self.require_leader()
+        try:
+            tc = read_table(self.zk, table)
+        except TableNotFoundError:
+            try:
+                self.create_table(table, partition_count, None, follower_of=asdict(source))
+                return
+            except TableExistsError:
+                tc = read_table(self.zk, table)
+        f = tc.app.follower_of
+        if f is None or not same_source(SourceId(**f), source):
+            raise DuplicationError(
+                f"table {table!r} of this cluster exists and is not the follower of "
+                f"{source.cluster}.{source.table} (duplication {source.dupid})"
+            )
+        if tc.app.partition_count != partition_count:
+            raise DuplicationError(f"follower table {table!r} has another partition count")
+
+    def add_duplication(
+        self,
+        table: str,
+        remote: str,
+        remote_table: str | None,
+        with_checkpoint: bool,
+        fail_mode: str,
+        remote_token: str | None,
+    ) -> int:
+        """A duplication of the cluster: recorded in ZooKeeper, then started on every node
+        (each ships the partitions it owns). Returns its id."""
+        self.require_leader()
+        if fail_mode not in FAIL_MODES:
+            raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
+        if is_url(remote):
+            remote = parse_url(remote).url
+        elif remote.startswith("zk://"):
+            remote = parse_zk(remote).url
+        else:
+            raise InvalidArgumentError(
+                f"a multi-node cluster duplicates to a pegasus:// or zk:// URL, not {remote!r}"
+            )
+        read_table(self.zk, table)  # it exists
+        if remote == self.member.addr.url:
+            raise DuplicationError("a cluster cannot duplicate to itself")
+        docs = read_dups(self.zk)
+        for dupid, d in docs.items():
+            if d.table == table and d.remote == remote and d.status != "removed":
+                raise DuplicationError(f"table {table!r} already duplicates to {remote} (dupid {dupid})")
+        doc = DupDoc(
+            table=table,
+            remote=remote,
+            remote_table=remote_table or table,
+            with_checkpoint=with_checkpoint,
+            fail_mode=fail_mode,
+            create_time=time.time(),
+            remote_token=remote_token or "",
+        )
+        dupid = max(docs, default=0) + 1
+        while True:
+            try:
+                self.zk.create(dup_path(dupid), doc.encode(), makepath=True)
+                break
+            except NodeExistsError:
+                dupid += 1
+        self.changed()
+        return dupid
+
+    def set_duplication(self, dupid: int, status: str) -> None:
+        """Pause, resume or remove a duplication on every node."""
+        self.require_leader()
+        try:
+            raw, stat = self.zk.get(dup_path(dupid))
+        except NoNodeError:
+            raise DuplicationNotFoundError(dupid) from None
+        doc = DupDoc.decode(raw, dup_path(dupid))
+        if doc.status == "removed" and status != "removed":
+            raise DuplicationError(f"duplication {dupid} was removed")
+        self.zk.set(dup_path(dupid), replace(doc, status=status).encode(), version=stat.version)
+        self.changed()
+
+
+__all__ = ["Placement"]

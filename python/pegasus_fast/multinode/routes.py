@@ -1,0 +1,95 @@
+"""Where a multi-node cluster's partitions are: each table's owners and the live nodes' URLs, as
+last read from ZooKeeper (coord/), shared by everything that routes a call to an owner.
+
+The ``zk://`` client (client/routed*.py) holds one :class:`Routes` per
+cluster; a duplication into a ``zk://`` cluster (routed_follower.py) one per
+connection. It is a cache: a caller reads a table or a partition again
+(``fresh``, or :meth:`forget`) when an owner says it is not the owner, or
+when :attr:`generation` moved on (the leader bumped ``/config``, watched).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+from kazoo.client import KazooClient
+
+from ..coord.layout import CONFIG, NodeDoc, PartitionConfig, PartitionDoc, TableConfig, partition_path
+from ..coord.zk import read_leader, read_nodes, read_table
+from ..errors import PartitionUnavailableError, RemoteUnavailableError
+
+
+class Routes:
+    def __init__(self, zk: KazooClient, spec: str, watch: bool = True) -> None:
+        """``watch``: count the bumps of ``/config`` (one watch for as long as the session
+        lives: for a long-lived holder, such as a client, not one per call)."""
+        self.zk = zk
+        self.spec = spec
+        self.url = f"zk://{spec}"
+        #: the live nodes as last read (:meth:`refresh_nodes`)
+        self.nodes: dict[str, NodeDoc] = {}
+        self.tables: dict[str, TableConfig] = {}
+        #: counts the leader's bumps of ``/config``: a table read before the last one may be stale
+        self.generation = 0
+        self._lock = threading.Lock()
+        if watch:
+            zk.DataWatch(CONFIG, self._changed)
+
+    def _changed(self, data: Any, stat: Any) -> None:
+        with self._lock:
+            self.generation += 1  # tables re-read on their next call
+
+    def refresh_nodes(self) -> None:
+        self.nodes = read_nodes(self.zk)
+
+    def url_of(self, node: str) -> str | None:
+        doc = self.nodes.get(node)
+        return doc.url if doc else None
+
+    def leader_url(self) -> str | None:
+        """The meta leader's URL, read now."""
+        doc = read_leader(self.zk)
+        return doc.url if doc else None
+
+    def table(self, name: str, fresh: bool = False) -> TableConfig:
+        tc = self.tables.get(name)
+        if tc is None or fresh:
+            tc = self.tables[name] = read_table(self.zk, name)
+        return tc
+
+    def forget(self, name: str) -> None:
+        """The table is read again on its next use (a call met a move, a down node, a drop)."""
+        self.tables.pop(name, None)
+
+    def partition(self, name: str, pidx: int) -> TableConfig:
+        """The table's configuration with partition ``pidx`` read again (one znode, not the
+        whole table: what a call that met a move needs)."""
+        tc = self.table(name)
+        raw, stat = self.zk.get(partition_path(name, pidx))
+        doc = PartitionDoc.decode(raw, partition_path(name, pidx))
+        parts = list(tc.partitions)
+        parts[pidx] = PartitionConfig(pidx, doc.owner, doc.ballot, doc.decree, stat.version)
+        tc = self.tables[name] = replace(tc, partitions=tuple(parts))
+        return tc
+
+    def owner_urls(self, name: str, pidxs: Iterable[int]) -> dict[str, list[int]]:
+        """Owner URL → the partitions of ``pidxs`` it owns, the live nodes read now (an owner
+        that is not live: RemoteUnavailableError, as a duplication retries it)."""
+        cfg = self.table(name)
+        self.refresh_nodes()
+        out: dict[str, list[int]] = {}
+        for pidx in pidxs:
+            if not 0 <= pidx < len(cfg.partitions):
+                raise PartitionUnavailableError(name, pidx, "no such partition on the follower")
+            owner = cfg.partitions[pidx].owner
+            url = self.url_of(owner)
+            if url is None:
+                raise RemoteUnavailableError(self.url, f"node {owner} owning {name}.{pidx} is not live")
+            out.setdefault(url, []).append(pidx)
+        return out
+
+
+__all__ = ["Routes"]

@@ -1,0 +1,162 @@
+"""The follower service of pegasus_fast.proto, over one open Cluster: a duplication's calls,
+from the source that drives it.
+
+The service hands each call to the embedded Follower (engine/local_follower.py),
+so an embedded and a served follower learn and apply by the same rules. Every
+method runs inside ``typed`` (net/serving.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from ..duplication.ports import Chunk, SourceId
+from ..engine.cluster import Cluster
+from ..engine.local_follower import LocalFollower
+from ..errors import InvalidArgumentError, RemoteUnavailableError
+from ..net import pegasus_fast_pb2 as pb
+from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.serving import typed, typed_stream
+from ..net.wire import MESSAGE_LIMIT
+
+if TYPE_CHECKING:
+    from ..multinode.member import Member
+    from ..multinode.meta import Meta
+
+
+def _source(s: pb.SourceId) -> SourceId:
+    return SourceId(s.cluster, s.cluster_uid, s.table, s.dupid)
+
+
+def _manifest(entries: Any) -> list[tuple[str, int, str]]:
+    return [(e.name, e.size, e.blake3) for e in entries]
+
+
+class FollowerService(rpc.FollowerServicer):
+    """``member``: a node of a multi-node cluster takes a duplication's calls only for the
+    partitions it owns, and its follower tables are made by the meta leader."""
+
+    def __init__(self, cluster: Cluster, member: Member | None = None, meta: Meta | None = None) -> None:
+        if (member is None) != (meta is None):
+            raise InvalidArgumentError("a node's services take both its member and its meta")
+        self.c = cluster
+        self.f = LocalFollower(cluster)
+        self.m = member
+        self.meta = meta
+
+    def _own(self, table: str, pidxs: Iterable[int]) -> None:
+        if self.m is not None:
+            for pidx in pidxs:
+                self.m.check(table, pidx, True)
+
+    @typed
+    def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
+        cid, uid = self.f.identity()
+        return pb.IdentityReply(cluster_id=cid, cluster_uid=uid, max_message_bytes=MESSAGE_LIMIT)
+
+    @typed
+    def EnsureTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
+        if not request.HasField("source"):
+            raise InvalidArgumentError("EnsureTable names no source")
+        if self.meta is not None:
+            self.meta.ensure_follower_table(request)
+            return pb.Empty()
+        self.f.ensure_table(
+            request.table, request.partition_count, _source(request.source), request.with_checkpoint
+        )
+        return pb.Empty()
+
+    @typed
+    def PartitionStatus(
+        self, request: pb.PartitionStatusRequest, context: grpc.ServicerContext
+    ) -> pb.PartitionStatusReply:
+        rows = self.f.partition_statuses(request.table, request.count)
+        return pb.PartitionStatusReply(
+            partitions=[pb.PartitionStatus(learned=a, source_decree=b) for a, b in rows]
+        )
+
+    @typed
+    def LearnEmpty(self, request: pb.LearnEmptyRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, request.decrees)
+        self.f.learn_empty(request.table, dict(request.decrees))
+        return pb.Empty()
+
+    @typed
+    def LearnSnapshot(self, request: pb.LearnSnapshotRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, [request.pidx])
+        self.f.learn_snapshot(request.table, request.pidx, request.decree, request.block)
+        return pb.Empty()
+
+    @typed
+    def CheckpointOffsets(
+        self, request: pb.CheckpointRequest, context: grpc.ServicerContext
+    ) -> pb.CheckpointOffsetsReply:
+        self._own(request.table, [request.pidx])
+        offsets = self.f.checkpoint_offsets(
+            request.table, request.pidx, request.decree, _manifest(request.manifest)
+        )
+        return pb.CheckpointOffsetsReply(offsets=offsets)
+
+    @typed
+    def LearnCheckpoint(
+        self, request: Iterator[pb.CheckpointPiece], context: grpc.ServicerContext
+    ) -> pb.Empty:
+        first = next(request, None)
+        if first is None or first.WhichOneof("piece") != "header":
+            raise InvalidArgumentError("a checkpoint transfer starts with its header")
+        h = first.header
+        self._own(h.table, [h.pidx])
+
+        def chunks() -> Iterator[Chunk]:
+            for piece in request:
+                kind = piece.WhichOneof("piece")
+                if kind == "end":
+                    return
+                if kind != "chunk":
+                    raise InvalidArgumentError("a checkpoint transfer has one header")
+                c = piece.chunk
+                yield Chunk(c.name, c.offset, c.data, c.crc32c)
+            # gRPC can end the requests of a call whose sender died as if it had finished: without
+            # the end piece the transfer was cut short, and what arrived stays for the copy to resume
+            raise RemoteUnavailableError(context.peer(), "the checkpoint transfer ended before its end")
+
+        self.f.learn_checkpoint(h.table, h.pidx, h.decree, _manifest(h.manifest), chunks())
+        return pb.Empty()
+
+    @typed
+    def MarkLearned(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, request.pidxs)
+        self.f.mark_learned(request.table, list(request.pidxs))
+        return pb.Empty()
+
+    @typed
+    def RestartLearning(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, request.pidxs)
+        self.f.restart_learning(request.table, list(request.pidxs))
+        return pb.Empty()
+
+    @typed
+    def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
+        self._own(request.table, [request.pidx])
+        decree = self.f.apply(request.table, request.pidx, request.blocks, request.skipped_through)
+        return pb.ApplyReply(source_decree=decree)
+
+    @typed_stream
+    def ApplyStream(
+        self, request: Iterator[pb.ApplyRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ApplyReply]:
+        for r in request:
+            self._own(r.table, [r.pidx])
+            yield pb.ApplyReply(source_decree=self.f.apply(r.table, r.pidx, r.blocks, r.skipped_through))
+
+    @typed
+    def Advance(self, request: pb.AdvanceRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._own(request.table, [request.pidx])
+        self.f.advance(request.table, request.pidx, request.source_decree)
+        return pb.Empty()
+
+
+__all__ = ["FollowerService"]
