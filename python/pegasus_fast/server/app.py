@@ -29,6 +29,7 @@ from .services import ClientService, FollowerService
 if TYPE_CHECKING:
     from .member import Member
     from .pegasus_front import PegasusFront
+    from .pegasus_native import RustPegasusFront
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +179,13 @@ class Server:
             httpd, _thread = start_http_server(maddr.port, maddr.host, registry=cluster.metric_set.registry)
             self._metrics_http = httpd
             self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
-        self.pegasus: PegasusFront | None = None
+        self.pegasus: PegasusFront | RustPegasusFront | None = None
         self.pegasus_address: Address | None = None
         if pegasus_listen is not None:
-            from .pegasus_front import PegasusFront
+            from .pegasus_front import open_front
 
-            self.pegasus = PegasusFront(cluster, pegasus_listen, pegasus_allow)
+            # the Rust front end with the Rust backend, the asyncio one otherwise
+            self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow)
             self.pegasus_address = self.pegasus.address
         self._grpc.start()
         for name in ("", *SERVICES):

@@ -324,6 +324,14 @@ class Partition(PartitionReads):
 
     def write(self, ops: list[tuple[Any, ...]]) -> int:
         """Log and apply one mutation made of ``ops``; returns its decree once durable."""
+        decree, offset = self.write_unsynced(ops)
+        self.wait_durable(decree, offset)
+        return decree
+
+    def write_unsynced(self, ops: list[tuple[Any, ...]]) -> tuple[int, int]:
+        """:meth:`write` up to durability: ``(decree, WAL offset)``, logged and applied but not
+        yet acknowledged; pass both to :meth:`wait_durable` before answering anyone. A front end
+        writes several partitions this way and waits for their fsyncs at once."""
         with self.lock:
             if self.state != SERVING:
                 self._check(True)
@@ -337,11 +345,14 @@ class Partition(PartitionReads):
             self._last_ts = ts
             offset = self._log_and_apply([(decree, ts, self.cluster_id, ops)], True)
             self.last_committed = decree
+        return decree, offset
+
+    def wait_durable(self, decree: int, offset: int) -> None:
+        """Return once a :meth:`write_unsynced` is durable (group commit), telling the hooks."""
         if self._must_sync:
             self._after_commit(decree, offset)
         else:
             self._durable(self, decree)
-        return decree
 
     def write_mutations(
         self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
