@@ -151,7 +151,13 @@ class Server:
             interceptors=interceptors,
             options=_SERVER_OPTIONS,
         )
-        rpc.add_ClientServicer_to_server(ClientService(cluster, member), self._grpc)
+        self.pegasus_address: Address | None = None
+        # a node of a multi-node cluster answers data for the partitions it owns: gRPC checks that,
+        # the Pegasus port does not, so pf.connect is not sent there
+        data = lambda: (
+            "" if self.pegasus_address is None or member is not None else self.pegasus_address.target
+        )  # noqa: E731
+        rpc.add_ClientServicer_to_server(ClientService(cluster, member, data), self._grpc)
         if member is not None:
             from .node_services import MetaService, node_service
             from .placement import Placement
@@ -180,7 +186,6 @@ class Server:
             self._metrics_http = httpd
             self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
         self.pegasus: PegasusFront | RustPegasusFront | None = None
-        self.pegasus_address: Address | None = None
         if pegasus_listen is not None:
             from .pegasus_front import open_front
 

@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def front_workers() -> int:
-    """tokio worker threads: PEGASUS_FAST_FRONT_WORKERS, else 2 (the batch loop has its own)."""
-    return max(1, int(os.environ.get("PEGASUS_FAST_FRONT_WORKERS", "2")))
+    """tokio worker threads: PEGASUS_FAST_FRONT_WORKERS, else 1: on a small machine the batch loop, the fsyncs and the clients need the other cores."""
+    return max(1, int(os.environ.get("PEGASUS_FAST_FRONT_WORKERS", "1")))
 
 
 class _Stats(Mapping[str, int]):

@@ -107,9 +107,13 @@ class ClientService(rpc.ClientServicer):
     """``member``: this process is a node of a multi-node cluster (member.py); it answers only
     for the partitions it owns, and table changes go through the meta leader."""
 
-    def __init__(self, cluster: Cluster, member: Member | None = None) -> None:
+    def __init__(
+        self, cluster: Cluster, member: Member | None = None, data_address: Callable[[], str] | None = None
+    ) -> None:
         self.c = cluster
         self.m = member
+        #: the Pegasus-protocol data port's host:port, which Info tells pf.connect ("" without one)
+        self.data_address = data_address or (lambda: "")
 
     def _table(self, name: str, hash_key: bytes, sort_key: bytes | None, write: bool) -> Table:
         """The table of a one-partition call, once the node may answer it."""
@@ -152,6 +156,7 @@ class ClientService(rpc.ClientServicer):
             uid=i.uid,
             path=i.path,
             backend=i.backend,
+            pegasus_address=self.data_address(),
         )
 
     # -- tables ---------------------------------------------------------------------
