@@ -19,7 +19,7 @@ import pegasus_fast as pf
 import pytest
 from conftest import BACKENDS, PYTHON, child_env
 from pegasus_client_venv import DRIVER, client_python
-from pegasus_fast.server.pegasus_front import open_front
+from pegasus_fast.server.pegasus_native import open_front
 
 # pypegasus3's error_types values (its return codes) and the rocksdb codes it passes through
 ERR_OK, ERR_TIMEOUT, ERR_OBJECT_NOT_FOUND, ERR_INCOMPLETE_DATA = 0, 18, 23, 38

@@ -14,7 +14,8 @@ import pegasus_fast as pf
 import pytest
 from pegasus_fast.errors import InvalidArgumentError
 from pegasus_fast.net.pegasus import frame, thrift
-from pegasus_fast.server.pegasus_front import PegasusFront, open_front
+from pegasus_fast.server.pegasus_front import PegasusFront
+from pegasus_fast.server.pegasus_native import open_front
 
 DEADLINE = 10.0
 FRONTS = ["asyncio", "rust"]

@@ -25,8 +25,8 @@ from ..errors import (
     InvalidTypeError,
 )
 from ..net import pegasus_fast_pb2 as pb
-from ..net.pegasus import codes
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.pegasus import codes
 from ..net.wire import Address, auth_metadata, call, is_url, open_channel, parse_url, replies, token_from_env
 from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, encode_key, expire_ts_for, hash_key_bytes
 from ..storage.checkpoint import CheckpointInfo

@@ -152,11 +152,12 @@ class Server:
             options=_SERVER_OPTIONS,
         )
         self.pegasus_address: Address | None = None
+
         # a node of a multi-node cluster answers data for the partitions it owns: gRPC checks that,
         # the Pegasus port does not, so pf.connect is not sent there
-        data = lambda: (
-            "" if self.pegasus_address is None or member is not None else self.pegasus_address.target
-        )  # noqa: E731
+        def data() -> str:
+            return "" if self.pegasus_address is None or member is not None else self.pegasus_address.target
+
         rpc.add_ClientServicer_to_server(ClientService(cluster, member, data), self._grpc)
         if member is not None:
             from .node_services import MetaService, node_service
@@ -187,7 +188,7 @@ class Server:
             self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
         self.pegasus: PegasusFront | RustPegasusFront | None = None
         if pegasus_listen is not None:
-            from .pegasus_front import open_front
+            from .pegasus_native import open_front
 
             # the Rust front end with the Rust backend, the asyncio one otherwise
             self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow)

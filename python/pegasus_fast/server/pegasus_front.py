@@ -369,26 +369,4 @@ class FrontCollector:
         )
 
 
-def open_front(
-    cluster: Cluster,
-    listen: str = "127.0.0.1:0",
-    allow: str | Iterable[str] | None = None,
-    *,
-    native: bool | None = None,
-    **options: Any,
-) -> Any:
-    """A running Pegasus-protocol front end: the Rust one (pegasus_native.py) when the Rust
-    backend is active (or ``native=True``), this asyncio one otherwise (PEGASUS_FAST_PURE_PYTHON=1
-    or ``native=False``). Both take the same options and serve the same bytes."""
-    from .. import _backend
-
-    if native is None:
-        native = _backend.name == "rust"
-    if native:
-        from .pegasus_native import RustPegasusFront
-
-        return RustPegasusFront(cluster, listen, allow, **options)
-    return PegasusFront(cluster, listen, allow, **options)
-
-
-__all__ = ["BATCH_BUCKETS", "FrontCollector", "PegasusFront", "check_listen", "open_front", "parse_allow"]
+__all__ = ["BATCH_BUCKETS", "FrontCollector", "PegasusFront", "check_listen", "parse_allow"]

@@ -25,7 +25,7 @@ from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
 from ..net.pegasus import DEFAULT_MAX_FRAME, BatchHandler
 from ..net.wire import Address
-from .pegasus_front import MAX_BATCH, MAX_INFLIGHT, FrontCollector, check_listen
+from .pegasus_front import MAX_BATCH, MAX_INFLIGHT, FrontCollector, PegasusFront, check_listen
 
 log = logging.getLogger(__name__)
 
@@ -126,4 +126,22 @@ class RustPegasusFront:
             pass
 
 
-__all__ = ["RustPegasusFront"]
+def open_front(
+    cluster: Cluster,
+    listen: str = "127.0.0.1:0",
+    allow: str | Iterable[str] | None = None,
+    *,
+    native: bool | None = None,
+    **options: Any,
+) -> Any:
+    """A running Pegasus-protocol front end: this Rust one when the Rust
+    backend is active (or ``native=True``), the asyncio one (pegasus_front.py) otherwise (PEGASUS_FAST_PURE_PYTHON=1
+    or ``native=False``). Both take the same options and serve the same bytes."""
+    if native is None:
+        native = _backend.name == "rust"
+    if native:
+        return RustPegasusFront(cluster, listen, allow, **options)
+    return PegasusFront(cluster, listen, allow, **options)
+
+
+__all__ = ["RustPegasusFront", "open_front"]

@@ -247,7 +247,7 @@ pub struct Request {
 pub fn decode_request(body: &[u8], app_id: i32, pidx: i32, base: u64) -> PResult<Request> {
     let mut r = Reader::new(body, base);
     let (name, mtype, seqid) = r.message_begin()?;
-    if mtype != T_CALL && mtype != T_ONEWAY {
+    if mtype != i32::from(T_CALL) && mtype != i32::from(T_ONEWAY) {
         return Err(ProtocolError::new(
             base,
             format!("message type {mtype} is not a call"),
@@ -780,7 +780,7 @@ pub fn decode_reply(op: u8, data: &[u8]) -> PResult<(String, String, i32, Outcom
     let mut r = Reader::new(data, 4);
     let error = r.string("error")?;
     let (name, mtype, seqid) = r.message_begin()?;
-    if mtype != T_REPLY {
+    if mtype != i32::from(T_REPLY) {
         return Err(r.fail(format!("message type {mtype} is not a reply")));
     }
     if error != ERR_OK {

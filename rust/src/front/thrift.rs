@@ -254,7 +254,8 @@ impl<'a> Reader<'a> {
     }
 
     /// `(name, message type, seqid)`, strict (versioned) or old-style.
-    pub fn message_begin(&mut self) -> PResult<(String, i8, i32)> {
+    /// The type is Python's int: strict headers give 0..=255, old-style a signed byte.
+    pub fn message_begin(&mut self) -> PResult<(String, i32, i32)> {
         let at = self.pos;
         let first = self.i32("message header")?;
         let (name, mtype) = if first < 0 {
@@ -262,7 +263,7 @@ impl<'a> Reader<'a> {
             if v & VERSION_MASK != VERSION_1 {
                 return Err(self.fail_at(at, format!("bad Thrift message version {v:#010x}")));
             }
-            let mtype = (v & 0xFF) as i8;
+            let mtype = (v & 0xFF) as i32;
             (self.string("message name")?, mtype)
         } else {
             let n = first as usize;
@@ -277,7 +278,7 @@ impl<'a> Reader<'a> {
                 Ok(s) => s.to_owned(),
                 Err(_) => return Err(self.fail_at(p, "message name is not UTF-8")),
             };
-            (name, self.byte("message type")?)
+            (name, i32::from(self.byte("message type")?))
         };
         let seqid = self.i32("sequence id")?;
         Ok((name, mtype, seqid))
@@ -371,6 +372,6 @@ mod tests {
         let mut out = Vec::new();
         put_message_begin(&mut out, b"RPC_X", T_CALL, 42);
         let mut r = Reader::new(&out, 0);
-        assert_eq!(r.message_begin().unwrap(), ("RPC_X".to_owned(), T_CALL, 42));
+        assert_eq!(r.message_begin().unwrap(), ("RPC_X".to_owned(), 1, 42));
     }
 }
