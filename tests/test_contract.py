@@ -31,6 +31,9 @@ def _parse_pyi() -> tuple[dict[str, ast.FunctionDef], set[str]]:
 
 
 FUNCTIONS, CONSTANTS = _parse_pyi()
+#: the served data plane's Rust side: its twins are the asyncio front end and client/native.py's
+#: PyClientCore (over net/pegasus/), not _pure; the load generator is Rust only
+NATIVE_ONLY = {"PegasusFrontCore", "PegasusClientCore", "bench_served"}
 
 
 def _expected_params(fn: ast.FunctionDef) -> list[tuple[str, inspect._ParameterKind, object]]:
@@ -81,8 +84,9 @@ def _load(which: str) -> ModuleType:
 @pytest.mark.parametrize("which", BACKENDS)
 def test_exports_exactly_the_pyi_names(which: str) -> None:
     module = _load(which)
-    assert _public_names(module) == set(FUNCTIONS) | CONSTANTS
-    for name in FUNCTIONS:
+    native = NATIVE_ONLY if which == "rust" else set()
+    assert _public_names(module) == (set(FUNCTIONS) - NATIVE_ONLY) | CONSTANTS | native
+    for name in set(FUNCTIONS) - NATIVE_ONLY | native:
         assert callable(getattr(module, name))
     assert module.BLOCK_HEADER_SIZE == 28
 
@@ -90,6 +94,8 @@ def test_exports_exactly_the_pyi_names(which: str) -> None:
 @pytest.mark.parametrize("which", BACKENDS)
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_signature_matches_pyi(which: str, name: str) -> None:
+    if name in NATIVE_ONLY and which != "rust":
+        pytest.skip("the served data plane's twins are not in _pure")
     module = _load(which)
     fn = getattr(module, name)
     assert _actual_params(fn) == _expected_params(FUNCTIONS[name])

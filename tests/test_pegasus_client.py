@@ -17,8 +17,9 @@ from typing import Any
 
 import pegasus_fast as pf
 import pytest
-from conftest import PYTHON, child_env
+from conftest import BACKENDS, PYTHON, child_env
 from pegasus_client_venv import DRIVER, client_python
+from pegasus_fast.server.pegasus_native import open_front
 
 # pypegasus3's error_types values (its return codes) and the rocksdb codes it passes through
 ERR_OK, ERR_TIMEOUT, ERR_OBJECT_NOT_FOUND, ERR_INCOMPLETE_DATA = 0, 18, 23, 38
@@ -37,17 +38,19 @@ def _drive(target: str, table: str, scenario: str, *extra: str, timeout: float =
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[pf.Cluster, str]]:
+@pytest.fixture(params=["asyncio", "rust"])
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[pf.Cluster, str]]:
+    """Each front end: the Rust one and its asyncio twin."""
+    if request.param == "rust" and "rust" not in BACKENDS:
+        pytest.skip("the Rust front end needs the Rust backend")
     client_python()  # skip before opening anything when the client cannot be had
     cluster = pf.Cluster.open(tmp_path / "c")
     cluster.create_table("temp", partition_count=8)
-    server = pf.serve(cluster, pegasus_listen="127.0.0.1:0")
+    front = open_front(cluster, "127.0.0.1:0", native=request.param == "rust")
     try:
-        assert server.pegasus_address is not None
-        yield cluster, server.pegasus_address.target
+        yield cluster, front.address.target
     finally:
-        server.stop()
+        front.stop()
         cluster.close()
 
 
@@ -152,7 +155,9 @@ def test_pypegasus3_misrouted_key_is_refused_not_stored(tmp_path: Path) -> None:
         cluster.close()
 
 
-def test_pegasus_fast_serve_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pegasus_fast_serve_process(tmp_path: Path, backend: str) -> None:
+    """``pegasus-fast serve``: the Rust front end with the Rust backend, asyncio's with Python's."""
     client_python()
     with pf.Cluster.open(tmp_path / "c") as cluster:
         cluster.create_table("temp", partition_count=4)
@@ -160,7 +165,7 @@ def test_pegasus_fast_serve_process(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [PYTHON, "-m", "pegasus_fast", "--cluster", str(tmp_path / "c"), "serve", "--listen", "127.0.0.1:0",
          "--ready-file", str(ready), "--pegasus-listen", "127.0.0.1:0"],
-        env=child_env("rust"),
+        env=child_env(backend),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

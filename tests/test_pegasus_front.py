@@ -1,6 +1,6 @@
-"""The asyncio Pegasus front end over real sockets: unknown RPCs, garbage, lying lengths, huge
-frames and silent half-frames on one connection never stop another; the allowlist refuses
-before reading; pipelined requests all come back."""
+"""Both Pegasus front ends (the Rust one and its asyncio twin) over real sockets: unknown RPCs,
+garbage, lying lengths, huge frames and silent half-frames on one connection never stop another;
+the allowlist refuses before reading; pipelined requests all come back."""
 
 from __future__ import annotations
 
@@ -15,8 +15,27 @@ import pytest
 from pegasus_fast.errors import InvalidArgumentError
 from pegasus_fast.net.pegasus import frame, thrift
 from pegasus_fast.server.pegasus_front import PegasusFront
+from pegasus_fast.server.pegasus_native import open_front
 
 DEADLINE = 10.0
+FRONTS = ["asyncio", "rust"]
+
+
+@pytest.fixture(params=FRONTS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """Which front end: the Rust one needs the Rust backend."""
+    if request.param == "rust":
+        from pegasus_fast import _backend
+
+        if _backend.name != "rust":
+            pytest.skip("the Rust front end needs the Rust backend")
+    return str(request.param)
+
+
+def _open(
+    kind: str, cluster: pf.Cluster, listen: str = "127.0.0.1:0", allow: str | None = None, **kw: object
+) -> PegasusFront:
+    return open_front(cluster, listen, allow, native=kind == "rust", **kw)  # type: ignore[no-any-return]
 
 
 def _call(name: bytes, args: bytes, seqid: int) -> bytes:
@@ -81,8 +100,8 @@ def cluster(tmp_path: Path) -> Iterator[pf.Cluster]:
 
 
 @pytest.fixture
-def front(cluster: pf.Cluster) -> Iterator[PegasusFront]:
-    f = PegasusFront(cluster, "127.0.0.1:0", max_frame=1 << 16)
+def front(cluster: pf.Cluster, kind: str) -> Iterator[PegasusFront]:
+    f = _open(kind, cluster, max_frame=1 << 16)
     yield f
     f.stop()
 
@@ -203,8 +222,8 @@ def test_v1_header(front: PegasusFront, cluster: pf.Cluster) -> None:
     assert (error, seqid, _value_of(result)) == ("ERR_OK", 3, (0, b"v1 header"))
 
 
-def test_allowlist_refuses_before_reading(cluster: pf.Cluster) -> None:
-    f = PegasusFront(cluster, "127.0.0.1:0", allow="10.0.0.0/8, 192.168.0.0/16")
+def test_allowlist_refuses_before_reading(cluster: pf.Cluster, kind: str) -> None:
+    f = _open(kind, cluster, allow="10.0.0.0/8, 192.168.0.0/16")
     try:
         with _connect(f) as s:
             try:
@@ -220,14 +239,14 @@ def test_allowlist_refuses_before_reading(cluster: pf.Cluster) -> None:
     assert not any(k.startswith("pegasus_front") for k in cluster.metrics())
 
 
-def test_listen_rules(cluster: pf.Cluster) -> None:
+def test_listen_rules(cluster: pf.Cluster, kind: str) -> None:
     with pytest.raises(InvalidArgumentError):
-        PegasusFront(cluster, "0.0.0.0:0")  # not loopback, no allowlist
+        _open(kind, cluster, "0.0.0.0:0")  # not loopback, no allowlist
     with pytest.raises(InvalidArgumentError):
-        PegasusFront(cluster, "[::1]:0")  # an rpc_address is IPv4
+        _open(kind, cluster, "[::1]:0")  # an rpc_address is IPv4
     with pytest.raises(InvalidArgumentError):
-        PegasusFront(cluster, "127.0.0.1:0", allow="not-a-cidr")
-    f = PegasusFront(cluster, "0.0.0.0:0", allow="127.0.0.0/8")
+        _open(kind, cluster, allow="not-a-cidr")
+    f = _open(kind, cluster, "0.0.0.0:0", allow="127.0.0.0/8")
     try:
         with socket.create_connection(("127.0.0.1", f.address.port), timeout=DEADLINE) as s:
             assert _get(s, cluster.table("t"), b"h", b"s", 1)[0] == "ERR_OK"

@@ -8,7 +8,7 @@ it. Byte layouts are in ``docs/wal-format.md``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, final
 
 Op = tuple[Any, ...]
 #: (decree, timestamp_us, cluster_id, ops)
@@ -22,6 +22,9 @@ ManifestEntry = tuple[str, int, str]
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
+    "PegasusClientCore",
+    "PegasusFrontCore",
+    "bench_served",
     "copy_and_hash",
     "crc32c",
     "crc64",
@@ -179,3 +182,56 @@ def copy_and_hash(
 
 def verify_manifest(directory: str | os.PathLike[str], manifest: list[ManifestEntry]) -> None:
     """ChecksumMismatchError on the first file whose size or hash differs; names as in copy_and_hash."""
+
+# -- the served data plane (DESIGN.md §11) ---------------------------------------------
+# Not in _pure: their twins are the asyncio front end (server/pegasus_front.py) and
+# client/native.PyClientCore, both over net/pegasus/; the load generator is a measuring tool
+# and exists in Rust only (it must not measure itself).
+
+@final
+class PegasusFrontCore:
+    """The tokio front end of the Pegasus port; ``serve`` runs the batch loop on the calling thread."""
+
+    def __new__(
+        cls, host: str, port: int, allow: list[str], max_frame: int, max_inflight: int, workers: int
+    ) -> PegasusFrontCore: ...
+    @property
+    def port(self) -> int: ...
+    def serve(self, handler: Any, max_batch: int) -> None:
+        """``handler.handle_batch(requests) -> responses`` per batch until ``stop()``; the GIL is
+        taken once per batch and released while waiting and writing."""
+    def stop(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+    def batch_histogram(self) -> list[tuple[int | None, int]]: ...
+    @staticmethod
+    def decode_request(body: bytes, app_id: int, pidx: int, base: int = 0) -> tuple[Any, ...]:
+        """net.pegasus.requests.decode_request, byte for byte."""
+    @staticmethod
+    def encode_response(resp: tuple[Any, ...], server: bytes, primary: int) -> bytes | None:
+        """net.pegasus.replies.encode_response, byte for byte."""
+
+@final
+class PegasusClientCore:
+    """The client of pf.connect's data calls; ``call`` waits with the GIL released."""
+
+    def __new__(cls, host: str, port: int, timeout: float | None = None) -> PegasusClientCore: ...
+    def call(self, op: int, app_id: int, pidx: int, args: Any) -> tuple[str, Any]: ...
+    def close(self) -> None: ...
+
+def bench_served(
+    host: str,
+    port: int,
+    op: str,
+    *,
+    protocol: str = "pegasus",
+    table: str = "bench",
+    clients: int = 32,
+    seconds: float = 5.0,
+    warmup: float = 1.0,
+    value_size: int = 100,
+    keyspace: int = 10000,
+    rate: float = 0.0,
+    threads: int = 1,
+    prefill: bool = False,
+) -> dict[str, Any]:
+    """One phase of the load generator (Pegasus or RESP), with the GIL released."""

@@ -27,6 +27,11 @@ pub enum Error {
     },
     /// An argument of the right type with a value that cannot be taken.
     InvalidArgument(String),
+    /// Bytes from a Pegasus-protocol peer that are not a valid frame or message.
+    Protocol {
+        offset: u64,
+        reason: String,
+    },
     Io(io::Error),
 }
 
@@ -84,6 +89,9 @@ impl fmt::Display for Error {
                 "{path} changed while it was read: {expected_size} bytes at open, {actual_size} read"
             ),
             Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::Protocol { offset, reason } => {
+                write!(f, "Pegasus protocol error at offset {offset}: {reason}")
+            }
             Error::Io(err) => err.fmt(f),
         }
     }

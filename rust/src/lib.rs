@@ -6,6 +6,7 @@ pub mod codec;
 pub mod crc;
 pub mod error;
 pub mod filecopy;
+pub mod front;
 pub mod logscan;
 pub mod records;
 

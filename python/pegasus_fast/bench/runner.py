@@ -185,11 +185,26 @@ def parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser
     )
     ap.add_argument("--json", metavar="PATH", help="write the raw results (every round) as JSON")
     ap.add_argument("--plot", metavar="PATH.png", help="draw the figures (needs pegasus_fast[plot])")
+    ap.add_argument(
+        "served",
+        nargs=argparse.REMAINDER,
+        help="served HOST:PORT [--protocol pegasus|redis] [--clients N] [--ops get,set] [--seconds S] "
+        "[--json PATH] ...: load on a served cluster's Pegasus port, or on Redis (bench/served.py)",
+    )
     return ap
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    rest = getattr(args, "served", None)
+    if rest:
+        # `bench served HOST:PORT ...`: the served data plane's load generator (served.py)
+        if rest[0] != "served":
+            raise SystemExit(f"pegasus-fast bench: unknown argument {rest[0]!r} (did you mean `served`?)")
+        from . import served
+
+        ap = served.parser(argparse.ArgumentParser(prog="pegasus-fast bench served"))
+        return served.main(ap.parse_args(rest[1:]), out)
     if args.plot:
         from . import plot
 

@@ -6,14 +6,16 @@ connection raises ClosedError before anything is sent.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from ..errors import ClosedError
+from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..net.wire import Address, auth_metadata, call, open_channel, replies
+from ..net.wire import Address, auth_metadata, call, open_channel, parse_hostport, replies
 
 #: a call without a timeout of its own gives up after this long
 DEFAULT_TIMEOUT = 30.0
@@ -29,6 +31,9 @@ class Conn:
         self.meta = rpc.MetaStub(channel)
         self.md = auth_metadata(token)
         self.closed = False
+        self._data: Any = None
+        self._data_asked = False
+        self._data_lock = threading.Lock()
 
     @classmethod
     def open(cls, addr: Address, token: str | None, timeout: float, tls: dict[str, str | None]) -> Conn:
@@ -38,6 +43,27 @@ class Conn:
     def close(self) -> None:
         self.closed = True
         self.channel.close()
+        if self._data is not None:
+            self._data.close()
+
+    # -- the data port (client/native.py): asked once, None when the server has none ----
+
+    def data(self) -> Any:
+        """The server's Pegasus-protocol data plane, or None (its Info names no data port)."""
+        if not self._data_asked:
+            with self._data_lock:
+                if not self._data_asked:
+                    target = self("Info", pb.Empty()).pegasus_address
+                    if target:
+                        from .native import DataPlane
+
+                        host, _, port = target.rpartition(":")
+                        if host in ("0.0.0.0", "", "[::]", "::"):
+                            # a port on every interface is reached where the gRPC one was
+                            host = parse_hostport(self.url.split("://", 1)[-1].rstrip("/")).host
+                        self._data = DataPlane(host, int(port), self.timeout)
+                    self._data_asked = True
+        return self._data
 
     def __call__(self, method: str, request: object, timeout: float | None = None) -> Any:
         if self.closed:

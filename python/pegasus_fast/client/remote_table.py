@@ -7,13 +7,15 @@ before anything is sent), and the server checks them again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from .. import _backend
 from ..data_api import key_collection
 from ..engine.table import PartitionStats, TableHealth, TableInfo
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
-from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, expire_ts_for, hash_key_bytes
+from ..net.pegasus import codes
+from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, encode_key, expire_ts_for, hash_key_bytes
 from ..storage.checkpoint import CheckpointInfo
 from .conn import Conn
 
@@ -49,11 +51,17 @@ class RemoteTable:
     def set(self, hash_key: object, sort_key: object, value: object, ttl_seconds: int | None = None) -> int:
         hk, sk = hash_key_bytes(hash_key), check_size(as_bytes(sort_key, "sort_key"), "sort_key")
         v = check_size(as_bytes(value, "value"), "value")
+        if (d := self._c.data()) is not None:
+            e = expire_ts_for(ttl_seconds)
+            args = (encode_key(hk, sk), v, e - (1 << 32) if e >= 1 << 31 else e)
+            return int(self._native(d, codes.OP_PUT, hk, sk, args)[1])
         req = pb.SetRequest(table=self.name, hash_key=hk, sort_key=sk, value=v, ttl_seconds=_ttl(ttl_seconds))
         return self._c("Set", req).decree
 
     def delete(self, hash_key: object, sort_key: object) -> int:
         hk, sk = hash_key_bytes(hash_key), check_size(as_bytes(sort_key, "sort_key"), "sort_key")
+        if (d := self._c.data()) is not None:
+            return int(self._native(d, codes.OP_REMOVE, hk, sk, (encode_key(hk, sk),))[1])
         return self._c("Delete", pb.KeyRequest(table=self.name, hash_key=hk, sort_key=sk)).decree
 
     def _multi_hash_key(self, hash_key: object) -> bytes:
@@ -81,6 +89,10 @@ class RemoteTable:
                 check_size(v, "value")
             if total > MAX_WRITE:
                 raise InvalidArgumentError(f"multi_set of {total} bytes; the limit is {MAX_WRITE}")
+        if (d := self._c.data()) is not None:
+            e = expire_ts_for(ttl_seconds)
+            args = (hk, items, e - (1 << 32) if e >= 1 << 31 else e)
+            return int(self._native(d, codes.OP_MULTI_PUT, hk, b"", args)[1])
         kvs = [pb.SortKeyValue(sort_key=sk, value=v) for sk, v in items]
         req = pb.MultiSetRequest(table=self.name, hash_key=hk, kvs=kvs, ttl_seconds=_ttl(ttl_seconds))
         return self._c("MultiSet", req).decree
@@ -92,6 +104,8 @@ class RemoteTable:
         hk = self._multi_hash_key(hash_key)
         if len(hk) + sum(map(len, sks)) > MAX_WRITE:
             raise InvalidArgumentError(f"multi_delete of more than {MAX_WRITE} bytes")
+        if (d := self._c.data()) is not None:
+            return int(self._native(d, codes.OP_MULTI_REMOVE, hk, b"", (hk, sks))[2])
         return self._c(
             "MultiDelete", pb.MultiDeleteRequest(table=self.name, hash_key=hk, sort_keys=sks)
         ).decree
@@ -102,10 +116,16 @@ class RemoteTable:
         hk, sk = hash_key_bytes(hash_key), as_bytes(sort_key, "sort_key")
         if len(sk) > MAX_VALUE:
             return None  # no such record can exist
+        if (d := self._c.data()) is not None:
+            status, value = self._native(d, codes.OP_GET, hk, sk, (encode_key(hk, sk),))
+            return value if status == codes.K_OK else None
         r = self._c("Get", pb.KeyRequest(table=self.name, hash_key=hk, sort_key=sk))
         return r.value if r.found else None
 
     def multi_get(self, hash_key: object, sort_keys: Iterable[object] | None = None) -> dict[bytes, bytes]:
+        got = self._native_multi_get(hash_key, sort_keys)
+        if got is not None:
+            return got
         if sort_keys is None:
             hk = hash_key_bytes(hash_key)
             if not hk:
@@ -117,6 +137,36 @@ class RemoteTable:
             sks = [as_bytes(sk, "sort_key") for sk in key_collection(sort_keys)]
             req = pb.MultiGetRequest(table=self.name, hash_key=hash_key_bytes(hash_key), sort_keys=sks)
         return {kv.sort_key: kv.value for kv in self._c("MultiGet", req).kvs}
+
+    # -- the data port (client/native.py) --------------------------------------------
+
+    def _native(self, d: Any, op: int, hk: bytes, sk: bytes, args: tuple[Any, ...]) -> Any:
+        return d.call(self.name, op, self.app_id, self.partition_index(hk, sk), args)
+
+    def _native_multi_get(
+        self, hash_key: object, sort_keys: Iterable[object] | None
+    ) -> dict[bytes, bytes] | None:
+        """multi_get on the data port; None where gRPC answers it (an empty hash key, or more
+        than the server returns in one answer)."""
+        d = self._c.data()
+        if d is None:
+            return None
+        hk = hash_key_bytes(hash_key)
+        if not hk:
+            return None
+        if sort_keys is None:
+            sks: list[bytes] = []
+        else:
+            if isinstance(sort_keys, (bytes, str)):
+                raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
+            sks = [as_bytes(sk, "sort_key") for sk in key_collection(sort_keys)]
+            if not sks:
+                return {}
+            if any(len(sk) > MAX_VALUE for sk in sks):
+                return None
+        args = (hk, sks, 0, 0, False, b"", b"", True, False, 0, b"", False)
+        status, kvs = self._native(d, codes.OP_MULTI_GET, hk, b"", args)
+        return dict(kvs) if status == codes.K_OK else None
 
     def scan(self) -> Iterator[tuple[bytes, bytes, bytes]]:
         """Every live record, partition by partition, streamed by the server in batches."""

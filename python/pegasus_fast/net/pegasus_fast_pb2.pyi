@@ -11,20 +11,22 @@ class Empty(_message.Message):
     def __init__(self) -> None: ...
 
 class ClusterInfo(_message.Message):
-    __slots__ = ("name", "cluster_id", "cluster_id_derived", "uid", "path", "backend")
+    __slots__ = ("name", "cluster_id", "cluster_id_derived", "uid", "path", "backend", "pegasus_address")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_DERIVED_FIELD_NUMBER: _ClassVar[int]
     UID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
+    PEGASUS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster_id: int
     cluster_id_derived: bool
     uid: str
     path: str
     backend: str
-    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[int] = ..., cluster_id_derived: _Optional[bool] = ..., uid: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ...) -> None: ...
+    pegasus_address: str
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[int] = ..., cluster_id_derived: _Optional[bool] = ..., uid: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ..., pegasus_address: _Optional[str] = ...) -> None: ...
 
 class TableRef(_message.Message):
     __slots__ = ("table", "partitions")

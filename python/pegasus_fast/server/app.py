@@ -30,6 +30,7 @@ from .follower_service import FollowerService
 if TYPE_CHECKING:
     from ..multinode.member import Member
     from .pegasus_front import PegasusFront
+    from .pegasus_native import RustPegasusFront
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,13 @@ class Server:
             options=_SERVER_OPTIONS,
         )
         meta = None
+        self.pegasus_address: Address | None = None
+
+        # a node of a multi-node cluster answers data for the partitions it owns: gRPC checks that,
+        # the Pegasus port does not, so pf.connect is not sent there
+        def data() -> str:
+            return "" if self.pegasus_address is None or member is not None else self.pegasus_address.target
+
         if member is not None:
             from ..multinode.meta import Meta
             from ..multinode.placement import Placement
@@ -160,7 +168,7 @@ class Server:
             meta = Meta(member, Placement(member))
             rpc.add_MetaServicer_to_server(MetaService(meta), self._grpc)
             rpc.add_NodeServicer_to_server(NodeService(cluster, member), self._grpc)
-        rpc.add_ClientServicer_to_server(ClientService(cluster, member, meta), self._grpc)
+        rpc.add_ClientServicer_to_server(ClientService(cluster, member, meta, data), self._grpc)
         rpc.add_FollowerServicer_to_server(FollowerService(cluster, member, meta), self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
@@ -182,12 +190,12 @@ class Server:
             httpd, _thread = start_http_server(maddr.port, maddr.host, registry=cluster.metric_set.registry)
             self._metrics_http = httpd
             self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
-        self.pegasus: PegasusFront | None = None
-        self.pegasus_address: Address | None = None
+        self.pegasus: PegasusFront | RustPegasusFront | None = None
         if pegasus_listen is not None:
-            from .pegasus_front import PegasusFront
+            from .pegasus_native import open_front
 
-            self.pegasus = PegasusFront(cluster, pegasus_listen, pegasus_allow)
+            # the Rust front end with the Rust backend, the asyncio one otherwise
+            self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow)
             self.pegasus_address = self.pegasus.address
         self._grpc.start()
         for name in ("", *SERVICES):

@@ -7,7 +7,7 @@ serving goes back in the trailing metadata and the server keeps serving.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -64,12 +64,20 @@ class ClientService(rpc.ClientServicer):
     """``member``: this process is a node of a multi-node cluster (multinode/member.py); it answers only
     for the partitions it owns, and table changes go through the meta leader (``meta``)."""
 
-    def __init__(self, cluster: Cluster, member: Member | None = None, meta: Meta | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        member: Member | None = None,
+        meta: Meta | None = None,
+        data_address: Callable[[], str] | None = None,
+    ) -> None:
         if (member is None) != (meta is None):
             raise InvalidArgumentError("a node's services take both its member and its meta")
         self.c = cluster
         self.m = member
         self.meta = meta
+        #: the Pegasus-protocol data port's host:port, which Info tells pf.connect ("" without one)
+        self.data_address = data_address or (lambda: "")
 
     def _table(self, name: str, hash_key: bytes, sort_key: bytes | None, write: bool) -> Table:
         """The table of a one-partition call, once the node may answer it."""
@@ -112,6 +120,7 @@ class ClientService(rpc.ClientServicer):
             uid=i.uid,
             path=i.path,
             backend=i.backend,
+            pegasus_address=self.data_address(),
         )
 
     # -- tables ---------------------------------------------------------------------

@@ -15,10 +15,11 @@ read its replies, is not read further until that changes.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import ipaddress
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 MAX_INFLIGHT = 256
 #: the most requests one handle_batch call takes
 MAX_BATCH = 4096
+#: upper bounds of the batch-size histogram's buckets (then +Inf), as the Rust front end keeps them
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 START_TIMEOUT = 10.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -118,7 +121,9 @@ class PegasusFront:
             "protocol_errors": 0,
             "requests": 0,
             "batches": 0,
+            "batch_requests": 0,
         }
+        self._batch_hist = [0] * (len(BATCH_BUCKETS) + 1)
         self._loop = asyncio.new_event_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pegasus-batch")
         self._queue: asyncio.Queue[tuple[Request, _Conn]] = asyncio.Queue()
@@ -138,7 +143,7 @@ class PegasusFront:
                 raise ready[0]
             raise OSError(f"the Pegasus front end did not start on {addr.target}")
         self.address: Address = ready[0]
-        self._collector = _Collector(self.stats)
+        self._collector = FrontCollector(self.stats, self.batch_histogram)
         self._registry = cluster.metric_set.registry
         self._registry.register(self._collector)
 
@@ -244,8 +249,14 @@ class PegasusFront:
                     for op, seqid, app_id, pidx, name, _ in requests
                 ]
             self.stats["batches"] += 1
+            self.stats["batch_requests"] += len(requests)
+            self._batch_hist[bisect.bisect_left(BATCH_BUCKETS, len(requests))] += 1
             for (_, conn), resp in zip(items, responses):
                 conn.reply(resp)
+
+    def batch_histogram(self) -> list[tuple[int | None, int]]:
+        """``[(upper bound, batches), ...]``; the last bound None (+Inf)."""
+        return list(zip([*BATCH_BUCKETS, None], self._batch_hist))
 
     # -- stopping ---------------------------------------------------------------------
 
@@ -259,6 +270,9 @@ class PegasusFront:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(START_TIMEOUT)
         self._executor.shutdown(wait=True)
+        close = getattr(self.handler, "close", None)
+        if close is not None:
+            close()
         try:
             self._registry.unregister(self._collector)
         except KeyError:
@@ -316,11 +330,15 @@ class _Guarded(asyncio.StreamReaderProtocol):
             super().connection_lost(exc)
 
 
-class _Collector:
-    """The front end's counters as Prometheus metrics on the cluster's registry."""
+class FrontCollector:
+    """A front end's counters and batch-size histogram as Prometheus metrics on the cluster's
+    registry (both front ends export the same names)."""
 
-    def __init__(self, stats: dict[str, int]) -> None:
+    def __init__(
+        self, stats: Mapping[str, int], histogram: Callable[[], list[tuple[int | None, int]]]
+    ) -> None:
         self._stats = stats
+        self._histogram = histogram
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily
@@ -337,6 +355,18 @@ class _Collector:
             ("batches", "batches handed to the store"),
         ):
             yield CounterMetricFamily(f"pegasus_front_{key}", text, value=self._stats[key])
+        from prometheus_client.core import HistogramMetricFamily
+
+        buckets, total = [], 0
+        for bound, n in self._histogram():
+            total += n
+            buckets.append(("+Inf" if bound is None else str(bound), total))
+        yield HistogramMetricFamily(
+            "pegasus_front_batch_size",
+            "requests per handle_batch call (they grow under load)",
+            buckets=buckets,
+            sum_value=self._stats["batch_requests"],
+        )
 
 
-__all__ = ["PegasusFront", "check_listen", "parse_allow"]
+__all__ = ["BATCH_BUCKETS", "FrontCollector", "PegasusFront", "check_listen", "parse_allow"]

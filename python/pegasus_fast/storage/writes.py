@@ -126,6 +126,14 @@ class PartitionWrites:
 
     def write(self, ops: list[tuple[Any, ...]]) -> int:
         """Log and apply one mutation made of ``ops``; returns its decree once durable."""
+        decree, offset = self.write_unsynced(ops)
+        self.wait_durable(decree, offset)
+        return decree
+
+    def write_unsynced(self, ops: list[tuple[Any, ...]]) -> tuple[int, int]:
+        """:meth:`write` up to durability: ``(decree, WAL offset)``, logged and applied but not
+        yet acknowledged; pass both to :meth:`wait_durable` before answering anyone. A front end
+        writes several partitions this way and waits for their fsyncs at once."""
         with self.lock:
             if self.state != PartitionState.SERVING:
                 self.check_available(True)
@@ -139,11 +147,14 @@ class PartitionWrites:
             self._last_ts = ts
             offset = self._log_and_apply([(decree, ts, self.cluster_id, ops)], True)
             self.last_committed = decree
+        return decree, offset
+
+    def wait_durable(self, decree: int, offset: int) -> None:
+        """Return once a :meth:`write_unsynced` is durable (group commit), telling the hooks."""
         if self._must_sync:
             self._after_commit(decree, offset)
         else:
             self._durable(self, decree)
-        return decree
 
     def write_checked(
         self, decide: Callable[[Callable[[bytes], bytes | None]], tuple[list[tuple[Any, ...]], Any]]

@@ -2,6 +2,7 @@
 //! core modules with the GIL released; this layer only converts.
 
 mod convert;
+mod front;
 mod scan;
 
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pyo3::import_exception!(pegasus_fast.errors, InvalidTypeError);
 static WAL_CORRUPTION_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 static CHECKSUM_MISMATCH_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 static FILE_CHANGED_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static PEGASUS_PROTOCOL_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 
 /// The one place a core error becomes a Python exception.
 impl From<Error> for PyErr {
@@ -61,6 +63,9 @@ impl From<Error> for PyErr {
                     .import(py, "pegasus_fast.errors", "FileChangedError")
                     .and_then(|cls| cls.call1((path, expected_size, actual_size))),
                 Error::InvalidArgument(msg) => return InvalidArgumentError::new_err(msg),
+                Error::Protocol { offset, reason } => PEGASUS_PROTOCOL_ERROR
+                    .import(py, "pegasus_fast.errors", "PegasusProtocolError")
+                    .and_then(|cls| cls.call1((offset, reason))),
                 // pyo3 maps most kinds to the OSError subclass Python would raise,
                 // but not these two.
                 Error::Io(err) if err.kind() == std::io::ErrorKind::IsADirectory => {
@@ -461,5 +466,8 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_hash_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_copy_and_hash, m)?)?;
     m.add_function(wrap_pyfunction!(py_verify_manifest, m)?)?;
+    m.add_class::<front::PyFront>()?;
+    m.add_class::<front::PyClient>()?;
+    m.add_function(wrap_pyfunction!(front::bench_served, m)?)?;
     Ok(())
 }

@@ -3,8 +3,10 @@
 ``BatchHandler.handle_batch(requests) -> responses`` is the one call a front end
 makes per batch, whichever connections the requests came from (the asyncio front
 end today, a Rust one later). The writes of one partition become one mutation:
-one WAL append, one RocksDB write, one group-commit wait for all of them; then
-the reads run, so a read sees every write that arrived with or before it.
+one WAL append, one RocksDB write, one group-commit fsync for all of them; the
+fsyncs of the batch's partitions run at once, on a small pool, while the reads
+run (a read sees every write that arrived with or before it: it is applied),
+and nothing is answered before every write of the batch is durable.
 Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ...errors import (
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 MULTI_GET_MAX_COUNT = 3000
 #: every partition of a single node is served at this ballot (it never changes hands)
 BALLOT = 1
+#: partitions of one batch whose WAL fsyncs run at once
+SYNC_WORKERS = 16
 _PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE = (
     int(Op.PUT),
     int(Op.DELETE),
@@ -93,6 +98,13 @@ class BatchHandler:
         self.cluster = cluster
         self.multi_get_max_count = multi_get_max_count
         self._tables: dict[int, Table] = {}
+        self._sync_pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Stop the fsync pool (a front end's stop calls it); a later batch starts it again."""
+        pool, self._sync_pool = self._sync_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     # -- tables -------------------------------------------------------------------
 
@@ -141,13 +153,16 @@ class BatchHandler:
                     out[i] = (op, seqid, app_id, pidx, name, codes.ERR_HANDLER_NOT_FOUND, None)
             except Exception as exc:
                 out[i] = self._answer_failure(req, exc)
+        logged: list[_Logged] = []
         for (app_id, pidx), items in writes.items():
-            self._write_group(requests, out, app_id, pidx, items)
+            self._write_group(requests, out, app_id, pidx, items, logged)
+        syncs = self._start_syncs(logged)
         for i, table in reads:
             try:
                 out[i] = self._read(requests[i], table)
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
+        self._finish_syncs(requests, out, logged, syncs)
         return out
 
     def _answer_failure(self, req: Request, exc: BaseException) -> Response:
@@ -220,8 +235,10 @@ class BatchHandler:
         app_id: int,
         pidx: int,
         items: list[tuple[int, tuple[Any, ...], int]],
+        logged: list[_Logged],
     ) -> None:
-        """The writes of one partition as few mutations as the write-size limit allows."""
+        """The writes of one partition as few mutations as the write-size limit allows, logged
+        and applied; ``logged`` gets each mutation, to be made durable before it is answered."""
         table = self._tables.get(app_id)
         start = 0
         while start < len(items):
@@ -234,7 +251,37 @@ class BatchHandler:
             try:
                 if table is None:
                     raise TableNotFoundError(f"app {app_id}")
-                decree = table.partitions[pidx].write([wop for _, wop, _ in chunk])
+                part = table.partitions[pidx]
+                decree, offset = part.write_unsynced([wop for _, wop, _ in chunk])
+            except Exception as exc:
+                for i, _, _ in chunk:
+                    out[i] = self._answer_failure(requests[i], exc)
+                continue
+            logged.append((part, decree, offset, app_id, pidx, chunk))
+
+    def _start_syncs(self, logged: list[_Logged]) -> list[Future[None]] | None:
+        """The WAL fsyncs of several partitions, started at once (one needs no pool)."""
+        if len(logged) < 2:
+            return None
+        if self._sync_pool is None:
+            self._sync_pool = ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="pegasus-fsync")
+        return [
+            self._sync_pool.submit(part.wait_durable, decree, offset) for part, decree, offset, *_ in logged
+        ]
+
+    def _finish_syncs(
+        self,
+        requests: Sequence[Request],
+        out: list[Any],
+        logged: list[_Logged],
+        syncs: list[Future[None]] | None,
+    ) -> None:
+        for n, (part, decree, offset, app_id, pidx, chunk) in enumerate(logged):
+            try:
+                if syncs is None:
+                    part.wait_durable(decree, offset)
+                else:
+                    syncs[n].result()
             except Exception as exc:
                 for i, _, _ in chunk:
                     out[i] = self._answer_failure(requests[i], exc)
@@ -323,6 +370,11 @@ class BatchHandler:
         wanted = range(n) if not indices else [i for i in indices if 0 <= i < n]
         parts = [(i, BALLOT, table.partitions[i].last_committed) for i in wanted]
         return codes.ERR_OK, table.app_id, n, parts
+
+
+#: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,
+#: app id, partition index, [(request index, storage op, size), ...])
+_Logged = tuple[Any, int, int, int, int, list[tuple[int, tuple[Any, ...], int]]]
 
 
 def _check_size(*parts: bytes) -> None:

@@ -1,0 +1,122 @@
+"""``pf.connect``'s data calls over the server's Pegasus-protocol port (DESIGN.md §8, §11).
+
+RemoteTable hands its data calls (get, set, delete, multi_get, multi_set, multi_delete,
+sort-key counts and TTLs) to a :class:`DataPlane` when the server's Info names a data port;
+administration, duplication and the follower service stay on gRPC. The calls go through the
+Rust client (``PegasusClientCore``: blocking sockets from a pool, waiting with the GIL
+released, so client threads scale) or, under the pure-Python backend, its twin here: the
+same frames (net/pegasus/calls.py), the same compact results.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import Any
+
+from .. import _backend
+from ..errors import (
+    DataCorruptionError,
+    InvalidArgumentError,
+    PartitionUnavailableError,
+    PegasusFastError,
+    PegasusProtocolError,
+    TableNotFoundError,
+)
+from ..net.pegasus import codes
+from ..net.pegasus.calls import decode_reply, encode_call
+from ..net.pegasus.frame import DEFAULT_MAX_FRAME
+
+_LEN = struct.Struct(">i")
+
+
+class PyClientCore:
+    """The pure-Python twin of ``_rust.PegasusClientCore``: ``call(op, app_id, pidx, args)``."""
+
+    def __init__(self, host: str, port: int, timeout: float | None = None) -> None:
+        self._addr = (host, port)
+        self._timeout = timeout
+        self._pool: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._seqid = 0
+
+    def _conn(self) -> socket.socket:
+        with self._lock:
+            if self._pool:
+                return self._pool.pop()
+        s = socket.create_connection(self._addr, timeout=self._timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return s
+
+    def call(self, op: int, app_id: int, pidx: int, args: Any) -> tuple[str, Any]:
+        with self._lock:
+            self._seqid = (self._seqid + 1) & 0x7FFFFFFF
+            seqid = self._seqid
+        frame = encode_call(op, seqid, app_id, pidx, tuple(args))
+        s = self._conn()
+        try:
+            s.sendall(frame)
+            (n,) = _LEN.unpack(_recv(s, 4))
+            if n < 4 or n > DEFAULT_MAX_FRAME:
+                raise PegasusProtocolError(0, f"reply length {n}")
+            error, _, got, result = decode_reply(op, _recv(s, n - 4))
+            if got != seqid:
+                raise PegasusProtocolError(0, f"reply to sequence id {got}, not {seqid}")
+        except BaseException:
+            s.close()
+            raise
+        with self._lock:
+            self._pool.append(s)
+        return error, result
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, []
+        for s in pool:
+            s.close()
+
+
+def _recv(s: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise ConnectionError(f"the server closed the connection after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+class DataPlane:
+    """A table's data calls on the Pegasus port at ``host:port``."""
+
+    def __init__(self, host: str, port: int, timeout: float | None) -> None:
+        core = getattr(_backend.impl, "PegasusClientCore", None)
+        self.core: Any = (core or PyClientCore)(host, port, timeout)
+        self.target = f"{host}:{port}"
+
+    def call(self, table: str, op: int, app_id: int, pidx: int, args: tuple[Any, ...]) -> Any:
+        """The result of one call, or the typed error its answer means (protocol §5)."""
+        error, result = self.core.call(op, app_id, pidx, args)
+        if error != codes.ERR_OK:
+            if error == codes.ERR_OBJECT_NOT_FOUND:
+                raise TableNotFoundError(table)
+            if error == codes.ERR_INVALID_STATE:
+                raise PartitionUnavailableError(table, pidx, "not serving")
+            raise PegasusFastError(f"{self.target}: {RPC_NAME.get(op, op)} of {table!r} answered {error}")
+        status = result[0]
+        if status in (codes.K_OK, codes.K_NOT_FOUND, codes.K_INCOMPLETE):
+            return result
+        if status == codes.K_INVALID_ARGUMENT:
+            raise InvalidArgumentError(f"{self.target} refused the arguments of {RPC_NAME.get(op, op)}")
+        if status == codes.K_CORRUPTION:
+            raise DataCorruptionError(self.target, f"corruption in {table!r} partition {pidx}")
+        raise OSError(f"{self.target}: {RPC_NAME.get(op, op)} of {table!r} failed (rocksdb status {status})")
+
+    def close(self) -> None:
+        self.core.close()
+
+
+RPC_NAME = {op: name for name, op in codes.RPC_OPS.items()}
+
+__all__ = ["DataPlane", "PyClientCore"]

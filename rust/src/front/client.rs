@@ -1,0 +1,124 @@
+//! A Pegasus-protocol client for `pf.connect`'s data calls: blocking sockets
+//! from a small pool, so every calling thread has its own connection and the
+//! glue waits with the GIL released. The twin of `client/native.py`'s socket
+//! client: the same request bytes, the same compact results.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::proto::{self, Args, Outcome};
+use crate::error::{Error, Result};
+
+/// The largest reply accepted (a largest value and its keys, with room).
+pub const MAX_REPLY: usize = proto::DEFAULT_MAX_FRAME as usize;
+/// Idle connections kept for reuse.
+const POOL: usize = 64;
+
+pub struct Client {
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+    pool: Mutex<Vec<TcpStream>>,
+    seqid: AtomicI32,
+}
+
+impl Client {
+    pub fn new(host: &str, port: u16, timeout: Option<Duration>) -> Result<Client> {
+        let addr = (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| Error::InvalidArgument(format!("{host}:{port} has no address")))?;
+        Ok(Client {
+            addr,
+            timeout,
+            pool: Mutex::new(Vec::new()),
+            seqid: AtomicI32::new(1),
+        })
+    }
+
+    fn connection(&self) -> Result<TcpStream> {
+        if let Some(s) = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(s);
+        }
+        let s = match self.timeout {
+            Some(t) => TcpStream::connect_timeout(&self.addr, t)?,
+            None => TcpStream::connect(self.addr)?,
+        };
+        s.set_nodelay(true)?;
+        s.set_read_timeout(self.timeout)?;
+        s.set_write_timeout(self.timeout)?;
+        Ok(s)
+    }
+
+    /// One call: `(rDSN error, result)`; the result is `Outcome::None` unless ERR_OK.
+    pub fn call(&self, op: u8, app_id: i32, pidx: i32, args: &Args) -> Result<(String, Outcome)> {
+        let name = proto::name_of(op)
+            .ok_or_else(|| Error::InvalidArgument(format!("no RPC has operation {op}")))?;
+        let seqid = self.seqid.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let body = proto::encode_request(op, name, seqid, args);
+        let mut frame = Vec::with_capacity(proto::HEADER_V0 + body.len());
+        frame.extend_from_slice(&proto::encode_v0_header(body.len(), app_id, pidx));
+        frame.extend_from_slice(&body);
+        let mut s = self.connection()?;
+        let data = exchange(&mut s, &frame).map_err(|e| match e {
+            Error::Io(e) if is_timeout(&e) => Error::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no reply from {} in time", self.addr),
+            )),
+            e => e,
+        })?;
+        let (error, _name, got, result) = proto::decode_reply(op, &data)?;
+        if got != seqid {
+            return Err(Error::Protocol {
+                offset: 0,
+                reason: format!("reply to sequence id {got}, not {seqid}"),
+            });
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOL {
+            pool.push(s);
+        }
+        Ok((error, result))
+    }
+
+    /// Drop the idle connections.
+    pub fn close(&self) {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Send a frame, read one reply frame's content (after its length).
+fn exchange(s: &mut TcpStream, frame: &[u8]) -> Result<Vec<u8>> {
+    s.write_all(frame)?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let n = i32::from_be_bytes(len);
+    if n < 4 || n as usize > MAX_REPLY {
+        return Err(Error::Protocol {
+            offset: 0,
+            reason: format!("reply length {n}"),
+        });
+    }
+    let mut data = vec![0u8; n as usize - 4];
+    s.read_exact(&mut data)?;
+    Ok(data)
+}
+
+impl From<super::thrift::ProtocolError> for Error {
+    fn from(e: super::thrift::ProtocolError) -> Self {
+        Error::Protocol {
+            offset: e.offset,
+            reason: e.reason,
+        }
+    }
+}
+
+/// A socket timeout: Linux says EAGAIN (WouldBlock), others TimedOut.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}

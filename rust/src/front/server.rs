@@ -1,0 +1,537 @@
+//! The served data plane's front end (DESIGN.md §11): tokio accepts
+//! connections, checks the allowlist before reading a byte, reads bounded
+//! frames, decodes compact requests, and queues every request that is ready,
+//! across all connections, for one consumer that takes them all at once
+//! ([`Front::next_batch`]): the Python glue, which hands the batch to
+//! `BatchHandler.handle_batch` taking the GIL once. While it works, the
+//! connections go on reading, so under load the next batch grows by itself.
+//! Answers come back through [`Front::complete`], are encoded here and
+//! written by each connection's writer task.
+//!
+//! A connection holds at most `max_inflight` requests unanswered: a reply
+//! releases its slot once written, so a client that does not read its
+//! replies stops being read. A stalled client holds a parked task and its
+//! buffered bytes, never a thread; a body is buffered as it arrives, never
+//! allocated from a header's claim.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::proto::{self, Request, Response};
+use super::thrift::ProtocolError;
+
+/// Upper bounds of the batch-size histogram's buckets (the last one is +Inf).
+pub const BATCH_BUCKETS: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+/// Replies gathered into one write at most.
+const WRITE_COALESCE: usize = 1 << 20;
+
+/// An IPv4 or IPv6 network.
+#[derive(Debug, Clone, Copy)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) if self.addr.is_ipv4() => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => return false,
+            },
+            ip => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FrontConfig {
+    pub max_frame: u64,
+    pub max_inflight: usize,
+    /// empty: everyone
+    pub allow: Vec<Cidr>,
+    /// tokio worker threads
+    pub workers: usize,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    pub refused: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub requests: AtomicU64,
+    pub batches: AtomicU64,
+    pub batch_sum: AtomicU64,
+    /// counts per bucket of BATCH_BUCKETS, then one for larger batches
+    pub batch_hist: [AtomicU64; BATCH_BUCKETS.len() + 1],
+}
+
+impl Stats {
+    fn record_batch(&self, n: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batch_sum.fetch_add(n as u64, Ordering::Relaxed);
+        let i = BATCH_BUCKETS
+            .iter()
+            .position(|&b| n as u64 <= b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        self.batch_hist[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One connection's writing side, as a batch's requests carry it.
+pub struct ConnOut {
+    tx: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit)>,
+    server: Vec<u8>,
+    primary: i64,
+}
+
+/// A request waiting for the store, with what its answer needs.
+pub struct Pending {
+    pub req: Request,
+    conn: Arc<ConnOut>,
+    permit: OwnedSemaphorePermit,
+}
+
+struct Shared {
+    queue: Mutex<Vec<Pending>>,
+    ready: Condvar,
+    stopped: AtomicBool,
+    stats: Stats,
+    cfg: FrontConfig,
+}
+
+impl Shared {
+    fn push(&self, p: Pending) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.push(p);
+        if q.len() == 1 {
+            self.ready.notify_one();
+        }
+    }
+}
+
+pub struct Front {
+    shared: Arc<Shared>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    pub local_addr: SocketAddr,
+}
+
+impl Front {
+    /// Listen on `host:port` (port 0: a free one) and serve until [`Front::stop`].
+    pub fn start(host: IpAddr, port: u16, cfg: FrontConfig) -> io::Result<Front> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cfg.workers.max(1))
+            .thread_name("pegasus-front")
+            .enable_all()
+            .build()?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Vec::new()),
+            ready: Condvar::new(),
+            stopped: AtomicBool::new(false),
+            stats: Stats::default(),
+            cfg,
+        });
+        let listener = runtime.block_on(async {
+            let socket = if host.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(SocketAddr::new(host, port))?;
+            socket.listen(1024)
+        })?;
+        let local_addr = listener.local_addr()?;
+        let acc = shared.clone();
+        runtime.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, peer)) => accept(&acc, stream, peer),
+                    // out of descriptors and the like: back off, keep listening
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        });
+        Ok(Front {
+            shared,
+            runtime: Mutex::new(Some(runtime)),
+            local_addr,
+        })
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Every request ready (at most `max`), waiting up to `wait` for the first;
+    /// empty on timeout, None once stopped. Call it without the GIL.
+    pub fn next_batch(&self, max: usize, wait: Duration) -> Option<Vec<Pending>> {
+        let s = &self.shared;
+        let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if s.stopped.load(Ordering::Acquire) {
+                return None;
+            }
+            if !q.is_empty() {
+                break;
+            }
+            let (guard, timeout) = s
+                .ready
+                .wait_timeout(q, wait)
+                .unwrap_or_else(|e| e.into_inner());
+            q = guard;
+            if timeout.timed_out() && q.is_empty() {
+                return Some(Vec::new());
+            }
+        }
+        let batch: Vec<Pending> = if q.len() <= max {
+            std::mem::take(&mut *q)
+        } else {
+            q.drain(..max).collect()
+        };
+        drop(q);
+        s.stats.record_batch(batch.len());
+        Some(batch)
+    }
+
+    /// Encode the answers of a batch and hand them to their connections' writers.
+    /// `responses[i]` answers `batch[i]`; a missing one is answered ERR_UNKNOWN.
+    pub fn complete(&self, batch: Vec<Pending>, responses: Vec<Option<Response>>) {
+        let mut responses = responses.into_iter();
+        for p in batch {
+            let resp = responses.next().flatten().unwrap_or_else(|| Response {
+                op: p.req.op,
+                seqid: p.req.seqid,
+                app_id: p.req.app_id,
+                pidx: p.req.pidx,
+                name: p.req.name.clone(),
+                error: proto::ERR_UNKNOWN.to_owned(),
+                result: proto::Outcome::None,
+            });
+            let mut out = Vec::new();
+            proto::encode_response(&resp, &p.conn.server, p.conn.primary, &mut out);
+            if !out.is_empty() {
+                // a closed connection's writer is gone: its answers go nowhere
+                let _ = p.conn.tx.send((out, p.permit));
+            }
+        }
+    }
+
+    /// Close the port and every connection; safe twice. Requests not answered are dropped.
+    pub fn stop(&self) {
+        let s = &self.shared;
+        s.stopped.store(true, Ordering::Release);
+        s.ready.notify_all();
+        let rt = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rt) = rt {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        s.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn accept(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let allow = &shared.cfg.allow;
+    if !allow.is_empty() && !allow.iter().any(|c| c.contains(peer.ip())) {
+        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        // closed without ever reading the socket
+        drop(stream);
+        return;
+    }
+    shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        if let Err(Failure::Protocol) = serve(&shared, stream).await {
+            shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Why a connection ended early: bytes that break the protocol (counted), or the socket.
+enum Failure {
+    Protocol,
+    Io,
+}
+
+impl From<ProtocolError> for Failure {
+    fn from(_: ProtocolError) -> Self {
+        Failure::Protocol
+    }
+}
+
+async fn serve(shared: &Arc<Shared>, stream: TcpStream) -> Result<(), Failure> {
+    let local = stream.local_addr().map_err(|_| Failure::Io)?;
+    let primary = match local.ip() {
+        IpAddr::V4(v4) => proto::rpc_address(v4, local.port()),
+        IpAddr::V6(_) => 0,
+    };
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_replies(wr, rx));
+    let out = Arc::new(ConnOut {
+        tx,
+        server: format!("{}:{}", local.ip(), local.port()).into_bytes(),
+        primary,
+    });
+    let result = read_requests(shared, rd, &out).await;
+    if result.is_err() {
+        // what breaks the protocol closes its connection now, answers in flight included
+        writer.abort();
+    }
+    result
+}
+
+async fn read_requests<R: AsyncRead + Unpin>(
+    shared: &Arc<Shared>,
+    rd: R,
+    out: &Arc<ConnOut>,
+) -> Result<(), Failure> {
+    let cfg = &shared.cfg;
+    let slots = Arc::new(Semaphore::new(cfg.max_inflight));
+    let mut rd = BufReader::with_capacity(64 << 10, rd);
+    let mut offset: u64 = 0;
+    loop {
+        let mut hdr = [0u8; proto::HEADER_V0];
+        let got = read_full(&mut rd, &mut hdr[..proto::PREFIX]).await?;
+        if got == 0 {
+            return Ok(()); // closed between frames
+        }
+        if got < proto::PREFIX {
+            return Err(closed_inside(offset));
+        }
+        let hlen = proto::header_length(&hdr[..proto::PREFIX], offset)?;
+        if read_full(&mut rd, &mut hdr[proto::PREFIX..hlen]).await? < hlen - proto::PREFIX {
+            return Err(closed_inside(offset));
+        }
+        let (meta_len, body_len, mut app_id, mut pidx) =
+            proto::parse_header(&hdr[..hlen], offset, cfg.max_frame)?;
+        if meta_len > 0 {
+            let meta = read_bounded(&mut rd, meta_len, offset).await?;
+            (app_id, pidx) = proto::decode_meta(&meta, offset + hlen as u64)?;
+        }
+        let body = read_bounded(&mut rd, body_len, offset).await?;
+        let req = proto::decode_request(&body, app_id, pidx, offset + hlen as u64 + meta_len)?;
+        offset += hlen as u64 + meta_len + body_len;
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure::Io)?;
+        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        shared.push(Pending {
+            req,
+            conn: out.clone(),
+            permit,
+        });
+    }
+}
+
+fn closed_inside(_offset: u64) -> Failure {
+    Failure::Protocol
+}
+
+/// Read until `buf` is full or the peer closes; how many bytes were read.
+async fn read_full<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut [u8]) -> Result<usize, Failure> {
+    let mut n = 0;
+    while n < buf.len() {
+        match rd.read(&mut buf[n..]).await {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return Err(Failure::Io),
+        }
+    }
+    Ok(n)
+}
+
+/// `len` bytes, buffered as they arrive (a header's claim allocates nothing by itself).
+async fn read_bounded<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    len: u64,
+    offset: u64,
+) -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::with_capacity(len.min(64 << 10) as usize);
+    let got = rd
+        .take(len)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|_| Failure::Io)?;
+    if (got as u64) < len {
+        return Err(closed_inside(offset));
+    }
+    Ok(buf)
+}
+
+async fn write_replies(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<(Vec<u8>, OwnedSemaphorePermit)>,
+) {
+    let mut buf = Vec::new();
+    let mut slots = Vec::new();
+    while let Some((data, slot)) = rx.recv().await {
+        buf.extend_from_slice(&data);
+        slots.push(slot);
+        while buf.len() < WRITE_COALESCE {
+            match rx.try_recv() {
+                Ok((data, slot)) => {
+                    buf.extend_from_slice(&data);
+                    slots.push(slot);
+                }
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
+        slots.clear(); // written: the connection may be read further
+    }
+}
+
+/// Parse `"a.b.c.d/n"` (or a bare address) as a network.
+pub fn parse_cidr(text: &str) -> Option<Cidr> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
+        None => {
+            let a = text.parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    Cidr::new(addr, prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn front(allow: &str) -> Front {
+        let allow = if allow.is_empty() {
+            vec![]
+        } else {
+            vec![parse_cidr(allow).unwrap()]
+        };
+        let cfg = FrontConfig {
+            max_frame: 1 << 16,
+            max_inflight: 4,
+            allow,
+            workers: 1,
+        };
+        Front::start("127.0.0.1".parse().unwrap(), 0, cfg).unwrap()
+    }
+
+    #[test]
+    fn cidr() {
+        let c = parse_cidr("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.1.2.3".parse().unwrap()));
+        assert!(parse_cidr("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
+        assert!(parse_cidr("1.2.3.4/33").is_none());
+    }
+
+    #[test]
+    fn a_request_goes_through_a_batch() {
+        let f = front("");
+        let mut s = std::net::TcpStream::connect(f.local_addr).unwrap();
+        let args = proto::Args::Key(b"\0\x01hs".to_vec());
+        let body = proto::encode_request(proto::OP_GET, "RPC_RRDB_RRDB_GET", 3, &args);
+        s.write_all(&proto::encode_v0_header(body.len(), 1, 0))
+            .unwrap();
+        s.write_all(&body).unwrap();
+        let batch = loop {
+            let b = f.next_batch(100, Duration::from_millis(50)).unwrap();
+            if !b.is_empty() {
+                break b;
+            }
+        };
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].req.args, args);
+        let req = batch[0].req.clone();
+        let resp = Response {
+            op: req.op,
+            seqid: req.seqid,
+            app_id: 1,
+            pidx: 0,
+            name: req.name,
+            error: "ERR_OK".into(),
+            result: proto::Outcome::Read(0, b"v".to_vec()),
+        };
+        f.complete(batch, vec![Some(resp)]);
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut rest = vec![0u8; i32::from_be_bytes(len) as usize - 4];
+        s.read_exact(&mut rest).unwrap();
+        let (err, _, seqid, out) = proto::decode_reply(proto::OP_GET, &rest).unwrap();
+        assert_eq!(
+            (err.as_str(), seqid, out),
+            ("ERR_OK", 3, proto::Outcome::Read(0, b"v".to_vec()))
+        );
+        f.stop();
+        assert!(f.next_batch(1, Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn refused_peers_are_counted_and_never_read() {
+        let f = front("10.0.0.0/8");
+        let mut s = std::net::TcpStream::connect(f.local_addr).unwrap();
+        let _ = s.write_all(b"THFT");
+        let mut b = [0u8; 1];
+        assert!(matches!(s.read(&mut b), Ok(0) | Err(_)));
+        assert_eq!(f.stats().refused.load(Ordering::Relaxed), 1);
+        assert_eq!(f.stats().requests.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn garbage_closes_and_is_counted() {
+        let f = front("");
+        let mut s = std::net::TcpStream::connect(f.local_addr).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut b = [0u8; 1];
+        assert!(matches!(s.read(&mut b), Ok(0) | Err(_)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while f.stats().protocol_errors.load(Ordering::Relaxed) == 0 {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
