@@ -12,7 +12,10 @@ Figures, per backend:
   wire receive: ``learn.receive_files`` of the same checkpoint's chunks already in memory (what a
     served follower does with a gRPC stream's chunks; moves use the same function), with the
     fsync of the files the install waits for: bytes received per second;
-  cp -r + sync: ``cp -r`` of the checkpoint directory, then ``sync``.
+  cp -r + sync: ``cp -r`` of the checkpoint directory, then ``sync``;
+  before: the same two with the receive as it was before issue #17 item 5 (``receive_before``:
+    Python writes through fileio, then every file read back and hashed by the Rust
+    ``hash_file``), swapped into learn.py for its rounds.
 Every round starts after ``os.sync()``, with the source's files in the page cache.
 """
 
@@ -26,13 +29,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import pegasus_fast as pf
 from pegasus_fast import _backend, fileio
 from pegasus_fast.duplication import checkpoints as policy
 from pegasus_fast.duplication import learn
-from pegasus_fast.duplication.ports import SourceId
+from pegasus_fast.duplication.ports import Chunk, SourceId
 from pegasus_fast.engine.local_follower import LocalFollower
+from pegasus_fast.errors import ChecksumMismatchError, InvalidArgumentError
 
 
 def backends() -> list[str]:
@@ -66,6 +72,53 @@ def warm(directory: str) -> None:
                 pass
 
 
+def receive_before(target: str, manifest: list, chunks: Iterable[Chunk]) -> None:
+    """learn.receive_files before issue #17 item 5 (its verify_manifest was hash_file per file)."""
+    impl = _backend.impl
+    wanted = learn.check_manifest(manifest)
+    fds: dict[str, int] = {}
+    try:
+        for chunk in chunks:
+            if chunk.name not in wanted:
+                raise InvalidArgumentError(f"a chunk names a file outside the manifest: {chunk.name!r}")
+            path = os.path.join(target, chunk.name)
+            size = wanted[chunk.name][0]
+            if impl.crc32c(chunk.data) != chunk.crc32c:
+                raise ChecksumMismatchError(path, "crc32c", "crc32c")
+            if chunk.offset < 0 or chunk.offset + len(chunk.data) > size:
+                raise ChecksumMismatchError(path, f"{size} bytes", "past it")
+            fd = fds.get(chunk.name)
+            if fd is None:
+                fd = fds[chunk.name] = fileio.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW)
+            held = os.fstat(fd).st_size
+            if chunk.offset > held:
+                raise InvalidArgumentError("a hole")
+            if chunk.offset < held:
+                fileio.truncate(fd, chunk.offset)
+            os.lseek(fd, chunk.offset, os.SEEK_SET)
+            fileio.write(fd, chunk.data)
+    finally:
+        for fd in fds.values():
+            fileio.close(fd)
+    for name, (size, _digest) in wanted.items():
+        if size == 0 and name not in fds:
+            fileio.close(fileio.open(os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW))
+    for name, size, digest in manifest:
+        path = os.path.join(target, name)
+        if impl.hash_file(path) != (size, digest):
+            raise ChecksumMismatchError(path, digest, "?")
+
+
+@contextmanager
+def receive_as_before() -> Iterator[None]:
+    saved = learn.receive_files
+    learn.receive_files = receive_before  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        learn.receive_files = saved  # type: ignore[assignment]
+
+
 def embedded(root: str, k: int, directory: str, manifest: list, decree: int) -> float:
     dst = pf.Cluster.open(os.path.join(root, f"dst-{k}"), name="target")
     try:
@@ -74,7 +127,9 @@ def embedded(root: str, k: int, directory: str, manifest: list, decree: int) -> 
         os.sync()
         start = time.perf_counter()
         offsets = follower.checkpoint_offsets("big", 0, decree, manifest)
-        follower.learn_checkpoint("big", 0, decree, manifest, policy.read_chunks(directory, manifest, offsets))
+        follower.learn_checkpoint(
+            "big", 0, decree, manifest, policy.read_chunks(directory, manifest, offsets)
+        )
         elapsed = time.perf_counter() - start
         assert dst.table("big").partitions[0].source_decree == decree
     finally:
@@ -89,7 +144,7 @@ def wire_receive(root: str, chunks: list, manifest: list) -> float:
     os.makedirs(target)
     os.sync()
     start = time.perf_counter()
-    learn.receive_files(target, manifest, iter(chunks))
+    learn.receive_files(target, manifest, iter(chunks))  # looked up now: receive_as_before swaps it
     fileio.fsync_tree(target)  # the install waits for it (learn._take_checkpoint, transfer.receive)
     elapsed = time.perf_counter() - start
     shutil.rmtree(target, ignore_errors=True)
@@ -113,7 +168,9 @@ def main() -> int:
     ap.add_argument("--mb", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument(
-        "--backend", action="append", choices=["rust", "python"],
+        "--backend",
+        action="append",
+        choices=["rust", "python"],
         help="repeatable; default rust (the twin's pure-Python crc32c makes it minutes per round)",
     )
     args = ap.parse_args()
@@ -127,15 +184,24 @@ def main() -> int:
             chunks = list(policy.read_chunks(directory, manifest, {}))
             times: dict[str, list[float]] = {"cp -r + sync": []}
             k = 0
-            for _ in range(args.rounds):
-                for name in args.backend or ["rust"]:
-                    with _backend.use(name):
+            runs: list[tuple[str, str, bool]] = []  # (label, backend, receive as before)
+            for name in args.backend or ["rust"]:
+                runs.append((name, name, False))
+            runs.append(("before", "rust", True))
+            for r in range(args.rounds):
+                # each round in another order: no variant always runs first (or right after cp)
+                order = runs[r % len(runs) :] + runs[: r % len(runs)]
+                for label, name, before in order:
+                    with _backend.use(name), receive_as_before() if before else nullcontext():
                         k += 1
-                        times.setdefault(f"{name}: embedded learn", []).append(
+                        times.setdefault(f"{label}: embedded learn", []).append(
                             embedded(root, k, directory, manifest, decree)
                         )
-                        times.setdefault(f"{name}: wire receive", []).append(wire_receive(root, chunks, manifest))
-                times["cp -r + sync"].append(cp_sync(root, directory))
+                        times.setdefault(f"{label}: wire receive", []).append(
+                            wire_receive(root, chunks, manifest)
+                        )
+                    if (label, name, before) == order[len(order) // 2]:
+                        times["cp -r + sync"].append(cp_sync(root, directory))
         finally:
             src.close()
     cp = statistics.median(times["cp -r + sync"])

@@ -102,9 +102,7 @@ def test_signature_matches_pyi(which: str, name: str) -> None:
 
 
 @pytest.mark.parametrize("which", BACKENDS)
-@pytest.mark.parametrize(
-    "cls, method", sorted((c, m) for c, methods in CLASSES.items() for m in methods)
-)
+@pytest.mark.parametrize("cls, method", sorted((c, m) for c, methods in CLASSES.items() for m in methods))
 def test_class_signatures_match_pyi(which: str, cls: str, method: str) -> None:
     """A class's constructor (``self`` left out, as ``inspect.signature(cls)`` does) and methods;
     no public method beyond the .pyi's."""
