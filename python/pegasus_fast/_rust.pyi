@@ -8,7 +8,7 @@ it. Byte layouts are in ``docs/wal-format.md``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, final
 
 Op = tuple[Any, ...]
 #: (decree, timestamp_us, cluster_id, ops)
@@ -139,6 +139,7 @@ def scan_batch(it: Any, now: int, max_bytes: int) -> tuple[int, list[bytes], boo
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     """(size, blake3 hex digest) of a regular file; FileChangedError if it changes while read."""
 
+@final
 class CheckpointReceiver:
     """The follower's receive of a checkpoint's chunks into ``directory`` (which exists).
 
@@ -146,9 +147,9 @@ class CheckpointReceiver:
     does its I/O with the GIL released.
     """
 
-    def __init__(
-        self, directory: str | os.PathLike[str], manifest: list[ManifestEntry], sync: bool = True
-    ) -> None: ...
+    def __new__(
+        cls, directory: str | os.PathLike[str], manifest: list[ManifestEntry], sync: bool = True
+    ) -> CheckpointReceiver: ...
     def write(self, name: str, offset: int, data: bytes, crc32c: int) -> None:
         """Write one chunk at ``offset`` of its file, hashing it as it goes.
 
