@@ -125,28 +125,28 @@ FIGURES = [
     # like for like: the copy without fsync against shutil.copyfile (which does not sync),
     # and the durable copy (fsync of every file and the directory) against copyfile + fsync
     Figure(
-        "copy 256 MB: rust copy_and_hash(sync=False) / shutil.copyfile",
+        "copy 256 MB: rust learning copy (sync=False) / shutil.copyfile",
         time_ratio(COPY, "rust sync=False", "shutil"),
         1.5,
         at_least=False,
     ),
     Figure(
-        "copy 256 MB: rust copy_and_hash(sync=True) / shutil.copyfile+fsync",
+        "copy 256 MB: rust learning copy (sync=True) / shutil.copyfile+fsync",
         time_ratio(COPY, "rust", "shutil+fsync"),
         1.5,
         at_least=False,
     ),
     Figure(
-        "copy 256 MB: rust copy_and_hash(sync=True) / shutil.copyfile", time_ratio(COPY, "rust", "shutil")
+        "copy 256 MB: rust learning copy (sync=True) / shutil.copyfile", time_ratio(COPY, "rust", "shutil")
     ),
     Figure(
-        "copy 256 MB: python copy_and_hash(sync=True) / shutil.copyfile+fsync",
+        "copy 256 MB: python learning copy (sync=True) / shutil.copyfile+fsync",
         time_ratio(COPY, "python", "shutil+fsync"),
     ),
     Figure(
         "copy 256 MB: shutil.copyfile+fsync / shutil.copyfile", time_ratio(COPY, "shutil+fsync", "shutil")
     ),
-    Figure("copy 256 MB: rust copy_and_hash MB/s", mb_per_s(COPY, "rust"), unit="MB/s"),
+    Figure("copy 256 MB: rust learning copy MB/s", mb_per_s(COPY, "rust"), unit="MB/s"),
     Figure("Table.set ops/s: rust / rocksdict put", ops_ratio(SET, "rust", "rocksdict"), 0.40),
     Figure("Table.set ops/s: python / rocksdict put", ops_ratio(SET, "python", "rocksdict"), 0.40),
     Figure("multi_set(100) ops/s: rust / rocksdict WriteBatch", ops_ratio(MULTI, "rust", "rocksdict"), 0.60),

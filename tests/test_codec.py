@@ -246,7 +246,7 @@ def test_core_refusals_are_invalid_argument_errors(backend: ModuleType, tmp_path
     log.write_bytes(b"")
     calls = [
         lambda: backend.encode_block([]),
-        lambda: backend.verify_manifest(tmp_path, [("../x", 0, "00")]),
+        lambda: backend.CheckpointReceiver(tmp_path, [("../x", 0, "00")]),
         lambda: backend.scan_log_file(log, 5),
         lambda: backend.mutation_writes([(1, 1 << 56, 0, [(PUT, b"h", b"s", b"v", 0)])]),
     ]
@@ -484,9 +484,9 @@ def test_bad_scan_arguments_raise_typed_errors(backend: ModuleType, tmp_path: Pa
         with pytest.raises(_TYPE):
             replay(str(target), 0, "4096")
     with pytest.raises(_ARG):
-        backend.verify_manifest(str(tmp_path), [("log.1.0", 1)])
+        backend.CheckpointReceiver(str(tmp_path), [("log.1.0", 1)])
     with pytest.raises(_ARG):
-        backend.verify_manifest(str(tmp_path), [("log.1.0", -1, "0" * 64)])
+        backend.CheckpointReceiver(str(tmp_path), [("log.1.0", -1, "0" * 64)])
 
 
 def _reseal(block: bytearray) -> bytes:

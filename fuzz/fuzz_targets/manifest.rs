@@ -1,14 +1,17 @@
 //! Manifest checks over crafted entries: names (any bytes, as UTF-8 lossy),
-//! sizes and digests against a directory of a few real files. Verification
-//! and copying must refuse what is not a plain name, never touch anything
-//! outside the directories, and never panic.
+//! sizes and digests against a directory of a few real files. The receiver
+//! (the follower's half of a checkpoint copy) is sent each source file's bytes
+//! as crafted chunks: it must refuse what is not a plain name, pass only files
+//! that match their entries, never touch anything outside the directories, and
+//! never panic.
 #![no_main]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use _rust::filecopy::{check_name, copy_and_hash, hash_file, verify_manifest, ManifestEntry};
+use _rust::filecopy::receive::Receiver;
+use _rust::filecopy::{check_name, hash_file, ManifestEntry};
 use _rust::Error;
 use libfuzzer_sys::fuzz_target;
 
@@ -61,28 +64,54 @@ fuzz_target!(|input: &[u8]| {
         });
     }
     let all_plain = entries.iter().all(|e| plain(&e.name));
-    match verify_manifest(&src, &entries) {
-        Ok(()) => {
-            for e in &entries {
-                let (size, digest) = hash_file(&src.join(&e.name)).unwrap();
-                assert_eq!((size, &digest), (e.size, &e.digest));
-            }
-        }
-        Err(Error::InvalidArgument(_)) => {}
-        Err(Error::ChecksumMismatch { .. }) | Err(Error::Io(_)) => assert!(all_plain),
-        Err(e) => panic!("{e:?}"),
-    }
-    // Copy the same names into a fresh destination.
     let dst = root().join("dst");
     let _ = fs::remove_dir_all(&dst);
-    let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-    match copy_and_hash(&src, &dst, &names, input.first() == Some(&1), false) {
-        Ok(manifest) => {
-            assert!(all_plain);
-            verify_manifest(&dst, &manifest).expect("a copy verifies against its own manifest");
-        }
-        Err(Error::InvalidArgument(_)) | Err(Error::Io(_)) => {}
+    fs::create_dir_all(&dst).unwrap();
+    // chunk length and the offset it is sent at, from the input's last bytes
+    let step = usize::from(input.last().copied().unwrap_or(1).max(1));
+    let back = u64::from(input.first().copied().unwrap_or(0) % 4);
+    match Receiver::new(&dst, entries.clone(), false) {
+        Err(Error::InvalidArgument(_)) => {}
         Err(e) => panic!("{e:?}"),
+        Ok(mut r) => {
+            assert!(all_plain);
+            for e in &entries {
+                let path = src.join(&e.name);
+                // the source never sends a link's bytes (read_chunks opens with O_NOFOLLOW)
+                let Ok(meta) = fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let data = fs::read(&path).unwrap();
+                let mut at = 0usize;
+                while at < data.len() {
+                    let piece = &data[at..data.len().min(at + step)];
+                    let offset = (at as u64).saturating_sub(back) as i128;
+                    let piece = &data[offset as usize..offset as usize + piece.len()];
+                    match r.write(&e.name, offset, piece, _rust::crc::crc32c(piece, 0)) {
+                        Ok(())
+                        | Err(Error::ChecksumMismatch { .. })
+                        | Err(Error::InvalidArgument(_)) => {}
+                        Err(other) => panic!("{other:?}"),
+                    }
+                    at += step;
+                }
+            }
+            match r.finish() {
+                Ok(()) => {
+                    for e in &entries {
+                        let (size, digest) = hash_file(&dst.join(&e.name)).unwrap();
+                        assert_eq!((size, &digest), (e.size, &e.digest));
+                    }
+                }
+                Err(Error::ChecksumMismatch { .. })
+                | Err(Error::Io(_))
+                | Err(Error::InvalidArgument(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+        }
     }
     check_outside(root());
 });

@@ -22,10 +22,10 @@ ManifestEntry = tuple[str, int, str]
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
+    "CheckpointReceiver",
     "PegasusClientCore",
     "PegasusFrontCore",
     "bench_served",
-    "copy_and_hash",
     "crc32c",
     "crc64",
     "decode_block",
@@ -44,7 +44,6 @@ __all__ = [
     "scan_log_file",
     "scan_range",
     "scan_records",
-    "verify_manifest",
 ]
 
 BLOCK_HEADER_SIZE: int
@@ -167,21 +166,33 @@ def scan_range(
 def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     """(size, blake3 hex digest) of a regular file; FileChangedError if it changes while read."""
 
-def copy_and_hash(
-    src_dir: str | os.PathLike[str],
-    dst_dir: str | os.PathLike[str],
-    names: list[str],
-    link: bool = False,
-    sync: bool = True,
-) -> list[ManifestEntry]:
-    """Copy (or hard-link) files, fsync them and dst_dir when ``sync``, return their manifest entries.
+@final
+class CheckpointReceiver:
+    """The follower's receive of a checkpoint's chunks into ``directory`` (which exists).
 
-    ``names`` are plain file names (InvalidArgumentError otherwise); a symlink or
-    non-regular file among them is InvalidArgumentError, never followed.
+    ``manifest`` names plain files, each once (InvalidArgumentError otherwise). Every call
+    does its I/O with the GIL released.
     """
 
-def verify_manifest(directory: str | os.PathLike[str], manifest: list[ManifestEntry]) -> None:
-    """ChecksumMismatchError on the first file whose size or hash differs; names as in copy_and_hash."""
+    def __new__(
+        cls, directory: str | os.PathLike[str], manifest: list[ManifestEntry], sync: bool = True
+    ) -> CheckpointReceiver: ...
+    def write(self, name: str, offset: int, data: bytes, crc32c: int) -> None:
+        """Write one chunk at ``offset`` of its file, hashing it as it goes.
+
+        InvalidArgumentError for a name outside the manifest or a chunk leaving a hole after the
+        file's bytes; ChecksumMismatchError for a bad crc32c or a chunk ending past the file's
+        size. A chunk before the file's end cuts the file there first (sent again); a file never
+        written through a link, and a non-regular one is InvalidArgumentError.
+        """
+
+    def finish(self) -> None:
+        """Verify every file's size and BLAKE3 (an empty one with no chunk is made), then with
+        ``sync`` fsync each and the directory. ChecksumMismatchError names the first that differs
+        (the caller removes it); a missing file is FileNotFoundError."""
+
+    def close(self) -> None:
+        """Close the files still open (finish closes them too)."""
 
 # -- the served data plane (DESIGN.md §11) ---------------------------------------------
 # Not in _pure: their twins are the asyncio front end (server/pegasus_front.py) and

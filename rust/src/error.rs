@@ -37,6 +37,25 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The payload of an [`Error::io_at`] I/O error: the path and the error as the OS gave it.
+#[derive(Debug)]
+pub struct PathError {
+    pub path: String,
+    pub source: io::Error,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.source)
+    }
+}
+
+impl std::error::Error for PathError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 impl Error {
     pub fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
         Error::Corruption {
@@ -54,12 +73,15 @@ impl Error {
         }
     }
 
-    /// An I/O error whose message names the path, keeping its kind (and so
-    /// the Python exception class it maps to).
+    /// An I/O error whose message names the path, keeping its kind and OS error code (and so
+    /// the Python exception class, ``errno`` and ``filename`` it maps to).
     pub fn io_at(path: &Path, err: io::Error) -> Self {
         Error::Io(io::Error::new(
             err.kind(),
-            format!("{}: {}", path.display(), err),
+            PathError {
+                path: path.to_string_lossy().into_owned(),
+                source: err,
+            },
         ))
     }
 }

@@ -1,4 +1,5 @@
-//! Checkpoint file copy with blake3 hashing, and manifest verification.
+//! Checkpoint files: BLAKE3 hashing (the manifest of a checkpoint, a learn/ file checked again on
+//! resume) and, in [`receive`], the follower's receive of a checkpoint's chunks.
 //!
 //! Files are read, never memory-mapped: a file truncated under a mapping kills
 //! the process with SIGBUS, while a read just comes back short. A file whose
@@ -6,10 +7,12 @@
 //! Names are single plain components and are never followed when they are
 //! symbolic links: a checkpoint must not ship a link target's bytes.
 
+pub mod receive;
+
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 
@@ -19,11 +22,8 @@ use blake3::hazmat::{
 
 use crate::error::{Error, Result};
 
-/// Read size of the single-threaded hashing and copying loops.
+/// Read size of the single-threaded hashing loop.
 const CHUNK: usize = 2 << 20;
-/// Files at least this large are copied by the kernel while being hashed on
-/// every core; smaller ones are read, hashed and written in one pass.
-const PARALLEL_HASH_MIN: u64 = 4 << 20;
 /// A big file is hashed as independent BLAKE3 subtrees of this many bytes (a
 /// power of two, so each is a whole subtree of the file's tree), shared out
 /// among the cores and merged at the end: the same hash as one pass.
@@ -53,7 +53,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// Open `path` for reading; it must be a regular file. Unless `follow`, a
 /// symbolic link is refused instead of followed (`O_NOFOLLOW`). `O_NONBLOCK`
 /// keeps a FIFO from blocking the open; it changes nothing for regular files.
-fn open_regular(path: &Path, follow: bool) -> Result<File> {
+pub(crate) fn open_regular(path: &Path, follow: bool) -> Result<File> {
     // Miri's open() knows no O_NONBLOCK; its tests make no FIFO.
     let nonblock = if cfg!(miri) { 0 } else { libc::O_NONBLOCK };
     let flags = nonblock | if follow { 0 } else { libc::O_NOFOLLOW };
@@ -229,7 +229,7 @@ fn hash_subtrees(file: &File, size: u64) -> io::Result<(u64, blake3::Hash)> {
 }
 
 /// (size, blake3 hex digest) of an open file, read from offset 0.
-fn hash_open(file: &File, path: &Path) -> Result<(u64, String)> {
+pub(crate) fn hash_open(file: &File, path: &Path) -> Result<(u64, String)> {
     let before = file.metadata().map_err(|e| Error::io_at(path, e))?;
     let size = before.len();
     // One subtree or less is one thread's work anyway.
@@ -253,71 +253,10 @@ pub fn hash_file(path: &Path) -> Result<(u64, String)> {
     hash_open(&open_regular(path, true)?, path)
 }
 
-/// A new file at `dst`; never opens through a link or an existing file.
-fn create_new(dst: &Path) -> Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dst)
-        .map_err(|e| Error::io_at(dst, e))
-}
-
-/// Copy the open `input` (at `src`) to a new file `dst` and hash it; fsync
-/// `dst` when `sync`.
-///
-/// Small files are read once, hashed and written in the same pass. A large
-/// file is copied by the kernel (`copy_file_range`, as `shutil.copyfile`
-/// does) while other threads hash the source on every core (reading it with
-/// pread, so the copy's file offset is left alone). Either way the digest is of the
-/// source's bytes; `verify_manifest` checks what landed.
-fn copy_one(input: &File, src: &Path, dst: &Path, sync: bool) -> Result<(u64, String)> {
-    let before = input.metadata().map_err(|e| Error::io_at(src, e))?;
-    let size = before.len();
-    let mut output = create_new(dst)?;
-    if size >= PARALLEL_HASH_MIN {
-        let (copied, hashed) = thread::scope(|s| {
-            let hasher = s.spawn(|| hash_open(input, src));
-            // The copy reads at the descriptor's offset, the hasher with pread.
-            let copied = io::copy(&mut input.take(size.saturating_add(1)), &mut output);
-            let hashed = hasher
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (copied, hashed)
-        });
-        let copied = copied.map_err(|e| Error::io_at(dst, e))?;
-        let (hashed_size, digest) = hashed?;
-        if copied != size {
-            return Err(Error::file_changed(src, size, copied));
-        }
-        if sync {
-            output.sync_all().map_err(|e| Error::io_at(dst, e))?;
-        }
-        return Ok((hashed_size, digest));
-    }
-    let mut hasher = blake3::Hasher::new();
-    let mut written = 0u64;
-    let read = read_chunks(input, size, CHUNK, |chunk| {
-        hasher.update(chunk);
-        output.write_all(chunk)?;
-        if sync {
-            start_writeback(&output, written, chunk.len() as u64);
-        }
-        written += chunk.len() as u64;
-        Ok(())
-    })
-    .map_err(|e| Error::io_at(dst, e))?;
-    check_unchanged(input, src, &before, read)?;
-    if sync {
-        output.sync_all().map_err(|e| Error::io_at(dst, e))?;
-    }
-    Ok((read, hasher.finalize().to_hex().to_string()))
-}
-
 /// Ask the kernel to start writing `len` bytes at `offset` of `file` to disk
 /// now, so that the final fsync finds little left to do. Best effort.
 #[cfg(all(target_os = "linux", not(miri)))]
-fn start_writeback(file: &File, offset: u64, len: u64) {
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return;
@@ -331,92 +270,12 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 }
 
 #[cfg(any(not(target_os = "linux"), miri))]
-fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+pub(crate) fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
-fn fsync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io_at(dir, e))
-}
-
-/// Copy `name` from `src_dir` into `dst_dir`, or hard-link it when `link`
-/// and the link can be made: its manifest entry.
-fn copy_entry(
-    src_dir: &Path,
-    dst_dir: &Path,
-    name: &str,
-    link: bool,
-    sync: bool,
-) -> Result<(u64, String)> {
-    let src = src_dir.join(name);
-    let dst = dst_dir.join(name);
-    // Refuses a symbolic link before anything is made of it (a hard link to
-    // a symlink is a symlink).
-    let input = open_regular(&src, false)?;
-    // Never write through an old link to the source's inode.
-    if fs::symlink_metadata(&dst).is_ok() {
-        fs::remove_file(&dst).map_err(|e| Error::io_at(&dst, e))?;
-    }
-    let result = if link && fs::hard_link(&src, &dst).is_ok() {
-        open_regular(&dst, false).and_then(|f| hash_open(&f, &dst))
-    } else {
-        copy_one(&input, &src, &dst, sync)
-    };
-    if result.is_err() {
-        // What is there was not verified: leave nothing that looks like a copy.
-        let _ = fs::remove_file(&dst);
-    }
-    result
-}
-
-/// Copy (or hard-link, falling back to a copy) `names` from `src_dir` into
-/// `dst_dir` (created with its parents), fsync each copy and `dst_dir` when
-/// `sync`, and return the manifest entries.
-pub fn copy_and_hash(
-    src_dir: &Path,
-    dst_dir: &Path,
-    names: &[String],
-    link: bool,
-    sync: bool,
-) -> Result<Vec<ManifestEntry>> {
-    for name in names {
-        check_name(name)?;
-    }
-    fs::create_dir_all(dst_dir).map_err(|e| Error::io_at(dst_dir, e))?;
-    let mut manifest = Vec::with_capacity(names.len());
-    for name in names {
-        let (size, digest) = copy_entry(src_dir, dst_dir, name, link, sync)?;
-        manifest.push(ManifestEntry {
-            name: name.clone(),
-            size,
-            digest,
-        });
-    }
-    if sync {
-        fsync_dir(dst_dir)?;
-    }
-    Ok(manifest)
-}
-
-/// Check every entry's size and digest; `ChecksumMismatch` on the first that
-/// differs, a `NotFound` I/O error for a missing file, `InvalidArgument` for
-/// a name that is not a plain file name or is a symbolic link.
-pub fn verify_manifest(dir: &Path, manifest: &[ManifestEntry]) -> Result<()> {
-    for entry in manifest {
-        check_name(&entry.name)?;
-    }
-    for entry in manifest {
-        let path: PathBuf = dir.join(&entry.name);
-        let (size, digest) = hash_open(&open_regular(&path, false)?, &path)?;
-        if size != entry.size || digest != entry.digest {
-            return Err(Error::ChecksumMismatch {
-                path: path.to_string_lossy().into_owned(),
-                expected: entry.digest.clone(),
-                actual: digest,
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -440,7 +299,7 @@ mod tests {
             1,
             CHUNK - 1,
             CHUNK,
-            PARALLEL_HASH_MIN as usize + 1,
+            SUBTREE as usize,
             SUBTREE as usize + 1,
             2 * SUBTREE as usize,
             2 * SUBTREE as usize + 1,
@@ -460,126 +319,21 @@ mod tests {
         ));
     }
 
-    /// The small-file paths (one pass read, hash, write; links; fsync), small
-    /// enough for miri.
-    #[test]
-    fn copy_small_files() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
-        let names = vec!["a".to_string(), "b".to_string()];
-        let contents = [data(3000), Vec::new()];
-        for (n, c) in names.iter().zip(&contents) {
-            fs::write(src.path().join(n), c).unwrap();
-        }
-        // Miri cannot make hard links (linkat).
-        let links: &[bool] = if cfg!(miri) { &[false] } else { &[false, true] };
-        for &link in links {
-            let manifest = copy_and_hash(src.path(), dst.path(), &names, link, true).unwrap();
-            for ((entry, n), c) in manifest.iter().zip(&names).zip(&contents) {
-                assert_eq!((entry.size, &entry.digest), (c.len() as u64, &hex(c)));
-                assert_eq!(&fs::read(dst.path().join(n)).unwrap(), c);
-            }
-            verify_manifest(dst.path(), &manifest).unwrap();
-            assert_eq!(
-                hash_file(&src.path().join("a")).unwrap(),
-                (3000, hex(&contents[0]))
-            );
-        }
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "copy_file_range and a 9 MiB file: not under miri")]
-    fn copy_link_and_verify() {
-        let src = tempfile::tempdir().unwrap();
-        let dst_root = tempfile::tempdir().unwrap();
-        let dst = dst_root.path().join("a/b");
-        let names: Vec<String> = ["small", "big", "empty"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let contents = [data(1000), data(9 << 20), Vec::new()];
-        for (n, c) in names.iter().zip(&contents) {
-            fs::write(src.path().join(n), c).unwrap();
-        }
-        for link in [false, true, false] {
-            let manifest = copy_and_hash(src.path(), &dst, &names, link, true).unwrap();
-            for ((entry, n), c) in manifest.iter().zip(&names).zip(&contents) {
-                assert_eq!(
-                    entry,
-                    &ManifestEntry {
-                        name: n.clone(),
-                        size: c.len() as u64,
-                        digest: hex(c)
-                    }
-                );
-                assert_eq!(&fs::read(dst.join(n)).unwrap(), c);
-            }
-            verify_manifest(&dst, &manifest).unwrap();
-        }
-        // The last copy replaced the hard links: writing to it leaves the source alone.
-        let manifest = copy_and_hash(src.path(), &dst, &names, false, true).unwrap();
-        let mut bad = fs::read(dst.join("big")).unwrap();
-        bad[5 << 20] ^= 1;
-        fs::write(dst.join("big"), &bad).unwrap();
-        assert_eq!(fs::read(src.path().join("big")).unwrap(), contents[1]);
-        match verify_manifest(&dst, &manifest) {
-            Err(Error::ChecksumMismatch {
-                path,
-                expected,
-                actual,
-            }) => {
-                assert!(path.ends_with("big"));
-                assert_eq!(expected, hex(&contents[1]));
-                assert_eq!(actual, hex(&bad));
-            }
-            other => panic!("{other:?}"),
-        }
-        // Size mismatch with the same content prefix.
-        fs::write(dst.join("small"), &contents[0][..999]).unwrap();
-        assert!(matches!(
-            verify_manifest(&dst, &manifest[..1]),
-            Err(Error::ChecksumMismatch { .. })
-        ));
-        fs::remove_file(dst.join("empty")).unwrap();
-        assert!(matches!(
-            verify_manifest(&dst, &manifest[2..]),
-            Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound
-        ));
-        assert!(matches!(
-            copy_and_hash(src.path(), &dst, &["nope".to_string()], true, true),
-            Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound
-        ));
-    }
-
     #[test]
     fn bad_names() {
-        let src = tempfile::tempdir().unwrap();
-        let dst = src.path().join("never");
-        for bad in ["", ".", "..", "a/b", "a\\b", "/abs"] {
-            assert!(matches!(
-                copy_and_hash(src.path(), &dst, &[bad.to_string()], false, true),
-                Err(Error::InvalidArgument(_))
-            ));
-            let entry = ManifestEntry {
-                name: bad.to_string(),
-                size: 0,
-                digest: String::new(),
-            };
-            assert!(matches!(
-                verify_manifest(src.path(), &[entry]),
-                Err(Error::InvalidArgument(_))
-            ));
+        for bad in ["", ".", "..", "a/b", "a\\b", "/abs", "a\0b"] {
+            assert!(
+                matches!(check_name(bad), Err(Error::InvalidArgument(_))),
+                "{bad:?}"
+            );
         }
-        assert!(!dst.exists());
         assert!(check_name("..a").is_ok());
-        assert!(matches!(check_name("a\0b"), Err(Error::InvalidArgument(_))));
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "mkfifo is FFI, which miri cannot run")]
     fn links_and_special_files_are_refused() {
         let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
         let secret = src.path().join("secret");
         fs::write(&secret, b"not for shipping").unwrap();
         std::os::unix::fs::symlink(&secret, src.path().join("link")).unwrap();
@@ -589,41 +343,14 @@ mod tests {
         // SAFETY: `c` is a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         for name in ["link", "dangling", "fifo"] {
-            for link in [false, true] {
-                assert!(
-                    matches!(
-                        copy_and_hash(src.path(), dst.path(), &[name.to_string()], link, false),
-                        Err(Error::InvalidArgument(_))
-                    ),
-                    "{name} {link}"
-                );
-                assert!(fs::symlink_metadata(dst.path().join(name)).is_err());
-            }
-            let entry = ManifestEntry {
-                name: name.to_string(),
-                size: 16,
-                digest: hex(b"not for shipping"),
-            };
-            assert!(matches!(
-                verify_manifest(src.path(), &[entry]),
-                Err(Error::InvalidArgument(_))
-            ));
+            assert!(
+                matches!(
+                    open_regular(&src.path().join(name), false),
+                    Err(Error::InvalidArgument(_))
+                ),
+                "{name}"
+            );
         }
-        // A link planted where the copy goes is replaced, never written through.
-        std::os::unix::fs::symlink(&secret, dst.path().join("secret")).unwrap();
-        fs::write(src.path().join("other"), b"x").unwrap();
-        let m = copy_and_hash(
-            src.path(),
-            dst.path(),
-            &["secret".to_string()],
-            false,
-            false,
-        )
-        .unwrap();
-        assert!(!fs::symlink_metadata(dst.path().join("secret"))
-            .unwrap()
-            .is_symlink());
-        verify_manifest(dst.path(), &m).unwrap();
         // hash_file follows links (a path, not a checkpoint entry) but refuses a FIFO.
         assert_eq!(hash_file(&src.path().join("link")).unwrap().0, 16);
         assert!(matches!(hash_file(&fifo), Err(Error::InvalidArgument(_))));

@@ -12,13 +12,13 @@ from .codec import (
     pairs_bytes,
 )
 from .crc import crc32c, crc64, partition_index
-from .filecopy import copy_and_hash, hash_file, verify_manifest
+from .filecopy import CheckpointReceiver, hash_file
 from .logscan import read_log_blocks, replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
 from .scan import scan_batch, scan_range, scan_records
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
-    "copy_and_hash",
+    "CheckpointReceiver",
     "crc32c",
     "crc64",
     "decode_block",
@@ -37,5 +37,4 @@ __all__ = [
     "scan_log_file",
     "scan_range",
     "scan_records",
-    "verify_manifest",
 ]

@@ -1,8 +1,10 @@
-"""Checkpoint file copy with hashing, and manifest verification, in Python.
+"""Checkpoint file hashing, and the follower's receive of a checkpoint's chunks, in Python.
 
 Same rules as the Rust core: names are single plain components, a name that
 is a symbolic link is refused (never followed), and a file whose size or mtime
-moves while it is read raises ``FileChangedError``.
+moves while it is read raises ``FileChangedError``. The receiver's file
+operations go through ``fileio``, so tests can make them fail on this backend;
+the Rust one's are tested with real failures (tests/test_filecopy.py).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from blake3 import blake3
 
+from .. import fileio
 from ..errors import ChecksumMismatchError, FileChangedError, InvalidArgumentError, InvalidTypeError
-from ..fileio import fsync_dir
+from .crc import crc32c as crc32c_of
 
 ManifestEntry = tuple[str, int, str]
 _CHUNK = 4 << 20
@@ -26,14 +30,6 @@ def _check_name(name: str) -> None:
         raise InvalidTypeError(f"file names are str, not {type(name).__name__}")
     if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
         raise InvalidArgumentError(f"invalid file name in a manifest: {name!r}")
-
-
-def _names(names: Any) -> list[str]:
-    if not isinstance(names, (list, tuple)):
-        raise InvalidTypeError(f"names must be a list, not {type(names).__name__}")
-    for name in names:
-        _check_name(name)
-    return list(names)
 
 
 def _entries(manifest: Any) -> list[ManifestEntry]:
@@ -56,14 +52,14 @@ def _entries(manifest: Any) -> list[ManifestEntry]:
     return out
 
 
-def _open_regular(path: str, follow: bool) -> int:
+def _open_regular(path: str, follow: bool, opener: Callable[[str, int], int] = os.open) -> int:
     """A read descriptor of the regular file ``path``; a link is refused unless ``follow``.
 
     O_NONBLOCK keeps a FIFO from blocking the open; regular files ignore it.
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, flags)
+        fd = opener(path, flags)
     except OSError as exc:
         if not follow and exc.errno == errno.ELOOP and os.path.islink(path):
             raise InvalidArgumentError(f"{path} is a symbolic link, not a file") from None
@@ -122,81 +118,137 @@ def hash_file(path: str | os.PathLike[str]) -> tuple[int, str]:
     return _hash_path(os.fspath(path), True)
 
 
-def _copy_one(fd_in: int, src: str, dst: str, sync: bool) -> tuple[int, str]:
-    before = os.fstat(fd_in)
-    hasher = blake3()
-    size = 0
-    fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
-    try:
-        for chunk in _read_chunks(fd_in, before.st_size):
-            hasher.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd_out, view) :]
-            size += len(chunk)
-        _check_unchanged(fd_in, src, before, size)
-        if sync:
-            os.fsync(fd_out)
-    finally:
-        os.close(fd_out)
-    return size, hasher.hexdigest()
+class _Incoming:
+    __slots__ = ("fd", "hashed", "hasher", "held", "path")
+
+    def __init__(self, fd: int, path: str, held: int) -> None:
+        self.fd, self.path, self.held = fd, path, held
+        self.hasher = blake3()
+        self.hashed = 0
+
+    def catch_up(self, end: int) -> None:
+        """Hash the file's bytes on disk from ``hashed`` up to ``end``."""
+        while self.hashed < end:
+            data = os.pread(self.fd, min(_CHUNK, end - self.hashed), self.hashed)
+            if not data:
+                raise FileChangedError(self.path, end, self.hashed)
+            self.hasher.update(data)
+            self.hashed += len(data)
 
 
-def _copy_entry(src_dir: str, dst_dir: str, name: str, link: bool, sync: bool) -> tuple[int, str]:
-    src, dst = os.path.join(src_dir, name), os.path.join(dst_dir, name)
-    # a link is refused before anything is made of it (a hard link to a symlink is a symlink)
-    fd_in = _open_regular(src, False)
+def _open_for_write(path: str) -> tuple[int, int]:
+    # O_NONBLOCK: a FIFO planted there fails the open (ENXIO) instead of blocking it
+    fd = fileio.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if os.path.lexists(dst):  # never write through an old link to the source's inode
-            os.unlink(dst)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidArgumentError(f"{path} is not a regular file")
+    except BaseException:
+        fileio.close(fd)
+        raise
+    return fd, st.st_size
+
+
+def _int(value: Any, lo: int, hi: int) -> int:
+    """As the Rust glue takes an int: InvalidTypeError for a non-int, InvalidArgumentError out of range."""
+    if not isinstance(value, int):
+        raise InvalidTypeError(f"argument must be an int, not {type(value).__name__}")
+    if not lo <= value < hi:
+        raise InvalidArgumentError(f"argument out of range: {value}")
+    return value
+
+
+class CheckpointReceiver:
+    def __init__(
+        self, directory: str | os.PathLike[str], manifest: list[ManifestEntry], sync: bool = True
+    ) -> None:
+        self._dir = os.fspath(directory)
+        self._entries = _entries(manifest)
+        self._index: dict[str, int] = {}
+        for i, (name, _size, _digest) in enumerate(self._entries):
+            if name in self._index:
+                raise InvalidArgumentError(f"manifest names {name!r} twice")
+            self._index[name] = i
+        self._open: dict[int, _Incoming] = {}
+        self._sync = bool(sync)
+
+    def write(self, name: str, offset: int, data: bytes, crc32c: int) -> None:
+        # converted in the Rust glue's order
+        if not isinstance(name, str):
+            raise InvalidTypeError(f"name must be a str, not {type(name).__name__}")
+        offset = _int(offset, -(1 << 127), 1 << 127)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise InvalidTypeError(f"data must be bytes, not {type(data).__name__}")
+        data = bytes(data)
+        expected_crc = _int(crc32c, 0, 1 << 32)
+        i = self._index.get(name)
+        if i is None:
+            raise InvalidArgumentError(f"a chunk names a file outside the manifest: {name!r}")
+        path = os.path.join(self._dir, name)
+        size = self._entries[i][1]
+        actual = crc32c_of(data)
+        if actual != expected_crc:
+            raise ChecksumMismatchError(path, f"crc32c {expected_crc:08x}", f"crc32c {actual:08x}")
+        end = offset + len(data)
+        if offset < 0 or end > size:
+            raise ChecksumMismatchError(path, f"{size} bytes", f"a chunk ending at {end}")
+        f = self._open.get(i)
+        if f is None:
+            fd, held = _open_for_write(path)
+            f = self._open[i] = _Incoming(fd, path, held)
+        if offset > f.held:
+            raise InvalidArgumentError(f"a chunk of {name!r} at {offset} leaves a hole after {f.held}")
+        if offset < f.held:
+            fileio.truncate(f.fd, offset)  # sent again from an earlier offset: take it from there
+            f.held = offset
+        if f.hashed > offset:
+            f.hasher = blake3()
+            f.hashed = 0
+        f.catch_up(offset)
+        os.lseek(f.fd, offset, os.SEEK_SET)
+        fileio.write(f.fd, data)
+        f.held = end
+        f.hasher.update(data)
+        f.hashed = end
+
+    def finish(self) -> None:
+        opened, self._open = self._open, {}
+        durable: list[int] = []
         try:
-            linked = False
-            if link:
-                try:
-                    os.link(src, dst, follow_symlinks=False)
-                    linked = True
-                except OSError:
-                    linked = False
-            if linked:
-                return _hash_path(dst, False)
-            return _copy_one(fd_in, src, dst, sync)
-        except BaseException:
-            # what is there was not verified: leave nothing that looks like a copy
-            try:
-                os.unlink(dst)
-            except OSError:
-                pass
-            raise
-    finally:
-        os.close(fd_in)
+            for i, (name, size, digest) in enumerate(self._entries):
+                path = os.path.join(self._dir, name)
+                f = opened.pop(i, None)
+                if f is not None and f.held == size:
+                    f.catch_up(f.held)
+                    actual_size, actual, fd = f.held, f.hasher.hexdigest(), f.fd
+                else:
+                    if f is not None:
+                        fileio.close(f.fd)
+                    elif size == 0:
+                        fileio.close(_open_for_write(path)[0])
+                    fd = _open_regular(path, False, fileio.open)
+                    try:
+                        actual_size, actual = _hash_fd(fd, path)
+                    except BaseException:
+                        fileio.close(fd)
+                        raise
+                durable.append(fd)
+                if actual_size != size or actual != digest:
+                    raise ChecksumMismatchError(path, digest, actual)
+            if self._sync:
+                for fd in durable:
+                    fileio.fsync(fd)
+                fileio.fsync_dir(self._dir)
+        finally:
+            for fd in durable:
+                fileio.close(fd)
+            for f in opened.values():
+                fileio.close(f.fd)
+
+    def close(self) -> None:
+        opened, self._open = self._open, {}
+        for f in opened.values():
+            fileio.close(f.fd)
 
 
-def copy_and_hash(
-    src_dir: str | os.PathLike[str],
-    dst_dir: str | os.PathLike[str],
-    names: list[str],
-    link: bool = False,
-    sync: bool = True,
-) -> list[ManifestEntry]:
-    src_dir, dst_dir = os.fspath(src_dir), os.fspath(dst_dir)
-    names = _names(names)
-    os.makedirs(dst_dir, exist_ok=True)
-    manifest: list[ManifestEntry] = []
-    for name in names:
-        size, digest = _copy_entry(src_dir, dst_dir, name, link, sync)
-        manifest.append((name, size, digest))
-    if sync:
-        fsync_dir(dst_dir)
-    return manifest
-
-
-def verify_manifest(directory: str | os.PathLike[str], manifest: list[ManifestEntry]) -> None:
-    directory = os.fspath(directory)
-    for name, size, digest in _entries(manifest):
-        path = os.path.join(directory, name)
-        actual_size, actual = _hash_path(path, False)
-        if actual_size != size or actual != digest:
-            raise ChecksumMismatchError(path, digest, actual)
-
-
-__all__ = ["copy_and_hash", "hash_file", "verify_manifest"]
+__all__ = ["CheckpointReceiver", "hash_file"]

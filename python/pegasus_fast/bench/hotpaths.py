@@ -107,18 +107,29 @@ def _build(root: Path, sizes: Sizes, clusters: list[Cluster]) -> list[HotPath]:
     names = inputs.write_random_files(src, sizes.copy_files, sizes.copy_file_bytes)
     copy_bytes = sizes.copy_files * sizes.copy_file_bytes
 
+    manifest = [(n, *_backend.impl.hash_file(src / n)) for n in names]
+
     def copy(name: str, mod: ModuleType) -> float:
+        """A follower's learning copy: the source's chunks into the backend's receiver."""
         dst = root / f"copy-dst-{name}"
         shutil.rmtree(dst, ignore_errors=True)
+        dst.mkdir()
         os.sync()  # no writeback of an earlier round during this one
-        elapsed = _timed(lambda: mod.copy_and_hash(str(src), str(dst), names))
+
+        def learn() -> None:
+            receiver = mod.CheckpointReceiver(str(dst), manifest)
+            for c in policy.read_chunks(str(src), manifest, {}):
+                receiver.write(c.name, c.offset, c.data, c.crc32c)
+            receiver.finish()
+
+        elapsed = _timed(learn)
         shutil.rmtree(dst, ignore_errors=True)
         return elapsed
 
     paths.append(
         HotPath(
             "copy_hash",
-            f"copy-and-hash with fsync: {sizes.copy_files} x {sizes.copy_file_bytes >> 20} MB",
+            f"learning copy (chunks, hash, fsync): {sizes.copy_files} x {sizes.copy_file_bytes >> 20} MB",
             {"bytes": copy_bytes, "items": sizes.copy_files},
             copy,
         )

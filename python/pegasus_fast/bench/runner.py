@@ -19,7 +19,7 @@ from .inputs import available_backends
 #: every hot path the bench compares (the JSON has rust, python and the ratio for each)
 HOT_PATHS = ("wal_encode", "log_scan", "copy_hash", "replay", "snapshot_encode", "snapshot_apply")
 DESCRIPTION = (
-    "WAL encode, log scan with checksums, replay, copy-and-hash, snapshot encode and apply on both "
+    "WAL encode, log scan with checksums, replay, learning copy, snapshot encode and apply on both "
     "backends in one process (rounds interleaved), and add_dup of the seed scenario, adaptive against "
     "legacy with scaled timers. Prints medians and python/rust."
 )

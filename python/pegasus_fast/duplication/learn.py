@@ -6,7 +6,8 @@ the wire) calls these on its learning partitions, so the rules live here:
 - empty: nothing to take; shipping starts after the source decree given.
 - small: one WAL block of RAW_PUT ops, logged (and replayed into RocksDB when
   the partition is first opened).
-- large: files arrive as checksummed chunks into ``learn/``; a copy that was
+- large: files arrive as checksummed chunks into ``learn/``, written and hashed
+  by the backend's CheckpointReceiver (Rust, the GIL released); a copy that was
   cut off resumes after the bytes already there; every file's BLAKE3 is
   verified against the manifest, the files are made durable, and only then
   are they swapped in. Nothing that failed verification is ever opened.
@@ -235,52 +236,24 @@ def _take_checkpoint(
 
 
 def receive_files(target: str, manifest: list[ManifestEntry], chunks: Iterable[Chunk]) -> None:
-    """Write a checkpoint's checksummed ``chunks`` into ``target`` and verify every file's BLAKE3
-    against ``manifest``; files it does not name are removed (the learn marker stays).
+    """Write a checkpoint's checksummed ``chunks`` into ``target``, verify every file's BLAKE3
+    against ``manifest`` and make the files and ``target`` durable; files it does not name are
+    removed (the learn marker stays).
 
-    A chunk naming another file, failing its crc32c, reaching past its file's size or leaving
-    a hole is refused typed; a file failing verification is removed, so a retry copies it again.
+    The backend's CheckpointReceiver does the writing, hashing and fsyncs (Rust: with the GIL
+    released, each chunk hashed as it is written, not read back). A chunk naming another file,
+    failing its crc32c, reaching past its file's size or leaving a hole is refused typed; a
+    file failing verification is removed, so a retry copies it again, and nothing is opened.
     """
-    impl = _backend.impl
     wanted = check_manifest(manifest)
-    fds: dict[str, int] = {}
+    receiver = _backend.impl.CheckpointReceiver(target, manifest)
     try:
         for chunk in chunks:
-            if chunk.name not in wanted:
-                raise InvalidArgumentError(f"a chunk names a file outside the manifest: {chunk.name!r}")
-            path = os.path.join(target, chunk.name)
-            size = wanted[chunk.name][0]
-            if impl.crc32c(chunk.data) != chunk.crc32c:
-                raise ChecksumMismatchError(
-                    path, f"crc32c {chunk.crc32c:08x}", f"crc32c {impl.crc32c(chunk.data):08x}"
-                )
-            if chunk.offset < 0 or chunk.offset + len(chunk.data) > size:
-                raise ChecksumMismatchError(
-                    path, f"{size} bytes", f"a chunk ending at {chunk.offset + len(chunk.data)}"
-                )
-            fd = fds.get(chunk.name)
-            if fd is None:
-                fd = fds[chunk.name] = fileio.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW)
-            held = os.fstat(fd).st_size
-            if chunk.offset > held:
-                raise InvalidArgumentError(
-                    f"a chunk of {chunk.name!r} at {chunk.offset} leaves a hole after {held}"
-                )
-            if chunk.offset < held:
-                fileio.truncate(fd, chunk.offset)  # sent again from an earlier offset: take it from there
-            os.lseek(fd, chunk.offset, os.SEEK_SET)
-            fileio.write(fd, chunk.data)
-    finally:
-        for fd in fds.values():
-            fileio.close(fd)
-    for name, (size, _digest) in wanted.items():
-        if size == 0 and name not in fds:  # an empty file travels as no chunk at all
-            fileio.close(fileio.open(os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW))
-    for name in os.listdir(target):
-        if name not in wanted and name != MARKER:
-            fileio.unlink(os.path.join(target, name))
-    try:
-        impl.verify_manifest(target, manifest)  # never open what failed verification
+            receiver.write(chunk.name, chunk.offset, chunk.data, chunk.crc32c)
+        for name in os.listdir(target):
+            if name not in wanted and name != MARKER:
+                fileio.unlink(os.path.join(target, name))
+        receiver.finish()  # never open what failed verification
     except ChecksumMismatchError as exc:
         # the damaged file goes, so the next try copies it again
         try:
@@ -288,6 +261,8 @@ def receive_files(target: str, manifest: list[ManifestEntry], chunks: Iterable[C
         except OSError:
             pass
         raise
+    finally:
+        receiver.close()
 
 
 def discard_learned_files(p: Partition) -> None:

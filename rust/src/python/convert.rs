@@ -105,7 +105,7 @@ fn fields<'py>(t: &Bound<'py, PyTuple>, n: usize, what: &str) -> PyResult<()> {
     Ok(())
 }
 
-fn get_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+pub fn get_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     match obj.downcast::<PyString>() {
         Ok(s) => Ok(s.to_str()?.to_owned()),
         Err(_) => Err(InvalidTypeError::new_err(format!(
@@ -113,12 +113,6 @@ fn get_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
             type_name(obj)
         ))),
     }
-}
-
-/// A list of file names (str).
-pub fn extract_names(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    let items = as_items(obj, "names")?;
-    items.iter().map(|n| get_str(&n, "a file name")).collect()
 }
 
 /// A list of (name, size, digest) manifest entries.

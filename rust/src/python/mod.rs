@@ -7,18 +7,18 @@ mod scan;
 
 use std::path::PathBuf;
 
-use pyo3::exceptions::{PyIsADirectoryError, PyNotADirectoryError};
+use pyo3::exceptions::{PyIsADirectoryError, PyNotADirectoryError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBytes, PyDict, PyList, PyType};
 
 use crate::codec;
 use crate::crc;
-use crate::error::Error;
-use crate::filecopy;
+use crate::error::{Error, PathError};
+use crate::filecopy::{self, receive};
 use crate::logscan;
 use convert::{
-    extract_manifest, extract_mutations, extract_names, get_bytes, get_int, get_u64, infos_to_py,
+    extract_manifest, extract_mutations, get_bytes, get_int, get_str, get_u64, infos_to_py,
     mutations_to_py, writes_to_py, Int,
 };
 
@@ -68,6 +68,7 @@ impl From<Error> for PyErr {
                     .and_then(|cls| cls.call1((offset, reason))),
                 // pyo3 maps most kinds to the OSError subclass Python would raise,
                 // but not these two.
+                Error::Io(err) if os_error_code(&err).is_some() => return os_error(err),
                 Error::Io(err) if err.kind() == std::io::ErrorKind::IsADirectory => {
                     return PyIsADirectoryError::new_err(err.to_string())
                 }
@@ -81,6 +82,29 @@ impl From<Error> for PyErr {
                 Err(import_failed) => import_failed,
             }
         })
+    }
+}
+
+/// The OS error code of an I/O error, through an [`Error::io_at`] path.
+fn os_error_code(err: &std::io::Error) -> Option<i32> {
+    match err.get_ref().and_then(|e| e.downcast_ref::<PathError>()) {
+        Some(at) => at.source.raw_os_error(),
+        None => err.raw_os_error(),
+    }
+}
+
+/// `OSError(errno, strerror, filename)`, as Python's own I/O raises it: Python picks the subclass
+/// (FileNotFoundError, IsADirectoryError, ...) from the errno.
+fn os_error(err: std::io::Error) -> PyErr {
+    let code = os_error_code(&err).unwrap_or(0);
+    let strerror = std::io::Error::from_raw_os_error(code).to_string();
+    let strerror = match strerror.find(" (os error ") {
+        Some(at) => strerror[..at].to_string(),
+        None => strerror,
+    };
+    match err.get_ref().and_then(|e| e.downcast_ref::<PathError>()) {
+        Some(at) => PyOSError::new_err((code, strerror, at.path.clone())),
+        None => PyOSError::new_err((code, strerror)),
     }
 }
 
@@ -413,34 +437,53 @@ fn py_hash_file(py: Python<'_>, path: PathBuf) -> PyResult<(u64, String)> {
     Ok(py.allow_threads(|| filecopy::hash_file(&path))?)
 }
 
-#[pyfunction]
-#[pyo3(name = "copy_and_hash", signature = (src_dir, dst_dir, names, link=false, sync=true))]
-fn py_copy_and_hash(
-    py: Python<'_>,
-    src_dir: PathBuf,
-    dst_dir: PathBuf,
-    names: &Bound<'_, PyAny>,
-    link: bool,
-    sync: bool,
-) -> PyResult<Vec<(String, u64, String)>> {
-    let names = extract_names(names)?;
-    let manifest =
-        py.allow_threads(|| filecopy::copy_and_hash(&src_dir, &dst_dir, &names, link, sync))?;
-    Ok(manifest
-        .into_iter()
-        .map(|e| (e.name, e.size, e.digest))
-        .collect())
+/// The follower's receive of a checkpoint's chunks (`filecopy::receive`). Each `write` and
+/// `finish` runs with the GIL released: a served follower's gRPC threads go on taking the next
+/// message while a chunk is written and hashed.
+#[pyclass(name = "CheckpointReceiver", module = "pegasus_fast._rust")]
+struct PyCheckpointReceiver {
+    inner: receive::Receiver,
 }
 
-#[pyfunction]
-#[pyo3(name = "verify_manifest")]
-fn py_verify_manifest(
-    py: Python<'_>,
-    directory: PathBuf,
-    manifest: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let entries = extract_manifest(manifest)?;
-    Ok(py.allow_threads(|| filecopy::verify_manifest(&directory, &entries))?)
+#[pymethods]
+impl PyCheckpointReceiver {
+    #[new]
+    #[pyo3(signature = (directory, manifest, sync=true))]
+    fn new(directory: PathBuf, manifest: &Bound<'_, PyAny>, sync: bool) -> PyResult<Self> {
+        let entries = extract_manifest(manifest)?;
+        Ok(PyCheckpointReceiver {
+            inner: receive::Receiver::new(&directory, entries, sync)?,
+        })
+    }
+
+    /// Arguments are converted in order (name, offset, data, crc32c), as the twin checks them.
+    #[pyo3(text_signature = "(self, name, offset, data, crc32c)")]
+    fn write(
+        &mut self,
+        py: Python<'_>,
+        name: &Bound<'_, PyAny>,
+        offset: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        crc32c: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let name = get_str(name, "name")?;
+        let offset = get_int::<i128>(offset, "offset")?;
+        let data = get_bytes(data, "data")?;
+        let crc32c = get_int::<u32>(crc32c, "crc32c")?;
+        let inner = &mut self.inner;
+        Ok(py.allow_threads(|| inner.write(&name, offset, &data, crc32c))?)
+    }
+
+    #[pyo3(text_signature = "(self)")]
+    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
+        let inner = &mut self.inner;
+        Ok(py.allow_threads(|| inner.finish())?)
+    }
+
+    #[pyo3(text_signature = "(self)")]
+    fn close(&mut self) {
+        self.inner.close();
+    }
 }
 
 #[pymodule]
@@ -464,8 +507,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_replay_log_dir, m)?)?;
     m.add_function(wrap_pyfunction!(py_replay_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_hash_file, m)?)?;
-    m.add_function(wrap_pyfunction!(py_copy_and_hash, m)?)?;
-    m.add_function(wrap_pyfunction!(py_verify_manifest, m)?)?;
+    m.add_class::<PyCheckpointReceiver>()?;
     m.add_class::<front::PyFront>()?;
     m.add_class::<front::PyClient>()?;
     m.add_function(wrap_pyfunction!(front::bench_served, m)?)?;
