@@ -10,25 +10,33 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pegasus_fast as pf
 import pytest
+from conftest import BACKENDS, DEFAULT_BACKEND, load_backend
+from pegasus_fast import _backend
 from pegasus_fast.records import MAX_HASH_KEY, MAX_VALUE
 
+#: the embedded table on each backend; the remote one once, on the default backend: what it adds
+#: (the wire, the client's own checks) does not depend on the backend (conftest.py)
+KINDS = [("embedded", b) for b in BACKENDS] + [("remote", DEFAULT_BACKEND)]
 
-@pytest.fixture(params=["embedded", "remote"])
-def cluster(request: pytest.FixtureRequest, backend: ModuleType, tmp_path: Path) -> Iterator[Any]:
-    c = pf.Cluster.open(tmp_path / "c", name="c")
-    try:
-        if request.param == "embedded":
-            yield c
-        else:
-            with pf.serve(c) as srv, pf.connect(srv.url, timeout=20) as rc:
-                yield rc
-    finally:
-        c.close()
+
+@pytest.fixture(params=KINDS, ids=[f"{kind}-{b}" for kind, b in KINDS])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    kind, which = request.param
+    load_backend(which)
+    with _backend.use(which):
+        c = pf.Cluster.open(tmp_path / "c", name="c")
+        try:
+            if kind == "embedded":
+                yield c
+            else:
+                with pf.serve(c) as srv, pf.connect(srv.url, timeout=20) as rc:
+                    yield rc
+        finally:
+            c.close()
 
 
 @pytest.fixture
