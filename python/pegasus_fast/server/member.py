@@ -17,7 +17,7 @@ node had before a partition moved away (stale, never served).
   to every partition at once (before the session can expire and anyone could
   act on its absence), and takes them again only after it has reconnected and
   read the configuration anew. A partition fenced for a move that did not
-  finish is unfenced after :data:`FENCE_LEASE` if the node still owns it.
+  finish is unfenced after ``Config.fence_lease_seconds`` if the node still owns it.
 * **Meta leader.** Every node runs kazoo's Election; the winner writes the
   ephemeral ``/meta/leader`` and answers the Meta service (placement.py).
 """
@@ -72,8 +72,6 @@ from ..storage.partition import LEARNING, MOVING, SERVING
 log = logging.getLogger(__name__)
 
 NODE_ID_FILE = "NODE_ID"
-#: a partition fenced for a move that never switched owner is unfenced after this long
-FENCE_LEASE = 10.0
 #: a node reads the whole configuration at least this often (seconds), watch or not
 RESYNC_INTERVAL = 5.0
 #: the longest a stopping node waits on ZooKeeper
@@ -411,7 +409,7 @@ class Member:
                 )
         elif part.state == "moving":
             fenced = self._fenced_at.setdefault(key, time.monotonic())
-            if time.monotonic() - fenced > FENCE_LEASE:
+            if time.monotonic() - fenced > self.cluster.config.fence_lease_seconds:
                 log.warning("node %s: move of %s.%d never switched owner; unfencing", self.node_id, *key)
                 part.unfence()
                 self._fenced_at.pop(key, None)
@@ -492,4 +490,4 @@ class Member:
         return f"Member({json.dumps(self.describe())})"
 
 
-__all__ = ["FENCE_LEASE", "Member", "Ownership", "join_cluster", "node_id_of"]
+__all__ = ["Member", "Ownership", "join_cluster", "node_id_of"]

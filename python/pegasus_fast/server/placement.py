@@ -47,7 +47,7 @@ from ..net.wire import is_url, parse_url
 from ..node.cluster import Cluster
 from ..node.envs import validate_envs
 from ..node.local_follower import same_source
-from .member import FENCE_LEASE, Member
+from .member import Member
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class Placement:
             ).decree
             if got != last:
                 raise CoordinationError(self.m.addr.spec, f"{node} reached decree {got}, not {last}")
-            if time.monotonic() - fenced > FENCE_LEASE / 2:
+            if time.monotonic() - fenced > self.m.cluster.config.fence_lease_seconds / 2:
                 raise CoordinationError(self.m.addr.spec, "the handoff outlasted half the fence lease")
             # 4. the switch: a compare-and-set on the version read above
             self.zk.set(
