@@ -7,6 +7,14 @@ it. A missing Rust extension skips the ``rust`` tests, except under ``CI=true``
 or ``PEGASUS_FAST_REQUIRE_RUST=1``, where it fails them.
 ``PEGASUS_FAST_PURE_PYTHON=1`` runs only the ``python`` backend.
 
+``backend`` is for tests where the backend matters (codecs, scans, recovery,
+golden vectors, cross-backend files: STYLE.md #7). A test of servers, ZooKeeper,
+the CLI or the duplication's state machine, whose backend calls the tests on
+``backend`` already cover on both, runs once: it takes ``default_backend`` (or
+``default_backend_name`` for a child process), which is the backend the package
+picks by itself (``rust``; ``python`` under ``PEGASUS_FAST_PURE_PYTHON=1``, or
+where the extension is not built and not required).
+
 ``zookeeper`` is one real ZooKeeper server for the session (tests/zkserver.py),
 started by the first test that asks for it; ``zk_chroot`` gives each test its
 own empty path in it. Where ZooKeeper is not installed they skip, saying why,
@@ -38,6 +46,21 @@ def _truthy(name: str) -> bool:
 PURE_ONLY = _truthy("PEGASUS_FAST_PURE_PYTHON")
 RUST_REQUIRED = _truthy("CI") or _truthy("PEGASUS_FAST_REQUIRE_RUST")
 BACKENDS = ["python"] if PURE_ONLY else ["rust", "python"]
+
+
+def _default_backend() -> str:
+    if PURE_ONLY:
+        return "python"
+    try:
+        _backend.load("rust")
+    except ImportError:
+        # where rust is required, the ``default_backend`` fixture fails rather than fall back
+        return "rust" if RUST_REQUIRED else "python"
+    return "rust"
+
+
+#: the backend of the tests that run once (those where the backend does not matter)
+DEFAULT_BACKEND = _default_backend()
 #: the directory holding the ``pegasus_fast`` package under test (for child processes)
 PACKAGE_ROOT = str(Path(pf.__file__).resolve().parent.parent)
 
@@ -68,6 +91,21 @@ def backend_name(backend: ModuleType) -> str:
 
 
 @pytest.fixture
+def default_backend() -> Iterator[ModuleType]:
+    """:data:`DEFAULT_BACKEND`'s module, the store's while the test runs (whichever ``backend``
+    an earlier test left active): for a test that runs once, where the backend does not matter."""
+    load_backend(DEFAULT_BACKEND)  # fails under CI when rust is required but not built
+    with _backend.use(DEFAULT_BACKEND) as module:
+        yield module
+
+
+@pytest.fixture
+def default_backend_name(default_backend: ModuleType) -> str:
+    """For a child process of a test that runs once (``child_env(default_backend_name)``)."""
+    return DEFAULT_BACKEND
+
+
+@pytest.fixture
 def other_backend(backend: ModuleType) -> ModuleType:
     """The backend that is not ``backend`` (for data written by one, read by the other)."""
     return load_backend("python" if _backend.name == "rust" else "rust")
@@ -78,9 +116,7 @@ def cluster_dir(tmp_path: Path) -> Path:
     return tmp_path / "cluster"
 
 
-@pytest.fixture
-def open_cluster(backend: ModuleType) -> Iterator[Callable[..., pf.Cluster]]:
-    """``open_cluster(path, **kwargs)`` opens a Cluster that is closed at teardown."""
+def _cluster_opener() -> Iterator[Callable[..., pf.Cluster]]:
     opened: list[pf.Cluster] = []
 
     def _open(path: str | os.PathLike[str], **kwargs: Any) -> pf.Cluster:
@@ -91,6 +127,18 @@ def open_cluster(backend: ModuleType) -> Iterator[Callable[..., pf.Cluster]]:
     yield _open
     for cluster in reversed(opened):
         cluster.close()
+
+
+@pytest.fixture
+def open_cluster(backend: ModuleType) -> Iterator[Callable[..., pf.Cluster]]:
+    """``open_cluster(path, **kwargs)`` opens a Cluster that is closed at teardown."""
+    yield from _cluster_opener()
+
+
+@pytest.fixture
+def open_cluster_once(default_backend: ModuleType) -> Iterator[Callable[..., pf.Cluster]]:
+    """``open_cluster`` on :data:`DEFAULT_BACKEND`, for a test that runs once."""
+    yield from _cluster_opener()
 
 
 def child_env(backend_name: str) -> dict[str, str]:
@@ -146,6 +194,16 @@ _chroots = itertools.count(1)
 def zk_chroot(zookeeper: ZooKeeperServer) -> Iterator[str]:
     """``127.0.0.1:PORT/tN``: a path of the session's server no other test uses, created empty
     (so a client with this chroot can write at once) and deleted after the test."""
+    yield from _chroot(zookeeper)
+
+
+@pytest.fixture(scope="module")
+def zk_module_chroot(zookeeper: ZooKeeperServer) -> Iterator[str]:
+    """``zk_chroot`` for a module's tests to share (nodes started once for several tests)."""
+    yield from _chroot(zookeeper)
+
+
+def _chroot(zookeeper: ZooKeeperServer) -> Iterator[str]:
     from kazoo.client import KazooClient
 
     if not zookeeper.running:

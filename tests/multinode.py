@@ -17,9 +17,11 @@ WAIT = 60.0
 
 
 class Nodes:
-    def __init__(self, fleet: Fleet, zk_spec: str) -> None:
+    def __init__(self, fleet: Fleet, zk_spec: str, *serve_args: str) -> None:
+        """``serve_args``: more arguments of every node's ``serve`` (``--config KEY=VALUE``)."""
         self.fleet = fleet
         self.spec = zk_spec
+        self.serve_args = serve_args
         self.url = f"zk://{zk_spec}"
         self.name = zk_spec.rsplit("/", 1)[1]
         self.nodes: dict[str, Served] = {}
@@ -27,7 +29,7 @@ class Nodes:
     def add(self, node_id: str) -> Served:
         s = self.fleet.add(node_id)
         s.cluster_name = self.name
-        s.args = ("--zk", self.spec, "--node-id", node_id)
+        s.args = ("--zk", self.spec, "--node-id", node_id, *self.serve_args)
         self.nodes[node_id] = s
         return s
 

@@ -14,9 +14,9 @@ from conftest import PYTHON, child_env
 
 
 def cli(
-    backend_name: str, cluster: Path, *args: str | bytes, debug: bool = False
+    default_backend_name: str, cluster: Path, *args: str | bytes, debug: bool = False
 ) -> subprocess.CompletedProcess:
-    env = child_env(backend_name)
+    env = child_env(default_backend_name)
     env.pop("PEGASUS_FAST_DEBUG", None)
     if debug:
         env["PEGASUS_FAST_DEBUG"] = "1"
@@ -31,19 +31,19 @@ def assert_one_error_line(done: subprocess.CompletedProcess) -> None:
     assert b"Traceback" not in done.stderr
 
 
-def test_non_utf8_arguments_are_the_bytes_typed(backend_name: str, cluster_dir: Path) -> None:
-    assert cli(backend_name, cluster_dir, "create", "t", "-p", "2").returncode == 0
-    done = cli(backend_name, cluster_dir, "set", "t", b"h\xff", b"s\xfe", b"v\xfd")
+def test_non_utf8_arguments_are_the_bytes_typed(default_backend_name: str, cluster_dir: Path) -> None:
+    assert cli(default_backend_name, cluster_dir, "create", "t", "-p", "2").returncode == 0
+    done = cli(default_backend_name, cluster_dir, "set", "t", b"h\xff", b"s\xfe", b"v\xfd")
     assert done.returncode == 0, done.stderr
-    done = cli(backend_name, cluster_dir, "multi_set", "t", b"m\xff", b"a\xfe=1", "b=2")
+    done = cli(default_backend_name, cluster_dir, "multi_set", "t", b"m\xff", b"a\xfe=1", "b=2")
     assert done.returncode == 0, done.stderr
     with pf.Cluster.open(cluster_dir) as c:
         t = c.table("t")
         assert t.get(b"h\xff", b"s\xfe") == b"v\xfd"
         assert t.multi_get(b"m\xff") == {b"a\xfe": b"1", b"b": b"2"}
-    done = cli(backend_name, cluster_dir, "get", "t", b"h\xff", b"s\xfe")
+    done = cli(default_backend_name, cluster_dir, "get", "t", b"h\xff", b"s\xfe")
     assert done.returncode == 0 and done.stdout.strip() == b"v\xfd".hex().encode()
-    done = cli(backend_name, cluster_dir, "del", "t", b"h\xff", b"s\xfe")
+    done = cli(default_backend_name, cluster_dir, "del", "t", b"h\xff", b"s\xfe")
     assert done.returncode == 0, done.stderr
 
 
@@ -57,25 +57,25 @@ def test_non_utf8_arguments_are_the_bytes_typed(backend_name: str, cluster_dir: 
     ],
     ids=["missing-table", "non-utf8-name", "bad-partitions", "bad-ttl"],
 )
-def test_expected_failures_print_one_line(backend_name: str, cluster_dir: Path, args: tuple) -> None:
+def test_expected_failures_print_one_line(default_backend_name: str, cluster_dir: Path, args: tuple) -> None:
     if args[0] == "set":
-        assert cli(backend_name, cluster_dir, "create", "t", "-p", "1").returncode == 0
-    assert_one_error_line(cli(backend_name, cluster_dir, *args))
+        assert cli(default_backend_name, cluster_dir, "create", "t", "-p", "1").returncode == 0
+    assert_one_error_line(cli(default_backend_name, cluster_dir, *args))
 
 
-def test_an_io_error_prints_one_line(backend_name: str, tmp_path: Path) -> None:
+def test_an_io_error_prints_one_line(default_backend_name: str, tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_bytes(b"")
-    assert_one_error_line(cli(backend_name, not_a_dir / "c", "ls"))
+    assert_one_error_line(cli(default_backend_name, not_a_dir / "c", "ls"))
 
 
-def test_debug_keeps_the_traceback(backend_name: str, cluster_dir: Path) -> None:
-    done = cli(backend_name, cluster_dir, "get", "missing", "h", "s", debug=True)
+def test_debug_keeps_the_traceback(default_backend_name: str, cluster_dir: Path) -> None:
+    done = cli(default_backend_name, cluster_dir, "get", "missing", "h", "s", debug=True)
     assert done.returncode != 0
     assert b"Traceback" in done.stderr and b"TableNotFoundError" in done.stderr
 
 
-def test_the_demo_runs_end_to_end(backend: Any) -> None:
+def test_the_demo_runs_end_to_end(default_backend: Any) -> None:
     """The README's first command: the #2069 scenario, adaptive against the legacy gating."""
     from pegasus_fast.cli import demo
 
@@ -83,11 +83,11 @@ def test_the_demo_runs_end_to_end(backend: Any) -> None:
     assert demo.main(compare_legacy=True, legacy_max_interval_seconds=0.5, out=io.StringIO()) == 0
 
 
-def test_duplication_verbs(backend_name: str, tmp_path: Path) -> None:
+def test_duplication_verbs(default_backend_name: str, tmp_path: Path) -> None:
     """add_dup, query_dup (and -d), pause_dup, start_dup, remove_dup, app on the follower."""
     src, dst = tmp_path / "src", tmp_path / "dst"
     for args in (("create", "t", "-p", "4"), ("set", "t", "k", "s", "v")):
-        assert cli(backend_name, src, *args).returncode == 0
+        assert cli(default_backend_name, src, *args).returncode == 0
     for args in (
         ("add_dup", "t", str(dst)),
         ("query_dup", "t"),
@@ -95,13 +95,13 @@ def test_duplication_verbs(backend_name: str, tmp_path: Path) -> None:
         ("pause_dup", "t", "1"),
         ("start_dup", "t", "1"),
     ):
-        done = cli(backend_name, src, *args)
+        done = cli(default_backend_name, src, *args)
         assert done.returncode == 0, (args, done.stderr)
         assert b"Traceback" not in done.stderr
-    done = cli(backend_name, dst, "get", "t", "k", "s")
+    done = cli(default_backend_name, dst, "get", "t", "k", "s")
     assert done.returncode == 0 and done.stdout.strip() == b"v", done
-    assert cli(backend_name, dst, "app", "t").returncode == 0
-    assert cli(backend_name, src, "remove_dup", "t", "1").returncode == 0
+    assert cli(default_backend_name, dst, "app", "t").returncode == 0
+    assert cli(default_backend_name, src, "remove_dup", "t", "1").returncode == 0
 
 
 def test_every_verb_has_a_one_line_help_and_a_function() -> None:
@@ -117,7 +117,9 @@ def test_every_verb_has_a_one_line_help_and_a_function() -> None:
     assert set(VERBS) == set(sub.choices) - {"demo", "serve", "bench"}
 
 
-def test_add_dup_of_a_large_table_shows_each_partitions_copy(backend_name: str, tmp_path: Path) -> None:
+def test_add_dup_of_a_large_table_shows_each_partitions_copy(
+    default_backend_name: str, tmp_path: Path
+) -> None:
     """Partitions past small_partition_max_bytes copy checkpoint files: each gets a bar with
     its bytes, rate and ETA, from Duplication.progress()."""
     src, dst = tmp_path / "src", tmp_path / "dst"
@@ -126,7 +128,7 @@ def test_add_dup_of_a_large_table_shows_each_partitions_copy(backend_name: str, 
         t = c.create_table("t", partition_count=2)
         for i in range(120):  # ~12 MB of incompressible values: both partitions are large
             t.multi_set(b"h%05d" % i, {b"s%03d" % j: rnd[j * 1000 : (j + 1) * 1000] for j in range(100)})
-    done = cli(backend_name, src, "add_dup", "t", str(dst))
+    done = cli(default_backend_name, src, "add_dup", "t", str(dst))
     assert done.returncode == 0, done.stderr
     err = done.stderr.decode()
     for pidx in (0, 1):

@@ -45,9 +45,9 @@ def assert_released(c: pf.Cluster, path: Path) -> None:
 
 
 def test_a_partition_whose_flush_fails_does_not_keep_the_cluster_locked(
-    open_cluster: OpenCluster, cluster_dir: Path
+    open_cluster_once: OpenCluster, cluster_dir: Path
 ) -> None:
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     t = c.create_table("t", partition_count=4)
     u = c.create_table("u", partition_count=2)
     for i in range(40):
@@ -63,15 +63,15 @@ def test_a_partition_whose_flush_fails_does_not_keep_the_cluster_locked(
     assert err.value.subject == str(cluster_dir.resolve())
     assert_released(c, cluster_dir)
     c.close()  # a second close is quiet
-    c = open_cluster(cluster_dir)  # the same process opens it again
+    c = open_cluster_once(cluster_dir)  # the same process opens it again
     assert contents(c.table("t")) == want_t  # the partition replays its WAL
     assert contents(c.table("u")) == want_u
 
 
 def test_table_close_raises_close_error_after_closing_every_partition(
-    open_cluster: OpenCluster, cluster_dir: Path
+    open_cluster_once: OpenCluster, cluster_dir: Path
 ) -> None:
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     t = c.create_table("t", partition_count=3)
     for i in range(30):
         t.set(f"h{i}", "s", "v")
@@ -129,7 +129,9 @@ def _wait(cond: Callable[[], bool]) -> None:
 
 
 @pytest.fixture
-def pairs(backend: ModuleType, tmp_path: Path, quiet_persistence: None) -> Iterator[Callable[[], Pair]]:
+def pairs(
+    default_backend: ModuleType, tmp_path: Path, quiet_persistence: None
+) -> Iterator[Callable[[], Pair]]:
     made: list[Pair] = []
 
     def make() -> Pair:

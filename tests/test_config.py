@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
@@ -38,6 +37,11 @@ OpenCluster = Callable[..., pf.Cluster]
         {"checkpoint_max_interval_hours": 0.0},
         {"legacy_forced_checkpoint_delay_seconds": math.nan},
         {"legacy_forced_checkpoint_delay_seconds": -math.inf},
+        # a lease or session that ends before it starts, or never
+        {"fence_lease_seconds": 0},
+        {"fence_lease_seconds": math.inf},
+        {"zk_session_timeout_seconds": 0.1},
+        {"zk_session_timeout_seconds": 601},
     ],
 )
 def test_config_refuses_nonsense(kwargs: dict) -> None:
@@ -55,17 +59,19 @@ def test_config_bounds_are_inclusive() -> None:
         trigger_checkpoint_retry_interval_ms=1,
         duplicate_log_batch_bytes=1 << 30,
         small_partition_max_bytes=0,
+        fence_lease_seconds=0.1,
+        zk_session_timeout_seconds=600,
     )
     assert c.background_workers == 64
 
 
 @pytest.mark.parametrize("cluster_id", [1.5, 2.0, True, "3"])
 def test_cluster_id_must_be_an_int(
-    backend: ModuleType, open_cluster: OpenCluster, cluster_dir: Path, cluster_id: object
+    open_cluster_once: OpenCluster, cluster_dir: Path, cluster_id: object
 ) -> None:
     with pytest.raises(pf.InvalidTypeError):
-        open_cluster(cluster_dir, cluster_id=cluster_id)
+        open_cluster_once(cluster_dir, cluster_id=cluster_id)
     # nothing was left locked: a valid open goes through
-    c = open_cluster(cluster_dir, cluster_id=3)
+    c = open_cluster_once(cluster_dir, cluster_id=3)
     c.create_table("t", partition_count=1).set(b"k", b"", b"v")
     assert c.cluster_id == 3

@@ -33,7 +33,7 @@ WAIT = 20.0
 
 
 @pytest.fixture
-def pair(backend: ModuleType, tmp_path: Path) -> Iterator[DupPair]:
+def pair(default_backend: ModuleType, tmp_path: Path) -> Iterator[DupPair]:
     p = DupPair(tmp_path, pf.Config(small_partition_max_bytes=4096), pf.Config())
     p.open_follower()
     p.open_source()

@@ -26,9 +26,9 @@ def _drain(c: pf.Cluster) -> None:
 
 @pytest.mark.parametrize("eager", [True, False])
 def test_first_writes_open_no_rocksdb(
-    backend: ModuleType, open_cluster: OpenCluster, cluster_dir: Path, eager: bool
+    default_backend: ModuleType, open_cluster_once: OpenCluster, cluster_dir: Path, eager: bool
 ) -> None:
-    c = open_cluster(cluster_dir, config=pf.Config(background_workers=1, open_rocksdb_eagerly=eager))
+    c = open_cluster_once(cluster_dir, config=pf.Config(background_workers=1, open_rocksdb_eagerly=eager))
     t = c.create_table("t", partition_count=4)
     _drain(c)
     assert {t.partition_index(k, b"s") for k in KEYS} == {0, 1, 2, 3}
@@ -37,17 +37,17 @@ def test_first_writes_open_no_rocksdb(
             t.set(k, b"s", b"v")
     assert counted.calls.get("rdb_open", 0) == (0 if eager else 4)
     c.close()
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     assert sorted(hk for hk, _, _ in c.table("t").scan()) == sorted(KEYS)
 
 
 def test_follower_partitions_open_in_the_background_once_learned(
-    backend: ModuleType, open_cluster: OpenCluster, tmp_path: Path
+    default_backend: ModuleType, open_cluster_once: OpenCluster, tmp_path: Path
 ) -> None:
     # not inside add_duplication (8 opens with the GIL held would be most of it), but queued
     # a moment after the partitions start serving: opened once that is past and the lane drains
-    src = open_cluster(tmp_path / "src", name="source")
-    dst = open_cluster(
+    src = open_cluster_once(tmp_path / "src", name="source")
+    dst = open_cluster_once(
         tmp_path / "dst", name="target", config=pf.Config(background_workers=1, open_rocksdb_eagerly=True)
     )
     src.create_table("t", partition_count=4)
@@ -61,15 +61,15 @@ def test_follower_partitions_open_in_the_background_once_learned(
 
 
 def test_drop_and_close_right_after_create(
-    backend: ModuleType, open_cluster: OpenCluster, cluster_dir: Path
+    default_backend: ModuleType, open_cluster_once: OpenCluster, cluster_dir: Path
 ) -> None:
     # the queued opens meet a dropped table and a closing cluster: neither fails
-    c = open_cluster(cluster_dir, config=pf.Config(open_rocksdb_eagerly=True))
+    c = open_cluster_once(cluster_dir, config=pf.Config(open_rocksdb_eagerly=True))
     c.create_table("gone", partition_count=8)
     c.drop_table("gone")
     t = c.create_table("t", partition_count=8)
     t.set(b"k", b"s", b"v")
     c.close()
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     assert c.table("t").get(b"k", b"s") == b"v"
     assert not c.has_table("gone")

@@ -66,10 +66,10 @@ def test_bad_envs_refused_and_nothing_changes(
     c2.create_table("t", partition_count=2)
 
 
-def cli(backend_name: str, cluster: Path, *args: str) -> str:
+def cli(default_backend_name: str, cluster: Path, *args: str) -> str:
     out = subprocess.run(
         [PYTHON, "-m", "pegasus_fast", "--cluster", str(cluster), *args],
-        env=child_env(backend_name),
+        env=child_env(default_backend_name),
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -78,17 +78,28 @@ def cli(backend_name: str, cluster: Path, *args: str) -> str:
     return out.stdout
 
 
-def test_cli_creates_and_shows_envs(backend_name: str, cluster_dir: Path) -> None:
-    cli(backend_name, cluster_dir, "create", "t", "-p", "2", "-e", "default_ttl=86400,a=b", "-e", "c=d=e")
-    cli(backend_name, cluster_dir, "create", "plain", "-p", "1")
+def test_cli_creates_and_shows_envs(default_backend_name: str, cluster_dir: Path) -> None:
+    cli(
+        default_backend_name,
+        cluster_dir,
+        "create",
+        "t",
+        "-p",
+        "2",
+        "-e",
+        "default_ttl=86400,a=b",
+        "-e",
+        "c=d=e",
+    )
+    cli(default_backend_name, cluster_dir, "create", "plain", "-p", "1")
     with pf.Cluster.open(cluster_dir) as c:
         assert c.table_info("t").envs == {"default_ttl": "86400", "a": "b", "c": "d=e"}
     shown = "a=b, c=d=e, default_ttl=86400"
-    assert shown not in cli(backend_name, cluster_dir, "ls")
-    lines = cli(backend_name, cluster_dir, "ls", "-d").splitlines()
+    assert shown not in cli(default_backend_name, cluster_dir, "ls")
+    lines = cli(default_backend_name, cluster_dir, "ls", "-d").splitlines()
     assert lines[0].split()[-1] == "envs"
     row = {line.split()[1]: line for line in lines[2:]}
     assert row["t"].endswith(shown)
     assert row["plain"].split()[-1] == "-"
-    assert f"envs: {shown}" in cli(backend_name, cluster_dir, "app", "t").splitlines()
-    assert "envs: -" in cli(backend_name, cluster_dir, "app", "plain").splitlines()
+    assert f"envs: {shown}" in cli(default_backend_name, cluster_dir, "app", "t").splitlines()
+    assert "envs: -" in cli(default_backend_name, cluster_dir, "app", "plain").splitlines()

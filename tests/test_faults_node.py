@@ -25,9 +25,9 @@ def table_dirs(path: Path) -> list[str]:
 
 
 def test_create_table_that_cannot_make_its_directories_leaves_no_table(
-    open_cluster: OpenCluster, cluster_dir: Path
+    open_cluster_once: OpenCluster, cluster_dir: Path
 ) -> None:
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     journal = cluster_dir / "meta" / "journal"
     before = journal.read_bytes()
     (cluster_dir / "tables").write_bytes(b"")  # a file where the directory must go
@@ -39,7 +39,7 @@ def test_create_table_that_cannot_make_its_directories_leaves_no_table(
     t = c.create_table("t", partition_count=2)  # the retry takes the same app id
     assert t.app_id == 1
     c.close()
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     assert [(i.name, i.app_id) for i in c.list_tables()] == [("t", 1)]
 
 
@@ -54,9 +54,9 @@ def test_create_table_that_cannot_make_its_directories_leaves_no_table(
     ids=["first-dir", "third-dir", "record-short", "record-sync"],
 )
 def test_failed_create_table_removes_what_it_made(
-    open_cluster: OpenCluster, cluster_dir: Path, fault: Fault
+    open_cluster_once: OpenCluster, cluster_dir: Path, fault: Fault
 ) -> None:
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     c.create_table("a", partition_count=1)
     with fileio.faults([fault]) as plan, pytest.raises(OSError):
         c.create_table("t", partition_count=3)
@@ -67,7 +67,7 @@ def test_failed_create_table_removes_what_it_made(
     assert t.app_id == 2  # no id was spent on the failure
     t.set("h", "s", "v")
     c.close()
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     assert names(c) == ["a", "t"]
     assert c.table("t").get("h", "s") == b"v"
 
@@ -78,9 +78,9 @@ def test_failed_create_table_removes_what_it_made(
     ids=["short", "sync"],
 )
 def test_failed_drop_table_keeps_the_whole_table(
-    open_cluster: OpenCluster, cluster_dir: Path, fault: Fault
+    open_cluster_once: OpenCluster, cluster_dir: Path, fault: Fault
 ) -> None:
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     t = c.create_table("t", partition_count=2)
     for i in range(20):
         t.set(f"h{i}", "s", f"v{i}")
@@ -92,15 +92,17 @@ def test_failed_drop_table_keeps_the_whole_table(
     assert t.count() == 20
     t.set("after", "s", "v")  # still open and usable
     c.close()
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     assert c.table("t").count() == 21
     c.drop_table("t")
     assert names(c) == [] and table_dirs(cluster_dir) == []
 
 
-def test_a_drop_cut_short_never_brings_the_table_back(open_cluster: OpenCluster, cluster_dir: Path) -> None:
+def test_a_drop_cut_short_never_brings_the_table_back(
+    open_cluster_once: OpenCluster, cluster_dir: Path
+) -> None:
     """The record goes first: files a crash (or a failed removal) leaves stay dropped."""
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     t = c.create_table("t", partition_count=2)
     for i in range(20):
         t.set(f"h{i}", "s", f"v{i}")
@@ -108,11 +110,11 @@ def test_a_drop_cut_short_never_brings_the_table_back(open_cluster: OpenCluster,
     c.close()
     kept = cluster_dir.parent / "kept"
     shutil.copytree(cluster_dir / "tables" / "1.0", kept)
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     c.drop_table("t")
     c.close()
     shutil.copytree(kept, cluster_dir / "tables" / "1.0")  # as if the removal stopped half-way
-    c = open_cluster(cluster_dir)
+    c = open_cluster_once(cluster_dir)
     assert names(c) == []
     t = c.create_table("t", partition_count=2)
     assert t.app_id == 2 and t.count() == 0
@@ -198,7 +200,7 @@ def _check_model(path: Path, scenario: str) -> str:
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_fault_walk_create_and_drop_table(backend: object, tmp_path: Path, scenario: str) -> None:
+def test_fault_walk_create_and_drop_table(default_backend: object, tmp_path: Path, scenario: str) -> None:
     setup, reopen, action = SCENARIOS[scenario]
     c = setup(tmp_path / "count", reopen)
     with fileio.faults() as counted:

@@ -1,9 +1,12 @@
 """One cluster over several nodes (issue #11): ZooKeeper and ``serve --zk`` processes on 127.0.0.1.
 
-Every test starts its own nodes (tests/multinode.py) in a fresh ZooKeeper
-chroot and stops them at teardown. A writer records what was acknowledged
+Every test that kills, moves, balances or fences starts its own nodes
+(tests/multinode.py) in a fresh ZooKeeper chroot and stops them at teardown;
+the tests that only create their own table and read it share one set
+(``shared_three``). A writer records what was acknowledged
 (servedcheck.Model); after a kill, a move or a balance every acknowledged
-write must be there, read through the ``zk://`` client.
+write must be there, read through the ``zk://`` client. Servers and ZooKeeper:
+the backend does not matter, so these run once (conftest.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import PYTHON, child_env
+from conftest import DEFAULT_BACKEND, PYTHON, child_env, load_backend
 from dupharness import SOURCE_DECREE_OP
 from multinode import WAIT, Nodes, owners, spread_of
 from pegasus_fast import _backend
@@ -26,12 +29,19 @@ from served import Fleet
 from servedcheck import TABLE, Model, Writer, remote_table
 from zkserver import ZooKeeperServer
 
-pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+    pytest.mark.usefixtures("default_backend"),
+]
+
+#: the lease and the session the tests that sit them out give their nodes (the defaults: 10 s, 6 s)
+SHORT_FENCE_LEASE = 3.0
+SHORT_SESSION = 3.0
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, _backend.name)
+def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, DEFAULT_BACKEND)
     try:
         yield f
     finally:
@@ -39,14 +49,43 @@ def fleet(tmp_path: Path, backend: ModuleType) -> Iterator[Fleet]:
 
 
 @pytest.fixture
-def three(fleet: Fleet, zk_chroot: str) -> Iterator[tuple[Nodes, pf.RoutedCluster]]:
-    nodes = Nodes(fleet, zk_chroot)
-    nodes.start("n1", "n2", "n3")
-    client = nodes.client()
+def start_three(fleet: Fleet, zk_chroot: str) -> Iterator[Callable[..., tuple[Nodes, pf.RoutedCluster]]]:
+    """``start_three(*serve_args)``: nodes n1..n3 in this test's chroot, and a client of them."""
+    clients: list[pf.RoutedCluster] = []
+
+    def _start(*serve_args: str) -> tuple[Nodes, pf.RoutedCluster]:
+        nodes = Nodes(fleet, zk_chroot, *serve_args)
+        nodes.start("n1", "n2", "n3")
+        clients.append(nodes.client())
+        return nodes, clients[-1]
+
     try:
-        yield nodes, client
+        yield _start
     finally:
-        client.close()
+        for client in clients:
+            client.close()
+
+
+@pytest.fixture
+def three(start_three: Callable[..., tuple[Nodes, pf.RoutedCluster]]) -> tuple[Nodes, pf.RoutedCluster]:
+    return start_three()
+
+
+@pytest.fixture(scope="module")
+def shared_three(
+    tmp_path_factory: pytest.TempPathFactory, zk_module_chroot: str
+) -> Iterator[tuple[Nodes, pf.RoutedCluster]]:
+    """Three nodes for the tests that neither kill, move, balance nor fence: each makes its own
+    table and reads it."""
+    load_backend(DEFAULT_BACKEND)
+    f = Fleet(tmp_path_factory.mktemp("shared-three"), DEFAULT_BACKEND)
+    try:
+        nodes = Nodes(f, zk_module_chroot)
+        nodes.start("n1", "n2", "n3")
+        with nodes.client() as client:
+            yield nodes, client
+    finally:
+        f.close()
 
 
 def scan_of(table: pf.RoutedTable) -> dict[tuple[bytes, bytes], bytes]:
@@ -67,8 +106,10 @@ def keys_of_partition(table: pf.RoutedTable, pidx: int, n: int, prefix: str = "p
     return out
 
 
-def test_placement_is_even_and_10k_records_read_back(three: tuple[Nodes, pf.RoutedCluster]) -> None:
-    nodes, c = three
+def test_placement_is_even_and_10k_records_read_back(shared_three: tuple[Nodes, pf.RoutedCluster]) -> None:
+    nodes, c = shared_three
+    others = [i.name for i in c.list_tables()]  # the other tests' on these nodes
+    assert TABLE not in others
     t = c.create_table(TABLE, 8)
     counts = spread_of(t, ["n1", "n2", "n3"])
     assert sorted(counts.values()) == [2, 3, 3], counts
@@ -104,7 +145,7 @@ def test_placement_is_even_and_10k_records_read_back(three: tuple[Nodes, pf.Rout
     # every node made the table, and a second create is refused
     with pytest.raises(pf.TableExistsError):
         c.create_table(TABLE, 4)
-    assert [i.name for i in c.list_tables()] == [TABLE]
+    assert sorted(i.name for i in c.list_tables()) == sorted([*others, TABLE])
 
 
 def test_kill9_node_makes_only_its_partitions_unavailable(three: tuple[Nodes, pf.RoutedCluster]) -> None:
@@ -244,8 +285,11 @@ def test_a_fourth_node_receives_partitions_on_balance(three: tuple[Nodes, pf.Rou
     assert sorted(spread_of(t2, ["n1", "n2", "n3", "n4"]).values()) == [1, 1, 1, 1]
 
 
-def test_the_leader_killed_another_one_takes_over(three: tuple[Nodes, pf.RoutedCluster]) -> None:
-    nodes, c = three
+def test_the_leader_killed_another_one_takes_over(
+    start_three: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
+    # the next leader waits out the killed one's session: a short one, not the default 6 s
+    nodes, c = start_three("--config", f"zk_session_timeout_seconds={SHORT_SESSION}")
     c.create_table(TABLE, 4)
     leader = c._r.leader().url
     victim = next(n for n, s in nodes.nodes.items() if s.url == leader)
@@ -262,10 +306,10 @@ def test_the_leader_killed_another_one_takes_over(three: tuple[Nodes, pf.RoutedC
     assert c._r.leader().url != leader
 
 
-def test_bad_addresses_and_crafted_configuration(
-    three: tuple[Nodes, pf.RoutedCluster], zk_chroot: str
-) -> None:
-    nodes, c = three
+def test_bad_addresses_and_crafted_configuration(shared_three: tuple[Nodes, pf.RoutedCluster]) -> None:
+    nodes, c = shared_three
+    zk_chroot = nodes.spec
+    table = "crafted"  # not the other shared test's TABLE
     with pytest.raises(pf.InvalidArgumentError):
         pf.connect("zk://127.0.0.1:1")  # no chroot
     with pytest.raises(pf.InvalidArgumentError):
@@ -278,18 +322,18 @@ def test_bad_addresses_and_crafted_configuration(
         c.create_table("bad/name", 4)
     with pytest.raises(pf.InvalidArgumentError):
         c.create_table("t0", 0)
-    t = c.create_table(TABLE, 4)
+    t = c.create_table(table, 4)
     t.set(b"a", b"b", b"c")
     # a partition's znode that is not a configuration: a typed error, and the nodes keep serving
     zk = c._zk
-    raw, _ = zk.get(f"/apps/{TABLE}/0")
-    zk.set(f"/apps/{TABLE}/0", b"\xff not json")
+    raw, _ = zk.get(f"/apps/{table}/0")
+    zk.set(f"/apps/{table}/0", b"\xff not json")
     try:
         with pytest.raises(pf.CoordinationError):
-            c.table(TABLE)
+            c.table(table)
     finally:
-        zk.set(f"/apps/{TABLE}/0", raw)
-    assert c.table(TABLE).get(b"a", b"b") == b"c"
+        zk.set(f"/apps/{table}/0", raw)
+    assert c.table(table).get(b"a", b"b") == b"c"
     assert all(s.running for s in nodes.nodes.values())
 
 
@@ -352,13 +396,15 @@ def owners_direct(chroot: str) -> list[str]:
         return owners(c.table(TABLE))
 
 
-def test_the_cli_over_a_multi_node_cluster(three: tuple[Nodes, pf.RoutedCluster], backend_name: str) -> None:
+def test_the_cli_over_a_multi_node_cluster(
+    three: tuple[Nodes, pf.RoutedCluster], default_backend_name: str
+) -> None:
     nodes, c = three
 
     def cli(*argv: str) -> str:
         r = subprocess.run(
             [PYTHON, "-m", "pegasus_fast", "--connect", nodes.url, *argv],
-            env=child_env(backend_name),
+            env=child_env(default_backend_name),
             capture_output=True,
             timeout=WAIT,
         )
@@ -382,7 +428,7 @@ def test_the_cli_over_a_multi_node_cluster(three: tuple[Nodes, pf.RoutedCluster]
     # a verb of a multi-node cluster against a single one is refused in one line
     r = subprocess.run(
         [PYTHON, "-m", "pegasus_fast", "--connect", nodes["n1"].url, "balance"],
-        env=child_env(backend_name),
+        env=child_env(default_backend_name),
         capture_output=True,
         timeout=WAIT,
     )
@@ -462,15 +508,15 @@ def test_duplicate_three_nodes_to_one_moving_a_partition_midway(
 
 
 def test_a_fence_whose_move_never_switched_is_lifted_by_its_lease(
-    three: tuple[Nodes, pf.RoutedCluster],
+    start_three: Callable[..., tuple[Nodes, pf.RoutedCluster]],
 ) -> None:
     """A leader that dies between fencing the owner and the switch leaves no partition
-    refusing writes for ever: the owner lifts the fence after FENCE_LEASE."""
-    from pegasus_fast.multinode.ownership import FENCE_LEASE
+    refusing writes for ever: the owner lifts the fence after its fence lease (a short one
+    here, not the default 10 s)."""
     from pegasus_fast.net import pegasus_fast_pb2 as pb
     from pegasus_fast.net.peer import Peer
 
-    nodes, c = three
+    nodes, c = start_three("--config", f"fence_lease_seconds={SHORT_FENCE_LEASE}")
     t = c.create_table(TABLE, 4)
     pidx = t.partition_index(b"k", b"s")
     owner = owners(t)[pidx]
@@ -491,9 +537,9 @@ def test_a_fence_whose_move_never_switched_is_lifted_by_its_lease(
                     dt.set(b"k", b"s", b"after")
                     break
                 except pf.PartitionUnavailableError:
-                    assert time.monotonic() - fenced < FENCE_LEASE + WAIT
+                    assert time.monotonic() - fenced < SHORT_FENCE_LEASE + WAIT
                     time.sleep(0.2)
-            assert time.monotonic() - fenced >= FENCE_LEASE
+            assert time.monotonic() - fenced >= SHORT_FENCE_LEASE
     finally:
         peer.close()
     assert c.table(TABLE).get(b"k", b"s") == b"after"

@@ -16,12 +16,12 @@ from conftest import PYTHON, child_env
 
 
 def _serve(
-    backend_name: str, cluster: Path, ready: Path, *extra: str, env: dict[str, str] | None = None
+    default_backend_name: str, cluster: Path, ready: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [PYTHON, "-m", "pegasus_fast", "--cluster", str(cluster), "serve", "--listen", "127.0.0.1:0",
          "--ready-file", str(ready), *extra],
-        env=env or child_env(backend_name),
+        env=env or child_env(default_backend_name),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -41,9 +41,9 @@ def _wait_ready(proc: subprocess.Popen[str], ready: Path, timeout: float = 30.0)
 
 
 @pytest.fixture
-def server(backend_name: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def server(default_backend_name: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     ready = tmp_path / "ready"
-    proc = _serve(backend_name, tmp_path / "c", ready)
+    proc = _serve(default_backend_name, tmp_path / "c", ready)
     try:
         yield proc, _wait_ready(proc, ready)
     finally:
@@ -52,10 +52,10 @@ def server(backend_name: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen
         proc.wait(10)
 
 
-def _cli(backend_name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(default_backend_name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PYTHON, "-m", "pegasus_fast", *args],
-        env=child_env(backend_name),
+        env=child_env(default_backend_name),
         capture_output=True,
         text=True,
         timeout=60,
@@ -63,7 +63,7 @@ def _cli(backend_name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_url_ready_file_and_graceful_sigterm(
-    backend: ModuleType, server: tuple[subprocess.Popen[str], str], tmp_path: Path
+    default_backend: ModuleType, server: tuple[subprocess.Popen[str], str], tmp_path: Path
 ) -> None:
     proc, url = server
     assert url.startswith("pegasus://127.0.0.1:")
@@ -83,7 +83,7 @@ def test_url_ready_file_and_graceful_sigterm(
 
 
 def test_sigint_with_a_client_mid_scan(
-    backend: ModuleType, server: tuple[subprocess.Popen[str], str]
+    default_backend: ModuleType, server: tuple[subprocess.Popen[str], str]
 ) -> None:
     proc, url = server
     with pf.connect(url, timeout=10) as rc:
@@ -101,19 +101,19 @@ def test_sigint_with_a_client_mid_scan(
 
 
 def test_refuses_non_loopback_without_tls_and_token(
-    backend_name: str, backend: ModuleType, tmp_path: Path
+    default_backend_name: str, default_backend: ModuleType, tmp_path: Path
 ) -> None:
-    r = _cli(backend_name, "--cluster", str(tmp_path / "c"), "serve", "--listen", "0.0.0.0:0")
+    r = _cli(default_backend_name, "--cluster", str(tmp_path / "c"), "serve", "--listen", "0.0.0.0:0")
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "loopback" in lines[0]
     assert not (tmp_path / "ready").exists()
 
 
-def test_token_file(backend_name: str, backend: ModuleType, tmp_path: Path) -> None:
+def test_token_file(default_backend_name: str, default_backend: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "token").write_text("file-token\n")
     ready = tmp_path / "ready"
-    proc = _serve(backend_name, tmp_path / "c", ready, "--token-file", str(tmp_path / "token"))
+    proc = _serve(default_backend_name, tmp_path / "c", ready, "--token-file", str(tmp_path / "token"))
     try:
         url = _wait_ready(proc, ready)
         with pf.connect(url, token="file-token") as ok:
@@ -121,7 +121,7 @@ def test_token_file(backend_name: str, backend: ModuleType, tmp_path: Path) -> N
         with pf.connect(url) as missing:
             with pytest.raises(pf.AuthenticationError):
                 missing.list_tables()
-        env = child_env(backend_name)
+        env = child_env(default_backend_name)
         env["PEGASUS_FAST_TOKEN"] = "file-token"
         r = subprocess.run(
             [PYTHON, "-m", "pegasus_fast", "--connect", url, "ls"],
@@ -131,7 +131,7 @@ def test_token_file(backend_name: str, backend: ModuleType, tmp_path: Path) -> N
             timeout=60,
         )
         assert r.returncode == 0 and " t " in r.stdout
-        r = _cli(backend_name, "--connect", url, "ls")
+        r = _cli(default_backend_name, "--connect", url, "ls")
         assert r.returncode == 2 and "refused" in r.stderr
     finally:
         proc.terminate()
@@ -139,7 +139,10 @@ def test_token_file(backend_name: str, backend: ModuleType, tmp_path: Path) -> N
 
 
 def test_cli_verbs_with_connect(
-    backend_name: str, backend: ModuleType, server: tuple[subprocess.Popen[str], str], tmp_path: Path
+    default_backend_name: str,
+    default_backend: ModuleType,
+    server: tuple[subprocess.Popen[str], str],
+    tmp_path: Path,
 ) -> None:
     _proc, url = server
     ok = [
@@ -159,40 +162,43 @@ def test_cli_verbs_with_connect(
     ]
     out = {}
     for args in ok:
-        r = _cli(backend_name, "--connect", url, *args)
+        r = _cli(default_backend_name, "--connect", url, *args)
         assert r.returncode == 0, (args, r.stderr)
         out[args[0]] = r.stdout
     assert out["get"].strip() == "v"
     assert out["count"].strip() == "2"
-    r = _cli(backend_name, "--connect", url, "get", "missing", "h", "s")
+    r = _cli(default_backend_name, "--connect", url, "get", "missing", "h", "s")
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
-    r = _cli(backend_name, "--connect", url, "compact", "missing")
+    r = _cli(default_backend_name, "--connect", url, "compact", "missing")
     assert r.returncode == 2 and "not found" in r.stderr
-    r = _cli(backend_name, "--connect", url, "--cluster", str(tmp_path / "x"), "ls")
+    r = _cli(default_backend_name, "--connect", url, "--cluster", str(tmp_path / "x"), "ls")
     assert r.returncode != 0
 
 
 def test_cli_add_dup_between_served_clusters(
-    backend_name: str, backend: ModuleType, server: tuple[subprocess.Popen[str], str], tmp_path: Path
+    default_backend_name: str,
+    default_backend: ModuleType,
+    server: tuple[subprocess.Popen[str], str],
+    tmp_path: Path,
 ) -> None:
     _proc, src_url = server
     ready = tmp_path / "ready2"
-    dst = _serve(backend_name, tmp_path / "d", ready)
+    dst = _serve(default_backend_name, tmp_path / "d", ready)
     try:
         dst_url = _wait_ready(dst, ready)
-        assert _cli(backend_name, "--connect", src_url, "create", "t", "-p", "2").returncode == 0
-        assert _cli(backend_name, "--connect", src_url, "set", "t", "h", "s", "v").returncode == 0
-        r = _cli(backend_name, "--connect", src_url, "add_dup", "t", dst_url, "--timeout", "30")
+        assert _cli(default_backend_name, "--connect", src_url, "create", "t", "-p", "2").returncode == 0
+        assert _cli(default_backend_name, "--connect", src_url, "set", "t", "h", "s", "v").returncode == 0
+        r = _cli(default_backend_name, "--connect", src_url, "add_dup", "t", dst_url, "--timeout", "30")
         assert r.returncode == 0, r.stderr
         assert "DS_LOG" in r.stdout
-        r = _cli(backend_name, "--connect", src_url, "query_dup", "t", "-d")
+        r = _cli(default_backend_name, "--connect", src_url, "query_dup", "t", "-d")
         assert r.returncode == 0 and dst_url in r.stdout
         deadline = time.monotonic() + 20
-        while _cli(backend_name, "--connect", dst_url, "get", "t", "h", "s").stdout.strip() != "v":
+        while _cli(default_backend_name, "--connect", dst_url, "get", "t", "h", "s").stdout.strip() != "v":
             assert time.monotonic() < deadline
             time.sleep(0.1)
         for verb in ("pause_dup", "start_dup", "remove_dup"):
-            r = _cli(backend_name, "--connect", src_url, verb, "t", "1")
+            r = _cli(default_backend_name, "--connect", src_url, verb, "t", "1")
             assert r.returncode == 0, r.stderr
     finally:
         dst.terminate()
@@ -200,15 +206,18 @@ def test_cli_add_dup_between_served_clusters(
 
 
 def test_serve_on_a_locked_cluster_fails_cleanly(
-    backend_name: str, backend: ModuleType, tmp_path: Path
+    default_backend_name: str, default_backend: ModuleType, tmp_path: Path
 ) -> None:
     with pf.Cluster.open(tmp_path / "c"):
-        r = _cli(backend_name, "--cluster", str(tmp_path / "c"), "serve", "--listen", "127.0.0.1:0")
+        r = _cli(default_backend_name, "--cluster", str(tmp_path / "c"), "serve", "--listen", "127.0.0.1:0")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_sigterm_lets_duplications_ship_what_is_durable(
-    backend_name: str, backend: ModuleType, server: tuple[subprocess.Popen[str], str], tmp_path: Path
+    default_backend_name: str,
+    default_backend: ModuleType,
+    server: tuple[subprocess.Popen[str], str],
+    tmp_path: Path,
 ) -> None:
     proc, url = server
     with pf.Cluster.open(tmp_path / "f", name="f") as follower, pf.serve(follower) as fsrv:

@@ -33,7 +33,7 @@ from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import PYTHON, child_env
+from conftest import DEFAULT_BACKEND, PYTHON, child_env, load_backend
 from dupharness import wait_until
 from netproxy import FaultyProxy
 from pegasus_fast import _backend
@@ -53,7 +53,11 @@ from servedcheck import (
     write_table,
 )
 
-pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+    # servers and processes: the backend does not matter, so these run once (conftest.py)
+    pytest.mark.usefixtures("default_backend"),
+]
 
 PARTITIONS = 2
 #: the served source runs with this knob (``serve --config``): a partition past it learns from a
@@ -83,17 +87,19 @@ class Template:
 
 
 @pytest.fixture(scope="session")
-def source_template(backend: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Template:
-    """A source cluster directory, made once per backend and copied by each test."""
-    path = tmp_path_factory.mktemp(f"source-template-{_backend.name}") / "source"
-    with pf.Cluster.open(path, name="source") as c:
+def source_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    """A source cluster directory, made once and copied by each test (these tests run once, on
+    the default backend: see conftest.py)."""
+    load_backend(DEFAULT_BACKEND)
+    path = tmp_path_factory.mktemp("source-template") / "source"
+    with _backend.use(DEFAULT_BACKEND), pf.Cluster.open(path, name="source") as c:
         records = write_table(c, TABLE, [LARGE_PARTITION_BYTES] * PARTITIONS, VALUE_BYTES, seed=1)
     return Template(path, records)
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, _backend.name)
+def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, DEFAULT_BACKEND)
     try:
         yield f
     finally:

@@ -18,11 +18,11 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import grpc
 import pegasus_fast as pf
 import pytest
+from conftest import DEFAULT_BACKEND, load_backend
 from dupharness import SOURCE_DECREE_OP, wait_until
 from netproxy import FaultyProxy
 from pegasus_fast import _backend
@@ -35,7 +35,11 @@ from pegasus_fast.net.wire import open_channel, parse_url
 from served import Fleet, Served
 from servedcheck import WAIT, Model, Writer, scan_of, wait_caught_up, write_table
 
-pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+    # servers and processes: the backend does not matter, so these run once (conftest.py)
+    pytest.mark.usefixtures("default_backend"),
+]
 
 PARTITIONS = 2
 VALUE_BYTES = 64 << 10
@@ -53,9 +57,11 @@ QUIET = {"gc_interval_ms": 3_600_000, "checkpoint_interval_seconds": 3600.0}
 
 
 @pytest.fixture(scope="module")
-def net_follower(backend: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One served follower for every seed of a backend (each seed duplicates its own table)."""
-    f = Fleet(tmp_path_factory.mktemp(f"net-{_backend.name}"), _backend.name)
+def net_follower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One served follower for every seed (each seed duplicates its own table); these tests run
+    once, on the default backend (conftest.py)."""
+    load_backend(DEFAULT_BACKEND)
+    f = Fleet(tmp_path_factory.mktemp("net"), DEFAULT_BACKEND)
     try:
         served = f.add("target")
         # no periodic checkpoint or GC: the WAL read by applied_source_decrees stays whole

@@ -31,7 +31,7 @@ from pegasus_fast.net.wire import (
 
 
 @pytest.fixture
-def cluster(backend: ModuleType, tmp_path: Path) -> Iterator[pf.Cluster]:
+def cluster(default_backend: ModuleType, tmp_path: Path) -> Iterator[pf.Cluster]:
     c = pf.Cluster.open(tmp_path / "c", name="c")
     yield c
     c.close()
@@ -145,7 +145,7 @@ def test_scan_and_count_of_some_partitions(cluster: pf.Cluster, served: pf.Serve
 # -- unreachable ------------------------------------------------------------------------
 
 
-def test_connection_refused_names_the_url(backend: ModuleType) -> None:
+def test_connection_refused_names_the_url(default_backend: ModuleType) -> None:
     url = f"pegasus://127.0.0.1:{_free_port()}"
     with pf.connect(url, timeout=2) as rc:
         with pytest.raises(pf.RemoteUnavailableError) as e:
@@ -154,7 +154,7 @@ def test_connection_refused_names_the_url(backend: ModuleType) -> None:
     assert e.value.retry is pf.Retry.TRANSIENT
 
 
-def test_deadline_is_remote_unavailable(backend: ModuleType) -> None:
+def test_deadline_is_remote_unavailable(default_backend: ModuleType) -> None:
     # a peer that accepts and never answers
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -485,9 +485,9 @@ def _wait_equal(a: object, b: object, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def test_embedded_source_to_served_follower(open_cluster: object, tmp_path: Path) -> None:
-    src = open_cluster(tmp_path / "src", name="src")  # type: ignore[operator]
-    dst = open_cluster(tmp_path / "dst", name="dst")  # type: ignore[operator]
+def test_embedded_source_to_served_follower(open_cluster_once: object, tmp_path: Path) -> None:
+    src = open_cluster_once(tmp_path / "src", name="src")  # type: ignore[operator]
+    dst = open_cluster_once(tmp_path / "dst", name="dst")  # type: ignore[operator]
     t = src.create_table("t", partition_count=4)
     for i in range(50):
         t.set(b"k%d" % i, b"s", b"v%d" % i)
@@ -504,9 +504,9 @@ def test_embedded_source_to_served_follower(open_cluster: object, tmp_path: Path
             src.add_duplication("t", srv.url + "/")
 
 
-def test_remote_cluster_runs_the_duplication(open_cluster: object, tmp_path: Path) -> None:
-    src = open_cluster(tmp_path / "src", name="src")  # type: ignore[operator]
-    dst = open_cluster(tmp_path / "dst", name="dst")  # type: ignore[operator]
+def test_remote_cluster_runs_the_duplication(open_cluster_once: object, tmp_path: Path) -> None:
+    src = open_cluster_once(tmp_path / "src", name="src")  # type: ignore[operator]
+    dst = open_cluster_once(tmp_path / "dst", name="dst")  # type: ignore[operator]
     with pf.serve(src) as s1, pf.serve(dst) as s2, pf.connect(s1.url) as rc:
         t = rc.create_table("t", partition_count=4)
         t.set(b"a", b"b", b"c")
@@ -533,8 +533,8 @@ def test_remote_cluster_runs_the_duplication(open_cluster: object, tmp_path: Pat
             rc.add_duplication("t", str(tmp_path / "dst"))
 
 
-def test_self_duplication_refused(open_cluster: object, tmp_path: Path) -> None:
-    src = open_cluster(tmp_path / "src", name="src")  # type: ignore[operator]
+def test_self_duplication_refused(open_cluster_once: object, tmp_path: Path) -> None:
+    src = open_cluster_once(tmp_path / "src", name="src")  # type: ignore[operator]
     src.create_table("t", partition_count=2)
     with pf.serve(src) as s:
         d = src.add_duplication("t", s.url, "t2")
@@ -543,9 +543,9 @@ def test_self_duplication_refused(open_cluster: object, tmp_path: Path) -> None:
         assert "itself" in str(d.error)
 
 
-def test_same_cluster_id_refused(open_cluster: object, tmp_path: Path) -> None:
-    src = open_cluster(tmp_path / "src", name="src", cluster_id=5)  # type: ignore[operator]
-    dst = open_cluster(tmp_path / "dst", name="dst", cluster_id=5)  # type: ignore[operator]
+def test_same_cluster_id_refused(open_cluster_once: object, tmp_path: Path) -> None:
+    src = open_cluster_once(tmp_path / "src", name="src", cluster_id=5)  # type: ignore[operator]
+    dst = open_cluster_once(tmp_path / "dst", name="dst", cluster_id=5)  # type: ignore[operator]
     src.create_table("t", partition_count=2)
     with pf.serve(dst) as s:
         d = src.add_duplication("t", s.url)
@@ -554,9 +554,9 @@ def test_same_cluster_id_refused(open_cluster: object, tmp_path: Path) -> None:
     assert not dst.has_table("t") or dst.table("t").count() == 0
 
 
-def test_remote_token_is_presented_and_kept(open_cluster: object, tmp_path: Path) -> None:
-    src = open_cluster(tmp_path / "src", name="src")  # type: ignore[operator]
-    dst = open_cluster(tmp_path / "dst", name="dst")  # type: ignore[operator]
+def test_remote_token_is_presented_and_kept(open_cluster_once: object, tmp_path: Path) -> None:
+    src = open_cluster_once(tmp_path / "src", name="src")  # type: ignore[operator]
+    dst = open_cluster_once(tmp_path / "dst", name="dst")  # type: ignore[operator]
     t = src.create_table("t", partition_count=2)
     t.set(b"a", b"b", b"c")
     with pf.serve(dst, token="dtok") as s:
@@ -571,7 +571,7 @@ def test_remote_token_is_presented_and_kept(open_cluster: object, tmp_path: Path
     # kept with the duplication: a restart of the source resumes with it
     path = src.path
     src.close()
-    src2 = open_cluster(path)  # type: ignore[operator]
+    src2 = open_cluster_once(path)  # type: ignore[operator]
     with pf.serve(dst, token="dtok", listen=s.address.target) as s2:
         assert s2.url == s.url
         src2.table("t").set(b"after", b"restart", b"v")
@@ -579,7 +579,7 @@ def test_remote_token_is_presented_and_kept(open_cluster: object, tmp_path: Path
 
 
 def test_backlog_ships_over_one_stream(
-    open_cluster: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    open_cluster_once: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A backlog goes over ApplyStream, several small batches in flight; all land once, in order."""
     from pegasus_fast.net.follower import RemoteFollower
@@ -592,8 +592,8 @@ def test_backlog_ships_over_one_stream(
         return real(self, table, pidx, batches)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RemoteFollower, "apply_stream", counting)
-    src = open_cluster(tmp_path / "src", name="src", config=pf.Config(duplicate_log_batch_bytes=256))  # type: ignore[operator]
-    dst = open_cluster(tmp_path / "dst", name="dst")  # type: ignore[operator]
+    src = open_cluster_once(tmp_path / "src", name="src", config=pf.Config(duplicate_log_batch_bytes=256))  # type: ignore[operator]
+    dst = open_cluster_once(tmp_path / "dst", name="dst")  # type: ignore[operator]
     t = src.create_table("t", partition_count=2)
     with pf.serve(dst) as srv:
         d = src.add_duplication("t", srv.url)
@@ -617,8 +617,10 @@ def test_backlog_ships_over_one_stream(
         assert [s.last_committed_decree for s in dst.table("t").partition_stats()] == src_stats
 
 
-def test_follower_restart_mid_stream_loses_and_repeats_nothing(open_cluster: object, tmp_path: Path) -> None:
-    src = open_cluster(tmp_path / "src", name="src", config=pf.Config(duplicate_log_batch_bytes=1024))  # type: ignore[operator]
+def test_follower_restart_mid_stream_loses_and_repeats_nothing(
+    open_cluster_once: object, tmp_path: Path
+) -> None:
+    src = open_cluster_once(tmp_path / "src", name="src", config=pf.Config(duplicate_log_batch_bytes=1024))  # type: ignore[operator]
     t = src.create_table("t", partition_count=2)
     dst_path = tmp_path / "dst"
     dst = pf.Cluster.open(dst_path, name="dst")
@@ -645,7 +647,7 @@ def test_follower_restart_mid_stream_loses_and_repeats_nothing(open_cluster: obj
 
 
 def test_served_follower_relearns_after_the_source_frees_its_wal(
-    open_cluster: object, tmp_path: Path
+    open_cluster_once: object, tmp_path: Path
 ) -> None:
     """A remote down long enough for the WAL cap: the source frees the WAL, says so, and once the
     remote is back the follower stops serving that partition (RestartLearning over the wire)
@@ -657,7 +659,7 @@ def test_served_follower_relearns_after_the_source_frees_its_wal(
         gc_interval_ms=3_600_000,
         checkpoint_interval_seconds=3600.0,
     )
-    src = open_cluster(tmp_path / "src", name="src", config=cfg)  # type: ignore[operator]
+    src = open_cluster_once(tmp_path / "src", name="src", config=cfg)  # type: ignore[operator]
     t = src.create_table("t", partition_count=1)
     value = b"x" * (64 << 10)
     t.set(b"a", b"0", value)

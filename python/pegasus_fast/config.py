@@ -34,6 +34,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "delete_tombstone_seconds": (0, 0xFFFFFFFF),
     "dup_max_retained_wal_bytes": (1, None),
     "dup_max_retained_wal_seconds": (1, None),
+    "fence_lease_seconds": (0.1, None),
+    "zk_session_timeout_seconds": (0.2, 600),
 }
 
 
@@ -103,6 +105,15 @@ class Config:
     #: front of an add_duplication of the new table; opted in, they yield to duplication
     #: work (engine/opens.py). False: each partition opens on its first read or write.
     open_rocksdb_eagerly: bool = False
+    #: a node of a multi-node cluster (``serve --zk``): a partition fenced for a move that never
+    #: switched owner (its leader died between the fence and the switch) is unfenced after this
+    #: long, and the leader gives up a handoff that outlasts half of it. >= 0.1, finite.
+    fence_lease_seconds: float = 10.0
+    #: a node's ZooKeeper session: ZooKeeper expires it (and with it the node's registration and
+    #: its place in the leader election) this long after the node stops answering; the node
+    #: refuses writes as soon as its connection is lost, well before. 0.2 .. 600 (the server
+    #: clamps it to its own minSessionTimeout..maxSessionTimeout).
+    zk_session_timeout_seconds: float = 6.0
 
     def __post_init__(self) -> None:
         if self.wal_sync not in WAL_SYNC_MODES:

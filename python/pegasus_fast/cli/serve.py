@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[Cluster, Member]:
     """Open the node's directory as a node of the cluster in ZooKeeper."""
     addr = parse_zk(args.zk)
-    zk = connect(addr, create=True)
+    zk = connect(addr, create=True, session_timeout=config.zk_session_timeout_seconds)
     try:
         doc = join_cluster(zk, addr)
         if args.name is not None and args.name != doc.name:

@@ -35,7 +35,8 @@ from .layout import (
 
 log = logging.getLogger(__name__)
 
-#: a node's session: ZooKeeper expires it this long after the node stops answering
+#: a client's session (a node's is its Config.zk_session_timeout_seconds): ZooKeeper expires it
+#: this long after the client stops answering
 SESSION_TIMEOUT = 6.0
 CONNECT_TIMEOUT = 10.0
 
@@ -72,10 +73,15 @@ def parse_zk(spec: object) -> ZkAddress:
     return ZkAddress(hosts, chroot)
 
 
-def connect(addr: ZkAddress, timeout: float = CONNECT_TIMEOUT, create: bool = False) -> KazooClient:
+def connect(
+    addr: ZkAddress,
+    timeout: float = CONNECT_TIMEOUT,
+    create: bool = False,
+    session_timeout: float = SESSION_TIMEOUT,
+) -> KazooClient:
     """A started kazoo client rooted at the cluster's chroot (``create``: made if missing,
     as a node joining does; a client finds no cluster there instead)."""
-    zk = KazooClient(hosts=addr.hosts, timeout=SESSION_TIMEOUT)
+    zk = KazooClient(hosts=addr.hosts, timeout=session_timeout)
     try:
         zk.start(timeout=timeout)
         if create:

@@ -16,7 +16,7 @@ node had before a partition moved away (stale, never served).
   to every partition at once (before the session can expire and anyone could
   act on its absence), and takes them again only after it has reconnected and
   read the configuration anew. A partition fenced for a move that did not
-  finish is unfenced after ``FENCE_LEASE`` if the node still owns it.
+  finish is unfenced after ``Config.fence_lease_seconds`` if the node still owns it.
 * **Meta leader** (election.py). Every node runs kazoo's Election; the winner
   writes the ephemeral ``/meta/leader`` and answers the Meta service
   (placement.py, meta.py).

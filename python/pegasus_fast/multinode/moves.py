@@ -23,7 +23,6 @@ from ..errors import CoordinationError, DuplicationError, InvalidArgumentError, 
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peer
 from .member import Member
-from .ownership import FENCE_LEASE
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
         ).decree
         if got != last:
             raise CoordinationError(m.addr.spec, f"{node} reached decree {got}, not {last}")
-        if time.monotonic() - fenced > FENCE_LEASE / 2:
+        if time.monotonic() - fenced > m.cluster.config.fence_lease_seconds / 2:
             raise CoordinationError(m.addr.spec, "the handoff outlasted half the fence lease")
         # 4. the switch: a compare-and-set on the version read above
         m.zk.set(

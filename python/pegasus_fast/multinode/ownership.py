@@ -4,7 +4,7 @@
 Cluster opens: its duplications ship only these). :class:`Custody` serves a
 partition whose data is whole once this node owns it (a move in), reclaims a
 stale copy once another node owns it (a move away), and unfences a partition
-fenced for a move that never switched owner after :data:`FENCE_LEASE`.
+fenced for a move that never switched owner after ``Config.fence_lease_seconds``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ from ..errors import PegasusFastError
 from ..storage.partition import LEARNING, MOVING, SERVING
 
 log = logging.getLogger(__name__)
-
-#: a partition fenced for a move that never switched owner is unfenced after this long
-FENCE_LEASE = 10.0
 
 
 class Ownership:
@@ -105,7 +102,7 @@ class Custody:
                 )
         elif part.state == MOVING:
             fenced = self._fenced_at.setdefault(key, time.monotonic())
-            if time.monotonic() - fenced > FENCE_LEASE:
+            if time.monotonic() - fenced > self.cluster.config.fence_lease_seconds:
                 log.warning("node %s: move of %s.%d never switched owner; unfencing", self.node_id, *key)
                 part.unfence()
                 self._fenced_at.pop(key, None)
@@ -157,4 +154,4 @@ class Custody:
         return True
 
 
-__all__ = ["FENCE_LEASE", "Custody", "Ownership"]
+__all__ = ["Custody", "Ownership"]
