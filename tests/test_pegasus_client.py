@@ -13,12 +13,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pegasus_fast as pf
 import pytest
 from conftest import BACKENDS, PYTHON, child_env
 from pegasus_client_venv import DRIVER, client_python
+from pegasus_fast import _backend
 from pegasus_fast.server.pegasus_native import open_front
 
 # pypegasus3's error_types values (its return codes) and the rocksdb codes it passes through
@@ -39,19 +41,23 @@ def _drive(target: str, table: str, scenario: str, *extra: str, timeout: float =
 
 
 @pytest.fixture(params=["asyncio", "rust"])
-def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[pf.Cluster, str]]:
-    """Each front end: the Rust one and its asyncio twin."""
+def served(
+    tmp_path: Path, request: pytest.FixtureRequest, default_backend: ModuleType
+) -> Iterator[tuple[pf.Cluster, str]]:
+    """Each front end: the Rust one (under the Rust backend, which it needs, whichever backend
+    an earlier test left active) and its asyncio twin (under the default one)."""
     if request.param == "rust" and "rust" not in BACKENDS:
         pytest.skip("the Rust front end needs the Rust backend")
     client_python()  # skip before opening anything when the client cannot be had
-    cluster = pf.Cluster.open(tmp_path / "c")
-    cluster.create_table("temp", partition_count=8)
-    front = open_front(cluster, "127.0.0.1:0", native=request.param == "rust")
-    try:
-        yield cluster, front.address.target
-    finally:
-        front.stop()
-        cluster.close()
+    with _backend.use("rust" if request.param == "rust" else _backend.name):
+        cluster = pf.Cluster.open(tmp_path / "c")
+        cluster.create_table("temp", partition_count=8)
+        front = open_front(cluster, "127.0.0.1:0", native=request.param == "rust")
+        try:
+            yield cluster, front.address.target
+        finally:
+            front.stop()
+            cluster.close()
 
 
 def test_every_pypegasus3_method(served: tuple[pf.Cluster, str]) -> None:

@@ -291,9 +291,11 @@ def test_handler_answers_a_batch_over_several_partitions(tmp_path: Path) -> None
 
 @needs_rust
 def test_load_generator_against_the_rust_front_end(tmp_path: Path) -> None:
+    from pegasus_fast import _backend
     from pegasus_fast.server.pegasus_native import open_front
 
-    with pf.Cluster.open(tmp_path / "c") as c:
+    # the Rust front end needs the Rust backend, whichever an earlier test left active
+    with _backend.use("rust"), pf.Cluster.open(tmp_path / "c") as c:
         c.create_table("bench", partition_count=8)
         f = open_front(c, native=True)
         try:
