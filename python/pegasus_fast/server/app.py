@@ -25,6 +25,7 @@ from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
 from .client_service import ClientService
+from .deadlines import Deadlines
 from .follower_service import FollowerService
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ SERVICES = ("pegasus_fast.v1.Client", "pegasus_fast.v1.Follower")
 STOP_GRACE = 2.0
 DRAIN_GRACE = 1.5
 WORKERS = 32
+#: how long a call let in may take to send its request (a unary call's, whole); then it is cancelled
+BODY_TIMEOUT = 30.0
 
 _SERVER_OPTIONS = [
     *[(k, v) for k, v in CHANNEL_OPTIONS if k.startswith("grpc.max_")],
@@ -70,27 +73,50 @@ class TLS:
         )
 
 
-def _deny(handler: grpc.RpcMethodHandler, reason: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as ``handler`` that refuses the call before reading it."""
+def _refuse(reason: str) -> grpc.RpcMethodHandler:
+    """A handler that refuses the call without reading its request: it takes the request as a
+    stream it never reads, so no worker waits for a body and none is buffered."""
 
-    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+    def refuse(requests: Any, context: grpc.ServicerContext) -> Any:
         context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
 
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(refuse)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(refuse)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(refuse)
-    return grpc.unary_unary_rpc_method_handler(refuse)
+    return grpc.stream_stream_rpc_method_handler(refuse)
 
 
-class _TokenCheck(grpc.ServerInterceptor):
-    """Every call must carry ``authorization: Bearer <token>``; compared in constant time, before
-    the request is read or anything is served."""
+def _with_body_deadline(handler: grpc.RpcMethodHandler, deadlines: Deadlines) -> grpc.RpcMethodHandler:
+    """``handler`` (of a unary request) with its request awaited for the body timeout at most:
+    past it the call is cancelled and the worker freed, nothing served."""
+    behavior = handler.unary_stream if handler.response_streaming else handler.unary_unary
 
-    def __init__(self, token: str) -> None:
-        self._want = f"Bearer {token}".encode()
+    def call(requests: Any, context: grpc.ServicerContext) -> Any:
+        timer = deadlines.arm(context.cancel)
+        try:
+            request = next(requests, None)
+        finally:
+            fired = deadlines.disarm(timer)
+        if fired:
+            context.abort(grpc.StatusCode.CANCELLED, "the request did not arrive in time")
+        if request is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "a unary call needs exactly one request")
+        return behavior(request, context)
+
+    make = (
+        grpc.stream_stream_rpc_method_handler
+        if handler.response_streaming
+        else grpc.stream_unary_rpc_method_handler
+    )
+    return make(call, handler.request_deserializer, handler.response_serializer)
+
+
+class _Guard(grpc.ServerInterceptor):
+    """Runs with a call's headers on the server's polling thread, before a worker is taken or a
+    byte of the request read. With a token, a call must carry ``authorization: Bearer <token>``
+    (compared in constant time) or is refused unread; a call that is let in has the body timeout
+    to send its request whole (a request stream, its first message)."""
+
+    def __init__(self, token: str | None, deadlines: Deadlines) -> None:
+        self._want = f"Bearer {token}".encode() if token else None
+        self._deadlines = deadlines
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: grpc.HandlerCallDetails
@@ -98,14 +124,17 @@ class _TokenCheck(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        got = b""
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                got = value.encode() if isinstance(value, str) else bytes(value)
-                break
-        if hmac.compare_digest(got, self._want):
+        if self._want is not None:
+            got = b""
+            for key, value in handler_call_details.invocation_metadata or ():
+                if key == "authorization":
+                    got = value.encode() if isinstance(value, str) else bytes(value)
+                    break
+            if not hmac.compare_digest(got, self._want):
+                return _refuse("missing token" if not got else "wrong token")
+        if handler.request_streaming:
             return handler
-        return _deny(handler, "missing token" if not got else "wrong token")
+        return _with_body_deadline(handler, self._deadlines)
 
 
 class Server:
@@ -123,11 +152,13 @@ class Server:
         member: Member | None = None,
         pegasus_listen: str | None = None,
         pegasus_allow: str | list[str] | None = None,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         """``member``: serve as a node of a multi-node cluster (multinode/member.py), which adds the
         Meta and Node services and answers only for the partitions the node owns.
         ``pegasus_listen``: also serve Pegasus's own client protocol there (pegasus_front.py),
-        a non-loopback address only with ``pegasus_allow`` CIDRs."""
+        a non-loopback address only with ``pegasus_allow`` CIDRs.
+        ``body_timeout``: how long a call may take to send its request once its headers came."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
         if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
@@ -146,10 +177,16 @@ class Server:
         self._owns_cluster = owns_cluster
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
-        interceptors = [_TokenCheck(token)] if token else []
+        if (
+            not isinstance(body_timeout, (int, float))
+            or isinstance(body_timeout, bool)
+            or not body_timeout > 0
+        ):
+            raise InvalidArgumentError("body_timeout is a number of seconds > 0")
+        self._deadlines = Deadlines(float(body_timeout), f"serve-{cluster.name}-deadlines")
         self._grpc = grpc.server(
             ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"serve-{cluster.name}"),
-            interceptors=interceptors,
+            interceptors=[_Guard(token, self._deadlines)],
             options=_SERVER_OPTIONS,
         )
         meta = None
@@ -226,6 +263,7 @@ class Server:
             if self.pegasus is not None:
                 self.pegasus.stop()
             self._grpc.stop(grace).wait(grace + 1.0)
+            self._deadlines.close()
             if self._metrics_http is not None:
                 self._metrics_http.shutdown()
                 self._metrics_http.server_close()
@@ -266,10 +304,12 @@ def serve(
     metrics_listen: str | None = None,
     pegasus_listen: str | None = None,
     pegasus_allow: str | list[str] | None = None,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> Server:
     """Serve ``cluster`` on ``listen`` (port 0: a free one) until ``stop()``; the cluster stays the
     caller's to close. ``pegasus_listen="HOST:PORT"`` also serves Pegasus's own client protocol
-    (``server.pegasus_address``), beyond loopback only to the ``pegasus_allow`` CIDRs."""
+    (``server.pegasus_address``), beyond loopback only to the ``pegasus_allow`` CIDRs.
+    ``body_timeout``: seconds a call may take to send its request once its headers came."""
     return Server(
         cluster,
         listen,
@@ -280,6 +320,7 @@ def serve(
         owns_cluster=False,
         pegasus_listen=pegasus_listen,
         pegasus_allow=pegasus_allow,
+        body_timeout=body_timeout,
     )
 
 
