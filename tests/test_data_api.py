@@ -1078,3 +1078,35 @@ def test_an_abandoned_remote_scanner_frees_the_server(served: Any, table: Any) -
     while _open_scanners(server_cluster) != 0:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+@only("routed")
+def test_a_node_answers_the_data_api_only_for_partitions_it_owns(nodes: Nodes, table: Any) -> None:
+    """Each new call checks ownership as Get and Set do: sent straight to a node that does not
+    own the key's partition (no routing), it is refused with NotOwnerError and changes nothing."""
+    table.set(b"h", b"n", b"1")
+    every = {(b"k%d" % i, b"s", b"v") for i in range(20)} | {(b"h", b"n", b"1")}
+    for hk, sk, v in every:
+        table.set(hk, sk, v)
+    owner = table.owners()[table.partition_index(b"h")]
+    other = next(n for n in ("n1", "n2", "n3") if n != owner)
+    with pf.connect(nodes[other].url) as direct:
+        t = direct.table(table.name)
+        for call in (
+            lambda: t.ttl(b"h", b"n"),
+            lambda: t.sort_key_count(b"h"),
+            lambda: t.multi_get(b"h", max_kv_count=1),
+            lambda: t.multi_get(b"h", [b"n"], no_value=True),
+            lambda: t.batch_get([(b"h", b"n")]),
+            lambda: list(t.get_scanner(b"h")),
+            lambda: t.incr(b"h", b"n"),
+            lambda: t.check_and_set(b"h", b"n", CT.NO_CHECK, b"", b"n", b"x"),
+            lambda: t.check_and_mutate(b"h", b"n", CT.NO_CHECK, b"", [pf.Mutation.delete(b"n")]),
+        ):
+            with pytest.raises(pf.NotOwnerError) as err:
+                call()
+            assert err.value.node == other
+        # a scan of the whole table there reads the partitions it owns, and no other
+        mine = {p for p, o in enumerate(table.owners()) if o == other}
+        assert set(t.scan()) == {r for r in every if table.partition_index(r[0], r[1]) in mine}
+    assert table.get(b"h", b"n") == b"1"
