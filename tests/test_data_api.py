@@ -1,10 +1,14 @@
 """The whole Pegasus data API (issue #18), one module for every kind of table.
 
-Every test takes ``table``, parametrized over table kinds: "embedded" for now (on both
-backends through ``backend``); a remote or routed table is added by a fixture param, and
-the tests stay as they are. They assert results, types and error classes with their
-fields, never message text. Semantics follow Pegasus's server (pegasus_server_impl.cpp,
-pegasus_write_service_impl.h, its base_api function tests).
+Every test takes ``table``, parametrized over table kinds (``table_kind``): "embedded" (on
+both backends), "remote" (a served cluster in this process, with its Pegasus data port, so
+plain get/set/multi_* go there and the rest over gRPC) and "routed" (three ``serve --zk``
+nodes shared by the module, ZooKeeper from conftest). A test of what only an embedded table
+shows (its WAL, the ``clock``) is ``embedded_only``; the long parametrized case lists run
+on the served kinds in one test on one table (test_every_case_on_one_table). They assert
+results, types and error classes with their fields, never message text. Semantics follow
+Pegasus's server (pegasus_server_impl.cpp, pegasus_write_service_impl.h, its base_api
+function tests).
 
 Time is the ``clock`` fixture's: it moves Pegasus time (records.now_pegasus_seconds) forward
 without sleeping, so TTL edges are exact.
