@@ -142,3 +142,86 @@ def test_add_dup_of_a_large_table_shows_each_partitions_copy(
             assert p.checkpoint_kind == "large"
             assert p.copy_total_bytes > 0 and p.copied_bytes == p.copy_total_bytes, p
             assert p.copy_seconds > 0
+
+
+# -- the data API's verbs (issue #18) ---------------------------------------------------------
+
+
+def _data_cli(name: str, target: list[str]) -> Any:
+    def run(*args: str) -> list[str]:
+        env = child_env(name)
+        argv = [PYTHON, "-m", "pegasus_fast", *target, *args]
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode().splitlines()
+
+    return run
+
+
+@pytest.mark.parametrize("how", ["cluster", "connect"])
+def test_the_data_api_verbs(default_backend_name: str, tmp_path: Path, how: str) -> None:
+    """Each verb of the data API, on a cluster directory and on a served cluster alike."""
+    with pf.Cluster.open(tmp_path / "c", name="c") as c:
+        t = c.create_table("t", partition_count=2)
+        t.multi_set(b"h", {b"a": b"1", b"b": b"2", b"c": b"3", b"ab": b"4"})
+        t.set(b"h", b"t", b"v", ttl_seconds=1000)
+        t.set(b"g", b"b", b"other")
+        if how == "connect":
+            server = pf.serve(c)
+            target = ["--connect", server.url]
+        else:
+            c.close()
+            target = ["--cluster", str(tmp_path / "c")]
+        try:
+            run = _data_cli(default_backend_name, target)
+            assert run("exist", "t", "h", "a") == ["True"]
+            assert run("exist", "t", "h", "zz") == ["False"]
+            assert run("ttl", "t", "h", "a") == ["no TTL"]
+            assert 990 <= int(run("ttl", "t", "h", "t")[0]) <= 1000
+            assert run("ttl", "t", "h", "zz") == ["(not found)"]
+            assert run("sortkey_count", "t", "h") == ["5"]
+            assert run("count", "t") == ["6"]  # count still counts the whole table
+            assert run("incr", "t", "h", "n", "5") == ["5"]
+            assert run("incr", "t", "h", "n", "--", "-7") == ["-2"]
+            assert run("check_and_set", "t", "h", "n", "value_int_less", "0", "n", "10", "-r")[:1] == [
+                "set succeed"
+            ]
+            out = run("check_and_set", "t", "h", "n", "value_not_exist", "", "n", "11", "-r")
+            assert out[0] == "set failed" and out[-1].split() == ["True", "10"]
+            out = run(
+                "check_and_mutate", "t", "h", "n", "value_bytes_equal", "10", "--set", "x=X", "--del", "a"
+            )
+            assert out == ["mutate succeed"]
+            assert run("check_and_mutate", "t", "h", "n", "value_not_exist", "--del", "b") == [
+                "mutate failed"
+            ]
+            out = run("multi_get_range", "t", "h", "ab", "c", "-b", "--reverse", "--max-count", "2")
+            assert [line.split() for line in out[2:]] == [
+                ["c", "3"],
+                ["b", "2"],
+                ["2", "records", "(incomplete:", "more", "in", "the", "range)"],
+            ]
+            out = run("multi_get_range", "t", "h", "-s", "prefix", "-y", "a", "--no-value")
+            assert [line.split() for line in out[2:]] == [["ab"], ["1", "records"]]
+            assert run("multi_get_sortkeys", "t", "h")[2:] == ["ab", "b", "c", "n", "t", "x", "6 sort keys"]
+            out = run("hash_scan", "t", "h", "b", "n", "-b", "-i")
+            assert [line.split() for line in out[2:]] == [
+                ["h", "b"],
+                ["h", "c"],
+                ["h", "n"],
+                ["3", "records"],
+            ]
+            out = run("full_scan", "t", "-s", "postfix", "-y", "b")
+            assert sorted(line.split() for line in out[2:-1]) == [
+                ["g", "b", "other"],
+                ["h", "ab", "4"],
+                ["h", "b", "2"],
+            ]
+            assert run("full_scan", "t", "-x", "prefix", "-z", "g", "-n", "5")[-1] == "1 records"
+        finally:
+            if how == "connect":
+                server.stop()
+    done = cli(default_backend_name, tmp_path / "c", "incr", "t", "h", "b", "1")  # "2" is an int
+    assert done.returncode == 0 and done.stdout.strip() == b"3"
+    done = cli(default_backend_name, tmp_path / "c", "incr", "t", "h", "x")  # "X" is not
+    assert_one_error_line(done)

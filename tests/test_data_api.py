@@ -1,10 +1,14 @@
 """The whole Pegasus data API (issue #18), one module for every kind of table.
 
-Every test takes ``table``, parametrized over table kinds: "embedded" for now (on both
-backends through ``backend``); a remote or routed table is added by a fixture param, and
-the tests stay as they are. They assert results, types and error classes with their
-fields, never message text. Semantics follow Pegasus's server (pegasus_server_impl.cpp,
-pegasus_write_service_impl.h, its base_api function tests).
+Every test takes ``table``, parametrized over table kinds (``table_kind``): "embedded" (on
+both backends), "remote" (a served cluster in this process, with its Pegasus data port, so
+plain get/set/multi_* go there and the rest over gRPC) and "routed" (three ``serve --zk``
+nodes shared by the module, ZooKeeper from conftest). A test of what only an embedded table
+shows (its WAL, the ``clock``) is ``embedded_only``; the long parametrized case lists run
+on the served kinds in one test on one table (test_every_case_on_one_table). They assert
+results, types and error classes with their fields, never message text. Semantics follow
+Pegasus's server (pegasus_server_impl.cpp, pegasus_write_service_impl.h, its base_api
+function tests).
 
 Time is the ``clock`` fixture's: it moves Pegasus time (records.now_pegasus_seconds) forward
 without sleeping, so TTL edges are exact.
@@ -12,17 +16,21 @@ without sleeping, so TTL edges are exact.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pegasus_fast as pf
 import pytest
+from conftest import BACKENDS, DEFAULT_BACKEND, load_backend
+from multinode import Nodes
 from pegasus_fast import _backend, records
 from pegasus_fast.records import MAX_VALUE, Op
+from served import Fleet
 
 CT, FT = pf.CheckType, pf.FilterType
 INT64_MAX, INT64_MIN = (1 << 63) - 1, -(1 << 63)
@@ -42,24 +50,121 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock(monkeypatch: pytest.MonkeyPatch, table_kind: str) -> Clock:
+    """Embedded tables only (a served table's clock is its server's): a test taking it is
+    marked embedded_only."""
+    assert table_kind == "embedded", "a test taking clock is marked embedded_only"
     c = Clock()
     monkeypatch.setattr(records, "time", c)
     return c
 
 
-@pytest.fixture(params=["embedded"])
-def cluster(request: pytest.FixtureRequest, backend: ModuleType, tmp_path: Path) -> Iterator[Any]:
-    c = pf.Cluster.open(tmp_path / "c", name="c", config=pf.Config(wal_sync="none"))
+#: the kinds of table every test runs on, unless marked embedded_only
+KINDS = ["embedded", "remote", "routed"]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def only(*kinds: str) -> Callable[[_F], _F]:
+    """Run the test on these kinds of table alone."""
+
+    def mark(fn: _F) -> _F:
+        fn.table_kinds = kinds  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+#: a test of what only an embedded table can show (its WAL, the ``clock``)
+embedded_only = only("embedded")
+#: what the embedded kind runs in another form (its parametrized cases one by one)
+served_only = only("remote", "routed")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``table_kind`` for every test taking ``table``: the embedded table on both backends, the
+    remote and routed ones (their servers on the default backend) once."""
+    if "table_kind" not in metafunc.fixturenames:
+        return
+    kinds = getattr(metafunc.function, "table_kinds", KINDS)
+    cases = []
+    if "embedded" in kinds:
+        cases += [pytest.param("embedded", b, id=f"embedded-{b}") for b in BACKENDS]
+    cases += [pytest.param(k, DEFAULT_BACKEND, id=k) for k in kinds if k != "embedded"]
+    metafunc.parametrize(("table_kind", "kind_backend"), cases)
+
+
+@pytest.fixture
+def active_backend(kind_backend: str) -> Iterator[ModuleType]:
+    """The backend of the test's kind (conftest's ``backend``, chosen per kind here: the
+    served kinds run on the default one only)."""
+    load_backend(kind_backend)
+    with _backend.use(kind_backend) as module:
+        yield module
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pf.Cluster, str]]:
+    """One served cluster for the module's remote tests (in this process: its metrics are
+    readable), with its Pegasus data port, so plain get/set/multi_* go there."""
+    load_backend(DEFAULT_BACKEND)
+    with _backend.use(DEFAULT_BACKEND):
+        c = pf.Cluster.open(
+            tmp_path_factory.mktemp("served") / "c", name="c", config=pf.Config(wal_sync="none")
+        )
+        try:
+            with pf.serve(c, pegasus_listen="127.0.0.1:0") as s:
+                with pf.connect(s.url) as rc:
+                    rc.create_table("t", partition_count=4)
+                yield c, s.url
+        finally:
+            c.close()
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory, zk_module_chroot: str) -> Iterator[Nodes]:
+    """Three ``serve --zk`` nodes of one cluster for the module's routed tests."""
+    load_backend(DEFAULT_BACKEND)
+    f = Fleet(tmp_path_factory.mktemp("nodes"), DEFAULT_BACKEND)
+    try:
+        n = Nodes(f, zk_module_chroot, "--config", "wal_sync=none")
+        n.start("n1", "n2", "n3")
+        yield n
+    finally:
+        f.close()
+
+
+@pytest.fixture
+def cluster(
+    request: pytest.FixtureRequest, table_kind: str, active_backend: ModuleType, tmp_path: Path
+) -> Iterator[Any]:
+    """The cluster of the test's table: its own embedded one, or a client of the module's
+    served cluster or nodes."""
+    if table_kind == "embedded":
+        c = pf.Cluster.open(tmp_path / "c", name="c", config=pf.Config(wal_sync="none"))
+    elif table_kind == "remote":
+        c = pf.connect(request.getfixturevalue("served")[1])
+    else:
+        c = request.getfixturevalue("nodes").client()
     try:
         yield c
     finally:
         c.close()
 
 
+_table_names = itertools.count()
+
+
 @pytest.fixture
-def table(cluster: Any) -> Any:
-    return cluster.create_table("t", partition_count=4)
+def table(cluster: Any, table_kind: str) -> Iterator[Any]:
+    """A table of 4 partitions; on a served cluster or nodes, a fresh one for each test (a
+    tombstone left by an earlier test would count as "records left" to a limit), dropped after."""
+    if table_kind == "embedded":
+        yield cluster.create_table("t", partition_count=4)
+        return
+    name = f"t{next(_table_names)}"
+    yield cluster.create_table(name, partition_count=4)
+    with pf.connect(cluster.url) as c:  # the test's client may be closed
+        c.drop_table(name)
 
 
 def fill(table: Any, hash_key: bytes, sort_keys: list[bytes], value: bytes = b"") -> None:
@@ -69,6 +174,7 @@ def fill(table: Any, hash_key: bytes, sort_keys: list[bytes], value: bytes = b""
 # -- exist, ttl, sort_key_count ---------------------------------------------------------------
 
 
+@embedded_only  # the clock
 def test_exist_and_ttl(table: Any, clock: Clock) -> None:
     table.set(b"h", b"forever", b"v")
     table.set(b"h", b"short", b"v", ttl_seconds=10)
@@ -89,6 +195,7 @@ def test_exist_and_ttl(table: Any, clock: Clock) -> None:
     assert table.exist(b"h", b"forever") is False and table.ttl(b"h", b"forever") is None
 
 
+@embedded_only  # the clock
 def test_sort_key_count_sees_live_records_only(table: Any, clock: Clock) -> None:
     fill(table, b"h", [b"a", b"b", b"c", b"d"])
     table.set(b"h", b"ttl", b"v", ttl_seconds=5)
@@ -100,6 +207,25 @@ def test_sort_key_count_sees_live_records_only(table: Any, clock: Clock) -> None
     assert table.sort_key_count(b"h") == 3
     assert table.sort_key_count(b"nobody") == 0
     assert isinstance(table.sort_key_count(b"h"), int)
+    with pytest.raises(pf.InvalidArgumentError):
+        table.sort_key_count(b"")
+
+
+def test_exist_ttl_and_sort_key_count_without_the_clock(table: Any) -> None:
+    """What test_exist_and_ttl and the sort_key_count test show, on every kind of table."""
+    table.set(b"h", b"forever", b"v")
+    table.set(b"h", b"short", b"v", ttl_seconds=100)
+    table.set(b"h", b"empty", b"")
+    table.set(b"hh", b"other", b"v")
+    assert table.exist(b"h", b"forever") is True and table.exist(b"h", b"empty") is True
+    assert table.exist(b"h", b"missing") is False
+    assert table.ttl(b"h", b"forever") == -1 and table.ttl(b"h", b"missing") is None
+    left = table.ttl(b"h", b"short")
+    assert isinstance(left, int) and 98 <= left <= 100
+    assert table.sort_key_count(b"h") == 3 and table.sort_key_count(b"nobody") == 0
+    table.delete(b"h", b"forever")
+    assert table.exist(b"h", b"forever") is False and table.ttl(b"h", b"forever") is None
+    assert table.sort_key_count(b"h") == 2
     with pytest.raises(pf.InvalidArgumentError):
         table.sort_key_count(b"")
 
@@ -123,6 +249,7 @@ def test_multi_get_of_today_still_works(table: Any) -> None:
     assert table.multi_get(b"nobody") == {}
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize(
     ("start", "stop", "start_in", "stop_in", "want"),
     [
@@ -211,6 +338,7 @@ def test_multi_get_of_sort_keys_with_limits(table: Any) -> None:
     assert table.multi_get(b"h", [b"a"], no_value=True) == {b"a": b""}
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize(
     ("kind", "pattern", "want"),
     [
@@ -255,6 +383,7 @@ def test_prefix_filter_within_a_range(table: Any) -> None:
     assert list(got) == [b"a1"] and got.complete is False
 
 
+@embedded_only  # the clock
 def test_expired_records_are_invisible_to_every_read(table: Any, clock: Clock) -> None:
     fill(table, b"h", [b"a", b"c", b"e"])
     table.multi_set(b"h", {b"b": b"v-b", b"d": b"v-d"}, ttl_seconds=5)
@@ -315,6 +444,7 @@ def test_get_scanner(table: Any) -> None:
     assert list(table.get_scanner(b"nobody")) == []
 
 
+@embedded_only  # a served scanner's stream reads ahead of its reader by what the stream buffers
 def test_a_scanner_reads_in_batches_and_sees_writes_ahead_of_it(table: Any) -> None:
     fill(table, b"h", [b"a", b"b", b"c", b"d"])
     it = table.get_scanner(b"h", batch_size=2)
@@ -382,6 +512,7 @@ def test_incr_basics(table: Any) -> None:
     assert table.incr(b"h", b"gone", 2) == 2  # a deleted one too
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize(
     ("stored", "after"),
     [
@@ -405,6 +536,7 @@ def test_incr_reads_values_as_pegasus_does(table: Any, stored: bytes, after: int
     assert table.get(b"h", b"n") == str(after).encode()
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize(
     "stored",
     [
@@ -450,6 +582,7 @@ def test_incr_overflow_at_the_int64_bounds(table: Any) -> None:
     assert table.exist(b"h", b"n") is False
 
 
+@embedded_only  # the clock
 def test_incr_ttl_rules(table: Any, clock: Clock) -> None:
     table.set(b"h", b"n", b"1", ttl_seconds=100)
     assert table.incr(b"h", b"n") == 2
@@ -470,6 +603,7 @@ def test_incr_ttl_rules(table: Any, clock: Clock) -> None:
     assert table.ttl(b"h", b"old") == -1
 
 
+@embedded_only  # its WAL
 def test_incr_is_one_mutation_of_a_put(table: Any) -> None:
     p = table.partition_of(b"h", b"n")
     before = p.last_committed
@@ -537,6 +671,7 @@ CHECKS: list[tuple[pf.CheckType, bytes | None, bytes, bool]] = [
 ]
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize(
     ("check", "stored", "operand", "passes"), CHECKS, ids=[f"{c[0].name}-{c[1]!r}-{c[2]!r}" for c in CHECKS]
 )
@@ -590,6 +725,7 @@ def test_check_type_numbers_are_pegasus_cas_check_type() -> None:
     ]
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize(
     ("stored", "operand"), [(b"", b"1"), (b"v1", b"1"), (b"1", b""), (b"1", b"v1"), (b"1", b"8" * 40)]
 )
@@ -606,6 +742,7 @@ def test_an_int_check_of_what_is_not_an_int64_raises_and_changes_nothing(
     assert [s.last_committed_decree for s in table.partition_stats()] == decrees
 
 
+@embedded_only  # the clock
 def test_check_and_set_results_and_ttl(table: Any, clock: Clock) -> None:
     res = table.check_and_set(b"h", b"k", CT.VALUE_NOT_EXIST, b"", b"k", b"v1", ttl_seconds=10)
     assert res == pf.CheckAndSetResult(True, False, False, None)
@@ -626,18 +763,19 @@ def test_check_and_set_results_and_ttl(table: Any, clock: Clock) -> None:
 
 def test_a_failed_check_logs_nothing(table: Any) -> None:
     table.set(b"h", b"k", b"v")
-    p = table.partition_of(b"h")
-    before = p.last_committed
+    before = [s.last_committed_decree for s in table.partition_stats()]
     assert not table.check_and_set(b"h", b"k", CT.VALUE_NOT_EXIST, b"", b"k", b"x").set_succeed
     assert not table.check_and_mutate(
         b"h", b"k", CT.VALUE_NOT_EXIST, b"", [pf.Mutation.delete(b"k")]
     ).mutate_succeed
-    assert p.last_committed == before
+    assert [s.last_committed_decree for s in table.partition_stats()] == before
+    assert table.get(b"h", b"k") == b"v"
 
 
 # -- check_and_mutate ---------------------------------------------------------------------------
 
 
+@embedded_only  # the clock
 def test_check_and_mutate_applies_all_or_nothing(table: Any, clock: Clock) -> None:
     fill(table, b"h", [b"a", b"b", b"c"])
     p = table.partition_of(b"h")
@@ -661,6 +799,32 @@ def test_check_and_mutate_applies_all_or_nothing(table: Any, clock: Clock) -> No
     assert kinds <= {int(Op.PUT), int(Op.DELETE)}
     res = table.check_and_mutate(b"h", b"a", CT.VALUE_BYTES_EQUAL, b"v-a", [pf.Mutation.delete(b"a")])
     assert res == pf.CheckAndMutateResult(False, False, False, None)
+    assert table.get(b"h", b"a") == b"A"
+
+
+def test_check_and_mutate_all_or_nothing_on_every_kind(table: Any) -> None:
+    """test_check_and_mutate_applies_all_or_nothing's results, without its WAL and clock."""
+    fill(table, b"h", [b"a", b"b", b"c"])
+    before = [s.last_committed_decree for s in table.partition_stats()]
+    muts = [
+        pf.Mutation.set(b"a", b"A"),
+        pf.Mutation.delete(b"b"),
+        pf.Mutation.set("d", "D", ttl_seconds=20),
+        pf.Mutation.set(b"c", b"first"),
+        pf.Mutation.set(b"c", b"last"),
+        pf.Mutation.set(b"e", b"E"),
+        pf.Mutation.delete(b"e"),
+    ]
+    res = table.check_and_mutate(b"h", b"a", CT.VALUE_BYTES_EQUAL, b"v-a", muts, return_check_value=True)
+    assert res == pf.CheckAndMutateResult(True, True, True, b"v-a")
+    assert table.multi_get(b"h") == {b"a": b"A", b"c": b"last", b"d": b"D"}
+    assert 19 <= table.ttl(b"h", b"d") <= 20 and table.ttl(b"h", b"a") == -1
+    after = [s.last_committed_decree for s in table.partition_stats()]
+    assert sum(after) == sum(before) + 1  # one mutation
+    res = table.check_and_mutate(
+        b"h", b"x", CT.VALUE_EXIST, b"", [pf.Mutation.delete(b"a")], return_check_value=True
+    )
+    assert res == pf.CheckAndMutateResult(False, True, False, None)
     assert table.get(b"h", b"a") == b"A"
 
 
@@ -773,6 +937,7 @@ BAD_TYPES: list[tuple[str, Any]] = [
 ]
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize("call", [c[1] for c in BAD_TYPES], ids=[c[0] for c in BAD_TYPES])
 def test_bad_types(table: Any, call: Any) -> None:
     table.set(b"h", b"k", b"v")
@@ -831,6 +996,7 @@ BAD_VALUES: list[tuple[str, Any]] = [
 ]
 
 
+@embedded_only  # its cases run on the served kinds in test_every_case_on_one_table
 @pytest.mark.parametrize("call", [c[1] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES])
 def test_bad_values(table: Any, call: Any) -> None:
     table.set(b"h", b"k", b"v")
@@ -854,3 +1020,97 @@ def test_a_closed_table_refuses_the_data_api(cluster: Any, table: Any) -> None:
     ):
         with pytest.raises(pf.ClosedError):
             call()
+
+
+# -- the parametrized cases on the served kinds ---------------------------------------------------
+
+
+def _each_case(test: Any, table: Any, reset: list[bytes]) -> None:
+    """Every case of the parametrized (embedded_only) ``test`` on this one table, the sort keys
+    ``reset`` of hash key b"h" deleted before each: a served table per case would cost more
+    than the case."""
+    mark = next(m for m in test.pytestmark if m.name == "parametrize")
+    single = "," not in mark.args[0] if isinstance(mark.args[0], str) else len(mark.args[0]) == 1
+    for case in mark.args[1]:
+        table.multi_delete(b"h", reset)
+        test(table, case) if single else test(table, *case)
+
+
+@served_only
+def test_every_case_on_one_table(table: Any) -> None:
+    _each_case(test_multi_get_ranges, table, [b"x"])
+    _each_case(test_sort_key_filters, table, SKS)
+    _each_case(test_incr_reads_values_as_pegasus_does, table, [b"n"])
+    _each_case(test_incr_of_a_value_that_is_not_an_int64_changes_nothing, table, [b"n"])
+    _each_case(test_check_and_set_checks, table, [b"k", b"target", b"target2"])
+    _each_case(test_an_int_check_of_what_is_not_an_int64_raises_and_changes_nothing, table, [b"k"])
+    for hk, sks in ((b"g", SKS), (b"h", SKS + [b"apple", b"apricot", b"banana", b"cherry", b"grape"])):
+        table.multi_delete(hk, sks)
+    for hk in (b"i", b"ap"):
+        table.multi_delete(hk, SKS + [b"apple"])
+    _each_case(test_bad_types, table, [b"n", b"k", b"target", b"target2"])
+    _each_case(test_bad_values, table, [b"n"])
+
+
+def _open_scanners(c: pf.Cluster) -> float:
+    return c.metrics()["open_scanners"]
+
+
+@only("remote")  # its server runs in this process: the gauge is readable
+def test_an_abandoned_remote_scanner_frees_the_server(served: Any, table: Any) -> None:
+    """A scanner dropped part way cancels its stream, and the server's side of it (the
+    partition iterator it reads from) goes; one read to its end goes too."""
+    server_cluster = served[0]
+    fill(table, b"h", [b"%04d" % i for i in range(500)])
+    for i in range(40):  # records in every partition, for each unordered scanner
+        fill(table, b"k%d" % i, [b"%02d" % j for j in range(20)])
+    assert _open_scanners(server_cluster) == 0
+    scanners = [table.get_scanner(b"h", batch_size=10), table.scan(batch_size=10)]
+    scanners += table.unordered_scanners(2, batch_size=10)
+    for s in scanners:
+        next(s)
+    assert _open_scanners(server_cluster) == len(scanners)
+    del s
+    scanners.pop().close()  # closed explicitly
+    scanners.clear()  # the others dropped
+    deadline = time.monotonic() + 10
+    while _open_scanners(server_cluster) != 0:
+        assert time.monotonic() < deadline, _open_scanners(server_cluster)
+        time.sleep(0.01)
+    assert len(list(table.get_scanner(b"h", batch_size=7))) == 500
+    deadline = time.monotonic() + 10
+    while _open_scanners(server_cluster) != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@only("routed")
+def test_a_node_answers_the_data_api_only_for_partitions_it_owns(nodes: Nodes, table: Any) -> None:
+    """Each new call checks ownership as Get and Set do: sent straight to a node that does not
+    own the key's partition (no routing), it is refused with NotOwnerError and changes nothing."""
+    table.set(b"h", b"n", b"1")
+    every = {(b"k%d" % i, b"s", b"v") for i in range(20)} | {(b"h", b"n", b"1")}
+    for hk, sk, v in every:
+        table.set(hk, sk, v)
+    owner = table.owners()[table.partition_index(b"h")]
+    other = next(n for n in ("n1", "n2", "n3") if n != owner)
+    with pf.connect(nodes[other].url) as direct:
+        t = direct.table(table.name)
+        for call in (
+            lambda: t.ttl(b"h", b"n"),
+            lambda: t.sort_key_count(b"h"),
+            lambda: t.multi_get(b"h", max_kv_count=1),
+            lambda: t.multi_get(b"h", [b"n"], no_value=True),
+            lambda: t.batch_get([(b"h", b"n")]),
+            lambda: list(t.get_scanner(b"h")),
+            lambda: t.incr(b"h", b"n"),
+            lambda: t.check_and_set(b"h", b"n", CT.NO_CHECK, b"", b"n", b"x"),
+            lambda: t.check_and_mutate(b"h", b"n", CT.NO_CHECK, b"", [pf.Mutation.delete(b"n")]),
+        ):
+            with pytest.raises(pf.NotOwnerError) as err:
+                call()
+            assert err.value.node == other
+        # a scan of the whole table there reads the partitions it owns, and no other
+        mine = {p for p, o in enumerate(table.owners()) if o == other}
+        assert set(t.scan()) == {r for r in every if table.partition_index(r[0], r[1]) in mine}
+    assert table.get(b"h", b"n") == b"1"

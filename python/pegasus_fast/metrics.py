@@ -56,6 +56,11 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.open_scanners = Gauge(
+            "open_scanners",
+            "scanners served to remote clients and not yet finished or cancelled",
+            registry=r,
+        )
         self.checkpoint_count = Counter("checkpoint_count", "checkpoints taken", ["kind"], registry=r)
         self.checkpoint_duration_ms = Histogram(
             "checkpoint_duration_ms",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .. import __version__
 from ..bench import runner as bench_runner
 from . import serve as serve_cli
+from .data_verbs import CHECK_TYPES, FILTER_TYPES
 
 DESCRIPTION = """``pegasus-fast``: the shell verbs of Pegasus over a cluster (embedded, or served with --connect),
 serving one, and the demo."""
@@ -72,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p = sub.add_parser("count", help="count a table's records")
     p.add_argument("table")
+    _data_verbs(sub)
     p = sub.add_parser("checkpoint", help="checkpoint every partition of a table")
     p.add_argument("table")
     p = sub.add_parser("compact", help="manual compaction, in the low-priority lane")
@@ -113,6 +116,76 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("table")
         p.add_argument("dupid", type=int)
     return ap
+
+
+def _key(sub: Any, verb: str, what: str, sort_key: bool = True) -> argparse.ArgumentParser:
+    p = sub.add_parser(verb, help=what)
+    p.add_argument("table")
+    p.add_argument("hash_key")
+    if sort_key:
+        p.add_argument("sort_key")
+    return p
+
+
+def _filter_args(p: argparse.ArgumentParser, which: str, short: str, short_pattern: str) -> None:
+    key = which.replace("_", "-")
+    p.add_argument(f"-{short}", f"--{key}-filter-type", choices=sorted(FILTER_TYPES), help=f"{which} filter")
+    p.add_argument(f"-{short_pattern}", f"--{key}-filter-pattern", help=f"{which} filter pattern")
+
+
+def _range_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("start_sort_key", nargs="?", default="", help="(default: the first)")
+    p.add_argument("stop_sort_key", nargs="?", default="", help="(default: to the last)")
+    p.add_argument("-a", "--start-exclusive", action="store_true", help="leave the start key out")
+    p.add_argument("-b", "--stop-inclusive", action="store_true", help="take the stop key in")
+    _filter_args(p, "sort_key", "s", "y")
+    p.add_argument("-n", "--max-count", type=int, default=None, help="at most this many records")
+    p.add_argument("-i", "--no-value", action="store_true", help="sort keys without values")
+
+
+def _check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("check_sort_key")
+    p.add_argument("check_type", choices=list(CHECK_TYPES), metavar="CHECK_TYPE", help=", ".join(CHECK_TYPES))
+    p.add_argument("check_operand", nargs="?", default="")
+    p.add_argument("-r", "--return-check-value", action="store_true")
+    p.add_argument("--ttl", type=int, default=None)
+
+
+def _data_verbs(sub: Any) -> None:
+    """The verbs of data_verbs.py."""
+    _key(sub, "exist", "whether a record exists")
+    _key(sub, "ttl", "a record's seconds to live (no TTL, or not found)")
+    _key(sub, "sortkey_count", "count the sort keys of one hash key", sort_key=False)
+    p = _key(sub, "incr", "add to a record's int64 value, printing the new one")
+    p.add_argument("increment", nargs="?", type=int, default=1)
+    p.add_argument("--ttl", type=int, default=None, help="0 clears the TTL; none keeps it")
+    p = _key(sub, "check_and_set", "set a sort key if a check of another passes", sort_key=False)
+    _check_args(p)
+    p.add_argument("set_sort_key")
+    p.add_argument("set_value")
+    p = _key(sub, "check_and_mutate", "--set/--del sort keys together if a check passes", sort_key=False)
+    _check_args(p)
+    p.add_argument(
+        "--set",
+        dest="mutations",
+        action="append",
+        type=lambda t: ("set", t),
+        default=[],
+        metavar="SORT_KEY=VALUE",
+    )
+    p.add_argument("--del", dest="mutations", action="append", type=lambda t: ("del", t), metavar="SORT_KEY")
+    p = _key(sub, "multi_get_range", "records of a sort-key range of one hash key", sort_key=False)
+    _range_args(p)
+    p.add_argument("-r", "--reverse", action="store_true", help="from the last down")
+    _key(sub, "multi_get_sortkeys", "the sort keys of one hash key", sort_key=False)
+    p = _key(sub, "hash_scan", "scan a sort-key range of one hash key", sort_key=False)
+    _range_args(p)
+    p = sub.add_parser("full_scan", help="scan a table's records, with filters")
+    p.add_argument("table")
+    _filter_args(p, "hash_key", "x", "z")
+    _filter_args(p, "sort_key", "s", "y")
+    p.add_argument("-n", "--max-count", type=int, default=None, help="at most this many records")
+    p.add_argument("-i", "--no-value", action="store_true", help="keys without values")
 
 
 __all__ = ["parser"]

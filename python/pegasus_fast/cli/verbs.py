@@ -12,6 +12,7 @@ from typing import Any
 from ..engine.cluster import Cluster
 from ..engine.local_follower import open_cluster_at
 from ..net import wire
+from .data_verbs import DATA_VERBS
 from .format import table
 from .progress import wait_for_log
 from .session import settle
@@ -325,6 +326,7 @@ VERBS: dict[str, Verb] = {
     "pause_dup": _dup_verb(lambda d: d.pause()),
     "start_dup": _dup_verb(lambda d: d.resume()),
     "remove_dup": _dup_verb(lambda d: d.remove()),
+    **DATA_VERBS,
 }
 
 

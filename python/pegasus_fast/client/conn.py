@@ -50,6 +50,8 @@ class Conn:
 
     def data(self) -> Any:
         """The server's Pegasus-protocol data plane, or None (its Info names no data port)."""
+        if self.closed:
+            raise ClosedError(f"the connection to {self.url} is closed")
         if not self._data_asked:
             with self._data_lock:
                 if not self._data_asked:
@@ -64,6 +66,10 @@ class Conn:
                         self._data = DataPlane(host, int(port), self.timeout)
                     self._data_asked = True
         return self._data
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ClosedError(f"the connection to {self.url} is closed")
 
     def __call__(self, method: str, request: object, timeout: float | None = None) -> Any:
         if self.closed:

@@ -6,7 +6,7 @@ before anything is sent), and the server checks them again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import _backend
@@ -18,6 +18,7 @@ from ..net.pegasus import codes
 from ..records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, encode_key, expire_ts_for, hash_key_bytes
 from ..storage.checkpoint import CheckpointInfo
 from .conn import Conn
+from .remote_data import RemoteDataApi
 
 
 def _ttl(ttl_seconds: object) -> int | None:
@@ -31,7 +32,7 @@ def partition_index(hash_key: object, sort_key: object, partition_count: int) ->
     return _backend.impl.partition_index(hk, partition_count, as_bytes(sort_key, "sort_key"))
 
 
-class RemoteTable:
+class RemoteTable(RemoteDataApi):
     """A table of a served cluster: the methods of :class:`pegasus_fast.Table`."""
 
     def __init__(self, conn: Conn, info: TableInfo) -> None:
@@ -122,22 +123,6 @@ class RemoteTable:
         r = self._c("Get", pb.KeyRequest(table=self.name, hash_key=hk, sort_key=sk))
         return r.value if r.found else None
 
-    def multi_get(self, hash_key: object, sort_keys: Iterable[object] | None = None) -> dict[bytes, bytes]:
-        got = self._native_multi_get(hash_key, sort_keys)
-        if got is not None:
-            return got
-        if sort_keys is None:
-            hk = hash_key_bytes(hash_key)
-            if not hk:
-                raise InvalidArgumentError("multi_get of a whole hash key needs a non-empty hash_key")
-            req = pb.MultiGetRequest(table=self.name, hash_key=hk, all=True)
-        else:
-            if isinstance(sort_keys, (bytes, str)):
-                raise InvalidTypeError("sort_keys must be a collection of keys, not one key")
-            sks = [as_bytes(sk, "sort_key") for sk in key_collection(sort_keys)]
-            req = pb.MultiGetRequest(table=self.name, hash_key=hash_key_bytes(hash_key), sort_keys=sks)
-        return {kv.sort_key: kv.value for kv in self._c("MultiGet", req).kvs}
-
     # -- the data port (client/native.py) --------------------------------------------
 
     def _native(self, d: Any, op: int, hk: bytes, sk: bytes, args: tuple[Any, ...]) -> Any:
@@ -167,12 +152,6 @@ class RemoteTable:
         args = (hk, sks, 0, 0, False, b"", b"", True, False, 0, b"", False)
         status, kvs = self._native(d, codes.OP_MULTI_GET, hk, b"", args)
         return dict(kvs) if status == codes.K_OK else None
-
-    def scan(self) -> Iterator[tuple[bytes, bytes, bytes]]:
-        """Every live record, partition by partition, streamed by the server in batches."""
-        for batch in self._c.stream("Scan", pb.TableRef(table=self.name)):
-            for r in batch.records:
-                yield r.hash_key, r.sort_key, r.value
 
     def count(self) -> int:
         return self._c("Count", pb.TableRef(table=self.name), timeout=max(self._c.timeout, 600.0)).count

@@ -14,7 +14,7 @@ its key's partition, and sent again when the configuration it was routed by is s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from kazoo.exceptions import NoNodeError
@@ -31,6 +31,7 @@ from ..errors import (
 from ..net import pegasus_fast_pb2 as pb
 from ..storage.checkpoint import CheckpointInfo
 from .remote_table import RemoteTable, partition_index
+from .routed_data import RoutedDataApi
 from .routing import Routing
 
 #: how long a call waits for a partition's move to switch owner before it gives up
@@ -65,7 +66,7 @@ def each_owner(
     return sorted(out, key=key)
 
 
-class RoutedTable:
+class RoutedTable(RoutedDataApi):
     """A table of a multi-node cluster: the methods of :class:`pegasus_fast.Table`."""
 
     def __init__(self, routing: Routing, config: TableConfig) -> None:
@@ -187,23 +188,6 @@ class RoutedTable:
     def multi_delete(self, hash_key: object, sort_keys: Iterable[object]) -> int:
         keys = list(sort_keys) if not isinstance(sort_keys, (bytes, str)) else sort_keys
         return self._multi(hash_key, lambda t: t.multi_delete(hash_key, keys))
-
-    def multi_get(self, hash_key: object, sort_keys: Iterable[object] | None = None) -> dict[bytes, bytes]:
-        keys = (
-            list(sort_keys)
-            if sort_keys is not None and not isinstance(sort_keys, (bytes, str))
-            else sort_keys
-        )
-        return self._multi(hash_key, lambda t: t.multi_get(hash_key, keys))
-
-    def scan(self) -> Iterator[tuple[bytes, bytes, bytes]]:
-        """Every live record, partition by partition (each from its owner), in key order within each."""
-        for pidx in range(self.partition_count):
-            ref = pb.TableRef(table=self.name, partitions=[pidx])
-            batches = self._call(pidx, lambda url, ref=ref: list(self._r.conn(url).stream("Scan", ref)))
-            for batch in batches:
-                for r in batch.records:
-                    yield r.hash_key, r.sort_key, r.value
 
     def count(self) -> int:
         return sum(

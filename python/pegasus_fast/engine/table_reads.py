@@ -229,6 +229,20 @@ class TableReads:
         those whose hash key and sort key pass them."""
         return self._scan_partitions(self.partitions, hash_key_filter, sort_key_filter, batch_size, no_value)
 
+    def scan_partitions(
+        self,
+        pidxs: Iterable[int],
+        *,
+        hash_key_filter: tuple[FilterType, object] | None = None,
+        sort_key_filter: tuple[FilterType, object] | None = None,
+        batch_size: int = 1000,
+        no_value: bool = False,
+    ) -> Iterator[Record]:
+        """:meth:`scan` of these partitions only, in this order (what a served node owns, or one
+        scanner of :meth:`unordered_scanners` read over the wire)."""
+        parts = [self.partitions[i] for i in pidxs]
+        return self._scan_partitions(parts, hash_key_filter, sort_key_filter, batch_size, no_value)
+
     def unordered_scanners(
         self,
         max_split_count: int,

@@ -174,6 +174,204 @@ class CountReply(_message.Message):
     count: int
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
+class TtlReply(_message.Message):
+    __slots__ = ("found", "ttl_seconds")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    ttl_seconds: int
+    def __init__(self, found: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class KeyFilter(_message.Message):
+    __slots__ = ("type", "pattern")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    type: int
+    pattern: bytes
+    def __init__(self, type: _Optional[int] = ..., pattern: _Optional[bytes] = ...) -> None: ...
+
+class MultiGetRangeRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "by_keys", "sort_keys", "start_sort_key", "stop_sort_key", "start_inclusive", "stop_inclusive", "sort_key_filter", "max_kv_count", "max_kv_size", "no_value", "reverse")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    BY_KEYS_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEYS_FIELD_NUMBER: _ClassVar[int]
+    START_SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    STOP_SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    START_INCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    STOP_INCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FILTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_KV_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MAX_KV_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NO_VALUE_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    by_keys: bool
+    sort_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    start_sort_key: bytes
+    stop_sort_key: bytes
+    start_inclusive: bool
+    stop_inclusive: bool
+    sort_key_filter: KeyFilter
+    max_kv_count: int
+    max_kv_size: int
+    no_value: bool
+    reverse: bool
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., by_keys: _Optional[bool] = ..., sort_keys: _Optional[_Iterable[bytes]] = ..., start_sort_key: _Optional[bytes] = ..., stop_sort_key: _Optional[bytes] = ..., start_inclusive: _Optional[bool] = ..., stop_inclusive: _Optional[bool] = ..., sort_key_filter: _Optional[_Union[KeyFilter, _Mapping]] = ..., max_kv_count: _Optional[int] = ..., max_kv_size: _Optional[int] = ..., no_value: _Optional[bool] = ..., reverse: _Optional[bool] = ...) -> None: ...
+
+class MultiGetRangeReply(_message.Message):
+    __slots__ = ("kvs", "complete")
+    KVS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    kvs: _containers.RepeatedCompositeFieldContainer[SortKeyValue]
+    complete: bool
+    def __init__(self, kvs: _Optional[_Iterable[_Union[SortKeyValue, _Mapping]]] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class HashSortKey(_message.Message):
+    __slots__ = ("hash_key", "sort_key")
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    hash_key: bytes
+    sort_key: bytes
+    def __init__(self, hash_key: _Optional[bytes] = ..., sort_key: _Optional[bytes] = ...) -> None: ...
+
+class BatchGetRequest(_message.Message):
+    __slots__ = ("table", "keys")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    keys: _containers.RepeatedCompositeFieldContainer[HashSortKey]
+    def __init__(self, table: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[HashSortKey, _Mapping]]] = ...) -> None: ...
+
+class BatchGetReply(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedCompositeFieldContainer[GetReply]
+    def __init__(self, values: _Optional[_Iterable[_Union[GetReply, _Mapping]]] = ...) -> None: ...
+
+class ScanRangeRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "start_sort_key", "stop_sort_key", "start_inclusive", "stop_inclusive", "sort_key_filter", "batch_size", "no_value")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    START_SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    STOP_SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    START_INCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    STOP_INCLUSIVE_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FILTER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NO_VALUE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    start_sort_key: bytes
+    stop_sort_key: bytes
+    start_inclusive: bool
+    stop_inclusive: bool
+    sort_key_filter: KeyFilter
+    batch_size: int
+    no_value: bool
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., start_sort_key: _Optional[bytes] = ..., stop_sort_key: _Optional[bytes] = ..., start_inclusive: _Optional[bool] = ..., stop_inclusive: _Optional[bool] = ..., sort_key_filter: _Optional[_Union[KeyFilter, _Mapping]] = ..., batch_size: _Optional[int] = ..., no_value: _Optional[bool] = ...) -> None: ...
+
+class ScanFilteredRequest(_message.Message):
+    __slots__ = ("table", "partitions", "hash_key_filter", "sort_key_filter", "batch_size", "no_value")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FILTER_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FILTER_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NO_VALUE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    hash_key_filter: KeyFilter
+    sort_key_filter: KeyFilter
+    batch_size: int
+    no_value: bool
+    def __init__(self, table: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., hash_key_filter: _Optional[_Union[KeyFilter, _Mapping]] = ..., sort_key_filter: _Optional[_Union[KeyFilter, _Mapping]] = ..., batch_size: _Optional[int] = ..., no_value: _Optional[bool] = ...) -> None: ...
+
+class IncrRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "sort_key", "increment", "ttl_seconds")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    INCREMENT_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    sort_key: bytes
+    increment: int
+    ttl_seconds: int
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., sort_key: _Optional[bytes] = ..., increment: _Optional[int] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class IncrReply(_message.Message):
+    __slots__ = ("value",)
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    value: int
+    def __init__(self, value: _Optional[int] = ...) -> None: ...
+
+class CheckAndSetRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "check_sort_key", "check_type", "check_operand", "set_sort_key", "set_value", "ttl_seconds", "return_check_value")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CHECK_OPERAND_FIELD_NUMBER: _ClassVar[int]
+    SET_SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SET_VALUE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_CHECK_VALUE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    check_sort_key: bytes
+    check_type: int
+    check_operand: bytes
+    set_sort_key: bytes
+    set_value: bytes
+    ttl_seconds: int
+    return_check_value: bool
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., check_sort_key: _Optional[bytes] = ..., check_type: _Optional[int] = ..., check_operand: _Optional[bytes] = ..., set_sort_key: _Optional[bytes] = ..., set_value: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ..., return_check_value: _Optional[bool] = ...) -> None: ...
+
+class Mutation(_message.Message):
+    __slots__ = ("operation", "sort_key", "value", "ttl_seconds")
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    operation: int
+    sort_key: bytes
+    value: bytes
+    ttl_seconds: int
+    def __init__(self, operation: _Optional[int] = ..., sort_key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class CheckAndMutateRequest(_message.Message):
+    __slots__ = ("table", "hash_key", "check_sort_key", "check_type", "check_operand", "mutations", "return_check_value")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    CHECK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CHECK_OPERAND_FIELD_NUMBER: _ClassVar[int]
+    MUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    RETURN_CHECK_VALUE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    hash_key: bytes
+    check_sort_key: bytes
+    check_type: int
+    check_operand: bytes
+    mutations: _containers.RepeatedCompositeFieldContainer[Mutation]
+    return_check_value: bool
+    def __init__(self, table: _Optional[str] = ..., hash_key: _Optional[bytes] = ..., check_sort_key: _Optional[bytes] = ..., check_type: _Optional[int] = ..., check_operand: _Optional[bytes] = ..., mutations: _Optional[_Iterable[_Union[Mutation, _Mapping]]] = ..., return_check_value: _Optional[bool] = ...) -> None: ...
+
+class CheckReply(_message.Message):
+    __slots__ = ("succeed", "check_value_returned", "check_value_exist", "check_value")
+    SUCCEED_FIELD_NUMBER: _ClassVar[int]
+    CHECK_VALUE_RETURNED_FIELD_NUMBER: _ClassVar[int]
+    CHECK_VALUE_EXIST_FIELD_NUMBER: _ClassVar[int]
+    CHECK_VALUE_FIELD_NUMBER: _ClassVar[int]
+    succeed: bool
+    check_value_returned: bool
+    check_value_exist: bool
+    check_value: bytes
+    def __init__(self, succeed: _Optional[bool] = ..., check_value_returned: _Optional[bool] = ..., check_value_exist: _Optional[bool] = ..., check_value: _Optional[bytes] = ...) -> None: ...
+
 class Record(_message.Message):
     __slots__ = ("hash_key", "sort_key", "value")
     HASH_KEY_FIELD_NUMBER: _ClassVar[int]

@@ -101,6 +101,51 @@ class ClientStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.FromString,
                 _registered_method=True)
+        self.Ttl = channel.unary_unary(
+                '/pegasus_fast.v1.Client/Ttl',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.KeyRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TtlReply.FromString,
+                _registered_method=True)
+        self.SortKeyCount = channel.unary_unary(
+                '/pegasus_fast.v1.Client/SortKeyCount',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.KeyRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CountReply.FromString,
+                _registered_method=True)
+        self.MultiGetRange = channel.unary_unary(
+                '/pegasus_fast.v1.Client/MultiGetRange',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MultiGetRangeRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MultiGetRangeReply.FromString,
+                _registered_method=True)
+        self.BatchGet = channel.unary_unary(
+                '/pegasus_fast.v1.Client/BatchGet',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BatchGetRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BatchGetReply.FromString,
+                _registered_method=True)
+        self.ScanRange = channel.unary_stream(
+                '/pegasus_fast.v1.Client/ScanRange',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ScanRangeRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.FromString,
+                _registered_method=True)
+        self.ScanFiltered = channel.unary_stream(
+                '/pegasus_fast.v1.Client/ScanFiltered',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ScanFilteredRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.FromString,
+                _registered_method=True)
+        self.Incr = channel.unary_unary(
+                '/pegasus_fast.v1.Client/Incr',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.IncrRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.IncrReply.FromString,
+                _registered_method=True)
+        self.CheckAndSet = channel.unary_unary(
+                '/pegasus_fast.v1.Client/CheckAndSet',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckAndSetRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckReply.FromString,
+                _registered_method=True)
+        self.CheckAndMutate = channel.unary_unary(
+                '/pegasus_fast.v1.Client/CheckAndMutate',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckAndMutateRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckReply.FromString,
+                _registered_method=True)
         self.PartitionStats = channel.unary_unary(
                 '/pegasus_fast.v1.Client/PartitionStats',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
@@ -251,6 +296,68 @@ class ClientServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ttl(self, request, context):
+        """The rest of Pegasus's data API (issue #18), with the semantics of pegasus_fast.Table's
+        methods of the same names; every argument is checked again here (InvalidArgumentError,
+        InvalidTypeError travel back typed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SortKeyCount(self, request, context):
+        """sort_key unused
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MultiGetRange(self, request, context):
+        """multi_get with sort keys or a range, filters, limits, no_value, reverse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScanRange(self, request, context):
+        """A sort-key range of one hash key, in order, batch_size records a message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScanFiltered(self, request, context):
+        """Every live record of the partitions asked for (or, empty, the whole table / every
+        partition this node owns) that passes the filters, batch_size records a message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Incr(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckAndSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckAndMutate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PartitionStats(self, request, context):
         """Partitions.
         """
@@ -395,6 +502,51 @@ def add_ClientServicer_to_server(servicer, server):
                     servicer.Scan,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.SerializeToString,
+            ),
+            'Ttl': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ttl,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.KeyRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TtlReply.SerializeToString,
+            ),
+            'SortKeyCount': grpc.unary_unary_rpc_method_handler(
+                    servicer.SortKeyCount,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.KeyRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CountReply.SerializeToString,
+            ),
+            'MultiGetRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.MultiGetRange,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MultiGetRangeRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MultiGetRangeReply.SerializeToString,
+            ),
+            'BatchGet': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGet,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BatchGetRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BatchGetReply.SerializeToString,
+            ),
+            'ScanRange': grpc.unary_stream_rpc_method_handler(
+                    servicer.ScanRange,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ScanRangeRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.SerializeToString,
+            ),
+            'ScanFiltered': grpc.unary_stream_rpc_method_handler(
+                    servicer.ScanFiltered,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ScanFilteredRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.SerializeToString,
+            ),
+            'Incr': grpc.unary_unary_rpc_method_handler(
+                    servicer.Incr,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.IncrRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.IncrReply.SerializeToString,
+            ),
+            'CheckAndSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAndSet,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckAndSetRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckReply.SerializeToString,
+            ),
+            'CheckAndMutate': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAndMutate,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckAndMutateRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckReply.SerializeToString,
             ),
             'PartitionStats': grpc.unary_unary_rpc_method_handler(
                     servicer.PartitionStats,
@@ -810,6 +962,249 @@ class Client:
             '/pegasus_fast.v1.Client/Scan',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ttl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/Ttl',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.KeyRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TtlReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SortKeyCount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/SortKeyCount',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.KeyRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.CountReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MultiGetRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/MultiGetRange',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MultiGetRangeRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MultiGetRangeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/BatchGet',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.BatchGetRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.BatchGetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScanRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/ScanRange',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ScanRangeRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScanFiltered(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/ScanFiltered',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ScanFilteredRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.RecordBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Incr(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/Incr',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.IncrRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.IncrReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAndSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/CheckAndSet',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckAndSetRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAndMutate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/CheckAndMutate',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckAndMutateRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.CheckReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -20,6 +20,7 @@ from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
 from ..storage.partition import Partition
+from .data_service import DataApiHandlers
 
 #: a scan reply carries about this many bytes of records
 SCAN_BATCH_BYTES = 1 << 20
@@ -60,9 +61,10 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
     )
 
 
-class ClientService(rpc.ClientServicer):
+class ClientService(DataApiHandlers, rpc.ClientServicer):
     """``member``: this process is a node of a multi-node cluster (multinode/member.py); it answers only
-    for the partitions it owns, and table changes go through the meta leader (``meta``)."""
+    for the partitions it owns, and table changes go through the meta leader (``meta``). The data
+    API beyond get/set/delete/multi_* is served by data_service.py's mixin."""
 
     def __init__(
         self,
@@ -95,7 +97,8 @@ class ClientService(rpc.ClientServicer):
         _t, parts = self._partitions(request)
         return (r for p in parts for r in p.iter_records())
 
-    def _partitions(self, request: pb.TableRef) -> tuple[Table, list[Partition]]:
+    def _partitions(self, request: Any) -> tuple[Table, list[Partition]]:
+        """``request``: a TableRef or anything with its ``table`` and ``partitions``."""
         t = self.c.table(request.table)
         if request.partitions:
             pidxs = list(request.partitions)
