@@ -190,3 +190,32 @@ def test_serve_under_a_lowered_fd_limit_starts_and_says_why(
         if proc.poll() is None:
             proc.terminate()
         proc.wait(20)
+
+
+def test_scans_per_client_past_their_bound(open_cluster_once, tmp_path: Path) -> None:
+    c = open_cluster_once(tmp_path / "c", config=pf.Config(max_streams_per_client=2))
+    t = c.create_table("t", partition_count=1)
+    # 12 MB: more than gRPC's flow-control windows buffer, so a paused scan's server side waits
+    for i in range(12):
+        t.set("h", f"s{i:02}", b"x" * (1 << 20))
+    with pf.serve(c) as srv:
+        remote = pf.connect(srv.url)
+        try:
+            first, second = remote.table("t").scan(), remote.table("t").scan()
+            next(first), next(second)  # two scans running, each paused after its first reply
+            with pytest.raises(pf.ResourceExhaustedError) as e:
+                next(remote.table("t").scan())
+            assert (e.value.resource, e.value.limit, e.value.requested) == ("max_streams_per_client", 2, 3)
+            assert sum(1 for _ in first) == 11  # a scan that finishes gives its stream back...
+            second.close()  # ...and so does one the client stops reading
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    third, fourth = remote.table("t").scan(), remote.table("t").scan()
+                    assert sum(1 for _ in third) == 12 and sum(1 for _ in fourth) == 12
+                    break
+                except pf.ResourceExhaustedError:
+                    assert time.monotonic() < deadline, "the closed scan's stream was never given back"
+                    time.sleep(0.02)
+        finally:
+            remote.close()

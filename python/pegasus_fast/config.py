@@ -132,8 +132,8 @@ class Config:
     #: all. 0 .. 1 GiB.
     max_env_bytes_per_table: int = 64 << 10
     #: scans (server-side streams) one client of a served cluster has running at once; one
-    #: more is refused with ResourceExhaustedError. A client is its token when the server has
-    #: one, else its address. >= 1.
+    #: more is refused with ResourceExhaustedError. A client is the host it calls from, however
+    #: many connections it opens (server/stream_slots.py). >= 1.
     max_streams_per_client: int = 16
 
     def __post_init__(self) -> None:
