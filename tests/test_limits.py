@@ -14,9 +14,11 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
+from multinode import Nodes
 from pegasus_fast.net import wire
 from pegasus_fast.storage.open_slots import FD_RESERVE, FDS_PER_OPEN_PARTITION
 from pegasus_fast.storage.state import PartitionState
+from served import Fleet
 
 
 def _fds() -> int:
@@ -219,3 +221,27 @@ def test_scans_per_client_past_their_bound(open_cluster_once, tmp_path: Path) ->
                     time.sleep(0.02)
         finally:
             remote.close()
+
+
+def test_multinode_leader_refuses_past_the_cluster_bounds(
+    default_backend_name: str, tmp_path: Path, zk_chroot: str
+) -> None:
+    fleet = Fleet(tmp_path, default_backend_name)
+    try:
+        nodes = Nodes(fleet, zk_chroot, "--config", "max_tables=2", "--config", "max_partitions=6")
+        nodes.start("n1")
+        with nodes.client() as client:
+            client.create_table("a", 4)
+            with pytest.raises(pf.ResourceExhaustedError) as e:
+                client.create_table("b", 3)
+            assert (e.value.resource, e.value.limit, e.value.requested) == ("max_partitions", 6, 7)
+            client.create_table("b", 2)
+            with pytest.raises(pf.ResourceExhaustedError) as e:
+                client.create_table("c", 1)
+            assert (e.value.resource, e.value.limit, e.value.requested) == ("max_tables", 2, 3)
+            with pytest.raises(pf.ResourceExhaustedError) as e:
+                client.create_table("d", 1, envs={"e": "x" * (1 << 17)})
+            assert e.value.resource == "max_env_bytes_per_table"
+            assert sorted(t.name for t in client.list_tables()) == ["a", "b"]
+    finally:
+        fleet.close()

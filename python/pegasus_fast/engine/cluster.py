@@ -242,6 +242,12 @@ class Cluster:
             warnings=tuple(self._limit_warnings + self._over_limits()),
         )
 
+    @property
+    def partition_limit(self) -> int:
+        """The partitions it may hold and have open at once: Config.max_partitions, or what the
+        fd limit has room for, whichever is lower (engine/limits.py)."""
+        return self._tables.slots.limit
+
     def _over_limits(self) -> list[str]:
         tables = self._tables.open_tables()
         parts = [p for t in tables for p in t.partitions]
