@@ -125,6 +125,7 @@ def test_served_create_past_the_bound_is_typed(open_cluster_once, tmp_path: Path
         remote = pf.connect(srv.url)
         try:
             remote.create_table("a", partition_count=1)
+            assert remote.info().warnings == ()
             with pytest.raises(pf.ResourceExhaustedError) as e:
                 remote.create_table("b", partition_count=1)
             assert (e.value.resource, e.value.limit, e.value.requested) == ("max_tables", 1, 2)
@@ -176,6 +177,7 @@ def test_serve_under_a_lowered_fd_limit_starts_and_says_why(
         remote = pf.connect(ready.read_text().strip())
         try:
             assert remote.table("t0").get("k1", "s") == b"v0"  # the first partitions opened
+            assert len(remote.info().warnings) == 1  # it says why it serves less than it holds
             health = remote.table("t3").health()
             assert health.fully_healthy == 0  # past the bound: not opened, and it says so
             assert {state for _pidx, state in health.partitions} == {"unopened"}

@@ -124,6 +124,7 @@ class ClientService(rpc.ClientServicer):
             path=i.path,
             backend=i.backend,
             pegasus_address=self.data_address(),
+            warnings=list(i.warnings),
         )
 
     # -- tables ---------------------------------------------------------------------
