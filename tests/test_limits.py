@@ -247,3 +247,30 @@ def test_multinode_leader_refuses_past_the_cluster_bounds(
             assert sorted(t.name for t in client.list_tables()) == ["a", "b"]
     finally:
         fleet.close()
+
+
+def test_a_duplication_of_unopened_partitions_waits_then_ships(open_cluster_once, tmp_path: Path) -> None:
+    dst = open_cluster_once(tmp_path / "f", name="f")
+    src = pf.Cluster.open(tmp_path / "s", name="s")
+    try:
+        for name in ("a", "b"):
+            t = src.create_table(name, partition_count=4)
+            for k in range(40):
+                t.set(f"k{k}", "s", name)
+        dupid = src.add_duplication("b", dst).dupid
+        src.duplication(dupid).wait_for(pf.DupStatus.LOG, timeout=30)
+    finally:
+        src.close()
+    src = pf.Cluster.open(tmp_path / "s", name="s", config=pf.Config(max_partitions=4))
+    try:
+        assert {p.state for p in src.table("b").partitions} == {PartitionState.UNOPENED}
+        assert src.duplication(dupid).status == pf.DupStatus.LOG  # resumed, waiting on them
+        src.drop_table("a")
+        src.table("b").set("new", "s", "x")
+        deadline = time.monotonic() + 30
+        while dst.table("b").get("new", "s") != b"x":
+            assert time.monotonic() < deadline, "the duplication never shipped the opened partition's write"
+            time.sleep(0.02)
+        assert [dst.table("b").get(f"k{k}", "s") for k in range(40)] == [b"b"] * 40
+    finally:
+        src.close()
