@@ -62,6 +62,11 @@ class OpenSlots:
                 raise ResourceExhaustedError(OPEN_PARTITIONS, self.limit, self._held + 1)
             self._held += 1
 
+    def take_past_bound(self) -> None:
+        """One slot even past the bound (a partition that must open: it is counted all the same)."""
+        with self._lock:
+            self._held += 1
+
     def give_back(self) -> None:
         with self._lock:
             self._held = max(0, self._held - 1)

@@ -131,15 +131,21 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
         self.replayed = 0
         fenced = not learning and os.path.exists(os.path.join(path, FENCE_FILE))
         if os.path.isdir(rdb) or self.wal.has_data():
-            if fenced or slots.try_take():
-                # a partition fenced for a move opens whatever the bound (its move needs it)
-                self._slot = not fenced
-                self._open_db()
+            if slots.try_take():
+                self._slot = True
+            elif fenced:
+                slots.take_past_bound()  # fenced for a move: it opens whatever the bound
+                self._slot = True
             else:
                 # Past the bound: nothing of it is opened (not its WAL either), and nothing
                 # reads its decrees until check_available opens it.
                 self.state = UNOPENED
                 return
+            try:
+                self._open_db()
+            except BaseException:
+                self._give_back_slot()
+                raise
         else:
             # A brand-new partition opens its RocksDB on first use: creating one
             # costs ~10 fsyncs, and most partitions of a new follower table have
@@ -306,7 +312,7 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
     @property
     def holds_nothing(self) -> bool:
         """Never opened and nothing logged: reads need not create its RocksDB."""
-        return self._db is None and not self._deferred and self.last_committed == 0
+        return self._db is None and not self._deferred and self.last_committed == 0 and self.state != UNOPENED
 
     # -- flush, checkpoint, GC ------------------------------------------------
     # -- life cycle ---------------------------------------------------------
