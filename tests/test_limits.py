@@ -16,6 +16,7 @@ import pytest
 from conftest import PYTHON, child_env
 from multinode import Nodes
 from pegasus_fast.net import wire
+from pegasus_fast.net.pegasus import codes, handler
 from pegasus_fast.storage.open_slots import FD_RESERVE, FDS_PER_OPEN_PARTITION
 from pegasus_fast.storage.state import PartitionState
 from served import Fleet
@@ -274,3 +275,8 @@ def test_a_duplication_of_unopened_partitions_waits_then_ships(open_cluster_once
         assert [dst.table("b").get(f"k{k}", "s") for k in range(40)] == [b"b"] * 40
     finally:
         src.close()
+
+
+def test_the_pegasus_protocol_answers_try_again(default_backend: ModuleType) -> None:
+    exc = pf.ResourceExhaustedError("open_partitions", 12, 13)
+    assert handler.failure(exc) == (codes.ERR_OK, codes.K_TRY_AGAIN)
