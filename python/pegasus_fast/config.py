@@ -36,6 +36,9 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dup_max_retained_wal_seconds": (1, None),
     "fence_lease_seconds": (0.1, None),
     "zk_session_timeout_seconds": (0.2, 600),
+    "max_tables": (1, None),
+    "max_env_bytes_per_table": (0, 1 << 30),
+    "max_streams_per_client": (1, None),
 }
 
 
@@ -114,6 +117,24 @@ class Config:
     #: refuses writes as soon as its connection is lost, well before. 0.2 .. 600 (the server
     #: clamps it to its own minSessionTimeout..maxSessionTimeout).
     zk_session_timeout_seconds: float = 6.0
+    #: tables a cluster holds (a multi-node cluster: all its nodes together); creating one more
+    #: is a ResourceExhaustedError. A cluster made with more still opens. >= 1.
+    max_tables: int = 256
+    #: partitions a cluster (a node of a multi-node cluster) holds, all tables together, and
+    #: open at once. None (the default): as many as the process's fd limit (RLIMIT_NOFILE) has
+    #: room for, each counted for 12 descriptors after 256 kept for sockets and logs
+    #: (storage/open_slots.py; 1974 under a limit of 20000). Creating a table past it is a
+    #: ResourceExhaustedError; a cluster that holds more (made before, or the fd limit lowered)
+    #: opens the first ones and leaves the rest UNOPENED, each opened by its first read or
+    #: write while there is room (ClusterInfo.warnings says so). None or >= 1.
+    max_partitions: int | None = None
+    #: bytes of a table's envs (names and values, UTF-8): every metadata change rewrites them
+    #: all. 0 .. 1 GiB.
+    max_env_bytes_per_table: int = 64 << 10
+    #: scans (server-side streams) one client of a served cluster has running at once; one
+    #: more is refused with ResourceExhaustedError. A client is the host it calls from, however
+    #: many connections it opens (server/stream_slots.py). >= 1.
+    max_streams_per_client: int = 16
 
     def __post_init__(self) -> None:
         if self.wal_sync not in WAL_SYNC_MODES:
@@ -139,6 +160,12 @@ class Config:
             if (low is not None and value < low) or (high is not None and value > high):
                 raise InvalidArgumentError(f"{f.name} must be in [{low}, {high or 'inf'}], got {value!r}")
         self._check_cluster_id()
+        mp = self.max_partitions
+        if mp is not None:
+            if isinstance(mp, bool) or not isinstance(mp, int):
+                raise InvalidTypeError(f"max_partitions must be None or an int, got {mp!r}")
+            if mp < 1:
+                raise InvalidArgumentError(f"max_partitions must be None or >= 1, got {mp!r}")
 
     def _check_cluster_id(self) -> None:
         cid = self.cluster_id

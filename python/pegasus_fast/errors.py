@@ -344,6 +344,20 @@ class CoordinationError(PegasusFastError):
         self.reason = reason
 
 
+class ResourceExhaustedError(PegasusFastError):
+    """A bounded resource (``resource``: a Config knob's name, or ``"open_partitions"``) would
+    go past its ``limit``: ``requested`` is what it would have reached. Nothing was changed."""
+
+    #: something may be released (a table dropped, a stream ended): a retry may succeed later
+    retry = Retry.FAILURE
+
+    def __init__(self, resource: str, limit: int, requested: int) -> None:
+        super().__init__(f"{resource}: {requested} would pass the limit of {limit}")
+        self.resource = str(resource)
+        self.limit = int(limit)
+        self.requested = int(requested)
+
+
 class PegasusProtocolError(PegasusFastError):
     """Bytes on a Pegasus-protocol connection (net/pegasus/) that are not a valid frame or
     message: ``offset`` is where the rejected bytes start, counted from the start of the

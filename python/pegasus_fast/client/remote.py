@@ -71,7 +71,9 @@ class RemoteCluster:
 
     def info(self) -> ClusterInfo:
         r = self._c("Info", pb.Empty())
-        return ClusterInfo(r.name, r.cluster_id, r.cluster_id_derived, r.uid, r.path, r.backend)
+        return ClusterInfo(
+            r.name, r.cluster_id, r.cluster_id_derived, r.uid, r.path, r.backend, tuple(r.warnings)
+        )
 
     @property
     def name(self) -> str:

@@ -70,6 +70,8 @@ def large(partition: Partition) -> Artifact:
 def adaptive(partition: Partition, small_max_bytes: int) -> Artifact:
     """Checkpoint ``partition`` at a decree >= its last applied one, the cheapest way."""
     start = time.perf_counter()
+    # its decrees are unknown until it is open (never read as empty)
+    partition.open_if_unopened()
     with partition.lock:
         decree = partition.last_committed
         # the follower must never get a write the source could still lose
@@ -104,6 +106,7 @@ def legacy_ready(partition: Partition, needed: int) -> Artifact | None:
 
 
 def legacy_needed_decree(partition: Partition) -> int:
+    partition.open_if_unopened()
     # Pegasus piggy-backs a commit on the next write, so the log knows one decree less.
     return max(0, partition.last_committed - 1)
 

@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..metrics import Metrics
 from ..storage.partition import LEARNING, Partition
-from . import open_clusters
+from . import limits, open_clusters
 from .followers import FollowerTables
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
@@ -53,6 +53,9 @@ class ClusterInfo:
     uid: str
     path: str
     backend: str
+    #: why it serves less than it holds, or can take no new table (over a resource bound:
+    #: engine/limits.py); empty when it does not
+    warnings: tuple[str, ...] = ()
 
 
 def default_cluster_id(name: str) -> int:
@@ -153,6 +156,7 @@ class Cluster:
                 self.meta.add_duplication,
             )
             self._opens = BackgroundOpens(self.scheduler, self._setting_up)
+            slots, self._limit_warnings = limits.open_slots(config)
             self._tables = Tables(
                 self.path,
                 config,
@@ -162,11 +166,13 @@ class Cluster:
                 self._run_high,
                 self._lock,
                 self._check_open,
+                slots,
             )
             #: the follower bookkeeping of the tables that duplications of other clusters made
             #: or adopted here (engine/local_follower.py, a node of a multi-node cluster)
             self.followers = FollowerTables(self._tables, self.meta, config, self._opens)
             self._tables.open_existing()
+            limits.log_warnings(self.name, self._limit_warnings + self._over_limits())
         except BaseException:
             self._before_close()
             tables: Tables | None = getattr(self, "_tables", None)
@@ -233,7 +239,19 @@ class Cluster:
             uid=state.uid,
             path=self.path,
             backend=_backend.name,
+            warnings=tuple(self._limit_warnings + self._over_limits()),
         )
+
+    @property
+    def partition_limit(self) -> int:
+        """The partitions it may hold and have open at once: Config.max_partitions, or what the
+        fd limit has room for, whichever is lower (engine/limits.py)."""
+        return self._tables.slots.limit
+
+    def _over_limits(self) -> list[str]:
+        tables = self._tables.open_tables()
+        parts = [p for t in tables for p in t.partitions]
+        return limits.warnings(self.config, self._tables.slots, parts, len(tables))
 
     # -- background work and duplication ---------------------------------------
 

@@ -6,7 +6,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import fileio
@@ -16,11 +16,13 @@ from ..errors import (
     InvalidArgumentError,
     InvalidTypeError,
     MetaFencedError,
+    ResourceExhaustedError,
     TableExistsError,
     TableNotFoundError,
 )
 from ..records import MAX_PARTITIONS
 from ..storage.layout import make_durable
+from ..storage.open_slots import OpenSlots
 from ..storage.partition import Partition, PartitionHooks
 from .envs import validate_envs
 from .meta import ClusterMeta, FollowerOf, TableRecord, partition_dir, valid_table_name
@@ -37,6 +39,16 @@ def validate_table_args(name: object, partition_count: object) -> None:
         raise InvalidTypeError("partition_count must be an int")
     if not 1 <= partition_count <= MAX_PARTITIONS:
         raise InvalidArgumentError(f"partition_count must be in 1..{MAX_PARTITIONS}")
+
+
+def check_room(tables: Iterable[Any], partition_count: int, max_tables: int, max_partitions: int) -> None:
+    """ResourceExhaustedError if one more table of ``partition_count`` partitions would pass
+    ``max_tables`` or ``max_partitions`` (``tables``: records with a ``partition_count``)."""
+    counts = [t.partition_count for t in tables]
+    if len(counts) + 1 > max_tables:
+        raise ResourceExhaustedError("max_tables", max_tables, len(counts) + 1)
+    if sum(counts) + partition_count > max_partitions:
+        raise ResourceExhaustedError("max_partitions", max_partitions, sum(counts) + partition_count)
 
 
 class Tables:
@@ -56,8 +68,11 @@ class Tables:
         run_high: Callable[[Callable[[], Any]], Any],
         lock: threading.RLock,
         check_open: Callable[[], None],
+        slots: OpenSlots,
     ) -> None:
         self._path = path
+        #: the bound on partitions held (and open at once): Config.max_partitions, or the fd limit's
+        self.slots = slots
         self._config = config
         self._cluster_id = cluster_id
         self._meta = meta
@@ -90,6 +105,7 @@ class Tables:
                         learning=learned is not None and not learned[pidx],
                         hooks=self._hooks,
                         must_exist=not create,
+                        slots=self.slots,
                     )
                 )
             if create:
@@ -111,11 +127,14 @@ class Tables:
         """A new table; a duplication's follower table (``follower_of``) starts with every
         partition learning."""
         validate_table_args(name, partition_count)
-        table_envs = validate_envs(envs)
+        table_envs = validate_envs(envs, self._config.max_env_bytes_per_table)
         with self._lock:
             self._check_open()
             if name in self._tables:
                 raise TableExistsError(name)
+            check_room(
+                self._meta.state.tables.values(), partition_count, self._config.max_tables, self.slots.limit
+            )
 
             rec = TableRecord(
                 app_id=self._unused_app_id(self._meta.state.next_app_id),
@@ -226,4 +245,4 @@ class Tables:
         return failures
 
 
-__all__ = ["Tables", "validate_table_args"]
+__all__ = ["Tables", "check_room", "validate_table_args"]

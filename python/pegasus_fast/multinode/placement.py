@@ -25,7 +25,7 @@ from ..duplication.ports import SourceId
 from ..duplication.status import FAIL_MODES
 from ..engine.envs import validate_envs
 from ..engine.local_follower import same_source
-from ..engine.tables import validate_table_args
+from ..engine.tables import check_room, validate_table_args
 from ..errors import (
     CoordinationError,
     DuplicationError,
@@ -106,8 +106,9 @@ class Placement:
         envs: dict[str, str] | None,
         follower_of: dict[str, Any] | None = None,
     ) -> AppDoc:
+        config = self.member.cluster.config
         validate_table_args(name, partition_count)
-        table_envs = validate_envs(envs)
+        table_envs = validate_envs(envs, config.max_env_bytes_per_table)
         self.require_leader()
         nodes = read_nodes(self.zk)
         if not nodes:
@@ -115,6 +116,15 @@ class Placement:
         configs = read_tables(self.zk)
         if name in configs:
             raise TableExistsError(name)
+        # Cluster-wide: every node keeps every table's partitions (those it does not own
+        # unopened), so the bounds of one node (the leader's, the nodes sharing one
+        # configuration) are the cluster's.
+        check_room(
+            [tc.app for tc in configs.values()],
+            partition_count,
+            config.max_tables,
+            self.member.cluster.partition_limit,
+        )
         load: dict[str, int] = {}
         for tc in configs.values():
             for p in tc.partitions:

@@ -11,7 +11,7 @@ class Empty(_message.Message):
     def __init__(self) -> None: ...
 
 class ClusterInfo(_message.Message):
-    __slots__ = ("name", "cluster_id", "cluster_id_derived", "uid", "path", "backend", "pegasus_address")
+    __slots__ = ("name", "cluster_id", "cluster_id_derived", "uid", "path", "backend", "pegasus_address", "warnings")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_DERIVED_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class ClusterInfo(_message.Message):
     PATH_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PEGASUS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     cluster_id: int
     cluster_id_derived: bool
@@ -26,7 +27,8 @@ class ClusterInfo(_message.Message):
     path: str
     backend: str
     pegasus_address: str
-    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[int] = ..., cluster_id_derived: _Optional[bool] = ..., uid: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ..., pegasus_address: _Optional[str] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., cluster_id: _Optional[int] = ..., cluster_id_derived: _Optional[bool] = ..., uid: _Optional[str] = ..., path: _Optional[str] = ..., backend: _Optional[str] = ..., pegasus_address: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TableRef(_message.Message):
     __slots__ = ("table", "partitions")

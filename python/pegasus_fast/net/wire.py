@@ -190,6 +190,8 @@ def status_of(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.DATA_LOSS
     if isinstance(exc, E.DuplicationError):
         return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, E.ResourceExhaustedError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, TimeoutError):
         return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.INTERNAL

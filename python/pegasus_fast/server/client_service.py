@@ -21,6 +21,7 @@ from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
 from ..storage.partition import Partition
 from .data_service import DataApiHandlers
+from .stream_slots import StreamSlots, client_of
 
 #: a scan reply carries about this many bytes of records
 SCAN_BATCH_BYTES = 1 << 20
@@ -80,6 +81,8 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
         self.meta = meta
         #: the Pegasus-protocol data port's host:port, which Info tells pf.connect ("" without one)
         self.data_address = data_address or (lambda: "")
+        #: scans running, per client (Config.max_streams_per_client)
+        self.streams = StreamSlots(cluster.config.max_streams_per_client)
 
     def _table(self, name: str, hash_key: bytes, sort_key: bytes | None, write: bool) -> Table:
         """The table of a one-partition call, once the node may answer it."""
@@ -124,6 +127,7 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
             path=i.path,
             backend=i.backend,
             pegasus_address=self.data_address(),
+            warnings=list(i.warnings),
         )
 
     # -- tables ---------------------------------------------------------------------
@@ -195,16 +199,22 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
 
     @typed_stream
     def Scan(self, request: pb.TableRef, context: grpc.ServicerContext) -> Iterator[pb.RecordBatch]:
-        batch: list[pb.Record] = []
-        size = 0
-        for hk, sk, v in self._records(request):
-            batch.append(pb.Record(hash_key=hk, sort_key=sk, value=v))
-            size += len(hk) + len(sk) + len(v) + 16
-            if size >= SCAN_BATCH_BYTES:
+        release = self.streams.take(client_of(context.peer()))
+        # a client that goes away mid-scan gives its stream back too, not only one that finishes
+        context.add_callback(release)
+        try:
+            batch: list[pb.Record] = []
+            size = 0
+            for hk, sk, v in self._records(request):
+                batch.append(pb.Record(hash_key=hk, sort_key=sk, value=v))
+                size += len(hk) + len(sk) + len(v) + 16
+                if size >= SCAN_BATCH_BYTES:
+                    yield pb.RecordBatch(records=batch)
+                    batch, size = [], 0
+            if batch:
                 yield pb.RecordBatch(records=batch)
-                batch, size = [], 0
-        if batch:
-            yield pb.RecordBatch(records=batch)
+        finally:
+            release()
 
     # -- partitions ---------------------------------------------------------------------
 

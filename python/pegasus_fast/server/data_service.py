@@ -18,6 +18,7 @@ from ..data_api import MutateOperation, Mutation
 from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net.serving import typed, typed_stream
+from .stream_slots import StreamSlots, client_of
 
 if TYPE_CHECKING:
     from ..engine.cluster import Cluster
@@ -57,6 +58,7 @@ class DataApiHandlers:
     if TYPE_CHECKING:  # what ClientService provides
         c: Cluster
         m: Member | None
+        streams: StreamSlots
 
         def _table(self, name: str, hash_key: bytes, sort_key: bytes | None, write: bool) -> Table: ...
 
@@ -121,10 +123,16 @@ class DataApiHandlers:
         )
 
     def _stream(
-        self, records: Iterator[tuple[bytes, bytes, bytes]], batch_size: int
+        self,
+        records: Iterator[tuple[bytes, bytes, bytes]],
+        batch_size: int,
+        context: grpc.ServicerContext,
     ) -> Iterator[pb.RecordBatch]:
-        """Records in messages of ``batch_size``; counted in ``open_scanners`` until the stream
-        ends, fails or is cancelled (grpc closes the generator, which runs the ``finally``)."""
+        """Records in messages of ``batch_size``; counted in ``open_scanners`` and in the
+        client's bounded stream slots (Config.max_streams_per_client) until the stream ends,
+        fails or is cancelled (grpc closes the generator, which runs the ``finally``)."""
+        release = self.streams.take(client_of(context.peer()))
+        context.add_callback(release)
         gauge = self.c.metric_set.open_scanners
         gauge.inc()
         try:
@@ -140,6 +148,7 @@ class DataApiHandlers:
                 yield pb.RecordBatch(records=batch)
         finally:
             gauge.dec()
+            release()
 
     @typed_stream
     def ScanRange(
@@ -156,7 +165,7 @@ class DataApiHandlers:
             batch_size=request.batch_size,
             no_value=request.no_value,
         )
-        return self._stream(records, request.batch_size)
+        return self._stream(records, request.batch_size, context)
 
     @typed_stream
     def ScanFiltered(
@@ -170,7 +179,7 @@ class DataApiHandlers:
             batch_size=request.batch_size,
             no_value=request.no_value,
         )
-        return self._stream(records, request.batch_size)
+        return self._stream(records, request.batch_size, context)
 
     @typed
     def Incr(self, request: pb.IncrRequest, context: grpc.ServicerContext) -> pb.IncrReply:

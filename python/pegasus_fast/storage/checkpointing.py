@@ -78,7 +78,7 @@ class PartitionCheckpointing:
         """
         with self._checkpointing:
             with self.lock:
-                if self.state in (PartitionState.CLOSED, PartitionState.FAILED):
+                if self.state in (PartitionState.CLOSED, PartitionState.FAILED, PartitionState.UNOPENED):
                     self.check_available(False)
                 decree = self.last_committed
                 staged = checkpoint.stage(self.path, self.db, self.pidx, decree)

@@ -23,6 +23,7 @@ from .checkpointing import PartitionCheckpointing
 from .follower_marks import FollowerMarks
 from .layout import check_present, refuse_symlinks
 from .moves import FENCE_FILE, PartitionMoves
+from .open_slots import UNBOUNDED, OpenSlots
 from .rdb import rdb_error
 from .reads import PartitionReads
 from .state import PartitionState
@@ -32,6 +33,7 @@ from .writes import PartitionWrites
 #: the states by their own names (storage/state.py), for the modules that import them so
 SERVING, LEARNING, MOVING = PartitionState.SERVING, PartitionState.LEARNING, PartitionState.MOVING
 CLOSED, FAILED = PartitionState.CLOSED, PartitionState.FAILED
+UNOPENED = PartitionState.UNOPENED
 
 
 class PartitionHooks:
@@ -75,8 +77,11 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
         learning: bool = False,
         hooks: PartitionHooks = NO_HOOKS,
         must_exist: bool = False,
+        slots: OpenSlots = UNBOUNDED,
     ) -> None:
-        """``must_exist``: the metadata lists this partition as made (the cluster's open)."""
+        """``must_exist``: the metadata lists this partition as made (the cluster's open).
+        ``slots``: the bound on open partitions it takes one of while its files are open; one
+        that holds data and finds none left is not opened now (UNOPENED), not refused."""
         self.path = path
         self.table = table
         self.app_id = app_id
@@ -88,6 +93,9 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
         #: one checkpoint at a time (its publishing runs without ``lock``); taken before ``lock``
         self._checkpointing = threading.Lock()
         self.hooks = hooks
+        self._slots = slots
+        #: it holds one of ``slots`` (from its RocksDB's open to its close)
+        self._slot = False
         self._tombstones = config.delete_tombstone_seconds
         self._durable = hooks.durable
         self._write_opts = rocksdict.WriteOptions()
@@ -121,15 +129,30 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
         #: the WAL holds mutations the (not yet opened) RocksDB has not seen
         self._deferred = False
         self.replayed = 0
+        fenced = not learning and os.path.exists(os.path.join(path, FENCE_FILE))
         if os.path.isdir(rdb) or self.wal.has_data():
-            self._open_db()
+            if slots.try_take():
+                self._slot = True
+            elif fenced:
+                slots.take_past_bound()  # fenced for a move: it opens whatever the bound
+                self._slot = True
+            else:
+                # Past the bound: nothing of it is opened (not its WAL either), and nothing
+                # reads its decrees until check_available opens it.
+                self.state = UNOPENED
+                return
+            try:
+                self._open_db()
+            except BaseException:
+                self._give_back_slot()
+                raise
         else:
             # A brand-new partition opens its RocksDB on first use: creating one
             # costs ~10 fsyncs, and most partitions of a new follower table have
             # nothing to store yet.
             self.wal.recover(1)
         self.last_durable = checkpoint.newest_decree(path)
-        if not learning and os.path.exists(os.path.join(path, FENCE_FILE)):
+        if fenced:
             self.state = MOVING  # fenced for a move before a restart (see fence())
         elif learning:
             self._drop_fence_file()
@@ -147,12 +170,21 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
         rdb = os.path.join(self.path, "rdb")
         # a WAL already open for appends (the lazy first open) stays open if this fails
         wal_was_open = self.wal.is_open
-        self.wal.ensure_dir()
-        fileio.point("rdb_open", rdb)
+        took = not self._slot
+        if took:
+            self._slots.take()  # ResourceExhaustedError: nothing opened
+            self._slot = True
         try:
-            db = rocksdict.Rdict(rdb, _rdb_options(self.config))
-        except Exception as exc:
-            raise rdb_error(exc, rdb, self.pidx) from exc
+            self.wal.ensure_dir()
+            fileio.point("rdb_open", rdb)
+            try:
+                db = rocksdict.Rdict(rdb, _rdb_options(self.config))
+            except Exception as exc:
+                raise rdb_error(exc, rdb, self.pidx) from exc
+        except BaseException:
+            if took:
+                self._give_back_slot()
+            raise
         db.set_write_options(self._write_opts)
         self._opening = True
         self._db = db
@@ -178,6 +210,7 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
             db.close()
             if not wal_was_open:
                 self.wal.close()
+            self._give_back_slot()
             raise
         finally:
             if gc_was_enabled:
@@ -189,6 +222,22 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
         self.replayed = max(0, log_last - self.last_flushed)
         self._deferred = False
         self._opening = False
+
+    def _give_back_slot(self) -> None:
+        if self._slot:
+            self._slot = False
+            self._slots.give_back()
+
+    def open_if_unopened(self) -> None:
+        """Open a partition the cluster's open left UNOPENED (ResourceExhaustedError while the
+        open-partition bound is still reached); anything else is left as it is."""
+        if self.state != UNOPENED:
+            return
+        with self.lock:
+            if self.state == UNOPENED:
+                self._open_db()
+                self.last_durable = checkpoint.newest_decree(self.path)
+                self.state = SERVING
 
     @property
     def is_open(self) -> bool:
@@ -208,7 +257,10 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
                 if self.state == CLOSED:
                     raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
                 if self._db is None:
-                    self._open_db()
+                    if self.state == UNOPENED:
+                        self.open_if_unopened()  # its decrees with it
+                    else:
+                        self._open_db()
                 db = self._db
                 assert db is not None
         return db
@@ -236,6 +288,9 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
         """Raise what a read (or a write) of this partition meets now: ClosedError, the failure
         of a failed one, PartitionUnavailableError while it learns (or moves, for a write)."""
         if self.state != SERVING:
+            if self.state == UNOPENED:
+                self.open_if_unopened()
+                return
             if self.state == MOVING and not for_write:
                 return
             if self.state == CLOSED:
@@ -257,7 +312,7 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
     @property
     def holds_nothing(self) -> bool:
         """Never opened and nothing logged: reads need not create its RocksDB."""
-        return self._db is None and not self._deferred and self.last_committed == 0
+        return self._db is None and not self._deferred and self.last_committed == 0 and self.state != UNOPENED
 
     # -- flush, checkpoint, GC ------------------------------------------------
     # -- life cycle ---------------------------------------------------------
@@ -284,6 +339,7 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
                 if self._db is not None:
                     self._db.close()
                     self._db = None
+                self._give_back_slot()
 
     def restart_learning(self) -> None:
         """A follower partition stops serving to learn a fresh checkpoint (its data stays until
@@ -311,3 +367,4 @@ class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, 
             with contextlib.suppress(Exception):
                 db.close()
             self._db = None
+        self._give_back_slot()

@@ -19,6 +19,10 @@ class PartitionState(str, Enum):
     CLOSED = "closed"
     #: a write could not be undone: nothing until it is reopened
     FAILED = "failed"
+    #: holds data but was not opened at the cluster's open: more partitions than the
+    #: open-partition bound (storage/open_slots.py). Its first read or write opens it, or
+    #: raises ResourceExhaustedError while the bound is still reached.
+    UNOPENED = "unopened"
 
     def __str__(self) -> str:
         return self.value

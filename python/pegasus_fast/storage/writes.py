@@ -205,7 +205,12 @@ class PartitionWrites:
         decree, or the current one when build returned nothing.
         """
         with self.lock:
-            if self.state in (PartitionState.CLOSED, PartitionState.FAILED, PartitionState.MOVING):
+            if self.state in (
+                PartitionState.CLOSED,
+                PartitionState.FAILED,
+                PartitionState.MOVING,
+                PartitionState.UNOPENED,
+            ):
                 self.check_available(True)
             mutations = build(self.last_committed + 1)
             if not mutations:

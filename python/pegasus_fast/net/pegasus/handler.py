@@ -24,6 +24,7 @@ from ...errors import (
     InvalidTypeError,
     PartitionUnavailableError,
     PegasusFastError,
+    ResourceExhaustedError,
     TableNotFoundError,
 )
 from ...records import (
@@ -86,6 +87,8 @@ def failure(exc: BaseException) -> tuple[str, int]:
         return codes.ERR_OK, codes.K_INVALID_ARGUMENT
     if isinstance(exc, DataCorruptionError):
         return codes.ERR_OK, codes.K_CORRUPTION
+    if isinstance(exc, ResourceExhaustedError):
+        return codes.ERR_OK, codes.K_TRY_AGAIN
     if isinstance(exc, (PegasusFastError, OSError)):
         return codes.ERR_OK, codes.K_IO_ERROR
     return codes.ERR_UNKNOWN, 0
