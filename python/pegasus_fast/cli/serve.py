@@ -15,7 +15,7 @@ from ..config import Config
 from ..coord.zk import connect, parse_zk
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
-from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of
+from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of, node_uid_of
 from ..multinode.member import Member
 from ..multinode.ownership import Ownership
 from ..net.wire import TOKEN_ENV, token_from_env
@@ -182,7 +182,10 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
                     "without --zk, or give a new directory"
                 )
             node_id = node_id_of(cluster.path, args.node_id)
-            return cluster, Member(zk, addr, cluster, node_id, token, ownership)
+            member = Member(zk, addr, cluster, node_id, token, ownership, node_uid_of(cluster.path))
+            # a live node of another directory holds this id: refused before anything serves
+            member.registration.check()
+            return cluster, member
         except BaseException:
             cluster.close()
             raise

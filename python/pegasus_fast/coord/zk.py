@@ -26,7 +26,6 @@ from .layout import (
     DupDoc,
     NodeDoc,
     PartitionConfig,
-    PartitionDoc,
     TableConfig,
     app_path,
     dup_path,
@@ -156,8 +155,7 @@ def read_table(zk: KazooClient, name: str) -> TableConfig:
         except NoNodeError:
             # made in one transaction with the app: a missing one is a table being dropped
             raise TableNotFoundError(name) from None
-        doc = PartitionDoc.decode(raw, partition_path(name, i))
-        parts.append(PartitionConfig(i, doc.owner, doc.ballot, doc.decree, stat.version))
+        parts.append(PartitionConfig.read(i, raw, stat.version, partition_path(name, i)))
     return TableConfig(name, app, tuple(parts))
 
 
