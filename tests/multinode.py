@@ -17,10 +17,14 @@ WAIT = 60.0
 
 
 class Nodes:
-    def __init__(self, fleet: Fleet, zk_spec: str, *serve_args: str) -> None:
-        """``serve_args``: more arguments of every node's ``serve`` (``--config KEY=VALUE``)."""
+    def __init__(self, fleet: Fleet, zk_spec: str, *serve_args: str, zk_auth_file: str | None = None) -> None:
+        """``serve_args``: more arguments of every node's ``serve`` (``--config KEY=VALUE``);
+        ``zk_auth_file``: the cluster's ZooKeeper credentials, given to its nodes and clients."""
         self.fleet = fleet
         self.spec = zk_spec
+        self.zk_auth_file = zk_auth_file
+        if zk_auth_file is not None:
+            serve_args = (*serve_args, "--zk-auth-file", zk_auth_file)
         self.serve_args = serve_args
         self.url = f"zk://{zk_spec}"
         self.name = zk_spec.rsplit("/", 1)[1]
@@ -58,7 +62,7 @@ class Nodes:
         return self.nodes[node_id]
 
     def client(self) -> pf.RoutedCluster:
-        return pf.connect(self.url)
+        return pf.connect(self.url, zk_auth_file=self.zk_auth_file)
 
     def wait_live(self, client: pf.RoutedCluster, node_ids: set[str]) -> None:
         """Until ZooKeeper lists exactly these nodes (a killed node's session must expire)."""

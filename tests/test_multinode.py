@@ -324,15 +324,34 @@ def test_bad_addresses_and_crafted_configuration(shared_three: tuple[Nodes, pf.R
         c.create_table("t0", 0)
     t = c.create_table(table, 4)
     t.set(b"a", b"b", b"c")
-    # a partition's znode that is not a configuration: a typed error, and the nodes keep serving
+    # a partition's znode that is not a configuration fails that partition alone: it is
+    # unavailable, and the table's other partitions keep serving, on every node and the leader
     zk = c._zk
+    keys = {p: keys_of_partition(t, p, 1, "c")[0] for p in range(4)}
     raw, _ = zk.get(f"/apps/{table}/0")
     zk.set(f"/apps/{table}/0", b"\xff not json")
     try:
-        with pytest.raises(pf.CoordinationError):
-            c.table(table)
+        # the leader places a table with it there, and every node syncs with it (the /config bump)
+        c.create_table(f"{table}2", 1)
+        c.drop_table(f"{table}2")
+        ct = c.table(table)
+        with pytest.raises(pf.PartitionUnavailableError) as e:
+            ct.get(keys[0], b"s")
+        assert (e.value.table, e.value.pidx) == (table, 0)
+        assert not isinstance(e.value, pf.NodeUnavailableError)
+        with pytest.raises(pf.PartitionUnavailableError):
+            ct.set(keys[0], b"s", b"x")
+        with pytest.raises(pf.PartitionUnavailableError) as e:
+            ct.count()
+        assert e.value.pidx == 0
+        for p in (1, 2, 3):
+            ct.set(keys[p], b"s", b"v%d" % p)
+            assert ct.get(keys[p], b"s") == b"v%d" % p
     finally:
         zk.set(f"/apps/{table}/0", raw)
+    # mended, the partition serves again once its owner syncs (the next /config bump)
+    c.create_table(f"{table}2", 1)
+    c.drop_table(f"{table}2")
     assert c.table(table).get(b"a", b"b") == b"c"
     assert all(s.running for s in nodes.nodes.values())
 

@@ -358,6 +358,25 @@ class ResourceExhaustedError(PegasusFastError):
         self.requested = int(requested)
 
 
+class NodeIdInUseError(CoordinationError):
+    """A node was started with the id of a live node of another directory: it is refused
+    (it serves nothing), and the live node keeps its id. ``holder`` is the live node's URL."""
+
+    retry = Retry.PERMANENT
+
+    def __init__(self, zk: str, node_id: str, holder: str) -> None:
+        super().__init__(zk, f"node id {node_id!r} is held by a live node of another directory ({holder})")
+        self.node_id = node_id
+        self.holder = holder
+
+
+class CoordinationAuthError(CoordinationError):
+    """ZooKeeper refused this client: the cluster's znodes carry a digest ACL and the client
+    gave no credentials, or other ones (``zk_auth_file`` / ``--zk-auth-file``)."""
+
+    retry = Retry.PERMANENT
+
+
 class PegasusProtocolError(PegasusFastError):
     """Bytes on a Pegasus-protocol connection (net/pegasus/) that are not a valid frame or
     message: ``offset`` is where the rejected bytes start, counted from the start of the

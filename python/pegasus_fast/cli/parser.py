@@ -22,6 +22,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="a served cluster, pegasus://HOST:PORT, or a multi-node one, zk://HOST:PORT/CHROOT, in place of --cluster",
     )
+    ap.add_argument(
+        "--zk-auth-file",
+        metavar="FILE",
+        help="with --connect zk://: the cluster's ZooKeeper credentials, one line user:password "
+        "(else $PEGASUS_FAST_ZK_AUTH_FILE)",
+    )
     ap.add_argument("--name", help="cluster name when creating it")
     ap.add_argument("--version", action="version", version=f"pegasus-fast {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)

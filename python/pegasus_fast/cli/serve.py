@@ -12,10 +12,11 @@ from dataclasses import fields
 
 from ..client.network import Network
 from ..config import Config
+from ..coord.auth import read_auth_file
 from ..coord.zk import connect, parse_zk
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
-from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of
+from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of, node_uid_of
 from ..multinode.member import Member
 from ..multinode.ownership import Ownership
 from ..net.wire import TOKEN_ENV, token_from_env
@@ -44,6 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--zk",
         metavar="HOST:PORT[,HOST:PORT...]/CHROOT",
         help="join the multi-node cluster whose configuration is in this ZooKeeper chroot",
+    )
+    p.add_argument(
+        "--zk-auth-file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="with --zk: ZooKeeper credentials, one line user:password, readable by its owner only; "
+        "every znode the node makes is readable and writable by that identity alone (its "
+        "clients give the same file); without it the cluster's znodes are open",
     )
     p.add_argument(
         "--node-id", help="with --zk: this node's id (kept in DIR; made on first start if not given)"
@@ -113,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     if args.zk is None:
         if args.node_id is not None:
             raise InvalidArgumentError("--node-id needs --zk")
+        if getattr(args, "zk_auth_file", None) is not None:
+            raise InvalidArgumentError("--zk-auth-file needs --zk")
         cluster = Cluster.open(args.cluster, name=args.name, config=config, network=Network())
     else:
         cluster, member = _join(args, config, token)
@@ -157,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
 def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[Cluster, Member]:
     """Open the node's directory as a node of the cluster in ZooKeeper."""
     addr = parse_zk(args.zk)
-    zk = connect(addr, create=True, session_timeout=config.zk_session_timeout_seconds)
+    path = getattr(args, "zk_auth_file", None)
+    auth = read_auth_file(path) if path is not None else None
+    zk = connect(addr, create=True, session_timeout=config.zk_session_timeout_seconds, auth=auth)
     try:
         doc = join_cluster(zk, addr)
         if args.name is not None and args.name != doc.name:
@@ -182,7 +195,10 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
                     "without --zk, or give a new directory"
                 )
             node_id = node_id_of(cluster.path, args.node_id)
-            return cluster, Member(zk, addr, cluster, node_id, token, ownership)
+            member = Member(zk, addr, cluster, node_id, token, ownership, node_uid_of(cluster.path))
+            # a live node of another directory holds this id: refused before anything serves
+            member.registration.check()
+            return cluster, member
         except BaseException:
             cluster.close()
             raise

@@ -26,7 +26,8 @@ def opened(args: argparse.Namespace) -> Iterator[Any]:
             raise SystemExit("pegasus-fast: give --cluster DIR or --connect URL, not both")
         from ..client.connect import connect
 
-        with connect(args.connect) as rc:
+        extra = {"zk_auth_file": args.zk_auth_file} if args.connect.startswith("zk://") else {}
+        with connect(args.connect, **extra) as rc:
             yield rc
         return
     if not args.cluster:

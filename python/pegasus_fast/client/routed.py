@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..coord.auth import auth_of
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import list_tables, parse_zk, read_dups
 from ..duplication.record import check_dupid
@@ -39,8 +40,12 @@ class RoutedCluster:
         *,
         tls_cert: str | None = None,
         tls_key: str | None = None,
+        zk_auth_file: str | None = None,
     ) -> None:
         addr = parse_zk(url)
+        if zk_auth_file is not None and not isinstance(zk_auth_file, str):
+            raise InvalidTypeError("zk_auth_file is a str")
+        auth = auth_of(zk_auth_file)
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
         ):
@@ -48,7 +53,7 @@ class RoutedCluster:
         if token is not None and not isinstance(token, str):
             raise InvalidTypeError("token is a str")
         self.url = addr.url
-        zk = zk_connect(addr)
+        zk = zk_connect(addr, auth=auth)
         try:
             self._r = Routing(
                 zk,

@@ -54,6 +54,9 @@ def each_owner(
     """``fn(url)`` on every node owning a partition of table ``name``, each row (``key``: its
     partition) kept from its owner only, sorted by partition."""
     out: list[_R] = []
+    for p in cfg.partitions:
+        if p.problem:
+            raise PartitionUnavailableError(name, p.pidx, f"bad configuration: {p.problem}")
     for node in sorted({p.owner for p in cfg.partitions}):
         mine = {p.pidx for p in cfg.partitions if p.owner == node}
         url = routing.routes.url_of(node)
@@ -110,7 +113,10 @@ class RoutedTable(RoutedDataApi):
                 raise TableNotFoundError(self.name) from None
         else:
             cfg = self._config(fresh)
-        owner = cfg.partitions[pidx].owner
+        pc = cfg.partitions[pidx]
+        if pc.problem:
+            raise PartitionUnavailableError(self.name, pidx, f"bad configuration: {pc.problem}")
+        owner = pc.owner
         url = routes.url_of(owner)
         if url is None and not fresh:
             routes.refresh_nodes()

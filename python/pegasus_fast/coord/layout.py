@@ -5,7 +5,9 @@ server keeps ``<root>/apps/<app>/<pidx>`` with one partition configuration
 each, and the meta leader's address beside it)::
 
     /cluster                  {"name", "cluster_id", "uid"}: made by the first node, never changed
-    /nodes/<node_id>          ephemeral {"node_id", "url"}: one per live node
+    /nodes/<node_id>          ephemeral {"node_id", "url", "uid"}: one per live node; uid names
+                              the node's directory (join.py), so a process of another
+                              directory claiming a live node's id is refused
     /meta/election/...        kazoo's Election recipe: the meta leader is its winner
     /meta/leader              ephemeral {"node_id", "url"} of the meta leader
     /apps/<table>             {"app_id", "partition_count", "envs", "create_time"}
@@ -21,7 +23,8 @@ each, and the meta leader's address beside it)::
                               clients watch this one znode to learn that something changed
 
 Every znode holds UTF-8 JSON; a znode that does not decode as its kind is a
-:class:`CoordinationError`, never a silently wrong configuration.
+:class:`CoordinationError`, never a silently wrong configuration (a partition's
+znode fails only that partition: :attr:`PartitionConfig.problem`).
 """
 
 from __future__ import annotations
@@ -116,6 +119,8 @@ class ClusterDoc:
 class NodeDoc:
     node_id: str
     url: str
+    #: the node's directory identity (join.py's NODE_UID): "" for the meta leader's znode
+    uid: str = ""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -123,7 +128,10 @@ class NodeDoc:
     @classmethod
     def decode(cls, raw: bytes, what: str = "node") -> NodeDoc:
         d = _load(raw, what)
-        return cls(_str(d, "node_id", what), _str(d, "url", what))
+        uid = d.get("uid", "")
+        if not isinstance(uid, str):
+            raise CoordinationError("", f"{what}: uid is not a str")
+        return cls(_str(d, "node_id", what), _str(d, "url", what), uid)
 
 
 @dataclass(frozen=True)
@@ -227,6 +235,18 @@ class PartitionConfig:
     ballot: int
     decree: int
     version: int
+    #: why its znode is not a configuration ("" when it is): this partition alone is unavailable
+    problem: str = ""
+
+    @classmethod
+    def read(cls, pidx: int, raw: bytes, version: int, what: str) -> PartitionConfig:
+        """A partition's znode, or one whose ``problem`` says why it is not a configuration
+        (its owner ""): a bad znode fails only the partition it describes."""
+        try:
+            doc = PartitionDoc.decode(raw, what)
+        except CoordinationError as exc:
+            return cls(pidx, "", 0, 0, version, exc.reason)
+        return cls(pidx, doc.owner, doc.ballot, doc.decree, version)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,17 @@ import logging
 from dataclasses import dataclass
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException, NoAuthError, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from ..errors import CoordinationError, InvalidArgumentError, InvalidTypeError, TableNotFoundError
+from ..errors import (
+    CoordinationAuthError,
+    CoordinationError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    TableNotFoundError,
+)
+from .auth import ZkAuth
 from .layout import (
     APPS,
     CLUSTER,
@@ -26,7 +33,6 @@ from .layout import (
     DupDoc,
     NodeDoc,
     PartitionConfig,
-    PartitionDoc,
     TableConfig,
     app_path,
     dup_path,
@@ -78,10 +84,18 @@ def connect(
     timeout: float = CONNECT_TIMEOUT,
     create: bool = False,
     session_timeout: float = SESSION_TIMEOUT,
+    auth: ZkAuth | None = None,
 ) -> KazooClient:
     """A started kazoo client rooted at the cluster's chroot (``create``: made if missing,
-    as a node joining does; a client finds no cluster there instead)."""
-    zk = KazooClient(hosts=addr.hosts, timeout=session_timeout)
+    as a node joining does; a client finds no cluster there instead). With ``auth``, it
+    authenticates and makes every znode with its digest ACL (coord/auth.py); a cluster
+    whose znodes it may not read is a :class:`CoordinationAuthError`."""
+    zk = KazooClient(
+        hosts=addr.hosts,
+        timeout=session_timeout,
+        auth_data=auth.auth_data() if auth else None,
+        default_acl=auth.acl() if auth else None,
+    )
     try:
         zk.start(timeout=timeout)
         if create:
@@ -89,6 +103,17 @@ def connect(
         elif zk.exists(addr.chroot) is None:
             raise CoordinationError(addr.spec, f"no cluster at {addr.chroot}")
         zk.chroot = addr.chroot
+        try:
+            zk.get(CLUSTER)
+        except NoNodeError:
+            pass  # a new cluster: its first node makes it
+        except NoAuthError:
+            raise CoordinationAuthError(
+                addr.spec,
+                "the cluster's znodes have an ACL these credentials do not pass"
+                if auth
+                else "the cluster's znodes have an ACL: give its credentials (zk_auth_file, --zk-auth-file)",
+            ) from None
     except (KazooTimeoutError, KazooException) as exc:
         zk.stop()
         zk.close()
@@ -156,8 +181,7 @@ def read_table(zk: KazooClient, name: str) -> TableConfig:
         except NoNodeError:
             # made in one transaction with the app: a missing one is a table being dropped
             raise TableNotFoundError(name) from None
-        doc = PartitionDoc.decode(raw, partition_path(name, i))
-        parts.append(PartitionConfig(i, doc.owner, doc.ballot, doc.decree, stat.version))
+        parts.append(PartitionConfig.read(i, raw, stat.version, partition_path(name, i)))
     return TableConfig(name, app, tuple(parts))
 
 

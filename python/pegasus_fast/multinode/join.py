@@ -2,7 +2,11 @@
 
 The first node makes ``/cluster`` (its name and the cluster id every node's
 timetags carry). The node id is kept in the node's directory (``NODE_ID``),
-so a node restarted with its disk is the same node.
+so a node restarted with its disk is the same node; beside it, ``NODE_UID`` (a
+random id made once) names the directory itself. A node registers both in its
+ephemeral ``/nodes/<id>``: a process of another directory given the same
+``--node-id`` is refused while the node lives, and the node's own directory,
+restarted before its old session expired, takes its id back (member.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..engine.cluster import default_cluster_id
 from ..errors import CoordinationError, InvalidArgumentError
 
 NODE_ID_FILE = "NODE_ID"
+NODE_UID_FILE = "NODE_UID"
 
 
 def node_id_of(directory: str, wanted: str | None = None) -> str:
@@ -43,6 +48,24 @@ def node_id_of(directory: str, wanted: str | None = None) -> str:
     return node_id
 
 
+def node_uid_of(directory: str) -> str:
+    """The directory's identity (``NODE_UID``, made on first use): which directory a node is."""
+    path = os.path.join(directory, NODE_UID_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            kept = f.read().strip()
+    except FileNotFoundError:
+        kept = ""
+    if kept:
+        if not kept.isalnum():
+            raise InvalidArgumentError(f"{path} is not a node's directory identity")
+        return kept
+    uid = uuid.uuid4().hex
+    os.makedirs(directory, exist_ok=True)
+    fileio.write_file(path, (uid + "\n").encode())
+    return uid
+
+
 def join_cluster(zk: KazooClient, addr: ZkAddress) -> ClusterDoc:
     """The cluster's identity in ZooKeeper, made by the first node to join."""
     for path in (NODES, "/meta", "/apps"):
@@ -60,4 +83,4 @@ def join_cluster(zk: KazooClient, addr: ZkAddress) -> ClusterDoc:
     return doc
 
 
-__all__ = ["NODE_ID_FILE", "join_cluster", "node_id_of"]
+__all__ = ["NODE_ID_FILE", "NODE_UID_FILE", "join_cluster", "node_id_of", "node_uid_of"]

@@ -5,8 +5,10 @@ partitions, but it answers only for the partitions ZooKeeper says it owns
 (:meth:`Member.check`); the others stay empty and unopened, or hold what the
 node had before a partition moved away (stale, never served).
 
-* **Joining** (join.py). The first node makes ``/cluster``; each node
-  registers the ephemeral ``/nodes/<node_id>`` with its URL.
+* **Joining** (join.py, registration.py). The first node makes ``/cluster``; each
+  node registers the ephemeral ``/nodes/<node_id>`` with its URL and its
+  directory's identity (refused if a live node of another directory holds the
+  id), and makes it again if it vanishes while the node lives.
 * **Configuration.** The node reads every table's configuration at start, then
   again whenever the leader bumps ``/config`` (a watch), and at once when the
   leader calls ``Node.Sync``: it makes missing tables, drops dropped ones, and
@@ -32,9 +34,8 @@ import time
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, NodeDoc, TableConfig, node_path
+from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, TableConfig
 from ..coord.zk import ZkAddress, read_tables
 from ..duplication.ports import SourceId
 from ..engine.cluster import Cluster
@@ -44,6 +45,7 @@ from ..net.peer import Peers
 from .dup_progress import DupProgress
 from .election import Leadership
 from .ownership import Custody, Ownership
+from .registration import Registration
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class Member:
         node_id: str,
         token: str | None,
         ownership: Ownership | None = None,
+        uid: str = "",
     ) -> None:
         self.zk = zk
         self.addr = addr
@@ -81,7 +84,8 @@ class Member:
         self._stop = threading.Event()
         self._sync_lock = threading.Lock()
         self._want_sync = threading.Event()
-        self._reregister = threading.Event()
+        self.registration = Registration(zk, addr.spec, node_id, uid)
+        self._reregister = self.registration.wanted
         self.leadership = Leadership(zk, node_id, lambda: self.url, self._stop)
         self._threads: list[threading.Thread] = []
 
@@ -91,6 +95,7 @@ class Member:
         self.url = url
         self.zk.add_listener(self._on_state)
         self._register()
+        self.registration.watch(self._want_sync.set)
         self.sync()
         self.zk.DataWatch(CONFIG, self._on_config)
         for name, fn in (("sync", self._sync_loop), ("elect", self.leadership.run)):
@@ -106,8 +111,7 @@ class Member:
         if self.zk.connected:
             # the node's absence is seen at once, not after its session expires; bounded, since
             # ZooKeeper may go away meanwhile (closing the session drops the znode as well)
-            with contextlib.suppress(Exception):
-                self.zk.delete_async(node_path(self.node_id)).get(timeout=STOP_WAIT)
+            self.registration.leave(STOP_WAIT)
         with contextlib.suppress(Exception):
             self.zk.stop()
         for t in self._threads:
@@ -121,15 +125,7 @@ class Member:
         return self.leadership.is_leader
 
     def _register(self) -> None:
-        path, doc = node_path(self.node_id), NodeDoc(self.node_id, self.url).encode()
-        try:
-            self.zk.create(path, doc, ephemeral=True)
-        except NodeExistsError:
-            # this node's previous process, killed before its session expired (the
-            # directory's lock proves no other process is this node now)
-            with contextlib.suppress(NoNodeError):
-                self.zk.delete(path)
-            self.zk.create(path, doc, ephemeral=True)
+        self.registration.register(self.url)
 
     def _on_state(self, state: str) -> None:
         # kazoo's connection thread: nothing blocking here
@@ -153,8 +149,10 @@ class Member:
             self._want_sync.clear()
             try:
                 if self._reregister.is_set() and self.zk.connected:
-                    self._register()
-                    self._reregister.clear()
+                    try:
+                        self._register()
+                    except Exception as exc:  # noqa: BLE001 - tried again next round; sync goes on
+                        log.warning("node %s: registering again failed: %s", self.node_id, exc)
                 stale = time.monotonic() - self._synced_at > RESYNC_INTERVAL
                 if pending or stale or self._suspended.is_set() or self.custody.fences_pending:
                     if self.zk.connected:
@@ -188,6 +186,10 @@ class Member:
                 table = self.cluster.table(name)
                 mine = frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id)
                 for pc in tc.partitions:
+                    if pc.problem:
+                        # not served, nor dropped: its owner is unknown until the znode is good
+                        log.warning("node %s: %s.%d: %s", self.node_id, name, pc.pidx, pc.problem)
+                        continue
                     part = table.partitions[pc.pidx]
                     if pc.owner == self.node_id:
                         self.custody.take(part, pc.decree, pc.ballot)

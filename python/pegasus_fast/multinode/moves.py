@@ -51,6 +51,8 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
     if isinstance(pidx, bool) or not isinstance(pidx, int) or not 0 <= pidx < tc.app.partition_count:
         raise InvalidArgumentError(f"table {table!r} has no partition {pidx!r}")
     pc = tc.partitions[pidx]
+    if pc.problem:
+        raise CoordinationError(m.addr.spec, f"{table}.{pidx}: {pc.problem}")
     nodes = read_nodes(m.zk)
     if node not in nodes:
         raise InvalidArgumentError(f"no live node {node!r} (live: {sorted(nodes)})")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from kazoo.client import KazooClient
 
+from ..coord.auth import auth_of
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import parse_zk
 from ..duplication.ports import Chunk, ManifestEntry, SourceId
@@ -187,7 +188,7 @@ class RoutedConnector:
             zk = self._zks.get(addr.spec)
         if zk is None:
             try:
-                zk = zk_connect(addr)
+                zk = zk_connect(addr, auth=auth_of(None))
             except Exception as exc:  # noqa: BLE001 - a duplication retries an unreachable remote
                 raise RemoteUnavailableError(url, str(exc)) from None
             with self._lock:

@@ -17,7 +17,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from ..coord.layout import CONFIG, NodeDoc, PartitionConfig, PartitionDoc, TableConfig, partition_path
+from ..coord.layout import CONFIG, NodeDoc, PartitionConfig, TableConfig, partition_path
 from ..coord.zk import read_leader, read_nodes, read_table
 from ..errors import PartitionUnavailableError, RemoteUnavailableError
 
@@ -69,9 +69,8 @@ class Routes:
         whole table: what a call that met a move needs)."""
         tc = self.table(name)
         raw, stat = self.zk.get(partition_path(name, pidx))
-        doc = PartitionDoc.decode(raw, partition_path(name, pidx))
         parts = list(tc.partitions)
-        parts[pidx] = PartitionConfig(pidx, doc.owner, doc.ballot, doc.decree, stat.version)
+        parts[pidx] = PartitionConfig.read(pidx, raw, stat.version, partition_path(name, pidx))
         tc = self.tables[name] = replace(tc, partitions=tuple(parts))
         return tc
 
@@ -84,7 +83,10 @@ class Routes:
         for pidx in pidxs:
             if not 0 <= pidx < len(cfg.partitions):
                 raise PartitionUnavailableError(name, pidx, "no such partition on the follower")
-            owner = cfg.partitions[pidx].owner
+            pc = cfg.partitions[pidx]
+            if pc.problem:
+                raise PartitionUnavailableError(name, pidx, f"bad configuration: {pc.problem}")
+            owner = pc.owner
             url = self.url_of(owner)
             if url is None:
                 raise RemoteUnavailableError(self.url, f"node {owner} owning {name}.{pidx} is not live")
