@@ -60,16 +60,31 @@ def everything(c, out):
     rec("ttl_multi_set", (yield c.ttl("h3", "x")))
     opts = MultiGetOptions()
     rec("multi_get_opt", (yield c.multi_get_opt("h2", "a", "z", opts)))
-    try:
-        scanner = c.get_scanner("h2", "a", "z", ScanOptions())
-        rec("get_scanner", (0, (yield scanner.get_next())))
-    except Exception as exc:
-        out.append(["get_scanner", "raised", type(exc).__name__])
-    try:
-        scanners = c.get_unordered_scanners(2, ScanOptions())
-        rec("get_unordered_scanners", (0, (yield scanners[0].get_next())))
-    except Exception as exc:
-        out.append(["get_unordered_scanners", "raised", type(exc).__name__])
+    rev = MultiGetOptions()
+    rev.reverse = True
+    rec("multi_get_opt_reverse", (yield c.multi_get_opt("h2", "a", "z", rev, max_kv_count=1)))
+    rec("multi_set_scan", (yield c.multi_set("h4", {f"k{i:02d}": f"v{i}" for i in range(25)})))
+    small = ScanOptions()
+    small.batch_size = 4  # several batches: get_scanner, then scan after scan
+    scanner = c.get_scanner("h4", "k03", "k20", small)
+    got = []
+    while True:
+        item = yield scanner.get_next()
+        if item is None:
+            break
+        got.append([plain(item[0][1]), plain(item[1])])
+    scanner.close()
+    out.append(["get_scanner", 0, got])
+    seen = 0
+    scanners = c.get_unordered_scanners(3, small)
+    for s in scanners:
+        while True:
+            item = yield s.get_next()
+            if item is None:
+                break
+            seen += 1
+        s.close()
+    out.append(["get_unordered_scanners", len(scanners), seen])
 
 
 @defer.inlineCallbacks

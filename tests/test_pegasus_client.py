@@ -1,8 +1,8 @@
 """The unmodified Pegasus Python client (pypegasus3, in its own venv: pegasus_client_venv.py)
 against our Pegasus-protocol front end, in a thread and behind ``pegasus-fast serve``.
 
-Every method of pypegasus3's ``Pegasus`` class is driven (tests/pypegasus_driver.py); what the
-server does not serve yet (ranged multi_get, scanners) is asserted as its typed refusal.
+Every method of pypegasus3's ``Pegasus`` class is driven (tests/pypegasus_driver.py); ranged and
+reversed multi_get, get_scanner's batches and the unordered scanners of the whole table included.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pegasus_fast.server.pegasus_native import open_front
 
 # pypegasus3's error_types values (its return codes) and the rocksdb codes it passes through
 ERR_OK, ERR_TIMEOUT, ERR_OBJECT_NOT_FOUND, ERR_INCOMPLETE_DATA = 0, 18, 23, 38
-K_NOT_SUPPORTED = 3
 
 
 def _drive(target: str, table: str, scenario: str, *extra: str, timeout: float = 60) -> list[list[Any]]:
@@ -90,10 +89,13 @@ def test_every_pypegasus3_method(served: tuple[pf.Cluster, str]) -> None:
         "remove": (ERR_OK, None),
         "get_removed": (ERR_OBJECT_NOT_FOUND, ""),
         "multi_set_ttl": (ERR_OK, None),
-        # not served yet (ranges and scanners come with the data API): refused, typed
-        "multi_get_opt": (K_NOT_SUPPORTED, []),
-        "get_scanner": ("raised", "Exception"),
-        "get_unordered_scanners": ("raised", "Exception"),
+        "multi_get_opt": (ERR_OK, [["c", "3"], ["d", "4"]]),
+        "multi_get_opt_reverse": (ERR_INCOMPLETE_DATA, [["d", "4"]]),
+        "multi_set_scan": (ERR_OK, None),
+        # k03 to k20 (stop exclusive), 4 a batch: one get_scanner and four scans
+        "get_scanner": (0, [[f"k{i:02d}", f"v{i}"] for i in range(3, 20)]),
+        # every record of the table, over 3 scanners of the 8 partitions
+        "get_unordered_scanners": (3, 3 + 2 + 1 + 25),  # h1, h2, h3, h4
     }
     ttl_600, ttl_300 = steps.pop("ttl_600"), steps.pop("ttl_multi_set")
     assert steps == expected

@@ -79,7 +79,7 @@ def test_golden_requests_decode() -> None:
             (b"hk", [], 100, 1000000, True, b"", b"", False, False, 0, b"", False),
         ),
         "sortkey_count": (codes.OP_SORTKEY_COUNT, 5, 3, "RPC_RRDB_RRDB_SORTKEY_COUNT", (b"hk",)),
-        "clear_scanner": (codes.OP_CLEAR_SCANNER, 5, 3, "RPC_RRDB_RRDB_CLEAR_SCANNER", ()),
+        "clear_scanner": (codes.OP_CLEAR_SCANNER, 5, 3, "RPC_RRDB_RRDB_CLEAR_SCANNER", (42,)),
     }  # fmt: skip
     assert set(GOLDEN) == set(want)
     for name in want:
@@ -370,20 +370,13 @@ def test_invalid_requests_get_rocksdb_invalid_argument(handler: tuple[pf.Cluster
     assert [(r[5], r[6][0]) for r in out] == [("ERR_OK", codes.K_INVALID_ARGUMENT)] * 4
 
 
-def test_unknown_not_served_and_bad(handler: tuple[pf.Cluster, BatchHandler]) -> None:
+def test_unknown_and_bad(handler: tuple[pf.Cluster, BatchHandler]) -> None:
     _, h = handler
     out = h.handle_batch([
         (codes.OP_UNKNOWN, 1, 0, 0, "RPC_NOPE", ()),
-        (codes.OP_INCR, 2, 1, 0, "RPC_RRDB_RRDB_INCR", ()),
-        (codes.OP_GET_SCANNER, 3, 1, 0, "RPC_RRDB_RRDB_GET_SCANNER", ()),
         (codes.OP_BAD_REQUEST, 4, 1, 0, "RPC_RRDB_RRDB_GET", (PegasusProtocolError(9, "x"),)),
     ])  # fmt: skip
-    assert [(r[5], r[6]) for r in out] == [
-        ("ERR_HANDLER_NOT_FOUND", None),
-        ("ERR_OK", (codes.K_NOT_SUPPORTED,)),
-        ("ERR_OK", (codes.K_NOT_SUPPORTED,)),
-        ("ERR_INVALID_DATA", None),
-    ]
+    assert [(r[5], r[6]) for r in out] == [("ERR_HANDLER_NOT_FOUND", None), ("ERR_INVALID_DATA", None)]
     for r in out:  # every answer encodes
         assert encode_response(r, b"h:1", 0)
 
@@ -396,7 +389,14 @@ def test_multi_get_limits(handler: tuple[pf.Cluster, BatchHandler]) -> None:
 
     def mg(sks: list[bytes], count: int = 0, size: int = 0, start_incl: bool = True, **kw: object) -> tuple:
         args = [b"h", sks, count, size, False, b"", b"", start_incl, False, 0, b"", False]
-        for i, k in ((5, "start"), (9, "filter"), (11, "reverse")):
+        for i, k in (
+            (5, "start"),
+            (6, "stop"),
+            (8, "stop_incl"),
+            (9, "filter"),
+            (10, "pattern"),
+            (11, "reverse"),
+        ):
             if k in kw:
                 args[i] = kw[k]
         req = (codes.OP_MULTI_GET, 1, t.app_id, p, "RPC_RRDB_RRDB_MULTI_GET", tuple(args))
@@ -408,9 +408,15 @@ def test_multi_get_limits(handler: tuple[pf.Cluster, BatchHandler]) -> None:
     assert mg([], size=3) == (codes.K_INCOMPLETE, [(b"", b"e"), (b"a", b"1")])
     assert mg([b"c", b"zz", b"a"], count=1) == (codes.K_INCOMPLETE, [(b"c", b"333")])
     assert mg([b"c", b"zz", b"a"]) == (codes.K_OK, [(b"c", b"333"), (b"a", b"1")])
-    assert mg([], start=b"a") == (codes.K_NOT_SUPPORTED, [])
-    assert mg([], filter=2) == (codes.K_NOT_SUPPORTED, [])
-    assert mg([], reverse=True) == (codes.K_NOT_SUPPORTED, [])
+    # ranges, filters, reverse (Pegasus's on_multi_get)
+    assert mg([], start=b"a", stop=b"c") == (codes.K_OK, [(b"a", b"1"), (b"b", b"22")])
+    assert mg([], start=b"a", stop=b"c", stop_incl=True)[1][-1] == (b"c", b"333")
+    assert mg([], start=b"c", stop=b"a") == (codes.K_OK, [])
+    assert mg([], filter=3, pattern=b"b") == (codes.K_OK, [(b"b", b"22")])
+    assert mg([], filter=1, pattern=b"") == mg([])  # an empty pattern passes every key
+    assert mg([], reverse=True) == (codes.K_OK, [(b"c", b"333"), (b"b", b"22"), (b"a", b"1"), (b"", b"e")])
+    assert mg([], reverse=True, count=2) == (codes.K_INCOMPLETE, [(b"c", b"333"), (b"b", b"22")])
+    assert mg([], filter=9, pattern=b"x") == (codes.K_INVALID_ARGUMENT, [])
 
 
 def test_query_cfg(handler: tuple[pf.Cluster, BatchHandler]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from .. import _backend
 from ..data_api import FilterType
-from ..records import hash_key_prefix
+from ..records import hash_key_prefix, is_meta_key, live_value
 
 #: a record is live when its delete bit is clear and its expire_ts (u32 BE) is 0 or after now
 _NO_TTL = b"\x00\x00\x00\x00"
@@ -146,4 +146,67 @@ def batches(
         rng = rng.after(next(reversed(records)))
 
 
-__all__ = ["SortKeyRange", "batches", "count", "key_successor", "read"]
+class KeyRange(NamedTuple):
+    """RocksDB keys (u16 length, hash key, sort key) from ``start`` to ``stop``, each end
+    inclusive or not, across hash keys: a Pegasus scanner's range (``get_scanner_request``),
+    with its hash key and sort key filters (``None``: every key passes)."""
+
+    start: bytes
+    stop: bytes
+    start_inclusive: bool
+    stop_inclusive: bool
+    keep_hash_key: Callable[[bytes], bool] | None = None
+    keep_sort_key: Callable[[bytes], bool] | None = None
+
+    def empty(self) -> bool:
+        c = (self.start > self.stop) - (self.start < self.stop)
+        return c > 0 or (c == 0 and not (self.start_inclusive and self.stop_inclusive))
+
+    def after(self, key: bytes) -> KeyRange:
+        """The rest of the range after ``key`` (a scanner's next batch)."""
+        return self._replace(start=key, start_inclusive=False)
+
+
+def read_keys(
+    db: Any, rng: KeyRange, now: int, max_count: int, max_steps: int, no_value: bool
+) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+    """Up to ``max_count`` live records of ``rng`` that pass its filters, as (RocksDB key,
+    value), in key order, looking at no more than ``max_steps`` stored records (expired and
+    filtered ones count: a scan of a sparse filter answers, maybe empty, rather than read a
+    whole partition in one call). Returns them and the last key looked at when records of
+    the range may be left, None when the range was read to its end."""
+    if rng.empty():
+        return [], None
+    it = db.iter()
+    it.seek(rng.start)
+    start, skip_start = rng.start, not rng.start_inclusive
+    stop, stop_in = rng.stop, rng.stop_inclusive
+    keep_hk, keep_sk = rng.keep_hash_key, rng.keep_sort_key
+    out: list[tuple[bytes, bytes]] = []
+    steps = 0
+    last: bytes | None = None
+    while True:
+        key = it.key()
+        if key is None:
+            it.status()
+            return out, None
+        if key > stop or (key == stop and not stop_in):
+            return out, None
+        if len(out) >= max_count or steps >= max_steps:
+            return out, last
+        last = key
+        steps += 1
+        if not ((skip_start and key == start) or is_meta_key(key)):
+            value = live_value(it.value(), now)
+            if value is not None and (keep_hk is not None or keep_sk is not None):
+                n = 2 + int.from_bytes(key[:2], "big")
+                if (keep_hk is not None and not keep_hk(key[2:n])) or (
+                    keep_sk is not None and not keep_sk(key[n:])
+                ):
+                    value = None
+            if value is not None:
+                out.append((key, b"" if no_value else value))
+        it.next()
+
+
+__all__ = ["KeyRange", "SortKeyRange", "batches", "count", "key_successor", "read", "read_keys"]

@@ -82,6 +82,19 @@ class PartitionReads:
         except Exception as exc:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
+    def read_keys(
+        self, rng: ranges.KeyRange, max_count: int, max_steps: int, no_value: bool = False
+    ) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+        """A batch of a key range across hash keys (a Pegasus scanner's, ``ranges.read_keys``):
+        the records and the key to resume after, None when the range is read to its end."""
+        self.check_available(False)
+        if self.holds_nothing:
+            return [], None
+        try:
+            return ranges.read_keys(self.db, rng, now_pegasus_seconds(), max_count, max_steps, no_value)
+        except Exception as exc:
+            raise rdb_error(exc, self.path, self.pidx) from exc
+
     def count_sort_keys(self, hash_key: bytes) -> int:
         """Live records under ``hash_key``."""
         self.check_available(False)

@@ -217,9 +217,52 @@ pub struct MultiGet {
     pub reverse: bool,
 }
 
+/// check_and_set's arguments (rrdb.thrift check_and_set_request), in field order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckAndSet {
+    pub hash_key: Vec<u8>,
+    pub check_sort_key: Vec<u8>,
+    pub check_type: i32,
+    pub check_operand: Vec<u8>,
+    pub set_diff_sort_key: bool,
+    pub set_sort_key: Vec<u8>,
+    pub set_value: Vec<u8>,
+    pub expire_ts: i32,
+    pub return_check_value: bool,
+}
+
+/// One mutation of check_and_mutate: (operation, sort key, value, expire_ts).
+pub type Mutate = (i32, Vec<u8>, Vec<u8>, i32);
+
+/// check_and_mutate's arguments, in field order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckAndMutate {
+    pub hash_key: Vec<u8>,
+    pub check_sort_key: Vec<u8>,
+    pub check_type: i32,
+    pub check_operand: Vec<u8>,
+    pub mutations: Vec<Mutate>,
+    pub return_check_value: bool,
+}
+
+/// get_scanner's arguments (rrdb.thrift get_scanner_request), in field order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetScanner {
+    pub start_key: Vec<u8>,
+    pub stop_key: Vec<u8>,
+    pub start_inclusive: bool,
+    pub stop_inclusive: bool,
+    pub batch_size: i32,
+    pub no_value: bool,
+    pub hash_key_filter_type: i32,
+    pub hash_key_filter_pattern: Vec<u8>,
+    pub sort_key_filter_type: i32,
+    pub sort_key_filter_pattern: Vec<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Args {
-    /// unknown and not-served RPCs
+    /// unknown RPCs
     Empty,
     QueryCfg(String, Vec<i32>),
     Put(Vec<u8>, Vec<u8>, i32),
@@ -228,6 +271,15 @@ pub enum Args {
     Key(Vec<u8>),
     MultiRemove(Vec<u8>, Vec<Vec<u8>>),
     MultiGet(Box<MultiGet>),
+    /// (key, increment, expire_ts)
+    Incr(Vec<u8>, i64, i32),
+    CheckAndSet(Box<CheckAndSet>),
+    CheckAndMutate(Box<CheckAndMutate>),
+    /// [(hash key, sort key)]
+    BatchGet(Vec<(Vec<u8>, Vec<u8>)>),
+    GetScanner(Box<GetScanner>),
+    /// scan, clear_scanner
+    ContextId(i64),
     /// a known RPC whose arguments did not decode
     Bad(ProtocolError),
 }
@@ -468,11 +520,152 @@ fn decode_args(r: &mut Reader<'_>, op: u8) -> PResult<Args> {
             let m = one_arg(r, is_struct, request, MultiGet::default())?;
             Ok(Args::MultiGet(Box::new(m)))
         }
+        OP_INCR => {
+            let request = |r: &mut Reader<'_>| {
+                let (mut k, mut inc, mut e) = (Vec::new(), 0, 0);
+                fields(r, |r, fid, t| {
+                    match (fid, t) {
+                        (1, t) if is_blob(t) => k = blob(r)?,
+                        (2, T_I64) => inc = r.i64("i64")?,
+                        (3, T_I32) => e = r.i32("i32")?,
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })?;
+                Ok((k, inc, e))
+            };
+            let (k, inc, e) = one_arg(r, is_struct, request, (Vec::new(), 0, 0))?;
+            Ok(Args::Incr(k, inc, e))
+        }
+        OP_CHECK_AND_SET => {
+            let request = |r: &mut Reader<'_>| {
+                let mut c = CheckAndSet::default();
+                fields(r, |r, fid, t| {
+                    match (fid, t) {
+                        (1, t) if is_blob(t) => c.hash_key = blob(r)?,
+                        (2, t) if is_blob(t) => c.check_sort_key = blob(r)?,
+                        (3, T_I32) => c.check_type = r.i32("i32")?,
+                        (4, t) if is_blob(t) => c.check_operand = blob(r)?,
+                        (5, T_BOOL) => c.set_diff_sort_key = r.bool("bool")?,
+                        (6, t) if is_blob(t) => c.set_sort_key = blob(r)?,
+                        (7, t) if is_blob(t) => c.set_value = blob(r)?,
+                        (8, T_I32) => c.expire_ts = r.i32("i32")?,
+                        (9, T_BOOL) => c.return_check_value = r.bool("bool")?,
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })?;
+                Ok(c)
+            };
+            let c = one_arg(r, is_struct, request, CheckAndSet::default())?;
+            Ok(Args::CheckAndSet(Box::new(c)))
+        }
+        OP_CHECK_AND_MUTATE => {
+            let request = |r: &mut Reader<'_>| {
+                let mut c = CheckAndMutate::default();
+                fields(r, |r, fid, t| {
+                    match (fid, t) {
+                        (1, t) if is_blob(t) => c.hash_key = blob(r)?,
+                        (2, t) if is_blob(t) => c.check_sort_key = blob(r)?,
+                        (3, T_I32) => c.check_type = r.i32("i32")?,
+                        (4, t) if is_blob(t) => c.check_operand = blob(r)?,
+                        (5, T_LIST) => {
+                            let (etype, n) = r.collection("mutate_list")?;
+                            if etype != T_STRUCT {
+                                return Err(r.fail(format!("mutate_list has element type {etype}")));
+                            }
+                            c.mutations = (0..n).map(|_| mutate(r)).collect::<PResult<_>>()?;
+                        }
+                        (6, T_BOOL) => c.return_check_value = r.bool("bool")?,
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })?;
+                Ok(c)
+            };
+            let c = one_arg(r, is_struct, request, CheckAndMutate::default())?;
+            Ok(Args::CheckAndMutate(Box::new(c)))
+        }
+        OP_BATCH_GET => {
+            let request = |r: &mut Reader<'_>| {
+                let mut keys = Vec::new();
+                fields(r, |r, fid, t| match (fid, t) {
+                    (1, T_LIST) => {
+                        let (etype, n) = r.collection("keys")?;
+                        if etype != T_STRUCT {
+                            return Err(r.fail(format!("keys has element type {etype}")));
+                        }
+                        keys = (0..n).map(|_| key_value(r)).collect::<PResult<_>>()?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                })?;
+                Ok(keys)
+            };
+            Ok(Args::BatchGet(one_arg(r, is_struct, request, Vec::new())?))
+        }
+        OP_GET_SCANNER => {
+            let request = |r: &mut Reader<'_>| {
+                let mut g = GetScanner::default();
+                fields(r, |r, fid, t| {
+                    match (fid, t) {
+                        (1, t) if is_blob(t) => g.start_key = blob(r)?,
+                        (2, t) if is_blob(t) => g.stop_key = blob(r)?,
+                        (3, T_BOOL) => g.start_inclusive = r.bool("bool")?,
+                        (4, T_BOOL) => g.stop_inclusive = r.bool("bool")?,
+                        (5, T_I32) => g.batch_size = r.i32("i32")?,
+                        (6, T_BOOL) => g.no_value = r.bool("bool")?,
+                        (7, T_I32) => g.hash_key_filter_type = r.i32("i32")?,
+                        (8, t) if is_blob(t) => g.hash_key_filter_pattern = blob(r)?,
+                        (9, T_I32) => g.sort_key_filter_type = r.i32("i32")?,
+                        (10, t) if is_blob(t) => g.sort_key_filter_pattern = blob(r)?,
+                        _ => return Ok(false),
+                    }
+                    Ok(true)
+                })?;
+                Ok(g)
+            };
+            let g = one_arg(r, is_struct, request, GetScanner::default())?;
+            Ok(Args::GetScanner(Box::new(g)))
+        }
+        OP_SCAN => {
+            let request = |r: &mut Reader<'_>| {
+                let mut id = 0;
+                fields(r, |r, fid, t| match (fid, t) {
+                    (1, T_I64) => {
+                        id = r.i64("i64")?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                })?;
+                Ok(id)
+            };
+            Ok(Args::ContextId(one_arg(r, is_struct, request, 0)?))
+        }
+        OP_CLEAR_SCANNER => {
+            let is_i64 = |t: i8| t == T_I64;
+            Ok(Args::ContextId(one_arg(r, is_i64, |r| r.i64("i64"), 0)?))
+        }
         _ => {
             r.skip(T_STRUCT, 0)?;
             Ok(Args::Empty)
         }
     }
+}
+
+fn mutate(r: &mut Reader<'_>) -> PResult<Mutate> {
+    let mut m: Mutate = (0, Vec::new(), Vec::new(), 0);
+    fields(r, |r, fid, t| {
+        match (fid, t) {
+            (1, T_I32) => m.0 = r.i32("i32")?,
+            (2, t) if is_blob(t) => m.1 = blob(r)?,
+            (3, t) if is_blob(t) => m.2 = blob(r)?,
+            (4, T_I32) => m.3 = r.i32("i32")?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    Ok(m)
 }
 
 fn key_value(r: &mut Reader<'_>) -> PResult<(Vec<u8>, Vec<u8>)> {
@@ -553,6 +746,73 @@ pub fn encode_request(op: u8, name: &str, seqid: i32, args: &Args) -> Vec<u8> {
             put_bool(&mut out, 12, m.reverse);
             put_stop(&mut out);
         }
+        Args::Incr(k, inc, e) => {
+            put_field(&mut out, T_STRUCT, 1);
+            put_blob(&mut out, 1, k);
+            put_i64(&mut out, 2, *inc);
+            put_i32(&mut out, 3, *e);
+            put_stop(&mut out);
+        }
+        Args::CheckAndSet(c) => {
+            put_field(&mut out, T_STRUCT, 1);
+            put_blob(&mut out, 1, &c.hash_key);
+            put_blob(&mut out, 2, &c.check_sort_key);
+            put_i32(&mut out, 3, c.check_type);
+            put_blob(&mut out, 4, &c.check_operand);
+            put_bool(&mut out, 5, c.set_diff_sort_key);
+            put_blob(&mut out, 6, &c.set_sort_key);
+            put_blob(&mut out, 7, &c.set_value);
+            put_i32(&mut out, 8, c.expire_ts);
+            put_bool(&mut out, 9, c.return_check_value);
+            put_stop(&mut out);
+        }
+        Args::CheckAndMutate(c) => {
+            put_field(&mut out, T_STRUCT, 1);
+            put_blob(&mut out, 1, &c.hash_key);
+            put_blob(&mut out, 2, &c.check_sort_key);
+            put_i32(&mut out, 3, c.check_type);
+            put_blob(&mut out, 4, &c.check_operand);
+            put_list_begin(&mut out, 5, T_STRUCT, c.mutations.len());
+            for (op, sk, v, e) in &c.mutations {
+                put_i32(&mut out, 1, *op);
+                put_blob(&mut out, 2, sk);
+                put_blob(&mut out, 3, v);
+                put_i32(&mut out, 4, *e);
+                put_stop(&mut out);
+            }
+            put_bool(&mut out, 6, c.return_check_value);
+            put_stop(&mut out);
+        }
+        Args::BatchGet(keys) => {
+            put_field(&mut out, T_STRUCT, 1);
+            put_list_begin(&mut out, 1, T_STRUCT, keys.len());
+            for (hk, sk) in keys {
+                put_blob(&mut out, 1, hk);
+                put_blob(&mut out, 2, sk);
+                put_stop(&mut out);
+            }
+            put_stop(&mut out);
+        }
+        Args::GetScanner(g) => {
+            put_field(&mut out, T_STRUCT, 1);
+            put_blob(&mut out, 1, &g.start_key);
+            put_blob(&mut out, 2, &g.stop_key);
+            put_bool(&mut out, 3, g.start_inclusive);
+            put_bool(&mut out, 4, g.stop_inclusive);
+            put_i32(&mut out, 5, g.batch_size);
+            put_bool(&mut out, 6, g.no_value);
+            put_i32(&mut out, 7, g.hash_key_filter_type);
+            put_blob(&mut out, 8, &g.hash_key_filter_pattern);
+            put_i32(&mut out, 9, g.sort_key_filter_type);
+            put_blob(&mut out, 10, &g.sort_key_filter_pattern);
+            put_stop(&mut out);
+        }
+        Args::ContextId(id) if op == OP_CLEAR_SCANNER => put_i64(&mut out, 1, *id),
+        Args::ContextId(id) => {
+            put_field(&mut out, T_STRUCT, 1);
+            put_i64(&mut out, 1, *id);
+            put_stop(&mut out);
+        }
         Args::Empty | Args::Bad(_) => {}
     }
     put_stop(&mut out);
@@ -583,8 +843,15 @@ pub enum Outcome {
     MultiGet(i32, Vec<(Vec<u8>, Vec<u8>)>),
     Count(i32, i64),
     Ttl(i32, i32),
-    /// the RPCs not served: (status,)
-    Status(i32),
+    /// (status, new value, decree)
+    Incr(i32, i64, i64),
+    /// check_and_set, check_and_mutate: (status, check value returned, check value exists,
+    /// check value, decree)
+    CheckAnd(i32, bool, bool, Vec<u8>, i64),
+    /// (status, [(hash key, sort key, value)])
+    BatchGet(i32, Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>),
+    /// get_scanner, scan: (status, [(key, value)], context id)
+    Scan(i32, Vec<(Vec<u8>, Vec<u8>)>, i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -649,15 +916,13 @@ fn result_fits(op: u8, r: &Outcome) -> bool {
             | (OP_MULTI_GET, Outcome::MultiGet(..))
             | (OP_SORTKEY_COUNT, Outcome::Count(..))
             | (OP_TTL, Outcome::Ttl(..))
+            | (OP_INCR, Outcome::Incr(..))
             | (
-                OP_INCR
-                    | OP_CHECK_AND_SET
-                    | OP_CHECK_AND_MUTATE
-                    | OP_BATCH_GET
-                    | OP_GET_SCANNER
-                    | OP_SCAN,
-                Outcome::Status(..)
+                OP_CHECK_AND_SET | OP_CHECK_AND_MUTATE,
+                Outcome::CheckAnd(..)
             )
+            | (OP_BATCH_GET, Outcome::BatchGet(..))
+            | (OP_GET_SCANNER | OP_SCAN, Outcome::Scan(..))
     )
 }
 
@@ -735,40 +1000,48 @@ fn encode_result(out: &mut Vec<u8>, resp: &Response, server: &[u8], primary: i64
             put_i32(out, 2, *ttl);
             tail(out, app_id, pidx, server, 3);
         }
-        Outcome::Status(status) => match resp.op {
-            OP_INCR => {
-                put_i32(out, 1, *status);
-                put_i64(out, 2, 0);
-                put_i32(out, 3, app_id);
-                put_i32(out, 4, pidx);
-                put_i64(out, 5, 0);
-                put_string(out, 6, server);
+        Outcome::Incr(status, new_value, decree) => {
+            put_i32(out, 1, *status);
+            put_i64(out, 2, *new_value);
+            put_i32(out, 3, app_id);
+            put_i32(out, 4, pidx);
+            put_i64(out, 5, *decree);
+            put_string(out, 6, server);
+            put_stop(out);
+        }
+        Outcome::CheckAnd(status, returned, exists, value, decree) => {
+            put_i32(out, 1, *status);
+            put_bool(out, 2, *returned);
+            put_bool(out, 3, *exists);
+            put_blob(out, 4, value);
+            put_i32(out, 5, app_id);
+            put_i32(out, 6, pidx);
+            put_i64(out, 7, *decree);
+            put_string(out, 8, server);
+            put_stop(out);
+        }
+        Outcome::BatchGet(status, data) => {
+            put_i32(out, 1, *status);
+            put_list_begin(out, 2, T_STRUCT, data.len());
+            for (hk, sk, v) in data {
+                put_blob(out, 1, hk);
+                put_blob(out, 2, sk);
+                put_blob(out, 3, v);
                 put_stop(out);
             }
-            OP_CHECK_AND_SET | OP_CHECK_AND_MUTATE => {
-                put_i32(out, 1, *status);
-                put_bool(out, 2, false);
-                put_bool(out, 3, false);
-                put_blob(out, 4, b"");
-                put_i32(out, 5, app_id);
-                put_i32(out, 6, pidx);
-                put_i64(out, 7, 0);
-                put_string(out, 8, server);
+            tail(out, app_id, pidx, server, 3);
+        }
+        Outcome::Scan(status, kvs, context_id) => {
+            put_i32(out, 1, *status);
+            put_list_begin(out, 2, T_STRUCT, kvs.len());
+            for (k, v) in kvs {
+                put_blob(out, 1, k);
+                put_blob(out, 2, v);
                 put_stop(out);
             }
-            OP_BATCH_GET => {
-                put_i32(out, 1, *status);
-                put_list_begin(out, 2, T_STRUCT, 0);
-                tail(out, app_id, pidx, server, 3);
-            }
-            _ => {
-                // get_scanner, scan
-                put_i32(out, 1, *status);
-                put_list_begin(out, 2, T_STRUCT, 0);
-                put_i64(out, 3, -1);
-                tail(out, app_id, pidx, server, 4);
-            }
-        },
+            put_i64(out, 3, *context_id);
+            tail(out, app_id, pidx, server, 4);
+        }
         Outcome::None => {}
     }
 }
@@ -805,7 +1078,9 @@ struct Fields {
     i64s: [i64; 8],
     i32s: [i32; 8],
     blob: Vec<u8>,
+    bools: [bool; 4],
     kvs: Vec<(Vec<u8>, Vec<u8>)>,
+    data: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     err: String,
     parts: Vec<(i32, i64, i64)>,
 }
@@ -835,13 +1110,20 @@ fn decode_result(r: &mut Reader<'_>, op: u8) -> PResult<Outcome> {
                 }
             }
             (op, 1, T_I32) if op != OP_QUERY_CFG => f.status = r.i32("status")?,
-            (OP_MULTI_GET, 2, T_LIST) => {
+            (OP_MULTI_GET | OP_GET_SCANNER | OP_SCAN, 2, T_LIST) => {
                 let (_, n) = r.collection("kvs")?;
                 for _ in 0..n {
                     f.kvs.push(key_value(r)?);
                 }
             }
-            (_, 2, T_STRUCT) => f.blob = r.binary("value")?.to_vec(),
+            (OP_BATCH_GET, 2, T_LIST) => {
+                let (_, n) = r.collection("kvs")?;
+                for _ in 0..n {
+                    f.data.push(full_data(r)?);
+                }
+            }
+            (_, 2 | 4, T_STRUCT) => f.blob = r.binary("value")?.to_vec(),
+            (_, fid @ (2 | 3), T_BOOL) => f.bools[fid as usize] = r.bool("bool")?,
             (_, fid, T_I64) if (0..8).contains(&fid) => f.i64s[fid as usize] = r.i64("i64")?,
             (_, fid, T_I32) if (0..8).contains(&fid) => f.i32s[fid as usize] = r.i32("i32")?,
             _ => return Ok(false),
@@ -856,8 +1138,28 @@ fn decode_result(r: &mut Reader<'_>, op: u8) -> PResult<Outcome> {
         OP_MULTI_GET => Outcome::MultiGet(f.status, f.kvs),
         OP_SORTKEY_COUNT => Outcome::Count(f.status, f.i64s[2]),
         OP_TTL => Outcome::Ttl(f.status, f.i32s[2]),
-        _ => Outcome::Status(f.status),
+        OP_INCR => Outcome::Incr(f.status, f.i64s[2], f.i64s[5]),
+        OP_CHECK_AND_SET | OP_CHECK_AND_MUTATE => {
+            Outcome::CheckAnd(f.status, f.bools[2], f.bools[3], f.blob, f.i64s[7])
+        }
+        OP_BATCH_GET => Outcome::BatchGet(f.status, f.data),
+        OP_GET_SCANNER | OP_SCAN => Outcome::Scan(f.status, f.kvs, f.i64s[3]),
+        _ => Outcome::None,
     })
+}
+
+fn full_data(r: &mut Reader<'_>) -> PResult<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let mut d = (Vec::new(), Vec::new(), Vec::new());
+    fields(r, |r, fid, t| {
+        match (fid, t) {
+            (1, t) if is_blob(t) => d.0 = blob(r)?,
+            (2, t) if is_blob(t) => d.1 = blob(r)?,
+            (3, t) if is_blob(t) => d.2 = blob(r)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -893,6 +1195,21 @@ mod tests {
                 })),
             ),
             (OP_QUERY_CFG, Args::QueryCfg("t".into(), vec![0, 1])),
+            (OP_INCR, Args::Incr(b"\0\x01hs".to_vec(), -3, 9)),
+            (
+                OP_CHECK_AND_MUTATE,
+                Args::CheckAndMutate(Box::new(CheckAndMutate {
+                    hash_key: b"h".to_vec(),
+                    mutations: vec![(1, b"s".to_vec(), Vec::new(), 0)],
+                    ..CheckAndMutate::default()
+                })),
+            ),
+            (
+                OP_BATCH_GET,
+                Args::BatchGet(vec![(b"h".to_vec(), b"s".to_vec())]),
+            ),
+            (OP_SCAN, Args::ContextId(4)),
+            (OP_CLEAR_SCANNER, Args::ContextId(5)),
         ];
         for (op, a) in args {
             let body = encode_request(op, name_of(op).unwrap(), 5, &a);
@@ -918,7 +1235,19 @@ mod tests {
                 OP_QUERY_CFG,
                 Outcome::QueryCfg("ERR_OK".into(), 1, 2, vec![(0, 1, 5), (1, 1, 6)]),
             ),
-            (OP_INCR, Outcome::Status(3)),
+            (OP_INCR, Outcome::Incr(0, 7, 44)),
+            (
+                OP_CHECK_AND_SET,
+                Outcome::CheckAnd(13, true, true, b"old".to_vec(), 45),
+            ),
+            (
+                OP_BATCH_GET,
+                Outcome::BatchGet(0, vec![(b"h".to_vec(), b"s".to_vec(), b"v".to_vec())]),
+            ),
+            (
+                OP_SCAN,
+                Outcome::Scan(0, vec![(b"\0\x01hs".to_vec(), b"v".to_vec())], 3),
+            ),
         ];
         for (op, outcome) in cases {
             let resp = Response {

@@ -16,7 +16,9 @@ use super::convert::get_bytes;
 use super::InvalidArgumentError;
 use crate::front::bench;
 use crate::front::client::Client;
-use crate::front::proto::{self, Args, MultiGet, Outcome, Request, Response};
+use crate::front::proto::{
+    self, Args, CheckAndMutate, CheckAndSet, GetScanner, MultiGet, Outcome, Request, Response,
+};
 use crate::front::server::{self, Front, FrontConfig};
 
 static PROTOCOL_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
@@ -90,11 +92,66 @@ fn args_to_py<'py>(py: Python<'py>, args: &Args) -> PyResult<Bound<'py, PyTuple>
                     .into_any(),
             ],
         )?,
+        Args::Incr(k, inc, e) => (b(k), *inc, *e).into_pyobject(py)?,
+        Args::CheckAndSet(c) => PyTuple::new(
+            py,
+            [
+                b(&c.hash_key),
+                b(&c.check_sort_key),
+                c.check_type.into_pyobject(py)?.into_any(),
+                b(&c.check_operand),
+                py_bool(py, c.set_diff_sort_key),
+                b(&c.set_sort_key),
+                b(&c.set_value),
+                c.expire_ts.into_pyobject(py)?.into_any(),
+                py_bool(py, c.return_check_value),
+            ],
+        )?,
+        Args::CheckAndMutate(c) => {
+            let muts = PyList::new(
+                py,
+                c.mutations
+                    .iter()
+                    .map(|(op, sk, v, e)| (*op, PyBytes::new(py, sk), PyBytes::new(py, v), *e)),
+            )?;
+            PyTuple::new(
+                py,
+                [
+                    b(&c.hash_key),
+                    b(&c.check_sort_key),
+                    c.check_type.into_pyobject(py)?.into_any(),
+                    b(&c.check_operand),
+                    muts.into_any(),
+                    py_bool(py, c.return_check_value),
+                ],
+            )?
+        }
+        Args::BatchGet(keys) => (pairs_to_py(py, keys)?,).into_pyobject(py)?,
+        Args::GetScanner(g) => PyTuple::new(
+            py,
+            [
+                b(&g.start_key),
+                b(&g.stop_key),
+                py_bool(py, g.start_inclusive),
+                py_bool(py, g.stop_inclusive),
+                g.batch_size.into_pyobject(py)?.into_any(),
+                py_bool(py, g.no_value),
+                g.hash_key_filter_type.into_pyobject(py)?.into_any(),
+                b(&g.hash_key_filter_pattern),
+                g.sort_key_filter_type.into_pyobject(py)?.into_any(),
+                b(&g.sort_key_filter_pattern),
+            ],
+        )?,
+        Args::ContextId(id) => (*id,).into_pyobject(py)?,
         Args::Bad(e) => {
             let cls = PROTOCOL_ERROR.import(py, "pegasus_fast.errors", "PegasusProtocolError")?;
             (cls.call1((e.offset, e.reason.as_str()))?,).into_pyobject(py)?
         }
     })
+}
+
+fn py_bool(py: Python<'_>, v: bool) -> Bound<'_, PyAny> {
+    pyo3::types::PyBool::new(py, v).to_owned().into_any()
 }
 
 /// Args of a compact request (the client's side).
@@ -124,6 +181,51 @@ fn args_from_py(op: u8, a: &Bound<'_, PyAny>) -> PyResult<Args> {
             filter_pattern: bytes(&item(10)?)?,
             reverse: item(11)?.extract()?,
         })),
+        proto::OP_INCR => Args::Incr(bytes(&item(0)?)?, item(1)?.extract()?, item(2)?.extract()?),
+        proto::OP_CHECK_AND_SET => Args::CheckAndSet(Box::new(CheckAndSet {
+            hash_key: bytes(&item(0)?)?,
+            check_sort_key: bytes(&item(1)?)?,
+            check_type: item(2)?.extract()?,
+            check_operand: bytes(&item(3)?)?,
+            set_diff_sort_key: item(4)?.extract()?,
+            set_sort_key: bytes(&item(5)?)?,
+            set_value: bytes(&item(6)?)?,
+            expire_ts: item(7)?.extract()?,
+            return_check_value: item(8)?.extract()?,
+        })),
+        proto::OP_CHECK_AND_MUTATE => Args::CheckAndMutate(Box::new(CheckAndMutate {
+            hash_key: bytes(&item(0)?)?,
+            check_sort_key: bytes(&item(1)?)?,
+            check_type: item(2)?.extract()?,
+            check_operand: bytes(&item(3)?)?,
+            mutations: item(4)?
+                .try_iter()?
+                .map(|m| {
+                    let m = m?;
+                    Ok((
+                        m.get_item(0)?.extract()?,
+                        bytes(&m.get_item(1)?)?,
+                        bytes(&m.get_item(2)?)?,
+                        m.get_item(3)?.extract()?,
+                    ))
+                })
+                .collect::<PyResult<_>>()?,
+            return_check_value: item(5)?.extract()?,
+        })),
+        proto::OP_BATCH_GET => Args::BatchGet(pairs(&item(0)?)?),
+        proto::OP_GET_SCANNER => Args::GetScanner(Box::new(GetScanner {
+            start_key: bytes(&item(0)?)?,
+            stop_key: bytes(&item(1)?)?,
+            start_inclusive: item(2)?.extract()?,
+            stop_inclusive: item(3)?.extract()?,
+            batch_size: item(4)?.extract()?,
+            no_value: item(5)?.extract()?,
+            hash_key_filter_type: item(6)?.extract()?,
+            hash_key_filter_pattern: bytes(&item(7)?)?,
+            sort_key_filter_type: item(8)?.extract()?,
+            sort_key_filter_pattern: bytes(&item(9)?)?,
+        })),
+        proto::OP_SCAN | proto::OP_CLEAR_SCANNER => Args::ContextId(item(0)?.extract()?),
         _ => Args::Empty,
     })
 }
@@ -165,8 +267,36 @@ fn outcome_from_py(op: u8, r: &Bound<'_, PyAny>) -> PyResult<Outcome> {
         proto::OP_MULTI_GET => Outcome::MultiGet(item(0)?.extract()?, pairs(&item(1)?)?),
         proto::OP_SORTKEY_COUNT => Outcome::Count(item(0)?.extract()?, item(1)?.extract()?),
         proto::OP_TTL => Outcome::Ttl(item(0)?.extract()?, item(1)?.extract()?),
-        proto::OP_CLEAR_SCANNER => Outcome::None,
-        _ => Outcome::Status(item(0)?.extract()?),
+        proto::OP_INCR => Outcome::Incr(
+            item(0)?.extract()?,
+            item(1)?.extract()?,
+            item(2)?.extract()?,
+        ),
+        proto::OP_CHECK_AND_SET | proto::OP_CHECK_AND_MUTATE => Outcome::CheckAnd(
+            item(0)?.extract()?,
+            item(1)?.extract()?,
+            item(2)?.extract()?,
+            bytes(&item(3)?)?,
+            item(4)?.extract()?,
+        ),
+        proto::OP_BATCH_GET => Outcome::BatchGet(
+            item(0)?.extract()?,
+            item(1)?
+                .try_iter()?
+                .map(|d| {
+                    let d = d?;
+                    Ok((
+                        bytes(&d.get_item(0)?)?,
+                        bytes(&d.get_item(1)?)?,
+                        bytes(&d.get_item(2)?)?,
+                    ))
+                })
+                .collect::<PyResult<_>>()?,
+        ),
+        proto::OP_GET_SCANNER | proto::OP_SCAN => {
+            Outcome::Scan(item(0)?.extract()?, pairs(&item(1)?)?, item(2)?.extract()?)
+        }
+        _ => Outcome::None,
     })
 }
 
@@ -183,7 +313,26 @@ fn outcome_to_py<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny
         Outcome::MultiGet(s, kvs) => (*s, pairs_to_py(py, kvs)?).into_pyobject(py)?.into_any(),
         Outcome::Count(s, c) => (*s, *c).into_pyobject(py)?.into_any(),
         Outcome::Ttl(s, t) => (*s, *t).into_pyobject(py)?.into_any(),
-        Outcome::Status(s) => (*s,).into_pyobject(py)?.into_any(),
+        Outcome::Incr(s, n, d) => (*s, *n, *d).into_pyobject(py)?.into_any(),
+        Outcome::CheckAnd(s, returned, exists, v, d) => (*s, *returned, *exists, b(v), *d)
+            .into_pyobject(py)?
+            .into_any(),
+        Outcome::BatchGet(s, data) => {
+            let data = PyList::new(
+                py,
+                data.iter().map(|(hk, sk, v)| {
+                    (
+                        PyBytes::new(py, hk),
+                        PyBytes::new(py, sk),
+                        PyBytes::new(py, v),
+                    )
+                }),
+            )?;
+            (*s, data).into_pyobject(py)?.into_any()
+        }
+        Outcome::Scan(s, kvs, id) => (*s, pairs_to_py(py, kvs)?, *id)
+            .into_pyobject(py)?
+            .into_any(),
     })
 }
 

@@ -11,6 +11,7 @@ from ...errors import PegasusProtocolError
 from . import codes
 from .frame import encode_v0_header
 from .thrift import (
+    T_BOOL,
     T_CALL,
     T_I32,
     T_I64,
@@ -99,8 +100,100 @@ def encode_call(op: int, seqid: int, app_id: int, pidx: int, args: tuple[Any, ..
         put_blob(out, 11, pattern)
         put_bool(out, 12, reverse)
         put_stop(out)
+    elif op in _CALL_BODIES:
+        _CALL_BODIES[op](out, args)
     put_stop(out)
     return encode_v0_header(len(out), app_id, pidx) + bytes(out)
+
+
+def _incr(out: bytearray, args: tuple[Any, ...]) -> None:
+    key, increment, expire_ts = args
+    put_field(out, T_STRUCT, 1)
+    put_blob(out, 1, key)
+    put_i64(out, 2, increment)
+    put_i32(out, 3, expire_ts)
+    put_stop(out)
+
+
+def _check_and_set(out: bytearray, args: tuple[Any, ...]) -> None:
+    hk, check_sk, check_type, operand, diff, set_sk, value, expire_ts, returned = args
+    put_field(out, T_STRUCT, 1)
+    put_blob(out, 1, hk)
+    put_blob(out, 2, check_sk)
+    put_i32(out, 3, check_type)
+    put_blob(out, 4, operand)
+    put_bool(out, 5, diff)
+    put_blob(out, 6, set_sk)
+    put_blob(out, 7, value)
+    put_i32(out, 8, expire_ts)
+    put_bool(out, 9, returned)
+    put_stop(out)
+
+
+def _check_and_mutate(out: bytearray, args: tuple[Any, ...]) -> None:
+    hk, check_sk, check_type, operand, mutations, returned = args
+    put_field(out, T_STRUCT, 1)
+    put_blob(out, 1, hk)
+    put_blob(out, 2, check_sk)
+    put_i32(out, 3, check_type)
+    put_blob(out, 4, operand)
+    put_list_begin(out, 5, T_STRUCT, len(mutations))
+    for operation, sk, value, expire_ts in mutations:
+        put_i32(out, 1, operation)
+        put_blob(out, 2, sk)
+        put_blob(out, 3, value)
+        put_i32(out, 4, expire_ts)
+        put_stop(out)
+    put_bool(out, 6, returned)
+    put_stop(out)
+
+
+def _batch_get(out: bytearray, args: tuple[Any, ...]) -> None:
+    (keys,) = args
+    put_field(out, T_STRUCT, 1)
+    put_list_begin(out, 1, T_STRUCT, len(keys))
+    for hk, sk in keys:
+        put_blob(out, 1, hk)
+        put_blob(out, 2, sk)
+        put_stop(out)
+    put_stop(out)
+
+
+def _get_scanner(out: bytearray, args: tuple[Any, ...]) -> None:
+    start, stop, start_inc, stop_inc, batch, no_value, hk_type, hk_pattern, sk_type, sk_pattern = args
+    put_field(out, T_STRUCT, 1)
+    put_blob(out, 1, start)
+    put_blob(out, 2, stop)
+    put_bool(out, 3, start_inc)
+    put_bool(out, 4, stop_inc)
+    put_i32(out, 5, batch)
+    put_bool(out, 6, no_value)
+    put_i32(out, 7, hk_type)
+    put_blob(out, 8, hk_pattern)
+    put_i32(out, 9, sk_type)
+    put_blob(out, 10, sk_pattern)
+    put_stop(out)
+
+
+def _scan(out: bytearray, args: tuple[Any, ...]) -> None:
+    put_field(out, T_STRUCT, 1)
+    put_i64(out, 1, args[0])
+    put_stop(out)
+
+
+def _clear_scanner(out: bytearray, args: tuple[Any, ...]) -> None:
+    put_i64(out, 1, args[0])
+
+
+_CALL_BODIES = {
+    codes.OP_INCR: _incr,
+    codes.OP_CHECK_AND_SET: _check_and_set,
+    codes.OP_CHECK_AND_MUTATE: _check_and_mutate,
+    codes.OP_BATCH_GET: _batch_get,
+    codes.OP_GET_SCANNER: _get_scanner,
+    codes.OP_SCAN: _scan,
+    codes.OP_CLEAR_SCANNER: _clear_scanner,
+}
 
 
 def _fields(r: Reader, visit: Any) -> None:
@@ -137,7 +230,7 @@ def decode_reply(op: int, data: bytes) -> tuple[str, str, int, Any]:
 
 
 def _result(r: Reader, op: int) -> Any:
-    st: dict[str, Any] = {"status": 0, "blob": b"", "kvs": [], "err": "", "parts": []}
+    st: dict[str, Any] = {"status": 0, "blob": b"", "kvs": [], "err": "", "parts": [], "bools": {}}
     i64s = [0] * 8
     i32s = [0] * 8
 
@@ -168,21 +261,24 @@ def _result(r: Reader, op: int) -> Any:
                 st["parts"].append((p[0], p[1], p[2]))
         elif op != codes.OP_QUERY_CFG and fid == 1 and ftype == T_I32:
             st["status"] = r.i32("status")
-        elif op == codes.OP_MULTI_GET and fid == 2 and ftype == T_LIST:
+        elif op in _KV_LISTS and fid == 2 and ftype == T_LIST:
             _, n = r.collection("kvs")
+            width = _KV_LISTS[op]
             for _ in range(n):
-                kv = [b"", b""]
+                kv = [b""] * width
 
                 def pair(r: Reader, fid: int, ftype: int, kv: list[bytes] = kv) -> bool:
-                    if fid in (1, 2) and ftype in (T_STRUCT, 11):
+                    if 1 <= fid <= width and ftype in (T_STRUCT, 11):
                         kv[fid - 1] = r.binary("blob")
                         return True
                     return False
 
                 _fields(r, pair)
-                st["kvs"].append((kv[0], kv[1]))
-        elif fid == 2 and ftype == T_STRUCT:
+                st["kvs"].append(tuple(kv))
+        elif fid in (2, 4) and ftype == T_STRUCT:
             st["blob"] = r.binary("value")
+        elif fid in (2, 3) and ftype == T_BOOL:
+            st["bools"][fid] = r.bool()
         elif 0 <= fid < 8 and ftype == T_I64:
             i64s[fid] = r.i64()
         elif 0 <= fid < 8 and ftype == T_I32:
@@ -207,7 +303,25 @@ def _result(r: Reader, op: int) -> Any:
         return s, i64s[2]
     if op == codes.OP_TTL:
         return s, i32s[2]
+    if op == codes.OP_INCR:
+        return s, i64s[2], i64s[5]
+    if op in (codes.OP_CHECK_AND_SET, codes.OP_CHECK_AND_MUTATE):
+        bools = st["bools"]
+        return s, bools.get(2, False), bools.get(3, False), st["blob"], i64s[7]
+    if op == codes.OP_BATCH_GET:
+        return s, st["kvs"]
+    if op in (codes.OP_GET_SCANNER, codes.OP_SCAN):
+        return s, st["kvs"], i64s[3]
     return (s,)
+
+
+#: operations whose response's field 2 is a list of structs of blobs, and their width
+_KV_LISTS = {
+    codes.OP_MULTI_GET: 2,
+    codes.OP_GET_SCANNER: 2,
+    codes.OP_SCAN: 2,
+    codes.OP_BATCH_GET: 3,
+}
 
 
 __all__ = ["RPC_NAMES", "PegasusProtocolError", "decode_reply", "encode_call"]

@@ -18,8 +18,6 @@ OP_GET = 6
 OP_MULTI_GET = 7
 OP_SORTKEY_COUNT = 8
 OP_TTL = 9
-# known to Pegasus, not served yet (the embedded Table has no such operation): answered
-# with rocksdb kNotSupported in the RPC's own response struct, or nothing for a oneway
 OP_INCR = 10
 OP_CHECK_AND_SET = 11
 OP_CHECK_AND_MUTATE = 12
@@ -49,10 +47,11 @@ RPC_OPS: dict[str, int] = {
     "RPC_RRDB_RRDB_CLEAR_SCANNER": OP_CLEAR_SCANNER,
 }
 WRITE_OPS = frozenset({OP_PUT, OP_MULTI_PUT, OP_REMOVE, OP_MULTI_REMOVE})
-READ_OPS = frozenset({OP_GET, OP_MULTI_GET, OP_SORTKEY_COUNT, OP_TTL})
-NOT_SERVED_OPS = frozenset(
-    {OP_INCR, OP_CHECK_AND_SET, OP_CHECK_AND_MUTATE, OP_BATCH_GET, OP_GET_SCANNER, OP_SCAN}
-)
+READ_OPS = frozenset({OP_GET, OP_MULTI_GET, OP_SORTKEY_COUNT, OP_TTL, OP_BATCH_GET})
+#: read-modify-writes: each one mutation of its result, atomic in its partition
+ATOMIC_OPS = frozenset({OP_INCR, OP_CHECK_AND_SET, OP_CHECK_AND_MUTATE})
+#: a scanner's RPCs: they address a partition, not a key
+SCANNER_OPS = frozenset({OP_GET_SCANNER, OP_SCAN, OP_CLEAR_SCANNER})
 #: the reply's message name is the request's with this suffix (rDSN's paired task code)
 ACK = "_ACK"
 #: rDSN keeps a task code name in 48 bytes, the last one a NUL
@@ -78,7 +77,12 @@ K_NOT_SUPPORTED = 3
 K_INVALID_ARGUMENT = 4
 K_IO_ERROR = 5
 K_INCOMPLETE = 7
-K_TRY_AGAIN = 13
+K_TRY_AGAIN = 13  # check_and_set / check_and_mutate: the check did not pass
+
+# -- scan_response.context_id (besides the ids of live contexts, >= 0) ----------------
+
+CONTEXT_ID_COMPLETED = -1  # the range is read to its end: no context is kept
+CONTEXT_ID_NOT_EXIST = -2
 
 # -- multi_get's sort key filters (rrdb.thrift filter_type) ---------------------------
 

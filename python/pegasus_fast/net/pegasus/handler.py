@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ...data_api import FilterType
 from ...errors import (
     ClosedError,
     DataCorruptionError,
@@ -34,13 +35,14 @@ from ...records import (
     MAX_WRITE,
     Op,
     encode_key,
-    hash_key_prefix,
     live_value,
     now_pegasus_seconds,
 )
-from . import codes
+from ...storage.ranges import SortKeyRange
+from . import atomics, codes
 from .replies import Response
 from .requests import Request
+from .scanners import Scanners
 
 if TYPE_CHECKING:
     from ...engine.cluster import Cluster
@@ -102,6 +104,7 @@ class BatchHandler:
         self.multi_get_max_count = multi_get_max_count
         self._tables: dict[int, Table] = {}
         self._sync_pool: ThreadPoolExecutor | None = None
+        self.scanners = Scanners()
 
     def close(self) -> None:
         """Stop the fsync pool (a front end's stop calls it); a later batch starts it again."""
@@ -132,24 +135,25 @@ class BatchHandler:
         out: list[Any] = [None] * len(requests)
         writes: dict[tuple[int, int], list[tuple[int, tuple[Any, ...], int]]] = {}
         reads: list[tuple[int, Table]] = []
+        atomic: list[tuple[int, Table]] = []
         for i, req in enumerate(requests):
             op, seqid, app_id, pidx, name, args = req
             try:
-                if op in codes.WRITE_OPS or op in codes.READ_OPS:
+                if op in codes.WRITE_OPS or op in codes.READ_OPS or op in codes.ATOMIC_OPS:
                     table = self._route(req)
                     if isinstance(table, str):
                         out[i] = (op, seqid, app_id, pidx, name, table, None)
                     elif op in codes.WRITE_OPS:
                         wop, size = self._write_op(op, args)
                         writes.setdefault((app_id, pidx), []).append((i, wop, size))
+                    elif op in codes.ATOMIC_OPS:
+                        atomic.append((i, table))
                     else:
                         reads.append((i, table))
                 elif op == codes.OP_QUERY_CFG:
                     out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, self._query_cfg(*args))
-                elif op in codes.NOT_SERVED_OPS:
-                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, (codes.K_NOT_SUPPORTED,))
-                elif op == codes.OP_CLEAR_SCANNER:
-                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, None)
+                elif op in codes.SCANNER_OPS:
+                    reads.append((i, None))
                 elif op == codes.OP_BAD_REQUEST:
                     out[i] = (op, seqid, app_id, pidx, name, codes.ERR_INVALID_DATA, None)
                 else:
@@ -160,9 +164,16 @@ class BatchHandler:
         for (app_id, pidx), items in writes.items():
             self._write_group(requests, out, app_id, pidx, items, logged)
         syncs = self._start_syncs(logged)
-        for i, table in reads:
+        # an atomic write sees the plain writes of its batch (logged above, applied) and is
+        # durable when it answers; reads see both
+        for i, table in atomic:
             try:
-                out[i] = self._read(requests[i], table)
+                out[i] = self._atomic(requests[i], table)
+            except Exception as exc:
+                out[i] = self._answer_failure(requests[i], exc)
+        for i, maybe in reads:
+            try:
+                out[i] = self._read(requests[i], maybe) if maybe is not None else self._scanner(requests[i])
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
         self._finish_syncs(requests, out, logged, syncs)
@@ -186,8 +197,24 @@ class BatchHandler:
         table = self._table(app_id)
         if table is None or not 0 <= pidx < table.partition_count:
             return codes.ERR_OBJECT_NOT_FOUND
-        if op in (codes.OP_PUT, codes.OP_REMOVE, codes.OP_GET, codes.OP_TTL):
+        if op in (codes.OP_PUT, codes.OP_REMOVE, codes.OP_GET, codes.OP_TTL, codes.OP_INCR):
             hk, sk = split_key(args[0])
+        elif op in (codes.OP_CHECK_AND_SET, codes.OP_CHECK_AND_MUTATE):
+            hk, sk = args[0], args[1]
+            if len(hk) > MAX_HASH_KEY:
+                raise _Invalid(f"hash key of {len(hk)} bytes")
+            if not hk and any(x != sk for x in atomics.written_sort_keys(op, args)):
+                # each sort key would hash on its own: one partition could not hold them all
+                raise _Invalid("an atomic write of other sort keys than the checked one needs a hash_key")
+        elif op == codes.OP_BATCH_GET:
+            if not args[0]:
+                raise _Invalid("batch_get needs at least one key")
+            for hk, sk in args[0]:
+                if len(hk) > MAX_HASH_KEY:
+                    raise _Invalid(f"hash key of {len(hk)} bytes")
+                if table.partition_index(hk, sk) != pidx:
+                    return codes.ERR_PARENT_PARTITION_MISUSED
+            return table
         else:
             hk, sk = args[0], b""
             if not hk:
@@ -296,6 +323,34 @@ class BatchHandler:
                 )
                 out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, result)
 
+    def _atomic(self, req: Request, table: Table) -> Response:
+        op, seqid, app_id, pidx, name, args = req
+        p = table.partitions[pidx]
+        result: tuple[Any, ...]
+        if op == codes.OP_INCR:
+            result = atomics.incr(p, *split_key(args[0]), args)
+        elif op == codes.OP_CHECK_AND_SET:
+            result = atomics.check_and_set(p, args)
+        else:
+            result = atomics.check_and_mutate(p, args)
+        return op, seqid, app_id, pidx, name, codes.ERR_OK, result
+
+    # -- scanners -------------------------------------------------------------------
+
+    def _scanner(self, req: Request) -> Response | None:
+        op, seqid, app_id, pidx, name, args = req
+        if op == codes.OP_CLEAR_SCANNER:
+            self.scanners.clear(args[0])
+            return op, seqid, app_id, pidx, name, codes.ERR_OK, None
+        table = self._table(app_id)
+        if table is None or not 0 <= pidx < table.partition_count:
+            return op, seqid, app_id, pidx, name, codes.ERR_OBJECT_NOT_FOUND, None
+        if op == codes.OP_SCAN:
+            result = self.scanners.next(app_id, pidx, args[0])
+        else:
+            result = self.scanners.open(app_id, pidx, table.partitions[pidx], args)
+        return op, seqid, app_id, pidx, name, codes.ERR_OK, result
+
     # -- reads --------------------------------------------------------------------
 
     def _read(self, req: Request, table: Table) -> Response:
@@ -308,7 +363,11 @@ class BatchHandler:
         elif op == codes.OP_TTL:
             result = _ttl(p.get_raw(args[0]))
         elif op == codes.OP_SORTKEY_COUNT:
-            result = (codes.K_OK, sum(1 for _ in p.iter_prefix(hash_key_prefix(args[0]))))
+            result = (codes.K_OK, p.count_sort_keys(args[0]))
+        elif op == codes.OP_BATCH_GET:
+            keys = args[0]
+            values = p.get_many([encode_key(hk, sk) for hk, sk in keys])
+            result = (codes.K_OK, [(hk, sk, v) for (hk, sk), v in zip(keys, values) if v is not None])
         else:
             result = self._multi_get(p, *args)
         return op, seqid, app_id, pidx, name, codes.ERR_OK, result
@@ -324,13 +383,13 @@ class BatchHandler:
         start: bytes,
         stop: bytes,
         start_inclusive: bool,
-        _stop_inclusive: bool,
+        stop_inclusive: bool,
         filter_type: int,
-        _pattern: bytes,
+        pattern: bytes,
         reverse: bool,
     ) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """Pegasus's on_multi_get for a list of sort keys or a whole hash key; a range, a
-        filter or reverse order is kNotSupported until the Table serves them."""
+        """Pegasus's on_multi_get: a list of sort keys (in the order asked), or a sort-key range
+        (an empty stop: to the end of the hash key) with its filter, in order or reversed."""
         count_limit = self.multi_get_max_count
         if 0 < max_kv_count < count_limit:
             count_limit = max_kv_count
@@ -349,18 +408,15 @@ class BatchHandler:
                 count += 1
                 size += len(sk) + len(v)
             return codes.K_OK, kvs
-        if start or stop or filter_type != codes.FT_NO_FILTER or reverse:
-            return codes.K_NOT_SUPPORTED, []
-        for sk, value in p.iter_prefix(hash_key_prefix(hk)):
-            if not sk and not start_inclusive:
-                continue  # the empty sort key is the range's start, excluded unless inclusive
-            if count >= count_limit or size >= size_limit:
-                return codes.K_INCOMPLETE, kvs
-            v = b"" if no_value else value
-            kvs.append((sk, v))
-            count += 1
-            size += len(sk) + len(v)
-        return codes.K_OK, kvs
+        try:
+            kind = FilterType(filter_type)
+        except ValueError:
+            raise _Invalid(f"filter type {filter_type} is not one Pegasus knows") from None
+        rng = SortKeyRange(hk, start, stop, start_inclusive, stop_inclusive, kind, pattern)
+        records: dict[bytes, bytes] = {}
+        size_cap = max_kv_size if max_kv_size > 0 else None
+        complete = p.read_range(rng, records, count_limit, size_cap, no_value, reverse)
+        return (codes.K_OK if complete else codes.K_INCOMPLETE), list(records.items())
 
     # -- the meta query -------------------------------------------------------------
 
@@ -407,4 +463,8 @@ def _status_only(op: int, status: int) -> tuple[Any, ...]:
         return status, []
     if op in (codes.OP_SORTKEY_COUNT, codes.OP_TTL):
         return status, 0
-    return (status,)
+    if op in codes.ATOMIC_OPS:
+        return atomics.status_only(op, status)
+    if op == codes.OP_BATCH_GET:
+        return status, []
+    return status, [], codes.CONTEXT_ID_COMPLETED  # get_scanner, scan

@@ -51,7 +51,7 @@ struct query_cfg_response {
 
 // -- data -----------------------------------------------------------------------------------
 // `error` fields are RocksDB status codes: 0 ok, 1 not found, 2 corruption, 3 not supported,
-// 4 invalid argument, 5 I/O error, 7 incomplete. Keys are Pegasus's rocksdb-style key:
+// 4 invalid argument, 5 I/O error, 7 incomplete, 13 try again. Keys are Pegasus's rocksdb-style key:
 // u16 big-endian hash key length, hash key, sort key.
 
 struct update_request {
@@ -126,13 +126,13 @@ struct multi_get_request {
     3: i32 max_kv_count;        // <= 0: the server's cap (3000)
     4: i32 max_kv_size;         // <= 0: no limit
     5: bool no_value;
-    6: blob start_sortkey;      // served: empty only (the whole hash key) for now
-    7: blob stop_sortkey;       // served: empty only
+    6: blob start_sortkey;
+    7: blob stop_sortkey;       // empty: to the end of the hash key
     8: bool start_inclusive;    // whether the empty sort key is returned
     9: bool stop_inclusive;
-    10: i32 sort_key_filter_type;  // served: 0 (no filter) only
+    10: i32 sort_key_filter_type;  // 0 none, 1 anywhere, 2 prefix, 3 postfix
     11: blob sort_key_filter_pattern;
-    12: bool reverse;           // served: false only
+    12: bool reverse;
 }
 
 struct multi_get_response {
@@ -140,6 +140,96 @@ struct multi_get_response {
     2: list<key_value> kvs;     // in sort key order (range) or in the order asked (sort_keys)
     3: i32 app_id;
     4: i32 partition_index;
+    6: string server;
+}
+
+struct incr_request {
+    1: blob key;
+    2: i64 increment;
+    3: i32 expire_ts_seconds;   // 0 keeps the TTL, > 0 sets it (absolute), < 0 clears it
+}
+
+struct incr_response {
+    1: i32 error;
+    2: i64 new_value;
+    3: i32 app_id;
+    4: i32 partition_index;
+    5: i64 decree;
+    6: string server;
+}
+
+struct check_and_set_request {
+    1: blob hash_key;
+    2: blob check_sort_key;
+    3: i32 check_type;          // cas_check_type, data_api.CheckType
+    4: blob check_operand;
+    5: bool set_diff_sort_key;
+    6: blob set_sort_key;       // used only if set_diff_sort_key
+    7: blob set_value;
+    8: i32 set_expire_ts_seconds;
+    9: bool return_check_value;
+}
+
+struct check_and_set_response {  // check_and_mutate_response: the same fields
+    1: i32 error;               // 13 (try again) when the check did not pass
+    2: bool check_value_returned;
+    3: bool check_value_exist;
+    4: blob check_value;
+    5: i32 app_id;
+    6: i32 partition_index;
+    7: i64 decree;
+    8: string server;
+}
+
+struct mutate {
+    1: i32 operation;           // 0 put, 1 delete
+    2: blob sort_key;
+    3: blob value;
+    4: i32 set_expire_ts_seconds;
+}
+
+struct check_and_mutate_request {
+    1: blob hash_key;
+    2: blob check_sort_key;
+    3: i32 check_type;
+    4: blob check_operand;
+    5: list<mutate> mutate_list;
+    6: bool return_check_value;
+}
+
+struct full_key { 1: blob hash_key; 2: blob sort_key; }
+struct full_data { 1: blob hash_key; 2: blob sort_key; 3: blob value; }
+struct batch_get_request { 1: list<full_key> keys; }
+struct batch_get_response {
+    1: i32 error;
+    2: list<full_data> data;    // the keys found, in the order asked
+    3: i32 app_id;
+    4: i32 partition_index;
+    6: string server;
+}
+
+struct get_scanner_request {
+    1: blob start_key;          // rocksdb-style keys, across hash keys
+    2: blob stop_key;
+    3: bool start_inclusive;
+    4: bool stop_inclusive;
+    5: i32 batch_size;          // <= 0 or over 1000: 1000
+    6: bool no_value;
+    7: i32 hash_key_filter_type;
+    8: blob hash_key_filter_pattern;
+    9: i32 sort_key_filter_type;
+    10: blob sort_key_filter_pattern;
+    // 11.. (validate_partition_hash, return_expire_ts, full_scan, only_return_count): skipped
+}
+
+struct scan_request { 1: i64 context_id; }
+
+struct scan_response {
+    1: i32 error;               // 1 (not found): no such context
+    2: list<key_value> kvs;     // rocksdb-style keys
+    3: i64 context_id;          // >= 0: scan again; -1: read to its end; -2: no such context
+    4: i32 app_id;
+    5: i32 partition_index;
     6: string server;
 }
 
@@ -155,8 +245,13 @@ service rrdb {
     multi_get_response multi_get(1: multi_get_request request);
     count_response sortkey_count(1: blob hash_key);
     ttl_response ttl(1: blob key);
-    // incr, check_and_set, check_and_mutate, batch_get, get_scanner, scan: answered with their
-    // own response struct carrying error 3 (not supported); clear_scanner (oneway): no answer
+    incr_response incr(1: incr_request request);
+    check_and_set_response check_and_set(1: check_and_set_request request);
+    check_and_set_response check_and_mutate(1: check_and_mutate_request request);
+    batch_get_response batch_get(1: batch_get_request request);
+    scan_response get_scanner(1: get_scanner_request request);
+    scan_response scan(1: scan_request request);
+    oneway void clear_scanner(1: i64 context_id);
 }
 
 // The meta query's message name is "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX".

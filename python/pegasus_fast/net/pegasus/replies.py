@@ -14,7 +14,12 @@ OP_GET                                     ``(rocksdb status, value)``
 OP_MULTI_GET                               ``(rocksdb status, [(sort_key, value), ...])``
 OP_SORTKEY_COUNT                           ``(rocksdb status, count)``
 OP_TTL                                     ``(rocksdb status, ttl_seconds)``
-not served ops                             ``(rocksdb status,)``
+OP_INCR                                    ``(rocksdb status, new_value, decree)``
+OP_CHECK_AND_SET, OP_CHECK_AND_MUTATE      ``(rocksdb status, check_value_returned,
+                                           check_value_exist, check_value, decree)``
+OP_BATCH_GET                               ``(rocksdb status, [(hash_key, sort_key, value)])``
+OP_GET_SCANNER, OP_SCAN                    ``(rocksdb status, [(key, value), ...],
+                                           context_id)``; keys are rocksdb-style
 =========================================  =======================================
 
 A reply is ``i32 total length`` (counting itself), the error name as a Thrift
@@ -140,38 +145,47 @@ def _ttl(out: bytearray, app_id: int, pidx: int, server: bytes, result: Any) -> 
 
 
 def _incr(out: bytearray, app_id: int, pidx: int, server: bytes, result: Any) -> None:
-    put_i32(out, 1, result[0])
-    put_i64(out, 2, 0)  # new_value
+    status, new_value, decree = result
+    put_i32(out, 1, status)
+    put_i64(out, 2, new_value)
     put_i32(out, 3, app_id)
     put_i32(out, 4, pidx)
-    put_i64(out, 5, 0)  # decree
+    put_i64(out, 5, decree)
     put_string(out, 6, server)
     put_stop(out)
 
 
 def _check_and(out: bytearray, app_id: int, pidx: int, server: bytes, result: Any) -> None:
     # check_and_set_response and check_and_mutate_response have the same fields
-    put_i32(out, 1, result[0])
-    put_bool(out, 2, False)  # check_value_returned
-    put_bool(out, 3, False)  # check_value_exist
-    put_blob(out, 4, b"")  # check_value
+    status, returned, exists, value, decree = result
+    put_i32(out, 1, status)
+    put_bool(out, 2, returned)
+    put_bool(out, 3, exists)
+    put_blob(out, 4, value)
     put_i32(out, 5, app_id)
     put_i32(out, 6, pidx)
-    put_i64(out, 7, 0)  # decree
+    put_i64(out, 7, decree)
     put_string(out, 8, server)
     put_stop(out)
 
 
 def _batch_get(out: bytearray, app_id: int, pidx: int, server: bytes, result: Any) -> None:
-    put_i32(out, 1, result[0])
-    put_list_begin(out, 2, T_STRUCT, 0)  # data
+    status, data = result
+    put_i32(out, 1, status)
+    put_list_begin(out, 2, T_STRUCT, len(data))
+    for hk, sk, v in data:
+        put_blob(out, 1, hk)
+        put_blob(out, 2, sk)
+        put_blob(out, 3, v)
+        put_stop(out)
     _tail(out, app_id, pidx, server)
 
 
 def _scan(out: bytearray, app_id: int, pidx: int, server: bytes, result: Any) -> None:
-    put_i32(out, 1, result[0])
-    put_list_begin(out, 2, T_STRUCT, 0)  # kvs
-    put_i64(out, 3, -1)  # context_id: CONTEXT_ID_COMPLETED, nothing to scan further
+    status, kvs, context_id = result
+    put_i32(out, 1, status)
+    _kvs(out, 2, kvs)
+    put_i64(out, 3, context_id)
     _tail(out, app_id, pidx, server, first=4)
 
 

@@ -13,7 +13,16 @@ OP_MULTI_GET       ``(hash_key, [sort_key, ...], max_kv_count, max_kv_size, no_v
                    start_sort_key, stop_sort_key, start_inclusive, stop_inclusive,
                    filter_type, filter_pattern, reverse)``
 OP_SORTKEY_COUNT   ``(hash_key,)``
-not served ops     ``()``
+OP_INCR            ``(key, increment, expire_ts)``
+OP_CHECK_AND_SET   ``(hash_key, check_sort_key, check_type, check_operand,
+                   set_diff_sort_key, set_sort_key, set_value, expire_ts, return_check_value)``
+OP_CHECK_AND_MUTATE  ``(hash_key, check_sort_key, check_type, check_operand,
+                   [(operation, sort_key, value, expire_ts), ...], return_check_value)``
+OP_BATCH_GET       ``([(hash_key, sort_key), ...],)``
+OP_GET_SCANNER     ``(start_key, stop_key, start_inclusive, stop_inclusive, batch_size,
+                   no_value, hash_key_filter_type, hash_key_filter_pattern,
+                   sort_key_filter_type, sort_key_filter_pattern)``; keys are rocksdb-style
+OP_SCAN, OP_CLEAR_SCANNER  ``(context_id,)``
 OP_UNKNOWN         ``()``
 OP_BAD_REQUEST     ``(PegasusProtocolError,)``: a known RPC whose arguments did not decode
 =================  ============================================================
@@ -47,7 +56,7 @@ def decode_request(body: bytes | memoryview, app_id: int, pidx: int, base: int =
     if op == codes.OP_UNKNOWN:
         return op, seqid, app_id, pidx, name, ()
     try:
-        args = _ARGS[op](r) if op in _ARGS else _skip_args(r)
+        args = _ARGS[op](r)
         if r.pos != r.end:
             raise r.fail(f"{r.end - r.pos} bytes after the arguments")
     except PegasusProtocolError as exc:
@@ -66,11 +75,6 @@ def _one_arg(r: Reader, want: tuple[int, ...], read: Any, default: Any) -> Any:
             value = read(r)
         else:
             r.skip(ftype)
-
-
-def _skip_args(r: Reader) -> tuple[()]:
-    r.skip(T_STRUCT)
-    return ()
 
 
 def _blob(r: Reader) -> bytes:
@@ -195,6 +199,91 @@ def _multi_get(r: Reader) -> tuple[Any, ...]:
     return tuple(_one_arg(r, (T_STRUCT,), request, list(_MULTI_GET_DEFAULTS)))
 
 
+def _incr(r: Reader) -> tuple[Any, ...]:
+    def request(r: Reader) -> list[Any]:
+        return _struct(r, {1: _B, 2: ((T_I64,), _i64), 3: _I32F}, [b"", 0, 0])
+
+    key, increment, expire_ts = _one_arg(r, (T_STRUCT,), request, [b"", 0, 0])
+    return key, increment, expire_ts
+
+
+_CAS_DEFAULTS = [b"", b"", 0, b"", False, b"", b"", 0, False]
+
+
+def _check_and_set(r: Reader) -> tuple[Any, ...]:
+    fields = {1: _B, 2: _B, 3: _I32F, 4: _B, 5: _BOOLF, 6: _B, 7: _B, 8: _I32F, 9: _BOOLF}
+
+    def request(r: Reader) -> list[Any]:
+        return _struct(r, fields, list(_CAS_DEFAULTS))
+
+    return tuple(_one_arg(r, (T_STRUCT,), request, list(_CAS_DEFAULTS)))
+
+
+def _mutate(r: Reader) -> tuple[Any, ...]:
+    operation, sk, value, expire_ts = _struct(r, {1: _I32F, 2: _B, 3: _B, 4: _I32F}, [0, b"", b"", 0])
+    return operation, sk, value, expire_ts
+
+
+_CAM_DEFAULTS: list[Any] = [b"", b"", 0, b"", [], False]
+
+
+def _check_and_mutate(r: Reader) -> tuple[Any, ...]:
+    def mutations(r: Reader) -> list[tuple[Any, ...]]:
+        etype, n = r.collection("mutate_list")
+        if etype != T_STRUCT:
+            raise r.fail(f"mutate_list has element type {etype}")
+        return [_mutate(r) for _ in range(n)]
+
+    fields = {1: _B, 2: _B, 3: _I32F, 4: _B, 5: ((T_LIST,), mutations), 6: _BOOLF}
+
+    def request(r: Reader) -> list[Any]:
+        return _struct(r, fields, list(_CAM_DEFAULTS))
+
+    return tuple(_one_arg(r, (T_STRUCT,), request, list(_CAM_DEFAULTS)))
+
+
+def _batch_get(r: Reader) -> tuple[Any, ...]:
+    def full_key(r: Reader) -> tuple[bytes, bytes]:
+        hk, sk = _struct(r, {1: _B, 2: _B}, [b"", b""])
+        return hk, sk
+
+    def keys(r: Reader) -> list[tuple[bytes, bytes]]:
+        etype, n = r.collection("keys")
+        if etype != T_STRUCT:
+            raise r.fail(f"keys has element type {etype}")
+        return [full_key(r) for _ in range(n)]
+
+    def request(r: Reader) -> list[Any]:
+        return _struct(r, {1: ((T_LIST,), keys)}, [[]])
+
+    (got,) = _one_arg(r, (T_STRUCT,), request, [[]])
+    return (got,)
+
+
+_SCANNER_DEFAULTS: list[Any] = [b"", b"", False, False, 0, False, 0, b"", 0, b""]
+
+
+def _get_scanner(r: Reader) -> tuple[Any, ...]:
+    fields = {1: _B, 2: _B, 3: _BOOLF, 4: _BOOLF, 5: _I32F, 6: _BOOLF, 7: _I32F, 8: _B, 9: _I32F, 10: _B}
+
+    def request(r: Reader) -> list[Any]:
+        return _struct(r, fields, list(_SCANNER_DEFAULTS))
+
+    return tuple(_one_arg(r, (T_STRUCT,), request, list(_SCANNER_DEFAULTS)))
+
+
+def _scan(r: Reader) -> tuple[Any, ...]:
+    def request(r: Reader) -> list[Any]:
+        return _struct(r, {1: ((T_I64,), _i64)}, [0])
+
+    (context_id,) = _one_arg(r, (T_STRUCT,), request, [0])
+    return (context_id,)
+
+
+def _clear_scanner(r: Reader) -> tuple[Any, ...]:
+    return (_one_arg(r, (T_I64,), _i64, 0),)
+
+
 _ARGS = {
     codes.OP_QUERY_CFG: _query_cfg,
     codes.OP_PUT: _put,
@@ -205,4 +294,11 @@ _ARGS = {
     codes.OP_MULTI_GET: _multi_get,
     codes.OP_SORTKEY_COUNT: _key,
     codes.OP_TTL: _key,
+    codes.OP_INCR: _incr,
+    codes.OP_CHECK_AND_SET: _check_and_set,
+    codes.OP_CHECK_AND_MUTATE: _check_and_mutate,
+    codes.OP_BATCH_GET: _batch_get,
+    codes.OP_GET_SCANNER: _get_scanner,
+    codes.OP_SCAN: _scan,
+    codes.OP_CLEAR_SCANNER: _clear_scanner,
 }
