@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import subprocess
@@ -11,6 +12,7 @@ from typing import Any
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
+from pegasus_fast.cli.exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 
 def cli(
@@ -24,10 +26,11 @@ def cli(
     return subprocess.run(argv, env=env, capture_output=True, timeout=120)
 
 
-def assert_one_error_line(done: subprocess.CompletedProcess) -> None:
-    assert done.returncode != 0
+def assert_one_error_line(done: subprocess.CompletedProcess, error: type, code: int) -> None:
+    """One line, ``pegasus-fast: <ErrorClass>: message``, and the exit code of its kind."""
+    assert done.returncode == code, (done.returncode, done.stderr)
     lines = done.stderr.decode("utf-8", "replace").splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pegasus-fast: error: "), lines
+    assert len(lines) == 1 and lines[0].startswith(f"pegasus-fast: {error.__name__}: "), lines
     assert b"Traceback" not in done.stderr
 
 
@@ -48,25 +51,105 @@ def test_non_utf8_arguments_are_the_bytes_typed(default_backend_name: str, clust
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "error", "code"),
     [
-        ("get", "missing", "h", "s"),  # TableNotFoundError
-        ("create", b"bad\xff"),  # a table name that is not text
-        ("create", "t", "-p", "0"),  # InvalidArgumentError
-        ("set", "t", "h", "s", "v", "--ttl", "-1"),
+        (("get", "missing", "h", "s"), pf.TableNotFoundError, EXIT_NOT_FOUND),
+        (("create", b"bad\xff"), pf.InvalidArgumentError, EXIT_USAGE),  # a name that is not text
+        (("create", "t", "-p", "0"), pf.InvalidArgumentError, EXIT_USAGE),
+        (("set", "t", "h", "s", "v", "--ttl", "-1"), pf.InvalidArgumentError, EXIT_USAGE),
+        (("multi_set", "t", "h", "no-equals"), pf.InvalidArgumentError, EXIT_USAGE),
+        (("pause_dup", "t", "9"), pf.DuplicationNotFoundError, EXIT_NOT_FOUND),
+        (("balance",), pf.InvalidArgumentError, EXIT_USAGE),  # not a multi-node cluster
     ],
-    ids=["missing-table", "non-utf8-name", "bad-partitions", "bad-ttl"],
+    ids=["missing-table", "non-utf8-name", "bad-partitions", "bad-ttl", "bad-pair", "no-dup", "not-multi"],
 )
-def test_expected_failures_print_one_line(default_backend_name: str, cluster_dir: Path, args: tuple) -> None:
-    if args[0] == "set":
-        assert cli(default_backend_name, cluster_dir, "create", "t", "-p", "1").returncode == 0
-    assert_one_error_line(cli(default_backend_name, cluster_dir, *args))
+def test_expected_failures_print_one_line(
+    default_backend_name: str, cluster_dir: Path, args: tuple, error: type, code: int
+) -> None:
+    assert cli(default_backend_name, cluster_dir, "create", "t", "-p", "1").returncode == 0
+    assert_one_error_line(cli(default_backend_name, cluster_dir, *args), error, code)
 
 
 def test_an_io_error_prints_one_line(default_backend_name: str, tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_bytes(b"")
-    assert_one_error_line(cli(default_backend_name, not_a_dir / "c", "ls"))
+    done = cli(default_backend_name, not_a_dir / "c", "ls")
+    name = done.stderr.decode().split(":")[1].strip()
+    assert issubclass(getattr(builtins, name), OSError), done.stderr
+    assert_one_error_line(done, getattr(builtins, name), EXIT_ERROR)
+
+
+def test_a_usage_error_is_in_the_same_format(default_backend_name: str, cluster_dir: Path) -> None:
+    done = cli(default_backend_name, cluster_dir, "get", "t")  # hash_key and sort_key missing
+    assert done.returncode == EXIT_USAGE
+    lines = done.stderr.decode().splitlines()
+    assert lines[-1].startswith("pegasus-fast: UsageError: ") and lines[0].startswith("usage:"), lines
+
+
+def test_exit_codes_of_not_found_and_failed_checks(default_backend_name: str, cluster_dir: Path) -> None:
+    """0 ok; 1 a missing key, exist false, a check that failed (the table of --help)."""
+
+    def code(*args: str) -> int:
+        done = cli(default_backend_name, cluster_dir, *args)
+        assert b"Traceback" not in done.stderr
+        return done.returncode
+
+    assert code("create", "t", "-p", "2") == EXIT_OK
+    assert code("set", "t", "h", "a", "1") == EXIT_OK
+    assert code("get", "t", "h", "a") == EXIT_OK
+    assert code("get", "t", "h", "missing") == EXIT_NOT_FOUND
+    assert code("exist", "t", "h", "a") == EXIT_OK
+    assert code("exist", "t", "h", "missing") == EXIT_NOT_FOUND
+    assert code("ttl", "t", "h", "missing") == EXIT_NOT_FOUND
+    assert code("check_and_set", "t", "h", "a", "value_not_exist", "", "b", "2") == EXIT_NOT_FOUND
+    assert code("check_and_set", "t", "h", "a", "value_exist", "", "b", "2") == EXIT_OK
+    assert code("check_and_mutate", "t", "h", "a", "value_not_exist", "--del", "b") == EXIT_NOT_FOUND
+    assert code("get", "t", "h", "b") == EXIT_OK  # the passed check did set it; the failed ones nothing
+
+
+def test_the_global_options_go_after_the_verb_too(default_backend_name: str, tmp_path: Path) -> None:
+    env = child_env(default_backend_name)
+    c = str(tmp_path / "c")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [PYTHON, "-m", "pegasus_fast", *args], env=env, capture_output=True, timeout=120
+        )
+
+    assert run("create", "t", "-p", "1", "--cluster", c, "--name", "after").returncode == 0
+    assert run("set", "t", "h", "s", "v", "--cluster", c).returncode == 0
+    with pf.Cluster.open(c) as cluster:
+        assert cluster.name == "after"
+        server = pf.serve(cluster)
+        try:
+            done = run("get", "t", "h", "s", "--connect", server.url)
+            assert done.returncode == 0 and done.stdout.strip() == b"v", done.stderr
+            done = run("--connect", server.url, "get", "t", "h", "s")  # before it, as ever
+            assert done.returncode == 0 and done.stdout.strip() == b"v", done.stderr
+        finally:
+            server.stop()
+
+
+def test_a_reader_that_goes_away_early_is_no_error(default_backend_name: str, cluster_dir: Path) -> None:
+    """``pegasus-fast full_scan t | head -1``: the rest of the output has nowhere to go; the
+    command ends quietly with 0, not with a BrokenPipeError."""
+    with pf.Cluster.open(cluster_dir) as c:
+        t = c.create_table("t", partition_count=2)
+        for i in range(2000):
+            t.multi_set(b"h%05d" % i, {b"s%02d" % j: b"v" * 40 for j in range(10)})  # ~1.5 MB printed
+    env = child_env(default_backend_name)
+    env.pop("PEGASUS_FAST_DEBUG", None)
+    argv = [PYTHON, "-m", "pegasus_fast", "--cluster", str(cluster_dir), "full_scan", "t"]
+    head = [PYTHON, "-c", "import sys; sys.stdout.write(sys.stdin.readline())"]
+    r, w = os.pipe()
+    scan = subprocess.Popen(argv, env=env, stdout=w, stderr=subprocess.PIPE)
+    reader = subprocess.Popen(head, stdin=r, stdout=subprocess.PIPE)
+    os.close(r)
+    os.close(w)
+    first, _ = reader.communicate(timeout=120)
+    _, err = scan.communicate(timeout=120)
+    assert first.split() == [b"hash_key", b"sort_key", b"value"]
+    assert err == b"" and scan.returncode == EXIT_OK, err
 
 
 def test_debug_keeps_the_traceback(default_backend_name: str, cluster_dir: Path) -> None:
@@ -102,6 +185,32 @@ def test_duplication_verbs(default_backend_name: str, tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.strip() == b"v", done
     assert cli(default_backend_name, dst, "app", "t").returncode == 0
     assert cli(default_backend_name, src, "remove_dup", "t", "1").returncode == 0
+
+
+def test_every_verb_explains_itself_and_each_argument() -> None:
+    """``pegasus-fast VERB --help``: what the verb does, and a help text for every argument (its
+    default shown where it has one); the exit codes in ``pegasus-fast --help``."""
+    import argparse
+
+    from pegasus_fast.cli.parser import parser
+    from pegasus_fast.cli.verbs import VERBS
+
+    ap = parser()
+    sub = next(a for a in ap._actions if a.dest == "cmd")
+    for verb in VERBS:
+        p = sub.choices[verb]
+        assert p.description and len(p.description) > 10, verb
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help.strip(), (verb, action.dest)
+        text = p.format_help()
+        for action in p._actions:
+            if action.option_strings and action.default not in (None, False, [], "", argparse.SUPPRESS):
+                assert f"(default: {action.default})" in text, (verb, action.dest)
+    epilog = ap.format_help()
+    for code in (EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_ERROR):
+        assert f"\n  {code}  " in epilog
 
 
 def test_every_verb_has_a_one_line_help_and_a_function() -> None:
@@ -148,11 +257,11 @@ def test_add_dup_of_a_large_table_shows_each_partitions_copy(
 
 
 def _data_cli(name: str, target: list[str]) -> Any:
-    def run(*args: str) -> list[str]:
+    def run(*args: str, code: int = EXIT_OK) -> list[str]:
         env = child_env(name)
         argv = [PYTHON, "-m", "pegasus_fast", *target, *args]
         done = subprocess.run(argv, env=env, capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == code, done.stderr
         return done.stdout.decode().splitlines()
 
     return run
@@ -175,10 +284,10 @@ def test_the_data_api_verbs(default_backend_name: str, tmp_path: Path, how: str)
         try:
             run = _data_cli(default_backend_name, target)
             assert run("exist", "t", "h", "a") == ["True"]
-            assert run("exist", "t", "h", "zz") == ["False"]
+            assert run("exist", "t", "h", "zz", code=EXIT_NOT_FOUND) == ["False"]
             assert run("ttl", "t", "h", "a") == ["no TTL"]
             assert 990 <= int(run("ttl", "t", "h", "t")[0]) <= 1000
-            assert run("ttl", "t", "h", "zz") == ["(not found)"]
+            assert run("ttl", "t", "h", "zz", code=EXIT_NOT_FOUND) == ["(not found)"]
             assert run("sortkey_count", "t", "h") == ["5"]
             assert run("count", "t") == ["6"]  # count still counts the whole table
             assert run("incr", "t", "h", "n", "5") == ["5"]
@@ -186,15 +295,17 @@ def test_the_data_api_verbs(default_backend_name: str, tmp_path: Path, how: str)
             assert run("check_and_set", "t", "h", "n", "value_int_less", "0", "n", "10", "-r")[:1] == [
                 "set succeed"
             ]
-            out = run("check_and_set", "t", "h", "n", "value_not_exist", "", "n", "11", "-r")
+            out = run(
+                "check_and_set", "t", "h", "n", "value_not_exist", "", "n", "11", "-r", code=EXIT_NOT_FOUND
+            )
             assert out[0] == "set failed" and out[-1].split() == ["True", "10"]
             out = run(
                 "check_and_mutate", "t", "h", "n", "value_bytes_equal", "10", "--set", "x=X", "--del", "a"
             )
             assert out == ["mutate succeed"]
-            assert run("check_and_mutate", "t", "h", "n", "value_not_exist", "--del", "b") == [
-                "mutate failed"
-            ]
+            assert run(
+                "check_and_mutate", "t", "h", "n", "value_not_exist", "--del", "b", code=EXIT_NOT_FOUND
+            ) == ["mutate failed"]
             out = run("multi_get_range", "t", "h", "ab", "c", "-b", "--reverse", "--max-count", "2")
             assert [line.split() for line in out[2:]] == [
                 ["c", "3"],
@@ -224,4 +335,4 @@ def test_the_data_api_verbs(default_backend_name: str, tmp_path: Path, how: str)
     done = cli(default_backend_name, tmp_path / "c", "incr", "t", "h", "b", "1")  # "2" is an int
     assert done.returncode == 0 and done.stdout.strip() == b"3"
     done = cli(default_backend_name, tmp_path / "c", "incr", "t", "h", "x")  # "X" is not
-    assert_one_error_line(done)
+    assert_one_error_line(done, pf.InvalidArgumentError, EXIT_USAGE)

@@ -25,6 +25,7 @@ from conftest import DEFAULT_BACKEND, PYTHON, child_env, load_backend
 from dupharness import SOURCE_DECREE_OP
 from multinode import WAIT, Nodes, owners, spread_of
 from pegasus_fast import _backend
+from pegasus_fast.cli.exits import EXIT_UNAVAILABLE
 from served import Fleet
 from servedcheck import TABLE, Model, Writer, remote_table
 from zkserver import ZooKeeperServer
@@ -452,6 +453,63 @@ def test_the_cli_over_a_multi_node_cluster(
         timeout=WAIT,
     )
     assert r.returncode != 0 and b"zk://" in r.stderr
+
+
+def test_the_cli_with_a_node_down_shows_what_is_unavailable(
+    start_three: Callable[..., tuple[Nodes, pf.RoutedCluster]], default_backend_name: str
+) -> None:
+    """A move to the partition's own node moves nothing; with n2 killed, app and count show the
+    partitions they can and list the unavailable ones (exit 3), nodes shows n2 dead with its
+    partitions, balance reports what it cannot place (exit 3)."""
+    nodes, c = start_three("--config", f"zk_session_timeout_seconds={SHORT_SESSION}")
+
+    def cli(*argv: str) -> subprocess.CompletedProcess:
+        r = subprocess.run(
+            [PYTHON, "-m", "pegasus_fast", *argv, "--connect", nodes.url],  # the option after the verb
+            env=child_env(default_backend_name),
+            capture_output=True,
+            timeout=WAIT,
+        )
+        assert b"Traceback" not in r.stderr, r.stderr.decode()
+        return r
+
+    t = c.create_table(TABLE, 6)
+    for i in range(60):
+        t.set(b"k%d" % i, b"s", b"v")
+    own = owners(t)
+    r = cli("move", TABLE, "0", own[0])
+    assert r.returncode == 0 and "already on" in r.stdout.decode() and "decree" not in r.stdout.decode()
+    assert owners(t) == own
+    down = sorted(p for p, o in enumerate(own) if o == "n2")
+    assert down
+    nodes["n2"].kill9()
+    nodes.wait_live(c, {"n1", "n3"})
+
+    r = cli("app", TABLE)
+    assert r.returncode == EXIT_UNAVAILABLE, r.stderr.decode()
+    rows = {
+        int(line.split()[0]): line.split()[1] for line in r.stdout.decode().splitlines() if line[:1].isdigit()
+    }
+    assert sorted(rows) == list(range(6))
+    assert sorted(p for p, state in rows.items() if state == "unavailable") == down
+    assert sorted(int(line.split()[2].rstrip(":")) for line in r.stderr.decode().splitlines()) == down
+
+    r = cli("count", TABLE)
+    assert r.returncode == EXIT_UNAVAILABLE, r.stderr.decode()
+    want = sum(1 for i in range(60) if own[t.partition_index(b"k%d" % i, b"s")] != "n2")
+    out = r.stdout.decode().split()
+    assert int(out[0]) == want and "partial" in r.stdout.decode()
+    assert sorted(int(line.split()[2].rstrip(":")) for line in r.stderr.decode().splitlines()) == down
+
+    r = cli("nodes")
+    assert r.returncode == 0, r.stderr.decode()
+    dead = next(line.split() for line in r.stdout.decode().splitlines() if line.startswith("n2"))
+    assert dead[1] == "dead" and sorted(dead[4:]) == sorted(f"{TABLE}.{p}" for p in down)
+
+    r = cli("balance")
+    assert r.returncode == EXIT_UNAVAILABLE, r.stderr.decode()
+    stuck = [line for line in r.stderr.decode().splitlines() if line.startswith("cannot place")]
+    assert sorted(line.split()[2].rstrip(":") for line in stuck) == sorted(f"{TABLE}.{p}" for p in down)
 
 
 def test_duplicate_three_nodes_to_one_moving_a_partition_midway(

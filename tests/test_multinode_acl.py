@@ -21,6 +21,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
 from multinode import WAIT, Nodes
+from pegasus_fast.cli.exits import EXIT_ERROR
 from pegasus_fast.coord.auth import AUTH_FILE_ENV
 from served import Fleet
 from servedcheck import TABLE
@@ -99,7 +100,10 @@ def test_a_cluster_with_zk_credentials_is_closed_to_other_zookeeper_clients(
 
     r = cli("--zk-auth-file", auth, "get", TABLE, "k", "s")
     assert r.returncode == 0 and r.stdout.strip() == b"v", r.stderr
-    assert cli("get", TABLE, "k", "s").returncode == 2
+    r = cli("get", TABLE, "k", "s")
+    assert r.returncode == EXIT_ERROR and r.stderr.startswith(b"pegasus-fast: CoordinationAuthError: "), (
+        r.stderr
+    )
     # a node given a credentials file others may read does not start
     other = fleet.add("n2")
     other.cluster_name = nodes.name

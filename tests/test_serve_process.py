@@ -13,6 +13,7 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import PYTHON, child_env
+from pegasus_fast.cli.exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_USAGE
 
 
 def _serve(
@@ -132,7 +133,7 @@ def test_token_file(default_backend_name: str, default_backend: ModuleType, tmp_
         )
         assert r.returncode == 0 and " t " in r.stdout
         r = _cli(default_backend_name, "--connect", url, "ls")
-        assert r.returncode == 2 and "refused" in r.stderr
+        assert r.returncode == EXIT_ERROR and r.stderr.startswith("pegasus-fast: AuthenticationError: ")
     finally:
         proc.terminate()
         proc.wait(10)
@@ -168,11 +169,12 @@ def test_cli_verbs_with_connect(
     assert out["get"].strip() == "v"
     assert out["count"].strip() == "2"
     r = _cli(default_backend_name, "--connect", url, "get", "missing", "h", "s")
-    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == EXIT_NOT_FOUND and "Traceback" not in r.stderr
+    assert r.stderr.startswith("pegasus-fast: TableNotFoundError: ")
     r = _cli(default_backend_name, "--connect", url, "compact", "missing")
-    assert r.returncode == 2 and "not found" in r.stderr
+    assert r.returncode == EXIT_NOT_FOUND and r.stderr.startswith("pegasus-fast: TableNotFoundError: ")
     r = _cli(default_backend_name, "--connect", url, "--cluster", str(tmp_path / "x"), "ls")
-    assert r.returncode != 0
+    assert r.returncode == EXIT_USAGE
 
 
 def test_cli_add_dup_between_served_clusters(
@@ -210,7 +212,8 @@ def test_serve_on_a_locked_cluster_fails_cleanly(
 ) -> None:
     with pf.Cluster.open(tmp_path / "c"):
         r = _cli(default_backend_name, "--cluster", str(tmp_path / "c"), "serve", "--listen", "127.0.0.1:0")
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == EXIT_ERROR and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("pegasus-fast: ClusterLockedError: ")
 
 
 def test_sigterm_lets_duplications_ship_what_is_durable(

@@ -37,6 +37,7 @@ from conftest import DEFAULT_BACKEND, PYTHON, child_env, load_backend
 from dupharness import wait_until
 from netproxy import FaultyProxy
 from pegasus_fast import _backend
+from pegasus_fast.cli.exits import EXIT_USAGE
 from served import Fleet, Served, start_all
 from servedcheck import (
     TABLE,
@@ -346,7 +347,7 @@ def test_serve_refuses_a_bad_config_knob(tmp_path: Path, knob: str) -> None:
     done = subprocess.run(
         [*argv, "--config", knob], env=child_env("python"), capture_output=True, timeout=WAIT
     )
-    assert done.returncode == 2, done
+    assert done.returncode == EXIT_USAGE, done
     lines = done.stderr.decode("utf-8", "replace").splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pegasus-fast: error: "), lines
+    assert len(lines) == 1 and lines[0].startswith("pegasus-fast: InvalidArgumentError: "), lines
     assert not cluster.exists()

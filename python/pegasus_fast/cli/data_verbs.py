@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..data_api import CheckType, FilterType, Mutation
+from ..errors import InvalidArgumentError
+from .exits import EXIT_NOT_FOUND
 from .format import table
 
 #: the filter types the command line names (Pegasus shell's ``anywhere|prefix|postfix``)
@@ -31,7 +33,7 @@ def _arg(text: str) -> bytes:
 def _filter(kind: str | None, pattern: str | None) -> tuple[FilterType, bytes] | None:
     if kind is None:
         if pattern is not None:
-            raise SystemExit("pegasus-fast: a filter pattern needs its filter type")
+            raise InvalidArgumentError("a filter pattern needs its filter type")
         return None
     return FILTER_TYPES[kind], _arg(pattern or "")
 
@@ -42,13 +44,16 @@ def _records(rows: Iterable[tuple[bytes, bytes, bytes]], max_count: int | None) 
     print(f"{len(got)} records")
 
 
-def exist(c: Any, args: argparse.Namespace) -> None:
-    print(c.table(args.table).exist(_arg(args.hash_key), _arg(args.sort_key)))
+def exist(c: Any, args: argparse.Namespace) -> int:
+    there = c.table(args.table).exist(_arg(args.hash_key), _arg(args.sort_key))
+    print(there)
+    return 0 if there else EXIT_NOT_FOUND
 
 
-def ttl(c: Any, args: argparse.Namespace) -> None:
+def ttl(c: Any, args: argparse.Namespace) -> int:
     left = c.table(args.table).ttl(_arg(args.hash_key), _arg(args.sort_key))
     print("(not found)" if left is None else "no TTL" if left == -1 else left)
+    return EXIT_NOT_FOUND if left is None else 0
 
 
 def sortkey_count(c: Any, args: argparse.Namespace) -> None:
@@ -59,13 +64,14 @@ def incr(c: Any, args: argparse.Namespace) -> None:
     print(c.table(args.table).incr(_arg(args.hash_key), _arg(args.sort_key), args.increment, args.ttl))
 
 
-def _check_result(what: str, succeed: bool, returned: bool, exists: bool, value: bytes | None) -> None:
+def _check_result(what: str, succeed: bool, returned: bool, exists: bool, value: bytes | None) -> int:
     print(f"{what} {'succeed' if succeed else 'failed'}")
     if returned:
         print(table(["check_value_exist", "check_value"], [(exists, b"" if value is None else value)]))
+    return 0 if succeed else EXIT_NOT_FOUND
 
 
-def check_and_set(c: Any, args: argparse.Namespace) -> None:
+def check_and_set(c: Any, args: argparse.Namespace) -> int:
     res = c.table(args.table).check_and_set(
         _arg(args.hash_key),
         _arg(args.check_sort_key),
@@ -76,21 +82,21 @@ def check_and_set(c: Any, args: argparse.Namespace) -> None:
         args.ttl,
         args.return_check_value,
     )
-    _check_result("set", *res)
+    return _check_result("set", *res)
 
 
-def check_and_mutate(c: Any, args: argparse.Namespace) -> None:
+def check_and_mutate(c: Any, args: argparse.Namespace) -> int:
     muts = []
     for op, text in args.mutations:
         if op == "set":
             sk, eq, value = text.partition("=")
             if not eq:
-                raise SystemExit(f"pegasus-fast: expected SORT_KEY=VALUE after --set, got {text!r}")
+                raise InvalidArgumentError(f"expected SORT_KEY=VALUE after --set, got {text!r}")
             muts.append(Mutation.set(_arg(sk), _arg(value), args.ttl))
         else:
             muts.append(Mutation.delete(_arg(text)))
     if not muts:
-        raise SystemExit("pegasus-fast: check_and_mutate needs at least one --set or --del")
+        raise InvalidArgumentError("check_and_mutate needs at least one --set or --del")
     res = c.table(args.table).check_and_mutate(
         _arg(args.hash_key),
         _arg(args.check_sort_key),
@@ -99,7 +105,7 @@ def check_and_mutate(c: Any, args: argparse.Namespace) -> None:
         muts,
         args.return_check_value,
     )
-    _check_result("mutate", *res)
+    return _check_result("mutate", *res)
 
 
 def _range(args: argparse.Namespace) -> dict[str, Any]:

@@ -8,8 +8,18 @@ import sys
 
 from .. import __version__, backend
 from ..bench import runner as bench_runner
-from ..errors import PegasusFastError
+from ..errors import (
+    DuplicationNotFoundError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    PartitionUnavailableError,
+    PegasusFastError,
+    RemoteUnavailableError,
+    ResourceExhaustedError,
+    TableNotFoundError,
+)
 from . import serve as serve_cli
+from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from .parser import parser
 from .session import opened
 from .verbs import VERBS
@@ -27,27 +37,56 @@ def run(argv: list[str] | None = None) -> int:
     if args.cmd == "bench":
         return bench_runner.main(args)
     with opened(args) as c:
-        VERBS[args.cmd](c, args)
-    return 0
+        code = VERBS[args.cmd](c, args)
+    return EXIT_OK if code is None else code
 
 
 #: what a user or the machine can cause (bad input, a missing table, a full disk):
 #: one line, no traceback. Anything else is a bug, and keeps its traceback.
 EXPECTED_ERRORS = (PegasusFastError, OSError)
 
+#: the exit code of each expected error, the first class that matches (else EXIT_ERROR)
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (TableNotFoundError, EXIT_NOT_FOUND),
+    (DuplicationNotFoundError, EXIT_NOT_FOUND),
+    (InvalidArgumentError, EXIT_USAGE),
+    (InvalidTypeError, EXIT_USAGE),
+    (PartitionUnavailableError, EXIT_UNAVAILABLE),
+    (RemoteUnavailableError, EXIT_UNAVAILABLE),
+    (ResourceExhaustedError, EXIT_UNAVAILABLE),
+)
+
+
+def exit_code(exc: BaseException) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), EXIT_ERROR)
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; an expected failure prints one ``error:`` line (a traceback with PEGASUS_FAST_DEBUG=1)."""
+    """Run one command; an expected failure prints one ``pegasus-fast: <ErrorClass>: message``
+    line (a traceback with PEGASUS_FAST_DEBUG=1); the exit codes are parser.EPILOG's."""
     try:
-        return run(argv)
+        code = run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except EXPECTED_ERRORS as exc:
         if os.environ.get("PEGASUS_FAST_DEBUG", "").strip() not in ("", "0"):
             raise
-        print(f"pegasus-fast: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        print(f"pegasus-fast: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("pegasus-fast: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``| head``): it has what it wanted; end quietly, with
+    stdout on /dev/null so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 def _one_line(exc: BaseException) -> str:

@@ -113,7 +113,7 @@ def _write_ready(path: str, url: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.cluster:
-        raise SystemExit("pegasus-fast: serve needs --cluster DIR")
+        raise InvalidArgumentError("serve needs --cluster DIR")
     token, tls, config = _token(args), _tls(args), _config(args.config)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,7 +14,7 @@ from ..client.network import Network
 from ..duplication import DupStatus
 from ..engine.cluster import Cluster
 from ..engine.local_follower import open_cluster_at
-from ..errors import ClusterLockedError
+from ..errors import ClusterLockedError, InvalidArgumentError
 
 
 @contextlib.contextmanager
@@ -23,7 +23,7 @@ def opened(args: argparse.Namespace) -> Iterator[Any]:
     with --connect, the served cluster."""
     if args.connect:
         if args.cluster:
-            raise SystemExit("pegasus-fast: give --cluster DIR or --connect URL, not both")
+            raise InvalidArgumentError("give --cluster DIR or --connect URL, not both")
         from ..client.connect import connect
 
         extra = {"zk_auth_file": args.zk_auth_file} if args.connect.startswith("zk://") else {}
@@ -31,7 +31,7 @@ def opened(args: argparse.Namespace) -> Iterator[Any]:
             yield rc
         return
     if not args.cluster:
-        raise SystemExit("pegasus-fast: --cluster DIR or --connect URL is required for this command")
+        raise InvalidArgumentError("--cluster DIR or --connect URL is required for this command")
     c = Cluster.open(args.cluster, name=args.name, network=Network())
     remotes: list[Cluster] = []
     try:

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..engine.cluster import Cluster
 from ..engine.local_follower import open_cluster_at
+from ..errors import InvalidArgumentError, PartitionUnavailableError
 from ..net import wire
 from .data_verbs import DATA_VERBS
+from .exits import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE
 from .format import table
 from .progress import wait_for_log
 from .session import settle
 
-Verb = Callable[[Any, argparse.Namespace], None]
+#: a verb returns its exit code (None: 0)
+Verb = Callable[[Any, argparse.Namespace], int | None]
 
 
 def _parse_envs(specs: list[str]) -> dict[str, str]:
@@ -25,7 +29,7 @@ def _parse_envs(specs: list[str]) -> dict[str, str]:
     for spec in specs:
         for pair in spec.split(","):
             if "=" not in pair:
-                raise SystemExit(f"pegasus-fast: expected KEY=VALUE in --envs, got {pair!r}")
+                raise InvalidArgumentError(f"expected KEY=VALUE in --envs, got {pair!r}")
             key, value = pair.split("=", 1)
             envs[key] = value
     return envs
@@ -80,32 +84,45 @@ def drop(c: Any, args: argparse.Namespace) -> None:
     print(f"dropped table {args.table}")
 
 
-def app(c: Any, args: argparse.Namespace) -> None:
+def app(c: Any, args: argparse.Namespace) -> int:
+    """Exit 3 if a partition cannot answer (its node down): it is listed as unavailable."""
     t = c.table(args.table)
-    h = t.health()
+    gone: dict[int, PartitionUnavailableError] = {}
+    partial = hasattr(t, "count_each")  # a multi-node table: some partitions may be down
+    h = t.health(gone) if partial else t.health()
+    stats = t.partition_stats(gone) if partial else t.partition_stats()
     print(f"table {t.name}: app_id {t.app_id}, {t.partition_count} partitions")
     print(f"envs: {_envs_text(c.table_info(t.name).envs)}")
     print(
         f"fully_healthy {h.fully_healthy}  unhealthy {h.unhealthy}  "
         f"write_unhealthy {h.write_unhealthy}  read_unhealthy {h.read_unhealthy}\n"
     )
-    print(
-        table(
-            ["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"],
-            [
-                (
-                    s.pidx,
-                    s.state,
-                    s.last_committed_decree,
-                    s.last_flushed_decree,
-                    s.last_durable_decree,
-                    s.wal_bytes,
-                    s.data_bytes,
-                )
-                for s in t.partition_stats()
-            ],
+    rows: list[tuple[object, ...]] = [
+        (
+            s.pidx,
+            s.state,
+            s.last_committed_decree,
+            s.last_flushed_decree,
+            s.last_durable_decree,
+            s.wal_bytes,
+            s.data_bytes,
         )
+        for s in stats
+    ]
+    rows += [
+        (pidx, "unavailable", "-", "-", "-", "-", "-") for pidx in gone if pidx not in {s.pidx for s in stats}
+    ]
+    print(
+        table(["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"], sorted(rows))
     )
+    return _unavailable(gone)
+
+
+def _unavailable(gone: dict[int, PartitionUnavailableError]) -> int:
+    """List the partitions that could not answer on stderr; their exit code."""
+    for pidx in sorted(gone):
+        print(f"unavailable: partition {pidx}: {gone[pidx].state}", file=sys.stderr)
+    return EXIT_UNAVAILABLE if gone else EXIT_OK
 
 
 def checkpoint(c: Any, args: argparse.Namespace) -> None:
@@ -136,8 +153,10 @@ def set_(c: Any, args: argparse.Namespace) -> None:
     print(f"OK (decree {d})")
 
 
-def get(c: Any, args: argparse.Namespace) -> None:
-    print(_text(c.table(args.table).get(_arg(args.hash_key), _arg(args.sort_key))))
+def get(c: Any, args: argparse.Namespace) -> int:
+    value = c.table(args.table).get(_arg(args.hash_key), _arg(args.sort_key))
+    print(_text(value))
+    return EXIT_NOT_FOUND if value is None else EXIT_OK
 
 
 def del_(c: Any, args: argparse.Namespace) -> None:
@@ -149,7 +168,7 @@ def multi_set(c: Any, args: argparse.Namespace) -> None:
     values = {}
     for pair in args.pairs:
         if "=" not in pair:
-            raise SystemExit(f"pegasus-fast: expected SORT_KEY=VALUE, got {pair!r}")
+            raise InvalidArgumentError(f"expected SORT_KEY=VALUE, got {pair!r}")
         sk, v = pair.split("=", 1)
         values[_arg(sk)] = _arg(v)
     d = c.table(args.table).multi_set(_arg(args.hash_key), values, ttl_seconds=args.ttl)
@@ -171,8 +190,20 @@ def scan(c: Any, args: argparse.Namespace) -> None:
     print(table(["hash_key", "sort_key", "value"], rows))
 
 
-def count(c: Any, args: argparse.Namespace) -> None:
-    print(c.table(args.table).count())
+def count(c: Any, args: argparse.Namespace) -> int:
+    """Exit 3 with a partial count if a partition cannot answer (its node down)."""
+    t = c.table(args.table)
+    if not hasattr(t, "count_each"):
+        print(t.count())
+        return EXIT_OK
+    each = t.count_each()
+    gone = {p: n for p, n in each.items() if isinstance(n, PartitionUnavailableError)}
+    total = sum(n for n in each.values() if isinstance(n, int))
+    if gone:
+        print(f"{total} (partial: {len(gone)} of {len(each)} partitions unavailable)")
+    else:
+        print(total)
+    return _unavailable(gone)
 
 
 # -- a multi-node cluster --------------------------------------------------------------------
@@ -180,35 +211,56 @@ def count(c: Any, args: argparse.Namespace) -> None:
 
 def _multi_node(c: Any, args: argparse.Namespace) -> None:
     if not hasattr(c, "balance"):
-        raise SystemExit(
-            f"pegasus-fast: {args.cmd} needs a multi-node cluster: --connect zk://HOST:PORT/CHROOT"
-        )
+        raise InvalidArgumentError(f"{args.cmd} needs a multi-node cluster: --connect zk://HOST:PORT/CHROOT")
 
 
-def nodes(c: Any, args: argparse.Namespace) -> None:
-    _multi_node(c, args)
+def _owned(c: Any) -> dict[str, list[str]]:
+    """Node id → the partitions (``table.pidx``) it owns, as ZooKeeper says."""
     owned: dict[str, list[str]] = {}
     for info in c.list_tables():
         for pidx, owner in enumerate(c.table(info.name).owners()):
             owned.setdefault(owner, []).append(f"{info.name}.{pidx}")
-    rows = [(n, url, len(owned.get(n, [])), " ".join(owned.get(n, []))) for n, url in c.nodes().items()]
-    print(table(["node", "url", "partitions", "owns"], rows))
+    return owned
+
+
+def nodes(c: Any, args: argparse.Namespace) -> None:
+    """The live nodes, and the dead ones: owners of partitions that are not live."""
+    _multi_node(c, args)
+    owned = _owned(c)
+    live = c.nodes()
+    rows = [(n, "live", url, len(owned.get(n, [])), " ".join(owned.get(n, []))) for n, url in live.items()]
+    rows += [(n, "dead", "-", len(owned[n]), " ".join(owned[n])) for n in sorted(owned) if n not in live]
+    print(table(["node", "state", "url", "partitions", "owns"], rows))
 
 
 def move(c: Any, args: argparse.Namespace) -> None:
     _multi_node(c, args)
+    owners = c.table(args.table).owners()
+    if not 0 <= args.pidx < len(owners):
+        raise InvalidArgumentError(f"table {args.table} has partitions 0..{len(owners) - 1}, not {args.pidx}")
+    if owners[args.pidx] == args.node:
+        print(f"{args.table}.{args.pidx} is already on {args.node}: nothing moved")
+        return
     start = time.perf_counter()
     d = c.move_partition(args.table, args.pidx, args.node)
     ms = (time.perf_counter() - start) * 1000
     print(f"moved {args.table}.{args.pidx} to {args.node} at decree {d} in {ms:.1f} ms")
 
 
-def balance(c: Any, args: argparse.Namespace) -> None:
+def balance(c: Any, args: argparse.Namespace) -> int:
+    """Exit 3 if a partition cannot be placed: its node is dead, its data on that node's disk."""
     _multi_node(c, args)
     moves = c.balance()
     for t_name, pidx, node in moves:
         print(f"moved {t_name}.{pidx} to {node}")
     print(f"{len(moves)} moves")
+    live = c.nodes()
+    stuck = [(n, p) for n, held in sorted(_owned(c).items()) if n not in live for p in held]
+    for node, part in stuck:
+        print(
+            f"cannot place {part}: its node {node} is dead (its data is on that node's disk)", file=sys.stderr
+        )
+    return EXIT_UNAVAILABLE if stuck else EXIT_OK
 
 
 # -- duplications --------------------------------------------------------------------------
@@ -296,7 +348,7 @@ def _dup_verb(act: Callable[[Any], None]) -> Verb:
     def verb(c: Any, args: argparse.Namespace) -> None:
         d = c.duplication(args.dupid)
         if d.table_name != args.table:
-            raise SystemExit(f"pegasus-fast: duplication {args.dupid} is not of table {args.table}")
+            raise InvalidArgumentError(f"duplication {args.dupid} is not of table {args.table}")
         act(d)
         print(f"duplication {d.dupid}: {d.status}")
 

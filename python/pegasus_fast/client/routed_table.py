@@ -50,22 +50,34 @@ def each_owner(
     cfg: TableConfig,
     fn: Callable[[str], list[_R]],
     key: Callable[[_R], int],
+    unavailable: dict[int, PartitionUnavailableError] | None = None,
 ) -> list[_R]:
     """``fn(url)`` on every node owning a partition of table ``name``, each row (``key``: its
-    partition) kept from its owner only, sorted by partition."""
+    partition) kept from its owner only, sorted by partition. With ``unavailable``, a partition
+    that cannot answer (a bad configuration, its node down) is put there, pidx → its error,
+    instead of raising."""
     out: list[_R] = []
     for p in cfg.partitions:
         if p.problem:
-            raise PartitionUnavailableError(name, p.pidx, f"bad configuration: {p.problem}")
-    for node in sorted({p.owner for p in cfg.partitions}):
-        mine = {p.pidx for p in cfg.partitions if p.owner == node}
+            exc = PartitionUnavailableError(name, p.pidx, f"bad configuration: {p.problem}")
+            if unavailable is None:
+                raise exc
+            unavailable[p.pidx] = exc
+    for node in sorted({p.owner for p in cfg.partitions if not p.problem}):
+        mine = {p.pidx for p in cfg.partitions if p.owner == node and not p.problem}
         url = routing.routes.url_of(node)
-        if url is None:
-            raise NodeUnavailableError(name, min(mine), node, "", "not live in ZooKeeper")
         try:
-            out.extend(x for x in fn(url) if key(x) in mine)
-        except RemoteUnavailableError as exc:
-            raise NodeUnavailableError(name, min(mine), node, url, exc.reason) from None
+            if url is None:
+                raise NodeUnavailableError(name, min(mine), node, "", "not live in ZooKeeper")
+            try:
+                out.extend(x for x in fn(url) if key(x) in mine)
+            except RemoteUnavailableError as exc:
+                raise NodeUnavailableError(name, min(mine), node, url, exc.reason) from None
+        except NodeUnavailableError as exc:
+            if unavailable is None:
+                raise
+            for pidx in mine:
+                unavailable[pidx] = NodeUnavailableError(name, pidx, exc.node, exc.url, exc.reason)
     return sorted(out, key=key)
 
 
@@ -212,19 +224,53 @@ class RoutedTable(RoutedDataApi):
 
     # -- per partition, from each owner ------------------------------------------------
 
-    def _each_owner(self, fn: Callable[[RemoteTable], list[_R]], key: Callable[[_R], int]) -> list[_R]:
-        return each_owner(self._r, self.name, self._config(), lambda url: fn(self._remote(url)), key)
+    def _each_owner(
+        self,
+        fn: Callable[[RemoteTable], list[_R]],
+        key: Callable[[_R], int],
+        unavailable: dict[int, PartitionUnavailableError] | None = None,
+    ) -> list[_R]:
+        return each_owner(
+            self._r, self.name, self._config(), lambda url: fn(self._remote(url)), key, unavailable
+        )
 
     def checkpoint(self) -> list[CheckpointInfo]:
         return self._each_owner(lambda t: t.checkpoint(), lambda c: c.pidx)
 
-    def partition_stats(self) -> list[PartitionStats]:
-        return self._each_owner(lambda t: t.partition_stats(), lambda s: s.pidx)
+    def partition_stats(
+        self, unavailable: dict[int, PartitionUnavailableError] | None = None
+    ) -> list[PartitionStats]:
+        """Each partition's stats, from its owner. With ``unavailable``, the partitions that
+        cannot answer are put there (pidx → error) and left out, instead of raising."""
+        return self._each_owner(lambda t: t.partition_stats(), lambda s: s.pidx, unavailable)
 
-    def health(self) -> TableHealth:
-        states = self._each_owner(lambda t: t.health().partitions, lambda s: s[0])
+    def health(self, unavailable: dict[int, PartitionUnavailableError] | None = None) -> TableHealth:
+        """As :meth:`partition_stats`: with ``unavailable``, a partition that cannot answer
+        counts as unhealthy, its state ``unavailable``, instead of raising."""
+        gone: dict[int, PartitionUnavailableError] = {}
+        states = self._each_owner(lambda t: t.health().partitions, lambda s: s[0], gone)
+        if gone and unavailable is None:
+            raise gone[min(gone)]
+        if unavailable is not None:
+            unavailable.update(gone)
+        states = sorted(states + [(pidx, "unavailable") for pidx in gone])
         sick = sum(1 for _, s in states if s != "serving")
         return TableHealth(len(states) - sick, sick, sick, sick, states)
+
+    def count_each(self) -> dict[int, int | PartitionUnavailableError]:
+        """Each partition's record count, or the error of a partition that cannot answer."""
+        out: dict[int, int | PartitionUnavailableError] = {}
+        for p in range(self.partition_count):
+            try:
+                out[p] = self._call(
+                    p,
+                    lambda url, p=p: (
+                        self._r.conn(url)("Count", pb.TableRef(table=self.name, partitions=[p])).count
+                    ),
+                )
+            except PartitionUnavailableError as exc:
+                out[p] = exc
+        return out
 
     def close(self) -> None:
         """Nothing to release: the connections are the cluster's."""
