@@ -113,6 +113,7 @@ def test_refuses_non_loopback_without_tls_and_token(
 
 def test_token_file(default_backend_name: str, default_backend: ModuleType, tmp_path: Path) -> None:
     (tmp_path / "token").write_text("file-token\n")
+    (tmp_path / "token").chmod(0o600)  # a token file open to others is refused
     ready = tmp_path / "ready"
     proc = _serve(default_backend_name, tmp_path / "c", ready, "--token-file", str(tmp_path / "token"))
     try:

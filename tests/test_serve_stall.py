@@ -93,6 +93,7 @@ def test_stalls_with_the_token_are_cut_at_the_body_timeout(cluster: pf.Cluster) 
 
 def test_unauthenticated_huge_messages_are_not_buffered(default_backend_name: str, tmp_path: Path) -> None:
     (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "token").chmod(0o600)  # a token file open to others is refused
     ready = tmp_path / "ready"
     proc = subprocess.Popen(
         [PYTHON, "-m", "pegasus_fast", "--cluster", str(tmp_path / "c"), "serve", "--listen", "127.0.0.1:0",

@@ -257,6 +257,7 @@ def test_remote_token_survives_a_source_restart(fleet: Fleet) -> None:
     src, dst = fleet.add("source"), fleet.add("target")
     token_file = fleet.root / "follower.token"
     token_file.write_text("s3cret-follower-token\n")
+    token_file.chmod(0o600)  # a token file open to others is refused
     src.launch()
     dst.launch("--token-file", str(token_file))
     src.wait_ready()

@@ -241,6 +241,21 @@ class DuplicationGapError(DuplicationError):
         self.got = got
 
 
+class FollowerDecreeError(DuplicationError):
+    """A follower answered a source decree past the source partition's last one: it holds what
+    the source never wrote (or lies), so the duplication stops rather than count it confirmed."""
+
+    def __init__(self, table: str, pidx: int, claimed: int, last: int) -> None:
+        super().__init__(
+            f"the follower of {table!r} partition {pidx} claims source decree {claimed}, "
+            f"past the source's last decree {last}"
+        )
+        self.table = table
+        self.pidx = pidx
+        self.claimed = claimed
+        self.last = last
+
+
 class DuplicationWalReleasedError(DuplicationError):
     """The WAL a duplication without checkpoint needed went past the retention cap and was freed:
     it cannot re-learn (a checkpoint would replace the follower table), so it stops; remove it and
@@ -282,6 +297,11 @@ class AuthenticationError(PegasusFastError):
         super().__init__(f"{remote} refused the call" + (f": {reason}" if reason else ""))
         self.remote = remote
         self.reason = reason
+
+
+class PermissionDeniedError(AuthenticationError):
+    """A served cluster knew the call's token, but that token's role does not cover the method
+    (a client token calling an admin method, say)."""
 
 
 class RemoteError(PegasusFastError):

@@ -19,7 +19,7 @@ from ..errors import InvalidArgumentError
 from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of, node_uid_of
 from ..multinode.member import Member
 from ..multinode.ownership import Ownership
-from ..net.wire import TOKEN_ENV, token_from_env
+from ..net.wire import TOKEN_ENV, read_token_file, token_from_env
 from ..server.app import TLS, Server
 
 
@@ -28,7 +28,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--listen", default="127.0.0.1:34801", help="HOST:PORT (port 0: a free one)")
     p.add_argument("--ready-file", help="once serving, the URL is written here atomically")
     p.add_argument("--metrics-listen", help="HOST:PORT for Prometheus /metrics over HTTP")
-    p.add_argument("--token-file", help=f"a file holding the token every call must carry (else ${TOKEN_ENV})")
+    p.add_argument(
+        "--token-file",
+        help=f"a file (mode 600) holding the token that may call anything (else ${TOKEN_ENV})",
+    )
+    for role, what in (
+        ("client", "the data API"),
+        ("admin", "tables and duplications"),
+        ("replication", "the Follower service (a duplication source)"),
+    ):
+        p.add_argument(
+            f"--{role}-token-file", help=f"a file (mode 600) holding a token that may call only {what}"
+        )
     p.add_argument("--tls-cert", help="PEM certificate of the server")
     p.add_argument("--tls-key", help="PEM private key of the server")
     p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
@@ -85,11 +96,16 @@ def _config(items: list[str]) -> Config:
 def _token(args: argparse.Namespace) -> str | None:
     if args.token_file is None:
         return token_from_env()
-    with open(args.token_file, encoding="utf-8") as f:
-        token = f.read().strip()
-    if not token:
-        raise InvalidArgumentError(f"token file {args.token_file} is empty")
-    return token
+    return read_token_file(args.token_file)
+
+
+def _role_tokens(args: argparse.Namespace) -> dict[str, str | None]:
+    """``client_token``, ``admin_token``, ``replication_token`` of the role token files given."""
+    out: dict[str, str | None] = {}
+    for role in ("client", "admin", "replication"):
+        path = getattr(args, f"{role}_token_file", None)
+        out[f"{role}_token"] = None if path is None else read_token_file(path)
+    return out
 
 
 def _tls(args: argparse.Namespace) -> TLS | None:
@@ -115,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.cluster:
         raise InvalidArgumentError("serve needs --cluster DIR")
     token, tls, config = _token(args), _tls(args), _config(args.config)
+    roles = _role_tokens(args)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -124,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidArgumentError("--node-id needs --zk")
         if getattr(args, "zk_auth_file", None) is not None:
             raise InvalidArgumentError("--zk-auth-file needs --zk")
-        cluster = Cluster.open(args.cluster, name=args.name, config=config, network=Network())
+        cluster = Cluster.open(args.cluster, name=args.name, config=config, network=Network(env_token=False))
     else:
         cluster, member = _join(args, config, token)
     try:
@@ -139,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             member=member,
             pegasus_listen=args.pegasus_listen,
             pegasus_allow=args.pegasus_allow,
+            **roles,
         )
         if member is not None:
             member.start(server.url)
@@ -185,7 +203,7 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
             cluster_id=doc.cluster_id,
             uid=doc.uid,
             duplication_scope=ownership.scope,
-            network=Network(),
+            network=Network(env_token=False),
         )
         try:
             if not os.path.exists(os.path.join(cluster.path, NODE_ID_FILE)) and cluster.list_tables():

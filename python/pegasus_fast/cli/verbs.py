@@ -298,8 +298,7 @@ def print_progress(d: Any) -> None:
 def add_dup(c: Any, args: argparse.Namespace) -> None:
     token = None
     if args.remote_token_file:
-        with open(args.remote_token_file, encoding="utf-8") as f:
-            token = f.read().strip() or None
+        token = wire.read_token_file(args.remote_token_file)
     served = wire.is_url(args.remote) or args.remote.startswith("zk://")
     remote = args.remote if served or not isinstance(c, Cluster) else None
     if remote is None:

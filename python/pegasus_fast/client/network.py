@@ -15,7 +15,11 @@ from ..errors import InvalidArgumentError, RemoteUnavailableError
 
 
 class Network:
-    def __init__(self) -> None:
+    """``env_token=False`` (a served cluster): a remote given no token is shown none, never this
+    process's $PEGASUS_FAST_TOKEN (net/follower.py)."""
+
+    def __init__(self, env_token: bool = True) -> None:
+        self._env_token = env_token
         self._lock = threading.Lock()
         self._served: Any = None
         self._routed: Any = None
@@ -39,7 +43,7 @@ class Network:
             if self._closed:
                 raise RemoteUnavailableError(url, "the cluster is closing")
             if self._served is None:
-                self._served = RemoteConnector()
+                self._served = RemoteConnector(self._env_token)
             return self._served
 
     def connect(self, url: str, token: str | None = None) -> Follower:

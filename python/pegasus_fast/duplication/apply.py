@@ -130,6 +130,20 @@ def _shipped(mutations: list[Mutation], seen: int, own_cluster_id: int) -> list[
     return out
 
 
+#: how far past what a follower holds (and what it is sent) a source may say it stepped over or
+#: lost in one call: more decrees than a source writes in years, far below what would look complete
+MAX_DECREE_STEP = 1 << 32
+
+
+def check_step(held: int, shipped: int, claimed: int) -> None:
+    """Refuse a skipped or advanced source decree that no source could have: past what the follower
+    holds and the last decree it is sent by more than :data:`MAX_DECREE_STEP` (or negative)."""
+    if claimed < 0 or claimed > max(held, shipped) + MAX_DECREE_STEP:
+        raise InvalidArgumentError(
+            f"source decree {claimed} is out of reach: the follower holds {held}, was sent up to {shipped}"
+        )
+
+
 def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0) -> int:
     """Apply shipped WAL blocks to a follower partition; returns the source decree it now
     holds durably (applied, or seen and needing nothing).
@@ -148,6 +162,7 @@ def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0)
     mutations = _backend.impl.decode_blocks(blocks) if blocks else []
     p = partition
     own = p.cluster_id
+    check_step(max(p.source_decree, p.source_seen), max([0] + [m[0] for m in mutations]), skipped_through)
 
     def build(next_decree: int) -> list[Mutation]:
         todo = _shipped(mutations, max(p.source_decree, p.source_seen, skipped_through), own)
@@ -176,6 +191,7 @@ def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0)
 def advance_to(partition: Partition, source_decree: int) -> None:
     """fail_mode=skip: record that source decrees up to ``source_decree`` are lost."""
     p = partition
+    check_step(max(p.source_decree, p.source_seen), 0, source_decree)
 
     def build(next_decree: int) -> list[Mutation]:
         if source_decree <= p.source_decree:
@@ -223,7 +239,9 @@ def apply_rerouted(
     mutations = _backend.impl.decode_blocks(blocks) if blocks else []
     count = len(partitions)
     home = partitions[source_pidx % count]
-    seen = max(home.rerouted_progress().get(source_pidx, 0), skipped_through)
+    held = home.rerouted_progress().get(source_pidx, 0)
+    check_step(held, max([0] + [m[0] for m in mutations]), skipped_through)
+    seen = max(held, skipped_through)
     todo = _shipped(mutations, seen, home.cluster_id)
     routed: dict[int, list[Mutation]] = {}
     for decree, ts, cid, ops in todo:

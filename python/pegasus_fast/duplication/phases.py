@@ -293,7 +293,7 @@ class DuplicationPhases:
                 return
             # from what the follower holds durably: a partition that moved here carries on
             # exactly where its last owner's shipping stopped
-            self._shippers[i].restart_at(source_decree + 1)
+            self._shippers[i].follower_at(source_decree)
         while self._status == DupStatus.LOG and not self._stopping.is_set():
             if any(self._cap.wanted):
                 return  # the driver loop records the release, then comes back

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .. import _backend
-from ..errors import WalGapError
+from ..errors import FollowerDecreeError, WalGapError
 from ..storage.partition import Partition
 from .ports import Follower
 
@@ -72,6 +72,18 @@ class PartitionShipper:
         self.next_decree = next_decree
         self.cursor = None
 
+    def follower_at(self, decree: int) -> None:
+        """Carry on after the source decree the follower says it holds; never past this
+        partition's own last decree (a follower cannot hold what was never written)."""
+        self.check_follower(decree)
+        self.restart_at(decree + 1)
+
+    def check_follower(self, decree: int) -> int:
+        last = self.partition.last_committed
+        if decree > last:
+            raise FollowerDecreeError(self.remote_table, self.partition.pidx, decree, last)
+        return decree
+
     def _locate(self) -> Cursor:
         files = [
             f for f in self.partition.wal.snapshot_files() if f.size and f.last_decree >= self.next_decree
@@ -125,7 +137,7 @@ class PartitionShipper:
                 return True
             return self._advance_file()
         # writes that came from the remote are not shipped back: they only count as seen
-        applied = follower.apply(self.remote_table, self.partition.pidx, blocks, skipped)
+        applied = self.check_follower(follower.apply(self.remote_table, self.partition.pidx, blocks, skipped))
         through = max(last, skipped)
         if blocks:
             now_us = time.time_ns() // 1000
@@ -186,6 +198,7 @@ class PartitionShipper:
         moved = False
         try:
             for applied in acks:
+                self.check_follower(applied)
                 s = sent.popleft()
                 self._account(s)
                 moved = True

@@ -38,7 +38,9 @@ class FollowerTables:
         rec = self.record(name)
         assert rec is not None
         rerouted = source_partitions if source_partitions != rec.partition_count else 0
-        self._meta.set_follower_of(name, FollowerOf(source, (False,) * source_partitions, rerouted))
+        self._meta.set_follower_of(
+            name, FollowerOf(source, (False,) * source_partitions, rerouted, adopted=True)
+        )
 
     def mark_learned(self, name: str, pidxs: list[int]) -> None:
         """Persist that follower partitions have their checkpoints, then let them serve."""
@@ -62,6 +64,9 @@ class FollowerTables:
         rec = self.record(name)
         if rec is None or rec.follower_of is None:
             raise DuplicationError(f"table {name!r} is not a duplication's follower")
+        if rec.follower_of.adopted:
+            # its data is its own, not a checkpoint of the source's: learning again would wipe it
+            raise DuplicationError(f"table {name!r} was adopted as it was: it never learns again")
         self._meta.set_learned(name, pidxs, learned=False)
         table = self._tables.get(name)
         for pidx in pidxs:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any, Protocol
 
 from .. import _backend, fileio
@@ -61,6 +62,10 @@ def _holds_anything(directory: str | None) -> bool:
         return False
 
 
+#: the journal is its owner's alone: it holds the tokens duplications show their remotes
+JOURNAL_MODE = 0o600
+
+
 class JournalMetaStore:
     """``data_dir``: a directory whose content proves the cluster existed (rule 3)."""
 
@@ -86,6 +91,8 @@ class JournalMetaStore:
             if _holds_anything(self.data_dir):
                 raise MetaCorruptionError(self.path, 0, "missing, but the cluster holds tables")
             return None
+        if stat.S_IMODE(os.stat(self.path).st_mode) & (stat.S_IRWXG | stat.S_IRWXO):
+            os.chmod(self.path, JOURNAL_MODE)  # written by an older version, open to others
         data = _read_all(self.path)
         state: dict[str, Any] | None = None
         pos = 0
@@ -145,7 +152,8 @@ class JournalMetaStore:
 
     def _rewrite(self, line: bytes) -> None:
         """Compaction: the new state in ``journal.tmp``, synced, then renamed over the journal."""
-        fd = fileio.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        # 0600: it keeps the tokens duplications show their remotes
+        fd = fileio.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, JOURNAL_MODE)
         try:
             try:
                 fileio.write(fd, line)

@@ -72,7 +72,22 @@ class LocalFollower:
     def max_batch_bytes(self) -> int:
         return 1 << 62  # nothing crosses a wire
 
+    def _followed(self, table: str) -> None:
+        """Only a duplication's follower table takes a duplication's calls: an ordinary table is
+        never written, re-learned or wiped through the follower port (EnsureTable adopts one)."""
+        try:
+            rec = self.cluster.followers.record(table)
+        except ClosedError:
+            raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
+        if rec is None:
+            raise RemoteUnavailableError(self.cluster.path, f"table {table!r} not found")
+        if rec.follower_of is None:
+            raise DuplicationError(
+                f"table {table!r} of cluster {self.cluster.name!r} is not a duplication's follower"
+            )
+
     def _partition(self, table: str, pidx: int) -> Partition:
+        self._followed(table)
         try:
             t = self.cluster.table(table)
         except ClosedError:
@@ -126,6 +141,7 @@ class LocalFollower:
 
     def _rerouted(self, table: str) -> list[Partition] | None:
         """The table's partitions when it is fed by a source of another partition count."""
+        self._followed(table)
         rec = self.cluster.followers.record(table)
         if rec is None or rec.follower_of is None or not rec.follower_of.rerouted:
             return None
@@ -232,7 +248,9 @@ class LocalFollower:
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         parts = self._rerouted(table)
         if parts is not None:
-            parts[self._source_pidx(table, pidx) % len(parts)].record_rerouted(pidx, source_decree)
+            home = parts[self._source_pidx(table, pidx) % len(parts)]
+            apply.check_step(home.rerouted_progress().get(pidx, 0), 0, source_decree)
+            home.record_rerouted(pidx, source_decree)
             return
         apply.advance_to(self._partition(table, pidx), source_decree)
 

@@ -67,6 +67,9 @@ class FollowerOf:
     #: the source's partition count when it differs from the table's (0: the same); each
     #: shipped op then goes to the partition its key hashes to (duplication/apply.py)
     source_partitions: int = 0
+    #: an existing table taken as it was (a duplication without checkpoint): its data was never
+    #: learned from the source, so the source can never make it learn again (nor wipe it)
+    adopted: bool = False
 
     @property
     def rerouted(self) -> bool:
@@ -76,6 +79,8 @@ class FollowerOf:
         out: dict[str, Any] = {"source": self.source.to_json(), "learned": list(self.learned)}
         if self.source_partitions:
             out["source_partitions"] = self.source_partitions
+        if self.adopted:
+            out["adopted"] = True
         return out
 
     @classmethod
@@ -101,7 +106,10 @@ class FollowerOf:
         ):
             raise _bad("follower_of.learned is not one bool per source partition")
         source = SourceId(src["cluster"], src["cluster_uid"], src["table"], _int(src, "dupid", 1, MAX_DUPID))
-        return cls(source, tuple(learned), source_partitions)
+        adopted = raw.get("adopted", False)
+        if not isinstance(adopted, bool):
+            raise _bad("follower_of.adopted is not a bool")
+        return cls(source, tuple(learned), source_partitions, adopted)
 
 
 @dataclass(frozen=True)

@@ -196,8 +196,12 @@ class RemoteConnector:
     """Finds the follower at a pegasus:// URL; one channel per URL (channels.py), reused across
     retries (gRPC reconnects it by itself once the remote is back)."""
 
-    def __init__(self) -> None:
+    def __init__(self, env_token: bool = True) -> None:
+        """``env_token``: a remote given no token is shown this process's $PEGASUS_FAST_TOKEN
+        (an embedded cluster's default); a served cluster passes False, so a duplication someone
+        adds over the wire shows only the ``remote_token`` it was given, never the server's own."""
         self._channels: Channels[grpc.Channel] = Channels(lambda url, channel: channel)
+        self._env_token = env_token
 
     def connect(self, remote: str, token: str | None = None) -> Follower:
         if not is_url(remote):
@@ -207,7 +211,9 @@ class RemoteConnector:
             channel = self._channels.get(url)
         except ClosedError:
             raise RemoteUnavailableError(url, "the cluster is closing") from None
-        return RemoteFollower(url, channel, token if token is not None else token_from_env())
+        if token is None and self._env_token:
+            token = token_from_env()
+        return RemoteFollower(url, channel, token)
 
     def close(self) -> None:
         """Close every channel, ending the calls in flight; no new one is opened after this.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -119,6 +120,24 @@ def is_url(remote: object) -> bool:
 
 def token_from_env() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
+
+
+def read_token_file(path: str) -> str:
+    """The token in ``path``, a file only its owner may read (one open to group or others is
+    refused: anyone on the machine could take the token)."""
+    try:
+        st = os.stat(path)
+        with open(path, encoding="utf-8") as f:
+            token = f.read().strip()
+    except OSError as exc:
+        raise InvalidArgumentError(f"cannot read the token file {path}: {exc}") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InvalidArgumentError(
+            f"the token file {path} is open to group or others (mode {stat.S_IMODE(st.st_mode):o}): chmod 600 it"
+        )
+    if not token:
+        raise InvalidArgumentError(f"token file {path} is empty")
+    return token
 
 
 #: PEM files a duplicating process uses to reach TLS followers: the CA that signed them, and
@@ -268,6 +287,8 @@ def error_from_rpc(exc: grpc.RpcError, url: str) -> BaseException:
             return decode_error(value, url, details)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return AuthenticationError(url, details)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return errors.PermissionDeniedError(url, details)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return RemoteUnavailableError(
             url, f"{code.name.lower()}: {details}" if details else code.name.lower()

@@ -7,7 +7,6 @@ duplications ship what is durable, and (when it owns it) closes the cluster.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import time
@@ -27,6 +26,7 @@ from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
 from .client_service import ClientService
 from .deadlines import Deadlines
 from .follower_service import FollowerService
+from .roles import Tokens, allowed, role_of
 
 if TYPE_CHECKING:
     from ..multinode.member import Member
@@ -73,12 +73,12 @@ class TLS:
         )
 
 
-def _refuse(reason: str) -> grpc.RpcMethodHandler:
+def _refuse(reason: str, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED) -> grpc.RpcMethodHandler:
     """A handler that refuses the call without reading its request: it takes the request as a
     stream it never reads, so no worker waits for a body and none is buffered."""
 
     def refuse(requests: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
+        context.abort(code, reason)
 
     return grpc.stream_stream_rpc_method_handler(refuse)
 
@@ -110,12 +110,13 @@ def _with_body_deadline(handler: grpc.RpcMethodHandler, deadlines: Deadlines) ->
 
 class _Guard(grpc.ServerInterceptor):
     """Runs with a call's headers on the server's polling thread, before a worker is taken or a
-    byte of the request read. With a token, a call must carry ``authorization: Bearer <token>``
-    (compared in constant time) or is refused unread; a call that is let in has the body timeout
-    to send its request whole (a request stream, its first message)."""
+    byte of the request read. With tokens, a call must carry ``authorization: Bearer <token>``
+    (compared in constant time) of a role that covers its method (roles.py), or is refused
+    unread; a call that is let in has the body timeout to send its request whole (a request
+    stream, its first message)."""
 
-    def __init__(self, token: str | None, deadlines: Deadlines) -> None:
-        self._want = f"Bearer {token}".encode() if token else None
+    def __init__(self, tokens: Tokens, deadlines: Deadlines) -> None:
+        self._bearers = tokens.bearers()
         self._deadlines = deadlines
 
     def intercept_service(
@@ -124,14 +125,20 @@ class _Guard(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        if self._want is not None:
+        if self._bearers:
             got = b""
             for key, value in handler_call_details.invocation_metadata or ():
                 if key == "authorization":
                     got = value.encode() if isinstance(value, str) else bytes(value)
                     break
-            if not hmac.compare_digest(got, self._want):
+            role = role_of(self._bearers, got)
+            if role is None:
                 return _refuse("missing token" if not got else "wrong token")
+            if not allowed(role, handler_call_details.method):
+                return _refuse(
+                    f"a {role} token may not call {handler_call_details.method}",
+                    grpc.StatusCode.PERMISSION_DENIED,
+                )
         if handler.request_streaming:
             return handler
         return _with_body_deadline(handler, self._deadlines)
@@ -153,22 +160,28 @@ class Server:
         pegasus_listen: str | None = None,
         pegasus_allow: str | list[str] | None = None,
         body_timeout: float = BODY_TIMEOUT,
+        *,
+        client_token: str | None = None,
+        admin_token: str | None = None,
+        replication_token: str | None = None,
     ) -> None:
-        """``member``: serve as a node of a multi-node cluster (multinode/member.py), which adds the
+        """``token``: every call carries it (or one of the role tokens: ``client_token`` for
+        data, ``admin_token`` for tables and duplications, ``replication_token`` for the
+        Follower service; roles.py).
+        ``member``: serve as a node of a multi-node cluster (multinode/member.py), which adds the
         Meta and Node services and answers only for the partitions the node owns.
         ``pegasus_listen``: also serve Pegasus's own client protocol there (pegasus_front.py),
         a non-loopback address only with ``pegasus_allow`` CIDRs.
         ``body_timeout``: how long a call may take to send its request once its headers came."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
-        if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
-            raise InvalidArgumentError("a token is a non-empty str without surrounding whitespace")
+        tokens = Tokens(token, client_token, admin_token, replication_token)
         addr = parse_hostport(listen)
         if pegasus_listen is not None:
             from .pegasus_front import check_listen
 
             check_listen(pegasus_listen, pegasus_allow)  # refused before any port is bound
-        if not addr.is_loopback() and not insecure and (tls is None or token is None):
+        if not addr.is_loopback() and not insecure and (tls is None or not tokens.required):
             raise InvalidArgumentError(
                 f"refusing to listen on {addr.target}, which is not loopback, without both TLS and a "
                 "token (or insecure=True / --insecure)"
@@ -186,7 +199,7 @@ class Server:
         self._deadlines = Deadlines(float(body_timeout), f"serve-{cluster.name}-deadlines")
         self._grpc = grpc.server(
             ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"serve-{cluster.name}"),
-            interceptors=[_Guard(token, self._deadlines)],
+            interceptors=[_Guard(tokens, self._deadlines)],
             options=_SERVER_OPTIONS,
         )
         meta = None
@@ -305,11 +318,16 @@ def serve(
     pegasus_listen: str | None = None,
     pegasus_allow: str | list[str] | None = None,
     body_timeout: float = BODY_TIMEOUT,
+    client_token: str | None = None,
+    admin_token: str | None = None,
+    replication_token: str | None = None,
 ) -> Server:
     """Serve ``cluster`` on ``listen`` (port 0: a free one) until ``stop()``; the cluster stays the
     caller's to close. ``pegasus_listen="HOST:PORT"`` also serves Pegasus's own client protocol
     (``server.pegasus_address``), beyond loopback only to the ``pegasus_allow`` CIDRs.
-    ``body_timeout``: seconds a call may take to send its request once its headers came."""
+    ``body_timeout``: seconds a call may take to send its request once its headers came.
+    ``token`` may call anything; ``client_token`` only the data API, ``admin_token`` only tables
+    and duplications, ``replication_token`` only the Follower service (a duplication source)."""
     return Server(
         cluster,
         listen,
@@ -321,6 +339,9 @@ def serve(
         pegasus_listen=pegasus_listen,
         pegasus_allow=pegasus_allow,
         body_timeout=body_timeout,
+        client_token=client_token,
+        admin_token=admin_token,
+        replication_token=replication_token,
     )
 
 

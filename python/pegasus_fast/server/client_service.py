@@ -124,7 +124,7 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
             cluster_id=i.cluster_id,
             cluster_id_derived=i.cluster_id_derived,
             uid=i.uid,
-            path=i.path,
+            path="",  # where the cluster lives on the server's disk is not a caller's to know
             backend=i.backend,
             pegasus_address=self.data_address(),
             warnings=list(i.warnings),
@@ -261,6 +261,11 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
     def AddDuplication(
         self, request: pb.AddDuplicationRequest, context: grpc.ServicerContext
     ) -> pb.DuplicationInfo:
+        if not request.remote.startswith(("pegasus://", "zk://")):
+            # a path names a cluster on this server's disk: no caller over the wire picks those
+            raise InvalidArgumentError(
+                f"over the wire a duplication's remote is a pegasus:// or zk:// URL, not {request.remote!r}"
+            )
         if self.meta is not None:
             # the cluster's, through its leader; every node (this one too) runs it before it answers
             ref = self.meta.add_duplication(request)
