@@ -189,8 +189,12 @@ def _scan(out: bytearray, app_id: int, pidx: int, server: bytes, result: Any) ->
     _tail(out, app_id, pidx, server, first=4)
 
 
-def _partition(out: bytearray, app_id: int, primary: int, part: tuple[int, int, int]) -> None:
-    pidx, ballot, last_committed = part
+def _partition(out: bytearray, app_id: int, primary: int, part: tuple[int, ...]) -> None:
+    """``part``: (pidx, ballot, last committed decree[, its primary]); without a primary of its
+    own (a single node) the partition's primary is ``primary``, the address the client reached."""
+    pidx, ballot, last_committed = part[:3]
+    if len(part) > 3:
+        primary = part[3]
     put_field(out, T_STRUCT, 1)  # pid: a gpid, an i64 marked T_STRUCT
     out += struct.pack(">q", gpid(app_id, pidx))
     put_i64(out, 2, ballot)
