@@ -20,7 +20,10 @@ import pytest
 from conftest import DEFAULT_BACKEND
 from multinode import Nodes, owners
 from pegasus_client_venv import DRIVER, client_python
+from pegasus_fast.client.native import PyClientCore
 from pegasus_fast.coord.zk import read_nodes
+from pegasus_fast.net.pegasus import codes
+from pegasus_fast.records import encode_key
 from served import Fleet
 
 pytestmark = pytest.mark.usefixtures("default_backend")
@@ -95,6 +98,32 @@ def _expected(table: pf.RoutedTable, pegasus: dict[str, str]) -> dict[str, str]:
     return {str(p): pegasus[o] for p, o in enumerate(owners(table))}
 
 
+def _check_raw(t: pf.RoutedTable, pegasus: dict[str, str]) -> None:
+    """Each node's Pegasus port, by hand: its meta answer carries each partition's ballot (as in
+    ZooKeeper); it serves a partition it owns and refuses one it does not with
+    ERR_INVALID_STATE, writing nothing."""
+    cfg = t._config(fresh=True)
+    for node in ("n1", "n2"):
+        host, port = pegasus[node].rsplit(":", 1)
+        core = PyClientCore(host, int(port), timeout=10)
+        try:
+            err, (qerr, app_id, count, parts) = core.call(codes.OP_QUERY_CFG, 0, 0, (TABLE, []))
+            assert (err, qerr, count) == (codes.ERR_OK, codes.ERR_OK, PARTITIONS)
+            assert [(p[0], p[1]) for p in parts] == [(pc.pidx, pc.ballot) for pc in cfg.partitions]
+            for i in range(KEYS):
+                hk = b"hk%d" % i
+                pidx = t.partition_index(hk, b"s")
+                key = encode_key(hk, b"s")
+                want = codes.ERR_OK if cfg.partitions[pidx].owner == node else codes.ERR_INVALID_STATE
+                assert core.call(codes.OP_PUT, app_id, pidx, (key, b"by " + node.encode(), 0))[0] == want
+                assert core.call(codes.OP_GET, app_id, pidx, (key,))[0] == want
+        finally:
+            core.close()
+    for i in range(KEYS):
+        hk = b"hk%d" % i
+        assert t.get(hk, b"s") == b"by " + cfg.partitions[t.partition_index(hk, b"s")].owner.encode()
+
+
 def test_pypegasus3_on_any_node_routes_to_owners_and_follows_moves(fleet: Fleet, zk_chroot: str) -> None:
     client_python()  # skip before starting anything when the client cannot be had
     nodes = Nodes(fleet, zk_chroot, "--pegasus-listen", "127.0.0.1:0", *SHORT)
@@ -121,6 +150,7 @@ def test_pypegasus3_on_any_node_routes_to_owners_and_follows_moves(fleet: Fleet,
                 assert refused == 0
         for i in range(KEYS):
             assert t.get(b"hk%d" % i, b"s") == b"after%d" % i
+        _check_raw(t, pegasus)
 
         # a client of n1 keeps working when every partition changes hands under it
         proc = _driver(pegasus["n1"])
@@ -159,3 +189,16 @@ def test_pypegasus3_on_any_node_routes_to_owners_and_follows_moves(fleet: Fleet,
                 assert (get, same) == (0, True)
             else:
                 assert put != 0 and get != 0
+
+
+def test_node_doc_pegasus_address_is_optional() -> None:
+    from pegasus_fast.coord.layout import NodeDoc
+    from pegasus_fast.errors import CoordinationError
+
+    # a registration written before nodes had a Pegasus address reads as one without
+    old = b'{"node_id": "n1", "uid": "u", "url": "pegasus://127.0.0.1:1"}'
+    assert NodeDoc.decode(old) == NodeDoc("n1", "pegasus://127.0.0.1:1", "u", "")
+    doc = NodeDoc("n1", "pegasus://127.0.0.1:1", "u", "127.0.0.1:2")
+    assert NodeDoc.decode(doc.encode()) == doc
+    with pytest.raises(CoordinationError):
+        NodeDoc.decode(b'{"node_id": "n1", "url": "u", "pegasus": 5}')
