@@ -13,7 +13,11 @@ partitions this node may answer, and who owns each partition of a table (docs/pe
 
 from __future__ import annotations
 
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+
 from ..coord.zk import read_nodes, read_table
+from ..errors import CoordinationError
 from .member import Member
 
 
@@ -26,9 +30,16 @@ class PegasusView:
 
     def primaries(self, table: str) -> list[tuple[int, int, str]]:
         """``(pidx, ballot, owner's Pegasus host:port or "")`` of every partition of ``table``
-        (TableNotFoundError when ZooKeeper does not have it)."""
-        tc = read_table(self.member.zk, table)
-        nodes = read_nodes(self.member.zk)
+        (TableNotFoundError when ZooKeeper does not have it, CoordinationError when it cannot
+        be read: the query is answered ERR_UNKNOWN and the client asks again)."""
+        if not self.member.zk.connected:
+            # kazoo would hold the call until the session is back: the front end's batch loop waits
+            raise CoordinationError(self.member.addr.spec, "not connected")
+        try:
+            tc = read_table(self.member.zk, table)
+            nodes = read_nodes(self.member.zk)
+        except (KazooException, KazooTimeoutError) as exc:
+            raise CoordinationError(self.member.addr.spec, f"reading {table}'s owners: {exc!r}") from exc
         out = []
         for pc in tc.partitions:
             doc = None if pc.problem else nodes.get(pc.owner)
