@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
+from conftest import BACKENDS
 from multinode import Nodes, owners
 from pegasus_client_venv import DRIVER, client_python
 from pegasus_fast.client.native import PyClientCore
@@ -34,9 +34,11 @@ KEYS = 24
 SHORT = ("--config", "fence_lease_seconds=3", "--config", "zk_session_timeout_seconds=3")
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
+@pytest.fixture(params=BACKENDS)
+def fleet(tmp_path: Path, request: pytest.FixtureRequest, default_backend: ModuleType) -> Iterator[Fleet]:
+    """Nodes of each backend: each serves its own front end (the Rust one under the Rust backend,
+    the asyncio one under the Python one)."""
+    f = Fleet(tmp_path, request.param)
     try:
         yield f
     finally:

@@ -233,20 +233,15 @@ class Server:
         if pegasus_listen is not None:
             from .pegasus_native import open_front
 
-            if member is None:
-                # the Rust front end with the Rust backend, the asyncio one otherwise
-                self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow)
-            else:
+            handler = None
+            if member is not None:
                 from ..multinode.pegasus_view import PegasusView
                 from ..net.pegasus import BatchHandler
 
-                # a node answers only what it owns and names each partition's owner in the meta
-                # query; the Rust front end encodes this node as every partition's primary, so a
-                # node serves the asyncio one (the same bytes otherwise)
+                # a node answers only what it owns and names each partition's owner in the meta query
                 handler = BatchHandler(cluster, placement=PegasusView(member))
-                self.pegasus = open_front(
-                    cluster, pegasus_listen, pegasus_allow, native=False, handler=handler
-                )
+            # the Rust front end with the Rust backend, the asyncio one otherwise
+            self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow, handler=handler)
             self.pegasus_address = self.pegasus.address
         self._grpc.start()
         for name in ("", *SERVICES):
