@@ -10,7 +10,7 @@ warnings.simplefilter("ignore")
 
 from pypegasus.pgclient import Pegasus  # noqa: E402
 from pypegasus.utils.tools import MultiGetOptions, ScanOptions  # noqa: E402
-from twisted.internet import defer, reactor  # noqa: E402
+from twisted.internet import defer, reactor, task, threads  # noqa: E402
 
 
 def plain(value):
@@ -94,6 +94,50 @@ def misrouted(c, out):
     out.append(["set_misrouted", getattr(code, "value", code), plain(value)])
 
 
+def partitions(c):
+    """pidx -> the primary's host:port as the client holds it from its last meta query ("" for none)."""
+    return {
+        str(pidx): "{}:{}".format(*addr.to_host_port()) if addr.address else ""
+        for pidx, addr in sorted(c.table.partition_dict.items())
+    }
+
+
+@defer.inlineCallbacks
+def until_ok(call, deadline):
+    """The call's result once it answers ERR_OK (or the last one when the deadline passes), and
+    how many answers before it were not OK (a refusal makes the client query its configuration)."""
+    refused = 0
+    while True:
+        result = yield call()
+        code = result[0] if isinstance(result, tuple) else result
+        if getattr(code, "value", code) == 0 or reactor.seconds() > deadline:
+            defer.returnValue((result, refused))
+        refused += 1
+        yield task.deferLater(reactor, 0.2, lambda: None)
+
+
+@defer.inlineCallbacks
+def moves(c, out):
+    # argv[4]: how many keys; each phase writes and reads them all, retrying refusals for up to
+    # argv[5] seconds (30 by default); between the phases the driver prints a line and waits for one on stdin (the test
+    # moves partitions meanwhile)
+    n = int(sys.argv[4])
+    for phase in ("before", "after"):
+        deadline = reactor.seconds() + (float(sys.argv[5]) if len(sys.argv) > 5 else 30)
+        codes, refused = [], 0
+        for i in range(n):
+            hk, v = f"hk{i}", f"{phase}{i}"
+            r1, k1 = yield until_ok(lambda hk=hk, v=v: c.set(hk, "s", v), deadline)
+            r2, k2 = yield until_ok(lambda hk=hk: c.get(hk, "s"), deadline)
+            refused += k1 + k2
+            put = r1[0] if isinstance(r1, tuple) else r1
+            codes.append([getattr(put, "value", put), getattr(r2[0], "value", r2[0]), plain(r2[1]) == v])
+        out.append([phase, refused, [codes, partitions(c)]])
+        if phase == "before":
+            print(json.dumps(out), flush=True)
+            yield threads.deferToThread(sys.stdin.readline)
+
+
 @defer.inlineCallbacks
 def main():
     out = []
@@ -101,7 +145,7 @@ def main():
         c = Pegasus([sys.argv[1]], sys.argv[2], timeout=3000)
         ok = yield c.init()
         out.append(["init", ok, None])
-        yield {"everything": everything, "misrouted": misrouted}[sys.argv[3]](c, out)
+        yield {"everything": everything, "misrouted": misrouted, "moves": moves}[sys.argv[3]](c, out)
         c.close()
     except Exception as exc:
         out.append(["driver", "raised", repr(exc)])

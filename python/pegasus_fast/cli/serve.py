@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             **roles,
         )
         if member is not None:
-            member.start(server.url)
+            member.start(server.url, server.pegasus_address.target if server.pegasus_address else "")
     except BaseException:
         if member is not None:
             member.stop()

@@ -121,6 +121,9 @@ class NodeDoc:
     url: str
     #: the node's directory identity (join.py's NODE_UID): "" for the meta leader's znode
     uid: str = ""
+    #: the node's Pegasus-protocol address ``host:port`` (``--pegasus-listen``), "" without one
+    #: (and in a znode written before it existed)
+    pegasus: str = ""
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -131,7 +134,10 @@ class NodeDoc:
         uid = d.get("uid", "")
         if not isinstance(uid, str):
             raise CoordinationError("", f"{what}: uid is not a str")
-        return cls(_str(d, "node_id", what), _str(d, "url", what), uid)
+        pegasus = d.get("pegasus", "")
+        if not isinstance(pegasus, str):
+            raise CoordinationError("", f"{what}: pegasus is not a str")
+        return cls(_str(d, "node_id", what), _str(d, "url", what), uid, pegasus)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ class Member:
         self.cluster = cluster
         self.node_id = node_id
         self.url = ""
+        #: this node's Pegasus-protocol address (registered with its URL), "" without one
+        self.pegasus = ""
         self.peers = Peers(token)
         self.ownership = ownership or Ownership()
         self.custody = Custody(zk, cluster, node_id, self.ownership)
@@ -91,8 +93,9 @@ class Member:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, url: str) -> None:
+    def start(self, url: str, pegasus: str = "") -> None:
         self.url = url
+        self.pegasus = pegasus
         self.zk.add_listener(self._on_state)
         self._register()
         self.registration.watch(self._want_sync.set)
@@ -125,7 +128,7 @@ class Member:
         return self.leadership.is_leader
 
     def _register(self) -> None:
-        self.registration.register(self.url)
+        self.registration.register(self.url, self.pegasus)
 
     def _on_state(self, state: str) -> None:
         # kazoo's connection thread: nothing blocking here

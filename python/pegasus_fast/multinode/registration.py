@@ -62,9 +62,9 @@ class Registration:
             raise NodeIdInUseError(self.spec, self.node_id, held.url if held else "?")
         return stat.version, stat.ephemeralOwner
 
-    def register(self, url: str) -> None:
-        """Make (or take back) this node's znode with ``url``."""
-        doc = NodeDoc(self.node_id, url, self.uid).encode()
+    def register(self, url: str, pegasus: str = "") -> None:
+        """Make (or take back) this node's znode with ``url`` (and its Pegasus address)."""
+        doc = NodeDoc(self.node_id, url, self.uid, pegasus).encode()
         for _ in range(10):
             try:
                 self.zk.create(self.path, doc, ephemeral=True)

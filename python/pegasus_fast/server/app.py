@@ -205,8 +205,10 @@ class Server:
         meta = None
         self.pegasus_address: Address | None = None
 
-        # a node of a multi-node cluster answers data for the partitions it owns: gRPC checks that,
-        # the Pegasus port does not, so pf.connect is not sent there
+        # pf.connect's Pegasus-port client (client/native.py) sends every partition to the one
+        # address it is given; a node's Pegasus port refuses the partitions the node does not own
+        # (a Pegasus client then asks the meta query again, and goes to their owners; ours does not
+        # route), so pf.connect of a node keeps to gRPC, which routes
         def data() -> str:
             return "" if self.pegasus_address is None or member is not None else self.pegasus_address.target
 
@@ -244,8 +246,15 @@ class Server:
         if pegasus_listen is not None:
             from .pegasus_native import open_front
 
+            handler = None
+            if member is not None:
+                from ..multinode.pegasus_view import PegasusView
+                from ..net.pegasus import BatchHandler
+
+                # a node answers only what it owns and names each partition's owner in the meta query
+                handler = BatchHandler(cluster, placement=PegasusView(member))
             # the Rust front end with the Rust backend, the asyncio one otherwise
-            self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow)
+            self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow, handler=handler)
             self.pegasus_address = self.pegasus.address
         self._grpc.start()
         for name in ("", *SERVICES):

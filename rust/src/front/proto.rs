@@ -833,7 +833,10 @@ fn put_blob_list(out: &mut Vec<u8>, fid: i16, items: &[Vec<u8>]) {
 pub enum Outcome {
     None,
     /// (err name, app id, partition count, [(pidx, ballot, last committed)])
-    QueryCfg(String, i32, i32, Vec<(i32, i64, i64)>),
+    /// err, app id, partition count, per partition (pidx, ballot, last committed decree, its
+    /// primary: None for the address the client reached, Some(rpc_address) on a multi-node
+    /// cluster's node, where each partition names its owner; Some(0) is no primary)
+    QueryCfg(String, i32, i32, Vec<(i32, i64, i64, Option<i64>)>),
     /// put, multi_put, remove: (status, decree)
     Update(i32, i64),
     /// (status, count, decree)
@@ -943,13 +946,13 @@ fn encode_result(out: &mut Vec<u8>, resp: &Response, server: &[u8], primary: i64
             put_i32(out, 3, *count);
             put_bool(out, 4, err == ERR_OK);
             put_list_begin(out, 5, T_STRUCT, parts.len());
-            for (p, ballot, last) in parts {
+            for (p, ballot, last, own) in parts {
                 put_field(out, T_STRUCT, 1);
                 out.extend_from_slice(&gpid(*qapp, *p).to_be_bytes());
                 put_i64(out, 2, *ballot);
                 put_i32(out, 3, 1);
                 put_field(out, T_STRUCT, 4);
-                out.extend_from_slice(&primary.to_be_bytes());
+                out.extend_from_slice(&own.unwrap_or(primary).to_be_bytes());
                 put_list_begin(out, 5, T_STRUCT, 0);
                 put_list_begin(out, 6, T_STRUCT, 0);
                 put_i64(out, 7, *last);
@@ -1082,7 +1085,7 @@ struct Fields {
     kvs: Vec<(Vec<u8>, Vec<u8>)>,
     data: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     err: String,
-    parts: Vec<(i32, i64, i64)>,
+    parts: Vec<(i32, i64, i64, Option<i64>)>,
 }
 
 fn decode_result(r: &mut Reader<'_>, op: u8) -> PResult<Outcome> {
@@ -1093,14 +1096,13 @@ fn decode_result(r: &mut Reader<'_>, op: u8) -> PResult<Outcome> {
             (OP_QUERY_CFG, 5, T_LIST) => {
                 let (_, n) = r.collection("partitions")?;
                 for _ in 0..n {
-                    let mut part = (0i32, 0i64, 0i64);
+                    let mut part = (0i32, 0i64, 0i64, None);
                     fields(r, |r, fid, t| {
                         match (fid, t) {
                             (1, T_STRUCT) => part.0 = (r.i64("pid")? >> 32) as i32,
                             (2, T_I64) => part.1 = r.i64("ballot")?,
-                            (4, T_STRUCT) => {
-                                r.i64("primary")?; // an rpc_address: an i64 marked T_STRUCT
-                            }
+                            // an rpc_address: an i64 marked T_STRUCT
+                            (4, T_STRUCT) => part.3 = Some(r.i64("primary")?),
                             (7, T_I64) => part.2 = r.i64("last_committed")?,
                             _ => return Ok(false),
                         }
@@ -1233,7 +1235,15 @@ mod tests {
             (OP_TTL, Outcome::Ttl(0, -1)),
             (
                 OP_QUERY_CFG,
-                Outcome::QueryCfg("ERR_OK".into(), 1, 2, vec![(0, 1, 5), (1, 1, 6)]),
+                Outcome::QueryCfg(
+                    "ERR_OK".into(),
+                    1,
+                    2,
+                    vec![
+                        (0, 1, 5, Some(primary)),
+                        (1, 3, 6, Some(0x7f00_0001_1234_0001)),
+                    ],
+                ),
             ),
             (OP_INCR, Outcome::Incr(0, 7, 44)),
             (
@@ -1264,6 +1274,23 @@ mod tests {
             let (err, _, seqid, got) = decode_reply(op, &out[4..]).unwrap();
             assert_eq!((err.as_str(), seqid, got), (ERR_OK, 9, outcome));
         }
+        // a partition without a primary of its own names the address the client reached
+        let resp = Response {
+            op: OP_QUERY_CFG,
+            seqid: 9,
+            app_id: 0,
+            pidx: 0,
+            name: name_of(OP_QUERY_CFG).unwrap().into(),
+            error: ERR_OK.into(),
+            result: Outcome::QueryCfg("ERR_OK".into(), 1, 1, vec![(0, 1, 5, None)]),
+        };
+        let mut out = Vec::new();
+        encode_response(&resp, &server, primary, &mut out);
+        let got = decode_reply(OP_QUERY_CFG, &out[4..]).unwrap().3;
+        assert_eq!(
+            got,
+            Outcome::QueryCfg("ERR_OK".into(), 1, 1, vec![(0, 1, 5, Some(primary))])
+        );
     }
 
     #[test]

@@ -247,7 +247,23 @@ fn outcome_from_py(op: u8, r: &Bound<'_, PyAny>) -> PyResult<Outcome> {
     let item = |i: usize| r.get_item(i);
     Ok(match op {
         proto::OP_QUERY_CFG => {
-            let parts: Vec<(i32, i64, i64)> = item(3)?.extract()?;
+            // (pidx, ballot, last committed) or, on a multi-node cluster's node, with its
+            // owner's rpc_address as a fourth item (None: the address the client reached)
+            let mut parts = Vec::new();
+            for p in item(3)?.try_iter()? {
+                let p = p?;
+                let own: Option<i64> = if p.len()? > 3 {
+                    p.get_item(3)?.extract()?
+                } else {
+                    None
+                };
+                parts.push((
+                    p.get_item(0)?.extract()?,
+                    p.get_item(1)?.extract()?,
+                    p.get_item(2)?.extract()?,
+                    own,
+                ));
+            }
             Outcome::QueryCfg(
                 item(0)?.extract()?,
                 item(1)?.extract()?,
@@ -304,9 +320,13 @@ fn outcome_to_py<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny
     let b = |x: &[u8]| PyBytes::new(py, x).into_any();
     Ok(match o {
         Outcome::None => py.None().into_bound(py),
-        Outcome::QueryCfg(err, app, n, parts) => (err, *app, *n, PyList::new(py, parts)?)
-            .into_pyobject(py)?
-            .into_any(),
+        Outcome::QueryCfg(err, app, n, parts) => {
+            // replies.py's shape: (pidx, ballot, last committed)
+            let parts = parts.iter().map(|(p, b, l, _)| (*p, *b, *l));
+            (err, *app, *n, PyList::new(py, parts)?)
+                .into_pyobject(py)?
+                .into_any()
+        }
         Outcome::Update(s, d) => (*s, *d).into_pyobject(py)?.into_any(),
         Outcome::MultiRemove(s, c, d) => (*s, *c, *d).into_pyobject(py)?.into_any(),
         Outcome::Read(s, v) => (*s, b(v)).into_pyobject(py)?.into_any(),

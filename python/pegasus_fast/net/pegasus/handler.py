@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...data_api import FilterType
 from ...errors import (
@@ -23,6 +23,7 @@ from ...errors import (
     DataCorruptionError,
     InvalidArgumentError,
     InvalidTypeError,
+    NotOwnerError,
     PartitionUnavailableError,
     PegasusFastError,
     ResourceExhaustedError,
@@ -40,7 +41,7 @@ from ...records import (
 )
 from ...storage.ranges import SortKeyRange
 from . import atomics, codes
-from .replies import Response
+from .replies import Response, rpc_address
 from .requests import Request
 from .scanners import Scanners
 
@@ -64,6 +65,20 @@ _PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE = (
 )
 
 
+class Placement(Protocol):
+    """Where the partitions of a multi-node cluster are, as a node's Pegasus port needs it
+    (multinode/pegasus_view.py; None on a single node, which owns everything)."""
+
+    def check(self, table: str, pidx: int, write: bool) -> None:
+        """Raise NotOwnerError (or PartitionUnavailableError) for a partition this node must not
+        answer now; both are answered ERR_INVALID_STATE (a client queries its configuration again)."""
+        ...
+
+    def primaries(self, table: str) -> list[tuple[int, int, str]]:
+        """``(pidx, ballot, the owner's Pegasus host:port or "")`` of every partition of ``table``."""
+        ...
+
+
 class _Invalid(Exception):
     """A request the store refuses with kInvalidArgument (answered, never raised out)."""
 
@@ -81,7 +96,7 @@ def split_key(key: bytes) -> tuple[bytes, bytes]:
 
 def failure(exc: BaseException) -> tuple[str, int]:
     """``(rDSN error, rocksdb status)`` answering an exception raised by the store."""
-    if isinstance(exc, PartitionUnavailableError):
+    if isinstance(exc, (PartitionUnavailableError, NotOwnerError)):
         return codes.ERR_INVALID_STATE, 0
     if isinstance(exc, (TableNotFoundError, ClosedError)):
         return codes.ERR_OBJECT_NOT_FOUND, 0
@@ -99,8 +114,16 @@ def failure(exc: BaseException) -> tuple[str, int]:
 class BatchHandler:
     """Answers compact requests from ``cluster``'s tables; one batch at a time (not thread-safe)."""
 
-    def __init__(self, cluster: Cluster, multi_get_max_count: int = MULTI_GET_MAX_COUNT) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        multi_get_max_count: int = MULTI_GET_MAX_COUNT,
+        placement: Placement | None = None,
+    ) -> None:
+        """``placement``: serve as a node of a multi-node cluster, answering only the partitions
+        it owns and naming each partition's owner in the meta query."""
         self.cluster = cluster
+        self.placement = placement
         self.multi_get_max_count = multi_get_max_count
         self._tables: dict[int, Table] = {}
         self._sync_pool: ThreadPoolExecutor | None = None
@@ -197,6 +220,8 @@ class BatchHandler:
         table = self._table(app_id)
         if table is None or not 0 <= pidx < table.partition_count:
             return codes.ERR_OBJECT_NOT_FOUND
+        if self.placement is not None:
+            self.placement.check(table.name, pidx, op not in codes.READ_OPS)
         if op in (codes.OP_PUT, codes.OP_REMOVE, codes.OP_GET, codes.OP_TTL, codes.OP_INCR):
             hk, sk = split_key(args[0])
         elif op in (codes.OP_CHECK_AND_SET, codes.OP_CHECK_AND_MUTATE):
@@ -345,6 +370,8 @@ class BatchHandler:
         table = self._table(app_id)
         if table is None or not 0 <= pidx < table.partition_count:
             return op, seqid, app_id, pidx, name, codes.ERR_OBJECT_NOT_FOUND, None
+        if self.placement is not None:
+            self.placement.check(table.name, pidx, False)
         if op == codes.OP_SCAN:
             result = self.scanners.next(app_id, pidx, args[0])
         else:
@@ -427,13 +454,33 @@ class BatchHandler:
             return codes.ERR_OBJECT_NOT_FOUND, 0, 0, []
         n = table.partition_count
         wanted = range(n) if not indices else [i for i in indices if 0 <= i < n]
-        parts = [(i, BALLOT, table.partitions[i].last_committed) for i in wanted]
+        if self.placement is None:
+            parts: list[tuple[int, ...]] = [(i, BALLOT, table.partitions[i].last_committed) for i in wanted]
+            return codes.ERR_OK, table.app_id, n, parts
+        try:
+            owners = {pidx: (ballot, addr) for pidx, ballot, addr in self.placement.primaries(app_name)}
+        except TableNotFoundError:
+            return codes.ERR_OBJECT_NOT_FOUND, 0, 0, []
+        parts = []
+        for i in wanted:
+            ballot, addr = owners.get(i, (0, ""))
+            parts.append((i, ballot, table.partitions[i].last_committed, _primary(addr)))
         return codes.ERR_OK, table.app_id, n, parts
 
 
 #: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,
 #: app id, partition index, [(request index, storage op, size), ...])
 _Logged = tuple[Any, int, int, int, int, list[tuple[int, tuple[Any, ...], int]]]
+
+
+def _primary(target: str) -> int:
+    """An owner's ``host:port`` as an rpc_address; 0 (Pegasus's invalid address: no primary)
+    when there is none or it is no IPv4 address."""
+    host, _, port = target.rpartition(":")
+    try:
+        return rpc_address(host, int(port))
+    except ValueError:
+        return 0
 
 
 def _check_size(*parts: bytes) -> None:

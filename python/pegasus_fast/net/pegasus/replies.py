@@ -7,7 +7,9 @@ then:
 
 =========================================  =======================================
 OP_QUERY_CFG                               ``(err_name, app_id, partition_count,
-                                           [(pidx, ballot, last_committed), ...])``
+                                           [(pidx, ballot, last_committed), ...])``;
+                                           a node of a multi-node cluster adds each
+                                           partition's primary: ``(..., rpc_address)``
 OP_PUT, OP_MULTI_PUT, OP_REMOVE            ``(rocksdb status, decree)``
 OP_MULTI_REMOVE                            ``(rocksdb status, count, decree)``
 OP_GET                                     ``(rocksdb status, value)``
@@ -189,8 +191,13 @@ def _scan(out: bytearray, app_id: int, pidx: int, server: bytes, result: Any) ->
     _tail(out, app_id, pidx, server, first=4)
 
 
-def _partition(out: bytearray, app_id: int, primary: int, part: tuple[int, int, int]) -> None:
-    pidx, ballot, last_committed = part
+def _partition(out: bytearray, app_id: int, primary: int, part: tuple[int, ...]) -> None:
+    """``part``: (pidx, ballot, last committed decree[, its primary]); without a primary of its
+    own (a single node; or None) the partition's primary is ``primary``, the address the client
+    reached; 0 is none."""
+    pidx, ballot, last_committed = part[:3]
+    if len(part) > 3 and part[3] is not None:
+        primary = part[3]
     put_field(out, T_STRUCT, 1)  # pid: a gpid, an i64 marked T_STRUCT
     out += struct.pack(">q", gpid(app_id, pidx))
     put_i64(out, 2, ballot)
