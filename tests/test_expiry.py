@@ -13,6 +13,7 @@ import pegasus_fast as pf
 import pytest
 import rocksdict
 from pegasus_fast import _backend, records
+from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.storage import expiry
 
@@ -170,12 +171,16 @@ def test_duplicated_write_beats_an_expired_record(
     if compact_first:
         c.compact("t").result()
     older = local_ts - 1_000_000
+    # the table follows a duplication adopted without checkpoint (master-master): the Follower
+    # port takes shipped writes only into a duplication's follower table
+    port = LocalFollower(c)
+    port.ensure_table("t", 1, SourceId("src", "uid", "t", 1), False)
     for ops in (
         [(0, b"h", b"s", b"remote", 0), (0, b"h", b"live", b"remote", 0)],  # mixed: the per-op path
         [(0, b"h", b"s", b"remote2", 0)],  # alone: the all-win fast path
     ):
         decree = t.partitions[0].source_decree + 1
         block = _backend.impl.encode_block([(decree, older, 2, ops)])
-        LocalFollower(c).apply("t", 0, block)
+        port.apply("t", 0, block)
         assert t.get(b"h", b"live") == b"local"  # a live newer record still wins
     assert t.get(b"h", b"s") == b"remote2"

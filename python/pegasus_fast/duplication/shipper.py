@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .. import _backend
 from ..errors import FollowerDecreeError, WalGapError
 from ..storage.partition import Partition
+from ..storage.state import PartitionState
 from .ports import Follower
 
 #: a backlog of at least this many decrees goes over the follower's apply stream, if it has one
@@ -57,6 +58,9 @@ class PartitionShipper:
         self.time_lag_ms = 0.0
         self.shipped_bytes = 0
         self.shipped_mutations = 0
+        #: a follower decree taken while this partition was unopened (its last decree unknown
+        #: until it opens): checked against it once it is open, before anything ships
+        self._unverified: int | None = None
 
     @property
     def confirmed(self) -> int:
@@ -79,7 +83,12 @@ class PartitionShipper:
         self.restart_at(decree + 1)
 
     def check_follower(self, decree: int) -> int:
-        last = self.partition.last_committed
+        p = self.partition
+        if p.state == PartitionState.UNOPENED:
+            # not opened past the open-partition bound: its last decree is not known yet
+            self._unverified = decree
+            return decree
+        last = p.last_committed
         if decree > last:
             raise FollowerDecreeError(self.remote_table, self.partition.pidx, decree, last)
         return decree
@@ -109,6 +118,9 @@ class PartitionShipper:
     def ship_once(self, follower: Follower) -> bool:
         """Ship one batch if anything is pending (a stream of them to a follower across a network
         when there is a backlog); True when something moved."""
+        if self._unverified is not None and self.partition.state != PartitionState.UNOPENED:
+            decree, self._unverified = self._unverified, None
+            self.check_follower(decree)
         limit = self._shippable()
         if self.next_decree > limit:
             if self.next_decree > self.partition.last_committed:
