@@ -3,6 +3,7 @@
 //! the load generator. Compact requests and responses cross as the very
 //! tuples `net/pegasus/requests.py` and `replies.py` use.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +20,16 @@ use crate::front::client::Client;
 use crate::front::proto::{
     self, Args, CheckAndMutate, CheckAndSet, GetScanner, MultiGet, Outcome, Request, Response,
 };
-use crate::front::server::{self, Front, FrontConfig};
+use crate::front::server::{self, Front, FrontConfig, Pending};
 
 static PROTOCOL_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 /// How long the batch loop waits for requests before it looks for signals and stop.
 const POLL: Duration = Duration::from_millis(100);
+/// How long the batch loop waits for requests while batches await their fsyncs, before it
+/// looks whether the oldest is durable.
+const PIPE_POLL: Duration = Duration::from_micros(100);
+/// Batches begun and not yet answered at most; past it the loop waits for the oldest.
+const PIPE_DEPTH: usize = 4;
 
 fn bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(b) = obj.downcast::<PyBytes>() {
@@ -355,6 +361,32 @@ fn response_from_py(r: &Bound<'_, PyAny>) -> PyResult<Response> {
     })
 }
 
+/// True once a begun batch's `finish()` would not wait (a broken one: finish answers it).
+fn is_ready(pending: &Bound<'_, PyAny>) -> bool {
+    pending
+        .call_method0(pyo3::intern!(pending.py(), "ready"))
+        .and_then(|r| r.extract::<bool>())
+        .unwrap_or(true)
+}
+
+/// Wait for a begun batch's writes to be durable (`finish()`, which releases the GIL while it
+/// waits) and send its answers; a failure answers the batch ERR_UNKNOWN.
+fn finish(py: Python<'_>, front: &Arc<Front>, batch: Vec<Pending>, pending: &Bound<'_, PyAny>) {
+    let responses: Vec<Option<Response>> = match pending.call_method0(pyo3::intern!(py, "finish")) {
+        Ok(out) => match out.try_iter() {
+            Ok(it) => it
+                .map(|r| r.and_then(|r| response_from_py(&r)).ok())
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        Err(e) => {
+            e.print(py);
+            Vec::new()
+        }
+    };
+    py.allow_threads(|| front.complete(batch, responses));
+}
+
 /// The Rust front end: `serve(handler)` runs the batch loop on the calling thread.
 #[pyclass(module = "pegasus_fast._rust", name = "PegasusFrontCore", frozen)]
 pub struct PyFront {
@@ -406,17 +438,38 @@ impl PyFront {
         self.front.local_addr.port()
     }
 
-    /// Hand every batch to `handler.handle_batch(requests) -> responses` until `stop()`;
-    /// the GIL is released while waiting and while answers are encoded and sent.
+    /// Hand every batch to `handler.begin_batch(requests)` until `stop()`, pipelined: while
+    /// one batch's WAL fsyncs run, the next is logged, applied and read. Batches are answered
+    /// in the order they began, each by its `finish()` (its writes durable) and only after
+    /// every earlier batch's: a read that saw an earlier batch's write waits for that write
+    /// to be durable, and a connection's replies keep their order. The GIL is released while
+    /// waiting and while answers are encoded and sent; a stop answers what was begun first.
     #[pyo3(signature = (handler, max_batch))]
     fn serve(&self, py: Python<'_>, handler: &Bound<'_, PyAny>, max_batch: usize) -> PyResult<()> {
-        let handle = handler.getattr(pyo3::intern!(py, "handle_batch"))?;
+        let begin = handler.getattr(pyo3::intern!(py, "begin_batch"))?;
         let front = self.front.clone();
+        let mut inflight: VecDeque<(Vec<Pending>, Bound<'_, PyAny>)> = VecDeque::new();
         loop {
-            let batch = py.allow_threads(|| front.next_batch(max_batch.max(1), POLL));
-            let Some(batch) = batch else { return Ok(()) };
+            let wait = if inflight.is_empty() { POLL } else { PIPE_POLL };
+            let batch = py.allow_threads(|| front.next_batch(max_batch.max(1), wait));
+            let Some(batch) = batch else {
+                while let Some((b, pending)) = inflight.pop_front() {
+                    finish(py, &front, b, &pending);
+                }
+                return Ok(());
+            };
             if batch.is_empty() {
-                py.check_signals()?;
+                if inflight.is_empty() {
+                    py.check_signals()?;
+                }
+                // answer the oldest batches whose fsyncs have ended
+                while let Some((_, pending)) = inflight.front() {
+                    if !is_ready(pending) {
+                        break;
+                    }
+                    let (b, pending) = inflight.pop_front().expect("front exists");
+                    finish(py, &front, b, &pending);
+                }
                 continue;
             }
             let reqs = PyList::new(
@@ -426,20 +479,27 @@ impl PyFront {
                     .map(|p| request_to_py(py, &p.req))
                     .collect::<PyResult<Vec<_>>>()?,
             )?;
-            let responses: Vec<Option<Response>> = match handle.call1((reqs,)) {
-                Ok(out) => match out.try_iter() {
-                    Ok(it) => it
-                        .map(|r| r.and_then(|r| response_from_py(&r)).ok())
-                        .collect(),
-                    Err(_) => Vec::new(),
-                },
+            match begin.call1((reqs,)) {
+                Ok(pending) => inflight.push_back((batch, pending)),
                 Err(e) => {
-                    // answered ERR_UNKNOWN; the failure is the handler's to log
+                    // answered ERR_UNKNOWN after the batches begun before it; the failure is
+                    // the handler's to log
                     e.print(py);
-                    Vec::new()
+                    while let Some((b, pending)) = inflight.pop_front() {
+                        finish(py, &front, b, &pending);
+                    }
+                    py.allow_threads(|| front.complete(batch, Vec::new()));
+                    continue;
                 }
-            };
-            py.allow_threads(|| front.complete(batch, responses));
+            }
+            // answer what is durable; past PIPE_DEPTH batches, wait for the oldest
+            while let Some((_, pending)) = inflight.front() {
+                if inflight.len() <= PIPE_DEPTH && !is_ready(pending) {
+                    break;
+                }
+                let (b, pending) = inflight.pop_front().expect("front exists");
+                finish(py, &front, b, &pending);
+            }
         }
     }
 
