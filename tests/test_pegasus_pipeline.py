@@ -22,6 +22,8 @@ from pegasus_fast.net.pegasus.handler import BatchHandler
 from pegasus_fast.records import encode_key
 
 PUT, GET = "RPC_RRDB_RRDB_PUT", "RPC_RRDB_RRDB_GET"
+#: (backend, pipeline depth of the Rust front end's batch loop; the asyncio one has none)
+FRONTS = [(b, 1) for b in BACKENDS] + ([("rust", 3)] if "rust" in BACKENDS else [])
 
 
 def _put(t: Any, seqid: int, hk: bytes, value: bytes) -> tuple[Any, ...]:
@@ -54,12 +56,17 @@ def test_a_later_batch_reads_an_earlier_batchs_write(default_backend: Any, tmp_p
             h.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, Any]]:
-    """The Pegasus port of a served cluster: the Rust front end, or the asyncio one."""
+@pytest.fixture(params=FRONTS, ids=lambda f: f"{f[0]}-depth{f[1]}")
+def port(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[int, Any]]:
+    """The Pegasus port of a served cluster: the Rust front end (pipelined or not), or the
+    asyncio one."""
     from pegasus_fast import _backend
 
-    with _backend.use(request.param):
+    backend, depth = request.param
+    monkeypatch.setenv("PEGASUS_FAST_FRONT_PIPELINE", str(depth))
+    with _backend.use(backend):
         c = pf.Cluster.open(tmp_path / "c")
         t = c.create_table("t", partition_count=8)
         server = pf.serve(c, pegasus_listen="127.0.0.1:0")
@@ -119,8 +126,10 @@ def test_pipelined_connections_read_their_writes_in_order(port: tuple[int, Any])
     assert not errors, errors[0]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_kill9_loses_no_acknowledged_write_and_no_value_read(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend,depth", FRONTS, ids=lambda x: str(x))
+def test_kill9_loses_no_acknowledged_write_and_no_value_read(
+    tmp_path: Path, backend: str, depth: int
+) -> None:
     """Writers on several connections and a reader of what they are writing, then ``kill -9``:
     after a restart every write that was acknowledged is there, and so is every value a read
     was answered with (a read waits until the write it saw is durable)."""
@@ -130,7 +139,7 @@ def test_kill9_loses_no_acknowledged_write_and_no_value_read(tmp_path: Path, bac
     proc = subprocess.Popen(
         [PYTHON, "-m", "pegasus_fast", "--cluster", str(tmp_path / "c"), "serve", "--listen", "127.0.0.1:0",
          "--ready-file", str(ready), "--pegasus-listen", "127.0.0.1:0", "--config", "wal_sync=group"],
-        env=child_env(backend), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**child_env(backend), "PEGASUS_FAST_FRONT_PIPELINE": str(depth)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     acked: list[list[bytes]] = [[] for _ in range(4)]
     trying: list[bytes | None] = [None]

@@ -25,11 +25,6 @@ use crate::front::server::{self, Front, FrontConfig, Pending};
 static PROTOCOL_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 /// How long the batch loop waits for requests before it looks for signals and stop.
 const POLL: Duration = Duration::from_millis(100);
-/// How long the batch loop waits for requests while batches await their fsyncs, before it
-/// looks whether the oldest is durable.
-const PIPE_POLL: Duration = Duration::from_micros(100);
-/// Batches begun and not yet answered at most; past it the loop waits for the oldest.
-const PIPE_DEPTH: usize = 4;
 
 fn bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(b) = obj.downcast::<PyBytes>() {
@@ -444,13 +439,26 @@ impl PyFront {
     /// every earlier batch's: a read that saw an earlier batch's write waits for that write
     /// to be durable, and a connection's replies keep their order. The GIL is released while
     /// waiting and while answers are encoded and sent; a stop answers what was begun first.
-    #[pyo3(signature = (handler, max_batch))]
-    fn serve(&self, py: Python<'_>, handler: &Bound<'_, PyAny>, max_batch: usize) -> PyResult<()> {
+    ///
+    /// `depth`: batches begun and not yet answered at most (1: each batch is answered before
+    /// the next is taken); `poll_us`: how long the loop waits for requests while batches await
+    /// their fsyncs before it looks whether the oldest is durable.
+    #[pyo3(signature = (handler, max_batch, depth=1, poll_us=100))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        handler: &Bound<'_, PyAny>,
+        max_batch: usize,
+        depth: usize,
+        poll_us: u64,
+    ) -> PyResult<()> {
+        let depth = depth.max(1);
+        let pipe_poll = Duration::from_micros(poll_us.max(1));
         let begin = handler.getattr(pyo3::intern!(py, "begin_batch"))?;
         let front = self.front.clone();
         let mut inflight: VecDeque<(Vec<Pending>, Bound<'_, PyAny>)> = VecDeque::new();
         loop {
-            let wait = if inflight.is_empty() { POLL } else { PIPE_POLL };
+            let wait = if inflight.is_empty() { POLL } else { pipe_poll };
             let batch = py.allow_threads(|| front.next_batch(max_batch.max(1), wait));
             let Some(batch) = batch else {
                 while let Some((b, pending)) = inflight.pop_front() {
@@ -492,9 +500,9 @@ impl PyFront {
                     continue;
                 }
             }
-            // answer what is durable; past PIPE_DEPTH batches, wait for the oldest
+            // answer what is durable; at `depth` batches, wait for the oldest
             while let Some((_, pending)) = inflight.front() {
-                if inflight.len() <= PIPE_DEPTH && !is_ready(pending) {
+                if inflight.len() < depth && !is_ready(pending) {
                     break;
                 }
                 let (b, pending) = inflight.pop_front().expect("front exists");
