@@ -126,6 +126,50 @@ def test_pipelined_connections_read_their_writes_in_order(port: tuple[int, Any])
     assert not errors, errors[0]
 
 
+@pytest.mark.skipif("rust" not in BACKENDS, reason="the linger is the Rust front end's")
+def test_the_group_commit_linger_never_delays_a_lone_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a batch with writes the loop lingers for as many requests as that batch and the
+    queue held: a lone client's next request is all it waits for, so a linger of seconds
+    costs it nothing; with several clients the linger ends when they are all back."""
+    from pegasus_fast import _backend
+
+    monkeypatch.setenv("PEGASUS_FAST_FRONT_LINGER_US", "3000000")
+    with _backend.use("rust"):
+        c = pf.Cluster.open(tmp_path / "c")
+        c.create_table("t", partition_count=8)
+        server = pf.serve(c, pegasus_listen="127.0.0.1:0")
+        rc = pf.connect(server.url)
+        try:
+            t = rc.table("t")
+            start = time.monotonic()
+            for i in range(20):
+                assert t.set(b"k%d" % i, b"", b"v") >= 1
+            assert time.monotonic() - start < 3.0
+            start = time.monotonic()
+            errors: list[BaseException] = []
+
+            def work(n: int) -> None:
+                try:
+                    for i in range(10):
+                        t.set(b"w%d-%d" % (n, i), b"", b"v")
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(120)
+            assert not errors
+            assert rc.table("t").count() == 60
+        finally:
+            rc.close()
+            server.stop()
+            c.close()
+
+
 @pytest.mark.parametrize("backend,depth", FRONTS, ids=lambda x: str(x))
 def test_kill9_loses_no_acknowledged_write_and_no_value_read(
     tmp_path: Path, backend: str, depth: int

@@ -364,6 +364,14 @@ fn is_ready(pending: &Bound<'_, PyAny>) -> bool {
         .unwrap_or(true)
 }
 
+/// True if a begun batch logged writes (its answers wait for fsyncs).
+fn has_writes(pending: &Bound<'_, PyAny>) -> bool {
+    pending
+        .getattr(pyo3::intern!(pending.py(), "has_writes"))
+        .and_then(|r| r.extract::<bool>())
+        .unwrap_or(false)
+}
+
 /// Wait for a begun batch's writes to be durable (`finish()`, which releases the GIL while it
 /// waits) and send its answers; a failure answers the batch ERR_UNKNOWN.
 fn finish(py: Python<'_>, front: &Arc<Front>, batch: Vec<Pending>, pending: &Bound<'_, PyAny>) {
@@ -443,7 +451,10 @@ impl PyFront {
     /// `depth`: batches begun and not yet answered at most (1: each batch is answered before
     /// the next is taken); `poll_us`: how long the loop waits for requests while batches await
     /// their fsyncs before it looks whether the oldest is durable.
-    #[pyo3(signature = (handler, max_batch, depth=1, poll_us=100))]
+    ///
+    /// `linger_us`: after a batch with writes, how long the loop lingers for as many requests
+    /// as that batch and the queue held (0: it takes what is ready at once).
+    #[pyo3(signature = (handler, max_batch, depth=1, poll_us=100, linger_us=0))]
     fn serve(
         &self,
         py: Python<'_>,
@@ -451,7 +462,11 @@ impl PyFront {
         max_batch: usize,
         depth: usize,
         poll_us: u64,
+        linger_us: u64,
     ) -> PyResult<()> {
+        let linger = Duration::from_micros(linger_us);
+        let mut fill = 0usize;
+        let mut writes: Option<usize>;
         let depth = depth.max(1);
         let pipe_poll = Duration::from_micros(poll_us.max(1));
         let begin = handler.getattr(pyo3::intern!(py, "begin_batch"))?;
@@ -459,7 +474,8 @@ impl PyFront {
         let mut inflight: VecDeque<(Vec<Pending>, Bound<'_, PyAny>)> = VecDeque::new();
         loop {
             let wait = if inflight.is_empty() { POLL } else { pipe_poll };
-            let batch = py.allow_threads(|| front.next_batch(max_batch.max(1), wait));
+            let batch =
+                py.allow_threads(|| front.next_batch_filled(max_batch.max(1), wait, fill, linger));
             let Some(batch) = batch else {
                 while let Some((b, pending)) = inflight.pop_front() {
                     finish(py, &front, b, &pending);
@@ -488,7 +504,12 @@ impl PyFront {
                     .collect::<PyResult<Vec<_>>>()?,
             )?;
             match begin.call1((reqs,)) {
-                Ok(pending) => inflight.push_back((batch, pending)),
+                Ok(pending) => {
+                    // its clients and those queued now (not yet answered: none of them can be
+                    // among the queued) are the clients to come back; counted before any answer
+                    writes = has_writes(&pending).then(|| batch.len() + front.queued());
+                    inflight.push_back((batch, pending))
+                }
                 Err(e) => {
                     // answered ERR_UNKNOWN after the batches begun before it; the failure is
                     // the handler's to log
@@ -508,6 +529,8 @@ impl PyFront {
                 let (b, pending) = inflight.pop_front().expect("front exists");
                 finish(py, &front, b, &pending);
             }
+            // the clients of a batch with writes come back together: linger for them
+            fill = writes.unwrap_or(0);
         }
     }
 

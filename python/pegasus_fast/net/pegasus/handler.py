@@ -465,6 +465,11 @@ class PendingBatch:
         self._logged = logged
         self._syncs = syncs
 
+    @property
+    def has_writes(self) -> bool:
+        """True if the batch logged writes (finish waits for their fsyncs)."""
+        return bool(self._logged)
+
     def ready(self) -> bool:
         """True once finish() would not wait (every fsync of the batch has ended)."""
         if self._syncs is None:
