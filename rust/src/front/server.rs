@@ -552,6 +552,43 @@ mod tests {
         assert!(f.next_batch(1, Duration::from_millis(1)).is_none());
     }
 
+    fn send_get(s: &mut std::net::TcpStream, seqid: i32) {
+        let args = proto::Args::Key(b"\0\x01hs".to_vec());
+        let body = proto::encode_request(proto::OP_GET, "RPC_RRDB_RRDB_GET", seqid, &args);
+        s.write_all(&proto::encode_v0_header(body.len(), 1, 0))
+            .unwrap();
+        s.write_all(&body).unwrap();
+    }
+
+    #[test]
+    fn a_filled_batch_lingers_for_its_requests_and_no_longer() {
+        let f = front("");
+        let mut a = std::net::TcpStream::connect(f.local_addr).unwrap();
+        let mut b = std::net::TcpStream::connect(f.local_addr).unwrap();
+        send_get(&mut a, 1);
+        // one request ready, two wanted: the second comes while it lingers
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            send_get(&mut b, 2);
+            b
+        });
+        let long = Duration::from_secs(20);
+        let t = Instant::now();
+        let batch = f.next_batch_filled(8, long, 2, long).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let _b = sender.join().unwrap();
+        // nobody else comes: the linger ends at its deadline with what is there
+        send_get(&mut a, 3);
+        let t = Instant::now();
+        let batch = f
+            .next_batch_filled(8, long, 2, Duration::from_millis(50))
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        f.stop();
+    }
+
     #[test]
     fn refused_peers_are_counted_and_never_read() {
         let f = front("10.0.0.0/8");
