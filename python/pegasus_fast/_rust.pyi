@@ -208,9 +208,13 @@ class PegasusFrontCore:
     ) -> PegasusFrontCore: ...
     @property
     def port(self) -> int: ...
-    def serve(self, handler: Any, max_batch: int) -> None:
-        """``handler.handle_batch(requests) -> responses`` per batch until ``stop()``; the GIL is
-        taken once per batch and released while waiting and writing."""
+    def serve(
+        self, handler: Any, max_batch: int, depth: int = 1, poll_us: int = 100, linger_us: int = 0
+    ) -> None:
+        """``handler.begin_batch(requests).finish() -> responses`` per batch until ``stop()``, up
+        to ``depth`` batches begun and not yet answered, answered in order; the GIL is taken once
+        per batch and released while waiting and writing; after a batch with writes it lingers up
+        to ``linger_us`` for as many requests as that batch and the queue held."""
     def stop(self) -> None: ...
     def stats(self) -> dict[str, int]: ...
     def batch_histogram(self) -> list[tuple[int | None, int]]: ...

@@ -35,6 +35,20 @@ def front_workers() -> int:
     return max(1, int(os.environ.get("PEGASUS_FAST_FRONT_WORKERS", "1")))
 
 
+def front_pipeline() -> tuple[int, int, int]:
+    """``(depth, poll µs, linger µs)`` of the batch loop: PEGASUS_FAST_FRONT_PIPELINE batches begun and not
+    yet answered at most (default 1: a batch is answered before the next is taken; more lets
+    the next batch be logged while the earlier ones' fsyncs run), and
+    PEGASUS_FAST_FRONT_PIPELINE_POLL_US, how often a loop with batches in flight looks whether
+    the oldest is durable; then PEGASUS_FAST_FRONT_LINGER_US, how long the loop lingers after a
+    batch with writes for as many requests as it and the queue held (group commit; default 200:
+    measured +30% durable SET throughput on the 2-core box; 0: none)."""
+    depth = max(1, int(os.environ.get("PEGASUS_FAST_FRONT_PIPELINE", "1")))
+    poll = max(1, int(os.environ.get("PEGASUS_FAST_FRONT_PIPELINE_POLL_US", "100")))
+    linger = max(0, int(os.environ.get("PEGASUS_FAST_FRONT_LINGER_US", "200")))
+    return depth, poll, linger
+
+
 class _Stats(Mapping[str, int]):
     """The Rust front end's counters, read when asked (a dict of the asyncio front end's keys)."""
 
@@ -101,7 +115,7 @@ class RustPegasusFront:
 
     def _run(self) -> None:
         try:
-            self._core.serve(self.handler, MAX_BATCH)
+            self._core.serve(self.handler, MAX_BATCH, *front_pipeline())
         except BaseException:  # the loop ends only by stop(); anything else is a bug worth a trace
             log.exception("pegasus front: the batch loop failed")
 

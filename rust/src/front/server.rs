@@ -16,9 +16,9 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -123,6 +123,8 @@ pub struct Pending {
 struct Shared {
     queue: Mutex<Vec<Pending>>,
     ready: Condvar,
+    /// a queue length the consumer lingers for (0: none)
+    want: AtomicUsize,
     stopped: AtomicBool,
     stats: Stats,
     cfg: FrontConfig,
@@ -132,7 +134,7 @@ impl Shared {
     fn push(&self, p: Pending) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.push(p);
-        if q.len() == 1 {
+        if q.len() == 1 || q.len() == self.want.load(Ordering::Relaxed) {
             self.ready.notify_one();
         }
     }
@@ -155,6 +157,7 @@ impl Front {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
             ready: Condvar::new(),
+            want: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             stats: Stats::default(),
             cfg,
@@ -187,6 +190,15 @@ impl Front {
         })
     }
 
+    /// Requests waiting for the consumer now.
+    pub fn queued(&self) -> usize {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
     }
@@ -194,6 +206,19 @@ impl Front {
     /// Every request ready (at most `max`), waiting up to `wait` for the first;
     /// empty on timeout, None once stopped. Call it without the GIL.
     pub fn next_batch(&self, max: usize, wait: Duration) -> Option<Vec<Pending>> {
+        self.next_batch_filled(max, wait, 0, Duration::ZERO)
+    }
+
+    /// [`Front::next_batch`], but once a request is ready it lingers up to `linger` for
+    /// `fill` of them (group commit: a batch of writes costs its partitions' fsyncs whatever
+    /// its size, so one batch of every client beats two halves).
+    pub fn next_batch_filled(
+        &self,
+        max: usize,
+        wait: Duration,
+        fill: usize,
+        linger: Duration,
+    ) -> Option<Vec<Pending>> {
         let s = &self.shared;
         let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -211,6 +236,23 @@ impl Front {
             if timeout.timed_out() && q.is_empty() {
                 return Some(Vec::new());
             }
+        }
+        let fill = fill.min(max);
+        if q.len() < fill && !linger.is_zero() {
+            let deadline = Instant::now() + linger;
+            s.want.store(fill, Ordering::Relaxed);
+            while q.len() < fill && !s.stopped.load(Ordering::Acquire) {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                q = s
+                    .ready
+                    .wait_timeout(q, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            s.want.store(0, Ordering::Relaxed);
         }
         let batch: Vec<Pending> = if q.len() <= max {
             std::mem::take(&mut *q)
@@ -508,6 +550,43 @@ mod tests {
         );
         f.stop();
         assert!(f.next_batch(1, Duration::from_millis(1)).is_none());
+    }
+
+    fn send_get(s: &mut std::net::TcpStream, seqid: i32) {
+        let args = proto::Args::Key(b"\0\x01hs".to_vec());
+        let body = proto::encode_request(proto::OP_GET, "RPC_RRDB_RRDB_GET", seqid, &args);
+        s.write_all(&proto::encode_v0_header(body.len(), 1, 0))
+            .unwrap();
+        s.write_all(&body).unwrap();
+    }
+
+    #[test]
+    fn a_filled_batch_lingers_for_its_requests_and_no_longer() {
+        let f = front("");
+        let mut a = std::net::TcpStream::connect(f.local_addr).unwrap();
+        let mut b = std::net::TcpStream::connect(f.local_addr).unwrap();
+        send_get(&mut a, 1);
+        // one request ready, two wanted: the second comes while it lingers
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            send_get(&mut b, 2);
+            b
+        });
+        let long = Duration::from_secs(20);
+        let t = Instant::now();
+        let batch = f.next_batch_filled(8, long, 2, long).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let _b = sender.join().unwrap();
+        // nobody else comes: the linger ends at its deadline with what is there
+        send_get(&mut a, 3);
+        let t = Instant::now();
+        let batch = f
+            .next_batch_filled(8, long, 2, Duration::from_millis(50))
+            .unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        f.stop();
     }
 
     #[test]

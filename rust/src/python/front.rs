@@ -3,6 +3,7 @@
 //! the load generator. Compact requests and responses cross as the very
 //! tuples `net/pegasus/requests.py` and `replies.py` use.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::front::client::Client;
 use crate::front::proto::{
     self, Args, CheckAndMutate, CheckAndSet, GetScanner, MultiGet, Outcome, Request, Response,
 };
-use crate::front::server::{self, Front, FrontConfig};
+use crate::front::server::{self, Front, FrontConfig, Pending};
 
 static PROTOCOL_ERROR: GILOnceCell<Py<PyType>> = GILOnceCell::new();
 /// How long the batch loop waits for requests before it looks for signals and stop.
@@ -375,6 +376,40 @@ fn response_from_py(r: &Bound<'_, PyAny>) -> PyResult<Response> {
     })
 }
 
+/// True once a begun batch's `finish()` would not wait (a broken one: finish answers it).
+fn is_ready(pending: &Bound<'_, PyAny>) -> bool {
+    pending
+        .call_method0(pyo3::intern!(pending.py(), "ready"))
+        .and_then(|r| r.extract::<bool>())
+        .unwrap_or(true)
+}
+
+/// True if a begun batch logged writes (its answers wait for fsyncs).
+fn has_writes(pending: &Bound<'_, PyAny>) -> bool {
+    pending
+        .getattr(pyo3::intern!(pending.py(), "has_writes"))
+        .and_then(|r| r.extract::<bool>())
+        .unwrap_or(false)
+}
+
+/// Wait for a begun batch's writes to be durable (`finish()`, which releases the GIL while it
+/// waits) and send its answers; a failure answers the batch ERR_UNKNOWN.
+fn finish(py: Python<'_>, front: &Arc<Front>, batch: Vec<Pending>, pending: &Bound<'_, PyAny>) {
+    let responses: Vec<Option<Response>> = match pending.call_method0(pyo3::intern!(py, "finish")) {
+        Ok(out) => match out.try_iter() {
+            Ok(it) => it
+                .map(|r| r.and_then(|r| response_from_py(&r)).ok())
+                .collect(),
+            Err(_) => Vec::new(),
+        },
+        Err(e) => {
+            e.print(py);
+            Vec::new()
+        }
+    };
+    py.allow_threads(|| front.complete(batch, responses));
+}
+
 /// The Rust front end: `serve(handler)` runs the batch loop on the calling thread.
 #[pyclass(module = "pegasus_fast._rust", name = "PegasusFrontCore", frozen)]
 pub struct PyFront {
@@ -426,17 +461,59 @@ impl PyFront {
         self.front.local_addr.port()
     }
 
-    /// Hand every batch to `handler.handle_batch(requests) -> responses` until `stop()`;
-    /// the GIL is released while waiting and while answers are encoded and sent.
-    #[pyo3(signature = (handler, max_batch))]
-    fn serve(&self, py: Python<'_>, handler: &Bound<'_, PyAny>, max_batch: usize) -> PyResult<()> {
-        let handle = handler.getattr(pyo3::intern!(py, "handle_batch"))?;
+    /// Hand every batch to `handler.begin_batch(requests)` until `stop()`, pipelined: while
+    /// one batch's WAL fsyncs run, the next is logged, applied and read. Batches are answered
+    /// in the order they began, each by its `finish()` (its writes durable) and only after
+    /// every earlier batch's: a read that saw an earlier batch's write waits for that write
+    /// to be durable, and a connection's replies keep their order. The GIL is released while
+    /// waiting and while answers are encoded and sent; a stop answers what was begun first.
+    ///
+    /// `depth`: batches begun and not yet answered at most (1: each batch is answered before
+    /// the next is taken); `poll_us`: how long the loop waits for requests while batches await
+    /// their fsyncs before it looks whether the oldest is durable.
+    ///
+    /// `linger_us`: after a batch with writes, how long the loop lingers for as many requests
+    /// as that batch and the queue held (0: it takes what is ready at once).
+    #[pyo3(signature = (handler, max_batch, depth=1, poll_us=100, linger_us=0))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        handler: &Bound<'_, PyAny>,
+        max_batch: usize,
+        depth: usize,
+        poll_us: u64,
+        linger_us: u64,
+    ) -> PyResult<()> {
+        let linger = Duration::from_micros(linger_us);
+        let mut fill = 0usize;
+        let mut writes: Option<usize>;
+        let depth = depth.max(1);
+        let pipe_poll = Duration::from_micros(poll_us.max(1));
+        let begin = handler.getattr(pyo3::intern!(py, "begin_batch"))?;
         let front = self.front.clone();
+        let mut inflight: VecDeque<(Vec<Pending>, Bound<'_, PyAny>)> = VecDeque::new();
         loop {
-            let batch = py.allow_threads(|| front.next_batch(max_batch.max(1), POLL));
-            let Some(batch) = batch else { return Ok(()) };
+            let wait = if inflight.is_empty() { POLL } else { pipe_poll };
+            let batch =
+                py.allow_threads(|| front.next_batch_filled(max_batch.max(1), wait, fill, linger));
+            let Some(batch) = batch else {
+                while let Some((b, pending)) = inflight.pop_front() {
+                    finish(py, &front, b, &pending);
+                }
+                return Ok(());
+            };
             if batch.is_empty() {
-                py.check_signals()?;
+                if inflight.is_empty() {
+                    py.check_signals()?;
+                }
+                // answer the oldest batches whose fsyncs have ended
+                while let Some((_, pending)) = inflight.front() {
+                    if !is_ready(pending) {
+                        break;
+                    }
+                    let (b, pending) = inflight.pop_front().expect("front exists");
+                    finish(py, &front, b, &pending);
+                }
                 continue;
             }
             let reqs = PyList::new(
@@ -446,20 +523,34 @@ impl PyFront {
                     .map(|p| request_to_py(py, &p.req))
                     .collect::<PyResult<Vec<_>>>()?,
             )?;
-            let responses: Vec<Option<Response>> = match handle.call1((reqs,)) {
-                Ok(out) => match out.try_iter() {
-                    Ok(it) => it
-                        .map(|r| r.and_then(|r| response_from_py(&r)).ok())
-                        .collect(),
-                    Err(_) => Vec::new(),
-                },
-                Err(e) => {
-                    // answered ERR_UNKNOWN; the failure is the handler's to log
-                    e.print(py);
-                    Vec::new()
+            match begin.call1((reqs,)) {
+                Ok(pending) => {
+                    // its clients and those queued now (not yet answered: none of them can be
+                    // among the queued) are the clients to come back; counted before any answer
+                    writes = has_writes(&pending).then(|| batch.len() + front.queued());
+                    inflight.push_back((batch, pending))
                 }
-            };
-            py.allow_threads(|| front.complete(batch, responses));
+                Err(e) => {
+                    // answered ERR_UNKNOWN after the batches begun before it; the failure is
+                    // the handler's to log
+                    e.print(py);
+                    while let Some((b, pending)) = inflight.pop_front() {
+                        finish(py, &front, b, &pending);
+                    }
+                    py.allow_threads(|| front.complete(batch, Vec::new()));
+                    continue;
+                }
+            }
+            // answer what is durable; at `depth` batches, wait for the oldest
+            while let Some((_, pending)) = inflight.front() {
+                if inflight.len() < depth && !is_ready(pending) {
+                    break;
+                }
+                let (b, pending) = inflight.pop_front().expect("front exists");
+                finish(py, &front, b, &pending);
+            }
+            // the clients of a batch with writes come back together: linger for them
+            fill = writes.unwrap_or(0);
         }
     }
 

@@ -7,6 +7,13 @@ one WAL append, one RocksDB write, one group-commit fsync for all of them; the
 fsyncs of the batch's partitions run at once, on a small pool, while the reads
 run (a read sees every write that arrived with or before it: it is applied),
 and nothing is answered before every write of the batch is durable.
+
+A front end may pipeline: ``begin_batch(requests)`` logs, applies and reads a
+batch and returns a :class:`PendingBatch` whose fsyncs run on the pool;
+``finish()`` waits for them and gives the answers. The front end takes the next
+batch meanwhile, and answers batches in the order it began them, each once its
+own fsyncs and every earlier batch's are done: a read of a later batch may see
+an earlier batch's write, so it is held until that write is durable (the fence).
 Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them.
 """
 
@@ -155,6 +162,15 @@ class BatchHandler:
     # -- the batch ----------------------------------------------------------------
 
     def handle_batch(self, requests: Sequence[Request]) -> list[Response]:
+        """Answers of ``requests``, every write of them durable."""
+        return self._run(requests, False).finish()
+
+    def begin_batch(self, requests: Sequence[Request]) -> PendingBatch:
+        """Log, apply and read ``requests``; their fsyncs run on the pool. Answer them only by
+        the returned batch's ``finish()``, after every batch begun before it is finished."""
+        return self._run(requests, True)
+
+    def _run(self, requests: Sequence[Request], pipelined: bool) -> PendingBatch:
         out: list[Any] = [None] * len(requests)
         writes: dict[tuple[int, int], list[tuple[int, tuple[Any, ...], int]]] = {}
         reads: list[tuple[int, Table]] = []
@@ -186,7 +202,7 @@ class BatchHandler:
         logged: list[_Logged] = []
         for (app_id, pidx), items in writes.items():
             self._write_group(requests, out, app_id, pidx, items, logged)
-        syncs = self._start_syncs(logged)
+        syncs = self._start_syncs(logged, pipelined)
         # an atomic write sees the plain writes of its batch (logged above, applied) and is
         # durable when it answers; reads see both
         for i, table in atomic:
@@ -199,8 +215,7 @@ class BatchHandler:
                 out[i] = self._read(requests[i], maybe) if maybe is not None else self._scanner(requests[i])
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
-        self._finish_syncs(requests, out, logged, syncs)
-        return out
+        return PendingBatch(self, requests, out, logged, syncs)
 
     def _answer_failure(self, req: Request, exc: BaseException) -> Response:
         op, seqid, app_id, pidx, name, _ = req
@@ -314,9 +329,10 @@ class BatchHandler:
                 continue
             logged.append((part, decree, offset, app_id, pidx, chunk))
 
-    def _start_syncs(self, logged: list[_Logged]) -> list[Future[None]] | None:
-        """The WAL fsyncs of several partitions, started at once (one needs no pool)."""
-        if len(logged) < 2:
+    def _start_syncs(self, logged: list[_Logged], pipelined: bool) -> list[Future[None]] | None:
+        """The WAL fsyncs of several partitions, started at once (one needs no pool unless the
+        caller goes on meanwhile)."""
+        if len(logged) < (1 if pipelined else 2):
             return None
         if self._sync_pool is None:
             self._sync_pool = ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="pegasus-fsync")
@@ -466,6 +482,42 @@ class BatchHandler:
             ballot, addr = owners.get(i, (0, ""))
             parts.append((i, ballot, table.partitions[i].last_committed, _primary(addr)))
         return codes.ERR_OK, table.app_id, n, parts
+
+
+class PendingBatch:
+    """A batch logged, applied and read (BatchHandler.begin_batch), its answers waiting for the
+    fsyncs of its writes."""
+
+    def __init__(
+        self,
+        handler: BatchHandler,
+        requests: Sequence[Request],
+        out: list[Any],
+        logged: list[_Logged],
+        syncs: list[Future[None]] | None,
+    ) -> None:
+        self._handler = handler
+        self._requests = requests
+        self._out = out
+        self._logged = logged
+        self._syncs = syncs
+
+    @property
+    def has_writes(self) -> bool:
+        """True if the batch logged writes (finish waits for their fsyncs)."""
+        return bool(self._logged)
+
+    def ready(self) -> bool:
+        """True once finish() would not wait (every fsync of the batch has ended)."""
+        if self._syncs is None:
+            return not self._logged
+        return all(f.done() for f in self._syncs)
+
+    def finish(self) -> list[Response]:
+        """The batch's answers, once its writes are durable (a failed fsync answers its writes
+        with the failure); call it once."""
+        self._handler._finish_syncs(self._requests, self._out, self._logged, self._syncs)
+        return self._out
 
 
 #: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,
