@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..data_api import (
-    CheckAndMutateResult,
-    CheckAndSetResult,
     FilterType,
     MultiGetResult,
     bool_arg,
@@ -21,19 +19,11 @@ from ..data_api import (
     limit_arg,
 )
 from ..net import pegasus_fast_pb2 as pb
+from .data_calls import DataApiCalls
 from .data_requests import (
     Record,
-    batch_keys,
-    check_and_mutate_request,
-    check_and_set_request,
-    check_result,
-    incr_request,
-    key_request,
     multi_get_request,
     records,
-    scan_range_request,
-    scan_request,
-    split,
 )
 
 if TYPE_CHECKING:
@@ -43,7 +33,7 @@ if TYPE_CHECKING:
 _R = TypeVar("_R")
 
 
-class RoutedDataApi:
+class RoutedDataApi(DataApiCalls):
     if TYPE_CHECKING:  # what RoutedTable provides
         _r: Routing
         name: str
@@ -57,10 +47,15 @@ class RoutedDataApi:
 
         def _remote(self, url: str) -> RemoteTable: ...
 
-    def _on_owner(self, pidx: int, method: str, request: Any) -> Any:
+    # -- the transport (data_calls.py): each call to its partition's owner -----------------
+
+    def _check_open(self) -> None:
+        self._r.check_open()
+
+    def _unary(self, pidx: int, method: str, request: Any) -> Any:
         return self._call(pidx, lambda url: self._r.conn(url)(method, request))
 
-    def _stream(self, pidx: int, method: str, request: Any) -> Iterator[Record]:
+    def _scanner(self, pidx: int, method: str, request: Any) -> Iterator[Record]:
         """The records a stream from the owner of ``pidx`` sends. Its first message is read inside
         the routing (a stale owner answers at once, and the call is routed again); the rest as
         the caller reads."""
@@ -74,18 +69,6 @@ class RoutedDataApi:
             return
         yield from records([head])
         yield from records(it)
-
-    def exist(self, hash_key: object, sort_key: object) -> bool:
-        return self.get(hash_key, sort_key) is not None
-
-    def ttl(self, hash_key: object, sort_key: object) -> int | None:
-        req = key_request(self.name, hash_key, sort_key)
-        r = self._on_owner(self.partition_index(req.hash_key, req.sort_key), "Ttl", req)
-        return r.ttl_seconds if r.found else None
-
-    def sort_key_count(self, hash_key: object) -> int:
-        req = key_request(self.name, hash_key, b"")
-        return self._on_owner(self.partition_index(req.hash_key), "SortKeyCount", req).count
 
     def multi_get(
         self,
@@ -132,9 +115,6 @@ class RoutedDataApi:
             self.partition_index(req.hash_key), lambda url: self._remote(url).multi_get_sent(req)
         )
 
-    def batch_get(self, keys: Iterable[tuple[object, object]]) -> list[bytes | None]:
-        return self.batch_get_checked(batch_keys(keys))
-
     def batch_get_checked(self, keys: list[tuple[bytes, bytes]]) -> list[bytes | None]:
         by_pidx: dict[int, list[int]] = {}
         for i, (hk, sk) in enumerate(keys):
@@ -147,111 +127,18 @@ class RoutedDataApi:
                 out[i] = v
         return out
 
-    def get_scanner(
-        self,
-        hash_key: object,
-        start_sort_key: object = b"",
-        stop_sort_key: object = b"",
-        *,
-        start_inclusive: bool = True,
-        stop_inclusive: bool = False,
-        sort_key_filter: tuple[FilterType, object] | None = None,
-        batch_size: int = 1000,
-        no_value: bool = False,
-    ) -> Iterator[Record]:
-        self._r.check_open()  # refused now, as an embedded table refuses it
-        req = scan_range_request(
-            self.name,
-            hash_key,
-            start_sort_key,
-            stop_sort_key,
-            start_inclusive,
-            stop_inclusive,
-            sort_key_filter,
-            batch_size,
-            no_value,
-        )
-        return self._stream(self.partition_index(req.hash_key), "ScanRange", req)
-
     def _scan_partitions(self, pidxs: list[int], base: pb.ScanFilteredRequest) -> Iterator[Record]:
         for pidx in pidxs:
             req = pb.ScanFilteredRequest()
             req.CopyFrom(base)
             req.partitions.append(pidx)
-            yield from self._stream(pidx, "ScanFiltered", req)
+            yield from self._scanner(pidx, "ScanFiltered", req)
 
-    def scan(
-        self,
-        *,
-        hash_key_filter: tuple[FilterType, object] | None = None,
-        sort_key_filter: tuple[FilterType, object] | None = None,
-        batch_size: int = 1000,
-        no_value: bool = False,
-    ) -> Iterator[Record]:
-        """Every live record that passes the filters, partition by partition (each from its owner)."""
-        self._r.check_open()
-        base = scan_request(self.name, hash_key_filter, sort_key_filter, batch_size, no_value)
+    def _scan_all(self, base: pb.ScanFilteredRequest) -> Iterator[Record]:
         return self._scan_partitions(list(range(self.partition_count)), base)
 
-    def unordered_scanners(
-        self,
-        max_split_count: int,
-        *,
-        hash_key_filter: tuple[FilterType, object] | None = None,
-        sort_key_filter: tuple[FilterType, object] | None = None,
-        batch_size: int = 1000,
-        no_value: bool = False,
-    ) -> list[Iterator[Record]]:
-        self._r.check_open()
-        groups = split(max_split_count, self.partition_count)
-        base = scan_request(self.name, hash_key_filter, sort_key_filter, batch_size, no_value)
+    def _scan_groups(self, groups: list[list[int]], base: pb.ScanFilteredRequest) -> list[Iterator[Record]]:
         return [self._scan_partitions(g, base) for g in groups]
-
-    def incr(
-        self, hash_key: object, sort_key: object, increment: int = 1, ttl_seconds: int | None = None
-    ) -> int:
-        req = incr_request(self.name, hash_key, sort_key, increment, ttl_seconds)
-        return self._on_owner(self.partition_index(req.hash_key, req.sort_key), "Incr", req).value
-
-    def check_and_set(
-        self,
-        hash_key: object,
-        check_sort_key: object,
-        check_type: int,
-        check_operand: object,
-        set_sort_key: object,
-        set_value: object,
-        ttl_seconds: int | None = None,
-        return_check_value: bool = False,
-    ) -> CheckAndSetResult:
-        req = check_and_set_request(
-            self.name,
-            hash_key,
-            check_sort_key,
-            check_type,
-            check_operand,
-            set_sort_key,
-            set_value,
-            ttl_seconds,
-            return_check_value,
-        )
-        pidx = self.partition_index(req.hash_key, req.check_sort_key)
-        return CheckAndSetResult(*check_result(self._on_owner(pidx, "CheckAndSet", req)))
-
-    def check_and_mutate(
-        self,
-        hash_key: object,
-        check_sort_key: object,
-        check_type: int,
-        check_operand: object,
-        mutations: Any,
-        return_check_value: bool = False,
-    ) -> CheckAndMutateResult:
-        req = check_and_mutate_request(
-            self.name, hash_key, check_sort_key, check_type, check_operand, mutations, return_check_value
-        )
-        pidx = self.partition_index(req.hash_key, req.check_sort_key)
-        return CheckAndMutateResult(*check_result(self._on_owner(pidx, "CheckAndMutate", req)))
 
 
 def _limited(
