@@ -33,6 +33,7 @@ __all__ = [
     "encode_block",
     "encode_write",
     "hash_file",
+    "incr_step",
     "mutation_writes",
     "pairs_bytes",
     "partition_index",
@@ -127,6 +128,15 @@ def replay_log_file(
 def pairs_bytes(pairs: Any) -> int:
     """``sum(len(k) + len(v))`` over a dict whose every key and value is exactly ``bytes``;
     -1 for anything else (another mapping, other types)."""
+
+def incr_step(
+    raw: bytes | None, increment: int, expire_ts: int | None = None
+) -> tuple[bytes, int, int] | None:
+    """The common case of an incr, decided in one call: the stored record ``raw`` (None:
+    absent) is absent, a tombstone, or a record without TTL that is empty or a plain decimal,
+    and the sum fits an int64. Returns (the new value's ASCII decimal, the new value, the
+    expire_ts to store: ``expire_ts``, else 0); None for every other case (a record with a
+    TTL among them: the store's clock is Python's), which the caller decides."""
 
 def scan_records(it: Any, now: int, limit: int) -> tuple[list[tuple[bytes, bytes, bytes]], bool]:
     """Up to ``limit`` entries of a positioned RocksDB iterator (a rocksdict ``RdictIter``:

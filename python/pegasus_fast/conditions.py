@@ -80,20 +80,29 @@ def _compare(check: CheckType, lowest: CheckType, c: int) -> bool:
     return 1 <= offset <= 3
 
 
+_NO_CHECK, _VALUE_NOT_EXIST, _VALUE_NOT_EXIST_OR_EMPTY, _VALUE_EXIST, _VALUE_NOT_EMPTY = (
+    int(CheckType.NO_CHECK),
+    int(CheckType.VALUE_NOT_EXIST),
+    int(CheckType.VALUE_NOT_EXIST_OR_EMPTY),
+    int(CheckType.VALUE_EXIST),
+    int(CheckType.VALUE_NOT_EMPTY),
+)
+
+
 def check_passes(check: CheckType, operand: bytes, exists: bool, value: bytes) -> bool:
     """Whether the checked record passes ``check`` against ``operand`` (``value`` is b"" when
     it does not exist). An int check on a record that exists, whose value or operand is not an
     int64, raises ``InvalidArgumentError`` (Pegasus answers kInvalidArgument); on a record that
     does not exist it simply fails, as in Pegasus."""
-    if check == CheckType.NO_CHECK:
-        return True
-    if check == CheckType.VALUE_NOT_EXIST:
-        return not exists
-    if check == CheckType.VALUE_NOT_EXIST_OR_EMPTY:
-        return not exists or not value
-    if check == CheckType.VALUE_EXIST:
-        return exists
-    if check == CheckType.VALUE_NOT_EMPTY:
+    if check <= _VALUE_NOT_EMPTY:  # the checks of existence (numbers 0..4): the usual ones
+        if check == _VALUE_EXIST:
+            return exists
+        if check == _VALUE_NOT_EXIST:
+            return not exists
+        if check == _NO_CHECK:
+            return True
+        if check == _VALUE_NOT_EXIST_OR_EMPTY:
+            return not exists or not value
         return exists and bool(value)
     if not exists:
         return False

@@ -80,6 +80,34 @@ pub fn key_matches(filter_type: u8, pattern: &[u8], data: &[u8]) -> Option<bool>
     })
 }
 
+/// The common case of an incr (`storage/atomic.py`), decided without Python: the stored
+/// record `raw` (None: absent) is absent, a tombstone, or a record without TTL that is
+/// empty or a plain decimal (digits only, no leading 0, under 19 digits), and the sum fits
+/// an int64. Returns the new value (its expire_ts is the caller's, or 0: what an incr keeps
+/// of a record without TTL, or gives an absent one). None for everything else
+/// (a record with a TTL, which needs the store's clock; another int form; a value that is
+/// not an int64; an overflow): the caller decides those.
+pub fn incr_fast(raw: Option<&[u8]>, increment: i64) -> Option<i64> {
+    let value = match raw {
+        None => None,
+        Some(raw) if raw.len() < VALUE_HEADER || raw[..4] != [0, 0, 0, 0] => return None,
+        Some(raw) if raw[11] & 1 != 0 => None,
+        Some(raw) => Some(&raw[VALUE_HEADER..]),
+    };
+    let base = match value {
+        None | Some(b"") => 0,
+        Some(v) => {
+            let plain =
+                v.len() < 19 && v.iter().all(u8::is_ascii_digit) && (v[0] != b'0' || v.len() == 1);
+            if !plain {
+                return None;
+            }
+            v.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
+        }
+    };
+    base.checked_add(increment)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +142,31 @@ mod tests {
         assert_eq!(live_value(&value(100, 8, b"v"), 100), Ok(None));
         assert_eq!(live_value(&value(0, 9, b""), 100), Ok(None));
         assert_eq!(live_value(b"short", 100), Err(ShortValue));
+    }
+
+    #[test]
+    fn incr_common_cases() {
+        assert_eq!(incr_fast(None, 5), Some(5));
+        assert_eq!(incr_fast(Some(&value(0, 8, b"41")), 1), Some(42));
+        assert_eq!(incr_fast(Some(&value(0, 9, b"")), 1), Some(1));
+        assert_eq!(incr_fast(Some(&value(0, 8, b"")), -3), Some(-3));
+        assert_eq!(incr_fast(Some(&value(0, 8, b"0")), 1), Some(1));
+        // left to the caller: records with a TTL, other forms, non-numbers, overflow, short values
+        assert_eq!(incr_fast(Some(&value(150, 8, b"41")), 1), None);
+        assert_eq!(incr_fast(Some(&value(150, 9, b"")), 1), None);
+        for v in [
+            &b"007"[..],
+            b"+1",
+            b" 1",
+            b"0x1",
+            b"-1",
+            b"1a",
+            b"1234567890123456789",
+        ] {
+            assert_eq!(incr_fast(Some(&value(0, 8, v)), 1), None);
+        }
+        assert_eq!(incr_fast(Some(&value(0, 8, b"1")), i64::MAX), None);
+        assert_eq!(incr_fast(Some(b"short"), 1), None);
     }
 
     #[test]

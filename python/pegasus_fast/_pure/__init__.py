@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .atomic import incr_step
 from .codec import (
     BLOCK_HEADER_SIZE,
     decode_block,
@@ -26,6 +27,7 @@ __all__ = [
     "encode_block",
     "encode_write",
     "hash_file",
+    "incr_step",
     "mutation_writes",
     "pairs_bytes",
     "partition_index",

@@ -34,7 +34,7 @@ from ..records import (
     encode_key,
     expire_ts_for,
 )
-from ..storage import atomic
+from ..storage.stored import last_per_key
 
 if TYPE_CHECKING:
     from ..storage.partition import Partition
@@ -42,6 +42,12 @@ if TYPE_CHECKING:
 _PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
 #: records.encode_key inline on the hot path
 _KEY_LEN = KEY_LEN.pack
+
+
+#: the two results without the check value (a NamedTuple is immutable): building one costs
+#: as much as the check itself
+_SET = CheckAndSetResult(True, False, False, None)
+_NOT_SET = CheckAndSetResult(False, False, False, None)
 
 
 class TableAtomic:
@@ -79,7 +85,7 @@ class TableAtomic:
         elif not -(1 << 63) <= increment < 1 << 63:
             int64_arg(increment, "increment")
         expire_ts = None if ttl_seconds is None else expire_ts_for(ttl_seconds)
-        return atomic.incr(p, hk, sk, _KEY_LEN(len(hk)) + hk + sk, increment, expire_ts)
+        return p.write_incr(_KEY_LEN(len(hk)) + hk + sk, hk, sk, increment, expire_ts)
 
     def check_and_set(
         self,
@@ -116,12 +122,10 @@ class TableAtomic:
         if not hk and set_sk != check_sk:
             _same_partition(hk, check_sk, [set_sk])
         ops = [(_PUT, hk, set_sk, value, 0 if ttl_seconds is None else expire_ts_for(ttl_seconds))]
-        passed, exists, current = atomic.check_and_write(
-            p, _KEY_LEN(len(hk)) + hk + check_sk, check, operand, ops
-        )
+        passed, exists, current = p.write_if(_KEY_LEN(len(hk)) + hk + check_sk, check, operand, ops)
         if returned:
             return CheckAndSetResult(passed, True, exists, current)
-        return CheckAndSetResult(passed, False, False, None)
+        return _SET if passed else _NOT_SET
 
     def check_and_mutate(
         self,
@@ -151,9 +155,7 @@ class TableAtomic:
             else (_DELETE, hk, m.sort_key)
             for m in muts
         ]
-        passed, exists, current = atomic.check_and_write(
-            p, encode_key(hk, check_sk), check, operand, atomic.last_per_key(ops)
-        )
+        passed, exists, current = p.write_if(encode_key(hk, check_sk), check, operand, last_per_key(ops))
         return CheckAndMutateResult(passed, returned, returned and exists, current if returned else None)
 
 

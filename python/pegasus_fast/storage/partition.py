@@ -19,6 +19,7 @@ from ..records import (
     META_SOURCE_SEEN_KEY,
 )
 from . import checkpoint, walhead
+from .atomic import PartitionAtomic
 from .checkpointing import PartitionCheckpointing
 from .follower_marks import FollowerMarks
 from .layout import check_present, refuse_symlinks
@@ -65,7 +66,9 @@ def _rdb_options(config: Config) -> rocksdict.Options:
     return opts
 
 
-class Partition(PartitionReads, PartitionWrites, PartitionMoves, FollowerMarks, PartitionCheckpointing):
+class Partition(
+    PartitionReads, PartitionWrites, PartitionAtomic, PartitionMoves, FollowerMarks, PartitionCheckpointing
+):
     def __init__(
         self,
         path: str,

@@ -156,44 +156,6 @@ class PartitionWrites:
         else:
             self._durable(self, decree)
 
-    def write_checked(
-        self, decide: Callable[[Callable[[bytes], bytes | None]], tuple[list[tuple[Any, ...]], Any]]
-    ) -> Any:
-        """Read-check-write as one mutation (storage/atomic.py): ``decide(get_raw)`` runs under
-        the lock, reads what it needs with ``get_raw`` (a stored value, header included) and
-        returns ``(ops, result)``; the ops are logged and applied as one mutation (none:
-        nothing is logged, no decree is taken). Returns the result, once the ops are durable.
-        If ``decide`` raises, nothing was written."""
-        with self.lock:
-            if self.state != PartitionState.SERVING:
-                self.check_available(True)
-            db = self._db
-            if db is None:
-                self.open_now()
-                db = self._db
-                assert db is not None
-            try:
-                ops, result = decide(db.get)
-            except Exception as exc:
-                if type(exc) is Exception:  # what rocksdict raises; decide's own errors pass as they are
-                    raise rdb_error(exc, self.path, self.pidx) from exc
-                raise
-            if not ops:
-                return result
-            decree = self.last_committed + 1
-            # as in write(): the timestamp inline
-            ts = time.time_ns() // 1000
-            if ts <= self._last_ts:
-                ts = self._last_ts + 1
-            self._last_ts = ts
-            offset = self._log_and_apply([(decree, ts, self.cluster_id, ops)], True)
-            self.last_committed = decree
-        if self._must_sync:
-            self._after_commit(decree, offset)
-        else:
-            self._durable(self, decree)
-        return result
-
     def write_mutations(
         self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
     ) -> int:

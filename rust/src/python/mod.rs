@@ -328,6 +328,29 @@ fn py_pairs_bytes(pairs: &Bound<'_, PyAny>) -> i64 {
     total
 }
 
+/// The common case of an incr, decided in one call (`records::incr_fast`): (the new value's
+/// ASCII decimal, the new value, the expire_ts to store: `expire_ts`, else 0). None where
+/// Python decides (a record with a TTL among them: the store's clock is Python's).
+#[pyfunction]
+#[pyo3(
+    name = "incr_step",
+    signature = (raw, increment, expire_ts=None),
+    text_signature = "(raw, increment, expire_ts=None)"
+)]
+fn py_incr_step<'py>(
+    py: Python<'py>,
+    raw: Option<&[u8]>,
+    increment: i64,
+    expire_ts: Option<u32>,
+) -> Option<(Bound<'py, PyBytes>, i64, u32)> {
+    let new = crate::records::incr_fast(raw, increment)?;
+    Some((
+        PyBytes::new(py, new.to_string().as_bytes()),
+        new,
+        expire_ts.unwrap_or(0),
+    ))
+}
+
 #[pyfunction]
 #[pyo3(
     name = "scan_log_file",
@@ -498,6 +521,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_mutation_writes, m)?)?;
     m.add_function(wrap_pyfunction!(py_encode_write, m)?)?;
     m.add_function(wrap_pyfunction!(py_pairs_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(py_incr_step, m)?)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_records, m)?)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_batch, m)?)?;
     m.add_function(wrap_pyfunction!(scan::py_scan_range, m)?)?;

@@ -1,7 +1,7 @@
 """Pegasus's read-modify-write RPCs against a partition: incr, check_and_set, check_and_mutate
 (docs/pegasus-protocol.md §4; semantics of Pegasus's ``pegasus_write_service_impl.h``).
 
-Each is one ``Partition.write_checked`` (storage/atomic.py): the check and the write happen
+Each is one ``Partition.write_incr`` or ``write_if`` (storage/atomic.py): the check and the write happen
 under the partition's lock and are logged as one mutation of their result, durable before
 the answer. Arguments arrive as requests.py decodes them; what the store refuses for its
 arguments raises ``InvalidArgumentError`` (answered kInvalidArgument by the handler).
@@ -14,7 +14,7 @@ from typing import Any
 from ...data_api import CheckType, MutateOperation
 from ...errors import InvalidArgumentError
 from ...records import MAX_HASH_KEY, MAX_VALUE, MAX_WRITE, Op, encode_key
-from ...storage import atomic
+from ...storage.stored import last_per_key
 from . import codes
 
 _PUT, _DELETE = int(Op.PUT), int(Op.DELETE)
@@ -54,7 +54,7 @@ def incr(p: Any, hash_key: bytes, sort_key: bytes, args: tuple[Any, ...]) -> tup
     key, increment, wire_ts = args
     _sizes(hash_key, sort_key)
     expire_ts = None if wire_ts == 0 else (0 if wire_ts < 0 else wire_ts)
-    new = atomic.incr(p, hash_key, sort_key, key, increment, expire_ts)
+    new = p.write_incr(key, hash_key, sort_key, increment, expire_ts)
     return codes.K_OK, new, p.last_committed
 
 
@@ -66,9 +66,7 @@ def check_and_set(p: Any, args: tuple[Any, ...]) -> tuple[int, bool, bool, bytes
         set_sk = check_sk
     _sizes(hk, check_sk, operand, set_sk, value)
     ops = [(_PUT, hk, set_sk, value, _expire_ts(wire_ts))]
-    passed, exists, current = atomic.check_and_write(
-        p, encode_key(hk, check_sk), _check(check_type), operand, ops
-    )
+    passed, exists, current = p.write_if(encode_key(hk, check_sk), _check(check_type), operand, ops)
     return _answer(p, passed, returned, exists, current)
 
 
@@ -89,8 +87,8 @@ def check_and_mutate(p: Any, args: tuple[Any, ...]) -> tuple[int, bool, bool, by
             ops.append((_DELETE, hk, sk))
         else:
             raise InvalidArgumentError(f"mutate operation {operation} is not one Pegasus knows")
-    passed, exists, current = atomic.check_and_write(
-        p, encode_key(hk, check_sk), _check(check_type), operand, atomic.last_per_key(ops)
+    passed, exists, current = p.write_if(
+        encode_key(hk, check_sk), _check(check_type), operand, last_per_key(ops)
     )
     return _answer(p, passed, returned, exists, current)
 
