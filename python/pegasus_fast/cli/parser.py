@@ -209,6 +209,28 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def verb_parser(ap: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The sub-parser of one verb of ``ap``."""
+    for action in ap._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)
+
+
+def given(argv: list[str] | None) -> set[str]:
+    """The dests of the options given on this command line (not a default): every default of a
+    fresh parser suppressed, what is left in the namespace was typed."""
+    ap = parser()
+    parsers = [ap] + [
+        p for a in ap._actions if isinstance(a, argparse._SubParsersAction) for p in a.choices.values()
+    ]
+    for p in parsers:
+        for action in p._actions:
+            if action.dest != "cmd":
+                action.default = argparse.SUPPRESS
+    return set(vars(ap.parse_args(argv)))
+
+
 def _record(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", help="the table's name")
     p.add_argument("hash_key", help="the hash key (bytes as typed)")
@@ -313,4 +335,4 @@ def _data_verbs(verb: Any) -> None:
     p.add_argument("-i", "--no-value", action="store_true", help="keys without values")
 
 
-__all__ = ["EPILOG", "parser"]
+__all__ = ["EPILOG", "given", "parser", "verb_parser"]

@@ -69,6 +69,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--node-id", help="with --zk: this node's id (kept in DIR; made on first start if not given)"
     )
     p.add_argument(
+        "--config-file",
+        metavar="FILE",
+        help='a TOML file with any of these flags as keys (listen = "HOST:PORT", insecure = true, '
+        'cluster = "DIR", ...) and Config knobs in a [config] table; a flag given here wins '
+        "(docs/configuration.md)",
+    )
+    p.add_argument(
         "--config",
         action="append",
         default=[],
@@ -77,20 +84,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
 
 
-def _config(items: list[str]) -> Config:
-    """``KEY=VALUE`` knobs, each converted to its Config field's type (Config checks the values)."""
+def _config(items: list[str], base: dict[str, object] | None = None) -> Config:
+    """``KEY=VALUE`` knobs, each converted to its Config field's type, over ``base`` (the
+    ``[config]`` table of a --config-file); Config checks the values."""
     kinds = {f.name: str(f.type) for f in fields(Config)}
-    values: dict[str, object] = {}
+    values: dict[str, object] = dict(base or {})
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or key not in kinds:
             raise InvalidArgumentError(f"--config takes KEY=VALUE naming a Config field, not {item!r}")
         kind = kinds[key]
         try:
-            values[key] = int(text) if kind.startswith("int") else float(text) if kind == "float" else text
+            values[key] = _knob(kind, text)
         except ValueError:
             raise InvalidArgumentError(f"--config {key} takes {kind.split()[0]}, not {text!r}") from None
     return Config(**values)  # type: ignore[arg-type]
+
+
+def _knob(kind: str, text: str) -> object:
+    """The text of a --config value as its field's type (``int | None``: an int or ``none``)."""
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    if kind.endswith("| None") and text.lower() == "none":
+        return None
+    if kind.startswith("int"):
+        return int(text)
+    return float(text) if kind == "float" else text
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -127,10 +148,12 @@ def _write_ready(path: str, url: str) -> None:
     os.replace(tmp, path)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, knobs: dict[str, object] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; ``knobs``: the Config knobs of a --config-file, under
+    those of --config."""
     if not args.cluster:
-        raise InvalidArgumentError("serve needs --cluster DIR")
-    token, tls, config = _token(args), _tls(args), _config(args.config)
+        raise InvalidArgumentError('serve needs --cluster DIR (or `cluster = "DIR"` in --config-file)')
+    token, tls, config = _token(args), _tls(args), _config(args.config, knobs)
     roles = _role_tokens(args)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
