@@ -378,6 +378,36 @@ class ResourceExhaustedError(PegasusFastError):
         self.requested = int(requested)
 
 
+class BackupError(PegasusFastError):
+    """A backup (``pegasus-fast backup``) that cannot be restored as it is, or cannot be made:
+    ``path`` is the backup directory, ``file`` the file at fault relative to it (None: the backup
+    as a whole), ``reason`` one of :data:`BACKUP_REASONS`. A restore that raises it created
+    nothing."""
+
+    def __init__(self, path: str, file: str | None, reason: str, detail: str = "") -> None:
+        where = f"{path}: {file}" if file is not None else str(path)
+        super().__init__(f"backup {where}: {reason}" + (f" ({detail})" if detail else ""))
+        self.path = str(path)
+        self.file = file
+        self.reason = reason
+        self.detail = detail
+
+
+#: what a :class:`BackupError` found: no manifest or one that does not parse; a name that
+#: leaves its directory; a file missing, extra, of another size or another hash; a directory
+#: that is not empty for a new backup; a restore whose data is not the manifest's decree
+BACKUP_REASONS = (
+    "bad_manifest",
+    "unsafe_path",
+    "missing",
+    "extra",
+    "size",
+    "hash",
+    "not_empty",
+    "decree",
+)
+
+
 class NodeIdInUseError(CoordinationError):
     """A node was started with the id of a live node of another directory: it is refused
     (it serves nothing), and the live node keeps its id. ``holder`` is the live node's URL."""

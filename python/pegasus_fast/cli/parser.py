@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..bench import runner as bench_runner
 from . import serve as serve_cli
+from .backup_verbs import add_parsers as backup_parsers
 from .data_verbs import CHECK_TYPES, FILTER_TYPES
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
@@ -146,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     p = verb("compact", "manual compaction of a table, in the low-priority lane; waits for it to end")
     p.add_argument("table", help="the table's name")
 
+    backup_parsers(verb)
     serve_cli.add_parser(sub)
     sub.choices["serve"].formatter_class = _Formatter
     sub.choices["serve"].description = sub.choices["serve"].description or (

@@ -14,6 +14,7 @@ from ..engine.cluster import Cluster
 from ..engine.local_follower import open_cluster_at
 from ..errors import InvalidArgumentError, PartitionUnavailableError
 from ..net import wire
+from .backup_verbs import BACKUP_VERBS
 from .data_verbs import DATA_VERBS
 from .exits import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE
 from .format import table
@@ -378,6 +379,7 @@ VERBS: dict[str, Verb] = {
     "start_dup": _dup_verb(lambda d: d.resume()),
     "remove_dup": _dup_verb(lambda d: d.remove()),
     **DATA_VERBS,
+    **BACKUP_VERBS,
 }
 
 
