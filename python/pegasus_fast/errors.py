@@ -26,10 +26,33 @@ class PegasusFastError(Exception):
     """Base of every pegasus_fast error."""
 
     retry: Retry = Retry.PERMANENT
+    #: what the caller can change to get past it (a flag, an argument), when something can:
+    #: set by :func:`with_fix`, which also ends the message with it ("" when nothing is known)
+    fix: str = ""
 
     @property
     def retryable(self) -> bool:
         return self.retry is not Retry.PERMANENT
+
+
+def with_fix(exc: PegasusFastError, fix: str) -> PegasusFastError:
+    """``exc`` with ``fix`` (what would get past it) as its field and at the end of its message."""
+    exc.fix = fix
+    first = str(exc.args[0]) if exc.args else type(exc).__name__
+    exc.args = (f"{first}{FIX_MARK}{fix}", *exc.args[1:])
+    return exc
+
+
+FIX_MARK = ". Fix: "
+
+
+def fix_of(exc: BaseException | str) -> str:
+    """The fix of an error, also of one that crossed the wire as text (a duplication's error
+    as a served source reports it): what :func:`with_fix` put at the end of its message."""
+    fix = getattr(exc, "fix", "")
+    if fix:
+        return str(fix)
+    return str(exc).rpartition(FIX_MARK)[2] if FIX_MARK in str(exc) else ""
 
 
 def retry_of(exc: BaseException) -> Retry:
@@ -279,6 +302,25 @@ class RemoteUnavailableError(PegasusFastError):
         super().__init__(f"remote {remote} is unavailable" + (f": {reason}" if reason else ""))
         self.remote = remote
         self.reason = reason
+
+
+class AddDuplicationFailedError(DuplicationError):
+    """``add_dup`` failed before the duplication shipped its log, and the duplication was removed
+    (``removed``; False only when the remove failed too, ``dupid`` then names it): nothing of it
+    is left to find and remove by hand. ``status`` is where it stood, ``cause`` why it failed;
+    ``fix`` (when known) what to change."""
+
+    def __init__(self, dupid: int, table: str, remote: str, status: str, cause: str, removed: bool) -> None:
+        left = "removed" if removed else "NOT removed (remove_dup it)"
+        super().__init__(
+            f"duplication {dupid} of {table} to {remote} failed in {status} and was {left}: {cause}"
+        )
+        self.dupid = dupid
+        self.table = table
+        self.remote = remote
+        self.status = status
+        self.cause = cause
+        self.removed = removed
 
 
 class DuplicationNotFoundError(DuplicationError, KeyError):

@@ -157,7 +157,9 @@ def parser() -> argparse.ArgumentParser:
     p = verb(
         "add_dup",
         "duplicate a table to another cluster (pegasus://HOST:PORT or a directory), with copy progress",
-        "Waits until the duplication ships its log (DS_LOG) or --timeout.",
+        "Waits until the duplication ships its log (DS_LOG) or --timeout. One that fails before "
+        "is removed again (nothing is left behind), and the error names the flag that fixes it "
+        "when one does.",
     )
     p.add_argument("table", help="the table to duplicate")
     p.add_argument("remote", help="the follower: pegasus://HOST:PORT, zk://HOST:PORT/CHROOT or a directory")
@@ -170,7 +172,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the copy")
     p.add_argument(
-        "--remote-token-file", help="the token shown to a served remote (else $PEGASUS_FAST_TOKEN)"
+        "--remote-token-file",
+        help="a file holding the follower's token, which the duplication shows it (kept with the "
+        "duplication). With --connect it is the only token the source server shows the follower: "
+        "never its own, nor your $PEGASUS_FAST_TOKEN. With --cluster, else $PEGASUS_FAST_TOKEN",
     )
     p.add_argument("--no-progress", action="store_true", help="no per-partition copy progress on stderr")
     verb(
