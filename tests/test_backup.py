@@ -9,18 +9,20 @@ import errno
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
 from blake3 import blake3
-from conftest import PYTHON, child_env
+from conftest import DEFAULT_BACKEND, PYTHON, child_env
 from pegasus_fast import fileio
 from pegasus_fast.cli.exits import EXIT_ERROR, EXIT_USAGE
 from pegasus_fast.engine.backup import RESTORE_STAGING, backup_table, restore_table
+from pegasus_fast.errors import fix_of
 from pegasus_fast.storage import backup_set
+from served import Fleet
 
 Opener = Callable[..., pf.Cluster]
 
@@ -242,10 +244,14 @@ def test_a_backup_cut_short_leaves_nothing(open_cluster: Opener, tmp_path: Path)
 # -- the command line -------------------------------------------------------------------------
 
 
-def _cli(backend_name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(backend_name: str, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = child_env(backend_name)
+    env.pop("PEGASUS_FAST_TOKEN", None)
+    if token is not None:
+        env["PEGASUS_FAST_TOKEN"] = token
     return subprocess.run(
         [PYTHON, "-m", "pegasus_fast", *args],
-        env=child_env(backend_name),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -273,9 +279,69 @@ def test_the_cli_backs_up_and_restores(
     assert "t3" not in r.stdout.split()
 
 
-def test_the_cli_says_a_served_cluster_is_not_backed_up_here(
-    default_backend: ModuleType, default_backend_name: str, tmp_path: Path
-) -> None:
-    r = _cli(default_backend_name, "--connect", "pegasus://127.0.0.1:1", "backup", "t", str(tmp_path / "bk"))
-    assert r.returncode == EXIT_USAGE
-    assert not (tmp_path / "bk").exists()
+# -- a served cluster -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, DEFAULT_BACKEND)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _token_file(path: Path, token: str) -> Path:
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_a_served_backup_restores_into_another_server(fleet: Fleet, tmp_path: Path) -> None:
+    root = tmp_path / "backups"
+    admin = _token_file(tmp_path / "admin", "admin-t")
+    client = _token_file(tmp_path / "client", "client-t")
+    roles = ("--admin-token-file", str(admin), "--client-token-file", str(client))
+    a, b = fleet.add("a"), fleet.add("b")
+    a.launch("--backup-dir", str(root), *roles)
+    b.launch("--backup-dir", str(root), *roles)
+    a_url, b_url = a.wait_ready(), b.wait_ready()
+    with pf.connect(a_url, token="admin-t", timeout=10) as rc:
+        rc.create_table("t", partition_count=4)
+    with pf.connect(a_url, token="client-t", timeout=10) as rc:
+        _fill(rc.table("t"), 100)
+        want = _records(rc.table("t"))
+        with pytest.raises(pf.PermissionDeniedError):  # tables and backups are an admin's
+            rc.backup_table("t", "nightly")
+    r = _cli(DEFAULT_BACKEND, "--connect", a_url, "backup", "t", "nightly", token="admin-t")
+    assert r.returncode == 0, r.stderr
+    assert backup_set.verify(str(root / "nightly")).partition_count == 4
+    r = _cli(DEFAULT_BACKEND, "--connect", b_url, "restore", "nightly", "t2", token="admin-t")
+    assert r.returncode == 0, r.stderr
+    with pf.connect(b_url, token="client-t", timeout=10) as rc:
+        assert _records(rc.table("t2")) == want
+    # a name is one plain directory name under --backup-dir: a path is refused, nothing written
+    for name in ("../outside", "/tmp/x", ".hidden", ""):
+        r = _cli(DEFAULT_BACKEND, "--connect", a_url, "backup", "t", name, token="admin-t")
+        assert r.returncode == EXIT_USAGE and r.stderr.startswith("pegasus-fast: InvalidArgumentError: ")
+    assert sorted(os.listdir(root)) == ["nightly"] and not (tmp_path / "outside").exists()
+    # a damaged backup is refused over the wire as the same typed error, naming the file
+    rel, path = _first_file(root / "nightly")
+    os.truncate(path, 1)
+    with pf.connect(b_url, token="admin-t", timeout=10) as rc:
+        with pytest.raises(pf.BackupError) as info:
+            rc.restore_table("nightly", "t3")
+        assert info.value.file == rel and info.value.reason == "size"
+        assert not rc.has_table("t3")
+
+
+def test_a_server_without_backup_dir_refuses_naming_the_flag(fleet: Fleet, tmp_path: Path) -> None:
+    a = fleet.add("a")
+    url = a.start()
+    with pf.connect(url, timeout=10) as rc:
+        rc.create_table("t", partition_count=1)
+        with pytest.raises(pf.InvalidArgumentError) as info:
+            rc.backup_table("t", "x")
+        assert "--backup-dir" in info.value.fix
+    r = _cli(DEFAULT_BACKEND, "--connect", url, "backup", "t", "x")
+    assert r.returncode == EXIT_USAGE and "--backup-dir" in fix_of(r.stderr.strip())

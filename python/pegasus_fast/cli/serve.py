@@ -66,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "clients give the same file); without it the cluster's znodes are open",
     )
     p.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="where `backup`/`restore` over --connect keep their backups, each a directory named "
+        "by the caller (made if missing, mode 700); without it they are refused",
+    )
+    p.add_argument(
         "--node-id", help="with --zk: this node's id (kept in DIR; made on first start if not given)"
     )
     p.add_argument(
@@ -139,6 +145,14 @@ def _tls(args: argparse.Namespace) -> TLS | None:
     return TLS(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
+def _backup_dir(path: str | None) -> str | None:
+    if path is None:
+        return None
+    path = os.path.abspath(path)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
 def _write_ready(path: str, url: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -179,6 +193,7 @@ def run(args: argparse.Namespace, knobs: dict[str, object] | None = None) -> int
             member=member,
             pegasus_listen=args.pegasus_listen,
             pegasus_allow=args.pegasus_allow,
+            backup_dir=_backup_dir(args.backup_dir),
             **roles,
         )
         if member is not None:

@@ -45,6 +45,24 @@ class BackupPartition:
 
 
 @dataclass(frozen=True)
+class BackupSummary:
+    """What a backup holds, per partition (pidx, decree, files, bytes): what a served cluster's
+    Backup replies, and what the CLI prints."""
+
+    table: str
+    partition_count: int
+    partitions: tuple[tuple[int, int, int, int], ...]
+
+    @property
+    def file_count(self) -> int:
+        return sum(p[2] for p in self.partitions)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p[3] for p in self.partitions)
+
+
+@dataclass(frozen=True)
 class BackupManifest:
     table: str
     partition_count: int
@@ -61,6 +79,10 @@ class BackupManifest:
     @property
     def file_count(self) -> int:
         return sum(len(p.files) for p in self.partitions)
+
+    def summary(self) -> BackupSummary:
+        rows = tuple((p.pidx, p.decree, len(p.files), sum(f[1] for f in p.files)) for p in self.partitions)
+        return BackupSummary(self.table, self.partition_count, rows)
 
     def to_json(self) -> bytes:
         doc = {
