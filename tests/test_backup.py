@@ -9,6 +9,8 @@ import errno
 import json
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -71,6 +73,41 @@ def test_a_backup_restores_as_a_new_table_in_another_cluster(open_cluster: Opene
     with open_cluster(tmp_path / "dst") as d:
         assert _records(d.table("t2")) == sorted([*want, (b"new", b"s", b"v")])
         assert d.table("other").get(b"k", b"s") == b"v"
+
+
+def test_a_backup_taken_while_writes_go_on_holds_each_partition_up_to_its_decree(
+    open_cluster: Opener, tmp_path: Path
+) -> None:
+    with open_cluster(tmp_path / "src") as c:
+        t = c.create_table("t", partition_count=4)
+        written: list[tuple[bytes, int]] = []  # (hash key, decree) in write order
+        stop = threading.Event()
+
+        def writer() -> None:
+            i = 0
+            while not stop.is_set():
+                hk = b"w%d" % i
+                written.append((hk, t.set(hk, b"s", b"%d" % i)))
+                i += 1
+
+        th = threading.Thread(target=writer)
+        th.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(written) < 200:
+                assert time.monotonic() < deadline, "the writer did not get going"
+                time.sleep(0.01)
+            m = backup_table(c, "t", str(tmp_path / "bk"))
+        finally:
+            stop.set()
+            th.join()
+        part_of = {hk: t.partition_index(hk) for hk, _ in written}
+    decree_of = {p.pidx: p.decree for p in m.partitions}
+    with open_cluster(tmp_path / "dst") as d:
+        got = {hk for hk, _, _ in restore_table(d, str(tmp_path / "bk"), "t").scan()}
+    # each partition holds exactly the writes up to its checkpoint's decree, no more, no less
+    want = {hk for hk, decree in written if decree <= decree_of[part_of[hk]]}
+    assert got == want and len(want) >= 200
 
 
 def test_an_empty_table_backs_up_and_restores(open_cluster: Opener, tmp_path: Path) -> None:
