@@ -17,6 +17,7 @@ from pegasus_fast.cli.dup_verbs import TIMEOUT_FIX
 from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.errors import fix_of
+from multinode import Nodes
 from served import Fleet
 
 TOKEN = "s3cret-for-both"
@@ -159,3 +160,28 @@ def test_a_half_made_follower_table_is_taken_over_by_the_next_duplication_of_its
             d2.wait_for(pf.DupStatus.LOG, timeout=30)
         assert "--remote-table" in fix_of(info.value)
         d2.remove()
+
+
+def test_a_multi_node_source_removes_its_failed_duplication_too(
+    fleet: Fleet, tmp_path: Path, zk_chroot: str
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    dst = fleet.add("dst")
+    dst.launch("--token-file", str(token_file))
+    nodes = Nodes(fleet, zk_chroot)
+    nodes.start("n1", "n2")
+    dst_url = dst.wait_ready()
+    with nodes.client() as c:
+        c.create_table("t", partition_count=4)
+    r = _cli("--connect", nodes.url, "add_dup", "t", dst_url, "--timeout", "20", "--no-progress")
+    assert r.returncode == 4 and r.stderr.startswith("pegasus-fast: AddDuplicationFailedError: "), r.stderr
+    assert "--remote-token-file" in fix_of(r.stderr.strip())
+    with nodes.client() as c:
+        assert [d.status for d in c.duplications("t") if d.status != pf.DupStatus.REMOVED] == []
+    r = _cli(
+        "--connect", nodes.url, "add_dup", "t", dst_url, "--remote-token-file", str(token_file),
+        "--timeout", "30", "--no-progress",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
