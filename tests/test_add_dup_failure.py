@@ -13,11 +13,11 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import DEFAULT_BACKEND, PYTHON, child_env
+from multinode import Nodes
 from pegasus_fast.cli.dup_verbs import TIMEOUT_FIX
 from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.errors import fix_of
-from multinode import Nodes
 from served import Fleet
 
 TOKEN = "s3cret-for-both"
