@@ -21,7 +21,9 @@ from blake3 import blake3
 from conftest import DEFAULT_BACKEND, PYTHON, child_env
 from pegasus_fast import fileio
 from pegasus_fast.cli.exits import EXIT_ERROR, EXIT_USAGE
+from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.engine.backup import RESTORE_STAGING, backup_table, restore_table
+from pegasus_fast.engine.local_follower import LocalFollower
 from pegasus_fast.errors import fix_of
 from pegasus_fast.storage import backup_set
 from served import Fleet
@@ -264,6 +266,15 @@ def test_a_backup_goes_into_a_new_or_empty_directory_only(open_cluster: Opener, 
         with pytest.raises(pf.TableNotFoundError):
             backup_table(c, "missing", str(tmp_path / "bk2"))
         assert not (tmp_path / "bk2").exists()
+
+
+def test_a_follower_table_still_learning_is_not_backed_up(open_cluster: Opener, tmp_path: Path) -> None:
+    with open_cluster(tmp_path / "b") as b:
+        LocalFollower(b).ensure_table("t", 2, SourceId("a", "uid-of-a", "t", 1), True)
+        with pytest.raises(pf.PartitionUnavailableError) as info:
+            backup_table(b, "t", str(tmp_path / "bk"))
+        assert info.value.table == "t" and info.value.state == "learning"
+        assert not (tmp_path / "bk").exists()
 
 
 def test_a_backup_cut_short_leaves_nothing(open_cluster: Opener, tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ import os
 from typing import TYPE_CHECKING
 
 from .. import fileio
-from ..errors import BackupError, ChecksumMismatchError, TableExistsError
+from ..errors import BackupError, ChecksumMismatchError, PartitionUnavailableError, TableExistsError
 from ..storage import backup_set
 from ..storage.backup_set import BackupManifest
+from ..storage.state import PartitionState
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -29,9 +30,14 @@ RESTORE_STAGING = "restore.staging"
 
 def backup_table(cluster: Cluster, name: str, directory: str) -> BackupManifest:
     """Checkpoint every partition of table ``name`` now and copy the checkpoints, verified,
-    into ``directory`` (new or empty) with their manifest."""
+    into ``directory`` (new or empty) with their manifest. Every partition must be serving
+    (PartitionUnavailableError: a follower still learning, say)."""
     table = cluster.table(name)
     info = cluster.table_info(name)
+    for p in table.partitions:
+        # a follower partition still learning holds part of its data, or none: never a backup
+        if p.state != PartitionState.SERVING:
+            raise PartitionUnavailableError(name, p.pidx, p.state.value)
     infos = table.checkpoint()
     return backup_set.create(
         os.fspath(directory),
