@@ -208,3 +208,46 @@ def test_an_unknown_key_is_a_usage_error_and_nothing_starts(
     assert r.returncode == EXIT_USAGE
     assert r.stderr.startswith("pegasus-fast: ConfigFileError: ") and "'listen-port'" in r.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_check_config_prints_the_merged_settings_and_opens_nothing(
+    default_backend_name: str, default_backend: ModuleType, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(
+        f'cluster = "{tmp_path / "c"}"\nlisten = "127.0.0.1:1"\nmetrics-listen = "127.0.0.1:0"\n'
+        "[config]\nmax_tables = 1\nwal_sync = 'always'\n"
+    )
+    run = [PYTHON, "-m", "pegasus_fast", "serve", "--config-file", str(cfg), "--check-config"]
+    r = subprocess.run(
+        [*run, "--listen", "127.0.0.1:0", "--config", "max_tables=2"],
+        env=child_env(default_backend_name),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "c").exists()  # nothing opened, nothing served
+    # what it prints is a serve.toml of the settings a start would take, the command line's winning
+    (tmp_path / "printed.toml").write_text(r.stdout)
+    printed = serve_file.load(str(tmp_path / "printed.toml"), _serve_parser())
+    assert printed["listen"] == "127.0.0.1:0" and printed["metrics_listen"] == "127.0.0.1:0"
+    assert printed["config"] == {"max_tables": 2, "wal_sync": "always"}
+    # a start would refuse a public address without TLS and a token: so does the check
+    r = subprocess.run(
+        [*run, "--listen", "0.0.0.0:0"],
+        env=child_env(default_backend_name),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == EXIT_USAGE and r.stderr.startswith("pegasus-fast: InvalidArgumentError: ")
+    r = subprocess.run(
+        [*run, "--token-file", str(tmp_path / "absent")],
+        env=child_env(default_backend_name),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == EXIT_USAGE
+    assert not (tmp_path / "c").exists()

@@ -35,11 +35,11 @@ def run(argv: list[str] | None = None) -> int:
         print(f"pegasus-fast {__version__} demo (backend: {backend()})\n")
         return demo_main(args.compare_legacy, args.legacy_seconds)
     if args.cmd == "serve":
-        knobs = None
+        knobs, serve_parser = None, verb_parser(ap, "serve")
         if args.config_file:
-            values = serve_file.load(args.config_file, verb_parser(ap, "serve"))
+            values = serve_file.load(args.config_file, serve_parser)
             knobs = serve_file.apply(args, given(argv), values)
-        return serve_cli.run(args, knobs)
+        return serve_cli.run(args, knobs, serve_parser)
     if args.cmd == "bench":
         return bench_runner.main(args)
     with opened(args) as c:

@@ -19,8 +19,10 @@ from ..errors import InvalidArgumentError
 from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of, node_uid_of
 from ..multinode.member import Member
 from ..multinode.ownership import Ownership
-from ..net.wire import TOKEN_ENV, read_token_file, token_from_env
+from ..net.wire import TOKEN_ENV, parse_hostport, read_token_file, token_from_env
 from ..server.app import TLS, Server
+from ..server.roles import Tokens
+from . import serve_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -80,6 +82,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help='a TOML file with any of these flags as keys (listen = "HOST:PORT", insecure = true, '
         'cluster = "DIR", ...) and Config knobs in a [config] table; a flag given here wins '
         "(docs/configuration.md)",
+    )
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the settings (file and flags merged, token and TLS files read, Config knobs "
+        "in bounds), print them as TOML and exit: 0 if a start would take them, 2 if not; "
+        "nothing is opened or served",
     )
     p.add_argument(
         "--config",
@@ -153,6 +162,34 @@ def _backup_dir(path: str | None) -> str | None:
     return path
 
 
+def _check_only(
+    args: argparse.Namespace, token: str | None, tls: TLS | None, roles: dict[str, str | None]
+) -> None:
+    """What a start would refuse before it opens anything, refused the same way here."""
+    if args.zk is None and args.node_id is not None:
+        raise InvalidArgumentError("--node-id needs --zk")
+    if args.zk is None and getattr(args, "zk_auth_file", None) is not None:
+        raise InvalidArgumentError("--zk-auth-file needs --zk")
+    if args.zk is not None:
+        parse_zk(args.zk)
+        path = getattr(args, "zk_auth_file", None)
+        if path is not None:
+            read_auth_file(path)
+    addr = parse_hostport(args.listen)
+    tokens = Tokens(token, roles["client_token"], roles["admin_token"], roles["replication_token"])
+    if not addr.is_loopback() and not args.insecure and (tls is None or not tokens.required):
+        raise InvalidArgumentError(
+            f"refusing to listen on {addr.target}, which is not loopback, without both TLS and a "
+            "token (or --insecure)"
+        )
+    if args.metrics_listen is not None:
+        parse_hostport(args.metrics_listen)
+    if args.pegasus_listen is not None:
+        from ..server.pegasus_front import check_listen
+
+        check_listen(args.pegasus_listen, args.pegasus_allow)
+
+
 def _write_ready(path: str, url: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -162,13 +199,22 @@ def _write_ready(path: str, url: str) -> None:
     os.replace(tmp, path)
 
 
-def run(args: argparse.Namespace, knobs: dict[str, object] | None = None) -> int:
+def run(
+    args: argparse.Namespace,
+    knobs: dict[str, object] | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> int:
     """Serve until SIGTERM/SIGINT; ``knobs``: the Config knobs of a --config-file, under
-    those of --config."""
+    those of --config; ``parser``: serve's own (--check-config prints its flags' settings)."""
     if not args.cluster:
         raise InvalidArgumentError('serve needs --cluster DIR (or `cluster = "DIR"` in --config-file)')
     token, tls, config = _token(args), _tls(args), _config(args.config, knobs)
     roles = _role_tokens(args)
+    if args.check_config:
+        _check_only(args, token, tls, roles)
+        if parser is not None:
+            print(serve_file.effective(args, parser, config), end="", flush=True)
+        return 0
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

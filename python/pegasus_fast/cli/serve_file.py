@@ -23,9 +23,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the same parser, a dependency before 3.11
     import tomli as tomllib
 
-#: flags of the serve verb that are no key of the file: the file itself, and --connect (a
-#: client's), --help; --version lives on the top parser only
-NOT_KEYS = frozenset({"config-file", "connect", "help"})
+#: flags of the serve verb that are no key of the file: the file itself, --check-config (a
+#: command, not a setting), --connect (a client's), --help
+NOT_KEYS = frozenset({"config-file", "check-config", "connect", "help"})
 #: the table of Config knobs (the file's form of --config KEY=VALUE)
 CONFIG_TABLE = "config"
 
@@ -119,4 +119,36 @@ def apply(args: argparse.Namespace, given: set[str], file_values: dict[str, obje
     return knobs
 
 
-__all__ = ["CONFIG_TABLE", "ConfigFileError", "apply", "load", "read", "serve_keys"]
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def effective(args: argparse.Namespace, serve: argparse.ArgumentParser, config: Config) -> str:
+    """The settings a server would start with (file and command line merged) as TOML: every
+    flag that is set, and every Config knob that is not its default. Token files appear by
+    path, never by content."""
+    lines = []
+    for key, action in serve_keys(serve).items():
+        if key == CONFIG_TABLE:
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value is False or value is argparse.SUPPRESS:
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    default = Config()
+    knobs = [
+        f"{f.name} = {_toml_value(getattr(config, f.name))}"
+        for f in fields(Config)
+        if getattr(config, f.name) != getattr(default, f.name) and getattr(config, f.name) is not None
+    ]
+    if knobs:
+        lines += ["", f"[{CONFIG_TABLE}]", *knobs]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["CONFIG_TABLE", "ConfigFileError", "apply", "effective", "load", "read", "serve_keys"]
