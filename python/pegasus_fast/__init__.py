@@ -32,6 +32,7 @@ from .engine.cluster import ClusterInfo
 from .engine.table import PartitionStats, Table, TableHealth, TableInfo
 from .errors import (
     AuthenticationError,
+    BackupError,
     ChecksumMismatchError,
     ClosedError,
     CloseError,
@@ -137,6 +138,7 @@ __all__ = [
     "CloseError",
     "ClosedError",
     "Cluster",
+    "BackupError",
     "ClusterInfo",
     "ClusterLockedError",
     "Config",

@@ -26,10 +26,33 @@ class PegasusFastError(Exception):
     """Base of every pegasus_fast error."""
 
     retry: Retry = Retry.PERMANENT
+    #: what the caller can change to get past it (a flag, an argument), when something can:
+    #: set by :func:`with_fix`, which also ends the message with it ("" when nothing is known)
+    fix: str = ""
 
     @property
     def retryable(self) -> bool:
         return self.retry is not Retry.PERMANENT
+
+
+def with_fix(exc: PegasusFastError, fix: str) -> PegasusFastError:
+    """``exc`` with ``fix`` (what would get past it) as its field and at the end of its message."""
+    exc.fix = fix
+    first = str(exc.args[0]) if exc.args else type(exc).__name__
+    exc.args = (f"{first}{FIX_MARK}{fix}", *exc.args[1:])
+    return exc
+
+
+FIX_MARK = ". Fix: "
+
+
+def fix_of(exc: BaseException | str) -> str:
+    """The fix of an error, also of one that crossed the wire as text (a duplication's error
+    as a served source reports it): what :func:`with_fix` put at the end of its message."""
+    fix = getattr(exc, "fix", "")
+    if fix:
+        return str(fix)
+    return str(exc).rpartition(FIX_MARK)[2] if FIX_MARK in str(exc) else ""
 
 
 def retry_of(exc: BaseException) -> Retry:
@@ -281,6 +304,25 @@ class RemoteUnavailableError(PegasusFastError):
         self.reason = reason
 
 
+class AddDuplicationFailedError(DuplicationError):
+    """``add_dup`` failed before the duplication shipped its log, and the duplication was removed
+    (``removed``; False only when the remove failed too, ``dupid`` then names it): nothing of it
+    is left to find and remove by hand. ``status`` is where it stood, ``cause`` why it failed;
+    ``fix`` (when known) what to change."""
+
+    def __init__(self, dupid: int, table: str, remote: str, status: str, cause: str, removed: bool) -> None:
+        left = "removed" if removed else "NOT removed (remove_dup it)"
+        super().__init__(
+            f"duplication {dupid} of {table} to {remote} failed in {status} and was {left}: {cause}"
+        )
+        self.dupid = dupid
+        self.table = table
+        self.remote = remote
+        self.status = status
+        self.cause = cause
+        self.removed = removed
+
+
 class DuplicationNotFoundError(DuplicationError, KeyError):
     def __init__(self, dupid: int) -> None:
         super().__init__(f"duplication {dupid} not found")
@@ -376,6 +418,36 @@ class ResourceExhaustedError(PegasusFastError):
         self.resource = str(resource)
         self.limit = int(limit)
         self.requested = int(requested)
+
+
+class BackupError(PegasusFastError):
+    """A backup (``pegasus-fast backup``) that cannot be restored as it is, or cannot be made:
+    ``path`` is the backup directory, ``file`` the file at fault relative to it (None: the backup
+    as a whole), ``reason`` one of :data:`BACKUP_REASONS`. A restore that raises it created
+    nothing."""
+
+    def __init__(self, path: str, file: str | None, reason: str, detail: str = "") -> None:
+        where = f"{path}: {file}" if file is not None else str(path)
+        super().__init__(f"backup {where}: {reason}" + (f" ({detail})" if detail else ""))
+        self.path = str(path)
+        self.file = file
+        self.reason = reason
+        self.detail = detail
+
+
+#: what a :class:`BackupError` found: no manifest or one that does not parse; a name that
+#: leaves its directory; a file missing, extra, of another size or another hash; a directory
+#: that is not empty for a new backup; a restore whose data is not the manifest's decree
+BACKUP_REASONS = (
+    "bad_manifest",
+    "unsafe_path",
+    "missing",
+    "extra",
+    "size",
+    "hash",
+    "not_empty",
+    "decree",
+)
 
 
 class NodeIdInUseError(CoordinationError):

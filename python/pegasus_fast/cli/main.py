@@ -19,21 +19,27 @@ from ..errors import (
     TableNotFoundError,
 )
 from . import serve as serve_cli
+from . import serve_file
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from .parser import parser
+from .parser import given, parser, verb_parser
 from .session import opened
 from .verbs import VERBS
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    ap = parser()
+    args = ap.parse_args(argv)
     if args.cmd == "demo":
         from .demo import main as demo_main
 
         print(f"pegasus-fast {__version__} demo (backend: {backend()})\n")
         return demo_main(args.compare_legacy, args.legacy_seconds)
     if args.cmd == "serve":
-        return serve_cli.run(args)
+        knobs, serve_parser = None, verb_parser(ap, "serve")
+        if args.config_file:
+            values = serve_file.load(args.config_file, serve_parser)
+            knobs = serve_file.apply(args, given(argv), values)
+        return serve_cli.run(args, knobs, serve_parser)
     if args.cmd == "bench":
         return bench_runner.main(args)
     with opened(args) as c:

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..bench import runner as bench_runner
 from . import serve as serve_cli
+from .backup_verbs import add_parsers as backup_parsers
 from .data_verbs import CHECK_TYPES, FILTER_TYPES
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
@@ -146,6 +147,7 @@ def parser() -> argparse.ArgumentParser:
     p = verb("compact", "manual compaction of a table, in the low-priority lane; waits for it to end")
     p.add_argument("table", help="the table's name")
 
+    backup_parsers(verb)
     serve_cli.add_parser(sub)
     sub.choices["serve"].formatter_class = _Formatter
     sub.choices["serve"].description = sub.choices["serve"].description or (
@@ -155,7 +157,9 @@ def parser() -> argparse.ArgumentParser:
     p = verb(
         "add_dup",
         "duplicate a table to another cluster (pegasus://HOST:PORT or a directory), with copy progress",
-        "Waits until the duplication ships its log (DS_LOG) or --timeout.",
+        "Waits until the duplication ships its log (DS_LOG) or --timeout. One that fails before "
+        "is removed again (nothing is left behind), and the error names the flag that fixes it "
+        "when one does.",
     )
     p.add_argument("table", help="the table to duplicate")
     p.add_argument("remote", help="the follower: pegasus://HOST:PORT, zk://HOST:PORT/CHROOT or a directory")
@@ -168,7 +172,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the copy")
     p.add_argument(
-        "--remote-token-file", help="the token shown to a served remote (else $PEGASUS_FAST_TOKEN)"
+        "--remote-token-file",
+        help="a file holding the follower's token, which the duplication shows it (kept with the "
+        "duplication). With --connect it is the only token the source server shows the follower: "
+        "never its own, nor your $PEGASUS_FAST_TOKEN. With --cluster, else $PEGASUS_FAST_TOKEN",
     )
     p.add_argument("--no-progress", action="store_true", help="no per-partition copy progress on stderr")
     verb(
@@ -207,6 +214,28 @@ def parser() -> argparse.ArgumentParser:
     for p in sub.choices.values():
         _globals(p, argparse.SUPPRESS)
     return ap
+
+
+def verb_parser(ap: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The sub-parser of one verb of ``ap``."""
+    for action in ap._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    raise KeyError(name)
+
+
+def given(argv: list[str] | None) -> set[str]:
+    """The dests of the options given on this command line (not a default): every default of a
+    fresh parser suppressed, what is left in the namespace was typed."""
+    ap = parser()
+    parsers = [ap] + [
+        p for a in ap._actions if isinstance(a, argparse._SubParsersAction) for p in a.choices.values()
+    ]
+    for p in parsers:
+        for action in p._actions:
+            if action.dest != "cmd":
+                action.default = argparse.SUPPRESS
+    return set(vars(ap.parse_args(argv)))
 
 
 def _record(p: argparse.ArgumentParser) -> None:
@@ -313,4 +342,4 @@ def _data_verbs(verb: Any) -> None:
     p.add_argument("-i", "--no-value", action="store_true", help="keys without values")
 
 
-__all__ = ["EPILOG", "parser"]
+__all__ = ["EPILOG", "given", "parser", "verb_parser"]

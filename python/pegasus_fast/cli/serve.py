@@ -19,8 +19,10 @@ from ..errors import InvalidArgumentError
 from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of, node_uid_of
 from ..multinode.member import Member
 from ..multinode.ownership import Ownership
-from ..net.wire import TOKEN_ENV, read_token_file, token_from_env
+from ..net.wire import TOKEN_ENV, parse_hostport, read_token_file, token_from_env
 from ..server.app import TLS, Server
+from ..server.roles import Tokens
+from . import serve_file
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -66,7 +68,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "clients give the same file); without it the cluster's znodes are open",
     )
     p.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        help="where `backup`/`restore` over --connect keep their backups, each a directory named "
+        "by the caller (made if missing, mode 700); without it they are refused",
+    )
+    p.add_argument(
         "--node-id", help="with --zk: this node's id (kept in DIR; made on first start if not given)"
+    )
+    p.add_argument(
+        "--config-file",
+        metavar="FILE",
+        help='a TOML file with any of these flags as keys (listen = "HOST:PORT", insecure = true, '
+        'cluster = "DIR", ...) and Config knobs in a [config] table; a flag given here wins '
+        "(docs/configuration.md)",
+    )
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the settings (file and flags merged, token and TLS files read, Config knobs "
+        "in bounds), print them as TOML and exit: 0 if a start would take them, 2 if not; "
+        "nothing is opened or served",
     )
     p.add_argument(
         "--config",
@@ -77,20 +99,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
 
 
-def _config(items: list[str]) -> Config:
-    """``KEY=VALUE`` knobs, each converted to its Config field's type (Config checks the values)."""
+def _config(items: list[str], base: dict[str, object] | None = None) -> Config:
+    """``KEY=VALUE`` knobs, each converted to its Config field's type, over ``base`` (the
+    ``[config]`` table of a --config-file); Config checks the values."""
     kinds = {f.name: str(f.type) for f in fields(Config)}
-    values: dict[str, object] = {}
+    values: dict[str, object] = dict(base or {})
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or key not in kinds:
             raise InvalidArgumentError(f"--config takes KEY=VALUE naming a Config field, not {item!r}")
         kind = kinds[key]
         try:
-            values[key] = int(text) if kind.startswith("int") else float(text) if kind == "float" else text
+            values[key] = _knob(kind, text)
         except ValueError:
             raise InvalidArgumentError(f"--config {key} takes {kind.split()[0]}, not {text!r}") from None
     return Config(**values)  # type: ignore[arg-type]
+
+
+def _knob(kind: str, text: str) -> object:
+    """The text of a --config value as its field's type (``int | None``: an int or ``none``)."""
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    if kind.endswith("| None") and text.lower() == "none":
+        return None
+    if kind.startswith("int"):
+        return int(text)
+    return float(text) if kind == "float" else text
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -118,6 +154,42 @@ def _tls(args: argparse.Namespace) -> TLS | None:
     return TLS(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
+def _backup_dir(path: str | None) -> str | None:
+    if path is None:
+        return None
+    path = os.path.abspath(path)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _check_only(
+    args: argparse.Namespace, token: str | None, tls: TLS | None, roles: dict[str, str | None]
+) -> None:
+    """What a start would refuse before it opens anything, refused the same way here."""
+    if args.zk is None and args.node_id is not None:
+        raise InvalidArgumentError("--node-id needs --zk")
+    if args.zk is None and getattr(args, "zk_auth_file", None) is not None:
+        raise InvalidArgumentError("--zk-auth-file needs --zk")
+    if args.zk is not None:
+        parse_zk(args.zk)
+        path = getattr(args, "zk_auth_file", None)
+        if path is not None:
+            read_auth_file(path)
+    addr = parse_hostport(args.listen)
+    tokens = Tokens(token, roles["client_token"], roles["admin_token"], roles["replication_token"])
+    if not addr.is_loopback() and not args.insecure and (tls is None or not tokens.required):
+        raise InvalidArgumentError(
+            f"refusing to listen on {addr.target}, which is not loopback, without both TLS and a "
+            "token (or --insecure)"
+        )
+    if args.metrics_listen is not None:
+        parse_hostport(args.metrics_listen)
+    if args.pegasus_listen is not None:
+        from ..server.pegasus_front import check_listen
+
+        check_listen(args.pegasus_listen, args.pegasus_allow)
+
+
 def _write_ready(path: str, url: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -127,11 +199,22 @@ def _write_ready(path: str, url: str) -> None:
     os.replace(tmp, path)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(
+    args: argparse.Namespace,
+    knobs: dict[str, object] | None = None,
+    parser: argparse.ArgumentParser | None = None,
+) -> int:
+    """Serve until SIGTERM/SIGINT; ``knobs``: the Config knobs of a --config-file, under
+    those of --config; ``parser``: serve's own (--check-config prints its flags' settings)."""
     if not args.cluster:
-        raise InvalidArgumentError("serve needs --cluster DIR")
-    token, tls, config = _token(args), _tls(args), _config(args.config)
+        raise InvalidArgumentError('serve needs --cluster DIR (or `cluster = "DIR"` in --config-file)')
+    token, tls, config = _token(args), _tls(args), _config(args.config, knobs)
     roles = _role_tokens(args)
+    if args.check_config:
+        _check_only(args, token, tls, roles)
+        if parser is not None:
+            print(serve_file.effective(args, parser, config), end="", flush=True)
+        return 0
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -156,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
             member=member,
             pegasus_listen=args.pegasus_listen,
             pegasus_allow=args.pegasus_allow,
+            backup_dir=_backup_dir(args.backup_dir),
             **roles,
         )
         if member is not None:

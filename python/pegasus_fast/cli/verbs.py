@@ -11,14 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..engine.cluster import Cluster
-from ..engine.local_follower import open_cluster_at
 from ..errors import InvalidArgumentError, PartitionUnavailableError
-from ..net import wire
+from . import dup_verbs
+from .backup_verbs import BACKUP_VERBS
 from .data_verbs import DATA_VERBS
 from .exits import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE
 from .format import table
-from .progress import wait_for_log
-from .session import settle
 
 #: a verb returns its exit code (None: 0)
 Verb = Callable[[Any, argparse.Namespace], int | None]
@@ -296,31 +294,7 @@ def print_progress(d: Any) -> None:
 
 
 def add_dup(c: Any, args: argparse.Namespace) -> None:
-    token = None
-    if args.remote_token_file:
-        token = wire.read_token_file(args.remote_token_file)
-    served = wire.is_url(args.remote) or args.remote.startswith("zk://")
-    remote = args.remote if served or not isinstance(c, Cluster) else None
-    if remote is None:
-        remote = open_cluster_at(args.remote) or Cluster.open(args.remote)
-    try:
-        d = c.add_duplication(
-            args.table,
-            remote,
-            remote_table=args.remote_table,
-            with_checkpoint=not args.no_checkpoint,
-            fail_mode=args.fail_mode,
-            remote_token=token,
-        )
-        start = time.perf_counter()
-        wait_for_log(d, args.timeout, show=not args.no_progress)
-        print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
-        print_progress(d)
-        if isinstance(c, Cluster):
-            settle(c)
-    finally:
-        if isinstance(remote, Cluster) and remote is not c:
-            remote.close()
+    dup_verbs.add_dup(c, args, print_progress)
 
 
 def query_dup(c: Any, args: argparse.Namespace) -> None:
@@ -378,6 +352,7 @@ VERBS: dict[str, Verb] = {
     "start_dup": _dup_verb(lambda d: d.resume()),
     "remove_dup": _dup_verb(lambda d: d.remove()),
     **DATA_VERBS,
+    **BACKUP_VERBS,
 }
 
 

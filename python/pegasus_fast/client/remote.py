@@ -14,6 +14,7 @@ from ..engine.table import TableInfo
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import parse_url, token_from_env
+from ..storage.backup_set import BackupSummary
 from . import args
 from .conn import DEFAULT_TIMEOUT, Conn
 from .remote_dup import RemoteDuplication
@@ -113,6 +114,23 @@ class RemoteCluster:
         if not isinstance(name, str):
             raise InvalidTypeError("a table name is a str")
         self._c("Compact", pb.TableRef(table=name), timeout=max(self._c.timeout, 3600.0))
+
+    def backup_table(self, name: str, backup: str) -> BackupSummary:
+        """Back up table ``name`` on the server into ``backup``, a new directory under its
+        --backup-dir (docs/operations.md)."""
+        if not isinstance(name, str) or not isinstance(backup, str):
+            raise InvalidTypeError("a table and a backup are named by str")
+        r = self._c("Backup", pb.BackupRequest(table=name, name=backup), timeout=max(self._c.timeout, 3600.0))
+        rows = tuple((p.pidx, p.decree, p.files, p.bytes) for p in r.partitions)
+        return BackupSummary(r.table, r.partition_count, rows)
+
+    def restore_table(self, backup: str, name: str) -> RemoteTable:
+        """Restore the backup ``backup`` (under the server's --backup-dir) as the new table
+        ``name``: verified first, nothing created when it is damaged (BackupError)."""
+        if not isinstance(name, str) or not isinstance(backup, str):
+            raise InvalidTypeError("a table and a backup are named by str")
+        self._c("Restore", pb.RestoreRequest(name=backup, table=name), timeout=max(self._c.timeout, 3600.0))
+        return self.table(name)
 
     # -- duplications ---------------------------------------------------------------
 

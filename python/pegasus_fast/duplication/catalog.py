@@ -6,7 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import DuplicationError, DuplicationNotFoundError, InvalidArgumentError, InvalidTypeError
+from ..errors import (
+    DuplicationError,
+    DuplicationNotFoundError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    with_fix,
+)
 from ..storage.partition import Partition, PartitionHooks
 from .driver import DupEnv, Duplication
 from .record import DupRecord, PartitionCheckpoint
@@ -109,8 +115,9 @@ class DuplicationCatalog(PartitionHooks):
         with self._lock:
             for d in self._dups.values():
                 if d.table_name == table and d.remote == remote and d.status != DupStatus.REMOVED:
-                    raise DuplicationError(
-                        f"table {table!r} already duplicates to {remote} (dupid {d.dupid})"
+                    raise with_fix(
+                        DuplicationError(f"table {table!r} already duplicates to {remote} (dupid {d.dupid})"),
+                        f"remove_dup {table} {d.dupid} first (or query_dup {table} -d: it may be running)",
                     )
             now = time.time()
             # the WAL after the current decrees is kept from the moment the record exists

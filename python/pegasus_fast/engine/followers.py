@@ -42,6 +42,20 @@ class FollowerTables:
             name, FollowerOf(source, (False,) * source_partitions, rerouted, adopted=True)
         )
 
+    def retarget(self, name: str, source: SourceId) -> None:
+        """A follower table that never finished learning, made by an earlier duplication of the
+        same source table (one that failed and was removed), follows ``source`` from now on and
+        learns every partition afresh: durably first, then the partitions that had learned stop
+        serving (learn.py empties each before its new checkpoint goes in)."""
+        rec = self.record(name)
+        assert rec is not None and rec.follower_of is not None
+        n = len(rec.follower_of.learned)
+        had = [i for i, done in enumerate(rec.follower_of.learned) if done]
+        self._meta.set_follower_of(name, FollowerOf(source, (False,) * n))
+        table = self._tables.get(name)
+        for pidx in had:
+            table.partitions[pidx].restart_learning()
+
     def mark_learned(self, name: str, pidxs: list[int]) -> None:
         """Persist that follower partitions have their checkpoints, then let them serve."""
         self._meta.set_learned(name, pidxs)

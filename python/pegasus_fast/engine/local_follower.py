@@ -20,6 +20,7 @@ from ..errors import (
     RemoteUnavailableError,
     TableExistsError,
     TableNotFoundError,
+    with_fix,
 )
 from ..storage.partition import LEARNING, SERVING, Partition
 from .open_clusters import OpenCluster, open_cluster_at
@@ -113,27 +114,54 @@ class LocalFollower:
                 if rec is None:
                     raise
         mine = rec.follower_of
+        other_name = "add_dup --remote-table NAME (remote_table= in the API): a table of another name"
         if mine is not None and same_source(mine.source, source):
             if (mine.source_partitions or rec.partition_count) != partition_count:
-                raise DuplicationError(f"follower table {table!r} has another partition count")
+                raise with_fix(
+                    DuplicationError(f"follower table {table!r} has another partition count"), other_name
+                )
             return
-        if mine is not None and not all(mine.learned):
-            raise DuplicationError(
-                f"table {table!r} of cluster {c.name!r} is still learning a checkpoint of "
-                f"{mine.source.cluster}.{mine.source.table}"
-            )
-        taking_over = mine is not None and (mine.source.cluster_uid, mine.source.table) == (
+        same_table = mine is not None and (mine.source.cluster_uid, mine.source.table) == (
             source.cluster_uid,
             source.table,
         )
+        if mine is not None and not all(mine.learned):
+            if (
+                same_table
+                and with_checkpoint
+                and not mine.adopted
+                and not mine.rerouted
+                and rec.partition_count == partition_count
+                and source.cluster_uid
+            ):
+                # half-made by an earlier duplication of this same source table that failed and
+                # was removed (a failed add_dup leaves nothing in the way): learned afresh
+                c.followers.retarget(table, source)
+                return
+            raise with_fix(
+                DuplicationError(
+                    f"table {table!r} of cluster {c.name!r} is still learning a checkpoint of "
+                    f"{mine.source.cluster}.{mine.source.table}"
+                ),
+                other_name,
+            )
+        taking_over = same_table
         if mine is not None and not taking_over:
-            raise DuplicationError(
-                f"table {table!r} of cluster {c.name!r} already follows {mine.source.cluster}.{mine.source.table}"
+            raise with_fix(
+                DuplicationError(
+                    f"table {table!r} of cluster {c.name!r} already follows "
+                    f"{mine.source.cluster}.{mine.source.table}"
+                ),
+                other_name,
             )
         if with_checkpoint:
             # a checkpoint would replace what the table holds
-            raise DuplicationError(
-                f"cluster {c.name!r} already has a table {table!r} that is not this duplication's follower"
+            raise with_fix(
+                DuplicationError(
+                    f"cluster {c.name!r} already has a table {table!r} that is not this duplication's follower"
+                ),
+                f"{other_name}, or add_dup --no-checkpoint (with_checkpoint=False) to ship into "
+                "that table as it is, from now on",
             )
         # Pegasus's original workflow: ship from now on into the table as it is (with another
         # partition count, each op goes where its key hashes, as through Pegasus's client)

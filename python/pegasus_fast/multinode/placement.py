@@ -34,6 +34,7 @@ from ..errors import (
     NotLeaderError,
     TableExistsError,
     TableNotFoundError,
+    with_fix,
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url, parse_url
@@ -226,7 +227,10 @@ class Placement:
         docs = read_dups(self.zk)
         for dupid, d in docs.items():
             if d.table == table and d.remote == remote and d.status != "removed":
-                raise DuplicationError(f"table {table!r} already duplicates to {remote} (dupid {dupid})")
+                raise with_fix(
+                    DuplicationError(f"table {table!r} already duplicates to {remote} (dupid {dupid})"),
+                    f"remove_dup {table} {dupid} first (or query_dup {table} -d: it may be running)",
+                )
         doc = DupDoc(
             table=table,
             remote=remote,

@@ -14,7 +14,15 @@ from collections.abc import Iterable, Iterator
 import grpc
 
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
-from ..errors import ClosedError, DuplicationError, InvalidArgumentError, RemoteUnavailableError
+from ..errors import (
+    AuthenticationError,
+    ClosedError,
+    DuplicationError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    RemoteUnavailableError,
+    with_fix,
+)
 from . import pegasus_fast_pb2 as pb
 from . import pegasus_fast_pb2_grpc as rpc
 from .channels import Channels
@@ -33,6 +41,30 @@ _ENVELOPE = 64 << 10
 
 def _manifest(manifest: list[ManifestEntry]) -> list[pb.ManifestEntry]:
     return [pb.ManifestEntry(name=n, size=s, blake3=d) for n, s, d in manifest]
+
+
+#: how to give a duplication the follower's token (the CLI's flag, the API's argument)
+GIVE_TOKEN = "add_dup --remote-token-file FILE (remote_token= in the API)"
+
+
+def token_fix(exc: AuthenticationError, url: str, presented: bool) -> AuthenticationError:
+    """The follower refused the duplication's token: say which token is missing and how to give
+    it. The token that counts is the duplication's own (a served source never shows a follower
+    its own token, nor the $PEGASUS_FAST_TOKEN of whoever added the duplication)."""
+    if isinstance(exc, PermissionDeniedError):
+        fix = (
+            f"the duplication's token may not call {url}'s Follower service: give a replication "
+            f"token of {url} (its --replication-token-file, or its --token-file) with {GIVE_TOKEN}"
+        )
+    elif presented:
+        fix = f"the duplication's token is not one {url} takes: give {url}'s token with {GIVE_TOKEN}"
+    else:
+        fix = (
+            f"the duplication presents no token to {url}, which needs one. The token that counts is "
+            f"the duplication's own: a source server shows a follower neither its --token-file nor "
+            f"the $PEGASUS_FAST_TOKEN of whoever added it. Give {url}'s token with {GIVE_TOKEN}"
+        )
+    return with_fix(exc, fix)  # type: ignore[return-value]
 
 
 class RemoteFollower:
@@ -57,6 +89,8 @@ class RemoteFollower:
             self._in_flight.add(future)
         try:
             return call(self.url, future.result)
+        except AuthenticationError as exc:
+            raise token_fix(exc, self.url, bool(self._md)) from None
         except grpc.FutureCancelledError:
             raise RemoteUnavailableError(self.url, "the duplication is stopping") from None
         finally:

@@ -458,6 +458,44 @@ class CheckpointReply(_message.Message):
     checkpoints: _containers.RepeatedCompositeFieldContainer[CheckpointInfo]
     def __init__(self, checkpoints: _Optional[_Iterable[_Union[CheckpointInfo, _Mapping]]] = ...) -> None: ...
 
+class BackupRequest(_message.Message):
+    __slots__ = ("table", "name")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    name: str
+    def __init__(self, table: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class BackupPartition(_message.Message):
+    __slots__ = ("pidx", "decree", "files", "bytes")
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    pidx: int
+    decree: int
+    files: int
+    bytes: int
+    def __init__(self, pidx: _Optional[int] = ..., decree: _Optional[int] = ..., files: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class BackupReply(_message.Message):
+    __slots__ = ("table", "partition_count", "partitions")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    partition_count: int
+    partitions: _containers.RepeatedCompositeFieldContainer[BackupPartition]
+    def __init__(self, table: _Optional[str] = ..., partition_count: _Optional[int] = ..., partitions: _Optional[_Iterable[_Union[BackupPartition, _Mapping]]] = ...) -> None: ...
+
+class RestoreRequest(_message.Message):
+    __slots__ = ("name", "table")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    table: str
+    def __init__(self, name: _Optional[str] = ..., table: _Optional[str] = ...) -> None: ...
+
 class AddDuplicationRequest(_message.Message):
     __slots__ = ("table", "remote", "remote_table", "with_checkpoint", "fail_mode", "remote_token")
     TABLE_FIELD_NUMBER: _ClassVar[int]

@@ -166,6 +166,16 @@ class ClientStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_unary(
+                '/pegasus_fast.v1.Client/Backup',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BackupRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BackupReply.FromString,
+                _registered_method=True)
+        self.Restore = channel.unary_unary(
+                '/pegasus_fast.v1.Client/Restore',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RestoreRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
+                _registered_method=True)
         self.AddDuplication = channel.unary_unary(
                 '/pegasus_fast.v1.Client/AddDuplication',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.AddDuplicationRequest.SerializeToString,
@@ -384,6 +394,24 @@ class ClientServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """Back up a table (docs/operations.md): a fresh checkpoint of every partition, copied and
+        verified, into `name`, a new directory under the server's --backup-dir (one plain name:
+        no caller over the wire picks a path on the server's disk). A server without
+        --backup-dir refuses it (InvalidArgumentError).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Restore(self, request, context):
+        """Restore the backup `name` (under --backup-dir) as a new table: the whole backup is
+        verified first; a damaged one is a BackupError naming the file, and nothing is created.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AddDuplication(self, request, context):
         """Duplications. They run inside this server; `remote` is a pegasus:// URL.
         """
@@ -567,6 +595,16 @@ def add_ClientServicer_to_server(servicer, server):
                     servicer.Compact,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'Backup': grpc.unary_unary_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BackupRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.BackupReply.SerializeToString,
+            ),
+            'Restore': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restore,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.RestoreRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.SerializeToString,
             ),
             'AddDuplication': grpc.unary_unary_rpc_method_handler(
                     servicer.AddDuplication,
@@ -1313,6 +1351,60 @@ class Client:
             '/pegasus_fast.v1.Client/Compact',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableRef.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/Backup',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.BackupRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.BackupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/Restore',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.RestoreRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ duplications ship what is durable, and (when it owns it) closes the cluster.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -164,6 +165,7 @@ class Server:
         client_token: str | None = None,
         admin_token: str | None = None,
         replication_token: str | None = None,
+        backup_dir: str | None = None,
     ) -> None:
         """``token``: every call carries it (or one of the role tokens: ``client_token`` for
         data, ``admin_token`` for tables and duplications, ``replication_token`` for the
@@ -172,7 +174,8 @@ class Server:
         Meta and Node services and answers only for the partitions the node owns.
         ``pegasus_listen``: also serve Pegasus's own client protocol there (pegasus_front.py),
         a non-loopback address only with ``pegasus_allow`` CIDRs.
-        ``body_timeout``: how long a call may take to send its request once its headers came."""
+        ``body_timeout``: how long a call may take to send its request once its headers came.
+        ``backup_dir``: the directory Backup and Restore name their backups in (None: refused)."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
         tokens = Tokens(token, client_token, admin_token, replication_token)
@@ -220,7 +223,7 @@ class Server:
             meta = Meta(member, Placement(member))
             rpc.add_MetaServicer_to_server(MetaService(meta), self._grpc)
             rpc.add_NodeServicer_to_server(NodeService(cluster, member), self._grpc)
-        rpc.add_ClientServicer_to_server(ClientService(cluster, member, meta, data), self._grpc)
+        rpc.add_ClientServicer_to_server(ClientService(cluster, member, meta, data, backup_dir), self._grpc)
         rpc.add_FollowerServicer_to_server(FollowerService(cluster, member, meta), self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
@@ -330,13 +333,15 @@ def serve(
     client_token: str | None = None,
     admin_token: str | None = None,
     replication_token: str | None = None,
+    backup_dir: str | None = None,
 ) -> Server:
     """Serve ``cluster`` on ``listen`` (port 0: a free one) until ``stop()``; the cluster stays the
     caller's to close. ``pegasus_listen="HOST:PORT"`` also serves Pegasus's own client protocol
     (``server.pegasus_address``), beyond loopback only to the ``pegasus_allow`` CIDRs.
     ``body_timeout``: seconds a call may take to send its request once its headers came.
     ``token`` may call anything; ``client_token`` only the data API, ``admin_token`` only tables
-    and duplications, ``replication_token`` only the Follower service (a duplication source)."""
+    and duplications, ``replication_token`` only the Follower service (a duplication source).
+    ``backup_dir``: where Backup and Restore over the wire keep their backups (None: refused)."""
     return Server(
         cluster,
         listen,
@@ -351,6 +356,7 @@ def serve(
         client_token=client_token,
         admin_token=admin_token,
         replication_token=replication_token,
+        backup_dir=None if backup_dir is None else os.path.abspath(backup_dir),
     )
 
 

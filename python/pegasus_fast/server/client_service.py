@@ -20,6 +20,7 @@ from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
 from ..storage.partition import Partition
+from .backup_service import BackupHandlers
 from .data_service import DataApiHandlers
 from .stream_slots import StreamSlots, client_of
 
@@ -62,7 +63,7 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
     )
 
 
-class ClientService(DataApiHandlers, rpc.ClientServicer):
+class ClientService(DataApiHandlers, BackupHandlers, rpc.ClientServicer):
     """``member``: this process is a node of a multi-node cluster (multinode/member.py); it answers only
     for the partitions it owns, and table changes go through the meta leader (``meta``). The data
     API beyond get/set/delete/multi_* is served by data_service.py's mixin."""
@@ -73,6 +74,7 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
         member: Member | None = None,
         meta: Meta | None = None,
         data_address: Callable[[], str] | None = None,
+        backup_dir: str | None = None,
     ) -> None:
         if (member is None) != (meta is None):
             raise InvalidArgumentError("a node's services take both its member and its meta")
@@ -83,6 +85,7 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
         self.data_address = data_address or (lambda: "")
         #: scans running, per client (Config.max_streams_per_client)
         self.streams = StreamSlots(cluster.config.max_streams_per_client)
+        self.backup_dir = backup_dir
 
     def _table(self, name: str, hash_key: bytes, sort_key: bytes | None, write: bool) -> Table:
         """The table of a one-partition call, once the node may answer it."""

@@ -50,6 +50,8 @@ ADMIN = frozenset(
         "PartitionStats",
         "Checkpoint",
         "Compact",
+        "Backup",
+        "Restore",
         "AddDuplication",
         "ListDuplications",
         "QueryDuplication",
