@@ -9,7 +9,7 @@
 //! at the end. Each chunk is `(last key, record count, BLAKE3 of its records)`.
 
 use crate::crc::crc32c;
-use crate::records::{scan_record, ShortValue, Scanned};
+use crate::records::{scan_record, Scanned, ShortValue};
 
 /// One closed chunk: the last key in it, how many records, and their BLAKE3.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +134,9 @@ mod tests {
         d.add(&key, &expired, 100).unwrap();
         assert!(d.finish().is_empty());
         assert_ne!(digest(&[(key.clone(), raw)]), digest(&[(key, later)]));
-        assert_eq!(RecordDigest::new(4).add(b"ab", b"short", 0), Err(ShortValue));
+        assert_eq!(
+            RecordDigest::new(4).add(b"ab", b"short", 0),
+            Err(ShortValue)
+        );
     }
 }
