@@ -152,11 +152,13 @@ class DuplicationVerify:
         if mine == theirs:
             return PartitionVerify(i, True, view.committed, records, follower_records)
         # The first chunk that differs holds the first difference, at or before the lower of
-        # its two last keys (before it, both sides hold the same records and cut alike).
+        # its two last keys that are cuts (before it, both sides hold the same records and cut alike).
         k = _first_chunk_differing(mine, theirs)
         start = mine[k - 1][0] + b"\x00" if k else b""
         ends = [c[k] for c in (mine, theirs) if k < len(c)]
-        end = min(c[0] for c in ends) + b"\x00"
+        # a side's last chunk ends at its last record, not at a cut: no bound on where the other's go
+        cuts = [c[k][0] for c in (mine, theirs) if k < len(c) - 1]
+        end = min(cuts) + b"\x00" if cuts else None
         limit = max(c[1] for c in ends) + 1
         theirs_r = pool.submit(follower.verify_records, vid, now, start, end, limit)
         diff = first_difference(digests.records(view, now, start, end, limit), theirs_r.result())

@@ -1,10 +1,13 @@
 """Consistent views of a partition and the digests of their records, for verifying a
 duplication (docs/verify.md).
 
-A view is a RocksDB snapshot taken under the partition lock, where the decrees the partition
+A view is a RocksDB iterator made under the partition lock, where the decrees the partition
 reports and what RocksDB holds agree: every write is logged and applied under that lock
-(writes.py), so a snapshot taken there holds exactly the writes through ``last_committed`` and,
-on a follower, exactly the source decrees through ``source_decree``/``source_seen``.
+(writes.py), so an iterator made there reads exactly the writes through ``last_committed`` and,
+on a follower, exactly the source decrees through ``source_decree``/``source_seen``, for as long
+as it lives, wherever it seeks. It is an iterator, not ``db.snapshot()``: rocksdict's
+``Snapshot.iter`` (0.3.29) reads the live database, not the snapshot. One call at a time reads
+a view (it is one iterator).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class View:
     """A partition's records as they stood at one moment."""
 
     partition: Partition
-    snapshot: Any
+    #: a rocksdict iterator made under the partition lock: RocksDB pins what it reads there
+    iterator: Any
     #: the partition's own last committed decree at that moment
     committed: int
     #: the last source decree it held then (applied or seen), as a follower
@@ -44,12 +48,12 @@ def take_view(partition: Partition) -> View:
     p = partition
     with p.lock:
         p.check_available(False)
-        snapshot = p.db.snapshot()
-        return View(p, snapshot, p.last_committed, max(p.source_decree, p.source_seen))
+        it = p.db.iter()
+        return View(p, it, p.last_committed, max(p.source_decree, p.source_seen))
 
 
 def _iter(view: View, start: bytes) -> Any:
-    it = view.snapshot.iter()
+    it = view.iterator
     if start:
         it.seek(start)
     else:
