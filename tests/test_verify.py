@@ -246,7 +246,15 @@ def test_master_master_quiet_and_not(
     tb.set("a3", "s0", "b changed it")  # ships back to a: then they agree again
     wait_until(quiet, WAIT, "b's write shipped to a")
     assert ab.verify(timeout=WAIT).equal
-    with Writer(ta, 500, "wa"), Writer(tb, 500, "wb"):
+    # writes as fast as they go on both sides, a digest longer than the gap between two writes:
+    # no moment where neither side writes
+    fill(ta, 1000, "more")
+    wait_until(quiet, WAIT, "the rest shipped")
+    with Writer(ta, 1e6, "wa") as wa, Writer(tb, 1e6, "wb") as wb:
+        wait_until(lambda: wa.count > 100 and wb.count > 100, WAIT, "writes on both sides")
         r = ab.verify(timeout=0.5)
     assert not r.quiet and not r.equal
-    assert r.reason and all(not p.quiet for p in r.partitions if not p.equal)
+    assert r.reason and all(not p.quiet and p.reason for p in r.partitions if not p.equal)
+    wait_until(quiet, WAIT, "both directions shipped, once the writes stopped")
+    r = ab.verify(timeout=WAIT)
+    assert r.equal and r.quiet

@@ -19,6 +19,7 @@ from .exits import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE
 from .format import table
 from .progress import wait_for_log
 from .session import settle
+from .verify_verb import verify_dup
 
 #: a verb returns its exit code (None: 0)
 Verb = Callable[[Any, argparse.Namespace], int | None]
@@ -377,6 +378,7 @@ VERBS: dict[str, Verb] = {
     "pause_dup": _dup_verb(lambda d: d.pause()),
     "start_dup": _dup_verb(lambda d: d.resume()),
     "remove_dup": _dup_verb(lambda d: d.remove()),
+    "verify_dup": verify_dup,
     **DATA_VERBS,
 }
 
