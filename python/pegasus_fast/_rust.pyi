@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointReceiver",
     "PegasusClientCore",
     "PegasusFrontCore",
+    "RecordDigest",
     "bench_served",
     "crc32c",
     "crc64",

@@ -231,8 +231,8 @@ class DuplicationError(PegasusFastError):
 
 
 class VerifyPositionError(DuplicationError):
-    """A follower partition to verify holds a source decree past the one asked for (it cannot
-    be compared at that decree) or a view it held is gone; a new verification asks again."""
+    """A follower partition to verify holds a source decree past the one asked for: it cannot
+    be compared at that decree (a new verification asks again)."""
 
     retry = Retry.TRANSIENT
 
@@ -242,6 +242,17 @@ class VerifyPositionError(DuplicationError):
         self.pidx = pidx
         self.decree = decree
         self.held = held
+
+
+class VerifyViewGoneError(DuplicationError):
+    """A verification's view of a follower partition is not held (released, or its lease ended:
+    verify_views.LEASE_SECONDS); a new verification takes another."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, view: str) -> None:
+        super().__init__(f"no verification view {view!r} is held")
+        self.view = view
 
 
 class VerifyTimeoutError(DuplicationError, TimeoutError):

@@ -94,7 +94,8 @@ class DuplicationVerify:
                 raise InvalidArgumentError(f"partition {i!r} of {self.table_name!r} is not shipped here")
         started = time.monotonic()
         now = now_pegasus_seconds()
-        both_write = any(digests.take_view(self.partitions[i]).source_held > 0 for i in todo)
+        # the table takes the other side's writes too (it has noted source decrees of its own)
+        both_write = any(max(p.source_decree, p.source_seen) > 0 for p in (self.partitions[i] for i in todo))
         follower = self.verify_follower()
         out = []
         with ThreadPoolExecutor(1, thread_name_prefix="verify-follower") as pool:

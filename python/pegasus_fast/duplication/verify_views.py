@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 
-from ..errors import VerifyPositionError, VerifyTimeoutError
+from ..errors import VerifyPositionError, VerifyTimeoutError, VerifyViewGoneError
 from ..storage import digests
 from ..storage.digests import Chunk, Record, View
 from ..storage.partition import Partition
@@ -47,7 +47,7 @@ class HeldViews:
         with self._lock:
             held = self._views.get(vid)
         if held is None:
-            raise VerifyPositionError("?", -1, -1, -1)
+            raise VerifyViewGoneError(vid)
         return held[0]
 
     def release(self, vid: str) -> None:

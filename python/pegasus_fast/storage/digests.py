@@ -7,12 +7,13 @@ reports and what RocksDB holds agree: every write is logged and applied under th
 on a follower, exactly the source decrees through ``source_decree``/``source_seen``, for as long
 as it lives, wherever it seeks. It is an iterator, not ``db.snapshot()``: rocksdict's
 ``Snapshot.iter`` (0.3.29) reads the live database, not the snapshot. One call at a time reads
-a view (it is one iterator).
+a view (it is one iterator: ``View.lock``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _backend
@@ -41,6 +42,8 @@ class View:
     committed: int
     #: the last source decree it held then (applied or seen), as a follower
     source_held: int
+    #: one reader at a time: the view is one iterator
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def take_view(partition: Partition) -> View:
@@ -66,31 +69,33 @@ def digest(
 ) -> list[Chunk]:
     """The chunks of the live records (at Pegasus time ``now``) with keys in [start, end)."""
     d = _backend.impl.RecordDigest(chunk_bits)
-    it = _iter(view, start)
-    while d.feed(it, now, end, FEED_BYTES):
-        pass
+    with view.lock:
+        it = _iter(view, start)
+        while d.feed(it, now, end, FEED_BYTES):
+            pass
     return d.finish()
 
 
 def records(view: View, now: int, start: bytes, end: bytes | None, limit: int) -> list[Record]:
     """Up to ``limit`` live records (at ``now``) with keys in [start, end), in key order."""
     out: list[Record] = []
-    it = _iter(view, start)
-    while len(out) < limit:
-        key = it.key()
-        if key is None:
-            it.status()
-            break
-        if end is not None and key >= end:
-            break
-        raw = it.value()
-        it.next()
-        if is_meta_key(key) or len(raw) < 12 or raw[11] & 1:
-            continue
-        expire_ts = int.from_bytes(raw[:4], "big")
-        if 0 < expire_ts <= now:
-            continue
-        out.append((key, expire_ts, raw[12:]))
+    with view.lock:
+        it = _iter(view, start)
+        while len(out) < limit:
+            key = it.key()
+            if key is None:
+                it.status()
+                break
+            if end is not None and key >= end:
+                break
+            raw = it.value()
+            it.next()
+            if is_meta_key(key) or len(raw) < 12 or raw[11] & 1:
+                continue
+            expire_ts = int.from_bytes(raw[:4], "big")
+            if 0 < expire_ts <= now:
+                continue
+            out.append((key, expire_ts, raw[12:]))
     return out
 
 
