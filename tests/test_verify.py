@@ -4,6 +4,7 @@ named at its first key; master–master compared once quiet, and says when it ca
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,9 +14,12 @@ from typing import Any
 
 import pegasus_fast as pf
 import pytest
+from conftest import PYTHON, child_env
 from dupharness import wait_until
+from pegasus_fast.cli.exits import EXIT_NOT_FOUND, EXIT_OK
+from pegasus_fast.duplication import verify_views
 from pegasus_fast.duplication.verify_report import RecordState, VerifyReport
-from pegasus_fast.errors import DuplicationError
+from pegasus_fast.errors import DuplicationError, VerifyPositionError, VerifyTimeoutError, VerifyViewGoneError
 from pegasus_fast.records import now_pegasus_seconds
 
 WAIT = 20.0
@@ -258,3 +262,75 @@ def test_master_master_quiet_and_not(
     wait_until(quiet, WAIT, "both directions shipped, once the writes stopped")
     r = ab.verify(timeout=WAIT)
     assert r.equal and r.quiet
+
+
+def test_cli_verify_dup_on_cluster_directories(tmp_path: Path, default_backend_name: str) -> None:
+    """``pegasus-fast --cluster SRC verify_dup TABLE DUPID``: the follower directory is opened
+    alongside; exit 0 when equal, 1 with the first difference printed, 1 for an unknown dupid."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    with pf.Cluster.open(src, name="a") as a, pf.Cluster.open(dst, name="b") as b:
+        ta = a.create_table("t", partition_count=2)
+        fill(ta, 20)
+        dup = a.add_duplication("t", b)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        dupid = dup.dupid
+        ta.set("late", "s", "written before the close")  # shipped once the CLI opens both
+
+    def verify(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [PYTHON, "-m", "pegasus_fast", "--cluster", str(src), "verify_dup", "t", *extra]
+        return subprocess.run(
+            argv, env=child_env(default_backend_name), capture_output=True, text=True, timeout=120
+        )
+
+    r = verify(str(dupid))
+    assert r.returncode == EXIT_OK, r.stdout + r.stderr
+    assert "equal" in r.stdout
+    with pf.Cluster.open(dst, name="b") as b:
+        b.table("t").set("h3", "s2", "changed")
+    r = verify(str(dupid))
+    assert r.returncode == EXIT_NOT_FOUND, r.stdout + r.stderr
+    assert "h3/s2" in r.stdout and "'changed'" in r.stdout and "'v3.2'" in r.stdout
+    r = verify(str(dupid + 1))
+    assert r.returncode == EXIT_NOT_FOUND, r.stdout + r.stderr
+
+
+def test_a_rerouted_follower_cannot_be_compared(
+    pair: tuple[pf.Cluster, pf.Cluster], default_backend: ModuleType
+) -> None:
+    """A follower table of another partition count holds each key where its hash puts it:
+    partition i of one side is not partition i of the other."""
+    a, b = pair
+    a.create_table("t", partition_count=4)
+    b.create_table("t", partition_count=2)
+    dup = a.add_duplication("t", b, with_checkpoint=False)
+    dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    with pytest.raises(DuplicationError):
+        dup.verify(timeout=WAIT)
+
+
+def test_a_follower_short_of_the_decree_times_out(
+    pair: tuple[pf.Cluster, pf.Cluster], default_backend: ModuleType
+) -> None:
+    """The follower's half waits for exactly the source decree asked for, up to its timeout;
+    one already past it is refused (it cannot be compared there)."""
+    a, b = pair
+    ta = a.create_table("t", partition_count=1)
+    ta.set("k", "s", "v")
+    dup = a.add_duplication("t", b)
+    dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    p = b.table("t").partitions[0]
+    held = max(p.source_decree, p.source_seen)
+    started = time.monotonic()
+    with pytest.raises(VerifyTimeoutError) as e:
+        verify_views.view_at(p, "t", held + 5, 0.2)
+    assert time.monotonic() - started >= 0.2
+    assert (e.value.table, e.value.pidx, e.value.decree, e.value.held) == ("t", 0, held + 5, held)
+    assert held >= 1  # the record learned from the checkpoint
+    with pytest.raises(VerifyPositionError) as e2:
+        verify_views.view_at(p, "t", held - 1, 0.2)
+    assert (e2.value.decree, e2.value.held) == (held - 1, held)
+    vid, _, got = verify_views.view_at(p, "t", held, 0.2)
+    assert got == held
+    verify_views.release(vid)
+    with pytest.raises(VerifyViewGoneError):
+        verify_views.digest(vid, now_pegasus_seconds(), b"", None)

@@ -140,3 +140,29 @@ def test_multi_node_source_each_owner_compares_its_partitions(
             RecordState(b"7", 0),
             None,
         )
+
+
+def test_into_a_multi_node_follower_each_view_on_its_owner(
+    fleet: Fleet, zk_chroot: str, default_backend: ModuleType
+) -> None:
+    """A follower over several nodes (zk://): each partition's view is taken and read on the
+    node that owns it."""
+    followers = Nodes(fleet, f"{zk_chroot}-follower")
+    followers.start("f1", "f2")
+    src = fleet.add("source")
+    src.start()
+    with pf.connect(src.url) as sc, followers.client() as fc:
+        t = sc.create_table(TABLE, 4)
+        for i in range(100):
+            t.set(f"h{i}", "s", f"{i}")
+        d = sc.add_duplication(TABLE, followers.url)
+        d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        with Writer(t, 300):
+            r = d.verify(timeout=WAIT)
+        assert r.equal, r
+        fc.table(TABLE).set("h70", "extra", "only on the follower")
+        r = d.verify(timeout=WAIT)
+        (bad,) = [p for p in r.partitions if not p.equal]
+        diff = bad.first_difference
+        assert diff is not None and (diff.hash_key, diff.sort_key) == (b"h70", b"extra")
+        assert diff.source is None and diff.follower == RecordState(b"only on the follower", 0)

@@ -7,8 +7,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..duplication.verify_report import RecordState
+from ..duplication.verify_report import RecordState, VerifyReport
+from ..engine.cluster import Cluster
+from ..engine.local_follower import open_cluster_at
 from ..errors import InvalidArgumentError
+from ..net import wire
 from .exits import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE
 from .format import table
 
@@ -27,11 +30,25 @@ def _side(s: RecordState | None) -> str:
     return repr(_text(s.value)) + (f" expire_ts={s.expire_ts}" if s.expire_ts else "")
 
 
+def _verify(c: Any, d: Any, timeout: float) -> VerifyReport:
+    """An embedded cluster's duplication to another directory: that cluster is opened alongside
+    (as add_dup does), so the duplication reaches it and the follower can be compared."""
+    remote = d.remote
+    if not isinstance(c, Cluster) or wire.is_url(remote) or remote.startswith("zk://"):
+        return d.verify(timeout)
+    opened = None if open_cluster_at(remote) is not None else Cluster.open(remote)
+    try:
+        return d.verify(timeout)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
 def verify_dup(c: Any, args: argparse.Namespace) -> int:
     d = c.duplication(args.dupid)
     if d.table_name != args.table:
         raise InvalidArgumentError(f"duplication {args.dupid} is not of table {args.table}")
-    r = d.verify(args.timeout)
+    r = _verify(c, d, args.timeout)
     rows = []
     for p in r.partitions:
         diff = p.first_difference
