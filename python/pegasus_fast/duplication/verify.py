@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ..errors import DuplicationError, InvalidArgumentError, VerifyPositionError
+from ..errors import DuplicationError, InvalidArgumentError
 from ..records import decode_key, now_pegasus_seconds
 from ..storage import digests
 from ..storage.digests import Chunk, Record, View
@@ -180,12 +180,10 @@ class DuplicationVerify:
             try:
                 if view.source_held == committed:
                     result = self._compare(follower, pool, i, now, view, vid)
-                    if digests.take_view(p).committed == view.committed and (
+                    if p.last_committed == view.committed and (
                         self._follower_committed(follower, i, timeout) == committed
                     ):
                         return result
-            except VerifyPositionError:
-                pass  # the other side wrote meanwhile: look again
             finally:
                 follower.verify_release(vid)
             if time.monotonic() >= deadline:
