@@ -7,10 +7,11 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
+import grpc
 import pegasus_fast as pf
 import pytest
 from conftest import DEFAULT_BACKEND, PYTHON, child_env
@@ -18,10 +19,16 @@ from dupharness import wait_until
 from multinode import Nodes
 from pegasus_fast.cli.exits import EXIT_NOT_FOUND, EXIT_OK
 from pegasus_fast.duplication.verify_report import RecordState
+from pegasus_fast.errors import PermissionDeniedError
+from pegasus_fast.net import pegasus_fast_pb2 as pb
+from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
+from pegasus_fast.net.follower import RemoteConnector
+from pegasus_fast.net.wire import auth_metadata, call
 from served import Fleet, Served
 
 WAIT = 30.0
 TABLE = "t"
+ALL, CLIENT, ADMIN, REPL = "all-secret", "client-secret", "admin-secret", "repl-secret"
 
 
 @pytest.fixture
@@ -166,3 +173,40 @@ def test_into_a_multi_node_follower_each_view_on_its_owner(
         diff = bad.first_difference
         assert diff is not None and (diff.hash_key, diff.sort_key) == (b"h70", b"extra")
         assert diff.source is None and diff.follower == RecordState(b"only on the follower", 0)
+
+
+def test_roles_the_follower_half_is_replication_the_request_admin(
+    open_cluster_once: Callable[..., pf.Cluster], tmp_path: Path
+) -> None:
+    """A follower served with role tokens answers verification to the replication token the
+    duplication holds; a served source answers VerifyDuplication to an admin, not to a client."""
+    src = open_cluster_once(tmp_path / "src", name="src", config=pf.Config(cluster_id=1))
+    dst = open_cluster_once(tmp_path / "dst", name="dst", config=pf.Config(cluster_id=2))
+    t = src.create_table(TABLE, 2)
+    for i in range(20):
+        t.set(f"h{i}", "s", "v")
+    with pf.serve(dst, token=ALL, client_token=CLIENT, replication_token=REPL) as fs:
+        d = src.add_duplication(TABLE, fs.url, remote_token=REPL)
+        d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        assert d.verify(timeout=WAIT).equal
+        conn = RemoteConnector()
+        try:
+            with pytest.raises(PermissionDeniedError):
+                conn.connect(fs.url, CLIENT).verify_view(TABLE, 0, -1, 1.0)
+        finally:
+            conn.close()
+        with pf.serve(src, admin_token=ADMIN, client_token=CLIENT) as ss:
+            with pf.connect(ss.url, ADMIN) as rc:
+                assert rc.duplication(d.dupid).verify(timeout=WAIT).equal
+            channel = grpc.insecure_channel(ss.address.target)
+            try:
+                with pytest.raises(PermissionDeniedError):
+                    call(
+                        ss.url,
+                        rpc.ClientStub(channel).VerifyDuplication,
+                        pb.VerifyRequest(dupid=d.dupid),
+                        metadata=auth_metadata(CLIENT),
+                        timeout=WAIT,
+                    )
+            finally:
+                channel.close()
