@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::digest::RecordDigest;
+use crate::digest::{encode_record, RecordDigest, Span};
 use crate::records::{key_matches, live_value, scan_record, Scanned};
 
 use super::InvalidArgumentError;
@@ -246,28 +246,22 @@ impl PyRecordDigest {
         max_bytes: usize,
     ) -> PyResult<bool> {
         let iter = Iter::new(it)?;
+        // the live records' digest bytes, encoded while read (the GIL held), hashed without it
         let mut buf: Vec<u8> = Vec::new();
-        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
+        let mut read = 0usize;
         let mut at_end = false;
         let more = iter.each(usize::MAX, |key, raw| {
             if end.is_some_and(|e| key >= e) {
                 at_end = true;
                 return Ok(false);
             }
-            let start = buf.len();
-            buf.extend_from_slice(key);
-            let mid = buf.len();
-            buf.extend_from_slice(raw);
-            spans.push((start, mid, buf.len()));
-            Ok(buf.len() < max_bytes.max(1))
+            encode_record(&mut buf, &mut spans, key, raw, now).map_err(|_| short_value())?;
+            read += key.len() + raw.len();
+            Ok(read < max_bytes.max(1))
         })?;
         let inner = &mut self.inner;
-        py.allow_threads(|| {
-            spans
-                .iter()
-                .try_for_each(|&(s, m, e)| inner.add(&buf[s..m], &buf[m..e], now))
-        })
-        .map_err(|_| short_value())?;
+        py.allow_threads(|| inner.add_encoded(&buf, &spans));
         Ok(more && !at_end)
     }
 
