@@ -27,7 +27,7 @@ def _text(b: bytes) -> str:
 def _side(s: RecordState | None) -> str:
     if s is None:
         return "absent"
-    return repr(_text(s.value)) + (f" expire_ts={s.expire_ts}" if s.expire_ts else "")
+    return repr(_text(s.value)) + (f" expire_ts={s.expire_ts}" if s.expire_ts else " no TTL")
 
 
 def _verify(c: Any, d: Any, timeout: float) -> VerifyReport:
