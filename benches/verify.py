@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -70,37 +71,44 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="where the clusters go (default: a temporary directory)")
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="verify-bench.", dir=args.dir)
-    src, dst = os.path.join(root, "source"), os.path.join(root, "target")
-    t0 = time.perf_counter()
-    n = fill(src, args.mb, args.value_bytes)
-    print(f"# {n} records of {args.value_bytes} B values ({args.mb} MB) in {PARTITIONS} partitions, "
-          f"written in {time.perf_counter() - t0:.1f} s; backend {pf.backend()}")  # fmt: skip
-    verify_s: list[float] = []
-    with served(src) as (_, src_url), served(dst) as (_, dst_url):
-        with pf.connect(src_url, timeout=600) as c:
-            t0 = time.perf_counter()
-            d = c.add_duplication(TABLE, dst_url)
-            d.wait_for(pf.DupStatus.LOG, timeout=3600)
-            print(f"# add_duplication to DS_LOG (checkpoints copied): {time.perf_counter() - t0:.1f} s")
-            r = d.verify()  # warm-up: both servers read their tables once
-            assert r.equal, r
-            for _ in range(args.rounds):
+    try:
+        src, dst = os.path.join(root, "source"), os.path.join(root, "target")
+        t0 = time.perf_counter()
+        n = fill(src, args.mb, args.value_bytes)
+        print(f"# {n} records of {args.value_bytes} B values ({args.mb} MB) in {PARTITIONS} partitions, "
+              f"written in {time.perf_counter() - t0:.1f} s; backend {pf.backend()}")  # fmt: skip
+        verify_s: list[float] = []
+        with served(src) as (_, src_url), served(dst) as (_, dst_url):
+            with pf.connect(src_url, timeout=600) as c:
                 t0 = time.perf_counter()
-                r = d.verify()
-                verify_s.append(time.perf_counter() - t0)
+                d = c.add_duplication(TABLE, dst_url)
+                d.wait_for(pf.DupStatus.LOG, timeout=3600)
+                print(f"# add_duplication to DS_LOG (checkpoints copied): {time.perf_counter() - t0:.1f} s")
+                r = d.verify()  # warm-up: both servers read their tables once
                 assert r.equal, r
-                assert sum(p.records for p in r.partitions) == n, r
-    scan_both(src, dst)  # warm-up
-    scans = [scan_both(src, dst) for _ in range(args.rounds)]
-    assert all(k == 2 * n for _, k in scans), scans
-    v, s = statistics.median(verify_s), statistics.median(x for x, _ in scans)
-    print(f"verify (served -> served, every partition): {v:.2f} s  rounds {[round(x, 2) for x in verify_s]}")
-    print(
-        f"scan_batches of both tables, one after the other: {s:.2f} s  rounds {[round(x, 2) for x, _ in scans]}"
-    )
-    ratio = v / s
-    print(f"ratio verify / scan: {ratio:.2f}x  (bar <= {BAR}x: {'PASS' if ratio <= BAR else 'FAIL'})")
-    print(f"# data left in {root}" if args.dir else "")
+                for _ in range(args.rounds):
+                    t0 = time.perf_counter()
+                    r = d.verify()
+                    verify_s.append(time.perf_counter() - t0)
+                    assert r.equal, r
+                    assert sum(p.records for p in r.partitions) == n, r
+        scan_both(src, dst)  # warm-up
+        scans = [scan_both(src, dst) for _ in range(args.rounds)]
+        assert all(k == 2 * n for _, k in scans), scans
+        v, s = statistics.median(verify_s), statistics.median(x for x, _ in scans)
+        print(
+            f"verify (served -> served, every partition): {v:.2f} s  rounds {[round(x, 2) for x in verify_s]}"
+        )
+        print(
+            f"scan_batches of both tables, one after the other: {s:.2f} s  rounds {[round(x, 2) for x, _ in scans]}"
+        )
+        ratio = v / s
+        print(f"ratio verify / scan: {ratio:.2f}x  (bar <= {BAR}x: {'PASS' if ratio <= BAR else 'FAIL'})")
+    finally:
+        if args.dir is None:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"# data left in {root}")
 
 
 if __name__ == "__main__":
