@@ -27,6 +27,7 @@ from .data_api import (
     Mutation,
 )
 from .duplication import Duplication, DupStatus, PartitionProgress
+from .duplication.verify_report import Difference, PartitionVerify, RecordState, VerifyReport
 from .engine import cluster as _engine
 from .engine.cluster import ClusterInfo
 from .engine.table import PartitionStats, Table, TableHealth, TableInfo
@@ -67,6 +68,9 @@ from .errors import (
     TableExistsError,
     TableNotFoundError,
     UnsafePathError,
+    VerifyPositionError,
+    VerifyTimeoutError,
+    VerifyViewGoneError,
     WalCorruptionError,
     WalGapError,
 )
@@ -152,6 +156,7 @@ __all__ = [
     "DuplicationNotFoundError",
     "FileChangedError",
     "FilterType",
+    "Difference",
     "FollowerDecreeError",
     "InvalidArgumentError",
     "InvalidTypeError",
@@ -164,6 +169,8 @@ __all__ = [
     "PartitionProgress",
     "PartitionStats",
     "PartitionUnavailableError",
+    "PartitionVerify",
+    "RecordState",
     "CoordinationAuthError",
     "CoordinationError",
     "NodeIdInUseError",
@@ -189,6 +196,10 @@ __all__ = [
     "TableInfo",
     "TableNotFoundError",
     "UnsafePathError",
+    "VerifyPositionError",
+    "VerifyReport",
+    "VerifyTimeoutError",
+    "VerifyViewGoneError",
     "WalCorruptionError",
     "WalGapError",
     "backend",

@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointReceiver",
     "PegasusClientCore",
     "PegasusFrontCore",
+    "RecordDigest",
     "bench_served",
     "crc32c",
     "crc64",
@@ -203,6 +204,24 @@ class CheckpointReceiver:
 
     def close(self) -> None:
         """Close the files still open (finish closes them too)."""
+
+@final
+class RecordDigest:
+    """The live records of a partition in key order, digested into chunks for verifying a
+    duplication (docs/verify.md). A record counts as ``u32 LE len(key) | key | u32 BE expire_ts
+    | u32 LE len(value) | value`` (RocksDB key; user value; no timetag); a chunk ends after a
+    record whose key's CRC32C has its low ``chunk_bits`` bits zero, and at the end. Meta keys,
+    tombstones and records expired at ``now`` are not records. InvalidArgumentError for
+    ``chunk_bits`` past 31 or a value shorter than its header."""
+
+    def __new__(cls, chunk_bits: int = 10) -> RecordDigest: ...
+    def feed(self, it: Any, now: int, end: bytes | None, max_bytes: int) -> bool:
+        """Read ``it`` (a rocksdict iterator) from where it stands up to key ``end`` (exclusive;
+        None: its end), stopping once about ``max_bytes`` were read, and digest what was read
+        with the GIL released. Returns whether records may remain."""
+
+    def finish(self) -> list[tuple[bytes, int, bytes]]:
+        """Every chunk as (last key, record count, 32-byte BLAKE3), the open one closed."""
 
 # -- the served data plane (DESIGN.md §11) ---------------------------------------------
 # Not in _pure: their twins are the asyncio front end (server/pegasus_front.py) and

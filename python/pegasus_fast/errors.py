@@ -253,6 +253,48 @@ class DuplicationError(PegasusFastError):
     """A duplication cannot be added or driven (see the message)."""
 
 
+class VerifyPositionError(DuplicationError):
+    """A follower partition to verify holds a source decree past the one asked for: it cannot
+    be compared at that decree (a new verification asks again)."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, table: str, pidx: int, decree: int, held: int) -> None:
+        super().__init__(f"follower {table}.{pidx} holds source decree {held}, not {decree}")
+        self.table = table
+        self.pidx = pidx
+        self.decree = decree
+        self.held = held
+
+
+class VerifyViewGoneError(DuplicationError):
+    """A verification's view of a follower partition is not held (released, or its lease ended:
+    verify_views.LEASE_SECONDS); a new verification takes another."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, view: str) -> None:
+        super().__init__(f"no verification view {view!r} is held")
+        self.view = view
+
+
+class VerifyTimeoutError(DuplicationError, TimeoutError):
+    """A verification ran out of time: a follower partition had not reached the source decree
+    it is compared at (``held`` of ``decree``) within the timeout."""
+
+    retry = Retry.TRANSIENT
+
+    def __init__(self, table: str, pidx: int, decree: int, held: int, timeout: float) -> None:
+        super().__init__(
+            f"follower {table}.{pidx} reached source decree {held} of {decree} within {timeout} s"
+        )
+        self.table = table
+        self.pidx = pidx
+        self.decree = decree
+        self.held = held
+        self.timeout = timeout
+
+
 class DuplicationGapError(DuplicationError):
     """The follower was sent a source decree past the next one it needs; the source re-reads from there."""
 

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod crc;
+pub mod digest;
 pub mod error;
 pub mod filecopy;
 pub mod front;

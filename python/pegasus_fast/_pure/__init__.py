@@ -13,6 +13,7 @@ from .codec import (
     pairs_bytes,
 )
 from .crc import crc32c, crc64, partition_index
+from .digest import RecordDigest
 from .filecopy import CheckpointReceiver, hash_file
 from .logscan import read_log_blocks, replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
 from .scan import scan_batch, scan_range, scan_records
@@ -20,6 +21,7 @@ from .scan import scan_batch, scan_range, scan_records
 __all__ = [
     "BLOCK_HEADER_SIZE",
     "CheckpointReceiver",
+    "RecordDigest",
     "crc32c",
     "crc64",
     "decode_block",

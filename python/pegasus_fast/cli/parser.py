@@ -211,6 +211,17 @@ def parser() -> argparse.ArgumentParser:
         p = verb(name, what)
         p.add_argument("table", help="the duplicated table")
         p.add_argument("dupid", type=int, help="the duplication's id (query_dup shows it)")
+    p = verb(
+        "verify_dup",
+        "compare a duplication's follower with its source, live (docs/verify.md)",
+        "Exit 0: equal; 1: they differ (each partition's first differing key is shown); 3: a "
+        "master-master table found no quiet moment to compare at.",
+    )
+    p.add_argument("table", help="the duplicated table")
+    p.add_argument("dupid", type=int, help="the duplication's id (query_dup shows it)")
+    p.add_argument(
+        "--timeout", type=float, default=60.0, help="how long a follower partition may take to catch up (s)"
+    )
     for p in sub.choices.values():
         _globals(p, argparse.SUPPRESS)
     return ap

@@ -17,6 +17,7 @@ from .backup_verbs import BACKUP_VERBS
 from .data_verbs import DATA_VERBS
 from .exits import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE
 from .format import table
+from .verify_verb import verify_dup
 
 #: a verb returns its exit code (None: 0)
 Verb = Callable[[Any, argparse.Namespace], int | None]
@@ -351,6 +352,7 @@ VERBS: dict[str, Verb] = {
     "pause_dup": _dup_verb(lambda d: d.pause()),
     "start_dup": _dup_verb(lambda d: d.resume()),
     "remove_dup": _dup_verb(lambda d: d.remove()),
+    "verify_dup": verify_dup,
     **DATA_VERBS,
     **BACKUP_VERBS,
 }

@@ -5,9 +5,14 @@ from __future__ import annotations
 import time
 
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
+from ..duplication.verify_report import VerifyReport
 from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
+from ..net.verify_wire import report_from_pb
 from .conn import Conn
+
+#: the deadline of one VerifyDuplication call (a full digest of a large table runs in it)
+VERIFY_CALL_TIMEOUT = 24 * 3600.0
 
 
 class RemoteDuplication:
@@ -93,6 +98,11 @@ class RemoteDuplication:
             )
             for p in r.partitions
         ]
+
+    def verify(self, timeout: float | None = None, pidxs: list[int] | None = None) -> VerifyReport:
+        """Compare the follower with the source table, live (docs/verify.md); runs on the server."""
+        req = pb.VerifyRequest(dupid=self.dupid, timeout_seconds=timeout, pidxs=pidxs or [])
+        return report_from_pb(self._c("VerifyDuplication", req, VERIFY_CALL_TIMEOUT))
 
     def pause(self) -> None:
         self._update(self._c("PauseDuplication", self._ref()))

@@ -13,6 +13,7 @@ import time
 
 from ..coord.zk import read_dups
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
+from ..duplication.verify_report import VerifyReport, merge
 from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from .remote_dup import RemoteDuplication
@@ -91,6 +92,16 @@ class RoutedDuplication:
                 if p.pidx in mine:
                     rows[p.pidx] = p
         return [rows[i] for i in sorted(rows)]
+
+    def verify(self, timeout: float | None = None) -> VerifyReport:
+        """Compare the follower with the source table, live (docs/verify.md): each owner compares
+        the partitions it owns and ships."""
+        reports = []
+        for mine, d in self._owners():
+            if d is None:
+                raise DuplicationError(f"duplication {self.dupid} has not started on every node yet")
+            reports.append(d.verify(timeout, sorted(mine)))
+        return merge(reports)
 
     def _set(self, method: str) -> None:
         self._r.meta(method, pb.DupRef(dupid=self.dupid), 120.0)

@@ -29,6 +29,7 @@ from .ports import Connector, Follower, SourceId, SourceTables, Tasks
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
 from .status import TRANSITIONS, DupStatus, PartitionProgress, stuck_timeout_error
+from .verify import DuplicationVerify
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class DupEnv:
     scope: Callable[[str], frozenset[int] | None] = lambda table: None
 
 
-class Duplication(DuplicationPhases):
+class Duplication(DuplicationPhases, DuplicationVerify):
     def __init__(self, dupid: int, record: DupRecord, env: DupEnv, on_removed: Callable[[], None]) -> None:
         self.dupid = dupid
         self._env = env
@@ -182,6 +183,10 @@ class Duplication(DuplicationPhases):
         if c.state is not CkptState.RELEASED:
             return self._reasons[i]
         return RELEASED_REASON + (f"; {self._reasons[i]}" if self._reasons[i] else "")
+
+    def verify_follower(self) -> Follower:
+        """A connection to the follower for a verification, beside the driver's own."""
+        return self._env.connector.connect(self.remote, self._record.remote_token or None)
 
     def pause(self) -> None:
         self._transition(DupStatus.PAUSE)

@@ -107,6 +107,25 @@ class Follower(Protocol):
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         """fail_mode=skip: accept that source decrees up to ``source_decree`` are lost."""
 
+    def verify_view(self, table: str, pidx: int, decree: int, timeout: float | None) -> tuple[str, int, int]:
+        """Hold a view of follower partition ``pidx`` once it holds exactly source decree
+        ``decree`` (-1: as it is now): (view id, its own last decree, source decree held).
+        VerifyTimeoutError when it does not reach it in ``timeout``; VerifyPositionError when
+        it is past it (docs/verify.md)."""
+
+    def verify_digest(
+        self, view: str, now: int, start: bytes, end: bytes | None
+    ) -> list[tuple[bytes, int, bytes]]:
+        """The digest chunks of the view's live records (at Pegasus time ``now``) in [start, end)."""
+
+    def verify_records(
+        self, view: str, now: int, start: bytes, end: bytes | None, limit: int
+    ) -> list[tuple[bytes, int, bytes]]:
+        """Up to ``limit`` live records (RocksDB key, expire_ts, value) of the view in [start, end)."""
+
+    def verify_release(self, view: str) -> None:
+        """Let the view go (idempotent)."""
+
     def cancel(self) -> None:
         """The duplication is stopping: give up the calls in flight (a checkpoint copy over a slow
         link can take minutes); they and any later call raise RemoteUnavailableError."""

@@ -61,6 +61,9 @@ class PartitionShipper:
         #: a follower decree taken while this partition was unopened (its last decree unknown
         #: until it opens): checked against it once it is open, before anything ships
         self._unverified: int | None = None
+        #: set by a verification (verify.py): nothing past this decree ships while it is set,
+        #: so the follower stops at exactly the decree the two sides are compared at
+        self.hold: int | None = None
 
     @property
     def confirmed(self) -> int:
@@ -70,7 +73,10 @@ class PartitionShipper:
         return max(0, self.partition.last_committed - self.confirmed)
 
     def _shippable(self) -> int:
-        return min(self.partition.last_committed, self.partition.durable_decree)
+        limit = min(self.partition.last_committed, self.partition.durable_decree)
+        # read after the decrees: a hold set since was set at a decree >= the ones read
+        hold = self.hold
+        return limit if hold is None else min(limit, hold)
 
     def restart_at(self, next_decree: int) -> None:
         self.next_decree = next_decree

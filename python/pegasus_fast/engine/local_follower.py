@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ..duplication import apply, learn
+from ..duplication import apply, learn, verify_views
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
 from ..errors import (
     ClosedError,
@@ -268,6 +268,27 @@ class LocalFollower:
         if p.state != SERVING:
             raise PartitionUnavailableError(table, pidx, p.state.value)
         return apply.apply_shipped(p, blocks, skipped_through)
+
+    @_closed_is_unavailable
+    def verify_view(self, table: str, pidx: int, decree: int, timeout: float | None) -> tuple[str, int, int]:
+        if self._rerouted(table) is not None:
+            raise DuplicationError(f"table {table!r} is re-routed from its source: partitions do not compare")
+        return verify_views.view_at(self._partition(table, pidx), table, decree, timeout)
+
+    @_closed_is_unavailable
+    def verify_digest(
+        self, view: str, now: int, start: bytes, end: bytes | None
+    ) -> list[tuple[bytes, int, bytes]]:
+        return verify_views.digest(view, now, start, end)
+
+    @_closed_is_unavailable
+    def verify_records(
+        self, view: str, now: int, start: bytes, end: bytes | None, limit: int
+    ) -> list[tuple[bytes, int, bytes]]:
+        return verify_views.records(view, now, start, end, limit)
+
+    def verify_release(self, view: str) -> None:
+        verify_views.release(view)
 
     def cancel(self) -> None:
         """Nothing to give up: a call into a cluster of this process does not wait on a network."""

@@ -164,6 +164,30 @@ class RoutedFollower:
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         self._on(table, pidx, lambda f: f.advance(table, pidx, source_decree))
 
+    # a view is held by the partition's owner: its id carries that node's URL
+    def verify_view(self, table: str, pidx: int, decree: int, timeout: float | None) -> tuple[str, int, int]:
+        ((url, _),) = self._routes.owner_urls(table, [pidx]).items()
+        vid, committed, held = self._routed(
+            table, lambda: self._at(url, lambda f: f.verify_view(table, pidx, decree, timeout))
+        )
+        return f"{url} {vid}", committed, held
+
+    def verify_digest(
+        self, view: str, now: int, start: bytes, end: bytes | None
+    ) -> list[tuple[bytes, int, bytes]]:
+        url, vid = view.split(" ", 1)
+        return self._at(url, lambda f: f.verify_digest(vid, now, start, end))
+
+    def verify_records(
+        self, view: str, now: int, start: bytes, end: bytes | None, limit: int
+    ) -> list[tuple[bytes, int, bytes]]:
+        url, vid = view.split(" ", 1)
+        return self._at(url, lambda f: f.verify_records(vid, now, start, end, limit))
+
+    def verify_release(self, view: str) -> None:
+        url, vid = view.split(" ", 1)
+        self._at(url, lambda f: f.verify_release(vid))
+
     def cancel(self) -> None:
         with self._lock:
             calls = list(self._in_flight)

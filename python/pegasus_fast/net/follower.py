@@ -35,6 +35,8 @@ COPY_TIMEOUT = 120.0
 COPY_BYTES_PER_SECOND = 16 << 20
 #: one apply stream ends (and is opened again) within this long; the shipper caps what it carries
 STREAM_TIMEOUT = 300.0
+#: a verification's digest of a partition (a full scan of it) is given up after this long
+VERIFY_TIMEOUT = 3600.0
 #: room kept in a shipped batch for the message around the blocks
 _ENVELOPE = 64 << 10
 
@@ -224,6 +226,34 @@ class RemoteFollower:
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         self._call("Advance", pb.AdvanceRequest(table=table, pidx=pidx, source_decree=source_decree))
+
+    def verify_view(self, table: str, pidx: int, decree: int, timeout: float | None) -> tuple[str, int, int]:
+        req = pb.VerifyViewRequest(table=table, pidx=pidx, decree=decree, timeout_seconds=timeout)
+        r = self._call(
+            "VerifyView", req, timeout=VERIFY_TIMEOUT if timeout is None else timeout + CALL_TIMEOUT
+        )
+        assert isinstance(r, pb.VerifyViewReply)
+        return r.view, r.committed, r.source_held
+
+    def verify_digest(
+        self, view: str, now: int, start: bytes, end: bytes | None
+    ) -> list[tuple[bytes, int, bytes]]:
+        r = self._call(
+            "VerifyDigest", pb.VerifyRangeRequest(view=view, now=now, start=start, end=end), VERIFY_TIMEOUT
+        )
+        assert isinstance(r, pb.VerifyDigestReply)
+        return [(c.last_key, c.count, c.digest) for c in r.chunks]
+
+    def verify_records(
+        self, view: str, now: int, start: bytes, end: bytes | None, limit: int
+    ) -> list[tuple[bytes, int, bytes]]:
+        req = pb.VerifyRangeRequest(view=view, now=now, start=start, end=end, limit=limit)
+        r = self._call("VerifyRecords", req, VERIFY_TIMEOUT)
+        assert isinstance(r, pb.VerifyRecordsReply)
+        return [(x.key, x.expire_ts, x.value) for x in r.records]
+
+    def verify_release(self, view: str) -> None:
+        self._call("VerifyRelease", pb.VerifyViewRef(view=view))
 
 
 class RemoteConnector:

@@ -598,6 +598,76 @@ class ProgressReply(_message.Message):
     partitions: _containers.RepeatedCompositeFieldContainer[PartitionProgress]
     def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionProgress, _Mapping]]] = ...) -> None: ...
 
+class VerifyRequest(_message.Message):
+    __slots__ = ("dupid", "timeout_seconds", "pidxs")
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PIDXS_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    timeout_seconds: float
+    pidxs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dupid: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., pidxs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class RecordState(_message.Message):
+    __slots__ = ("value", "expire_ts")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TS_FIELD_NUMBER: _ClassVar[int]
+    value: bytes
+    expire_ts: int
+    def __init__(self, value: _Optional[bytes] = ..., expire_ts: _Optional[int] = ...) -> None: ...
+
+class VerifyDifference(_message.Message):
+    __slots__ = ("hash_key", "sort_key", "source", "follower")
+    HASH_KEY_FIELD_NUMBER: _ClassVar[int]
+    SORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_FIELD_NUMBER: _ClassVar[int]
+    hash_key: bytes
+    sort_key: bytes
+    source: RecordState
+    follower: RecordState
+    def __init__(self, hash_key: _Optional[bytes] = ..., sort_key: _Optional[bytes] = ..., source: _Optional[_Union[RecordState, _Mapping]] = ..., follower: _Optional[_Union[RecordState, _Mapping]] = ...) -> None: ...
+
+class PartitionVerify(_message.Message):
+    __slots__ = ("pidx", "equal", "decree", "records", "follower_records", "first_difference", "quiet", "reason")
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    EQUAL_FIELD_NUMBER: _ClassVar[int]
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWER_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    QUIET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    pidx: int
+    equal: bool
+    decree: int
+    records: int
+    follower_records: int
+    first_difference: VerifyDifference
+    quiet: bool
+    reason: str
+    def __init__(self, pidx: _Optional[int] = ..., equal: _Optional[bool] = ..., decree: _Optional[int] = ..., records: _Optional[int] = ..., follower_records: _Optional[int] = ..., first_difference: _Optional[_Union[VerifyDifference, _Mapping]] = ..., quiet: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class VerifyReply(_message.Message):
+    __slots__ = ("dupid", "table", "remote_table", "equal", "quiet", "now", "seconds", "partitions")
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_TABLE_FIELD_NUMBER: _ClassVar[int]
+    EQUAL_FIELD_NUMBER: _ClassVar[int]
+    QUIET_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    table: str
+    remote_table: str
+    equal: bool
+    quiet: bool
+    now: int
+    seconds: float
+    partitions: _containers.RepeatedCompositeFieldContainer[PartitionVerify]
+    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote_table: _Optional[str] = ..., equal: _Optional[bool] = ..., quiet: _Optional[bool] = ..., now: _Optional[int] = ..., seconds: _Optional[float] = ..., partitions: _Optional[_Iterable[_Union[PartitionVerify, _Mapping]]] = ...) -> None: ...
+
 class IdentityReply(_message.Message):
     __slots__ = ("cluster_id", "cluster_uid", "max_message_bytes")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -781,6 +851,80 @@ class AdvanceRequest(_message.Message):
     pidx: int
     source_decree: int
     def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_decree: _Optional[int] = ...) -> None: ...
+
+class VerifyViewRequest(_message.Message):
+    __slots__ = ("table", "pidx", "decree", "timeout_seconds")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    decree: int
+    timeout_seconds: float
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class VerifyViewReply(_message.Message):
+    __slots__ = ("view", "committed", "source_held")
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_HELD_FIELD_NUMBER: _ClassVar[int]
+    view: str
+    committed: int
+    source_held: int
+    def __init__(self, view: _Optional[str] = ..., committed: _Optional[int] = ..., source_held: _Optional[int] = ...) -> None: ...
+
+class VerifyViewRef(_message.Message):
+    __slots__ = ("view",)
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    view: str
+    def __init__(self, view: _Optional[str] = ...) -> None: ...
+
+class VerifyRangeRequest(_message.Message):
+    __slots__ = ("view", "now", "start", "end", "limit")
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    view: str
+    now: int
+    start: bytes
+    end: bytes
+    limit: int
+    def __init__(self, view: _Optional[str] = ..., now: _Optional[int] = ..., start: _Optional[bytes] = ..., end: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class DigestChunk(_message.Message):
+    __slots__ = ("last_key", "count", "digest")
+    LAST_KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    last_key: bytes
+    count: int
+    digest: bytes
+    def __init__(self, last_key: _Optional[bytes] = ..., count: _Optional[int] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
+class VerifyDigestReply(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[DigestChunk]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[DigestChunk, _Mapping]]] = ...) -> None: ...
+
+class StoredRecord(_message.Message):
+    __slots__ = ("key", "expire_ts", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    expire_ts: int
+    value: bytes
+    def __init__(self, key: _Optional[bytes] = ..., expire_ts: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class VerifyRecordsReply(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[StoredRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[StoredRecord, _Mapping]]] = ...) -> None: ...
 
 class MovePartitionRequest(_message.Message):
     __slots__ = ("table", "pidx", "node")

@@ -216,6 +216,11 @@ class ClientStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DuplicationInfo.FromString,
                 _registered_method=True)
+        self.VerifyDuplication = channel.unary_unary(
+                '/pegasus_fast.v1.Client/VerifyDuplication',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyReply.FromString,
+                _registered_method=True)
 
 
 class ClientServicer:
@@ -463,6 +468,15 @@ class ClientServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyDuplication(self, request, context):
+        """Compares the follower with the source table, live (docs/verify.md): per partition
+        at one source decree, by digests of the live records in key order, narrowed to the
+        first differing key. Answered by the node that ships the partitions asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -645,6 +659,11 @@ def add_ClientServicer_to_server(servicer, server):
                     servicer.RemoveDuplication,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DuplicationInfo.SerializeToString,
+            ),
+            'VerifyDuplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyDuplication,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1631,6 +1650,33 @@ class Client:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def VerifyDuplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/VerifyDuplication',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class FollowerStub:
     """-------------------------------------------------------------- follower service
@@ -1705,6 +1751,26 @@ class FollowerStub:
         self.Advance = channel.unary_unary(
                 '/pegasus_fast.v1.Follower/Advance',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.AdvanceRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
+        self.VerifyView = channel.unary_unary(
+                '/pegasus_fast.v1.Follower/VerifyView',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewReply.FromString,
+                _registered_method=True)
+        self.VerifyDigest = channel.unary_unary(
+                '/pegasus_fast.v1.Follower/VerifyDigest',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRangeRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyDigestReply.FromString,
+                _registered_method=True)
+        self.VerifyRecords = channel.unary_unary(
+                '/pegasus_fast.v1.Follower/VerifyRecords',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRangeRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRecordsReply.FromString,
+                _registered_method=True)
+        self.VerifyRelease = channel.unary_unary(
+                '/pegasus_fast.v1.Follower/VerifyRelease',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
                 _registered_method=True)
 
@@ -1808,6 +1874,34 @@ class FollowerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyView(self, request, context):
+        """Verification (docs/verify.md). VerifyView holds a view of a partition once it holds
+        exactly source decree `decree` (-1: now), waiting up to timeout_seconds; the source
+        holds its shipping there meanwhile. The view is read by VerifyDigest (chunks of the
+        live records' digest) and VerifyRecords, and let go by VerifyRelease (or after a lease).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyDigest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyRecords(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyRelease(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FollowerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1869,6 +1963,26 @@ def add_FollowerServicer_to_server(servicer, server):
             'Advance': grpc.unary_unary_rpc_method_handler(
                     servicer.Advance,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.AdvanceRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'VerifyView': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyView,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewReply.SerializeToString,
+            ),
+            'VerifyDigest': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyDigest,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRangeRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyDigestReply.SerializeToString,
+            ),
+            'VerifyRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyRecords,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRangeRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRecordsReply.SerializeToString,
+            ),
+            'VerifyRelease': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyRelease,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
             ),
     }
@@ -2201,6 +2315,114 @@ class Follower:
             target,
             '/pegasus_fast.v1.Follower/Advance',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.AdvanceRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyView(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Follower/VerifyView',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyDigest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Follower/VerifyDigest',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRangeRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyDigestReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Follower/VerifyRecords',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRangeRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRecordsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyRelease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Follower/VerifyRelease',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRef.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -19,6 +19,7 @@ from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
+from ..net.verify_wire import report_to_pb
 from ..storage.partition import Partition
 from .backup_service import BackupHandlers
 from .data_service import DataApiHandlers
@@ -341,6 +342,12 @@ class ClientService(DataApiHandlers, BackupHandlers, rpc.ClientServicer):
         d = self.c.duplication(request.dupid)
         d.remove()
         return _dup_info(d)
+
+    @typed
+    def VerifyDuplication(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyReply:
+        timeout = request.timeout_seconds if request.HasField("timeout_seconds") else None
+        d = self.c.duplication(request.dupid)
+        return report_to_pb(d.verify(timeout, list(request.pidxs) or None))
 
 
 __all__ = ["ClientService"]

@@ -158,5 +158,37 @@ class FollowerService(rpc.FollowerServicer):
         self.f.advance(request.table, request.pidx, request.source_decree)
         return pb.Empty()
 
+    @typed
+    def VerifyView(self, request: pb.VerifyViewRequest, context: grpc.ServicerContext) -> pb.VerifyViewReply:
+        self._own(request.table, [request.pidx])
+        timeout = request.timeout_seconds if request.HasField("timeout_seconds") else None
+        view, committed, held = self.f.verify_view(request.table, request.pidx, request.decree, timeout)
+        return pb.VerifyViewReply(view=view, committed=committed, source_held=held)
+
+    @typed
+    def VerifyDigest(
+        self, request: pb.VerifyRangeRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyDigestReply:
+        end = request.end if request.HasField("end") else None
+        chunks = self.f.verify_digest(request.view, request.now, request.start, end)
+        return pb.VerifyDigestReply(
+            chunks=[pb.DigestChunk(last_key=k, count=n, digest=d) for k, n, d in chunks]
+        )
+
+    @typed
+    def VerifyRecords(
+        self, request: pb.VerifyRangeRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyRecordsReply:
+        end = request.end if request.HasField("end") else None
+        rows = self.f.verify_records(request.view, request.now, request.start, end, request.limit)
+        return pb.VerifyRecordsReply(
+            records=[pb.StoredRecord(key=k, expire_ts=e, value=v) for k, e, v in rows]
+        )
+
+    @typed
+    def VerifyRelease(self, request: pb.VerifyViewRef, context: grpc.ServicerContext) -> pb.Empty:
+        self.f.verify_release(request.view)
+        return pb.Empty()
+
 
 __all__ = ["FollowerService"]

@@ -60,6 +60,7 @@ ADMIN = frozenset(
         "PauseDuplication",
         "ResumeDuplication",
         "RemoveDuplication",
+        "VerifyDuplication",
     )
 )
 

@@ -532,6 +532,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_replay_log_file, m)?)?;
     m.add_function(wrap_pyfunction!(py_hash_file, m)?)?;
     m.add_class::<PyCheckpointReceiver>()?;
+    m.add_class::<scan::PyRecordDigest>()?;
     m.add_class::<front::PyFront>()?;
     m.add_class::<front::PyClient>()?;
     m.add_function(wrap_pyfunction!(front::bench_served, m)?)?;

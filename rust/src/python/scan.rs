@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use crate::digest::{encode_record, RecordDigest, Span};
 use crate::records::{key_matches, live_value, scan_record, Scanned};
 
 use super::InvalidArgumentError;
@@ -208,5 +209,73 @@ pub fn py_scan_range<'py>(
             }
         }
         step.call0()?;
+    }
+}
+
+/// `digest::RecordDigest`: the records are read from the iterator with the GIL held (rocksdict
+/// is a Python object), copied into one buffer, then digested with the GIL released.
+#[pyclass(name = "RecordDigest", module = "pegasus_fast._rust")]
+pub struct PyRecordDigest {
+    inner: RecordDigest,
+}
+
+#[pymethods]
+impl PyRecordDigest {
+    #[new]
+    #[pyo3(signature = (chunk_bits=10))]
+    fn new(chunk_bits: u32) -> PyResult<Self> {
+        if chunk_bits > 31 {
+            return Err(InvalidArgumentError::new_err(format!(
+                "chunk_bits out of range: {chunk_bits}"
+            )));
+        }
+        Ok(PyRecordDigest {
+            inner: RecordDigest::new(chunk_bits),
+        })
+    }
+
+    /// Reads `it` from where it stands, up to `end` (exclusive; None: its end), stopping once
+    /// about `max_bytes` were read; returns whether records may remain.
+    #[pyo3(signature = (it, now, end, max_bytes))]
+    fn feed(
+        &mut self,
+        py: Python<'_>,
+        it: &Bound<'_, PyAny>,
+        now: i64,
+        end: Option<&[u8]>,
+        max_bytes: usize,
+    ) -> PyResult<bool> {
+        let iter = Iter::new(it)?;
+        // the live records' digest bytes, encoded while read (the GIL held), hashed without it
+        let mut buf: Vec<u8> = Vec::new();
+        let mut spans: Vec<Span> = Vec::new();
+        let mut read = 0usize;
+        let mut at_end = false;
+        let more = iter.each(usize::MAX, |key, raw| {
+            if end.is_some_and(|e| key >= e) {
+                at_end = true;
+                return Ok(false);
+            }
+            encode_record(&mut buf, &mut spans, key, raw, now).map_err(|_| short_value())?;
+            read += key.len() + raw.len();
+            Ok(read < max_bytes.max(1))
+        })?;
+        let inner = &mut self.inner;
+        py.allow_threads(|| inner.add_encoded(&buf, &spans));
+        Ok(more && !at_end)
+    }
+
+    /// Every chunk as `(last key, record count, BLAKE3)`, the open one closed.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let chunks = self.inner.finish();
+        let out = PyList::empty(py);
+        for c in chunks {
+            out.append((
+                PyBytes::new(py, &c.last_key),
+                c.count,
+                PyBytes::new(py, &c.digest),
+            ))?;
+        }
+        Ok(out)
     }
 }
