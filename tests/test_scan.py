@@ -140,3 +140,21 @@ def test_scan_batches_arguments(backend: ModuleType, open_cluster: OpenCluster, 
     c.close()
     with pytest.raises(pf.ClosedError):
         t.scan_batches()
+
+
+def test_raw_view_reads_the_state_it_was_made_in(open_cluster_once: OpenCluster, cluster_dir: Path) -> None:
+    """A small checkpoint's records are read from a view made under the partition's lock at its
+    decree: writes after it, however soon, are not in it (rocksdict's Snapshot.iter() would
+    read them: the live database)."""
+    c = open_cluster_once(cluster_dir)
+    t = c.create_table("t", partition_count=1)
+    t.set(b"h", b"a", b"1")
+    t.set(b"h", b"b", b"2")
+    (p,) = t.partitions
+    view = p.raw_view()
+    t.set(b"h", b"a", b"changed")
+    t.delete(b"h", b"b")
+    t.set(b"h", b"c", b"new")
+    got = {decode_key(k): v[12:] for k, v in view}
+    assert got == {(b"h", b"a"): b"1", (b"h", b"b"): b"2"}
+    c.close()

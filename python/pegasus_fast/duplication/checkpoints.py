@@ -79,15 +79,17 @@ def adaptive(partition: Partition, small_max_bytes: int) -> Artifact:
         if decree == 0:
             return Artifact(EMPTY, 0, duration_ms=(time.perf_counter() - start) * 1000.0)
         if partition.data_bytes() > small_max_bytes:
-            snapshot = None
+            view = None
         else:
-            snapshot = partition.db.snapshot()
+            # an iterator made under the lock reads the records as of ``decree`` however long
+            # it is read after (rocksdict's Snapshot.iter() reads the live database instead)
+            view = partition.raw_view()
             ts = partition.timestamp_us()
-    if snapshot is None:
+    if view is None:
         return large(partition)
     raw_put = int(Op.RAW_PUT)
-    ops = [(raw_put, k, v) for k, v in partition.iter_raw(snapshot)]
-    del snapshot
+    ops = [(raw_put, k, v) for k, v in view]
+    del view
     block = _backend.impl.encode_block([(decree, ts, partition.cluster_id, ops)])
     return Artifact(SMALL, decree, block=block, duration_ms=(time.perf_counter() - start) * 1000.0)
 

@@ -129,6 +129,8 @@ class PartitionReads:
             return self._scan(scan.record_batches, now_pegasus_seconds(), batch_bytes)
         return self._scan(scan.records, now_pegasus_seconds(), chunk)
 
-    def iter_raw(self, snapshot: Any = None) -> Iterator[tuple[bytes, bytes]]:
-        """Every stored record as RocksDB key and value, expired included."""
-        return self._typed(scan.raw(snapshot or self.db))
+    def raw_view(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every stored record as RocksDB key and value, expired included, as of this call:
+        its RocksDB iterator is made now (call it under the lock to pin a decree), and reads
+        that state however late it is consumed."""
+        return self._typed(scan.raw(self.db.iter()))

@@ -93,9 +93,9 @@ def record_batches(db: Any, now: int, max_bytes: int) -> Iterator[RecordBatch]:
             yield RecordBatch(count, *buffers)
 
 
-def raw(source: Any) -> Iterator[tuple[bytes, bytes]]:
-    """Every stored record as RocksDB key and value, expired included (source: a DB or snapshot)."""
-    it = source.iter()
+def raw(it: Any) -> Iterator[tuple[bytes, bytes]]:
+    """Every stored record as RocksDB key and value, expired included, read from the RocksDB
+    iterator ``it`` (made by the caller: it reads the state of the moment it was made)."""
     it.seek_to_first()
     while it.valid():
         key = it.key()
