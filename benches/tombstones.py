@@ -30,7 +30,7 @@ def one(tombstone_seconds: int, n: int) -> tuple[float, int]:
         took = time.perf_counter() - start
         for p in t.partitions:
             p.flush()
-        kept = sum(len(k) + len(v) for p in t.partitions for k, v in p.iter_raw())
+        kept = sum(len(k) + len(v) for p in t.partitions for k, v in p.raw_view())
     return n / took, kept
 
 

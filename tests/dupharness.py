@@ -141,7 +141,7 @@ class DupPair:
 
 def raw_records(table: pf.Table) -> Raw:
     """Every stored RocksDB key -> raw value (expire_ts | timetag | value)."""
-    return {k: v for p in table.partitions for k, v in p.iter_raw()}
+    return {k: v for p in table.partitions for k, v in p.raw_view()}
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:

@@ -77,7 +77,7 @@ def raw_contents(table: pf.Table) -> dict[bytes, bytes]:
     """Every stored RocksDB key -> raw value (expire_ts | timetag | value), expired included."""
     out: dict[bytes, bytes] = {}
     for p in table.partitions:
-        out.update(p.iter_raw())
+        out.update(p.raw_view())
     return out
 
 
@@ -302,7 +302,7 @@ def _assert_partition_untouched(follower: pf.Table, pidx: int) -> None:
     assert ei.value.pidx == pidx
     # its RocksDB was not replaced by the bad copy: it holds nothing and no decree
     assert p.last_committed == 0 and p.source_decree == 0
-    assert list(p.iter_raw()) == []
+    assert list(p.raw_view()) == []
 
 
 def _large_pair(clusters: Clusters, records: int = 2000) -> tuple[pf.Cluster, pf.Cluster, pf.Table]:
@@ -441,7 +441,7 @@ def test_local_follower_learn_checkpoint_verifies_and_resumes(
             "copy", 0, info.decree, wrong, ckpt_policy.read_chunks(info.path, wrong, {})
         )
     assert ei.value.path.endswith(name)
-    assert fp.state == "learning" and fp.last_committed == 0 and list(fp.iter_raw()) == []
+    assert fp.state == "learning" and fp.last_committed == 0 and list(fp.raw_view()) == []
     with pytest.raises(pf.PartitionUnavailableError):
         dst.table("copy").get("bulk0", "0000")
     assert not (Path(fp.path) / "learn" / name).exists()

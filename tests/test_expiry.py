@@ -34,7 +34,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
 
 def raw_keys(table: pf.Table) -> list[bytes]:
     """Every record key in the partitions' RocksDB, expired ones included."""
-    return [k for p in table.partitions for k, _ in p.iter_raw()]
+    return [k for p in table.partitions for k, _ in p.raw_view()]
 
 
 def fill(t: pf.Table) -> set[tuple[bytes, bytes]]:

@@ -160,11 +160,11 @@ def test_tombstones_survive_replay_byte_for_byte(tmp_path: Path, backend: Any) -
         t.delete("k", "s")
         t.multi_set("k", {"a": "1", "b": "2"})
         t.multi_delete("k", ["a"])
-        before = dict(t.partitions[0].iter_raw())
+        before = dict(t.partitions[0].raw_view())
         # crash: the memtable is lost, the WAL replays
         t.partitions[0].close(flush=False)
     with pf.Cluster.open(path) as c:
-        after = dict(c.table("t").partitions[0].iter_raw())
+        after = dict(c.table("t").partitions[0].raw_view())
     assert after == before
     assert sum(1 for v in after.values() if v[11] & 1) == 2
 

@@ -20,7 +20,7 @@ WAIT = 10.0
 
 def raw(t: pf.Table) -> dict[bytes, bytes]:
     """Every stored record with its value header (expire_ts, timetag): equal means same winners."""
-    return {k: v for p in t.partitions for k, v in p.iter_raw()}
+    return {k: v for p in t.partitions for k, v in p.raw_view()}
 
 
 def decrees(*tables: pf.Table) -> list[int]:

@@ -50,7 +50,7 @@ def _blocks(p: Partition, after: int, through: int) -> bytes:
 
 
 def _raw(p: Partition) -> list[tuple[bytes, bytes]]:
-    return list(p.iter_raw())
+    return list(p.raw_view())
 
 
 def test_fence_refuses_writes_keeps_reads(backend: ModuleType, tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def _learn(b: Node, source_url: str) -> int:
 
 def _same(a: Partition, b: Partition) -> None:
     assert b.last_committed == a.last_committed
-    assert list(b.iter_raw()) == list(a.iter_raw())  # values with their timetags and expiry
+    assert list(b.raw_view()) == list(a.raw_view())  # values with their timetags and expiry
 
 
 def test_move_keeps_data_decrees_and_timetags(nodes: tuple[Node, Node]) -> None:
@@ -399,11 +399,11 @@ def test_a_serving_partition_takes_no_checkpoint(backend: ModuleType, tmp_path: 
     p = Partition(str(tmp_path / "p"), "t", 1, PIDX, Config(), 2)
     try:
         p.write([(0, b"k", b"s", b"v", 0)])
-        held = list(p.iter_raw())
+        held = list(p.raw_view())
         with pytest.raises(PartitionUnavailableError) as err:
             receive_checkpoint(p, iter([_header(1, []), END]), "pegasus://x")
         assert err.value.state == SERVING
-        assert p.last_committed == 1 and list(p.iter_raw()) == held
+        assert p.last_committed == 1 and list(p.raw_view()) == held
     finally:
         p.close()
 
