@@ -28,7 +28,8 @@ from . import retention
 from .ports import Chunk, Follower, SourceId
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
-from .status import DupStatus
+from .status import STUCK_TABLE_DROPPED, DupStatus
+from .stuck import Stuck
 
 
 class DuplicationPhases:
@@ -54,6 +55,7 @@ class DuplicationPhases:
     _wake: threading.Event
     _changed: threading.Condition
     _cap: retention.Cap
+    _stuck: Stuck
     _m_pending: list[Any]
     _m_confirmed: list[Any]
     _m_lag: list[Any]
@@ -283,6 +285,7 @@ class DuplicationPhases:
             return
         mine = self._mine()
         statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
+        self._stuck.clear(STUCK_TABLE_DROPPED)  # the follower table is there
         for i in mine:
             learned, source_decree = statuses[i]
             if not learned:

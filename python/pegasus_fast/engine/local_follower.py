@@ -15,6 +15,7 @@ from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
 from ..errors import (
     ClosedError,
     DuplicationError,
+    FollowerTableNotFoundError,
     InvalidArgumentError,
     PartitionUnavailableError,
     RemoteUnavailableError,
@@ -80,7 +81,7 @@ class LocalFollower:
         except ClosedError:
             raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
         if rec is None:
-            raise RemoteUnavailableError(self.cluster.path, f"table {table!r} not found")
+            raise FollowerTableNotFoundError(self.cluster.path, table)
         if rec.follower_of is None:
             raise DuplicationError(
                 f"table {table!r} of cluster {self.cluster.name!r} is not a duplication's follower"
@@ -93,7 +94,7 @@ class LocalFollower:
         except ClosedError:
             raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
         except TableNotFoundError:
-            raise RemoteUnavailableError(self.cluster.path, f"table {table!r} not found") from None
+            raise FollowerTableNotFoundError(self.cluster.path, table) from None
         if isinstance(pidx, bool) or not isinstance(pidx, int) or not 0 <= pidx < t.partition_count:
             raise InvalidArgumentError(f"table {table!r} has no partition {pidx!r}")
         return t.partitions[pidx]
