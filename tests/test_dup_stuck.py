@@ -21,9 +21,11 @@ import pegasus_fast as pf
 import pytest
 from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
-from pegasus_fast.duplication.status import STUCK_AUTH, STUCK_RELEARN, STUCK_TABLE_DROPPED
+from multinode import Nodes
+from pegasus_fast.duplication.status import STUCK_AUTH, STUCK_PERMISSION, STUCK_RELEARN, STUCK_TABLE_DROPPED
 from served import Fleet
 from servedcheck import scan_of
+from test_dup_update import run_cli
 
 pytestmark = [
     pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
@@ -155,8 +157,6 @@ def test_wrong_token_from_the_start_times_out_naming_it(fleet: Fleet, tmp_path: 
         assert d.stuck_reason == STUCK_AUTH
         assert d.error is None
 
-        from test_dup_update import run_cli
-
         out = run_cli(
             "--connect",
             src.url,
@@ -227,3 +227,57 @@ def test_released_past_the_retention_cap_is_stuck_relearning(
     wait_until(lambda: caught_up(d) and d.status == pf.DupStatus.LOG, WAIT, lambda: f"{d.progress()}")
     assert stuck_metric(src, d.dupid) == {}
     assert list(dst.table(TABLE).scan()) == list(t.scan())
+
+
+def test_routed_duplication_stuck_then_updated_through_the_meta_leader(fleet: Fleet, zk_chroot: str) -> None:
+    """A multi-node source: every node that owns a partition shows the rotated token as stuck;
+    the new token goes to ZooKeeper through the meta leader and each node goes on with it."""
+    dst = fleet.add("target")
+    dst.start("--token-file", token_file(fleet.root / "old.token", OLD))
+    nodes = Nodes(fleet, zk_chroot)
+    nodes.start("n1", "n2")
+    with nodes.client() as c:
+        t = c.create_table(TABLE, 4)
+        model: dict[tuple[bytes, bytes], bytes] = {}
+        write(t, model, 0, 20)
+        d = c.add_duplication(TABLE, dst.url, remote_token=OLD)
+        d.wait_for(pf.DupStatus.LOG, WAIT)
+        wait_until(lambda: caught_up(d), WAIT, lambda: f"shipped: {d.progress()}")
+        assert dst.stop() == 0, dst.stderr()
+        write(t, model, 20, 50)
+        dst.start("--token-file", token_file(fleet.root / "new.token", NEW))
+        wait_until(
+            lambda: [p.stuck_reason for p in d.progress()] == [STUCK_AUTH] * 4,
+            WAIT,
+            lambda: f"stuck on every owner: {d.progress()}",
+        )
+        assert d.stuck_reason == STUCK_AUTH
+        with pytest.raises(pf.DuplicationStuckError) as ei:
+            d.wait_for(pf.DupStatus.PAUSE, 0.5)
+        assert ei.value.reason == STUCK_AUTH
+        d.update(remote_token=NEW)
+        wait_until(lambda: caught_up(d), WAIT, lambda: f"after the update: {d.progress()}")
+        assert d.stuck_reason is None
+        assert scan_of(dst.url, TABLE, token=NEW) == model
+
+
+def test_a_token_without_the_replication_role_is_stuck_on_permission(
+    open_cluster_once: Callable[..., pf.Cluster], tmp_path: Path
+) -> None:
+    """The follower knows the token but its role (client) does not call the follower's methods:
+    stuck ``permission denied``; the replication token given by update lets it go on."""
+    src = open_cluster_once(tmp_path / "src", name="src")
+    dst = open_cluster_once(tmp_path / "dst", name="dst")
+    t = src.create_table(TABLE, 2)
+    model: dict[tuple[bytes, bytes], bytes] = {}
+    write(t, model, 0, 10)
+    with pf.serve(dst, token="all-0001", client_token="client-0001", replication_token="repl-0001") as s:
+        d = src.add_duplication(TABLE, s.url, remote_token="client-0001")
+        wait_until(lambda: d.stuck_reason == STUCK_PERMISSION, WAIT, lambda: f"{d.progress()}")
+        assert stuck_metric(src, d.dupid) == {STUCK_PERMISSION: 1.0}
+        assert d.status == pf.DupStatus.INIT and d.error is None
+        d.update(remote_token="repl-0001")
+        d.wait_for(pf.DupStatus.LOG, WAIT)
+        wait_until(lambda: caught_up(d), WAIT, lambda: f"{d.progress()}")
+        assert stuck_metric(src, d.dupid) == {}
+        assert {(hk, sk): v for hk, sk, v in dst.table(TABLE).scan()} == model

@@ -278,6 +278,7 @@ def print_progress(d: Any) -> None:
             p.pending_mutations,
             p.time_lag_ms,
             p.reason or "-",
+            p.stuck_reason or "-",
         )
         for p in d.progress()
     ]
@@ -291,6 +292,7 @@ def print_progress(d: Any) -> None:
         "pending",
         "lag_ms",
         "reason",
+        "stuck",
     ]
     print(table(headers, rows))
 
@@ -311,6 +313,7 @@ def add_dup(c: Any, args: argparse.Namespace) -> None:
             with_checkpoint=not args.no_checkpoint,
             fail_mode=args.fail_mode,
             remote_token=token,
+            **({"accept_gap": True} if args.accept_gap else {}),
         )
         start = time.perf_counter()
         wait_for_log(d, args.timeout, show=not args.no_progress)
@@ -333,10 +336,12 @@ def query_dup(c: Any, args: argparse.Namespace) -> None:
             d.remote_table,
             d.fail_mode,
             _when(d.create_time),
+            d.stuck_reason or "-",
         )
         for d in c.duplications(args.table)
     ]
-    print(table(["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created"], rows))
+    headers = ["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created", "stuck"]
+    print(table(headers, rows))
     if args.detail:
         for d in c.duplications(args.table):
             print(f"\nduplication {d.dupid}:")
@@ -352,6 +357,15 @@ def _dup_verb(act: Callable[[Any], None]) -> Verb:
         print(f"duplication {d.dupid}: {d.status}")
 
     return verb
+
+
+def update_dup(c: Any, args: argparse.Namespace) -> None:
+    token = wire.read_token_file(args.remote_token_file)
+    d = c.duplication(args.dupid)
+    if d.table_name != args.table:
+        raise InvalidArgumentError(f"duplication {args.dupid} is not of table {args.table}")
+    d.update(remote_token=token)
+    print(f"duplication {d.dupid}: {d.status}, token updated")
 
 
 #: every verb run over an open cluster (demo, serve and bench open nothing: main.py runs them)
@@ -377,6 +391,7 @@ VERBS: dict[str, Verb] = {
     "pause_dup": _dup_verb(lambda d: d.pause()),
     "start_dup": _dup_verb(lambda d: d.resume()),
     "remove_dup": _dup_verb(lambda d: d.remove()),
+    "update_dup": update_dup,
     **DATA_VERBS,
 }
 

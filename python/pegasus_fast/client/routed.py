@@ -186,11 +186,19 @@ class RoutedCluster:
         fail_mode: str = "slow",
         *,
         remote_token: str | None = None,
+        accept_gap: bool = False,
     ) -> RoutedDuplication:
         """Duplicate ``table`` to the served cluster at ``remote`` (a pegasus:// URL): every
         node ships the partitions it owns, and a move carries the shipping over."""
         req = args.add_duplication_request(
-            "a multi-node cluster", table, remote, remote_table, with_checkpoint, fail_mode, remote_token
+            "a multi-node cluster",
+            table,
+            remote,
+            remote_table,
+            with_checkpoint,
+            fail_mode,
+            remote_token,
+            accept_gap,
         )
         return self.duplication(self._meta("AddDuplication", req, 120.0).dupid)
 

@@ -15,7 +15,7 @@ from ..coord.zk import read_dups
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
-from .remote_dup import RemoteDuplication
+from .remote_dup import RemoteDuplication, check_update
 from .routing import Routing
 
 _ORDER = [DupStatus.REMOVED, DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP, DupStatus.PAUSE, DupStatus.LOG]
@@ -29,6 +29,7 @@ class RoutedDuplication:
         self.remote = remote
         self.remote_table = remote_table
         self.error: str | None = None
+        self._stuck: str | None = None
 
     def __repr__(self) -> str:
         return f"RoutedDuplication(dupid={self.dupid}, table={self.table_name!r}, remote={self.remote!r})"
@@ -63,7 +64,15 @@ class RoutedDuplication:
         owners = self._owners()
         errors = [d.error for _, d in owners if d is not None and d.error]
         self.error = errors[0] if errors else None
+        stuck = [d.stuck_reason for _, d in owners if d is not None and d.stuck_reason]
+        self._stuck = stuck[0] if stuck else None
         return min((DupStatus.INIT if d is None else d.status for _, d in owners), key=_ORDER.index)
+
+    @property
+    def stuck_reason(self) -> str | None:
+        """Why the duplication cannot progress on some owner of a partition, or None."""
+        self.status  # noqa: B018 - asks each owner
+        return self._stuck
 
     def wait_for(self, status: DupStatus, timeout: float | None = None) -> None:
         """Block until every owner of a partition has the duplication in ``status``."""
@@ -103,6 +112,13 @@ class RoutedDuplication:
 
     def remove(self) -> None:
         self._set("RemoveDuplication")
+
+    def update(self, *, remote_token: str | None = None) -> None:
+        """A new token for the duplication: recorded in ZooKeeper by the meta leader; every
+        node goes on with it from where it was."""
+        check_update(remote_token)
+        req = pb.UpdateDuplicationRequest(dupid=self.dupid, remote_token=remote_token)
+        self._r.meta("UpdateDuplication", req, 120.0)
 
 
 __all__ = ["RoutedDuplication"]

@@ -6,13 +6,21 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import DuplicationError, DuplicationNotFoundError, InvalidArgumentError, InvalidTypeError
+from ..errors import (
+    DuplicationError,
+    DuplicationNotFoundError,
+    FollowerGapError,
+    InvalidArgumentError,
+    InvalidTypeError,
+)
 from ..storage.partition import Partition, PartitionHooks
 from .driver import DupEnv, Duplication
 from .record import DupRecord, PartitionCheckpoint
 from .status import FAIL_MODES, DupStatus
 
 _SETTING_UP = frozenset({DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP})
+#: how long adding a duplication without checkpoint waits for its follower's answer
+START_JUDGED_WITHIN = 10.0
 
 
 class DuplicationCatalog(PartitionHooks):
@@ -95,6 +103,7 @@ class DuplicationCatalog(PartitionHooks):
         fail_mode: str,
         remote_token: str | None = None,
         dupid: int | None = None,
+        accept_gap: bool = False,
     ) -> Duplication:
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
@@ -102,6 +111,8 @@ class DuplicationCatalog(PartitionHooks):
             raise InvalidTypeError("remote_token must be a non-empty str or None")
         if not isinstance(with_checkpoint, bool):
             raise InvalidTypeError("with_checkpoint must be a bool")
+        if not isinstance(accept_gap, bool):
+            raise InvalidTypeError("accept_gap must be a bool")
         remote_table = table if remote_table is None else remote_table
         if not isinstance(remote_table, str) or not remote_table:
             raise InvalidArgumentError("remote_table must be a non-empty str")
@@ -126,12 +137,20 @@ class DuplicationCatalog(PartitionHooks):
                 timeline=((str(DupStatus.INIT), now),),
                 partitions=tuple(PartitionCheckpoint(confirmed=p.last_committed) for p in partitions),
                 remote_token=remote_token or "",
+                accept_gap=accept_gap,
             )
             dupid = self._add_record(record, dupid)
             dup = self._new(dupid, record)
             self._dups[dupid] = dup
             self._reindex()
         dup.start()
+        if not with_checkpoint:
+            # a follower that missed writes is refused before the caller goes on (when the
+            # remote answers within moments; later, the duplication's error says it)
+            dup.wait_started(START_JUDGED_WITHIN)
+            if isinstance(dup.error, FollowerGapError):
+                dup.remove()
+                raise dup.error
         return dup
 
     def list(self, table: str | None = None) -> list[Duplication]:

@@ -118,7 +118,9 @@ class LocalFollower:
             if (mine.source_partitions or rec.partition_count) != partition_count:
                 raise DuplicationError(f"follower table {table!r} has another partition count")
             return
-        if mine is not None and not all(mine.learned):
+        # (an adopted table keeps its own data: one whose start was never set, a duplication
+        # refused or removed before, may be taken over again)
+        if mine is not None and not mine.adopted and not all(mine.learned):
             raise DuplicationError(
                 f"table {table!r} of cluster {c.name!r} is still learning a checkpoint of "
                 f"{mine.source.cluster}.{mine.source.table}"
@@ -173,15 +175,19 @@ class LocalFollower:
             fo = self.cluster.followers.record(table).follower_of  # type: ignore[union-attr]
             learned = fo.learned[pidx]  # type: ignore[union-attr]
             home = parts[pidx % len(parts)]
-            return learned, home.rerouted_progress().get(pidx, 0) if learned else 0
+            return learned, home.rerouted_progress().get(pidx, 0)  # not learned: held from before
         p = self._partition(table, pidx)
         rec = self.cluster.followers.record(table)
         learned = p.state != LEARNING
         if rec is not None and rec.follower_of is not None:
             learned = learned and rec.follower_of.learned[pidx]
+        if p.state == LEARNING:
+            return False, 0  # it holds nothing yet, or a prefix it will not serve
         if not learned:
-            return False, 0
-        return True, max(p.source_decree, p.source_seen)
+            # adopted, its start not set yet: what it holds from this source (a duplication
+            # without checkpoint is refused when it would start after writes never shipped)
+            p.open_now()
+        return learned, max(p.source_decree, p.source_seen)
 
     @_closed_is_unavailable
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:

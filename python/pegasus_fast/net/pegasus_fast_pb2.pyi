@@ -459,20 +459,30 @@ class CheckpointReply(_message.Message):
     def __init__(self, checkpoints: _Optional[_Iterable[_Union[CheckpointInfo, _Mapping]]] = ...) -> None: ...
 
 class AddDuplicationRequest(_message.Message):
-    __slots__ = ("table", "remote", "remote_table", "with_checkpoint", "fail_mode", "remote_token")
+    __slots__ = ("table", "remote", "remote_table", "with_checkpoint", "fail_mode", "remote_token", "accept_gap")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_TABLE_FIELD_NUMBER: _ClassVar[int]
     WITH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     FAIL_MODE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_GAP_FIELD_NUMBER: _ClassVar[int]
     table: str
     remote: str
     remote_table: str
     with_checkpoint: bool
     fail_mode: str
     remote_token: str
-    def __init__(self, table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., fail_mode: _Optional[str] = ..., remote_token: _Optional[str] = ...) -> None: ...
+    accept_gap: bool
+    def __init__(self, table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., fail_mode: _Optional[str] = ..., remote_token: _Optional[str] = ..., accept_gap: _Optional[bool] = ...) -> None: ...
+
+class UpdateDuplicationRequest(_message.Message):
+    __slots__ = ("dupid", "remote_token")
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    remote_token: str
+    def __init__(self, dupid: _Optional[int] = ..., remote_token: _Optional[str] = ...) -> None: ...
 
 class DupRef(_message.Message):
     __slots__ = ("dupid",)
@@ -487,7 +497,7 @@ class ListDuplicationsRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ...) -> None: ...
 
 class DuplicationInfo(_message.Message):
-    __slots__ = ("dupid", "table", "remote", "remote_table", "status", "fail_mode", "with_checkpoint", "create_time", "error")
+    __slots__ = ("dupid", "table", "remote", "remote_table", "status", "fail_mode", "with_checkpoint", "create_time", "error", "stuck_reason")
     DUPID_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
@@ -497,6 +507,7 @@ class DuplicationInfo(_message.Message):
     WITH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    STUCK_REASON_FIELD_NUMBER: _ClassVar[int]
     dupid: int
     table: str
     remote: str
@@ -506,7 +517,8 @@ class DuplicationInfo(_message.Message):
     with_checkpoint: bool
     create_time: float
     error: str
-    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., status: _Optional[str] = ..., fail_mode: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., create_time: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+    stuck_reason: str
+    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., status: _Optional[str] = ..., fail_mode: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., create_time: _Optional[float] = ..., error: _Optional[str] = ..., stuck_reason: _Optional[str] = ...) -> None: ...
 
 class DuplicationList(_message.Message):
     __slots__ = ("duplications",)
@@ -525,7 +537,7 @@ class WaitRequest(_message.Message):
     def __init__(self, dupid: _Optional[int] = ..., status: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class PartitionProgress(_message.Message):
-    __slots__ = ("pidx", "checkpoint_state", "checkpoint_kind", "checkpoint_decree", "confirmed_decree", "last_committed_decree", "pending_mutations", "time_lag_ms", "reason", "checkpoint_duration_ms", "copied_bytes", "copy_total_bytes", "copy_seconds")
+    __slots__ = ("pidx", "checkpoint_state", "checkpoint_kind", "checkpoint_decree", "confirmed_decree", "last_committed_decree", "pending_mutations", "time_lag_ms", "reason", "checkpoint_duration_ms", "copied_bytes", "copy_total_bytes", "copy_seconds", "stuck_reason")
     PIDX_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_STATE_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_KIND_FIELD_NUMBER: _ClassVar[int]
@@ -539,6 +551,7 @@ class PartitionProgress(_message.Message):
     COPIED_BYTES_FIELD_NUMBER: _ClassVar[int]
     COPY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     COPY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STUCK_REASON_FIELD_NUMBER: _ClassVar[int]
     pidx: int
     checkpoint_state: str
     checkpoint_kind: str
@@ -552,7 +565,8 @@ class PartitionProgress(_message.Message):
     copied_bytes: int
     copy_total_bytes: int
     copy_seconds: float
-    def __init__(self, pidx: _Optional[int] = ..., checkpoint_state: _Optional[str] = ..., checkpoint_kind: _Optional[str] = ..., checkpoint_decree: _Optional[int] = ..., confirmed_decree: _Optional[int] = ..., last_committed_decree: _Optional[int] = ..., pending_mutations: _Optional[int] = ..., time_lag_ms: _Optional[float] = ..., reason: _Optional[str] = ..., checkpoint_duration_ms: _Optional[float] = ..., copied_bytes: _Optional[int] = ..., copy_total_bytes: _Optional[int] = ..., copy_seconds: _Optional[float] = ...) -> None: ...
+    stuck_reason: str
+    def __init__(self, pidx: _Optional[int] = ..., checkpoint_state: _Optional[str] = ..., checkpoint_kind: _Optional[str] = ..., checkpoint_decree: _Optional[int] = ..., confirmed_decree: _Optional[int] = ..., last_committed_decree: _Optional[int] = ..., pending_mutations: _Optional[int] = ..., time_lag_ms: _Optional[float] = ..., reason: _Optional[str] = ..., checkpoint_duration_ms: _Optional[float] = ..., copied_bytes: _Optional[int] = ..., copy_total_bytes: _Optional[int] = ..., copy_seconds: _Optional[float] = ..., stuck_reason: _Optional[str] = ...) -> None: ...
 
 class ProgressReply(_message.Message):
     __slots__ = ("partitions",)

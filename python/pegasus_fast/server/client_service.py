@@ -59,6 +59,7 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
         with_checkpoint=d.with_checkpoint,
         create_time=d.create_time,
         error="" if d.error is None else str(d.error),
+        stuck_reason=d.stuck_reason or "",
     )
 
 
@@ -277,6 +278,7 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
             with_checkpoint=request.with_checkpoint,
             fail_mode=request.fail_mode,
             remote_token=request.remote_token if request.HasField("remote_token") else None,
+            accept_gap=request.accept_gap,
         )
         return _dup_info(d)
 
@@ -328,6 +330,17 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
             return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.resume()
+        return _dup_info(d)
+
+    @typed
+    def UpdateDuplication(
+        self, request: pb.UpdateDuplicationRequest, context: grpc.ServicerContext
+    ) -> pb.DuplicationInfo:
+        if self.meta is not None:
+            self.meta.update_duplication(request)
+            return _dup_info(self.c.duplication(request.dupid))
+        d = self.c.duplication(request.dupid)
+        d.update(remote_token=request.remote_token if request.HasField("remote_token") else None)
         return _dup_info(d)
 
     @typed

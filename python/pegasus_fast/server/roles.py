@@ -58,6 +58,7 @@ ADMIN = frozenset(
         "PauseDuplication",
         "ResumeDuplication",
         "RemoveDuplication",
+        "UpdateDuplication",
     )
 )
 
