@@ -140,7 +140,7 @@ class LocalFollower:
             )
         # Pegasus's original workflow: ship from now on into the table as it is (with another
         # partition count, each op goes where its key hashes, as through Pegasus's client)
-        c.followers.adopt(table, source, partition_count)
+        c.followers.adopt(table, source, partition_count, continues=taking_over)
 
     def _rerouted(self, table: str) -> list[Partition] | None:
         """The table's partitions when it is fed by a source of another partition count."""
@@ -174,6 +174,8 @@ class LocalFollower:
             pidx = self._source_pidx(table, pidx)
             fo = self.cluster.followers.record(table).follower_of  # type: ignore[union-attr]
             learned = fo.learned[pidx]  # type: ignore[union-attr]
+            if not learned and not fo.continues:  # type: ignore[union-attr]
+                return False, 0
             home = parts[pidx % len(parts)]
             return learned, home.rerouted_progress().get(pidx, 0)  # not learned: held from before
         p = self._partition(table, pidx)
@@ -184,8 +186,10 @@ class LocalFollower:
         if p.state == LEARNING:
             return False, 0  # it holds nothing yet, or a prefix it will not serve
         if not learned:
-            # adopted, its start not set yet: what it holds from this source (a duplication
-            # without checkpoint is refused when it would start after writes never shipped)
+            if rec is None or rec.follower_of is None or not rec.follower_of.continues:
+                return False, 0  # its source decrees, if any, are not this source's
+            # adopted from a follower of this source table, its start not set yet: what it
+            # holds of it (a duplication without checkpoint is refused if it would skip some)
             p.open_now()
         return learned, max(p.source_decree, p.source_seen)
 
