@@ -22,6 +22,7 @@ import pytest
 from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from multinode import Nodes
+from pegasus_fast.cli.exits import EXIT_USAGE
 from pegasus_fast.duplication.status import STUCK_AUTH, STUCK_PERMISSION, STUCK_RELEARN, STUCK_TABLE_DROPPED
 from served import Fleet
 from servedcheck import scan_of
@@ -157,6 +158,20 @@ def test_wrong_token_from_the_start_times_out_naming_it(fleet: Fleet, tmp_path: 
         assert d.stuck_reason == STUCK_AUTH
         assert d.error is None
 
+        loose = tmp_path / "loose.token"
+        loose.write_text(NEW + "\n")
+        loose.chmod(0o644)  # open to others: refused, nothing sent
+        run_cli(
+            "--connect",
+            src.url,
+            "update_dup",
+            TABLE,
+            str(d.dupid),
+            "--remote-token-file",
+            str(loose),
+            code=EXIT_USAGE,
+        )
+        assert d.stuck_reason == STUCK_AUTH
         out = run_cli(
             "--connect",
             src.url,
