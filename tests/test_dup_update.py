@@ -18,6 +18,7 @@ import pegasus_fast as pf
 import pytest
 from conftest import DEFAULT_BACKEND, PYTHON, child_env
 from dupharness import wait_until
+from multinode import Nodes
 from pegasus_fast.cli.exits import EXIT_ERROR, EXIT_OK
 from served import Fleet
 from servedcheck import scan_of
@@ -190,3 +191,35 @@ def test_gap_refused_over_the_wire_and_from_the_cli(fleet: Fleet) -> None:
         assert follower[(b"after", b"s")] == b"3" and (b"gap0", b"s") not in follower
         listed = run_cli("--connect", src.url, "query_dup", TABLE)
         assert "stuck" in listed.splitlines()[0]
+
+
+def test_gap_refused_for_a_multi_node_source(fleet: Fleet, zk_chroot: str) -> None:
+    """Each node judges the partitions it owns; the client sums them, and nothing is left
+    running. With accept_gap the re-added duplication ships from now on."""
+    dst = fleet.add("target")
+    dst.start()
+    nodes = Nodes(fleet, zk_chroot)
+    nodes.start("n1", "n2")
+    with nodes.client() as c:
+        t = c.create_table(TABLE, 4)
+        for i in range(8):
+            t.set(b"a%d" % i, b"s", b"1")
+        d = c.add_duplication(TABLE, dst.url)
+        d.wait_for(pf.DupStatus.LOG, WAIT)
+        wait_until(lambda: caught_up(d), WAIT, lambda: f"{d.progress()}")
+        d.remove()
+        for i in range(6):
+            t.set(b"gap%d" % i, b"s", b"2")
+        with pytest.raises(pf.FollowerGapError) as ei:
+            c.add_duplication(TABLE, dst.url, with_checkpoint=False)
+        assert ei.value.missing_decrees == 6
+        assert sum(n for _, n in ei.value.partitions) == 6
+        wait_until(
+            lambda: all(x.status == pf.DupStatus.REMOVED for x in c.duplications(TABLE)), WAIT, "removed"
+        )
+        d = c.add_duplication(TABLE, dst.url, with_checkpoint=False, accept_gap=True)
+        d.wait_for(pf.DupStatus.LOG, WAIT)
+        t.set(b"after", b"s", b"3")
+        wait_until(lambda: caught_up(d), WAIT, lambda: f"{d.progress()}")
+        follower = scan_of(dst.url)
+        assert follower[(b"after", b"s")] == b"3" and (b"gap0", b"s") not in follower

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
-from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError
+from ..errors import DuplicationError, DuplicationNotFoundError, FollowerGapError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
+from ..net.wire import decode_error
 from .conn import Conn
 
 
@@ -28,6 +29,10 @@ class RemoteDuplication:
         self._status = DupStatus(info.status)
         self.error = info.error or None
         self._stuck = info.stuck_reason or None
+        #: the error itself, as its class with its fields (None: none, or an older server)
+        self.error_detail: BaseException | None = (
+            decode_error(info.error_detail, self._c.url, info.error) if info.error_detail else None
+        )
 
     @property
     def remote_path(self) -> str:
@@ -72,6 +77,8 @@ class RemoteDuplication:
             self._update(info)
             if self._status == status:
                 return
+            if isinstance(self.error_detail, FollowerGapError):
+                raise self.error_detail  # its fields say how many decrees the follower lacks
             if self.error:
                 raise DuplicationError(f"duplication {self.dupid} failed: {self.error}")
             if self._status == DupStatus.REMOVED:

@@ -13,10 +13,22 @@ import time
 
 from ..coord.zk import read_dups
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
-from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError, RemoteUnavailableError
+from ..errors import (
+    DuplicationError,
+    DuplicationNotFoundError,
+    FollowerGapError,
+    InvalidTypeError,
+    RemoteUnavailableError,
+)
 from ..net import pegasus_fast_pb2 as pb
 from .remote_dup import RemoteDuplication, check_update
 from .routing import Routing
+
+
+def _judged(d: RemoteDuplication) -> bool:
+    """An owner's run is past its start: out of INIT, failed, or waiting on its remote."""
+    return d.status != DupStatus.INIT or bool(d.error) or any(p.reason for p in d.progress())
+
 
 _ORDER = [DupStatus.REMOVED, DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP, DupStatus.PAUSE, DupStatus.LOG]
 
@@ -100,6 +112,26 @@ class RoutedDuplication:
                 if p.pidx in mine:
                     rows[p.pidx] = p
         return [rows[i] for i in sorted(rows)]
+
+    def judge_start(self, timeout: float) -> None:
+        """A duplication without checkpoint just added: wait (at most ``timeout``) until every
+        owner runs it past INIT, or one refused it; a refusal (FollowerGapError, each node's
+        partitions summed) removes it and is raised here."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owners = self._owners()
+            gaps = [
+                d.error_detail
+                for _, d in owners
+                if d is not None and isinstance(d.error_detail, FollowerGapError)
+            ]
+            if gaps:
+                self.remove()
+                parts = sorted(p for g in gaps for p in g.partitions)
+                raise FollowerGapError(self.dupid, self.remote_table, sum(n for _, n in parts), parts)
+            if all(d is not None and _judged(d) for _, d in owners):
+                return
+            time.sleep(0.05)
 
     def _set(self, method: str) -> None:
         self._r.meta(method, pb.DupRef(dupid=self.dupid), 120.0)

@@ -117,6 +117,7 @@ class DuplicationCatalog(PartitionHooks):
         if not isinstance(remote_table, str) or not remote_table:
             raise InvalidArgumentError("remote_table must be a non-empty str")
         partitions = self._env.tables.partitions(table)
+        given_dupid = dupid
         with self._lock:
             for d in self._dups.values():
                 if d.table_name == table and d.remote == remote and d.status != DupStatus.REMOVED:
@@ -144,9 +145,10 @@ class DuplicationCatalog(PartitionHooks):
             self._dups[dupid] = dup
             self._reindex()
         dup.start()
-        if not with_checkpoint:
+        if not with_checkpoint and given_dupid is None:
             # a follower that missed writes is refused before the caller goes on (when the
-            # remote answers within moments; later, the duplication's error says it)
+            # remote answers within moments; later, the duplication's error says it). A node
+            # of a multi-node cluster keeps its run failed: the cluster's client judges it.
             dup.wait_started(START_JUDGED_WITHIN)
             if isinstance(dup.error, FollowerGapError):
                 dup.remove()

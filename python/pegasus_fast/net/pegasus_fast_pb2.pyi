@@ -497,7 +497,7 @@ class ListDuplicationsRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ...) -> None: ...
 
 class DuplicationInfo(_message.Message):
-    __slots__ = ("dupid", "table", "remote", "remote_table", "status", "fail_mode", "with_checkpoint", "create_time", "error", "stuck_reason")
+    __slots__ = ("dupid", "table", "remote", "remote_table", "status", "fail_mode", "with_checkpoint", "create_time", "error", "stuck_reason", "error_detail")
     DUPID_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
@@ -508,6 +508,7 @@ class DuplicationInfo(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STUCK_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_DETAIL_FIELD_NUMBER: _ClassVar[int]
     dupid: int
     table: str
     remote: str
@@ -518,7 +519,8 @@ class DuplicationInfo(_message.Message):
     create_time: float
     error: str
     stuck_reason: str
-    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., status: _Optional[str] = ..., fail_mode: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., create_time: _Optional[float] = ..., error: _Optional[str] = ..., stuck_reason: _Optional[str] = ...) -> None: ...
+    error_detail: bytes
+    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., status: _Optional[str] = ..., fail_mode: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., create_time: _Optional[float] = ..., error: _Optional[str] = ..., stuck_reason: _Optional[str] = ..., error_detail: _Optional[bytes] = ...) -> None: ...
 
 class DuplicationList(_message.Message):
     __slots__ = ("duplications",)

@@ -19,6 +19,7 @@ from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
+from ..net.wire import encode_error
 from ..storage.partition import Partition
 from .data_service import DataApiHandlers
 from .stream_slots import StreamSlots, client_of
@@ -60,6 +61,7 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
         create_time=d.create_time,
         error="" if d.error is None else str(d.error),
         stuck_reason=d.stuck_reason or "",
+        error_detail=b"" if d.error is None else encode_error(d.error),
     )
 
 
