@@ -136,7 +136,7 @@ class Duplication(DuplicationPhases, DuplicationControls):
         )
         self._m_released = [m.dup_wal_released.labels(*x) for x in labels]
         self._m_relearn = [m.dup_relearn_required.labels(*x) for x in labels]
-        self._stuck = Stuck(m.dup_stuck, self.table_name, dupid)
+        self._stuck = Stuck(m.dup_stuck, self.table_name, dupid, self.with_checkpoint)
         for i in range(n):
             self._set_ckpt_metric(i)
 

@@ -40,6 +40,8 @@ STUCK_AUTH = "authentication failed"
 STUCK_PERMISSION = "permission denied"
 STUCK_TABLE_DROPPED = "remote table dropped"
 STUCK_RELEARN = "retention cap passed, re-learning"
+#: the same, for a duplication without checkpoint: it cannot re-learn (DuplicationWalReleasedError)
+STUCK_RELEASED = "retention cap passed, cannot re-learn without checkpoint"
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ __all__ = [
     "STUCK_AUTH",
     "STUCK_PERMISSION",
     "STUCK_RELEARN",
+    "STUCK_RELEASED",
     "STUCK_TABLE_DROPPED",
     "TRANSITIONS",
     "DupStatus",

@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .status import STUCK_RELEARN
+from .status import STUCK_RELEARN, STUCK_RELEASED
 
 
 class Stuck:
-    def __init__(self, gauge: Any, table: str, dupid: int) -> None:
+    def __init__(self, gauge: Any, table: str, dupid: int, can_relearn: bool = True) -> None:
         self._gauge = gauge
+        #: what a partition released past the retention cap is stuck on
+        self._released = STUCK_RELEARN if can_relearn else STUCK_RELEASED
         self._labels = (table, str(dupid))
         self._lock = threading.Lock()
         #: the duplication-wide reason (None: none)
@@ -45,10 +47,10 @@ class Stuck:
 
     def of_partition(self, released: bool) -> str | None:
         """A partition's stuck reason, as progress shows it."""
-        return self.reason or (STUCK_RELEARN if released else None)
+        return self.reason or (self._released if released else None)
 
     def overall(self) -> str | None:
-        return self.reason or (STUCK_RELEARN if self._relearning else None)
+        return self.reason or (self._released if self._relearning else None)
 
     def reset(self) -> None:
         """The duplication is gone: the metric shows nothing of it."""
@@ -58,7 +60,7 @@ class Stuck:
             self._show()
 
     def _show(self) -> None:
-        want = {r for r in (self.reason, STUCK_RELEARN if self._relearning else None) if r}
+        want = {r for r in (self.reason, self._released if self._relearning else None) if r}
         for gone in self._shown - want:
             try:
                 self._gauge.remove(*self._labels, gone)
