@@ -186,6 +186,8 @@ def test_wrong_token_from_the_start_times_out_naming_it(fleet: Fleet, tmp_path: 
         wait_until(lambda: caught_up(d), WAIT, lambda: f"catching up: {d.progress()}")
         assert d.stuck_reason is None
         assert scan_of(dst.url, TABLE, token=NEW) == model
+    for server in (src, dst):  # the tokens reach no log
+        assert OLD not in server.stderr() and NEW not in server.stderr()
 
 
 def test_dropped_follower_table_is_stuck_until_removed(
