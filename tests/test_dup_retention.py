@@ -299,6 +299,8 @@ def test_a_duplication_without_checkpoint_stops_typed_when_released(
     _write(t, 60, "b")
     _gc(pair.source)
     wait_until(lambda: _released(dup), WAIT, lambda: f"{dup.progress()}")
+    # it says so, and not that it re-learns (issue #21 §4)
+    assert dup.stuck_reason == "retention cap passed, cannot re-learn without checkpoint"
     pair.open_follower()
     with pytest.raises(pf.DuplicationError):
         dup.wait_for(DupStatus.PAUSE, timeout=WAIT)

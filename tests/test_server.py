@@ -561,9 +561,10 @@ def test_remote_token_is_presented_and_kept(open_cluster_once: object, tmp_path:
     t.set(b"a", b"b", b"c")
     with pf.serve(dst, token="dtok") as s:
         bad = src.add_duplication("t", s.url, "t_bad", remote_token="nope")
-        with pytest.raises(pf.DuplicationError):
-            bad.wait_for(pf.DupStatus.LOG, timeout=10)
-        assert isinstance(bad.error, pf.AuthenticationError)
+        # refused: stuck (an update of its token would let it go on), not failed for good
+        with pytest.raises(pf.DuplicationStuckError) as stuck:
+            bad.wait_for(pf.DupStatus.LOG, timeout=3)
+        assert stuck.value.reason == "authentication failed" and bad.error is None
         bad.remove()
         d = src.add_duplication("t", s.url, "t_ok", remote_token="dtok")
         d.wait_for(pf.DupStatus.LOG, timeout=20)

@@ -157,8 +157,10 @@ def test_a_served_source_shows_a_remote_only_the_token_given(
     with pf.serve(spy, token=b) as spy_server, pf.connect(src.url, a) as rc:
         rc.create_table("t", 1).set(b"h", b"s", b"v")
         d = rc.add_duplication("t", spy_server.url)  # no remote_token
-        wait_until(lambda: d.status == pf.DupStatus.LOG or d.error is not None, WAIT, "failed or duplicating")
-        assert d.error is not None  # refused by the spy: B was never shown
+        wait_until(
+            lambda: d.status == pf.DupStatus.LOG or d.stuck_reason is not None, WAIT, "stuck or duplicating"
+        )
+        assert d.stuck_reason == "authentication failed"  # refused by the spy: B was never shown
         assert "t" not in [t.name for t in spy.list_tables()]
     journal = src.dir / "meta" / "journal"
     if not journal.exists():

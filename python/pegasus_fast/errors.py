@@ -335,6 +335,41 @@ class DuplicationWalReleasedError(DuplicationError):
         self.pidxs = pidxs
 
 
+class DuplicationStuckError(DuplicationError, TimeoutError):
+    """A ``wait_for`` ran out while the duplication could not progress for a reason no retry
+    takes away (``reason``: ``"authentication failed"``, ``"remote table dropped"``,
+    ``"retention cap passed, re-learning"``...): it names it rather than time out quietly. A
+    TimeoutError too, as every ``wait_for`` that runs out."""
+
+    def __init__(self, dupid: int, reason: str, status: str, wanted: str, detail: str = "") -> None:
+        super().__init__(
+            f"duplication {dupid} is stuck ({reason}): {status}, not {wanted}"
+            + (f"; {detail}" if detail else "")
+        )
+        self.dupid = int(dupid)
+        self.reason = str(reason)
+        self.status = str(status)
+        self.wanted = str(wanted)
+
+
+class FollowerGapError(DuplicationError):
+    """A duplication without checkpoint would start shipping after writes its follower never
+    got (it followed this source before and stopped short): refused unless ``accept_gap``.
+    ``missing_decrees``: how many source decrees the follower lacks, over all partitions;
+    ``partitions``: ``[pidx, missing]`` of each partition that lacks some."""
+
+    def __init__(self, dupid: int, table: str, missing_decrees: int, partitions: list[list[int]]) -> None:
+        super().__init__(
+            f"duplication {dupid}: the follower table {table!r} misses {missing_decrees} source "
+            f"decrees (partitions {[p for p, _ in partitions]}); add it with a checkpoint, or "
+            "accept_gap=True to ship from now on regardless"
+        )
+        self.dupid = int(dupid)
+        self.table = table
+        self.missing_decrees = int(missing_decrees)
+        self.partitions = [[int(p), int(n)] for p, n in partitions]
+
+
 class RemoteUnavailableError(PegasusFastError):
     """The remote cluster of a duplication (or a served cluster) cannot be reached now."""
 
@@ -363,6 +398,15 @@ class AddDuplicationFailedError(DuplicationError):
         self.status = status
         self.cause = cause
         self.removed = removed
+
+
+class FollowerTableNotFoundError(RemoteUnavailableError):
+    """A duplication's follower table is not on the remote cluster (it was dropped there):
+    TRANSIENT as any unavailability, but a duplication shipping its log says it is stuck."""
+
+    def __init__(self, remote: str, table: str) -> None:
+        super().__init__(remote, f"table {table!r} not found")
+        self.table = table
 
 
 class DuplicationNotFoundError(DuplicationError, KeyError):

@@ -43,6 +43,13 @@ class Metrics:
             dup,
             registry=r,
         )
+        self.dup_stuck = Gauge(
+            "dup_stuck",
+            "1 while a duplication cannot progress for the reason named (authentication failed, "
+            "remote table dropped, retention cap passed, re-learning); absent when it is not stuck",
+            ["table", "dupid", "reason"],
+            registry=r,
+        )
         self.dup_checkpoint_state = Enum(
             "dup_checkpoint_state",
             "per-partition checkpoint state",

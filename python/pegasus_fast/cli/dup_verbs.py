@@ -12,7 +12,7 @@ from typing import Any
 
 from ..engine.cluster import Cluster
 from ..engine.local_follower import open_cluster_at
-from ..errors import FIX_MARK, AddDuplicationFailedError, fix_of, with_fix
+from ..errors import FIX_MARK, AddDuplicationFailedError, InvalidArgumentError, fix_of, with_fix
 from ..net import wire
 from .progress import wait_for_log
 from .session import settle
@@ -40,6 +40,7 @@ def add_dup(c: Any, args: argparse.Namespace, print_progress: Any) -> None:
             with_checkpoint=not args.no_checkpoint,
             fail_mode=args.fail_mode,
             remote_token=token,
+            **({"accept_gap": True} if args.accept_gap else {}),
         )
         start = time.perf_counter()
         try:
@@ -76,4 +77,14 @@ def _undo(d: Any, exc: BaseException) -> BaseException:
     return with_fix(err, fix) if fix else err
 
 
-__all__ = ["TIMEOUT_FIX", "add_dup"]
+def update_dup(c: Any, args: argparse.Namespace) -> None:
+    """update_dup: the token a running duplication presents to its remote, from a 0600 file."""
+    token = wire.read_token_file(args.remote_token_file)
+    d = c.duplication(args.dupid)
+    if d.table_name != args.table:
+        raise InvalidArgumentError(f"duplication {args.dupid} is not of table {args.table}")
+    d.update(remote_token=token)
+    print(f"duplication {d.dupid}: {d.status}, token updated")
+
+
+__all__ = ["TIMEOUT_FIX", "add_dup", "update_dup"]

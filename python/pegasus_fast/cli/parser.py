@@ -177,6 +177,12 @@ def parser() -> argparse.ArgumentParser:
         "duplication). With --connect it is the only token the source server shows the follower: "
         "never its own, nor your $PEGASUS_FAST_TOKEN. With --cluster, else $PEGASUS_FAST_TOKEN",
     )
+    p.add_argument(
+        "--accept-gap",
+        action="store_true",
+        help="with --no-checkpoint: ship from now on even into a follower that missed writes "
+        "(else refused, saying how many decrees it lacks)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no per-partition copy progress on stderr")
     verb(
         "nodes",
@@ -222,6 +228,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=60.0, help="how long a follower partition may take to catch up (s)"
     )
+    p = verb(
+        "update_dup",
+        "change a running duplication's token for its remote; it resumes where it was",
+        "The token is read from the file (mode 0600 or stricter), kept with the duplication, never shown.",
+    )
+    p.add_argument("table", help="the duplicated table")
+    p.add_argument("dupid", type=int, help="the duplication's id (query_dup shows it)")
+    p.add_argument("--remote-token-file", required=True, help="the token the remote wants now (a file, 0600)")
     for p in sub.choices.values():
         _globals(p, argparse.SUPPRESS)
     return ap

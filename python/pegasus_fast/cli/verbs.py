@@ -277,6 +277,7 @@ def print_progress(d: Any) -> None:
             p.pending_mutations,
             p.time_lag_ms,
             p.reason or "-",
+            p.stuck_reason or "-",
         )
         for p in d.progress()
     ]
@@ -290,6 +291,7 @@ def print_progress(d: Any) -> None:
         "pending",
         "lag_ms",
         "reason",
+        "stuck",
     ]
     print(table(headers, rows))
 
@@ -308,10 +310,12 @@ def query_dup(c: Any, args: argparse.Namespace) -> None:
             d.remote_table,
             d.fail_mode,
             _when(d.create_time),
+            d.stuck_reason or "-",
         )
         for d in c.duplications(args.table)
     ]
-    print(table(["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created"], rows))
+    headers = ["dupid", "status", "remote", "remote_path", "remote_table", "fail_mode", "created", "stuck"]
+    print(table(headers, rows))
     if args.detail:
         for d in c.duplications(args.table):
             print(f"\nduplication {d.dupid}:")
@@ -353,6 +357,7 @@ VERBS: dict[str, Verb] = {
     "start_dup": _dup_verb(lambda d: d.resume()),
     "remove_dup": _dup_verb(lambda d: d.remove()),
     "verify_dup": verify_dup,
+    "update_dup": dup_verbs.update_dup,
     **DATA_VERBS,
     **BACKUP_VERBS,
 }

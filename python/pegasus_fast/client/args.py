@@ -33,6 +33,7 @@ def add_duplication_request(
     with_checkpoint: object,
     fail_mode: object,
     remote_token: object,
+    accept_gap: object = False,
 ) -> pb.AddDuplicationRequest:
     """``who``: the kind of cluster duplicating, as its errors name it."""
     if not is_url(remote) and not (isinstance(remote, str) and remote.startswith("zk://")):
@@ -47,7 +48,10 @@ def add_duplication_request(
             raise InvalidTypeError(f"{what} is a str")
     if not isinstance(with_checkpoint, bool):
         raise InvalidTypeError("with_checkpoint must be a bool")
+    if not isinstance(accept_gap, bool):
+        raise InvalidTypeError("accept_gap must be a bool")
     return pb.AddDuplicationRequest(
+        accept_gap=accept_gap,
         table=table,
         remote=remote,
         remote_table=remote_table,

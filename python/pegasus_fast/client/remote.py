@@ -143,13 +143,21 @@ class RemoteCluster:
         fail_mode: str = "slow",
         *,
         remote_token: str | None = None,
+        accept_gap: bool = False,
     ) -> RemoteDuplication:
         """Duplicate ``table`` to the served cluster at ``remote`` (a pegasus:// URL); the
         duplication runs inside this cluster's server."""
         if isinstance(remote, (Cluster, RemoteCluster)):
             raise InvalidTypeError("a served cluster duplicates to a pegasus:// URL, not a cluster object")
         req = args.add_duplication_request(
-            "a served cluster", table, remote, remote_table, with_checkpoint, fail_mode, remote_token
+            "a served cluster",
+            table,
+            remote,
+            remote_table,
+            with_checkpoint,
+            fail_mode,
+            remote_token,
+            accept_gap,
         )
         return RemoteDuplication(self._c, self._c("AddDuplication", req))
 

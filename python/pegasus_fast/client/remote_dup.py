@@ -6,9 +6,10 @@ import time
 
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..duplication.verify_report import VerifyReport
-from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError
+from ..errors import DuplicationError, DuplicationNotFoundError, FollowerGapError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
 from ..net.verify_wire import report_from_pb
+from ..net.wire import decode_error
 from .conn import Conn
 
 #: the deadline of one VerifyDuplication call (a full digest of a large table runs in it)
@@ -32,6 +33,11 @@ class RemoteDuplication:
         self.create_time = info.create_time
         self._status = DupStatus(info.status)
         self.error = info.error or None
+        self._stuck = info.stuck_reason or None
+        #: the error itself, as its class with its fields (None: none, or an older server)
+        self.error_detail: BaseException | None = (
+            decode_error(info.error_detail, self._c.url, info.error) if info.error_detail else None
+        )
 
     @property
     def remote_path(self) -> str:
@@ -52,7 +58,14 @@ class RemoteDuplication:
             self._update(self._c("QueryDuplication", self._ref()))
         except DuplicationNotFoundError:
             self._status = DupStatus.REMOVED  # a removed duplication is forgotten by the server
+            self._stuck = None
         return self._status
+
+    @property
+    def stuck_reason(self) -> str | None:
+        """Why the duplication cannot progress (no retry of its own takes it away), or None."""
+        self.status  # noqa: B018 - asks the server
+        return self._stuck
 
     def wait_for(self, status: DupStatus, timeout: float | None = None) -> None:
         """Block until the duplication reaches ``status``; TimeoutError says where it stands."""
@@ -69,6 +82,8 @@ class RemoteDuplication:
             self._update(info)
             if self._status == status:
                 return
+            if isinstance(self.error_detail, FollowerGapError):
+                raise self.error_detail  # its fields say how many decrees the follower lacks
             if self.error:
                 raise DuplicationError(f"duplication {self.dupid} failed: {self.error}")
             if self._status == DupStatus.REMOVED:
@@ -95,6 +110,7 @@ class RemoteDuplication:
                 copied_bytes=p.copied_bytes,
                 copy_total_bytes=p.copy_total_bytes,
                 copy_seconds=p.copy_seconds,
+                stuck_reason=p.stuck_reason if p.HasField("stuck_reason") else None,
             )
             for p in r.partitions
         ]
@@ -113,5 +129,19 @@ class RemoteDuplication:
     def remove(self) -> None:
         self._update(self._c("RemoveDuplication", self._ref()))
 
+    def update(self, *, remote_token: str | None = None) -> None:
+        """Change the token the duplication shows its remote; it resumes where it was."""
+        check_update(remote_token)
+        req = pb.UpdateDuplicationRequest(dupid=self.dupid, remote_token=remote_token)
+        self._update(self._c("UpdateDuplication", req))
 
-__all__ = ["RemoteDuplication"]
+
+def check_update(remote_token: object) -> None:
+    """What ``update`` may change, checked before anything is sent."""
+    if remote_token is None:
+        raise InvalidTypeError("update needs something to change: remote_token")
+    if not isinstance(remote_token, str) or not remote_token:
+        raise InvalidTypeError("remote_token must be a non-empty str")
+
+
+__all__ = ["RemoteDuplication", "check_update"]

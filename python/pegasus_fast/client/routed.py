@@ -14,6 +14,7 @@ from typing import Any
 from ..coord.auth import auth_of
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import list_tables, parse_zk, read_dups
+from ..duplication.catalog import START_JUDGED_WITHIN
 from ..duplication.record import check_dupid
 from ..engine.cluster import ClusterInfo
 from ..engine.table import TableInfo
@@ -186,13 +187,24 @@ class RoutedCluster:
         fail_mode: str = "slow",
         *,
         remote_token: str | None = None,
+        accept_gap: bool = False,
     ) -> RoutedDuplication:
         """Duplicate ``table`` to the served cluster at ``remote`` (a pegasus:// URL): every
         node ships the partitions it owns, and a move carries the shipping over."""
         req = args.add_duplication_request(
-            "a multi-node cluster", table, remote, remote_table, with_checkpoint, fail_mode, remote_token
+            "a multi-node cluster",
+            table,
+            remote,
+            remote_table,
+            with_checkpoint,
+            fail_mode,
+            remote_token,
+            accept_gap,
         )
-        return self.duplication(self._meta("AddDuplication", req, 120.0).dupid)
+        d = self.duplication(self._meta("AddDuplication", req, 120.0).dupid)
+        if not with_checkpoint:
+            d.judge_start(START_JUDGED_WITHIN)  # FollowerGapError: a follower that missed writes
+        return d
 
     def duplications(self, table: str | None = None) -> list[RoutedDuplication]:
         self._check()

@@ -14,10 +14,22 @@ import time
 from ..coord.zk import read_dups
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..duplication.verify_report import VerifyReport, merge
-from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError, RemoteUnavailableError
+from ..errors import (
+    DuplicationError,
+    DuplicationNotFoundError,
+    FollowerGapError,
+    InvalidTypeError,
+    RemoteUnavailableError,
+)
 from ..net import pegasus_fast_pb2 as pb
-from .remote_dup import RemoteDuplication
+from .remote_dup import RemoteDuplication, check_update
 from .routing import Routing
+
+
+def _judged(d: RemoteDuplication) -> bool:
+    """An owner's run is past its start: out of INIT, failed, or waiting on its remote."""
+    return d.status != DupStatus.INIT or bool(d.error) or any(p.reason for p in d.progress())
+
 
 _ORDER = [DupStatus.REMOVED, DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP, DupStatus.PAUSE, DupStatus.LOG]
 
@@ -30,6 +42,7 @@ class RoutedDuplication:
         self.remote = remote
         self.remote_table = remote_table
         self.error: str | None = None
+        self._stuck: str | None = None
 
     def __repr__(self) -> str:
         return f"RoutedDuplication(dupid={self.dupid}, table={self.table_name!r}, remote={self.remote!r})"
@@ -64,7 +77,15 @@ class RoutedDuplication:
         owners = self._owners()
         errors = [d.error for _, d in owners if d is not None and d.error]
         self.error = errors[0] if errors else None
+        stuck = [d.stuck_reason for _, d in owners if d is not None and d.stuck_reason]
+        self._stuck = stuck[0] if stuck else None
         return min((DupStatus.INIT if d is None else d.status for _, d in owners), key=_ORDER.index)
+
+    @property
+    def stuck_reason(self) -> str | None:
+        """Why the duplication cannot progress on some owner of a partition, or None."""
+        self.status  # noqa: B018 - asks each owner
+        return self._stuck
 
     def wait_for(self, status: DupStatus, timeout: float | None = None) -> None:
         """Block until every owner of a partition has the duplication in ``status``."""
@@ -103,6 +124,26 @@ class RoutedDuplication:
             reports.append(d.verify(timeout, sorted(mine)))
         return merge(reports)
 
+    def judge_start(self, timeout: float) -> None:
+        """A duplication without checkpoint just added: wait (at most ``timeout``) until every
+        owner runs it past INIT, or one refused it; a refusal (FollowerGapError, each node's
+        partitions summed) removes it and is raised here."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            owners = self._owners()
+            gaps = [
+                d.error_detail
+                for _, d in owners
+                if d is not None and isinstance(d.error_detail, FollowerGapError)
+            ]
+            if gaps:
+                self.remove()
+                parts = sorted(p for g in gaps for p in g.partitions)
+                raise FollowerGapError(self.dupid, self.remote_table, sum(n for _, n in parts), parts)
+            if all(d is not None and _judged(d) for _, d in owners):
+                return
+            time.sleep(0.05)
+
     def _set(self, method: str) -> None:
         self._r.meta(method, pb.DupRef(dupid=self.dupid), 120.0)
 
@@ -114,6 +155,13 @@ class RoutedDuplication:
 
     def remove(self) -> None:
         self._set("RemoveDuplication")
+
+    def update(self, *, remote_token: str | None = None) -> None:
+        """A new token for the duplication: recorded in ZooKeeper by the meta leader; every
+        node goes on with it from where it was."""
+        check_update(remote_token)
+        req = pb.UpdateDuplicationRequest(dupid=self.dupid, remote_token=remote_token)
+        self._r.meta("UpdateDuplication", req, 120.0)
 
 
 __all__ = ["RoutedDuplication"]

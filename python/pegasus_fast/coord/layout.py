@@ -15,7 +15,7 @@ each, and the meta leader's address beside it)::
                               by one at each change of owner (a versioned compare-and-set);
                               decree: the last decree the previous owner wrote (0 at creation)
     /dups/<dupid>             {"table", "remote", "remote_table", "with_checkpoint", "fail_mode",
-                              "remote_token", "status", "create_time"}: a duplication of the
+                              "remote_token", "status", "create_time", "accept_gap"}: a duplication of the
                               cluster; every node runs it for the partitions it owns
     /dups/<dupid>/<pidx>      {"confirmed", "node"}: the last decree the follower holds durably,
                               written by the owning node at most every CONFIRM_WRITE_INTERVAL
@@ -205,6 +205,7 @@ class DupDoc:
     create_time: float
     status: str = "active"
     remote_token: str = ""
+    accept_gap: bool = False
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -220,6 +221,9 @@ class DupDoc:
             raise CoordinationError("", f"{what}: with_checkpoint or create_time has the wrong type")
         if not isinstance(token, str):
             raise CoordinationError("", f"{what}: remote_token is not a str")
+        accept_gap = d.get("accept_gap", False)
+        if not isinstance(accept_gap, bool):
+            raise CoordinationError("", f"{what}: accept_gap is not a bool")
         return cls(
             _str(d, "table", what),
             _str(d, "remote", what),
@@ -229,6 +233,7 @@ class DupDoc:
             float(t),
             status,
             token,
+            accept_gap,
         )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from ..errors import (
     DuplicationError,
     DuplicationNotFoundError,
+    FollowerGapError,
     InvalidArgumentError,
     InvalidTypeError,
     with_fix,
@@ -19,6 +20,8 @@ from .record import DupRecord, PartitionCheckpoint
 from .status import FAIL_MODES, DupStatus
 
 _SETTING_UP = frozenset({DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP})
+#: how long adding a duplication without checkpoint waits for its follower's answer
+START_JUDGED_WITHIN = 10.0
 
 
 class DuplicationCatalog(PartitionHooks):
@@ -101,6 +104,7 @@ class DuplicationCatalog(PartitionHooks):
         fail_mode: str,
         remote_token: str | None = None,
         dupid: int | None = None,
+        accept_gap: bool = False,
     ) -> Duplication:
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
@@ -108,10 +112,13 @@ class DuplicationCatalog(PartitionHooks):
             raise InvalidTypeError("remote_token must be a non-empty str or None")
         if not isinstance(with_checkpoint, bool):
             raise InvalidTypeError("with_checkpoint must be a bool")
+        if not isinstance(accept_gap, bool):
+            raise InvalidTypeError("accept_gap must be a bool")
         remote_table = table if remote_table is None else remote_table
         if not isinstance(remote_table, str) or not remote_table:
             raise InvalidArgumentError("remote_table must be a non-empty str")
         partitions = self._env.tables.partitions(table)
+        given_dupid = dupid
         with self._lock:
             for d in self._dups.values():
                 if d.table_name == table and d.remote == remote and d.status != DupStatus.REMOVED:
@@ -133,12 +140,21 @@ class DuplicationCatalog(PartitionHooks):
                 timeline=((str(DupStatus.INIT), now),),
                 partitions=tuple(PartitionCheckpoint(confirmed=p.last_committed) for p in partitions),
                 remote_token=remote_token or "",
+                accept_gap=accept_gap,
             )
             dupid = self._add_record(record, dupid)
             dup = self._new(dupid, record)
             self._dups[dupid] = dup
             self._reindex()
         dup.start()
+        if not with_checkpoint and given_dupid is None:
+            # a follower that missed writes is refused before the caller goes on (when the
+            # remote answers within moments; later, the duplication's error says it). A node
+            # of a multi-node cluster keeps its run failed: the cluster's client judges it.
+            dup.wait_started(START_JUDGED_WITHIN)
+            if isinstance(dup.error, FollowerGapError):
+                dup.remove()
+                raise dup.error
         return dup
 
     def list(self, table: str | None = None) -> list[Duplication]:

@@ -16,7 +16,11 @@ from dataclasses import dataclass, replace
 
 from ..config import Config
 from ..errors import (
+    AuthenticationError,
     DuplicationError,
+    FollowerGapError,
+    FollowerTableNotFoundError,
+    PermissionDeniedError,
     RemoteUnavailableError,
     Retry,
     retry_of,
@@ -24,16 +28,29 @@ from ..errors import (
 from ..metrics import Metrics
 from . import checkpoints as policy
 from . import retention
+from .controls import DuplicationControls
 from .phases import DuplicationPhases
 from .ports import Connector, Follower, SourceId, SourceTables, Tasks
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
-from .status import TRANSITIONS, DupStatus, PartitionProgress, stuck_timeout_error
+from .status import (
+    STUCK_AUTH,
+    STUCK_PERMISSION,
+    STUCK_TABLE_DROPPED,
+    TRANSITIONS,
+    DupStatus,
+    PartitionProgress,
+    stuck_timeout_error,
+)
+from .stuck import Stuck
 from .verify import DuplicationVerify
 
 log = logging.getLogger(__name__)
 
 CONFIRM_PERSIST_INTERVAL = 1.0
+#: the longest wait between tries of a remote that refuses the duplication's token
+#: (``update(remote_token=...)`` wakes the driver at once)
+AUTH_RETRY_MAX = 5.0
 #: progress's reason for a partition whose WAL went past the retention cap
 RELEASED_REASON = "wal released past retention cap; will re-learn"
 
@@ -57,7 +74,7 @@ class DupEnv:
     scope: Callable[[str], frozenset[int] | None] = lambda table: None
 
 
-class Duplication(DuplicationPhases, DuplicationVerify):
+class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
     def __init__(self, dupid: int, record: DupRecord, env: DupEnv, on_removed: Callable[[], None]) -> None:
         self.dupid = dupid
         self._env = env
@@ -104,6 +121,8 @@ class Duplication(DuplicationPhases, DuplicationVerify):
         self._thread: threading.Thread | None = None
         #: the follower the driver is calling, given up when the duplication stops
         self._follower: Follower | None = None
+        #: update() changed the token: the calls it ended are no failure
+        self._reconnect = False
         m = env.metrics
         labels = [(str(dupid), self.table_name, str(i)) for i in range(n)]
         self._m_pending = [m.dup_pending_mutations.labels(*x) for x in labels]
@@ -118,6 +137,7 @@ class Duplication(DuplicationPhases, DuplicationVerify):
         )
         self._m_released = [m.dup_wal_released.labels(*x) for x in labels]
         self._m_relearn = [m.dup_relearn_required.labels(*x) for x in labels]
+        self._stuck = Stuck(m.dup_stuck, self.table_name, dupid, self.with_checkpoint)
         for i in range(n):
             self._set_ckpt_metric(i)
 
@@ -140,6 +160,8 @@ class Duplication(DuplicationPhases, DuplicationVerify):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while self._status != status:
+                if isinstance(self.error, FollowerGapError):
+                    raise self.error  # its fields say how many decrees the follower lacks
                 if self.error is not None:
                     raise DuplicationError(f"duplication {self.dupid} failed: {self.error}") from self.error
                 if self._status == DupStatus.REMOVED:
@@ -171,6 +193,7 @@ class Duplication(DuplicationPhases, DuplicationVerify):
                     pending_mutations=max(0, p.last_committed - confirmed),
                     time_lag_ms=sh.time_lag_ms,
                     reason=self._reason(i, c),
+                    stuck_reason=self._stuck.of_partition(c.state is CkptState.RELEASED),
                     checkpoint_duration_ms=c.duration_ms,
                     copied_bytes=self._copied[i][0],
                     copy_total_bytes=self._copied[i][1],
@@ -197,6 +220,7 @@ class Duplication(DuplicationPhases, DuplicationVerify):
     def remove(self) -> None:
         self._transition(DupStatus.REMOVED)
         self.stop()
+        self._stuck.reset()
         self._pinned = [frozenset()] * len(self._pinned)
         self._on_removed()
 
@@ -354,6 +378,7 @@ class Duplication(DuplicationPhases, DuplicationVerify):
         state = "copying" if self._copying[i] is not None else self._record.partitions[i].state.value
         self._m_state[i].state(state)
         self._m_relearn[i].set(1 if state == CkptState.RELEASED.value else 0)
+        self._stuck.relearning(any(c.state is CkptState.RELEASED for c in self._record.partitions))
 
     # -- the driver thread ----------------------------------------------------
 
@@ -369,12 +394,14 @@ class Duplication(DuplicationPhases, DuplicationVerify):
                 if status == DupStatus.PAUSE:
                     self._wait()
                     continue
+                self._reconnect = False
                 follower = self._env.connector.connect(self.remote, self._record.remote_token or None)
                 self._follower = follower
                 if self._stopping.is_set():  # begin_stop() may have missed it
                     follower.cancel()
                 if not self.connected.is_set():
                     self._check_identity(follower)
+                    self._stuck.clear(STUCK_AUTH, STUCK_PERMISSION)
                     self._set_reasons("")
                     self.connected.set()
                 if status == DupStatus.INIT:
@@ -389,10 +416,28 @@ class Duplication(DuplicationPhases, DuplicationVerify):
                 elif status == DupStatus.LOG:
                     self._log(follower)
                 backoff = 0.05
-            except RemoteUnavailableError as exc:
+            except AuthenticationError as exc:
+                # the remote refuses the token (rotated there): stuck, not failed, until an
+                # update gives the new one or the remote takes this one again
                 if self._stopping.is_set():
                     return
                 self.connected.clear()
+                reason = STUCK_PERMISSION if isinstance(exc, PermissionDeniedError) else STUCK_AUTH
+                self._stuck.set(reason)
+                self._set_reasons(reason)
+                self._wait(backoff)
+                backoff = min(AUTH_RETRY_MAX, backoff * 2)
+            except RemoteUnavailableError as exc:
+                if self._stopping.is_set():
+                    return
+                if self._reconnect:
+                    continue  # update() ended the calls made with the old token
+                self.connected.clear()
+                if isinstance(exc, FollowerTableNotFoundError) and self._status in (
+                    DupStatus.LOG,
+                    DupStatus.PAUSE,
+                ):
+                    self._stuck.set(STUCK_TABLE_DROPPED)
                 self._set_reasons(f"remote unavailable: {exc.reason or exc}")
                 # an embedded remote wakes us when it opens; a served one is polled with backoff
                 self._wait(backoff)
@@ -439,6 +484,8 @@ class Duplication(DuplicationPhases, DuplicationVerify):
 
     def _set_reasons(self, reason: str) -> None:
         self._reasons = [reason] * len(self._reasons)
+        with self._changed:
+            self._changed.notify_all()  # wait_started watches them
 
     def _source_id(self) -> SourceId:
         return SourceId(self._env.cluster_name, self._env.cluster_uid, self.table_name, self.dupid)

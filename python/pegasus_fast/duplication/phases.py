@@ -18,6 +18,7 @@ from ..errors import (
     ClosedError,
     DuplicationError,
     DuplicationWalReleasedError,
+    FollowerGapError,
     PartitionUnavailableError,
     WalCorruptionError,
     WalGapError,
@@ -28,7 +29,8 @@ from . import retention
 from .ports import Chunk, Follower, SourceId
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
-from .status import DupStatus
+from .status import STUCK_TABLE_DROPPED, DupStatus
+from .stuck import Stuck
 
 
 class DuplicationPhases:
@@ -54,6 +56,7 @@ class DuplicationPhases:
     _wake: threading.Event
     _changed: threading.Condition
     _cap: retention.Cap
+    _stuck: Stuck
     _m_pending: list[Any]
     _m_confirmed: list[Any]
     _m_lag: list[Any]
@@ -90,9 +93,17 @@ class DuplicationPhases:
         todo = {}
         statuses = follower.partition_statuses(self.remote_table, len(self.partitions))
         mine = set(self._mine())
-        for i, (c, (learned, _)) in enumerate(zip(self._record.partitions, statuses)):
+        held = {}
+        for i, (c, (learned, decree)) in enumerate(zip(self._record.partitions, statuses)):
             if not learned and i in mine:
                 todo[i] = c.confirmed
+                held[i] = decree
+        # a table that holds source decrees followed this source table before (ensure_table
+        # takes over no other's): shipping from here would leave out those in between
+        continued = any(held.values())
+        missing = [[i, todo[i] - h] for i, h in held.items() if continued and h < todo[i]]
+        if missing and not self._record.accept_gap:
+            raise FollowerGapError(self.dupid, self.remote_table, sum(n for _, n in missing), missing)
         follower.learn_empty(self.remote_table, todo)
         follower.mark_learned(self.remote_table, list(todo))
         return [replace(c, state=CkptState.LEARNED, kind="none") for c in self._record.partitions]
@@ -283,6 +294,7 @@ class DuplicationPhases:
             return
         mine = self._mine()
         statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
+        self._stuck.clear(STUCK_TABLE_DROPPED)  # the follower table is there
         for i in mine:
             learned, source_decree = statuses[i]
             if not learned:

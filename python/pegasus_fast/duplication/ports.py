@@ -69,7 +69,10 @@ class Follower(Protocol):
         adopted as it is (Pegasus's original workflow, and how two masters duplicate both ways)."""
 
     def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
-        """For partitions 0..count-1: (learned, the last source decree it has applied); one call."""
+        """For partitions 0..count-1: (learned, the last source decree it has applied); one call.
+        A partition still learning says 0; one of an adopted table not learned yet says what it
+        holds of this source table from before (a duplication without checkpoint compares it
+        with where it would start)."""
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
         """Partitions with nothing to learn; shipping starts after the given source decrees."""

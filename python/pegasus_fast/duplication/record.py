@@ -108,6 +108,8 @@ class DupRecord:
     partitions: tuple[PartitionCheckpoint, ...] = field(default_factory=tuple)
     #: presented to a served remote, kept so a restart resumes ("" : the process's PEGASUS_FAST_TOKEN)
     remote_token: str = field(default="", repr=False)
+    #: without checkpoint: ship from now on even into a follower that missed writes before
+    accept_gap: bool = False
 
     def with_status(self, status: DupStatus, at: float) -> DupRecord:
         return replace(self, status=status, timeline=(*self.timeline, (str(status), at)))
@@ -128,6 +130,7 @@ class DupRecord:
             "timeline": [list(x) for x in self.timeline],
             "partitions": [p.to_json() for p in self.partitions],
             **({"remote_token": self.remote_token} if self.remote_token else {}),
+            **({"accept_gap": True} if self.accept_gap else {}),
         }
 
     @classmethod
@@ -159,6 +162,9 @@ class DupRecord:
         parts = d.get("partitions")
         if not isinstance(parts, list) or not parts:
             raise _bad("partitions is not a non-empty list")
+        accept_gap = d.get("accept_gap", False)
+        if not isinstance(accept_gap, bool):
+            raise _bad("accept_gap is not a bool")
         remote = d.get("remote", d.get("remote_path"))  # the key's name before served remotes
         if not isinstance(remote, str) or not remote:
             raise _bad("remote is not a non-empty str")
@@ -174,6 +180,7 @@ class DupRecord:
             timeline=tuple(timeline),
             partitions=tuple(PartitionCheckpoint.from_json(p) for p in parts),
             remote_token=_str(d, "remote_token", default=""),
+            accept_gap=accept_gap,
         )
 
 

@@ -301,11 +301,15 @@ class Cluster:
         *,
         remote_token: str | None = None,
         dupid: int | None = None,
+        accept_gap: bool = False,
     ) -> Duplication:
         """Duplicate ``table`` to ``remote``: a served cluster's ``pegasus://host:port`` URL, or an
         embedded Cluster (or its path). ``remote_token`` is what a served remote is shown, kept
         with the duplication (default: this process's PEGASUS_FAST_TOKEN, read when it connects).
-        ``dupid``: the id to give it (a node of a multi-node cluster takes the cluster's)."""
+        ``dupid``: the id to give it (a node of a multi-node cluster takes the cluster's).
+        Without a checkpoint, a follower table that followed this table before and missed writes
+        since is refused (FollowerGapError: how many source decrees it lacks) unless
+        ``accept_gap``; the refusal is raised here when the remote answers within moments."""
         if dupid is not None:
             check_dupid(dupid)
         self._check_open()
@@ -327,7 +331,15 @@ class Cluster:
             raise DuplicationError("a cluster cannot duplicate to itself")
         self.table(table)
         return self._dups.add(
-            table, remote_path, remote_name, remote_table, with_checkpoint, fail_mode, remote_token, dupid
+            table,
+            remote_path,
+            remote_name,
+            remote_table,
+            with_checkpoint,
+            fail_mode,
+            remote_token,
+            dupid,
+            accept_gap,
         )
 
     def duplications(self, table: str | None = None) -> list[Duplication]:

@@ -31,15 +31,17 @@ class FollowerTables:
         open once they have learned (``mark_learned``), not when it is made."""
         return self._tables.create(name, partition_count, None, follower_of=source)
 
-    def adopt(self, name: str, source: SourceId, source_partitions: int) -> None:
+    def adopt(self, name: str, source: SourceId, source_partitions: int, continues: bool = False) -> None:
         """An existing table becomes the follower of a duplication without checkpoint; its
         partitions keep serving, and each source partition is marked learned once its start
-        decree is set. Another partition count than the source's means re-routing."""
+        decree is set. Another partition count than the source's means re-routing.
+        ``continues``: it followed this source table before (FollowerOf.continues)."""
         rec = self.record(name)
         assert rec is not None
         rerouted = source_partitions if source_partitions != rec.partition_count else 0
         self._meta.set_follower_of(
-            name, FollowerOf(source, (False,) * source_partitions, rerouted, adopted=True)
+            name,
+            FollowerOf(source, (False,) * source_partitions, rerouted, adopted=True, continues=continues),
         )
 
     def retarget(self, name: str, source: SourceId) -> None:

@@ -15,6 +15,7 @@ from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
 from ..errors import (
     ClosedError,
     DuplicationError,
+    FollowerTableNotFoundError,
     InvalidArgumentError,
     PartitionUnavailableError,
     RemoteUnavailableError,
@@ -81,7 +82,7 @@ class LocalFollower:
         except ClosedError:
             raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
         if rec is None:
-            raise RemoteUnavailableError(self.cluster.path, f"table {table!r} not found")
+            raise FollowerTableNotFoundError(self.cluster.path, table)
         if rec.follower_of is None:
             raise DuplicationError(
                 f"table {table!r} of cluster {self.cluster.name!r} is not a duplication's follower"
@@ -94,7 +95,7 @@ class LocalFollower:
         except ClosedError:
             raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
         except TableNotFoundError:
-            raise RemoteUnavailableError(self.cluster.path, f"table {table!r} not found") from None
+            raise FollowerTableNotFoundError(self.cluster.path, table) from None
         if isinstance(pidx, bool) or not isinstance(pidx, int) or not 0 <= pidx < t.partition_count:
             raise InvalidArgumentError(f"table {table!r} has no partition {pidx!r}")
         return t.partitions[pidx]
@@ -125,7 +126,9 @@ class LocalFollower:
             source.cluster_uid,
             source.table,
         )
-        if mine is not None and not all(mine.learned):
+        # (an adopted table keeps its own data: one whose start was never set, a duplication
+        # refused or removed before, may be taken over again)
+        if mine is not None and not mine.adopted and not all(mine.learned):
             if (
                 same_table
                 and with_checkpoint
@@ -165,7 +168,7 @@ class LocalFollower:
             )
         # Pegasus's original workflow: ship from now on into the table as it is (with another
         # partition count, each op goes where its key hashes, as through Pegasus's client)
-        c.followers.adopt(table, source, partition_count)
+        c.followers.adopt(table, source, partition_count, continues=taking_over)
 
     def _rerouted(self, table: str) -> list[Partition] | None:
         """The table's partitions when it is fed by a source of another partition count."""
@@ -199,16 +202,24 @@ class LocalFollower:
             pidx = self._source_pidx(table, pidx)
             fo = self.cluster.followers.record(table).follower_of  # type: ignore[union-attr]
             learned = fo.learned[pidx]  # type: ignore[union-attr]
+            if not learned and not fo.continues:  # type: ignore[union-attr]
+                return False, 0
             home = parts[pidx % len(parts)]
-            return learned, home.rerouted_progress().get(pidx, 0) if learned else 0
+            return learned, home.rerouted_progress().get(pidx, 0)  # not learned: held from before
         p = self._partition(table, pidx)
         rec = self.cluster.followers.record(table)
         learned = p.state != LEARNING
         if rec is not None and rec.follower_of is not None:
             learned = learned and rec.follower_of.learned[pidx]
+        if p.state == LEARNING:
+            return False, 0  # it holds nothing yet, or a prefix it will not serve
         if not learned:
-            return False, 0
-        return True, max(p.source_decree, p.source_seen)
+            if rec is None or rec.follower_of is None or not rec.follower_of.continues:
+                return False, 0  # its source decrees, if any, are not this source's
+            # adopted from a follower of this source table, its start not set yet: what it
+            # holds of it (a duplication without checkpoint is refused if it would skip some)
+            p.open_now()
+        return learned, max(p.source_decree, p.source_seen)
 
     @_closed_is_unavailable
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:

@@ -70,6 +70,9 @@ class FollowerOf:
     #: an existing table taken as it was (a duplication without checkpoint): its data was never
     #: learned from the source, so the source can never make it learn again (nor wipe it)
     adopted: bool = False
+    #: adopted from a follower of the same source table (an earlier duplication of it): what
+    #: its partitions hold is that source's prefix, so a start after it would leave a gap
+    continues: bool = False
 
     @property
     def rerouted(self) -> bool:
@@ -81,6 +84,8 @@ class FollowerOf:
             out["source_partitions"] = self.source_partitions
         if self.adopted:
             out["adopted"] = True
+        if self.continues:
+            out["continues"] = True
         return out
 
     @classmethod
@@ -109,7 +114,10 @@ class FollowerOf:
         adopted = raw.get("adopted", False)
         if not isinstance(adopted, bool):
             raise _bad("follower_of.adopted is not a bool")
-        return cls(source, tuple(learned), source_partitions, adopted)
+        continues = raw.get("continues", False)
+        if not isinstance(continues, bool):
+            raise _bad("follower_of.continues is not a bool")
+        return cls(source, tuple(learned), source_partitions, adopted, continues)
 
 
 @dataclass(frozen=True)

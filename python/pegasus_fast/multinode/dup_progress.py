@@ -58,11 +58,14 @@ class DupProgress:
                         with_checkpoint=doc.with_checkpoint,
                         fail_mode=doc.fail_mode,
                         remote_token=doc.remote_token or None,
+                        accept_gap=doc.accept_gap,
                         dupid=dupid,
                     )
                 except PegasusFastError as exc:
                     log.warning("node %s: duplication %d cannot start here: %s", self.node_id, dupid, exc)
                     continue
+            if doc.remote_token and not d.uses_token(doc.remote_token):
+                d.update(remote_token=doc.remote_token)
             if doc.status == "paused" and d.status == DupStatus.LOG:
                 d.pause()
             elif doc.status == "active" and d.status == DupStatus.PAUSE:

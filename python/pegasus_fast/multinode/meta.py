@@ -95,6 +95,7 @@ class Meta:
                 r.with_checkpoint,
                 r.fail_mode or "slow",
                 r.remote_token if r.HasField("remote_token") else None,
+                r.accept_gap,
             )
             return pb.DupRef(dupid=dupid)
 
@@ -115,6 +116,14 @@ class Meta:
 
     def remove_duplication(self, request: pb.DupRef) -> pb.DupRef:
         return self._set_duplication("RemoveDuplication", "removed", request)
+
+    def update_duplication(self, request: pb.UpdateDuplicationRequest) -> pb.DupRef:
+        def here(r: pb.UpdateDuplicationRequest) -> pb.DupRef:
+            token = r.remote_token if r.HasField("remote_token") else None
+            self.placement.update_duplication(r.dupid, token)
+            return pb.DupRef(dupid=r.dupid)
+
+        return self._here_or_leader("UpdateDuplication", request, here)
 
     def ensure_follower_table(self, request: pb.EnsureTableRequest) -> pb.Empty:
         def here(r: pb.EnsureTableRequest) -> pb.Empty:

@@ -31,6 +31,7 @@ from ..errors import (
     DuplicationError,
     DuplicationNotFoundError,
     InvalidArgumentError,
+    InvalidTypeError,
     NotLeaderError,
     TableExistsError,
     TableNotFoundError,
@@ -207,6 +208,7 @@ class Placement:
         with_checkpoint: bool,
         fail_mode: str,
         remote_token: str | None,
+        accept_gap: bool = False,
     ) -> int:
         """A duplication of the cluster: recorded in ZooKeeper, then started on every node
         (each ships the partitions it owns). Returns its id."""
@@ -239,6 +241,7 @@ class Placement:
             fail_mode=fail_mode,
             create_time=time.time(),
             remote_token=remote_token or "",
+            accept_gap=accept_gap,
         )
         dupid = max(docs, default=0) + 1
         while True:
@@ -261,6 +264,24 @@ class Placement:
         if doc.status == "removed" and status != "removed":
             raise DuplicationError(f"duplication {dupid} was removed")
         self.zk.set(dup_path(dupid), replace(doc, status=status).encode(), version=stat.version)
+        self.changed()
+
+    def update_duplication(self, dupid: int, remote_token: str | None) -> None:
+        """A new token for a duplication: recorded in ZooKeeper, then every node runs it with it."""
+        self.require_leader()
+        if remote_token is None:
+            raise InvalidTypeError("update needs something to change: remote_token")
+        if not isinstance(remote_token, str) or not remote_token:
+            raise InvalidTypeError("remote_token must be a non-empty str")
+        try:
+            raw, stat = self.zk.get(dup_path(dupid))
+        except NoNodeError:
+            raise DuplicationNotFoundError(dupid) from None
+        doc = DupDoc.decode(raw, dup_path(dupid))
+        if doc.status == "removed":
+            raise DuplicationError(f"duplication {dupid} was removed")
+        new = replace(doc, remote_token=remote_token)
+        self.zk.set(dup_path(dupid), new.encode(), version=stat.version)
         self.changed()
 
 

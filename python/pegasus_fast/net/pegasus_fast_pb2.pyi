@@ -497,20 +497,30 @@ class RestoreRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., table: _Optional[str] = ...) -> None: ...
 
 class AddDuplicationRequest(_message.Message):
-    __slots__ = ("table", "remote", "remote_table", "with_checkpoint", "fail_mode", "remote_token")
+    __slots__ = ("table", "remote", "remote_table", "with_checkpoint", "fail_mode", "remote_token", "accept_gap")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_TABLE_FIELD_NUMBER: _ClassVar[int]
     WITH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     FAIL_MODE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_GAP_FIELD_NUMBER: _ClassVar[int]
     table: str
     remote: str
     remote_table: str
     with_checkpoint: bool
     fail_mode: str
     remote_token: str
-    def __init__(self, table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., fail_mode: _Optional[str] = ..., remote_token: _Optional[str] = ...) -> None: ...
+    accept_gap: bool
+    def __init__(self, table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., fail_mode: _Optional[str] = ..., remote_token: _Optional[str] = ..., accept_gap: _Optional[bool] = ...) -> None: ...
+
+class UpdateDuplicationRequest(_message.Message):
+    __slots__ = ("dupid", "remote_token")
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    remote_token: str
+    def __init__(self, dupid: _Optional[int] = ..., remote_token: _Optional[str] = ...) -> None: ...
 
 class DupRef(_message.Message):
     __slots__ = ("dupid",)
@@ -525,7 +535,7 @@ class ListDuplicationsRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ...) -> None: ...
 
 class DuplicationInfo(_message.Message):
-    __slots__ = ("dupid", "table", "remote", "remote_table", "status", "fail_mode", "with_checkpoint", "create_time", "error")
+    __slots__ = ("dupid", "table", "remote", "remote_table", "status", "fail_mode", "with_checkpoint", "create_time", "error", "stuck_reason", "error_detail")
     DUPID_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     REMOTE_FIELD_NUMBER: _ClassVar[int]
@@ -535,6 +545,8 @@ class DuplicationInfo(_message.Message):
     WITH_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    STUCK_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_DETAIL_FIELD_NUMBER: _ClassVar[int]
     dupid: int
     table: str
     remote: str
@@ -544,7 +556,9 @@ class DuplicationInfo(_message.Message):
     with_checkpoint: bool
     create_time: float
     error: str
-    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., status: _Optional[str] = ..., fail_mode: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., create_time: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+    stuck_reason: str
+    error_detail: bytes
+    def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote: _Optional[str] = ..., remote_table: _Optional[str] = ..., status: _Optional[str] = ..., fail_mode: _Optional[str] = ..., with_checkpoint: _Optional[bool] = ..., create_time: _Optional[float] = ..., error: _Optional[str] = ..., stuck_reason: _Optional[str] = ..., error_detail: _Optional[bytes] = ...) -> None: ...
 
 class DuplicationList(_message.Message):
     __slots__ = ("duplications",)
@@ -563,7 +577,7 @@ class WaitRequest(_message.Message):
     def __init__(self, dupid: _Optional[int] = ..., status: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class PartitionProgress(_message.Message):
-    __slots__ = ("pidx", "checkpoint_state", "checkpoint_kind", "checkpoint_decree", "confirmed_decree", "last_committed_decree", "pending_mutations", "time_lag_ms", "reason", "checkpoint_duration_ms", "copied_bytes", "copy_total_bytes", "copy_seconds")
+    __slots__ = ("pidx", "checkpoint_state", "checkpoint_kind", "checkpoint_decree", "confirmed_decree", "last_committed_decree", "pending_mutations", "time_lag_ms", "reason", "checkpoint_duration_ms", "copied_bytes", "copy_total_bytes", "copy_seconds", "stuck_reason")
     PIDX_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_STATE_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_KIND_FIELD_NUMBER: _ClassVar[int]
@@ -577,6 +591,7 @@ class PartitionProgress(_message.Message):
     COPIED_BYTES_FIELD_NUMBER: _ClassVar[int]
     COPY_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     COPY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STUCK_REASON_FIELD_NUMBER: _ClassVar[int]
     pidx: int
     checkpoint_state: str
     checkpoint_kind: str
@@ -590,7 +605,8 @@ class PartitionProgress(_message.Message):
     copied_bytes: int
     copy_total_bytes: int
     copy_seconds: float
-    def __init__(self, pidx: _Optional[int] = ..., checkpoint_state: _Optional[str] = ..., checkpoint_kind: _Optional[str] = ..., checkpoint_decree: _Optional[int] = ..., confirmed_decree: _Optional[int] = ..., last_committed_decree: _Optional[int] = ..., pending_mutations: _Optional[int] = ..., time_lag_ms: _Optional[float] = ..., reason: _Optional[str] = ..., checkpoint_duration_ms: _Optional[float] = ..., copied_bytes: _Optional[int] = ..., copy_total_bytes: _Optional[int] = ..., copy_seconds: _Optional[float] = ...) -> None: ...
+    stuck_reason: str
+    def __init__(self, pidx: _Optional[int] = ..., checkpoint_state: _Optional[str] = ..., checkpoint_kind: _Optional[str] = ..., checkpoint_decree: _Optional[int] = ..., confirmed_decree: _Optional[int] = ..., last_committed_decree: _Optional[int] = ..., pending_mutations: _Optional[int] = ..., time_lag_ms: _Optional[float] = ..., reason: _Optional[str] = ..., checkpoint_duration_ms: _Optional[float] = ..., copied_bytes: _Optional[int] = ..., copy_total_bytes: _Optional[int] = ..., copy_seconds: _Optional[float] = ..., stuck_reason: _Optional[str] = ...) -> None: ...
 
 class ProgressReply(_message.Message):
     __slots__ = ("partitions",)

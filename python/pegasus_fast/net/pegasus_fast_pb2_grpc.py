@@ -221,6 +221,11 @@ class ClientStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyReply.FromString,
                 _registered_method=True)
+        self.UpdateDuplication = channel.unary_unary(
+                '/pegasus_fast.v1.Client/UpdateDuplication',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DuplicationInfo.FromString,
+                _registered_method=True)
 
 
 class ClientServicer:
@@ -477,6 +482,13 @@ class ClientServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateDuplication(self, request, context):
+        """Changes a running duplication's token (kept with it, never shown); it resumes where it was.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -664,6 +676,11 @@ def add_ClientServicer_to_server(servicer, server):
                     servicer.VerifyDuplication,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyReply.SerializeToString,
+            ),
+            'UpdateDuplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDuplication,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DuplicationInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1677,6 +1694,33 @@ class Client:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def UpdateDuplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/UpdateDuplication',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DuplicationInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class FollowerStub:
     """-------------------------------------------------------------- follower service
@@ -2493,6 +2537,11 @@ class MetaStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
                 _registered_method=True)
+        self.UpdateDuplication = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/UpdateDuplication',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                _registered_method=True)
         self.EnsureFollowerTable = channel.unary_unary(
                 '/pegasus_fast.v1.Meta/EnsureFollowerTable',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.EnsureTableRequest.SerializeToString,
@@ -2565,6 +2614,12 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateDuplication(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def EnsureFollowerTable(self, request, context):
         """Follower.EnsureTable on a node: the table a duplication into this cluster writes, made
         (spread like any table, every partition learning) or checked here.
@@ -2614,6 +2669,11 @@ def add_MetaServicer_to_server(servicer, server):
             'RemoveDuplication': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveDuplication,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            ),
+            'UpdateDuplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDuplication,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
             ),
             'EnsureFollowerTable': grpc.unary_unary_rpc_method_handler(
@@ -2846,6 +2906,33 @@ class Meta:
             target,
             '/pegasus_fast.v1.Meta/RemoveDuplication',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDuplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/UpdateDuplication',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.DupRef.FromString,
             options,
             channel_credentials,

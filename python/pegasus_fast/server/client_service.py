@@ -20,6 +20,7 @@ from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
 from ..net.verify_wire import report_to_pb
+from ..net.wire import encode_error
 from ..storage.partition import Partition
 from .backup_service import BackupHandlers
 from .data_service import DataApiHandlers
@@ -61,6 +62,8 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
         with_checkpoint=d.with_checkpoint,
         create_time=d.create_time,
         error="" if d.error is None else str(d.error),
+        stuck_reason=d.stuck_reason or "",
+        error_detail=b"" if d.error is None else encode_error(d.error),
     )
 
 
@@ -281,6 +284,7 @@ class ClientService(DataApiHandlers, BackupHandlers, rpc.ClientServicer):
             with_checkpoint=request.with_checkpoint,
             fail_mode=request.fail_mode,
             remote_token=request.remote_token if request.HasField("remote_token") else None,
+            accept_gap=request.accept_gap,
         )
         return _dup_info(d)
 
@@ -332,6 +336,17 @@ class ClientService(DataApiHandlers, BackupHandlers, rpc.ClientServicer):
             return _dup_info(self.c.duplication(request.dupid))
         d = self.c.duplication(request.dupid)
         d.resume()
+        return _dup_info(d)
+
+    @typed
+    def UpdateDuplication(
+        self, request: pb.UpdateDuplicationRequest, context: grpc.ServicerContext
+    ) -> pb.DuplicationInfo:
+        if self.meta is not None:
+            self.meta.update_duplication(request)
+            return _dup_info(self.c.duplication(request.dupid))
+        d = self.c.duplication(request.dupid)
+        d.update(remote_token=request.remote_token if request.HasField("remote_token") else None)
         return _dup_info(d)
 
     @typed

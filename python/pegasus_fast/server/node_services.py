@@ -53,6 +53,12 @@ class MetaService(rpc.MetaServicer):
         return self.meta.remove_duplication(request)
 
     @typed
+    def UpdateDuplication(
+        self, request: pb.UpdateDuplicationRequest, context: grpc.ServicerContext
+    ) -> pb.DupRef:
+        return self.meta.update_duplication(request)
+
+    @typed
     def EnsureFollowerTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
         return self.meta.ensure_follower_table(request)
 

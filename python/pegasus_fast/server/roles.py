@@ -61,6 +61,7 @@ ADMIN = frozenset(
         "ResumeDuplication",
         "RemoveDuplication",
         "VerifyDuplication",
+        "UpdateDuplication",
     )
 )
 
