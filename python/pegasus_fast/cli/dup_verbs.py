@@ -10,10 +10,19 @@ import sys
 import time
 from typing import Any
 
+from ..duplication.status import STUCK_AUTH, STUCK_PERMISSION
 from ..engine.cluster import Cluster
 from ..engine.local_follower import open_cluster_at
-from ..errors import FIX_MARK, AddDuplicationFailedError, InvalidArgumentError, fix_of, with_fix
+from ..errors import (
+    FIX_MARK,
+    AddDuplicationFailedError,
+    DuplicationStuckError,
+    InvalidArgumentError,
+    fix_of,
+    with_fix,
+)
 from ..net import wire
+from ..net.follower import GIVE_TOKEN
 from .progress import wait_for_log
 from .session import settle
 
@@ -44,7 +53,7 @@ def add_dup(c: Any, args: argparse.Namespace, print_progress: Any) -> None:
         )
         start = time.perf_counter()
         try:
-            wait_for_log(d, args.timeout, show=not args.no_progress)
+            wait_for_log(d, args.timeout, show=not args.no_progress, give_up=lambda: _setup_fatal(d))
         except BaseException as exc:
             raise _undo(d, exc) from exc
         print(f"duplication {d.dupid}: {d.status} in {(time.perf_counter() - start) * 1000:.1f} ms")
@@ -71,10 +80,39 @@ def _undo(d: Any, exc: BaseException) -> BaseException:
             print(f"pegasus-fast: duplication {d.dupid} removed", file=sys.stderr)
         return exc
     cause = exc.__cause__ if isinstance(exc.__cause__, Exception) and fix_of(exc.__cause__) else exc
-    fix = fix_of(cause) or fix_of(exc) or (TIMEOUT_FIX if isinstance(exc, TimeoutError) else "")
+    fix = (
+        fix_of(cause)
+        or fix_of(exc)
+        or _stuck_fix(exc, d.remote)
+        or (TIMEOUT_FIX if isinstance(exc, TimeoutError) else "")
+    )
     text = str(exc).split(FIX_MARK)[0]
     err = AddDuplicationFailedError(d.dupid, d.table_name, d.remote, status, text, removed)
     return with_fix(err, fix) if fix else err
+
+
+def _setup_fatal(d: Any) -> str | None:
+    """A duplication being added that the remote refuses (its token) will not get past that by
+    waiting: add_dup gives up at once (a running one keeps trying, stuck, until updated)."""
+    reason = d.stuck_reason
+    return reason if reason in (STUCK_AUTH, STUCK_PERMISSION) else None
+
+
+def _stuck_fix(exc: BaseException, remote: str) -> str:
+    if not isinstance(exc, DuplicationStuckError):
+        return ""
+    if exc.reason == STUCK_PERMISSION:
+        return (
+            f"the duplication's token may not call {remote}'s Follower service: give a replication "
+            f"token of {remote} with {GIVE_TOKEN}"
+        )
+    if exc.reason == STUCK_AUTH:
+        return (
+            f"{remote} refuses the duplication's token, or it presents none. The token that counts is "
+            f"the duplication's own: a source server shows a follower neither its --token-file nor "
+            f"the $PEGASUS_FAST_TOKEN of whoever added it. Give {remote}'s token with {GIVE_TOKEN}"
+        )
+    return ""
 
 
 def update_dup(c: Any, args: argparse.Namespace) -> None:

@@ -7,35 +7,48 @@ one message and have nothing to show.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from ..duplication import DupStatus
+from ..errors import DuplicationStuckError
 
 #: seconds between two looks at the duplication's progress
 REFRESH = 0.2
 
 
-def wait_for_log(dup: Any, timeout: float, show: bool = True, file: TextIO | None = None) -> None:
-    """Wait for DS_LOG like ``dup.wait_for``, drawing the copies meanwhile when ``show``."""
-    if not show:
-        dup.wait_for(DupStatus.LOG, timeout=timeout)
-        return
-    import time
+def wait_for_log(
+    dup: Any,
+    timeout: float,
+    show: bool = True,
+    file: TextIO | None = None,
+    give_up: Callable[[], str | None] | None = None,
+) -> None:
+    """Wait for DS_LOG like ``dup.wait_for``, drawing the copies meanwhile when ``show``.
 
+    ``give_up`` is asked between two looks: a reason it returns (a stuck reason waiting cannot
+    take away) ends the wait at once with DuplicationStuckError.
+    """
     deadline = time.monotonic() + timeout
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[eta]}"),
-    )
-    with Progress(*columns, console=Console(file=file or sys.stderr), refresh_per_second=5) as bar:
-        tasks: dict[int, TaskID] = {}
+    bar: Progress | None = None
+    tasks: dict[int, TaskID] = {}
+    with contextlib.ExitStack() as stack:
+        if show:
+            columns = (
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("{task.fields[eta]}"),
+            )
+            console = Console(file=file or sys.stderr)
+            bar = stack.enter_context(Progress(*columns, console=console, refresh_per_second=5))
         while True:
             left = deadline - time.monotonic()
             try:
@@ -43,9 +56,16 @@ def wait_for_log(dup: Any, timeout: float, show: bool = True, file: TextIO | Non
             except TimeoutError:
                 if left <= REFRESH:
                     raise
-                update(bar, tasks, dup.progress())
+                reason = give_up() if give_up is not None else None
+                if reason:
+                    raise DuplicationStuckError(
+                        dup.dupid, reason, str(dup.status), str(DupStatus.LOG), "given up at once"
+                    ) from None
+                if bar is not None:
+                    update(bar, tasks, dup.progress())
                 continue
-            update(bar, tasks, dup.progress())
+            if bar is not None:
+                update(bar, tasks, dup.progress())
             return
 
 
