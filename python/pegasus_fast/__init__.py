@@ -29,6 +29,8 @@ from .data_api import (
 from .duplication import Duplication, DupStatus, PartitionProgress
 from .engine import cluster as _engine
 from .engine.cluster import ClusterInfo
+from .engine.roles import TableRole
+from .engine.switchover import SwitchoverReport
 from .engine.table import PartitionStats, Table, TableHealth, TableInfo
 from .errors import (
     AuthenticationError,
@@ -46,6 +48,7 @@ from .errors import (
     DuplicationWalReleasedError,
     FileChangedError,
     FollowerDecreeError,
+    FollowerTableError,
     InvalidArgumentError,
     InvalidTypeError,
     MetaCorruptionError,
@@ -63,7 +66,9 @@ from .errors import (
     ResourceExhaustedError,
     Retry,
     StorageError,
+    SwitchoverError,
     TableExistsError,
+    TableMovedError,
     TableNotFoundError,
     UnsafePathError,
     WalCorruptionError,
@@ -151,6 +156,7 @@ __all__ = [
     "FileChangedError",
     "FilterType",
     "FollowerDecreeError",
+    "FollowerTableError",
     "InvalidArgumentError",
     "InvalidTypeError",
     "MetaCorruptionError",
@@ -181,10 +187,14 @@ __all__ = [
     "Retry",
     "Server",
     "StorageError",
+    "SwitchoverError",
+    "SwitchoverReport",
     "Table",
     "TableExistsError",
     "TableHealth",
     "TableInfo",
+    "TableMovedError",
+    "TableRole",
     "TableNotFoundError",
     "UnsafePathError",
     "WalCorruptionError",

@@ -15,6 +15,7 @@ import grpc
 from ..errors import ClosedError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.table_roles import refusal, role_from_pb
 from ..net.wire import Address, auth_metadata, call, open_channel, parse_hostport, replies
 
 #: a call without a timeout of its own gives up after this long
@@ -63,9 +64,13 @@ class Conn:
                         if host in ("0.0.0.0", "", "[::]", "::"):
                             # a port on every interface is reached where the gRPC one was
                             host = parse_hostport(self.url.split("://", 1)[-1].rstrip("/")).host
-                        self._data = DataPlane(host, int(port), self.timeout)
+                        self._data = DataPlane(host, int(port), self.timeout, self._refusal)
                     self._data_asked = True
         return self._data
+
+    def _refusal(self, table: str) -> BaseException | None:
+        """Why ``table`` refuses client writes, from its role (net/table_roles.py)."""
+        return refusal(table, role_from_pb(self("GetTable", pb.TableRef(table=table)).role))
 
     def check_open(self) -> None:
         if self.closed:

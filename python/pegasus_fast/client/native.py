@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .. import _backend
@@ -90,10 +91,19 @@ def _recv(s: socket.socket, n: int) -> bytes:
 class DataPlane:
     """A table's data calls on the Pegasus port at ``host:port``."""
 
-    def __init__(self, host: str, port: int, timeout: float | None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        refused: Callable[[str], BaseException | None] = lambda table: None,
+    ) -> None:
         core = getattr(_backend.impl, "PegasusClientCore", None)
         self.core: Any = (core or PyClientCore)(host, port, timeout)
         self.target = f"{host}:{port}"
+        #: the typed error of a write the table refuses (its role: FollowerTableError,
+        #: TableMovedError), asked of the server when the port answers NotSupported
+        self._refused = refused
 
     def call(self, table: str, op: int, app_id: int, pidx: int, args: tuple[Any, ...]) -> Any:
         """The result of one call, or the typed error its answer means (protocol §5)."""
@@ -109,6 +119,10 @@ class DataPlane:
             return result
         if status == codes.K_INVALID_ARGUMENT:
             raise InvalidArgumentError(f"{self.target} refused the arguments of {RPC_NAME.get(op, op)}")
+        if status == codes.K_NOT_SUPPORTED:
+            exc = self._refused(table)
+            if exc is not None:
+                raise exc
         if status == codes.K_CORRUPTION:
             raise DataCorruptionError(self.target, f"corruption in {table!r} partition {pidx}")
         raise OSError(f"{self.target}: {RPC_NAME.get(op, op)} of {table!r} failed (rocksdb status {status})")

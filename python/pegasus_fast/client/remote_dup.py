@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
+from ..engine.switchover import SwitchoverReport, check_timeout
 from ..errors import DuplicationError, DuplicationNotFoundError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
+from ..net.table_roles import report_from_pb
 from .conn import Conn
 
 
@@ -93,6 +95,20 @@ class RemoteDuplication:
             )
             for p in r.partitions
         ]
+
+    def switchover(
+        self, timeout: float = 30.0, reverse_remote: str | None = None, reverse_token: str | None = None
+    ) -> SwitchoverReport:
+        """Hand the table's writes to the follower, nothing lost, and make this cluster follow
+        it (docs/switchover.md). ``reverse_remote``: how the follower reaches this cluster
+        (default: the URL this client connected to)."""
+        timeout = check_timeout(timeout)
+        request = pb.SwitchoverRequest(
+            dupid=self.dupid, timeout_seconds=timeout, reverse_remote=reverse_remote or self._c.url
+        )
+        if reverse_token is not None:
+            request.reverse_token = reverse_token
+        return report_from_pb(self._c("Switchover", request, timeout=timeout + self._c.timeout))
 
     def pause(self) -> None:
         self._update(self._c("PauseDuplication", self._ref()))

@@ -13,13 +13,14 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import _backend
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import DupEnv, Duplication
+from ..duplication.ports import SourceId
 from ..duplication.record import check_dupid
 from ..errors import (
     ClosedError,
@@ -31,14 +32,17 @@ from ..errors import (
 )
 from ..metrics import Metrics
 from ..storage.partition import LEARNING, Partition
-from . import limits, open_clusters
+from . import limits, open_clusters, switchover, takeover
+from .envs import validate_envs
 from .followers import FollowerTables
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta
 from .opens import BackgroundOpens
 from .remotes import Network, Remotes, is_url
+from .roles import DupView, TableRole, TableRoles
 from .scheduler import Lane, Scheduler
+from .switchover import SwitchoverReport
 from .table import Table, TableInfo
 from .tables import Tables
 
@@ -114,6 +118,8 @@ class Cluster:
         self._closed = False
         self._lock = threading.RLock()
         self._remotes = Remotes(network)
+        #: one switchover (or take-over) of this cluster's tables at a time
+        self.switch_lock = threading.RLock()
         try:
             default_name = name or os.path.basename(self.path)
             if cluster_id is not None:
@@ -152,8 +158,10 @@ class Cluster:
                     cluster_uid=state.uid,
                     cluster_id=self.cluster_id,
                     scope=duplication_scope or (lambda table: None),
+                    switchover=lambda *a: self.switchover(*a),
                 ),
                 self.meta.add_duplication,
+                lambda: self.roles.refresh_all(),
             )
             self._opens = BackgroundOpens(self.scheduler, self._setting_up)
             slots, self._limit_warnings = limits.open_slots(config)
@@ -170,7 +178,11 @@ class Cluster:
             )
             #: the follower bookkeeping of the tables that duplications of other clusters made
             #: or adopted here (engine/local_follower.py, a node of a multi-node cluster)
-            self.followers = FollowerTables(self._tables, self.meta, config, self._opens)
+            #: each table's role in duplication, and the client-write gate it sets (issue #21 §3)
+            self.roles = TableRoles(
+                self._tables.record, self._tables.find, self._dup_views, self._tables.names
+            )
+            self.followers = FollowerTables(self._tables, self.meta, config, self._opens, self.roles.refresh)
             self._tables.open_existing()
             limits.log_warnings(self.name, self._limit_warnings + self._over_limits())
         except BaseException:
@@ -185,6 +197,7 @@ class Cluster:
             self.maintenance = Maintenance(self.config, self.scheduler, self.metric_set, self.open_tables)
             self.maintenance.start()
             self._dups.resume(dict(state.duplications))
+            self.roles.refresh_all()
         except BaseException:
             with contextlib.suppress(CloseError):
                 self.close()  # the error that stopped the open is the one to report
@@ -326,9 +339,64 @@ class Cluster:
         if remote_path == self.path:
             raise DuplicationError("a cluster cannot duplicate to itself")
         self.table(table)
-        return self._dups.add(
+        dup = self._dups.add(
             table, remote_path, remote_name, remote_table, with_checkpoint, fail_mode, remote_token, dupid
         )
+        self.roles.refresh(table)  # a follower duplicating back to its source is a master now
+        return dup
+
+    @property
+    def remotes(self) -> Remotes:
+        """How this cluster reaches its duplications' followers (engine/remotes.py)."""
+        return self._remotes
+
+    def switchover(
+        self,
+        dupid: int,
+        timeout: float = 30.0,
+        reverse_remote: str | None = None,
+        reverse_token: str | None = None,
+    ) -> SwitchoverReport:
+        """Hand the duplication's table over to its follower, nothing lost, and make this
+        cluster follow it (engine/switchover.py; also ``Duplication.switchover``)."""
+        self._check_open()
+        return switchover.switchover(self, dupid, timeout, reverse_remote, reverse_token)
+
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        """The follower's half of a switchover (engine/takeover.py)."""
+        self._check_open()
+        return takeover.take_over(self, table, source, decrees, back_remote, back_token)
+
+    def _dup_views(self, table: str) -> list[DupView]:
+        return [DupView(d.dupid, d.remote_name, d.remote_table) for d in self._dups.active_for(table)]
+
+    def table_role(self, name: str) -> TableRole:
+        """The table's part in duplication (plain, source, follower, master-master) and
+        whether it takes client writes."""
+        self._check_open()
+        self.table(name)
+        return self.roles.role(name)
+
+    def set_table_envs(self, name: str, envs: dict[str, str], delete: tuple[str, ...] = ()) -> TableInfo:
+        """Set (and delete) table envs, Pegasus's ``set_app_envs`` / ``del_app_envs``; a role
+        env (``duplication.follower_writable``, ``duplication.moved_to``) takes effect at once."""
+        with self._lock:
+            self._check_open()
+            self.table(name)
+            rec = self._tables.record(name)
+            assert rec is not None
+            merged = {k: v for k, v in rec.envs.items() if k not in set(delete)}
+            merged.update(validate_envs(envs))
+            self.meta.set_envs(name, validate_envs(merged, self.config.max_env_bytes_per_table))
+            self.roles.refresh(name)
+        return self.table_info(name)
 
     def duplications(self, table: str | None = None) -> list[Duplication]:
         self._check_open()
@@ -355,6 +423,7 @@ class Cluster:
     def create_table(self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None) -> Table:
         """A new table of ``partition_count`` partitions (Pegasus ``create``)."""
         table = self._tables.create(name, partition_count, envs)
+        self.roles.refresh(name)
         if self.config.open_rocksdb_eagerly:
             # a duplication's follower table opens its partitions once they have learned
             # (FollowerTables.mark_learned)
@@ -379,12 +448,12 @@ class Cluster:
 
     def list_tables(self) -> list[TableInfo]:
         self._check_open()
-        return self._tables.infos()
+        return [replace(i, role=self.roles.role(i.name)) for i in self._tables.infos()]
 
     def table_info(self, name: str) -> TableInfo:
         """What ``list_tables`` says of one table."""
         self._check_open()
-        return self._tables.info(name)
+        return replace(self._tables.info(name), role=self.roles.role(name))
 
     def drop_table(self, name: str) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from ..coord.auth import auth_of
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import parse_zk
 from ..duplication.ports import Chunk, ManifestEntry, SourceId
-from ..errors import NotOwnerError, RemoteUnavailableError, TableNotFoundError
+from ..errors import DuplicationError, NotOwnerError, RemoteUnavailableError, TableNotFoundError
 from ..net.follower import RemoteConnector, RemoteFollower
 from .routes import Routes
 
@@ -163,6 +163,16 @@ class RoutedFollower:
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         self._on(table, pidx, lambda f: f.advance(table, pidx, source_decree))
+
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        raise DuplicationError("a multi-node follower cannot take a switchover over yet")
 
     def cancel(self) -> None:
         with self._lock:

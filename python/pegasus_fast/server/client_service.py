@@ -19,9 +19,11 @@ from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
+from ..net.table_roles import role_to_pb
 from ..storage.partition import Partition
 from .data_service import DataApiHandlers
 from .stream_slots import StreamSlots, client_of
+from .switch_service import SwitchoverHandlers
 
 #: a scan reply carries about this many bytes of records
 SCAN_BATCH_BYTES = 1 << 20
@@ -38,6 +40,7 @@ def _ttl(request: Any) -> int | None:
 
 
 def _table_info(t: Any) -> pb.TableInfo:
+    role = getattr(t, "role", None)
     return pb.TableInfo(
         app_id=t.app_id,
         name=t.name,
@@ -45,6 +48,7 @@ def _table_info(t: Any) -> pb.TableInfo:
         status=t.status,
         create_time=t.create_time,
         envs=t.envs,
+        role=None if role is None else role_to_pb(role),
     )
 
 
@@ -62,7 +66,7 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
     )
 
 
-class ClientService(DataApiHandlers, rpc.ClientServicer):
+class ClientService(DataApiHandlers, SwitchoverHandlers, rpc.ClientServicer):
     """``member``: this process is a node of a multi-node cluster (multinode/member.py); it answers only
     for the partitions it owns, and table changes go through the meta leader (``meta``). The data
     API beyond get/set/delete/multi_* is served by data_service.py's mixin."""
@@ -131,6 +135,9 @@ class ClientService(DataApiHandlers, rpc.ClientServicer):
         )
 
     # -- tables ---------------------------------------------------------------------
+
+    def _table_pb(self, info: Any) -> pb.TableInfo:
+        return _table_info(info)
 
     @typed
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.TableInfo:

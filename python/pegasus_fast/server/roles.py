@@ -58,6 +58,8 @@ ADMIN = frozenset(
         "PauseDuplication",
         "ResumeDuplication",
         "RemoveDuplication",
+        "SetTableEnvs",
+        "Switchover",
     )
 )
 
