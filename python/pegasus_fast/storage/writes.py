@@ -40,7 +40,8 @@ class PartitionWrites:
     _durable: Callable[[Any, int], None]
     cluster_id: int
     #: None, or what a client write meets instead of being logged (the table's role: a
-    #: read-only follower, a table fenced by a switchover). Checked under the lock by
+    #: read-only follower, a table fenced by a switchover), whatever the partition's state
+    #: (a follower partition still learning refuses for good, not for now). Checked under the lock by
     #: write_unsynced and write_checked only: a duplication's applies (write_mutations) and a
     #: move's replica blocks go through. Only set_client_gate changes it.
     client_gate: Callable[[], BaseException] | None = None
@@ -148,10 +149,10 @@ class PartitionWrites:
         yet acknowledged; pass both to :meth:`wait_durable` before answering anyone. A front end
         writes several partitions this way and waits for their fsyncs at once."""
         with self.lock:
-            if self.state != PartitionState.SERVING:
-                self.check_available(True)
             if self.client_gate is not None:
                 raise self.client_gate()
+            if self.state != PartitionState.SERVING:
+                self.check_available(True)
             if self._db is None:
                 self.open_now()
             decree = self.last_committed + 1
@@ -180,10 +181,10 @@ class PartitionWrites:
         nothing is logged, no decree is taken). Returns the result, once the ops are durable.
         If ``decide`` raises, nothing was written."""
         with self.lock:
-            if self.state != PartitionState.SERVING:
-                self.check_available(True)
             if self.client_gate is not None:
                 raise self.client_gate()
+            if self.state != PartitionState.SERVING:
+                self.check_available(True)
             db = self._db
             if db is None:
                 self.open_now()
