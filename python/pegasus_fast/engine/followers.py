@@ -63,9 +63,8 @@ class FollowerTables:
         rec = self.record(name)
         if rec is None:
             return
-        if moved_env in rec.envs:
-            self._meta.set_envs(name, {k: v for k, v in rec.envs.items() if k != moved_env})
-        self._meta.set_follower_of(name, None)
+        envs = {k: v for k, v in rec.envs.items() if k != moved_env}
+        self._meta.set_follower_of(name, None, envs)  # one durable change
         self._changed(name)
 
     def mark_learned(self, name: str, pidxs: list[int]) -> None:
