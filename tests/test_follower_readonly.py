@@ -169,11 +169,12 @@ def test_served_follower_refuses_over_grpc_and_the_pegasus_port(
                 t = fc.table("t")
                 wait_until(lambda t=t: t.get("k", "s") == b"v", WAIT, "the source's record")
                 assert_refuses_writes(t, "t", f"east.t#{dupid}")
-                fc.set_table_envs("t", {"duplication.follower_writable": "true"})
+                done = cli("--connect", f.url, "set_app_envs", "t", "duplication.follower_writable=true")
+                assert done.returncode == 0, done.stderr
                 t.set("mine", "s", "ok")
                 assert fc.table_role("t").writable
-        with pf.connect(with_port.url) as fc:
-            fc.set_table_envs("t", {}, delete=("duplication.follower_writable",))
+        done = cli("--connect", with_port.url, "del_app_envs", "t", "duplication.follower_writable")
+        assert done.returncode == 0, done.stderr
         done = cli("--connect", with_port.url, "ls", "-d")
         assert done.returncode == 0, done.stderr
         assert f"follower of east.t#{dupids[1]} read-only" in done.stdout

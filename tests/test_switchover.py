@@ -5,6 +5,7 @@ primary; a second switchover switches back; one that cannot finish unfences the 
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
+from conftest import DEFAULT_BACKEND, PYTHON, child_env
 from dupharness import wait_until
 from served import Fleet, Served, start_all
 
@@ -265,15 +266,29 @@ def test_served_switchover_under_writes_and_back(fleet: Fleet) -> None:
         wait_until(lambda: c.table("t").get("after", "s") == b"on west", WAIT, "east following west")
         with pytest.raises(pf.TableMovedError):
             c.table("t").set("x", "s", "v")
-    # switch back
+    # switch back, from the command line
+    done = cli("--connect", west.url, "switchover", "t", str(report.new_dupid), "--timeout", str(WAIT))
+    assert done.returncode == 0, done.stderr
+    assert "rpo_mutations 0" in done.stdout
     with pf.connect(west.url) as wc:
-        again = wc.duplication(report.new_dupid).switchover(timeout=WAIT)
-        assert again.rpo_mutations == 0 and again.new_primary == east.url
+        assert wc.table_role("t").moved_to == east.url
         with pytest.raises(pf.TableMovedError):
             wc.table("t").set("x", "s", "v")
+        assert [d.dupid for d in wc.duplications("t")] == []
     with pf.connect(east.url) as c:
         c.table("t").set("home", "s", "east")
         assert missing(c.table("t"), w.acked) == []
+        (back_again,) = c.duplications("t")
+        back_again.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        assert back_again.remote == west.url and not back_again.with_checkpoint
+    done = cli("--connect", east.url, "ls", "-d")
+    assert done.returncode == 0 and f"source dups {back_again.dupid}" in done.stdout
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = child_env(DEFAULT_BACKEND)
+    argv = [PYTHON, "-m", "pegasus_fast", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_served_switchover_to_an_unreachable_follower_unfences(fleet: Fleet) -> None:
