@@ -306,3 +306,34 @@ def test_served_switchover_to_an_unreachable_follower_unfences(fleet: Fleet) -> 
         assert info.value.unfenced and info.value.stage in ("catch_up", "take_over")
         c.table("t").set("k", "s", "still here")
         assert c.table_role("t").moved_to == ""
+
+
+def test_a_drain_ships_a_tail_once_and_the_driver_goes_on_after_it(
+    two: tuple[pf.Cluster, pf.Cluster],
+) -> None:
+    from pegasus_fast.duplication.drain import drain
+
+    a, b = two
+    ta = a.create_table("t", partition_count=1)
+    dup = a.add_duplication("t", b)
+    dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    dup.pause()
+    for i in range(50):
+        ta.set(f"k{i}", "s", str(i))
+    p = ta.partitions[0]
+    start = dup.progress()[0].confirmed_decree + 1
+    follower = a.remotes.connect(b.path)
+    cid, _uid = follower.identity()
+    # batches of one block at a time (the smallest size): many applies, in order
+    assert drain(p, follower, "t", start, p.last_committed, 1, cid) == p.last_committed
+    tb = b.table("t")
+    assert [tb.get(f"k{i}", "s") for i in range(50)] == [str(i).encode() for i in range(50)]
+    held = tb.partitions[0].last_committed
+    # again, overlapping what the follower holds: nothing is applied twice
+    assert drain(p, follower, "t", start, p.last_committed, 1 << 20, cid) == p.last_committed
+    assert tb.partitions[0].last_committed == held
+    # the driver carries on from the decree the follower answers
+    dup.resume()
+    ta.set("after", "s", "v")
+    wait_until(lambda: tb.get("after", "s") == b"v", WAIT, "the driver shipping after the drain")
+    wait_until(lambda: dup.progress()[0].pending_mutations == 0, WAIT, "the driver confirming")
