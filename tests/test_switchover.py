@@ -337,3 +337,31 @@ def test_a_drain_ships_a_tail_once_and_the_driver_goes_on_after_it(
     ta.set("after", "s", "v")
     wait_until(lambda: tb.get("after", "s") == b"v", WAIT, "the driver shipping after the drain")
     wait_until(lambda: dup.progress()[0].pending_mutations == 0, WAIT, "the driver confirming")
+
+
+def test_a_switchover_cut_short_by_a_restart_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    from pegasus_fast.engine.switchover import fence
+
+    cfg = pf.Config(cluster_id=1)
+    a = pf.Cluster.open(tmp_path / "a", name="a", config=cfg)
+    b = pf.Cluster.open(tmp_path / "b", name="b", config=pf.Config(cluster_id=2))
+    try:
+        ta = a.create_table("t", partition_count=4)
+        dup = a.add_duplication("t", b)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        for i in range(20):
+            ta.set(f"k{i}", "s", "v")
+        fence(a, "t", dup.remote)  # the first step, then the source stops
+        a.close()
+        a = pf.Cluster.open(tmp_path / "a", name="a", config=cfg)
+        with pytest.raises(pf.TableMovedError):
+            a.table("t").set("x", "s", "v")
+        dup = a.duplication(dup.dupid)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        report = dup.switchover(timeout=WAIT)
+        assert report.rpo_mutations == 0
+        assert [b.table("t").get(f"k{i}", "s") for i in range(20)] == [b"v"] * 20
+        b.table("t").set("x", "s", "on b")
+    finally:
+        a.close()
+        b.close()

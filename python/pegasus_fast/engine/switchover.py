@@ -191,8 +191,10 @@ def switchover(
         if dup.error is not None or dup.status is not DupStatus.LOG:
             raise SwitchoverError(table, dupid, "check", f"the duplication is {dup.status}, not shipping")
         role = cluster.roles.role(table)
-        if role.moved_to:
+        if role.moved_to and role.moved_to != dup.remote:
             raise SwitchoverError(table, dupid, "check", f"the table moved to {role.moved_to} already")
+        # fenced for this duplication already: a switchover cut short (the source restarted in
+        # the middle of it) is finished by running it again; the take-over answers the same
         back = reverse_remote or cluster.path
         deadline = time.monotonic() + timeout
         start = time.monotonic()
