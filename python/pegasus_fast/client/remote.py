@@ -103,8 +103,9 @@ class RemoteCluster:
             raise InvalidTypeError("a table name is a str")
         return _table_info(self._c("GetTable", pb.TableRef(table=name)))
 
-    def table_role(self, name: str) -> TableRole:
-        """The table's part in duplication and whether it takes client writes (engine/roles.py)."""
+    def table_role(self, name: str) -> TableRole | None:
+        """The table's part in duplication and whether it takes client writes (engine/roles.py);
+        None where the server does not say."""
         return self.table_info(name).role
 
     def set_table_envs(self, name: str, envs: dict[str, str], delete: tuple[str, ...] = ()) -> TableInfo:

@@ -41,7 +41,8 @@ class TableInfo:
     #: Pegasus app envs, str -> str
     envs: dict[str, str] = field(default_factory=dict, hash=False)
     #: its part in duplication: plain, a source, a follower (read-only unless opted out), ...
-    role: TableRole = field(default_factory=TableRole, hash=False)
+    #: (None where the cluster does not say: a multi-node cluster's tables, for now)
+    role: TableRole | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

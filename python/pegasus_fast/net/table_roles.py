@@ -18,15 +18,17 @@ def role_to_pb(role: TableRole) -> pb.TableRole:
     )
 
 
-def role_from_pb(m: pb.TableRole) -> TableRole:
-    if not m.kind:  # a server that says nothing of roles
-        return TableRole()
+def role_from_pb(m: pb.TableRole) -> TableRole | None:
+    if not m.kind:  # a server that says nothing of roles (a multi-node cluster's, for now)
+        return None
     return TableRole(m.kind, tuple(m.source_of), m.follows, m.writable, m.moved_to)
 
 
-def refusal(table: str, role: TableRole) -> PegasusFastError | None:
+def refusal(table: str, role: TableRole | None) -> PegasusFastError | None:
     """The typed error a client write to a table of this role meets (None: it is taken). The
     Pegasus port answers such a write NotSupported only; its client asks the role to say which."""
+    if role is None:
+        return None
     if role.moved_to:
         return TableMovedError(table, role.moved_to)
     if not role.writable:
