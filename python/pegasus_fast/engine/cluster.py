@@ -20,7 +20,6 @@ from .. import _backend
 from ..config import Config
 from ..duplication.catalog import DuplicationCatalog
 from ..duplication.driver import DupEnv, Duplication
-from ..duplication.ports import SourceId
 from ..duplication.record import check_dupid
 from ..errors import (
     ClosedError,
@@ -32,17 +31,16 @@ from ..errors import (
 )
 from ..metrics import Metrics
 from ..storage.partition import LEARNING, Partition
-from . import limits, open_clusters, switchover, takeover
-from .envs import validate_envs
+from . import limits, open_clusters
+from .cluster_roles import ClusterRoles
 from .followers import FollowerTables
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta
 from .opens import BackgroundOpens
 from .remotes import Network, Remotes, is_url
-from .roles import DupView, TableRole, TableRoles
+from .roles import TableRoles
 from .scheduler import Lane, Scheduler
-from .switchover import SwitchoverReport
 from .table import Table, TableInfo
 from .tables import Tables
 
@@ -93,7 +91,7 @@ class _SourceTables:
         return self._cluster.has_table(table)
 
 
-class Cluster:
+class Cluster(ClusterRoles):
     """Open with ``Cluster.open(path)``; close it (or use ``with``) to release the directory."""
 
     def __init__(
@@ -344,59 +342,6 @@ class Cluster:
         )
         self.roles.refresh(table)  # a follower duplicating back to its source is a master now
         return dup
-
-    @property
-    def remotes(self) -> Remotes:
-        """How this cluster reaches its duplications' followers (engine/remotes.py)."""
-        return self._remotes
-
-    def switchover(
-        self,
-        dupid: int,
-        timeout: float = 30.0,
-        reverse_remote: str | None = None,
-        reverse_token: str | None = None,
-    ) -> SwitchoverReport:
-        """Hand the duplication's table over to its follower, nothing lost, and make this
-        cluster follow it (engine/switchover.py; also ``Duplication.switchover``)."""
-        self._check_open()
-        return switchover.switchover(self, dupid, timeout, reverse_remote, reverse_token)
-
-    def take_over(
-        self,
-        table: str,
-        source: SourceId,
-        decrees: dict[int, int],
-        back_remote: str,
-        back_token: str | None = None,
-    ) -> tuple[int, dict[int, int]]:
-        """The follower's half of a switchover (engine/takeover.py)."""
-        self._check_open()
-        return takeover.take_over(self, table, source, decrees, back_remote, back_token)
-
-    def _dup_views(self, table: str) -> list[DupView]:
-        return [DupView(d.dupid, d.remote_name, d.remote_table) for d in self._dups.active_for(table)]
-
-    def table_role(self, name: str) -> TableRole:
-        """The table's part in duplication (plain, source, follower, master-master) and
-        whether it takes client writes."""
-        self._check_open()
-        self.table(name)
-        return self.roles.role(name)
-
-    def set_table_envs(self, name: str, envs: dict[str, str], delete: tuple[str, ...] = ()) -> TableInfo:
-        """Set (and delete) table envs, Pegasus's ``set_app_envs`` / ``del_app_envs``; a role
-        env (``duplication.follower_writable``, ``duplication.moved_to``) takes effect at once."""
-        with self._lock:
-            self._check_open()
-            self.table(name)
-            rec = self._tables.record(name)
-            assert rec is not None
-            merged = {k: v for k, v in rec.envs.items() if k not in set(delete)}
-            merged.update(validate_envs(envs))
-            self.meta.set_envs(name, validate_envs(merged, self.config.max_env_bytes_per_table))
-            self.roles.refresh(name)
-        return self.table_info(name)
 
     def duplications(self, table: str | None = None) -> list[Duplication]:
         self._check_open()
