@@ -365,3 +365,53 @@ def test_a_switchover_cut_short_by_a_restart_is_finished_by_running_it_again(tmp
     finally:
         a.close()
         b.close()
+
+
+def test_a_follower_behind_refuses_the_take_over_and_changes_nothing(
+    two: tuple[pf.Cluster, pf.Cluster],
+) -> None:
+    a, b = two
+    ta = a.create_table("t", partition_count=2)
+    dup = a.add_duplication("t", b)
+    dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    dup.pause()
+    ta.set("k", "s", "not shipped")
+    source = pf.duplication.ports.SourceId("a", a.info().uid, "t", dup.dupid)
+    decrees = {p.pidx: p.last_committed for p in ta.partitions}
+    with pytest.raises(pf.SwitchoverError) as info:
+        b.take_over("t", source, decrees, a.path)
+    assert info.value.stage == "take_over"
+    assert b.table_role("t").kind == "follower" and b.duplications("t") == []
+    with pytest.raises(pf.FollowerTableError):
+        b.table("t").set("x", "s", "v")
+
+
+def test_embedded_source_to_a_served_follower_and_back(tmp_path: Path, fleet: Fleet) -> None:
+    west = fleet.add("west")  # cluster id 123
+    west.start()
+    a = pf.Cluster.open(tmp_path / "a", name="a", config=pf.Config(cluster_id=1))
+    try:
+        with pf.serve(a) as server:  # so that the new primary can duplicate back to it
+            ta = a.create_table("t", partition_count=8)
+            for i in range(100):
+                ta.set(f"k{i}", "s", "v")
+            dup = a.add_duplication("t", west.url)
+            dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            report = dup.switchover(timeout=WAIT, reverse_remote=server.url)
+            assert report.rpo_mutations == 0 and report.new_primary == west.url
+            with pytest.raises(pf.TableMovedError) as info:
+                ta.set("x", "s", "v")
+            assert info.value.primary == west.url
+            with pf.connect(west.url) as wc:
+                assert [wc.table("t").get(f"k{i}", "s") for i in range(100)] == [b"v"] * 100
+                back = wc.duplication(report.new_dupid)
+                back.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+                assert back.remote == server.url
+                wc.table("t").set("after", "s", "west")
+                wait_until(lambda: ta.get("after", "s") == b"west", WAIT, "a following west")
+                again = back.switchover(timeout=WAIT)
+                assert again.rpo_mutations == 0
+            ta.set("home", "s", "a")
+            assert a.table_role("t").writable
+    finally:
+        a.close()
