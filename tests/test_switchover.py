@@ -415,3 +415,22 @@ def test_embedded_source_to_a_served_follower_and_back(tmp_path: Path, fleet: Fl
             assert a.table_role("t").writable
     finally:
         a.close()
+
+
+def test_an_embedded_source_must_name_how_a_served_follower_reaches_it(tmp_path: Path, fleet: Fleet) -> None:
+    west = fleet.add("west")
+    west.start()
+    a = pf.Cluster.open(tmp_path / "a", name="a", config=pf.Config(cluster_id=1))
+    try:
+        a.create_table("t", partition_count=2)
+        dup = a.add_duplication("t", west.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        with pytest.raises(pf.SwitchoverError) as info:
+            dup.switchover(timeout=WAIT)  # by its path, which the follower's process cannot open
+        assert info.value.stage == "check"
+        with pytest.raises(pf.SwitchoverError) as info:
+            dup.switchover(timeout=WAIT, reverse_remote=str(tmp_path / "a"))
+        assert info.value.stage == "check"
+        a.table("t").set("k", "s", "still writable")
+    finally:
+        a.close()

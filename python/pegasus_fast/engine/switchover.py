@@ -36,6 +36,7 @@ from ..errors import (
     RemoteUnavailableError,
     SwitchoverError,
 )
+from .remotes import is_url
 from .roles import MOVED_TO_ENV
 
 #: the embedded cluster (engine/cluster.py), which calls in here: typed loosely, not imported back
@@ -196,6 +197,14 @@ def switchover(
         # fenced for this duplication already: a switchover cut short (the source restarted in
         # the middle of it) is finished by running it again; the take-over answers the same
         back = reverse_remote or cluster.path
+        if is_url(dup.remote) and not is_url(back):
+            # a follower in another process cannot open this cluster by its path
+            raise SwitchoverError(
+                table,
+                dupid,
+                "check",
+                "the follower is served: give reverse_remote, a URL this cluster is served at",
+            )
         deadline = time.monotonic() + timeout
         start = time.monotonic()
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..duplication.ports import SourceId
 from ..errors import DuplicationError, SwitchoverError, TableNotFoundError
+from .open_clusters import open_cluster_at
 from .remotes import is_url
 from .roles import MOVED_TO_ENV
 
@@ -65,6 +66,13 @@ def take_over(
         if fo.rerouted:
             raise SwitchoverError(
                 table, source.dupid, "take_over", "the follower has another partition count than its source"
+            )
+        if not is_url(back_remote) and open_cluster_at(os.path.realpath(back_remote)) is None:
+            raise SwitchoverError(
+                table,
+                source.dupid,
+                "take_over",
+                f"no cluster at {back_remote} is open in the follower's process",
             )
         held = _held(cluster, table)
         behind = {i: d for i, d in decrees.items() if held.get(i, -1) < d}
