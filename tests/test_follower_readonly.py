@@ -183,3 +183,37 @@ def test_served_follower_refuses_over_grpc_and_the_pegasus_port(
         assert "role: source dups " + ",".join(map(str, dupids)) in done.stdout
     finally:
         fleet.close()
+
+
+def test_a_multi_node_follower_refuses_routed_writes(tmp_path: Path, zk_chroot: str) -> None:
+    from multinode import Nodes
+    from pegasus_fast.engine.cluster import default_cluster_id
+
+    fleet = Fleet(tmp_path, DEFAULT_BACKEND)
+    try:
+        nodes = Nodes(fleet, f"{zk_chroot}-follower")
+        nodes.start("f1", "f2")
+        source_id = 2 if default_cluster_id(nodes.name) == 1 else 1
+        a = pf.Cluster.open(tmp_path / "a", name="a", config=pf.Config(cluster_id=source_id))
+        try:
+            ta = a.create_table("t", partition_count=4)
+            ta.set("k", "s", "v")
+            dup = a.add_duplication("t", nodes.url)
+            dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            with nodes.client() as fc:
+                t = fc.table("t")
+
+                def arrived() -> bool:
+                    try:
+                        return t.get("k", "s") == b"v"
+                    except pf.PartitionUnavailableError:
+                        return False
+
+                wait_until(arrived, WAIT, "the source's record on the nodes")
+                assert_refuses_writes(t, "t", f"a.t#{dup.dupid}")
+                ta.set("k", "s", "after")
+                wait_until(lambda: t.get("k", "s") == b"after", WAIT, "the source's next write")
+        finally:
+            a.close()
+    finally:
+        fleet.close()
