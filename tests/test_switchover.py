@@ -434,3 +434,48 @@ def test_an_embedded_source_must_name_how_a_served_follower_reaches_it(tmp_path:
         a.table("t").set("k", "s", "still writable")
     finally:
         a.close()
+
+
+def test_served_switchover_between_clusters_with_tokens(fleet: Fleet) -> None:
+    east, west = fleet.add("east"), fleet.add("west")
+    tokens = {}
+    for s in (east, west):
+        tokens[s.name] = f"{s.name}-s3cret-token"
+        path = fleet.root / f"{s.name}.token"
+        path.write_text(tokens[s.name] + "\n")
+        path.chmod(0o600)
+        s.args = ("--token-file", str(path))
+    start_all(east, west)
+    with pf.connect(east.url, token=tokens["east"]) as c:
+        c.create_table("t", partition_count=4).set("k", "s", "v")
+        dup = c.add_duplication("t", west.url, remote_token=tokens["west"])
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        report = dup.switchover(timeout=WAIT, reverse_token=tokens["east"])
+        assert report.rpo_mutations == 0
+    with pf.connect(west.url, token=tokens["west"]) as wc:
+        wc.table("t").set("k", "s", "west")
+        back = wc.duplication(report.new_dupid)
+        back.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+    with pf.connect(east.url, token=tokens["east"]) as c:
+        wait_until(lambda: c.table("t").get("k", "s") == b"west", WAIT, "east following west with its token")
+
+
+def test_a_reverse_remote_that_refuses_the_new_primary_stops_the_switchover(fleet: Fleet) -> None:
+    east, west = fleet.add("east"), fleet.add("west")
+    path = fleet.root / "east.token"
+    path.write_text("east-s3cret-token\n")
+    path.chmod(0o600)
+    east.args = ("--token-file", str(path))
+    start_all(east, west)
+    with pf.connect(east.url, token="east-s3cret-token") as c:
+        c.create_table("t", partition_count=4).set("k", "s", "v")
+        dup = c.add_duplication("t", west.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        # west would duplicate back without east's token: refused before anything changed
+        with pytest.raises(pf.SwitchoverError) as info:
+            dup.switchover(timeout=WAIT)
+        assert (info.value.stage, info.value.unfenced) == ("take_over", True)
+        c.table("t").set("k", "s", "still east")
+        assert dup.status == pf.DupStatus.LOG
+    with pf.connect(west.url) as wc:
+        assert wc.table_role("t").kind == "follower" and wc.duplications("t") == []

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from ..duplication.ports import SourceId
-from ..errors import DuplicationError, SwitchoverError, TableNotFoundError
+from ..errors import DuplicationError, PegasusFastError, SwitchoverError, TableNotFoundError
 from .open_clusters import open_cluster_at
 from .remotes import is_url
 from .roles import MOVED_TO_ENV
@@ -37,6 +37,22 @@ def _back_to(cluster: Cluster, table: str, back_remote: str) -> list[int]:
     """Live duplications of ``table`` to ``back_remote`` (a repeated take-over finds its own)."""
     target = cluster.remotes.canonical(back_remote) if is_url(back_remote) else os.path.realpath(back_remote)
     return [d.dupid for d in cluster.duplications(table) if d.remote == target and d.error is None]
+
+
+def _check_back(cluster: Cluster, table: str, source: SourceId, back_remote: str, token: str | None) -> None:
+    """The old source must be reachable back (its address, its token) before anything changes
+    here: a take-over whose reverse duplication could never connect would leave it following no
+    one."""
+    try:
+        uid = cluster.remotes.connect(back_remote, token).identity()[1]
+    except PegasusFastError as exc:
+        raise SwitchoverError(
+            table, source.dupid, "take_over", f"the old source cannot be reached at {back_remote}: {exc}"
+        ) from exc
+    if source.cluster_uid and uid != source.cluster_uid:
+        raise SwitchoverError(
+            table, source.dupid, "take_over", f"{back_remote} is not the cluster switching over"
+        )
 
 
 def take_over(
@@ -86,6 +102,8 @@ def take_over(
                 else "the follower is still learning",
             )
         existing = _back_to(cluster, table, back_remote)
+        if not existing:
+            _check_back(cluster, table, source, back_remote, back_token)
         dup = None
         if existing:
             dupid = existing[0]
