@@ -21,6 +21,7 @@ with the stage and the reason: nothing changed on either side.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from .roles import MOVED_TO_ENV
 
 #: the embedded cluster (engine/cluster.py), which calls in here: typed loosely, not imported back
 Cluster = Any
+
+log = logging.getLogger(__name__)
 
 #: how often the catch-up looks at the follower's confirmed decrees
 POLL_SECONDS = 0.001
@@ -158,12 +161,18 @@ def _take_over(
 ) -> tuple[int, dict[int, int]]:
     token = cluster.meta.state.duplications[dup.dupid].remote_token or None
     source = SourceId(cluster.name, cluster.info().uid, dup.table_name, dup.dupid)
+    ambiguous = False
     while True:
         try:
             follower = cluster.remotes.connect(dup.remote, token)
             return follower.take_over(dup.remote_table, source, decrees, back, back_token)  # type: ignore[no-any-return]
         except RemoteUnavailableError as exc:
+            # a call that ran out of time may have been taken over all the same (a refused
+            # connection never reached it); a retry is safe, the take-over answers the same
+            ambiguous = ambiguous or exc.reason.startswith(("deadline_exceeded", "cancelled"))
             if time.monotonic() >= deadline:
+                if ambiguous:
+                    raise TimeoutError(f"the follower's answer to the take-over never came: {exc}") from exc
                 raise SwitchoverError(
                     dup.table_name,
                     dup.dupid,
@@ -231,7 +240,10 @@ def switchover(
             ok = unfence(cluster, table)
             raise SwitchoverError(table, dupid, stage, f"{type(exc).__name__}: {exc}", ok) from exc
         writable = time.monotonic()
-        dup.remove()
+        try:
+            dup.remove()
+        except PegasusFastError as exc:  # the follower took over: the switchover stands
+            log.warning("switchover of %s: removing duplication %s failed: %s", table, dupid, exc)
     rpo = sum(max(0, d - held.get(i, 0)) for i, d in decrees.items())
     return SwitchoverReport(
         table=table,
