@@ -10,13 +10,23 @@ table stop being a follower (persisted) and take client writes.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from ..duplication.ports import SourceId
-from ..errors import DuplicationError, PegasusFastError, SwitchoverError, TableNotFoundError
+from ..errors import (
+    DuplicationError,
+    PegasusFastError,
+    RemoteUnavailableError,
+    SwitchoverError,
+    TableNotFoundError,
+)
 from .open_clusters import open_cluster_at
 from .remotes import is_url
 from .roles import MOVED_TO_ENV
+
+#: how long the take-over tries to reach the old source back before it gives up (nothing changed)
+BACK_CHECK_SECONDS = 3.0
 
 #: the embedded cluster (engine/cluster.py), which calls in here: typed loosely, not imported back
 Cluster = Any
@@ -43,12 +53,26 @@ def _check_back(cluster: Cluster, table: str, source: SourceId, back_remote: str
     """The old source must be reachable back (its address, its token) before anything changes
     here: a take-over whose reverse duplication could never connect would leave it following no
     one."""
-    try:
-        uid = cluster.remotes.connect(back_remote, token).identity()[1]
-    except PegasusFastError as exc:
-        raise SwitchoverError(
-            table, source.dupid, "take_over", f"the old source cannot be reached at {back_remote}: {exc}"
-        ) from exc
+    deadline = time.monotonic() + BACK_CHECK_SECONDS
+    while True:
+        try:
+            uid = cluster.remotes.connect(back_remote, token).identity()[1]
+            break
+        except RemoteUnavailableError as exc:
+            # a first connection under load can miss its handshake deadline: try again a while
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise SwitchoverError(
+                table, source.dupid, "take_over", f"the old source cannot be reached at {back_remote}: {exc}"
+            ) from exc
+        except PegasusFastError as exc:  # its token refused, say: no retry helps
+            raise SwitchoverError(
+                table,
+                source.dupid,
+                "take_over",
+                f"the old source refused the way back at {back_remote}: {exc}",
+            ) from exc
     if source.cluster_uid and uid != source.cluster_uid:
         raise SwitchoverError(
             table, source.dupid, "take_over", f"{back_remote} is not the cluster switching over"
