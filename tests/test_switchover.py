@@ -479,3 +479,40 @@ def test_a_reverse_remote_that_refuses_the_new_primary_stops_the_switchover(flee
         assert dup.status == pf.DupStatus.LOG
     with pf.connect(west.url) as wc:
         assert wc.table_role("t").kind == "follower" and wc.duplications("t") == []
+
+
+def test_no_write_is_acknowledged_past_the_fenced_decree(tmp_path: Path) -> None:
+    from pegasus_fast.engine.switchover import fence
+
+    a = pf.Cluster.open(tmp_path / "a", name="a", config=pf.Config(cluster_id=1))
+    try:
+        t = a.create_table("t", partition_count=4)
+        acked: list[tuple[int, int]] = []  # (partition, decree) of every acknowledged write
+        refused: list[BaseException] = []
+        go = threading.Barrier(9)
+
+        def write(w: int) -> None:
+            go.wait()
+            for i in range(100_000):
+                key = f"w{w}-{i}"
+                try:
+                    decree = t.set(key, "s", "v")
+                except pf.TableMovedError as exc:
+                    refused.append(exc)
+                    return
+                acked.append((t.partition_index(key, "s"), decree))
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+        for th in threads:
+            th.start()
+        go.wait()
+        wait_until(lambda: len(acked) > 500, WAIT, "writes under way")
+        decrees = fence(a, "t", "pegasus://elsewhere:1")
+        for th in threads:
+            th.join(WAIT)
+        assert len(refused) == 8  # every writer met the fence
+        assert all(d <= decrees[p] for p, d in acked)
+        assert [p.last_committed for p in t.partitions] == [decrees[i] for i in range(4)]
+        assert all(p.durable_decree >= decrees[p.pidx] for p in t.partitions)
+    finally:
+        a.close()
