@@ -766,6 +766,8 @@ def test_follower_local_writes_converge_by_last_writer_wins(pair: tuple[pf.Clust
     dup = src.add_duplication("test1", dst)
     dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
     follower = dst.table("test1")
+    # a follower takes client writes only when told to (issue #21 §3)
+    dst.set_table_envs("test1", {"duplication.follower_writable": "true"})
     t.set("k", "s", "source-1")
     t.multi_set("m", {"a": "source-1", "b": "source-1"})
     wait_caught_up(t, follower)

@@ -55,8 +55,9 @@ def test_follower_partitions_open_in_the_background_once_learned(
     time.sleep(FOLLOWER_OPEN_DELAY)
     dst.scheduler.submit_after(0.05, lambda: None, Lane.LOW).result()
     dst.scheduler.submit(lambda: None, Lane.LOW).result()
+    dst.set_table_envs("t", {"duplication.follower_writable": "true"})  # read-only otherwise (#21 §3)
     with fileio.faults() as counted:
-        dst.table("t").set(b"k", b"s", b"v")  # a follower also takes writes (master-master)
+        dst.table("t").set(b"k", b"s", b"v")
     assert counted.calls.get("rdb_open", 0) == 0
 
 

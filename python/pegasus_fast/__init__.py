@@ -30,6 +30,8 @@ from .duplication import Duplication, DupStatus, PartitionProgress
 from .duplication.verify_report import Difference, PartitionVerify, RecordState, VerifyReport
 from .engine import cluster as _engine
 from .engine.cluster import ClusterInfo
+from .engine.roles import TableRole
+from .engine.switchover import SwitchoverReport
 from .engine.table import PartitionStats, Table, TableHealth, TableInfo
 from .errors import (
     AuthenticationError,
@@ -50,6 +52,7 @@ from .errors import (
     FileChangedError,
     FollowerDecreeError,
     FollowerGapError,
+    FollowerTableError,
     FollowerTableNotFoundError,
     InvalidArgumentError,
     InvalidTypeError,
@@ -68,7 +71,9 @@ from .errors import (
     ResourceExhaustedError,
     Retry,
     StorageError,
+    SwitchoverError,
     TableExistsError,
+    TableMovedError,
     TableNotFoundError,
     UnsafePathError,
     VerifyPositionError,
@@ -164,6 +169,7 @@ __all__ = [
     "FollowerDecreeError",
     "FollowerGapError",
     "FollowerTableNotFoundError",
+    "FollowerTableError",
     "InvalidArgumentError",
     "InvalidTypeError",
     "MetaCorruptionError",
@@ -196,10 +202,14 @@ __all__ = [
     "Retry",
     "Server",
     "StorageError",
+    "SwitchoverError",
+    "SwitchoverReport",
     "Table",
     "TableExistsError",
     "TableHealth",
     "TableInfo",
+    "TableMovedError",
+    "TableRole",
     "TableNotFoundError",
     "UnsafePathError",
     "VerifyPositionError",

@@ -573,3 +573,44 @@ class FrameTooLargeError(PegasusProtocolError):
         super().__init__(offset, f"frame of {length} bytes; the limit is {limit}")
         self.length = int(length)
         self.limit = int(limit)
+
+
+class FollowerTableError(PegasusFastError):
+    """A client write to the follower table of a master-slave duplication: it takes the
+    source's writes only (duplication applies), unless its env ``duplication.follower_writable``
+    is ``true``. ``source`` names whom it follows (``cluster.table#dupid``)."""
+
+    def __init__(self, table: str, source: str) -> None:
+        super().__init__(f"table {table!r} follows {source}: it takes no client writes")
+        self.table = table
+        self.source = source
+
+
+class TableMovedError(PegasusFastError):
+    """A client write to a table switched over to another cluster (or being switched): write to
+    ``primary``, the new primary's address (a ``pegasus://`` URL, or an embedded cluster's path)."""
+
+    def __init__(self, table: str, primary: str) -> None:
+        super().__init__(f"table {table!r} moved: its primary is {primary}")
+        self.table = table
+        self.primary = primary
+
+
+class SwitchoverError(DuplicationError):
+    """A switchover that could not finish: ``stage`` is where it stopped (``check``, ``fence``,
+    ``catch_up``, ``take_over``), ``reason`` why. The source was unfenced and nothing changed on
+    the follower, unless ``unfenced`` is False (the source keeps refusing writes: the follower's
+    answer to the take-over never came, so it may be the primary now; see docs/switchover.md)."""
+
+    retry = Retry.FAILURE
+
+    def __init__(self, table: str, dupid: int, stage: str, reason: str, unfenced: bool = True) -> None:
+        super().__init__(
+            f"switchover of {table!r} (duplication {dupid}) stopped at {stage}: {reason}"
+            + ("" if unfenced else "; the source stays fenced")
+        )
+        self.table = table
+        self.dupid = dupid
+        self.stage = stage
+        self.reason = reason
+        self.unfenced = unfenced

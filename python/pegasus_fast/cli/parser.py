@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from ..bench import runner as bench_runner
+from . import role_verbs
 from . import serve as serve_cli
 from .backup_verbs import add_parsers as backup_parsers
 from .data_verbs import CHECK_TYPES, FILTER_TYPES
@@ -104,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--partitions", type=int, default=8, help="number of partitions")
     p.add_argument("-e", "--envs", action="append", default=[], help="app envs as k1=v1,k2=v2 (repeatable)")
     p = verb("ls", "list tables: app_id, name, partitions, status, creation time")
-    p.add_argument("-d", "--detailed", action="store_true", help="also each table's envs")
+    p.add_argument("-d", "--detailed", action="store_true", help="also each table's envs and role")
     p = verb("drop", "drop a table and all its records")
     p.add_argument("table", help="the table's name")
     p = verb(
@@ -236,6 +237,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("table", help="the duplicated table")
     p.add_argument("dupid", type=int, help="the duplication's id (query_dup shows it)")
     p.add_argument("--remote-token-file", required=True, help="the token the remote wants now (a file, 0600)")
+    role_verbs.add_parsers(verb)
     for p in sub.choices.values():
         _globals(p, argparse.SUPPRESS)
     return ap

@@ -17,6 +17,7 @@ from .backup_verbs import BACKUP_VERBS
 from .data_verbs import DATA_VERBS
 from .exits import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE
 from .format import table
+from .role_verbs import ROLE_VERBS, role_text
 from .verify_verb import verify_dup
 
 #: a verb returns its exit code (None: 0)
@@ -72,10 +73,10 @@ def ls(c: Any, args: argparse.Namespace) -> None:
     headers = ["app_id", "name", "partitions", "status", "create_time"]
     rows = [
         (i.app_id, i.name, i.partition_count, i.status, _when(i.create_time))
-        + ((_envs_text(i.envs),) if args.detailed else ())
+        + ((role_text(i), _envs_text(i.envs)) if args.detailed else ())
         for i in c.list_tables()
     ]
-    print(table(headers + (["envs"] if args.detailed else []), rows))
+    print(table(headers + (["role", "envs"] if args.detailed else []), rows))
 
 
 def drop(c: Any, args: argparse.Namespace) -> None:
@@ -91,7 +92,9 @@ def app(c: Any, args: argparse.Namespace) -> int:
     h = t.health(gone) if partial else t.health()
     stats = t.partition_stats(gone) if partial else t.partition_stats()
     print(f"table {t.name}: app_id {t.app_id}, {t.partition_count} partitions")
-    print(f"envs: {_envs_text(c.table_info(t.name).envs)}")
+    info = c.table_info(t.name)
+    print(f"role: {role_text(info)}")
+    print(f"envs: {_envs_text(info.envs)}")
     print(
         f"fully_healthy {h.fully_healthy}  unhealthy {h.unhealthy}  "
         f"write_unhealthy {h.write_unhealthy}  read_unhealthy {h.read_unhealthy}\n"
@@ -360,6 +363,7 @@ VERBS: dict[str, Verb] = {
     "update_dup": dup_verbs.update_dup,
     **DATA_VERBS,
     **BACKUP_VERBS,
+    **ROLE_VERBS,
 }
 
 

@@ -7,6 +7,7 @@ connection raises ClosedError before anything is sent.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +16,13 @@ import grpc
 from ..errors import ClosedError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.table_roles import refusal, role_from_pb
 from ..net.wire import Address, auth_metadata, call, open_channel, parse_hostport, replies
 
 #: a call without a timeout of its own gives up after this long
 DEFAULT_TIMEOUT = 30.0
+#: how long the role that made a table refuse a write is taken as still holding
+REFUSAL_KEPT_SECONDS = 0.02
 
 
 class Conn:
@@ -34,6 +38,8 @@ class Conn:
         self._data: Any = None
         self._data_asked = False
         self._data_lock = threading.Lock()
+        #: table -> (when, its role) of a write refused lately (see _refusal)
+        self._refusals: dict[str, tuple[float, Any]] = {}
 
     @classmethod
     def open(cls, addr: Address, token: str | None, timeout: float, tls: dict[str, str | None]) -> Conn:
@@ -63,9 +69,25 @@ class Conn:
                         if host in ("0.0.0.0", "", "[::]", "::"):
                             # a port on every interface is reached where the gRPC one was
                             host = parse_hostport(self.url.split("://", 1)[-1].rstrip("/")).host
-                        self._data = DataPlane(host, int(port), self.timeout)
+                        self._data = DataPlane(host, int(port), self.timeout, self._refusal)
                     self._data_asked = True
         return self._data
+
+    def _refusal(self, table: str) -> BaseException | None:
+        """Why ``table`` refuses client writes, from its role (net/table_roles.py). A refusal is
+        kept for a moment: clients retrying a write a new primary does not take yet would
+        otherwise ask the server again for every try, while it is busy taking over."""
+        now = time.monotonic()
+        kept = self._refusals.get(table)
+        if kept is not None and now - kept[0] < REFUSAL_KEPT_SECONDS:
+            return refusal(table, kept[1])
+        role = role_from_pb(self("GetTable", pb.TableRef(table=table)).role)
+        exc = refusal(table, role)
+        if exc is not None:
+            self._refusals[table] = (now, role)
+        else:
+            self._refusals.pop(table, None)
+        return exc
 
     def check_open(self) -> None:
         if self.closed:

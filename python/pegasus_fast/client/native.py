@@ -13,6 +13,8 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import _backend
@@ -29,6 +31,8 @@ from ..net.pegasus.calls import decode_reply, encode_call
 from ..net.pegasus.frame import DEFAULT_MAX_FRAME
 
 _LEN = struct.Struct(">i")
+#: a write refused for the table's role is sent again this often when the role allows it now
+REFUSED_RETRIES = 3
 
 
 class PyClientCore:
@@ -90,14 +94,34 @@ def _recv(s: socket.socket, n: int) -> bytes:
 class DataPlane:
     """A table's data calls on the Pegasus port at ``host:port``."""
 
-    def __init__(self, host: str, port: int, timeout: float | None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        refused: Callable[[str], BaseException | None] = lambda table: None,
+    ) -> None:
         core = getattr(_backend.impl, "PegasusClientCore", None)
         self.core: Any = (core or PyClientCore)(host, port, timeout)
         self.target = f"{host}:{port}"
+        #: the typed error of a write the table refuses (its role: FollowerTableError,
+        #: TableMovedError), asked of the server when the port answers NotSupported
+        self._refused = refused
 
     def call(self, table: str, op: int, app_id: int, pidx: int, args: tuple[Any, ...]) -> Any:
         """The result of one call, or the typed error its answer means (protocol §5)."""
-        error, result = self.core.call(op, app_id, pidx, args)
+        for attempt in range(REFUSED_RETRIES + 1):
+            error, result = self.core.call(op, app_id, pidx, args)
+            if error != codes.ERR_OK or result[0] != codes.K_NOT_SUPPORTED:
+                break
+            # a write the table's role refused (nothing was written): say which, or, when the
+            # role changed since (a switchover's new primary took over), send it again
+            exc = self._refused(table)
+            if exc is not None:
+                raise exc
+            if attempt == REFUSED_RETRIES:
+                raise PartitionUnavailableError(table, pidx, "its role is changing")
+            time.sleep(0.001 * (1 << attempt))
         if error != codes.ERR_OK:
             if error == codes.ERR_OBJECT_NOT_FOUND:
                 raise TableNotFoundError(table)

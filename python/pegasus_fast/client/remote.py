@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from ..duplication.record import check_dupid
 from ..engine.cluster import Cluster, ClusterInfo
+from ..engine.envs import validate_envs
+from ..engine.roles import TableRole
+from ..engine.switchover import SwitchoverReport
 from ..engine.table import TableInfo
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
+from ..net.table_roles import role_from_pb
 from ..net.wire import parse_url, token_from_env
 from ..storage.backup_set import BackupSummary
 from . import args
@@ -22,7 +26,9 @@ from .remote_table import RemoteTable
 
 
 def _table_info(m: pb.TableInfo) -> TableInfo:
-    return TableInfo(m.app_id, m.name, m.partition_count, m.status, m.create_time, dict(m.envs))
+    return TableInfo(
+        m.app_id, m.name, m.partition_count, m.status, m.create_time, dict(m.envs), role_from_pb(m.role)
+    )
 
 
 class RemoteCluster:
@@ -97,6 +103,28 @@ class RemoteCluster:
         if not isinstance(name, str):
             raise InvalidTypeError("a table name is a str")
         return _table_info(self._c("GetTable", pb.TableRef(table=name)))
+
+    def table_role(self, name: str) -> TableRole | None:
+        """The table's part in duplication and whether it takes client writes (engine/roles.py);
+        None where the server does not say."""
+        return self.table_info(name).role
+
+    def set_table_envs(self, name: str, envs: dict[str, str], delete: tuple[str, ...] = ()) -> TableInfo:
+        """Set (and delete) table envs on the server (Pegasus's set_app_envs / del_app_envs)."""
+        if not isinstance(name, str):
+            raise InvalidTypeError("a table name is a str")
+        req = pb.SetTableEnvsRequest(table=name, envs=validate_envs(envs), delete=list(delete))
+        return _table_info(self._c("SetTableEnvs", req))
+
+    def switchover(
+        self,
+        dupid: int,
+        timeout: float = 30.0,
+        reverse_remote: str | None = None,
+        reverse_token: str | None = None,
+    ) -> SwitchoverReport:
+        """``duplication(dupid).switchover(...)``."""
+        return self.duplication(dupid).switchover(timeout, reverse_remote, reverse_token)
 
     def has_table(self, name: str) -> bool:
         return any(t.name == name for t in self.list_tables())

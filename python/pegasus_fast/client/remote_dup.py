@@ -6,9 +6,11 @@ import time
 
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..duplication.verify_report import VerifyReport
+from ..engine.switchover import SwitchoverReport, check_timeout
 from ..errors import DuplicationError, DuplicationNotFoundError, FollowerGapError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
-from ..net.verify_wire import report_from_pb
+from ..net.table_roles import report_from_pb as switchover_report_from_pb
+from ..net.verify_wire import report_from_pb as verify_report_from_pb
 from ..net.wire import decode_error
 from .conn import Conn
 
@@ -118,7 +120,21 @@ class RemoteDuplication:
     def verify(self, timeout: float | None = None, pidxs: list[int] | None = None) -> VerifyReport:
         """Compare the follower with the source table, live (docs/verify.md); runs on the server."""
         req = pb.VerifyRequest(dupid=self.dupid, timeout_seconds=timeout, pidxs=pidxs or [])
-        return report_from_pb(self._c("VerifyDuplication", req, VERIFY_CALL_TIMEOUT))
+        return verify_report_from_pb(self._c("VerifyDuplication", req, VERIFY_CALL_TIMEOUT))
+
+    def switchover(
+        self, timeout: float = 30.0, reverse_remote: str | None = None, reverse_token: str | None = None
+    ) -> SwitchoverReport:
+        """Hand the table's writes to the follower, nothing lost, and make this cluster follow
+        it (docs/switchover.md). ``reverse_remote``: how the follower reaches this cluster
+        (default: the URL this client connected to)."""
+        timeout = check_timeout(timeout)
+        request = pb.SwitchoverRequest(
+            dupid=self.dupid, timeout_seconds=timeout, reverse_remote=reverse_remote or self._c.url
+        )
+        if reverse_token is not None:
+            request.reverse_token = reverse_token
+        return switchover_report_from_pb(self._c("Switchover", request, timeout=timeout + self._c.timeout))
 
     def pause(self) -> None:
         self._update(self._c("PauseDuplication", self._ref()))

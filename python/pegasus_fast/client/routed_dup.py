@@ -147,6 +147,14 @@ class RoutedDuplication:
     def _set(self, method: str) -> None:
         self._r.meta(method, pb.DupRef(dupid=self.dupid), 120.0)
 
+    def switchover(
+        self, timeout: float = 30.0, reverse_remote: str | None = None, reverse_token: str | None = None
+    ) -> None:
+        """Not yet for a multi-node source (docs/switchover.md): DuplicationError, nothing fenced."""
+        raise DuplicationError(
+            f"duplication {self.dupid}: a multi-node cluster cannot switch over yet (docs/switchover.md)"
+        )
+
     def pause(self) -> None:
         self._set("PauseDuplication")
 

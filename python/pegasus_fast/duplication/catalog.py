@@ -28,9 +28,16 @@ class DuplicationCatalog(PartitionHooks):
     """Owns the live duplications of one cluster, and answers its partitions' hooks:
     wake shippers on durable writes, bound WAL GC, pin checkpoints being copied."""
 
-    def __init__(self, env: DupEnv, add_record: Callable[[DupRecord, int | None], int]) -> None:
+    def __init__(
+        self,
+        env: DupEnv,
+        add_record: Callable[[DupRecord, int | None], int],
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self._env = env
         self._add_record = add_record
+        #: told after a duplication is removed (a table's role may change: engine/roles.py)
+        self._on_change = on_change
         self._lock = threading.RLock()
         self._dups: dict[int, Duplication] = {}
         #: table name -> its live duplications (read on the write path, replaced whole)
@@ -60,6 +67,7 @@ class DuplicationCatalog(PartitionHooks):
         with self._lock:
             self._dups = {k: d for k, d in self._dups.items() if d.status != DupStatus.REMOVED}
             self._reindex()
+        self._on_change()
 
     def setting_up(self) -> bool:
         """Whether a duplication is between its start and shipping (INIT, PREPARE, APP): the

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..config import Config
 from ..errors import (
@@ -72,6 +73,9 @@ class DupEnv:
     #: the partitions of a table this process ships (None: all of them). A node of a
     #: multi-node cluster ships only those it owns; the others are their owners' to ship.
     scope: Callable[[str], frozenset[int] | None] = lambda table: None
+    #: runs a switchover of a duplication (the engine's: engine/switchover.py), for
+    #: Duplication.switchover; None where the cluster offers none
+    switchover: Callable[..., Any] | None = None
 
 
 class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
@@ -210,6 +214,15 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
     def verify_follower(self) -> Follower:
         """A connection to the follower for a verification, beside the driver's own."""
         return self._env.connector.connect(self.remote, self._record.remote_token or None)
+
+    def switchover(
+        self, timeout: float = 30.0, reverse_remote: str | None = None, reverse_token: str | None = None
+    ) -> Any:
+        """Hand the table's writes to the follower, nothing lost, and make this cluster follow
+        it; returns a SwitchoverReport (docs/switchover.md)."""
+        if self._env.switchover is None:
+            raise DuplicationError("this cluster cannot switch over")
+        return self._env.switchover(self.dupid, timeout, reverse_remote, reverse_token)
 
     def pause(self) -> None:
         self._transition(DupStatus.PAUSE)

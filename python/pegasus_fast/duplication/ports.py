@@ -133,6 +133,21 @@ class Follower(Protocol):
         """The duplication is stopping: give up the calls in flight (a checkpoint copy over a slow
         link can take minutes); they and any later call raise RemoteUnavailableError."""
 
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        """A switchover's last step on the follower (docs/switchover.md): check that every
+        partition holds source decree ``decrees[pidx]`` (else SwitchoverError, nothing changed),
+        add the reverse duplication, no checkpoint, of the table to ``back_remote`` (its start
+        taken while client writes are still refused), then take client writes. Returns the
+        reverse duplication's dupid and the source decree each partition holds. Idempotent: a
+        table this source already handed over answers the same."""
+
 
 class PipelinedFollower(Follower, Protocol):
     """A follower across a network: ships a backlog over one stream, batches in flight."""

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import _backend
@@ -32,12 +32,14 @@ from ..errors import (
 from ..metrics import Metrics
 from ..storage.partition import LEARNING, Partition
 from . import limits, open_clusters
+from .cluster_roles import ClusterRoles
 from .followers import FollowerTables
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta
 from .opens import BackgroundOpens
 from .remotes import Network, Remotes, is_url
+from .roles import TableRoles
 from .scheduler import Lane, Scheduler
 from .table import Table, TableInfo
 from .tables import Tables
@@ -89,7 +91,7 @@ class _SourceTables:
         return self._cluster.has_table(table)
 
 
-class Cluster:
+class Cluster(ClusterRoles):
     """Open with ``Cluster.open(path)``; close it (or use ``with``) to release the directory."""
 
     def __init__(
@@ -114,6 +116,8 @@ class Cluster:
         self._closed = False
         self._lock = threading.RLock()
         self._remotes = Remotes(network)
+        #: one switchover (or take-over) of this cluster's tables at a time
+        self.switch_lock = threading.RLock()
         try:
             default_name = name or os.path.basename(self.path)
             if cluster_id is not None:
@@ -152,8 +156,10 @@ class Cluster:
                     cluster_uid=state.uid,
                     cluster_id=self.cluster_id,
                     scope=duplication_scope or (lambda table: None),
+                    switchover=lambda *a: self.switchover(*a),
                 ),
                 self.meta.add_duplication,
+                lambda: self.roles.refresh_all(),
             )
             self._opens = BackgroundOpens(self.scheduler, self._setting_up)
             slots, self._limit_warnings = limits.open_slots(config)
@@ -170,7 +176,11 @@ class Cluster:
             )
             #: the follower bookkeeping of the tables that duplications of other clusters made
             #: or adopted here (engine/local_follower.py, a node of a multi-node cluster)
-            self.followers = FollowerTables(self._tables, self.meta, config, self._opens)
+            #: each table's role in duplication, and the client-write gate it sets (issue #21 §3)
+            self.roles = TableRoles(
+                self._tables.record, self._tables.find, self._dup_views, self._tables.names
+            )
+            self.followers = FollowerTables(self._tables, self.meta, config, self._opens, self.roles.refresh)
             self._tables.open_existing()
             limits.log_warnings(self.name, self._limit_warnings + self._over_limits())
         except BaseException:
@@ -185,6 +195,7 @@ class Cluster:
             self.maintenance = Maintenance(self.config, self.scheduler, self.metric_set, self.open_tables)
             self.maintenance.start()
             self._dups.resume(dict(state.duplications))
+            self.roles.refresh_all()
         except BaseException:
             with contextlib.suppress(CloseError):
                 self.close()  # the error that stopped the open is the one to report
@@ -330,7 +341,7 @@ class Cluster:
         if remote_path == self.path:
             raise DuplicationError("a cluster cannot duplicate to itself")
         self.table(table)
-        return self._dups.add(
+        dup = self._dups.add(
             table,
             remote_path,
             remote_name,
@@ -341,6 +352,8 @@ class Cluster:
             dupid,
             accept_gap,
         )
+        self.roles.refresh(table)  # a follower duplicating back to its source is a master now
+        return dup
 
     def duplications(self, table: str | None = None) -> list[Duplication]:
         self._check_open()
@@ -367,6 +380,7 @@ class Cluster:
     def create_table(self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None) -> Table:
         """A new table of ``partition_count`` partitions (Pegasus ``create``)."""
         table = self._tables.create(name, partition_count, envs)
+        self.roles.refresh(name)
         if self.config.open_rocksdb_eagerly:
             # a duplication's follower table opens its partitions once they have learned
             # (FollowerTables.mark_learned)
@@ -391,12 +405,12 @@ class Cluster:
 
     def list_tables(self) -> list[TableInfo]:
         self._check_open()
-        return self._tables.infos()
+        return [replace(i, role=self.roles.role(i.name)) for i in self._tables.infos()]
 
     def table_info(self, name: str) -> TableInfo:
         """What ``list_tables`` says of one table."""
         self._check_open()
-        return self._tables.info(name)
+        return replace(self._tables.info(name), role=self.roles.role(name))
 
     def drop_table(self, name: str) -> None:
         with self._lock:

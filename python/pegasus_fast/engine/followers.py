@@ -3,6 +3,8 @@ partitions have learned: the one place that changes it (durably first, then the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..config import Config
 from ..duplication.ports import SourceId
 from ..errors import DuplicationError
@@ -16,11 +18,20 @@ class FollowerTables:
     """A cluster's follower bookkeeping, as the embedded follower and a node of a
     multi-node cluster use it."""
 
-    def __init__(self, tables: Tables, meta: ClusterMeta, config: Config, opens: BackgroundOpens) -> None:
+    def __init__(
+        self,
+        tables: Tables,
+        meta: ClusterMeta,
+        config: Config,
+        opens: BackgroundOpens,
+        changed: Callable[[str], object] = lambda name: None,
+    ) -> None:
         self._tables = tables
         self._meta = meta
         self._config = config
         self._opens = opens
+        #: told once a table's follower record changed (its role: engine/roles.py)
+        self._changed = changed
 
     def record(self, name: str) -> TableRecord | None:
         """The table's metadata record, ``follower_of`` included (None: no such table)."""
@@ -29,7 +40,9 @@ class FollowerTables:
     def create(self, name: str, partition_count: int, source: SourceId) -> Table:
         """A duplication's follower table, every partition learning. Its partitions' RocksDB
         open once they have learned (``mark_learned``), not when it is made."""
-        return self._tables.create(name, partition_count, None, follower_of=source)
+        table = self._tables.create(name, partition_count, None, follower_of=source)
+        self._changed(name)
+        return table
 
     def adopt(self, name: str, source: SourceId, source_partitions: int, continues: bool = False) -> None:
         """An existing table becomes the follower of a duplication without checkpoint; its
@@ -43,6 +56,18 @@ class FollowerTables:
             name,
             FollowerOf(source, (False,) * source_partitions, rerouted, adopted=True, continues=continues),
         )
+        self._changed(name)
+
+    def promote(self, name: str, moved_env: str) -> None:
+        """A switchover handed the table its source's writes: it follows no one now, and a fence
+        an earlier switchover left on it (env ``moved_env``) goes. Persisted, then the table's
+        gate opens (engine/roles.py)."""
+        rec = self.record(name)
+        if rec is None:
+            return
+        envs = {k: v for k, v in rec.envs.items() if k != moved_env}
+        self._meta.set_follower_of(name, None, envs)  # one durable change
+        self._changed(name)
 
     def retarget(self, name: str, source: SourceId) -> None:
         """A follower table that never finished learning, made by an earlier duplication of the

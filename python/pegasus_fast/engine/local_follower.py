@@ -305,6 +305,17 @@ class LocalFollower:
         """Nothing to give up: a call into a cluster of this process does not wait on a network."""
 
     @_closed_is_unavailable
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        return self.cluster.take_over(table, source, decrees, back_remote, back_token)
+
+    @_closed_is_unavailable
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
         parts = self._rerouted(table)
         if parts is not None:

@@ -298,9 +298,20 @@ class ClusterMeta:
             del tables[name]
             self._commit(replace(self._state, tables=tables))
 
-    def set_follower_of(self, name: str, follower_of: FollowerOf) -> None:
+    def set_envs(self, name: str, envs: dict[str, str]) -> None:
+        """Replace the table's envs (checked by the caller: engine/envs.py)."""
+        with self._lock:
+            record = replace(self._state.tables[name], envs=dict(envs))
+            self._commit(replace(self._state, tables={**self._state.tables, name: record}))
+
+    def set_follower_of(
+        self, name: str, follower_of: FollowerOf | None, envs: dict[str, str] | None = None
+    ) -> None:
+        """``envs``: replace the table's envs in the same change (a switchover's promotion)."""
         with self._lock:
             record = replace(self._state.tables[name], follower_of=follower_of)
+            if envs is not None:
+                record = replace(record, envs=dict(envs))
             self._commit(replace(self._state, tables={**self._state.tables, name: record}))
 
     def set_learned(self, name: str, pidxs: list[int], learned: bool = True) -> None:

@@ -4,7 +4,7 @@ other here (engine/local_follower.py), and a duplication waiting for one goes on
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 from .followers import FollowerTables
 from .table import Table
@@ -36,6 +36,15 @@ class OpenCluster(Protocol):
     def info(self) -> UidHolder: ...
 
     def table(self, name: str) -> Table: ...
+
+    def take_over(
+        self,
+        table: str,
+        source: Any,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]: ...
 
     def wake_duplications_to(self, remote: str) -> None:
         """The cluster at ``remote`` opened: duplications to it go on now."""

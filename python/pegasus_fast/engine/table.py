@@ -23,6 +23,7 @@ from ..records import (
 from ..storage.checkpoint import CheckpointInfo
 from ..storage.partition import CLOSED, SERVING, Partition
 from ..storage.scan import RecordBatch
+from .roles import TableRole
 from .table_atomic import TableAtomic
 from .table_reads import TableReads
 
@@ -39,6 +40,9 @@ class TableInfo:
     create_time: float
     #: Pegasus app envs, str -> str
     envs: dict[str, str] = field(default_factory=dict, hash=False)
+    #: its part in duplication: plain, a source, a follower (read-only unless opted out), ...
+    #: (None where the cluster does not say: a multi-node cluster's tables, for now)
+    role: TableRole | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,13 @@ class Tables:
     def has(self, name: str) -> bool:
         return name in self._tables
 
+    def find(self, name: str) -> Table | None:
+        """The open table of that name, or None (without the lock)."""
+        return self._tables.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tables)
+
     def open_tables(self) -> list[Table]:
         """The tables open now, without taking the lock (background tasks use it)."""
         return list(self._tables.values())

@@ -22,7 +22,7 @@ from ..coord.auth import auth_of
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import parse_zk
 from ..duplication.ports import Chunk, ManifestEntry, SourceId
-from ..errors import NotOwnerError, RemoteUnavailableError, TableNotFoundError
+from ..errors import DuplicationError, NotOwnerError, RemoteUnavailableError, TableNotFoundError
 from ..net.follower import RemoteConnector, RemoteFollower
 from .routes import Routes
 
@@ -187,6 +187,16 @@ class RoutedFollower:
     def verify_release(self, view: str) -> None:
         url, vid = view.split(" ", 1)
         self._at(url, lambda f: f.verify_release(vid))
+
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        raise DuplicationError("a multi-node follower cannot take a switchover over yet")
 
     def cancel(self) -> None:
         with self._lock:

@@ -139,6 +139,26 @@ class RemoteFollower:
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
         self._call("LearnEmpty", pb.LearnEmptyRequest(table=table, decrees=decrees))
 
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        src = pb.SourceId(
+            cluster=source.cluster, cluster_uid=source.cluster_uid, table=source.table, dupid=source.dupid
+        )
+        r = self._call(
+            "TakeOver",
+            pb.TakeOverRequest(
+                table=table, source=src, decrees=decrees, back_remote=back_remote, back_token=back_token
+            ),
+        )
+        assert isinstance(r, pb.TakeOverReply)
+        return r.dupid, dict(r.applied)
+
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         self._call(
             "LearnSnapshot", pb.LearnSnapshotRequest(table=table, pidx=pidx, decree=decree, block=block)

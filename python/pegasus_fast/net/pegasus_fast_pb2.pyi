@@ -56,7 +56,7 @@ class CreateTableRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ..., partition_count: _Optional[int] = ..., envs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class TableInfo(_message.Message):
-    __slots__ = ("app_id", "name", "partition_count", "status", "create_time", "envs")
+    __slots__ = ("app_id", "name", "partition_count", "status", "create_time", "envs", "role")
     class EnvsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,13 +70,85 @@ class TableInfo(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ENVS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     app_id: int
     name: str
     partition_count: int
     status: str
     create_time: float
     envs: _containers.ScalarMap[str, str]
-    def __init__(self, app_id: _Optional[int] = ..., name: _Optional[str] = ..., partition_count: _Optional[int] = ..., status: _Optional[str] = ..., create_time: _Optional[float] = ..., envs: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    role: TableRole
+    def __init__(self, app_id: _Optional[int] = ..., name: _Optional[str] = ..., partition_count: _Optional[int] = ..., status: _Optional[str] = ..., create_time: _Optional[float] = ..., envs: _Optional[_Mapping[str, str]] = ..., role: _Optional[_Union[TableRole, _Mapping]] = ...) -> None: ...
+
+class TableRole(_message.Message):
+    __slots__ = ("kind", "source_of", "follows", "writable", "moved_to")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_OF_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWS_FIELD_NUMBER: _ClassVar[int]
+    WRITABLE_FIELD_NUMBER: _ClassVar[int]
+    MOVED_TO_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    source_of: _containers.RepeatedScalarFieldContainer[int]
+    follows: str
+    writable: bool
+    moved_to: str
+    def __init__(self, kind: _Optional[str] = ..., source_of: _Optional[_Iterable[int]] = ..., follows: _Optional[str] = ..., writable: _Optional[bool] = ..., moved_to: _Optional[str] = ...) -> None: ...
+
+class SetTableEnvsRequest(_message.Message):
+    __slots__ = ("table", "envs", "delete")
+    class EnvsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    ENVS_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    envs: _containers.ScalarMap[str, str]
+    delete: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, table: _Optional[str] = ..., envs: _Optional[_Mapping[str, str]] = ..., delete: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SwitchoverRequest(_message.Message):
+    __slots__ = ("dupid", "timeout_seconds", "reverse_remote", "reverse_token")
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_REMOTE_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    timeout_seconds: float
+    reverse_remote: str
+    reverse_token: str
+    def __init__(self, dupid: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., reverse_remote: _Optional[str] = ..., reverse_token: _Optional[str] = ...) -> None: ...
+
+class SwitchoverReply(_message.Message):
+    __slots__ = ("table", "old_dupid", "new_dupid", "new_primary", "rpo_mutations", "write_unavailable_ms", "catch_up_ms", "fenced_decrees")
+    class FencedDecreesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    OLD_DUPID_FIELD_NUMBER: _ClassVar[int]
+    NEW_DUPID_FIELD_NUMBER: _ClassVar[int]
+    NEW_PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    RPO_MUTATIONS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_UNAVAILABLE_MS_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_MS_FIELD_NUMBER: _ClassVar[int]
+    FENCED_DECREES_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    old_dupid: int
+    new_dupid: int
+    new_primary: str
+    rpo_mutations: int
+    write_unavailable_ms: float
+    catch_up_ms: float
+    fenced_decrees: _containers.ScalarMap[int, int]
+    def __init__(self, table: _Optional[str] = ..., old_dupid: _Optional[int] = ..., new_dupid: _Optional[int] = ..., new_primary: _Optional[str] = ..., rpo_mutations: _Optional[int] = ..., write_unavailable_ms: _Optional[float] = ..., catch_up_ms: _Optional[float] = ..., fenced_decrees: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class TableList(_message.Message):
     __slots__ = ("tables",)
@@ -995,3 +1067,39 @@ class MoveReply(_message.Message):
     DECREE_FIELD_NUMBER: _ClassVar[int]
     decree: int
     def __init__(self, decree: _Optional[int] = ...) -> None: ...
+
+class TakeOverRequest(_message.Message):
+    __slots__ = ("table", "source", "decrees", "back_remote", "back_token")
+    class DecreesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DECREES_FIELD_NUMBER: _ClassVar[int]
+    BACK_REMOTE_FIELD_NUMBER: _ClassVar[int]
+    BACK_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    source: SourceId
+    decrees: _containers.ScalarMap[int, int]
+    back_remote: str
+    back_token: str
+    def __init__(self, table: _Optional[str] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ..., decrees: _Optional[_Mapping[int, int]] = ..., back_remote: _Optional[str] = ..., back_token: _Optional[str] = ...) -> None: ...
+
+class TakeOverReply(_message.Message):
+    __slots__ = ("dupid", "applied")
+    class AppliedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    DUPID_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    dupid: int
+    applied: _containers.ScalarMap[int, int]
+    def __init__(self, dupid: _Optional[int] = ..., applied: _Optional[_Mapping[int, int]] = ...) -> None: ...

@@ -226,6 +226,16 @@ class ClientStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DuplicationInfo.FromString,
                 _registered_method=True)
+        self.SetTableEnvs = channel.unary_unary(
+                '/pegasus_fast.v1.Client/SetTableEnvs',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SetTableEnvsRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
+                _registered_method=True)
+        self.Switchover = channel.unary_unary(
+                '/pegasus_fast.v1.Client/Switchover',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SwitchoverRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SwitchoverReply.FromString,
+                _registered_method=True)
 
 
 class ClientServicer:
@@ -489,6 +499,20 @@ class ClientServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTableEnvs(self, request, context):
+        """Pegasus's set_app_envs / del_app_envs; a role env takes effect at once (docs/switchover.md)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Switchover(self, request, context):
+        """Hand a table's writes to its follower, nothing lost (docs/switchover.md); admin
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClientServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -681,6 +705,16 @@ def add_ClientServicer_to_server(servicer, server):
                     servicer.UpdateDuplication,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.UpdateDuplicationRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.DuplicationInfo.SerializeToString,
+            ),
+            'SetTableEnvs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTableEnvs,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SetTableEnvsRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.SerializeToString,
+            ),
+            'Switchover': grpc.unary_unary_rpc_method_handler(
+                    servicer.Switchover,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SwitchoverRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SwitchoverReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1721,6 +1755,60 @@ class Client:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def SetTableEnvs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/SetTableEnvs',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.SetTableEnvsRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Switchover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Client/Switchover',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.SwitchoverRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.SwitchoverReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class FollowerStub:
     """-------------------------------------------------------------- follower service
@@ -1816,6 +1904,11 @@ class FollowerStub:
                 '/pegasus_fast.v1.Follower/VerifyRelease',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+                _registered_method=True)
+        self.TakeOver = channel.unary_unary(
+                '/pegasus_fast.v1.Follower/TakeOver',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TakeOverRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TakeOverReply.FromString,
                 _registered_method=True)
 
 
@@ -1946,6 +2039,14 @@ class FollowerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TakeOver(self, request, context):
+        """Switchover (docs/switchover.md): check every partition holds the source decrees given, add
+        the reverse duplication (no checkpoint) to back_remote, then take client writes. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FollowerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -2028,6 +2129,11 @@ def add_FollowerServicer_to_server(servicer, server):
                     servicer.VerifyRelease,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'TakeOver': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeOver,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TakeOverRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TakeOverReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -2468,6 +2574,33 @@ class Follower:
             '/pegasus_fast.v1.Follower/VerifyRelease',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.VerifyViewRef.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeOver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Follower/TakeOver',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TakeOverRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TakeOverReply.FromString,
             options,
             channel_credentials,
             insecure,

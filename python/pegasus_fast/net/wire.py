@@ -207,7 +207,7 @@ def status_of(exc: BaseException) -> grpc.StatusCode:
         exc, (E.DataLossError, E.DataCorruptionError, E.ChecksumMismatchError, E.WalCorruptionError)
     ):
         return grpc.StatusCode.DATA_LOSS
-    if isinstance(exc, E.DuplicationError):
+    if isinstance(exc, (E.DuplicationError, E.FollowerTableError, E.TableMovedError)):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, E.ResourceExhaustedError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED

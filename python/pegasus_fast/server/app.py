@@ -223,7 +223,8 @@ class Server:
             meta = Meta(member, Placement(member))
             rpc.add_MetaServicer_to_server(MetaService(meta), self._grpc)
             rpc.add_NodeServicer_to_server(NodeService(cluster, member), self._grpc)
-        rpc.add_ClientServicer_to_server(ClientService(cluster, member, meta, data, backup_dir), self._grpc)
+        client_service = ClientService(cluster, member, meta, data, backup_dir)
+        rpc.add_ClientServicer_to_server(client_service, self._grpc)
         rpc.add_FollowerServicer_to_server(FollowerService(cluster, member, meta), self._grpc)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
@@ -235,6 +236,8 @@ class Server:
             raise OSError(f"cannot listen on {addr.target}")
         self.address = Address(addr.host, port)
         self.url = self.address.url
+        # where a switchover's new primary reaches this cluster when the caller names nowhere
+        client_service.self_url = self.url
         self.tls = tls is not None
         self._metrics_http: Any = None
         self.metrics_url: str | None = None

@@ -19,12 +19,14 @@ from ..errors import InvalidArgumentError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
+from ..net.table_roles import role_to_pb
 from ..net.verify_wire import report_to_pb
 from ..net.wire import encode_error
 from ..storage.partition import Partition
 from .backup_service import BackupHandlers
 from .data_service import DataApiHandlers
 from .stream_slots import StreamSlots, client_of
+from .switch_service import SwitchoverHandlers
 
 #: a scan reply carries about this many bytes of records
 SCAN_BATCH_BYTES = 1 << 20
@@ -41,6 +43,7 @@ def _ttl(request: Any) -> int | None:
 
 
 def _table_info(t: Any) -> pb.TableInfo:
+    role = getattr(t, "role", None)
     return pb.TableInfo(
         app_id=t.app_id,
         name=t.name,
@@ -48,6 +51,7 @@ def _table_info(t: Any) -> pb.TableInfo:
         status=t.status,
         create_time=t.create_time,
         envs=t.envs,
+        role=None if role is None else role_to_pb(role),
     )
 
 
@@ -67,7 +71,7 @@ def _dup_info(d: Any) -> pb.DuplicationInfo:
     )
 
 
-class ClientService(DataApiHandlers, BackupHandlers, rpc.ClientServicer):
+class ClientService(DataApiHandlers, BackupHandlers, SwitchoverHandlers, rpc.ClientServicer):
     """``member``: this process is a node of a multi-node cluster (multinode/member.py); it answers only
     for the partitions it owns, and table changes go through the meta leader (``meta``). The data
     API beyond get/set/delete/multi_* is served by data_service.py's mixin."""
@@ -138,6 +142,9 @@ class ClientService(DataApiHandlers, BackupHandlers, rpc.ClientServicer):
         )
 
     # -- tables ---------------------------------------------------------------------
+
+    def _table_pb(self, info: Any) -> pb.TableInfo:
+        return _table_info(info)
 
     @typed
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.TableInfo:

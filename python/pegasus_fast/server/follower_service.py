@@ -16,7 +16,7 @@ import grpc
 from ..duplication.ports import Chunk, SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower
-from ..errors import InvalidArgumentError, RemoteUnavailableError
+from ..errors import DuplicationError, InvalidArgumentError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
@@ -68,6 +68,21 @@ class FollowerService(rpc.FollowerServicer):
             request.table, request.partition_count, _source(request.source), request.with_checkpoint
         )
         return pb.Empty()
+
+    @typed
+    def TakeOver(self, request: pb.TakeOverRequest, context: grpc.ServicerContext) -> pb.TakeOverReply:
+        if not request.HasField("source"):
+            raise InvalidArgumentError("TakeOver names no source")
+        if self.meta is not None:
+            raise DuplicationError("a multi-node cluster cannot take a switchover over yet")
+        dupid, applied = self.f.take_over(
+            request.table,
+            _source(request.source),
+            dict(request.decrees),
+            request.back_remote,
+            request.back_token if request.HasField("back_token") else None,
+        )
+        return pb.TakeOverReply(dupid=dupid, applied=applied)
 
     @typed
     def PartitionStatus(

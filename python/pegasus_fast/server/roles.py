@@ -62,6 +62,8 @@ ADMIN = frozenset(
         "RemoveDuplication",
         "VerifyDuplication",
         "UpdateDuplication",
+        "SetTableEnvs",
+        "Switchover",
     )
 )
 

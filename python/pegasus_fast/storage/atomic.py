@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import rocksdict
@@ -38,6 +39,7 @@ class PartitionAtomic:
     last_committed: int
     cluster_id: int
     _db: rocksdict.Rdict | None
+    client_gate: Callable[[], BaseException] | None
     _last_ts: int
 
     if TYPE_CHECKING:  # what Partition provides
@@ -54,6 +56,8 @@ class PartitionAtomic:
 
     def _read_to_write(self, key: bytes) -> bytes | None:
         """The stored value at ``key`` (header included) for a write to decide on (lock held)."""
+        if self.client_gate is not None:
+            raise self.client_gate()
         if self.state != PartitionState.SERVING:
             self.check_available(True)
         db = self._db
@@ -75,7 +79,7 @@ class PartitionAtomic:
         InvalidArgumentError and nothing is written."""
         with self.lock:
             db = self._db
-            if self.state != PartitionState.SERVING or db is None:
+            if self.client_gate is not None or self.state != PartitionState.SERVING or db is None:
                 raw = self._read_to_write(key)
             else:  # _read_to_write inline
                 try:

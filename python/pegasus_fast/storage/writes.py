@@ -39,6 +39,12 @@ class PartitionWrites:
     _last_ts: int
     _durable: Callable[[Any, int], None]
     cluster_id: int
+    #: None, or what a client write meets instead of being logged (the table's role: a
+    #: read-only follower, a table fenced by a switchover), whatever the partition's state
+    #: (a follower partition still learning refuses for good, not for now). Checked under the lock by
+    #: write_unsynced, write_incr and write_if only: a duplication's applies (write_mutations) and a
+    #: move's replica blocks go through. Only set_client_gate changes it.
+    client_gate: Callable[[], BaseException] | None = None
 
     if TYPE_CHECKING:  # what Partition provides
 
@@ -124,6 +130,14 @@ class PartitionWrites:
         self._last_ts = ts
         return ts
 
+    def set_client_gate(self, refuse: Callable[[], BaseException] | None) -> int:
+        """Refuse client writes with ``refuse()`` from now on (None: take them again). Returns
+        the last decree logged before the gate changed: with a gate up, no client write gets a
+        decree past it (a write logged before is acknowledged once durable: ``sync_wal``)."""
+        with self.lock:
+            self.client_gate = refuse
+            return self.last_committed
+
     def write(self, ops: list[tuple[Any, ...]]) -> int:
         """Log and apply one mutation made of ``ops``; returns its decree once durable."""
         decree, offset = self.write_unsynced(ops)
@@ -135,6 +149,8 @@ class PartitionWrites:
         yet acknowledged; pass both to :meth:`wait_durable` before answering anyone. A front end
         writes several partitions this way and waits for their fsyncs at once."""
         with self.lock:
+            if self.client_gate is not None:
+                raise self.client_gate()
             if self.state != PartitionState.SERVING:
                 self.check_available(True)
             if self._db is None:

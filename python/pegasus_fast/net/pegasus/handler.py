@@ -28,12 +28,14 @@ from ...data_api import FilterType
 from ...errors import (
     ClosedError,
     DataCorruptionError,
+    FollowerTableError,
     InvalidArgumentError,
     InvalidTypeError,
     NotOwnerError,
     PartitionUnavailableError,
     PegasusFastError,
     ResourceExhaustedError,
+    TableMovedError,
     TableNotFoundError,
 )
 from ...records import (
@@ -113,6 +115,10 @@ def failure(exc: BaseException) -> tuple[str, int]:
         return codes.ERR_OK, codes.K_CORRUPTION
     if isinstance(exc, ResourceExhaustedError):
         return codes.ERR_OK, codes.K_TRY_AGAIN
+    if isinstance(exc, (FollowerTableError, TableMovedError)):
+        # a write this table never takes here (a read-only follower, a table switched over):
+        # NotSupported, which a Pegasus client does not retry (docs/pegasus-protocol.md)
+        return codes.ERR_OK, codes.K_NOT_SUPPORTED
     if isinstance(exc, (PegasusFastError, OSError)):
         return codes.ERR_OK, codes.K_IO_ERROR
     return codes.ERR_UNKNOWN, 0
