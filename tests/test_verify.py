@@ -50,6 +50,16 @@ def fill(t: Any, n: int, prefix: str = "h") -> None:
         t.multi_set(f"{prefix}{i}", {f"s{j}": f"v{i}.{j}" for j in range(3)})
 
 
+#: a follower made writable, to make it differ from its source as drift or a bug would
+WRITABLE = {"duplication.follower_writable": "true"}
+
+
+def drift(c: pf.Cluster, table: str = "t") -> Any:
+    """The follower table ``table`` of ``c``, opened to client writes (followers are read-only)."""
+    c.set_table_envs(table, WRITABLE)
+    return c.table(table)
+
+
 def one_difference(r: VerifyReport) -> Any:
     bad = [p for p in r.partitions if not p.equal]
     assert len(bad) == 1, bad
@@ -64,7 +74,7 @@ def test_each_kind_of_difference(pair: tuple[pf.Cluster, pf.Cluster], backend: M
     ta.set("ttl", "s", "x", ttl_seconds=3600)
     dup = a.add_duplication("t", b)
     dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
-    tb = b.table("t")
+    tb = drift(b)
     r = dup.verify(timeout=WAIT)
     assert r.equal and r.quiet and r.reason == ""
     assert [p.pidx for p in r.partitions] == list(range(PARTS))
@@ -120,7 +130,7 @@ def test_the_first_difference_in_key_order(pair: tuple[pf.Cluster, pf.Cluster], 
         ta.multi_set(f"h{i:03}", {f"s{j:03}": f"v{j}" for j in range(100)})
     dup = a.add_duplication("t", b)
     dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
-    tb = b.table("t")
+    tb = drift(b)
     tb.set("h050", "s001", "late")
     tb.delete("h020", "s099")
     tb.set("h030", "zz", "extra")
@@ -161,7 +171,7 @@ def test_expired_records_are_not_compared(pair: tuple[pf.Cluster, pf.Cluster], b
     ta.set("k", "short", "v", ttl_seconds=1)
     dup = a.add_duplication("t", b)
     dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
-    b.table("t").set("k", "short", "other", ttl_seconds=1)  # differs, but expires as well
+    drift(b).set("k", "short", "other", ttl_seconds=1)  # differs, but expires as well
     start = now_pegasus_seconds()
     wait_until(lambda: now_pegasus_seconds() > start + 1, 5, "the short TTL to pass")
     r = dup.verify(timeout=WAIT)
@@ -294,7 +304,7 @@ def test_cli_verify_dup_on_cluster_directories(tmp_path: Path, default_backend_n
     assert r.returncode == EXIT_OK, r.stdout + r.stderr
     assert "equal" in r.stdout
     with pf.Cluster.open(dst, name="b") as b:
-        b.table("t").set("h3", "s2", "changed")
+        drift(b).set("h3", "s2", "changed")
     r = verify(str(dupid))
     assert r.returncode == EXIT_NOT_FOUND, r.stdout + r.stderr
     assert "h3/s2" in r.stdout and "'changed'" in r.stdout and "'v3.2'" in r.stdout

