@@ -32,7 +32,9 @@ from ..net.pegasus.frame import DEFAULT_MAX_FRAME
 
 _LEN = struct.Struct(">i")
 #: a write refused for the table's role is sent again this often when the role allows it now
-REFUSED_RETRIES = 3
+#: (backing off from 1 ms: about 0.5 s in all, the time a loaded node takes to lift every
+#: partition's gate after a take-over changed the role)
+REFUSED_RETRIES = 9
 
 
 class PyClientCore:
