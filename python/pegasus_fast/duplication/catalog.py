@@ -7,10 +7,14 @@ import time
 from collections.abc import Callable
 
 from ..errors import DuplicationError, DuplicationNotFoundError, InvalidArgumentError, InvalidTypeError
+from ..logs import event, get
 from ..storage.partition import Partition, PartitionHooks
 from .driver import DupEnv, Duplication
+from .observed import DupCollector
 from .record import DupRecord, PartitionCheckpoint
 from .status import FAIL_MODES, DupStatus
+
+log = get(__name__)
 
 _SETTING_UP = frozenset({DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP})
 
@@ -26,6 +30,8 @@ class DuplicationCatalog(PartitionHooks):
         self._dups: dict[int, Duplication] = {}
         #: table name -> its live duplications (read on the write path, replaced whole)
         self._by_table: dict[str, tuple[Duplication, ...]] = {}
+        # pending, confirmed and time lag read at each scrape, of the duplications live then
+        env.metrics.add_collector(DupCollector(lambda: list(self._dups.values())))
 
     def resume(self, records: dict[int, DupRecord]) -> None:
         """Take the persisted duplications back (once the source tables are open) and start them."""
@@ -131,6 +137,16 @@ class DuplicationCatalog(PartitionHooks):
             dup = self._new(dupid, record)
             self._dups[dupid] = dup
             self._reindex()
+        log.info(
+            "duplication %s added: %s -> %s (%s)",
+            dupid,
+            table,
+            remote,
+            "with checkpoint" if with_checkpoint else "without checkpoint",
+            extra=event(
+                dupid=dupid, table=table, remote=remote, remote_table=remote_table, fail_mode=fail_mode
+            ),
+        )
         dup.start()
         return dup
 

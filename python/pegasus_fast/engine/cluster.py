@@ -36,6 +36,7 @@ from .followers import FollowerTables
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta
+from .observed import PartitionCollector
 from .opens import BackgroundOpens
 from .remotes import Network, Remotes, is_url
 from .scheduler import Lane, Scheduler
@@ -171,6 +172,7 @@ class Cluster:
             #: the follower bookkeeping of the tables that duplications of other clusters made
             #: or adopted here (engine/local_follower.py, a node of a multi-node cluster)
             self.followers = FollowerTables(self._tables, self.meta, config, self._opens)
+            self.metric_set.add_collector(PartitionCollector(self._tables.open_tables, self._tables.record))
             self._tables.open_existing()
             limits.log_warnings(self.name, self._limit_warnings + self._over_limits())
         except BaseException:
@@ -396,6 +398,7 @@ class Cluster:
                     f"table {name!r} has duplications {[d.dupid for d in active]}; remove them first"
                 )
             self._tables.drop(name)
+            self.metric_set.forget_table(name)
 
     # -- life cycle ---------------------------------------------------------
 
