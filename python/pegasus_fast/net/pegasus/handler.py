@@ -20,6 +20,8 @@ Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them.
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -57,6 +59,11 @@ if TYPE_CHECKING:
     from ...engine.table import Table
 
 log = logging.getLogger(__name__)
+
+#: the verb a request is counted under (requests_total{service="pegasus"}): its op's RPC name;
+#: a name no op has is "unknown" (a client cannot grow the label set with names of its own)
+_VERBS: dict[int, str] = {op: name for name, op in codes.RPC_OPS.items()}
+_VERBS[codes.OP_BAD_REQUEST] = "bad_request"
 
 #: Pegasus's rocksdb_multi_get_max_iteration_count: the most records one multi_get returns
 MULTI_GET_MAX_COUNT = 3000
@@ -171,6 +178,7 @@ class BatchHandler:
         return self._run(requests, True)
 
     def _run(self, requests: Sequence[Request], pipelined: bool) -> PendingBatch:
+        start = time.perf_counter()
         out: list[Any] = [None] * len(requests)
         writes: dict[tuple[int, int], list[tuple[int, tuple[Any, ...], int]]] = {}
         reads: list[tuple[int, Table]] = []
@@ -215,7 +223,7 @@ class BatchHandler:
                 out[i] = self._read(requests[i], maybe) if maybe is not None else self._scanner(requests[i])
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
-        return PendingBatch(self, requests, out, logged, syncs)
+        return PendingBatch(self, requests, out, logged, syncs, start)
 
     def _answer_failure(self, req: Request, exc: BaseException) -> Response:
         op, seqid, app_id, pidx, name, _ = req
@@ -495,8 +503,10 @@ class PendingBatch:
         out: list[Any],
         logged: list[_Logged],
         syncs: list[Future[None]] | None,
+        start: float = 0.0,
     ) -> None:
         self._handler = handler
+        self._start = start
         self._requests = requests
         self._out = out
         self._logged = logged
@@ -517,7 +527,15 @@ class PendingBatch:
         """The batch's answers, once its writes are durable (a failed fsync answers its writes
         with the failure); call it once."""
         self._handler._finish_syncs(self._requests, self._out, self._logged, self._syncs)
-        return self._out
+        out = self._out
+        # counted once per batch: a Counter over (op, error), then one locked update
+        counts = Counter((r[0], r[5]) for r in out if r is not None)
+        self._handler.cluster.metric_set.requests.record_batch(
+            "pegasus",
+            [((_VERBS.get(op, "unknown"), error), n) for (op, error), n in counts.items()],
+            time.perf_counter() - self._start,
+        )
+        return out
 
 
 #: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,
