@@ -156,3 +156,42 @@ def test_duplication_outage_is_logged_once_with_its_count(fleet: Fleet) -> None:
     changes = [(r["old"], r["new"]) for r in records(src) if r.get("dupid") == d.dupid and "new" in r]
     assert changes[:3] == [("INIT", "PREPARE"), ("PREPARE", "APP"), ("APP", "LOG")]
     assert src.stop() == 0
+
+
+def test_refusals_are_counted_and_rate_limited() -> None:
+    stream = io.StringIO()
+    handler = logs.install("info", "json", stream)
+    try:
+        r = logs.Refusals(logs.get("pegasus_fast.server.app"), "calls", interval=0.3)
+        for _ in range(50):
+            r.refused("wrong token", "127.0.0.1:5")
+        first = [json.loads(ln) for ln in stream.getvalue().splitlines()]
+        assert [x["refused"] for x in first] == [1]  # the first at once, the rest held back
+        began = time.monotonic()
+        while time.monotonic() - began < 0.3:
+            time.sleep(0.05)
+        r.refused("wrong token")
+    finally:
+        logging.getLogger(logs.ROOT).removeHandler(handler)
+    recs = [json.loads(ln) for ln in stream.getvalue().splitlines()]
+    assert [x["refused"] for x in recs] == [1, 50]  # the 49 held back and this one
+    assert recs[-1]["refused_total"] == r.total == 51
+
+
+def test_refused_calls_of_a_served_process_are_logged_with_counts(fleet: Fleet, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("right-token\n")
+    token.chmod(0o600)
+    s = fleet.add("guarded")
+    s.start(*JSON_LOGS, *METRICS_ARGS, "--token-file", str(token))
+    with pf.connect(s.url, "wrong-token", timeout=10.0) as bad:
+        for _ in range(20):
+            with pytest.raises(pf.errors.AuthenticationError):
+                bad.list_tables()
+    m = scrape(metrics_url(s))
+    assert m[key("requests_total", service="grpc", verb="Client/ListTables", code="UNAUTHENTICATED")] == 20
+    assert s.stop() == 0
+    refused = [r for r in records(s) if "refused" in r]
+    # 20 refusals in well under the 10 s interval: one line, for the first
+    assert len(refused) == 1 and refused[0]["refused"] == 1 and refused[0]["level"] == "warning"
+    assert refused[0]["component"] == "server.app"
