@@ -13,6 +13,7 @@ of the oldest mutation not yet confirmed, its timestamp read from the WAL
 - ``dup_pending_mutations{dupid, table, pidx}``
 - ``dup_confirmed_decree{dupid, table, pidx}``
 - ``dup_time_lag_ms{dupid, table, pidx}``
+- ``dup_status{dupid, table, status}``: 1 for its current status; ``dup_failed{dupid, table}``
 
 A removed duplication is no longer listed, so its series go with it.
 """
@@ -99,6 +100,10 @@ class OldestPending:
 class Observed(Protocol):
     dupid: int
     table_name: str
+    error: BaseException | None
+
+    @property
+    def status(self) -> object: ...
 
     def observed(self) -> list[PartitionLag]: ...
 
@@ -122,7 +127,20 @@ class DupCollector:
         lag = GaugeMetricFamily(
             "dup_time_lag_ms", "age of the oldest mutation not yet duplicated", labels=labels
         )
+        status = GaugeMetricFamily(
+            "dup_status",
+            "1 for a duplication's current status (DS_INIT, DS_PREPARE, DS_APP, DS_LOG, DS_PAUSE)",
+            labels=["dupid", "table", "status"],
+        )
+        failed = GaugeMetricFamily(
+            "dup_failed",
+            "1 once a duplication has failed for good (it stays until removed)",
+            labels=["dupid", "table"],
+        )
         for d in self._duplications():
+            if str(d.status) != "DS_REMOVED":
+                status.add_metric([str(d.dupid), d.table_name, str(d.status)], 1)
+                failed.add_metric([str(d.dupid), d.table_name], 0 if d.error is None else 1)
             for row in d.observed():
                 key = [str(d.dupid), d.table_name, str(row.pidx)]
                 pending.add_metric(key, row.pending)
@@ -131,6 +149,8 @@ class DupCollector:
         yield pending
         yield confirmed
         yield lag
+        yield status
+        yield failed
 
 
 __all__ = ["DupCollector", "OldestPending", "PartitionLag"]

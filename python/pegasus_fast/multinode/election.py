@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
@@ -89,4 +90,20 @@ class Leadership:
                     self.zk.delete(LEADER)
 
 
-__all__ = ["Leadership"]
+class LeaderCollector:
+    """``node_is_leader{node}``: 1 while this node leads, for a dashboard of who leads when."""
+
+    def __init__(self, leadership: Leadership) -> None:
+        self._leadership = leadership
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        g = GaugeMetricFamily(
+            "node_is_leader", "1 while this node is the cluster's meta leader", labels=["node"]
+        )
+        g.add_metric([self._leadership.node_id], 1 if self._leadership.is_leader else 0)
+        yield g
+
+
+__all__ = ["LeaderCollector", "Leadership"]

@@ -44,7 +44,7 @@ from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError
 from ..logs import Outage, event, get
 from ..net.peer import Peers
 from .dup_progress import DupProgress
-from .election import Leadership
+from .election import LeaderCollector, Leadership
 from .ownership import Custody, Ownership
 from .registration import Registration
 
@@ -92,6 +92,7 @@ class Member:
         self.registration = Registration(zk, addr.spec, node_id, uid)
         self._reregister = self.registration.wanted
         self.leadership = Leadership(zk, node_id, lambda: self.url, self._stop)
+        cluster.metric_set.add_collector(LeaderCollector(self.leadership))
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------
