@@ -105,7 +105,12 @@ def test_series_go_with_a_removed_duplication_and_a_dropped_table(fleet: Fleet) 
         d = rc.add_duplication(TABLE, dst.url)
         wait_caught_up(d, "first")
         label = f'dupid="{d.dupid}"'
-        assert any(label in k for k in scrape(url))
+        m = scrape(url)
+        assert m[key("dup_status", dupid=d.dupid, table=TABLE, status="DS_LOG")] == 1
+        assert m[key("dup_failed", dupid=d.dupid, table=TABLE)] == 0
+        assert [k for k in m if k.startswith("dup_status{")] == [
+            key("dup_status", dupid=d.dupid, table=TABLE, status="DS_LOG")
+        ]
         d.remove()
         left = [k for k in scrape(url) if label in k]
         assert left == []
