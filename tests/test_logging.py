@@ -6,6 +6,7 @@ Records are checked by their fields (level, component, the event's keys), never 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -40,6 +41,20 @@ def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
         yield f
     finally:
         f.close()
+
+
+@contextlib.contextmanager
+def _installed(level: str, fmt: str, stream: io.StringIO) -> Iterator[None]:
+    """logs.install, undone after (the test process's logging is pytest's)."""
+    root = logging.getLogger()
+    before = root.level
+    handler = logs.install(level, fmt, stream)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(before)
+        logging.getLogger(logs.ROOT).setLevel(logging.NOTSET)
 
 
 def _ts(rec: dict) -> float:
@@ -86,8 +101,7 @@ def test_bad_log_level_is_a_usage_error(fleet: Fleet) -> None:
 
 def test_install_levels_and_json_in_process() -> None:
     stream = io.StringIO()
-    handler = logs.install("warning", "json", stream)
-    try:
+    with _installed("warning", "json", stream):
         log = logs.get("pegasus_fast.duplication.driver")
         log.info("hidden")
         log.warning("shown", extra=logs.event(dupid=7, table="t"))
@@ -95,8 +109,6 @@ def test_install_levels_and_json_in_process() -> None:
             raise ValueError("boom")
         except ValueError:
             log.exception("failed")
-    finally:
-        logging.getLogger(logs.ROOT).removeHandler(handler)
     recs = [json.loads(ln) for ln in stream.getvalue().splitlines()]
     assert [r["level"] for r in recs] == ["warning", "error"]
     assert recs[0]["component"] == "duplication.driver"
@@ -111,8 +123,17 @@ def test_install_levels_and_json_in_process() -> None:
 def test_libraries_install_no_handler() -> None:
     import pegasus_fast.server.app  # noqa: F401 - imported for its side effects, of which there are none
 
-    root = logging.getLogger(logs.ROOT)
-    assert not [h for h in root.handlers if getattr(h, "_pegasus_fast", False)]
+    for name in ("", logs.ROOT):
+        assert not [h for h in logging.getLogger(name).handlers if getattr(h, "_pegasus_fast", False)]
+
+
+def test_other_libraries_records_take_the_same_format() -> None:
+    stream = io.StringIO()
+    with _installed("info", "json", stream):
+        logging.getLogger("kazoo.client").info("chatter")  # below warning: not written
+        logging.getLogger("kazoo.client").warning("Connection dropped")
+    recs = [json.loads(ln) for ln in stream.getvalue().splitlines()]
+    assert [(r["component"], r["level"]) for r in recs] == [("kazoo.client", "warning")]
 
 
 def test_duplication_outage_is_logged_once_with_its_count(fleet: Fleet) -> None:
@@ -160,8 +181,7 @@ def test_duplication_outage_is_logged_once_with_its_count(fleet: Fleet) -> None:
 
 def test_refusals_are_counted_and_rate_limited() -> None:
     stream = io.StringIO()
-    handler = logs.install("info", "json", stream)
-    try:
+    with _installed("info", "json", stream):
         r = logs.Refusals(logs.get("pegasus_fast.server.app"), "calls", interval=0.3)
         for _ in range(50):
             r.refused("wrong token", "127.0.0.1:5")
@@ -171,8 +191,6 @@ def test_refusals_are_counted_and_rate_limited() -> None:
         while time.monotonic() - began < 0.3:
             time.sleep(0.05)
         r.refused("wrong token")
-    finally:
-        logging.getLogger(logs.ROOT).removeHandler(handler)
     recs = [json.loads(ln) for ln in stream.getvalue().splitlines()]
     assert [x["refused"] for x in recs] == [1, 50]  # the 49 held back and this one
     assert recs[-1]["refused_total"] == r.total == 51

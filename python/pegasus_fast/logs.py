@@ -89,21 +89,25 @@ class TextFormatter(logging.Formatter):
 
 
 def install(level: str = "info", fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
-    """Send ``pegasus_fast``'s records at ``level`` and above to ``stream`` (stderr) in ``fmt``;
-    the CLI's to call, once. Returns the handler (the caller may remove it)."""
+    """Send ``pegasus_fast``'s records at ``level`` and above (other libraries' from warning up)
+    to ``stream`` (stderr) in ``fmt``; the CLI's to call, once. Returns the handler (the caller
+    may remove it from the root logger)."""
     if level not in LEVELS:
         raise InvalidArgumentError(f"log level must be one of {', '.join(LEVELS)}, not {level!r}")
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    root = logging.getLogger(ROOT)
+    # on the root logger, so that the libraries under the server (kazoo, grpc) write in the same
+    # format (a JSON log stays one object a line); theirs from warning up, ours from ``level``
+    root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_pegasus_fast", False)]:
         root.removeHandler(old)
     handler._pegasus_fast = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level.upper())
-    root.propagate = False
+    ours = logging.getLevelName(level.upper())
+    root.setLevel(max(logging.WARNING, ours))
+    logging.getLogger(ROOT).setLevel(ours)
     return handler
 
 
