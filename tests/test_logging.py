@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -47,7 +48,7 @@ def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
 def _installed(level: str, fmt: str, stream: io.StringIO) -> Iterator[None]:
     """logs.install, undone after (the test process's logging is pytest's)."""
     root = logging.getLogger()
-    before = root.level
+    before, hook = root.level, threading.excepthook
     handler = logs.install(level, fmt, stream)
     try:
         yield
@@ -55,6 +56,8 @@ def _installed(level: str, fmt: str, stream: io.StringIO) -> Iterator[None]:
         root.removeHandler(handler)
         root.setLevel(before)
         logging.getLogger(logs.ROOT).setLevel(logging.NOTSET)
+        logging.captureWarnings(False)
+        threading.excepthook = hook
 
 
 def _ts(rec: dict) -> float:
@@ -132,8 +135,15 @@ def test_other_libraries_records_take_the_same_format() -> None:
     with _installed("info", "json", stream):
         logging.getLogger("kazoo.client").info("chatter")  # below warning: not written
         logging.getLogger("kazoo.client").warning("Connection dropped")
+        died = threading.Thread(target=lambda: 1 / 0, name="doomed")
+        died.start()
+        died.join()
     recs = [json.loads(ln) for ln in stream.getvalue().splitlines()]
-    assert [(r["component"], r["level"]) for r in recs] == [("kazoo.client", "warning")]
+    assert [(r["component"], r["level"]) for r in recs] == [
+        ("kazoo.client", "warning"),
+        ("pegasus_fast", "error"),
+    ]
+    assert recs[1]["thread"] == "doomed" and "ZeroDivisionError" in recs[1]["exc"]
 
 
 def test_duplication_outage_is_logged_once_with_its_count(fleet: Fleet) -> None:

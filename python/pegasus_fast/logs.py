@@ -108,7 +108,23 @@ def install(level: str = "info", fmt: str = "text", stream: IO[str] | None = Non
     ours = logging.getLevelName(level.upper())
     root.setLevel(max(logging.WARNING, ours))
     logging.getLogger(ROOT).setLevel(ours)
+    # Python's warnings and a thread's uncaught exception: records too, not bare stderr text
+    logging.captureWarnings(True)
+    threading.excepthook = _thread_died
     return handler
+
+
+def _thread_died(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger(ROOT).error(
+        "thread %s died: %s",
+        name,
+        args.exc_value,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
+        extra=event(thread=name),
+    )
 
 
 class Outage:
