@@ -19,6 +19,7 @@ Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import Counter
@@ -48,6 +49,7 @@ from ...records import (
     live_value,
     now_pegasus_seconds,
 )
+from ...request_metrics import BUCKETS
 from ...storage.ranges import SortKeyRange
 from . import atomics, codes
 from .replies import Response, rpc_address
@@ -64,6 +66,13 @@ log = logging.getLogger(__name__)
 #: a name no op has is "unknown" (a client cannot grow the label set with names of its own)
 _VERBS: dict[int, str] = {op: name for name, op in codes.RPC_OPS.items()}
 _VERBS[codes.OP_BAD_REQUEST] = "bad_request"
+#: a batch this small is counted answer by answer; a bigger one through a Counter (C)
+_SMALL_BATCH = 8
+
+
+def _verb(op: int) -> str:
+    return _VERBS.get(op, "unknown")
+
 
 #: Pegasus's rocksdb_multi_get_max_iteration_count: the most records one multi_get returns
 MULTI_GET_MAX_COUNT = 3000
@@ -142,6 +151,8 @@ class BatchHandler:
         self._tables: dict[int, Table] = {}
         self._sync_pool: ThreadPoolExecutor | None = None
         self.scanners = Scanners()
+        #: requests answered, by op and error, counted lock-free in finish() (one batch at a time)
+        self.tally = cluster.metric_set.requests.tally("pegasus", _verb)
 
     def close(self) -> None:
         """Stop the fsync pool (a front end's stop calls it); a later batch starts it again."""
@@ -528,13 +539,26 @@ class PendingBatch:
         with the failure); call it once."""
         self._handler._finish_syncs(self._requests, self._out, self._logged, self._syncs)
         out = self._out
-        # counted once per batch: a Counter over (op, error), then one locked update
-        counts = Counter((r[0], r[5]) for r in out if r is not None)
-        self._handler.cluster.metric_set.requests.record_batch(
-            "pegasus",
-            [((_VERBS.get(op, "unknown"), error), n) for (op, error), n in counts.items()],
-            time.perf_counter() - self._start,
-        )
+        # requests_total and request_duration_seconds: into the handler's tally, no lock (one
+        # batch loop writes it); every answer of the batch observed at the batch's time
+        secs = time.perf_counter() - self._start
+        tally = self._handler.tally
+        counts, hists = tally.counts, tally.hists
+        i = bisect.bisect_left(BUCKETS, secs)
+        if len(out) <= _SMALL_BATCH:
+            for r in out:
+                if r is not None:
+                    key = (r[0], r[5])
+                    counts[key] = counts.get(key, 0) + 1
+                    h = hists.get(r[0]) or tally.hist(r[0])
+                    h[i] += 1
+                    h[-1] += secs
+        else:
+            for key, n in Counter((r[0], r[5]) for r in out if r is not None).items():
+                counts[key] = counts.get(key, 0) + n
+                h = hists.get(key[0]) or tally.hist(key[0])
+                h[i] += n
+                h[-1] += secs * n
         return out
 
 
