@@ -188,6 +188,18 @@ class Refusals:
         self._unlogged = 0
         self.total = 0
 
+    def flush(self) -> None:
+        """Log the refusals not logged yet (at a stop: the count is not lost with the process)."""
+        with self._lock:
+            count, self._unlogged = self._unlogged, 0
+        if count:
+            self._log.warning(
+                "%s refused %d since the last report",
+                self._what,
+                count,
+                extra=event(refused=count, refused_total=self.total),
+            )
+
     def refused(self, reason: str, peer: str = "", n: int = 1) -> None:
         now = time.monotonic()
         with self._lock:

@@ -209,9 +209,10 @@ class Server:
         ):
             raise InvalidArgumentError("body_timeout is a number of seconds > 0")
         self._deadlines = Deadlines(float(body_timeout), f"serve-{cluster.name}-deadlines")
+        self._guard = _Guard(tokens, self._deadlines, cluster.metric_set.requests)
         self._grpc = grpc.server(
             ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"serve-{cluster.name}"),
-            interceptors=[_Guard(tokens, self._deadlines, cluster.metric_set.requests)],
+            interceptors=[self._guard],
             options=_SERVER_OPTIONS,
         )
         meta = None
@@ -297,6 +298,7 @@ class Server:
             if self.pegasus is not None:
                 self.pegasus.stop()
             self._grpc.stop(grace).wait(grace + 1.0)
+            self._guard.refusals.flush()
             self._deadlines.close()
             if self._metrics_http is not None:
                 self._metrics_http.shutdown()

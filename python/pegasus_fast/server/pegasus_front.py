@@ -272,6 +272,7 @@ class PegasusFront:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(START_TIMEOUT)
         self._executor.shutdown(wait=True)
+        self.refusals.flush()
         close = getattr(self.handler, "close", None)
         if close is not None:
             close()

@@ -112,6 +112,7 @@ class RustPegasusFront:
         #: refused connections (Rust refuses them before Python hears of it): counted, logged
         #: at most every few seconds
         self.refusals = Refusals(log, "pegasus port: connections")
+        self._refusals_seen = 0
         self._watch_stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch_refusals, name="pegasus-refusals", daemon=True)
         self._watcher.start()
@@ -129,12 +130,14 @@ class RustPegasusFront:
             log.exception("pegasus front: the batch loop failed")
 
     def _watch_refusals(self) -> None:
-        seen = 0
         while not self._watch_stop.wait(REFUSAL_POLL):
-            n = self.stats["connections_refused"]
-            if n > seen:
-                self.refusals.refused("not in the allowlist", n=n - seen)
-                seen = n
+            self._note_refusals()
+
+    def _note_refusals(self) -> None:
+        n = self.stats["connections_refused"]
+        if n > self._refusals_seen:
+            self.refusals.refused("not in the allowlist", n=n - self._refusals_seen)
+            self._refusals_seen = n
 
     def batch_histogram(self) -> list[tuple[int | None, int]]:
         """``[(upper bound, batches), ...]``; the last bound None (+Inf)."""
@@ -150,6 +153,8 @@ class RustPegasusFront:
         self._core.stop()
         self._thread.join(10.0)
         self._watcher.join(10.0)
+        self._note_refusals()
+        self.refusals.flush()
         close = getattr(self.handler, "close", None)
         if close is not None:
             close()
