@@ -9,7 +9,8 @@ from types import ModuleType
 
 import pytest
 from conftest import DEFAULT_BACKEND
-from multinode import Nodes
+from dupharness import wait_until
+from multinode import WAIT, Nodes
 from observe import JSON_LOGS, METRICS_ARGS, key, metrics_url, records, scrape
 from served import Fleet
 from servedcheck import TABLE
@@ -39,6 +40,15 @@ def test_leadership_balance_and_moves_are_logged(fleet: Fleet, zk_chroot: str) -
         assert moves
         leader_url = c._r.leader().url
     leader = next(n for n, s in nodes.nodes.items() if s.url == leader_url)
+
+    # each node counts the partitions it owns: together, the table's, each once
+    def serving() -> float:
+        return sum(
+            scrape(metrics_url(s)).get(key("partitions", table=TABLE, state="serving"), 0)
+            for s in nodes.nodes.values()
+        )
+
+    wait_until(lambda: serving() == 4, WAIT, lambda: f"serving partitions over the nodes: {serving()}")
     # the metric: 1 on the leader, 0 on the others
     for n, s in nodes.nodes.items():
         assert scrape(metrics_url(s))[key("node_is_leader", node=n)] == (1 if n == leader else 0)

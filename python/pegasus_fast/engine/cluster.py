@@ -172,7 +172,11 @@ class Cluster:
             #: the follower bookkeeping of the tables that duplications of other clusters made
             #: or adopted here (engine/local_follower.py, a node of a multi-node cluster)
             self.followers = FollowerTables(self._tables, self.meta, config, self._opens)
-            self.metric_set.add_collector(PartitionCollector(self._tables.open_tables, self._tables.record))
+            self.metric_set.add_collector(
+                PartitionCollector(
+                    self._tables.open_tables, self._tables.record, duplication_scope or (lambda table: None)
+                )
+            )
             self._tables.open_existing()
             limits.log_warnings(self.name, self._limit_warnings + self._over_limits())
         except BaseException:

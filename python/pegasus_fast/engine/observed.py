@@ -1,6 +1,7 @@
 """A cluster's partitions as metrics, read when scraped (so a dropped table's series go with it).
 
-- ``partitions{table, state}``: partitions of each open table by state (serving, learning,
+- ``partitions{table, state}``: partitions of each open table by state (on a node of a
+  multi-node cluster, those it owns) (serving, learning,
   moving, unopened, failed, closed); every state is listed, 0 included, so an alert on
   ``partitions{state="failed"} > 0`` has a series to watch.
 - ``partition_last_committed_decree{table, pidx}``: each partition's last decree.
@@ -28,10 +29,16 @@ STATES = [s.value for s in PartitionState]
 
 class PartitionCollector:
     def __init__(
-        self, tables: Callable[[], list[Table]], record: Callable[[str], TableRecord | None]
+        self,
+        tables: Callable[[], list[Table]],
+        record: Callable[[str], TableRecord | None],
+        scope: Callable[[str], frozenset[int] | None],
     ) -> None:
+        """``scope(table)``: the partitions this process owns (None: all); a node of a multi-node
+        cluster keeps the others unopened, and exports only its own."""
         self._tables = tables
         self._record = record
+        self._scope = scope
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -59,7 +66,10 @@ class PartitionCollector:
             counts = dict.fromkeys(STATES, 0)
             rec = self._record(table.name)
             follower = rec is not None and rec.follower_of is not None
+            mine = self._scope(table.name)
             for p in table.partitions:
+                if mine is not None and p.pidx not in mine:
+                    continue
                 counts[p.state.value] = counts.get(p.state.value, 0) + 1
                 key = [table.name, str(p.pidx)]
                 last.add_metric(key, p.last_committed)
