@@ -171,7 +171,11 @@ def test_duplication_outage_is_logged_once_with_its_count(fleet: Fleet) -> None:
         wait_caught_up(d, "after the outage")
 
         def outage_records() -> list[dict]:
-            return [r for r in records(src) if r.get("outage") and r.get("dupid") == d.dupid]
+            return [
+                r
+                for r in records(src)
+                if r.get("outage") and r.get("cause") == "remote" and r.get("dupid") == d.dupid
+            ]
 
         wait_until(lambda: len(outage_records()) == 2, WAIT, lambda: str(outage_records()))
     begin, end = outage_records()

@@ -131,9 +131,19 @@ class Outage:
     """A condition that repeats while it lasts (a remote that cannot be reached): logged when it
     begins, counted while it lasts, logged once more when it ends with the count and duration."""
 
-    def __init__(self, log: logging.Logger, what: str, **fields: Any) -> None:
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        down: str = "unavailable",
+        up: str = "reachable again",
+        **fields: Any,
+    ) -> None:
+        """``what`` is ``down`` (it begins), then ``up`` (it ends): "remote X" "unavailable"."""
         self._log = log
         self._what = what
+        self._down = down
+        self._up = up
         self._fields = fields
         self._lock = threading.Lock()
         self.failures = 0
@@ -151,8 +161,9 @@ class Outage:
                 return
             self.since = time.monotonic()
         self._log.warning(
-            "%s unavailable: %s",
+            "%s %s: %s",
             self._what,
+            self._down,
             reason,
             extra=event(outage="begin", reason=str(reason), **self._fields),
         )
@@ -167,8 +178,9 @@ class Outage:
             seconds, failures = time.monotonic() - self.since, self.failures
             self.since, self.failures = None, 0
         self._log.info(
-            "%s reachable again after %.1f s, %d failed attempts",
+            "%s %s after %.1f s, %d failed attempts",
             self._what,
+            self._up,
             seconds,
             failures,
             extra=event(outage="end", failed_attempts=failures, seconds=round(seconds, 3), **self._fields),

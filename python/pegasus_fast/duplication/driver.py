@@ -107,9 +107,16 @@ class Duplication(DuplicationPhases):
         self._oldest = [OldestPending(p) for p in self.partitions]
         fields = {"dupid": dupid, "table": self.table_name, "remote": self.remote}
         #: the remote unreachable: logged when it begins and once when it ends, with the count
-        self._outage = Outage(log, f"duplication {dupid}: remote {self.remote}", **fields)
+        self._outage = Outage(log, f"duplication {dupid}: remote {self.remote}", cause="remote", **fields)
         #: other errors retried: the same, so a retry loop is two lines, not one a second
-        self._retrying = Outage(log, f"duplication {dupid}: shipping to {self.remote}", **fields)
+        self._retrying = Outage(
+            log,
+            f"duplication {dupid} to {self.remote}",
+            down="failing, retrying",
+            up="going again",
+            cause="error",
+            **fields,
+        )
         m = env.metrics
         labels = [(str(dupid), self.table_name, str(i)) for i in range(n)]
         self._m_bytes = [m.dup_shipped_bytes.labels(*x) for x in labels]

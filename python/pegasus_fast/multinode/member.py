@@ -74,7 +74,9 @@ class Member:
         self.cluster = cluster
         self.node_id = node_id
         #: the configuration sync failing round after round: two lines, with the count
-        self._sync_outage = Outage(log, f"node {node_id}: configuration sync", node=node_id)
+        self._sync_outage = Outage(
+            log, f"node {node_id}: configuration sync", down="failing", up="working again", node=node_id
+        )
         self.url = ""
         #: this node's Pegasus-protocol address (registered with its URL), "" without one
         self.pegasus = ""
