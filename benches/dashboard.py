@@ -77,8 +77,8 @@ def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def run(seconds: float, root: Path) -> tuple[Samples, list[tuple[float, str]]]:
     """Serve both, scrape both every second from the start, and play the scenario: a table
-    written, a duplication added, steady load, the follower killed at 35 % of the run and
-    started again (same port) at 60 %."""
+    written, a duplication added, steady load, a second table duplicated at 15 % of the run,
+    the follower killed at 35 % and started again (same port) at 60 %."""
     import pegasus_fast as pf
 
     token = root / "token"
@@ -147,6 +147,14 @@ def run(seconds: float, root: Path) -> tuple[Samples, list[tuple[float, str]]]:
             loader = threading.Thread(target=load, daemon=True)
             loader.start()
             down_at, up_at = seconds * 0.35, seconds * 0.6
+            # a second table duplicated a while in: its checkpoints fall inside the scrapes
+            while time.time() - t0 < seconds * 0.15:
+                time.sleep(0.1)
+            events_table = rc.create_table("events", 4)
+            for i in range(10):
+                events_table.set(b"e%d" % i, b"s", b"x" * 100)
+            rc.add_duplication("events", dinfo["url"]).wait_for(pf.DupStatus.LOG, 30)
+            events.append((time.time() - t0, "2nd dup"))
             while time.time() - t0 < down_at:
                 time.sleep(0.1)
             dst.send_signal(signal.SIGKILL)
