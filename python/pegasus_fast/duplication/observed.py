@@ -50,6 +50,9 @@ class OldestPending:
     def __init__(self, partition: Partition) -> None:
         self._p = partition
         self._cached: tuple[int, int] = (0, 0)  # (decree, timestamp µs)
+        #: (log file, a block boundary at or before the last decree found, that decree): a later
+        #: decree is found from there, not from the file's start (decrees only move forward)
+        self._pos: tuple[str, int, int] | None = None
 
     def lag_ms(self, confirmed: int, hint: tuple[str, int] | None = None) -> float | None:
         """Milliseconds since the oldest mutation after ``confirmed`` was written (0 when none is);
@@ -79,6 +82,9 @@ class OldestPending:
         name, offset = files[0].name, 0
         if hint is not None and hint[0] == name:
             offset = hint[1]
+        pos = self._pos
+        if pos is not None and pos[0] == name and pos[2] <= decree:
+            offset = max(offset, pos[1])
         path = os.path.join(self._p.wal.path, name)
         try:
             for _ in range(_MAX_STEPS):
@@ -86,6 +92,7 @@ class OldestPending:
                     path, offset, decree, _READ_STEP, last, 0
                 )
                 if blocks:
+                    self._pos = (name, offset, decree)
                     return int(first_ts)
                 if end <= offset:
                     return None
