@@ -31,9 +31,12 @@ from ..storage.partition import Partition
 from ..storage.state import PartitionState
 
 #: bytes read per step while looking for the oldest pending mutation in a log file
-_READ_STEP = 1 << 20
+_READ_STEP = 1 << 16
 #: steps at most (a WAL file is rotated long before this)
 _MAX_STEPS = 512
+#: seconds between two WAL reads of one partition: within it a moved decree keeps the timestamp
+#: read last (an older mutation's: the lag errs high, by less than the time it took to ship it)
+REFRESH = 0.1
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class OldestPending:
         #: (log file, a block boundary at or before the last decree found, that decree): a later
         #: decree is found from there, not from the file's start (decrees only move forward)
         self._pos: tuple[str, int, int] | None = None
+        self._read_at = -REFRESH
 
     def lag_ms(self, confirmed: int, hint: tuple[str, int] | None = None) -> float | None:
         """Milliseconds since the oldest mutation after ``confirmed`` was written (0 when none is);
@@ -65,9 +69,11 @@ class OldestPending:
         decree = confirmed + 1
         if last < decree:
             return 0.0
-        if self._cached[0] == decree:
+        now = time.monotonic()
+        if self._cached[0] == decree or (self._cached[0] and now - self._read_at < REFRESH):
             ts = self._cached[1]
         else:
+            self._read_at = now
             found = self._read(decree, last, hint)
             if found is None:
                 return None
