@@ -103,10 +103,6 @@ class Metrics:
         except KeyError:
             pass
 
-    def dup_series(self) -> list[Any]:
-        """The labelled metrics kept per (dupid, table, pidx)."""
-        return list(self._dup_series)
-
     def forget_duplication(self, dupid: int, table: str, partitions: int) -> None:
         """Remove every series of a removed duplication."""
         for metric in self._dup_series:
