@@ -44,14 +44,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--log-level",
         choices=LEVELS,
         default="info",
-        help="the least severe log records written to stderr (default info)",
+        help="the least severe log records written to stderr",
     )
     p.add_argument(
         "--log-format",
         choices=FORMATS,
         default="text",
         help="text: 'TIME LEVEL component: message key=value...'; json: one object a line with "
-        "ts, level, component, msg and the event's fields (default text)",
+        "ts, level, component, msg and the event's fields",
     )
     p.add_argument("--tls-cert", help="PEM certificate of the server")
     p.add_argument("--tls-key", help="PEM private key of the server")
