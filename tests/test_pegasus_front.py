@@ -4,6 +4,7 @@ the allowlist refuses before reading; pipelined requests all come back."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
 import time
@@ -243,6 +244,29 @@ def test_allowlist_refuses_before_reading(cluster: pf.Cluster, kind: str) -> Non
     finally:
         f.stop()
     assert not any(k.startswith("pegasus_front") for k in cluster.metrics())
+
+
+def test_refused_connections_are_logged_with_their_count(
+    cluster: pf.Cluster, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pegasus_fast")
+    f = _open(kind, cluster, allow="10.0.0.0/8")
+    try:
+        for _ in range(5):
+            with _connect(f) as s:
+                assert _closed(s)
+        # the Rust front end refuses without Python: its count is looked at once a second
+        deadline = time.monotonic() + DEADLINE
+        while not [r for r in caplog.records if getattr(r, "event", {}).get("refused")]:
+            assert time.monotonic() < deadline, "no refusal logged"
+            time.sleep(0.05)
+    finally:
+        f.stop()
+    logged = [r.event for r in caplog.records if getattr(r, "event", {}).get("refused")]  # type: ignore[attr-defined]
+    # rate-limited: the first line at once, then (within the 10 s interval) nothing until the
+    # stop says how many more were refused; every one is counted
+    assert len(logged) <= 2 and logged[0]["reason"] == "not in the allowlist"
+    assert sum(e["refused"] for e in logged) == 5 == logged[-1]["refused_total"]
 
 
 def test_listen_rules(cluster: pf.Cluster, kind: str) -> None:

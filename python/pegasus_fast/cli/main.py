@@ -18,6 +18,7 @@ from ..errors import (
     ResourceExhaustedError,
     TableNotFoundError,
 )
+from ..logs import install
 from . import serve as serve_cli
 from . import serve_file
 from .exits import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
@@ -42,6 +43,8 @@ def run(argv: list[str] | None = None) -> int:
         return serve_cli.run(args, knobs, serve_parser)
     if args.cmd == "bench":
         return bench_runner.main(args)
+    # a verb over an embedded cluster runs the library here: its warnings, timestamped, on stderr
+    install("warning", "text")
     with opened(args) as c:
         code = VERBS[args.cmd](c, args)
     return EXIT_OK if code is None else code

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import os
 import signal
-import sys
 import threading
 from dataclasses import fields
 
@@ -16,6 +15,7 @@ from ..coord.auth import read_auth_file
 from ..coord.zk import connect, parse_zk
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
+from ..logs import FORMATS, LEVELS, event, get, install
 from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of, node_uid_of
 from ..multinode.member import Member
 from ..multinode.ownership import Ownership
@@ -42,6 +42,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         p.add_argument(
             f"--{role}-token-file", help=f"a file (mode 600) holding a token that may call only {what}"
         )
+    p.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default="info",
+        help="the least severe log records written to stderr",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text",
+        help="text: 'TIME LEVEL component: message key=value...'; json: one object a line with "
+        "ts, level, component, msg and the event's fields",
+    )
     p.add_argument("--tls-cert", help="PEM certificate of the server")
     p.add_argument("--tls-key", help="PEM private key of the server")
     p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
@@ -97,6 +110,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         metavar="KEY=VALUE",
         help="a pegasus_fast.Config knob (repeatable), e.g. small_partition_max_bytes=1048576",
     )
+
+
+log = get(__name__)
 
 
 def _config(items: list[str], base: dict[str, object] | None = None) -> Config:
@@ -208,6 +224,7 @@ def run(
     those of --config; ``parser``: serve's own (--check-config prints its flags' settings)."""
     if not args.cluster:
         raise InvalidArgumentError('serve needs --cluster DIR (or `cluster = "DIR"` in --config-file)')
+    install(args.log_level, args.log_format)
     token, tls, config = _token(args), _tls(args), _config(args.config, knobs)
     roles = _role_tokens(args)
     if args.check_config:
@@ -255,11 +272,24 @@ def run(
             print(f"metrics: {server.metrics_url}", flush=True)
         if server.pegasus_address is not None:
             print(f"pegasus: {server.pegasus_address.target}", flush=True)
+        log.info(
+            "serving %s at %s",
+            cluster.name,
+            server.url,
+            extra=event(
+                cluster=cluster.name,
+                url=server.url,
+                metrics=server.metrics_url or "",
+                pegasus=server.pegasus_address.target if server.pegasus_address else "",
+                node=member.node_id if member is not None else "",
+                pid=os.getpid(),
+            ),
+        )
         if args.ready_file:
             _write_ready(args.ready_file, server.url)
         while not stop.wait(0.5):
             pass
-        print("stopping", file=sys.stderr, flush=True)
+        log.info("stopping", extra=event(cluster=cluster.name))
     finally:
         if member is not None:
             member.stop()  # leave the cluster first: its leader and clients stop sending here

@@ -182,6 +182,7 @@ def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0)
         return out
 
     p.write_mutations(build)
+    p.note_applied(mutations[-1][1] if mutations else 0)  # timestamps rise with decrees
     through = max([skipped_through] + [m[0] for m in mutations])
     if through > p.source_seen:
         p.record_source_seen(through)

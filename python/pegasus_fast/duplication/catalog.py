@@ -14,10 +14,14 @@ from ..errors import (
     InvalidTypeError,
     with_fix,
 )
+from ..logs import event, get
 from ..storage.partition import Partition, PartitionHooks
 from .driver import DupEnv, Duplication
+from .observed import DupCollector
 from .record import DupRecord, PartitionCheckpoint
 from .status import FAIL_MODES, DupStatus
+
+log = get(__name__)
 
 _SETTING_UP = frozenset({DupStatus.INIT, DupStatus.PREPARE, DupStatus.APP})
 #: how long adding a duplication without checkpoint waits for its follower's answer
@@ -42,6 +46,8 @@ class DuplicationCatalog(PartitionHooks):
         self._dups: dict[int, Duplication] = {}
         #: table name -> its live duplications (read on the write path, replaced whole)
         self._by_table: dict[str, tuple[Duplication, ...]] = {}
+        # pending, confirmed and time lag read at each scrape, of the duplications live then
+        env.metrics.add_collector(DupCollector(lambda: list(self._dups.values())))
 
     def resume(self, records: dict[int, DupRecord]) -> None:
         """Take the persisted duplications back (once the source tables are open) and start them."""
@@ -154,6 +160,16 @@ class DuplicationCatalog(PartitionHooks):
             dup = self._new(dupid, record)
             self._dups[dupid] = dup
             self._reindex()
+        log.info(
+            "duplication %s added: %s -> %s (%s)",
+            dupid,
+            table,
+            remote,
+            "with checkpoint" if with_checkpoint else "without checkpoint",
+            extra=event(
+                dupid=dupid, table=table, remote=remote, remote_table=remote_table, fail_mode=fail_mode
+            ),
+        )
         dup.start()
         if not with_checkpoint and given_dupid is None:
             # a follower that missed writes is refused before the caller goes on (when the

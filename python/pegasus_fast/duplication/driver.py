@@ -8,7 +8,6 @@ Everything outside duplication reaches it through the ports in ports.py.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -26,10 +25,12 @@ from ..errors import (
     Retry,
     retry_of,
 )
+from ..logs import Outage, event, get
 from ..metrics import Metrics
 from . import checkpoints as policy
 from . import retention
 from .controls import DuplicationControls
+from .observed import OldestPending, PartitionLag
 from .phases import DuplicationPhases
 from .ports import Connector, Follower, SourceId, SourceTables, Tasks
 from .record import CkptState, DupRecord, PartitionCheckpoint
@@ -46,7 +47,7 @@ from .status import (
 from .stuck import Stuck
 from .verify import DuplicationVerify
 
-log = logging.getLogger(__name__)
+log = get(__name__)
 
 CONFIRM_PERSIST_INTERVAL = 1.0
 #: the longest wait between tries of a remote that refuses the duplication's token
@@ -127,11 +128,21 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
         self._follower: Follower | None = None
         #: update() changed the token: the calls it ended are no failure
         self._reconnect = False
+        self._oldest = [OldestPending(p) for p in self.partitions]
+        fields = {"dupid": dupid, "table": self.table_name, "remote": self.remote}
+        #: the remote unreachable: logged when it begins and once when it ends, with the count
+        self._outage = Outage(log, f"duplication {dupid}: remote {self.remote}", cause="remote", **fields)
+        #: other errors retried: the same, so a retry loop is two lines, not one a second
+        self._retrying = Outage(
+            log,
+            f"duplication {dupid} to {self.remote}",
+            down="failing, retrying",
+            up="going again",
+            cause="error",
+            **fields,
+        )
         m = env.metrics
         labels = [(str(dupid), self.table_name, str(i)) for i in range(n)]
-        self._m_pending = [m.dup_pending_mutations.labels(*x) for x in labels]
-        self._m_confirmed = [m.dup_confirmed_decree.labels(*x) for x in labels]
-        self._m_lag = [m.dup_time_lag_ms.labels(*x) for x in labels]
         self._m_bytes = [m.dup_shipped_bytes.labels(*x) for x in labels]
         self._m_muts = [m.dup_shipped_mutations.labels(*x) for x in labels]
         self._m_lost = [m.dup_lost_mutations.labels(*x) for x in labels]
@@ -195,7 +206,7 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
                     confirmed_decree=confirmed,
                     last_committed_decree=p.last_committed,
                     pending_mutations=max(0, p.last_committed - confirmed),
-                    time_lag_ms=sh.time_lag_ms,
+                    time_lag_ms=self._lag_ms(i, confirmed),
                     reason=self._reason(i, c),
                     stuck_reason=self._stuck.of_partition(c.state is CkptState.RELEASED),
                     checkpoint_duration_ms=c.duration_ms,
@@ -203,6 +214,30 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
                     copy_total_bytes=self._copied[i][1],
                     copy_seconds=self._copy_times[i][1] - self._copy_times[i][0],
                 )
+            )
+        return out
+
+    def _lag_ms(self, i: int, confirmed: int) -> float:
+        """Age of partition ``i``'s oldest mutation after ``confirmed`` (observed.py): it grows
+        while nothing ships, which the shipper's own figure (set when it ships) does not."""
+        sh = self._shippers[i]
+        cur = sh.cursor
+        hint = (cur.name, cur.offset) if cur is not None and sh.next_decree == confirmed + 1 else None
+        lag = self._oldest[i].lag_ms(confirmed, hint)
+        return sh.time_lag_ms if lag is None else lag
+
+    def observed(self) -> list[PartitionLag]:
+        """Pending mutations, confirmed decree and time lag of each partition shipped here now
+        (the metrics' view, read when scraped; nothing once removed)."""
+        if self._status == DupStatus.REMOVED:
+            return []
+        log_state = self._status in (DupStatus.LOG, DupStatus.PAUSE)
+        out = []
+        for i in self._mine():
+            p = self.partitions[i]
+            confirmed = self._shippers[i].confirmed if log_state else self._record.partitions[i].confirmed
+            out.append(
+                PartitionLag(i, confirmed, max(0, p.last_committed - confirmed), self._lag_ms(i, confirmed))
             )
         return out
 
@@ -235,6 +270,7 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
         self.stop()
         self._stuck.reset()
         self._pinned = [frozenset()] * len(self._pinned)
+        self._env.metrics.forget_duplication(self.dupid, self.table_name, len(self.partitions))
         self._on_removed()
 
     # -- what the source partitions ask of it (through the catalog's PartitionHooks) ---------
@@ -363,6 +399,16 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
             self._status = new
             self.timeline.append((str(new), at))
             self._changed.notify_all()
+        log.info(
+            "duplication %s of %s: %s -> %s",
+            self.dupid,
+            self.table_name,
+            old.name,
+            new.name,
+            extra=event(
+                dupid=self.dupid, table=self.table_name, remote=self.remote, old=old.name, new=new.name
+            ),
+        )
         self._wake.set()
 
     def _persist_confirmed(self, force: bool = False) -> None:
@@ -417,6 +463,7 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
                     self._stuck.clear(STUCK_AUTH, STUCK_PERMISSION)
                     self._set_reasons("")
                     self.connected.set()
+                    self._outage.ok()
                 if status == DupStatus.INIT:
                     self._transition(
                         DupStatus.PREPARE if self.with_checkpoint else DupStatus.LOG,
@@ -429,12 +476,14 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
                 elif status == DupStatus.LOG:
                     self._log(follower)
                 backoff = 0.05
+                self._retrying.ok()
             except AuthenticationError as exc:
                 # the remote refuses the token (rotated there): stuck, not failed, until an
                 # update gives the new one or the remote takes this one again
                 if self._stopping.is_set():
                     return
                 self.connected.clear()
+                self._retrying.failed(f"{type(exc).__name__}: {exc}")
                 reason = STUCK_PERMISSION if isinstance(exc, PermissionDeniedError) else STUCK_AUTH
                 self._stuck.set(reason)
                 self._set_reasons(reason)
@@ -446,6 +495,7 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
                 if self._reconnect:
                     continue  # update() ended the calls made with the old token
                 self.connected.clear()
+                self._outage.failed(exc.reason or exc)
                 if isinstance(exc, FollowerTableNotFoundError) and self._status in (
                     DupStatus.LOG,
                     DupStatus.PAUSE,
@@ -460,16 +510,26 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
                     return
                 retry = retry_of(exc)
                 if retry is Retry.PERMANENT or (retry is Retry.FAILURE and self.fail_mode == "fast"):
-                    if not isinstance(exc, DuplicationError):
-                        log.warning("duplication %s: %s", self.dupid, exc)
+                    log.error(
+                        "duplication %s of %s failed: %s",
+                        self.dupid,
+                        self.table_name,
+                        exc,
+                        extra=event(
+                            dupid=self.dupid,
+                            table=self.table_name,
+                            remote=self.remote,
+                            status=self._status.name,
+                            error=type(exc).__name__,
+                        ),
+                    )
                     self.error = exc
                     self._set_reasons(f"failed: {exc}")
                     with self._changed:
                         self._changed.notify_all()
                     return
                 self._set_reasons(f"retrying after error: {exc}")
-                if retry is Retry.FAILURE:
-                    log.warning("duplication %s: %s", self.dupid, exc)
+                self._retrying.failed(f"{type(exc).__name__}: {exc}")
                 self._wait(backoff)
                 backoff = min(1.0, backoff * 2)
 

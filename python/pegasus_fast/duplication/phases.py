@@ -57,9 +57,7 @@ class DuplicationPhases:
     _changed: threading.Condition
     _cap: retention.Cap
     _stuck: Stuck
-    _m_pending: list[Any]
-    _m_confirmed: list[Any]
-    _m_lag: list[Any]
+    _retrying: Any
     _m_bytes: list[Any]
     _m_muts: list[Any]
     _m_lost: list[Any]
@@ -345,9 +343,7 @@ class DuplicationPhases:
             self._m_bytes[i].inc(sh.shipped_bytes - before_b)
         if sh.shipped_mutations != before_m:
             self._m_muts[i].inc(sh.shipped_mutations - before_m)
-        self._m_pending[i].set(sh.pending())
-        self._m_confirmed[i].set(sh.confirmed)
-        self._m_lag[i].set(sh.time_lag_ms)
+        self._retrying.ok()
         return moved
 
 

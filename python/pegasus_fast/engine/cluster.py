@@ -37,6 +37,7 @@ from .followers import FollowerTables
 from .journal import JournalMetaStore
 from .maintenance import Maintenance
 from .meta import ClusterMeta
+from .observed import PartitionCollector
 from .opens import BackgroundOpens
 from .remotes import Network, Remotes, is_url
 from .roles import TableRoles
@@ -181,6 +182,11 @@ class Cluster(ClusterRoles):
                 self._tables.record, self._tables.find, self._dup_views, self._tables.names
             )
             self.followers = FollowerTables(self._tables, self.meta, config, self._opens, self.roles.refresh)
+            self.metric_set.add_collector(
+                PartitionCollector(
+                    self._tables.open_tables, self._tables.record, duplication_scope or (lambda table: None)
+                )
+            )
             self._tables.open_existing()
             limits.log_warnings(self.name, self._limit_warnings + self._over_limits())
         except BaseException:
@@ -422,6 +428,7 @@ class Cluster(ClusterRoles):
                     f"table {name!r} has duplications {[d.dupid for d in active]}; remove them first"
                 )
             self._tables.drop(name)
+            self.metric_set.forget_table(name)
 
     # -- life cycle ---------------------------------------------------------
 

@@ -17,7 +17,7 @@ from ..storage.open_slots import OpenSlots, fd_limit, partitions_for_fds
 from ..storage.partition import Partition
 from ..storage.state import PartitionState
 
-log = logging.getLogger("pegasus_fast.limits")
+log = logging.getLogger(__name__)
 
 
 def open_slots(config: Config) -> tuple[OpenSlots, list[str]]:

@@ -8,17 +8,19 @@ stops, or its ZooKeeper connection is suspended or lost (:meth:`lost`).
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError
 from kazoo.recipe.election import Election
 
 from ..coord.layout import ELECTION, LEADER, NodeDoc
+from ..logs import event, get
 
-log = logging.getLogger(__name__)
+log = get(__name__)
 
 
 class Leadership:
@@ -37,6 +39,12 @@ class Leadership:
     def lost(self) -> None:
         """The ZooKeeper connection is suspended or lost: stop leading at once (the session may
         expire, and another node be elected, before it is back)."""
+        if self._leading.is_set():
+            log.warning(
+                "node %s stops leading: its ZooKeeper connection is suspended or lost",
+                self.node_id,
+                extra=event(node=self.node_id, leader=False, reason="zookeeper connection"),
+            )
         self._leading.clear()
 
     def run(self) -> None:
@@ -62,16 +70,40 @@ class Leadership:
                     break
                 self._stop.wait(0.2)
         self._leading.set()
-        log.info("node %s leads the cluster", self.node_id)
+        started = time.monotonic()
+        log.info("node %s leads the cluster", self.node_id, extra=event(node=self.node_id, leader=True))
         try:
             while not self._stop.is_set() and self._leading.is_set() and self.zk.connected:
                 self._stop.wait(0.2)
         finally:
             self._leading.clear()
+            log.info(
+                "node %s no longer leads (after %.1f s)%s",
+                self.node_id,
+                time.monotonic() - started,
+                ": it is stopping" if self._stop.is_set() else "",
+                extra=event(node=self.node_id, leader=False, seconds=round(time.monotonic() - started, 3)),
+            )
             with contextlib.suppress(Exception):
                 raw, _ = self.zk.get(LEADER)
                 if raw == doc:
                     self.zk.delete(LEADER)
 
 
-__all__ = ["Leadership"]
+class LeaderCollector:
+    """``node_is_leader{node}``: 1 while this node leads, for a dashboard of who leads when."""
+
+    def __init__(self, leadership: Leadership) -> None:
+        self._leadership = leadership
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        g = GaugeMetricFamily(
+            "node_is_leader", "1 while this node is the cluster's meta leader", labels=["node"]
+        )
+        g.add_metric([self._leadership.node_id], 1 if self._leadership.is_leader else 0)
+        yield g
+
+
+__all__ = ["LeaderCollector", "Leadership"]

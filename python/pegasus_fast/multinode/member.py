@@ -41,13 +41,14 @@ from ..duplication.ports import SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower
 from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError
+from ..logs import Outage, event, get
 from ..net.peer import Peers
 from .dup_progress import DupProgress
-from .election import Leadership
+from .election import LeaderCollector, Leadership
 from .ownership import Custody, Ownership
 from .registration import Registration
 
-log = logging.getLogger(__name__)
+log = get(__name__)
 
 #: a node reads the whole configuration at least this often (seconds), watch or not
 RESYNC_INTERVAL = 5.0
@@ -72,6 +73,10 @@ class Member:
         self.addr = addr
         self.cluster = cluster
         self.node_id = node_id
+        #: the configuration sync failing round after round: two lines, with the count
+        self._sync_outage = Outage(
+            log, f"node {node_id}: configuration sync", down="failing", up="working again", node=node_id
+        )
         self.url = ""
         #: this node's Pegasus-protocol address (registered with its URL), "" without one
         self.pegasus = ""
@@ -89,6 +94,7 @@ class Member:
         self.registration = Registration(zk, addr.spec, node_id, uid)
         self._reregister = self.registration.wanted
         self.leadership = Leadership(zk, node_id, lambda: self.url, self._stop)
+        cluster.metric_set.add_collector(LeaderCollector(self.leadership))
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -132,6 +138,13 @@ class Member:
 
     def _on_state(self, state: str) -> None:
         # kazoo's connection thread: nothing blocking here
+        log.log(
+            logging.INFO if state == KazooState.CONNECTED else logging.WARNING,
+            "node %s: ZooKeeper connection %s",
+            self.node_id,
+            str(state).lower(),
+            extra=event(node=self.node_id, zookeeper=str(state).lower()),
+        )
         if state in (KazooState.SUSPENDED, KazooState.LOST):
             self._suspended.set()
             self.leadership.lost()
@@ -162,8 +175,9 @@ class Member:
                         self.sync()
                 if self.zk.connected and time.monotonic() - self.dups.confirmed_at >= CONFIRM_WRITE_INTERVAL:
                     self.dups.write_confirmed()
+                self._sync_outage.ok()
             except Exception as exc:  # noqa: BLE001 - retried on the next round
-                log.warning("node %s: configuration sync failed: %s", self.node_id, exc)
+                self._sync_outage.failed(f"{type(exc).__name__}: {exc}")
                 time.sleep(0.2)
                 self._want_sync.set()
 

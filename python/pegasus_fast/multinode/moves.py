@@ -10,7 +10,6 @@ the fence lease gives up, since the owner unfences itself after the lease.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Protocol
 
@@ -20,11 +19,12 @@ from ..coord.layout import NodeDoc, PartitionDoc, partition_path
 from ..coord.zk import read_dups, read_nodes, read_table
 from ..duplication.status import DupStatus
 from ..errors import CoordinationError, DuplicationError, InvalidArgumentError, NodeUnavailableError
+from ..logs import event, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peer
 from .member import Member
 
-log = logging.getLogger(__name__)
+log = get(__name__)
 
 #: how long a move waits for the table's duplications to ship the partition past the decree
 #: its target learned (writes go on meanwhile)
@@ -57,12 +57,29 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
     if node not in nodes:
         raise InvalidArgumentError(f"no live node {node!r} (live: {sorted(nodes)})")
     if pc.owner == node:
+        log.info(
+            "move of %s.%d: already on %s",
+            table,
+            pidx,
+            node,
+            extra=event(table=table, pidx=pidx, node=node, step="noop"),
+        )
         return pc.decree
     src_doc = nodes.get(pc.owner)
     if src_doc is None:
         raise NodeUnavailableError(table, pidx, pc.owner, "", "the owner is not live")
     src, dst = m.peers.get(src_doc.url), m.peers.get(nodes[node].url)
     ref = pb.PartitionRef(table=table, pidx=pidx)
+    fields = {"table": table, "pidx": pidx, "source": pc.owner, "node": node}
+    started = time.monotonic()
+    log.info(
+        "move of %s.%d from %s to %s: learning",
+        table,
+        pidx,
+        pc.owner,
+        node,
+        extra=event(step="learn", **fields),
+    )
     # 1. the target copies a checkpoint and the log after it, writes going on
     learned = dst(
         dst.node,
@@ -74,6 +91,14 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
     # 2. the owner stops taking writes to it
     fenced = time.monotonic()
     last = src(src.node, "Fence", ref).decree
+    log.info(
+        "move of %s.%d: learned through decree %d, fenced at %d",
+        table,
+        pidx,
+        learned,
+        last,
+        extra=event(step="fence", learned=learned, decree=last, **fields),
+    )
     try:
         # 3. the target reaches the owner's last decree
         got = dst(
@@ -92,6 +117,15 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
             version=pc.version,
         )
     except BaseException as exc:
+        log.warning(
+            "move of %s.%d from %s to %s failed: %s; unfencing",
+            table,
+            pidx,
+            pc.owner,
+            node,
+            exc,
+            extra=event(step="failed", error=type(exc).__name__, **fields),
+        )
         try:
             src(src.node, "Unfence", ref)
         except Exception as unfence_exc:  # noqa: BLE001 - its fence lease unfences it
@@ -101,7 +135,21 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
         raise
     # 5. both sides act on it now (the others through the /config watch)
     leader.changed(nodes, {node, pc.owner})
-    log.info("moved %s.%d from %s to %s at decree %d", table, pidx, pc.owner, node, last)
+    log.info(
+        "moved %s.%d from %s to %s at decree %d",
+        table,
+        pidx,
+        pc.owner,
+        node,
+        last,
+        extra=event(
+            step="switched",
+            decree=last,
+            seconds=round(time.monotonic() - started, 3),
+            fenced_ms=round((time.monotonic() - fenced) * 1000, 1),
+            **fields,
+        ),
+    )
     return last
 
 

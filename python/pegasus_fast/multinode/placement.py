@@ -11,7 +11,6 @@ act on it. The Meta service reaches these through meta.py.
 
 from __future__ import annotations
 
-import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
@@ -37,13 +36,14 @@ from ..errors import (
     TableNotFoundError,
     with_fix,
 )
+from ..logs import event, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url, parse_url
 from . import moves
 from .member import Member
 from .plan import Move, plan_balance, spread
 
-log = logging.getLogger(__name__)
+log = get(__name__)
 
 
 class Placement:
@@ -173,8 +173,20 @@ class Placement:
     def balance(self) -> list[Move]:
         self.require_leader()
         planned = plan_balance(read_tables(self.zk), list(read_nodes(self.zk)))
-        for mv in planned:
+        log.info("balance: %d moves planned", len(planned), extra=event(moves=len(planned)))
+        for i, mv in enumerate(planned, 1):
+            log.info(
+                "balance: move %d of %d: %s.%d to %s",
+                i,
+                len(planned),
+                mv.table,
+                mv.pidx,
+                mv.node,
+                extra=event(step=i, moves=len(planned), table=mv.table, pidx=mv.pidx, node=mv.node),
+            )
             self.move_partition(mv.table, mv.pidx, mv.node)
+        if planned:
+            log.info("balance: done, %d moves", len(planned), extra=event(moves=len(planned)))
         return planned
 
     # -- duplications ------------------------------------------------------------------------

@@ -7,7 +7,6 @@ duplications ship what is durable, and (when it owns it) closes the cluster.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -22,8 +21,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ..duplication.status import DupStatus
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError
+from ..logs import Refusals, get
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
+from .call_metrics import measured, refused
 from .client_service import ClientService
 from .deadlines import Deadlines
 from .follower_service import FollowerService
@@ -31,10 +32,11 @@ from .roles import Tokens, allowed, role_of
 
 if TYPE_CHECKING:
     from ..multinode.member import Member
+    from ..request_metrics import RequestMetrics
     from .pegasus_front import PegasusFront
     from .pegasus_native import RustPegasusFront
 
-log = logging.getLogger(__name__)
+log = get(__name__)
 
 SERVICES = ("pegasus_fast.v1.Client", "pegasus_fast.v1.Follower")
 #: how long stop() waits by default: calls in flight, then duplications shipping what is durable
@@ -116,9 +118,17 @@ class _Guard(grpc.ServerInterceptor):
     unread; a call that is let in has the body timeout to send its request whole (a request
     stream, its first message)."""
 
-    def __init__(self, tokens: Tokens, deadlines: Deadlines) -> None:
+    def __init__(self, tokens: Tokens, deadlines: Deadlines, metrics: RequestMetrics) -> None:
         self._bearers = tokens.bearers()
         self._deadlines = deadlines
+        self._metrics = metrics
+        #: refused calls: counted (requests_total's codes) and logged at most every few seconds
+        self.refusals = Refusals(log, "gRPC calls")
+
+    def _refuse(self, method: str, reason: str, code: grpc.StatusCode) -> grpc.RpcMethodHandler:
+        refused(self._metrics, method, code)
+        self.refusals.refused(f"{code.name}: {reason}")
+        return _refuse(reason, code)
 
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: grpc.HandlerCallDetails
@@ -133,16 +143,18 @@ class _Guard(grpc.ServerInterceptor):
                     got = value.encode() if isinstance(value, str) else bytes(value)
                     break
             role = role_of(self._bearers, got)
+            method = handler_call_details.method
             if role is None:
-                return _refuse("missing token" if not got else "wrong token")
-            if not allowed(role, handler_call_details.method):
-                return _refuse(
-                    f"a {role} token may not call {handler_call_details.method}",
-                    grpc.StatusCode.PERMISSION_DENIED,
+                return self._refuse(
+                    method, "missing token" if not got else "wrong token", grpc.StatusCode.UNAUTHENTICATED
                 )
-        if handler.request_streaming:
-            return handler
-        return _with_body_deadline(handler, self._deadlines)
+            if not allowed(role, method):
+                return self._refuse(
+                    method, f"a {role} token may not call {method}", grpc.StatusCode.PERMISSION_DENIED
+                )
+        if not handler.request_streaming:
+            handler = _with_body_deadline(handler, self._deadlines)
+        return measured(handler, handler_call_details.method, self._metrics)
 
 
 class Server:
@@ -200,9 +212,10 @@ class Server:
         ):
             raise InvalidArgumentError("body_timeout is a number of seconds > 0")
         self._deadlines = Deadlines(float(body_timeout), f"serve-{cluster.name}-deadlines")
+        self._guard = _Guard(tokens, self._deadlines, cluster.metric_set.requests)
         self._grpc = grpc.server(
             ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"serve-{cluster.name}"),
-            interceptors=[_Guard(tokens, self._deadlines)],
+            interceptors=[self._guard],
             options=_SERVER_OPTIONS,
         )
         meta = None
@@ -291,6 +304,7 @@ class Server:
             if self.pegasus is not None:
                 self.pegasus.stop()
             self._grpc.stop(grace).wait(grace + 1.0)
+            self._guard.refusals.flush()
             self._deadlines.close()
             if self._metrics_http is not None:
                 self._metrics_http.shutdown()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import ipaddress
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from typing import Any
 
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError, PegasusProtocolError
+from ..logs import Refusals, get
 from ..net.pegasus import (
     DEFAULT_MAX_FRAME,
     BatchHandler,
@@ -39,7 +39,7 @@ from ..net.pegasus import (
 from ..net.pegasus.frame import PREFIX
 from ..net.wire import Address, parse_hostport
 
-log = logging.getLogger(__name__)
+log = get(__name__)
 
 #: unanswered requests one connection may have before the front end stops reading it
 MAX_INFLIGHT = 256
@@ -124,6 +124,8 @@ class PegasusFront:
             "batch_requests": 0,
         }
         self._batch_hist = [0] * (len(BATCH_BUCKETS) + 1)
+        #: refused connections, logged at most every few seconds with their count
+        self.refusals = Refusals(log, "pegasus port: connections")
         self._loop = asyncio.new_event_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pegasus-batch")
         self._queue: asyncio.Queue[tuple[Request, _Conn]] = asyncio.Queue()
@@ -270,6 +272,7 @@ class PegasusFront:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(START_TIMEOUT)
         self._executor.shutdown(wait=True)
+        self.refusals.flush()
         close = getattr(self.handler, "close", None)
         if close is not None:
             close()
@@ -316,7 +319,7 @@ class _Guarded(asyncio.StreamReaderProtocol):
         if not peer or not self._front.allowed(peer[0]):
             self._refused = True
             self._front.stats["connections_refused"] += 1
-            log.warning("pegasus front: refused %s (not in the allowlist)", peer)
+            self._front.refusals.refused("not in the allowlist", f"{peer[0]}:{peer[1]}" if peer else "")
             # a stream server's transports are TCP (asyncio.Transport): abort closes at once,
             # and the transport never starts reading (it would after connection_made)
             assert isinstance(transport, asyncio.Transport)

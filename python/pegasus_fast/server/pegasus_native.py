@@ -14,7 +14,6 @@ pure-Python twin: the same bytes on the wire, the same counters and metrics.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -23,11 +22,15 @@ from typing import Any
 from .. import _backend
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError
+from ..logs import Refusals, get
 from ..net.pegasus import DEFAULT_MAX_FRAME, BatchHandler
 from ..net.wire import Address
 from .pegasus_front import MAX_BATCH, MAX_INFLIGHT, FrontCollector, PegasusFront, check_listen
 
-log = logging.getLogger(__name__)
+log = get(__name__)
+
+#: how often the refused-connection count of the Rust front end is looked at (for the log)
+REFUSAL_POLL = 1.0
 
 
 def front_workers() -> int:
@@ -106,6 +109,13 @@ class RustPegasusFront:
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="pegasus-batches", daemon=True)
         self._thread.start()
+        #: refused connections (Rust refuses them before Python hears of it): counted, logged
+        #: at most every few seconds
+        self.refusals = Refusals(log, "pegasus port: connections")
+        self._refusals_seen = 0
+        self._watch_stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_refusals, name="pegasus-refusals", daemon=True)
+        self._watcher.start()
         self._collector = FrontCollector(self.stats, self.batch_histogram)
         self._registry = cluster.metric_set.registry
         self._registry.register(self._collector)
@@ -119,6 +129,16 @@ class RustPegasusFront:
         except BaseException:  # the loop ends only by stop(); anything else is a bug worth a trace
             log.exception("pegasus front: the batch loop failed")
 
+    def _watch_refusals(self) -> None:
+        while not self._watch_stop.wait(REFUSAL_POLL):
+            self._note_refusals()
+
+    def _note_refusals(self) -> None:
+        n = self.stats["connections_refused"]
+        if n > self._refusals_seen:
+            self.refusals.refused("not in the allowlist", n=n - self._refusals_seen)
+            self._refusals_seen = n
+
     def batch_histogram(self) -> list[tuple[int | None, int]]:
         """``[(upper bound, batches), ...]``; the last bound None (+Inf)."""
         return list(self._core.batch_histogram())
@@ -129,8 +149,12 @@ class RustPegasusFront:
             if self._stopped:
                 return
             self._stopped = True
+        self._watch_stop.set()
         self._core.stop()
         self._thread.join(10.0)
+        self._watcher.join(10.0)
+        self._note_refusals()
+        self.refusals.flush()
         close = getattr(self.handler, "close", None)
         if close is not None:
             close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,18 @@ class FollowerMarks:
         def write_mutations(
             self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
         ) -> int: ...
+
+    #: wall-clock seconds of the last shipped batch applied here (0: none since the open)
+    last_apply_time: float = 0.0
+    #: milliseconds from the source writing the newest mutation of that batch to its apply here
+    apply_delay_ms: float = 0.0
+
+    def note_applied(self, newest_ts_us: int) -> None:
+        """A shipped batch was applied: for the follower's lag metrics (not persisted)."""
+        now = time.time()
+        self.last_apply_time = now
+        if newest_ts_us > 0:
+            self.apply_delay_ms = max(0.0, now * 1000.0 - newest_ts_us / 1000.0)
 
     def record_source_seen(self, decree: int) -> None:
         """Durably note that source decrees up to ``decree`` need nothing applied here.

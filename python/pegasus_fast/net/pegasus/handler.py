@@ -19,7 +19,10 @@ Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
@@ -48,6 +51,7 @@ from ...records import (
     live_value,
     now_pegasus_seconds,
 )
+from ...request_metrics import BUCKETS
 from ...storage.ranges import SortKeyRange
 from . import atomics, codes
 from .replies import Response, rpc_address
@@ -59,6 +63,18 @@ if TYPE_CHECKING:
     from ...engine.table import Table
 
 log = logging.getLogger(__name__)
+
+#: the verb a request is counted under (requests_total{service="pegasus"}): its op's RPC name;
+#: a name no op has is "unknown" (a client cannot grow the label set with names of its own)
+_VERBS: dict[int, str] = {op: name for name, op in codes.RPC_OPS.items()}
+_VERBS[codes.OP_BAD_REQUEST] = "bad_request"
+#: a batch this small is counted answer by answer; a bigger one through a Counter (C)
+_SMALL_BATCH = 8
+
+
+def _verb(op: int) -> str:
+    return _VERBS.get(op, "unknown")
+
 
 #: Pegasus's rocksdb_multi_get_max_iteration_count: the most records one multi_get returns
 MULTI_GET_MAX_COUNT = 3000
@@ -141,6 +157,8 @@ class BatchHandler:
         self._tables: dict[int, Table] = {}
         self._sync_pool: ThreadPoolExecutor | None = None
         self.scanners = Scanners()
+        #: requests answered, by op and error, counted lock-free in finish() (one batch at a time)
+        self.tally = cluster.metric_set.requests.tally("pegasus", _verb)
 
     def close(self) -> None:
         """Stop the fsync pool (a front end's stop calls it); a later batch starts it again."""
@@ -177,6 +195,7 @@ class BatchHandler:
         return self._run(requests, True)
 
     def _run(self, requests: Sequence[Request], pipelined: bool) -> PendingBatch:
+        start = time.perf_counter()
         out: list[Any] = [None] * len(requests)
         writes: dict[tuple[int, int], list[tuple[int, tuple[Any, ...], int]]] = {}
         reads: list[tuple[int, Table]] = []
@@ -221,7 +240,7 @@ class BatchHandler:
                 out[i] = self._read(requests[i], maybe) if maybe is not None else self._scanner(requests[i])
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
-        return PendingBatch(self, requests, out, logged, syncs)
+        return PendingBatch(self, requests, out, logged, syncs, start)
 
     def _answer_failure(self, req: Request, exc: BaseException) -> Response:
         op, seqid, app_id, pidx, name, _ = req
@@ -501,8 +520,10 @@ class PendingBatch:
         out: list[Any],
         logged: list[_Logged],
         syncs: list[Future[None]] | None,
+        start: float = 0.0,
     ) -> None:
         self._handler = handler
+        self._start = start
         self._requests = requests
         self._out = out
         self._logged = logged
@@ -523,7 +544,28 @@ class PendingBatch:
         """The batch's answers, once its writes are durable (a failed fsync answers its writes
         with the failure); call it once."""
         self._handler._finish_syncs(self._requests, self._out, self._logged, self._syncs)
-        return self._out
+        out = self._out
+        # requests_total and request_duration_seconds: into the handler's tally, no lock (one
+        # batch loop writes it); every answer of the batch observed at the batch's time
+        secs = time.perf_counter() - self._start
+        tally = self._handler.tally
+        counts, hists = tally.counts, tally.hists
+        i = bisect.bisect_left(BUCKETS, secs)
+        if len(out) <= _SMALL_BATCH:
+            for r in out:
+                if r is not None:
+                    key = (r[0], r[5])
+                    counts[key] = counts.get(key, 0) + 1
+                    h = hists.get(r[0]) or tally.hist(r[0])
+                    h[i] += 1
+                    h[-1] += secs
+        else:
+            for key, n in Counter((r[0], r[5]) for r in out if r is not None).items():
+                counts[key] = counts.get(key, 0) + n
+                h = hists.get(key[0]) or tally.hist(key[0])
+                h[i] += n
+                h[-1] += secs * n
+        return out
 
 
 #: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,

@@ -1,0 +1,91 @@
+"""Every gRPC call counted by method and status code, and timed (request_metrics.py).
+
+The server's interceptor (app.py's ``_Guard``) wraps each handler it lets in
+with :func:`measured`; calls it refuses are counted by :func:`refused`. The
+verb is ``Service/Method`` (``Client/Set``, ``Follower/Apply``), the code the
+gRPC status name (``OK``, ``NOT_FOUND``, ``UNAUTHENTICATED``, ...). A streamed
+reply is timed until its last message (or its end by error or cancellation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from ..request_metrics import RequestMetrics
+
+SERVICE = "grpc"
+
+
+def verb_of(method: str) -> str:
+    """``/pegasus_fast.v1.Client/Set`` -> ``Client/Set``."""
+    service, _, name = method.rpartition("/")
+    return f"{service.rpartition('.')[2]}/{name}"
+
+
+def _code(context: grpc.ServicerContext, failed: bool) -> str:
+    code = context.code() if hasattr(context, "code") else None
+    if code is None:
+        if failed and not context.is_active():
+            return "CANCELLED"  # the client went away (or a deadline passed) mid-call
+        return "UNKNOWN" if failed else "OK"
+    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+
+
+def refused(metrics: RequestMetrics, method: str, code: grpc.StatusCode) -> None:
+    metrics.record(SERVICE, verb_of(method), code.name, 0.0)
+
+
+def measured(handler: grpc.RpcMethodHandler, method: str, metrics: RequestMetrics) -> grpc.RpcMethodHandler:
+    """``handler`` with every call counted and timed."""
+    verb = verb_of(method)
+
+    def done(context: grpc.ServicerContext, start: float, failed: bool) -> None:
+        metrics.record(SERVICE, verb, _code(context, failed), time.perf_counter() - start)
+
+    def unary_reply(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Any:
+            start = time.perf_counter()
+            try:
+                reply = behavior(request, context)
+            except BaseException:
+                done(context, start, True)
+                raise
+            done(context, start, False)
+            return reply
+
+        return call
+
+    def streamed_reply(behavior: Callable[..., Any]) -> Callable[..., Any]:
+        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            start = time.perf_counter()
+            failed = True
+            try:
+                yield from behavior(request, context)
+                failed = False
+            finally:
+                done(context, start, failed)
+
+        return call
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(
+            streamed_reply(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(
+            unary_reply(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            streamed_reply(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        unary_reply(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+    )
+
+
+__all__ = ["measured", "refused", "verb_of"]

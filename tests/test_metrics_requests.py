@@ -1,0 +1,106 @@
+"""Requests by verb and code, and their latency histograms (issue #20 §2), from a served process's
+/metrics: gRPC calls, calls refused for their token, and the Pegasus port's requests (counted per
+batch)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pegasus_fast as pf
+import pytest
+from conftest import DEFAULT_BACKEND
+from observe import METRICS_ARGS, key, metrics_url, scrape
+from pegasus_fast.errors import AuthenticationError, TableNotFoundError
+from pegasus_fast.request_metrics import BUCKETS
+from served import Fleet
+
+pytestmark = pytest.mark.usefixtures("default_backend")
+
+TOKEN = "metrics-test-token"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, DEFAULT_BACKEND)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _hist(m: dict[str, float], name: str, **labels: str) -> tuple[list[float], float, float]:
+    """(cumulative bucket counts in bound order, +Inf last; count; sum)."""
+    bounds = [repr(b) for b in BUCKETS] + ["+Inf"]
+    buckets = [m.get(key(f"{name}_bucket", le=b, **labels), 0.0) for b in bounds]
+    return buckets, m.get(key(f"{name}_count", **labels), 0.0), m.get(key(f"{name}_sum", **labels), 0.0)
+
+
+def test_grpc_calls_are_counted_by_verb_and_code_and_timed(fleet: Fleet, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    os.chmod(token_file, 0o600)
+    s = fleet.add("a")
+    s.start(*METRICS_ARGS, "--token-file", str(token_file))
+    url = metrics_url(s)
+    with pf.connect(s.url, TOKEN, timeout=10.0) as rc:
+        t = rc.create_table("t", 2)
+        before = scrape(url)
+        for i in range(25):
+            t.set(b"h%d" % i, b"s", b"v")
+        for i in range(10):
+            assert t.get(b"h%d" % i, b"s") == b"v"
+        with pytest.raises(TableNotFoundError):
+            rc.table("nope").get(b"h", b"s")
+        after = scrape(url)
+    set_ok = key("requests_total", service="grpc", verb="Client/Set", code="OK")
+    get_ok = key("requests_total", service="grpc", verb="Client/Get", code="OK")
+    assert after[set_ok] - before.get(set_ok, 0) == 25
+    assert after[get_ok] - before.get(get_ok, 0) == 10
+    assert after[key("requests_total", service="grpc", verb="Client/GetTable", code="NOT_FOUND")] >= 1
+    buckets, count, total = _hist(after, "request_duration_seconds", service="grpc", verb="Client/Set")
+    assert buckets == sorted(buckets)  # cumulative
+    assert buckets[-1] == count == after[set_ok]
+    assert 0 < total < count * 10  # seconds, each far below 10
+    # refused for a wrong token: counted under its code, not run
+    with pf.connect(s.url, "wrong-token", timeout=10.0) as bad, pytest.raises(AuthenticationError):
+        bad.list_tables()
+    refused = scrape(url)
+    assert (
+        refused.get(
+            key("requests_total", service="grpc", verb="Client/ListTables", code="UNAUTHENTICATED"), 0
+        )
+        >= 1
+    )
+    assert s.stop() == 0
+
+
+def test_pegasus_port_requests_are_counted_per_batch(fleet: Fleet) -> None:
+    s = fleet.add("p")
+    s.start(*METRICS_ARGS, "--pegasus-listen", "127.0.0.1:0")
+    url = metrics_url(s)
+    with pf.connect(s.url, timeout=10.0) as rc:
+        t = rc.create_table("t", 4)
+        before = scrape(url)
+        for i in range(30):
+            t.set(b"h%d" % i, b"s", b"v")
+        for i in range(12):
+            t.get(b"h%d" % i, b"s")
+        after = scrape(url)
+    put = key("requests_total", service="pegasus", verb="RPC_RRDB_RRDB_PUT", code="ERR_OK")
+    get = key("requests_total", service="pegasus", verb="RPC_RRDB_RRDB_GET", code="ERR_OK")
+    assert after[put] - before.get(put, 0) == 30
+    assert after[get] - before.get(get, 0) == 12
+    # every request the port read was counted once, whatever its batch
+    served = sum(
+        v for k, v in after.items() if k.startswith("requests_total{code=") and 'service="pegasus"' in k
+    )
+    assert served == after["pegasus_front_requests_total"]
+    buckets, count, total = _hist(
+        after, "request_duration_seconds", service="pegasus", verb="RPC_RRDB_RRDB_PUT"
+    )
+    assert buckets == sorted(buckets) and buckets[-1] == count == after[put]
+    assert total > 0
+    assert s.stop() == 0
