@@ -25,6 +25,7 @@ from ..errors import (
 from ..storage.partition import Partition
 from . import checkpoints as policy
 from . import retention
+from .lanes import ShipLanes
 from .ports import Chunk, Follower, SourceId
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
@@ -49,6 +50,8 @@ class DuplicationPhases:
     _copy_times: list[tuple[float, float]]
     _reasons: list[str]
     _shippers: list[PartitionShipper]
+    #: shipping the LOG phase's partitions, while it runs
+    _lanes: ShipLanes | None = None
     _persisted_confirmed: list[int]
     _stopping: threading.Event
     _wake: threading.Event
@@ -294,21 +297,31 @@ class DuplicationPhases:
             # from what the follower holds durably: a partition that moved here carries on
             # exactly where its last owner's shipping stopped
             self._shippers[i].follower_at(source_decree)
-        while self._status == DupStatus.LOG and not self._stopping.is_set():
-            if any(self._cap.wanted):
-                return  # the driver loop records the release, then comes back
-            if self._mine() != mine:
-                return  # a partition moved here or away: start over from the follower's decrees
-            self._wake.clear()
-            moved = False
-            for i in mine:
-                sh = self._shippers[i]
-                if self._status != DupStatus.LOG or self._stopping.is_set():
-                    break
-                moved |= self._ship(follower, i, sh)
-            self._persist_confirmed()
-            if not moved:
+
+        def ship(i: int) -> bool:
+            if self._status != DupStatus.LOG or self._stopping.is_set():
+                return False
+            return self._ship(follower, i, self._shippers[i])
+
+        # the partitions ship concurrently, each woken by its own durable writes (lanes.py);
+        # this thread persists their confirmed decrees and watches for what ends the phase
+        lanes = ShipLanes(f"dup-{self.dupid}", mine, ship, self._wake.set)
+        self._lanes = lanes
+        try:
+            while self._status == DupStatus.LOG and not self._stopping.is_set() and lanes.error is None:
+                if any(self._cap.wanted):
+                    return  # the driver loop records the release, then comes back
+                if self._mine() != mine:
+                    return  # a partition moved here or away: start over from the follower's decrees
+                self._wake.clear()
+                lanes.wake_all()  # anything a durable write's wake-up missed (a lane that just failed)
+                self._persist_confirmed()
                 self._idle()
+        finally:
+            self._lanes = None
+            error = lanes.close()
+        if error is not None:
+            raise error
 
     def _ship(self, follower: Follower, i: int, sh: PartitionShipper) -> bool:
         before_b, before_m = sh.shipped_bytes, sh.shipped_mutations
