@@ -228,14 +228,6 @@ class Duplication(DuplicationPhases):
     def pinned(self, pidx: int) -> frozenset[int]:
         return self._pinned[pidx]
 
-    def wake(self, pidx: int | None = None) -> None:
-        """Something may have changed (``pidx``: a durable write to that partition)."""
-        lanes = self._lanes
-        if pidx is None or lanes is None:
-            self._wake.set()
-        else:
-            lanes.wake(pidx)
-
     # -- life cycle -----------------------------------------------------------
 
     def start(self) -> None:

@@ -274,6 +274,15 @@ class DuplicationPhases:
 
     # LOG -------------------------------------------------------------------------
 
+    def wake(self, pidx: int | None = None) -> None:
+        """Something may have changed (``pidx``: a durable write to that partition, which
+        wakes its shipping lane alone while the LOG phase runs)."""
+        lanes = self._lanes
+        if pidx is None or lanes is None:
+            self._wake.set()
+        else:
+            lanes.wake(pidx)
+
     def _log(self, follower: Follower) -> None:
         released = self._released()
         if released:
