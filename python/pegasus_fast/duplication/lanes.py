@@ -80,11 +80,6 @@ class ShipLanes:
         elif state is _Lane.RUNNING:
             self._lanes[pidx] = _Lane.DIRTY
 
-    def busy(self) -> bool:
-        """Whether any partition is queued or being shipped."""
-        with self._cond:
-            return any(s is not _Lane.IDLE for s in self._lanes.values())
-
     def _work(self) -> None:
         while True:
             with self._cond:
