@@ -12,10 +12,9 @@ partitions by its hash (case (b) by ``--served-writers`` client threads: one
 client's set waits for its round trip and the source's fsync). Lag of write i =
 the time the reader first sees it on the follower minus the time the source
 acknowledged it (``set`` returned). The reader is a process of its own
-(python benches/dup_lag.py --reader ...): the writer publishes how many writes
-were acknowledged (a counter in a shared file), and the reader asks the
-follower, in one BatchGet, for every acknowledged write it has not seen yet,
-then sleeps ``--poll-us`` microseconds; a figure is late by up to one poll and
+(python benches/dup_lag.py --reader ...): the writers mark each write once
+acknowledged (a byte of a shared file), and the reader asks the follower, in
+one BatchGet, for every acknowledged write it has not seen yet, then sleeps ``--poll-us`` microseconds; a figure is late by up to one poll and
 one BatchGet. Both processes stamp with time.perf_counter (CLOCK_MONOTONIC, one
 clock for the machine). Every partition of both sides is written and read once
 before measuring (their RocksDB opens are not the lag measured here).
@@ -47,13 +46,13 @@ def key(i: int) -> bytes:
 def reader(url: str, table: str, writes: int, poll_us: int, out: str, ready: str, acked: str) -> int:
     """Poll the follower until every write was seen; write {i: first seen} as JSON to ``out``.
 
-    ``acked`` holds how many writes the source acknowledged so far (the writer bumps it, one
-    8-byte counter in a shared file): each poll asks the follower, in one BatchGet, for the
-    acknowledged writes not seen yet, and none is made while there is none.
+    ``acked`` is a shared file of one byte per write, set once the source acknowledged it:
+    each poll asks the follower, in one BatchGet, for the acknowledged writes not seen yet
+    (among the next 256), and none is made while there is none.
     """
     seen: dict[int, float] = {}
     with pf.connect(url) as c, open(acked, "rb") as f:
-        count = mmap.mmap(f.fileno(), 8, access=mmap.ACCESS_READ)
+        flags = mmap.mmap(f.fileno(), writes, access=mmap.ACCESS_READ)
         t = c.table(table)
         t.batch_get([(key(0), b"s")])
         with open(ready, "w") as r:
@@ -62,8 +61,8 @@ def reader(url: str, table: str, writes: int, poll_us: int, out: str, ready: str
         deadline = time.monotonic() + 120 + writes / 100
         pause = poll_us / 1e6
         while lo < writes and time.monotonic() < deadline:
-            n = int.from_bytes(count[:8], "little")
-            idx = [i for i in range(lo, n) if i not in seen]
+            ahead = flags[lo : lo + 256]
+            idx = [lo + k for k, b in enumerate(ahead) if b and lo + k not in seen]
             if not idx:
                 time.sleep(20e-6)
                 continue
@@ -122,15 +121,12 @@ def warm(t: object, follower: object, partitions: int) -> None:
 
 def stream(t: object, writes: int, rate: int, writers: int, acked: str) -> tuple[list[float], float]:
     """The paced writes (write i is due at i / rate, by writer thread i % writers); returns
-    each one's acknowledgement time, and the rate achieved. The count of writes acknowledged
-    in order goes to the shared counter the reader reads."""
+    each one's acknowledgement time, and the rate achieved. Each acknowledged write's byte of
+    the shared file the reader reads is set."""
     at = [0.0] * writes
-    done = [False] * writes
-    lock = threading.Lock()
     interval = 1.0 / rate
     with open(acked, "r+b") as f:
-        count = mmap.mmap(f.fileno(), 8)
-        front = [0]
+        flags = mmap.mmap(f.fileno(), writes)
 
         def write(k: int) -> None:
             for i in range(k, writes, writers):
@@ -138,12 +134,8 @@ def stream(t: object, writes: int, rate: int, writers: int, acked: str) -> tuple
                 if delay > 0:
                     time.sleep(delay)
                 t.set(key(i), b"s", b"v" * 100)  # type: ignore[attr-defined]
-                now = time.perf_counter()
-                with lock:
-                    at[i], done[i] = now, True
-                    while front[0] < writes and done[front[0]]:
-                        front[0] += 1
-                    count[:8] = front[0].to_bytes(8, "little")
+                at[i] = time.perf_counter()
+                flags[i] = 1
 
         start = time.perf_counter()
         threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
@@ -171,12 +163,12 @@ def one_case(case: str, root: str, args: argparse.Namespace) -> dict[str, float]
         d = src.add_duplication("t", dst_url)  # type: ignore[attr-defined]
         d.wait_for(pf.DupStatus.LOG, timeout=60)
         warm(t, dst.table("t"), args.partitions)
-        counter = os.path.join(base, "acked")
-        with open(counter, "wb") as f:
-            f.write(bytes(8))
+        flags = os.path.join(base, "acked")
+        with open(flags, "wb") as f:
+            f.write(bytes(args.writes))
         writers = 1 if case == "a" else args.served_writers
-        with reading(base, dst_url, args.writes, args.poll_us, counter) as out:
-            acked, achieved = stream(t, args.writes, args.rate, writers, counter)
+        with reading(base, dst_url, args.writes, args.poll_us, flags) as out:
+            acked, achieved = stream(t, args.writes, args.rate, writers, flags)
         with open(out) as f:
             seen = {int(i): at for i, at in json.load(f).items()}
     missing = [i for i in range(args.writes) if i not in seen]
