@@ -344,7 +344,8 @@ class DuplicationPhases:
             if lost == 0 and isinstance(exc, WalCorruptionError):
                 raise
             follower.advance(self.remote_table, i, sh.confirmed)
-            self.lost_mutations += lost
+            with self._changed:  # the lanes ship partitions in threads of their own
+                self.lost_mutations += lost
             self._m_lost[i].inc(lost)
             self._reasons[i] = f"skipped {lost} unreadable mutations"
             moved = True
