@@ -1,11 +1,13 @@
 """Duplication lag under a steady stream of writes (issue #21 §5), the reader in its own process.
 
     python benches/dup_lag.py [--writes 3000] [--rate 1000] [--partitions 8] [--case a,b] [--poll-us 200]
-                               [--served-writers 4]
+                               [--served-writers 4] [--pegasus-port]
 
 Cases:
   (a) embedded source (this process, wal_sync="group") -> served follower (`pegasus-fast serve`);
-  (b) served source -> served follower, written by a client in this process.
+  (b) served source -> served follower, written by a client in this process (over gRPC;
+      with --pegasus-port the source also serves Pegasus's protocol, and the client writes
+      through it: the Rust front, which leaves the source's Python to its shipping).
 
 Writes are paced at ``--rate`` per second, each a new key spread over the
 partitions by its hash (case (b) by ``--served-writers`` client threads: one
@@ -36,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import pegasus_fast as pf
-from remote import served
+from remote import free_port, served
 
 
 def key(i: int) -> bytes:
@@ -157,7 +159,8 @@ def one_case(case: str, root: str, args: argparse.Namespace) -> dict[str, float]
                 pf.Cluster.open(os.path.join(base, "src"), name="src", config=pf.Config(wal_sync="group"))
             )
         else:
-            _p1, src_url = stack.enter_context(served(os.path.join(base, "src")))
+            extra = ("--pegasus-listen", f"127.0.0.1:{free_port()}") if args.pegasus_port else ()
+            _p1, src_url = stack.enter_context(served(os.path.join(base, "src"), *extra))
             src = stack.enter_context(pf.connect(src_url))
         t = src.create_table("t", partition_count=args.partitions)  # type: ignore[attr-defined]
         d = src.add_duplication("t", dst_url)  # type: ignore[attr-defined]
@@ -195,6 +198,11 @@ def main() -> int:
     ap.add_argument("--case", default="a,b")
     ap.add_argument("--poll-us", type=int, default=200)
     ap.add_argument("--served-writers", type=int, default=4, help="writer threads of case (b)")
+    ap.add_argument(
+        "--pegasus-port",
+        action="store_true",
+        help="case (b)'s source also serves Pegasus's protocol, which its client then writes through",
+    )
     ap.add_argument("--reader", help=argparse.SUPPRESS)
     ap.add_argument("--acked", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
