@@ -6,6 +6,7 @@ so the rules live in one place (DESIGN.md §5, "LOG").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import _backend
@@ -146,7 +147,16 @@ def check_step(held: int, shipped: int, claimed: int) -> None:
 
 def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0) -> int:
     """Apply shipped WAL blocks to a follower partition; returns the source decree it now
-    holds durably (applied, or seen and needing nothing).
+    holds durably (applied, or seen and needing nothing). See :func:`begin_shipped`."""
+    return begin_shipped(partition, blocks, skipped_through)()
+
+
+def begin_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0) -> Callable[[], int]:
+    """Apply shipped WAL blocks to a follower partition up to durability: once it returns,
+    the mutations are logged and readable; the call it returns waits until they are durable
+    and returns the source decree then held durably (applied, or seen and needing nothing).
+    A stream applies the next batch while the one before is made durable; its acknowledgements
+    go in order, each after its own wait.
 
     - A source decree already seen is skipped (a batch shipped twice is harmless); one past
       the next needed is a DuplicationGapError.
@@ -181,12 +191,24 @@ def apply_shipped(partition: Partition, blocks: bytes, skipped_through: int = 0)
             next_decree += 1
         return out
 
-    p.write_mutations(build)
+    last, offset = p.write_mutations_unsynced(build)
     p.note_applied(mutations[-1][1] if mutations else 0)  # timestamps rise with decrees
     through = max([skipped_through] + [m[0] for m in mutations])
     if through > p.source_seen:
+        # noted outside the WAL: only once what the WAL holds up to here is durable (and so
+        # before the next batch is begun, which would move source_seen past what is durable)
+        if offset is not None:
+            p.wait_durable(last, offset)
+            offset = None
         p.record_source_seen(through)
-    return p.source_seen
+    held = p.source_seen
+
+    def durable() -> int:
+        if offset is not None:
+            p.wait_durable(last, offset)
+        return held
+
+    return durable
 
 
 def advance_to(partition: Partition, source_decree: int) -> None:

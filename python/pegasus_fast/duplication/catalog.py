@@ -90,7 +90,7 @@ class DuplicationCatalog(PartitionHooks):
 
     def durable(self, partition: Partition, decree: int) -> None:
         for d in self._by_table.get(partition.table, ()):
-            d.wake()
+            d.wake(partition.pidx)
 
     def wal_retain_after(self, partition: Partition) -> int | None:
         values = [

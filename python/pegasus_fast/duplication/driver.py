@@ -306,9 +306,6 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
     def pinned(self, pidx: int) -> frozenset[int]:
         return self._pinned[pidx]
 
-    def wake(self) -> None:
-        self._wake.set()
-
     # -- life cycle -----------------------------------------------------------
 
     def start(self) -> None:

@@ -26,6 +26,7 @@ from ..errors import (
 from ..storage.partition import Partition
 from . import checkpoints as policy
 from . import retention
+from .lanes import ShipLanes
 from .ports import Chunk, Follower, SourceId
 from .record import CkptState, DupRecord, PartitionCheckpoint
 from .shipper import PartitionShipper
@@ -51,6 +52,8 @@ class DuplicationPhases:
     _copy_times: list[tuple[float, float]]
     _reasons: list[str]
     _shippers: list[PartitionShipper]
+    #: shipping the LOG phase's partitions, while it runs
+    _lanes: ShipLanes | None = None
     _persisted_confirmed: list[int]
     _stopping: threading.Event
     _wake: threading.Event
@@ -280,6 +283,15 @@ class DuplicationPhases:
 
     # LOG -------------------------------------------------------------------------
 
+    def wake(self, pidx: int | None = None) -> None:
+        """Something may have changed (``pidx``: a durable write to that partition, which
+        wakes its shipping lane alone while the LOG phase runs)."""
+        lanes = self._lanes
+        if pidx is None or lanes is None:
+            self._wake.set()
+        else:
+            lanes.wake(pidx)
+
     def _log(self, follower: Follower) -> None:
         released = self._released()
         if released:
@@ -304,21 +316,31 @@ class DuplicationPhases:
             # from what the follower holds durably: a partition that moved here carries on
             # exactly where its last owner's shipping stopped
             self._shippers[i].follower_at(source_decree)
-        while self._status == DupStatus.LOG and not self._stopping.is_set():
-            if any(self._cap.wanted):
-                return  # the driver loop records the release, then comes back
-            if self._mine() != mine:
-                return  # a partition moved here or away: start over from the follower's decrees
-            self._wake.clear()
-            moved = False
-            for i in mine:
-                sh = self._shippers[i]
-                if self._status != DupStatus.LOG or self._stopping.is_set():
-                    break
-                moved |= self._ship(follower, i, sh)
-            self._persist_confirmed()
-            if not moved:
+
+        def ship(i: int) -> bool:
+            if self._status != DupStatus.LOG or self._stopping.is_set():
+                return False
+            return self._ship(follower, i, self._shippers[i])
+
+        # the partitions ship concurrently, each woken by its own durable writes (lanes.py);
+        # this thread persists their confirmed decrees and watches for what ends the phase
+        lanes = ShipLanes(f"dup-{self.dupid}", mine, ship, self._wake.set)
+        self._lanes = lanes
+        try:
+            while self._status == DupStatus.LOG and not self._stopping.is_set() and lanes.error is None:
+                if any(self._cap.wanted):
+                    return  # the driver loop records the release, then comes back
+                if self._mine() != mine:
+                    return  # a partition moved here or away: start over from the follower's decrees
+                self._wake.clear()
+                lanes.wake_all()  # anything a durable write's wake-up missed (a lane that just failed)
+                self._persist_confirmed()
                 self._idle()
+        finally:
+            self._lanes = None
+            error = lanes.close()
+        if error is not None:
+            raise error
 
     def _ship(self, follower: Follower, i: int, sh: PartitionShipper) -> bool:
         before_b, before_m = sh.shipped_bytes, sh.shipped_mutations
@@ -332,7 +354,8 @@ class DuplicationPhases:
             if lost == 0 and isinstance(exc, WalCorruptionError):
                 raise
             follower.advance(self.remote_table, i, sh.confirmed)
-            self.lost_mutations += lost
+            with self._changed:  # the lanes ship partitions in threads of their own
+                self.lost_mutations += lost
             self._m_lost[i].inc(lost)
             self._reasons[i] = f"skipped {lost} unreadable mutations"
             moved = True

@@ -19,7 +19,8 @@ from ..storage.state import PartitionState
 from .ports import Follower
 
 #: a backlog of at least this many decrees goes over the follower's apply stream, if it has one
-STREAM_MIN_BACKLOG = 2
+#: (opening a stream costs more than a call: a steady trickle of writes goes a call a batch)
+STREAM_MIN_BACKLOG = 32
 #: WAL bytes one stream carries before it ends and its acknowledgements are all in
 STREAM_BYTES = 64 << 20
 

@@ -270,15 +270,31 @@ class LocalFollower:
             self._partition(table, pidx)  # each one exists
         self.cluster.followers.restart_learning(table, pidxs)
 
-    @_closed_is_unavailable
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
+        return self.begin_apply(table, pidx, blocks, skipped_through)()
+
+    @_closed_is_unavailable
+    def begin_apply(
+        self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0
+    ) -> Callable[[], int]:
+        """:meth:`apply` up to durability (apply.begin_shipped): the batch is applied when this
+        returns; the call it returns waits until it is durable and returns the durable decree."""
         parts = self._rerouted(table)
         if parts is not None:
-            return apply.apply_rerouted(parts, self._source_pidx(table, pidx), blocks, skipped_through)
+            held = apply.apply_rerouted(parts, self._source_pidx(table, pidx), blocks, skipped_through)
+            return lambda: held
         p = self._partition(table, pidx)
         if p.state != SERVING:
             raise PartitionUnavailableError(table, pidx, p.state.value)
-        return apply.apply_shipped(p, blocks, skipped_through)
+        durable = apply.begin_shipped(p, blocks, skipped_through)
+
+        def wait() -> int:
+            try:
+                return durable()
+            except ClosedError:
+                raise RemoteUnavailableError(self.cluster.path, "the cluster closed") from None
+
+        return wait
 
     @_closed_is_unavailable
     def verify_view(self, table: str, pidx: int, decree: int, timeout: float | None) -> tuple[str, int, int]:

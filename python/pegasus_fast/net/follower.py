@@ -37,6 +37,8 @@ COPY_BYTES_PER_SECOND = 16 << 20
 STREAM_TIMEOUT = 300.0
 #: a verification's digest of a partition (a full scan of it) is given up after this long
 VERIFY_TIMEOUT = 3600.0
+#: an Apply's deadline: this long, plus a second per 16 MiB it carries
+APPLY_TIMEOUT = 10.0
 #: room kept in a shipped batch for the message around the blocks
 _ENVELOPE = 64 << 10
 
@@ -202,10 +204,14 @@ class RemoteFollower:
             raise DuplicationError(
                 f"a batch of {len(blocks)} bytes exceeds the follower's message limit {self.message_limit}"
             )
-        r = self._call(
-            "Apply", pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through)
-        )
-        assert isinstance(r, pb.ApplyReply)
+        if self._cancelled:
+            raise RemoteUnavailableError(self.url, "the duplication is stopping")
+        # a blocking call, not a future: a future's reply comes through gRPC's channel thread and
+        # a hand-off that cost a steady stream of writes 0.2 ms a batch at p50 and 4 ms at p99. It
+        # cannot be cancelled, so its deadline is short: stopping waits for it at most that long
+        request = pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through)
+        timeout = APPLY_TIMEOUT + len(blocks) / COPY_BYTES_PER_SECOND
+        r = call(self.url, self._stub.Apply, request, timeout=timeout, metadata=self._md)
         return r.source_decree
 
     def apply_stream(self, table: str, pidx: int, batches: Iterable[tuple[bytes, int]]) -> Iterator[int]:

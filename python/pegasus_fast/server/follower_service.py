@@ -8,7 +8,9 @@ method runs inside ``typed`` (net/serving.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -25,6 +27,10 @@ from ..net.wire import MESSAGE_LIMIT
 if TYPE_CHECKING:
     from ..multinode.member import Member
     from ..multinode.meta import Meta
+
+
+#: batches of one apply stream applied ahead of their acknowledgements, at most
+STREAM_AHEAD = 16
 
 
 def _source(s: pb.SourceId) -> SourceId:
@@ -163,9 +169,41 @@ class FollowerService(rpc.FollowerServicer):
     def ApplyStream(
         self, request: Iterator[pb.ApplyRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ApplyReply]:
-        for r in request:
-            self._own(r.table, [r.pidx])
-            yield pb.ApplyReply(source_decree=self.f.apply(r.table, r.pidx, r.blocks, r.skipped_through))
+        """Each batch is applied as it arrives, in a thread of the stream's own, while this one
+        waits for the batches before it to be durable and acknowledges them, in order: the
+        fsync of one batch overlaps the apply of the next."""
+        begun: queue.Queue[Callable[[], int] | BaseException | None] = queue.Queue(STREAM_AHEAD)
+        done = threading.Event()
+
+        def put(item: Callable[[], int] | BaseException | None) -> bool:
+            while not done.is_set():
+                try:
+                    begun.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def apply_all() -> None:
+            try:
+                for r in request:
+                    self._own(r.table, [r.pidx])
+                    if not put(self.f.begin_apply(r.table, r.pidx, r.blocks, r.skipped_through)):
+                        return
+            except BaseException as exc:  # noqa: BLE001 - raised again below, in the call's thread
+                put(exc)
+                return
+            put(None)
+
+        applier = threading.Thread(target=apply_all, name="apply-stream", daemon=True)
+        applier.start()
+        try:
+            while (item := begun.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield pb.ApplyReply(source_decree=item())
+        finally:
+            done.set()
 
     @typed
     def Advance(self, request: pb.AdvanceRequest, context: grpc.ServicerContext) -> pb.Empty:

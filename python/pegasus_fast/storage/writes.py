@@ -182,6 +182,17 @@ class PartitionWrites:
         filter by last-writer-wins against what is stored). Returns the last
         decree, or the current one when build returned nothing.
         """
+        last, offset = self.write_mutations_unsynced(build, defer_apply)
+        if offset is not None:
+            self._after_commit(last, offset)
+        return last
+
+    def write_mutations_unsynced(
+        self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
+    ) -> tuple[int, int | None]:
+        """:meth:`write_mutations` up to durability: ``(last decree, WAL offset)``, logged and
+        applied but not yet durable; pass both to :meth:`wait_durable` before telling anyone
+        (offset None: build returned nothing, nothing to wait for)."""
         with self.lock:
             if self.state in (
                 PartitionState.CLOSED,
@@ -192,7 +203,7 @@ class PartitionWrites:
                 self.check_available(True)
             mutations = build(self.last_committed + 1)
             if not mutations:
-                return self.last_committed
+                return self.last_committed, None
             last = mutations[-1][0]
             # deferred: durable in the WAL; replayed into RocksDB when it is first opened
             deferred = defer_apply and self._db is None
@@ -207,8 +218,7 @@ class PartitionWrites:
                     if op[0] == _SOURCE_DECREE:
                         self.source_decree = op[1]
             self.source_seen = max(self.source_seen, self.source_decree)
-        self._after_commit(last, offset)
-        return last
+        return last, offset
 
     def sync_wal(self) -> None:
         """Make everything committed so far durable (the caller may hold the lock)."""
