@@ -269,4 +269,4 @@ def test_served_masters_catch_up_over_streams_and_go_quiet(
 
 def raw(t: pf.Table) -> dict[bytes, bytes]:
     """Every stored record with its value header (expire_ts, timetag): equal means same winners."""
-    return {k: v for p in t.partitions for k, v in p.iter_raw()}
+    return {k: v for p in t.partitions for k, v in p.raw_view()}
