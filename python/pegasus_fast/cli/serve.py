@@ -69,6 +69,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--node-id", help="with --zk: this node's id (kept in DIR; made on first start if not given)"
     )
     p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        metavar="BYTES",
+        help="the largest gRPC message taken or sent; a larger one is refused as it arrives "
+        f"(Config.max_message_bytes, default {Config().max_message_bytes})",
+    )
+    p.add_argument(
         "--config",
         action="append",
         default=[],
@@ -131,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.cluster:
         raise InvalidArgumentError("serve needs --cluster DIR")
     token, tls, config = _token(args), _tls(args), _config(args.config)
+    if args.max_message_bytes is not None:
+        config = dataclasses.replace(config, max_message_bytes=args.max_message_bytes)
     roles = _role_tokens(args)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -39,13 +39,21 @@ class FollowerService(rpc.FollowerServicer):
     """``member``: a node of a multi-node cluster takes a duplication's calls only for the
     partitions it owns, and its follower tables are made by the meta leader."""
 
-    def __init__(self, cluster: Cluster, member: Member | None = None, meta: Meta | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        member: Member | None = None,
+        meta: Meta | None = None,
+        message_limit: int = MESSAGE_LIMIT,
+    ) -> None:
         if (member is None) != (meta is None):
             raise InvalidArgumentError("a node's services take both its member and its meta")
         self.c = cluster
         self.f = LocalFollower(cluster)
         self.m = member
         self.meta = meta
+        #: the largest message the server takes: a source caps what it ships to it
+        self.message_limit = message_limit
 
     def _own(self, table: str, pidxs: Iterable[int]) -> None:
         if self.m is not None:
@@ -55,7 +63,7 @@ class FollowerService(rpc.FollowerServicer):
     @typed
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
         cid, uid = self.f.identity()
-        return pb.IdentityReply(cluster_id=cid, cluster_uid=uid, max_message_bytes=MESSAGE_LIMIT)
+        return pb.IdentityReply(cluster_id=cid, cluster_uid=uid, max_message_bytes=self.message_limit)
 
     @typed
     def EnsureTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:

@@ -1,0 +1,320 @@
+"""The front of a served cluster: gRPC on an asyncio loop of its own, the services' (blocking)
+methods on bounded thread pools behind it.
+
+A call waits for its request on the loop, where a call that never sends one costs a few KiB and
+no thread: only a request that arrived takes a worker. So a token holder's stalled calls hold
+no worker, whatever their number; each call has the body timeout to send its request (a request
+stream, its first message), then it is cancelled.
+
+Three pools: ``data`` (the data API, the Follower, Meta and Node services' unary calls),
+``reserve`` (health, who the cluster is, tables and duplications: what an operator needs while
+the data pool is busy) and ``streams`` (calls whose requests stream in, which hold their worker
+between messages: a few, so they never take the others'). A reply that streams out takes a
+worker per message, not while the caller is slow to read it.
+
+The guard runs with a call's headers, before its request is read: with tokens, a call must
+carry ``authorization: Bearer <token>`` (constant-time compare) of a role that covers its
+method (roles.py), or it is refused unread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+
+from ..errors import RemoteUnavailableError
+from .roles import COMMON, Tokens, allowed, role_of
+
+#: workers for the data API and the Follower, Meta and Node services
+WORKERS = 32
+#: workers kept for health, Info and the admin calls
+RESERVE = 4
+#: workers for calls whose requests stream in (a checkpoint copy, an apply stream)
+STREAM_WORKERS = 8
+#: how many calls one connection may have open at once (HTTP/2 concurrent streams)
+CALLS_PER_CONNECTION = 100
+
+_HEALTH = "/grpc.health.v1.Health/"
+#: admin calls that may wait long: kept off the reserve
+_LONG = frozenset({"/pegasus_fast.v1.Client/WaitDuplication"})
+_END = object()
+_T = TypeVar("_T")
+
+
+def _is_async(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+
+
+class _SyncContext:
+    """What the services' blocking methods ask of their call, from a worker thread.
+
+    The call is touched only on the loop's thread, and only while its handler runs there: a
+    worker that goes on after the call ended (the caller went away) gets RemoteUnavailableError,
+    never a call gRPC has freed. The peer is read once, while the call is alive."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, front: Front) -> None:
+        self._ctx = context
+        self._front = front
+        self._peer = context.peer()
+        #: set on the loop's thread by the handler, when it returns or is cancelled
+        self.live = True
+
+    def _op(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async def op() -> tuple[bool, Any]:
+            # (ok, result or error): an error goes back to the worker, never left on a task
+            if not self.live:
+                return False, RemoteUnavailableError(self._peer, "the call ended")
+            try:
+                out = fn(*args)
+                return True, (await out) if inspect.isawaitable(out) else out
+            except BaseException as exc:  # noqa: BLE001 - AbortError and CancelledError too
+                return False, exc
+
+        ok, out = self._front.wait(asyncio.run_coroutine_threadsafe(op(), self._front.loop), self._peer)
+        if not ok:
+            raise out
+        return out
+
+    def peer(self) -> str:
+        return self._peer
+
+    def invocation_metadata(self) -> Any:
+        return self._op(self._ctx.invocation_metadata)
+
+    def time_remaining(self) -> float | None:
+        return self._op(self._ctx.time_remaining)
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self._op(self._ctx.set_trailing_metadata, metadata)
+
+    def add_callback(self, callback: Callable[[], object]) -> bool:
+        try:
+            self._op(self._ctx.add_done_callback, lambda _ctx: callback())
+        except RemoteUnavailableError:
+            callback()  # ended already: as if it ended now
+            return False
+        return True
+
+    def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+        self._op(self._ctx.abort, code, details)  # raises AbortError, as the call ends
+
+    def is_active(self) -> bool:
+        try:
+            return not self._op(self._ctx.done)
+        except RemoteUnavailableError:
+            return False
+
+    def read(self) -> Any:
+        """The next request of a request stream (blocks this worker)."""
+        return self._op(self._ctx.read)
+
+
+def _requests(first: Any, ctx: _SyncContext) -> Iterator[Any]:
+    yield first
+    while True:
+        msg = ctx.read()
+        if msg is grpc.aio.EOF:
+            return
+        yield msg
+
+
+class Front:
+    """An asyncio gRPC server on a thread of its own; :meth:`stop` ends both."""
+
+    def __init__(
+        self, name: str, tokens: Tokens, body_timeout: float, options: list[tuple[str, Any]]
+    ) -> None:
+        self.body_timeout = body_timeout
+        self._bearers = tokens.bearers()
+        self._pools = {
+            "data": ThreadPoolExecutor(WORKERS, thread_name_prefix=f"serve-{name}"),
+            "reserve": ThreadPoolExecutor(RESERVE, thread_name_prefix=f"serve-{name}-reserve"),
+            "streams": ThreadPoolExecutor(STREAM_WORKERS, thread_name_prefix=f"serve-{name}-streams"),
+        }
+        self._loop = self.loop = asyncio.new_event_loop()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"serve-{name}-front", daemon=True
+        )
+        self._thread.start()
+        opts = [*options, ("grpc.max_concurrent_streams", CALLS_PER_CONNECTION)]
+
+        async def make() -> grpc.aio.Server:
+            # no pool of its own: every blocking method goes through _wrap to ours
+            return grpc.aio.server(interceptors=[_Guard(self)], options=opts)
+
+        self.server: grpc.aio.Server = self.run(make())
+
+    def run(self, coro: Awaitable[_T]) -> _T:
+        """Run ``coro`` on the loop; its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
+
+    def on_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Call ``fn(*args)`` on the loop's thread (the aio server's methods)."""
+
+        async def call() -> _T:
+            return fn(*args)
+
+        return self.run(call())
+
+    def wait(self, future: Any, peer: str) -> Any:
+        """The result of ``future`` (of the loop), from a worker; RemoteUnavailableError once
+        the front is stopped (the loop may never run it)."""
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except TimeoutError:
+                if self._closed.is_set():
+                    raise RemoteUnavailableError(peer, "the server is stopping") from None
+
+    def stop(self, grace: float) -> None:
+        try:
+            self.run(self.server.stop(grace))
+        finally:
+            self._closed.set()
+            for pool in self._pools.values():
+                pool.shutdown(wait=False, cancel_futures=True)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _pool(self, method: str, request_streaming: bool) -> ThreadPoolExecutor:
+        if request_streaming:
+            return self._pools["streams"]
+        if method in _LONG:
+            return self._pools["data"]
+        if method.startswith(_HEALTH) or method in COMMON or allowed("admin", method):
+            return self._pools["reserve"]
+        return self._pools["data"]
+
+    async def _first(self, context: grpc.aio.ServicerContext) -> Any:
+        """The call's first request, awaited for the body timeout at most."""
+        try:
+            request = await asyncio.wait_for(context.read(), self.body_timeout)
+        except asyncio.TimeoutError:
+            await context.abort(grpc.StatusCode.CANCELLED, "the request did not arrive in time")
+        if request is grpc.aio.EOF:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a call needs a request")
+        return request
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """``handler`` with its first request awaited on the loop (for the body timeout at most)
+        and its blocking behaviour run on a pool; as a handler of a request stream, so that
+        nothing of the request is read before this."""
+        kind = (handler.request_streaming, handler.response_streaming)
+        behavior = {
+            (False, False): handler.unary_unary,
+            (False, True): handler.unary_stream,
+            (True, False): handler.stream_unary,
+            (True, True): handler.stream_stream,
+        }[kind]
+        pool = self._pool(method, handler.request_streaming)
+        loop = self._loop
+        streaming_in = handler.request_streaming
+
+        def args(first: Any, ctx: _SyncContext) -> tuple[Any, _SyncContext]:
+            return (_requests(first, ctx) if streaming_in else first), ctx
+
+        if not handler.response_streaming:
+
+            async def unary(_requests_in: Any, context: grpc.aio.ServicerContext) -> Any:
+                first = await self._first(context)
+                if _is_async(behavior) and not streaming_in:
+                    return await behavior(first, context)
+                ctx = _SyncContext(context, self)
+                try:
+                    return await loop.run_in_executor(pool, behavior, *args(first, ctx))
+                finally:
+                    ctx.live = False
+
+            return grpc.stream_unary_rpc_method_handler(
+                unary, handler.request_deserializer, handler.response_serializer
+            )
+
+        async def stream(_requests_in: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            first = await self._first(context)
+            if _is_async(behavior) and not streaming_in:
+                async for item in behavior(first, context):
+                    yield item
+                return
+            ctx = _SyncContext(context, self)
+            step: Any = None
+            gen: Any = None
+            try:
+                gen = await loop.run_in_executor(pool, behavior, *args(first, ctx))
+                while True:
+                    step = pool.submit(next, gen, _END)
+                    item = await asyncio.wrap_future(step)
+                    step = None
+                    if item is _END:
+                        return
+                    yield item
+            finally:
+                ctx.live = False
+                # the generator's own finally (a scan's slot, a gauge) runs on a worker, once
+                # the step running there (if any) is over
+
+                def close(_: object = None) -> None:
+                    if gen is not None:
+                        try:
+                            pool.submit(gen.close)
+                        except RuntimeError:  # the pool is shut down
+                            pass
+
+                if step is None:
+                    close()
+                else:
+                    step.add_done_callback(close)
+
+        return grpc.stream_stream_rpc_method_handler(
+            stream, handler.request_deserializer, handler.response_serializer
+        )
+
+
+def _refuse(reason: str, code: grpc.StatusCode) -> grpc.RpcMethodHandler:
+    """A handler that refuses the call without reading its request."""
+
+    async def refuse(requests: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(code, reason)
+
+    return grpc.stream_unary_rpc_method_handler(refuse)
+
+
+class _Guard(grpc.aio.ServerInterceptor):
+    def __init__(self, front: Front) -> None:
+        self._front = front
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        bearers = self._front._bearers
+        if bearers:
+            got = b""
+            for key, value in handler_call_details.invocation_metadata or ():
+                if key == "authorization":
+                    got = value.encode() if isinstance(value, str) else bytes(value)
+                    break
+            role = role_of(bearers, got)
+            if role is None:
+                return _refuse("missing token" if not got else "wrong token", grpc.StatusCode.UNAUTHENTICATED)
+            if not allowed(role, method):
+                return _refuse(f"a {role} token may not call {method}", grpc.StatusCode.PERMISSION_DENIED)
+        return self._front.wrap(handler, method)
+
+
+__all__ = ["CALLS_PER_CONNECTION", "RESERVE", "STREAM_WORKERS", "WORKERS", "Front"]
