@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..duplication.ports import Follower
+from ..duplication.ports import Follower, SourceId
 from ..errors import InvalidArgumentError, RemoteUnavailableError
 
 
@@ -46,17 +46,17 @@ class Network:
                 self._served = RemoteConnector(self._env_token)
             return self._served
 
-    def connect(self, url: str, token: str | None = None) -> Follower:
+    def connect(self, url: str, token: str | None = None, source: SourceId | None = None) -> Follower:
         served = self._served_connector(url)
         if not url.startswith("zk://"):
-            return served.connect(url, token)
+            return served.connect(url, token, source)
         with self._lock:
             if self._routed is None:
                 from ..multinode.routed_follower import RoutedConnector
 
                 self._routed = RoutedConnector(served)
             routed = self._routed
-        return routed.connect(url, token)
+        return routed.connect(url, token, source)
 
     def close(self) -> None:
         with self._lock:

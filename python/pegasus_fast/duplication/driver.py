@@ -364,7 +364,9 @@ class Duplication(DuplicationPhases):
                 if status == DupStatus.PAUSE:
                     self._wait()
                     continue
-                follower = self._env.connector.connect(self.remote, self._record.remote_token or None)
+                follower = self._env.connector.connect(
+                    self.remote, self._record.remote_token or None, self._source_id()
+                )
                 self._follower = follower
                 if self._stopping.is_set():  # begin_stop() may have missed it
                     follower.cancel()

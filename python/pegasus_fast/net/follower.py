@@ -31,6 +31,12 @@ STREAM_TIMEOUT = 300.0
 _ENVELOPE = 64 << 10
 
 
+def _source_pb(source: SourceId) -> pb.SourceId:
+    return pb.SourceId(
+        cluster=source.cluster, cluster_uid=source.cluster_uid, table=source.table, dupid=source.dupid
+    )
+
+
 def _manifest(manifest: list[ManifestEntry]) -> list[pb.ManifestEntry]:
     return [pb.ManifestEntry(name=n, size=s, blake3=d) for n, s, d in manifest]
 
@@ -38,8 +44,13 @@ def _manifest(manifest: list[ManifestEntry]) -> list[pb.ManifestEntry]:
 class RemoteFollower:
     """A follower cluster served at a pegasus:// URL."""
 
-    def __init__(self, url: str, channel: grpc.Channel, token: str | None) -> None:
+    def __init__(
+        self, url: str, channel: grpc.Channel, token: str | None, source: SourceId | None = None
+    ) -> None:
+        """``source``: the duplication this follower serves; every call names it (the follower
+        takes a table's calls only from the duplication it follows)."""
         self.url = url
+        self._src = None if source is None else _source_pb(source)
         self._stub = rpc.FollowerStub(channel)
         self._md = auth_metadata(token)
         #: the largest message the follower takes (IdentityReply), 0 until asked
@@ -83,9 +94,7 @@ class RemoteFollower:
         return max(1, self.message_limit - _ENVELOPE)
 
     def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
-        src = pb.SourceId(
-            cluster=source.cluster, cluster_uid=source.cluster_uid, table=source.table, dupid=source.dupid
-        )
+        src = _source_pb(source)
         self._call(
             "EnsureTable",
             pb.EnsureTableRequest(
@@ -94,24 +103,29 @@ class RemoteFollower:
         )
 
     def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
-        r = self._call("PartitionStatus", pb.PartitionStatusRequest(table=table, count=count))
+        r = self._call(
+            "PartitionStatus", pb.PartitionStatusRequest(table=table, count=count, source=self._src)
+        )
         assert isinstance(r, pb.PartitionStatusReply)
         if len(r.partitions) != count:
             raise DuplicationError(f"{self.url} answered {len(r.partitions)} partition statuses, not {count}")
         return [(p.learned, p.source_decree) for p in r.partitions]
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
-        self._call("LearnEmpty", pb.LearnEmptyRequest(table=table, decrees=decrees))
+        self._call("LearnEmpty", pb.LearnEmptyRequest(table=table, decrees=decrees, source=self._src))
 
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         self._call(
-            "LearnSnapshot", pb.LearnSnapshotRequest(table=table, pidx=pidx, decree=decree, block=block)
+            "LearnSnapshot",
+            pb.LearnSnapshotRequest(table=table, pidx=pidx, decree=decree, block=block, source=self._src),
         )
 
     def checkpoint_offsets(
         self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry]
     ) -> dict[str, int]:
-        req = pb.CheckpointRequest(table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest))
+        req = pb.CheckpointRequest(
+            table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest), source=self._src
+        )
         r = self._call("CheckpointOffsets", req)
         assert isinstance(r, pb.CheckpointOffsetsReply)
         return dict(r.offsets)
@@ -119,7 +133,9 @@ class RemoteFollower:
     def learn_checkpoint(
         self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
     ) -> None:
-        header = pb.CheckpointRequest(table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest))
+        header = pb.CheckpointRequest(
+            table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest), source=self._src
+        )
 
         def pieces() -> Iterator[pb.CheckpointPiece]:
             yield pb.CheckpointPiece(header=header)
@@ -134,10 +150,10 @@ class RemoteFollower:
         self._call("LearnCheckpoint", pieces(), timeout=COPY_TIMEOUT + total / COPY_BYTES_PER_SECOND)
 
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
-        self._call("MarkLearned", pb.MarkLearnedRequest(table=table, pidxs=pidxs))
+        self._call("MarkLearned", pb.MarkLearnedRequest(table=table, pidxs=pidxs, source=self._src))
 
     def restart_learning(self, table: str, pidxs: list[int]) -> None:
-        self._call("RestartLearning", pb.MarkLearnedRequest(table=table, pidxs=pidxs))
+        self._call("RestartLearning", pb.MarkLearnedRequest(table=table, pidxs=pidxs, source=self._src))
 
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         if self.message_limit and len(blocks) > self.max_batch_bytes():
@@ -147,7 +163,10 @@ class RemoteFollower:
                 f"a batch of {len(blocks)} bytes exceeds the follower's message limit {self.message_limit}"
             )
         r = self._call(
-            "Apply", pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through)
+            "Apply",
+            pb.ApplyRequest(
+                table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through, source=self._src
+            ),
         )
         assert isinstance(r, pb.ApplyReply)
         return r.source_decree
@@ -161,7 +180,9 @@ class RemoteFollower:
                 if len(blocks) > limit:
                     oversize.append(len(blocks))
                     return  # ends the stream; raised below, in the caller's thread
-                yield pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped)
+                yield pb.ApplyRequest(
+                    table=table, pidx=pidx, blocks=blocks, skipped_through=skipped, source=self._src
+                )
 
         with self._lock:
             if self._cancelled:
@@ -189,7 +210,10 @@ class RemoteFollower:
             )
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
-        self._call("Advance", pb.AdvanceRequest(table=table, pidx=pidx, source_decree=source_decree))
+        self._call(
+            "Advance",
+            pb.AdvanceRequest(table=table, pidx=pidx, source_decree=source_decree, source=self._src),
+        )
 
 
 class RemoteConnector:
@@ -203,7 +227,7 @@ class RemoteConnector:
         self._channels: Channels[grpc.Channel] = Channels(lambda url, channel: channel)
         self._env_token = env_token
 
-    def connect(self, remote: str, token: str | None = None) -> Follower:
+    def connect(self, remote: str, token: str | None = None, source: SourceId | None = None) -> Follower:
         if not is_url(remote):
             raise InvalidArgumentError(f"not a served cluster's URL: {remote!r}")
         url = parse_url(remote).url
@@ -213,7 +237,7 @@ class RemoteConnector:
             raise RemoteUnavailableError(url, "the cluster is closing") from None
         if token is None and self._env_token:
             token = token_from_env()
-        return RemoteFollower(url, channel, token)
+        return RemoteFollower(url, channel, token, source)
 
     def close(self) -> None:
         """Close every channel, ending the calls in flight; no new one is opened after this.

@@ -55,6 +55,12 @@ class FollowerService(rpc.FollowerServicer):
         #: the largest message the server takes: a source caps what it ships to it
         self.message_limit = message_limit
 
+    def _bound(self, request: Any) -> None:
+        """The call names the duplication it comes from, and its table follows that one."""
+        if not request.HasField("source"):
+            raise InvalidArgumentError("a follower call names its source (the calling duplication)")
+        self.f.check_source(request.table, _source(request.source))
+
     def _own(self, table: str, pidxs: Iterable[int]) -> None:
         if self.m is not None:
             for pidx in pidxs:
@@ -81,6 +87,7 @@ class FollowerService(rpc.FollowerServicer):
     def PartitionStatus(
         self, request: pb.PartitionStatusRequest, context: grpc.ServicerContext
     ) -> pb.PartitionStatusReply:
+        self._bound(request)
         rows = self.f.partition_statuses(request.table, request.count)
         return pb.PartitionStatusReply(
             partitions=[pb.PartitionStatus(learned=a, source_decree=b) for a, b in rows]
@@ -88,12 +95,14 @@ class FollowerService(rpc.FollowerServicer):
 
     @typed
     def LearnEmpty(self, request: pb.LearnEmptyRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, request.decrees)
         self.f.learn_empty(request.table, dict(request.decrees))
         return pb.Empty()
 
     @typed
     def LearnSnapshot(self, request: pb.LearnSnapshotRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         self.f.learn_snapshot(request.table, request.pidx, request.decree, request.block)
         return pb.Empty()
@@ -102,6 +111,7 @@ class FollowerService(rpc.FollowerServicer):
     def CheckpointOffsets(
         self, request: pb.CheckpointRequest, context: grpc.ServicerContext
     ) -> pb.CheckpointOffsetsReply:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         offsets = self.f.checkpoint_offsets(
             request.table, request.pidx, request.decree, _manifest(request.manifest)
@@ -116,6 +126,7 @@ class FollowerService(rpc.FollowerServicer):
         if first is None or first.WhichOneof("piece") != "header":
             raise InvalidArgumentError("a checkpoint transfer starts with its header")
         h = first.header
+        self._bound(h)
         self._own(h.table, [h.pidx])
 
         def chunks() -> Iterator[Chunk]:
@@ -136,18 +147,21 @@ class FollowerService(rpc.FollowerServicer):
 
     @typed
     def MarkLearned(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, request.pidxs)
         self.f.mark_learned(request.table, list(request.pidxs))
         return pb.Empty()
 
     @typed
     def RestartLearning(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, request.pidxs)
         self.f.restart_learning(request.table, list(request.pidxs))
         return pb.Empty()
 
     @typed
     def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         decree = self.f.apply(request.table, request.pidx, request.blocks, request.skipped_through)
         return pb.ApplyReply(source_decree=decree)
@@ -157,11 +171,13 @@ class FollowerService(rpc.FollowerServicer):
         self, request: Iterator[pb.ApplyRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ApplyReply]:
         for r in request:
+            self._bound(r)
             self._own(r.table, [r.pidx])
             yield pb.ApplyReply(source_decree=self.f.apply(r.table, r.pidx, r.blocks, r.skipped_through))
 
     @typed
     def Advance(self, request: pb.AdvanceRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         self.f.advance(request.table, request.pidx, request.source_decree)
         return pb.Empty()
