@@ -6,10 +6,11 @@ no thread: only a request that arrived takes a worker. So a token holder's stall
 no worker, whatever their number; each call has the body timeout to send its request (a request
 stream, its first message), then it is cancelled.
 
-Three pools: ``data`` (the data API, the Follower, Meta and Node services' unary calls),
-``reserve`` (health, who the cluster is, tables and duplications: what an operator needs while
-the data pool is busy) and ``streams`` (calls whose requests stream in, which hold their worker
-between messages: a few, so they never take the others'). A reply that streams out takes a
+Four pools: ``data`` (the data API, the Follower, Meta and Node services' unary calls),
+``reserve`` (who the cluster is: Info, ListTables, GetTable; health runs on the loop itself),
+``admin`` (tables and duplications: what an operator needs while the data pool is busy) and
+``streams`` (calls whose requests stream in, which hold their worker between messages: a few,
+so they never take the others'). A reply that streams out takes a
 worker per message, not while the caller is slow to read it.
 
 The guard runs with a call's headers, before its request is read: with tokens, a call must
@@ -29,12 +30,15 @@ from typing import Any, TypeVar
 import grpc
 
 from ..errors import RemoteUnavailableError
-from .roles import COMMON, Tokens, allowed, role_of
+from .roles import ADMIN, COMMON, Tokens, allowed, role_of
 
 #: workers for the data API and the Follower, Meta and Node services
 WORKERS = 32
-#: workers kept for health, Info and the admin calls
+#: workers kept for who the cluster is (Info, ListTables, GetTable, Health); health itself
+#: runs on the loop
 RESERVE = 4
+#: workers for tables and duplications (a checkpoint or a compaction may take a while)
+ADMIN_WORKERS = 4
 #: workers for calls whose requests stream in (a checkpoint copy, an apply stream)
 STREAM_WORKERS = 8
 #: how many calls one connection may have open at once (HTTP/2 concurrent streams)
@@ -135,6 +139,7 @@ class Front:
         self._pools = {
             "data": ThreadPoolExecutor(WORKERS, thread_name_prefix=f"serve-{name}"),
             "reserve": ThreadPoolExecutor(RESERVE, thread_name_prefix=f"serve-{name}-reserve"),
+            "admin": ThreadPoolExecutor(ADMIN_WORKERS, thread_name_prefix=f"serve-{name}-admin"),
             "streams": ThreadPoolExecutor(STREAM_WORKERS, thread_name_prefix=f"serve-{name}-streams"),
         }
         self._loop = self.loop = asyncio.new_event_loop()
@@ -192,8 +197,10 @@ class Front:
             return self._pools["streams"]
         if method in _LONG:
             return self._pools["data"]
-        if method.startswith(_HEALTH) or method in COMMON or allowed("admin", method):
+        if method.startswith(_HEALTH) or method in COMMON:
             return self._pools["reserve"]
+        if method in ADMIN:
+            return self._pools["admin"]
         return self._pools["data"]
 
     async def _first(self, context: grpc.aio.ServicerContext) -> Any:
@@ -317,4 +324,4 @@ class _Guard(grpc.aio.ServerInterceptor):
         return self._front.wrap(handler, method)
 
 
-__all__ = ["CALLS_PER_CONNECTION", "RESERVE", "STREAM_WORKERS", "WORKERS", "Front"]
+__all__ = ["ADMIN_WORKERS", "CALLS_PER_CONNECTION", "RESERVE", "STREAM_WORKERS", "WORKERS", "Front"]
