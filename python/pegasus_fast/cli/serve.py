@@ -40,6 +40,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         p.add_argument(
             f"--{role}-token-file", help=f"a file (mode 600) holding a token that may call only {what}"
         )
+    p.add_argument(
+        "--remote-token-file",
+        action="append",
+        default=[],
+        metavar="URL=FILE",
+        help="the token (in FILE, mode 600) a duplication shows the remote at URL (pegasus://HOST:PORT "
+        "or zk://HOST:PORT/CHROOT, as the duplication names it) when it was added without a "
+        "remote_token; repeatable, one per remote. A remote with none is shown no token: never "
+        "this server's own",
+    )
     p.add_argument("--tls-cert", help="PEM certificate of the server")
     p.add_argument("--tls-key", help="PEM private key of the server")
     p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
@@ -115,6 +125,28 @@ def _role_tokens(args: argparse.Namespace) -> dict[str, str | None]:
     return out
 
 
+def _remote_tokens(args: argparse.Namespace, own: list[str | None]) -> dict[str, str]:
+    """``--remote-token-file URL=FILE`` items: URL -> the token in FILE (owner-only, and none of
+    this server's own tokens: those are never shown to a remote)."""
+    out: dict[str, str] = {}
+    check = Network()
+    for item in getattr(args, "remote_token_file", None) or []:
+        url, sep, path = item.partition("=")
+        if not sep or not url or not path:
+            raise InvalidArgumentError(f"--remote-token-file takes URL=FILE, not {item!r}")
+        url = check.canonical(url)
+        if url in out:
+            raise InvalidArgumentError(f"--remote-token-file names {url} twice")
+        token = read_token_file(path)
+        if token in own:
+            raise InvalidArgumentError(
+                f"the token file {path} for {url} holds one of this server's own tokens: a remote "
+                "is never shown those; give it a token of its own"
+            )
+        out[url] = token
+    return out
+
+
 def _tls(args: argparse.Namespace) -> TLS | None:
     if args.tls_cert is None and args.tls_key is None:
         if args.tls_client_ca is not None:
@@ -141,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_message_bytes is not None:
         config = dataclasses.replace(config, max_message_bytes=args.max_message_bytes)
     roles = _role_tokens(args)
+    remote_tokens = _remote_tokens(args, [token, *roles.values()])
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -150,9 +183,10 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidArgumentError("--node-id needs --zk")
         if getattr(args, "zk_auth_file", None) is not None:
             raise InvalidArgumentError("--zk-auth-file needs --zk")
-        cluster = Cluster.open(args.cluster, name=args.name, config=config, network=Network(env_token=False))
+        network = Network(env_token=False, remote_tokens=remote_tokens)
+        cluster = Cluster.open(args.cluster, name=args.name, config=config, network=network)
     else:
-        cluster, member = _join(args, config, token)
+        cluster, member = _join(args, config, token, remote_tokens)
     try:
         server = Server(
             cluster,
@@ -192,7 +226,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[Cluster, Member]:
+def _join(
+    args: argparse.Namespace, config: Config, token: str | None, remote_tokens: dict[str, str]
+) -> tuple[Cluster, Member]:
     """Open the node's directory as a node of the cluster in ZooKeeper."""
     addr = parse_zk(args.zk)
     path = getattr(args, "zk_auth_file", None)
@@ -212,7 +248,7 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
             cluster_id=doc.cluster_id,
             uid=doc.uid,
             duplication_scope=ownership.scope,
-            network=Network(env_token=False),
+            network=Network(env_token=False, remote_tokens=remote_tokens),
         )
         try:
             if not os.path.exists(os.path.join(cluster.path, NODE_ID_FILE)) and cluster.list_tables():

@@ -16,10 +16,16 @@ from ..errors import InvalidArgumentError, RemoteUnavailableError
 
 class Network:
     """``env_token=False`` (a served cluster): a remote given no token is shown none, never this
-    process's $PEGASUS_FAST_TOKEN (net/follower.py)."""
+    process's $PEGASUS_FAST_TOKEN (net/follower.py).
 
-    def __init__(self, env_token: bool = True) -> None:
+    ``remote_tokens``: remote URL -> the token configured for it (``serve --remote-token-file
+    URL=FILE``), shown to that remote (the URL as a duplication records it: the same host, port
+    and, for zk://, chroot) by a duplication given no ``remote_token`` of its own; any other
+    remote is shown no token from it."""
+
+    def __init__(self, env_token: bool = True, remote_tokens: dict[str, str] | None = None) -> None:
         self._env_token = env_token
+        self._remote_tokens = {self.canonical(url): t for url, t in (remote_tokens or {}).items()}
         self._lock = threading.Lock()
         self._served: Any = None
         self._routed: Any = None
@@ -46,7 +52,15 @@ class Network:
                 self._served = RemoteConnector(self._env_token)
             return self._served
 
+    def token_for(self, url: str) -> str | None:
+        """The token configured for the remote at ``url``, if any."""
+        if not self._remote_tokens:
+            return None
+        return self._remote_tokens.get(self.canonical(url))
+
     def connect(self, url: str, token: str | None = None, source: SourceId | None = None) -> Follower:
+        if token is None:
+            token = self.token_for(url)
         served = self._served_connector(url)
         if not url.startswith("zk://"):
             return served.connect(url, token, source)
