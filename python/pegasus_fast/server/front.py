@@ -247,9 +247,20 @@ class Front:
                 unary, handler.request_deserializer, handler.response_serializer
             )
 
+        if inspect.iscoroutinefunction(behavior) and not streaming_in:
+            # an async method that writes its replies with context.write (health's Watch)
+
+            async def writes(_requests_in: Any, context: grpc.aio.ServicerContext) -> None:
+                first = await self._first(context)
+                await behavior(first, context)
+
+            return grpc.stream_stream_rpc_method_handler(
+                writes, handler.request_deserializer, handler.response_serializer
+            )
+
         async def stream(_requests_in: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             first = await self._first(context)
-            if _is_async(behavior) and not streaming_in:
+            if inspect.isasyncgenfunction(behavior) and not streaming_in:
                 async for item in behavior(first, context):
                     yield item
                 return
