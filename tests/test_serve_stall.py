@@ -17,7 +17,10 @@ import pegasus_fast as pf
 import pytest
 from attacker import APPLY_STREAM, PeakRss, Stalls, huge_calls
 from conftest import PYTHON, child_env
+from dupharness import wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pegasus_fast.errors import ResourceExhaustedError
+from pegasus_fast.net import pegasus_fast_pb2 as pb
 
 TOKEN = "s3cret"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
@@ -160,3 +163,47 @@ def test_unauthenticated_huge_messages_are_not_buffered(default_backend_name: st
         assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 4
         assert growth < 64 << 20, f"the server grew by {growth >> 20} MiB"
         check()
+
+
+def test_scans_whose_replies_are_never_read_take_no_worker(
+    default_backend: ModuleType, tmp_path: Path
+) -> None:
+    """A token holder opens more scans than there are workers and never reads them: each waits
+    for the reader on the server's loop (server/front.py), so health and writes go on."""
+    c = pf.Cluster.open(tmp_path / "c", name="c", config=pf.Config(max_streams_per_client=64))
+    try:
+        t = c.create_table("t", 1)
+        for i in range(64):
+            t.multi_set(b"h%02d" % i, {b"s%03d" % j: bytes(8 << 10) for j in range(64)})  # 32 MiB
+        with pf.serve(c, token=TOKEN) as srv:
+            channel = grpc.insecure_channel(
+                srv.address.target, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            try:
+                scan = channel.unary_stream(
+                    "/pegasus_fast.v1.Client/Scan",
+                    request_serializer=pb.TableRef.SerializeToString,
+                    response_deserializer=pb.RecordBatch.FromString,
+                )
+                unread = [scan(pb.TableRef(table="t"), metadata=AUTH, timeout=60) for _ in range(64)]
+                for u in unread:
+                    u.initial_metadata()  # its handler runs: it sent its first batch
+                with pf.connect(srv.url, token=TOKEN, timeout=5) as rc:
+                    rt = rc.table("t")
+                    assert _p95(_health(srv.address.target)) < ANSWER_BAR
+                    assert _p95(lambda: rt.set(b"w", b"s", b"v")) < ANSWER_BAR
+                    assert not any(u.done() for u in unread)
+                    for u in unread:
+                        u.cancel()
+
+                    def scans() -> bool:  # each cancelled scan gave its slot back
+                        try:
+                            return sum(1 for _ in rt.scan()) == 64 * 64 + 1
+                        except ResourceExhaustedError:
+                            return False
+
+                    wait_until(scans, 10, "a scan let in again")
+            finally:
+                channel.close()
+    finally:
+        c.close()
