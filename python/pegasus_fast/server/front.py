@@ -206,8 +206,9 @@ class Front:
     async def _first(self, context: grpc.aio.ServicerContext) -> Any:
         """The call's first request, awaited for the body timeout at most."""
         try:
-            request = await asyncio.wait_for(context.read(), self.body_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.body_timeout):
+                request = await context.read()
+        except TimeoutError:
             await context.abort(grpc.StatusCode.CANCELLED, "the request did not arrive in time")
         if request is grpc.aio.EOF:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a call needs a request")
