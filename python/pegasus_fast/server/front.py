@@ -135,6 +135,8 @@ class Front:
         self, name: str, tokens: Tokens, body_timeout: float, options: list[tuple[str, Any]]
     ) -> None:
         self.body_timeout = body_timeout
+        #: method -> (the service's handler, its wrapped handler): made on the loop's thread only
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
         self._bearers = tokens.bearers()
         self._pools = {
             "data": ThreadPoolExecutor(WORKERS, thread_name_prefix=f"serve-{name}"),
@@ -213,6 +215,13 @@ class Front:
         if request is grpc.aio.EOF:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a call needs a request")
         return request
+
+    def wrapped(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """:meth:`wrap` of ``handler``, made once per method (the services' handlers are fixed)."""
+        got = self._wrapped.get(method)
+        if got is None or got[0] is not handler:
+            got = self._wrapped[method] = (handler, self.wrap(handler, method))
+        return got[1]
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """``handler`` with its first request awaited on the loop (for the body timeout at most)
@@ -333,7 +342,7 @@ class _Guard(grpc.aio.ServerInterceptor):
                 return _refuse("missing token" if not got else "wrong token", grpc.StatusCode.UNAUTHENTICATED)
             if not allowed(role, method):
                 return _refuse(f"a {role} token may not call {method}", grpc.StatusCode.PERMISSION_DENIED)
-        return self._front.wrap(handler, method)
+        return self._front.wrapped(handler, method)
 
 
 __all__ = ["ADMIN_WORKERS", "CALLS_PER_CONNECTION", "RESERVE", "STREAM_WORKERS", "WORKERS", "Front"]
