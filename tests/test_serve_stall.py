@@ -21,6 +21,7 @@ from dupharness import wait_until
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pegasus_fast.errors import ResourceExhaustedError
 from pegasus_fast.net import pegasus_fast_pb2 as pb
+from pegasus_fast.net.wire import ERROR_KEY, decode_error
 
 TOKEN = "s3cret"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
@@ -207,3 +208,45 @@ def test_scans_whose_replies_are_never_read_take_no_worker(
                 channel.close()
     finally:
         c.close()
+
+
+def test_a_clients_stalls_are_bounded(default_backend: ModuleType, tmp_path: Path) -> None:
+    """Past 256 calls of one client waiting for their request (over 3 connections: 100 calls
+    each at most), the next are refused at once, typed; its health checks have a bound of their
+    own, so they go on; once the stalls go, the client's writes do too."""
+    from pegasus_fast.server.front import WAITING
+
+    c = pf.Cluster.open(tmp_path / "c", name="c")
+    try:
+        c.create_table("t", 1)
+        with pf.serve(c, token=TOKEN) as srv:
+            stalls = [Stalls(srv.address.target, 100, token=TOKEN) for _ in range(3)]
+            try:
+                refused = [f for s in stalls for f in s.calls]
+                wait_until(
+                    lambda: sum(f.done() for f in refused) == 300 - WAITING["calls"], 10, "the extra refused"
+                )
+                assert {f.code() for f in refused if f.done()} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+                err = next(f for f in refused if f.done()).exception()
+                md = dict(err.trailing_metadata() or ())
+                got = decode_error(md[ERROR_KEY], "u", "")
+                assert isinstance(got, ResourceExhaustedError)
+                assert (got.resource, got.limit) == ("calls_waiting_per_client", WAITING["calls"])
+                assert _p95(_health(srv.address.target)) < ANSWER_BAR
+                with pf.connect(srv.url, token=TOKEN, timeout=5) as rc, pytest.raises(ResourceExhaustedError):
+                    rc.table("t").set(b"h", b"s", b"v")  # the same host: the same client
+            finally:
+                for s in stalls:
+                    s.close()
+            with pf.connect(srv.url, token=TOKEN, timeout=5) as rc:
+                wait_until(lambda: _writes(rc), 10, "writes let in again")
+    finally:
+        c.close()
+
+
+def _writes(rc: pf.RemoteCluster) -> bool:
+    try:
+        rc.table("t").set(b"h", b"s", b"v")
+        return True
+    except ResourceExhaustedError:
+        return False

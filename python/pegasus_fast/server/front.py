@@ -29,8 +29,10 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ..errors import RemoteUnavailableError
+from ..errors import RemoteUnavailableError, ResourceExhaustedError
+from ..net.wire import ERROR_KEY, encode_error, status_of
 from .roles import ADMIN, COMMON, Tokens, allowed, role_of
+from .stream_slots import client_of
 
 #: workers for the data API and the Follower, Meta and Node services
 WORKERS = 32
@@ -43,6 +45,10 @@ ADMIN_WORKERS = 4
 STREAM_WORKERS = 8
 #: how many calls one connection may have open at once (HTTP/2 concurrent streams)
 CALLS_PER_CONNECTION = 100
+#: how many calls of one client (a host) may wait for their request at once; health apart, so
+#: a client's stalled calls never keep its health checks out (each waiting call holds ~50 KiB)
+WAITING = {"calls": 256, "health": 16}
+_WAITING_RESOURCE = {"calls": "calls_waiting_per_client", "health": "health_calls_waiting_per_client"}
 
 _HEALTH = "/grpc.health.v1.Health/"
 #: admin calls that may wait long: kept off the reserve
@@ -135,6 +141,8 @@ class Front:
         self, name: str, tokens: Tokens, body_timeout: float, options: list[tuple[str, Any]]
     ) -> None:
         self.body_timeout = body_timeout
+        #: (client, kind) -> its calls waiting for their request (the loop's thread only)
+        self._waiting: dict[tuple[str, str], int] = {}
         #: method -> (the service's handler, its wrapped handler): made on the loop's thread only
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
         self._bearers = tokens.bearers()
@@ -205,13 +213,30 @@ class Front:
             return self._pools["admin"]
         return self._pools["data"]
 
-    async def _first(self, context: grpc.aio.ServicerContext) -> Any:
-        """The call's first request, awaited for the body timeout at most."""
+    async def _first(self, context: grpc.aio.ServicerContext, kind: str) -> Any:
+        """The call's first request, awaited for the body timeout at most; while it waits, the
+        call counts among its client's (a host: stream_slots.client_of) calls waiting for their
+        request, ``kind`` "health" or "calls", each bounded (WAITING): past the bound the call is
+        refused at once, ResourceExhaustedError, so a client's stalls hold a bounded memory."""
+        key = (client_of(context.peer()), kind)
+        limit = WAITING[kind]
+        n = self._waiting.get(key, 0)
+        if n >= limit:
+            exc = ResourceExhaustedError(_WAITING_RESOURCE[kind], limit, n + 1)
+            context.set_trailing_metadata(((ERROR_KEY, encode_error(exc)),))
+            await context.abort(status_of(exc), str(exc))
+        self._waiting[key] = n + 1  # the loop's thread only
         try:
             async with asyncio.timeout(self.body_timeout):
                 request = await context.read()
         except TimeoutError:
             await context.abort(grpc.StatusCode.CANCELLED, "the request did not arrive in time")
+        finally:
+            left = self._waiting[key] - 1
+            if left:
+                self._waiting[key] = left
+            else:
+                del self._waiting[key]
         if request is grpc.aio.EOF:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a call needs a request")
         return request
@@ -235,6 +260,7 @@ class Front:
             (True, True): handler.stream_stream,
         }[kind]
         pool = self._pool(method, handler.request_streaming)
+        kind = "health" if method.startswith(_HEALTH) else "calls"
         loop = self._loop
         streaming_in = handler.request_streaming
 
@@ -244,7 +270,7 @@ class Front:
         if not handler.response_streaming:
 
             async def unary(_requests_in: Any, context: grpc.aio.ServicerContext) -> Any:
-                first = await self._first(context)
+                first = await self._first(context, kind)
                 if _is_async(behavior) and not streaming_in:
                     return await behavior(first, context)
                 ctx = _SyncContext(context, self)
@@ -261,7 +287,7 @@ class Front:
             # an async method that writes its replies with context.write (health's Watch)
 
             async def writes(_requests_in: Any, context: grpc.aio.ServicerContext) -> None:
-                first = await self._first(context)
+                first = await self._first(context, kind)
                 await behavior(first, context)
 
             return grpc.stream_stream_rpc_method_handler(
@@ -269,7 +295,7 @@ class Front:
             )
 
         async def stream(_requests_in: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            first = await self._first(context)
+            first = await self._first(context, kind)
             if inspect.isasyncgenfunction(behavior) and not streaming_in:
                 async for item in behavior(first, context):
                     yield item
@@ -345,4 +371,4 @@ class _Guard(grpc.aio.ServerInterceptor):
         return self._front.wrapped(handler, method)
 
 
-__all__ = ["ADMIN_WORKERS", "CALLS_PER_CONNECTION", "RESERVE", "STREAM_WORKERS", "WORKERS", "Front"]
+__all__ = ["ADMIN_WORKERS", "CALLS_PER_CONNECTION", "RESERVE", "WAITING", "STREAM_WORKERS", "WORKERS", "Front"]
