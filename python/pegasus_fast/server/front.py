@@ -371,4 +371,12 @@ class _Guard(grpc.aio.ServerInterceptor):
         return self._front.wrapped(handler, method)
 
 
-__all__ = ["ADMIN_WORKERS", "CALLS_PER_CONNECTION", "RESERVE", "WAITING", "STREAM_WORKERS", "WORKERS", "Front"]
+__all__ = [
+    "ADMIN_WORKERS",
+    "CALLS_PER_CONNECTION",
+    "RESERVE",
+    "WAITING",
+    "STREAM_WORKERS",
+    "WORKERS",
+    "Front",
+]
