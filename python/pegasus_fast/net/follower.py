@@ -29,6 +29,9 @@ COPY_BYTES_PER_SECOND = 16 << 20
 STREAM_TIMEOUT = 300.0
 #: room kept in a shipped batch for the message around the blocks
 _ENVELOPE = 64 << 10
+#: a batch this small fits any follower (Config.max_message_bytes is 8 MiB at least): sent
+#: without asking the follower its limit first
+_ALWAYS_FITS = 4 << 20
 
 
 def _source_pb(source: SourceId) -> pb.SourceId:
@@ -156,11 +159,12 @@ class RemoteFollower:
         self._call("RestartLearning", pb.MarkLearnedRequest(table=table, pidxs=pidxs, source=self._src))
 
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
-        if self.message_limit and len(blocks) > self.max_batch_bytes():
+        if len(blocks) > _ALWAYS_FITS and len(blocks) > self.max_batch_bytes():
             # one WAL block larger than the follower takes: it could never be shipped (Pegasus #1840
             # retried such a batch forever); stop and say so instead
             raise DuplicationError(
-                f"a batch of {len(blocks)} bytes exceeds the follower's message limit {self.message_limit}"
+                f"a batch of {len(blocks)} bytes exceeds the follower's message limit {self.message_limit} "
+                "(its max_message_bytes: serve it with a larger --max-message-bytes)"
             )
         r = self._call(
             "Apply",
@@ -206,7 +210,8 @@ class RemoteFollower:
                 self._in_flight.discard(stream)
         if oversize:
             raise DuplicationError(
-                f"a batch of {oversize[0]} bytes exceeds the follower's message limit {self.message_limit}"
+                f"a batch of {oversize[0]} bytes exceeds the follower's message limit {self.message_limit} "
+                "(its max_message_bytes: serve it with a larger --max-message-bytes)"
             )
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
