@@ -11,7 +11,10 @@ Four pools: ``data`` (the data API, the Follower, Meta and Node services' unary 
 ``admin`` (tables and duplications: what an operator needs while the data pool is busy) and
 ``streams`` (calls whose requests stream in, which hold their worker between messages: a few,
 so they never take the others'). A reply that streams out takes a
-worker per message, not while the caller is slow to read it.
+worker per message, not while the caller is slow to read it. A point read (Get, Ttl) answers
+on the loop itself: the hop to a worker and back costs more than the read (benches/remote.py:
+get p50 1.66x a bare grpcio call through a worker, 1.30-1.38x on the loop, as with the
+threaded server before).
 
 The guard runs with a call's headers, before its request is read: with tokens, a call must
 carry ``authorization: Bearer <token>`` (constant-time compare) of a role that covers its
@@ -53,6 +56,8 @@ _WAITING_RESOURCE = {"calls": "calls_waiting_per_client", "health": "health_call
 _HEALTH = "/grpc.health.v1.Health/"
 #: admin calls that may wait long: kept off the reserve
 _LONG = frozenset({"/pegasus_fast.v1.Client/WaitDuplication"})
+#: point reads, answered on the loop itself (no hop to a worker and back)
+_INLINE = frozenset(f"/pegasus_fast.v1.Client/{m}" for m in ("Get", "Ttl"))
 _END = object()
 _T = TypeVar("_T")
 
@@ -123,6 +128,30 @@ class _SyncContext:
     def read(self) -> Any:
         """The next request of a request stream (blocks this worker)."""
         return self._op(self._ctx.read)
+
+
+class _LoopContext:
+    """The call as a blocking method run on the loop's own thread sees it: an abort is kept
+    and raised as _Aborted, which the handler turns into the call's status."""
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._ctx = context
+        self.code = grpc.StatusCode.UNKNOWN
+        self.details = ""
+
+    def peer(self) -> str:
+        return self._ctx.peer()
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self._ctx.set_trailing_metadata(metadata)
+
+    def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+        self.code, self.details = code, details
+        raise _Aborted
+
+
+class _Aborted(Exception):
+    """A method run on the loop ended its call (code and details kept by its _LoopContext)."""
 
 
 def _requests(first: Any, ctx: _SyncContext) -> Iterator[Any]:
@@ -260,6 +289,7 @@ class Front:
             (True, True): handler.stream_stream,
         }[kind]
         pool = self._pool(method, handler.request_streaming)
+        inline = method in _INLINE and not handler.request_streaming and not handler.response_streaming
         kind = "health" if method.startswith(_HEALTH) else "calls"
         loop = self._loop
         streaming_in = handler.request_streaming
@@ -273,6 +303,14 @@ class Front:
                 first = await self._first(context, kind)
                 if _is_async(behavior) and not streaming_in:
                     return await behavior(first, context)
+                if inline:
+                    # a point read answers on the loop: the hop to a worker and back would cost
+                    # more than the read
+                    here = _LoopContext(context)
+                    try:
+                        return behavior(first, here)
+                    except _Aborted:
+                        await context.abort(here.code, here.details)
                 ctx = _SyncContext(context, self)
                 try:
                     return await loop.run_in_executor(pool, behavior, *args(first, ctx))
