@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ import grpc
 
 from ..errors import RemoteUnavailableError, ResourceExhaustedError
 from ..net.wire import ERROR_KEY, encode_error, status_of
+from .call_context import Aborted, LoopContext, SyncContext, requests_of
 from .roles import ADMIN, COMMON, Tokens, allowed, role_of
 from .stream_slots import client_of
 
@@ -64,103 +65,6 @@ _T = TypeVar("_T")
 
 def _is_async(fn: Any) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
-
-
-class _SyncContext:
-    """What the services' blocking methods ask of their call, from a worker thread.
-
-    The call is touched only on the loop's thread, and only while its handler runs there: a
-    worker that goes on after the call ended (the caller went away) gets RemoteUnavailableError,
-    never a call gRPC has freed. The peer is read once, while the call is alive."""
-
-    def __init__(self, context: grpc.aio.ServicerContext, front: Front) -> None:
-        self._ctx = context
-        self._front = front
-        self._peer = context.peer()
-        #: set on the loop's thread by the handler, when it returns or is cancelled
-        self.live = True
-
-    def _op(self, fn: Callable[..., Any], *args: Any) -> Any:
-        async def op() -> tuple[bool, Any]:
-            # (ok, result or error): an error goes back to the worker, never left on a task
-            if not self.live:
-                return False, RemoteUnavailableError(self._peer, "the call ended")
-            try:
-                out = fn(*args)
-                return True, (await out) if inspect.isawaitable(out) else out
-            except BaseException as exc:  # noqa: BLE001 - AbortError and CancelledError too
-                return False, exc
-
-        ok, out = self._front.wait(asyncio.run_coroutine_threadsafe(op(), self._front.loop), self._peer)
-        if not ok:
-            raise out
-        return out
-
-    def peer(self) -> str:
-        return self._peer
-
-    def invocation_metadata(self) -> Any:
-        return self._op(self._ctx.invocation_metadata)
-
-    def time_remaining(self) -> float | None:
-        return self._op(self._ctx.time_remaining)
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        self._op(self._ctx.set_trailing_metadata, metadata)
-
-    def add_callback(self, callback: Callable[[], object]) -> bool:
-        try:
-            self._op(self._ctx.add_done_callback, lambda _ctx: callback())
-        except RemoteUnavailableError:
-            callback()  # ended already: as if it ended now
-            return False
-        return True
-
-    def abort(self, code: grpc.StatusCode, details: str = "") -> None:
-        self._op(self._ctx.abort, code, details)  # raises AbortError, as the call ends
-
-    def is_active(self) -> bool:
-        try:
-            return not self._op(self._ctx.done)
-        except RemoteUnavailableError:
-            return False
-
-    def read(self) -> Any:
-        """The next request of a request stream (blocks this worker)."""
-        return self._op(self._ctx.read)
-
-
-class _LoopContext:
-    """The call as a blocking method run on the loop's own thread sees it: an abort is kept
-    and raised as _Aborted, which the handler turns into the call's status."""
-
-    def __init__(self, context: grpc.aio.ServicerContext) -> None:
-        self._ctx = context
-        self.code = grpc.StatusCode.UNKNOWN
-        self.details = ""
-
-    def peer(self) -> str:
-        return self._ctx.peer()
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        self._ctx.set_trailing_metadata(metadata)
-
-    def abort(self, code: grpc.StatusCode, details: str = "") -> None:
-        self.code, self.details = code, details
-        raise _Aborted
-
-
-class _Aborted(Exception):
-    """A method run on the loop ended its call (code and details kept by its _LoopContext)."""
-
-
-def _requests(first: Any, ctx: _SyncContext) -> Iterator[Any]:
-    yield first
-    while True:
-        msg = ctx.read()
-        if msg is grpc.aio.EOF:
-            return
-        yield msg
 
 
 class Front:
@@ -294,8 +198,8 @@ class Front:
         loop = self._loop
         streaming_in = handler.request_streaming
 
-        def args(first: Any, ctx: _SyncContext) -> tuple[Any, _SyncContext]:
-            return (_requests(first, ctx) if streaming_in else first), ctx
+        def args(first: Any, ctx: SyncContext) -> tuple[Any, SyncContext]:
+            return (requests_of(first, ctx) if streaming_in else first), ctx
 
         if not handler.response_streaming:
 
@@ -306,12 +210,12 @@ class Front:
                 if inline:
                     # a point read answers on the loop: the hop to a worker and back would cost
                     # more than the read
-                    here = _LoopContext(context)
+                    here = LoopContext(context)
                     try:
                         return behavior(first, here)
-                    except _Aborted:
+                    except Aborted:
                         await context.abort(here.code, here.details)
-                ctx = _SyncContext(context, self)
+                ctx = SyncContext(context, self)
                 try:
                     return await loop.run_in_executor(pool, behavior, *args(first, ctx))
                 finally:
@@ -338,7 +242,7 @@ class Front:
                 async for item in behavior(first, context):
                     yield item
                 return
-            ctx = _SyncContext(context, self)
+            ctx = SyncContext(context, self)
             step: Any = None
             gen: Any = None
             try:
