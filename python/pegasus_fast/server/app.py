@@ -42,6 +42,13 @@ DRAIN_GRACE = 1.5
 BODY_TIMEOUT = 30.0
 
 _SERVER_OPTIONS = [
+    # a fixed flow-control window per stream, not one grown by BDP probing: a peer sending a
+    # message past max_message_bytes has at most this much in flight when it is refused (with
+    # BDP the windows grew until four refused 250 MiB messages cost 45-113 MiB under load);
+    # 4 MiB keeps a stream at full speed here (benches/remote.py --only ship) and ~80 MB/s at
+    # 50 ms round trips
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", 4 << 20),
     # clients ping every 10 s (wire.py); allow it
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
