@@ -6,7 +6,7 @@ a duplication's source would (net/follower.py), or as an attacker holding the to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pegasus_fast as pf
@@ -170,3 +170,63 @@ def test_a_made_up_source_cannot_touch_a_table_another_source_feeds(
         wait_until(lambda: dup.progress()[0].pending_mutations == 0, WAIT, "still duplicating")
         assert dup.error is None
         assert dst.table("t").count() == 30
+
+
+def test_request_streams_that_stall_after_their_first_request_are_cut(
+    open_cluster_once: Callable[..., pf.Cluster], tmp_path: Path
+) -> None:
+    """A replication-token holder naming the real source opens more apply streams than there
+    are stream workers, sends each its first request and then nothing: each is cut once idle
+    (twice the body timeout), so a checkpoint copy (a request stream too) still gets through."""
+    import threading
+
+    import grpc
+    from pegasus_fast.net import pegasus_fast_pb2 as pb
+    from pegasus_fast.server.front import STREAM_WORKERS
+
+    src = _served(open_cluster_once, tmp_path / "src", "src", 1)
+    dst = _served(open_cluster_once, tmp_path / "dst", "dst", 2)
+    t = src.create_table("t", 1)
+    t.set(b"h", b"s", b"v")
+    src.create_table("u", 1).set(b"h", b"s", b"v")
+    with pf.serve(dst, token=TOKEN, body_timeout=1.0) as server:
+        dup = src.add_duplication("t", server.url, remote_token=TOKEN)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        real = _source_of(src, dup)
+        first = pb.ApplyRequest(
+            table="t",
+            pidx=0,
+            source=pb.SourceId(
+                cluster=real.cluster, cluster_uid=real.cluster_uid, table=real.table, dupid=real.dupid
+            ),
+        )
+        release = threading.Event()
+
+        def stalled() -> Iterator[pb.ApplyRequest]:
+            yield first
+            release.wait()
+
+        channel = grpc.insecure_channel(
+            server.address.target, options=[("grpc.use_local_subchannel_pool", 1)]
+        )
+        try:
+            stream = channel.stream_stream(
+                "/pegasus_fast.v1.Follower/ApplyStream",
+                request_serializer=pb.ApplyRequest.SerializeToString,
+                response_deserializer=pb.ApplyReply.FromString,
+            )
+            calls = [
+                stream(stalled(), metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=60)
+                for _ in range(2 * STREAM_WORKERS)
+            ]
+            # a checkpoint copy waits for a stream worker: it gets one as the stalls are cut
+            copy = src.add_duplication("u", server.url, remote_token=TOKEN)
+            copy.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            for c in calls:
+                with pytest.raises(grpc.RpcError) as cut:
+                    list(c)
+                assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
+        finally:
+            release.set()
+            channel.close()
+        assert dst.table("u").get(b"h", b"s") == b"v"

@@ -18,6 +18,8 @@ class _Loop(Protocol):
     """The front, as a worker reaches its loop."""
 
     loop: asyncio.AbstractEventLoop
+    #: seconds a request stream may go without a request once it began
+    stream_idle: float
 
     def wait(self, future: Any, peer: str) -> Any: ...
 
@@ -82,8 +84,20 @@ class SyncContext:
             return False
 
     def read(self) -> Any:
-        """The next request of a request stream (blocks this worker)."""
-        return self._op(self._ctx.read)
+        """The next request of a request stream (blocks this worker), awaited for the stream's
+        idle timeout at most: past it the stream is cut (RemoteUnavailableError), so a peer that
+        stalls after its first request holds a worker that long, not for good."""
+
+        async def read() -> Any:
+            try:
+                async with asyncio.timeout(self._front.stream_idle):
+                    return await self._ctx.read()
+            except TimeoutError:
+                raise RemoteUnavailableError(
+                    self._peer, f"no request for {self._front.stream_idle:g} s: the stream is cut"
+                ) from None
+
+        return self._op(read)
 
 
 class LoopContext:

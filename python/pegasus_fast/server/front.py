@@ -74,6 +74,9 @@ class Front:
         self, name: str, tokens: Tokens, body_timeout: float, options: list[tuple[str, Any]]
     ) -> None:
         self.body_timeout = body_timeout
+        #: a request stream that began may go this long without its next request (a source
+        #: sends its batches and chunks back to back: twice the body timeout is a dead peer)
+        self.stream_idle = 2 * body_timeout
         #: (client, kind) -> its calls waiting for their request (the loop's thread only)
         self._waiting: dict[tuple[str, str], int] = {}
         #: method -> (the service's handler, its wrapped handler): made on the loop's thread only
