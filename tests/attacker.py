@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import grpc
 
 SET = "/pegasus_fast.v1.Client/Set"
+#: a request stream (the Follower's): a stall there never sends its first request
+APPLY_STREAM = "/pegasus_fast.v1.Follower/ApplyStream"
 
 
 def _md(token: str | None) -> tuple[tuple[str, str], ...]:

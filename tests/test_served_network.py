@@ -181,8 +181,9 @@ def test_checkpoint_stream_cut_short_keeps_what_arrived(net_follower: Served, tm
     assert size > 2 * ckpt_policy.CHUNK_BYTES
     connector = RemoteConnector()
     try:
-        follower = connector.connect(net_follower.url)
-        follower.ensure_table("cutshort", 1, SourceId("source", "uid-cutshort", "cutshort", 1), True)
+        source = SourceId("source", "uid-cutshort", "cutshort", 1)
+        follower = connector.connect(net_follower.url, None, source)
+        follower.ensure_table("cutshort", 1, source, True)
         assert follower.checkpoint_offsets("cutshort", 0, info.decree, manifest) == {}
         first = list(itertools.islice(ckpt_policy.read_chunks(info.path, manifest, {}), 2))
         header = pb.CheckpointRequest(
@@ -190,6 +191,7 @@ def test_checkpoint_stream_cut_short_keeps_what_arrived(net_follower: Served, tm
             pidx=0,
             decree=info.decree,
             manifest=[pb.ManifestEntry(name=n, size=s, blake3=d) for n, s, d in manifest],
+            source=pb.SourceId(cluster="source", cluster_uid="uid-cutshort", table="cutshort", dupid=1),
         )
         pieces = [pb.CheckpointPiece(header=header)] + [
             pb.CheckpointPiece(chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c))

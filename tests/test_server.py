@@ -399,6 +399,10 @@ def test_health_service_and_metrics(cluster: pf.Cluster) -> None:
         for service in ("", "pegasus_fast.v1.Client", "pegasus_fast.v1.Follower"):
             r = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert r.status == health_pb2.HealthCheckResponse.SERVING
+        # Watch streams the status (health runs on the server's loop, server/front.py)
+        watch = stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
         ch.close()
         assert srv.metrics_url == f"http://127.0.0.1:{port}/metrics"
         body = urllib.request.urlopen(srv.metrics_url, timeout=5).read().decode()

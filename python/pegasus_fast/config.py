@@ -39,6 +39,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "max_tables": (1, None),
     "max_env_bytes_per_table": (0, 1 << 30),
     "max_streams_per_client": (1, None),
+    "max_message_bytes": (8 << 20, 1 << 30),
 }
 
 
@@ -135,6 +136,13 @@ class Config:
     #: more is refused with ResourceExhaustedError. A client is the host it calls from, however
     #: many connections it opens (server/stream_slots.py). >= 1.
     max_streams_per_client: int = 16
+    #: the largest gRPC message a served cluster takes or sends (its max receive and send
+    #: lengths): a larger one is refused by the transport as it arrives, never buffered whole
+    #: (ResourceExhaustedError on the client). The default takes the largest value (64 MiB)
+    #: with room for its framing; a multi-set or a duplicated write larger than this needs a
+    #: larger knob (on a duplication's follower too: it tells its source). 8 MiB (a small
+    #: partition's snapshot, 4 MiB, and a checkpoint chunk fit in one message) .. 1 GiB.
+    max_message_bytes: int = (64 << 20) + (4 << 20)
 
     def __post_init__(self) -> None:
         if self.wal_sync not in WAL_SYNC_MODES:

@@ -55,6 +55,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="text: 'TIME LEVEL component: message key=value...'; json: one object a line with "
         "ts, level, component, msg and the event's fields",
     )
+    p.add_argument(
+        "--remote-token-file",
+        action="append",
+        default=[],
+        metavar="URL=FILE",
+        help="the token (in FILE, mode 600) a duplication shows the remote at URL (pegasus://HOST:PORT "
+        "or zk://HOST:PORT/CHROOT, as the duplication names it) when it was added without a "
+        "remote_token; repeatable, one per remote. A remote with none is shown no token: never "
+        "this server's own",
+    )
     p.add_argument("--tls-cert", help="PEM certificate of the server")
     p.add_argument("--tls-key", help="PEM private key of the server")
     p.add_argument("--tls-client-ca", help="PEM CA for client certificates (mutual TLS)")
@@ -102,6 +112,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="check the settings (file and flags merged, token and TLS files read, Config knobs "
         "in bounds), print them as TOML and exit: 0 if a start would take them, 2 if not; "
         "nothing is opened or served",
+    )
+    p.add_argument(
+        "--max-message-bytes",
+        type=int,
+        metavar="BYTES",
+        help="the largest gRPC message taken or sent; a larger one is refused as it arrives "
+        f"(Config.max_message_bytes, default {Config().max_message_bytes})",
     )
     p.add_argument(
         "--config",
@@ -157,6 +174,28 @@ def _role_tokens(args: argparse.Namespace) -> dict[str, str | None]:
     for role in ("client", "admin", "replication"):
         path = getattr(args, f"{role}_token_file", None)
         out[f"{role}_token"] = None if path is None else read_token_file(path)
+    return out
+
+
+def _remote_tokens(args: argparse.Namespace, own: list[str | None]) -> dict[str, str]:
+    """``--remote-token-file URL=FILE`` items: URL -> the token in FILE (owner-only, and none of
+    this server's own tokens: those are never shown to a remote)."""
+    out: dict[str, str] = {}
+    check = Network()
+    for item in getattr(args, "remote_token_file", None) or []:
+        url, sep, path = item.partition("=")
+        if not sep or not url or not path:
+            raise InvalidArgumentError(f"--remote-token-file takes URL=FILE, not {item!r}")
+        url = check.canonical(url)
+        if url in out:
+            raise InvalidArgumentError(f"--remote-token-file names {url} twice")
+        token = read_token_file(path)
+        if token in own:
+            raise InvalidArgumentError(
+                f"the token file {path} for {url} holds one of this server's own tokens: a remote "
+                "is never shown those; give it a token of its own"
+            )
+        out[url] = token
     return out
 
 
@@ -226,7 +265,10 @@ def run(
         raise InvalidArgumentError('serve needs --cluster DIR (or `cluster = "DIR"` in --config-file)')
     install(args.log_level, args.log_format)
     token, tls, config = _token(args), _tls(args), _config(args.config, knobs)
+    if args.max_message_bytes is not None:
+        config = dataclasses.replace(config, max_message_bytes=args.max_message_bytes)
     roles = _role_tokens(args)
+    remote_tokens = _remote_tokens(args, [token, *roles.values()])
     if args.check_config:
         _check_only(args, token, tls, roles)
         if parser is not None:
@@ -241,9 +283,10 @@ def run(
             raise InvalidArgumentError("--node-id needs --zk")
         if getattr(args, "zk_auth_file", None) is not None:
             raise InvalidArgumentError("--zk-auth-file needs --zk")
-        cluster = Cluster.open(args.cluster, name=args.name, config=config, network=Network(env_token=False))
+        network = Network(env_token=False, remote_tokens=remote_tokens)
+        cluster = Cluster.open(args.cluster, name=args.name, config=config, network=network)
     else:
-        cluster, member = _join(args, config, token)
+        cluster, member = _join(args, config, token, remote_tokens)
     try:
         server = Server(
             cluster,
@@ -297,7 +340,9 @@ def run(
     return 0
 
 
-def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[Cluster, Member]:
+def _join(
+    args: argparse.Namespace, config: Config, token: str | None, remote_tokens: dict[str, str]
+) -> tuple[Cluster, Member]:
     """Open the node's directory as a node of the cluster in ZooKeeper."""
     addr = parse_zk(args.zk)
     path = getattr(args, "zk_auth_file", None)
@@ -317,7 +362,7 @@ def _join(args: argparse.Namespace, config: Config, token: str | None) -> tuple[
             cluster_id=doc.cluster_id,
             uid=doc.uid,
             duplication_scope=ownership.scope,
-            network=Network(env_token=False),
+            network=Network(env_token=False, remote_tokens=remote_tokens),
         )
         try:
             if not os.path.exists(os.path.join(cluster.path, NODE_ID_FILE)) and cluster.list_tables():

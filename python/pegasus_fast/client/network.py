@@ -10,16 +10,22 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..duplication.ports import Follower
+from ..duplication.ports import Follower, SourceId
 from ..errors import InvalidArgumentError, RemoteUnavailableError
 
 
 class Network:
     """``env_token=False`` (a served cluster): a remote given no token is shown none, never this
-    process's $PEGASUS_FAST_TOKEN (net/follower.py)."""
+    process's $PEGASUS_FAST_TOKEN (net/follower.py).
 
-    def __init__(self, env_token: bool = True) -> None:
+    ``remote_tokens``: remote URL -> the token configured for it (``serve --remote-token-file
+    URL=FILE``), shown to that remote (the URL as a duplication records it: the same host, port
+    and, for zk://, chroot) by a duplication given no ``remote_token`` of its own; any other
+    remote is shown no token from it."""
+
+    def __init__(self, env_token: bool = True, remote_tokens: dict[str, str] | None = None) -> None:
         self._env_token = env_token
+        self._remote_tokens = {self.canonical(url): t for url, t in (remote_tokens or {}).items()}
         self._lock = threading.Lock()
         self._served: Any = None
         self._routed: Any = None
@@ -46,17 +52,25 @@ class Network:
                 self._served = RemoteConnector(self._env_token)
             return self._served
 
-    def connect(self, url: str, token: str | None = None) -> Follower:
+    def token_for(self, url: str) -> str | None:
+        """The token configured for the remote at ``url``, if any."""
+        if not self._remote_tokens:
+            return None
+        return self._remote_tokens.get(self.canonical(url))
+
+    def connect(self, url: str, token: str | None = None, source: SourceId | None = None) -> Follower:
+        if token is None:
+            token = self.token_for(url)
         served = self._served_connector(url)
         if not url.startswith("zk://"):
-            return served.connect(url, token)
+            return served.connect(url, token, source)
         with self._lock:
             if self._routed is None:
                 from ..multinode.routed_follower import RoutedConnector
 
                 self._routed = RoutedConnector(served)
             routed = self._routed
-        return routed.connect(url, token)
+        return routed.connect(url, token, source)
 
     def close(self) -> None:
         with self._lock:

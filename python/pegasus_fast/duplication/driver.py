@@ -248,7 +248,7 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
 
     def verify_follower(self) -> Follower:
         """A connection to the follower for a verification, beside the driver's own."""
-        return self._env.connector.connect(self.remote, self._record.remote_token or None)
+        return self._env.connector.connect(self.remote, self._record.remote_token or None, self._source_id())
 
     def switchover(
         self, timeout: float = 30.0, reverse_remote: str | None = None, reverse_token: str | None = None
@@ -451,7 +451,9 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
                     self._wait()
                     continue
                 self._reconnect = False
-                follower = self._env.connector.connect(self.remote, self._record.remote_token or None)
+                follower = self._env.connector.connect(
+                    self.remote, self._record.remote_token or None, self._source_id()
+                )
                 self._follower = follower
                 if self._stopping.is_set():  # begin_stop() may have missed it
                     follower.cancel()

@@ -160,8 +160,10 @@ class PipelinedFollower(Follower, Protocol):
 class Connector(Protocol):
     """Finds the follower of a remote; raises RemoteUnavailableError while it cannot be reached."""
 
-    def connect(self, remote: str, token: str | None = None) -> Follower:
-        """``token``: what a served remote is shown (None: the process's PEGASUS_FAST_TOKEN)."""
+    def connect(self, remote: str, token: str | None = None, source: SourceId | None = None) -> Follower:
+        """``token``: what a served remote is shown (None: the process's PEGASUS_FAST_TOKEN).
+        ``source``: the duplication calling; a served follower takes a table's calls only from
+        the duplication it follows."""
 
 
 class Tasks(Protocol):

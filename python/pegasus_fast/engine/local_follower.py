@@ -37,7 +37,7 @@ def same_source(a: SourceId, b: SourceId) -> bool:
 class LocalConnector:
     """Finds the follower of an embedded remote: the cluster open at that path in this process."""
 
-    def connect(self, remote: str, token: str | None = None) -> Follower:
+    def connect(self, remote: str, token: str | None = None, source: SourceId | None = None) -> Follower:
         c = open_cluster_at(remote)
         if c is None or c.closed:
             raise RemoteUnavailableError(remote, f"waiting for remote cluster at {remote} to open")
@@ -86,6 +86,21 @@ class LocalFollower:
         if rec.follower_of is None:
             raise DuplicationError(
                 f"table {table!r} of cluster {self.cluster.name!r} is not a duplication's follower"
+            )
+
+    def check_source(self, table: str, source: SourceId) -> None:
+        """A served follower's calls come from a duplication that names itself: ``table`` must
+        follow that very one (its source cluster, with its uid when the table has one, table and
+        dupid), or the call is refused (DuplicationError) — a holder of the replication token
+        cannot touch a table another source feeds by naming a source it made up."""
+        self._followed(table)
+        rec = self.cluster.followers.record(table)
+        assert rec is not None and rec.follower_of is not None
+        mine = rec.follower_of.source
+        if mine.cluster_uid and source.cluster_uid != mine.cluster_uid or not same_source(mine, source):
+            raise DuplicationError(
+                f"table {table!r} of cluster {self.cluster.name!r} follows another duplication "
+                f"than {source.cluster}.{source.table} (dup {source.dupid})"
             )
 
     def _partition(self, table: str, pidx: int) -> Partition:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..duplication.ports import Follower
+from ..duplication.ports import Follower, SourceId
 from ..errors import InvalidArgumentError
 from .local_follower import LocalConnector
 
@@ -22,8 +22,9 @@ class Network(Protocol):
     def canonical(self, url: str) -> str:
         """The URL in the one form a duplication records; InvalidArgumentError if it is none."""
 
-    def connect(self, url: str, token: str | None = None) -> Follower:
-        """``token``: what the remote is shown (None: the process's PEGASUS_FAST_TOKEN)."""
+    def connect(self, url: str, token: str | None = None, source: SourceId | None = None) -> Follower:
+        """``token``: what the remote is shown (None: the process's PEGASUS_FAST_TOKEN);
+        ``source``: the duplication calling (each call names it)."""
 
     def close(self) -> None:
         """End every connection; none is made after this."""
@@ -51,9 +52,9 @@ class Remotes:
     def canonical(self, url: str) -> str:
         return self._network(url).canonical(url)
 
-    def connect(self, remote: str, token: str | None = None) -> Follower:
+    def connect(self, remote: str, token: str | None = None, source: SourceId | None = None) -> Follower:
         if is_url(remote):
-            return self._network(remote).connect(remote, token)
+            return self._network(remote).connect(remote, token, source)
         return self.local.connect(remote)
 
     def close(self) -> None:

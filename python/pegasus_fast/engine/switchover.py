@@ -105,8 +105,10 @@ def _drain_all(cluster: Cluster, dup: Any, behind: dict[int, tuple[int, int]]) -
     (duplication/drain.py); the dict fills in with each one's answer as it comes."""
     out: dict[int, int] = {}
     token = cluster.meta.state.duplications[dup.dupid].remote_token or None
+    source = SourceId(cluster.name, cluster.info().uid, dup.table_name, dup.dupid)
     try:
-        follower = cluster.remotes.connect(dup.remote, token)
+        # as the duplication: the follower takes its Apply calls from its own source only
+        follower = cluster.remotes.connect(dup.remote, token, source)
         cid, _uid = follower.identity()
         batch = min(cluster.config.duplicate_log_batch_bytes, follower.max_batch_bytes())
     except Exception:  # noqa: BLE001 - the driver's own shipping still counts; the wait says why
@@ -164,7 +166,7 @@ def _take_over(
     ambiguous = False
     while True:
         try:
-            follower = cluster.remotes.connect(dup.remote, token)
+            follower = cluster.remotes.connect(dup.remote, token, source)
             return follower.take_over(dup.remote_table, source, decrees, back, back_token)  # type: ignore[no-any-return]
         except RemoteUnavailableError as exc:
             # a call that ran out of time may have been taken over all the same (a refused

@@ -32,8 +32,11 @@ _R = TypeVar("_R")
 class RoutedFollower:
     """A Follower (and PipelinedFollower) over the nodes of a multi-node cluster."""
 
-    def __init__(self, routes: Routes, connector: RemoteConnector, token: str | None) -> None:
+    def __init__(
+        self, routes: Routes, connector: RemoteConnector, token: str | None, source: SourceId | None = None
+    ) -> None:
         self.url = routes.url
+        self._source = source
         #: this connection's: a duplication connects again to retry, and reads the owners anew
         self._routes = routes
         self._connector = connector
@@ -51,7 +54,7 @@ class RoutedFollower:
         Only calls in flight are kept: a duplication makes one call per shipped batch, and
         keeping every follower it was handed would hold one object per batch until it stops.
         """
-        f: RemoteFollower = self._connector.connect(url, self._token)  # type: ignore[assignment]
+        f: RemoteFollower = self._connector.connect(url, self._token, self._source)  # type: ignore[assignment]
         with self._lock:
             self._in_flight.add(f)
         try:
@@ -214,7 +217,7 @@ class RoutedConnector:
         self._zks: dict[str, KazooClient] = {}
         self._closed = False
 
-    def connect(self, url: str, token: str | None = None) -> RoutedFollower:
+    def connect(self, url: str, token: str | None = None, source: SourceId | None = None) -> RoutedFollower:
         addr = parse_zk(url)
         with self._lock:
             if self._closed:
@@ -231,7 +234,7 @@ class RoutedConnector:
                 zk.stop()
                 zk.close()
                 zk = kept
-        return RoutedFollower(Routes(zk, addr.spec, watch=False), self._remote, token)
+        return RoutedFollower(Routes(zk, addr.spec, watch=False), self._remote, token, source)
 
     def close(self) -> None:
         with self._lock:

@@ -41,6 +41,15 @@ VERIFY_TIMEOUT = 3600.0
 APPLY_TIMEOUT = 10.0
 #: room kept in a shipped batch for the message around the blocks
 _ENVELOPE = 64 << 10
+#: a batch this small fits any follower (Config.max_message_bytes is 8 MiB at least): sent
+#: without asking the follower its limit first
+_ALWAYS_FITS = 4 << 20
+
+
+def _source_pb(source: SourceId) -> pb.SourceId:
+    return pb.SourceId(
+        cluster=source.cluster, cluster_uid=source.cluster_uid, table=source.table, dupid=source.dupid
+    )
 
 
 def _manifest(manifest: list[ManifestEntry]) -> list[pb.ManifestEntry]:
@@ -74,8 +83,13 @@ def token_fix(exc: AuthenticationError, url: str, presented: bool) -> Authentica
 class RemoteFollower:
     """A follower cluster served at a pegasus:// URL."""
 
-    def __init__(self, url: str, channel: grpc.Channel, token: str | None) -> None:
+    def __init__(
+        self, url: str, channel: grpc.Channel, token: str | None, source: SourceId | None = None
+    ) -> None:
+        """``source``: the duplication this follower serves; every call names it (the follower
+        takes a table's calls only from the duplication it follows)."""
         self.url = url
+        self._src = None if source is None else _source_pb(source)
         self._stub = rpc.FollowerStub(channel)
         self._md = auth_metadata(token)
         #: the largest message the follower takes (IdentityReply), 0 until asked
@@ -121,9 +135,7 @@ class RemoteFollower:
         return max(1, self.message_limit - _ENVELOPE)
 
     def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
-        src = pb.SourceId(
-            cluster=source.cluster, cluster_uid=source.cluster_uid, table=source.table, dupid=source.dupid
-        )
+        src = _source_pb(source)
         self._call(
             "EnsureTable",
             pb.EnsureTableRequest(
@@ -132,14 +144,16 @@ class RemoteFollower:
         )
 
     def partition_statuses(self, table: str, count: int) -> list[tuple[bool, int]]:
-        r = self._call("PartitionStatus", pb.PartitionStatusRequest(table=table, count=count))
+        r = self._call(
+            "PartitionStatus", pb.PartitionStatusRequest(table=table, count=count, source=self._src)
+        )
         assert isinstance(r, pb.PartitionStatusReply)
         if len(r.partitions) != count:
             raise DuplicationError(f"{self.url} answered {len(r.partitions)} partition statuses, not {count}")
         return [(p.learned, p.source_decree) for p in r.partitions]
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
-        self._call("LearnEmpty", pb.LearnEmptyRequest(table=table, decrees=decrees))
+        self._call("LearnEmpty", pb.LearnEmptyRequest(table=table, decrees=decrees, source=self._src))
 
     def take_over(
         self,
@@ -163,13 +177,16 @@ class RemoteFollower:
 
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         self._call(
-            "LearnSnapshot", pb.LearnSnapshotRequest(table=table, pidx=pidx, decree=decree, block=block)
+            "LearnSnapshot",
+            pb.LearnSnapshotRequest(table=table, pidx=pidx, decree=decree, block=block, source=self._src),
         )
 
     def checkpoint_offsets(
         self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry]
     ) -> dict[str, int]:
-        req = pb.CheckpointRequest(table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest))
+        req = pb.CheckpointRequest(
+            table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest), source=self._src
+        )
         r = self._call("CheckpointOffsets", req)
         assert isinstance(r, pb.CheckpointOffsetsReply)
         return dict(r.offsets)
@@ -177,7 +194,9 @@ class RemoteFollower:
     def learn_checkpoint(
         self, table: str, pidx: int, decree: int, manifest: list[ManifestEntry], chunks: Iterable[Chunk]
     ) -> None:
-        header = pb.CheckpointRequest(table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest))
+        header = pb.CheckpointRequest(
+            table=table, pidx=pidx, decree=decree, manifest=_manifest(manifest), source=self._src
+        )
 
         def pieces() -> Iterator[pb.CheckpointPiece]:
             yield pb.CheckpointPiece(header=header)
@@ -192,26 +211,32 @@ class RemoteFollower:
         self._call("LearnCheckpoint", pieces(), timeout=COPY_TIMEOUT + total / COPY_BYTES_PER_SECOND)
 
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
-        self._call("MarkLearned", pb.MarkLearnedRequest(table=table, pidxs=pidxs))
+        self._call("MarkLearned", pb.MarkLearnedRequest(table=table, pidxs=pidxs, source=self._src))
 
     def restart_learning(self, table: str, pidxs: list[int]) -> None:
-        self._call("RestartLearning", pb.MarkLearnedRequest(table=table, pidxs=pidxs))
+        self._call("RestartLearning", pb.MarkLearnedRequest(table=table, pidxs=pidxs, source=self._src))
 
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
-        if self.message_limit and len(blocks) > self.max_batch_bytes():
+        if len(blocks) > _ALWAYS_FITS and len(blocks) > self.max_batch_bytes():
             # one WAL block larger than the follower takes: it could never be shipped (Pegasus #1840
             # retried such a batch forever); stop and say so instead
             raise DuplicationError(
-                f"a batch of {len(blocks)} bytes exceeds the follower's message limit {self.message_limit}"
+                f"a batch of {len(blocks)} bytes exceeds the follower's message limit {self.message_limit} "
+                "(its max_message_bytes: serve it with a larger --max-message-bytes)"
             )
         if self._cancelled:
             raise RemoteUnavailableError(self.url, "the duplication is stopping")
         # a blocking call, not a future: a future's reply comes through gRPC's channel thread and
         # a hand-off that cost a steady stream of writes 0.2 ms a batch at p50 and 4 ms at p99. It
         # cannot be cancelled, so its deadline is short: stopping waits for it at most that long
-        request = pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through)
+        request = pb.ApplyRequest(
+            table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through, source=self._src
+        )
         timeout = APPLY_TIMEOUT + len(blocks) / COPY_BYTES_PER_SECOND
-        r = call(self.url, self._stub.Apply, request, timeout=timeout, metadata=self._md)
+        try:
+            r = call(self.url, self._stub.Apply, request, timeout=timeout, metadata=self._md)
+        except AuthenticationError as exc:
+            raise token_fix(exc, self.url, bool(self._md)) from None
         return r.source_decree
 
     def apply_stream(self, table: str, pidx: int, batches: Iterable[tuple[bytes, int]]) -> Iterator[int]:
@@ -223,7 +248,9 @@ class RemoteFollower:
                 if len(blocks) > limit:
                     oversize.append(len(blocks))
                     return  # ends the stream; raised below, in the caller's thread
-                yield pb.ApplyRequest(table=table, pidx=pidx, blocks=blocks, skipped_through=skipped)
+                yield pb.ApplyRequest(
+                    table=table, pidx=pidx, blocks=blocks, skipped_through=skipped, source=self._src
+                )
 
         with self._lock:
             if self._cancelled:
@@ -247,11 +274,15 @@ class RemoteFollower:
                 self._in_flight.discard(stream)
         if oversize:
             raise DuplicationError(
-                f"a batch of {oversize[0]} bytes exceeds the follower's message limit {self.message_limit}"
+                f"a batch of {oversize[0]} bytes exceeds the follower's message limit {self.message_limit} "
+                "(its max_message_bytes: serve it with a larger --max-message-bytes)"
             )
 
     def advance(self, table: str, pidx: int, source_decree: int) -> None:
-        self._call("Advance", pb.AdvanceRequest(table=table, pidx=pidx, source_decree=source_decree))
+        self._call(
+            "Advance",
+            pb.AdvanceRequest(table=table, pidx=pidx, source_decree=source_decree, source=self._src),
+        )
 
     def verify_view(self, table: str, pidx: int, decree: int, timeout: float | None) -> tuple[str, int, int]:
         req = pb.VerifyViewRequest(table=table, pidx=pidx, decree=decree, timeout_seconds=timeout)
@@ -293,7 +324,7 @@ class RemoteConnector:
         self._channels: Channels[grpc.Channel] = Channels(lambda url, channel: channel)
         self._env_token = env_token
 
-    def connect(self, remote: str, token: str | None = None) -> Follower:
+    def connect(self, remote: str, token: str | None = None, source: SourceId | None = None) -> Follower:
         if not is_url(remote):
             raise InvalidArgumentError(f"not a served cluster's URL: {remote!r}")
         url = parse_url(remote).url
@@ -303,7 +334,7 @@ class RemoteConnector:
             raise RemoteUnavailableError(url, "the cluster is closing") from None
         if token is None and self._env_token:
             token = token_from_env()
-        return RemoteFollower(url, channel, token)
+        return RemoteFollower(url, channel, token, source)
 
     def close(self) -> None:
         """Close every channel, ending the calls in flight; no new one is opened after this.

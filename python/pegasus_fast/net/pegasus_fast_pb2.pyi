@@ -799,12 +799,14 @@ class PartitionRef(_message.Message):
     def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ...) -> None: ...
 
 class PartitionStatusRequest(_message.Message):
-    __slots__ = ("table", "count")
+    __slots__ = ("table", "count", "source")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     count: int
-    def __init__(self, table: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., count: _Optional[int] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class PartitionStatus(_message.Message):
     __slots__ = ("learned", "source_decree")
@@ -821,7 +823,7 @@ class PartitionStatusReply(_message.Message):
     def __init__(self, partitions: _Optional[_Iterable[_Union[PartitionStatus, _Mapping]]] = ...) -> None: ...
 
 class LearnEmptyRequest(_message.Message):
-    __slots__ = ("table", "decrees")
+    __slots__ = ("table", "decrees", "source")
     class DecreesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -831,21 +833,25 @@ class LearnEmptyRequest(_message.Message):
         def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     TABLE_FIELD_NUMBER: _ClassVar[int]
     DECREES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     decrees: _containers.ScalarMap[int, int]
-    def __init__(self, table: _Optional[str] = ..., decrees: _Optional[_Mapping[int, int]] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., decrees: _Optional[_Mapping[int, int]] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class LearnSnapshotRequest(_message.Message):
-    __slots__ = ("table", "pidx", "decree", "block")
+    __slots__ = ("table", "pidx", "decree", "block", "source")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     DECREE_FIELD_NUMBER: _ClassVar[int]
     BLOCK_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     decree: int
     block: bytes
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., block: _Optional[bytes] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., block: _Optional[bytes] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class ManifestEntry(_message.Message):
     __slots__ = ("name", "size", "blake3")
@@ -858,16 +864,18 @@ class ManifestEntry(_message.Message):
     def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., blake3: _Optional[str] = ...) -> None: ...
 
 class CheckpointRequest(_message.Message):
-    __slots__ = ("table", "pidx", "decree", "manifest")
+    __slots__ = ("table", "pidx", "decree", "manifest", "source")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     DECREE_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     decree: int
     manifest: _containers.RepeatedCompositeFieldContainer[ManifestEntry]
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., manifest: _Optional[_Iterable[_Union[ManifestEntry, _Mapping]]] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., manifest: _Optional[_Iterable[_Union[ManifestEntry, _Mapping]]] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class CheckpointOffsetsReply(_message.Message):
     __slots__ = ("offsets",)
@@ -905,24 +913,28 @@ class CheckpointPiece(_message.Message):
     def __init__(self, header: _Optional[_Union[CheckpointRequest, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., end: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class MarkLearnedRequest(_message.Message):
-    __slots__ = ("table", "pidxs")
+    __slots__ = ("table", "pidxs", "source")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDXS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidxs: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, table: _Optional[str] = ..., pidxs: _Optional[_Iterable[int]] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., pidxs: _Optional[_Iterable[int]] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class ApplyRequest(_message.Message):
-    __slots__ = ("table", "pidx", "blocks", "skipped_through")
+    __slots__ = ("table", "pidx", "blocks", "skipped_through", "source")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     blocks: bytes
     skipped_through: int
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., blocks: _Optional[bytes] = ..., skipped_through: _Optional[int] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., blocks: _Optional[bytes] = ..., skipped_through: _Optional[int] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class ApplyReply(_message.Message):
     __slots__ = ("source_decree",)
@@ -931,14 +943,16 @@ class ApplyReply(_message.Message):
     def __init__(self, source_decree: _Optional[int] = ...) -> None: ...
 
 class AdvanceRequest(_message.Message):
-    __slots__ = ("table", "pidx", "source_decree")
+    __slots__ = ("table", "pidx", "source_decree", "source")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     SOURCE_DECREE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     source_decree: int
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_decree: _Optional[int] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_decree: _Optional[int] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class VerifyViewRequest(_message.Message):
     __slots__ = ("table", "pidx", "decree", "timeout_seconds")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ DEFAULT_PORT = 34801
 #: A WAL block never exceeds MAX_WRITE plus a header, so a shipped batch always fits (Pegasus #1840).
 MESSAGE_LIMIT = MAX_WRITE + (4 << 20)
 ERROR_KEY = "pegasus-fast-error-bin"
+#: the resource a message past the limit names (Config.max_message_bytes)
+MESSAGE_BYTES = "max_message_bytes"
+_SIZES = re.compile(r"\((\d+) vs\. (\d+)\)")
 TOKEN_ENV = "PEGASUS_FAST_TOKEN"
 
 CHANNEL_OPTIONS = [
@@ -294,7 +298,11 @@ def error_from_rpc(exc: grpc.RpcError, url: str) -> BaseException:
             url, f"{code.name.lower()}: {details}" if details else code.name.lower()
         )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return InvalidArgumentError(f"{url}: {details}")
+        # untyped, so the transport's: a message past a max_message_bytes (the server's, or
+        # this channel's), which gRPC says as "... larger than max (SIZE vs. LIMIT)"
+        sizes = _SIZES.search(details)
+        got, limit = (int(sizes[1]), int(sizes[2])) if sizes else (0, 0)
+        return errors.ResourceExhaustedError(MESSAGE_BYTES, limit, got)
     return RemoteError(url, code.name, details)
 
 

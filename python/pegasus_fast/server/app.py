@@ -10,29 +10,26 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ..config import Config
 from ..duplication.status import DupStatus
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..logs import Refusals, get
+from ..logs import get
 from ..net import pegasus_fast_pb2_grpc as rpc
-from ..net.wire import CHANNEL_OPTIONS, Address, parse_hostport
-from .call_metrics import measured, refused
+from ..net.wire import Address, parse_hostport
 from .client_service import ClientService
-from .deadlines import Deadlines
 from .follower_service import FollowerService
-from .roles import Tokens, allowed, role_of
+from .front import Front
+from .roles import Tokens
 
 if TYPE_CHECKING:
     from ..multinode.member import Member
-    from ..request_metrics import RequestMetrics
     from .pegasus_front import PegasusFront
     from .pegasus_native import RustPegasusFront
 
@@ -42,12 +39,17 @@ SERVICES = ("pegasus_fast.v1.Client", "pegasus_fast.v1.Follower")
 #: how long stop() waits by default: calls in flight, then duplications shipping what is durable
 STOP_GRACE = 2.0
 DRAIN_GRACE = 1.5
-WORKERS = 32
 #: how long a call let in may take to send its request (a unary call's, whole); then it is cancelled
 BODY_TIMEOUT = 30.0
 
 _SERVER_OPTIONS = [
-    *[(k, v) for k, v in CHANNEL_OPTIONS if k.startswith("grpc.max_")],
+    # a fixed flow-control window per stream, not one grown by BDP probing: a peer sending a
+    # message past max_message_bytes has at most this much in flight when it is refused (with
+    # BDP the windows grew until four refused 250 MiB messages cost 45-113 MiB under load);
+    # 4 MiB keeps a stream at full speed here (benches/remote.py --only ship) and ~80 MB/s at
+    # 50 ms round trips
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", 4 << 20),
     # clients ping every 10 s (wire.py); allow it
     ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -76,87 +78,6 @@ class TLS:
         )
 
 
-def _refuse(reason: str, code: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED) -> grpc.RpcMethodHandler:
-    """A handler that refuses the call without reading its request: it takes the request as a
-    stream it never reads, so no worker waits for a body and none is buffered."""
-
-    def refuse(requests: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(code, reason)
-
-    return grpc.stream_stream_rpc_method_handler(refuse)
-
-
-def _with_body_deadline(handler: grpc.RpcMethodHandler, deadlines: Deadlines) -> grpc.RpcMethodHandler:
-    """``handler`` (of a unary request) with its request awaited for the body timeout at most:
-    past it the call is cancelled and the worker freed, nothing served."""
-    behavior = handler.unary_stream if handler.response_streaming else handler.unary_unary
-
-    def call(requests: Any, context: grpc.ServicerContext) -> Any:
-        timer = deadlines.arm(context.cancel)
-        try:
-            request = next(requests, None)
-        finally:
-            fired = deadlines.disarm(timer)
-        if fired:
-            context.abort(grpc.StatusCode.CANCELLED, "the request did not arrive in time")
-        if request is None:
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "a unary call needs exactly one request")
-        return behavior(request, context)
-
-    make = (
-        grpc.stream_stream_rpc_method_handler
-        if handler.response_streaming
-        else grpc.stream_unary_rpc_method_handler
-    )
-    return make(call, handler.request_deserializer, handler.response_serializer)
-
-
-class _Guard(grpc.ServerInterceptor):
-    """Runs with a call's headers on the server's polling thread, before a worker is taken or a
-    byte of the request read. With tokens, a call must carry ``authorization: Bearer <token>``
-    (compared in constant time) of a role that covers its method (roles.py), or is refused
-    unread; a call that is let in has the body timeout to send its request whole (a request
-    stream, its first message)."""
-
-    def __init__(self, tokens: Tokens, deadlines: Deadlines, metrics: RequestMetrics) -> None:
-        self._bearers = tokens.bearers()
-        self._deadlines = deadlines
-        self._metrics = metrics
-        #: refused calls: counted (requests_total's codes) and logged at most every few seconds
-        self.refusals = Refusals(log, "gRPC calls")
-
-    def _refuse(self, method: str, reason: str, code: grpc.StatusCode) -> grpc.RpcMethodHandler:
-        refused(self._metrics, method, code)
-        self.refusals.refused(f"{code.name}: {reason}")
-        return _refuse(reason, code)
-
-    def intercept_service(
-        self, continuation: Callable[[Any], Any], handler_call_details: grpc.HandlerCallDetails
-    ) -> Any:
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        if self._bearers:
-            got = b""
-            for key, value in handler_call_details.invocation_metadata or ():
-                if key == "authorization":
-                    got = value.encode() if isinstance(value, str) else bytes(value)
-                    break
-            role = role_of(self._bearers, got)
-            method = handler_call_details.method
-            if role is None:
-                return self._refuse(
-                    method, "missing token" if not got else "wrong token", grpc.StatusCode.UNAUTHENTICATED
-                )
-            if not allowed(role, method):
-                return self._refuse(
-                    method, f"a {role} token may not call {method}", grpc.StatusCode.PERMISSION_DENIED
-                )
-        if not handler.request_streaming:
-            handler = _with_body_deadline(handler, self._deadlines)
-        return measured(handler, handler_call_details.method, self._metrics)
-
-
 class Server:
     """A served cluster; a context manager that stops it on exit."""
 
@@ -174,6 +95,7 @@ class Server:
         pegasus_allow: str | list[str] | None = None,
         body_timeout: float = BODY_TIMEOUT,
         *,
+        max_message_bytes: int | None = None,
         client_token: str | None = None,
         admin_token: str | None = None,
         replication_token: str | None = None,
@@ -187,6 +109,8 @@ class Server:
         ``pegasus_listen``: also serve Pegasus's own client protocol there (pegasus_front.py),
         a non-loopback address only with ``pegasus_allow`` CIDRs.
         ``body_timeout``: how long a call may take to send its request once its headers came.
+        ``max_message_bytes``: the largest message taken or sent (default: the cluster's
+        ``Config.max_message_bytes``); a larger one is refused as it arrives.
         ``backup_dir``: the directory Backup and Restore name their backups in (None: refused)."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
@@ -211,13 +135,49 @@ class Server:
             or not body_timeout > 0
         ):
             raise InvalidArgumentError("body_timeout is a number of seconds > 0")
-        self._deadlines = Deadlines(float(body_timeout), f"serve-{cluster.name}-deadlines")
-        self._guard = _Guard(tokens, self._deadlines, cluster.metric_set.requests)
-        self._grpc = grpc.server(
-            ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix=f"serve-{cluster.name}"),
-            interceptors=[self._guard],
-            options=_SERVER_OPTIONS,
+        if max_message_bytes is None:
+            max_message_bytes = cluster.config.max_message_bytes
+        else:
+            Config(max_message_bytes=max_message_bytes)  # the knob's checks
+        #: the largest message this server takes or sends
+        self.max_message_bytes = int(max_message_bytes)
+        limits = [
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.max_message_bytes),
+        ]
+        self._front = Front(
+            cluster.name,
+            tokens,
+            float(body_timeout),
+            [*limits, *_SERVER_OPTIONS],
+            cluster.metric_set.requests,
+            log,
         )
+        self._backup_dir = backup_dir
+        self._metrics_http: Any = None
+        self.pegasus: PegasusFront | RustPegasusFront | None = None
+        try:
+            self._start(cluster, addr, tls, metrics_listen, member, pegasus_listen, pegasus_allow)
+        except BaseException:
+            if self.pegasus is not None:
+                self.pegasus.stop()
+            if self._metrics_http is not None:
+                self._metrics_http.shutdown()
+                self._metrics_http.server_close()
+            self._front.stop(0)
+            raise
+
+    def _start(
+        self,
+        cluster: Cluster,
+        addr: Address,
+        tls: TLS | None,
+        metrics_listen: str | None,
+        member: Member | None,
+        pegasus_listen: str | None,
+        pegasus_allow: str | list[str] | None,
+    ) -> None:
+        grpc_server = self._front.server
         meta = None
         self.pegasus_address: Address | None = None
 
@@ -234,17 +194,19 @@ class Server:
             from .node_services import MetaService, NodeService
 
             meta = Meta(member, Placement(member))
-            rpc.add_MetaServicer_to_server(MetaService(meta), self._grpc)
-            rpc.add_NodeServicer_to_server(NodeService(cluster, member), self._grpc)
-        client_service = ClientService(cluster, member, meta, data, backup_dir)
-        rpc.add_ClientServicer_to_server(client_service, self._grpc)
-        rpc.add_FollowerServicer_to_server(FollowerService(cluster, member, meta), self._grpc)
-        self._health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+            rpc.add_MetaServicer_to_server(MetaService(meta), grpc_server)
+            rpc.add_NodeServicer_to_server(NodeService(cluster, member), grpc_server)
+        client_service = ClientService(cluster, member, meta, data, self._backup_dir)
+        rpc.add_ClientServicer_to_server(client_service, grpc_server)
+        rpc.add_FollowerServicer_to_server(
+            FollowerService(cluster, member, meta, self.max_message_bytes), grpc_server
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, grpc_server)
         if tls is None:
-            port = self._grpc.add_insecure_port(addr.target)
+            port = self._front.on_loop(grpc_server.add_insecure_port, addr.target)
         else:
-            port = self._grpc.add_secure_port(addr.target, tls.credentials())
+            port = self._front.on_loop(grpc_server.add_secure_port, addr.target, tls.credentials())
         if port == 0:
             raise OSError(f"cannot listen on {addr.target}")
         self.address = Address(addr.host, port)
@@ -252,7 +214,6 @@ class Server:
         # where a switchover's new primary reaches this cluster when the caller names nowhere
         client_service.self_url = self.url
         self.tls = tls is not None
-        self._metrics_http: Any = None
         self.metrics_url: str | None = None
         if metrics_listen is not None:
             from prometheus_client import start_http_server
@@ -261,7 +222,6 @@ class Server:
             httpd, _thread = start_http_server(maddr.port, maddr.host, registry=cluster.metric_set.registry)
             self._metrics_http = httpd
             self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
-        self.pegasus: PegasusFront | RustPegasusFront | None = None
         if pegasus_listen is not None:
             from .pegasus_native import open_front
 
@@ -275,9 +235,9 @@ class Server:
             # the Rust front end with the Rust backend, the asyncio one otherwise
             self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow, handler=handler)
             self.pegasus_address = self.pegasus.address
-        self._grpc.start()
+        self._front.run(grpc_server.start())
         for name in ("", *SERVICES):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self._front.run(self._health.set(name, health_pb2.HealthCheckResponse.SERVING))
 
     def __enter__(self) -> Server:
         return self
@@ -300,12 +260,11 @@ class Server:
             if self._stopped.is_set():
                 return
             grace = STOP_GRACE if grace is None else grace
-            self._health.enter_graceful_shutdown()
+            self._front.run(self._health.enter_graceful_shutdown())
             if self.pegasus is not None:
                 self.pegasus.stop()
-            self._grpc.stop(grace).wait(grace + 1.0)
-            self._guard.refusals.flush()
-            self._deadlines.close()
+            self._front.stop(grace)
+            self._front.refusals.flush()
             if self._metrics_http is not None:
                 self._metrics_http.shutdown()
                 self._metrics_http.server_close()
@@ -347,6 +306,7 @@ def serve(
     pegasus_listen: str | None = None,
     pegasus_allow: str | list[str] | None = None,
     body_timeout: float = BODY_TIMEOUT,
+    max_message_bytes: int | None = None,
     client_token: str | None = None,
     admin_token: str | None = None,
     replication_token: str | None = None,
@@ -356,6 +316,7 @@ def serve(
     caller's to close. ``pegasus_listen="HOST:PORT"`` also serves Pegasus's own client protocol
     (``server.pegasus_address``), beyond loopback only to the ``pegasus_allow`` CIDRs.
     ``body_timeout``: seconds a call may take to send its request once its headers came.
+    ``max_message_bytes``: the largest message taken or sent (default: the cluster's Config).
     ``token`` may call anything; ``client_token`` only the data API, ``admin_token`` only tables
     and duplications, ``replication_token`` only the Follower service (a duplication source).
     ``backup_dir``: where Backup and Restore over the wire keep their backups (None: refused)."""
@@ -370,6 +331,7 @@ def serve(
         pegasus_listen=pegasus_listen,
         pegasus_allow=pegasus_allow,
         body_timeout=body_timeout,
+        max_message_bytes=max_message_bytes,
         client_token=client_token,
         admin_token=admin_token,
         replication_token=replication_token,

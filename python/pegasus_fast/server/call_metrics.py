@@ -1,6 +1,6 @@
 """Every gRPC call counted by method and status code, and timed (request_metrics.py).
 
-The server's interceptor (app.py's ``_Guard``) wraps each handler it lets in
+The server's front (front.py) wraps each service handler it lets in
 with :func:`measured`; calls it refuses are counted by :func:`refused`. The
 verb is ``Service/Method`` (``Client/Set``, ``Follower/Apply``), the code the
 gRPC status name (``OK``, ``NOT_FOUND``, ``UNAUTHENTICATED``, ...). A streamed
@@ -26,13 +26,17 @@ def verb_of(method: str) -> str:
     return f"{service.rpartition('.')[2]}/{name}"
 
 
-def _code(context: grpc.ServicerContext, failed: bool) -> str:
-    code = context.code() if hasattr(context, "code") else None
-    if code is None:
-        if failed and not context.is_active():
-            return "CANCELLED"  # the client went away (or a deadline passed) mid-call
-        return "UNKNOWN" if failed else "OK"
-    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+def _code(context: Any, failed: bool) -> str:
+    """The call's status name: OK, or the code it was aborted with (the front's contexts keep
+    it: call_context.py), or CANCELLED when the client went away mid-call."""
+    if not failed:
+        return "OK"
+    code = getattr(context, "aborted", None)
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if not context.is_active():
+        return "CANCELLED"  # the client went away (or a deadline passed) mid-call
+    return "UNKNOWN"
 
 
 def refused(metrics: RequestMetrics, method: str, code: grpc.StatusCode) -> None:

@@ -45,13 +45,27 @@ class FollowerService(rpc.FollowerServicer):
     """``member``: a node of a multi-node cluster takes a duplication's calls only for the
     partitions it owns, and its follower tables are made by the meta leader."""
 
-    def __init__(self, cluster: Cluster, member: Member | None = None, meta: Meta | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        member: Member | None = None,
+        meta: Meta | None = None,
+        message_limit: int = MESSAGE_LIMIT,
+    ) -> None:
         if (member is None) != (meta is None):
             raise InvalidArgumentError("a node's services take both its member and its meta")
         self.c = cluster
         self.f = LocalFollower(cluster)
         self.m = member
         self.meta = meta
+        #: the largest message the server takes: a source caps what it ships to it
+        self.message_limit = message_limit
+
+    def _bound(self, request: Any) -> None:
+        """The call names the duplication it comes from, and its table follows that one."""
+        if not request.HasField("source"):
+            raise InvalidArgumentError("a follower call names its source (the calling duplication)")
+        self.f.check_source(request.table, _source(request.source))
 
     def _own(self, table: str, pidxs: Iterable[int]) -> None:
         if self.m is not None:
@@ -61,7 +75,7 @@ class FollowerService(rpc.FollowerServicer):
     @typed
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
         cid, uid = self.f.identity()
-        return pb.IdentityReply(cluster_id=cid, cluster_uid=uid, max_message_bytes=MESSAGE_LIMIT)
+        return pb.IdentityReply(cluster_id=cid, cluster_uid=uid, max_message_bytes=self.message_limit)
 
     @typed
     def EnsureTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
@@ -94,6 +108,7 @@ class FollowerService(rpc.FollowerServicer):
     def PartitionStatus(
         self, request: pb.PartitionStatusRequest, context: grpc.ServicerContext
     ) -> pb.PartitionStatusReply:
+        self._bound(request)
         rows = self.f.partition_statuses(request.table, request.count)
         return pb.PartitionStatusReply(
             partitions=[pb.PartitionStatus(learned=a, source_decree=b) for a, b in rows]
@@ -101,12 +116,14 @@ class FollowerService(rpc.FollowerServicer):
 
     @typed
     def LearnEmpty(self, request: pb.LearnEmptyRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, request.decrees)
         self.f.learn_empty(request.table, dict(request.decrees))
         return pb.Empty()
 
     @typed
     def LearnSnapshot(self, request: pb.LearnSnapshotRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         self.f.learn_snapshot(request.table, request.pidx, request.decree, request.block)
         return pb.Empty()
@@ -115,6 +132,7 @@ class FollowerService(rpc.FollowerServicer):
     def CheckpointOffsets(
         self, request: pb.CheckpointRequest, context: grpc.ServicerContext
     ) -> pb.CheckpointOffsetsReply:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         offsets = self.f.checkpoint_offsets(
             request.table, request.pidx, request.decree, _manifest(request.manifest)
@@ -129,6 +147,7 @@ class FollowerService(rpc.FollowerServicer):
         if first is None or first.WhichOneof("piece") != "header":
             raise InvalidArgumentError("a checkpoint transfer starts with its header")
         h = first.header
+        self._bound(h)
         self._own(h.table, [h.pidx])
 
         def chunks() -> Iterator[Chunk]:
@@ -149,18 +168,21 @@ class FollowerService(rpc.FollowerServicer):
 
     @typed
     def MarkLearned(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, request.pidxs)
         self.f.mark_learned(request.table, list(request.pidxs))
         return pb.Empty()
 
     @typed
     def RestartLearning(self, request: pb.MarkLearnedRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, request.pidxs)
         self.f.restart_learning(request.table, list(request.pidxs))
         return pb.Empty()
 
     @typed
     def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         decree = self.f.apply(request.table, request.pidx, request.blocks, request.skipped_through)
         return pb.ApplyReply(source_decree=decree)
@@ -187,6 +209,7 @@ class FollowerService(rpc.FollowerServicer):
         def apply_all() -> None:
             try:
                 for r in request:
+                    self._bound(r)
                     self._own(r.table, [r.pidx])
                     if not put(self.f.begin_apply(r.table, r.pidx, r.blocks, r.skipped_through)):
                         return
@@ -207,6 +230,7 @@ class FollowerService(rpc.FollowerServicer):
 
     @typed
     def Advance(self, request: pb.AdvanceRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self._bound(request)
         self._own(request.table, [request.pidx])
         self.f.advance(request.table, request.pidx, request.source_decree)
         return pb.Empty()
