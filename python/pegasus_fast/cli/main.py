@@ -43,8 +43,11 @@ def run(argv: list[str] | None = None) -> int:
         return serve_cli.run(args, knobs, serve_parser)
     if args.cmd == "bench":
         return bench_runner.main(args)
-    # a verb over an embedded cluster runs the library here: its warnings, timestamped, on stderr
-    install("warning", "text")
+    # a verb over an embedded cluster runs the library here. Its outcome is the verb's own
+    # output, or its error as one line on stderr; the library's records repeat what that line
+    # says (a duplication that failed...), so only a critical one is shown, every one from
+    # warning up with PEGASUS_FAST_DEBUG=1
+    install("warning" if _debug() else "critical", "text")
     with opened(args) as c:
         code = VERBS[args.cmd](c, args)
     return EXIT_OK if code is None else code
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_gone()
     except EXPECTED_ERRORS as exc:
-        if os.environ.get("PEGASUS_FAST_DEBUG", "").strip() not in ("", "0"):
+        if _debug():
             raise
         print(f"pegasus-fast: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return exit_code(exc)
@@ -96,6 +99,10 @@ def _reader_gone() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return EXIT_OK
+
+
+def _debug() -> bool:
+    return os.environ.get("PEGASUS_FAST_DEBUG", "").strip() not in ("", "0")
 
 
 def _one_line(exc: BaseException) -> str:
