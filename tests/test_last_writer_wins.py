@@ -33,6 +33,8 @@ class Follower:
         self.port.ensure_table("t", 1, SourceId("src", "uid", "t", 1), False)
         self.port.learn_empty("t", {0: 0})
         self.port.mark_learned("t", [0])
+        # local writes race shipped ones here: a follower takes them once opted out of read-only
+        cluster.set_table_envs("t", {"duplication.follower_writable": "true"})
         self.table = cluster.table("t")
         self.decree = 0
 
