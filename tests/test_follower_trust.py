@@ -150,6 +150,8 @@ def test_a_made_up_source_cannot_touch_a_table_another_source_feeds(
                     lambda f=f: f.apply("t", 0, b"", 21),
                     lambda f=f: list(f.apply_stream("t", 0, iter([(b"", 21)]))),
                     lambda f=f: f.advance("t", 0, 21),
+                    # a view reads the records (VerifyRecords): only for the table's own source
+                    lambda f=f: f.verify_view("t", 0, -1, 5.0),
                 ]
                 for attack in attacks:
                     with pytest.raises(DuplicationError):
@@ -160,6 +162,8 @@ def test_a_made_up_source_cannot_touch_a_table_another_source_feeds(
                 unbound.restart_learning("t", [0])
             with pytest.raises(InvalidArgumentError):
                 unbound.advance("t", 0, 21)
+            with pytest.raises(InvalidArgumentError):
+                unbound.verify_view("t", 0, -1, 5.0)
             # the real duplication's own calls still go through
             assert attacker.connect(server.url, TOKEN, real).partition_statuses("t", 1) == [(True, 20)]
         finally:

@@ -285,7 +285,9 @@ class RemoteFollower:
         )
 
     def verify_view(self, table: str, pidx: int, decree: int, timeout: float | None) -> tuple[str, int, int]:
-        req = pb.VerifyViewRequest(table=table, pidx=pidx, decree=decree, timeout_seconds=timeout)
+        req = pb.VerifyViewRequest(
+            table=table, pidx=pidx, decree=decree, timeout_seconds=timeout, source=self._src
+        )
         r = self._call(
             "VerifyView", req, timeout=VERIFY_TIMEOUT if timeout is None else timeout + CALL_TIMEOUT
         )

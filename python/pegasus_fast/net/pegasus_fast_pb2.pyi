@@ -955,16 +955,18 @@ class AdvanceRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_decree: _Optional[int] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class VerifyViewRequest(_message.Message):
-    __slots__ = ("table", "pidx", "decree", "timeout_seconds")
+    __slots__ = ("table", "pidx", "decree", "timeout_seconds", "source")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     DECREE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     decree: int
     timeout_seconds: float
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+    source: SourceId
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., decree: _Optional[int] = ..., timeout_seconds: _Optional[float] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class VerifyViewReply(_message.Message):
     __slots__ = ("view", "committed", "source_held")

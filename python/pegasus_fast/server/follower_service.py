@@ -237,6 +237,9 @@ class FollowerService(rpc.FollowerServicer):
 
     @typed
     def VerifyView(self, request: pb.VerifyViewRequest, context: grpc.ServicerContext) -> pb.VerifyViewReply:
+        # a view reads the table's records (VerifyRecords): only for the duplication it follows;
+        # the view's id, random, is what the calls that read it carry
+        self._bound(request)
         self._own(request.table, [request.pidx])
         timeout = request.timeout_seconds if request.HasField("timeout_seconds") else None
         view, committed, held = self.f.verify_view(request.table, request.pidx, request.decree, timeout)
