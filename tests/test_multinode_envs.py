@@ -222,6 +222,14 @@ def test_concurrent_changes_merge_and_a_node_down_applies_them_when_it_starts(
     want = {f"k{i}": str(i) for i in range(6)}
     assert fc.table_info(TABLE).envs == want
 
+    # a node's own Client.SetTableEnvs (pegasus:// to it) goes through the leader too (the
+    # other node forwards it there), and the reply is the node's view, already applied
+    for node_id in ("f1", "f2"):
+        with pf.connect(nodes[node_id].url) as c:
+            want[f"via_{node_id}"] = "1"
+            assert c.set_table_envs(TABLE, {f"via_{node_id}": "1"}).envs == want
+    assert fc.table_info(TABLE).envs == want
+
     nodes["f2"].stop()
     nodes.wait_live(fc, {"f1"})
     fc.set_table_envs(TABLE, {OPEN: "true"})
