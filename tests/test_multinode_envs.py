@@ -7,8 +7,10 @@ backend does not matter, these run once."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -262,3 +264,40 @@ def test_the_cli_sets_and_deletes_envs_and_shows_roles_over_zk(
     done = cli("--connect", nodes.url, "set_app_envs", TABLE, "=nokey")
     assert done.returncode != 0
     assert fc.table_info(TABLE).envs == {}
+
+
+def test_a_live_node_that_cannot_apply_fails_the_call_and_applies_at_its_next_sync(
+    fleet: Fleet, zk_chroot: str
+) -> None:
+    """A node frozen (SIGSTOP) while its ZooKeeper session lives: the leader asks it for
+    APPLY_WAIT, then the call is a CoordinationError naming it, with the change recorded; once
+    it runs again it applies the change at its next sync (RESYNC_INTERVAL)."""
+    from pegasus_fast.coord.zk import read_leader
+    from pegasus_fast.multinode.member import RESYNC_INTERVAL
+    from pegasus_fast.multinode.table_envs import APPLY_WAIT
+
+    nodes = Nodes(fleet, zk_chroot, "--config", "zk_session_timeout_seconds=120")
+    nodes.start("n1", "n2")
+    with nodes.client() as c:
+        c.create_table(TABLE, PARTITIONS)
+        leader = read_leader(c.table(TABLE)._r.routes.zk)  # noqa: SLF001 - the test's ZooKeeper
+        assert leader is not None
+        frozen = nodes["n2" if leader.node_id == "n1" else "n1"]
+        proc = frozen.proc
+        assert proc is not None
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(pf.CoordinationError) as info:
+                c.set_table_envs(TABLE, {"k": "v"})
+            assert time.monotonic() - started >= APPLY_WAIT
+            assert frozen.name in info.value.reason
+            assert c.table_info(TABLE).envs == {"k": "v"}
+            with pf.connect(nodes[leader.node_id].url) as lc:
+                assert lc.table_info(TABLE).envs == {"k": "v"}
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        with pf.connect(frozen.url) as fc:
+            wait_until(lambda: fc.table_info(TABLE).envs == {"k": "v"}, RESYNC_INTERVAL + 5, "the change")
+        assert time.monotonic() - resumed < RESYNC_INTERVAL + 5
