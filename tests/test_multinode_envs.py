@@ -301,3 +301,27 @@ def test_a_live_node_that_cannot_apply_fails_the_call_and_applies_at_its_next_sy
         with pf.connect(frozen.url) as fc:
             wait_until(lambda: fc.table_info(TABLE).envs == {"k": "v"}, RESYNC_INTERVAL + 5, "the change")
         assert time.monotonic() - resumed < RESYNC_INTERVAL + 5
+
+
+def test_a_zk_tables_role_from_its_znode_and_the_clusters_duplications() -> None:
+    """What ``ls -d`` shows over zk:// (multinode/table_envs.py: ``table_role``), without nodes."""
+    from pegasus_fast.coord.layout import AppDoc, DupDoc, TableConfig
+    from pegasus_fast.multinode.table_envs import table_role
+
+    def dup(table: str, remote_table: str, status: str = "active") -> DupDoc:
+        return DupDoc(table, "pegasus://127.0.0.1:1", remote_table, True, "slow", 0.0, status)
+
+    src = {"cluster": "a", "cluster_uid": "u1", "table": "t", "dupid": 3}
+    plain = TableConfig("p", AppDoc(1, 4, 0.0), ())
+    follower = TableConfig("f", AppDoc(2, 4, 0.0, {}, src), ())
+    opened = TableConfig("f", AppDoc(2, 4, 0.0, {OPEN: "True "}, src), ())
+    dups = {1: dup("p", "x"), 2: dup("p", "y", "removed"), 4: dup("f", "other"), 5: dup("f", "t", "removed")}
+    role = table_role(plain, dups)
+    assert (role.kind, role.source_of, role.writable) == ("source", (1,), True)
+    assert table_role(plain, {}).kind == "plain"
+    role = table_role(follower, dups)
+    assert (role.kind, role.follows, role.source_of, role.writable) == ("follower", "a.t#3", (4,), False)
+    assert table_role(opened, dups).writable
+    # a duplication back to the table it follows: two masters, writable
+    role = table_role(follower, {**dups, 6: dup("f", "t")})
+    assert (role.kind, role.writable) == ("master-master", True)

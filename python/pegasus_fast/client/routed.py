@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..coord.auth import auth_of
+from ..coord.layout import DupDoc
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import list_tables, parse_zk, read_dups
 from ..duplication.catalog import START_JUDGED_WITHIN
@@ -132,8 +133,12 @@ class RoutedCluster:
         self._check()
         if not isinstance(name, str):
             raise InvalidTypeError("a table name is a str")
+        return self._info(name, read_dups(self._zk))
+
+    def _info(self, name: str, dups: dict[int, DupDoc]) -> TableInfo:
+        """The table's info and its role (``dups``: the cluster's duplications, as read)."""
         cfg = self._r.table(name, fresh=True)
-        return replace(table_info(cfg), role=table_role(cfg, read_dups(self._zk)))
+        return replace(table_info(cfg), role=table_role(cfg, dups))
 
     def table_role(self, name: str) -> TableRole:
         """The table's part in duplication and whether it takes client writes (engine/roles.py),
@@ -159,9 +164,10 @@ class RoutedCluster:
     def list_tables(self) -> list[TableInfo]:
         self._check()
         out = []
+        dups = read_dups(self._zk)
         for name in list_tables(self._zk):
             try:
-                out.append(self.table_info(name))
+                out.append(self._info(name, dups))
             except TableNotFoundError:
                 continue
         return out
