@@ -500,7 +500,8 @@ class ClientServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetTableEnvs(self, request, context):
-        """Pegasus's set_app_envs / del_app_envs; a role env takes effect at once (docs/switchover.md)
+        """Pegasus's set_app_envs / del_app_envs; a role env takes effect at once (docs/switchover.md).
+        On a node of a multi-node cluster: through the meta leader (Meta.SetTableEnvs).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
