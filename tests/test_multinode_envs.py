@@ -297,10 +297,9 @@ def test_a_live_node_that_cannot_apply_fails_the_call_and_applies_at_its_next_sy
                 assert lc.table_info(TABLE).envs == {"k": "v"}
         finally:
             proc.send_signal(signal.SIGCONT)
-        resumed = time.monotonic()
+        # its /config watch fired while it was frozen; at the latest its next periodic sync
         with pf.connect(frozen.url) as fc:
             wait_until(lambda: fc.table_info(TABLE).envs == {"k": "v"}, RESYNC_INTERVAL + 5, "the change")
-        assert time.monotonic() - resumed < RESYNC_INTERVAL + 5
 
 
 def test_a_zk_tables_role_from_its_znode_and_the_clusters_duplications() -> None:
