@@ -171,11 +171,24 @@ def test_into_a_multi_node_follower_each_view_on_its_owner(
         assert r.equal, r
         assert [p.pidx for p in r.partitions] == list(range(4))
         assert sum(p.follower_records for p in r.partitions) == sum(p.records for p in r.partitions) >= 100
-        # A multi-node follower is read-only and cannot take the env that opens it to client
-        # writes yet (set_table_envs is single-cluster), so no drift is made here: the
-        # differences are found on embedded and served followers (test_verify.py, above).
+        # A multi-node follower is read-only until its env opens it to client writes (through
+        # the follower cluster's meta leader); then it drifts, and verify names the drift.
         with pytest.raises(pf.FollowerTableError):
             fc.table(TABLE).set("h70", "extra", "only on the follower")
+        fc.set_table_envs(TABLE, {"duplication.follower_writable": "true"})
+        fc.table(TABLE).set("h70", "extra", "only on the follower")
+        r = d.verify(timeout=WAIT)
+        assert not r.equal
+        bad = [p for p in r.partitions if not p.equal]
+        assert [p.pidx for p in bad] == [t.partition_index("h70")]
+        diff = bad[0].first_difference
+        assert diff is not None
+        assert (diff.hash_key, diff.sort_key, diff.source, diff.follower) == (
+            b"h70",
+            b"extra",
+            None,
+            RecordState(b"only on the follower", 0),
+        )
 
 
 def test_roles_the_follower_half_is_replication_the_request_admin(

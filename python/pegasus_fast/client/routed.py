@@ -9,16 +9,21 @@ single-machine table's), and is routed again when that configuration is stale
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..coord.auth import auth_of
+from ..coord.layout import DupDoc
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import list_tables, parse_zk, read_dups
 from ..duplication.catalog import START_JUDGED_WITHIN
 from ..duplication.record import check_dupid
 from ..engine.cluster import ClusterInfo
+from ..engine.envs import validate_envs
+from ..engine.roles import TableRole
 from ..engine.table import TableInfo
 from ..errors import DuplicationNotFoundError, InvalidArgumentError, InvalidTypeError, TableNotFoundError
+from ..multinode.table_envs import check_delete, table_role
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import token_from_env
 from . import args
@@ -128,7 +133,29 @@ class RoutedCluster:
         self._check()
         if not isinstance(name, str):
             raise InvalidTypeError("a table name is a str")
-        return table_info(self._r.table(name, fresh=True))
+        return self._info(name, read_dups(self._zk))
+
+    def _info(self, name: str, dups: dict[int, DupDoc]) -> TableInfo:
+        """The table's info and its role (``dups``: the cluster's duplications, as read)."""
+        cfg = self._r.table(name, fresh=True)
+        return replace(table_info(cfg), role=table_role(cfg, dups))
+
+    def table_role(self, name: str) -> TableRole:
+        """The table's part in duplication and whether it takes client writes (engine/roles.py),
+        from its znode and the cluster's duplications."""
+        info = self.table_info(name)
+        assert info.role is not None
+        return info.role
+
+    def set_table_envs(self, name: str, envs: dict[str, str], delete: tuple[str, ...] = ()) -> TableInfo:
+        """Set (and delete) table envs (Pegasus's set_app_envs / del_app_envs) through the meta
+        leader; returns once every live node applies them (multinode/table_envs.py)."""
+        self._check()
+        if not isinstance(name, str):
+            raise InvalidTypeError("a table name is a str")
+        req = pb.SetTableEnvsRequest(table=name, envs=validate_envs(envs), delete=list(check_delete(delete)))
+        self._meta("SetTableEnvs", req, 120.0)
+        return self.table_info(name)
 
     def has_table(self, name: str) -> bool:
         self._check()
@@ -137,9 +164,10 @@ class RoutedCluster:
     def list_tables(self) -> list[TableInfo]:
         self._check()
         out = []
+        dups = read_dups(self._zk)
         for name in list_tables(self._zk):
             try:
-                out.append(self.table_info(name))
+                out.append(self._info(name, dups))
             except TableNotFoundError:
                 continue
         return out

@@ -10,7 +10,9 @@ each, and the meta leader's address beside it)::
                               directory claiming a live node's id is refused
     /meta/election/...        kazoo's Election recipe: the meta leader is its winner
     /meta/leader              ephemeral {"node_id", "url"} of the meta leader
-    /apps/<table>             {"app_id", "partition_count", "envs", "create_time"}
+    /apps/<table>             {"app_id", "partition_count", "envs", "create_time", "follower_of"};
+                              envs change by compare-and-set on its version
+                              (multinode/table_envs.py)
     /apps/<table>/<pidx>      {"owner", "ballot", "decree"}: the owning node; the ballot grows
                               by one at each change of owner (a versioned compare-and-set);
                               decree: the last decree the previous owner wrote (0 at creation)

@@ -91,5 +91,21 @@ class ClusterRoles:
             self.roles.refresh(name)
         return self.table_info(name)
 
+    def adopt_table_envs(self, name: str, envs: dict[str, str]) -> bool:
+        """Make the table's envs exactly ``envs``, as a multi-node cluster's meta leader set
+        them (multinode/table_envs.py: checked there against its limits); a role env takes
+        effect at once. Returns whether anything changed."""
+        with self._lock:
+            self._check_open()
+            self.table(name)
+            rec = self._tables.record(name)
+            assert rec is not None
+            wanted = validate_envs(envs)
+            if rec.envs == wanted:
+                return False
+            self.meta.set_envs(name, wanted)
+            self.roles.refresh(name)
+        return True
+
 
 __all__ = ["ClusterRoles"]

@@ -15,10 +15,11 @@ or made, a follower adopted or promoted, a duplication added or removed, an env 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..duplication.ports import SourceId
 from ..errors import FollowerTableError, TableMovedError
 from .meta import TableRecord
 
@@ -70,13 +71,18 @@ class DupView:
 
 
 def role_of(record: TableRecord, dups: Iterable[DupView]) -> TableRole:
+    fo = record.follower_of
+    return role_from(record.envs, None if fo is None else fo.source, dups)
+
+
+def role_from(envs: Mapping[str, str], src: SourceId | None, dups: Iterable[DupView]) -> TableRole:
+    """The role of a table with these envs, following ``src`` (None: no one), the source of
+    ``dups`` (a multi-node cluster's tables: their znodes, multinode/)."""
     dups = sorted(dups, key=lambda d: d.dupid)
     source_of = tuple(d.dupid for d in dups)
-    moved_to = record.envs.get(MOVED_TO_ENV, "")
-    fo = record.follower_of
-    if fo is None:
+    moved_to = envs.get(MOVED_TO_ENV, "")
+    if src is None:
         return TableRole(SOURCE if source_of else PLAIN, source_of, "", not moved_to, moved_to)
-    src = fo.source
     follows = f"{src.cluster}.{src.table}#{src.dupid}"
     # a duplication back to the table it follows: two masters (a name, when the duplication
     # knows its remote's, must be the source cluster's)
@@ -85,7 +91,7 @@ def role_of(record: TableRecord, dups: Iterable[DupView]) -> TableRole:
     )
     if back:
         return TableRole(MASTER, source_of, follows, not moved_to, moved_to)
-    opted_out = record.envs.get(FOLLOWER_WRITABLE_ENV, "").strip().lower() == "true"
+    opted_out = envs.get(FOLLOWER_WRITABLE_ENV, "").strip().lower() == "true"
     return TableRole(FOLLOWER, source_of, follows, opted_out and not moved_to, moved_to)
 
 
@@ -154,5 +160,6 @@ __all__ = [
     "TableRole",
     "TableRoles",
     "gate_of",
+    "role_from",
     "role_of",
 ]

@@ -12,7 +12,8 @@ node had before a partition moved away (stale, never served).
 * **Configuration.** The node reads every table's configuration at start, then
   again whenever the leader bumps ``/config`` (a watch), and at once when the
   leader calls ``Node.Sync``: it makes missing tables, drops dropped ones, and
-  starts serving a partition it has learned and now owns (ownership.py), and
+  starts serving a partition it has learned and now owns (ownership.py), makes
+  each table's envs the znode's (table_envs.py: a role env gates its writes), and
   runs the cluster's duplications for what it owns (dup_progress.py).
 * **Fencing.** When the ZooKeeper connection is lost, the node refuses writes
   to every partition at once (before the session can expire and anyone could
@@ -201,6 +202,8 @@ class Member:
                                 name, tc.app.partition_count, SourceId(**f), True
                             )
                 table = self.cluster.table(name)
+                # the znode's envs (multinode/table_envs.py), every partition's gate from them
+                self.cluster.adopt_table_envs(name, tc.app.envs)
                 mine = frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id)
                 for pc in tc.partitions:
                     if pc.problem:

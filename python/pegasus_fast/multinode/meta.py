@@ -60,6 +60,22 @@ class Meta:
 
         return self._here_or_leader("CreateTable", request, here)
 
+    def set_table_envs(self, request: pb.SetTableEnvsRequest) -> pb.TableInfo:
+        """The table's envs changed in its znode, applied on every live node (table_envs.py)."""
+
+        def here(r: pb.SetTableEnvsRequest) -> pb.TableInfo:
+            app = self.placement.set_table_envs(r.table, dict(r.envs), tuple(r.delete))
+            return pb.TableInfo(
+                app_id=app.app_id,
+                name=r.table,
+                partition_count=app.partition_count,
+                status="AVAILABLE",
+                create_time=app.create_time,
+                envs=app.envs,
+            )
+
+        return self._here_or_leader("SetTableEnvs", request, here)
+
     def drop_table(self, request: pb.TableRef) -> pb.Empty:
         def here(r: pb.TableRef) -> pb.Empty:
             self.placement.drop_table(r.table)

@@ -38,7 +38,7 @@ class Leading(Protocol):
 
     def require_leader(self) -> None: ...
 
-    def changed(self, nodes: dict[str, NodeDoc] | None = None, only: set[str] | None = None) -> None:
+    def changed(self, nodes: dict[str, NodeDoc] | None = None, only: set[str] | None = None) -> list[str]:
         """The configuration changed: every node and client is told, ``only`` are waited for."""
         ...
 

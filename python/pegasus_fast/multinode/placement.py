@@ -39,7 +39,7 @@ from ..errors import (
 from ..logs import event, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url, parse_url
-from . import moves
+from . import moves, table_envs
 from .member import Member
 from .plan import Move, plan_balance, spread
 
@@ -62,12 +62,13 @@ class Placement:
             leader = read_leader(self.zk)
             raise NotLeaderError(self.member.node_id, leader.url if leader else None)
 
-    def changed(self, nodes: dict[str, NodeDoc] | None = None, only: set[str] | None = None) -> None:
+    def changed(self, nodes: dict[str, NodeDoc] | None = None, only: set[str] | None = None) -> list[str]:
         """The configuration changed: bump ``/config`` (every watcher re-reads), then have
         ``nodes`` (default: those live once it is bumped; ``only`` those named) act on it
-        before this returns."""
+        before this returns. Returns the ids of those that did not (each acts on it at its
+        next sync: the watch, or within member.py's RESYNC_INTERVAL)."""
         self._bump()
-        self._sync_nodes(read_nodes(self.zk) if nodes is None else nodes, only)
+        return self.sync_nodes(read_nodes(self.zk) if nodes is None else nodes, only)
 
     def _bump(self) -> None:
         try:
@@ -78,7 +79,8 @@ class Placement:
             except NodeExistsError:
                 self.zk.set(CONFIG, str(time.time()).encode())
 
-    def _sync_nodes(self, nodes: dict[str, NodeDoc], only: set[str] | None = None) -> None:
+    def sync_nodes(self, nodes: dict[str, NodeDoc], only: set[str] | None = None) -> list[str]:
+        """``Node.Sync`` on ``nodes`` (``only`` those named) at once; the ids of those that failed."""
         m = self.member
 
         def one(doc: NodeDoc) -> None:
@@ -93,11 +95,14 @@ class Placement:
             for doc in nodes.values()
             if only is None or doc.node_id in only
         ]
+        failed = []
         for doc, fut in futures:
             try:
                 fut.result()
             except Exception as exc:  # noqa: BLE001 - the node syncs through its watch anyway
                 log.warning("node %s did not sync: %s", doc.node_id, exc)
+                failed.append(doc.node_id)
+        return failed
 
     # -- tables --------------------------------------------------------------------------
 
@@ -163,6 +168,10 @@ class Placement:
             if isinstance(r, Exception):
                 raise CoordinationError(self.member.addr.spec, f"dropping table {name!r}: {r!r}")
         self.changed()
+
+    def set_table_envs(self, name: str, envs: dict[str, str], delete: tuple[str, ...]) -> AppDoc:
+        """Set (and delete) a table's envs, applied by every live node before this returns."""
+        return table_envs.set_table_envs(self, name, envs, delete)
 
     # -- moves -------------------------------------------------------------------------------
 

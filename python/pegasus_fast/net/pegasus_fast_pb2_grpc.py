@@ -500,7 +500,8 @@ class ClientServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetTableEnvs(self, request, context):
-        """Pegasus's set_app_envs / del_app_envs; a role env takes effect at once (docs/switchover.md)
+        """Pegasus's set_app_envs / del_app_envs; a role env takes effect at once (docs/switchover.md).
+        On a node of a multi-node cluster: through the meta leader (Meta.SetTableEnvs).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -2680,6 +2681,11 @@ class MetaStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.EnsureTableRequest.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SetTableEnvs = channel.unary_unary(
+                '/pegasus_fast.v1.Meta/SetTableEnvs',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SetTableEnvsRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
+                _registered_method=True)
 
 
 class MetaServicer:
@@ -2761,6 +2767,15 @@ class MetaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTableEnvs(self, request, context):
+        """Client.SetTableEnvs on a multi-node cluster: the table's envs compare-and-set in its
+        znode, then applied by every live node (each sets its partitions' client-write gate
+        from a role env) before this returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -2813,6 +2828,11 @@ def add_MetaServicer_to_server(servicer, server):
                     servicer.EnsureFollowerTable,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.EnsureTableRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'SetTableEnvs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTableEnvs,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.SetTableEnvsRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -3094,6 +3114,33 @@ class Meta:
             '/pegasus_fast.v1.Meta/EnsureFollowerTable',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.EnsureTableRequest.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTableEnvs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Meta/SetTableEnvs',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.SetTableEnvsRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.TableInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,7 +19,7 @@ def role_to_pb(role: TableRole) -> pb.TableRole:
 
 
 def role_from_pb(m: pb.TableRole) -> TableRole | None:
-    if not m.kind:  # a server that says nothing of roles (a multi-node cluster's, for now)
+    if not m.kind:  # a server that says nothing of roles (one that predates them)
         return None
     return TableRole(m.kind, tuple(m.source_of), m.follows, m.writable, m.moved_to)
 

@@ -29,6 +29,10 @@ class MetaService(rpc.MetaServicer):
         return self.meta.drop_table(request)
 
     @typed
+    def SetTableEnvs(self, request: pb.SetTableEnvsRequest, context: grpc.ServicerContext) -> pb.TableInfo:
+        return self.meta.set_table_envs(request)
+
+    @typed
     def MovePartition(self, request: pb.MovePartitionRequest, context: grpc.ServicerContext) -> pb.MoveReply:
         return self.meta.move_partition(request)
 

@@ -29,7 +29,9 @@ class SwitchoverHandlers:
     @typed
     def SetTableEnvs(self, request: pb.SetTableEnvsRequest, context: grpc.ServicerContext) -> pb.TableInfo:
         if self.meta is not None:
-            raise DuplicationError("a multi-node cluster sets table envs through its leader: not yet")
+            # through the meta leader; applied here too (every live node) once it returns
+            self.meta.set_table_envs(request)
+            return self._table_pb(self.c.table_info(request.table))
         info = self.c.set_table_envs(request.table, dict(request.envs), tuple(request.delete))
         return self._table_pb(info)
 
