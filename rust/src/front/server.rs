@@ -30,7 +30,8 @@ use super::thrift::ProtocolError;
 
 /// Upper bounds of the batch-size histogram's buckets (the last one is +Inf).
 pub const BATCH_BUCKETS: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
-/// Batches of at most this many requests are answered on the batch loop's thread (see ConnOut).
+/// Batches of at most this many requests are answered on the batch loop's thread when no
+/// request waits for it (see ConnOut).
 const INLINE_MAX: usize = 4;
 
 /// An IPv4 or IPv6 network.
@@ -107,8 +108,9 @@ impl Stats {
 }
 
 /// One connection's writing side, as a batch's requests carry it. A small batch's answers are
-/// written by the batch loop's thread itself when nothing is queued before them (no hand-off
-/// to the writer task: one thread wake less per round trip, what a lone client waits for);
+/// written by the batch loop's thread itself when no request waits for that thread and no
+/// answer is queued before them on the connection (no hand-off to the writer task: one thread
+/// wake less per round trip, what a lone client waits for);
 /// what the socket does not take at once, and a big batch's answers, go to the writer task.
 pub struct ConnOut {
     wire: Arc<Wire>,
@@ -335,7 +337,9 @@ impl Front {
     /// Encode the answers of a batch and hand them to their connections' writers.
     /// `responses[i]` answers `batch[i]`; a missing one is answered ERR_UNKNOWN.
     pub fn complete(&self, batch: Vec<Pending>, responses: Vec<Option<Response>>) {
-        let inline = batch.len() <= INLINE_MAX;
+        // the batch thread writes only when nobody waits for it: under load the writer tasks
+        // write while it takes the next batch
+        let inline = batch.len() <= INLINE_MAX && self.queued() == 0;
         let mut responses = responses.into_iter();
         for p in batch {
             let resp = responses.next().flatten().unwrap_or_else(|| Response {
