@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub const MAX_REPLY: usize = proto::DEFAULT_MAX_FRAME as usize;
 /// Idle connections kept for reuse.
 const POOL: usize = 64;
+/// A reply's first read: a get's answer with a value of a few KiB comes in one.
+const FIRST_READ: usize = 8 << 10;
 
 pub struct Client {
     addr: SocketAddr,
@@ -89,21 +91,53 @@ impl Client {
     }
 }
 
-/// Send a frame, read one reply frame's content (after its length).
+/// Send a frame, read one reply frame's content (after its length): a small reply comes in
+/// one read, its length and content together.
 fn exchange(s: &mut TcpStream, frame: &[u8]) -> Result<Vec<u8>> {
     s.write_all(frame)?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let n = i32::from_be_bytes(len);
+    let mut buf = vec![0u8; FIRST_READ];
+    let mut have = 0;
+    while have < 4 {
+        have += read_some(s, &mut buf[have..])?;
+    }
+    let n = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
     if n < 4 || n as usize > MAX_REPLY {
         return Err(Error::Protocol {
             offset: 0,
             reason: format!("reply length {n}"),
         });
     }
-    let mut data = vec![0u8; n as usize - 4];
-    s.read_exact(&mut data)?;
-    Ok(data)
+    let n = n as usize;
+    if have > n {
+        // one call at a time on a connection: nothing may follow its reply
+        return Err(Error::Protocol {
+            offset: n as u64,
+            reason: format!("{} bytes after the reply", have - n),
+        });
+    }
+    buf.resize(n, 0);
+    if have < n {
+        s.read_exact(&mut buf[have..])?;
+    }
+    buf.drain(..4);
+    Ok(buf)
+}
+
+/// What one read gives (at least a byte: the peer's close is an error here).
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match s.read(buf) {
+            Ok(0) => {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection before its reply",
+                )))
+            }
+            Ok(k) => return Ok(k),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 impl From<super::thrift::ProtocolError> for Error {

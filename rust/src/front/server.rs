@@ -20,18 +20,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::proto::{self, Request, Response};
 use super::thrift::ProtocolError;
 
 /// Upper bounds of the batch-size histogram's buckets (the last one is +Inf).
 pub const BATCH_BUCKETS: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
-/// Replies gathered into one write at most.
-const WRITE_COALESCE: usize = 1 << 20;
+/// Batches of at most this many requests are answered on the batch loop's thread when no
+/// request waits for it (see ConnOut).
+const INLINE_MAX: usize = 4;
 
 /// An IPv4 or IPv6 network.
 #[derive(Debug, Clone, Copy)]
@@ -106,11 +107,76 @@ impl Stats {
     }
 }
 
-/// One connection's writing side, as a batch's requests carry it.
+/// One connection's writing side, as a batch's requests carry it. A small batch's answers are
+/// written by the batch loop's thread itself when no request waits for that thread and no
+/// answer is queued before them on the connection (no hand-off to the writer task: one thread
+/// wake less per round trip, what a lone client waits for);
+/// what the socket does not take at once, and a big batch's answers, go to the writer task.
 pub struct ConnOut {
-    tx: mpsc::UnboundedSender<(Vec<u8>, OwnedSemaphorePermit)>,
+    wire: Arc<Wire>,
     server: Vec<u8>,
     primary: i64,
+}
+
+/// The writing side shared by a connection's writer task and the threads that answer.
+struct Wire {
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+}
+
+struct Outbox {
+    /// None once the connection is closed: answers go nowhere
+    wr: Option<Arc<OwnedWriteHalf>>,
+    /// bytes for the writer task, in order, and the slots they release once written
+    buf: Vec<u8>,
+    slots: Vec<OwnedSemaphorePermit>,
+    /// the writer task has bytes to write (nobody else writes until it has none)
+    busy: bool,
+    /// no more answers will come (every ConnOut is gone): the writer ends once it has none
+    done: bool,
+}
+
+impl Wire {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `data` for the writer task, or with `inline` write it now if nothing is queued
+    /// before it; its slot is released once it is written.
+    fn send(&self, data: &[u8], slot: OwnedSemaphorePermit, inline: bool) {
+        let mut o = self.lock();
+        let Some(wr) = o.wr.clone() else {
+            return; // closed: the answer goes nowhere
+        };
+        let mut rest = data;
+        if inline && !o.busy {
+            while !rest.is_empty() {
+                match wr.try_write(rest) {
+                    Ok(0) => break,
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // WouldBlock: the writer task waits for room; other errors: it sees them
+                    Err(_) => break,
+                }
+            }
+            if rest.is_empty() {
+                return; // written: the slot is released
+            }
+        }
+        o.buf.extend_from_slice(rest);
+        o.slots.push(slot);
+        if !o.busy {
+            o.busy = true;
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for ConnOut {
+    fn drop(&mut self) {
+        self.wire.lock().done = true;
+        self.wire.wake.notify_one();
+    }
 }
 
 /// A request waiting for the store, with what its answer needs.
@@ -134,7 +200,11 @@ impl Shared {
     fn push(&self, p: Pending) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.push(p);
-        if q.len() == 1 || q.len() == self.want.load(Ordering::Relaxed) {
+        let wake = q.len() == 1 || q.len() == self.want.load(Ordering::Relaxed);
+        // woken after the lock is released: a consumer woken under it would block on it at once
+        // (a second futex round trip per request)
+        drop(q);
+        if wake {
             self.ready.notify_one();
         }
     }
@@ -267,6 +337,9 @@ impl Front {
     /// Encode the answers of a batch and hand them to their connections' writers.
     /// `responses[i]` answers `batch[i]`; a missing one is answered ERR_UNKNOWN.
     pub fn complete(&self, batch: Vec<Pending>, responses: Vec<Option<Response>>) {
+        // the batch thread writes only when nobody waits for it: under load the writer tasks
+        // write while it takes the next batch
+        let inline = batch.len() <= INLINE_MAX && self.queued() == 0;
         let mut responses = responses.into_iter();
         for p in batch {
             let resp = responses.next().flatten().unwrap_or_else(|| Response {
@@ -281,8 +354,7 @@ impl Front {
             let mut out = Vec::new();
             proto::encode_response(&resp, &p.conn.server, p.conn.primary, &mut out);
             if !out.is_empty() {
-                // a closed connection's writer is gone: its answers go nowhere
-                let _ = p.conn.tx.send((out, p.permit));
+                p.conn.wire.send(&out, p.permit, inline);
             }
         }
     }
@@ -347,16 +419,26 @@ async fn serve(shared: &Arc<Shared>, stream: TcpStream) -> Result<(), Failure> {
         IpAddr::V6(_) => 0,
     };
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_replies(wr, rx));
+    let wire = Arc::new(Wire {
+        outbox: Mutex::new(Outbox {
+            wr: Some(Arc::new(wr)),
+            buf: Vec::new(),
+            slots: Vec::new(),
+            busy: false,
+            done: false,
+        }),
+        wake: Notify::new(),
+    });
+    let writer = tokio::spawn(write_replies(wire.clone()));
     let out = Arc::new(ConnOut {
-        tx,
+        wire: wire.clone(),
         server: format!("{}:{}", local.ip(), local.port()).into_bytes(),
         primary,
     });
     let result = read_requests(shared, rd, &out).await;
     if result.is_err() {
         // what breaks the protocol closes its connection now, answers in flight included
+        wire.lock().wr = None;
         writer.abort();
     }
     result
@@ -442,30 +524,59 @@ async fn read_bounded<R: AsyncRead + Unpin>(
     Ok(buf)
 }
 
-async fn write_replies(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<(Vec<u8>, OwnedSemaphorePermit)>,
-) {
+async fn write_replies(wire: Arc<Wire>) {
     let mut buf = Vec::new();
     let mut slots = Vec::new();
-    while let Some((data, slot)) = rx.recv().await {
-        buf.extend_from_slice(&data);
-        slots.push(slot);
-        while buf.len() < WRITE_COALESCE {
-            match rx.try_recv() {
-                Ok((data, slot)) => {
-                    buf.extend_from_slice(&data);
-                    slots.push(slot);
+    loop {
+        let wr = {
+            let mut o = wire.lock();
+            if o.buf.is_empty() {
+                o.busy = false;
+                if o.done {
+                    o.wr = None;
+                    return;
                 }
-                Err(_) => break,
+                None
+            } else if o.wr.is_none() {
+                return; // closed
+            } else {
+                std::mem::swap(&mut o.buf, &mut buf);
+                std::mem::swap(&mut o.slots, &mut slots);
+                o.wr.clone()
             }
-        }
-        if wr.write_all(&buf).await.is_err() {
+        };
+        let Some(wr) = wr else {
+            wire.wake.notified().await;
+            continue;
+        };
+        if write_all(&wr, &buf).await.is_err() {
+            let mut o = wire.lock();
+            o.wr = None;
+            o.buf.clear();
+            o.slots.clear();
             return;
         }
         buf.clear();
         slots.clear(); // written: the connection may be read further
     }
+}
+
+/// Write all of `data` as the socket takes it.
+async fn write_all(wr: &OwnedWriteHalf, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        wr.writable().await?;
+        match wr.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Parse `"a.b.c.d/n"` (or a bare address) as a network.
@@ -586,6 +697,51 @@ mod tests {
             .unwrap();
         assert_eq!(batch.len(), 1);
         assert!(t.elapsed() >= Duration::from_millis(50));
+        f.stop();
+    }
+
+    #[test]
+    fn answers_larger_than_the_socket_takes_keep_their_order() {
+        // each batch of one is answered on the calling thread; the socket, not read yet,
+        // takes only part of them: the rest goes to the writer task, and later answers wait
+        // behind it
+        let f = front("");
+        let mut s = std::net::TcpStream::connect(f.local_addr).unwrap();
+        for seqid in 1..=4 {
+            send_get(&mut s, seqid);
+        }
+        let mut got = 0;
+        while got < 4 {
+            let batch = f.next_batch(1, Duration::from_millis(50)).unwrap();
+            for p in &batch {
+                assert_eq!(p.req.seqid, got + 1);
+            }
+            let responses = batch
+                .iter()
+                .map(|p| {
+                    Some(Response {
+                        op: p.req.op,
+                        seqid: p.req.seqid,
+                        app_id: 1,
+                        pidx: 0,
+                        name: p.req.name.clone(),
+                        error: "ERR_OK".into(),
+                        result: proto::Outcome::Read(0, vec![p.req.seqid as u8; 3 << 20]),
+                    })
+                })
+                .collect();
+            got += batch.len() as i32;
+            f.complete(batch, responses);
+        }
+        for seqid in 1..=4 {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).unwrap();
+            let mut rest = vec![0u8; i32::from_be_bytes(len) as usize - 4];
+            s.read_exact(&mut rest).unwrap();
+            let (err, _, got, out) = proto::decode_reply(proto::OP_GET, &rest).unwrap();
+            assert_eq!((err.as_str(), got), ("ERR_OK", seqid));
+            assert_eq!(out, proto::Outcome::Read(0, vec![seqid as u8; 3 << 20]));
+        }
         f.stop();
     }
 
