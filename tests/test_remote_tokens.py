@@ -72,16 +72,19 @@ def test_a_duplication_shows_the_token_configured_for_its_remote(
             # a remote with none configured is shown no token: not the server's own (which it
             # would take), not the environment's
             d = rc.add_duplication("t", s_own.url)
+            # refused for its token: stuck on it (not failed: an update_dup would let it go on)
             wait_until(
-                lambda: d.status == pf.DupStatus.LOG or d.error is not None, WAIT, "failed or duplicating"
+                lambda: d.status == pf.DupStatus.LOG or d.stuck_reason is not None,
+                WAIT,
+                "stuck or duplicating",
             )
-            assert d.error is not None
+            assert d.stuck_reason == "authentication failed" and d.status != pf.DupStatus.LOG
             assert "t" not in [x.name for x in own.list_tables()]
             # a remote_token given with the duplication wins over the configured one
             rc.create_table("u", 1).set(b"h", b"s", b"v")
             bad = rc.add_duplication("u", s2.url, remote_token=R1)
-            wait_until(lambda: bad.status == pf.DupStatus.LOG or bad.error is not None, WAIT, "failed")
-            assert bad.error is not None
+            wait_until(lambda: bad.status == pf.DupStatus.LOG or bad.stuck_reason is not None, WAIT, "stuck")
+            assert bad.stuck_reason == "authentication failed" and bad.status != pf.DupStatus.LOG
             assert "u" not in [x.name for x in two.list_tables()]
 
 

@@ -15,7 +15,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from .errors import InvalidArgumentError, InvalidTypeError
-from .records import MAX_VALUE, as_bytes, check_size, expire_ts_for
+from .records import MAX_VALUE, MAX_WRITE, as_bytes, check_size, expire_ts_for
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -221,6 +221,14 @@ def mutations_arg(value: object) -> list[Mutation]:
     if not out:
         raise InvalidArgumentError("check_and_mutate needs at least one mutation")
     return out
+
+
+def mutations_size_arg(hash_key: bytes, mutations: list[Mutation]) -> None:
+    """A check_and_mutate's writes fit one write (MAX_WRITE), on every kind of table alike: the
+    embedded one before it touches the partition, a client before it sends anything."""
+    total = len(hash_key) + sum(len(m.sort_key) + len(m.value) for m in mutations)
+    if total > MAX_WRITE:
+        raise InvalidArgumentError(f"check_and_mutate of {total} bytes; the limit is {MAX_WRITE}")
 
 
 __all__ = [

@@ -15,6 +15,7 @@ from ..data_api import (
     key_collection,
     limit_arg,
     mutations_arg,
+    mutations_size_arg,
     operand_arg,
     positive_arg,
 )
@@ -208,7 +209,9 @@ def check_and_mutate_request(
         check_operand=operand_arg(check_operand),
         return_check_value=bool_arg(return_check_value, "return_check_value"),
     )
-    for m in mutations_arg(mutations):
+    muts = mutations_arg(mutations)
+    mutations_size_arg(req.hash_key, muts)
+    for m in muts:
         pm = req.mutations.add(operation=int(m.operation), sort_key=m.sort_key, value=m.value)
         if m.ttl_seconds is not None:
             pm.ttl_seconds = m.ttl_seconds

@@ -20,6 +20,7 @@ from ..data_api import (
     check_type_arg,
     int64_arg,
     mutations_arg,
+    mutations_size_arg,
     operand_arg,
 )
 from ..errors import InvalidArgumentError
@@ -27,7 +28,6 @@ from ..records import (
     KEY_LEN,
     MAX_HASH_KEY,
     MAX_VALUE,
-    MAX_WRITE,
     Op,
     as_bytes,
     check_size,
@@ -146,9 +146,7 @@ class TableAtomic:
         muts = mutations_arg(mutations)
         returned = bool_arg(return_check_value, "return_check_value")
         _same_partition(hk, check_sk, [m.sort_key for m in muts])
-        total = len(hk) + sum(len(m.sort_key) + len(m.value) for m in muts)
-        if total > MAX_WRITE:
-            raise InvalidArgumentError(f"check_and_mutate of {total} bytes; the limit is {MAX_WRITE}")
+        mutations_size_arg(hk, muts)
         ops: list[tuple[Any, ...]] = [
             (_PUT, hk, m.sort_key, m.value, expire_ts_for(m.ttl_seconds))
             if m.operation == MutateOperation.PUT
