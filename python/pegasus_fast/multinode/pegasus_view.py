@@ -1,5 +1,6 @@
-"""What a node's Pegasus port (net/pegasus/handler.py) needs of the multi-node cluster: which
-partitions this node may answer, and who owns each partition of a table (docs/pegasus-protocol.md §6).
+"""What a node's Pegasus port (net/pegasus/config_query.py's Placement) needs of the multi-node
+cluster: which partitions this node may answer, and who owns each partition of a table
+(docs/pegasus-protocol.md §6).
 
 * :meth:`PegasusView.check` is :meth:`Member.check`: a partition this node does not own raises
   NotOwnerError, a write while the ZooKeeper session may be gone PartitionUnavailableError;

@@ -14,7 +14,9 @@ batch and returns a :class:`PendingBatch` whose fsyncs run on the pool;
 batch meanwhile, and answers batches in the order it began them, each once its
 own fsyncs and every earlier batch's are done: a read of a later batch may see
 an earlier batch's write, so it is held until that write is durable (the fence).
-Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them.
+Errors map to Pegasus's answers as docs/pegasus-protocol.md §5 lists them (failures.py).
+Each request's own work is elsewhere: reads.py (the read RPCs), writes.py (a write's
+storage op), atomics.py, scanners.py and config_query.py (the meta query).
 """
 
 from __future__ import annotations
@@ -25,38 +27,19 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ...data_api import FilterType
-from ...errors import (
-    ClosedError,
-    DataCorruptionError,
-    FollowerTableError,
-    InvalidArgumentError,
-    InvalidTypeError,
-    NotOwnerError,
-    PartitionUnavailableError,
-    PegasusFastError,
-    ResourceExhaustedError,
-    TableMovedError,
-    TableNotFoundError,
-)
-from ...records import (
-    KEY_LEN,
-    MAX_HASH_KEY,
-    MAX_VALUE,
-    MAX_WRITE,
-    Op,
-    encode_key,
-    live_value,
-    now_pegasus_seconds,
-)
+from ...errors import TableNotFoundError
+from ...records import MAX_HASH_KEY, MAX_WRITE
 from ...request_metrics import BUCKETS
-from ...storage.ranges import SortKeyRange
 from . import atomics, codes
-from .replies import Response, rpc_address
+from .config_query import Placement, query_cfg
+from .failures import InvalidRequest, failure, status_only
+from .reads import MULTI_GET_MAX_COUNT, read
+from .replies import Response
 from .requests import Request
 from .scanners import Scanners
+from .writes import split_key, write_op
 
 if TYPE_CHECKING:
     from ...engine.cluster import Cluster
@@ -76,68 +59,8 @@ def _verb(op: int) -> str:
     return _VERBS.get(op, "unknown")
 
 
-#: Pegasus's rocksdb_multi_get_max_iteration_count: the most records one multi_get returns
-MULTI_GET_MAX_COUNT = 3000
-#: every partition of a single node is served at this ballot (it never changes hands)
-BALLOT = 1
 #: partitions of one batch whose WAL fsyncs run at once
 SYNC_WORKERS = 16
-_PUT, _DELETE, _MULTI_PUT, _MULTI_DELETE = (
-    int(Op.PUT),
-    int(Op.DELETE),
-    int(Op.MULTI_PUT),
-    int(Op.MULTI_DELETE),
-)
-
-
-class Placement(Protocol):
-    """Where the partitions of a multi-node cluster are, as a node's Pegasus port needs it
-    (multinode/pegasus_view.py; None on a single node, which owns everything)."""
-
-    def check(self, table: str, pidx: int, write: bool) -> None:
-        """Raise NotOwnerError (or PartitionUnavailableError) for a partition this node must not
-        answer now; both are answered ERR_INVALID_STATE (a client queries its configuration again)."""
-        ...
-
-    def primaries(self, table: str) -> list[tuple[int, int, str]]:
-        """``(pidx, ballot, the owner's Pegasus host:port or "")`` of every partition of ``table``."""
-        ...
-
-
-class _Invalid(Exception):
-    """A request the store refuses with kInvalidArgument (answered, never raised out)."""
-
-
-def split_key(key: bytes) -> tuple[bytes, bytes]:
-    """``(hash_key, sort_key)`` of Pegasus's rocksdb-style key (u16 BE length, hash key,
-    sort key); a key whose length field overruns it is refused."""
-    if len(key) < KEY_LEN.size:
-        raise _Invalid(f"key of {len(key)} bytes has no hash key length")
-    (n,) = KEY_LEN.unpack_from(key)
-    if n > MAX_HASH_KEY or KEY_LEN.size + n > len(key):
-        raise _Invalid(f"hash key length {n} overruns the {len(key)}-byte key")
-    return key[2 : 2 + n], key[2 + n :]
-
-
-def failure(exc: BaseException) -> tuple[str, int]:
-    """``(rDSN error, rocksdb status)`` answering an exception raised by the store."""
-    if isinstance(exc, (PartitionUnavailableError, NotOwnerError)):
-        return codes.ERR_INVALID_STATE, 0
-    if isinstance(exc, (TableNotFoundError, ClosedError)):
-        return codes.ERR_OBJECT_NOT_FOUND, 0
-    if isinstance(exc, (InvalidArgumentError, InvalidTypeError, _Invalid)):
-        return codes.ERR_OK, codes.K_INVALID_ARGUMENT
-    if isinstance(exc, DataCorruptionError):
-        return codes.ERR_OK, codes.K_CORRUPTION
-    if isinstance(exc, ResourceExhaustedError):
-        return codes.ERR_OK, codes.K_TRY_AGAIN
-    if isinstance(exc, (FollowerTableError, TableMovedError)):
-        # a write this table never takes here (a read-only follower, a table switched over):
-        # NotSupported, which a Pegasus client does not retry (docs/pegasus-protocol.md)
-        return codes.ERR_OK, codes.K_NOT_SUPPORTED
-    if isinstance(exc, (PegasusFastError, OSError)):
-        return codes.ERR_OK, codes.K_IO_ERROR
-    return codes.ERR_UNKNOWN, 0
 
 
 class BatchHandler:
@@ -198,7 +121,7 @@ class BatchHandler:
         start = time.perf_counter()
         out: list[Any] = [None] * len(requests)
         writes: dict[tuple[int, int], list[tuple[int, tuple[Any, ...], int]]] = {}
-        reads: list[tuple[int, Table]] = []
+        reads: list[tuple[int, Table | None]] = []
         atomic: list[tuple[int, Table]] = []
         for i, req in enumerate(requests):
             op, seqid, app_id, pidx, name, args = req
@@ -208,14 +131,15 @@ class BatchHandler:
                     if isinstance(table, str):
                         out[i] = (op, seqid, app_id, pidx, name, table, None)
                     elif op in codes.WRITE_OPS:
-                        wop, size = self._write_op(op, args)
+                        wop, size = write_op(op, args)
                         writes.setdefault((app_id, pidx), []).append((i, wop, size))
                     elif op in codes.ATOMIC_OPS:
                         atomic.append((i, table))
                     else:
                         reads.append((i, table))
                 elif op == codes.OP_QUERY_CFG:
-                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, self._query_cfg(*args))
+                    cfg = query_cfg(self.cluster, self.placement, *args)
+                    out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, cfg)
                 elif op in codes.SCANNER_OPS:
                     reads.append((i, None))
                 elif op == codes.OP_BAD_REQUEST:
@@ -237,7 +161,8 @@ class BatchHandler:
                 out[i] = self._answer_failure(requests[i], exc)
         for i, maybe in reads:
             try:
-                out[i] = self._read(requests[i], maybe) if maybe is not None else self._scanner(requests[i])
+                req = requests[i]
+                out[i] = self._scanner(req) if maybe is None else read(req, maybe, self.multi_get_max_count)
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
         return PendingBatch(self, requests, out, logged, syncs, start)
@@ -251,7 +176,7 @@ class BatchHandler:
             self._forget(app_id)
         if error != codes.ERR_OK or op == codes.OP_QUERY_CFG:
             return op, seqid, app_id, pidx, name, codes.ERR_UNKNOWN if error == codes.ERR_OK else error, None
-        return op, seqid, app_id, pidx, name, codes.ERR_OK, _status_only(op, status)
+        return op, seqid, app_id, pidx, name, codes.ERR_OK, status_only(op, status)
 
     def _route(self, req: Request) -> Table | str:
         """The table a replica request is for, or the error that makes a client re-query its
@@ -267,16 +192,18 @@ class BatchHandler:
         elif op in (codes.OP_CHECK_AND_SET, codes.OP_CHECK_AND_MUTATE):
             hk, sk = args[0], args[1]
             if len(hk) > MAX_HASH_KEY:
-                raise _Invalid(f"hash key of {len(hk)} bytes")
+                raise InvalidRequest(f"hash key of {len(hk)} bytes")
             if not hk and any(x != sk for x in atomics.written_sort_keys(op, args)):
                 # each sort key would hash on its own: one partition could not hold them all
-                raise _Invalid("an atomic write of other sort keys than the checked one needs a hash_key")
+                raise InvalidRequest(
+                    "an atomic write of other sort keys than the checked one needs a hash_key"
+                )
         elif op == codes.OP_BATCH_GET:
             if not args[0]:
-                raise _Invalid("batch_get needs at least one key")
+                raise InvalidRequest("batch_get needs at least one key")
             for hk, sk in args[0]:
                 if len(hk) > MAX_HASH_KEY:
-                    raise _Invalid(f"hash key of {len(hk)} bytes")
+                    raise InvalidRequest(f"hash key of {len(hk)} bytes")
                 if table.partition_index(hk, sk) != pidx:
                     return codes.ERR_PARENT_PARTITION_MISUSED
             return table
@@ -284,44 +211,14 @@ class BatchHandler:
             hk, sk = args[0], b""
             if not hk:
                 # with an empty hash key each sort key hashes on its own (Pegasus refuses this too)
-                raise _Invalid("multi-record operations need a non-empty hash_key")
+                raise InvalidRequest("multi-record operations need a non-empty hash_key")
             if len(hk) > MAX_HASH_KEY:
-                raise _Invalid(f"hash key of {len(hk)} bytes")
+                raise InvalidRequest(f"hash key of {len(hk)} bytes")
         if table.partition_index(hk, sk) != pidx:
             return codes.ERR_PARENT_PARTITION_MISUSED
         return table
 
-    # -- writes -------------------------------------------------------------------
-
-    @staticmethod
-    def _write_op(op: int, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
-        """The storage op of a write request and its size; refuses what Table would refuse."""
-        if op == codes.OP_PUT:
-            key, value, expire_ts = args
-            hk, sk = split_key(key)
-            _check_size(sk, value)
-            return (_PUT, hk, sk, value, expire_ts & 0xFFFFFFFF), len(key) + len(value)
-        if op == codes.OP_REMOVE:
-            hk, sk = split_key(args[0])
-            _check_size(sk)
-            return (_DELETE, hk, sk), len(args[0])
-        if op == codes.OP_MULTI_PUT:
-            hk, pairs, expire_ts = args
-            if not pairs:
-                raise _Invalid("multi_put needs at least one sort key")
-            _check_size(*(x for kv in pairs for x in kv))
-            size = len(hk) + sum(len(sk) + len(v) for sk, v in pairs)
-            if size > MAX_WRITE:
-                raise _Invalid(f"multi_put of {size} bytes; the limit is {MAX_WRITE}")
-            return (_MULTI_PUT, hk, list(pairs), expire_ts & 0xFFFFFFFF), size
-        hk, sks = args
-        if not sks:
-            raise _Invalid("multi_remove needs at least one sort key")
-        _check_size(*sks)
-        size = len(hk) + sum(len(sk) for sk in sks)
-        if size > MAX_WRITE:
-            raise _Invalid(f"multi_remove of {size} bytes; the limit is {MAX_WRITE}")
-        return (_MULTI_DELETE, hk, list(sks)), size
+    # -- durable writes -------------------------------------------------------------
 
     def _write_group(
         self,
@@ -419,95 +316,6 @@ class BatchHandler:
             result = self.scanners.open(app_id, pidx, table.partitions[pidx], args)
         return op, seqid, app_id, pidx, name, codes.ERR_OK, result
 
-    # -- reads --------------------------------------------------------------------
-
-    def _read(self, req: Request, table: Table) -> Response:
-        op, seqid, app_id, pidx, name, args = req
-        p = table.partitions[pidx]
-        result: tuple[Any, ...]
-        if op == codes.OP_GET:
-            value = p.get(args[0])
-            result = (codes.K_NOT_FOUND, b"") if value is None else (codes.K_OK, value)
-        elif op == codes.OP_TTL:
-            result = _ttl(p.get_raw(args[0]))
-        elif op == codes.OP_SORTKEY_COUNT:
-            result = (codes.K_OK, p.count_sort_keys(args[0]))
-        elif op == codes.OP_BATCH_GET:
-            keys = args[0]
-            values = p.get_many([encode_key(hk, sk) for hk, sk in keys])
-            result = (codes.K_OK, [(hk, sk, v) for (hk, sk), v in zip(keys, values) if v is not None])
-        else:
-            result = self._multi_get(p, *args)
-        return op, seqid, app_id, pidx, name, codes.ERR_OK, result
-
-    def _multi_get(
-        self,
-        p: Any,
-        hk: bytes,
-        sks: list[bytes],
-        max_kv_count: int,
-        max_kv_size: int,
-        no_value: bool,
-        start: bytes,
-        stop: bytes,
-        start_inclusive: bool,
-        stop_inclusive: bool,
-        filter_type: int,
-        pattern: bytes,
-        reverse: bool,
-    ) -> tuple[int, list[tuple[bytes, bytes]]]:
-        """Pegasus's on_multi_get: a list of sort keys (in the order asked), or a sort-key range
-        (an empty stop: to the end of the hash key) with its filter, in order or reversed."""
-        count_limit = self.multi_get_max_count
-        if 0 < max_kv_count < count_limit:
-            count_limit = max_kv_count
-        size_limit = max_kv_size if max_kv_size > 0 else 1 << 62
-        kvs: list[tuple[bytes, bytes]] = []
-        count = size = 0
-        if sks:
-            for sk in sks:
-                value = p.get(encode_key(hk, sk))
-                if value is None:
-                    continue
-                if count >= count_limit or size >= size_limit:
-                    return codes.K_INCOMPLETE, kvs
-                v = b"" if no_value else value
-                kvs.append((sk, v))
-                count += 1
-                size += len(sk) + len(v)
-            return codes.K_OK, kvs
-        try:
-            kind = FilterType(filter_type)
-        except ValueError:
-            raise _Invalid(f"filter type {filter_type} is not one Pegasus knows") from None
-        rng = SortKeyRange(hk, start, stop, start_inclusive, stop_inclusive, kind, pattern)
-        records: dict[bytes, bytes] = {}
-        size_cap = max_kv_size if max_kv_size > 0 else None
-        complete = p.read_range(rng, records, count_limit, size_cap, no_value, reverse)
-        return (codes.K_OK if complete else codes.K_INCOMPLETE), list(records.items())
-
-    # -- the meta query -------------------------------------------------------------
-
-    def _query_cfg(self, app_name: str, indices: list[int]) -> tuple[Any, ...]:
-        try:
-            table = self.cluster.table(app_name)
-        except TableNotFoundError:
-            return codes.ERR_OBJECT_NOT_FOUND, 0, 0, []
-        n = table.partition_count
-        wanted = range(n) if not indices else [i for i in indices if 0 <= i < n]
-        if self.placement is None:
-            parts: list[tuple[int, ...]] = [(i, BALLOT, table.partitions[i].last_committed) for i in wanted]
-            return codes.ERR_OK, table.app_id, n, parts
-        try:
-            owners = {pidx: (ballot, addr) for pidx, ballot, addr in self.placement.primaries(app_name)}
-        except TableNotFoundError:
-            return codes.ERR_OBJECT_NOT_FOUND, 0, 0, []
-        parts = []
-        for i in wanted:
-            ballot, addr = owners.get(i, (0, ""))
-            parts.append((i, ballot, table.partitions[i].last_committed, _primary(addr)))
-        return codes.ERR_OK, table.app_id, n, parts
-
 
 class PendingBatch:
     """A batch logged, applied and read (BatchHandler.begin_batch), its answers waiting for the
@@ -571,47 +379,3 @@ class PendingBatch:
 #: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,
 #: app id, partition index, [(request index, storage op, size), ...])
 _Logged = tuple[Any, int, int, int, int, list[tuple[int, tuple[Any, ...], int]]]
-
-
-def _primary(target: str) -> int:
-    """An owner's ``host:port`` as an rpc_address; 0 (Pegasus's invalid address: no primary)
-    when there is none or it is no IPv4 address."""
-    host, _, port = target.rpartition(":")
-    try:
-        return rpc_address(host, int(port))
-    except ValueError:
-        return 0
-
-
-def _check_size(*parts: bytes) -> None:
-    for part in parts:
-        if len(part) > MAX_VALUE:
-            raise _Invalid(f"a sort key or value of {len(part)} bytes; the limit is {MAX_VALUE}")
-
-
-def _ttl(raw: bytes | None) -> tuple[int, int]:
-    now = now_pegasus_seconds()
-    if live_value(raw, now) is None:
-        return codes.K_NOT_FOUND, 0
-    assert raw is not None
-    expire_ts = int.from_bytes(raw[:4], "big")
-    return codes.K_OK, (expire_ts - now) if expire_ts > 0 else -1
-
-
-def _status_only(op: int, status: int) -> tuple[Any, ...]:
-    """The result of ``op`` carrying only a failing rocksdb status."""
-    if op in (codes.OP_PUT, codes.OP_MULTI_PUT, codes.OP_REMOVE):
-        return status, 0
-    if op == codes.OP_MULTI_REMOVE:
-        return status, 0, 0
-    if op == codes.OP_GET:
-        return status, b""
-    if op == codes.OP_MULTI_GET:
-        return status, []
-    if op in (codes.OP_SORTKEY_COUNT, codes.OP_TTL):
-        return status, 0
-    if op in codes.ATOMIC_OPS:
-        return atomics.status_only(op, status)
-    if op == codes.OP_BATCH_GET:
-        return status, []
-    return status, [], codes.CONTEXT_ID_COMPLETED  # get_scanner, scan
