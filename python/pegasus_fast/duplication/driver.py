@@ -4,6 +4,11 @@ One thread per duplication drives it. Every status change and every
 checkpoint decision is persisted (through the record store it is given)
 before it takes effect, so a restart in any state resumes where it stood.
 Everything outside duplication reaches it through the ports in ports.py.
+
+Here: the duplication's state, its public face, and its persistence. Its mixins hold the
+rest: the driver thread's life cycle and loop (run_loop.py), the steps that loop runs
+(phases.py), the partitions' hooks and the retention cap's release (partition_hooks.py),
+verification (verify.py), an operator's changes (controls.py).
 """
 
 from __future__ import annotations
@@ -15,44 +20,27 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import Config
-from ..errors import (
-    AuthenticationError,
-    DuplicationError,
-    FollowerGapError,
-    FollowerTableNotFoundError,
-    PermissionDeniedError,
-    RemoteUnavailableError,
-    Retry,
-    retry_of,
-)
+from ..errors import DuplicationError, FollowerGapError
 from ..logs import Outage, event, get
 from ..metrics import Metrics
 from . import checkpoints as policy
 from . import retention
 from .controls import DuplicationControls
 from .observed import OldestPending, PartitionLag
+from .partition_hooks import DuplicationHooks
 from .phases import DuplicationPhases
 from .ports import Connector, Follower, SourceId, SourceTables, Tasks
 from .record import CkptState, DupRecord, PartitionCheckpoint
+from .run_loop import DuplicationRunLoop
 from .shipper import PartitionShipper
-from .status import (
-    STUCK_AUTH,
-    STUCK_PERMISSION,
-    STUCK_TABLE_DROPPED,
-    TRANSITIONS,
-    DupStatus,
-    PartitionProgress,
-    stuck_timeout_error,
-)
+from .status import TRANSITIONS, DupStatus, PartitionProgress, stuck_timeout_error
 from .stuck import Stuck
 from .verify import DuplicationVerify
 
 log = get(__name__)
 
+#: LOG persists confirmed decrees at most this often (and when it stops)
 CONFIRM_PERSIST_INTERVAL = 1.0
-#: the longest wait between tries of a remote that refuses the duplication's token
-#: (``update(remote_token=...)`` wakes the driver at once)
-AUTH_RETRY_MAX = 5.0
 #: progress's reason for a partition whose WAL went past the retention cap
 RELEASED_REASON = "wal released past retention cap; will re-learn"
 
@@ -79,7 +67,9 @@ class DupEnv:
     switchover: Callable[..., Any] | None = None
 
 
-class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
+class Duplication(
+    DuplicationPhases, DuplicationVerify, DuplicationControls, DuplicationRunLoop, DuplicationHooks
+):
     def __init__(self, dupid: int, record: DupRecord, env: DupEnv, on_removed: Callable[[], None]) -> None:
         self.dupid = dupid
         self._env = env
@@ -273,105 +263,6 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
         self._env.metrics.forget_duplication(self.dupid, self.table_name, len(self.partitions))
         self._on_removed()
 
-    # -- what the source partitions ask of it (through the catalog's PartitionHooks) ---------
-
-    def retain_after(self, pidx: int) -> int | None:
-        """The WAL must keep decrees after this one for this duplication (None: nothing).
-
-        Past the retention cap this asks the driver to release the partition and
-        keeps the WAL until that is recorded; a released partition holds nothing
-        but a fresh checkpoint being made.
-        """
-        if self._status == DupStatus.REMOVED:
-            return None
-        scope = self._env.scope(self.table_name)
-        if scope is not None and pidx not in scope:
-            return None  # another node ships it: this copy of its WAL is not needed for it
-        released = self._record.partitions[pidx].state is CkptState.RELEASED
-        bound = self._cap.bound(pidx, released, self._persisted_confirmed[pidx])
-        if self._cap.wanted[pidx]:
-            self._wake.set()
-            if self.error is not None:
-                # stopped for good: no driver thread records it, and a failed duplication
-                # must not fill the disk either (it stays failed until removed)
-                try:
-                    self._release_past_cap(stopped=True)
-                except Exception as exc:  # noqa: BLE001 - not recorded: the WAL stays held
-                    log.warning("duplication %s: recording a release failed: %s", self.dupid, exc)
-                    return bound
-                if self._record.partitions[pidx].state is CkptState.RELEASED:
-                    return self._cap.holding[pidx]
-        return bound
-
-    def pinned(self, pidx: int) -> frozenset[int]:
-        return self._pinned[pidx]
-
-    # -- life cycle -----------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"dup-{self.dupid}", daemon=True)
-        self._thread.start()
-
-    def begin_stop(self) -> None:
-        """Ask the driver to stop, and give up the follower calls it waits on (a checkpoint copy
-        over a slow link would otherwise hold a close or a remove for as long as it takes);
-        :meth:`stop` then waits for it."""
-        self._stopping.set()
-        self._wake.set()
-        with self._changed:
-            self._changed.notify_all()
-        follower = self._follower
-        if follower is not None:
-            follower.cancel()
-
-    def stop(self) -> None:
-        self.begin_stop()
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join()
-        if self._status in (DupStatus.LOG, DupStatus.PAUSE):
-            self._persist_confirmed(force=True)
-
-    # -- the retention cap ------------------------------------------------------
-
-    def _release_past_cap(self, stopped: bool = False) -> None:
-        """Record (durably) that partitions past the cap must re-learn; GC frees their WAL after.
-
-        Runs in the driver thread between steps (so no step in flight holds an artifact
-        or a record it would save over this one), or in GC once the driver has stopped
-        for good.
-        """
-        wanted = self._cap.take_wanted()
-        if self._status == DupStatus.REMOVED or (self._status == DupStatus.PREPARE and not stopped):
-            return  # PREPARE replaces every partition's record with a fresh checkpoint anyway
-        with self._changed:
-            parts = list(self._record.partitions)
-            released = []
-            for i in wanted:
-                c = parts[i]
-                r = None if c.state is CkptState.RELEASED else self._cap.past(i, self._persisted_confirmed[i])
-                if r is None:
-                    continue
-                parts[i] = replace(c, state=CkptState.RELEASED)
-                released.append((i, r))
-            if not released:
-                return
-            self._save(self._record.with_partitions(parts))
-        for i, r in released:
-            log.warning(
-                "duplication %s: partition %s kept %d WAL bytes (oldest %.0fs) past the retention cap; "
-                "released, the follower will re-learn",
-                self.dupid,
-                i,
-                r.bytes,
-                r.age_seconds,
-            )
-            # an artifact made before is of no use: its WAL is gone, and a fresh one is made
-            self._artifacts[i] = None
-            self._pinned[i] = frozenset()
-            self._m_released[i].inc()
-            self._set_ckpt_metric(i)
-
     # -- persistence ----------------------------------------------------------
 
     def _save(self, record: DupRecord) -> None:
@@ -436,128 +327,11 @@ class Duplication(DuplicationPhases, DuplicationVerify, DuplicationControls):
         self._m_relearn[i].set(1 if state == CkptState.RELEASED.value else 0)
         self._stuck.relearning(any(c.state is CkptState.RELEASED for c in self._record.partitions))
 
-    # -- the driver thread ----------------------------------------------------
-
-    def _run(self) -> None:
-        backoff = 0.05
-        while not self._stopping.is_set():
-            status = self._status
-            if status == DupStatus.REMOVED:
-                return
-            try:
-                if any(self._cap.wanted):
-                    self._release_past_cap()
-                if status == DupStatus.PAUSE:
-                    self._wait()
-                    continue
-                self._reconnect = False
-                follower = self._env.connector.connect(
-                    self.remote, self._record.remote_token or None, self._source_id()
-                )
-                self._follower = follower
-                if self._stopping.is_set():  # begin_stop() may have missed it
-                    follower.cancel()
-                if not self.connected.is_set():
-                    self._check_identity(follower)
-                    self._stuck.clear(STUCK_AUTH, STUCK_PERMISSION)
-                    self._set_reasons("")
-                    self.connected.set()
-                    self._outage.ok()
-                if status == DupStatus.INIT:
-                    self._transition(
-                        DupStatus.PREPARE if self.with_checkpoint else DupStatus.LOG,
-                        None if self.with_checkpoint else self._no_checkpoint(follower),
-                    )
-                elif status == DupStatus.PREPARE:
-                    self._prepare()
-                elif status == DupStatus.APP:
-                    self._app(follower)
-                elif status == DupStatus.LOG:
-                    self._log(follower)
-                backoff = 0.05
-                self._retrying.ok()
-            except AuthenticationError as exc:
-                # the remote refuses the token (rotated there): stuck, not failed, until an
-                # update gives the new one or the remote takes this one again
-                if self._stopping.is_set():
-                    return
-                self.connected.clear()
-                self._retrying.failed(f"{type(exc).__name__}: {exc}")
-                reason = STUCK_PERMISSION if isinstance(exc, PermissionDeniedError) else STUCK_AUTH
-                self._stuck.set(reason)
-                self._set_reasons(reason)
-                self._wait(backoff)
-                backoff = min(AUTH_RETRY_MAX, backoff * 2)
-            except RemoteUnavailableError as exc:
-                if self._stopping.is_set():
-                    return
-                if self._reconnect:
-                    continue  # update() ended the calls made with the old token
-                self.connected.clear()
-                self._outage.failed(exc.reason or exc)
-                if isinstance(exc, FollowerTableNotFoundError) and self._status in (
-                    DupStatus.LOG,
-                    DupStatus.PAUSE,
-                ):
-                    self._stuck.set(STUCK_TABLE_DROPPED)
-                self._set_reasons(f"remote unavailable: {exc.reason or exc}")
-                # an embedded remote wakes us when it opens; a served one is polled with backoff
-                self._wait(backoff)
-                backoff = min(1.0, backoff * 2)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified below
-                if self._stopping.is_set():
-                    return
-                retry = retry_of(exc)
-                if retry is Retry.PERMANENT or (retry is Retry.FAILURE and self.fail_mode == "fast"):
-                    log.error(
-                        "duplication %s of %s failed: %s",
-                        self.dupid,
-                        self.table_name,
-                        exc,
-                        extra=event(
-                            dupid=self.dupid,
-                            table=self.table_name,
-                            remote=self.remote,
-                            status=self._status.name,
-                            error=type(exc).__name__,
-                        ),
-                    )
-                    self.error = exc
-                    self._set_reasons(f"failed: {exc}")
-                    with self._changed:
-                        self._changed.notify_all()
-                    return
-                self._set_reasons(f"retrying after error: {exc}")
-                self._retrying.failed(f"{type(exc).__name__}: {exc}")
-                self._wait(backoff)
-                backoff = min(1.0, backoff * 2)
-
-    def _check_identity(self, follower: Follower) -> None:
-        cid, uid = follower.identity()
-        batch = min(self._env.config.duplicate_log_batch_bytes, follower.max_batch_bytes())
-        for sh in self._shippers:
-            sh.remote_cluster_id = cid
-            sh.batch_bytes = batch
-        if uid == self._env.cluster_uid:
-            raise DuplicationError(f"duplication {self.dupid}: {self.remote} is this cluster itself")
-        if cid == self._env.cluster_id:
-            raise DuplicationError(
-                f"duplication {self.dupid}: {self.remote} has this cluster's id {cid}; "
-                "last-writer-wins could not break ties (configure Config(cluster_id=...))"
-            )
+    # -- what the steps ask of it ---------------------------------------------
 
     def _idle(self) -> None:
         """LOG with nothing to ship: wait for a write, or until confirmed decrees are persisted."""
         self._wake.wait(CONFIRM_PERSIST_INTERVAL)
-
-    def _wait(self, timeout: float | None = None) -> None:
-        self._wake.wait(timeout)
-        self._wake.clear()
-
-    def _set_reasons(self, reason: str) -> None:
-        self._reasons = [reason] * len(self._reasons)
-        with self._changed:
-            self._changed.notify_all()  # wait_started watches them
 
     def _source_id(self) -> SourceId:
         return SourceId(self._env.cluster_name, self._env.cluster_uid, self.table_name, self.dupid)
