@@ -104,6 +104,26 @@ def test_error_codec_round_trip() -> None:
     assert isinstance(got, pf.TableNotFoundError) and got.retry is pf.Retry.PERMANENT
 
 
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_error_class_is_public_and_travels() -> None:
+    # the classes live in submodules of pegasus_fast.errors; each is named by the package itself
+    # (its __module__ and __all__), which is where the wire looks a served error's class up
+    from pegasus_fast import errors
+
+    ours = {c for c in _subclasses(pf.PegasusFastError) if c.__module__.startswith("pegasus_fast.errors")}
+    assert len(ours) >= 48
+    for cls in [pf.PegasusFastError, *ours]:
+        assert cls.__module__ == "pegasus_fast.errors" and cls.__name__ in errors.__all__, cls
+        assert getattr(errors, cls.__name__) is cls
+        body = json.dumps({"type": cls.__name__, "args": ["m"]}).encode()
+        assert type(decode_error(body, "u", "m")) is cls
+
+
 def test_unknown_server_exception_is_remote_error(
     cluster: pf.Cluster, served: pf.Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
