@@ -18,6 +18,7 @@ from types import ModuleType
 import grpc
 import pegasus_fast as pf
 import pytest
+from conftest import DEFAULT_BACKEND, PYTHON, child_env
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net.wire import (
@@ -267,6 +268,35 @@ def test_non_loopback_needs_tls_and_token(cluster: pf.Cluster) -> None:
             pf.serve(cluster, listen=listen)
         with pytest.raises(pf.InvalidArgumentError):
             pf.serve(cluster, listen=listen, token="t")
+
+
+def test_metrics_beyond_loopback_only_when_asked_for(
+    cluster: pf.Cluster, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """/metrics is plain HTTP without a token: ``0.0.0.0`` (every interface) is refused before
+    anything is bound, unless ``insecure``, and then said in the log."""
+    for listen in ["0.0.0.0:0", "10.1.2.3:0", "[::]:0"]:
+        with pytest.raises(pf.InvalidArgumentError):
+            pf.serve(cluster, metrics_listen=listen)
+    with caplog.at_level("WARNING", logger="pegasus_fast"):
+        with pf.serve(cluster, metrics_listen="0.0.0.0:0", insecure=True) as s:
+            assert s.metrics_url is not None and s.metrics_url.startswith("http://0.0.0.0:")
+            port = int(s.metrics_url.rsplit(":", 1)[1].split("/")[0])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                assert r.status == 200
+    warned = [
+        r for r in caplog.records if r.levelname == "WARNING" and "metrics_listen" in getattr(r, "event", {})
+    ]
+    assert [r.event["metrics_listen"] for r in warned] == [f"0.0.0.0:{port}"]
+    # the command line refuses it too, before it opens anything
+    r = subprocess.run(
+        [PYTHON, "-m", "pegasus_fast", "serve", "--cluster", str(tmp_path / "cli"), "--check-config",
+         "--metrics-listen", "0.0.0.0:0"],
+        capture_output=True, text=True, timeout=60, env=child_env(DEFAULT_BACKEND),
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "InvalidArgumentError" in r.stderr
+    assert not (tmp_path / "cli").exists()
 
 
 # -- bad input ----------------------------------------------------------------------------

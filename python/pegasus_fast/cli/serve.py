@@ -20,7 +20,7 @@ from ..multinode.join import NODE_ID_FILE, join_cluster, node_id_of, node_uid_of
 from ..multinode.member import Member
 from ..multinode.ownership import Ownership
 from ..net.wire import TOKEN_ENV, parse_hostport, read_token_file, token_from_env
-from ..server.app import TLS, Server
+from ..server.app import TLS, Server, check_metrics_listen
 from ..server.roles import Tokens
 from . import serve_file
 
@@ -29,7 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("serve", help="serve the cluster over gRPC until SIGTERM/SIGINT")
     p.add_argument("--listen", default="127.0.0.1:34801", help="HOST:PORT (port 0: a free one)")
     p.add_argument("--ready-file", help="once serving, the URL is written here atomically")
-    p.add_argument("--metrics-listen", help="HOST:PORT for Prometheus /metrics over HTTP")
+    p.add_argument(
+        "--metrics-listen",
+        help="HOST:PORT for Prometheus /metrics over HTTP (plain, no token: beyond loopback only "
+        "with --insecure, and logged)",
+    )
     p.add_argument(
         "--token-file",
         help=f"a file (mode 600) holding the token that may call anything (else ${TOKEN_ENV})",
@@ -238,7 +242,7 @@ def _check_only(
             "token (or --insecure)"
         )
     if args.metrics_listen is not None:
-        parse_hostport(args.metrics_listen)
+        check_metrics_listen(args.metrics_listen, args.insecure)
     if args.pegasus_listen is not None:
         from ..server.pegasus_front import check_listen
 

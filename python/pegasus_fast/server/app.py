@@ -20,7 +20,7 @@ from ..config import Config
 from ..duplication.status import DupStatus
 from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError
-from ..logs import get
+from ..logs import event, get
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.wire import Address, parse_hostport
 from .client_service import ClientService
@@ -78,6 +78,17 @@ class TLS:
         )
 
 
+def check_metrics_listen(metrics_listen: str, insecure: bool) -> None:
+    """/metrics is plain HTTP without a token: beyond loopback (``0.0.0.0`` is every interface)
+    only when asked for with ``insecure`` (``--insecure``), and then it is logged."""
+    maddr = parse_hostport(metrics_listen)
+    if not maddr.is_loopback() and not insecure:
+        raise InvalidArgumentError(
+            f"refusing to serve /metrics on {maddr.target}, which is not loopback: it is plain HTTP "
+            "without a token (insecure=True / --insecure to serve it there anyway)"
+        )
+
+
 class Server:
     """A served cluster; a context manager that stops it on exit."""
 
@@ -125,6 +136,8 @@ class Server:
                 f"refusing to listen on {addr.target}, which is not loopback, without both TLS and a "
                 "token (or insecure=True / --insecure)"
             )
+        if metrics_listen is not None:
+            check_metrics_listen(metrics_listen, insecure)
         self.cluster = cluster
         self._owns_cluster = owns_cluster
         self._stopped = threading.Event()
@@ -221,7 +234,14 @@ class Server:
             maddr = parse_hostport(metrics_listen)
             httpd, _thread = start_http_server(maddr.port, maddr.host, registry=cluster.metric_set.registry)
             self._metrics_http = httpd
-            self.metrics_url = f"http://{Address(maddr.host, httpd.server_port).target}/metrics"
+            bound = Address(maddr.host, httpd.server_port).target
+            if not maddr.is_loopback():
+                log.warning(
+                    "/metrics served on %s, beyond loopback: plain HTTP, no token (insecure=True)",
+                    bound,
+                    extra=event(metrics_listen=bound),
+                )
+            self.metrics_url = f"http://{bound}/metrics"
         if pegasus_listen is not None:
             from .pegasus_native import open_front
 
@@ -339,4 +359,4 @@ def serve(
     )
 
 
-__all__ = ["TLS", "Server", "serve"]
+__all__ = ["TLS", "Server", "check_metrics_listen", "serve"]
