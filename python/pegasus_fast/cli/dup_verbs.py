@@ -22,7 +22,7 @@ from ..errors import (
     with_fix,
 )
 from ..net import wire
-from ..net.follower import GIVE_TOKEN
+from ..net.follower import token_advice
 from .progress import wait_for_log
 from .session import settle
 
@@ -99,20 +99,10 @@ def _setup_fatal(d: Any) -> str | None:
 
 
 def _stuck_fix(exc: BaseException, remote: str) -> str:
-    if not isinstance(exc, DuplicationStuckError):
+    if not isinstance(exc, DuplicationStuckError) or exc.reason not in (STUCK_AUTH, STUCK_PERMISSION):
         return ""
-    if exc.reason == STUCK_PERMISSION:
-        return (
-            f"the duplication's token may not call {remote}'s Follower service: give a replication "
-            f"token of {remote} with {GIVE_TOKEN}"
-        )
-    if exc.reason == STUCK_AUTH:
-        return (
-            f"{remote} refuses the duplication's token, or it presents none. The token that counts is "
-            f"the duplication's own: a source server shows a follower neither its --token-file nor "
-            f"the $PEGASUS_FAST_TOKEN of whoever added it. Give {remote}'s token with {GIVE_TOKEN}"
-        )
-    return ""
+    # whether the duplication showed a token is the source's to know, not this client's
+    return token_advice(remote, None, exc.reason == STUCK_PERMISSION)
 
 
 def update_dup(c: Any, args: argparse.Namespace) -> None:

@@ -60,23 +60,31 @@ def _manifest(manifest: list[ManifestEntry]) -> list[pb.ManifestEntry]:
 GIVE_TOKEN = "add_dup --remote-token-file FILE (remote_token= in the API)"
 
 
-def token_fix(exc: AuthenticationError, url: str, presented: bool) -> AuthenticationError:
-    """The follower refused the duplication's token: say which token is missing and how to give
-    it. The token that counts is the duplication's own (a served source never shows a follower
-    its own token, nor the $PEGASUS_FAST_TOKEN of whoever added the duplication)."""
-    if isinstance(exc, PermissionDeniedError):
-        fix = (
+def token_advice(url: str, presented: bool | None, permission: bool) -> str:
+    """How to give a duplication the token ``url`` wants: the follower refused its token
+    (``permission``: the token's role may not call the Follower service). ``presented``: whether
+    it showed one (None: not known). The token that counts is the duplication's own (a served
+    source never shows a follower its own token, nor the $PEGASUS_FAST_TOKEN of whoever added
+    the duplication)."""
+    if permission:
+        return (
             f"the duplication's token may not call {url}'s Follower service: give a replication "
             f"token of {url} (its --replication-token-file, or its --token-file) with {GIVE_TOKEN}"
         )
-    elif presented:
-        fix = f"the duplication's token is not one {url} takes: give {url}'s token with {GIVE_TOKEN}"
-    else:
-        fix = (
-            f"the duplication presents no token to {url}, which needs one. The token that counts is "
-            f"the duplication's own: a source server shows a follower neither its --token-file nor "
-            f"the $PEGASUS_FAST_TOKEN of whoever added it. Give {url}'s token with {GIVE_TOKEN}"
-        )
+    if presented:
+        return f"the duplication's token is not one {url} takes: give {url}'s token with {GIVE_TOKEN}"
+    shown = f"presents no token to {url}, which needs one" if presented is False else f"is refused by {url}"
+    return (
+        f"the duplication {shown}. The token that counts is the duplication's own: a source "
+        f"server shows a follower neither its --token-file nor the $PEGASUS_FAST_TOKEN of whoever "
+        f"added it. Give {url}'s token with {GIVE_TOKEN}"
+    )
+
+
+def token_fix(exc: AuthenticationError, url: str, presented: bool) -> AuthenticationError:
+    """The follower refused the duplication's token: say which token is missing and how to give
+    it (token_advice)."""
+    fix = token_advice(url, presented, isinstance(exc, PermissionDeniedError))
     return with_fix(exc, fix)  # type: ignore[return-value]
 
 
