@@ -28,7 +28,6 @@ from .state import PartitionState
 from .stored import NO_TTL, incr_value, live
 
 _PUT = int(Op.PUT)
-_NOTHING: list[tuple[Any, ...]] = []
 
 
 class PartitionAtomic:
