@@ -33,6 +33,7 @@ __all__ = [
     "decode_blocks",
     "encode_block",
     "encode_write",
+    "fdatasync_all",
     "hash_file",
     "incr_step",
     "mutation_writes",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 BLOCK_HEADER_SIZE: int
+
+def fdatasync_all(fds: list[int]) -> list[int]:
+    """``fdatasync`` each of ``fds`` at once (the GIL released): each one's result, 0 or its errno."""
 
 def crc32c(data: bytes, crc: int = 0) -> int:
     """CRC32C (Castagnoli); chain with ``crc32c(b, crc32c(a)) == crc32c(a + b)``."""

@@ -166,6 +166,13 @@ def fdatasync(fd: int) -> None:
     os.fdatasync(fd)
 
 
+def fdatasync_point(fd: int) -> None:
+    """The fault point of an fdatasync done elsewhere (several at once, by the backend):
+    raises what :func:`fdatasync` would for a planned fault, else nothing."""
+    if _active is not None:
+        _maybe_fail("fdatasync", _path_of(fd))
+
+
 def replace(src: str, dst: str) -> None:
     _maybe_fail("rename", dst)
     os.replace(src, dst)

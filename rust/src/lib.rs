@@ -10,6 +10,7 @@ pub mod filecopy;
 pub mod front;
 pub mod logscan;
 pub mod records;
+pub mod syncpool;
 
 #[cfg(feature = "python")]
 mod python;

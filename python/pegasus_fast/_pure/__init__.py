@@ -17,6 +17,7 @@ from .digest import RecordDigest
 from .filecopy import CheckpointReceiver, hash_file
 from .logscan import read_log_blocks, replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
 from .scan import scan_batch, scan_range, scan_records
+from .syncs import fdatasync_all
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
@@ -28,6 +29,7 @@ __all__ = [
     "decode_blocks",
     "encode_block",
     "encode_write",
+    "fdatasync_all",
     "hash_file",
     "incr_step",
     "mutation_writes",

@@ -95,6 +95,8 @@ class RustPegasusFront:
         self.max_frame = max_frame
         self.max_inflight = max_inflight
         self.handler = handler or BatchHandler(cluster)
+        self._pipeline = front_pipeline()
+        self.handler.pipeline_depth = self._pipeline[0]
         self._core = core_cls(
             addr.host,
             addr.port,
@@ -125,7 +127,7 @@ class RustPegasusFront:
 
     def _run(self) -> None:
         try:
-            self._core.serve(self.handler, MAX_BATCH, *front_pipeline())
+            self._core.serve(self.handler, MAX_BATCH, *self._pipeline)
         except BaseException:  # the loop ends only by stop(); anything else is a bug worth a trace
             log.exception("pegasus front: the batch loop failed")
 

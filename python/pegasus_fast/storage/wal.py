@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -351,24 +351,32 @@ class Wal:
                 if self._syncing:
                     self._sync_cond.wait()
                     continue
-                self._syncing = True
-                decree = self._last_decree
-                target = self._written
-                fd = self._fd
+                lead = self._lead()
                 self._sync_cond.release()
                 ok = False
                 try:
-                    fileio.fdatasync(fd)
+                    fileio.fdatasync(lead[2])
                     ok = True
                 finally:
                     self._sync_cond.acquire()
-                    self._syncing = False
-                    if ok:
-                        self._synced = max(self._synced, target)
-                        self.synced_decree = max(self.synced_decree, decree)
-                    else:
-                        self._fail("fdatasync of the WAL failed")
-                    self._sync_cond.notify_all()
+                    self._end_lead(lead, ok, "fdatasync of the WAL failed")
+
+    def _lead(self) -> tuple[int, int, int]:
+        """Become the group-commit leader (``_sync_cond`` held, no leader yet): what the fsync
+        about to run covers, ``(decree, offset, fd)``."""
+        self._syncing = True
+        return self._last_decree, self._written, self._fd
+
+    def _end_lead(self, lead: tuple[int, int, int], ok: bool, failure: str) -> None:
+        """The leader's fsync ended (``_sync_cond`` held): everything it covered is durable,
+        or the log is failed for good; the waiters wake."""
+        self._syncing = False
+        if ok:
+            self._synced = max(self._synced, lead[1])
+            self.synced_decree = max(self.synced_decree, lead[0])
+        else:
+            self._fail(failure)
+        self._sync_cond.notify_all()
 
     @property
     def written_offset(self) -> int:
@@ -405,4 +413,55 @@ class Wal:
                 fileio.close(fd)
 
 
-__all__ = ["REPLAY_BATCH", "LogFile", "Wal"]
+def sync_all(wals: Sequence[tuple[Wal, int]]) -> list[BaseException | None]:
+    """:meth:`Wal.sync` of several logs at once (a batch of writes spread over partitions):
+    their fdatasyncs run together (``_backend.impl.fdatasync_all``, the GIL released), so the
+    file system overlaps them. Each one's outcome, in order: None once durable, else what
+    ``sync`` would have raised. A log whose group commit another thread leads already is waited
+    for as ``sync`` would."""
+    out: list[BaseException | None] = [None] * len(wals)
+    leads: list[tuple[int, Wal, tuple[int, int, int]]] = []
+    behind: list[int] = []
+    for i, (wal, offset) in enumerate(wals):
+        if wal.sync_mode == "none":
+            continue
+        with wal._sync_cond:
+            if wal._synced >= offset:
+                continue
+            if wal.failed is not None:
+                out[i] = wal.failure()
+            elif wal._syncing:
+                behind.append(i)
+            else:
+                leads.append((i, wal, wal._lead()))
+    if leads:
+        codes: list[int | OSError] = []
+        fds: list[int] = []
+        for _, _, lead in leads:
+            try:
+                fileio.fdatasync_point(lead[2])
+            except OSError as exc:  # a planned fault (tests): this log's fsync fails
+                codes.append(exc)
+                continue
+            codes.append(-1)
+            fds.append(lead[2])
+        done = iter(_backend.impl.fdatasync_all(fds))
+        for (i, wal, lead), code in zip(leads, codes, strict=True):
+            err: OSError | None = code if isinstance(code, OSError) else None
+            if code == -1:
+                errno_ = next(done)
+                if errno_:
+                    err = OSError(errno_, os.strerror(errno_))
+            with wal._sync_cond:
+                wal._end_lead(lead, err is None, f"fdatasync of the WAL failed: {err}")
+            out[i] = err
+    for i in behind:
+        wal, offset = wals[i]
+        try:
+            wal.sync(offset)
+        except BaseException as exc:
+            out[i] = exc
+    return out
+
+
+__all__ = ["REPLAY_BATCH", "LogFile", "Wal", "sync_all"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import rocksdict
@@ -17,7 +17,7 @@ from .. import _backend, fileio
 from ..records import Op
 from .rdb import rdb_error
 from .state import PartitionState
-from .wal import Wal
+from .wal import Wal, sync_all
 
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
@@ -230,4 +230,26 @@ class PartitionWrites:
             raise
 
 
-__all__ = ["PartitionWrites"]
+def wait_durable_all(logged: Sequence[tuple[PartitionWrites, int, int]]) -> list[BaseException | None]:
+    """:meth:`PartitionWrites.wait_durable` of several partitions' writes ``(partition, decree,
+    offset)`` at once: their logs' fdatasyncs run together (``wal.sync_all``). Each one's
+    outcome, in order: None once durable (and the hooks told), else the error ``wait_durable``
+    would have raised (the partition is failed, as there)."""
+    syncing = [(i, p) for i, (p, _, _) in enumerate(logged) if p._must_sync]
+    out = sync_all([(p.wal, logged[i][2]) for i, p in syncing]) if syncing else []
+    failed: list[BaseException | None] = [None] * len(logged)
+    for (i, p), exc in zip(syncing, out, strict=True):
+        if exc is not None:
+            with p.lock:
+                p._note_failure()
+            failed[i] = exc
+    for i, (p, decree, _) in enumerate(logged):
+        if failed[i] is None:
+            try:
+                p._durable(p, decree)
+            except BaseException as exc:
+                failed[i] = exc
+    return failed
+
+
+__all__ = ["PartitionWrites", "wait_durable_all"]

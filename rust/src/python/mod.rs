@@ -121,6 +121,13 @@ where
     }
 }
 
+/// `fdatasync` each of `fds` at once, the GIL released: each one's result, 0 or its errno.
+#[pyfunction]
+#[pyo3(name = "fdatasync_all")]
+fn py_fdatasync_all(py: Python<'_>, fds: Vec<i32>) -> Vec<i32> {
+    py.allow_threads(|| crate::syncpool::sync_all(&fds))
+}
+
 #[pyfunction]
 #[pyo3(name = "crc32c", signature = (data, crc=None), text_signature = "(data, crc=0)")]
 fn py_crc32c(
@@ -513,6 +520,7 @@ impl PyCheckpointReceiver {
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BLOCK_HEADER_SIZE", codec::BLOCK_HEADER_SIZE)?;
     m.add_function(wrap_pyfunction!(py_crc32c, m)?)?;
+    m.add_function(wrap_pyfunction!(py_fdatasync_all, m)?)?;
     m.add_function(wrap_pyfunction!(py_crc64, m)?)?;
     m.add_function(wrap_pyfunction!(py_partition_index, m)?)?;
     m.add_function(wrap_pyfunction!(py_encode_block, m)?)?;

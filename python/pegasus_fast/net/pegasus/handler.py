@@ -4,9 +4,10 @@
 makes per batch, whichever connections the requests came from (the asyncio front
 end today, a Rust one later). The writes of one partition become one mutation:
 one WAL append, one RocksDB write, one group-commit fsync for all of them; the
-fsyncs of the batch's partitions run at once, on a small pool, while the reads
-run (a read sees every write that arrived with or before it: it is applied),
-and nothing is answered before every write of the batch is durable.
+fsyncs of the batch's partitions run at once (``storage.writes.wait_durable_all``:
+one backend call, the GIL released), a read sees every write that arrived with
+or before it (it is applied), and nothing is answered before every write of the
+batch is durable.
 
 A front end may pipeline: ``begin_batch(requests)`` logs, applies and reads a
 batch and returns a :class:`PendingBatch` whose fsyncs run on the pool;
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import TableNotFoundError
 from ...records import MAX_HASH_KEY, MAX_WRITE
 from ...request_metrics import BUCKETS
+from ...storage.writes import wait_durable_all
 from . import atomics, codes
 from .config_query import Placement, query_cfg
 from .failures import InvalidRequest, failure, status_only
@@ -59,8 +61,9 @@ def _verb(op: int) -> str:
     return _VERBS.get(op, "unknown")
 
 
-#: partitions of one batch whose WAL fsyncs run at once
-SYNC_WORKERS = 16
+#: batches whose WAL fsyncs may run at once (a pipelined front end begins the next batch while
+#: the earlier ones' fsyncs run; one batch's partitions are synced together by wait_durable_all)
+SYNC_WORKERS = 4
 
 
 class BatchHandler:
@@ -80,6 +83,11 @@ class BatchHandler:
         self._tables: dict[int, Table] = {}
         self._sync_pool: ThreadPoolExecutor | None = None
         self.scanners = Scanners()
+        #: batches its front end keeps begun and not yet answered at most: at 1 (the Rust front
+        #: end's default) ``finish`` is called right after ``begin_batch``, so the batch's
+        #: fsyncs run in ``finish`` on the calling thread rather than on the pool (two thread
+        #: hand-offs less per batch); above 1 they start on the pool at once
+        self.pipeline_depth = 2
         #: requests answered, by op and error, counted lock-free in finish() (one batch at a time)
         self.tally = cluster.metric_set.requests.tally("pegasus", _verb)
 
@@ -115,7 +123,7 @@ class BatchHandler:
     def begin_batch(self, requests: Sequence[Request]) -> PendingBatch:
         """Log, apply and read ``requests``; their fsyncs run on the pool. Answer them only by
         the returned batch's ``finish()``, after every batch begun before it is finished."""
-        return self._run(requests, True)
+        return self._run(requests, self.pipeline_depth > 1)
 
     def _run(self, requests: Sequence[Request], pipelined: bool) -> PendingBatch:
         start = time.perf_counter()
@@ -251,31 +259,34 @@ class BatchHandler:
                 continue
             logged.append((part, decree, offset, app_id, pidx, chunk))
 
-    def _start_syncs(self, logged: list[_Logged], pipelined: bool) -> list[Future[None]] | None:
-        """The WAL fsyncs of several partitions, started at once (one needs no pool unless the
-        caller goes on meanwhile)."""
-        if len(logged) < (1 if pipelined else 2):
+    def _start_syncs(
+        self, logged: list[_Logged], pipelined: bool
+    ) -> Future[list[BaseException | None]] | None:
+        """The WAL fsyncs of the batch's partitions, all at once (``wait_durable_all``), on the
+        pool when the caller goes on meanwhile (None: ``finish`` makes them durable itself)."""
+        if not pipelined or not logged:
             return None
         if self._sync_pool is None:
             self._sync_pool = ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="pegasus-fsync")
-        return [
-            self._sync_pool.submit(part.wait_durable, decree, offset) for part, decree, offset, *_ in logged
-        ]
+        return self._sync_pool.submit(
+            wait_durable_all, [(part, decree, offset) for part, decree, offset, *_ in logged]
+        )
 
     def _finish_syncs(
         self,
         requests: Sequence[Request],
         out: list[Any],
         logged: list[_Logged],
-        syncs: list[Future[None]] | None,
+        syncs: Future[list[BaseException | None]] | None,
     ) -> None:
-        for n, (part, decree, offset, app_id, pidx, chunk) in enumerate(logged):
-            try:
-                if syncs is None:
-                    part.wait_durable(decree, offset)
-                else:
-                    syncs[n].result()
-            except Exception as exc:
+        if not logged:
+            return
+        if syncs is None:
+            failures = wait_durable_all([(part, decree, offset) for part, decree, offset, *_ in logged])
+        else:
+            failures = syncs.result()
+        for (_, decree, _, app_id, pidx, chunk), exc in zip(logged, failures, strict=True):
+            if exc is not None:
                 for i, _, _ in chunk:
                     out[i] = self._answer_failure(requests[i], exc)
                 continue
@@ -327,7 +338,7 @@ class PendingBatch:
         requests: Sequence[Request],
         out: list[Any],
         logged: list[_Logged],
-        syncs: list[Future[None]] | None,
+        syncs: Future[list[BaseException | None]] | None,
         start: float = 0.0,
     ) -> None:
         self._handler = handler
@@ -346,7 +357,7 @@ class PendingBatch:
         """True once finish() would not wait (every fsync of the batch has ended)."""
         if self._syncs is None:
             return not self._logged
-        return all(f.done() for f in self._syncs)
+        return self._syncs.done()
 
     def finish(self) -> list[Response]:
         """The batch's answers, once its writes are durable (a failed fsync answers its writes
