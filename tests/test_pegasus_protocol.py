@@ -357,6 +357,48 @@ def test_routing_errors_make_clients_requery(handler: tuple[pf.Cluster, BatchHan
     assert t.count() == 0
 
 
+def test_gets_are_routed_and_answered_like_every_read(handler: tuple[pf.Cluster, BatchHandler]) -> None:
+    """A plain get takes a shorter route through the batch (handler.py): it must answer every
+    case as the general route does: found, absent, expired, and each routing or key error."""
+    cluster, h = handler
+    t = cluster.table("t")
+    h.handle_batch([_put(t, b"h", b"s", b"v"), _put(t, b"old", b"", b"x", ttl=1)])  # expired in 1970
+
+    def get(seqid: int, key: bytes, pidx: int, app_id: int = t.app_id) -> tuple:
+        return (codes.OP_GET, seqid, app_id, pidx, "RPC_RRDB_RRDB_GET", (key,))
+
+    p = t.partition_index(b"h", b"s")
+    out = h.handle_batch([
+        get(1, _key(b"h", b"s"), p),
+        get(2, _key(b"h", b"absent"), t.partition_index(b"h", b"absent")),
+        get(3, _key(b"old", b""), t.partition_index(b"old")),
+        get(4, _key(b"h", b"s"), p, app_id=t.app_id + 100),
+        get(5, _key(b"h", b"s"), 4),
+        get(6, _key(b"h", b"s"), (p + 1) % 4),
+        get(7, b"\x00", p),
+        get(8, b"\x00\x09h", p),
+        get(9, _key(b"", b"s"), t.partition_index(b"", b"s")),
+    ])  # fmt: skip
+    assert [(r[1], r[5], r[6]) for r in out] == [
+        (1, "ERR_OK", (codes.K_OK, b"v")),
+        (2, "ERR_OK", (codes.K_NOT_FOUND, b"")),
+        (3, "ERR_OK", (codes.K_NOT_FOUND, b"")),
+        (4, "ERR_OBJECT_NOT_FOUND", None),
+        (5, "ERR_OBJECT_NOT_FOUND", None),
+        (6, "ERR_PARENT_PARTITION_MISUSED", None),
+        (7, "ERR_OK", (codes.K_INVALID_ARGUMENT, b"")),
+        (8, "ERR_OK", (codes.K_INVALID_ARGUMENT, b"")),
+        (9, "ERR_OK", (codes.K_NOT_FOUND, b"")),
+    ]
+    # a get of a partition that cannot serve answers that partition's error (closed: the client
+    # re-queries), the rest go on
+    other = next(b"o%d" % i for i in range(100) if t.partition_index(b"o%d" % i) != p)
+    t.partitions[p].close()
+    out = h.handle_batch([get(1, _key(b"h", b"s"), p), get(2, _key(other, b""), t.partition_index(other))])
+    assert (out[0][5], out[0][6]) == ("ERR_OBJECT_NOT_FOUND", None)
+    assert out[1][6] == (codes.K_NOT_FOUND, b"")
+
+
 def test_invalid_requests_get_rocksdb_invalid_argument(handler: tuple[pf.Cluster, BatchHandler]) -> None:
     cluster, h = handler
     t = cluster.table("t")

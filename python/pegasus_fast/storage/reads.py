@@ -49,6 +49,14 @@ class PartitionReads:
             return None
         return live_value(self._get(key), now_pegasus_seconds())
 
+    def get_at(self, key: bytes, now: int) -> bytes | None:
+        """``get`` at Pegasus time ``now`` (``now_pegasus_seconds()``): a batch of reads takes
+        the clock once."""
+        self.check_available(False)
+        if self.holds_nothing:
+            return None
+        return live_value(self._get(key), now)
+
     def get_many(self, keys: list[bytes]) -> list[bytes | None]:
         """``get`` of each key, with one RocksDB multi-get."""
         self.check_available(False)
