@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import _backend
 from ...errors import TableNotFoundError
-from ...records import MAX_HASH_KEY, MAX_WRITE, now_pegasus_seconds
+from ...records import MAX_HASH_KEY, MAX_VALUE, MAX_WRITE, now_pegasus_seconds
 from ...request_metrics import BUCKETS
 from ...storage.writes import wait_durable_all
 from . import atomics, codes
@@ -42,7 +42,7 @@ from .reads import MULTI_GET_MAX_COUNT, read
 from .replies import Response
 from .requests import Request
 from .scanners import Scanners
-from .writes import split_key, write_op
+from .writes import put_op, split_key, write_op
 
 if TYPE_CHECKING:
     from ...engine.cluster import Cluster
@@ -57,7 +57,7 @@ _VERBS[codes.OP_BAD_REQUEST] = "bad_request"
 #: a batch this small is counted answer by answer; a bigger one through a Counter (C)
 _SMALL_BATCH = 8
 
-_OP_GET = codes.OP_GET
+_OP_GET, _OP_PUT = codes.OP_GET, codes.OP_PUT
 #: a get's result for an absent (or expired) record
 _NOT_FOUND = (codes.K_NOT_FOUND, b"")
 
@@ -142,21 +142,29 @@ class BatchHandler:
         partition_index = _backend.impl.partition_index
         for i, req in enumerate(requests):
             op, seqid, app_id, pidx, name, args = req
-            if op == _OP_GET and fast:
-                # the common read, routed inline (what _route does for it, without its calls);
-                # anything unusual (an unknown table, a bad key, a misrouted one) goes the
-                # general way below, which answers it
+            if (op == _OP_GET or op == _OP_PUT) and fast:
+                # the common read and write, routed inline (what _route does for them, without
+                # its calls); anything unusual (an unknown table, a bad key, a misrouted one, a
+                # value too big) goes the general way below, which answers it
                 table = self._tables.get(app_id)
                 key = args[0]
                 if table is not None and 0 <= pidx < table.partition_count and len(key) >= 2:
                     n = (key[0] << 8) | key[1]
-                    if (
-                        n <= MAX_HASH_KEY
-                        and n + 2 <= len(key)
-                        and partition_index(key[2 : 2 + n], table.partition_count, key[2 + n :]) == pidx
-                    ):
-                        gets.append((i, table.partitions[pidx], key))
-                        continue
+                    if n <= MAX_HASH_KEY and n + 2 <= len(key):
+                        hk, sk = key[2 : 2 + n], key[2 + n :]
+                        if partition_index(hk, table.partition_count, sk) == pidx:
+                            if op == _OP_GET:
+                                gets.append((i, table.partitions[pidx], key))
+                                continue
+                            value = args[1]
+                            if len(value) <= MAX_VALUE and len(sk) <= MAX_VALUE:
+                                item = (i, *put_op(hk, sk, value, args[2], len(key)))
+                                group = writes.get((app_id, pidx))
+                                if group is None:
+                                    writes[(app_id, pidx)] = [item]
+                                else:
+                                    group.append(item)
+                                continue
             try:
                 if op in codes.WRITE_OPS or op in codes.READ_OPS or op in codes.ATOMIC_OPS:
                     table = self._route(req)

@@ -33,8 +33,7 @@ def write_op(op: int, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
     if op == codes.OP_PUT:
         key, value, expire_ts = args
         hk, sk = split_key(key)
-        _check_size(sk, value)
-        return (_PUT, hk, sk, value, expire_ts & 0xFFFFFFFF), len(key) + len(value)
+        return put_op(hk, sk, value, expire_ts, len(key))
     if op == codes.OP_REMOVE:
         hk, sk = split_key(args[0])
         _check_size(sk)
@@ -56,6 +55,13 @@ def write_op(op: int, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
     if size > MAX_WRITE:
         raise InvalidRequest(f"multi_remove of {size} bytes; the limit is {MAX_WRITE}")
     return (_MULTI_DELETE, hk, list(sks)), size
+
+
+def put_op(hk: bytes, sk: bytes, value: bytes, expire_ts: int, key_len: int) -> tuple[tuple[Any, ...], int]:
+    """The storage op of a put of ``hk``/``sk`` (its encoded key ``key_len`` bytes) and its size."""
+    if len(sk) > MAX_VALUE or len(value) > MAX_VALUE:
+        _check_size(sk, value)
+    return (_PUT, hk, sk, value, expire_ts & 0xFFFFFFFF), key_len + len(value)
 
 
 def _check_size(*parts: bytes) -> None:
