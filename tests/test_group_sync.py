@@ -111,12 +111,13 @@ def test_wait_durable_all_fails_one_partition_and_keeps_the_rest(backend: Module
 def test_a_batch_answers_the_writes_of_a_failed_fsync_with_an_error(
     backend: ModuleType, tmp_path: Path
 ) -> None:
-    """A Pegasus-port batch over 8 partitions: the partition whose log cannot be synced answers
-    its writes with an error; every other write is acknowledged, durable, and there after a
-    restart. Both ways a front end calls the handler (at once, and pipelined)."""
+    """A Pegasus-port batch over 8 partitions, without the shared log: the partition whose log
+    cannot be synced answers its writes with an error; every other write is acknowledged,
+    durable, and there after a restart. Both ways a front end calls the handler (at once, and
+    pipelined)."""
     for pipelined in (False, True):
         root = tmp_path / f"c{int(pipelined)}"
-        with pf.Cluster.open(root, config=pf.Config(wal_sync="group")) as c:
+        with pf.Cluster.open(root, config=pf.Config(wal_sync="group", shared_log=False)) as c:
             t = c.create_table("t", partition_count=8)
             reqs = []
             for i in range(32):

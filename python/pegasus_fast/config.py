@@ -109,6 +109,11 @@ class Config:
     #: front of an add_duplication of the new table; opted in, they yield to duplication
     #: work (engine/opens.py). False: each partition opens on its first read or write.
     open_rocksdb_eagerly: bool = False
+    #: a Pegasus-port batch makes its writes durable with one fdatasync of the cluster's shared
+    #: log (``slog/``) rather than one per partition log it wrote (storage/slog.py); the
+    #: partition logs are synced later, and mended from the shared log after a crash. False:
+    #: one fdatasync per partition log, as every other writer does.
+    shared_log: bool = True
     #: a node of a multi-node cluster (``serve --zk``): a partition fenced for a move that never
     #: switched owner (its leader died between the fence and the switch) is unfenced after this
     #: long, and the leader gives up a handoff that outlasts half of it. >= 0.1, finite.

@@ -30,6 +30,7 @@ from ..errors import (
     InvalidTypeError,
 )
 from ..metrics import Metrics
+from ..storage import slog
 from ..storage.partition import LEARNING, Partition
 from . import limits, open_clusters
 from .cluster_roles import ClusterRoles
@@ -127,6 +128,11 @@ class Cluster(ClusterRoles):
                     raise InvalidArgumentError("cluster_id and config.cluster_id differ")
             configured = cluster_id if cluster_id is not None else config.cluster_id
             cid = configured if configured is not None else default_cluster_id(default_name)
+            # a crash may have left partition logs short of what the shared log made durable:
+            # mended before any partition opens (storage/slog.py)
+            slog.replay(self.path, config.wal_sync, config.log_private_file_size_mb << 20)
+            #: the shared log of Pegasus-port batches (one fsync for a batch's partitions)
+            self.shared_log = slog.SharedLog(self.path)
             store = JournalMetaStore(
                 os.path.join(self.path, "meta"), data_dir=os.path.join(self.path, "tables")
             )
@@ -194,6 +200,9 @@ class Cluster(ClusterRoles):
             tables: Tables | None = getattr(self, "_tables", None)
             if tables is not None:
                 tables.release(flush=False)
+            shared: slog.SharedLog | None = getattr(self, "shared_log", None)
+            if shared is not None:
+                shared.close(keep=True)
             self._release()
             raise
         open_clusters.register(self)
@@ -452,6 +461,11 @@ class Cluster(ClusterRoles):
         failures = self._before_close()
         with self._lock:
             failures += self._tables.release()
+            try:
+                # its files go once every partition log is durable on its own (closed above)
+                self.shared_log.close(keep=bool(failures))
+            except OSError as exc:
+                failures.append(("shared log", exc))
             open_clusters.unregister(self)
             failures += self._release()
         if failures:

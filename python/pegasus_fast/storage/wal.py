@@ -6,6 +6,7 @@ this module owns files and durability.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -54,7 +55,10 @@ class Wal:
         self.files: list[LogFile] = []
         self._fd = -1
         self._written = 0  # global offset after the last appended byte
+        #: bytes durable: on this log's disk, or in the cluster's shared log (slog.py)
         self._synced = 0
+        #: bytes on this log's own disk (<= _synced)
+        self._file_synced = 0
         #: decree of the last committed mutation (applied too), and the highest one known on disk
         self._last_decree = 0
         self.synced_decree = 0
@@ -178,7 +182,7 @@ class Wal:
             )
             self._written = tail.start_offset + tail.size
         # else the first file is created by the first append
-        self._synced = self._written
+        self._synced = self._file_synced = self._written
         self._last_decree = self.synced_decree = max((f.last_decree for f in self.files), default=0)
 
     def _new_file(self, index: int, start_offset: int, first_decree: int) -> None:
@@ -306,7 +310,7 @@ class Wal:
             end = tail.start_offset + size
             try:
                 fileio.truncate(self._fd, size)
-                if self._synced > end and self.sync_mode != "none":
+                if self._file_synced > end and self.sync_mode != "none":
                     # the cut bytes were made durable by a group commit: make the cut durable too
                     fileio.fdatasync(self._fd)
             except OSError as exc:
@@ -316,6 +320,7 @@ class Wal:
             tail.size, tail.first_decree, tail.last_decree = size, first_decree, last_decree
             self._written = end
             self._synced = min(self._synced, end)
+            self._file_synced = min(self._file_synced, end)
 
     def _rotate(self, first_decree: int) -> None:
         # Everything in the old file is made durable before it stops being the
@@ -330,24 +335,48 @@ class Wal:
                     self._fail(f"fdatasync of the WAL failed: {exc}")
                     self._sync_cond.notify_all()
                     raise
-            self._synced = self._written
+            self._synced = self._file_synced = self._written
             self.synced_decree = max(self.synced_decree, self._last_decree)
             tail = self.files[-1]
             self._new_file(tail.index + 1, tail.start_offset + tail.size, first_decree)
 
     def sync(self, offset: int) -> None:
-        """Return once bytes up to ``offset`` are on disk (group commit).
+        """Return once bytes up to ``offset`` are durable (group commit).
 
         A failed fdatasync fails the log for good: the kernel may have dropped
         the pages it could not write, and a later fsync that succeeds would
         acknowledge writes that follow a hole (PostgreSQL's "fsyncgate").
         """
+        self._sync(offset, False)
+
+    def sync_file(self, offset: int) -> None:
+        """:meth:`sync`, on this log's own disk: bytes the shared log made durable count only
+        once fsynced here too (the shared log's checkpoint, before its files go)."""
+        self._sync(offset, True)
+
+    def covered(self, start: int, end: int, decree: int) -> bool:
+        """The block at ``start``..``end`` (decree ``decree``, committed) is durable elsewhere
+        (the cluster's shared log, slog.py). It counts as durable here, and with it every decree
+        through ``decree``, only if every byte before it already did; else False (the caller
+        makes it durable with :meth:`sync`)."""
+        with self._sync_cond:
+            if self._synced < start or self.failed is not None:
+                return False
+            if end > self._synced:
+                self._synced = end
+                self.synced_decree = max(self.synced_decree, decree)
+                self._sync_cond.notify_all()
+            return True
+
+    def _sync(self, offset: int, own_disk: bool) -> None:
         if self.sync_mode == "none":
             return
         with self._sync_cond:
-            while self._synced < offset:
+            while (self._file_synced if own_disk else self._synced) < offset:
                 if self.failed is not None:
                     raise self.failure()
+                if self._fd < 0:
+                    raise OSError(errno.EBADF, f"{self.path}: the log is closed")
                 if self._syncing:
                     self._sync_cond.wait()
                     continue
@@ -373,6 +402,7 @@ class Wal:
         self._syncing = False
         if ok:
             self._synced = max(self._synced, lead[1])
+            self._file_synced = max(self._file_synced, lead[1])
             self.synced_decree = max(self.synced_decree, lead[0])
         else:
             self._fail(failure)
@@ -381,6 +411,11 @@ class Wal:
     @property
     def written_offset(self) -> int:
         return self._written
+
+    @property
+    def file_synced_offset(self) -> int:
+        """Bytes on this log's own disk (the rest of what is durable is in the shared log)."""
+        return self._file_synced
 
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
@@ -409,6 +444,7 @@ class Wal:
             try:
                 if self.sync_mode != "none" and self.failed is None:
                     fileio.fdatasync(fd)
+                    self._synced = self._file_synced = self._written
             finally:
                 fileio.close(fd)
 

@@ -10,6 +10,7 @@ started; a log without it (written before it existed) is not checked.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .. import fileio
 from ..errors import WalCorruptionError, WalGapError
@@ -71,8 +72,26 @@ def check(wal_dir: str, newest_index: int, start_decree: int, last_decree: int) 
         raise WalGapError(wal_dir, max(start_decree, last_decree + 1), first)
 
 
+#: called with a log's directory before it is removed (the cluster's shared log, slog.py, lets
+#: none of its entries outlive the log they were for)
+_removal_hooks: list[Callable[[str], None]] = []
+
+
+def add_removal_hook(hook: Callable[[str], None]) -> None:
+    _removal_hooks.append(hook)
+
+
+def remove_removal_hook(hook: Callable[[str], None]) -> None:
+    try:
+        _removal_hooks.remove(hook)
+    except ValueError:
+        pass
+
+
 def remove(wal_dir: str) -> None:
     """Remove a log and its head (the head first: a log without one is only unverified)."""
+    for hook in list(_removal_hooks):
+        hook(wal_dir)
     head = head_path(wal_dir)
     if os.path.lexists(head):
         fileio.unlink(head)
@@ -80,4 +99,14 @@ def remove(wal_dir: str) -> None:
     fileio.rmtree(wal_dir, ignore_errors=True)
 
 
-__all__ = ["HEAD_NAME", "check", "head_path", "publish", "read", "remove", "stage"]
+__all__ = [
+    "HEAD_NAME",
+    "add_removal_hook",
+    "check",
+    "remove_removal_hook",
+    "head_path",
+    "publish",
+    "read",
+    "remove",
+    "stage",
+]

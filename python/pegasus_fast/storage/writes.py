@@ -14,10 +14,14 @@ from typing import TYPE_CHECKING, Any
 import rocksdict
 
 from .. import _backend, fileio
+from ..logs import get
 from ..records import Op
 from .rdb import rdb_error
+from .slog import SharedLog
 from .state import PartitionState
 from .wal import Wal, sync_all
+
+log = get(__name__)
 
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
@@ -36,6 +40,8 @@ class PartitionWrites:
     _deferred: bool
     _tombstones: int
     _must_sync: bool
+    #: the WAL block appended last (write_logged hands it on)
+    _last_block: bytes = b""
     _last_ts: int
     _durable: Callable[[Any, int], None]
     cluster_id: int
@@ -92,6 +98,7 @@ class PartitionWrites:
         else:
             block = _backend.impl.encode_block(mutations)
         last = mutations[-1][0]
+        self._last_block = block
         try:
             offset = self.wal.append(block, mutations[0][0], last)
         except BaseException:
@@ -164,6 +171,15 @@ class PartitionWrites:
             offset = self._log_and_apply([(decree, ts, self.cluster_id, ops)], True)
             self.last_committed = decree
         return decree, offset
+
+    def write_logged(self, ops: list[tuple[Any, ...]]) -> tuple[int, int, int, bytes]:
+        """:meth:`write_unsynced`, and the WAL block it appended with the offset it begins at:
+        ``(decree, end offset, start offset, block)`` (a front end puts the blocks of a batch
+        in the cluster's shared log, slog.py)."""
+        with self.lock:
+            decree, offset = self.write_unsynced(ops)
+            block = self._last_block
+            return decree, offset, offset - len(block), block
 
     def wait_durable(self, decree: int, offset: int) -> None:
         """Return once a :meth:`write_unsynced` is durable (group commit), telling the hooks."""
@@ -252,4 +268,42 @@ def wait_durable_all(logged: Sequence[tuple[PartitionWrites, int, int]]) -> list
     return failed
 
 
-__all__ = ["PartitionWrites", "wait_durable_all"]
+def wait_durable_shared(
+    slog: SharedLog, logged: Sequence[tuple[PartitionWrites, int, int, int, bytes]]
+) -> list[BaseException | None]:
+    """:func:`wait_durable_all` of writes logged by :meth:`PartitionWrites.write_logged`
+    ``(partition, decree, end offset, start offset, block)``, through the cluster's shared log:
+    their blocks appended to it as one record and one fdatasync for all of them. A block that
+    does not continue what its partition had durable (another writer's bytes before it are not
+    yet), or all of them if the shared log fails, is made durable by its partition log's own
+    fsync instead."""
+    out: list[BaseException | None] = [None] * len(logged)
+    shared = [i for i, x in enumerate(logged) if x[0]._must_sync]
+    covered = [False] * len(shared)
+    if shared:
+        try:
+            covered = slog.log_and_sync(
+                [(logged[i][0].wal, logged[i][3], logged[i][1], logged[i][1], logged[i][4]) for i in shared]
+            )
+        except OSError as exc:
+            if not slog.failed_reported:
+                slog.failed_reported = True
+                log.error(
+                    "the shared log failed, the partition logs are synced one by one from now on: %s", exc
+                )
+    own = [i for i, ok in zip(shared, covered, strict=True) if not ok]
+    if own:
+        for i, exc in zip(own, wait_durable_all([logged[i][:3] for i in own]), strict=True):
+            out[i] = exc
+    skip = set(own)
+    for i, (p, decree, *_) in enumerate(logged):
+        if i in skip:
+            continue
+        try:
+            p._durable(p, decree)
+        except BaseException as exc:
+            out[i] = exc
+    return out
+
+
+__all__ = ["PartitionWrites", "wait_durable_all", "wait_durable_shared"]

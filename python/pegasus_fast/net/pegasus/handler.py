@@ -3,11 +3,12 @@
 ``BatchHandler.handle_batch(requests) -> responses`` is the one call a front end
 makes per batch, whichever connections the requests came from (the asyncio front
 end today, a Rust one later). The writes of one partition become one mutation:
-one WAL append, one RocksDB write, one group-commit fsync for all of them; the
-fsyncs of the batch's partitions run at once (``storage.writes.wait_durable_all``:
-one backend call, the GIL released), a read sees every write that arrived with
-or before it (it is applied), and nothing is answered before every write of the
-batch is durable.
+one WAL append, one RocksDB write; the whole batch is made durable by one
+fdatasync of the cluster's shared log (``storage.writes.wait_durable_shared``,
+storage/slog.py), or without one by the fsyncs of its partitions' logs at once
+(``wait_durable_all``: one backend call, the GIL released). A read sees every
+write that arrived with or before it (it is applied), and nothing is answered
+before every write of the batch is durable.
 
 A front end may pipeline: ``begin_batch(requests)`` logs, applies and reads a
 batch and returns a :class:`PendingBatch` whose fsyncs run on the pool;
@@ -34,7 +35,7 @@ from ... import _backend
 from ...errors import TableNotFoundError
 from ...records import MAX_HASH_KEY, MAX_VALUE, MAX_WRITE, now_pegasus_seconds
 from ...request_metrics import BUCKETS
-from ...storage.writes import wait_durable_all
+from ...storage.writes import wait_durable_all, wait_durable_shared
 from . import atomics, codes
 from .config_query import Placement, query_cfg
 from .failures import InvalidRequest, failure, status_only
@@ -295,12 +296,12 @@ class BatchHandler:
                 if table is None:
                     raise TableNotFoundError(f"app {app_id}")
                 part = table.partitions[pidx]
-                decree, offset = part.write_unsynced([wop for _, wop, _ in chunk])
+                decree, offset, begin, block = part.write_logged([wop for _, wop, _ in chunk])
             except Exception as exc:
                 for i, _, _ in chunk:
                     out[i] = self._answer_failure(requests[i], exc)
                 continue
-            logged.append((part, decree, offset, app_id, pidx, chunk))
+            logged.append((part, decree, offset, app_id, pidx, chunk, begin, block))
 
     def _start_syncs(
         self, logged: list[_Logged], pipelined: bool
@@ -311,9 +312,16 @@ class BatchHandler:
             return None
         if self._sync_pool is None:
             self._sync_pool = ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="pegasus-fsync")
-        return self._sync_pool.submit(
-            wait_durable_all, [(part, decree, offset) for part, decree, offset, *_ in logged]
-        )
+        return self._sync_pool.submit(self._make_durable, logged)
+
+    def _make_durable(self, logged: list[_Logged]) -> list[BaseException | None]:
+        """Every write of the batch durable: one fsync of the cluster's shared log, or (without
+        one) the fsyncs of the partition logs at once. Each one's failure, or None."""
+        if self.cluster.config.shared_log:
+            return wait_durable_shared(
+                self.cluster.shared_log, [(x[0], x[1], x[2], x[6], x[7]) for x in logged]
+            )
+        return wait_durable_all([(part, decree, offset) for part, decree, offset, *_ in logged])
 
     def _finish_syncs(
         self,
@@ -325,10 +333,10 @@ class BatchHandler:
         if not logged:
             return
         if syncs is None:
-            failures = wait_durable_all([(part, decree, offset) for part, decree, offset, *_ in logged])
+            failures = self._make_durable(logged)
         else:
             failures = syncs.result()
-        for (_, decree, _, app_id, pidx, chunk), exc in zip(logged, failures, strict=True):
+        for (_, decree, _, app_id, pidx, chunk, _, _), exc in zip(logged, failures, strict=True):
             if exc is not None:
                 for i, _, _ in chunk:
                     out[i] = self._answer_failure(requests[i], exc)
@@ -431,5 +439,6 @@ class PendingBatch:
 
 
 #: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,
-#: app id, partition index, [(request index, storage op, size), ...])
-_Logged = tuple[Any, int, int, int, int, list[tuple[int, tuple[Any, ...], int]]]
+#: app id, partition index, [(request index, storage op, size), ...], offset its WAL block
+#: begins at, the block)
+_Logged = tuple[Any, int, int, int, int, list[tuple[int, tuple[Any, ...], int]], int, bytes]
