@@ -134,7 +134,7 @@ def test_replay_skips_what_is_there_and_refuses_corruption(backend: ModuleType, 
     files = sorted((root / "slog").iterdir())
     assert files
     # nothing was lost: every block is in the partition logs already, and none is appended twice
-    assert slog.replay(str(root), "group", 1 << 20) == 0
+    assert slog.replay(str(root), 1 << 20) == 0
     assert _check(root, got["acked"]) == []
     # a corrupt record in a file that is not the newest is refused, not skipped
     older = root / "slog" / "slog.00000001"
@@ -142,11 +142,11 @@ def test_replay_skips_what_is_there_and_refuses_corruption(backend: ModuleType, 
     older.write_bytes(slog.encode([("tables/1.0/wal", 0, 1, 1, b"x" * 10)])[:-3] + b"abc")
     newer.write_bytes(b"")
     with pytest.raises(WalCorruptionError):
-        slog.replay(str(root), "group", 1 << 20)
+        slog.replay(str(root), 1 << 20)
     # a torn record at the end of the newest file was never acknowledged: ignored
     older.unlink()
     newer.write_bytes(slog.encode([("tables/1.0/wal", 10**9, 10**9, 10**9, b"y")])[:-2])
-    assert slog.replay(str(root), "group", 1 << 20) == 0
+    assert slog.replay(str(root), 1 << 20) == 0
     assert not newer.exists()
 
 
@@ -179,9 +179,19 @@ def test_a_removed_partition_log_takes_its_entries_along(backend: ModuleType, tm
         h.close()
 
 
-def test_a_failed_shared_log_falls_back_to_the_partition_logs(backend: ModuleType, tmp_path: Path) -> None:
-    """A shared log whose fdatasync fails takes no more writes (fsyncgate); the batch, and every
-    later one, is made durable by the partition logs' own fsyncs, and is acknowledged."""
+@pytest.mark.parametrize(
+    "fault",
+    [Fault("fdatasync", 1, errno.EIO, path_part=os.sep + "slog" + os.sep),
+     Fault("write", 1, errno.ENOSPC, short=20, path_part=os.sep + "slog" + os.sep)],
+    ids=["fdatasync", "torn-write"],
+)  # fmt: skip
+def test_a_failed_shared_log_falls_back_to_the_partition_logs(
+    backend: ModuleType, tmp_path: Path, fault: Fault
+) -> None:
+    """A shared log whose write or fdatasync fails takes no more writes (fsyncgate; a full disk
+    leaves a torn record); the batch, and every later one, is made durable by the partition
+    logs' own fsyncs, and is acknowledged; the next open replays what the shared log holds and
+    ignores its torn end."""
     root = tmp_path / "c"
     with pf.Cluster.open(root, config=pf.Config(wal_sync="group")) as c:
         t = c.create_table("t", partition_count=PARTITIONS)
@@ -194,9 +204,7 @@ def test_a_failed_shared_log_falls_back_to_the_partition_logs(backend: ModuleTyp
                     hk = b"k%d-%d" % (n, i)
                     args = (encode_key(hk, b""), b"v", 0)
                     reqs.append((codes.OP_PUT, i, t.app_id, t.partition_index(hk), "RPC_RRDB_RRDB_PUT", args))
-                plan = (
-                    [Fault("fdatasync", 1, errno.EIO, path_part=os.sep + "slog" + os.sep)] if n == 1 else []
-                )
+                plan = [fault] if n == 1 else []
                 with fileio.faults(plan) as calls:
                     out = h.begin_batch(reqs).finish()
                 assert [r[6][0] for r in out] == [codes.K_OK] * 16

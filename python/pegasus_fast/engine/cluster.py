@@ -130,7 +130,7 @@ class Cluster(ClusterRoles):
             cid = configured if configured is not None else default_cluster_id(default_name)
             # a crash may have left partition logs short of what the shared log made durable:
             # mended before any partition opens (storage/slog.py)
-            slog.replay(self.path, config.wal_sync, config.log_private_file_size_mb << 20)
+            slog.replay(self.path, config.log_private_file_size_mb << 20)
             #: the shared log of Pegasus-port batches (one fsync for a batch's partitions)
             self.shared_log = slog.SharedLog(self.path)
             store = JournalMetaStore(

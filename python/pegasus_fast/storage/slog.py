@@ -125,9 +125,10 @@ def _files(directory: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
-def replay(root: str, sync_mode: str, file_size_limit: int) -> int:
+def replay(root: str, file_size_limit: int) -> int:
     """Append to each partition log under ``root`` the blocks it lost and the shared log holds,
-    make them durable, then empty the shared log. Returns the blocks appended."""
+    make them durable (whatever ``wal_sync`` the cluster opens with now), then empty the shared
+    log. Returns the blocks appended."""
     from .wal import Wal  # wal.py imports this module's hooks' user, walhead: import late
 
     directory = os.path.join(root, "slog")
@@ -144,7 +145,7 @@ def replay(root: str, sync_mode: str, file_size_limit: int) -> int:
         wal_dir = os.path.join(root, rel)
         if not os.path.isdir(wal_dir):
             continue  # the partition is gone (dropped, moved away)
-        wal = Wal(wal_dir, sync_mode, file_size_limit, owner=(rel, -1))
+        wal = Wal(wal_dir, "group", file_size_limit, owner=(rel, -1))
         last = wal.recover(1 << 62)  # no mutation decoded: only where the log ends
         try:
             for offset, first, last_decree, block in entries:
