@@ -40,7 +40,8 @@ from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, TableConfig
 from ..coord.zk import ZkAddress, read_tables
 from ..duplication.ports import SourceId
 from ..engine.cluster import Cluster
-from ..engine.local_follower import LocalFollower
+from ..engine.local_follower import LocalFollower, same_source
+from ..engine.roles import MOVED_TO_ENV
 from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError
 from ..logs import Outage, event, get
 from ..net.peer import Peers
@@ -223,9 +224,28 @@ class Member:
             self._configs = configs
             self.custody.publish(owned, read_at)
             self.dups.sync()
+            # after the duplications: a table taken over runs its reverse duplication here before
+            # its gate opens (multinode/takeover.py)
+            for name, tc in configs.items():
+                self._follow(name, tc)
             self._synced_at = time.monotonic()
             if self.zk.connected:
                 self._suspended.clear()
+
+    def _follow(self, name: str, tc: TableConfig) -> None:
+        """Make this node's follower record of the table the znode's ``follower_of``: adopted
+        by a duplication without checkpoint, or taken over (it follows no one)."""
+        rec = self.cluster.followers.record(name)
+        if rec is None:
+            return
+        mine = None if rec.follower_of is None else rec.follower_of.source
+        f = tc.app.follower_of
+        want = None if f is None else SourceId(**f)
+        if want is None and mine is not None:
+            self.cluster.followers.promote(name, MOVED_TO_ENV)
+        elif want is not None and (mine is None or not same_source(mine, want)):
+            again = mine is not None and (mine.cluster_uid, mine.table) == (want.cluster_uid, want.table)
+            self.cluster.followers.adopt(name, want, tc.app.partition_count, continues=again)
 
     def note_fenced(self, table: str, pidx: int) -> None:
         self.custody.note_fenced(table, pidx)

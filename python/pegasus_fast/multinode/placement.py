@@ -39,7 +39,7 @@ from ..errors import (
 from ..logs import event, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url, parse_url
-from . import moves, table_envs
+from . import moves, table_envs, takeover
 from .member import Member
 from .plan import Move, plan_balance, spread
 
@@ -200,9 +200,13 @@ class Placement:
 
     # -- duplications ------------------------------------------------------------------------
 
-    def ensure_follower_table(self, table: str, partition_count: int, source: SourceId) -> None:
+    def ensure_follower_table(
+        self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool = True
+    ) -> None:
         """The table a duplication into this cluster writes: made, every partition learning
-        on its owner (which the source then teaches, partition by partition), or checked."""
+        on its owner (which the source then teaches, partition by partition), or checked. A
+        duplication without checkpoint adopts a table that exists (takeover.py: the reverse
+        duplication of a switchover into the fenced old source)."""
         self.require_leader()
         try:
             tc = read_table(self.zk, table)
@@ -213,13 +217,31 @@ class Placement:
             except TableExistsError:
                 tc = read_table(self.zk, table)
         f = tc.app.follower_of
-        if f is None or not same_source(SourceId(**f), source):
+        mine = None if f is None else SourceId(**f)
+        if mine is not None and same_source(mine, source):
+            if tc.app.partition_count != partition_count:
+                raise DuplicationError(f"follower table {table!r} has another partition count")
+            return
+        # a table of its own, or one that followed this same source table before (a switchover
+        # back and forth): adopted as it is by a duplication without checkpoint
+        again = mine is not None and (mine.cluster_uid, mine.table) == (source.cluster_uid, source.table)
+        if with_checkpoint or (mine is not None and not again):
             raise DuplicationError(
                 f"table {table!r} of this cluster exists and is not the follower of "
                 f"{source.cluster}.{source.table} (duplication {source.dupid})"
             )
-        if tc.app.partition_count != partition_count:
-            raise DuplicationError(f"follower table {table!r} has another partition count")
+        takeover.adopt(self, tc, partition_count, source)
+
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        """This cluster's follower table takes over from its fenced source (takeover.py)."""
+        return takeover.take_over(self, table, source, decrees, back_remote, back_token)
 
     def add_duplication(
         self,

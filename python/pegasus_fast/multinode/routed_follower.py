@@ -22,7 +22,7 @@ from ..coord.auth import auth_of
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import parse_zk
 from ..duplication.ports import Chunk, ManifestEntry, SourceId
-from ..errors import DuplicationError, NotOwnerError, RemoteUnavailableError, TableNotFoundError
+from ..errors import NotOwnerError, RemoteUnavailableError, TableNotFoundError
 from ..net.follower import RemoteConnector, RemoteFollower
 from .routes import Routes
 
@@ -199,7 +199,8 @@ class RoutedFollower:
         back_remote: str,
         back_token: str | None = None,
     ) -> tuple[int, dict[int, int]]:
-        raise DuplicationError("a multi-node follower cannot take a switchover over yet")
+        # any node passes it to the meta leader, which makes the change (multinode/takeover.py)
+        return self._any(lambda f: f.take_over(table, source, decrees, back_remote, back_token))
 
     def cancel(self) -> None:
         with self._lock:

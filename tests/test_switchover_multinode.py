@@ -1,0 +1,168 @@
+"""Switch over with a multi-node (``zk://``) cluster on either side (issue #21 §2,
+docs/switchover.md): a multi-node source fenced through its meta leader (every node's gate, the
+fenced decree of each partition from its owner), the follower's confirmation of each partition
+from the node shipping it, the take-over of a served follower; a served source handing over to a
+multi-node follower, whose leader adds the reverse duplication and then promotes the table on
+every node; a second switchover switches back; one that cannot finish unfences the source.
+ZooKeeper, the nodes and the served clusters are real processes; these run once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pegasus_fast as pf
+import pytest
+from conftest import DEFAULT_BACKEND
+from dupharness import wait_until
+from multinode import Nodes
+from pegasus_fast.coord.zk import parse_zk
+from pegasus_fast.engine.cluster import default_cluster_id
+from served import Fleet, Served
+from test_switchover import Writer, cli, missing
+
+pytestmark = pytest.mark.usefixtures("default_backend")
+
+WAIT = 30.0
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, DEFAULT_BACKEND)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _start(fleet: Fleet, zk_chroot: str) -> tuple[Nodes, Served]:
+    """Nodes n1 and n2 of one cluster, and the served cluster ``west`` (another cluster id)."""
+    nodes = Nodes(fleet, zk_chroot, "--pegasus-listen", "127.0.0.1:0")
+    west = fleet.add("west")
+    west.args = ("--pegasus-listen", "127.0.0.1:0")
+    assert default_cluster_id(nodes.name) != default_cluster_id("west")
+    west.launch()
+    nodes.start("n1", "n2")
+    west.wait_ready()
+    return nodes, west
+
+
+def test_a_multi_node_source_switches_over_to_a_served_follower_and_back(
+    fleet: Fleet, zk_chroot: str
+) -> None:
+    nodes, west = _start(fleet, zk_chroot)
+    home = parse_zk(nodes.url).url
+    with nodes.client() as c:
+        t = c.create_table("t", partition_count=8)
+        assert len(set(t._config(fresh=True).owners())) == 2  # both nodes ship
+        dup = c.add_duplication("t", west.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        with Writer(pf.connect, nodes.url, "t") as w:
+            w.wait_for(300)
+            report = dup.switchover(timeout=WAIT)
+            wait_until(lambda: bool(w.moved), WAIT, "the writer moved")
+            w.wait_for(len(w.acked) + 100)
+        assert w.error is None, w.error
+        assert w.moved[0].primary == west.url
+        assert report.rpo_mutations == 0 and report.new_primary == west.url
+        assert report.old_dupid == dup.dupid and sorted(report.fenced_decrees) == list(range(8))
+        assert sum(report.fenced_decrees.values()) >= 300
+        with pytest.raises(pf.TableMovedError) as info:
+            c.table("t").set("x", "s", "v")
+        assert info.value.primary == west.url
+        assert c.table_role("t").moved_to == west.url
+        assert [d.dupid for d in c.duplications("t") if d.status != pf.DupStatus.REMOVED] == []
+        with pf.connect(west.url) as wc:
+            assert missing(wc.table("t"), w.acked) == []
+            back = wc.duplication(report.new_dupid)
+            back.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            assert back.remote == home and not back.with_checkpoint
+            wc.table("t").set("after", "s", "on west")
+        # the old source follows the new primary, and stays fenced
+        wait_until(lambda: c.table("t").get("after", "s") == b"on west", WAIT, "the nodes following west")
+        with pytest.raises(pf.TableMovedError):
+            c.table("t").set("x", "s", "v")
+        # switch back, from the command line, to the multi-node cluster
+        done = cli("--connect", west.url, "switchover", "t", str(report.new_dupid), "--timeout", str(WAIT))
+        assert done.returncode == 0, done.stderr
+        assert "rpo_mutations 0" in done.stdout
+        c.table("t").set("home", "s", "nodes")  # writable again, on every node
+        for i in range(40):
+            c.table("t").set(f"again{i}", "s", "v")
+        assert missing(c.table("t"), w.acked) == []
+        assert c.table_role("t").moved_to == "" and c.table_role("t").writable
+        (back_again,) = [d for d in c.duplications("t") if d.status != pf.DupStatus.REMOVED]
+        back_again.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        assert back_again.remote == west.url
+    with pf.connect(west.url) as wc:
+        assert wc.table_role("t").moved_to == home
+        with pytest.raises(pf.TableMovedError) as info:
+            wc.table("t").set("x", "s", "v")
+        assert info.value.primary == home
+        wait_until(lambda: wc.table("t").get("again39", "s") == b"v", WAIT, "west following the nodes")
+
+
+def test_a_served_source_switches_over_to_a_multi_node_follower(fleet: Fleet, zk_chroot: str) -> None:
+    nodes, west = _start(fleet, zk_chroot)
+    home = parse_zk(nodes.url).url
+    with pf.connect(west.url) as wc:
+        wc.create_table("t", partition_count=8)
+        dup = wc.add_duplication("t", nodes.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        with nodes.client() as c:
+            wait_until(lambda: c.table_role("t").kind == "follower", WAIT, "the follower table")
+            with pytest.raises(pf.FollowerTableError):
+                c.table("t").set("x", "s", "v")
+            with Writer(pf.connect, west.url, "t") as w:
+                w.wait_for(300)
+                report = dup.switchover(timeout=WAIT)
+                wait_until(lambda: bool(w.moved), WAIT, "the writer moved")
+                w.wait_for(len(w.acked) + 100)
+            assert w.error is None, w.error
+            assert w.moved[0].primary == home
+            assert report.rpo_mutations == 0 and report.new_primary == home
+            assert missing(c.table("t"), w.acked) == []
+            role = c.table_role("t")
+            assert role.writable and role.follows == "" and role.moved_to == ""
+            back = c.duplication(report.new_dupid)
+            back.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            assert back.remote == west.url
+            c.table("t").set("after", "s", "on the nodes")
+            wait_until(lambda: wc.table("t").get("after", "s") == b"on the nodes", WAIT, "west following")
+            with pytest.raises(pf.TableMovedError) as info:
+                wc.table("t").set("x", "s", "v")
+            assert info.value.primary == home
+            # switch back, from the command line, connected to the multi-node cluster
+            done = cli(
+                "--connect", nodes.url, "switchover", "t", str(report.new_dupid), "--timeout", str(WAIT)
+            )
+            assert done.returncode == 0, done.stderr
+            assert "rpo_mutations 0" in done.stdout
+            with pytest.raises(pf.TableMovedError) as info:
+                c.table("t").set("x", "s", "v")
+            assert info.value.primary == west.url
+        wc.table("t").set("home", "s", "west")
+        assert missing(wc.table("t"), w.acked) == []
+
+
+def test_a_multi_node_switchover_to_an_unreachable_follower_unfences(fleet: Fleet, zk_chroot: str) -> None:
+    nodes, west = _start(fleet, zk_chroot)
+    with nodes.client() as c:
+        c.create_table("t", partition_count=4)
+        dup = c.add_duplication("t", west.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        west.stop()
+        for i in range(8):
+            c.table("t").set(f"k{i}", "s", "v")
+        started = time.monotonic()
+        with pytest.raises(pf.SwitchoverError) as info:
+            dup.switchover(timeout=1.0)
+        assert time.monotonic() - started < WAIT
+        assert info.value.unfenced and info.value.stage in ("catch_up", "take_over")
+        assert info.value.dupid == dup.dupid and info.value.table == "t"
+        assert c.table_role("t").moved_to == ""
+        for i in range(8):  # every node takes writes again
+            c.table("t").set(f"k{i}", "s", "still here")
+        assert dup.status == pf.DupStatus.LOG
