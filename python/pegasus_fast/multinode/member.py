@@ -87,6 +87,8 @@ class Member:
         self.custody = Custody(zk, cluster, node_id, self.ownership)
         self.dups = DupProgress(zk, cluster, node_id, self.ownership)
         self._synced_at = 0.0
+        #: the ``/config`` version the last sync that finished had seen when it began
+        self._synced_version = -1
         self._configs: dict[str, TableConfig] = {}
         #: the ZooKeeper connection is lost: refuse writes until it is back and re-read
         self._suspended = threading.Event()
@@ -185,9 +187,15 @@ class Member:
 
     # -- configuration ------------------------------------------------------------------
 
-    def sync(self) -> None:
-        """Read the whole configuration and act on it (tables made or dropped, partitions served)."""
+    def sync(self, fresh: bool = False) -> None:
+        """Read the whole configuration and act on it (tables made or dropped, partitions served).
+        ``fresh``: the leader waits for a change it made; a sync that began once ``/config`` was
+        bumped for it (the watch's, started meanwhile) read it already, and is enough."""
+        version = self._config_version() if fresh else None
         with self._sync_lock:
+            if version is not None and self._synced_version >= version:
+                return
+            began = self._config_version()
             read_at = time.monotonic()
             configs = read_tables(self.zk)
             owned: dict[str, frozenset[int]] = {}
@@ -231,6 +239,11 @@ class Member:
             self._synced_at = time.monotonic()
             if self.zk.connected:
                 self._suspended.clear()
+            self._synced_version = max(self._synced_version, began)
+
+    def _config_version(self) -> int:
+        stat = self.zk.exists(CONFIG)
+        return -1 if stat is None else int(stat.version)
 
     def _follow(self, name: str, tc: TableConfig) -> None:
         """Make this node's follower record of the table the znode's ``follower_of``: adopted

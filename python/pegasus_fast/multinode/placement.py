@@ -85,7 +85,7 @@ class Placement:
 
         def one(doc: NodeDoc) -> None:
             if doc.node_id == m.node_id:
-                m.sync()
+                m.sync(fresh=True)
             else:
                 peer = m.peers.get(doc.url)
                 peer(peer.node, "Sync", pb.Empty(), timeout=10.0)
@@ -255,6 +255,23 @@ class Placement:
     ) -> int:
         """A duplication of the cluster: recorded in ZooKeeper, then started on every node
         (each ships the partitions it owns). Returns its id."""
+        dupid = self.record_duplication(
+            table, remote, remote_table, with_checkpoint, fail_mode, remote_token, accept_gap
+        )
+        self.changed()
+        return dupid
+
+    def record_duplication(
+        self,
+        table: str,
+        remote: str,
+        remote_table: str | None,
+        with_checkpoint: bool,
+        fail_mode: str,
+        remote_token: str | None,
+        accept_gap: bool = False,
+    ) -> int:
+        """:meth:`add_duplication` without telling the nodes (the caller calls :meth:`changed`)."""
         self.require_leader()
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
@@ -293,7 +310,6 @@ class Placement:
                 break
             except NodeExistsError:
                 dupid += 1
-        self.changed()
         return dupid
 
     def set_duplication(self, dupid: int, status: str) -> None:

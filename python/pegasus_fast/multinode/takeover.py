@@ -53,7 +53,7 @@ class Leader(Protocol):
 
     def sync_nodes(self, nodes: dict[str, NodeDoc], only: set[str] | None = None) -> list[str]: ...
 
-    def add_duplication(
+    def record_duplication(
         self,
         table: str,
         remote: str,
@@ -196,7 +196,7 @@ def take_over(
         dupid = (
             existing[0]
             if existing
-            else p.add_duplication(table, back, source.table, False, "slow", back_token)
+            else p.record_duplication(table, back, source.table, False, "slow", back_token)
         )
         try:
             # every live node runs the reverse duplication before any of them takes a write
