@@ -166,3 +166,54 @@ def test_a_multi_node_switchover_to_an_unreachable_follower_unfences(fleet: Flee
         for i in range(8):  # every node takes writes again
             c.table("t").set(f"k{i}", "s", "still here")
         assert dup.status == pf.DupStatus.LOG
+
+
+def test_a_multi_node_follower_behind_refuses_the_take_over_and_changes_nothing(
+    fleet: Fleet, zk_chroot: str
+) -> None:
+    from pegasus_fast.client.network import Network
+    from pegasus_fast.duplication.ports import SourceId
+
+    nodes, west = _start(fleet, zk_chroot)
+    with pf.connect(west.url) as wc, nodes.client() as c:
+        wc.create_table("t", partition_count=4)
+        for i in range(20):
+            wc.table("t").set(f"k{i}", "s", "v")
+        dup = wc.add_duplication("t", nodes.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        info = wc.info()
+        source = SourceId(info.name, info.uid, "t", dup.dupid)
+        net = Network()
+        try:
+            follower = net.connect(nodes.url, None, source)
+            with pytest.raises(pf.SwitchoverError) as err:  # partition 0 holds fewer decrees
+                follower.take_over("t", source, {0: 10**9, 1: 0}, west.url)
+            assert err.value.stage == "take_over" and err.value.dupid == dup.dupid
+            wrong = SourceId(info.name, info.uid, "t", dup.dupid + 1)
+            with pytest.raises(pf.DuplicationError):  # not the duplication the table follows
+                net.connect(nodes.url, None, wrong).take_over("t", wrong, {}, west.url)
+        finally:
+            net.close()
+        role = c.table_role("t")
+        assert role.kind == "follower" and not role.writable
+        assert c.duplications("t") == []
+        with pytest.raises(pf.FollowerTableError):
+            c.table("t").set("x", "s", "v")
+        wc.table("t").set("k0", "s", "still shipping")
+        wait_until(lambda: c.table("t").get("k0", "s") == b"still shipping", WAIT, "the follower applying")
+
+
+def test_a_switchover_to_a_multi_node_follower_that_is_down_unfences(fleet: Fleet, zk_chroot: str) -> None:
+    nodes, west = _start(fleet, zk_chroot)
+    with pf.connect(west.url) as wc:
+        wc.create_table("t", partition_count=4)
+        dup = wc.add_duplication("t", nodes.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        for n in ("n1", "n2"):
+            nodes[n].stop()
+        wc.table("t").set("k", "s", "v")
+        with pytest.raises(pf.SwitchoverError) as info:
+            dup.switchover(timeout=1.0)
+        assert info.value.unfenced and info.value.stage in ("catch_up", "take_over")
+        assert wc.table_role("t").moved_to == ""
+        wc.table("t").set("k", "s", "still here")
