@@ -255,6 +255,15 @@ class Member:
         f = tc.app.follower_of
         want = None if f is None else SourceId(**f)
         if want is None and mine is not None:
+            missing = self.dups.missing(name)
+            if missing:
+                # taken over: its reverse duplication must run here before any client write
+                # is taken, or that write would never reach the old source (the next sync
+                # tries again: the config watch, or RESYNC_INTERVAL)
+                log.warning(
+                    "node %s: table %s waits for duplications %s to promote", self.node_id, name, missing
+                )
+                return
             self.cluster.followers.promote(name, MOVED_TO_ENV)
         elif want is not None and (mine is None or not same_source(mine, want)):
             again = mine is not None and (mine.cluster_uid, mine.table) == (want.cluster_uid, want.table)

@@ -12,13 +12,24 @@ act on it. The Meta service reaches these through meta.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from ..coord.layout import CONFIG, AppDoc, DupDoc, NodeDoc, PartitionDoc, app_path, dup_path, partition_path
+from ..coord.layout import (
+    CONFIG,
+    DUPS,
+    AppDoc,
+    DupDoc,
+    NodeDoc,
+    PartitionDoc,
+    app_path,
+    dup_path,
+    partition_path,
+)
 from ..coord.zk import parse_zk, read_dups, read_leader, read_nodes, read_table, read_tables
 from ..duplication.ports import SourceId
 from ..duplication.status import FAIL_MODES
@@ -42,6 +53,7 @@ from ..net.wire import is_url, parse_url
 from . import moves, table_envs, takeover
 from .member import Member
 from .plan import Move, plan_balance, spread
+from .table_envs import CAS_TRIES
 
 log = get(__name__)
 
@@ -270,8 +282,11 @@ class Placement:
         fail_mode: str,
         remote_token: str | None,
         accept_gap: bool = False,
+        with_app: Callable[[AppDoc], AppDoc] | None = None,
     ) -> int:
-        """:meth:`add_duplication` without telling the nodes (the caller calls :meth:`changed`)."""
+        """:meth:`add_duplication` without telling the nodes (the caller calls :meth:`changed`).
+        ``with_app``: the table's znode changed by it in the same ZooKeeper transaction, by
+        compare-and-set of its version (a take-over's promotion, takeover.py)."""
         self.require_leader()
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
@@ -304,6 +319,8 @@ class Placement:
             accept_gap=accept_gap,
         )
         dupid = max(docs, default=0) + 1
+        if with_app is not None:
+            return self._record_with_app(table, dupid, doc, with_app)
         while True:
             try:
                 self.zk.create(dup_path(dupid), doc.encode(), makepath=True)
@@ -311,6 +328,30 @@ class Placement:
             except NodeExistsError:
                 dupid += 1
         return dupid
+
+    def _record_with_app(
+        self, table: str, dupid: int, doc: DupDoc, change: Callable[[AppDoc], AppDoc]
+    ) -> int:
+        self.zk.ensure_path(DUPS)
+        path = app_path(table)
+        for _ in range(CAS_TRIES):
+            try:
+                raw, stat = self.zk.get(path)
+            except NoNodeError:
+                raise TableNotFoundError(table) from None
+            tx = self.zk.transaction()
+            tx.create(dup_path(dupid), doc.encode())
+            tx.set_data(path, change(AppDoc.decode(raw, path)).encode(), version=stat.version)
+            results = tx.commit()
+            if not any(isinstance(r, Exception) for r in results):
+                return dupid
+            if isinstance(results[0], NodeExistsError):
+                dupid += 1  # taken meanwhile
+            elif isinstance(results[1], NoNodeError):
+                raise TableNotFoundError(table)
+            elif not isinstance(results[1], BadVersionError):  # else changed meanwhile: again
+                raise CoordinationError(self.member.addr.spec, f"duplication of {table!r}: {results!r}")
+        raise CoordinationError(self.member.addr.spec, f"table {table!r}: its znode keeps changing")
 
     def set_duplication(self, dupid: int, status: str) -> None:
         """Pause, resume or remove a duplication on every node."""

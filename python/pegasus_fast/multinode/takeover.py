@@ -7,10 +7,12 @@ sync (member.py reconciles its own follower record with ``follower_of``).
 
 A take-over, in the single cluster's order (engine/takeover.py): every owner must hold the
 fenced decree of its partitions (each answers for its own, ``Follower.PartitionStatus``) and the
-old source must answer back, or nothing changes; then the reverse duplication (no checkpoint)
-is recorded and started on every live node while the table still follows its source (each
-node's run of it starts after the decrees its partitions have then); only then does the znode
-say the table follows no one and has no ``duplication.moved_to``, which opens its gates.
+old source must answer back, or nothing changes. Then one ZooKeeper transaction records the
+reverse duplication (no checkpoint) and makes the znode say the table follows no one and has no
+``duplication.moved_to``: the take-over's one commit point. Each node, in its sync, starts its
+run of the reverse duplication first (from the decrees its partitions have then) and only then
+promotes its copy of the table, which opens its gates; a node that could not start it keeps
+refusing client writes until it has (member.py), so no write escapes the way back.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Leader(Protocol):
         fail_mode: str,
         remote_token: str | None,
         accept_gap: bool = False,
+        with_app: Callable[[AppDoc], AppDoc] | None = None,
     ) -> int: ...
 
     def set_duplication(self, dupid: int, status: str) -> None: ...
@@ -193,31 +196,20 @@ def take_over(
         existing = _back_to(p, table, back)
         if not existing:
             check_back(cluster, table, source, back_remote, back_token)
-        dupid = (
-            existing[0]
-            if existing
-            else p.record_duplication(table, back, source.table, False, "slow", back_token)
-        )
-        try:
-            # every live node runs the reverse duplication before any of them takes a write
-            failed = p.changed()
-            if failed:
-                raise CoordinationError(
-                    p.member.addr.spec, f"nodes {sorted(failed)} did not start the reverse duplication"
-                )
-            update_app(
-                p,
-                table,
-                lambda app: replace(
-                    app,
-                    follower_of=None,
-                    envs={k: v for k, v in app.envs.items() if k != MOVED_TO_ENV},
-                ),
+
+        def promoted(app: AppDoc) -> AppDoc:
+            envs = {k: v for k, v in app.envs.items() if k != MOVED_TO_ENV}
+            return replace(app, follower_of=None, envs=envs)
+
+        # one commit point: the reverse duplication and the promotion in one transaction; each
+        # node starts the duplication before it promotes its copy (member.py)
+        if existing:
+            dupid = existing[0]
+            update_app(p, table, promoted)
+        else:
+            dupid = p.record_duplication(
+                table, back, source.table, False, "slow", back_token, with_app=promoted
             )
-        except BaseException:
-            if not existing:
-                p.set_duplication(dupid, "removed")
-            raise
         late = p.changed()
         if late:  # each takes writes at its next sync (its watch, or RESYNC_INTERVAL)
             log.warning("table %s: taken over; nodes %s not synced yet", table, sorted(late))
