@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -38,8 +39,18 @@ log = get(__name__)
 
 #: how often the catch-up asks the owners whether the duplication still ships (seconds)
 NOT_SHIPPING_EVERY = 0.1
+#: the deadline of one call to an owner
+CALL_TIMEOUT = 10.0
+#: the calls to the owners, made at once (a switchover waits on the slowest, not on their sum)
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="switchover")
 #: one switchover at a time on a leader
 _lock = threading.Lock()
+
+
+def _each(owners: list[tuple[Any, list[int]]], method: str, request: object) -> list[tuple[Any, Any]]:
+    """``method`` of the Client service on every owner at once: (its peer, its answer) each."""
+    calls = [(peer, _pool.submit(peer, peer.client, method, request, CALL_TIMEOUT)) for peer, _ in owners]
+    return [(peer, fut.result()) for peer, fut in calls]
 
 
 class ZkSource:
@@ -87,8 +98,7 @@ class ZkSource:
         doc = self._doc()
         if doc.status != "active":
             return f"the duplication is {doc.status}"
-        for peer, _ in self._owners():
-            info = peer(peer.client, "QueryDuplication", pb.DupRef(dupid=self.dupid), timeout=10.0)
+        for peer, info in _each(self._owners(), "QueryDuplication", pb.DupRef(dupid=self.dupid)):
             if info.error or DupStatus(info.status) is not DupStatus.LOG:
                 return f"the duplication is {info.status} on {peer.url}" + (
                     f": {info.error}" if info.error else ""
@@ -102,9 +112,9 @@ class ZkSource:
         self.p.set_table_envs(self.table, {MOVED_TO_ENV: self.remote}, ())
         decrees: dict[int, int] = {}
         self._kept = self._owners()
-        for peer, mine in self._kept:
-            stats = peer(peer.client, "PartitionStats", pb.TableRef(table=self.table), timeout=10.0)
-            for pidx in mine:
+        mine = {peer.url: pidxs for peer, pidxs in self._kept}
+        for peer, stats in _each(self._kept, "PartitionStats", pb.TableRef(table=self.table)):
+            for pidx in mine[peer.url]:
                 decrees[pidx] = stats.partitions[pidx].last_committed_decree
         return decrees
 
@@ -119,12 +129,11 @@ class ZkSource:
     def confirmed(self) -> tuple[dict[int, int], str]:
         out: dict[int, int] = {}
         reason = ""
-        for peer, mine in self._kept or self._owners():
-            rows = peer(
-                peer.client, "DuplicationProgress", pb.DupRef(dupid=self.dupid), timeout=10.0
-            ).partitions
-            for r in rows:
-                if r.pidx in mine:
+        owners = self._kept or self._owners()
+        mine = {peer.url: set(pidxs) for peer, pidxs in owners}
+        for peer, reply in _each(owners, "DuplicationProgress", pb.DupRef(dupid=self.dupid)):
+            for r in reply.partitions:
+                if r.pidx in mine[peer.url]:
                     out[r.pidx] = r.confirmed_decree
                     reason = reason or r.reason
         return out, reason
