@@ -1,7 +1,7 @@
 """A switchover between two served clusters under a steady stream of writes (issue #21 §2).
 
     python benches/switchover.py [--rate 1000] [--writers 8] [--partitions 8] [--seconds 2] [--rounds 3]
-    python benches/switchover.py --zk [--nodes 3] ...   # east: a multi-node cluster
+    python benches/switchover.py --zk [--nodes 3] [--zk-no-fsync] ...   # east: a multi-node cluster
 
 Clusters ``east`` and ``west`` are child processes (``pegasus-fast serve`` with a Pegasus port,
 on 127.0.0.1). Table ``t`` (``--partitions``) duplicates east -> west. Writer threads in this
@@ -164,13 +164,16 @@ def one_round(src: str, dst: str, dupid: int, args: argparse.Namespace, rnd: int
     }
 
 
-def start_nodes(root: Path, n: int, procs: list[subprocess.Popen[bytes]]) -> tuple[Any, str]:
+def start_nodes(root: Path, n: int, procs: list[subprocess.Popen[bytes]], fsync: bool) -> tuple[Any, str]:
     """A ZooKeeper and ``n`` nodes of the cluster ``east`` on it (each started process is put in
-    ``procs`` at once, so that it is stopped whatever happens next); returns it and the URL."""
+    ``procs`` at once, so that it is stopped whatever happens next); returns it and the URL.
+    ``fsync=False``: ZooKeeper does not fsync its transaction log (its JVM's system property)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from zkserver import ZooKeeperServer  # the tests' ZooKeeper
 
     zk = ZooKeeperServer(str(root / "zk"))
+    if not fsync:
+        os.environ["JAVA_TOOL_OPTIONS"] = "-Dzookeeper.forceSync=no"
     try:
         spec = f"{zk.start()}/east"
         for i in range(1, n + 1):
@@ -202,6 +205,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--zk", action="store_true", help="east: a multi-node cluster on ZooKeeper")
     ap.add_argument("--nodes", type=int, default=3, help="with --zk: east's nodes")
+    ap.add_argument(
+        "--zk-no-fsync",
+        action="store_true",
+        help="with --zk: ZooKeeper's forceSync=no, a proxy for its log on a disk of its own",
+    )
     args = ap.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     zk: Any = None
@@ -209,7 +217,7 @@ def main() -> int:
         root = Path(tmp)
         try:
             if args.zk:
-                zk, east_url = start_nodes(root, args.nodes, procs)
+                zk, east_url = start_nodes(root, args.nodes, procs, not args.zk_no_fsync)
             else:
                 east, east_url = serve(root, "east")
                 procs.append(east)
@@ -221,7 +229,9 @@ def main() -> int:
                 dup.wait_for(pf.DupStatus.LOG, timeout=60)
                 dupid = dup.dupid
             print(
-                f"east {east_url}{f' ({args.nodes} nodes)' if args.zk else ''}, west {west_url}; "
+                f"east {east_url}{f' ({args.nodes} nodes)' if args.zk else ''}"
+                f"{', ZooKeeper forceSync=no' if args.zk and args.zk_no_fsync else ''}, west {west_url}; "
+                f"load average {os.getloadavg()[0]:.1f}; "
                 f"backend {pf.backend()}; {args.partitions} partitions; {args.writers} writers at "
                 f"{args.rate:.0f} writes/s; {args.seconds}s before and after each switchover"
             )

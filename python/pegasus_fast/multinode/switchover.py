@@ -6,8 +6,8 @@ made here across the nodes.
   (table_envs.py), and the call returns once every live node has applied it: each node's gate
   on every partition of the table is up, and the node synced the WAL of each partition as it
   raised it (engine/cluster_roles.py ``adopt_table_envs``). Each owner then answers its
-  partitions' last decrees (``PartitionStats``): no client write is logged past them, and every
-  write logged before is durable. A live node that did not apply it fails the fence (nothing is
+  partitions' last decrees (``DuplicationProgress``: ``last_committed_decree``): no client write
+  is logged past them, and every write logged before is durable. A live node that did not apply it fails the fence (nothing is
   left fenced).
 - **Catch up**: each owner ships its own partitions as always; the leader asks each one for its
   partitions' confirmed decrees (``DuplicationProgress``) until every fenced decree is confirmed.
@@ -68,6 +68,8 @@ class ZkSource:
         #: the owners as the fence found them (a switchover does not race a move)
         self._kept: list[tuple[Any, list[int]]] | None = None
         self._checked_at = 0.0
+        #: the progress rows the fence read, the catch-up's first look
+        self._first: list[Any] | None = None
 
     def _doc(self) -> DupDoc:
         doc = read_dups(self.m.zk).get(self.dupid)
@@ -112,10 +114,13 @@ class ZkSource:
         self.p.set_table_envs(self.table, {MOVED_TO_ENV: self.remote}, ())
         decrees: dict[int, int] = {}
         self._kept = self._owners()
-        mine = {peer.url: pidxs for peer, pidxs in self._kept}
-        for peer, stats in _each(self._kept, "PartitionStats", pb.TableRef(table=self.table)):
-            for pidx in mine[peer.url]:
-                decrees[pidx] = stats.partitions[pidx].last_committed_decree
+        # each owner's progress rows, asked once the gate is up everywhere: their last committed
+        # decrees are the fenced ones (no client write passes them), and their confirmed decrees
+        # the catch-up's first look
+        rows = self._progress()
+        for r in rows:
+            decrees[r.pidx] = r.last_committed_decree
+        self._first = rows
         return decrees
 
     def unfence(self) -> bool:
@@ -126,17 +131,20 @@ class ZkSource:
             log.warning("switchover of %s: the fence could not be lifted: %s", self.table, exc)
             return False
 
-    def confirmed(self) -> tuple[dict[int, int], str]:
-        out: dict[int, int] = {}
-        reason = ""
+    def _progress(self) -> list[Any]:
+        """Each partition's progress row (pb.PartitionProgress), from its owner."""
         owners = self._kept or self._owners()
         mine = {peer.url: set(pidxs) for peer, pidxs in owners}
-        for peer, reply in _each(owners, "DuplicationProgress", pb.DupRef(dupid=self.dupid)):
-            for r in reply.partitions:
-                if r.pidx in mine[peer.url]:
-                    out[r.pidx] = r.confirmed_decree
-                    reason = reason or r.reason
-        return out, reason
+        return [
+            r
+            for peer, reply in _each(owners, "DuplicationProgress", pb.DupRef(dupid=self.dupid))
+            for r in reply.partitions
+            if r.pidx in mine[peer.url]
+        ]
+
+    def confirmed(self) -> tuple[dict[int, int], str]:
+        rows, self._first = self._first or self._progress(), None
+        return {r.pidx: r.confirmed_decree for r in rows}, next((r.reason for r in rows if r.reason), "")
 
     def drain(self, behind: dict[int, tuple[int, int]]) -> dict[int, int]:
         return {}  # each owner's driver ships its own partitions' tails (woken by the fence)
