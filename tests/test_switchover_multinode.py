@@ -18,6 +18,7 @@ import pytest
 from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from multinode import Nodes
+from pegasus_fast.cli.exits import EXIT_ERROR
 from pegasus_fast.coord.zk import parse_zk
 from pegasus_fast.engine.cluster import default_cluster_id
 from served import Fleet, Served
@@ -166,6 +167,18 @@ def test_a_multi_node_switchover_to_an_unreachable_follower_unfences(fleet: Flee
         for i in range(8):  # every node takes writes again
             c.table("t").set(f"k{i}", "s", "still here")
         assert dup.status == pf.DupStatus.LOG
+        # asked of a node that does not lead (the command line connected to it): passed on to
+        # the leader, and its typed error comes back the same way
+        leader = c._r.routes.leader_url()
+        other = next(s.url for s in (nodes["n1"], nodes["n2"]) if s.url != leader)
+        done = cli("--connect", other, "switchover", "t", str(dup.dupid), "--timeout", "1")
+        assert done.returncode == EXIT_ERROR, done.stderr
+        with pf.connect(other) as oc:
+            with pytest.raises(pf.SwitchoverError) as info:
+                oc.duplication(dup.dupid).switchover(timeout=1.0)
+        assert info.value.unfenced and info.value.dupid == dup.dupid
+        assert c.table_role("t").moved_to == ""
+        c.table("t").set("k0", "s", "still here")
 
 
 def test_a_multi_node_follower_behind_refuses_the_take_over_and_changes_nothing(
