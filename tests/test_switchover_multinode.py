@@ -230,3 +230,32 @@ def test_a_switchover_to_a_multi_node_follower_that_is_down_unfences(fleet: Flee
         assert info.value.unfenced and info.value.stage in ("catch_up", "take_over")
         assert wc.table_role("t").moved_to == ""
         wc.table("t").set("k", "s", "still here")
+
+
+def test_the_fence_of_a_multi_node_source_survives_a_restart_of_its_nodes(
+    fleet: Fleet, zk_chroot: str
+) -> None:
+    nodes, west = _start(fleet, zk_chroot)
+    with nodes.client() as c:
+        t = c.create_table("t", partition_count=4)
+        keys = [next(f"h{i}" for i in range(10_000) if t.partition_index(f"h{i}") == p) for p in range(4)]
+        for k in keys:
+            t.set(k, "s", "before")
+        dup = c.add_duplication("t", west.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        report = dup.switchover(timeout=WAIT)
+        assert report.rpo_mutations == 0
+    for n in ("n1", "n2"):
+        nodes[n].restart()
+    nodes.wait_leader()
+    with nodes.client() as c:
+        for k in keys:  # every partition, on whichever node owns it, refuses at once
+            with pytest.raises(pf.TableMovedError) as info:
+                c.table("t").set(k, "s", "after the restart")
+            assert info.value.primary == west.url
+        with pf.connect(west.url) as wc:
+            wc.duplication(report.new_dupid).wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            for k in keys:
+                wc.table("t").set(k, "s", "from west")
+        for k in keys:  # and the restarted nodes still follow the new primary
+            wait_until(lambda k=k: c.table("t").get(k, "s") == b"from west", WAIT, f"{k} from west")
