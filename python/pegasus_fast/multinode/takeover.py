@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NoNodeError
@@ -124,24 +125,27 @@ def _pb_source(s: SourceId) -> pb.SourceId:
 
 
 def held(p: Leader, tc: TableConfig, source: SourceId) -> tuple[dict[int, int], bool]:
-    """The source decree each partition holds durably, as its owner says, and whether every
-    partition has learned."""
+    """The source decree each partition holds durably, as its owner says (every owner asked at
+    once), and whether every partition has learned."""
     nodes = read_nodes(p.zk)
+    owners = sorted(set(tc.owners()))
+    for owner in owners:
+        if owner not in nodes:
+            raise SwitchoverError(tc.name, source.dupid, "take_over", f"node {owner} is not live")
+    req = pb.PartitionStatusRequest(table=tc.name, count=tc.app.partition_count, source=_pb_source(source))
+
+    def ask(owner: str) -> Any:
+        peer = p.member.peers.get(nodes[owner].url)
+        return peer(peer.follower, "PartitionStatus", req, timeout=10.0)
+
+    with ThreadPoolExecutor(max_workers=len(owners) or 1, thread_name_prefix="take-over") as pool:
+        replies = dict(zip(owners, pool.map(ask, owners)))
     out: dict[int, int] = {}
     learned = True
-    count = tc.app.partition_count
-    for owner in sorted(set(tc.owners())):
-        doc = nodes.get(owner)
-        if doc is None:
-            raise SwitchoverError(tc.name, source.dupid, "take_over", f"node {owner} is not live")
-        peer = p.member.peers.get(doc.url)
-        req = pb.PartitionStatusRequest(table=tc.name, count=count, source=_pb_source(source))
-        reply = peer(peer.follower, "PartitionStatus", req, timeout=10.0)
-        for pc in tc.partitions:
-            if pc.owner == owner:
-                row = reply.partitions[pc.pidx]
-                out[pc.pidx] = row.source_decree
-                learned = learned and row.learned
+    for pc in tc.partitions:
+        row = replies[pc.owner].partitions[pc.pidx]
+        out[pc.pidx] = row.source_decree
+        learned = learned and row.learned
     return out, learned
 
 
