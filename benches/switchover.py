@@ -27,6 +27,7 @@ the old source follows within 1 s.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -174,6 +175,9 @@ def start_nodes(root: Path, n: int, procs: list[subprocess.Popen[bytes]], fsync:
     zk = ZooKeeperServer(str(root / "zk"))
     if not fsync:
         os.environ["JAVA_TOOL_OPTIONS"] = "-Dzookeeper.forceSync=no"
+    quiet = logging.getLogger("kazoo")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its "connection refused" while the server starts up
     try:
         spec = f"{zk.start()}/east"
         for i in range(1, n + 1):
@@ -193,6 +197,8 @@ def start_nodes(root: Path, n: int, procs: list[subprocess.Popen[bytes]], fsync:
     except BaseException:
         zk.stop()
         raise
+    finally:
+        quiet.setLevel(level)
     return zk, url
 
 
