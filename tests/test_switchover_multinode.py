@@ -259,3 +259,32 @@ def test_the_fence_of_a_multi_node_source_survives_a_restart_of_its_nodes(
                 wc.table("t").set(k, "s", "from west")
         for k in keys:  # and the restarted nodes still follow the new primary
             wait_until(lambda k=k: c.table("t").get(k, "s") == b"from west", WAIT, f"{k} from west")
+
+
+def test_a_multi_node_source_with_a_node_down_is_not_fenced(fleet: Fleet, zk_chroot: str) -> None:
+    nodes, west = _start(fleet, zk_chroot)
+    with nodes.client() as c:
+        t = c.create_table("t", partition_count=4)
+        keys = [next(f"h{i}" for i in range(10_000) if t.partition_index(f"h{i}") == p) for p in range(4)]
+        dup = c.add_duplication("t", west.url)
+        dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        leader = c._r.routes.leader_url()
+        down = next(n for n in ("n1", "n2") if nodes[n].url != leader)
+        nodes[down].stop()
+        nodes.wait_live(c, {"n1", "n2"} - {down})
+        with pytest.raises(pf.SwitchoverError) as info:
+            dup.switchover(timeout=2.0)
+        assert info.value.unfenced and info.value.stage in ("check", "fence", "catch_up")
+        assert c.table_role("t").moved_to == ""
+    nodes[down].start()
+    with nodes.client() as c:
+        for k in keys:  # the node that was down did not come back fenced either
+            wait_until(lambda k=k: _writable(c, k), WAIT, f"{k} writable")
+
+
+def _writable(c: pf.RoutedCluster, key: str) -> bool:
+    try:
+        c.table("t").set(key, "s", "v")
+        return True
+    except (pf.PartitionUnavailableError, pf.NodeUnavailableError):
+        return False  # its node is still starting

@@ -100,7 +100,11 @@ class ZkSource:
         doc = self._doc()
         if doc.status != "active":
             return f"the duplication is {doc.status}"
-        for peer, info in _each(self._owners(), "QueryDuplication", pb.DupRef(dupid=self.dupid)):
+        try:
+            answers = _each(self._owners(), "QueryDuplication", pb.DupRef(dupid=self.dupid))
+        except RemoteUnavailableError:
+            return None  # the fence or the catch-up's timeout says so if it lasts
+        for peer, info in answers:
             if info.error or DupStatus(info.status) is not DupStatus.LOG:
                 return f"the duplication is {info.status} on {peer.url}" + (
                     f": {info.error}" if info.error else ""
@@ -143,7 +147,12 @@ class ZkSource:
         ]
 
     def confirmed(self) -> tuple[dict[int, int], str]:
-        rows, self._first = self._first or self._progress(), None
+        try:
+            rows, self._first = self._first or self._progress(), None
+        except RemoteUnavailableError as exc:
+            # an owner out of reach for a moment: asked again on the next round (the timeout
+            # says why if it stays so)
+            return {}, f"an owner is unreachable: {exc.reason or exc}"
         return {r.pidx: r.confirmed_decree for r in rows}, next((r.reason for r in rows if r.reason), "")
 
     def drain(self, behind: dict[int, tuple[int, int]]) -> dict[int, int]:
