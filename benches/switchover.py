@@ -1,6 +1,7 @@
 """A switchover between two served clusters under a steady stream of writes (issue #21 §2).
 
     python benches/switchover.py [--rate 1000] [--writers 8] [--partitions 8] [--seconds 2] [--rounds 3]
+    python benches/switchover.py --zk [--nodes 3] [--zk-no-fsync] ...   # east: a multi-node cluster
 
 Clusters ``east`` and ``west`` are child processes (``pegasus-fast serve`` with a Pegasus port,
 on 127.0.0.1). Table ``t`` (``--partitions``) duplicates east -> west. Writer threads in this
@@ -10,6 +11,10 @@ again to the primary the error names; one refused with ``FollowerTableError`` (t
 not writable yet) is retried 2 ms later. After ``--seconds`` of writing, ``dup.switchover()`` runs;
 the writers go on for ``--seconds`` more. Each round switches the other way (east -> west ->
 east ...).
+
+With ``--zk``, ``east`` is one cluster of ``--nodes`` ``serve --zk`` processes on a ZooKeeper the
+bench starts (tests/zkserver.py) and stops, reached as ``zk://``: its switchover is run by its
+meta leader, and the switch back is taken over by it (docs/switchover.md).
 
 Printed per round: the report's ``write_unavailable_ms`` (fence up -> new primary writable, on
 the server), ``catch_up_ms``, ``rpo_mutations``; the longest window a writer saw from its first
@@ -22,6 +27,7 @@ the old source follows within 1 s.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -39,11 +45,12 @@ BAR_FOLLOW_S = 1.0
 RETRY_SECONDS = 0.002
 
 
-def serve(root: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
+def serve(root: Path, name: str, *extra: str, cluster: str = "") -> tuple[subprocess.Popen[bytes], str]:
+    """``pegasus-fast serve`` of the cluster ``cluster`` (default ``name``) in ``root/name``."""
     ready = root / f"{name}.ready"
     argv = [
-        sys.executable, "-m", "pegasus_fast", "--cluster", str(root / name), "--name", name, "serve",
-        "--listen", "127.0.0.1:0", "--pegasus-listen", "127.0.0.1:0", "--ready-file", str(ready),
+        sys.executable, "-m", "pegasus_fast", "--cluster", str(root / name), "--name", cluster or name, "serve",
+        "--listen", "127.0.0.1:0", "--pegasus-listen", "127.0.0.1:0", "--ready-file", str(ready), *extra,
     ]  # fmt: skip
     err = open(root / f"{name}.err", "wb")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
@@ -158,6 +165,43 @@ def one_round(src: str, dst: str, dupid: int, args: argparse.Namespace, rnd: int
     }
 
 
+def start_nodes(root: Path, n: int, procs: list[subprocess.Popen[bytes]], fsync: bool) -> tuple[Any, str]:
+    """A ZooKeeper and ``n`` nodes of the cluster ``east`` on it (each started process is put in
+    ``procs`` at once, so that it is stopped whatever happens next); returns it and the URL.
+    ``fsync=False``: ZooKeeper does not fsync its transaction log (its JVM's system property)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from zkserver import ZooKeeperServer  # the tests' ZooKeeper
+
+    zk = ZooKeeperServer(str(root / "zk"))
+    if not fsync:
+        os.environ["JAVA_TOOL_OPTIONS"] = "-Dzookeeper.forceSync=no"
+    quiet = logging.getLogger("kazoo")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its "connection refused" while the server starts up
+    try:
+        spec = f"{zk.start()}/east"
+        for i in range(1, n + 1):
+            p, _url = serve(root, f"east-n{i}", "--zk", spec, "--node-id", f"n{i}", cluster="east")
+            procs.append(p)
+        url = f"zk://{spec}"
+        deadline = time.monotonic() + 60
+        with pf.connect(url) as c:
+            while True:  # one node leads (a table is made by the leader)
+                try:
+                    c.info()
+                    break
+                except pf.NotLeaderError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("no node of east leads") from None
+                    time.sleep(0.05)
+    except BaseException:
+        zk.stop()
+        raise
+    finally:
+        quiet.setLevel(level)
+    return zk, url
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=1000.0)
@@ -165,20 +209,35 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--zk", action="store_true", help="east: a multi-node cluster on ZooKeeper")
+    ap.add_argument("--nodes", type=int, default=3, help="with --zk: east's nodes")
+    ap.add_argument(
+        "--zk-no-fsync",
+        action="store_true",
+        help="with --zk: ZooKeeper's forceSync=no, a proxy for its log on a disk of its own",
+    )
     args = ap.parse_args()
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
+    zk: Any = None
     with tempfile.TemporaryDirectory(prefix="switchover-bench-") as tmp:
         root = Path(tmp)
         try:
-            east, east_url = serve(root, "east")
+            if args.zk:
+                zk, east_url = start_nodes(root, args.nodes, procs, not args.zk_no_fsync)
+            else:
+                east, east_url = serve(root, "east")
+                procs.append(east)
             west, west_url = serve(root, "west")
-            procs = [east, west]
+            procs.append(west)
             with pf.connect(east_url) as c:
                 c.create_table("t", partition_count=args.partitions)
                 dup = c.add_duplication("t", west_url)
                 dup.wait_for(pf.DupStatus.LOG, timeout=60)
                 dupid = dup.dupid
             print(
+                f"east {east_url}{f' ({args.nodes} nodes)' if args.zk else ''}"
+                f"{', ZooKeeper forceSync=no' if args.zk and args.zk_no_fsync else ''}, west {west_url}; "
+                f"load average {os.getloadavg()[0]:.1f}; "
                 f"backend {pf.backend()}; {args.partitions} partitions; {args.writers} writers at "
                 f"{args.rate:.0f} writes/s; {args.seconds}s before and after each switchover"
             )
@@ -215,6 +274,8 @@ def main() -> int:
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     p.kill()
+            if zk is not None:
+                zk.stop()
 
 
 if __name__ == "__main__":

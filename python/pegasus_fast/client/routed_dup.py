@@ -14,6 +14,7 @@ import time
 from ..coord.zk import read_dups
 from ..duplication.status import DupStatus, PartitionProgress, stuck_timeout_error
 from ..duplication.verify_report import VerifyReport, merge
+from ..engine.switchover import SwitchoverReport, check_timeout
 from ..errors import (
     DuplicationError,
     DuplicationNotFoundError,
@@ -22,6 +23,7 @@ from ..errors import (
     RemoteUnavailableError,
 )
 from ..net import pegasus_fast_pb2 as pb
+from ..net.table_roles import report_from_pb
 from .remote_dup import RemoteDuplication, check_update
 from .routing import Routing
 
@@ -149,11 +151,19 @@ class RoutedDuplication:
 
     def switchover(
         self, timeout: float = 30.0, reverse_remote: str | None = None, reverse_token: str | None = None
-    ) -> None:
-        """Not yet for a multi-node source (docs/switchover.md): DuplicationError, nothing fenced."""
-        raise DuplicationError(
-            f"duplication {self.dupid}: a multi-node cluster cannot switch over yet (docs/switchover.md)"
-        )
+    ) -> SwitchoverReport:
+        """Hand the table's writes to the follower, nothing lost, and make this cluster follow
+        it (docs/switchover.md), run by the meta leader (multinode/switchover.py).
+        ``reverse_remote``: how the follower reaches this cluster (default: its zk:// URL)."""
+        timeout = check_timeout(timeout)
+        self._r.check_open()
+        request = pb.SwitchoverRequest(dupid=self.dupid, timeout_seconds=timeout)
+        if reverse_remote is not None:
+            request.reverse_remote = reverse_remote
+        if reverse_token is not None:
+            request.reverse_token = reverse_token
+        conn = self._r.leader()
+        return report_from_pb(conn("Switchover", request, timeout=timeout + conn.timeout))
 
     def pause(self) -> None:
         self._set("PauseDuplication")

@@ -3,14 +3,17 @@ table's role and its envs, and switching a duplication's table over to its follo
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
 from ..duplication.ports import SourceId
+from ..errors import PegasusFastError
+from ..storage.partition import SERVING
 from . import switchover, takeover
 from .envs import validate_envs
 from .remotes import Remotes
-from .roles import DupView, TableRole, TableRoles
+from .roles import MOVED_TO_ENV, DupView, TableRole, TableRoles
 from .switchover import SwitchoverReport
 from .table import Table, TableInfo
 
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from ..duplication.catalog import DuplicationCatalog
     from .meta import ClusterMeta
     from .tables import Tables
+
+log = logging.getLogger(__name__)
 
 
 class ClusterRoles:
@@ -104,7 +109,17 @@ class ClusterRoles:
             if rec.envs == wanted:
                 return False
             self.meta.set_envs(name, wanted)
-            self.roles.refresh(name)
+            decrees = self.roles.refresh(name)
+            fenced = MOVED_TO_ENV in wanted and MOVED_TO_ENV not in rec.envs
+        if fenced:
+            # a switchover's fence (multinode/switchover.py): every write logged before the gate
+            # is made durable before the leader asks for the fenced decrees
+            for p in self.table(name).partitions:
+                if decrees.get(p.pidx, 0) > 0 and p.state is SERVING:
+                    try:
+                        p.sync_wal()
+                    except (OSError, PegasusFastError) as exc:  # one this node does not serve
+                        log.warning("table %s partition %d: WAL sync at the fence: %s", name, p.pidx, exc)
         return True
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..duplication.drain import drain
-from ..duplication.ports import SourceId
+from ..duplication.ports import Follower, SourceId
 from ..duplication.status import DupStatus
 from ..errors import (
     InvalidArgumentError,
@@ -100,74 +101,151 @@ def unfence(cluster: Cluster, table: str) -> bool:
         return False
 
 
-def _drain_all(cluster: Cluster, dup: Any, behind: dict[int, tuple[int, int]]) -> dict[int, int]:
-    """Start draining each lagging partition's tail to the follower, all at once
-    (duplication/drain.py); the dict fills in with each one's answer as it comes."""
-    out: dict[int, int] = {}
-    token = cluster.meta.state.duplications[dup.dupid].remote_token or None
-    source = SourceId(cluster.name, cluster.info().uid, dup.table_name, dup.dupid)
-    try:
-        # as the duplication: the follower takes its Apply calls from its own source only
-        follower = cluster.remotes.connect(dup.remote, token, source)
-        cid, _uid = follower.identity()
-        batch = min(cluster.config.duplicate_log_batch_bytes, follower.max_batch_bytes())
-    except Exception:  # noqa: BLE001 - the driver's own shipping still counts; the wait says why
+class SwitchSource(Protocol):
+    """What a switchover needs of the cluster switching a table over: an embedded or served one
+    (:class:`LocalSource`, below), or one of several nodes (multinode/switchover.py). The
+    steps, their order and what a failure undoes are :func:`run`'s, the same for both."""
+
+    table: str
+    dupid: int
+    #: the follower's address (the new primary), and its table there
+    remote: str
+    remote_table: str
+
+    def lock(self) -> AbstractContextManager[Any]:
+        """Held for the whole switchover (one at a time per cluster)."""
+
+    def not_shipping(self) -> str | None:
+        """Why the duplication does not ship now (paused, failed...), None when it does."""
+
+    def moved_to(self) -> str:
+        """The table's ``duplication.moved_to`` env ("" for none)."""
+
+    def fence(self) -> dict[int, int]:
+        """Fence the table durably (TableMovedError naming :attr:`remote`); returns each
+        partition's last decree, durable, past which no client write is logged."""
+
+    def unfence(self) -> bool:
+        """Take client writes again; False when the fence could not be lifted."""
+
+    def confirmed(self) -> tuple[dict[int, int], str]:
+        """Each partition's decree the follower confirmed, and a reason one is stuck ("")."""
+
+    def drain(self, behind: dict[int, tuple[int, int]]) -> dict[int, int]:
+        """Start shipping each lagging partition's tail ``(start, through)`` at once; the dict
+        fills in with the decree the follower holds as each answer comes ({}: none drained)."""
+
+    def follower(self) -> tuple[Follower, SourceId]:
+        """The follower, connected as the duplication, and the duplication's source id."""
+
+    def remove(self) -> None:
+        """Remove the duplication switched over (the follower took over)."""
+
+
+class LocalSource:
+    """The switchover of an embedded or served (single-process) cluster's duplication."""
+
+    def __init__(self, cluster: Cluster, dup: Any) -> None:
+        self.cluster = cluster
+        self.dup = dup
+        self.table: str = dup.table_name
+        self.dupid: int = dup.dupid
+        self.remote: str = dup.remote
+        self.remote_table: str = dup.remote_table
+
+    def lock(self) -> AbstractContextManager[Any]:
+        return self.cluster.switch_lock  # type: ignore[no-any-return]
+
+    def not_shipping(self) -> str | None:
+        dup = self.dup
+        if dup.error is None and dup.status is DupStatus.LOG:
+            return None
+        return f"the duplication is {dup.status}" + (f": {dup.error}" if dup.error else "")
+
+    def moved_to(self) -> str:
+        return self.cluster.roles.role(self.table).moved_to  # type: ignore[no-any-return]
+
+    def fence(self) -> dict[int, int]:
+        return fence(self.cluster, self.table, self.remote)
+
+    def unfence(self) -> bool:
+        return unfence(self.cluster, self.table)
+
+    def confirmed(self) -> tuple[dict[int, int], str]:
+        self.dup.wake()
+        rows = self.dup.progress()
+        return {r.pidx: r.confirmed_decree for r in rows}, next((r.reason for r in rows if r.reason), "")
+
+    def follower(self) -> tuple[Follower, SourceId]:
+        c, dup = self.cluster, self.dup
+        token = c.meta.state.duplications[dup.dupid].remote_token or None
+        source = SourceId(c.name, c.info().uid, dup.table_name, dup.dupid)
+        # as the duplication: the follower takes its calls from its own source only
+        return c.remotes.connect(dup.remote, token, source), source
+
+    def drain(self, behind: dict[int, tuple[int, int]]) -> dict[int, int]:
+        """Start draining each lagging partition's tail to the follower, all at once
+        (duplication/drain.py); the dict fills in with each one's answer as it comes."""
+        out: dict[int, int] = {}
+        dup = self.dup
+        try:
+            follower, _source = self.follower()
+            cid, _uid = follower.identity()
+            batch = min(self.cluster.config.duplicate_log_batch_bytes, follower.max_batch_bytes())
+        except Exception:  # noqa: BLE001 - the driver's own shipping still counts; the wait says why
+            return out
+
+        def one(pidx: int, start: int, through: int) -> None:
+            try:
+                out[pidx] = drain(
+                    dup.partitions[pidx], follower, dup.remote_table, start, through, batch, cid
+                )
+            except Exception:  # noqa: BLE001 - as above: the driver ships it, or the wait times out
+                pass
+
+        for pidx, (start, through) in behind.items():
+            threading.Thread(
+                target=one, args=(pidx, start, through), name=f"drain-{pidx}", daemon=True
+            ).start()
         return out
 
-    def one(pidx: int, start: int, through: int) -> None:
-        try:
-            out[pidx] = drain(dup.partitions[pidx], follower, dup.remote_table, start, through, batch, cid)
-        except Exception:  # noqa: BLE001 - as above: the driver ships it, or the wait times out
-            pass
-
-    for pidx, (start, through) in behind.items():
-        threading.Thread(target=one, args=(pidx, start, through), name=f"drain-{pidx}", daemon=True).start()
-    return out
+    def remove(self) -> None:
+        self.dup.remove()
 
 
-def _catch_up(cluster: Cluster, dup: Any, decrees: dict[int, int], deadline: float) -> None:
-    dup.wake()
-    rows = dup.progress()
+def _catch_up(side: SwitchSource, decrees: dict[int, int], deadline: float) -> None:
+    confirmed, reason = side.confirmed()
     behind = {
-        r.pidx: (r.confirmed_decree + 1, decrees[r.pidx])
-        for r in rows
-        if r.confirmed_decree < decrees.get(r.pidx, 0)
+        pidx: (confirmed.get(pidx, 0) + 1, d) for pidx, d in decrees.items() if confirmed.get(pidx, 0) < d
     }
-    drained = _drain_all(cluster, dup, behind) if behind else {}
+    drained = side.drain(behind) if behind else {}
     while True:
-        if dup.error is not None or dup.status is not DupStatus.LOG:
-            raise SwitchoverError(
-                dup.table_name,
-                dup.dupid,
-                "catch_up",
-                f"the duplication is {dup.status}" + (f": {dup.error}" if dup.error else ""),
-            )
-        confirmed = {r.pidx: max(r.confirmed_decree, drained.get(r.pidx, 0)) for r in rows}
-        if all(confirmed[i] >= d for i, d in decrees.items()):
+        held = {i: max(confirmed.get(i, 0), drained.get(i, 0)) for i in decrees}
+        if all(held[i] >= d for i, d in decrees.items()):
             return
+        problem = side.not_shipping()
+        if problem is not None:
+            raise SwitchoverError(side.table, side.dupid, "catch_up", problem)
         if time.monotonic() >= deadline:
-            late = sorted(i for i, d in decrees.items() if confirmed[i] < d)
-            reason = next((r.reason for r in rows if r.reason), "")
+            late = sorted(i for i, d in decrees.items() if held[i] < d)
             raise SwitchoverError(
-                dup.table_name,
-                dup.dupid,
+                side.table,
+                side.dupid,
                 "catch_up",
                 f"timed out; partitions {late} not confirmed" + (f" ({reason})" if reason else ""),
             )
         time.sleep(POLL_SECONDS)
-        rows = dup.progress()
+        confirmed, reason = side.confirmed()
 
 
 def _take_over(
-    cluster: Cluster, dup: Any, decrees: dict[int, int], back: str, back_token: str | None, deadline: float
+    side: SwitchSource, decrees: dict[int, int], back: str, back_token: str | None, deadline: float
 ) -> tuple[int, dict[int, int]]:
-    token = cluster.meta.state.duplications[dup.dupid].remote_token or None
-    source = SourceId(cluster.name, cluster.info().uid, dup.table_name, dup.dupid)
     ambiguous = False
     while True:
         try:
-            follower = cluster.remotes.connect(dup.remote, token, source)
-            return follower.take_over(dup.remote_table, source, decrees, back, back_token)  # type: ignore[no-any-return]
+            follower, source = side.follower()
+            return follower.take_over(side.remote_table, source, decrees, back, back_token)
         except RemoteUnavailableError as exc:
             # a call that ran out of time may have been taken over all the same (a refused
             # connection never reached it); a retry is safe, the take-over answers the same
@@ -176,12 +254,81 @@ def _take_over(
                 if ambiguous:
                     raise TimeoutError(f"the follower's answer to the take-over never came: {exc}") from exc
                 raise SwitchoverError(
-                    dup.table_name,
-                    dup.dupid,
+                    side.table,
+                    side.dupid,
                     "take_over",
                     f"the follower is unreachable: {exc.reason or exc}",
                 ) from exc
             time.sleep(0.05)
+
+
+def run(side: SwitchSource, timeout: float, back: str, back_token: str | None) -> SwitchoverReport:
+    """The steps of a switchover (the module's docstring) on ``side``; ``back``: how the new
+    primary reaches the switching cluster, ``back_token``: what it shows it."""
+    table, dupid = side.table, side.dupid
+    with side.lock():
+        problem = side.not_shipping()
+        if problem is not None:
+            raise SwitchoverError(table, dupid, "check", f"{problem}, not shipping")
+        moved = side.moved_to()
+        if moved and moved != side.remote:
+            raise SwitchoverError(table, dupid, "check", f"the table moved to {moved} already")
+        # fenced for this duplication already: a switchover cut short (the source restarted in
+        # the middle of it) is finished by running it again; the take-over answers the same
+        if is_url(side.remote) and not is_url(back):
+            # a follower in another process cannot open this cluster by its path
+            raise SwitchoverError(
+                table,
+                dupid,
+                "check",
+                "the follower is served: give reverse_remote, a URL this cluster is served at",
+            )
+        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        try:
+            decrees = side.fence()
+        except BaseException as exc:
+            side.unfence()
+            if isinstance(exc, PegasusFastError):
+                raise SwitchoverError(table, dupid, "fence", str(exc)) from exc
+            raise
+        stage = "catch_up"
+        try:
+            _catch_up(side, decrees, deadline)
+            caught_up = time.monotonic()
+            stage = "take_over"
+            new_dupid, held = _take_over(side, decrees, back, back_token, deadline)
+        except SwitchoverError as exc:
+            ok = side.unfence()
+            raise SwitchoverError(table, dupid, exc.stage, exc.reason, ok) from exc
+        except TimeoutError as exc:
+            # the take-over's answer never came: the follower may be the primary now, so the
+            # source stays fenced (an operator checks the follower, then unfences or not)
+            raise SwitchoverError(table, dupid, stage, f"no answer: {exc}", unfenced=False) from exc
+        except Exception as exc:
+            ok = side.unfence()
+            raise SwitchoverError(table, dupid, stage, f"{type(exc).__name__}: {exc}", ok) from exc
+        writable = time.monotonic()
+        try:
+            side.remove()
+        except PegasusFastError as exc:  # the follower took over: the switchover stands
+            log.warning("switchover of %s: removing duplication %s failed: %s", table, dupid, exc)
+    rpo = sum(max(0, d - held.get(i, 0)) for i, d in decrees.items())
+    return SwitchoverReport(
+        table=table,
+        old_dupid=dupid,
+        new_dupid=new_dupid,
+        new_primary=side.remote,
+        rpo_mutations=rpo,
+        write_unavailable_ms=(writable - start) * 1000.0,
+        catch_up_ms=(caught_up - start) * 1000.0,
+        fenced_decrees=dict(decrees),
+    )
+
+
+def check_reverse_remote(reverse_remote: object) -> None:
+    if reverse_remote is not None and (not isinstance(reverse_remote, str) or not reverse_remote):
+        raise InvalidArgumentError("reverse_remote is a non-empty str")
 
 
 def switchover(
@@ -195,68 +342,18 @@ def switchover(
     (default: this cluster's path, for a follower in the same process); ``reverse_token``:
     what it shows this cluster."""
     timeout = check_timeout(timeout)
-    if reverse_remote is not None and (not isinstance(reverse_remote, str) or not reverse_remote):
-        raise InvalidArgumentError("reverse_remote is a non-empty str")
+    check_reverse_remote(reverse_remote)
     dup = cluster.duplication(dupid)
-    table = dup.table_name
-    with cluster.switch_lock:
-        if dup.error is not None or dup.status is not DupStatus.LOG:
-            raise SwitchoverError(table, dupid, "check", f"the duplication is {dup.status}, not shipping")
-        role = cluster.roles.role(table)
-        if role.moved_to and role.moved_to != dup.remote:
-            raise SwitchoverError(table, dupid, "check", f"the table moved to {role.moved_to} already")
-        # fenced for this duplication already: a switchover cut short (the source restarted in
-        # the middle of it) is finished by running it again; the take-over answers the same
-        back = reverse_remote or cluster.path
-        if is_url(dup.remote) and not is_url(back):
-            # a follower in another process cannot open this cluster by its path
-            raise SwitchoverError(
-                table,
-                dupid,
-                "check",
-                "the follower is served: give reverse_remote, a URL this cluster is served at",
-            )
-        deadline = time.monotonic() + timeout
-        start = time.monotonic()
-        try:
-            decrees = fence(cluster, table, dup.remote)
-        except BaseException as exc:
-            unfence(cluster, table)
-            if isinstance(exc, PegasusFastError):
-                raise SwitchoverError(table, dupid, "fence", str(exc)) from exc
-            raise
-        stage = "catch_up"
-        try:
-            _catch_up(cluster, dup, decrees, deadline)
-            caught_up = time.monotonic()
-            stage = "take_over"
-            new_dupid, held = _take_over(cluster, dup, decrees, back, reverse_token, deadline)
-        except SwitchoverError as exc:
-            ok = unfence(cluster, table)
-            raise SwitchoverError(table, dupid, exc.stage, exc.reason, ok) from exc
-        except TimeoutError as exc:
-            # the take-over's answer never came: the follower may be the primary now, so the
-            # source stays fenced (an operator checks the follower, then unfences or not)
-            raise SwitchoverError(table, dupid, stage, f"no answer: {exc}", unfenced=False) from exc
-        except Exception as exc:
-            ok = unfence(cluster, table)
-            raise SwitchoverError(table, dupid, stage, f"{type(exc).__name__}: {exc}", ok) from exc
-        writable = time.monotonic()
-        try:
-            dup.remove()
-        except PegasusFastError as exc:  # the follower took over: the switchover stands
-            log.warning("switchover of %s: removing duplication %s failed: %s", table, dupid, exc)
-    rpo = sum(max(0, d - held.get(i, 0)) for i, d in decrees.items())
-    return SwitchoverReport(
-        table=table,
-        old_dupid=dupid,
-        new_dupid=new_dupid,
-        new_primary=dup.remote,
-        rpo_mutations=rpo,
-        write_unavailable_ms=(writable - start) * 1000.0,
-        catch_up_ms=(caught_up - start) * 1000.0,
-        fenced_decrees=dict(decrees),
-    )
+    return run(LocalSource(cluster, dup), timeout, reverse_remote or cluster.path, reverse_token)
 
 
-__all__ = ["SwitchoverReport", "fence", "switchover", "unfence"]
+__all__ = [
+    "LocalSource",
+    "SwitchSource",
+    "SwitchoverReport",
+    "check_reverse_remote",
+    "fence",
+    "run",
+    "switchover",
+    "unfence",
+]

@@ -21,6 +21,7 @@ from ..errors import (
     SwitchoverError,
     TableNotFoundError,
 )
+from .local_follower import same_source
 from .open_clusters import open_cluster_at
 from .remotes import is_url
 from .roles import MOVED_TO_ENV
@@ -30,12 +31,6 @@ BACK_CHECK_SECONDS = 3.0
 
 #: the embedded cluster (engine/cluster.py), which calls in here: typed loosely, not imported back
 Cluster = Any
-
-
-def _same(a: SourceId, b: SourceId) -> bool:
-    if a.cluster_uid and b.cluster_uid and a.cluster_uid != b.cluster_uid:
-        return False
-    return (a.cluster, a.table, a.dupid) == (b.cluster, b.table, b.dupid)
 
 
 def _held(cluster: Cluster, table: str) -> dict[int, int]:
@@ -49,10 +44,10 @@ def _back_to(cluster: Cluster, table: str, back_remote: str) -> list[int]:
     return [d.dupid for d in cluster.duplications(table) if d.remote == target and d.error is None]
 
 
-def _check_back(cluster: Cluster, table: str, source: SourceId, back_remote: str, token: str | None) -> None:
+def check_back(cluster: Cluster, table: str, source: SourceId, back_remote: str, token: str | None) -> None:
     """The old source must be reachable back (its address, its token) before anything changes
     here: a take-over whose reverse duplication could never connect would leave it following no
-    one."""
+    one. ``cluster``: what reaches it (its ``remotes``; a node's, for a multi-node follower)."""
     deadline = time.monotonic() + BACK_CHECK_SECONDS
     while True:
         try:
@@ -98,7 +93,7 @@ def take_over(
             if done:  # taken over already: the answer to a retried call
                 return done[0], _held(cluster, table)
             raise DuplicationError(f"table {table!r} of cluster {cluster.name!r} follows no one")
-        if not _same(fo.source, source):
+        if not same_source(fo.source, source):
             raise DuplicationError(
                 f"table {table!r} of cluster {cluster.name!r} follows "
                 f"{fo.source.cluster}.{fo.source.table}#{fo.source.dupid}, not this duplication"
@@ -127,7 +122,7 @@ def take_over(
             )
         existing = _back_to(cluster, table, back_remote)
         if not existing:
-            _check_back(cluster, table, source, back_remote, back_token)
+            check_back(cluster, table, source, back_remote, back_token)
         dup = None
         if existing:
             dupid = existing[0]
@@ -145,4 +140,4 @@ def take_over(
         return dupid, held
 
 
-__all__ = ["take_over"]
+__all__ = ["check_back", "take_over"]

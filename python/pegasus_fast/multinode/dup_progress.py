@@ -17,7 +17,7 @@ import time
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from ..coord.layout import dup_partition_path
+from ..coord.layout import DupDoc, dup_partition_path
 from ..coord.zk import read_dups
 from ..duplication.status import DupStatus
 from ..engine.cluster import Cluster
@@ -36,10 +36,13 @@ class DupProgress:
         self._confirmed_written: dict[tuple[int, int], int] = {}
         #: when the confirmed decrees were last written (monotonic)
         self.confirmed_at = 0.0
+        #: the cluster's duplications as the last sync read them (``/dups``)
+        self.docs: dict[int, DupDoc] = {}
 
     def sync(self) -> None:
         """Run every duplication of the cluster here, for the partitions this node owns."""
         docs = read_dups(self.zk)
+        self.docs = docs
         local = {d.dupid: d for d in self.cluster.duplications()}
         for dupid, doc in sorted(docs.items()):
             d = local.get(dupid)
@@ -74,6 +77,15 @@ class DupProgress:
         for dupid, d in local.items():
             if dupid not in docs and d.status != DupStatus.REMOVED:
                 d.remove()
+
+    def missing(self, table: str) -> list[int]:
+        """The duplications of ``table`` in ``/dups`` that do not run here (yet)."""
+        running = {d.dupid for d in self.cluster.duplications() if d.status != DupStatus.REMOVED}
+        return sorted(
+            dupid
+            for dupid, d in self.docs.items()
+            if d.table == table and d.status != "removed" and dupid not in running
+        )
 
     def write_confirmed(self) -> None:
         """Each owned partition's confirmed decree, into ZooKeeper when it moved on."""

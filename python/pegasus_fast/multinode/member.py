@@ -40,7 +40,8 @@ from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, TableConfig
 from ..coord.zk import ZkAddress, read_tables
 from ..duplication.ports import SourceId
 from ..engine.cluster import Cluster
-from ..engine.local_follower import LocalFollower
+from ..engine.local_follower import LocalFollower, same_source
+from ..engine.roles import MOVED_TO_ENV
 from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError
 from ..logs import Outage, event, get
 from ..net.peer import Peers
@@ -86,6 +87,8 @@ class Member:
         self.custody = Custody(zk, cluster, node_id, self.ownership)
         self.dups = DupProgress(zk, cluster, node_id, self.ownership)
         self._synced_at = 0.0
+        #: the ``/config`` version the last sync that finished had seen when it began
+        self._synced_version = -1
         self._configs: dict[str, TableConfig] = {}
         #: the ZooKeeper connection is lost: refuse writes until it is back and re-read
         self._suspended = threading.Event()
@@ -184,9 +187,15 @@ class Member:
 
     # -- configuration ------------------------------------------------------------------
 
-    def sync(self) -> None:
-        """Read the whole configuration and act on it (tables made or dropped, partitions served)."""
+    def sync(self, fresh: bool = False) -> None:
+        """Read the whole configuration and act on it (tables made or dropped, partitions served).
+        ``fresh``: the leader waits for a change it made; a sync that began once ``/config`` was
+        bumped for it (the watch's, started meanwhile) read it already, and is enough."""
+        version = self._config_version() if fresh else None
         with self._sync_lock:
+            if version is not None and self._synced_version >= version:
+                return
+            began = self._config_version()
             read_at = time.monotonic()
             configs = read_tables(self.zk)
             owned: dict[str, frozenset[int]] = {}
@@ -223,9 +232,42 @@ class Member:
             self._configs = configs
             self.custody.publish(owned, read_at)
             self.dups.sync()
+            # after the duplications: a table taken over runs its reverse duplication here before
+            # its gate opens (multinode/takeover.py)
+            for name, tc in configs.items():
+                self._follow(name, tc)
             self._synced_at = time.monotonic()
             if self.zk.connected:
                 self._suspended.clear()
+            self._synced_version = max(self._synced_version, began)
+
+    def _config_version(self) -> int:
+        stat = self.zk.exists(CONFIG)
+        return -1 if stat is None else int(stat.version)
+
+    def _follow(self, name: str, tc: TableConfig) -> None:
+        """Make this node's follower record of the table the znode's ``follower_of``: adopted
+        by a duplication without checkpoint, or taken over (it follows no one)."""
+        rec = self.cluster.followers.record(name)
+        if rec is None:
+            return
+        mine = None if rec.follower_of is None else rec.follower_of.source
+        f = tc.app.follower_of
+        want = None if f is None else SourceId(**f)
+        if want is None and mine is not None:
+            missing = self.dups.missing(name)
+            if missing:
+                # taken over: its reverse duplication must run here before any client write
+                # is taken, or that write would never reach the old source (the next sync
+                # tries again: the config watch, or RESYNC_INTERVAL)
+                log.warning(
+                    "node %s: table %s waits for duplications %s to promote", self.node_id, name, missing
+                )
+                return
+            self.cluster.followers.promote(name, MOVED_TO_ENV)
+        elif want is not None and (mine is None or not same_source(mine, want)):
+            again = mine is not None and (mine.cluster_uid, mine.table) == (want.cluster_uid, want.table)
+            self.cluster.followers.adopt(name, want, tc.app.partition_count, continues=again)
 
     def note_fenced(self, table: str, pidx: int) -> None:
         self.custody.note_fenced(table, pidx)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..coord.zk import read_leader
+from ..coord.zk import read_leader, read_nodes
 from ..duplication.ports import SourceId
 from ..errors import NotLeaderError
 from ..net import pegasus_fast_pb2 as pb
+from ..net.table_roles import report_to_pb
+from . import switchover
 from .member import Member
 from .placement import Placement
 
@@ -33,8 +35,11 @@ class Meta:
     def close(self) -> None:
         self.placement.close()
 
-    def _here_or_leader(self, method: str, request: _Q, here: Callable[[_Q], _A]) -> _A:
-        """``here(request)`` when this node leads, else the leader's answer to ``method``."""
+    def _here_or_leader(
+        self, method: str, request: _Q, here: Callable[[_Q], _A], service: str = "meta"
+    ) -> _A:
+        """``here(request)`` when this node leads, else the leader's answer to ``method`` (of
+        its ``service``: meta, or follower for a take-over)."""
         m = self.member
         if m.is_leader:
             return here(request)
@@ -42,7 +47,7 @@ class Meta:
         if leader is None or leader.node_id == m.node_id:
             raise NotLeaderError(m.node_id, None)
         peer = m.peers.get(leader.url)
-        return peer(peer.meta, method, request, timeout=FORWARD_TIMEOUT)  # type: ignore[no-any-return]
+        return peer(getattr(peer, service), method, request, timeout=FORWARD_TIMEOUT)  # type: ignore[no-any-return]
 
     # -- tables ----------------------------------------------------------------------------
 
@@ -145,11 +150,51 @@ class Meta:
         def here(r: pb.EnsureTableRequest) -> pb.Empty:
             s = r.source
             self.placement.ensure_follower_table(
-                r.table, r.partition_count, SourceId(s.cluster, s.cluster_uid, s.table, s.dupid)
+                r.table,
+                r.partition_count,
+                SourceId(s.cluster, s.cluster_uid, s.table, s.dupid),
+                r.with_checkpoint,
             )
             return pb.Empty()
 
         return self._here_or_leader("EnsureFollowerTable", request, here)
+
+    def switchover(self, request: pb.SwitchoverRequest) -> pb.SwitchoverReply:
+        """A duplication of this cluster switched over to its follower (switchover.py), run by
+        the leader: the Client service's call, passed on to the leader's."""
+
+        def here(r: pb.SwitchoverRequest) -> pb.SwitchoverReply:
+            back = r.reverse_remote or None
+            if back is not None and back in {d.url for d in read_nodes(self.member.zk).values()}:
+                # a client of one node names that node: the way back is the cluster's zk:// URL
+                back = None
+            report = switchover.switchover(
+                self.placement,
+                r.dupid,
+                r.timeout_seconds or 30.0,
+                back,
+                r.reverse_token if r.HasField("reverse_token") else None,
+            )
+            return report_to_pb(report)
+
+        return self._here_or_leader("Switchover", request, here, service="client")
+
+    def take_over(self, request: pb.TakeOverRequest) -> pb.TakeOverReply:
+        """A switchover's take-over of a follower table of this cluster (takeover.py), on the
+        leader: the Follower service's call, passed on to the leader's."""
+
+        def here(r: pb.TakeOverRequest) -> pb.TakeOverReply:
+            s = r.source
+            dupid, held = self.placement.take_over(
+                r.table,
+                SourceId(s.cluster, s.cluster_uid, s.table, s.dupid),
+                dict(r.decrees),
+                r.back_remote,
+                r.back_token if r.HasField("back_token") else None,
+            )
+            return pb.TakeOverReply(dupid=dupid, applied=held)
+
+        return self._here_or_leader("TakeOver", request, here, service="follower")
 
 
 __all__ = ["FORWARD_TIMEOUT", "Meta"]

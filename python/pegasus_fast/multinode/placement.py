@@ -12,13 +12,24 @@ act on it. The Meta service reaches these through meta.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from ..coord.layout import CONFIG, AppDoc, DupDoc, NodeDoc, PartitionDoc, app_path, dup_path, partition_path
+from ..coord.layout import (
+    CONFIG,
+    DUPS,
+    AppDoc,
+    DupDoc,
+    NodeDoc,
+    PartitionDoc,
+    app_path,
+    dup_path,
+    partition_path,
+)
 from ..coord.zk import parse_zk, read_dups, read_leader, read_nodes, read_table, read_tables
 from ..duplication.ports import SourceId
 from ..duplication.status import FAIL_MODES
@@ -39,9 +50,10 @@ from ..errors import (
 from ..logs import event, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url, parse_url
-from . import moves, table_envs
+from . import moves, table_envs, takeover
 from .member import Member
 from .plan import Move, plan_balance, spread
+from .table_envs import CAS_TRIES
 
 log = get(__name__)
 
@@ -85,7 +97,7 @@ class Placement:
 
         def one(doc: NodeDoc) -> None:
             if doc.node_id == m.node_id:
-                m.sync()
+                m.sync(fresh=True)
             else:
                 peer = m.peers.get(doc.url)
                 peer(peer.node, "Sync", pb.Empty(), timeout=10.0)
@@ -200,9 +212,13 @@ class Placement:
 
     # -- duplications ------------------------------------------------------------------------
 
-    def ensure_follower_table(self, table: str, partition_count: int, source: SourceId) -> None:
+    def ensure_follower_table(
+        self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool = True
+    ) -> None:
         """The table a duplication into this cluster writes: made, every partition learning
-        on its owner (which the source then teaches, partition by partition), or checked."""
+        on its owner (which the source then teaches, partition by partition), or checked. A
+        duplication without checkpoint adopts a table that exists (takeover.py: the reverse
+        duplication of a switchover into the fenced old source)."""
         self.require_leader()
         try:
             tc = read_table(self.zk, table)
@@ -213,13 +229,31 @@ class Placement:
             except TableExistsError:
                 tc = read_table(self.zk, table)
         f = tc.app.follower_of
-        if f is None or not same_source(SourceId(**f), source):
+        mine = None if f is None else SourceId(**f)
+        if mine is not None and same_source(mine, source):
+            if tc.app.partition_count != partition_count:
+                raise DuplicationError(f"follower table {table!r} has another partition count")
+            return
+        # a table of its own, or one that followed this same source table before (a switchover
+        # back and forth): adopted as it is by a duplication without checkpoint
+        again = mine is not None and (mine.cluster_uid, mine.table) == (source.cluster_uid, source.table)
+        if with_checkpoint or (mine is not None and not again):
             raise DuplicationError(
                 f"table {table!r} of this cluster exists and is not the follower of "
                 f"{source.cluster}.{source.table} (duplication {source.dupid})"
             )
-        if tc.app.partition_count != partition_count:
-            raise DuplicationError(f"follower table {table!r} has another partition count")
+        takeover.adopt(self, tc, partition_count, source)
+
+    def take_over(
+        self,
+        table: str,
+        source: SourceId,
+        decrees: dict[int, int],
+        back_remote: str,
+        back_token: str | None = None,
+    ) -> tuple[int, dict[int, int]]:
+        """This cluster's follower table takes over from its fenced source (takeover.py)."""
+        return takeover.take_over(self, table, source, decrees, back_remote, back_token)
 
     def add_duplication(
         self,
@@ -233,6 +267,26 @@ class Placement:
     ) -> int:
         """A duplication of the cluster: recorded in ZooKeeper, then started on every node
         (each ships the partitions it owns). Returns its id."""
+        dupid = self.record_duplication(
+            table, remote, remote_table, with_checkpoint, fail_mode, remote_token, accept_gap
+        )
+        self.changed()
+        return dupid
+
+    def record_duplication(
+        self,
+        table: str,
+        remote: str,
+        remote_table: str | None,
+        with_checkpoint: bool,
+        fail_mode: str,
+        remote_token: str | None,
+        accept_gap: bool = False,
+        with_app: Callable[[AppDoc], AppDoc] | None = None,
+    ) -> int:
+        """:meth:`add_duplication` without telling the nodes (the caller calls :meth:`changed`).
+        ``with_app``: the table's znode changed by it in the same ZooKeeper transaction, by
+        compare-and-set of its version (a take-over's promotion, takeover.py)."""
         self.require_leader()
         if fail_mode not in FAIL_MODES:
             raise InvalidArgumentError(f"fail_mode must be one of {FAIL_MODES}")
@@ -265,14 +319,39 @@ class Placement:
             accept_gap=accept_gap,
         )
         dupid = max(docs, default=0) + 1
+        if with_app is not None:
+            return self._record_with_app(table, dupid, doc, with_app)
         while True:
             try:
                 self.zk.create(dup_path(dupid), doc.encode(), makepath=True)
                 break
             except NodeExistsError:
                 dupid += 1
-        self.changed()
         return dupid
+
+    def _record_with_app(
+        self, table: str, dupid: int, doc: DupDoc, change: Callable[[AppDoc], AppDoc]
+    ) -> int:
+        self.zk.ensure_path(DUPS)
+        path = app_path(table)
+        for _ in range(CAS_TRIES):
+            try:
+                raw, stat = self.zk.get(path)
+            except NoNodeError:
+                raise TableNotFoundError(table) from None
+            tx = self.zk.transaction()
+            tx.create(dup_path(dupid), doc.encode())
+            tx.set_data(path, change(AppDoc.decode(raw, path)).encode(), version=stat.version)
+            results = tx.commit()
+            if not any(isinstance(r, Exception) for r in results):
+                return dupid
+            if isinstance(results[0], NodeExistsError):
+                dupid += 1  # taken meanwhile
+            elif isinstance(results[1], NoNodeError):
+                raise TableNotFoundError(table)
+            elif not isinstance(results[1], BadVersionError):  # else changed meanwhile: again
+                raise CoordinationError(self.member.addr.spec, f"duplication of {table!r}: {results!r}")
+        raise CoordinationError(self.member.addr.spec, f"table {table!r}: its znode keeps changing")
 
     def set_duplication(self, dupid: int, status: str) -> None:
         """Pause, resume or remove a duplication on every node."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from ..coord.auth import auth_of
 from ..coord.zk import connect as zk_connect
 from ..coord.zk import parse_zk
 from ..duplication.ports import Chunk, ManifestEntry, SourceId
-from ..errors import DuplicationError, NotOwnerError, RemoteUnavailableError, TableNotFoundError
+from ..errors import NotOwnerError, RemoteUnavailableError, TableNotFoundError
 from ..net.follower import RemoteConnector, RemoteFollower
 from .routes import Routes
 
@@ -84,6 +85,22 @@ class RoutedFollower:
         ((url, _),) = self._routes.owner_urls(table, [pidx]).items()
         return self._routed(table, lambda: self._at(url, fn))
 
+    def _each_owner(
+        self, table: str, pidxs: Iterable[int], fn: Callable[[RemoteFollower, list[int]], _R]
+    ) -> dict[str, _R]:
+        """``fn`` on every owner of ``pidxs`` with the partitions it owns, the owners at once (a
+        duplication's start makes several such calls while a switchover waits for it)."""
+        groups = self._routes.owner_urls(table, pidxs)
+
+        def one(url: str, mine: list[int]) -> _R:
+            return self._routed(table, lambda: self._at(url, lambda f: fn(f, mine)))
+
+        if len(groups) <= 1:
+            return {url: one(url, mine) for url, mine in groups.items()}
+        with ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="routed-follower") as pool:
+            futures = {url: pool.submit(one, url, mine) for url, mine in groups.items()}
+            return {url: fut.result() for url, fut in futures.items()}
+
     def _routed(self, table: str, call: Callable[[], _R]) -> _R:
         try:
             return call()
@@ -110,22 +127,16 @@ class RoutedFollower:
         if len(cfg.partitions) != count:
             return self._any(lambda f: f.partition_statuses(table, count))  # raises the typed mismatch
         rows: list[tuple[bool, int]] = [(False, 0)] * count
-        for url, pidxs in self._routes.owner_urls(table, range(count)).items():
-            got = self._routed(
-                table, lambda url=url: self._at(url, lambda f: f.partition_statuses(table, count))
-            )
-            for pidx in pidxs:
-                rows[pidx] = got[pidx]
+        got = self._each_owner(
+            table, range(count), lambda f, mine: (mine, f.partition_statuses(table, count))
+        )
+        for mine, statuses in got.values():
+            for pidx in mine:
+                rows[pidx] = statuses[pidx]
         return rows
 
     def learn_empty(self, table: str, decrees: dict[int, int]) -> None:
-        for url, pidxs in self._routes.owner_urls(table, decrees).items():
-            self._routed(
-                table,
-                lambda url=url, pidxs=pidxs: self._at(
-                    url, lambda f: f.learn_empty(table, {p: decrees[p] for p in pidxs})
-                ),
-            )
+        self._each_owner(table, decrees, lambda f, mine: f.learn_empty(table, {p: decrees[p] for p in mine}))
 
     def learn_snapshot(self, table: str, pidx: int, decree: int, block: bytes) -> None:
         self._on(table, pidx, lambda f: f.learn_snapshot(table, pidx, decree, block))
@@ -141,16 +152,10 @@ class RoutedFollower:
         self._on(table, pidx, lambda f: f.learn_checkpoint(table, pidx, decree, manifest, chunks))
 
     def mark_learned(self, table: str, pidxs: list[int]) -> None:
-        for url, mine in self._routes.owner_urls(table, pidxs).items():
-            self._routed(
-                table, lambda url=url, mine=mine: self._at(url, lambda f: f.mark_learned(table, mine))
-            )
+        self._each_owner(table, pidxs, lambda f, mine: f.mark_learned(table, mine))
 
     def restart_learning(self, table: str, pidxs: list[int]) -> None:
-        for url, mine in self._routes.owner_urls(table, pidxs).items():
-            self._routed(
-                table, lambda url=url, mine=mine: self._at(url, lambda f: f.restart_learning(table, mine))
-            )
+        self._each_owner(table, pidxs, lambda f, mine: f.restart_learning(table, mine))
 
     def apply(self, table: str, pidx: int, blocks: bytes, skipped_through: int = 0) -> int:
         return self._on(table, pidx, lambda f: f.apply(table, pidx, blocks, skipped_through))
@@ -199,7 +204,8 @@ class RoutedFollower:
         back_remote: str,
         back_token: str | None = None,
     ) -> tuple[int, dict[int, int]]:
-        raise DuplicationError("a multi-node follower cannot take a switchover over yet")
+        # any node passes it to the meta leader, which makes the change (multinode/takeover.py)
+        return self._any(lambda f: f.take_over(table, source, decrees, back_remote, back_token))
 
     def cancel(self) -> None:
         with self._lock:

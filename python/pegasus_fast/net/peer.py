@@ -1,4 +1,4 @@
-"""A channel to another node of a multi-node cluster, with its Client, Node and Meta stubs.
+"""A channel to another node of a multi-node cluster, with its Client, Node, Meta and Follower stubs.
 
 Calls raise the typed errors of :mod:`pegasus_fast.errors` (wire.py); the
 token and TLS files are the process's own (a node reaches its peers as its
@@ -38,6 +38,7 @@ class Peer:
         self.client = rpc.ClientStub(self.channel)
         self.node = rpc.NodeStub(self.channel)
         self.meta = rpc.MetaStub(self.channel)
+        self.follower = rpc.FollowerStub(self.channel)
         self.md = auth_metadata(token if token is not None else token_from_env())
         self.closed = False
 

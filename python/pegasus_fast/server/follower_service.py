@@ -18,7 +18,7 @@ import grpc
 from ..duplication.ports import Chunk, SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower
-from ..errors import DuplicationError, InvalidArgumentError, RemoteUnavailableError
+from ..errors import InvalidArgumentError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
@@ -94,7 +94,7 @@ class FollowerService(rpc.FollowerServicer):
         if not request.HasField("source"):
             raise InvalidArgumentError("TakeOver names no source")
         if self.meta is not None:
-            raise DuplicationError("a multi-node cluster cannot take a switchover over yet")
+            return self.meta.take_over(request)  # through the meta leader (multinode/takeover.py)
         dupid, applied = self.f.take_over(
             request.table,
             _source(request.source),

@@ -78,7 +78,7 @@ class NodeService(NodeTransfer):
     @typed
     def Sync(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.Empty:
         """Re-read the configuration now (the leader waits for it after a change)."""
-        self.member.sync()
+        self.member.sync(fresh=True)
         return pb.Empty()
 
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ..errors import DuplicationError
 from ..net import pegasus_fast_pb2 as pb
 from ..net.serving import typed
 from ..net.table_roles import report_to_pb
@@ -38,7 +37,8 @@ class SwitchoverHandlers:
     @typed
     def Switchover(self, request: pb.SwitchoverRequest, context: grpc.ServicerContext) -> pb.SwitchoverReply:
         if self.meta is not None:
-            raise DuplicationError("a multi-node cluster cannot switch over yet")
+            # on the meta leader (multinode/switchover.py); another node passes it on
+            return self.meta.switchover(request)  # type: ignore[no-any-return]
         report = self.c.switchover(
             request.dupid,
             request.timeout_seconds or 30.0,
