@@ -11,12 +11,12 @@ Until then a partition log's tail may live only in the page cache. After a crash
 (run when the cluster opens, before any partition does) appends to each partition log the
 blocks it lost, from this log, and makes them durable; then this log is emptied.
 
-Files: ``slog/slog.<seq>``, records appended, ``MAGIC | u32 payload length | u32 crc32c of
-the payload | payload``; the payload holds entries ``u16 path length | path of the partition
-log (relative to the cluster directory) | u64 offset of the block in that log | u64 first
-decree | u64 last decree | u32 block length | block`` (integers little-endian). A torn record
-at the end of the newest file was never acknowledged and is ignored; a bad record anywhere else
-is corruption.
+Files: ``slog/slog.<seq>``, records appended, ``MAGIC | u32 payload length | u32 CRC-32 of
+the payload (zlib's: C in both backends; each block keeps its own CRC32C too) | payload``; the
+payload holds entries ``u16 path length | path of the partition log (relative to the cluster
+directory) | u64 offset of the block in that log | u64 first decree | u64 last decree | u32
+block length | block`` (integers little-endian). A torn record at the end of the newest file was
+never acknowledged and is ignored; a bad record anywhere else is corruption.
 
 An entry is replayed only where it continues its partition log exactly (the log ends at its
 offset, with the decree before its first): a block already in the log is skipped, and a log
@@ -30,10 +30,11 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .. import _backend, fileio
+from .. import fileio
 from ..errors import WalCorruptionError
 from ..logs import get
 from . import walhead
@@ -62,7 +63,7 @@ def encode(entries: list[Entry]) -> bytes:
         raw = path.encode()
         parts += [_PATH_LEN.pack(len(raw)), raw, _ENTRY.pack(offset, first, last, len(block)), block]
     payload = b"".join(parts)
-    return _HEAD.pack(MAGIC, len(payload), _backend.impl.crc32c(payload)) + payload
+    return _HEAD.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
 
 
 def _decode_payload(payload: bytes, where: str) -> list[Entry]:
@@ -105,7 +106,7 @@ def read_file(path: str, newest: bool) -> Iterator[list[Entry]]:
                 bad = "not a record"
             elif end > len(data):
                 bad = "a record cut short"
-            elif _backend.impl.crc32c(data[pos + _HEAD.size : end]) != crc:
+            elif zlib.crc32(data[pos + _HEAD.size : end]) != crc:
                 bad = "a record whose checksum does not hold"
         if bad is not None:
             if newest:
