@@ -218,3 +218,39 @@ def test_a_failed_shared_log_falls_back_to_the_partition_logs(
             h.close()
     with pf.Cluster.open(root) as c:
         assert c.table("t").count() == 48
+
+
+def test_crafted_shared_log_files_never_reach_a_partition_log(tmp_path: Path) -> None:
+    """Garbage, flipped bits, lying lengths and paths out of the directory: a newest file's bad
+    end is ignored, an older file's is WalCorruptionError, and nothing is appended anywhere."""
+    import random
+
+    rng = random.Random(7)
+    good = slog.encode([("tables/1.0/wal", 0, 1, 1, b"block")])
+    crafted = [
+        rng.randbytes(200),
+        good[:-1],
+        good[:6] + b"\xff\xff\xff\x7f" + good[10:],  # a length past the file
+        bytes([good[0] ^ 1]) + good[1:],
+        good[:20] + bytes([good[20] ^ 0x10]) + good[21:],  # a payload bit flipped: the CRC fails
+    ]
+    for path in ("/etc/passwd", "../../x/wal", "tables/../../x"):
+        crafted.append(slog.encode([(path, 0, 1, 1, b"b")]))
+    root = tmp_path / "c"
+    (root / "slog").mkdir(parents=True)
+    for n, data in enumerate(crafted):
+        newest = root / "slog" / "slog.00000002"
+        newest.write_bytes(data)
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        try:
+            assert slog.replay(str(root), 1 << 20) == 0, n
+        except WalCorruptionError:
+            assert n >= 5, n  # only a record whose checksum holds but whose entries do not
+        older = root / "slog" / "slog.00000001"
+        older.write_bytes(data)
+        newest.write_bytes(b"")
+        with pytest.raises(WalCorruptionError):
+            slog.replay(str(root), 1 << 20)
+        older.unlink()
+        newest.unlink(missing_ok=True)
+        assert sorted(p.name for p in tmp_path.rglob("*")) == [x for x in before if x != "slog.00000002"]
