@@ -23,10 +23,8 @@ storage op), atomics.py, scanners.py and config_query.py (the meta query).
 
 from __future__ import annotations
 
-import bisect
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -34,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 from ... import _backend
 from ...errors import TableNotFoundError
 from ...records import MAX_HASH_KEY, MAX_VALUE, MAX_WRITE, now_pegasus_seconds
-from ...request_metrics import BUCKETS
 from ...storage.writes import wait_durable_all, wait_durable_shared
 from . import atomics, codes
 from .config_query import Placement, query_cfg
 from .failures import InvalidRequest, failure, status_only
+from .pending import Logged as _Logged
+from .pending import PendingBatch
 from .reads import MULTI_GET_MAX_COUNT, read
 from .replies import Response
 from .requests import Request
@@ -55,8 +54,6 @@ log = logging.getLogger(__name__)
 #: a name no op has is "unknown" (a client cannot grow the label set with names of its own)
 _VERBS: dict[int, str] = {op: name for name, op in codes.RPC_OPS.items()}
 _VERBS[codes.OP_BAD_REQUEST] = "bad_request"
-#: a batch this small is counted answer by answer; a bigger one through a Counter (C)
-_SMALL_BATCH = 8
 
 _OP_GET, _OP_PUT = codes.OP_GET, codes.OP_PUT
 #: a get's result for an absent (or expired) record
@@ -323,13 +320,15 @@ class BatchHandler:
             )
         return wait_durable_all([(part, decree, offset) for part, decree, offset, *_ in logged])
 
-    def _finish_syncs(
+    def finish_syncs(
         self,
         requests: Sequence[Request],
         out: list[Any],
         logged: list[_Logged],
         syncs: Future[list[BaseException | None]] | None,
     ) -> None:
+        """A begun batch's answers to its writes, once they are durable (``PendingBatch.finish``):
+        each an acknowledgement, or the failure of its partition's log."""
         if not logged:
             return
         if syncs is None:
@@ -377,68 +376,3 @@ class BatchHandler:
         else:
             result = self.scanners.open(app_id, pidx, table.partitions[pidx], args)
         return op, seqid, app_id, pidx, name, codes.ERR_OK, result
-
-
-class PendingBatch:
-    """A batch logged, applied and read (BatchHandler.begin_batch), its answers waiting for the
-    fsyncs of its writes."""
-
-    def __init__(
-        self,
-        handler: BatchHandler,
-        requests: Sequence[Request],
-        out: list[Any],
-        logged: list[_Logged],
-        syncs: Future[list[BaseException | None]] | None,
-        start: float = 0.0,
-    ) -> None:
-        self._handler = handler
-        self._start = start
-        self._requests = requests
-        self._out = out
-        self._logged = logged
-        self._syncs = syncs
-
-    @property
-    def has_writes(self) -> bool:
-        """True if the batch logged writes (finish waits for their fsyncs)."""
-        return bool(self._logged)
-
-    def ready(self) -> bool:
-        """True once finish() would not wait (every fsync of the batch has ended)."""
-        if self._syncs is None:
-            return not self._logged
-        return self._syncs.done()
-
-    def finish(self) -> list[Response]:
-        """The batch's answers, once its writes are durable (a failed fsync answers its writes
-        with the failure); call it once."""
-        self._handler._finish_syncs(self._requests, self._out, self._logged, self._syncs)
-        out = self._out
-        # requests_total and request_duration_seconds: into the handler's tally, no lock (one
-        # batch loop writes it); every answer of the batch observed at the batch's time
-        secs = time.perf_counter() - self._start
-        tally = self._handler.tally
-        counts, hists = tally.counts, tally.hists
-        i = bisect.bisect_left(BUCKETS, secs)
-        if len(out) <= _SMALL_BATCH:
-            for r in out:
-                if r is not None:
-                    key = (r[0], r[5])
-                    counts[key] = counts.get(key, 0) + 1
-                    h = hists.get(r[0]) or tally.hist(r[0])
-                    h[i] += 1
-                    h[-1] += secs
-        else:
-            for key, n in Counter((r[0], r[5]) for r in out if r is not None).items():
-                counts[key] = counts.get(key, 0) + n
-                h = hists.get(key[0]) or tally.hist(key[0])
-                h[i] += n
-                h[-1] += secs * n
-        return out
-
-
-#: a mutation logged and applied, waiting for its fsync: (partition, decree, WAL offset,
-#: app id, partition index, [(request index, storage op, size), ...], offset its WAL block
-#: begins at, the block)
-_Logged = tuple[Any, int, int, int, int, list[tuple[int, tuple[Any, ...], int]], int, bytes]
