@@ -44,6 +44,21 @@ def _back_to(cluster: Cluster, table: str, back_remote: str) -> list[int]:
     return [d.dupid for d in cluster.duplications(table) if d.remote == target and d.error is None]
 
 
+def check_held(table: str, dupid: int, decrees: dict[int, int], held: dict[int, int], learned: bool) -> None:
+    """SwitchoverError unless the follower has learned and each partition holds the source's
+    fenced decree (``held``: each partition's source decree on the follower)."""
+    behind = {i: d for i, d in decrees.items() if held.get(i, -1) < d}
+    if behind or not learned:
+        raise SwitchoverError(
+            table,
+            dupid,
+            "take_over",
+            f"partitions {sorted(behind)} hold fewer source decrees than the source wrote"
+            if behind
+            else "the follower is still learning",
+        )
+
+
 def check_back(cluster: Cluster, table: str, source: SourceId, back_remote: str, token: str | None) -> None:
     """The old source must be reachable back (its address, its token) before anything changes
     here: a take-over whose reverse duplication could never connect would leave it following no
@@ -110,16 +125,7 @@ def take_over(
                 f"no cluster at {back_remote} is open in the follower's process",
             )
         held = _held(cluster, table)
-        behind = {i: d for i, d in decrees.items() if held.get(i, -1) < d}
-        if behind or not all(fo.learned):
-            raise SwitchoverError(
-                table,
-                source.dupid,
-                "take_over",
-                f"partitions {sorted(behind)} hold fewer source decrees than the source wrote"
-                if behind
-                else "the follower is still learning",
-            )
+        check_held(table, source.dupid, decrees, held, all(fo.learned))
         existing = _back_to(cluster, table, back_remote)
         if not existing:
             check_back(cluster, table, source, back_remote, back_token)
@@ -140,4 +146,4 @@ def take_over(
         return dupid, held
 
 
-__all__ = ["check_back", "take_over"]
+__all__ = ["check_back", "check_held", "take_over"]

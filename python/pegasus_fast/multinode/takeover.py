@@ -31,7 +31,7 @@ from ..coord.zk import read_dups, read_nodes, read_table
 from ..duplication.ports import SourceId
 from ..engine.local_follower import same_source
 from ..engine.roles import MOVED_TO_ENV
-from ..engine.takeover import check_back
+from ..engine.takeover import check_back, check_held
 from ..errors import CoordinationError, DuplicationError, SwitchoverError, TableNotFoundError
 from ..logs import event, get
 from ..net import pegasus_fast_pb2 as pb
@@ -187,16 +187,7 @@ def take_over(
                 f"{fo.cluster}.{fo.table}#{fo.dupid}, not this duplication"
             )
         have, learned = held(p, tc, source)
-        behind = {i: d for i, d in decrees.items() if have.get(i, -1) < d}
-        if behind or not learned:
-            raise SwitchoverError(
-                table,
-                source.dupid,
-                "take_over",
-                f"partitions {sorted(behind)} hold fewer source decrees than the source wrote"
-                if behind
-                else "the follower is still learning",
-            )
+        check_held(table, source.dupid, decrees, have, learned)
         existing = _back_to(p, table, back)
         if not existing:
             check_back(cluster, table, source, back_remote, back_token)
