@@ -29,11 +29,12 @@ from pegasus_fast.errors import (
     RemoteUnavailableError,
     WalGapError,
 )
-from pegasus_fast.multinode.transfer import STAGING, LogCursor, NodeTransfer, log_batches, receive_checkpoint
+from pegasus_fast.multinode.transfer import STAGING, NodeTransfer, receive_checkpoint
 from pegasus_fast.net import pegasus_fast_pb2 as pb
 from pegasus_fast.net import pegasus_fast_pb2_grpc as rpc
 from pegasus_fast.net.wire import CHANNEL_OPTIONS, call, error_from_rpc
 from pegasus_fast.server.client_service import ClientService
+from pegasus_fast.storage.log_read import LogCursor, log_batches
 from pegasus_fast.storage.partition import LEARNING, MOVING, SERVING, Partition
 
 PIDX = 2

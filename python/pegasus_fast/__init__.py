@@ -118,6 +118,8 @@ _LAZY = {
     "connect": ("client.connect", "connect"),
     "RemoteCluster": ("client.remote", "RemoteCluster"),
     "RoutedCluster": ("client.routed", "RoutedCluster"),
+    "RoutedTable": ("client.routed_table", "RoutedTable"),
+    "PartitionConfig": ("client.routed_table", "PartitionConfig"),
     "RemoteTable": ("client.remote_table", "RemoteTable"),
     "RemoteDuplication": ("client.remote_dup", "RemoteDuplication"),
 }
@@ -194,6 +196,8 @@ __all__ = [
     "RecordBatch",
     "RemoteCluster",
     "RoutedCluster",
+    "RoutedTable",
+    "PartitionConfig",
     "RemoteDuplication",
     "RemoteError",
     "RemoteTable",

@@ -36,6 +36,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "dup_max_retained_wal_seconds": (1, None),
     "fence_lease_seconds": (0.1, None),
     "zk_session_timeout_seconds": (0.2, 600),
+    "replica_ack_timeout_seconds": (0.1, 3600),
+    "default_replica_count": (1, 5),
     "max_tables": (1, None),
     "max_env_bytes_per_table": (0, 1 << 30),
     "max_streams_per_client": (1, None),
@@ -123,6 +125,14 @@ class Config:
     #: refuses writes as soon as its connection is lost, well before. 0.2 .. 600 (the server
     #: clamps it to its own minSessionTimeout..maxSessionTimeout).
     zk_session_timeout_seconds: float = 6.0
+    #: a replicated partition's primary waits this long for every secondary of its ballot to
+    #: hold a write before the write fails (its outcome unknown to the client); a dead
+    #: secondary is removed from the ballot once its ZooKeeper session expires, well before.
+    #: 0.1 .. 3600.
+    replica_ack_timeout_seconds: float = 10.0
+    #: the replicas of each partition of a zk:// table made without replica_count (a node's
+    #: own, or the meta leader's when it places a table), at most the live nodes. 1 .. 5.
+    default_replica_count: int = 1
     #: tables a cluster holds (a multi-node cluster: all its nodes together); creating one more
     #: is a ResourceExhaustedError. A cluster made with more still opens. >= 1.
     max_tables: int = 256

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..coord.layout import MAX_REPLICAS
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url
 
 
-def create_table_request(name: object, partition_count: object, envs: object) -> pb.CreateTableRequest:
+def create_table_request(
+    name: object, partition_count: object, envs: object, replica_count: object = None
+) -> pb.CreateTableRequest:
     if not isinstance(name, str):
         raise InvalidTypeError("a table name is a str")
     if isinstance(partition_count, bool) or not isinstance(partition_count, int):
@@ -22,7 +25,14 @@ def create_table_request(name: object, partition_count: object, envs: object) ->
         raise InvalidArgumentError(f"partition_count {partition_count} is out of range")
     if envs is not None and not isinstance(envs, Mapping):
         raise InvalidTypeError("envs must be a mapping of str to str")
-    return pb.CreateTableRequest(table=name, partition_count=partition_count, envs=dict(envs or {}))
+    if replica_count is not None:
+        if isinstance(replica_count, bool) or not isinstance(replica_count, int):
+            raise InvalidTypeError("replica_count is an int")
+        if not 1 <= replica_count <= MAX_REPLICAS:
+            raise InvalidArgumentError(f"replica_count {replica_count} is not in 1..{MAX_REPLICAS}")
+    return pb.CreateTableRequest(
+        table=name, partition_count=partition_count, envs=dict(envs or {}), replica_count=replica_count or 0
+    )
 
 
 def add_duplication_request(

@@ -117,9 +117,16 @@ class RoutedCluster:
         return self._r.meta(method, request, timeout)
 
     def create_table(
-        self, name: str, partition_count: int = 8, envs: dict[str, str] | None = None
+        self,
+        name: str,
+        partition_count: int = 8,
+        envs: dict[str, str] | None = None,
+        replica_count: int | None = None,
     ) -> RoutedTable:
-        req = args.create_table_request(name, partition_count, envs)
+        """A table of ``partition_count`` partitions, each kept by ``replica_count`` nodes (1..5,
+        each on another node; None: the leader's ``Config.default_replica_count``, at most the
+        live nodes): a primary that acknowledges a write once every replica holds it durably."""
+        req = args.create_table_request(name, partition_count, envs, replica_count)
         self._meta("CreateTable", req, 120.0)
         return self.table(name)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TypeVar
 
 from kazoo.exceptions import NoNodeError
@@ -37,6 +38,18 @@ from .routing import Routing
 #: how long a call waits for a partition's move to switch owner before it gives up
 MOVE_WAIT = 5.0
 _R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """One partition's replicas (:meth:`RoutedTable.replicas`): the primary that serves it and
+    the secondaries every write reaches before it is acknowledged, under one ballot (it grows
+    by one at each change of either)."""
+
+    pidx: int
+    primary: str
+    secondaries: tuple[str, ...]
+    ballot: int
 
 
 def table_info(config: TableConfig) -> TableInfo:
@@ -222,6 +235,11 @@ class RoutedTable(RoutedDataApi):
         """The node id owning each partition, as last read from ZooKeeper."""
         return list(self._config().owners())
 
+    def replicas(self) -> list[PartitionConfig]:
+        """Each partition's primary, secondaries and ballot, read from ZooKeeper now."""
+        cfg = self._config(fresh=True)
+        return [PartitionConfig(p.pidx, p.owner, p.secondaries, p.ballot) for p in cfg.partitions]
+
     # -- per partition, from each owner ------------------------------------------------
 
     def _each_owner(
@@ -254,8 +272,28 @@ class RoutedTable(RoutedDataApi):
         if unavailable is not None:
             unavailable.update(gone)
         states = sorted(states + [(pidx, "unavailable") for pidx in gone])
-        sick = sum(1 for _, s in states if s != "serving")
-        return TableHealth(len(states) - sick, sick, sick, sick, states)
+        cfg = self._config()
+        if cfg.app.replica_count <= 1:
+            sick = sum(1 for _, s in states if s != "serving")
+            return TableHealth(len(states) - sick, sick, sick, sick, states)
+        # replicas, as Pegasus counts them: fully healthy with a serving primary and every
+        # replica live; write-unhealthy without a primary, or with fewer than two replicas
+        # live (Pegasus's mutation_2pc_min_replica_count); read-unhealthy without a primary
+        self._r.routes.refresh_nodes()
+        live = self._r.routes.nodes
+        need = min(2, cfg.app.replica_count)
+        full = unhealthy = write = read = 0
+        for pidx, state in states:
+            pc = cfg.partitions[pidx]
+            primary = state == "serving" and pc.owner in live
+            count = sum(1 for n in pc.replicas if n in live)
+            if primary and count >= cfg.app.replica_count:
+                full += 1
+            else:
+                unhealthy += 1
+            write += not primary or count < need
+            read += not primary
+        return TableHealth(full, unhealthy, write, read, states)
 
     def count_each(self) -> dict[int, int | PartitionUnavailableError]:
         """Each partition's record count, or the error of a partition that cannot answer."""
@@ -276,4 +314,4 @@ class RoutedTable(RoutedDataApi):
         """Nothing to release: the connections are the cluster's."""
 
 
-__all__ = ["MOVE_WAIT", "RoutedTable", "each_owner", "table_info"]
+__all__ = ["MOVE_WAIT", "PartitionConfig", "RoutedTable", "each_owner", "table_info"]

@@ -10,12 +10,14 @@ each, and the meta leader's address beside it)::
                               directory claiming a live node's id is refused
     /meta/election/...        kazoo's Election recipe: the meta leader is its winner
     /meta/leader              ephemeral {"node_id", "url"} of the meta leader
-    /apps/<table>             {"app_id", "partition_count", "envs", "create_time", "follower_of"};
-                              envs change by compare-and-set on its version
-                              (multinode/table_envs.py)
-    /apps/<table>/<pidx>      {"owner", "ballot", "decree"}: the owning node; the ballot grows
-                              by one at each change of owner (a versioned compare-and-set);
-                              decree: the last decree the previous owner wrote (0 at creation)
+    /apps/<table>             {"app_id", "partition_count", "envs", "create_time", "follower_of",
+                              "replica_count"}; envs change by compare-and-set on its version
+                              (multinode/table_envs.py); replica_count 1 when absent
+    /apps/<table>/<pidx>      {"owner", "ballot", "decree", "secondaries"}: the owning node (the
+                              primary), and the nodes holding a replica it writes to before it
+                              acknowledges (multinode/replication.py); the ballot grows by one
+                              at each change of either (a versioned compare-and-set); decree:
+                              the last decree the previous owner wrote (0 at creation)
     /dups/<dupid>             {"table", "remote", "remote_table", "with_checkpoint", "fail_mode",
                               "remote_token", "status", "create_time", "accept_gap"}: a duplication of the
                               cluster; every node runs it for the partitions it owns
@@ -45,6 +47,8 @@ LEADER = "/meta/leader"
 APPS = "/apps"
 CONFIG = "/config"
 DUPS = "/dups"
+#: the replicas a partition may have (a primary and up to four secondaries)
+MAX_REPLICAS = 5
 #: a node writes a partition's confirmed decree to ZooKeeper at most this often (seconds)
 CONFIRM_WRITE_INTERVAL = 2.0
 DUP_STATUSES = ("active", "paused", "removed")
@@ -150,6 +154,9 @@ class AppDoc:
     envs: dict[str, str] = field(default_factory=dict)
     #: a duplication's follower table: its source {cluster, cluster_uid, table, dupid}
     follower_of: dict[str, Any] | None = None
+    #: the replicas each partition should have (1: its owner only; a znode written before
+    #: replicas existed has none, and is 1)
+    replica_count: int = 1
 
     def encode(self) -> bytes:
         return _dump(self)
@@ -179,6 +186,7 @@ class AppDoc:
             float(t),
             dict(envs),
             None if f is None else dict(f),
+            _int(d, "replica_count", what, 1, MAX_REPLICAS) if "replica_count" in d else 1,
         )
 
 
@@ -187,14 +195,30 @@ class PartitionDoc:
     owner: str
     ballot: int
     decree: int = 0
+    #: the nodes holding a replica the owner writes to before it acknowledges, in no order
+    secondaries: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
-        return _dump(self)
+        doc = asdict(self)
+        doc["secondaries"] = list(self.secondaries)
+        return json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes, what: str) -> PartitionDoc:
         d = _load(raw, what)
-        return cls(_str(d, "owner", what), _int(d, "ballot", what, 1), _int(d, "decree", what))
+        owner = _str(d, "owner", what)
+        sec = d.get("secondaries", [])
+        if (
+            not isinstance(sec, list)
+            or not all(isinstance(n, str) and n for n in sec)
+            or len(set(sec)) != len(sec)
+            or owner in sec
+            or len(sec) >= MAX_REPLICAS
+        ):
+            raise CoordinationError(
+                "", f"{what}: secondaries is not a list of distinct node ids other than the owner"
+            )
+        return cls(owner, _int(d, "ballot", what, 1), _int(d, "decree", what), tuple(sec))
 
 
 @dataclass(frozen=True)
@@ -250,6 +274,7 @@ class PartitionConfig:
     version: int
     #: why its znode is not a configuration ("" when it is): this partition alone is unavailable
     problem: str = ""
+    secondaries: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, pidx: int, raw: bytes, version: int, what: str) -> PartitionConfig:
@@ -259,7 +284,16 @@ class PartitionConfig:
             doc = PartitionDoc.decode(raw, what)
         except CoordinationError as exc:
             return cls(pidx, "", 0, 0, version, exc.reason)
-        return cls(pidx, doc.owner, doc.ballot, doc.decree, version)
+        return cls(pidx, doc.owner, doc.ballot, doc.decree, version, "", doc.secondaries)
+
+    @property
+    def doc(self) -> PartitionDoc:
+        return PartitionDoc(self.owner, self.ballot, self.decree, self.secondaries)
+
+    @property
+    def replicas(self) -> tuple[str, ...]:
+        """The primary, then the secondaries."""
+        return (self.owner, *self.secondaries) if self.owner else self.secondaries
 
 
 @dataclass(frozen=True)
@@ -280,6 +314,7 @@ __all__ = [
     "DUPS",
     "ELECTION",
     "LEADER",
+    "MAX_REPLICAS",
     "NODES",
     "AppDoc",
     "ClusterDoc",

@@ -37,7 +37,7 @@ from typing import Any
 from kazoo.client import KazooClient, KazooState
 
 from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, TableConfig
-from ..coord.zk import ZkAddress, read_tables
+from ..coord.zk import ZkAddress, read_nodes, read_tables
 from ..duplication.ports import SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower, same_source
@@ -49,6 +49,7 @@ from .dup_progress import DupProgress
 from .election import LeaderCollector, Leadership
 from .ownership import Custody, Ownership
 from .registration import Registration
+from .replication import Replication
 
 log = get(__name__)
 
@@ -86,6 +87,8 @@ class Member:
         self.ownership = ownership or Ownership()
         self.custody = Custody(zk, cluster, node_id, self.ownership)
         self.dups = DupProgress(zk, cluster, node_id, self.ownership)
+        self._want_sync = threading.Event()
+        self.replication = Replication(zk, cluster, node_id, self.peers, self._want_sync.set)
         self._synced_at = 0.0
         #: the ``/config`` version the last sync that finished had seen when it began
         self._synced_version = -1
@@ -94,7 +97,6 @@ class Member:
         self._suspended = threading.Event()
         self._stop = threading.Event()
         self._sync_lock = threading.Lock()
-        self._want_sync = threading.Event()
         self.registration = Registration(zk, addr.spec, node_id, uid)
         self._reregister = self.registration.wanted
         self.leadership = Leadership(zk, node_id, lambda: self.url, self._stop)
@@ -129,6 +131,7 @@ class Member:
             self.zk.stop()
         for t in self._threads:
             t.join(timeout=5)
+        self.replication.close()
         with contextlib.suppress(Exception):
             self.zk.close()
         self.peers.close()
@@ -199,6 +202,7 @@ class Member:
             read_at = time.monotonic()
             configs = read_tables(self.zk)
             owned: dict[str, frozenset[int]] = {}
+            urls: dict[str, str] | None = None
             for name, tc in configs.items():
                 if not self.cluster.has_table(name):
                     with contextlib.suppress(TableExistsError):
@@ -222,11 +226,16 @@ class Member:
                     part = table.partitions[pc.pidx]
                     if pc.owner == self.node_id:
                         self.custody.take(part, pc.decree, pc.ballot)
-                    else:
+                    elif self.node_id not in pc.secondaries:
                         self.custody.let_go(part)
+                    if pc.secondaries or tc.app.replica_count > 1:
+                        if urls is None:
+                            urls = {n: d.url for n, d in read_nodes(self.zk).items()}
+                        self.replication.adopt(part, pc.doc, urls)
                 owned[name] = mine
             for name in [t.name for t in self.cluster.list_tables()]:
                 if name not in configs:
+                    self.replication.forget(name)
                     with contextlib.suppress(Exception):
                         self.cluster.drop_table(name)
             self._configs = configs
@@ -279,11 +288,16 @@ class Member:
 
     def check(self, table: str, pidx: int, write: bool) -> None:
         """Refuse what this node must not answer: a partition it does not own, or a write
-        while its ZooKeeper session may be gone."""
+        while its ZooKeeper session may be gone (a read too, of a replicated partition: its
+        session may expire and another replica be made primary, and take writes)."""
         if not self.owns(table, pidx):
             raise NotOwnerError(table, pidx, self.node_id)
-        if write and self._suspended.is_set():
+        if self._suspended.is_set() and (write or self.replicated(table)):
             raise PartitionUnavailableError(table, pidx, "zookeeper connection lost")
+
+    def replicated(self, table: str) -> bool:
+        tc = self._configs.get(table)
+        return tc is not None and tc.app.replica_count > 1
 
     def owned(self, table: str) -> list[int]:
         return sorted(self.ownership.owned.get(table, ()))

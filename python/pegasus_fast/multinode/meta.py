@@ -53,7 +53,9 @@ class Meta:
 
     def create_table(self, request: pb.CreateTableRequest) -> pb.TableInfo:
         def here(r: pb.CreateTableRequest) -> pb.TableInfo:
-            app = self.placement.create_table(r.table, r.partition_count, dict(r.envs) or None)
+            app = self.placement.create_table(
+                r.table, r.partition_count, dict(r.envs) or None, replica_count=r.replica_count or None
+            )
             return pb.TableInfo(
                 app_id=app.app_id,
                 name=r.table,

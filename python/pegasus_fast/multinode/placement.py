@@ -22,6 +22,7 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from ..coord.layout import (
     CONFIG,
     DUPS,
+    MAX_REPLICAS,
     AppDoc,
     DupDoc,
     NodeDoc,
@@ -51,8 +52,9 @@ from ..logs import event, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.wire import is_url, parse_url
 from . import moves, table_envs, takeover
+from .failover import Failover
 from .member import Member
-from .plan import Move, plan_balance, spread
+from .plan import Move, plan_balance, spread_replicas
 from .table_envs import CAS_TRIES
 
 log = get(__name__)
@@ -65,8 +67,12 @@ class Placement:
         self.member = member
         self.zk = member.zk
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"placement-{member.node_id}")
+        #: a replicated partition's dead replicas replaced while this node leads
+        self.failover = Failover(self)
+        self.failover.start()
 
     def close(self) -> None:
+        self.failover.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def require_leader(self) -> None:
@@ -124,6 +130,7 @@ class Placement:
         partition_count: int,
         envs: dict[str, str] | None,
         follower_of: dict[str, Any] | None = None,
+        replica_count: int | None = None,
     ) -> AppDoc:
         config = self.member.cluster.config
         validate_table_args(name, partition_count)
@@ -144,22 +151,34 @@ class Placement:
             config.max_tables,
             self.member.cluster.partition_limit,
         )
+        if replica_count is None:
+            replica_count = min(config.default_replica_count, len(nodes))
+        elif isinstance(replica_count, bool) or not isinstance(replica_count, int):
+            raise InvalidTypeError("replica_count is an int")
+        elif not 1 <= replica_count <= MAX_REPLICAS:
+            raise InvalidArgumentError(f"replica_count {replica_count} is not in 1..{MAX_REPLICAS}")
+        elif replica_count > len(nodes):
+            raise InvalidArgumentError(
+                f"replica_count {replica_count} needs as many live nodes, and {len(nodes)} are live"
+            )
         load: dict[str, int] = {}
         for tc in configs.values():
             for p in tc.partitions:
-                load[p.owner] = load.get(p.owner, 0) + 1
-        owners = spread(partition_count, list(nodes), load)
+                for n in p.replicas:
+                    load[n] = load.get(n, 0) + 1
+        placed = spread_replicas(partition_count, replica_count, list(nodes), load)
         app = AppDoc(
             app_id=max((tc.app.app_id for tc in configs.values()), default=0) + 1,
             partition_count=partition_count,
             create_time=time.time(),
             envs=dict(table_envs),
             follower_of=follower_of,
+            replica_count=replica_count,
         )
         tx = self.zk.transaction()
         tx.create(app_path(name), app.encode())
-        for i, owner in enumerate(owners):
-            tx.create(partition_path(name, i), PartitionDoc(owner, 1, 0).encode())
+        for i, (owner, secondaries) in enumerate(placed):
+            tx.create(partition_path(name, i), PartitionDoc(owner, 1, 0, secondaries).encode())
         results = tx.commit()
         for r in results:
             if isinstance(r, NodeExistsError):

@@ -25,6 +25,22 @@ def spread(partition_count: int, nodes: list[str], load: dict[str, int]) -> list
     return [order[i % len(order)] for i in range(partition_count)]
 
 
+def spread_replicas(
+    partition_count: int, replica_count: int, nodes: list[str], load: dict[str, int]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Each new partition's primary and secondaries, on ``replica_count`` different nodes: the
+    primaries as :func:`spread` places owners, each partition's secondaries on the nodes after
+    its primary in that order, so replicas too spread evenly."""
+    order = sorted(nodes, key=lambda n: (load.get(n, 0), n))
+    n = len(order)
+    if not 1 <= replica_count <= n:
+        raise ValueError(f"{replica_count} replicas need as many live nodes, not {n}")
+    return [
+        (order[i % n], tuple(order[(i + k) % n] for k in range(1, replica_count)))
+        for i in range(partition_count)
+    ]
+
+
 def plan_balance(configs: dict[str, TableConfig], nodes: list[str]) -> list[Move]:
     """Moves that leave every live node within one partition of the others, in total and
     within each table, moving as few partitions as it can."""
@@ -69,4 +85,4 @@ def plan_balance(configs: dict[str, TableConfig], nodes: list[str]) -> list[Move
     return moves
 
 
-__all__ = ["Move", "plan_balance", "spread"]
+__all__ = ["Move", "plan_balance", "spread", "spread_replicas"]

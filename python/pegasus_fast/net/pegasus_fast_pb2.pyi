@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -39,7 +40,7 @@ class TableRef(_message.Message):
     def __init__(self, table: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CreateTableRequest(_message.Message):
-    __slots__ = ("table", "partition_count", "envs")
+    __slots__ = ("table", "partition_count", "envs", "replica_count")
     class EnvsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,10 +51,12 @@ class CreateTableRequest(_message.Message):
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PARTITION_COUNT_FIELD_NUMBER: _ClassVar[int]
     ENVS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_COUNT_FIELD_NUMBER: _ClassVar[int]
     table: str
     partition_count: int
     envs: _containers.ScalarMap[str, str]
-    def __init__(self, table: _Optional[str] = ..., partition_count: _Optional[int] = ..., envs: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    replica_count: int
+    def __init__(self, table: _Optional[str] = ..., partition_count: _Optional[int] = ..., envs: _Optional[_Mapping[str, str]] = ..., replica_count: _Optional[int] = ...) -> None: ...
 
 class TableInfo(_message.Message):
     __slots__ = ("app_id", "name", "partition_count", "status", "create_time", "envs", "role")
@@ -1045,6 +1048,64 @@ class BalanceReply(_message.Message):
     MOVES_FIELD_NUMBER: _ClassVar[int]
     moves: _containers.RepeatedCompositeFieldContainer[MovePartitionRequest]
     def __init__(self, moves: _Optional[_Iterable[_Union[MovePartitionRequest, _Mapping]]] = ...) -> None: ...
+
+class ReplicaDecreeRequest(_message.Message):
+    __slots__ = ("table", "pidx", "ballot")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    ballot: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., ballot: _Optional[int] = ...) -> None: ...
+
+class ReplicaItem(_message.Message):
+    __slots__ = ("table", "pidx", "ballot", "blocks", "first")
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    PIDX_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_FIELD_NUMBER: _ClassVar[int]
+    table: str
+    pidx: int
+    ballot: int
+    blocks: bytes
+    first: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., ballot: _Optional[int] = ..., blocks: _Optional[bytes] = ..., first: _Optional[int] = ...) -> None: ...
+
+class ReplicateRequest(_message.Message):
+    __slots__ = ("primary", "items")
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    primary: str
+    items: _containers.RepeatedCompositeFieldContainer[ReplicaItem]
+    def __init__(self, primary: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ReplicaItem, _Mapping]]] = ...) -> None: ...
+
+class ReplicaAck(_message.Message):
+    __slots__ = ("decree", "status", "ballot")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OK: _ClassVar[ReplicaAck.Status]
+        STALE: _ClassVar[ReplicaAck.Status]
+        GAP: _ClassVar[ReplicaAck.Status]
+        FAILED: _ClassVar[ReplicaAck.Status]
+    OK: ReplicaAck.Status
+    STALE: ReplicaAck.Status
+    GAP: ReplicaAck.Status
+    FAILED: ReplicaAck.Status
+    DECREE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    decree: int
+    status: ReplicaAck.Status
+    ballot: int
+    def __init__(self, decree: _Optional[int] = ..., status: _Optional[_Union[ReplicaAck.Status, str]] = ..., ballot: _Optional[int] = ...) -> None: ...
+
+class ReplicateReply(_message.Message):
+    __slots__ = ("acks",)
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[ReplicaAck]
+    def __init__(self, acks: _Optional[_Iterable[_Union[ReplicaAck, _Mapping]]] = ...) -> None: ...
 
 class PullLogRequest(_message.Message):
     __slots__ = ("table", "pidx", "after", "through")

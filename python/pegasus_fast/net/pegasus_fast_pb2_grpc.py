@@ -3205,6 +3205,16 @@ class NodeStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Replicate = channel.unary_unary(
+                '/pegasus_fast.v1.Node/Replicate',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.FromString,
+                _registered_method=True)
+        self.ReplicaDecree = channel.unary_unary(
+                '/pegasus_fast.v1.Node/ReplicaDecree',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicaDecreeRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
+                _registered_method=True)
 
 
 class NodeServicer:
@@ -3262,6 +3272,22 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replicate(self, request, context):
+        """A primary's mutations to a secondary of the ballot (multinode/replication.py): each item
+        is logged and made durable there before its reply names its decree.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplicaDecree(self, request, context):
+        """The last decree a replica holds, durable, once it refuses every primary of a ballot
+        below the one named (the leader picks a new primary by it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -3299,6 +3325,16 @@ def add_NodeServicer_to_server(servicer, server):
                     servicer.Unfence,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.SerializeToString,
+            ),
+            'Replicate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replicate,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.SerializeToString,
+            ),
+            'ReplicaDecree': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplicaDecree,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicaDecreeRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -3499,6 +3535,60 @@ class Node:
             '/pegasus_fast.v1.Node/Unfence',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.PartitionRef.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replicate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/Replicate',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplicaDecree(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pegasus_fast.v1.Node/ReplicaDecree',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicaDecreeRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.MoveReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -150,6 +150,11 @@ class ClientService(DataApiHandlers, BackupHandlers, SwitchoverHandlers, rpc.Cli
     def CreateTable(self, request: pb.CreateTableRequest, context: grpc.ServicerContext) -> pb.TableInfo:
         if self.meta is not None:
             return self.meta.create_table(request)
+        if request.replica_count > 1:
+            raise InvalidArgumentError(
+                f"this cluster is one node: it keeps 1 replica, not {request.replica_count} "
+                "(replicas are a zk:// cluster's)"
+            )
         self.c.create_table(request.table, request.partition_count, dict(request.envs) or None)
         return _table_info(self.c.table_info(request.table))
 

@@ -81,5 +81,16 @@ class NodeService(NodeTransfer):
         self.member.sync(fresh=True)
         return pb.Empty()
 
+    @typed
+    def Replicate(self, request: pb.ReplicateRequest, context: grpc.ServicerContext) -> pb.ReplicateReply:
+        """A primary's mutations for the replicas held here (multinode/replication.py)."""
+        return self.member.replication.receive(request)
+
+    @typed
+    def ReplicaDecree(self, request: pb.ReplicaDecreeRequest, context: grpc.ServicerContext) -> pb.MoveReply:
+        """A failover's promise: no primary below ``ballot`` is followed from now on."""
+        part = self.partition(request.table, request.pidx)
+        return pb.MoveReply(decree=self.member.replication.promise(part, request.ballot))
+
 
 __all__ = ["MetaService", "NodeService"]

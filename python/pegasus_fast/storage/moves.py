@@ -39,6 +39,7 @@ class PartitionMoves:
     _db: rocksdict.Rdict | None
     _deferred: bool
     _last_ts: int
+    _last_block: bytes
     _checkpointing: threading.Lock
 
     if TYPE_CHECKING:  # what Partition provides
@@ -52,6 +53,10 @@ class PartitionMoves:
         def check_available(self, for_write: bool) -> None: ...
 
         def sync_wal(self) -> None: ...
+
+        def write_mutations_unsynced(
+            self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
+        ) -> tuple[int, int | None]: ...
 
         def write_mutations(
             self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
@@ -117,6 +122,24 @@ class PartitionMoves:
         if self.durable_decree < last:  # nothing new, but what is here may be another call's, unsynced
             self.sync_wal()
         return last
+
+    def log_replica(self, blocks: bytes) -> tuple[int, int | None, bytes]:
+        """A secondary's: log and apply its primary's WAL blocks (as stored) with their own
+        decrees and timetags, not yet durable: ``(last decree, WAL end offset, the block
+        logged)``, the offset None when nothing was new. The caller holds the lock it checked
+        the primary's ballot under, and makes them durable (``wait_durable_all`` or the shared
+        log) before it says so. Mutations at or below the last decree are skipped (sent again);
+        one that would leave a hole is a WalGapError, and nothing is stored."""
+        mutations = adopted_log.decode(blocks)
+
+        def build(next_decree: int) -> list[tuple[int, int, int, list]]:
+            new = adopted_log.after(mutations, next_decree, self.wal.path)
+            if new:
+                self._last_ts = max(self._last_ts, max(m[1] for m in new))
+            return new
+
+        last, offset = self.write_mutations_unsynced(build)
+        return last, offset, self._last_block if offset is not None else b""
 
     def install_rdb(self, directory: str, own_copy: bool = False) -> None:
         """Replace this (learning) partition's data with a verified checkpoint copy.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import rocksdict
 
@@ -25,6 +25,18 @@ log = get(__name__)
 
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
+
+
+class Replicator(Protocol):
+    """A replicated partition's primary side (multinode/replication.py): the secondaries of its
+    ballot get each mutation, and a write is acknowledged once all of them hold it durably."""
+
+    def logged(self, first: int, last: int, block: bytes) -> None:
+        """Mutations ``first..last`` were logged and applied here as ``block`` (the partition's
+        lock held: calls come in decree order). Must not block."""
+
+    def commit(self, decree: int) -> None:
+        """Return once every secondary holds ``decree`` durably; raise when that cannot be known."""
 
 
 class PartitionWrites:
@@ -51,6 +63,9 @@ class PartitionWrites:
     #: write_unsynced, write_incr and write_if only: a duplication's applies (write_mutations) and a
     #: move's replica blocks go through. Only set_client_gate changes it.
     client_gate: Callable[[], BaseException] | None = None
+    #: None, or the secondaries this partition's writes reach before they are acknowledged (a
+    #: replicated partition's primary). Only set_replicator changes it.
+    replicator: Replicator | None = None
 
     if TYPE_CHECKING:  # what Partition provides
 
@@ -115,7 +130,19 @@ class PartitionWrites:
                 self._note_failure()
                 raise exc
         self.wal.commit(last)
+        r = self.replicator
+        if r is not None:
+            # committed here: the secondaries may log it while this node syncs it
+            r.logged(mutations[0][0], last, block)
         return offset
+
+    def _committed(self, decree: int) -> None:
+        """``decree`` is durable here: once every secondary holds it too (a replicated
+        partition's primary), tell the hooks (duplication shippers wake on it)."""
+        r = self.replicator
+        if r is not None:
+            r.commit(decree)
+        self._durable(self, decree)
 
     def _after_commit(self, decree: int, offset: int) -> None:
         """Wait for durability, then tell the hooks (duplication shippers wake on it)."""
@@ -126,7 +153,7 @@ class PartitionWrites:
                 with self.lock:
                     self._note_failure()
                 raise
-        self._durable(self, decree)
+        self._committed(decree)
 
     def timestamp_us(self) -> int:
         """A timestamp after every one this partition gave before (its lock held): a logical
@@ -144,6 +171,12 @@ class PartitionWrites:
         with self.lock:
             self.client_gate = refuse
             return self.last_committed
+
+    def set_replicator(self, r: Replicator | None) -> None:
+        """Send every mutation logged from now on to ``r`` too (None: no more), under the lock:
+        no mutation is logged between the last one the old one saw and the first of the new."""
+        with self.lock:
+            self.replicator = r
 
     def write(self, ops: list[tuple[Any, ...]]) -> int:
         """Log and apply one mutation made of ``ops``; returns its decree once durable."""
@@ -186,7 +219,7 @@ class PartitionWrites:
         if self._must_sync:
             self._after_commit(decree, offset)
         else:
-            self._durable(self, decree)
+            self._committed(decree)
 
     def write_mutations(
         self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
@@ -262,7 +295,7 @@ def wait_durable_all(logged: Sequence[tuple[PartitionWrites, int, int]]) -> list
     for i, (p, decree, _) in enumerate(logged):
         if failed[i] is None:
             try:
-                p._durable(p, decree)
+                p._committed(decree)
             except BaseException as exc:
                 failed[i] = exc
     return failed
@@ -300,10 +333,10 @@ def wait_durable_shared(
         if i in skip:
             continue
         try:
-            p._durable(p, decree)
+            p._committed(decree)
         except BaseException as exc:
             out[i] = exc
     return out
 
 
-__all__ = ["PartitionWrites", "wait_durable_all", "wait_durable_shared"]
+__all__ = ["PartitionWrites", "Replicator", "wait_durable_all", "wait_durable_shared"]

@@ -1,0 +1,157 @@
+"""Replicated partitions (issue #22): ZooKeeper and ``serve --zk`` processes on 127.0.0.1.
+
+A table made with ``replica_count`` keeps each partition on that many nodes: the primary
+acknowledges a write once every replica of its ballot holds it durably (multinode/
+replication.py), and the meta leader replaces a replica whose node died (failover.py). The
+tests kill nodes with SIGKILL under a stream of writes and read back through the ``zk://``
+client: every acknowledged write must be there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pegasus_fast as pf
+import pytest
+from conftest import DEFAULT_BACKEND
+from multinode import WAIT, Nodes
+from served import Fleet
+
+pytestmark = [
+    pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning"),
+    pytest.mark.usefixtures("default_backend"),
+]
+
+#: the session the nodes get: a dead node's replicas are replaced once it expires
+SESSION = 2.0
+SERVE_ARGS = ("--config", f"zk_session_timeout_seconds={SESSION}", "--config", "replica_ack_timeout_seconds=8")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
+    f = Fleet(tmp_path, DEFAULT_BACKEND)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+@pytest.fixture
+def start(fleet: Fleet, zk_chroot: str) -> Iterator[Callable[..., tuple[Nodes, pf.RoutedCluster]]]:
+    clients: list[pf.RoutedCluster] = []
+
+    def _start(*node_ids: str) -> tuple[Nodes, pf.RoutedCluster]:
+        nodes = Nodes(fleet, zk_chroot, *SERVE_ARGS)
+        nodes.start(*node_ids)
+        clients.append(nodes.client())
+        return nodes, clients[-1]
+
+    try:
+        yield _start
+    finally:
+        for c in clients:
+            c.close()
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.05)
+
+
+class Writer:
+    """Writes unique values to a few keys from one thread, recording each acknowledged one."""
+
+    def __init__(self, table: pf.RoutedTable, keys: int = 16) -> None:
+        self.table = table
+        self.keys = keys
+        self.acked: dict[bytes, bytes] = {}
+        self.errors: list[BaseException] = []
+        self.refused_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.count = 0
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        n = 0
+        refused_since: float | None = None
+        while not self._stop.is_set():
+            key = b"k%d" % (n % self.keys)
+            value = b"v%d" % n
+            try:
+                self.table.set(key, b"s", value)
+                self.acked[key] = value
+                self.count += 1
+                if refused_since is not None:
+                    self.refused_s = max(self.refused_s, time.monotonic() - refused_since)
+                    refused_since = None
+            except pf.PegasusFastError as exc:
+                self.errors.append(exc)
+                refused_since = refused_since or time.monotonic()
+                time.sleep(0.01)
+            n += 1
+            time.sleep(0.001)
+
+
+def check_all(table: pf.RoutedTable, acked: dict[bytes, bytes]) -> None:
+    for key, value in acked.items():
+        assert table.get(key, b"s") == value, key
+
+
+def test_create_places_replicas_on_distinct_nodes(start: Callable[..., tuple[Nodes, pf.RoutedCluster]]) -> None:
+    _nodes, c = start("n1", "n2", "n3")
+    t = c.create_table("r", partition_count=6, replica_count=3)
+    reps = t.replicas()
+    assert [r.pidx for r in reps] == list(range(6))
+    for r in reps:
+        assert len({r.primary, *r.secondaries}) == 3 and len(r.secondaries) == 2
+        assert r.ballot == 1
+    assert sorted({r.primary for r in reps}) == ["n1", "n2", "n3"]
+    with pytest.raises(pf.InvalidArgumentError):
+        c.create_table("r4", partition_count=2, replica_count=4)
+    with pytest.raises(pf.InvalidArgumentError):
+        c.create_table("r0", partition_count=2, replica_count=0)
+    with pytest.raises(pf.InvalidTypeError):
+        c.create_table("rs", partition_count=2, replica_count="3")  # type: ignore[arg-type]
+    for i in range(50):
+        t.set(b"h%d" % i, b"s", b"v%d" % i)
+    for i in range(50):
+        assert t.get(b"h%d" % i, b"s") == b"v%d" % i
+    h = t.health()
+    assert h.fully_healthy == 6 and h.unhealthy == 0
+
+
+def test_kill_secondary_then_primary_loses_nothing(start: Callable[..., tuple[Nodes, pf.RoutedCluster]]) -> None:
+    nodes, c = start("n1", "n2", "n3")
+    t = c.create_table("r", partition_count=4, replica_count=3)
+    with Writer(t) as w:
+        wait_for(lambda: w.count > 100, what="writes")
+        reps = t.replicas()
+        victim = reps[0].secondaries[0]
+        nodes[victim].kill9()
+        before = w.count
+        wait_for(
+            lambda: all(victim not in (r.primary, *r.secondaries) for r in t.replicas()),
+            what="the dead secondary removed",
+        )
+        wait_for(lambda: w.count > before + 100, what="writes going on")
+        primary = next(r.primary for r in t.replicas() if r.primary != victim)
+        nodes[primary].kill9()
+        before = w.count
+        wait_for(lambda: all(r.primary not in (victim, primary) for r in t.replicas()), what="a new primary")
+        wait_for(lambda: w.count > before + 100, what="writes going on after the failover")
+    check_all(t, w.acked)
+    assert w.refused_s < 6, w.refused_s
