@@ -28,7 +28,12 @@ pytestmark = [
 
 #: the session the nodes get: a dead node's replicas are replaced once it expires
 SESSION = 2.0
-SERVE_ARGS = ("--config", f"zk_session_timeout_seconds={SESSION}", "--config", "replica_ack_timeout_seconds=8")
+SERVE_ARGS = (
+    "--config",
+    f"zk_session_timeout_seconds={SESSION}",
+    "--config",
+    "replica_ack_timeout_seconds=8",
+)
 
 
 @pytest.fixture
@@ -111,7 +116,9 @@ def check_all(table: pf.RoutedTable, acked: dict[bytes, bytes]) -> None:
         assert table.get(key, b"s") == value, key
 
 
-def test_create_places_replicas_on_distinct_nodes(start: Callable[..., tuple[Nodes, pf.RoutedCluster]]) -> None:
+def test_create_places_replicas_on_distinct_nodes(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
     _nodes, c = start("n1", "n2", "n3")
     t = c.create_table("r", partition_count=6, replica_count=3)
     reps = t.replicas()
@@ -134,7 +141,9 @@ def test_create_places_replicas_on_distinct_nodes(start: Callable[..., tuple[Nod
     assert h.fully_healthy == 6 and h.unhealthy == 0
 
 
-def test_kill_secondary_then_primary_loses_nothing(start: Callable[..., tuple[Nodes, pf.RoutedCluster]]) -> None:
+def test_kill_secondary_then_primary_loses_nothing(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
     nodes, c = start("n1", "n2", "n3")
     t = c.create_table("r", partition_count=4, replica_count=3)
     with Writer(t) as w:
@@ -155,3 +164,55 @@ def test_kill_secondary_then_primary_loses_nothing(start: Callable[..., tuple[No
         wait_for(lambda: w.count > before + 100, what="writes going on after the failover")
     check_all(t, w.acked)
     assert w.refused_s < 6, w.refused_s
+
+
+def live_replicas(t: pf.RoutedTable, live: set[str]) -> list[int]:
+    return [sum(1 for n in (r.primary, *r.secondaries) if n in live) for r in t.replicas()]
+
+
+def test_a_dead_node_is_replaced_and_the_new_replica_holds_everything(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
+    nodes, c = start("n1", "n2", "n3")
+    t = c.create_table("r", partition_count=4, replica_count=2)
+    for i in range(300):
+        t.set(b"a%d" % i, b"s", b"x%d" % i)
+    with Writer(t) as w:
+        wait_for(lambda: w.count > 50, what="writes")
+        victim = t.replicas()[0].primary
+        nodes[victim].kill9()
+        live = {"n1", "n2", "n3"} - {victim}
+        wait_for(lambda: live_replicas(t, live) == [2, 2, 2, 2], what="replica_count restored")
+        before = w.count
+        wait_for(lambda: w.count > before + 50, what="writes on the restored replicas")
+    for r in t.replicas():
+        assert victim not in (r.primary, *r.secondaries)
+    # every partition is on both live nodes now: lose either, and nothing is missing
+    other = next(iter(live - {t.replicas()[0].primary}))
+    keep = (live - {other}).pop()
+    nodes[other].kill9()
+    wait_for(lambda: all(r.primary == keep for r in t.replicas()), what="all primaries on the last node")
+    check_all(t, w.acked)
+    for i in range(300):
+        assert t.get(b"a%d" % i, b"s") == b"x%d" % i
+
+
+def test_a_node_back_from_the_dead_rejoins_as_a_new_replica(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
+    nodes, c = start("n1", "n2")
+    t = c.create_table("r", partition_count=2, replica_count=2)
+    for i in range(100):
+        t.set(b"a%d" % i, b"s", b"x%d" % i)
+    nodes["n2"].kill9()
+    wait_for(lambda: all(r.secondaries == () and r.primary == "n1" for r in t.replicas()), what="n2 dropped")
+    for i in range(100, 200):
+        t.set(b"a%d" % i, b"s", b"x%d" % i)  # n2 misses these
+    nodes["n2"].start()
+    wait_for(lambda: all(r.secondaries == ("n2",) for r in t.replicas()), what="n2 a replica again")
+    for i in range(200, 250):
+        t.set(b"a%d" % i, b"s", b"x%d" % i)
+    nodes["n1"].kill9()
+    wait_for(lambda: all(r.primary == "n2" for r in t.replicas()), what="n2 primary")
+    for i in range(250):
+        assert t.get(b"a%d" % i, b"s") == b"x%d" % i

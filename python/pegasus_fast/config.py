@@ -38,6 +38,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "zk_session_timeout_seconds": (0.2, 600),
     "replica_ack_timeout_seconds": (0.1, 3600),
     "default_replica_count": (1, 5),
+    "replica_grace_seconds": (0, None),
     "max_tables": (1, None),
     "max_env_bytes_per_table": (0, 1 << 30),
     "max_streams_per_client": (1, None),
@@ -133,6 +134,10 @@ class Config:
     #: the replicas of each partition of a zk:// table made without replica_count (a node's
     #: own, or the meta leader's when it places a table), at most the live nodes. 1 .. 5.
     default_replica_count: int = 1
+    #: a replicated partition below its replica_count this long gets a new secondary on
+    #: another live node (multinode/rereplicate.py); a node that comes back sooner is not
+    #: replaced. >= 0.
+    replica_grace_seconds: float = 30.0
     #: tables a cluster holds (a multi-node cluster: all its nodes together); creating one more
     #: is a ResourceExhaustedError. A cluster made with more still opens. >= 1.
     max_tables: int = 256

@@ -27,6 +27,7 @@ from ..coord.layout import NODES, PartitionConfig, PartitionDoc, partition_path
 from ..coord.zk import read_nodes, read_tables
 from ..logs import Outage, event, get
 from ..net import pegasus_fast_pb2 as pb
+from .rereplicate import Rereplicator
 
 log = get(__name__)
 
@@ -47,8 +48,10 @@ class Failover:
             log, f"node {self.member.node_id}: replica failover", down="failing", up="working"
         )
         self._thread = threading.Thread(target=self._run, name=f"failover-{self.member.node_id}", daemon=True)
+        self.rereplicator = Rereplicator(placement)
 
     def start(self) -> None:
+        self.rereplicator.start()
         try:
             self.zk.ChildrenWatch(NODES, self._on_nodes)
         except Exception as exc:  # noqa: BLE001 - the periodic scan still runs
@@ -56,6 +59,7 @@ class Failover:
         self._thread.start()
 
     def stop(self) -> None:
+        self.rereplicator.stop()
         self._stop.set()
         self._wake.set()
 
@@ -83,10 +87,13 @@ class Failover:
         """Reconfigure every replicated partition with a dead replica; returns how many changed."""
         nodes = read_nodes(self.zk)
         changed = 0
+        under: set[tuple[str, int]] = set()
         for name, tc in read_tables(self.zk).items():
             for pc in tc.partitions:
                 if pc.problem or not pc.owner:
                     continue
+                if sum(1 for n in pc.replicas if n in nodes) < tc.app.replica_count:
+                    under.add((name, pc.pidx))
                 dead = [n for n in pc.replicas if n not in nodes]
                 if not dead or (not pc.secondaries and tc.app.replica_count <= 1):
                     continue
@@ -94,6 +101,7 @@ class Failover:
                     changed += 1
         if changed:
             self.placement.changed(nodes)
+        self.rereplicator.note(under)
         return changed
 
     def _reconfigure(self, table: str, pc: PartitionConfig, live: set[str], urls: dict[str, str]) -> bool:

@@ -111,9 +111,14 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
         if time.monotonic() - fenced > m.cluster.config.fence_lease_seconds / 2:
             raise CoordinationError(m.addr.spec, "the handoff outlasted half the fence lease")
         # 4. the switch: a compare-and-set on the version read above
+        # a replicated partition keeps its replicas: a secondary made primary leaves its place
+        # to the old primary, whose copy is whole through ``last`` (fenced)
+        secondaries = pc.secondaries
+        if node in secondaries:
+            secondaries = tuple(pc.owner if s == node else s for s in secondaries)
         m.zk.set(
             partition_path(table, pidx),
-            PartitionDoc(node, pc.ballot + 1, last).encode(),
+            PartitionDoc(node, pc.ballot + 1, last, secondaries).encode(),
             version=pc.version,
         )
     except BaseException as exc:

@@ -38,7 +38,7 @@ from ..logs import Outage, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peers
 from ..storage.log_read import log_batches
-from ..storage.partition import Partition
+from ..storage.partition import LEARNING, MOVING, Partition
 from ..storage.writes import wait_durable_all, wait_durable_shared
 
 log = get(__name__)
@@ -280,6 +280,13 @@ class Replication:
         key = (part.table, part.pidx)
         with part.lock:
             self.roles[key] = (doc.ballot, doc.owner, doc.secondaries)
+            if self.node_id in doc.secondaries:
+                # learned for this (rereplicate.py), or fenced as the primary of a move: a
+                # replica now, whole through its decree, taking its primary's log from there
+                if part.state == LEARNING:
+                    part.serve_learned()
+                elif part.state == MOVING:
+                    part.unfence()
         with self._lock:
             old = self.sets.get(key)
         if doc.owner == self.node_id and doc.secondaries:
