@@ -238,6 +238,8 @@ def check_key(key_ops: list[Op], max_steps: int | None = None) -> bool | KeyFail
     listed: list[Op] = []
     pool: list[Op] = []
     for op in key_ops:
+        if op.status is None or (op.status is Status.OK and op.complete_ns is None):
+            raise ValueError(f"operation {op.id} has not ended")
         if op.status is Status.FAIL or (op.status is Status.UNKNOWN and op.kind is Kind.READ):
             continue
         if op.status is Status.UNKNOWN and op.value not in observed:
@@ -253,7 +255,7 @@ def _search(key: bytes, listed: list[Op], pool: list[Op], max_steps: int | None)
     n = len(listed)
     # events: (time, 0 call / 1 return, op index); at equal times a call comes first (overlap)
     events = [(op.invoke_ns, 0, i) for i, op in enumerate(listed)]
-    events += [(op.complete_ns, 1, i) for i, op in enumerate(listed) if op.status is Status.OK]
+    events += [(op.complete_ns, 1, i) for i, op in enumerate(listed) if op.complete_ns is not None]
     events.sort()
     size = len(events) + 1  # node 0 is the head
     nxt = list(range(1, size + 1))

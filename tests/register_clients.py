@@ -106,13 +106,15 @@ def run_register_clients(
     *,
     stop: threading.Event | None = None,
     weights: tuple[float, float, float] = (0.4, 0.3, 0.3),
+    rate: float | None = None,
 ) -> DriverStats:
     """Run ``clients`` threads for ``seconds`` (or until ``stop`` is set), each with its own
     ``make_client(i)`` (closed after, when it has ``close``), choosing at random among a
     read, a write of a unique value (``b"<client>-<n>"``) and a cas that expects the last
     value it read of the key (or, one time in four, a value recently written by anyone, or
-    absent); ``weights``: read, write, cas. An error the adapter classifies as None stops
-    every client and is raised here."""
+    absent); ``weights``: read, write, cas; ``rate``: at most that many calls a second in all
+    (None: as fast as they go). An error the adapter classifies as None stops every client
+    and is raised here."""
     stop = stop or threading.Event()
     deadline = time.monotonic() + seconds
     stats = DriverStats()
@@ -125,8 +127,14 @@ def run_register_clients(
         reg = make_client(i)
         last_read: dict[bytes, bytes | None] = {}
         n = 0
+        interval = clients / rate if rate else 0.0
+        next_call = time.monotonic()
         try:
             while not stop.is_set() and time.monotonic() < deadline:
+                if interval:
+                    if stop.wait(max(0.0, next_call - time.monotonic())) or time.monotonic() >= deadline:
+                        break
+                    next_call += interval
                 key = rng.choice(keys)
                 kind = rng.choices((Kind.READ, Kind.WRITE, Kind.CAS), weights)[0]
                 value = expected = None

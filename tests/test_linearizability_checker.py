@@ -488,3 +488,15 @@ def test_agrees_with_brute_force_on_tiny_histories() -> None:
         assert (check_key(ops) is True) is want, "\n".join(map(str, ops))
         verdicts[want] += 1
     assert min(verdicts.values()) > 300  # both verdicts well exercised
+
+
+def test_driver_keeps_to_its_rate(tmp_path: Path, open_cluster_once: Callable[..., pf.Cluster]) -> None:
+    cluster = open_cluster_once(tmp_path / "c", name="c", config=pf.Config(wal_sync="none"))
+    table = cluster.create_table("t", partition_count=2)
+    history = History()
+    t = time.monotonic()
+    stats = run_register_clients(lambda i: TableRegister(table), [b"a"], 2, 0.5, 4, history, rate=100)
+    assert time.monotonic() - t >= 0.5
+    # each client calls every 20 ms from its start: at most 26 calls each in 0.5 s
+    assert 10 <= stats.total() == len(history) <= 52
+    assert check(history).linearizable
