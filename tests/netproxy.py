@@ -125,6 +125,8 @@ class FaultyProxy:
         self._lock = threading.Lock()
         self._healed = threading.Event()
         self._stopping = threading.Event()
+        self._black = threading.Event()
+        self._held: list[socket.socket] = []
         self._conns: list[_Conn] = []
         self._threads: list[threading.Thread] = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -153,6 +155,11 @@ class FaultyProxy:
         with self._lock:
             return sum(not c.closed for c in self._conns)
 
+    def blackhole(self) -> None:
+        """A network partition: from now on nothing is forwarded either way and no new
+        connection is let through, but nothing is closed (the peers notice by their timeouts)."""
+        self._black.set()
+
     def cut_all(self, reset: bool = True) -> None:
         with self._lock:
             conns = list(self._conns)
@@ -167,6 +174,8 @@ class FaultyProxy:
         except OSError:
             pass
         self.cut_all()
+        for s in self._held:
+            _reset(s)
         for t in self._threads:
             t.join(5.0)
 
@@ -186,6 +195,9 @@ class FaultyProxy:
             except OSError:
                 return
             client.settimeout(None)
+            if self._black.is_set():
+                self._held.append(client)  # accepted, never answered
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5.0)
                 upstream.settimeout(None)
@@ -222,6 +234,8 @@ class FaultyProxy:
                         pass
                     conn.end_one()
                     return
+                if self._black.is_set():
+                    continue  # dropped on the floor
                 fault = self._next_fault()
                 if fault is not None and fault[0] == CUT:
                     with self._lock:

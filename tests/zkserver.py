@@ -147,11 +147,13 @@ class ZooKeeperServer:
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # a short minSessionTimeout lets the tests lose a session in well under a second
+        # a short minSessionTimeout lets the tests lose a session in well under a second; a
+        # short tick expires it on time (ZooKeeper expires sessions a tick at a time: with
+        # its default 2000 ms, a 2 s session is expired 2 to 4 s after its last ping)
         self.config.write_text(
             "\n".join(
                 [
-                    "tickTime=2000",
+                    "tickTime=200",
                     f"dataDir={self.data_dir}",
                     f"clientPort={self.port}",
                     "clientPortAddress=127.0.0.1",

@@ -19,6 +19,7 @@ finds it so).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from kazoo.exceptions import BadVersionError, NoNodeError
@@ -33,6 +34,8 @@ log = get(__name__)
 
 #: the leader looks for dead replicas at least this often (seconds), watch or not
 SCAN_INTERVAL = 1.0
+#: how often the thread looks whether its node leads now (seconds)
+TICK = 0.05
 #: how long the leader waits for a secondary to promise a new ballot (seconds)
 PROMISE_TIMEOUT = 2.0
 
@@ -68,13 +71,19 @@ class Failover:
         return False if self._stop.is_set() else None
 
     def _run(self) -> None:
+        leading, scanned = False, 0.0
         while not self._stop.is_set():
-            self._wake.wait(SCAN_INTERVAL)
+            woken = self._wake.wait(TICK)
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if not self.member.is_leader or not self.zk.connected:
+            was, leading = leading, self.member.is_leader and self.zk.connected
+            if not leading:
                 continue
+            # a node just elected looks at once: the death that made it leader may need it
+            if not (woken or not was or time.monotonic() - scanned >= SCAN_INTERVAL):
+                continue
+            scanned = time.monotonic()
             try:
                 self.scan()
                 self._outage.ok()
