@@ -279,14 +279,7 @@ class Replication:
         """``doc`` is ``part``'s configuration now (``urls``: the live nodes')."""
         key = (part.table, part.pidx)
         with part.lock:
-            self.roles[key] = (doc.ballot, doc.owner, doc.secondaries)
-            if self.node_id in doc.secondaries:
-                # learned for this (rereplicate.py), or fenced as the primary of a move: a
-                # replica now, whole through its decree, taking its primary's log from there
-                if part.state == LEARNING:
-                    part.serve_learned()
-                elif part.state == MOVING:
-                    part.unfence()
+            self._set_role(part, doc)
         with self._lock:
             old = self.sets.get(key)
         if doc.owner == self.node_id and doc.secondaries:
@@ -309,6 +302,20 @@ class Replication:
                 self.sets.pop(key, None)
             part.set_replicator(None)
             old.retire(None)
+
+    def _set_role(self, part: Partition, doc: PartitionDoc) -> None:
+        """This node's role in ``part`` is ``doc``'s now (the partition's lock held)."""
+        key = (part.table, part.pidx)
+        before = self.roles.get(key)
+        self.roles[key] = (doc.ballot, doc.owner, doc.secondaries)
+        if self.node_id in doc.secondaries and (before is None or self.node_id not in before[2]):
+            # new here: learned for this (rereplicate.py), or fenced as the primary of a
+            # move: a replica now, whole through its decree, taking its primary's log from
+            # there (a secondary already is left as it is: a move to it learns it anew)
+            if part.state == LEARNING:
+                part.serve_learned()
+            elif part.state == MOVING:
+                part.unfence()
 
     def forget(self, table: str) -> None:
         """A dropped table."""
@@ -377,7 +384,7 @@ class Replication:
             except Exception:  # noqa: BLE001 - not sure: refused, the primary tries again
                 return max(promised, known[0], 1)
             if doc.ballot == ballot and doc.owner == primary and self.node_id in doc.secondaries:
-                self.roles[key] = (doc.ballot, doc.owner, doc.secondaries)
+                self._set_role(part, doc)
                 self.want_sync()
                 return 0
             return max(promised, known[0], doc.ballot)
