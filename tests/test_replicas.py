@@ -216,3 +216,44 @@ def test_a_node_back_from_the_dead_rejoins_as_a_new_replica(
     wait_for(lambda: all(r.primary == "n2" for r in t.replicas()), what="n2 primary")
     for i in range(250):
         assert t.get(b"a%d" % i, b"s") == b"x%d" % i
+
+
+@pytest.mark.parametrize("records", [0, 2, 3000])
+def test_a_duplication_into_a_replicated_follower_reaches_every_replica(
+    fleet: Fleet, zk_chroot: str, tmp_path: Path, records: int
+) -> None:
+    """The founding scenario, replicated: an embedded source table of 8 partitions with
+    ``records`` records duplicated into 3 nodes keeping 3 replicas each (the follower table
+    takes the follower cluster's default_replica_count). Every replica of every partition
+    holds what was learned and what is shipped after: with two of the three nodes killed,
+    the last one answers everything. 3,000 records of 2 KiB is past the small-partition
+    bound: each primary copies a checkpoint, and its secondaries learn it from the primary."""
+    followers = Nodes(fleet, zk_chroot, *SERVE_ARGS, "--config", "default_replica_count=3")
+    followers.start("f1", "f2", "f3")
+    src = pf.Cluster.open(tmp_path / "source", name="source")
+    try:
+        t = src.create_table("r", 8)
+        for i in range(records):
+            t.set(b"a%d" % i, b"s", b"x%04d" % i * 512)
+        d = src.add_duplication("r", followers.url)
+        d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        for i in range(100):
+            t.set(b"b%d" % i, b"s", b"y%d" % i)
+        with followers.client() as fc:
+            ft = fc.table("r")
+            reps = ft.replicas()
+            assert all(len(r.secondaries) == 2 for r in reps), reps
+            wait_for(lambda: all(ft.get(b"b%d" % i, b"s") == b"y%d" % i for i in range(100)), what="shipped")
+            wait_for(lambda: ft.health().fully_healthy == 8, what="every replica healthy")
+            for n in ("f1", "f2"):
+                followers[n].kill9()
+                wait_for(
+                    lambda n=n: all(n not in (r.primary, *r.secondaries) for r in ft.replicas()),
+                    what=f"{n} dropped",
+                )
+            for i in range(records):
+                assert ft.get(b"a%d" % i, b"s") == b"x%04d" % i * 512, i
+            for i in range(100):
+                assert ft.get(b"b%d" % i, b"s") == b"y%d" % i
+    finally:
+        src.close()

@@ -88,7 +88,9 @@ class Member:
         self.custody = Custody(zk, cluster, node_id, self.ownership)
         self.dups = DupProgress(zk, cluster, node_id, self.ownership)
         self._want_sync = threading.Event()
-        self.replication = Replication(zk, cluster, node_id, self.peers, self._want_sync.set)
+        self.replication = Replication(
+            zk, cluster, node_id, self.peers, self._want_sync.set, lambda: self.url
+        )
         self._synced_at = 0.0
         #: the ``/config`` version the last sync that finished had seen when it began
         self._synced_version = -1

@@ -151,11 +151,7 @@ class Placement:
             config.max_tables,
             self.member.cluster.partition_limit,
         )
-        if follower_of is not None:
-            # a follower learns each partition from its source into its primary alone (a
-            # checkpoint installed is no mutation a secondary could get): one replica, for now
-            replica_count = 1
-        elif replica_count is None:
+        if replica_count is None:
             replica_count = min(config.default_replica_count, len(nodes))
         elif isinstance(replica_count, bool) or not isinstance(replica_count, int):
             raise InvalidTypeError("replica_count is an int")

@@ -49,6 +49,8 @@ BUFFER_BYTES = 16 << 20
 SEND_BYTES = 4 << 20
 #: one Replicate call's deadline (seconds)
 CALL_TIMEOUT = 10.0
+#: a secondary's Learn from its primary (a checkpoint copy): its deadline (seconds)
+LEARN_TIMEOUT = 3600.0
 
 OK, STALE, GAP, FAILED = pb.ReplicaAck.OK, pb.ReplicaAck.STALE, pb.ReplicaAck.GAP, pb.ReplicaAck.FAILED
 
@@ -149,6 +151,11 @@ class ReplicaSet:
             return pb.ReplicaItem(first=acked + 1, blocks=blocks, **ref)
         return None
 
+    def forget(self, node: str) -> None:
+        """``node``'s decree is not known any more (it learned anew): ask it first."""
+        with self.cond:
+            self.acked[node] = -1
+
     def on_ack(self, node: str, ack: pb.ReplicaAck) -> bool:
         """A secondary's answer; False when it says this ballot is stale."""
         if ack.status == STALE:
@@ -167,10 +174,16 @@ class Link:
     """This primary's calls to one secondary node, for every partition they share: one thread,
     one call in flight carrying every partition that has something to send."""
 
-    def __init__(self, node: str, url: str, primary: str, peers: Peers, on_stale: Any) -> None:
+    def __init__(
+        self, node: str, url: str, primary: str, primary_url: Any, peers: Peers, on_stale: Any
+    ) -> None:
+        """``primary_url()``: this node's URL (a secondary too far behind learns from it)."""
         self.node = node
         self.url = url
         self.primary = primary
+        self.primary_url = primary_url
+        #: the partitions this secondary is learning anew from here (their log is not enough)
+        self._learning: set[ReplicaSet] = set()
         self.peers = peers
         self.on_stale = on_stale
         self.sets: set[ReplicaSet] = set()
@@ -211,8 +224,16 @@ class Link:
                 sets = list(self.sets)
             items, owners = [], []
             for rs in sets:
+                if rs in self._learning:
+                    continue
                 try:
                     item = rs.item_for(self.node)
+                except WalGapError:
+                    # what it lacks is no longer in this node's log (a checkpoint installed
+                    # here, the log collected): it learns the partition anew, as a new one does
+                    self._learning.add(rs)
+                    threading.Thread(target=self._relearn, args=(rs,), daemon=True).start()
+                    continue
                 except (PegasusFastError, OSError) as exc:
                     log.warning("%s.%d for %s: %s", rs.part.table, rs.part.pidx, self.node, exc)
                     continue
@@ -243,12 +264,39 @@ class Link:
             if any(rs.pending(self.node) for rs in owners):
                 self._wake.set()
 
+    def _relearn(self, rs: ReplicaSet) -> None:
+        part = rs.part
+        try:
+            log.warning(
+                "%s.%d: secondary %s is behind this node's log; it learns the partition anew",
+                part.table,
+                part.pidx,
+                self.node,
+            )
+            peer = self.peers.get(self.url)
+            req = pb.LearnPartitionRequest(table=part.table, pidx=part.pidx, source_url=self.primary_url())
+            decree = peer(peer.node, "Learn", req, timeout=LEARN_TIMEOUT).decree
+            log.info(
+                "%s.%d: secondary %s learned through decree %d", part.table, part.pidx, self.node, decree
+            )
+        except Exception as exc:  # noqa: BLE001 - asked again after a pause
+            log.warning("%s.%d: secondary %s could not learn: %s", part.table, part.pidx, self.node, exc)
+            self._stop.wait(1.0)
+        finally:
+            rs.forget(self.node)
+            self._learning.discard(rs)
+            self._wake.set()
+
 
 class Replication:
     """This node's part in its partitions' replication: the primaries' sets and links, the
     secondaries' checks (see the module's docstring)."""
 
-    def __init__(self, zk: KazooClient, cluster: Cluster, node_id: str, peers: Peers, want_sync: Any) -> None:
+    def __init__(
+        self, zk: KazooClient, cluster: Cluster, node_id: str, peers: Peers, want_sync: Any, url: Any
+    ) -> None:
+        """``want_sync()``: have the node read its configuration soon; ``url()``: the node's URL."""
+        self.url = url
         self.zk = zk
         self.cluster = cluster
         self.node_id = node_id
@@ -314,6 +362,11 @@ class Replication:
             # there (a secondary already is left as it is: a move to it learns it anew)
             if part.state == LEARNING:
                 part.serve_learned()
+                rec = self.cluster.followers.record(part.table)
+                if rec is not None and rec.follower_of is not None:
+                    # a follower table's replica: kept at its next open (behind, it is caught
+                    # up from the primary's log, or learns anew)
+                    self.cluster.followers.mark_learned(part.table, [part.pidx])
             elif part.state == MOVING:
                 part.unfence()
 
@@ -332,7 +385,7 @@ class Replication:
         with self._lock:
             link = self.links.get((node, url))
             if link is None:
-                link = Link(node, url, self.node_id, self.peers, self._stale)
+                link = Link(node, url, self.node_id, self.url, self.peers, self._stale)
                 self.links[(node, url)] = link
             return link
 
