@@ -16,6 +16,13 @@ three, ...). Figures, as ratios of the medians of the rounds (the bars of issue 
 
 Both tables live on the same three nodes, so the 1-replica rounds pay for nothing the
 3-replica rounds do not: the difference is the secondaries' logging and the round trip to them.
+CPU per acknowledged set is given for each node (all three share this machine's cores).
+
+Then the founding scenario, replicated (bar < 100 ms): an embedded source table of 8
+partitions with 0, 1 or 2 records, `add_duplication` into the three nodes (their
+default_replica_count is 3, so the follower table keeps 3 replicas of each partition),
+timed until DS_LOG, every partition fully healthy (primary serving, every replica live) and
+every record readable through the zk:// client; median of --rounds per case.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 
 import pegasus_fast as pf
@@ -61,7 +69,17 @@ def start(stack: ExitStack, root: str, pids: dict[str, int]) -> tuple[str, str]:
         quiet.setLevel(level)
     for n in NODES:
         proc, _url = stack.enter_context(
-            served(os.path.join(root, n), "--zk", spec, "--node-id", n, "--pegasus-listen", "127.0.0.1:0")
+            served(
+                os.path.join(root, n),
+                "--zk",
+                spec,
+                "--node-id",
+                n,
+                "--pegasus-listen",
+                "127.0.0.1:0",
+                "--config",
+                f"default_replica_count={os.environ.get('PF_BENCH_FOLLOWER_REPLICAS', '3')}",
+            )
         )
         pids[n] = proc.pid
     client = connect(parse_zk(f"zk://{spec}"))
@@ -71,6 +89,36 @@ def start(stack: ExitStack, root: str, pids: dict[str, int]) -> tuple[str, str]:
         client.stop()
         client.close()
     return f"zk://{spec}", pegasus
+
+
+def founding_ms(root: str, url: str, c: pf.RoutedCluster, name: str, records: int) -> float:
+    """One add_duplication of a new 8-partition table into the replicated follower, in ms."""
+    src = pf.Cluster.open(
+        os.path.join(root, "src-" + name),
+        name="source" + name.replace("_", ""),
+        config=pf.Config(cluster_id=1),
+    )
+    try:
+        t = src.create_table(name, partition_count=8)
+        keys = [b"h%d" % i for i in range(records)]
+        for k in keys:
+            t.set(k, b"s", b"v" * 100)
+        start = time.perf_counter()
+        dup = src.add_duplication(name, url, with_checkpoint=True)
+        dup.wait_for(pf.DupStatus.LOG, timeout=60)
+        logged = (time.perf_counter() - start) * 1000
+        ft = c.table(name)
+        while not ft.health().fully_healthy == 8 or any(ft.get(k, b"s") != b"v" * 100 for k in keys):
+            time.sleep(0.0005)
+        took = (time.perf_counter() - start) * 1000
+        if os.environ.get("PF_BENCH_VERBOSE"):
+            print(f"  {name}: DS_LOG at {logged:.1f} ms, healthy and read at {took:.1f} ms", flush=True)
+        reps = ft.replicas()
+        assert all(len(r.secondaries) == 2 for r in reps), reps
+        dup.remove()
+        return round(took, 1)
+    finally:
+        src.close()
 
 
 def main() -> int:
@@ -128,6 +176,14 @@ def main() -> int:
                     flush=True,
                 )
 
+        founding = {n: [] for n in (0, 1, 2)}
+        with pf.connect(url) as c:
+            for i in range(args.rounds):
+                for n in (0, 1, 2):
+                    founding[n].append(founding_ms(root, url, c, f"f{i}_{n}", n))
+        for n in (0, 1, 2):
+            print(f"founding, 3 replicas, {n} records: {founding[n]} ms", flush=True)
+
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in rows[name])
 
@@ -139,6 +195,8 @@ def main() -> int:
         "set p99 us 1 replica": med("one", "p99_us"),
         "set p99 us 3 replicas": med("three", "p99_us"),
     }
+    for n in (0, 1, 2):
+        out[f"founding 3 replicas {n} rec ms"] = statistics.median(founding[n])
     out["throughput 3/1 (bar >= 0.5)"] = out["set ops/s 3 replicas"] / out["set ops/s 1 replica"]
     out["p50 3/1 (bar <= 2)"] = out["set p50 us 3 replicas"] / out["set p50 us 1 replica"]
     print()

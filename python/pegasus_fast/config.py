@@ -39,6 +39,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "replica_ack_timeout_seconds": (0.1, 3600),
     "default_replica_count": (1, 5),
     "replica_grace_seconds": (0, None),
+    "replica_learn_mb_per_sec": (0, None),
     "max_tables": (1, None),
     "max_env_bytes_per_table": (0, 1 << 30),
     "max_streams_per_client": (1, None),
@@ -138,6 +139,10 @@ class Config:
     #: another live node (multinode/rereplicate.py); a node that comes back sooner is not
     #: replaced. >= 0.
     replica_grace_seconds: float = 30.0
+    #: the pace of a new secondary's checkpoint copy from its primary, MiB/s (0: none), so the
+    #: primary's own requests keep their latency while it is copied (Pegasus's learning hurt
+    #: its P99: apache/incubator-pegasus#802). >= 0.
+    replica_learn_mb_per_sec: float = 64.0
     #: tables a cluster holds (a multi-node cluster: all its nodes together); creating one more
     #: is a ResourceExhaustedError. A cluster made with more still opens. >= 1.
     max_tables: int = 256

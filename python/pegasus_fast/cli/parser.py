@@ -104,6 +104,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("table", help="the new table's name")
     p.add_argument("-p", "--partitions", type=int, default=8, help="number of partitions")
     p.add_argument("-e", "--envs", action="append", default=[], help="app envs as k1=v1,k2=v2 (repeatable)")
+    p.add_argument(
+        "-r",
+        "--replicas",
+        type=int,
+        default=None,
+        help="replicas of each partition, each on another node (a zk:// cluster; default: its "
+        "leader's default_replica_count, at most the live nodes)",
+    )
     p = verb("ls", "list tables: app_id, name, partitions, status, creation time")
     p.add_argument("-d", "--detailed", action="store_true", help="also each table's envs and role")
     p = verb("drop", "drop a table and all its records")

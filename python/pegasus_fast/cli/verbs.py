@@ -65,7 +65,8 @@ def _when(t: float) -> str:
 
 
 def create(c: Any, args: argparse.Namespace) -> None:
-    t = c.create_table(args.table, partition_count=args.partitions, envs=_parse_envs(args.envs))
+    kw = {} if args.replicas is None else {"replica_count": args.replicas}
+    t = c.create_table(args.table, partition_count=args.partitions, envs=_parse_envs(args.envs), **kw)
     print(f"created table {t.name} (app_id {t.app_id}, {t.partition_count} partitions)")
 
 
@@ -114,9 +115,26 @@ def app(c: Any, args: argparse.Namespace) -> int:
     rows += [
         (pidx, "unavailable", "-", "-", "-", "-", "-") for pidx in gone if pidx not in {s.pidx for s in stats}
     ]
-    print(
-        table(["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"], sorted(rows))
-    )
+    headers = ["pidx", "state", "committed", "flushed", "durable", "wal_bytes", "data_bytes"]
+    if hasattr(t, "replicas"):
+        # a multi-node table: each partition's primary, secondaries and ballot, dead ones marked
+        live = c.nodes()
+        reps = {r.pidx: r for r in t.replicas()}
+
+        def mark(n: str) -> str:
+            return n if n in live else f"{n}(dead)"
+
+        rows = [
+            (
+                *row,
+                mark(reps[row[0]].primary),
+                ",".join(mark(n) for n in reps[row[0]].secondaries) or "-",
+                reps[row[0]].ballot,
+            )
+            for row in rows
+        ]
+        headers += ["primary", "secondaries", "ballot"]
+    print(table(headers, sorted(rows)))
     return _unavailable(gone)
 
 
@@ -216,23 +234,33 @@ def _multi_node(c: Any, args: argparse.Namespace) -> None:
         raise InvalidArgumentError(f"{args.cmd} needs a multi-node cluster: --connect zk://HOST:PORT/CHROOT")
 
 
-def _owned(c: Any) -> dict[str, list[str]]:
-    """Node id → the partitions (``table.pidx``) it owns, as ZooKeeper says."""
+def _owned(c: Any, secondaries: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Node id → the partitions (``table.pidx``) it owns (is the primary of), as ZooKeeper says;
+    ``secondaries`` gets node id → the partitions it holds a secondary replica of."""
     owned: dict[str, list[str]] = {}
     for info in c.list_tables():
-        for pidx, owner in enumerate(c.table(info.name).owners()):
-            owned.setdefault(owner, []).append(f"{info.name}.{pidx}")
+        for r in c.table(info.name).replicas():
+            owned.setdefault(r.primary, []).append(f"{info.name}.{r.pidx}")
+            if secondaries is not None:
+                for n in r.secondaries:
+                    secondaries.setdefault(n, []).append(f"{info.name}.{r.pidx}")
     return owned
 
 
 def nodes(c: Any, args: argparse.Namespace) -> None:
     """The live nodes, and the dead ones: owners of partitions that are not live."""
     _multi_node(c, args)
-    owned = _owned(c)
+    held: dict[str, list[str]] = {}
+    owned = _owned(c, held)
     live = c.nodes()
-    rows = [(n, "live", url, len(owned.get(n, [])), " ".join(owned.get(n, []))) for n, url in live.items()]
-    rows += [(n, "dead", "-", len(owned[n]), " ".join(owned[n])) for n in sorted(owned) if n not in live]
-    print(table(["node", "state", "url", "partitions", "owns"], rows))
+
+    def row(n: str, state: str, url: str) -> tuple[object, ...]:
+        mine, sec = owned.get(n, []), held.get(n, [])
+        return (n, state, url, len(mine), len(sec), " ".join(mine) or "-", " ".join(sec) or "-")
+
+    rows = [row(n, "live", url) for n, url in live.items()]
+    rows += [row(n, "dead", "-") for n in sorted(set(owned) | set(held)) if n not in live]
+    print(table(["node", "state", "url", "primaries", "secondaries", "owns", "replicas"], rows))
 
 
 def move(c: Any, args: argparse.Namespace) -> None:

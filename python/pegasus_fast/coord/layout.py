@@ -24,7 +24,10 @@ each, and the meta leader's address beside it)::
     /dups/<dupid>/<pidx>      {"confirmed", "node"}: the last decree the follower holds durably,
                               written by the owning node at most every CONFIRM_WRITE_INTERVAL
     /config                   a counter the leader bumps after every change above: nodes and
-                              clients watch this one znode to learn that something changed
+                              clients watch this one znode to learn that something changed;
+                              {"log": [[version, [table, ...] or null], ...]}: the tables each of
+                              the last bumps changed (null: any), so a node that saw the bump
+                              before re-reads those only (ConfigLog)
 
 Every znode holds UTF-8 JSON; a znode that does not decode as its kind is a
 :class:`CoordinationError`, never a silently wrong configuration (a partition's
@@ -47,6 +50,8 @@ LEADER = "/meta/leader"
 APPS = "/apps"
 CONFIG = "/config"
 DUPS = "/dups"
+#: the bumps of /config whose tables it keeps (ConfigLog)
+CONFIG_LOG_LENGTH = 64
 #: the replicas a partition may have (a primary and up to four secondaries)
 MAX_REPLICAS = 5
 #: a node writes a partition's confirmed decree to ZooKeeper at most this often (seconds)
@@ -297,6 +302,53 @@ class PartitionConfig:
 
 
 @dataclass(frozen=True)
+class ConfigLog:
+    """``/config``'s data: the tables each of the last :data:`CONFIG_LOG_LENGTH` bumps changed,
+    by the znode version the bump made (None: any table, or not known)."""
+
+    entries: tuple[tuple[int, tuple[str, ...] | None], ...] = ()
+
+    def encode(self) -> bytes:
+        return json.dumps({"log": [[v, None if t is None else list(t)] for v, t in self.entries]}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ConfigLog:
+        """The log, or an empty one for data that is not one (a znode of an older version: a
+        reader that cannot tell what changed reads everything)."""
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+            out = []
+            for v, tables in doc["log"]:
+                if isinstance(v, bool) or not isinstance(v, int):
+                    return cls()
+                if tables is not None and not (
+                    isinstance(tables, list) and all(isinstance(t, str) for t in tables)
+                ):
+                    return cls()
+                out.append((v, None if tables is None else tuple(tables)))
+            return cls(tuple(out))
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return cls()
+
+    def bumped(self, version: int, tables: tuple[str, ...] | None) -> ConfigLog:
+        """This log with the bump that makes ``version`` appended (the oldest ones dropped)."""
+        return ConfigLog((*self.entries, (version, tables))[-CONFIG_LOG_LENGTH:])
+
+    def changed_since(self, seen: int, version: int) -> set[str] | None:
+        """The tables changed by the bumps after version ``seen`` through ``version``; None
+        when the log cannot say (a bump it no longer holds, or one that changed any)."""
+        if seen < 0:
+            return None
+        by_version = dict(self.entries)
+        out: set[str] = set()
+        for v in range(seen + 1, version + 1):
+            if v not in by_version or by_version[v] is None:
+                return None
+            out.update(by_version[v] or ())
+        return out
+
+
+@dataclass(frozen=True)
 class TableConfig:
     name: str
     app: AppDoc
@@ -318,6 +370,7 @@ __all__ = [
     "NODES",
     "AppDoc",
     "ClusterDoc",
+    "ConfigLog",
     "DupDoc",
     "NodeDoc",
     "PartitionConfig",

@@ -95,7 +95,7 @@ class Failover:
     def scan(self) -> int:
         """Reconfigure every replicated partition with a dead replica; returns how many changed."""
         nodes = read_nodes(self.zk)
-        changed = 0
+        changed: set[str] = set()
         under: set[tuple[str, int]] = set()
         for name, tc in read_tables(self.zk).items():
             for pc in tc.partitions:
@@ -107,11 +107,11 @@ class Failover:
                 if not dead or (not pc.secondaries and tc.app.replica_count <= 1):
                     continue
                 if self._reconfigure(name, pc, set(nodes), {n: d.url for n, d in nodes.items()}):
-                    changed += 1
+                    changed.add(name)
         if changed:
-            self.placement.changed(nodes)
+            self.placement.changed(nodes, tables=changed)
         self.rereplicator.note(under)
-        return changed
+        return len(changed)
 
     def _reconfigure(self, table: str, pc: PartitionConfig, live: set[str], urls: dict[str, str]) -> bool:
         ballot = pc.ballot + 1

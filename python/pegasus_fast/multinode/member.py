@@ -35,14 +35,15 @@ import time
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NoNodeError
 
-from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, TableConfig
-from ..coord.zk import ZkAddress, read_nodes, read_tables
+from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, ConfigLog, TableConfig
+from ..coord.zk import ZkAddress, read_nodes, read_table, read_tables
 from ..duplication.ports import SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower, same_source
 from ..engine.roles import MOVED_TO_ENV
-from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError
+from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError, TableNotFoundError
 from ..logs import Outage, event, get
 from ..net.peer import Peers
 from .dup_progress import DupProgress
@@ -92,6 +93,8 @@ class Member:
             zk, cluster, node_id, self.peers, self._want_sync.set, lambda: self.url
         )
         self._synced_at = 0.0
+        #: when the last sync that read every table began
+        self._full_at = 0.0
         #: the ``/config`` version the last sync that finished had seen when it began
         self._synced_version = -1
         self._configs: dict[str, TableConfig] = {}
@@ -193,53 +196,48 @@ class Member:
     # -- configuration ------------------------------------------------------------------
 
     def sync(self, fresh: bool = False) -> None:
-        """Read the whole configuration and act on it (tables made or dropped, partitions served).
-        ``fresh``: the leader waits for a change it made; a sync that began once ``/config`` was
-        bumped for it (the watch's, started meanwhile) read it already, and is enough."""
+        """Read the configuration and act on it (tables made or dropped, partitions served).
+
+        A node that saw the ``/config`` bump before the last ones re-reads only the tables
+        they changed (their log in ``/config``: coord/layout.py's ConfigLog), or everything
+        when the log cannot say, when its ZooKeeper connection was lost meanwhile, and at
+        least every RESYNC_INTERVAL. ``fresh``: the leader waits for a change it made; a
+        sync that began once ``/config`` was bumped for it (the watch's, started meanwhile)
+        read it already, and is enough."""
         version = self._config_version() if fresh else None
         with self._sync_lock:
             if version is not None and self._synced_version >= version:
                 return
-            began = self._config_version()
+            began, changes = self._config_log()
             read_at = time.monotonic()
-            configs = read_tables(self.zk)
-            owned: dict[str, frozenset[int]] = {}
+            full = (
+                changes is None
+                or self._suspended.is_set()
+                or time.monotonic() - self._full_at > RESYNC_INTERVAL
+            )
+            if full:
+                configs = read_tables(self.zk)
+                changed = set(configs) | {t.name for t in self.cluster.list_tables()}
+            else:
+                assert changes is not None
+                configs = dict(self._configs)
+                changed = changes
+                for name in changes:
+                    try:
+                        configs[name] = read_table(self.zk, name)
+                    except TableNotFoundError:
+                        configs.pop(name, None)
+            owned = {k: v for k, v in self.ownership.owned.items() if k not in changed}
             urls: dict[str, str] | None = None
-            for name, tc in configs.items():
-                if not self.cluster.has_table(name):
-                    with contextlib.suppress(TableExistsError):
-                        f = tc.app.follower_of
-                        if f is None:
-                            self.cluster.create_table(name, tc.app.partition_count, tc.app.envs or None)
-                        else:
-                            # every partition learning; each owner learns its own from the source
-                            LocalFollower(self.cluster).ensure_table(
-                                name, tc.app.partition_count, SourceId(**f), True
-                            )
-                table = self.cluster.table(name)
-                # the znode's envs (multinode/table_envs.py), every partition's gate from them
-                self.cluster.adopt_table_envs(name, tc.app.envs)
-                mine = frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id)
-                for pc in tc.partitions:
-                    if pc.problem:
-                        # not served, nor dropped: its owner is unknown until the znode is good
-                        log.warning("node %s: %s.%d: %s", self.node_id, name, pc.pidx, pc.problem)
-                        continue
-                    part = table.partitions[pc.pidx]
-                    if pc.owner == self.node_id:
-                        self.custody.take(part, pc.decree, pc.ballot)
-                    elif self.node_id not in pc.secondaries:
-                        self.custody.let_go(part)
-                    if pc.secondaries or tc.app.replica_count > 1:
-                        if urls is None:
-                            urls = {n: d.url for n, d in read_nodes(self.zk).items()}
-                        self.replication.adopt(part, pc.doc, urls)
-                owned[name] = mine
-            for name in [t.name for t in self.cluster.list_tables()]:
-                if name not in configs:
-                    self.replication.forget(name)
-                    with contextlib.suppress(Exception):
-                        self.cluster.drop_table(name)
+            for name in sorted(changed):
+                tc = configs.get(name)
+                if tc is None:
+                    if self.cluster.has_table(name):
+                        self.replication.forget(name)
+                        with contextlib.suppress(Exception):
+                            self.cluster.drop_table(name)
+                    continue
+                owned[name], urls = self._adopt_table(name, tc, urls)
             self._configs = configs
             self.custody.publish(owned, read_at)
             self.dups.sync()
@@ -248,9 +246,54 @@ class Member:
             for name, tc in configs.items():
                 self._follow(name, tc)
             self._synced_at = time.monotonic()
+            if full:
+                self._full_at = read_at
             if self.zk.connected:
                 self._suspended.clear()
             self._synced_version = max(self._synced_version, began)
+
+    def _adopt_table(
+        self, name: str, tc: TableConfig, urls: dict[str, str] | None
+    ) -> tuple[frozenset[int], dict[str, str] | None]:
+        """One table's configuration acted on here: made if missing, its envs, each partition
+        served, let go or replicated. The partitions this node owns, and the live nodes' URLs
+        (read once per sync, if a replicated partition needs them)."""
+        if not self.cluster.has_table(name):
+            with contextlib.suppress(TableExistsError):
+                f = tc.app.follower_of
+                if f is None:
+                    self.cluster.create_table(name, tc.app.partition_count, tc.app.envs or None)
+                else:
+                    # every partition learning; each owner learns its own from the source
+                    LocalFollower(self.cluster).ensure_table(
+                        name, tc.app.partition_count, SourceId(**f), True
+                    )
+        table = self.cluster.table(name)
+        # the znode's envs (multinode/table_envs.py), every partition's gate from them
+        self.cluster.adopt_table_envs(name, tc.app.envs)
+        for pc in tc.partitions:
+            if pc.problem:
+                # not served, nor dropped: its owner is unknown until the znode is good
+                log.warning("node %s: %s.%d: %s", self.node_id, name, pc.pidx, pc.problem)
+                continue
+            part = table.partitions[pc.pidx]
+            if pc.owner == self.node_id:
+                self.custody.take(part, pc.decree, pc.ballot)
+            elif self.node_id not in pc.secondaries:
+                self.custody.let_go(part)
+            if pc.secondaries or tc.app.replica_count > 1:
+                if urls is None:
+                    urls = {n: d.url for n, d in read_nodes(self.zk).items()}
+                self.replication.adopt(part, pc.doc, urls)
+        return frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id), urls
+
+    def _config_log(self) -> tuple[int, set[str] | None]:
+        """``/config``'s version now, and the tables changed since the last sync's (None: any)."""
+        try:
+            raw, stat = self.zk.get(CONFIG)
+        except NoNodeError:
+            return -1, None
+        return int(stat.version), ConfigLog.decode(raw).changed_since(self._synced_version, int(stat.version))
 
     def _config_version(self) -> int:
         stat = self.zk.exists(CONFIG)
@@ -303,6 +346,10 @@ class Member:
 
     def owned(self, table: str) -> list[int]:
         return sorted(self.ownership.owned.get(table, ()))
+
+    def configs(self) -> dict[str, TableConfig]:
+        """Every table's configuration as the last sync read it."""
+        return dict(self._configs)
 
     def config(self, table: str) -> TableConfig | None:
         return self._configs.get(table)

@@ -11,6 +11,7 @@ the fence lease gives up, since the owner unfences itself after the lease.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Protocol
 
 from kazoo.exceptions import BadVersionError
@@ -38,7 +39,12 @@ class Leading(Protocol):
 
     def require_leader(self) -> None: ...
 
-    def changed(self, nodes: dict[str, NodeDoc] | None = None, only: set[str] | None = None) -> list[str]:
+    def changed(
+        self,
+        nodes: dict[str, NodeDoc] | None = None,
+        only: set[str] | None = None,
+        tables: Iterable[str] | None = None,
+    ) -> list[str]:
         """The configuration changed: every node and client is told, ``only`` are waited for."""
         ...
 
@@ -139,7 +145,7 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
             raise CoordinationError(m.addr.spec, f"{table}.{pidx} changed during the move") from None
         raise
     # 5. both sides act on it now (the others through the /config watch)
-    leader.changed(nodes, {node, pc.owner})
+    leader.changed(nodes, {node, pc.owner}, tables=[table])
     log.info(
         "moved %s.%d from %s to %s at decree %d",
         table,

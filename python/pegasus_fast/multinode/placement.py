@@ -12,7 +12,7 @@ act on it. The Meta service reaches these through meta.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any
@@ -24,6 +24,7 @@ from ..coord.layout import (
     DUPS,
     MAX_REPLICAS,
     AppDoc,
+    ConfigLog,
     DupDoc,
     NodeDoc,
     PartitionDoc,
@@ -80,22 +81,39 @@ class Placement:
             leader = read_leader(self.zk)
             raise NotLeaderError(self.member.node_id, leader.url if leader else None)
 
-    def changed(self, nodes: dict[str, NodeDoc] | None = None, only: set[str] | None = None) -> list[str]:
+    def changed(
+        self,
+        nodes: dict[str, NodeDoc] | None = None,
+        only: set[str] | None = None,
+        tables: Iterable[str] | None = None,
+    ) -> list[str]:
         """The configuration changed: bump ``/config`` (every watcher re-reads), then have
         ``nodes`` (default: those live once it is bumped; ``only`` those named) act on it
-        before this returns. Returns the ids of those that did not (each acts on it at its
-        next sync: the watch, or within member.py's RESYNC_INTERVAL)."""
-        self._bump()
+        before this returns. ``tables``: the only tables the change touched (a node that saw
+        the bump before re-reads just those; None: any). Returns the ids of the nodes that did
+        not act on it (each does at its next sync: the watch, or member.py's RESYNC_INTERVAL)."""
+        self.bump(tables)
         return self.sync_nodes(read_nodes(self.zk) if nodes is None else nodes, only)
 
-    def _bump(self) -> None:
-        try:
-            self.zk.set(CONFIG, str(time.time()).encode())
-        except NoNodeError:
+    def bump(self, tables: Iterable[str] | None = None) -> None:
+        """``/config`` bumped by a compare-and-set that appends ``tables`` to its log."""
+        names = None if tables is None else tuple(sorted(set(tables)))
+        for _ in range(CAS_TRIES):
             try:
-                self.zk.create(CONFIG, b"0")
-            except NodeExistsError:
-                self.zk.set(CONFIG, str(time.time()).encode())
+                raw, stat = self.zk.get(CONFIG)
+            except NoNodeError:
+                try:
+                    self.zk.create(CONFIG, ConfigLog().bumped(0, None).encode())
+                    return
+                except NodeExistsError:
+                    continue
+            data = ConfigLog.decode(raw).bumped(stat.version + 1, names).encode()
+            try:
+                self.zk.set(CONFIG, data, version=stat.version)
+                return
+            except BadVersionError:
+                continue  # bumped meanwhile (a leader that has not heard it lost): again
+        self.zk.set(CONFIG, ConfigLog().encode())  # the log given up: every node reads everything
 
     def sync_nodes(self, nodes: dict[str, NodeDoc], only: set[str] | None = None) -> list[str]:
         """``Node.Sync`` on ``nodes`` (``only`` those named) at once; the ids of those that failed."""
@@ -139,7 +157,10 @@ class Placement:
         nodes = read_nodes(self.zk)
         if not nodes:
             raise CoordinationError(self.member.addr.spec, "no live node to place partitions on")
-        configs = read_tables(self.zk)
+        # the tables as this node last synced them (it leads: every change is its own, and its
+        # sync follows each): the bounds and the load; the transaction below is what refuses
+        # a name taken meanwhile
+        configs = self.member.configs()
         if name in configs:
             raise TableExistsError(name)
         # Cluster-wide: every node keeps every table's partitions (those it does not own
@@ -185,7 +206,7 @@ class Placement:
                 raise TableExistsError(name)
             if isinstance(r, Exception):
                 raise CoordinationError(self.member.addr.spec, f"creating table {name!r}: {r!r}")
-        self.changed(nodes)
+        self.changed(nodes, tables=[name])
         return app
 
     def drop_table(self, name: str) -> None:
@@ -198,7 +219,7 @@ class Placement:
         for r in tx.commit():
             if isinstance(r, Exception):
                 raise CoordinationError(self.member.addr.spec, f"dropping table {name!r}: {r!r}")
-        self.changed()
+        self.changed(tables=[name])
 
     def set_table_envs(self, name: str, envs: dict[str, str], delete: tuple[str, ...]) -> AppDoc:
         """Set (and delete) a table's envs, applied by every live node before this returns."""

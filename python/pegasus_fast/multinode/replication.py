@@ -274,7 +274,10 @@ class Link:
                 self.node,
             )
             peer = self.peers.get(self.url)
-            req = pb.LearnPartitionRequest(table=part.table, pidx=part.pidx, source_url=self.primary_url())
+            pace = int(part.config.replica_learn_mb_per_sec * (1 << 20))
+            req = pb.LearnPartitionRequest(
+                table=part.table, pidx=part.pidx, source_url=self.primary_url(), max_bytes_per_sec=pace
+            )
             decree = peer(peer.node, "Learn", req, timeout=LEARN_TIMEOUT).decree
             log.info(
                 "%s.%d: secondary %s learned through decree %d", part.table, part.pidx, self.node, decree

@@ -115,10 +115,11 @@ class Rereplicator:
             pc.owner,
             extra=event(step="learn", **fields),
         )
+        pace = int(m.cluster.config.replica_learn_mb_per_sec * (1 << 20))
         learned = dst(
             dst.node,
             "Learn",
-            pb.LearnPartitionRequest(table=table, pidx=pidx, source_url=src.url),
+            pb.LearnPartitionRequest(table=table, pidx=pidx, source_url=src.url, max_bytes_per_sec=pace),
             timeout=LEARN_TIMEOUT,
         ).decree
         # the configuration read again: it may have changed during the copy
@@ -133,7 +134,7 @@ class Rereplicator:
         except (BadVersionError, NoNodeError):
             return None  # changed meanwhile: the next round reads it again
         self._under.pop((table, pidx), None)
-        self.placement.changed(None, {pc.owner, target})
+        self.placement.changed(None, {pc.owner, target}, tables=[table])
         log.warning(
             "%s.%d: %s is a secondary again (learned through decree %d in %.2f s), ballot %d",
             table,

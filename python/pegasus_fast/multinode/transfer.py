@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -97,7 +98,24 @@ def _manifest(entries: object) -> list[ManifestEntry]:
     return [(e.name, e.size, e.blake3) for e in entries]  # type: ignore[attr-defined]
 
 
-def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], source: str) -> int:
+def paced(chunks: Iterator[Chunk], max_bytes_per_sec: int) -> Iterator[Chunk]:
+    """``chunks`` taken no faster than ``max_bytes_per_sec`` (0: as they come): the receiver
+    reads slower, and the sender's flow control slows the copy at its source too."""
+    if max_bytes_per_sec <= 0:
+        yield from chunks
+        return
+    start, taken = time.monotonic(), 0
+    for c in chunks:
+        yield c
+        taken += len(c.data)
+        ahead = taken / max_bytes_per_sec - (time.monotonic() - start)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def receive_checkpoint(
+    p: Partition, pieces: Iterator[pb.CheckpointPiece], source: str, max_bytes_per_sec: int = 0
+) -> int:
     """Install the checkpoint ``pieces`` carry into learning ``p``; returns its decree.
 
     Nothing is opened before every file has passed its BLAKE3 against the manifest: a bad
@@ -131,7 +149,7 @@ def receive_checkpoint(p: Partition, pieces: Iterator[pb.CheckpointPiece], sourc
     fileio.rmtree(staging, ignore_errors=True)
     fileio.makedirs(staging, exist_ok=False)
     try:
-        learn.receive_files(staging, manifest, chunks())
+        learn.receive_files(staging, manifest, paced(chunks(), max_bytes_per_sec))
         fileio.fsync_tree(staging)
         p.install_rdb(staging, own_copy=True)
     finally:
@@ -193,11 +211,11 @@ class NodeTransfer(rpc.NodeServicer):
         peer = self.peers.get(url)
         return peer.url, peer.node
 
-    def _pull_checkpoint(self, p: Partition, url: str, stub: rpc.NodeStub) -> int:
+    def _pull_checkpoint(self, p: Partition, url: str, stub: rpc.NodeStub, max_bytes_per_sec: int = 0) -> int:
         ref = pb.PartitionRef(table=p.table, pidx=p.pidx)
         stream = stub.PullCheckpoint(ref, timeout=PULL_TIMEOUT, metadata=self._md)
         try:
-            return receive_checkpoint(p, replies(url, stream), url)  # type: ignore[arg-type]
+            return receive_checkpoint(p, replies(url, stream), url, max_bytes_per_sec)  # type: ignore[arg-type]
         finally:
             stream.cancel()
 
@@ -264,7 +282,7 @@ class NodeTransfer(rpc.NodeServicer):
                 raise PartitionUnavailableError(p.table, p.pidx, p.state)
             tries = 1
             while True:
-                self._pull_checkpoint(p, url, stub)
+                self._pull_checkpoint(p, url, stub, request.max_bytes_per_sec)
                 try:
                     return pb.MoveReply(decree=self._pull_log(p, url, stub, 0))
                 except WalGapError:

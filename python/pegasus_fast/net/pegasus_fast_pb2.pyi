@@ -1128,16 +1128,18 @@ class LogBatch(_message.Message):
     def __init__(self, blocks: _Optional[bytes] = ..., last_decree: _Optional[int] = ...) -> None: ...
 
 class LearnPartitionRequest(_message.Message):
-    __slots__ = ("table", "pidx", "source_url", "through")
+    __slots__ = ("table", "pidx", "source_url", "through", "max_bytes_per_sec")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     SOURCE_URL_FIELD_NUMBER: _ClassVar[int]
     THROUGH_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     source_url: str
     through: int
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_url: _Optional[str] = ..., through: _Optional[int] = ...) -> None: ...
+    max_bytes_per_sec: int
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., source_url: _Optional[str] = ..., through: _Optional[int] = ..., max_bytes_per_sec: _Optional[int] = ...) -> None: ...
 
 class MoveReply(_message.Message):
     __slots__ = ("decree",)
