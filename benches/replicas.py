@@ -55,9 +55,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(stack: ExitStack, root: str, pids: dict[str, int]) -> tuple[str, str]:
-    """ZooKeeper and the three nodes (``pids`` gets their process ids); the cluster's URL and
-    n1's Pegasus address."""
+def start(
+    stack: ExitStack, root: str, pids: dict[str, int], *serve_args: str, nodes: tuple[str, ...] = NODES
+) -> tuple[str, str]:
+    """ZooKeeper and the nodes (``pids`` gets their process ids; ``serve_args``: more of each
+    node's serve arguments); the cluster's URL and n1's Pegasus address."""
     zk = ZooKeeperServer(os.path.join(root, "zk"))
     stack.callback(zk.stop)
     quiet = logging.getLogger("kazoo")
@@ -67,21 +69,8 @@ def start(stack: ExitStack, root: str, pids: dict[str, int]) -> tuple[str, str]:
         spec = f"{zk.start()}/bench"
     finally:
         quiet.setLevel(level)
-    for n in NODES:
-        proc, _url = stack.enter_context(
-            served(
-                os.path.join(root, n),
-                "--zk",
-                spec,
-                "--node-id",
-                n,
-                "--pegasus-listen",
-                "127.0.0.1:0",
-                "--config",
-                f"default_replica_count={os.environ.get('PF_BENCH_FOLLOWER_REPLICAS', '3')}",
-            )
-        )
-        pids[n] = proc.pid
+    for n in nodes:
+        start_node(stack, root, spec, n, pids, *serve_args)
     client = connect(parse_zk(f"zk://{spec}"))
     try:
         pegasus = read_nodes(client)["n1"].pegasus
@@ -89,6 +78,27 @@ def start(stack: ExitStack, root: str, pids: dict[str, int]) -> tuple[str, str]:
         client.stop()
         client.close()
     return f"zk://{spec}", pegasus
+
+
+def start_node(
+    stack: ExitStack, root: str, spec: str, n: str, pids: dict[str, int], *serve_args: str
+) -> None:
+    """One more node of the cluster at ZooKeeper ``spec``."""
+    proc, _url = stack.enter_context(
+        served(
+            os.path.join(root, n),
+            "--zk",
+            spec,
+            "--node-id",
+            n,
+            "--pegasus-listen",
+            "127.0.0.1:0",
+            "--config",
+            f"default_replica_count={os.environ.get('PF_BENCH_FOLLOWER_REPLICAS', '3')}",
+            *serve_args,
+        )
+    )
+    pids[n] = proc.pid
 
 
 def founding_ms(root: str, url: str, c: pf.RoutedCluster, name: str, records: int) -> float:

@@ -9,6 +9,7 @@ client: every acknowledged write must be there.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
+from conftest import DEFAULT_BACKEND, PYTHON, child_env
 from multinode import WAIT, Nodes
 from served import Fleet
 
@@ -257,3 +258,91 @@ def test_a_duplication_into_a_replicated_follower_reaches_every_replica(
                 assert ft.get(b"b%d" % i, b"s") == b"y%d" % i
     finally:
         src.close()
+
+
+def test_the_cli_makes_and_shows_replicas(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]], default_backend_name: str
+) -> None:
+    nodes, c = start("n1", "n2", "n3")
+
+    def cli(*argv: str, code: int = 0) -> str:
+        r = subprocess.run(
+            [PYTHON, "-m", "pegasus_fast", "--connect", nodes.url, *argv],
+            env=child_env(default_backend_name),
+            capture_output=True,
+            timeout=WAIT,
+        )
+        assert r.returncode == code, r.stderr.decode()
+        return r.stdout.decode()
+
+    cli("create", "r", "-p", "3", "-r", "2")
+    reps = c.table("r").replicas()
+    assert all(len(r.secondaries) == 1 for r in reps)
+    out = cli("app", "r")
+    assert "primary" in out and "secondaries" in out and "ballot" in out
+    for r in reps:
+        row = next(line.split() for line in out.splitlines() if line.split()[:1] == [str(r.pidx)])
+        assert row[-3:] == [r.primary, r.secondaries[0], str(r.ballot)]
+    out = cli("nodes")
+    held = {n: 0 for n in ("n1", "n2", "n3")}
+    for r in reps:
+        held[r.secondaries[0]] += 1
+    for line in out.splitlines():
+        cols = line.split()
+        if cols and cols[0] in held:
+            assert cols[1] == "live" and int(cols[4]) == held[cols[0]], line
+    assert "fully_healthy 3" in cli("app", "r")
+    cli("create", "bad", "-r", "4", code=2)
+
+
+def test_a_secondary_refuses_what_its_primary_and_ballot_did_not_send(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
+    """Node.Replicate as a hostile or stale peer would call it: another primary, an old ballot,
+    damaged blocks, a gap. Each is refused with its status and nothing is stored; a failover's
+    promise of a ballot not past the current one is refused too."""
+    from pegasus_fast import _backend
+    from pegasus_fast.net import pegasus_fast_pb2 as pb
+    from pegasus_fast.net.peer import Peer
+    from pegasus_fast.records import Op
+
+    nodes, c = start("n1", "n2", "n3")
+    t = c.create_table("r", partition_count=1, replica_count=3)
+    for i in range(5):
+        t.set(b"k%d" % i, b"s", b"v%d" % i)
+    (rep,) = t.replicas()
+    sec = rep.secondaries[0]
+    peer = Peer(nodes[sec].url)
+    try:
+
+        def replicate(primary: str, ballot: int, blocks: bytes, first: int = 1) -> pb.ReplicaAck:
+            item = pb.ReplicaItem(table="r", pidx=0, ballot=ballot, blocks=blocks, first=first)
+            reply = peer(peer.node, "Replicate", pb.ReplicateRequest(primary=primary, items=[item]))
+            (ack,) = reply.acks
+            return ack
+
+        def block(decree: int) -> bytes:
+            op = (int(Op.PUT), b"evil", b"s", b"x", 0)
+            return _backend.impl.encode_block([(decree, time.time_ns() // 1000, 1, [op])])
+
+        probe = replicate(rep.primary, rep.ballot, b"", first=0)
+        assert probe.status == pb.ReplicaAck.OK and probe.decree == 5
+        not_primary = next(n for n in ("n1", "n2", "n3") if n != rep.primary)
+        assert replicate(not_primary, rep.ballot, block(6)).status == pb.ReplicaAck.STALE
+        assert replicate("nobody", rep.ballot, block(6)).status == pb.ReplicaAck.STALE
+        assert replicate(rep.primary, rep.ballot - 1, block(6)).status == pb.ReplicaAck.STALE
+        newer = replicate(rep.primary, rep.ballot + 5, block(6))  # a ballot ZooKeeper never had
+        assert newer.status == pb.ReplicaAck.STALE
+        assert replicate(rep.primary, rep.ballot, b"\x07" * 40).status == pb.ReplicaAck.FAILED
+        gap = replicate(rep.primary, rep.ballot, block(9))
+        assert gap.status == pb.ReplicaAck.GAP and gap.decree == 5
+        with pytest.raises(pf.CoordinationError):
+            peer(peer.node, "ReplicaDecree", pb.ReplicaDecreeRequest(table="r", pidx=0, ballot=rep.ballot))
+    finally:
+        peer.close()
+    t.set(b"k5", b"s", b"v5")  # the real primary's next decree reaches every secondary
+    nodes[rep.primary].kill9()
+    wait_for(lambda: t.replicas()[0].primary != rep.primary, what="a new primary")
+    assert t.get(b"evil", b"s") is None
+    for i in range(6):
+        assert t.get(b"k%d" % i, b"s") == b"v%d" % i
