@@ -82,10 +82,13 @@ class ReplicaSet:
             self._buf_bytes += len(block)
             while self._buf_bytes > BUFFER_BYTES and len(self._buf) > 1:
                 self._buf_bytes -= len(self._buf.popleft()[2])
+
+    def send(self) -> None:
         for link in self.links:
             link.wake()
 
     def commit(self, decree: int) -> None:
+        self.send()  # (sent already, unless the writer skipped send: no harm)
         deadline = time.monotonic() + self.timeout
         rs = self
         while True:
@@ -156,10 +159,14 @@ class ReplicaSet:
         with self.cond:
             self.acked[node] = -1
 
-    def on_ack(self, node: str, ack: pb.ReplicaAck) -> bool:
-        """A secondary's answer; False when it says this ballot is stale."""
+    def on_ack(self, node: str, ack: pb.ReplicaAck) -> bool | None:
+        """A secondary's answer; False when it says this ballot is stale, None when it holds
+        decrees this primary does not (this node lost the tail of its log, unsynced, in a
+        crash within its session: the secondary's copy has forked and is learned anew)."""
         if ack.status == STALE:
             return False
+        if ack.status in (OK, GAP) and ack.decree > self.part.last_committed:
+            return None
         if ack.status in (OK, GAP):
             with self.cond:
                 self.acked[node] = ack.decree
@@ -259,8 +266,20 @@ class Link:
             self._outage.ok()
             backoff = 0.0
             for rs, ack in zip(owners, reply.acks, strict=False):
-                if not rs.on_ack(self.node, ack):
+                took = rs.on_ack(self.node, ack)
+                if took is False:
                     self.on_stale(rs, ack.ballot)
+                elif took is None and rs not in self._learning:
+                    log.error(
+                        "%s.%d: secondary %s holds decree %d, past this primary's %d: it learns anew",
+                        rs.part.table,
+                        rs.part.pidx,
+                        self.node,
+                        ack.decree,
+                        rs.part.last_committed,
+                    )
+                    self._learning.add(rs)
+                    threading.Thread(target=self._relearn, args=(rs,), daemon=True).start()
             if any(rs.pending(self.node) for rs in owners):
                 self._wake.set()
 

@@ -33,7 +33,11 @@ class Replicator(Protocol):
 
     def logged(self, first: int, last: int, block: bytes) -> None:
         """Mutations ``first..last`` were logged and applied here as ``block`` (the partition's
-        lock held: calls come in decree order). Must not block."""
+        lock held: calls come in decree order). Must not block; they go at :meth:`send`."""
+
+    def send(self) -> None:
+        """What was logged goes to the secondaries now (a writer is about to make it durable
+        here: a batch's partitions all logged first, then one call per secondary carries them)."""
 
     def commit(self, decree: int) -> None:
         """Return once every secondary holds ``decree`` durably; raise when that cannot be known."""
@@ -146,6 +150,9 @@ class PartitionWrites:
 
     def _after_commit(self, decree: int, offset: int) -> None:
         """Wait for durability, then tell the hooks (duplication shippers wake on it)."""
+        r = self.replicator
+        if r is not None:
+            r.send()
         if self._must_sync:
             try:
                 self.wal.sync(offset)
@@ -279,11 +286,21 @@ class PartitionWrites:
             raise
 
 
+def _send(logged: Sequence[tuple[Any, ...]]) -> None:
+    """The replicated partitions among ``logged`` (each ``(partition, ...)``) send what they
+    logged, once all of them have logged theirs."""
+    for x in logged:
+        r = x[0].replicator
+        if r is not None:
+            r.send()
+
+
 def wait_durable_all(logged: Sequence[tuple[PartitionWrites, int, int]]) -> list[BaseException | None]:
     """:meth:`PartitionWrites.wait_durable` of several partitions' writes ``(partition, decree,
     offset)`` at once: their logs' fdatasyncs run together (``wal.sync_all``). Each one's
     outcome, in order: None once durable (and the hooks told), else the error ``wait_durable``
     would have raised (the partition is failed, as there)."""
+    _send(logged)
     syncing = [(i, p) for i, (p, _, _) in enumerate(logged) if p._must_sync]
     out = sync_all([(p.wal, logged[i][2]) for i, p in syncing]) if syncing else []
     failed: list[BaseException | None] = [None] * len(logged)
@@ -311,6 +328,7 @@ def wait_durable_shared(
     yet), or all of them if the shared log fails, is made durable by its partition log's own
     fsync instead."""
     out: list[BaseException | None] = [None] * len(logged)
+    _send(logged)
     shared = [i for i, x in enumerate(logged) if x[0]._must_sync]
     covered = [False] * len(shared)
     if shared:
