@@ -85,15 +85,27 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--rate", type=float, default=1000.0, help="gets/s on n1 (default 1,000)")
     ap.add_argument("--seconds", type=float, default=5.0, help="the idle measurement's length")
+    ap.add_argument(
+        "--pace", type=float, default=None, help="replica_learn_mb_per_sec of the nodes (default: Config's)"
+    )
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args()
+    serve_args = (
+        SERVE_ARGS
+        if args.pace is None
+        else (*SERVE_ARGS, "--config", f"replica_learn_mb_per_sec={args.pace}")
+    )
     if getattr(_backend.impl, "bench_served", None) is None:
         print("the load generator is Rust; this install runs pure Python", file=sys.stderr)
         return 2
-    out: dict[str, Any] = {"mb per partition": args.mb, "partitions": args.partitions}
+    out: dict[str, Any] = {
+        "mb per partition": args.mb,
+        "partitions": args.partitions,
+        "pace MiB/s": args.pace,
+    }
     with tempfile.TemporaryDirectory(prefix="pf-learn-") as root, ExitStack() as stack:
         pids: dict[str, int] = {}
-        url, pegasus = start(stack, root, pids, *SERVE_ARGS)
+        url, pegasus = start(stack, root, pids, *serve_args)
         host, port = pegasus.rsplit(":", 1)
         with pf.connect(url) as c:
             t = c.create_table("big", partition_count=args.partitions, replica_count=3)
@@ -108,7 +120,7 @@ def main() -> int:
             print(f"idle:     get p50 {idle['p50_us']} us  p99 {idle['p99_us']} us  errors {idle['errors']}")
             killed = time.monotonic()
             os.kill(pids["n3"], signal.SIGKILL)
-            start_node(stack, root, url[len("zk://") :], "n4", pids, *SERVE_ARGS)
+            start_node(stack, root, url[len("zk://") :], "n4", pids, *serve_args)
             joined = time.monotonic()
             during: list[dict[str, Any]] = []
             done = threading.Event()

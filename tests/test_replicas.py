@@ -346,3 +346,53 @@ def test_a_secondary_refuses_what_its_primary_and_ballot_did_not_send(
     assert t.get(b"evil", b"s") is None
     for i in range(6):
         assert t.get(b"k%d" % i, b"s") == b"v%d" % i
+
+
+def test_moving_a_replicated_primary_under_writes_loses_nothing(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
+    """A planned switch of the primary role (a move to one of its secondaries) and a move to a
+    node without a replica, with writes going on: the replicas stay replica_count, the old
+    primary becomes a secondary in place of the new one, and every acknowledged write is
+    there, on every replica (the last node standing answers everything)."""
+    nodes, c = start("n1", "n2", "n3", "n4")
+    t = c.create_table("r", partition_count=2, replica_count=3)
+    with Writer(t) as w:
+        wait_for(lambda: w.count > 50, what="writes")
+        r0 = t.replicas()[0]
+        to = r0.secondaries[0]
+        c.move_partition("r", 0, to)
+        after = t.replicas()[0]
+        assert after.primary == to and sorted(after.secondaries) == sorted(
+            {*r0.secondaries, r0.primary} - {to}
+        )
+        assert after.ballot > r0.ballot
+        before = w.count
+        wait_for(lambda: w.count > before + 50, what="writes after the switch")
+        r1 = t.replicas()[1]
+        spare = next(n for n in ("n1", "n2", "n3", "n4") if n not in (r1.primary, *r1.secondaries))
+        c.move_partition("r", 1, spare)
+        after1 = t.replicas()[1]
+        assert after1.primary == spare and after1.secondaries == r1.secondaries
+        before = w.count
+        wait_for(lambda: w.count > before + 50, what="writes after the move")
+    assert not [e for e in w.errors if not isinstance(e, pf.PartitionUnavailableError)], w.errors[:3]
+    check_all(t, w.acked)
+    # each partition's replicas hold everything: kill all but one of them, one by one
+    for pidx in (0, 1):
+        r = t.replicas()[pidx]
+        keep = r.secondaries[-1]
+        for n in (r.primary, *r.secondaries[:-1]):
+            nodes[n].kill9()
+            wait_for(
+                lambda n=n, pidx=pidx: n not in (t.replicas()[pidx].primary, *t.replicas()[pidx].secondaries),
+                what=f"{n} dropped",
+            )
+        assert t.replicas()[pidx].primary == keep
+        for key, value in w.acked.items():
+            if t.partition_index(key, b"s") == pidx:
+                assert t.get(key, b"s") == value, key
+        for n in ("n1", "n2", "n3", "n4"):
+            if nodes[n].proc is not None and nodes[n].proc.poll() is not None:
+                nodes[n].start()
+        wait_for(lambda: len(c.nodes()) == 4, what="all four back")
