@@ -396,3 +396,31 @@ def test_moving_a_replicated_primary_under_writes_loses_nothing(
             if nodes[n].proc is not None and nodes[n].proc.poll() is not None:
                 nodes[n].start()
         wait_for(lambda: len(c.nodes()) == 4, what="all four back")
+
+
+def test_a_secondary_back_at_another_address_before_its_session_expired(fleet: Fleet, zk_chroot: str) -> None:
+    """n2, a secondary, is killed and restarted on another port within its (10 s) session: no
+    failover happens, its znode names its new address, and the primary's writes reach it
+    there (they would wait for the old address until they time out)."""
+    args = ("--config", "zk_session_timeout_seconds=10", "--config", "replica_ack_timeout_seconds=30")
+    nodes = Nodes(fleet, zk_chroot, *args)
+    nodes.start("n1", "n2")
+    with nodes.client() as c:
+        t = c.create_table("r", partition_count=2, replica_count=2)
+        for i in range(20):
+            t.set(b"a%d" % i, b"s", b"x")
+        ballots = [r.ballot for r in t.replicas()]
+        old = nodes["n2"].port
+        nodes["n2"].kill9()
+        nodes["n2"].port = 0
+        nodes["n2"].start()
+        assert nodes["n2"].port != old
+        started = time.monotonic()
+        for i in range(20):
+            t.set(b"b%d" % i, b"s", b"y")
+        assert time.monotonic() - started < 15
+        assert [r.ballot for r in t.replicas()] == ballots  # no failover: the same ballots
+        nodes["n1"].kill9()
+        wait_for(lambda: all(r.primary == "n2" for r in t.replicas()), timeout=60, what="n2 primary")
+        for i in range(20):
+            assert t.get(b"a%d" % i, b"s") == b"x" and t.get(b"b%d" % i, b"s") == b"y"

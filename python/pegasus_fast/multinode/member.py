@@ -89,9 +89,7 @@ class Member:
         self.custody = Custody(zk, cluster, node_id, self.ownership)
         self.dups = DupProgress(zk, cluster, node_id, self.ownership)
         self._want_sync = threading.Event()
-        self.replication = Replication(
-            zk, cluster, node_id, self.peers, self._want_sync.set, lambda: self.url
-        )
+        self.replication = Replication(zk, cluster, node_id, self.peers, self.resync_all, lambda: self.url)
         self._synced_at = 0.0
         #: when the last sync that read every table began
         self._full_at = 0.0
@@ -294,6 +292,12 @@ class Member:
         except NoNodeError:
             return -1, None
         return int(stat.version), ConfigLog.decode(raw).changed_since(self._synced_version, int(stat.version))
+
+    def resync_all(self) -> None:
+        """Read every table again soon (not only those ``/config``'s log names): a replica is
+        stale or unreachable, and a node's address or a partition may have changed unlogged."""
+        self._full_at = 0.0
+        self._want_sync.set()
 
     def _config_version(self) -> int:
         stat = self.zk.exists(CONFIG)

@@ -70,6 +70,8 @@ class ReplicaSet:
         self._buf: deque[tuple[int, int, bytes]] = deque()
         self._buf_bytes = 0
         self.links: list[Link] = []
+        #: each secondary's URL when the set was made (None: not live then)
+        self.urls: dict[str, str | None] = {}
         #: replaced by another ballot's set (waiters go on there), or the primary role is gone
         self.retired = False
         self.successor: ReplicaSet | None = None
@@ -182,9 +184,18 @@ class Link:
     one call in flight carrying every partition that has something to send."""
 
     def __init__(
-        self, node: str, url: str, primary: str, primary_url: Any, peers: Peers, on_stale: Any
+        self,
+        node: str,
+        url: str,
+        primary: str,
+        primary_url: Any,
+        peers: Peers,
+        on_stale: Any,
+        on_unreachable: Any,
     ) -> None:
-        """``primary_url()``: this node's URL (a secondary too far behind learns from it)."""
+        """``primary_url()``: this node's URL (a secondary too far behind learns from it);
+        ``on_unreachable()``: a call failed (the node reads the configuration again)."""
+        self.on_unreachable = on_unreachable
         self.node = node
         self.url = url
         self.primary = primary
@@ -259,6 +270,7 @@ class Link:
                 )
             except Exception as exc:  # noqa: BLE001 - tried again; the failover removes a dead node
                 self._outage.failed(f"{type(exc).__name__}: {exc}")
+                self.on_unreachable()  # it may be at another address now: the node reads again
                 backoff = min(1.0, max(0.02, backoff * 2))
                 self._stop.wait(backoff)
                 self._wake.set()
@@ -353,11 +365,20 @@ class Replication:
         with self._lock:
             old = self.sets.get(key)
         if doc.owner == self.node_id and doc.secondaries:
-            if old is not None and old.ballot == doc.ballot and old.secondaries == doc.secondaries:
+            where = {n: urls.get(n) for n in doc.secondaries}
+            if (
+                old is not None
+                and old.ballot == doc.ballot
+                and old.secondaries == doc.secondaries
+                and old.urls == where
+            ):
                 return
+            # a new ballot, or a secondary at another address (restarted before its session
+            # expired): a new set, which asks each secondary its decree first
             rs = ReplicaSet(
                 part, doc.ballot, doc.secondaries, self.cluster.config.replica_ack_timeout_seconds
             )
+            rs.urls = where
             with self._lock:
                 self.sets[key] = rs
             for n in doc.secondaries:
@@ -407,7 +428,7 @@ class Replication:
         with self._lock:
             link = self.links.get((node, url))
             if link is None:
-                link = Link(node, url, self.node_id, self.url, self.peers, self._stale)
+                link = Link(node, url, self.node_id, self.url, self.peers, self._stale, self.want_sync)
                 self.links[(node, url)] = link
             return link
 
