@@ -5,10 +5,11 @@ The configuration (primary, secondaries, ballot) is the partition's znode, chang
 meta leader by compare-and-set (failover.py). On this node, :class:`Replication` follows it:
 
 * **Primary.** A :class:`ReplicaSet` per partition it leads, set as the partition's replicator
-  (storage/writes.py). Each mutation logged is kept in memory and handed to one
-  :class:`Link` per secondary node, whose thread sends whatever its partitions hold past
-  what that secondary acknowledged, all of them in one ``Node.Replicate`` call, one call in
-  flight: under load a call carries what piled up meanwhile, as group commit does. The
+  (storage/writes.py). Each mutation logged is kept in memory; once a batch's partitions are
+  logged (``send``), one :class:`Link` per secondary node sends whatever its partitions hold
+  past what that secondary acknowledged, all of them in one request of the
+  ``Node.ReplicateStream`` it keeps open, one request in flight: under load a request
+  carries what piled up meanwhile, as group commit does. The
   secondaries log while this node syncs its own copy. A write returns once every secondary
   of the ballot has acknowledged its decree durable (``replica_ack_timeout_seconds``, then
   PartitionUnavailableError: outcome unknown). A secondary that is behind (it restarted, it
@@ -24,16 +25,24 @@ meta leader by compare-and-set (failover.py). On this node, :class:`Replication`
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from kazoo.client import KazooClient
 
 from ..coord.layout import PartitionDoc, partition_path
 from ..engine.cluster import Cluster
-from ..errors import CoordinationError, PartitionUnavailableError, PegasusFastError, WalGapError
+from ..errors import (
+    CoordinationError,
+    PartitionUnavailableError,
+    PegasusFastError,
+    RemoteUnavailableError,
+    WalGapError,
+)
 from ..logs import Outage, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peers
@@ -70,6 +79,8 @@ class ReplicaSet:
         self._buf: deque[tuple[int, int, bytes]] = deque()
         self._buf_bytes = 0
         self.links: list[Link] = []
+        #: the decrees writers wait for now (notified once the lowest is on every secondary)
+        self._waits: list[int] = []
         #: each secondary's URL when the set was made (None: not live then)
         self.urls: dict[str, str | None] = {}
         #: replaced by another ballot's set (waiters go on there), or the primary role is gone
@@ -96,7 +107,7 @@ class ReplicaSet:
         while True:
             with rs.cond:
                 while rs.successor is None and not rs.retired:
-                    if all(rs.acked[n] >= decree for n in rs.secondaries):
+                    if min(rs.acked.values()) >= decree:
                         return
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -107,7 +118,11 @@ class ReplicaSet:
                             f"secondaries {behind} did not acknowledge decree {decree} "
                             f"within {self.timeout:g} s (the write may yet be kept)",
                         )
-                    rs.cond.wait(left)
+                    rs._waits.append(decree)
+                    try:
+                        rs.cond.wait(left)
+                    finally:
+                        rs._waits.remove(decree)
                 nxt = rs.successor
             if nxt is None:
                 raise PartitionUnavailableError(
@@ -175,8 +190,43 @@ class ReplicaSet:
                 low = min(self.acked.values())
                 while self._buf and self._buf[0][1] <= low:
                     self._buf_bytes -= len(self._buf.popleft()[2])
-                self.cond.notify_all()
+                # wake the writers only once one of them has all it waits for
+                if self._waits and low >= min(self._waits):
+                    self.cond.notify_all()
         return True
+
+
+class _Stream:
+    """One ``Node.ReplicateStream`` call kept open to a secondary node: a request sent, its reply
+    awaited (one in flight). Any failure ends it; the link opens another for its next request."""
+
+    def __init__(self, peer: Any) -> None:
+        self._q: queue.SimpleQueue[pb.ReplicateRequest | None] = queue.SimpleQueue()
+        self._call = peer.node.ReplicateStream(self._requests(), metadata=peer.md)
+        self._replies = iter(self._call)
+        #: when the request awaiting its reply was sent (None: none awaited)
+        self.sent_at: float | None = None
+
+    def _requests(self) -> Iterator[pb.ReplicateRequest]:
+        while True:
+            request = self._q.get()
+            if request is None:
+                return
+            yield request
+
+    def call(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
+        self.sent_at = time.monotonic()
+        self._q.put(request)
+        try:
+            return next(self._replies)
+        except StopIteration:
+            raise RemoteUnavailableError("", "the replication stream ended") from None
+        finally:
+            self.sent_at = None
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._call.cancel()
 
 
 class Link:
@@ -211,8 +261,20 @@ class Link:
         self._outage = Outage(
             log, f"replication from {primary} to {node}", down="failing", up="working again"
         )
+        self._stream: _Stream | None = None
         self._thread = threading.Thread(target=self._run, name=f"replicate-{primary}-{node}", daemon=True)
         self._thread.start()
+        self._watch = threading.Thread(target=self._watchdog, name=f"replicate-watch-{node}", daemon=True)
+        self._watch.start()
+
+    def _watchdog(self) -> None:
+        """A reply later than CALL_TIMEOUT (a secondary that hangs) ends the stream: the link's
+        thread sees the call fail, and opens another for its next request."""
+        while not self._stop.wait(1.0):
+            s = self._stream
+            at = None if s is None else s.sent_at
+            if s is not None and at is not None and time.monotonic() - at > CALL_TIMEOUT:
+                s.close()
 
     def attach(self, rs: ReplicaSet) -> None:
         with self._lock:
@@ -225,11 +287,25 @@ class Link:
             self.sets.discard(rs)
 
     def wake(self) -> None:
-        self._wake.set()
+        if not self._wake.is_set():  # (a batch wakes it once per partition: one set is enough)
+            self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        s = self._stream
+        if s is not None:
+            s.close()
+
+    def _send(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
+        if self._stream is None:
+            self._stream = _Stream(self.peers.get(self.url))
+        try:
+            return self._stream.call(request)
+        except BaseException:
+            self._stream.close()
+            self._stream = None
+            raise
 
     def _run(self) -> None:
         backoff = 0.0
@@ -261,13 +337,7 @@ class Link:
             if not items:
                 continue
             try:
-                peer = self.peers.get(self.url)
-                reply = peer(
-                    peer.node,
-                    "Replicate",
-                    pb.ReplicateRequest(primary=self.primary, items=items),
-                    timeout=CALL_TIMEOUT,
-                )
+                reply = self._send(pb.ReplicateRequest(primary=self.primary, items=items))
             except Exception as exc:  # noqa: BLE001 - tried again; the failover removes a dead node
                 self._outage.failed(f"{type(exc).__name__}: {exc}")
                 self.on_unreachable()  # it may be at another address now: the node reads again

@@ -3210,6 +3210,11 @@ class NodeStub:
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.SerializeToString,
                 response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.FromString,
                 _registered_method=True)
+        self.ReplicateStream = channel.stream_stream(
+                '/pegasus_fast.v1.Node/ReplicateStream',
+                request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.SerializeToString,
+                response_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.FromString,
+                _registered_method=True)
         self.ReplicaDecree = channel.unary_unary(
                 '/pegasus_fast.v1.Node/ReplicaDecree',
                 request_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicaDecreeRequest.SerializeToString,
@@ -3280,6 +3285,13 @@ class NodeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReplicateStream(self, request_iterator, context):
+        """The same, as a primary's link keeps it open: one reply per request, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReplicaDecree(self, request, context):
         """The last decree a replica holds, durable, once it refuses every primary of a ballot
         below the one named (the leader picks a new primary by it).
@@ -3328,6 +3340,11 @@ def add_NodeServicer_to_server(servicer, server):
             ),
             'Replicate': grpc.unary_unary_rpc_method_handler(
                     servicer.Replicate,
+                    request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.FromString,
+                    response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.SerializeToString,
+            ),
+            'ReplicateStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ReplicateStream,
                     request_deserializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.FromString,
                     response_serializer=pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.SerializeToString,
             ),
@@ -3560,6 +3577,33 @@ class Node:
             request,
             target,
             '/pegasus_fast.v1.Node/Replicate',
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.SerializeToString,
+            pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplicateStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/pegasus_fast.v1.Node/ReplicateStream',
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateRequest.SerializeToString,
             pegasus__fast_dot_net_dot_pegasus__fast__pb2.ReplicateReply.FromString,
             options,

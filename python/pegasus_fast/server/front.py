@@ -252,6 +252,19 @@ class Front:
                 writes, handler.request_deserializer, handler.response_serializer
             )
 
+        if inspect.isasyncgenfunction(behavior) and streaming_in:
+            # a request stream answered on the loop, request by request (a replication link's:
+            # it holds no worker while it waits for the next request)
+
+            async def on_loop(_requests_in: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                first = await self._first(context, kind)
+                async for item in behavior(_after(first, context), context):
+                    yield item
+
+            return grpc.stream_stream_rpc_method_handler(
+                on_loop, handler.request_deserializer, handler.response_serializer
+            )
+
         async def stream(_requests_in: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             first = await self._first(context, kind)
             if inspect.isasyncgenfunction(behavior) and not streaming_in:
@@ -290,6 +303,16 @@ class Front:
         return grpc.stream_stream_rpc_method_handler(
             stream, handler.request_deserializer, handler.response_serializer
         )
+
+
+async def _after(first: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """``first``, then every request the call reads after it."""
+    yield first
+    while True:
+        request = await context.read()
+        if request is grpc.aio.EOF:
+            return
+        yield request
 
 
 def _behavior(handler: grpc.RpcMethodHandler) -> Callable[..., Any]:

@@ -4,6 +4,10 @@ Node service's moves are multinode/transfer.py's, allowed by the node's ownershi
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
 import grpc
 
 from ..engine.cluster import Cluster
@@ -14,6 +18,9 @@ from ..multinode.transfer import NodeTransfer
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed
+
+#: threads logging what primaries' replication streams bring to this node's secondaries
+REPLICA_WORKERS = 4
 
 
 class MetaService(rpc.MetaServicer):
@@ -74,6 +81,8 @@ class NodeService(NodeTransfer):
     def __init__(self, cluster: Cluster, member: Member) -> None:
         super().__init__(cluster, member.peers.token, ByOwnership(member), member.peers)
         self.member = member
+        #: the workers that log what the replication streams bring (one per primary at a time)
+        self._replicas = ThreadPoolExecutor(REPLICA_WORKERS, thread_name_prefix="replica-in")
 
     @typed
     def Sync(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.Empty:
@@ -85,6 +94,15 @@ class NodeService(NodeTransfer):
     def Replicate(self, request: pb.ReplicateRequest, context: grpc.ServicerContext) -> pb.ReplicateReply:
         """A primary's mutations for the replicas held here (multinode/replication.py)."""
         return self.member.replication.receive(request)
+
+    async def ReplicateStream(
+        self, requests: AsyncIterator[pb.ReplicateRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ReplicateReply]:
+        """:meth:`Replicate` over one stream a primary's link keeps open: each request logged
+        and made durable on a worker, its reply sent before the next is read."""
+        loop = asyncio.get_running_loop()
+        async for request in requests:
+            yield await loop.run_in_executor(self._replicas, self.member.replication.receive, request)
 
     @typed
     def ReplicaDecree(self, request: pb.ReplicaDecreeRequest, context: grpc.ServicerContext) -> pb.MoveReply:
