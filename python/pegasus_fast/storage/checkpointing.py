@@ -6,6 +6,7 @@ A mixin of ``Partition`` (partition.py), which provides what is declared below.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import rocksdict
@@ -17,6 +18,9 @@ from . import checkpoint, expiry
 from .rdb import rdb_error
 from .state import PartitionState
 from .wal import Wal
+
+#: how long a checkpoint waits for RocksDB's background flush before it flushes itself (seconds)
+FLUSH_AHEAD_WAIT = 30.0
 
 
 class PartitionCheckpointing:
@@ -53,6 +57,7 @@ class PartitionCheckpointing:
         return int(sst) + int(mem)
 
     def flush(self) -> int:
+        self._flush_ahead()
         with self.lock:
             if self.state == PartitionState.FAILED:
                 # its memtable may hold a write whose WAL fsync failed: never made durable here
@@ -77,6 +82,7 @@ class PartitionCheckpointing:
         released, one checkpoint of the partition at a time.
         """
         with self._checkpointing:
+            self._flush_ahead()
             with self.lock:
                 if self.state in (PartitionState.CLOSED, PartitionState.FAILED, PartitionState.UNOPENED):
                     self.check_available(False)
@@ -88,6 +94,27 @@ class PartitionCheckpointing:
                 self.last_durable = max(self.last_durable, info.decree)
         self.gc()
         return info
+
+    def _flush_ahead(self) -> None:
+        """Before a checkpoint: the memtable flushed in RocksDB's background, waited for in
+        short sleeps, without the partition's lock. RocksDB's checkpoint flushes what is left,
+        and holds the GIL while it does (rocksdict): a large memtable flushed there stalled
+        every thread of the process, a primary's reads too, for as long as it took. Best
+        effort: on any error the checkpoint flushes it as before."""
+        db = self._db
+        if db is None or self.state != PartitionState.SERVING or self.wal.failed is not None:
+            return  # (a failed one's memtable may hold writes never made durable: not flushed)
+        try:
+            db.flush(wait=False)
+            deadline = time.monotonic() + FLUSH_AHEAD_WAIT
+            while time.monotonic() < deadline:
+                if not db.property_int_value("rocksdb.num-immutable-mem-table") and not db.property_int_value(
+                    "rocksdb.mem-table-flush-pending"
+                ):
+                    return
+                time.sleep(0.002)
+        except Exception:  # noqa: BLE001 - closed meanwhile, or no such property: the checkpoint decides
+            return
 
     def compact(self) -> int:
         """Drop expired records, then compact the whole key range; returns how many were dropped.
