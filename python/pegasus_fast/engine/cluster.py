@@ -402,6 +402,11 @@ class Cluster(ClusterRoles):
             self._opens.open_later(table.partitions)
         return table
 
+    def open_later(self, partitions: list[Partition], delay: float) -> None:
+        """Open these partitions' RocksDB in the background after ``delay`` seconds (each that
+        is not open by then; a read or write that comes first opens it itself)."""
+        self._opens.open_later(partitions, delay)
+
     def _setting_up(self) -> bool:
         """Duplication work runs here: a duplication setting up, or a follower partition learning."""
         if self._dups.setting_up():

@@ -269,6 +269,7 @@ class Member:
         table = self.cluster.table(name)
         # the znode's envs (multinode/table_envs.py), every partition's gate from them
         self.cluster.adopt_table_envs(name, tc.app.envs)
+        learned: list[int] = []
         for pc in tc.partitions:
             if pc.problem:
                 # not served, nor dropped: its owner is unknown until the znode is good
@@ -282,7 +283,10 @@ class Member:
             if pc.secondaries or tc.app.replica_count > 1:
                 if urls is None:
                     urls = {n: d.url for n, d in read_nodes(self.zk).items()}
-                self.replication.adopt(part, pc.doc, urls)
+                if self.replication.adopt(part, pc.doc, urls):
+                    learned.append(pc.pidx)
+        if learned:
+            self.cluster.followers.mark_learned(name, learned)
         return frozenset(p.pidx for p in tc.partitions if p.owner == self.node_id), urls
 
     def _config_log(self) -> tuple[int, set[str] | None]:

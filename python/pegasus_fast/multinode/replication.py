@@ -43,6 +43,10 @@ from .replica_set import FAILED, GAP, OK, STALE, ReplicaSet
 
 log = get(__name__)
 
+#: a secondary's partition logs what it is sent without opening its RocksDB; it opens this
+#: long after (seconds)
+SECONDARY_OPEN_DELAY = 0.25
+
 
 class Replication:
     """This node's part in its partitions' replication: the primaries' sets and links, the
@@ -79,11 +83,13 @@ class Replication:
 
     # -- the configuration, as each sync reads it ---------------------------------------------
 
-    def adopt(self, part: Partition, doc: PartitionDoc, urls: dict[str, str]) -> None:
-        """``doc`` is ``part``'s configuration now (``urls``: the live nodes')."""
+    def adopt(self, part: Partition, doc: PartitionDoc, urls: dict[str, str]) -> bool:
+        """``doc`` is ``part``'s configuration now (``urls``: the live nodes'). True: ``part`` is
+        a follower table's replica new here, which the caller records as learned (one record
+        for all of a table's: each costs an fsync)."""
         key = (part.table, part.pidx)
         with part.lock:
-            self._set_role(part, doc)
+            learned = self._set_role(part, doc)
         with self._lock:
             old = self.sets.get(key)
         if doc.owner == self.node_id and doc.secondaries:
@@ -94,7 +100,7 @@ class Replication:
                 and old.secondaries == doc.secondaries
                 and old.urls == where
             ):
-                return
+                return learned
             # a new ballot, or a secondary at another address (restarted before its session
             # expired): a new set, which asks each secondary its decree first
             rs = ReplicaSet(
@@ -115,9 +121,12 @@ class Replication:
                 self.sets.pop(key, None)
             part.set_replicator(None)
             old.retire(None)
+        return learned
 
-    def _set_role(self, part: Partition, doc: PartitionDoc) -> None:
-        """This node's role in ``part`` is ``doc``'s now (the partition's lock held)."""
+    def _set_role(self, part: Partition, doc: PartitionDoc) -> bool:
+        """This node's role in ``part`` is ``doc``'s now (the partition's lock held). True: a
+        follower table's replica new here, to be recorded as learned (kept at its next open;
+        behind, it is caught up from the primary's log, or learns anew)."""
         key = (part.table, part.pidx)
         before = self.roles.get(key)
         self.roles[key] = (doc.ballot, doc.owner, doc.secondaries)
@@ -128,12 +137,10 @@ class Replication:
             if part.state == LEARNING:
                 part.serve_learned()
                 rec = self.cluster.followers.record(part.table)
-                if rec is not None and rec.follower_of is not None:
-                    # a follower table's replica: kept at its next open (behind, it is caught
-                    # up from the primary's log, or learns anew)
-                    self.cluster.followers.mark_learned(part.table, [part.pidx])
-            elif part.state == MOVING:
+                return rec is not None and rec.follower_of is not None
+            if part.state == MOVING:
                 part.unfence()
+        return False
 
     def forget(self, table: str) -> None:
         """A dropped table."""
@@ -202,7 +209,8 @@ class Replication:
             except Exception:  # noqa: BLE001 - not sure: refused, the primary tries again
                 return max(promised, known[0], 1)
             if doc.ballot == ballot and doc.owner == primary and self.node_id in doc.secondaries:
-                self._set_role(part, doc)
+                if self._set_role(part, doc):
+                    self.cluster.followers.mark_learned(part.table, [part.pidx])
                 self.want_sync()
                 return 0
             return max(promised, known[0], doc.ballot)
@@ -212,6 +220,7 @@ class Replication:
         """A primary's items: each logged here if its ballot is this replica's, all of them made
         durable at once, then acknowledged with the decree each partition holds durably."""
         acks: list[pb.ReplicaAck | None] = [None] * len(request.items)
+        unopened: list[Partition] = []
         logged: list[tuple[int, Partition, int, int, int, bytes]] = []
         for i, item in enumerate(request.items):
             try:
@@ -230,7 +239,11 @@ class Replication:
                         logged.append((i, part, part.last_committed, -1, -1, b""))
                         continue
                     try:
-                        last, end, block = part.log_replica(item.blocks)
+                        # a secondary serves nothing: its RocksDB (5-10 ms to make) opens a
+                        # moment later, not in the primary's write
+                        last, end, block = part.log_replica(item.blocks, defer_apply=True)
+                        if not part.is_open:
+                            unopened.append(part)
                     except WalGapError:
                         logged.append((i, part, part.last_committed, -2, -1, b""))
                         continue
@@ -265,6 +278,8 @@ class Replication:
                 continue
             status = GAP if end == -2 else OK
             acks[i] = pb.ReplicaAck(status=status, decree=part.last_committed)
+        if unopened:
+            self.cluster.open_later(unopened, SECONDARY_OPEN_DELAY)
         return pb.ReplicateReply(acks=[a if a is not None else pb.ReplicaAck(status=FAILED) for a in acks])
 
 
