@@ -424,3 +424,48 @@ def test_a_secondary_back_at_another_address_before_its_session_expired(fleet: F
         wait_for(lambda: all(r.primary == "n2" for r in t.replicas()), timeout=60, what="n2 primary")
         for i in range(20):
             assert t.get(b"a%d" % i, b"s") == b"x" and t.get(b"b%d" % i, b"s") == b"y"
+
+
+def test_a_replicated_source_ships_on_from_its_new_primary(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]], tmp_path: Path
+) -> None:
+    """A zk:// source table of 3 replicas duplicates to an embedded follower; its primaries are
+    killed under writes. Each partition's new primary ships on from the follower's durable
+    decree: the follower ends with exactly the source's records (nothing lost), and each source
+    decree was applied once (the follower's decrees, one per shipped mutation, match)."""
+    nodes, c = start("n1", "n2", "n3")
+    t = c.create_table("r", partition_count=4, replica_count=3)
+    dst = pf.Cluster.open(tmp_path / "follower", name="follower", config=pf.Config(cluster_id=9))
+    try:
+        server = pf.serve(dst, "127.0.0.1:0")
+        try:
+            d = c.add_duplication("r", server.url)
+            d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            with Writer(t) as w:
+                wait_for(lambda: w.count > 100, what="writes")
+                victim = t.replicas()[0].primary
+                nodes[victim].kill9()
+                wait_for(lambda: all(r.primary != victim for r in t.replicas()), what="new primaries")
+                before = w.count
+                wait_for(lambda: w.count > before + 100, what="writes after the failover")
+            ft = dst.table("r")
+            want = {k: v for k, v in w.acked.items()}
+
+            def shipped() -> bool:
+                return all(ft.get(k, b"s") == v for k, v in want.items())
+
+            wait_for(shipped, what="every acknowledged write on the follower")
+            assert ft.count() == t.count()
+            # nothing applied twice: each follower partition logged one mutation per source
+            # decree (the table was empty when the duplication began), through the last
+            src = {s.pidx: s.last_committed_decree for s in t.partition_stats()}
+            wait_for(
+                lambda: all(ft.partitions[p].source_decree == src[p] for p in src),
+                what="shipped through the last",
+            )
+            for p, decree in src.items():
+                assert ft.partitions[p].last_committed == decree, (p, ft.partitions[p].last_committed, decree)
+        finally:
+            server.stop()
+    finally:
+        dst.close()
