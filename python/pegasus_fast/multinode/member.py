@@ -54,8 +54,11 @@ from .replication import Replication
 
 log = get(__name__)
 
-#: a node reads the whole configuration at least this often (seconds), watch or not
+#: a node reads the configuration at least this often (seconds), watch or not: ``/config``,
+#: and the tables its log names as changed since the last read
 RESYNC_INTERVAL = 5.0
+#: and every table at least this often (seconds): what the log does not say (a node's address)
+FULL_RESYNC_INTERVAL = 60.0
 #: the longest a stopping node waits on ZooKeeper
 STOP_WAIT = 2.0
 
@@ -198,8 +201,8 @@ class Member:
 
         A node that saw the ``/config`` bump before the last ones re-reads only the tables
         they changed (their log in ``/config``: coord/layout.py's ConfigLog), or everything
-        when the log cannot say, when its ZooKeeper connection was lost meanwhile, and at
-        least every RESYNC_INTERVAL. ``fresh``: the leader waits for a change it made; a
+        when the log cannot say, when its ZooKeeper connection was lost meanwhile, when a
+        replica asks (:meth:`resync_all`), and at least every FULL_RESYNC_INTERVAL. ``fresh``: the leader waits for a change it made; a
         sync that began once ``/config`` was bumped for it (the watch's, started meanwhile)
         read it already, and is enough."""
         version = self._config_version() if fresh else None
@@ -211,7 +214,7 @@ class Member:
             full = (
                 changes is None
                 or self._suspended.is_set()
-                or time.monotonic() - self._full_at > RESYNC_INTERVAL
+                or time.monotonic() - self._full_at > FULL_RESYNC_INTERVAL
             )
             if full:
                 configs = read_tables(self.zk)
