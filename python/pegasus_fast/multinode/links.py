@@ -8,7 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import PegasusFastError, RemoteUnavailableError, WalGapError
@@ -21,6 +21,8 @@ log = get(__name__)
 
 #: a request's deadline (seconds): a later reply ends the stream
 CALL_TIMEOUT = 10.0
+#: how long a link waits before it asks again a secondary that has not read its ballot yet (s)
+BEHIND_WAIT = 0.005
 #: a secondary's Learn from its primary (a checkpoint copy): its deadline (seconds)
 LEARN_TIMEOUT = 3600.0
 
@@ -69,7 +71,7 @@ class Link:
         primary: str,
         primary_url: Any,
         peers: Peers,
-        on_stale: Any,
+        on_stale: Callable[[ReplicaSet, int], bool],
         on_unreachable: Any,
     ) -> None:
         """``primary_url()``: this node's URL (a secondary too far behind learns from it);
@@ -176,10 +178,11 @@ class Link:
                 continue
             self._outage.ok()
             backoff = 0.0
+            behind = False
             for rs, ack in zip(owners, reply.acks, strict=False):
                 took = rs.on_ack(self.node, ack)
                 if took is False:
-                    self.on_stale(rs, ack.ballot)
+                    behind |= bool(self.on_stale(rs, ack.ballot))
                 elif took is None and rs not in self._learning:
                     log.error(
                         "%s.%d: secondary %s holds decree %d, past this primary's %d: it learns anew",
@@ -191,6 +194,8 @@ class Link:
                     )
                     self._learning.add(rs)
                     threading.Thread(target=self._relearn, args=(rs,), daemon=True).start()
+            if behind:
+                self._stop.wait(BEHIND_WAIT)  # a secondary not yet at this ballot: a moment
             if any(rs.pending(self.node) for rs in owners):
                 self._wake.set()
 

@@ -26,7 +26,7 @@ meta leader by compare-and-set (failover.py). On this node, :class:`Replication`
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
 
 from kazoo.client import KazooClient
 
@@ -53,9 +53,19 @@ class Replication:
     secondaries' checks (see the module's docstring)."""
 
     def __init__(
-        self, zk: KazooClient, cluster: Cluster, node_id: str, peers: Peers, want_sync: Any, url: Any
+        self,
+        zk: KazooClient,
+        cluster: Cluster,
+        node_id: str,
+        peers: Peers,
+        want_sync: Callable[[], None],
+        resync_all: Callable[[], None],
+        url: Callable[[], str],
     ) -> None:
-        """``want_sync()``: have the node read its configuration soon; ``url()``: the node's URL."""
+        """``want_sync()``: have the node read its configuration soon; ``resync_all()``: every
+        table of it (something changed that /config's log does not name); ``url()``: the
+        node's URL."""
+        self.resync_all = resync_all
         self.url = url
         self.zk = zk
         self.cluster = cluster
@@ -157,11 +167,16 @@ class Replication:
         with self._lock:
             link = self.links.get((node, url))
             if link is None:
-                link = Link(node, url, self.node_id, self.url, self.peers, self._stale, self.want_sync)
+                link = Link(node, url, self.node_id, self.url, self.peers, self._stale, self.resync_all)
                 self.links[(node, url)] = link
             return link
 
-    def _stale(self, rs: ReplicaSet, ballot: int) -> None:
+    def _stale(self, rs: ReplicaSet, ballot: int) -> bool:
+        """A secondary refused ``rs``'s ballot, knowing ``ballot``. Below it, the secondary is
+        behind (a table it has not made yet, a sync under way: it catches up by itself, and the
+        link asks again); otherwise this node reads every table again. True: it is behind."""
+        if ballot < rs.ballot:
+            return True
         log.info(
             "node %s: a secondary of %s.%d knows ballot %d, past %d: reading the configuration",
             self.node_id,
@@ -170,7 +185,8 @@ class Replication:
             ballot,
             rs.ballot,
         )
-        self.want_sync()
+        self.resync_all()
+        return False
 
     # -- a secondary's side --------------------------------------------------------------------
 
