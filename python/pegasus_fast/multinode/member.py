@@ -10,11 +10,13 @@ node had before a partition moved away (stale, never served).
   directory's identity (refused if a live node of another directory holds the
   id), and makes it again if it vanishes while the node lives.
 * **Configuration.** The node reads every table's configuration at start, then
-  again whenever the leader bumps ``/config`` (a watch), and at once when the
-  leader calls ``Node.Sync``: it makes missing tables, drops dropped ones, and
+  the tables each bump of ``/config`` names (its log; everything when the log
+  cannot say, and once a minute) whenever the leader bumps it (a watch), and at
+  once when the leader calls ``Node.Sync``: it makes missing tables, drops dropped ones, and
   starts serving a partition it has learned and now owns (ownership.py), makes
   each table's envs the znode's (table_envs.py: a role env gates its writes), and
-  runs the cluster's duplications for what it owns (dup_progress.py).
+  runs the cluster's duplications for what it owns (dup_progress.py). A replicated
+  partition's role here (primary or secondary of a ballot) is replication.py's.
 * **Fencing.** When the ZooKeeper connection is lost, the node refuses writes
   to every partition at once (before the session can expire and anyone could
   act on its absence), and takes them again only after it has reconnected and
