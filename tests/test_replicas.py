@@ -34,6 +34,8 @@ SERVE_ARGS = (
     f"zk_session_timeout_seconds={SESSION}",
     "--config",
     "replica_ack_timeout_seconds=8",
+    "--config",
+    "replica_grace_seconds=1",
 )
 
 
