@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pegasus_fast as pf
 from served import Fleet, Served
@@ -70,6 +71,14 @@ class Nodes:
         while set(client.nodes()) != node_ids:
             assert time.monotonic() < deadline, (client.nodes(), node_ids)
             time.sleep(0.1)
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
+    """Return once ``cond()`` holds; fail the test naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.05)
 
 
 def owners(table: pf.RoutedTable) -> list[str]:

@@ -19,7 +19,7 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import DEFAULT_BACKEND, PYTHON, child_env
-from multinode import WAIT, Nodes
+from multinode import WAIT, Nodes, wait_for
 from served import Fleet
 
 pytestmark = [
@@ -63,13 +63,6 @@ def start(fleet: Fleet, zk_chroot: str) -> Iterator[Callable[..., tuple[Nodes, p
     finally:
         for c in clients:
             c.close()
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
 
 
 class Writer:

@@ -15,7 +15,7 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -23,7 +23,7 @@ import pegasus_fast as pf
 import pytest
 from conftest import DEFAULT_BACKEND
 from linearizability import History, check
-from multinode import WAIT, Nodes
+from multinode import Nodes, wait_for
 from netproxy import FaultyProxy
 from register_clients import TableRegister, run_register_clients
 from served import Fleet
@@ -53,13 +53,6 @@ def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
         yield f
     finally:
         f.close()
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.05)
 
 
 class Load:

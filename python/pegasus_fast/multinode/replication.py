@@ -267,7 +267,9 @@ class Replication:
                     logged.append((i, part, last, -1, -1, b""))
                 else:
                     logged.append((i, part, last, end, end - len(block), block))
-            except PegasusFastError as exc:
+            except (PegasusFastError, OSError) as exc:
+                # damaged blocks, a failed partition, a full disk: nothing logged, the primary
+                # hears FAILED and asks again (its writes wait, none is acknowledged)
                 log.warning("node %s: replica of %s.%d: %s", self.node_id, item.table, item.pidx, exc)
                 acks[i] = pb.ReplicaAck(status=FAILED)
         fresh = [x for x in logged if x[3] >= 0]
