@@ -1,10 +1,13 @@
 """What a served call's blocking method sees of its call (server/front.py runs the methods):
-on a worker thread, every touch of the call goes through the front's loop while the call lives;
-on the loop itself, an abort is kept and becomes the call's status."""
+on a worker thread, every touch of the call goes through the front's loop while the call lives.
+On either, an abort is kept and raised as :class:`Aborted`, and the front's handler makes it the
+call's status once the method has unwound: so whatever the method does on its way out (counting
+the call: call_metrics.py) is done before the client can see the status."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -23,6 +26,8 @@ class _Loop(Protocol):
 
     def wait(self, future: Any, peer: str) -> Any: ...
 
+    def stopping(self) -> bool: ...
+
 
 class SyncContext:
     """What the services' blocking methods ask of their call, from a worker thread.
@@ -37,8 +42,10 @@ class SyncContext:
         self._peer = context.peer()
         #: set on the loop's thread by the handler, when it returns or is cancelled
         self.live = True
-        #: the status an abort ended the call with (call_metrics counts it)
+        #: the status an abort ended the call with (call_metrics counts it), and its details
         self.aborted: grpc.StatusCode | None = None
+        self.code = grpc.StatusCode.UNKNOWN
+        self.details = ""
 
     def _op(self, fn: Callable[..., Any], *args: Any) -> Any:
         async def op() -> tuple[bool, Any]:
@@ -51,7 +58,30 @@ class SyncContext:
             except BaseException as exc:  # noqa: BLE001 - AbortError and CancelledError too
                 return False, exc
 
-        ok, out = self._front.wait(asyncio.run_coroutine_threadsafe(op(), self._front.loop), self._peer)
+        # the coroutine is made on the loop, when it runs there: a loop stopped first (the
+        # server stopping) leaves no coroutine never awaited behind
+        done: concurrent.futures.Future[tuple[bool, Any]] = concurrent.futures.Future()
+
+        def start() -> None:
+            if not done.set_running_or_notify_cancel():
+                return
+            if self._front.stopping():
+                # the loop stops after this turn: a task made now might never run
+                done.set_result((False, RemoteUnavailableError(self._peer, "the server is stopping")))
+            else:
+                asyncio.ensure_future(op()).add_done_callback(
+                    lambda t: done.set_result(
+                        (False, RemoteUnavailableError(self._peer, "the call ended"))
+                        if t.cancelled()
+                        else t.result()
+                    )
+                )
+
+        try:
+            self._front.loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop is closed
+            raise RemoteUnavailableError(self._peer, "the server is stopping") from None
+        ok, out = self._front.wait(done, self._peer)
         if not ok:
             raise out
         return out
@@ -77,8 +107,11 @@ class SyncContext:
         return True
 
     def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+        if not self.live:
+            raise RemoteUnavailableError(self._peer, "the call ended")
+        self.code, self.details = code, details
         self.aborted = code
-        self._op(self._ctx.abort, code, details)  # raises AbortError, as the call ends
+        raise Aborted  # the front's handler ends the call with it (front.py)
 
     def is_active(self) -> bool:
         try:

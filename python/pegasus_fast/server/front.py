@@ -130,6 +130,10 @@ class Front:
 
         return self.run(call())
 
+    def stopping(self) -> bool:
+        """Whether the loop is stopping (or stopped): nothing begun on it now may ever run."""
+        return self._closed.is_set()
+
     def wait(self, future: Any, peer: str) -> Any:
         """The result of ``future`` (of the loop), from a worker; RemoteUnavailableError once
         the front is stopped (the loop may never run it)."""
@@ -138,6 +142,7 @@ class Front:
                 return future.result(timeout=0.5)
             except TimeoutError:
                 if self._closed.is_set():
+                    future.cancel()  # not begun yet: never begun
                     raise RemoteUnavailableError(peer, "the server is stopping") from None
 
     def stop(self, grace: float) -> None:
@@ -234,6 +239,8 @@ class Front:
                 ctx = SyncContext(context, self)
                 try:
                     return await loop.run_in_executor(pool, behavior, *args(first, ctx))
+                except Aborted:
+                    await context.abort(ctx.code, ctx.details)
                 finally:
                     ctx.live = False
 
@@ -283,6 +290,9 @@ class Front:
                     if item is _END:
                         return
                     yield item
+            except Aborted:
+                step = None  # the step that raised it is over
+                await context.abort(ctx.code, ctx.details)
             finally:
                 ctx.live = False
                 # the generator's own finally (a scan's slot, a gauge) runs on a worker, once
