@@ -12,16 +12,26 @@ from collections import Counter
 from collections.abc import Callable
 
 import pegasus_fast as pf
+from pegasus_fast.coord.zk import read_nodes
 from served import Fleet, Served
 
 WAIT = 60.0
 
 
 class Nodes:
-    def __init__(self, fleet: Fleet, zk_spec: str, *serve_args: str, zk_auth_file: str | None = None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        zk_spec: str,
+        *serve_args: str,
+        zk_auth_file: str | None = None,
+        token: str | None = None,
+    ) -> None:
         """``serve_args``: more arguments of every node's ``serve`` (``--config KEY=VALUE``);
-        ``zk_auth_file``: the cluster's ZooKeeper credentials, given to its nodes and clients."""
+        ``zk_auth_file``: the cluster's ZooKeeper credentials, given to its nodes and clients;
+        ``token``: the token every node serves with (and reaches its peers with)."""
         self.fleet = fleet
+        self.token = token
         self.spec = zk_spec
         self.zk_auth_file = zk_auth_file
         if zk_auth_file is not None:
@@ -35,6 +45,8 @@ class Nodes:
         s = self.fleet.add(node_id)
         s.cluster_name = self.name
         s.args = ("--zk", self.spec, "--node-id", node_id, *self.serve_args)
+        if self.token is not None:
+            s.env["PEGASUS_FAST_TOKEN"] = self.token
         self.nodes[node_id] = s
         return s
 
@@ -63,7 +75,7 @@ class Nodes:
         return self.nodes[node_id]
 
     def client(self) -> pf.RoutedCluster:
-        return pf.connect(self.url, zk_auth_file=self.zk_auth_file)
+        return pf.connect(self.url, self.token, zk_auth_file=self.zk_auth_file)
 
     def wait_live(self, client: pf.RoutedCluster, node_ids: set[str]) -> None:
         """Until ZooKeeper lists exactly these nodes (a killed node's session must expire)."""
@@ -91,3 +103,16 @@ def spread_of(table: pf.RoutedTable, node_ids: list[str]) -> dict[str, int]:
 
 
 __all__ = ["WAIT", "Nodes", "owners", "spread_of"]
+
+
+def registered_pegasus(spec: str) -> dict[str, str]:
+    """node id -> the Pegasus address its ``/nodes/<id>`` registration names ("": none)."""
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=spec)
+    zk.start(timeout=10)
+    try:
+        return {n: doc.pegasus for n, doc in read_nodes(zk).items()}
+    finally:
+        zk.stop()
+        zk.close()

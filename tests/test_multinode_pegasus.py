@@ -18,10 +18,9 @@ from types import ModuleType
 import pegasus_fast as pf
 import pytest
 from conftest import BACKENDS
-from multinode import Nodes, owners
+from multinode import Nodes, owners, registered_pegasus
 from pegasus_client_venv import DRIVER, client_python
 from pegasus_fast.client.native import PyClientCore
-from pegasus_fast.coord.zk import read_nodes
 from pegasus_fast.net.pegasus import codes
 from pegasus_fast.records import encode_key
 from served import Fleet
@@ -43,19 +42,6 @@ def fleet(tmp_path: Path, request: pytest.FixtureRequest, default_backend: Modul
         yield f
     finally:
         f.close()
-
-
-def _registered(spec: str) -> dict[str, str]:
-    """node id -> the Pegasus address its ``/nodes/<id>`` registration names."""
-    from kazoo.client import KazooClient
-
-    zk = KazooClient(hosts=spec)
-    zk.start(timeout=10)
-    try:
-        return {n: doc.pegasus for n, doc in read_nodes(zk).items()}
-    finally:
-        zk.stop()
-        zk.close()
 
 
 def _driver(target: str, retry_for: float = 30) -> subprocess.Popen[str]:
@@ -131,7 +117,7 @@ def test_pypegasus3_on_any_node_routes_to_owners_and_follows_moves(fleet: Fleet,
     nodes = Nodes(fleet, zk_chroot, "--pegasus-listen", "127.0.0.1:0", *SHORT)
     nodes.start("n1", "n2")
     with nodes.client() as c:
-        pegasus = _registered(zk_chroot)
+        pegasus = registered_pegasus(zk_chroot)
         assert set(pegasus) == {"n1", "n2"}
         assert all(a.startswith("127.0.0.1:") and not a.endswith(":0") for a in pegasus.values()), pegasus
         assert pegasus["n1"] != pegasus["n2"]

@@ -50,6 +50,7 @@ CALLS: list[tuple[int, tuple[Any, ...]]] = [
     (codes.OP_GET_SCANNER, (b"\0\0", b"\xff\xff", True, False, 1000, True, 2, b"u", 3, b"e")),
     (codes.OP_SCAN, (42,)),
     (codes.OP_CLEAR_SCANNER, (43,)),
+    (codes.OP_REPLICATE, (b"\x0a\x02n1" + bytes(range(256)),)),
 ]
 
 
@@ -131,6 +132,8 @@ RESPONSES = [
     (codes.OP_BATCH_GET, codes.ERR_OK, (0, [(b"h", b"a", b"1"), (b"", b"", b"")])),
     (codes.OP_GET_SCANNER, codes.ERR_OK, (0, [(b"\0\x01hs", b"v")], 5)),
     (codes.OP_SCAN, codes.ERR_OK, (1, [], -2)),
+    (codes.OP_REPLICATE, codes.ERR_OK, (0, b"\x0a\x04\x08\x05" * 3)),
+    (codes.OP_REPLICATE, codes.ERR_ACL_DENY, None),
     (codes.OP_GET, codes.ERR_PARENT_PARTITION_MISUSED, None),
     (codes.OP_UNKNOWN, codes.ERR_HANDLER_NOT_FOUND, None),
     (codes.OP_CLEAR_SCANNER, codes.ERR_OK, None),

@@ -30,6 +30,9 @@ pytestmark = [
 #: the session the nodes get: a dead node's replicas are replaced once it expires
 SESSION = 2.0
 SERVE_ARGS = (
+    # replication goes over the nodes' Pegasus ports (multinode/links.py; gRPC without them)
+    "--pegasus-listen",
+    "127.0.0.1:0",
     "--config",
     f"zk_session_timeout_seconds={SESSION}",
     "--config",

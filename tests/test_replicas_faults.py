@@ -35,6 +35,9 @@ pytestmark = [
 
 SESSION = 2.0
 SERVE_ARGS = (
+    # replication goes over the nodes' Pegasus ports (multinode/links.py; gRPC without them)
+    "--pegasus-listen",
+    "127.0.0.1:0",
     "--config",
     f"zk_session_timeout_seconds={SESSION}",
     "--config",
@@ -155,12 +158,15 @@ class Registers:
 
 
 def start_nodes(
-    fleet: Fleet, zk_chroot: str, proxied: str | None = None, zk_port: int = 0
+    fleet: Fleet, zk_chroot: str, proxied: str | None = None, zk_port: int = 0, transport: str = "port"
 ) -> tuple[Nodes, FaultyProxy | None]:
+    """``transport``: "port" (replication over the nodes' Pegasus ports) or "grpc"."""
     nodes = Nodes(fleet, zk_chroot, *SERVE_ARGS)
     proxy = None
     for n in ("n1", "n2", "n3"):
         s = nodes.add(n)
+        if transport == "grpc":
+            s.env["PEGASUS_FAST_REPLICATION"] = "grpc"
         if n == proxied:
             proxy = FaultyProxy(zk_port)
             chroot = zk_chroot.split("/", 1)[1]
@@ -174,9 +180,12 @@ def leader_of(nodes: Nodes, c: pf.RoutedCluster) -> str:
     return next(n for n, s in nodes.nodes.items() if s.url == url)
 
 
-@pytest.mark.parametrize("victim", ["secondary", "primary", "leader"])
-def test_kill_under_load(fleet: Fleet, zk_chroot: str, victim: str) -> None:
-    nodes, _ = start_nodes(fleet, zk_chroot)
+@pytest.mark.parametrize(
+    ("victim", "transport"),
+    [("secondary", "port"), ("primary", "port"), ("leader", "port"), ("primary", "grpc")],
+)
+def test_kill_under_load(fleet: Fleet, zk_chroot: str, victim: str, transport: str) -> None:
+    nodes, _ = start_nodes(fleet, zk_chroot, transport=transport)
     with nodes.client() as c:
         t = c.create_table("r", partition_count=4, replica_count=3)
         reg_pidx = t.partition_index(b"r0", b"r")

@@ -10,87 +10,24 @@ same frames (net/pegasus/calls.py), the same compact results.
 
 from __future__ import annotations
 
-import socket
-import struct
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import _backend
 from ..errors import (
     DataCorruptionError,
     InvalidArgumentError,
     PartitionUnavailableError,
     PegasusFastError,
-    PegasusProtocolError,
     TableNotFoundError,
 )
 from ..net.pegasus import codes
-from ..net.pegasus.calls import decode_reply, encode_call
-from ..net.pegasus.frame import DEFAULT_MAX_FRAME
+from ..net.pegasus.call_client import PyClientCore, client_core
 
-_LEN = struct.Struct(">i")
 #: a write refused for the table's role is sent again this often when the role allows it now
 #: (backing off from 1 ms: about 0.5 s in all, the time a loaded node takes to lift every
 #: partition's gate after a take-over changed the role)
 REFUSED_RETRIES = 9
-
-
-class PyClientCore:
-    """The pure-Python twin of ``_rust.PegasusClientCore``: ``call(op, app_id, pidx, args)``."""
-
-    def __init__(self, host: str, port: int, timeout: float | None = None) -> None:
-        self._addr = (host, port)
-        self._timeout = timeout
-        self._pool: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._seqid = 0
-
-    def _conn(self) -> socket.socket:
-        with self._lock:
-            if self._pool:
-                return self._pool.pop()
-        s = socket.create_connection(self._addr, timeout=self._timeout)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return s
-
-    def call(self, op: int, app_id: int, pidx: int, args: Any) -> tuple[str, Any]:
-        with self._lock:
-            self._seqid = (self._seqid + 1) & 0x7FFFFFFF
-            seqid = self._seqid
-        frame = encode_call(op, seqid, app_id, pidx, tuple(args))
-        s = self._conn()
-        try:
-            s.sendall(frame)
-            (n,) = _LEN.unpack(_recv(s, 4))
-            if n < 4 or n > DEFAULT_MAX_FRAME:
-                raise PegasusProtocolError(0, f"reply length {n}")
-            error, _, got, result = decode_reply(op, _recv(s, n - 4))
-            if got != seqid:
-                raise PegasusProtocolError(0, f"reply to sequence id {got}, not {seqid}")
-        except BaseException:
-            s.close()
-            raise
-        with self._lock:
-            self._pool.append(s)
-        return error, result
-
-    def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, []
-        for s in pool:
-            s.close()
-
-
-def _recv(s: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = s.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            raise ConnectionError(f"the server closed the connection after {len(buf)} of {n} bytes")
-        buf += chunk
-    return bytes(buf)
 
 
 class DataPlane:
@@ -103,8 +40,7 @@ class DataPlane:
         timeout: float | None,
         refused: Callable[[str], BaseException | None] = lambda table: None,
     ) -> None:
-        core = getattr(_backend.impl, "PegasusClientCore", None)
-        self.core: Any = (core or PyClientCore)(host, port, timeout)
+        self.core: Any = client_core(host, port, timeout)
         self.target = f"{host}:{port}"
         #: the typed error of a write the table refuses (its role: FollowerTableError,
         #: TableMovedError), asked of the server when the port answers NotSupported

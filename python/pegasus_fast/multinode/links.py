@@ -1,20 +1,32 @@
-"""A primary's transport to one secondary node (:class:`Link`): one thread and one
-``Node.ReplicateStream`` kept open, one request in flight carrying every partition the two
-nodes share that has something to send; a secondary too far behind learns the partition anew
-from this node."""
+"""A primary's transport to one secondary node (:class:`Link`): one thread, one request in
+flight carrying every partition the two nodes share that has something to send; a secondary
+too far behind learns the partition anew from this node.
+
+The requests go to the secondary's Pegasus port when it has one (OP_REPLICATE, answered by
+its Rust front end's batch loop: no gRPC on either side, the wait with the GIL released),
+carrying the node token in the request; else, or with TLS (the token would cross that port in
+the clear), or once that port refused them, over a ``Node.ReplicateStream`` kept open.
+``PEGASUS_FAST_REPLICATION=grpc`` keeps a node's replication on gRPC, both ways: its links
+send none on a Pegasus port, and its own port refuses it."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import PegasusFastError, RemoteUnavailableError, WalGapError
+from google.protobuf.message import DecodeError
+
+from ..errors import PegasusFastError, PermissionDeniedError, RemoteUnavailableError, WalGapError
 from ..logs import Outage, get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peers
+from ..net.pegasus import codes
+from ..net.pegasus.call_client import client_core
+from ..net.wire import parse_hostport, tls_from_env, token_from_env
 from .replica_set import ReplicaSet
 
 log = get(__name__)
@@ -60,6 +72,57 @@ class _Stream:
         self._call.cancel()
 
 
+class _PortStream:
+    """Requests to a secondary node's Pegasus port (OP_REPLICATE), one at a time on a pooled
+    socket; a reply later than CALL_TIMEOUT fails the call (the socket's own timeout)."""
+
+    #: never awaited for the watchdog: the socket times out by itself
+    sent_at = None
+
+    def __init__(self, target: str, token: str | None) -> None:
+        addr = parse_hostport(target)
+        self.target = target
+        self._token = token or ""
+        self._core = client_core(addr.host, addr.port, CALL_TIMEOUT)
+
+    def call(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
+        request.token = self._token
+        try:
+            error, result = self._core.call(codes.OP_REPLICATE, 0, 0, (request.SerializeToString(),))
+        except (PegasusFastError, OSError) as exc:
+            raise RemoteUnavailableError(self.target, f"replication over the Pegasus port: {exc}") from None
+        if error == codes.ERR_ACL_DENY or error == codes.ERR_HANDLER_NOT_FOUND:
+            raise PermissionDeniedError(self.target, f"replication over the Pegasus port refused ({error})")
+        if error != codes.ERR_OK or result[0] != codes.K_OK:
+            raise RemoteUnavailableError(
+                self.target, f"replication over the Pegasus port: {error}, status {result and result[0]}"
+            )
+        try:
+            return pb.ReplicateReply.FromString(result[1])
+        except DecodeError as exc:
+            raise RemoteUnavailableError(
+                self.target, f"a replication reply that does not decode: {exc}"
+            ) from None
+
+    def close(self) -> None:
+        self._core.close()
+
+
+#: "grpc": this node neither sends nor takes replication on a Pegasus port
+REPLICATION_ENV = "PEGASUS_FAST_REPLICATION"
+
+
+def grpc_only() -> bool:
+    """Whether this node keeps replication to gRPC (REPLICATION_ENV)."""
+    return os.environ.get(REPLICATION_ENV, "") == "grpc"
+
+
+def _port_allowed() -> bool:
+    """Whether links may use a secondary's Pegasus port: not with TLS configured for this
+    node's peers, nor when told to keep to gRPC."""
+    return not grpc_only() and not any(tls_from_env().values())
+
+
 class Link:
     """This primary's calls to one secondary node, for every partition they share: one thread,
     one call in flight carrying every partition that has something to send."""
@@ -73,9 +136,14 @@ class Link:
         peers: Peers,
         on_stale: Callable[[ReplicaSet, int], bool],
         on_unreachable: Any,
+        pegasus_of: Callable[[], str] = lambda: "",
     ) -> None:
         """``primary_url()``: this node's URL (a secondary too far behind learns from it);
-        ``on_unreachable()``: a call failed (the node reads the configuration again)."""
+        ``on_unreachable()``: a call failed (the node reads the configuration again);
+        ``pegasus_of()``: the secondary's Pegasus address now ("": it has none)."""
+        self.pegasus_of = pegasus_of
+        #: the secondary's Pegasus port refused replication: gRPC from now on
+        self._port_refused = False
         self.on_unreachable = on_unreachable
         self.node = node
         self.url = url
@@ -92,7 +160,7 @@ class Link:
         self._outage = Outage(
             log, f"replication from {primary} to {node}", down="failing", up="working again"
         )
-        self._stream: _Stream | None = None
+        self._stream: _Stream | _PortStream | None = None
         self._thread = threading.Thread(target=self._run, name=f"replicate-{primary}-{node}", daemon=True)
         self._thread.start()
         self._watch = threading.Thread(target=self._watchdog, name=f"replicate-watch-{node}", daemon=True)
@@ -128,11 +196,24 @@ class Link:
         if s is not None:
             s.close()
 
+    def _open(self) -> _Stream | _PortStream:
+        target = "" if self._port_refused or not _port_allowed() else self.pegasus_of()
+        if target:
+            token = self.peers.token if self.peers.token is not None else token_from_env()
+            return _PortStream(target, token)
+        return _Stream(self.peers.get(self.url))
+
     def _send(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
         if self._stream is None:
-            self._stream = _Stream(self.peers.get(self.url))
+            self._stream = self._open()
         try:
             return self._stream.call(request)
+        except PermissionDeniedError as exc:
+            log.warning("replication from %s to %s: %s; over gRPC from now on", self.primary, self.node, exc)
+            self._port_refused = True
+            self._stream.close()
+            self._stream = None
+            return self._send(request)
         except BaseException:
             self._stream.close()
             self._stream = None

@@ -305,7 +305,9 @@ class Member:
                 self.custody.let_go(part)
             if pc.secondaries or tc.app.replica_count > 1:
                 if urls is None:
-                    urls = {n: d.url for n, d in read_nodes(self.zk).items()}
+                    nodes = read_nodes(self.zk)
+                    urls = {n: d.url for n, d in nodes.items()}
+                    self.replication.pegasus = {n: d.pegasus for n, d in nodes.items()}
                 if self.replication.adopt(part, pc.doc, urls):
                     learned.append(pc.pidx)
         if learned:

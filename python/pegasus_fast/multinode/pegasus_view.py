@@ -10,21 +10,35 @@ cluster: which partitions this node may answer, and who owns each partition of a
   asks after a refusal: a cached answer could send it back to the node that refused it):
   each partition's owner's registered Pegasus address and the partition's ballot; "" for a
   partition whose owner is not live, has no Pegasus port, or whose znode is bad.
+* :meth:`PegasusView.replicate` takes a primary's replication request (OP_REPLICATE, ours:
+  multinode/links.py sends it here rather than over gRPC when it can). It carries the node
+  token, checked in constant time; a node that serves gRPC with TLS refuses it (its token
+  would have crossed the Pegasus port in the clear), as does one whose tokens are per role
+  only (no token may call the Node service then).
 """
 
 from __future__ import annotations
 
+import hmac
+
+from google.protobuf.message import DecodeError
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from ..coord.zk import read_nodes, read_table
-from ..errors import CoordinationError
+from ..errors import CoordinationError, PermissionDeniedError
+from ..net import pegasus_fast_pb2 as pb
+from ..net.pegasus.failures import InvalidRequest
 from .member import Member
 
 
 class PegasusView:
-    def __init__(self, member: Member) -> None:
+    def __init__(self, member: Member, replication: bool = True, token: str | None = None) -> None:
+        """``replication``: whether this port takes replication requests at all; ``token``:
+        the one they must carry (None: any, the node's gRPC asks for none either)."""
         self.member = member
+        self._replication = replication
+        self._token = None if token is None else token.encode()
 
     def check(self, table: str, pidx: int, write: bool) -> None:
         self.member.check(table, pidx, write)
@@ -46,6 +60,17 @@ class PegasusView:
             doc = None if pc.problem else nodes.get(pc.owner)
             out.append((pc.pidx, pc.ballot, doc.pegasus if doc is not None else ""))
         return out
+
+    def replicate(self, request: bytes) -> bytes:
+        if not self._replication:
+            raise PermissionDeniedError("", "this node takes replication over gRPC only")
+        try:
+            req = pb.ReplicateRequest.FromString(request)
+        except DecodeError as exc:
+            raise InvalidRequest(f"a replication request that does not decode: {exc}") from None
+        if self._token is not None and not hmac.compare_digest(req.token.encode(), self._token):
+            raise PermissionDeniedError("", "replication request without this node's token")
+        return self.member.replication.receive(req).SerializeToString()
 
 
 __all__ = ["PegasusView"]

@@ -79,6 +79,8 @@ class Replication:
         self.roles: dict[tuple[str, int], tuple[int, str, tuple[str, ...]]] = {}
         #: the highest ballot a failover made this replica promise: nothing of an older one is taken
         self.promised: dict[tuple[str, int], int] = {}
+        #: each live node's Pegasus address ("": none), as a sync last read them (links.py)
+        self.pegasus: dict[str, str] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -167,7 +169,16 @@ class Replication:
         with self._lock:
             link = self.links.get((node, url))
             if link is None:
-                link = Link(node, url, self.node_id, self.url, self.peers, self._stale, self.resync_all)
+                link = Link(
+                    node,
+                    url,
+                    self.node_id,
+                    self.url,
+                    self.peers,
+                    self._stale,
+                    self.resync_all,
+                    pegasus_of=lambda: self.pegasus.get(node, ""),
+                )
                 self.links[(node, url)] = link
             return link
 

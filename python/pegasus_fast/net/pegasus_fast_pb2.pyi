@@ -1074,12 +1074,14 @@ class ReplicaItem(_message.Message):
     def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., ballot: _Optional[int] = ..., blocks: _Optional[bytes] = ..., first: _Optional[int] = ...) -> None: ...
 
 class ReplicateRequest(_message.Message):
-    __slots__ = ("primary", "items")
+    __slots__ = ("primary", "items", "token")
     PRIMARY_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
     primary: str
     items: _containers.RepeatedCompositeFieldContainer[ReplicaItem]
-    def __init__(self, primary: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ReplicaItem, _Mapping]]] = ...) -> None: ...
+    token: str
+    def __init__(self, primary: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ReplicaItem, _Mapping]]] = ..., token: _Optional[str] = ...) -> None: ...
 
 class ReplicaAck(_message.Message):
     __slots__ = ("decree", "status", "ballot")

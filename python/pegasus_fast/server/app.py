@@ -125,7 +125,7 @@ class Server:
         ``backup_dir``: the directory Backup and Restore name their backups in (None: refused)."""
         if not isinstance(cluster, Cluster):
             raise InvalidTypeError("serve() takes an open pegasus_fast.Cluster")
-        tokens = Tokens(token, client_token, admin_token, replication_token)
+        tokens = self._tokens = Tokens(token, client_token, admin_token, replication_token)
         addr = parse_hostport(listen)
         if pegasus_listen is not None:
             from .pegasus_front import check_listen
@@ -247,11 +247,23 @@ class Server:
 
             handler = None
             if member is not None:
+                from ..multinode.links import grpc_only
                 from ..multinode.pegasus_view import PegasusView
                 from ..net.pegasus import BatchHandler
 
-                # a node answers only what it owns and names each partition's owner in the meta query
-                handler = BatchHandler(cluster, placement=PegasusView(member))
+                # a node answers only what it owns and names each partition's owner in the
+                # meta query; it takes replication on this port, but not with TLS (the token
+                # would cross it in the clear), nor with role tokens only (none of them may
+                # call the Node service), nor when told to keep it to gRPC
+                tokens = self._tokens
+                view = PegasusView(
+                    member,
+                    replication=tls is None
+                    and not grpc_only()
+                    and (tokens.all is not None or not tokens.required),
+                    token=tokens.all,
+                )
+                handler = BatchHandler(cluster, placement=view)
             # the Rust front end with the Rust backend, the asyncio one otherwise
             self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow, handler=handler)
             self.pegasus_address = self.pegasus.address

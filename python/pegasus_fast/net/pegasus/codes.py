@@ -26,6 +26,10 @@ OP_GET_SCANNER = 14
 OP_SCAN = 15
 OP_CLEAR_SCANNER = 16  # oneway: no answer at all
 OP_BAD_REQUEST = 17  # a known RPC whose arguments did not decode: answered ERR_INVALID_DATA
+#: ours, not Pegasus's: a primary's replication request to a secondary node of a multi-node
+#: cluster (multinode/links.py), an opaque blob each way, shaped as a get's (the key is the
+#: request, the value the reply)
+OP_REPLICATE = 18
 
 #: RPC name (the Thrift message name) -> operation
 RPC_OPS: dict[str, int] = {
@@ -45,6 +49,7 @@ RPC_OPS: dict[str, int] = {
     "RPC_RRDB_RRDB_GET_SCANNER": OP_GET_SCANNER,
     "RPC_RRDB_RRDB_SCAN": OP_SCAN,
     "RPC_RRDB_RRDB_CLEAR_SCANNER": OP_CLEAR_SCANNER,
+    "RPC_PF_NODE_REPLICATE": OP_REPLICATE,
 }
 WRITE_OPS = frozenset({OP_PUT, OP_MULTI_PUT, OP_REMOVE, OP_MULTI_REMOVE})
 READ_OPS = frozenset({OP_GET, OP_MULTI_GET, OP_SORTKEY_COUNT, OP_TTL, OP_BATCH_GET})
@@ -67,6 +72,7 @@ ERR_INVALID_STATE = "ERR_INVALID_STATE"
 ERR_INVALID_DATA = "ERR_INVALID_DATA"
 ERR_INVALID_PARAMETERS = "ERR_INVALID_PARAMETERS"
 ERR_PARENT_PARTITION_MISUSED = "ERR_PARENT_PARTITION_MISUSED"
+ERR_ACL_DENY = "ERR_ACL_DENY"
 
 # -- RocksDB status codes, in the ``error`` field of the rrdb response structs -------
 

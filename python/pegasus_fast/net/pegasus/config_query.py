@@ -29,6 +29,12 @@ class Placement(Protocol):
         """``(pidx, ballot, the owner's Pegasus host:port or "")`` of every partition of ``table``."""
         ...
 
+    def replicate(self, request: bytes) -> bytes:
+        """A primary's serialized ReplicateRequest, logged and made durable here: the serialized
+        ReplicateReply (OP_REPLICATE). PermissionDeniedError when its token is not this
+        node's, InvalidRequest when it does not decode."""
+        ...
+
 
 def query_cfg(
     cluster: Cluster, placement: Placement | None, app_name: str, indices: list[int]

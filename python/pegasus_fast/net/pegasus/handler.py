@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ... import _backend
-from ...errors import TableNotFoundError
+from ...errors import PermissionDeniedError, TableNotFoundError
 from ...records import MAX_HASH_KEY, MAX_VALUE, MAX_WRITE, now_pegasus_seconds
 from ...storage.writes import wait_durable_all, wait_durable_shared
 from . import atomics, codes
@@ -178,6 +178,8 @@ class BatchHandler:
                 elif op == codes.OP_QUERY_CFG:
                     cfg = query_cfg(self.cluster, self.placement, *args)
                     out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, cfg)
+                elif op == codes.OP_REPLICATE:
+                    out[i] = self._replicate(req)
                 elif op in codes.SCANNER_OPS:
                     reads.append((i, None))
                 elif op == codes.OP_BAD_REQUEST:
@@ -215,6 +217,18 @@ class BatchHandler:
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
         return PendingBatch(self, requests, out, logged, syncs, start)
+
+    def _replicate(self, req: Request) -> Response:
+        """A primary's replication request (a node's port only): logged and made durable on
+        this thread, as the batch's own writes are before they are answered."""
+        op, seqid, app_id, pidx, name, args = req
+        if self.placement is None:
+            return op, seqid, app_id, pidx, name, codes.ERR_HANDLER_NOT_FOUND, None
+        try:
+            reply = self.placement.replicate(args[0])
+        except PermissionDeniedError:
+            return op, seqid, app_id, pidx, name, codes.ERR_ACL_DENY, None
+        return op, seqid, app_id, pidx, name, codes.ERR_OK, (codes.K_OK, reply)
 
     def _answer_failure(self, req: Request, exc: BaseException) -> Response:
         op, seqid, app_id, pidx, name, _ = req

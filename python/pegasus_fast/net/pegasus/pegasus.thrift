@@ -258,3 +258,11 @@ service rrdb {
 service meta {
     query_cfg_response query_cfg(1: query_cfg_request query);
 }
+
+// Ours, not Pegasus's: a primary's replication request to a secondary node of a multi-node
+// cluster (multinode/links.py), message name "RPC_PF_NODE_REPLICATE". The key is a serialized
+// pegasus_fast.v1.ReplicateRequest (it carries the node token), the response's value a
+// serialized ReplicateReply.
+service pf_node {
+    read_response replicate(1: blob request);
+}
