@@ -236,3 +236,17 @@ def test_sigterm_lets_duplications_ship_what_is_durable(
         # every acknowledged write reached the follower before the source stopped
         ft = follower.table("t")
         assert sum(1 for _ in ft.scan()) == 300
+
+
+def test_a_serving_process_freezes_what_startup_made_out_of_the_collectors_reach() -> None:
+    """settle_gc (once a process serves): a full collection, which holds the GIL while it walks
+    every tracked object, no longer walks the modules and tables made at startup."""
+    import gc
+
+    from pegasus_fast.cli.serve import settle_gc
+
+    try:
+        settle_gc()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
