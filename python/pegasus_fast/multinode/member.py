@@ -231,7 +231,8 @@ class Member:
             else:
                 assert changes is not None
                 configs = dict(self._configs)
-                changed = changes
+                # and a fenced partition's table, whose lease only a read of it checks
+                changed = changes | self.custody.fenced_tables()
                 for name in changes:
                     try:
                         configs[name] = read_table(self.zk, name)

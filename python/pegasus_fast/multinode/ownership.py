@@ -52,6 +52,11 @@ class Custody:
         """A partition here is fenced for a move: the next syncs watch its lease."""
         return bool(self._fenced_at)
 
+    def fenced_tables(self) -> set[str]:
+        """The tables of the partitions fenced here: each sync reads them again, whatever
+        changed, so that a fence whose move never switched is lifted once its lease passed."""
+        return {table for table, _ in list(self._fenced_at)}
+
     def note_fenced(self, table: str, pidx: int) -> None:
         self._fenced_at[(table, pidx)] = time.monotonic()
 
