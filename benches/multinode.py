@@ -69,7 +69,9 @@ def keys_in(table: pf.RoutedTable, pidx: int, n: int, prefix: bytes) -> list[byt
 
 def bench_get(url: str, nodes: dict[str, str], gets: int, rounds: int) -> dict[str, float]:
     with pf.connect(url) as zc:
-        zt = zc.create_table("g", partition_count=8)
+        # one copy of each partition: these figures are routing's and a move's (replicas:
+        # benches/replicas.py)
+        zt = zc.create_table("g", partition_count=8, replica_count=1)
         owner = zt.owners()[0]
         keys = keys_in(zt, 0, 100, b"g")
         for hk in keys:
@@ -191,7 +193,7 @@ def paced_writer(
 
 def bench_move(url: str, mb: int, rate: int, writers: int) -> dict[str, Any]:
     with pf.connect(url) as c:
-        t = c.create_table("m", partition_count=8)
+        t = c.create_table("m", partition_count=8, replica_count=1)
         pidx = 0
         src = t.owners()[pidx]
         dst = next(n for n in NODES if n != src)
@@ -271,7 +273,7 @@ def bench_move(url: str, mb: int, rate: int, writers: int) -> dict[str, Any]:
 
 def bench_connect(url: str, times: int) -> dict[str, float]:
     with pf.connect(url) as c:
-        t = c.create_table("c", partition_count=64)
+        t = c.create_table("c", partition_count=64, replica_count=1)
         t.set(b"cold", b"s", b"v")
     connect, table, get, total = [], [], [], []
     for i in range(times + 1):  # the first is the warm-up: imports, and the JIT-less first calls

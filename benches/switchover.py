@@ -230,7 +230,10 @@ def main() -> int:
             west, west_url = serve(root, "west")
             procs.append(west)
             with pf.connect(east_url) as c:
-                c.create_table("t", partition_count=args.partitions)
+                # with --zk, one copy of each partition (the figures of the README's table)
+                c.create_table(
+                    "t", partition_count=args.partitions, **({"replica_count": 1} if args.zk else {})
+                )
                 dup = c.add_duplication("t", west_url)
                 dup.wait_for(pf.DupStatus.LOG, timeout=60)
                 dupid = dup.dupid

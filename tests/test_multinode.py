@@ -151,7 +151,7 @@ def test_placement_is_even_and_10k_records_read_back(shared_three: tuple[Nodes, 
 
 def test_kill9_node_makes_only_its_partitions_unavailable(three: tuple[Nodes, pf.RoutedCluster]) -> None:
     nodes, c = three
-    t = c.create_table(TABLE, 8)
+    t = c.create_table(TABLE, 8, replica_count=1)  # one copy: its node's death is felt (test_replicas.py)
     want = {}
     for i in range(400):
         t.set(b"k%d" % i, b"s", b"v%d" % i)
@@ -193,7 +193,8 @@ def test_kill9_node_makes_only_its_partitions_unavailable(three: tuple[Nodes, pf
 
 def test_move_partition_under_writes_loses_nothing(three: tuple[Nodes, pf.RoutedCluster]) -> None:
     nodes, c = three
-    t = c.create_table(TABLE, 8)
+    # one copy, so the old owner drops its own (a replicated move: test_replicas.py)
+    t = c.create_table(TABLE, 8, replica_count=1)
     model = Model()
     writer = Writer(remote_table(nodes.url), model, 1, seed=11).start()
     # a second writer hammers the partition that moves, about 1,000 writes/s
@@ -365,7 +366,8 @@ def test_a_node_that_loses_zookeeper_refuses_writes_until_it_is_back(
     nodes = Nodes(fleet, chroot)
     nodes.start("n1", "n2")
     with nodes.client() as c:
-        c.create_table(TABLE, 4)
+        # one copy: nothing fails over (a replicated primary cut off: test_replicas_faults.py)
+        c.create_table(TABLE, 4, replica_count=1)
         c.table(TABLE).set(b"before", b"s", b"1")
     direct = {n: pf.connect(nodes[n].url, timeout=5.0) for n in ("n1", "n2")}
     try:
@@ -473,7 +475,7 @@ def test_the_cli_with_a_node_down_shows_what_is_unavailable(
         assert b"Traceback" not in r.stderr, r.stderr.decode()
         return r
 
-    t = c.create_table(TABLE, 6)
+    t = c.create_table(TABLE, 6, replica_count=1)  # one copy: n2's partitions go with it
     for i in range(60):
         t.set(b"k%d" % i, b"s", b"v")
     own = owners(t)

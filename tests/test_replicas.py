@@ -217,6 +217,42 @@ def test_a_node_back_from_the_dead_rejoins_as_a_new_replica(
         assert t.get(b"a%d" % i, b"s") == b"x%d" % i
 
 
+def test_a_duplication_without_checkpoint_into_a_replicated_table_ships_on_after_a_failover(
+    fleet: Fleet, zk_chroot: str, tmp_path: Path
+) -> None:
+    """A duplication without checkpoint adopts a replicated table that exists already: each
+    partition's primary is told where its source starts (a mutation every secondary holds),
+    and so is every secondary; after its primary dies, the new primary takes the shipping on
+    from there (it used to refuse it: "follower partition N is not learned", the duplication
+    failed)."""
+    followers = Nodes(fleet, zk_chroot, *SERVE_ARGS)
+    followers.start("f1", "f2", "f3")
+    src = pf.Cluster.open(tmp_path / "source", name="source")
+    try:
+        t = src.create_table("r", 4)
+        with followers.client() as fc:
+            ft = fc.create_table("r", 4, replica_count=3)
+            d = src.add_duplication("r", followers.url, with_checkpoint=False)
+            d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+            for i in range(40):
+                t.set(b"a%d" % i, b"s", b"x%d" % i)
+            wait_for(lambda: all(ft.get(b"a%d" % i, b"s") == b"x%d" % i for i in range(40)), what="shipped")
+            dead = ft.replicas()[0].primary
+            followers[dead].kill9()
+            wait_for(
+                lambda: all(dead not in (r.primary, *r.secondaries) for r in ft.replicas()), what="failover"
+            )
+            for i in range(40):
+                t.set(b"b%d" % i, b"s", b"y%d" % i)
+            wait_for(
+                lambda: all(ft.get(b"b%d" % i, b"s") == b"y%d" % i for i in range(40)),
+                what="shipped after the failover",
+            )
+            assert d.status == pf.DupStatus.LOG
+    finally:
+        src.close()
+
+
 @pytest.mark.parametrize("records", [0, 2, 3000])
 def test_a_duplication_into_a_replicated_follower_reaches_every_replica(
     fleet: Fleet, zk_chroot: str, tmp_path: Path, records: int

@@ -264,7 +264,7 @@ def test_the_fence_of_a_multi_node_source_survives_a_restart_of_its_nodes(
 def test_a_multi_node_source_with_a_node_down_is_not_fenced(fleet: Fleet, zk_chroot: str) -> None:
     nodes, west = _start(fleet, zk_chroot)
     with nodes.client() as c:
-        t = c.create_table("t", partition_count=4)
+        t = c.create_table("t", partition_count=4, replica_count=1)  # one copy: a node down loses some
         keys = [next(f"h{i}" for i in range(10_000) if t.partition_index(f"h{i}") == p) for p in range(4)]
         dup = c.add_duplication("t", west.url)
         dup.wait_for(pf.DupStatus.LOG, timeout=WAIT)

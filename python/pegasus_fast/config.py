@@ -133,8 +133,9 @@ class Config:
     #: 0.1 .. 3600.
     replica_ack_timeout_seconds: float = 10.0
     #: the replicas of each partition of a zk:// table made without replica_count (a node's
-    #: own, or the meta leader's when it places a table), at most the live nodes. 1 .. 5.
-    default_replica_count: int = 1
+    #: own, or the meta leader's when it places a table), at most the live nodes (Pegasus's
+    #: min(3, live nodes)); a duplication's follower table takes it too. 1 .. 5.
+    default_replica_count: int = 3
     #: a replicated partition below its replica_count this long gets a new secondary on
     #: another live node (multinode/rereplicate.py); a node that comes back sooner is not
     #: replaced. >= 0.

@@ -243,12 +243,33 @@ class Replication:
             return max(promised, known[0], doc.ballot)
         return max(promised, known[0])
 
+    def _adopted_marks(self, request: pb.ReplicateRequest, items: list[int]) -> None:
+        """Durable here now: source positions for partitions of a table adopted by a
+        duplication without checkpoint. Its primary marked each partition learned once it
+        logged its start (the follower's reset_source, acknowledged only once every replica
+        held it); a secondary marks it too, or made primary by a failover it would refuse
+        the duplication's shipping ("not learned") for good."""
+        by_table: dict[str, list[int]] = {}
+        for i in items:
+            item = request.items[i]
+            rec = self.cluster.followers.record(item.table)
+            fo = None if rec is None else rec.follower_of
+            if fo is not None and fo.adopted and not fo.rerouted and not fo.learned[item.pidx]:
+                by_table.setdefault(item.table, []).append(item.pidx)
+        for table, pidxs in by_table.items():
+            try:
+                self.cluster.followers.mark_learned(table, pidxs)
+            except (PegasusFastError, OSError) as exc:  # the next one tries again
+                log.warning("node %s: %s %s not marked learned: %s", self.node_id, table, pidxs, exc)
+
     def receive(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
         """A primary's items: each logged here if its ballot is this replica's, all of them made
         durable at once, then acknowledged with the decree each partition holds durably."""
         acks: list[pb.ReplicaAck | None] = [None] * len(request.items)
         unopened: list[Partition] = []
         logged: list[tuple[int, Partition, int, int, int, bytes]] = []
+        #: the items that logged a SOURCE_DECREE op (a follower's source position)
+        marked: list[int] = []
         for i, item in enumerate(request.items):
             try:
                 part = self.cluster.table(item.table).partitions[item.pidx]
@@ -268,7 +289,10 @@ class Replication:
                     try:
                         # a secondary serves nothing: its RocksDB (5-10 ms to make) opens a
                         # moment later, not in the primary's write
+                        marks = part.source_marks
                         last, end, block = part.log_replica(item.blocks, defer_apply=True)
+                        if part.source_marks != marks:
+                            marked.append(i)
                         if not part.is_open:
                             unopened.append(part)
                     except WalGapError:
@@ -309,6 +333,7 @@ class Replication:
             acks[i] = pb.ReplicaAck(status=status, decree=part.last_committed)
         if unopened:
             self.cluster.open_later(unopened, SECONDARY_OPEN_DELAY)
+        self._adopted_marks(request, [i for i in marked if acks[i] is not None and acks[i].status == OK])
         return pb.ReplicateReply(acks=[a if a is not None else pb.ReplicaAck(status=FAILED) for a in acks])
 
 

@@ -112,6 +112,9 @@ class Partition(
         self.source_decree = 0
         #: the last source decree it has durably seen, applied or not (>= source_decree)
         self.source_seen = 0
+        #: SOURCE_DECREE ops logged here since it opened (a secondary of an adopted follower
+        #: table learns from them that its primary was told where the source starts)
+        self.source_marks = 0
         refuse_symlinks(os.path.dirname(path), path, os.path.join(path, "rdb"), os.path.join(path, "wal"))
         if not learning:
             check_present(path, must_exist)

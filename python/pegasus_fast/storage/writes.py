@@ -52,6 +52,7 @@ class PartitionWrites:
     last_committed: int
     source_decree: int
     source_seen: int
+    source_marks: int
     _db: rocksdict.Rdict | None
     _deferred: bool
     _tombstones: int
@@ -273,6 +274,7 @@ class PartitionWrites:
                 for op in m[3]:
                     if op[0] == _SOURCE_DECREE:
                         self.source_decree = op[1]
+                        self.source_marks += 1
             self.source_seen = max(self.source_seen, self.source_decree)
         return last, offset
 
