@@ -327,6 +327,14 @@ def test_the_cli_makes_and_shows_replicas(
             assert cols[1] == "live" and int(cols[4]) == held[cols[0]], line
     assert "fully_healthy 3" in cli("app", "r")
     cli("create", "bad", "-r", "4", code=2)
+    # a secondary moved with --from: to the node without a replica of the partition
+    r0 = c.table("r").replicas()[0]
+    spare = next(n for n in ("n1", "n2", "n3") if n not in (r0.primary, *r0.secondaries))
+    assert f"replica on {r0.secondaries[0]} to {spare}" in cli(
+        "move", "r", "0", spare, "--from", r0.secondaries[0]
+    )
+    assert c.table("r").replicas()[0].secondaries == (spare,)
+    cli("move", "r", "0", r0.primary, "--from", spare, code=2)  # it holds a replica already
 
 
 def test_a_secondary_refuses_what_its_primary_and_ballot_did_not_send(
@@ -430,6 +438,45 @@ def test_moving_a_replicated_primary_under_writes_loses_nothing(
             if nodes[n].proc is not None and nodes[n].proc.poll() is not None:
                 nodes[n].start()
         wait_for(lambda: len(c.nodes()) == 4, what="all four back")
+
+
+def test_moving_a_secondary_under_writes_loses_nothing(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
+    """A secondary moved to a node without a replica, writes going on: the new node learns
+    the partition from the primary and takes the old one's place (ballot + 1), the old node
+    drops its copy, and the new replica holds every acknowledged write (it alone answers them
+    once the other two are killed). A move from a node that holds no replica, or to one that
+    holds one, is refused and changes nothing."""
+    nodes, c = start("n1", "n2", "n3", "n4")
+    t = c.create_table("r", partition_count=1, replica_count=3)
+    with Writer(t) as w:
+        wait_for(lambda: w.count > 50, what="writes")
+        r0 = t.replicas()[0]
+        old = r0.secondaries[0]
+        spare = next(n for n in ("n1", "n2", "n3", "n4") if n not in (r0.primary, *r0.secondaries))
+        with pytest.raises(pf.InvalidArgumentError):
+            c.move_partition("r", 0, old, from_node=spare)  # spare holds no replica
+        with pytest.raises(pf.InvalidArgumentError):
+            c.move_partition("r", 0, r0.secondaries[1], from_node=old)  # it holds one already
+        assert t.replicas()[0] == r0
+        c.move_partition("r", 0, spare, from_node=old)
+        after = t.replicas()[0]
+        assert after.primary == r0.primary and after.ballot > r0.ballot
+        assert sorted(after.secondaries) == sorted({*r0.secondaries, spare} - {old})
+        before = w.count
+        wait_for(lambda: w.count > before + 50, what="writes after the move")
+    assert not [e for e in w.errors if not isinstance(e, pf.PartitionUnavailableError)], w.errors[:3]
+    # the old node let its copy go
+    (old_dir,) = (nodes[old].dir / "tables").glob("*.0")
+    wait_for(lambda: not (old_dir / "rdb").exists(), what=f"{old}'s copy dropped")
+    for n in (after.primary, *[s for s in after.secondaries if s != spare]):
+        nodes[n].kill9()
+        wait_for(
+            lambda n=n: n not in (t.replicas()[0].primary, *t.replicas()[0].secondaries), what=f"{n} dropped"
+        )
+    assert t.replicas()[0].primary == spare
+    check_all(t, w.acked)
 
 
 def test_a_secondary_back_at_another_address_before_its_session_expired(fleet: Fleet, zk_chroot: str) -> None:

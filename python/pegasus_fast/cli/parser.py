@@ -201,12 +201,20 @@ def parser() -> argparse.ArgumentParser:
     )
     p = verb(
         "move",
-        "move a partition to a node, writes going on (--connect zk://)",
-        "A partition already on that node is left as it is.",
+        "move a partition (or one of its replicas) to a node, writes going on (--connect zk://)",
+        "A partition already on that node is left as it is. With --from, the replica on that node "
+        "moves: one of the partition's secondaries (the new node learns it from the primary, then "
+        "takes its place), or its primary.",
     )
     p.add_argument("table", help="the table's name")
     p.add_argument("pidx", type=int, help="the partition's index")
     p.add_argument("node", help="the node id to move it to")
+    p.add_argument(
+        "--from",
+        dest="from_node",
+        metavar="NODE",
+        help="the node whose replica moves (default: the primary's)",
+    )
     verb(
         "balance",
         "move partitions until every live node owns an even share (--connect zk://)",

@@ -268,13 +268,15 @@ def move(c: Any, args: argparse.Namespace) -> None:
     owners = c.table(args.table).owners()
     if not 0 <= args.pidx < len(owners):
         raise InvalidArgumentError(f"table {args.table} has partitions 0..{len(owners) - 1}, not {args.pidx}")
-    if owners[args.pidx] == args.node:
+    src = args.from_node
+    if src == args.node or (src in (None, owners[args.pidx]) and owners[args.pidx] == args.node):
         print(f"{args.table}.{args.pidx} is already on {args.node}: nothing moved")
         return
     start = time.perf_counter()
-    d = c.move_partition(args.table, args.pidx, args.node)
+    d = c.move_partition(args.table, args.pidx, args.node, from_node=src)
     ms = (time.perf_counter() - start) * 1000
-    print(f"moved {args.table}.{args.pidx} to {args.node} at decree {d} in {ms:.1f} ms")
+    what = f"{args.table}.{args.pidx}" + ("" if src is None else f"'s replica on {src}")
+    print(f"moved {what} to {args.node} at decree {d} in {ms:.1f} ms")
 
 
 def balance(c: Any, args: argparse.Namespace) -> int:

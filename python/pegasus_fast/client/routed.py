@@ -185,14 +185,19 @@ class RoutedCluster:
         self._meta("DropTable", pb.TableRef(table=name), 120.0)
         self._r.routes.forget(name)
 
-    def move_partition(self, table: str, pidx: int, node: str) -> int:
+    def move_partition(self, table: str, pidx: int, node: str, from_node: str | None = None) -> int:
         """Move partition ``pidx`` of ``table`` to ``node`` while writes go on; returns the
-        decree at which ownership switched."""
+        decree at which ownership switched. ``from_node``: move the partition's replica on that
+        node instead, one of its secondaries (``node`` learns it from the primary, then takes
+        its place; returns the decree it learned); its primary's node, or None: the primary."""
         if not isinstance(table, str) or not isinstance(node, str):
             raise InvalidTypeError("table and node are str")
+        if from_node is not None and not isinstance(from_node, str):
+            raise InvalidTypeError("from_node is a str or None")
         if isinstance(pidx, bool) or not isinstance(pidx, int) or not 0 <= pidx < 1 << 32:
             raise InvalidTypeError("pidx is a non-negative int")
-        return self._meta("MovePartition", pb.MovePartitionRequest(table=table, pidx=pidx, node=node)).decree
+        req = pb.MovePartitionRequest(table=table, pidx=pidx, node=node, from_node=from_node or "")
+        return self._meta("MovePartition", req).decree
 
     def balance(self) -> list[tuple[str, int, str]]:
         """Move partitions until every live node owns an even share; returns the moves made."""

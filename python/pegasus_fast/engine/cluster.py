@@ -402,10 +402,13 @@ class Cluster(ClusterRoles):
             self._opens.open_later(table.partitions)
         return table
 
-    def open_later(self, partitions: list[Partition], delay: float) -> None:
+    def open_later(
+        self, partitions: list[Partition], delay: float, still: Callable[[Partition], bool] | None = None
+    ) -> None:
         """Open these partitions' RocksDB in the background after ``delay`` seconds (each that
-        is not open by then; a read or write that comes first opens it itself)."""
-        self._opens.open_later(partitions, delay)
+        is not open by then, and that ``still(p)`` says is to be opened still; a read or write
+        that comes first opens it itself)."""
+        self._opens.open_later(partitions, delay, still)
 
     def _setting_up(self) -> bool:
         """Duplication work runs here: a duplication setting up, or a follower partition learning."""

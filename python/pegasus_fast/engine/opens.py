@@ -28,15 +28,22 @@ class BackgroundOpens:
         self._scheduler = scheduler
         self._busy = busy
 
-    def open_later(self, partitions: Iterable[Partition], delay: float = 0.0) -> None:
+    def open_later(
+        self,
+        partitions: Iterable[Partition],
+        delay: float = 0.0,
+        still: Callable[[Partition], bool] | None = None,
+    ) -> None:
+        """``still(p)``: whether ``p`` is to be opened still, asked when its turn comes (a
+        secondary's partition whose replica moved away meanwhile is not: its copy is gone)."""
         for p in partitions:
-            self._scheduler.submit_after(delay, lambda p=p: self._open(p), Lane.LOW)
+            self._scheduler.submit_after(delay, lambda p=p: self._open(p, still), Lane.LOW)
 
-    def _open(self, p: Partition) -> None:
-        if p.is_open:
+    def _open(self, p: Partition, still: Callable[[Partition], bool] | None = None) -> None:
+        if p.is_open or (still is not None and not still(p)):
             return
         if self._busy():
-            self._scheduler.submit_after(YIELD_INTERVAL, lambda: self._open(p), Lane.LOW)
+            self._scheduler.submit_after(YIELD_INTERVAL, lambda: self._open(p, still), Lane.LOW)
             return
         # A failure here (a full disk, the table dropped or closed meanwhile) is not this
         # task's to report: the partition's first use opens it again and raises it typed.

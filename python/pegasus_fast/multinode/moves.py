@@ -11,12 +11,12 @@ the fence lease gives up, since the owner unfences itself after the lease.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from kazoo.exceptions import BadVersionError
 
-from ..coord.layout import NodeDoc, PartitionDoc, partition_path
+from ..coord.layout import NodeDoc, PartitionConfig, PartitionDoc, partition_path
 from ..coord.zk import read_dups, read_nodes, read_table
 from ..duplication.status import DupStatus
 from ..errors import CoordinationError, DuplicationError, InvalidArgumentError, NodeUnavailableError
@@ -49,8 +49,8 @@ class Leading(Protocol):
         ...
 
 
-def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
-    """Move one partition to ``node`` while writes continue; returns the handoff decree."""
+def _config_of(leader: Leading, table: str, pidx: int) -> PartitionConfig:
+    """``table.pidx``'s configuration as ZooKeeper has it now, for a move this leader makes."""
     leader.require_leader()
     m = leader.member
     tc = read_table(m.zk, table)
@@ -59,6 +59,52 @@ def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
     pc = tc.partitions[pidx]
     if pc.problem:
         raise CoordinationError(m.addr.spec, f"{table}.{pidx}: {pc.problem}")
+    return pc
+
+
+def move_secondary(
+    leader: Leading,
+    table: str,
+    pidx: int,
+    from_node: str,
+    node: str,
+    learn_and_add: Callable[[str, int, str, str], int | None],
+) -> int:
+    """Move the secondary of ``table.pidx`` on ``from_node`` to ``node`` while writes go on:
+    ``node`` learns the partition from its primary, then replaces ``from_node`` among the
+    secondaries by a compare-and-set (ballot + 1; ``learn_and_add``: rereplicate.py's), and
+    ``from_node`` drops its copy once it reads that. ``from_node`` the primary: the primary
+    moves (:func:`move_partition`). Returns the decree learned."""
+    m = leader.member
+    pc = _config_of(leader, table, pidx)
+    if from_node == pc.owner:
+        return move_partition(leader, table, pidx, node)
+    if from_node not in pc.secondaries:
+        raise InvalidArgumentError(
+            f"{table}.{pidx} has no secondary on {from_node!r} (primary {pc.owner}, "
+            f"secondaries {list(pc.secondaries)})"
+        )
+    nodes = read_nodes(m.zk)
+    if node not in nodes:
+        raise InvalidArgumentError(f"no live node {node!r} (live: {sorted(nodes)})")
+    if node == from_node:
+        return pc.decree
+    if node in pc.replicas:
+        raise InvalidArgumentError(f"{node} holds a replica of {table}.{pidx} already")
+    if pc.owner not in nodes:
+        raise NodeUnavailableError(table, pidx, pc.owner, "", "the primary is not live")
+    learned = learn_and_add(table, pidx, node, from_node)
+    if learned is None:
+        raise CoordinationError(
+            m.addr.spec, f"{table}.{pidx}'s configuration changed during the move: nothing moved, ask again"
+        )
+    return learned
+
+
+def move_partition(leader: Leading, table: str, pidx: int, node: str) -> int:
+    """Move one partition to ``node`` while writes continue; returns the handoff decree."""
+    m = leader.member
+    pc = _config_of(leader, table, pidx)
     nodes = read_nodes(m.zk)
     if node not in nodes:
         raise InvalidArgumentError(f"no live node {node!r} (live: {sorted(nodes)})")

@@ -231,6 +231,11 @@ class Placement:
         """Move one partition to ``node`` while writes continue; returns the handoff decree."""
         return moves.move_partition(self, table, pidx, node)
 
+    def move_secondary(self, table: str, pidx: int, from_node: str, node: str) -> int:
+        """Move the replica of ``table.pidx`` on ``from_node`` to ``node`` (moves.py)."""
+        learn = self.failover.rereplicator.learn_and_add
+        return moves.move_secondary(self, table, pidx, from_node, node, learn)
+
     def balance(self) -> list[Move]:
         self.require_leader()
         planned = plan_balance(read_tables(self.zk), list(read_nodes(self.zk)))

@@ -262,6 +262,11 @@ class Replication:
             except (PegasusFastError, OSError) as exc:  # the next one tries again
                 log.warning("node %s: %s %s not marked learned: %s", self.node_id, table, pidxs, exc)
 
+    def _replica_here(self, part: Partition) -> bool:
+        """Whether this node keeps a replica of ``part`` by the configuration it adopted."""
+        role = self.roles.get((part.table, part.pidx))
+        return role is not None and (role[1] == self.node_id or self.node_id in role[2])
+
     def receive(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
         """A primary's items: each logged here if its ballot is this replica's, all of them made
         durable at once, then acknowledged with the decree each partition holds durably."""
@@ -332,7 +337,8 @@ class Replication:
             status = GAP if end == -2 else OK
             acks[i] = pb.ReplicaAck(status=status, decree=part.last_committed)
         if unopened:
-            self.cluster.open_later(unopened, SECONDARY_OPEN_DELAY)
+            # not a partition whose replica here moved away meanwhile: its copy was dropped
+            self.cluster.open_later(unopened, SECONDARY_OPEN_DELAY, self._replica_here)
         self._adopted_marks(request, [i for i in marked if acks[i] is not None and acks[i].status == OK])
         return pb.ReplicateReply(acks=[a if a is not None else pb.ReplicaAck(status=FAILED) for a in acks])
 

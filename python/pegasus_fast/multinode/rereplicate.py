@@ -85,7 +85,6 @@ class Rereplicator:
 
     def add_replica(self, table: str, pidx: int) -> str | None:
         """One new secondary for ``table.pidx`` if it is below its replica_count; its node id."""
-        m = self.member
         tc = read_table(self.zk, table)
         pc = tc.partitions[pidx]
         nodes = read_nodes(self.zk)
@@ -104,16 +103,33 @@ class Rereplicator:
         if not free:
             return None  # as many replicas as live nodes: it waits for one more
         target = min(free, key=lambda n: (load.get(n, 0), n))
+        if self.learn_and_add(table, pidx, target) is None:
+            return None
+        self._under.pop((table, pidx), None)
+        return target
+
+    def learn_and_add(self, table: str, pidx: int, target: str, replacing: str | None = None) -> int | None:
+        """``target`` learns ``table.pidx`` from its primary while writes go on, then is made
+        one of its secondaries by a compare-and-set (ballot + 1), in place of the secondary
+        ``replacing`` if given (a move of a secondary: that node drops its copy once it reads
+        the change). The decree learned, or None when the configuration changed meanwhile
+        (the caller reads it again)."""
+        m = self.member
+        nodes = read_nodes(self.zk)
+        pc = read_table(self.zk, table).partitions[pidx]
+        if pc.owner not in nodes or target not in nodes:
+            return None
         src, dst = m.peers.get(nodes[pc.owner].url), m.peers.get(nodes[target].url)
         started = time.monotonic()
         fields = {"table": table, "pidx": pidx, "node": target, "primary": pc.owner}
         log.info(
-            "%s.%d: %s learns a replica from %s",
+            "%s.%d: %s learns a replica from %s%s",
             table,
             pidx,
             target,
             pc.owner,
-            extra=event(step="learn", **fields),
+            "" if replacing is None else f" (in place of {replacing})",
+            extra=event(step="learn", replacing=replacing or "", **fields),
         )
         pace = int(m.cluster.config.replica_learn_mb_per_sec * (1 << 20))
         learned = dst(
@@ -126,20 +142,22 @@ class Rereplicator:
         pc = read_table(self.zk, table).partitions[pidx]
         if pc.owner not in nodes or target in pc.replicas:
             return None
-        doc = PartitionDoc(
-            pc.owner, pc.ballot + 1, pc.decree, (*[s for s in pc.secondaries if s in nodes], target)
-        )
+        if replacing is not None and replacing not in pc.secondaries:
+            return None
+        kept = [s for s in pc.secondaries if s in nodes and s != replacing]
+        doc = PartitionDoc(pc.owner, pc.ballot + 1, pc.decree, (*kept, target))
         try:
             self.zk.set(partition_path(table, pidx), doc.encode(), version=pc.version)
         except (BadVersionError, NoNodeError):
             return None  # changed meanwhile: the next round reads it again
-        self._under.pop((table, pidx), None)
-        self.placement.changed(None, {pc.owner, target}, tables=[table])
+        involved = {pc.owner, target} | ({replacing} if replacing in nodes else set())
+        self.placement.changed(None, involved, tables=[table])
         log.warning(
-            "%s.%d: %s is a secondary again (learned through decree %d in %.2f s), ballot %d",
+            "%s.%d: %s is a secondary%s (learned through decree %d in %.2f s), ballot %d",
             table,
             pidx,
             target,
+            " again" if replacing is None else f" in place of {replacing}",
             learned,
             time.monotonic() - started,
             doc.ballot,
@@ -148,10 +166,11 @@ class Rereplicator:
                 decree=learned,
                 ballot=doc.ballot,
                 seconds=round(time.monotonic() - started, 3),
+                replacing=replacing or "",
                 **fields,
             ),
         )
-        return target
+        return learned
 
 
 __all__ = ["Rereplicator"]

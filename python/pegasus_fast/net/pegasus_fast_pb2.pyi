@@ -1034,14 +1034,16 @@ class VerifyRecordsReply(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[StoredRecord, _Mapping]]] = ...) -> None: ...
 
 class MovePartitionRequest(_message.Message):
-    __slots__ = ("table", "pidx", "node")
+    __slots__ = ("table", "pidx", "node", "from_node")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     NODE_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     node: str
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., node: _Optional[str] = ...) -> None: ...
+    from_node: str
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., node: _Optional[str] = ..., from_node: _Optional[str] = ...) -> None: ...
 
 class BalanceReply(_message.Message):
     __slots__ = ("moves",)
