@@ -31,7 +31,7 @@ def test_leadership_balance_and_moves_are_logged(fleet: Fleet, zk_chroot: str) -
     nodes = Nodes(fleet, zk_chroot, *JSON_LOGS, *METRICS_ARGS)
     nodes.start("n1", "n2")
     with nodes.client() as c:
-        t = c.create_table(TABLE, 4)
+        t = c.create_table(TABLE, 4, replica_count=1)  # moves that copy: learn, fence, switched
         for i in range(50):
             t.set(b"k%d" % i, b"s", b"v")
         nodes.start("n3")

@@ -269,7 +269,7 @@ def test_move_partition_under_writes_loses_nothing(three: tuple[Nodes, pf.Routed
 
 def test_a_fourth_node_receives_partitions_on_balance(three: tuple[Nodes, pf.RoutedCluster]) -> None:
     nodes, c = three
-    t = c.create_table(TABLE, 8)
+    t = c.create_table(TABLE, 8, replica_count=1)  # replicas balanced: test_replicas.py
     want = {}
     for i in range(300):
         t.set(b"k%d" % i, b"s", b"v%d" % i)
@@ -283,7 +283,7 @@ def test_a_fourth_node_receives_partitions_on_balance(three: tuple[Nodes, pf.Rou
     assert scan_of(t) == want
     assert c.balance() == []
     # a table made now spreads over the four
-    t2 = c.create_table("t2", 4)
+    t2 = c.create_table("t2", 4, replica_count=1)
     assert sorted(spread_of(t2, ["n1", "n2", "n3", "n4"]).values()) == [1, 1, 1, 1]
 
 

@@ -479,6 +479,34 @@ def test_moving_a_secondary_under_writes_loses_nothing(
     check_all(t, w.acked)
 
 
+def test_balance_gives_a_new_node_its_share_of_replicas_under_writes(
+    start: Callable[..., tuple[Nodes, pf.RoutedCluster]],
+) -> None:
+    """A fourth node joins three that hold every replica: balance gives it a share of the
+    primaries and of the replicas (each node within one of the others), moving secondaries by
+    learning and primaries by copy or by a switch of roles, writes going on; every replica
+    count stays 3 on distinct nodes, and nothing acknowledged is lost."""
+    nodes, c = start("n1", "n2", "n3")
+    t = c.create_table("r", partition_count=4, replica_count=3)
+    with Writer(t) as w:
+        wait_for(lambda: w.count > 50, what="writes")
+        nodes.start("n4")
+        nodes.wait_live(c, {"n1", "n2", "n3", "n4"})
+        moves = c.balance()
+        assert any(m[2] == "n4" for m in moves), moves
+        before = w.count
+        wait_for(lambda: w.count > before + 50, what="writes after the balance")
+    assert not [e for e in w.errors if not isinstance(e, pf.PartitionUnavailableError)], w.errors[:3]
+    reps = t.replicas()
+    held = {n: sum(1 for r in reps if n in (r.primary, *r.secondaries)) for n in ("n1", "n2", "n3", "n4")}
+    primaries = {n: sum(1 for r in reps if r.primary == n) for n in held}
+    assert max(held.values()) - min(held.values()) <= 1, held
+    assert max(primaries.values()) - min(primaries.values()) <= 1, primaries
+    assert all(len({r.primary, *r.secondaries}) == 3 for r in reps), reps
+    assert c.balance() == []
+    check_all(t, w.acked)
+
+
 def test_a_secondary_back_at_another_address_before_its_session_expired(fleet: Fleet, zk_chroot: str) -> None:
     """n2, a secondary, is killed and restarted on another port within its (10 s) session: no
     failover happens, its znode names its new address, and the primary's writes reach it

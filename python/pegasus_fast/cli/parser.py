@@ -217,7 +217,7 @@ def parser() -> argparse.ArgumentParser:
     )
     verb(
         "balance",
-        "move partitions until every live node owns an even share (--connect zk://)",
+        "move partitions until every live node owns an even share of primaries and replicas (--connect zk://)",
         "A partition whose node is dead cannot be moved (its data is on that disk): it is reported, "
         "and the exit code is 3.",
     )

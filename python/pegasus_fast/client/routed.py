@@ -200,7 +200,9 @@ class RoutedCluster:
         return self._meta("MovePartition", req).decree
 
     def balance(self) -> list[tuple[str, int, str]]:
-        """Move partitions until every live node owns an even share; returns the moves made."""
+        """Move partitions until every live node holds an even share of primaries (a switch of
+        roles with a secondary where it can) and of replicas; returns the moves made, each
+        ``(table, pidx, node)``: the partition's primary, or one of its secondaries, to ``node``."""
         r = self._meta("Balance", pb.Empty())
         return [(m.table, m.pidx, m.node) for m in r.moves]
 

@@ -106,7 +106,10 @@ class Meta:
         def here(r: pb.Empty) -> pb.BalanceReply:
             moves = self.placement.balance()
             return pb.BalanceReply(
-                moves=[pb.MovePartitionRequest(table=m.table, pidx=m.pidx, node=m.node) for m in moves]
+                moves=[
+                    pb.MovePartitionRequest(table=m.table, pidx=m.pidx, node=m.node, from_node=m.from_node)
+                    for m in moves
+                ]
             )
 
         return self._here_or_leader("Balance", request, here)

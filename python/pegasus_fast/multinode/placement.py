@@ -250,7 +250,10 @@ class Placement:
                 mv.node,
                 extra=event(step=i, moves=len(planned), table=mv.table, pidx=mv.pidx, node=mv.node),
             )
-            self.move_partition(mv.table, mv.pidx, mv.node)
+            if mv.from_node:
+                self.move_secondary(mv.table, mv.pidx, mv.from_node, mv.node)
+            else:
+                self.move_partition(mv.table, mv.pidx, mv.node)
         if planned:
             log.info("balance: done, %d moves", len(planned), extra=event(moves=len(planned)))
         return planned
