@@ -191,6 +191,19 @@ _chroots = itertools.count(1)
 
 
 @pytest.fixture
+def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Any]:
+    """A :class:`served.Fleet` of the default backend's processes under ``tmp_path``; every
+    process it started is stopped at the end (a module that needs another fleet makes its own)."""
+    from served import Fleet  # (served imports this module)
+
+    f = Fleet(tmp_path, DEFAULT_BACKEND)
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+@pytest.fixture
 def zk_chroot(zookeeper: ZooKeeperServer) -> Iterator[str]:
     """``127.0.0.1:PORT/tN``: a path of the session's server no other test uses, created empty
     (so a client with this chroot can write at once) and deleted after the test."""

@@ -6,7 +6,6 @@ half-made by a failed duplication is taken over by the next one of the same sour
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -21,15 +20,6 @@ from pegasus_fast.errors import fix_of
 from served import Fleet
 
 TOKEN = "s3cret-for-both"
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def _cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from pegasus_fast.duplication.lanes import ShipLanes
 from pegasus_fast.errors import DuplicationGapError
@@ -130,15 +128,6 @@ def test_a_failure_stops_every_lane_and_close_returns_it() -> None:
     assert len(calls) == n and not any(
         t.is_alive() for t in threading.enumerate() if t.name.startswith("t-ship")
     )
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def test_a_stalled_follower_partition_holds_back_no_other(open_cluster_once: object, tmp_path: Path) -> None:

@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from multinode import Nodes
 from pegasus_fast.cli.exits import EXIT_USAGE
@@ -37,15 +35,6 @@ WAIT = 60.0
 TABLE = "t"
 OLD = "old-follower-token-0001"
 NEW = "new-follower-token-0002"
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def token_file(path: Path, token: str) -> str:

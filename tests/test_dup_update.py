@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
@@ -42,15 +41,6 @@ def run_cli(*argv: str, code: int = EXIT_OK) -> str:
     )
     assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
     return r.stdout.decode() + r.stderr.decode()
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def caught_up(d: object) -> bool:

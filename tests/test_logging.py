@@ -16,11 +16,9 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from observe import JSON_LOGS, METRICS_ARGS, key, metrics_url, records, scrape
 from pegasus_fast import logs
@@ -33,15 +31,6 @@ pytestmark = pytest.mark.usefixtures("default_backend")
 TEXT_LINE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[a-z_.]+: "
 )
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 @contextlib.contextmanager

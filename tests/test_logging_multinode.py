@@ -3,12 +3,7 @@ a balance and of each move it makes, in the JSON records of real ``serve --zk`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from multinode import WAIT, Nodes
 from observe import JSON_LOGS, METRICS_ARGS, key, metrics_url, records, scrape
@@ -16,15 +11,6 @@ from served import Fleet
 from servedcheck import TABLE
 
 pytestmark = pytest.mark.usefixtures("default_backend")
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def test_leadership_balance_and_moves_are_logged(fleet: Fleet, zk_chroot: str) -> None:

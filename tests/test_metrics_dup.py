@@ -5,13 +5,8 @@ duplication and of a dropped table go away."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
-
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from observe import METRICS_ARGS, key, metrics_url, scrape
 from served import Fleet
@@ -20,15 +15,6 @@ from servedcheck import TABLE, WAIT, free_port, wait_caught_up
 pytestmark = pytest.mark.usefixtures("default_backend")
 
 PARTITIONS = 2
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def _dup(m: dict[str, float], name: str, dupid: int, pidx: int) -> float:

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
-from conftest import DEFAULT_BACKEND
 from observe import METRICS_ARGS, metrics_url, scrape
 from served import Fleet
 
@@ -18,15 +14,6 @@ pytestmark = [
     pytest.mark.usefixtures("default_backend"),
     pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="process metrics come from /proc"),
 ]
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def test_process_metrics_are_present_and_sane(fleet: Fleet) -> None:

@@ -5,13 +5,10 @@ batch)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from observe import METRICS_ARGS, key, metrics_url, scrape
 from pegasus_fast.errors import AuthenticationError, TableNotFoundError
 from pegasus_fast.request_metrics import BUCKETS
@@ -20,15 +17,6 @@ from served import Fleet
 pytestmark = pytest.mark.usefixtures("default_backend")
 
 TOKEN = "metrics-test-token"
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def _hist(m: dict[str, float], name: str, **labels: str) -> tuple[list[float], float, float]:

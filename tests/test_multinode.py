@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
@@ -38,15 +37,6 @@ pytestmark = [
 #: the lease and the session the tests that sit them out give their nodes (the defaults: 10 s, 6 s)
 SHORT_FENCE_LEASE = 3.0
 SHORT_SESSION = 3.0
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 @pytest.fixture

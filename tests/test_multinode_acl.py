@@ -10,13 +10,11 @@ child process, against the session's ZooKeeper.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND, PYTHON, child_env
+from conftest import PYTHON, child_env
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
@@ -27,15 +25,6 @@ from served import Fleet
 from servedcheck import TABLE
 
 pytestmark = [pytest.mark.usefixtures("default_backend")]
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def credentials(path: Path, line: str, mode: int = 0o600) -> str:

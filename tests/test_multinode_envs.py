@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
@@ -34,15 +33,6 @@ WAIT = 30.0
 TABLE = "t"
 PARTITIONS = 4
 OPEN = "duplication.follower_writable"
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 @pytest.fixture

@@ -10,27 +10,14 @@ One node each, in child processes, against the session's ZooKeeper.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from multinode import WAIT, Nodes
 from served import Fleet
 from servedcheck import TABLE
 
 pytestmark = [pytest.mark.usefixtures("default_backend")]
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def test_a_second_node_with_a_live_nodes_id_is_refused(fleet: Fleet, zk_chroot: str) -> None:

@@ -14,11 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND, PYTHON, child_env
+from conftest import PYTHON, child_env
 from multinode import WAIT, Nodes, wait_for
 from served import Fleet
 
@@ -40,15 +39,6 @@ SERVE_ARGS = (
     "--config",
     "replica_grace_seconds=1",
 )
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 @pytest.fixture

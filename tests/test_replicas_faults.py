@@ -15,13 +15,9 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from linearizability import History, check
 from multinode import Nodes, wait_for
 from netproxy import FaultyProxy
@@ -47,15 +43,6 @@ SERVE_ARGS = (
 )
 #: the issue's bar: with a 2 s session, writes are refused for less than this after a kill
 REFUSED_BAR = 3.0
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 class Load:

@@ -11,13 +11,11 @@ single server's port does not know the RPC at all."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import BACKENDS, DEFAULT_BACKEND
+from conftest import BACKENDS
 from multinode import Nodes, registered_pegasus, wait_for
 from observe import METRICS_ARGS, key, metrics_url, scrape
 from pegasus_fast import _backend
@@ -40,15 +38,6 @@ SERVE_ARGS = (
     "replica_ack_timeout_seconds=8",
 )
 PORT_OK = dict(service="pegasus", verb="RPC_PF_NODE_REPLICATE", code="ERR_OK")
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def _nodes(fleet: Fleet, zk_chroot: str, env: dict[str, dict[str, str]]) -> Nodes:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
@@ -96,15 +94,6 @@ def source_template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     with _backend.use(DEFAULT_BACKEND), pf.Cluster.open(path, name="source") as c:
         records = write_table(c, TABLE, [LARGE_PARTITION_BYTES] * PARTITIONS, VALUE_BYTES, seed=1)
     return Template(path, records)
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 # -- kill -9 of either side, in each state ---------------------------------------------------------

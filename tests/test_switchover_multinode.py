@@ -9,13 +9,9 @@ ZooKeeper, the nodes and the served clusters are real processes; these run once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pegasus_fast as pf
 import pytest
-from conftest import DEFAULT_BACKEND
 from dupharness import wait_until
 from multinode import Nodes
 from pegasus_fast.cli.exits import EXIT_ERROR
@@ -27,15 +23,6 @@ from test_switchover import Writer, cli, missing
 pytestmark = pytest.mark.usefixtures("default_backend")
 
 WAIT = 30.0
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def _start(fleet: Fleet, zk_chroot: str) -> tuple[Nodes, Served]:

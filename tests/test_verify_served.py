@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -29,15 +29,6 @@ from served import Fleet, Served
 WAIT = 30.0
 TABLE = "t"
 ALL, CLIENT, ADMIN, REPL = "all-secret", "client-secret", "admin-secret", "repl-secret"
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, default_backend: ModuleType) -> Iterator[Fleet]:
-    f = Fleet(tmp_path, DEFAULT_BACKEND)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 class Writer:
