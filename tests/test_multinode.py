@@ -706,3 +706,38 @@ def test_a_long_duplication_into_a_multi_node_cluster_keeps_no_object_per_batch(
         src.close()
     with followers.client() as fc:
         assert fc.table(TABLE).count() == writes
+
+
+def test_a_duplication_follows_a_follower_node_back_at_another_address(
+    fleet: Fleet, zk_chroot: str, tmp_path: Path
+) -> None:
+    """The routed follower keeps the live nodes it read for a moment (routes.py, NODES_FRESH)
+    instead of reading them from ZooKeeper for every shipped batch. The follower's only node
+    is killed and comes back on another port within its session: the calls to the old
+    address fail, the nodes are read again, and shipping goes on to the new one."""
+    followers = Nodes(fleet, zk_chroot, "--config", "zk_session_timeout_seconds=10")
+    followers.start("f1")
+    src = pf.Cluster.open(tmp_path / "source", name="source")
+    try:
+        t = src.create_table(TABLE, 4)
+        d = src.add_duplication(TABLE, followers.url)
+        d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        for i in range(20):
+            t.set(b"a%d" % i, b"s", b"x")
+        old = followers["f1"].port
+        followers["f1"].kill9()
+        followers["f1"].port = 0
+        followers["f1"].start()
+        assert followers["f1"].port != old
+        for i in range(20):
+            t.set(b"b%d" % i, b"s", b"y")
+        with followers.client() as fc:
+            ft = fc.table(TABLE)
+            deadline = time.monotonic() + WAIT
+            while not all(ft.get(b"b%d" % i, b"s") == b"y" for i in range(20)):
+                assert time.monotonic() < deadline, d.progress()
+                time.sleep(0.05)
+            assert all(ft.get(b"a%d" % i, b"s") == b"x" for i in range(20))
+        assert d.status == pf.DupStatus.LOG
+    finally:
+        src.close()

@@ -54,6 +54,10 @@ class DuplicationPhases:
     _shippers: list[PartitionShipper]
     #: shipping the LOG phase's partitions, while it runs
     _lanes: ShipLanes | None = None
+    #: the follower's partition statuses as APP leaves them (each partition it learned: learned
+    #: at its checkpoint's decree), for the LOG phase that follows at once instead of asking
+    #: again (run_loop.py hands them over only to the very next round)
+    _handoff: list[tuple[bool, int]] | None = None
     _persisted_confirmed: list[int]
     _stopping: threading.Event
     _wake: threading.Event
@@ -192,7 +196,8 @@ class DuplicationPhases:
             # the follower stops serving them (durably) before it learns again: what it has
             # is a prefix with a gap after it, never served as complete
             follower.restart_learning(self.remote_table, released)
-        learned_now = [learned for learned, _ in follower.partition_statuses(self.remote_table, n)]
+        statuses = follower.partition_statuses(self.remote_table, n)
+        learned_now = [learned for learned, _ in statuses]
         mine = set(self._mine())
         remade = [i for i in range(n) if i in mine and not learned_now[i] and self._artifacts[i] is None]
         if remade:
@@ -220,11 +225,13 @@ class DuplicationPhases:
                     self._adopt_ckpt()
         empties: dict[int, int] = {}
         tasks: dict[int, Future[None]] = {}
+        learning: dict[int, int] = {}
         for i in range(n):
             if learned_now[i] or i not in mine:
                 continue  # (another node's partition is its owner's to learn)
             art = self._artifacts[i]
             assert art is not None
+            learning[i] = art.decree
             if art.kind == policy.EMPTY:
                 empties[i] = art.decree
             else:
@@ -247,7 +254,11 @@ class DuplicationPhases:
             replace(c, state=CkptState.LEARNED) if learned_now[i] or i in newly else c
             for i, c in enumerate(self._record.partitions)
         ]
+        handoff = list(statuses)
+        for i in newly:
+            handoff[i] = (True, learning[i])
         self._transition(DupStatus.LOG, ckpt)
+        self._handoff = handoff
         self._artifacts = [None] * n
         self._pinned = [frozenset()] * n
 
@@ -292,7 +303,8 @@ class DuplicationPhases:
         else:
             lanes.wake(pidx)
 
-    def _log(self, follower: Follower) -> None:
+    def _log(self, follower: Follower, statuses: list[tuple[bool, int]] | None = None) -> None:
+        """``statuses``: the follower's, as the APP phase just left them (None: asked here)."""
         released = self._released()
         if released:
             if not self.with_checkpoint:
@@ -303,7 +315,8 @@ class DuplicationPhases:
             self._transition(DupStatus.APP)
             return
         mine = self._mine()
-        statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
+        if statuses is None:
+            statuses = follower.partition_statuses(self.remote_table, len(self._shippers))
         self._stuck.clear(STUCK_TABLE_DROPPED)  # the follower table is there
         for i in mine:
             learned, source_decree = statuses[i]

@@ -58,6 +58,7 @@ class DuplicationRunLoop:
     _reconnect: bool
     _cap: retention.Cap
     _stuck: Stuck
+    _handoff: list[tuple[bool, int]] | None
     _outage: Outage
     _retrying: Outage
 
@@ -77,7 +78,7 @@ class DuplicationRunLoop:
 
         def _app(self, follower: Follower) -> None: ...
 
-        def _log(self, follower: Follower) -> None: ...
+        def _log(self, follower: Follower, statuses: list[tuple[bool, int]] | None = None) -> None: ...
 
     # -- life cycle -----------------------------------------------------------
 
@@ -113,6 +114,9 @@ class DuplicationRunLoop:
             status = self._status
             if status == DupStatus.REMOVED:
                 return
+            # what APP learned, for the LOG round right after it only: a round in between (a
+            # failure, a retry) may have met a follower that changed meanwhile
+            handoff, self._handoff = self._handoff, None
             try:
                 if any(self._cap.wanted):
                     self._release_past_cap()
@@ -142,7 +146,7 @@ class DuplicationRunLoop:
                 elif status == DupStatus.APP:
                     self._app(follower)
                 elif status == DupStatus.LOG:
-                    self._log(follower)
+                    self._log(follower, handoff)
                 backoff = 0.05
                 self._retrying.ok()
             except AuthenticationError as exc:

@@ -45,6 +45,8 @@ class RoutedFollower:
         #: the followers of the calls in flight, for cancel()
         self._in_flight: set[RemoteFollower] = set()
         self._lock = threading.Lock()
+        #: the smallest message limit of the nodes, as :meth:`identity` last asked them
+        self._batch_bytes: int | None = None
 
     # -- routing -------------------------------------------------------------------------
 
@@ -112,11 +114,26 @@ class RoutedFollower:
     # -- the Follower port -----------------------------------------------------------------
 
     def identity(self) -> tuple[int, str]:
-        return self._any(lambda f: f.identity())
+        """The cluster's identity, asked of every live node at once: their smallest message
+        limit is kept for :meth:`max_batch_bytes`, which a duplication asks next."""
+        self._routes.refresh_nodes()
+        urls = sorted({d.url for d in self._routes.nodes.values()})
+        if not urls:
+            raise RemoteUnavailableError(self.url, "no live node")
+
+        def one(url: str) -> tuple[tuple[int, str], int]:
+            return self._at(url, lambda f: (f.identity(), f.max_batch_bytes()))
+
+        with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="routed-follower") as pool:
+            got = list(pool.map(one, urls))
+        self._batch_bytes = min(limit for _, limit in got)
+        return got[0][0]
 
     def max_batch_bytes(self) -> int:
-        self._routes.refresh_nodes()
-        return min(self._at(d.url, lambda f: f.max_batch_bytes()) for d in self._routes.nodes.values())
+        if self._batch_bytes is None:
+            self.identity()
+        assert self._batch_bytes is not None
+        return self._batch_bytes
 
     def ensure_table(self, table: str, partition_count: int, source: SourceId, with_checkpoint: bool) -> None:
         self._any(lambda f: f.ensure_table(table, partition_count, source, with_checkpoint))

@@ -11,6 +11,7 @@ when :attr:`generation` moved on (the leader bumped ``/config``, watched).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -20,6 +21,10 @@ from kazoo.client import KazooClient
 from ..coord.layout import CONFIG, NodeDoc, PartitionConfig, TableConfig, partition_path
 from ..coord.zk import read_leader, read_nodes, read_table
 from ..errors import PartitionUnavailableError, RemoteUnavailableError
+
+#: how long a read of the live nodes routes calls (seconds): a call that fails on a node forgets
+#: it sooner (:meth:`Routes.forget`), and an owner missing from it has them read again at once
+NODES_FRESH = 1.0
 
 
 class Routes:
@@ -31,6 +36,8 @@ class Routes:
         self.url = f"zk://{spec}"
         #: the live nodes as last read (:meth:`refresh_nodes`)
         self.nodes: dict[str, NodeDoc] = {}
+        #: when they were read (monotonic; 0: to be read again)
+        self._nodes_at = 0.0
         self.tables: dict[str, TableConfig] = {}
         #: counts the leader's bumps of ``/config``: a table read before the last one may be stale
         self.generation = 0
@@ -44,6 +51,14 @@ class Routes:
 
     def refresh_nodes(self) -> None:
         self.nodes = read_nodes(self.zk)
+        self._nodes_at = time.monotonic()
+
+    def _fresh_nodes(self) -> bool:
+        """The live nodes as read at most NODES_FRESH ago (True), or read now (False)."""
+        if self._nodes_at and time.monotonic() - self._nodes_at < NODES_FRESH:
+            return True
+        self.refresh_nodes()
+        return False
 
     def url_of(self, node: str) -> str | None:
         doc = self.nodes.get(node)
@@ -61,8 +76,10 @@ class Routes:
         return tc
 
     def forget(self, name: str) -> None:
-        """The table is read again on its next use (a call met a move, a down node, a drop)."""
+        """The table is read again on its next use (a call met a move, a down node, a drop),
+        and so are the live nodes."""
         self.tables.pop(name, None)
+        self._nodes_at = 0.0
 
     def partition(self, name: str, pidx: int) -> TableConfig:
         """The table's configuration with partition ``pidx`` read again (one znode, not the
@@ -75,10 +92,22 @@ class Routes:
         return tc
 
     def owner_urls(self, name: str, pidxs: Iterable[int]) -> dict[str, list[int]]:
-        """Owner URL → the partitions of ``pidxs`` it owns, the live nodes read now (an owner
-        that is not live: RemoteUnavailableError, as a duplication retries it)."""
+        """Owner URL → the partitions of ``pidxs`` it owns, among the live nodes read at most
+        NODES_FRESH ago, or read now if they lack an owner (an owner that is not live:
+        RemoteUnavailableError, as a duplication retries it). A duplication routes every
+        shipped batch here: reading the nodes each time cost ZooKeeper round trips per batch."""
         cfg = self.table(name)
-        self.refresh_nodes()
+        pidxs = list(pidxs)
+        cached = self._fresh_nodes()
+        try:
+            return self._owners(name, cfg, pidxs)
+        except RemoteUnavailableError:
+            if not cached:
+                raise
+            self.refresh_nodes()
+            return self._owners(name, cfg, pidxs)
+
+    def _owners(self, name: str, cfg: TableConfig, pidxs: Iterable[int]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
         for pidx in pidxs:
             if not 0 <= pidx < len(cfg.partitions):
