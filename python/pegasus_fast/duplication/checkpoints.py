@@ -25,8 +25,12 @@ from ..storage import checkpoint as ckpt
 from ..storage.partition import Partition
 from .ports import Chunk, ManifestEntry
 
-#: bytes of a checkpoint file per chunk (the wire caps a message at a few MiB)
-CHUNK_BYTES = 1 << 20
+#: bytes of a checkpoint file per chunk (the wire caps a message at a few MiB). Each chunk is
+#: read, checksummed and framed by the sending node's Python with the GIL held part of the time:
+#: at 1 MiB a primary's get p99 while a secondary learned from it was 2-3x its idle p99, and
+#: glibc's heap grew in chunk-sized steps it later gave back in one 30 ms madvise, the GIL
+#: held (benches/replica_learn.py); at 256 KiB the copy keeps its pace
+CHUNK_BYTES = 1 << 18
 
 EMPTY, SMALL, LARGE = "empty", "small", "large"
 

@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.follower import chunk_piece
 from ..net.peer import Peers
 from ..net.serving import typed, typed_stream
 from ..net.wire import auth_metadata, replies, token_from_env
@@ -242,9 +243,7 @@ class NodeTransfer(rpc.NodeServicer):
             header = pb.CheckpointRequest(table=p.table, pidx=p.pidx, decree=decree, manifest=entries)
             yield pb.CheckpointPiece(header=header)
             for c in read_chunks(directory, manifest, {}):
-                yield pb.CheckpointPiece(
-                    chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c)
-                )
+                yield chunk_piece(c)
             yield pb.CheckpointPiece(end=pb.Empty())
 
     @typed_stream

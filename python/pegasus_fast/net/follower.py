@@ -209,9 +209,7 @@ class RemoteFollower:
         def pieces() -> Iterator[pb.CheckpointPiece]:
             yield pb.CheckpointPiece(header=header)
             for c in chunks:
-                yield pb.CheckpointPiece(
-                    chunk=pb.Chunk(name=c.name, offset=c.offset, data=c.data, crc32c=c.crc32c)
-                )
+                yield chunk_piece(c)
             # says the transfer is whole: a stream that ends without it was cut short
             yield pb.CheckpointPiece(end=pb.Empty())
 
@@ -323,6 +321,19 @@ class RemoteFollower:
         self._call("VerifyRelease", pb.VerifyViewRef(view=view))
 
 
+def chunk_piece(c: Chunk) -> pb.CheckpointPiece:
+    """A checkpoint chunk as the piece a stream carries, its data copied once: built as
+    ``CheckpointPiece(chunk=Chunk(data=...))`` it was copied twice, each time with the GIL
+    held (0.25 ms of a primary's reads per 256 KiB chunk while a secondary learns)."""
+    piece = pb.CheckpointPiece()
+    out = piece.chunk
+    out.name = c.name
+    out.offset = c.offset
+    out.data = c.data
+    out.crc32c = c.crc32c
+    return piece
+
+
 class RemoteConnector:
     """Finds the follower at a pegasus:// URL; one channel per URL (channels.py), reused across
     retries (gRPC reconnects it by itself once the remote is back)."""
@@ -353,4 +364,4 @@ class RemoteConnector:
         self._channels.close(wait=False)
 
 
-__all__ = ["RemoteConnector", "RemoteFollower"]
+__all__ = ["RemoteConnector", "RemoteFollower", "chunk_piece"]
