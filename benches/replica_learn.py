@@ -10,22 +10,24 @@ partitions with 3 replicas whose primaries are all on n1, and loads ~--mb MB of 
 64 KiB values into each partition. Then, with the Rust load generator reading from n1's
 Pegasus port at --rate gets/s (open loop: latency counted from when each was due):
 
-  idle:      n1's get p50/p99 for --seconds, nothing else going on;
+  idle:      n1's gets for --seconds in 2 s windows, nothing else going on;
   learning:  n3 killed (SIGKILL), n4 started: the leader removes n3 once its session expires
              and, after the grace, has n4 learn each partition from n1 (a checkpoint copy
-             paced at replica_learn_mb_per_sec, then the log), one after the other; n1's get
-             p50/p99 while that runs.
+             paced at replica_learn_mb_per_sec, then the log), one after the other; n1's gets
+             in 2 s windows while that runs (the last window ends up to 2 s after it).
 
 Figures: the time from the kill to every partition at 3 live replicas again (bar < 30 s for
 8 partitions of 100 MB), the copy time alone (n4's start to restored), and the ratio of n1's
-get p99 while learning to idle (bar <= 2x). Every value is read back from n4 alone at the end
-(n1 and n2 killed first), so the figure is of whole copies.
+get p99 over the whole learning to its p99 over the whole idle measurement (bar <= 2x). Also
+given, stricter than the bar: the worst 2 s window of each, and their ratio. Every value is
+read back from n4 alone at the end (n1 and n2 killed first), so the figure is of whole copies.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -43,6 +45,15 @@ SERVE_ARGS = ("--config", "zk_session_timeout_seconds=2", "--config", "replica_g
 VALUE = 64 << 10
 
 
+def percentile(lat: list[int], q: float) -> int:
+    """As the load generator computes its own (front/bench.rs): of a sorted list."""
+    return lat[min(len(lat), max(1, math.ceil(len(lat) * q))) - 1]
+
+
+def merged_p99(windows: list[dict[str, Any]]) -> int:
+    return percentile(sorted(x for w in windows for x in w["latencies_us"]), 0.99)
+
+
 def gets(host: str, port: int, rate: float, seconds: float) -> dict[str, Any]:
     return _backend.impl.bench_served(  # type: ignore[no-any-return]
         host,
@@ -58,6 +69,7 @@ def gets(host: str, port: int, rate: float, seconds: float) -> dict[str, Any]:
         rate=rate,
         threads=1,
         prefill=False,
+        samples=True,
     )
 
 
@@ -84,7 +96,7 @@ def main() -> int:
     ap.add_argument("--mb", type=int, default=100, help="MB per partition (default 100)")
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--rate", type=float, default=1000.0, help="gets/s on n1 (default 1,000)")
-    ap.add_argument("--seconds", type=float, default=5.0, help="the idle measurement's length")
+    ap.add_argument("--seconds", type=float, default=6.0, help="the idle measurement's length (2 s windows)")
     ap.add_argument(
         "--pace", type=float, default=None, help="replica_learn_mb_per_sec of the nodes (default: Config's)"
     )
@@ -116,8 +128,11 @@ def main() -> int:
             keys = load(t, args.partitions, args.mb)
             out["load s"] = round(time.monotonic() - started, 1)
             print(f"loaded {args.partitions} x ~{args.mb} MB in {out['load s']} s", flush=True)
-            idle = gets(host, int(port), args.rate, args.seconds)
-            print(f"idle:     get p50 {idle['p50_us']} us  p99 {idle['p99_us']} us  errors {idle['errors']}")
+            idle = [gets(host, int(port), args.rate, 2.0) for _ in range(max(1, round(args.seconds / 2)))]
+            print(
+                f"idle:     get p99 per 2 s window {[w['p99_us'] for w in idle]} us, "
+                f"p50 {[w['p50_us'] for w in idle]} us"
+            )
             killed = time.monotonic()
             os.kill(pids["n3"], signal.SIGKILL)
             start_node(stack, root, url[len("zk://") :], "n4", pids, *serve_args)
@@ -143,12 +158,22 @@ def main() -> int:
             out["n4 start to restored s"] = round(restored - joined, 2)
             p99s = [d["p99_us"] for d in during]
             p50s = [d["p50_us"] for d in during]
-            out["get p99 us idle"] = idle["p99_us"]
-            out["get p99 us learning (worst 2 s window)"] = max(p99s)
-            out["get p50 us idle"] = idle["p50_us"]
-            out["get p50 us learning (worst 2 s window)"] = max(p50s)
-            out["get p99 learning/idle (bar <= 2)"] = round(max(p99s) / idle["p99_us"], 2)
-            out["get errors while learning"] = sum(d["errors"] for d in during)
+            out["get p99 us idle"] = merged_p99(idle)
+            out["get p99 us learning"] = merged_p99(during)
+            out["get p99 learning/idle (bar <= 2)"] = round(
+                out["get p99 us learning"] / out["get p99 us idle"], 2
+            )
+            out["get p99 us idle, worst 2 s window"] = max(w["p99_us"] for w in idle)
+            out["get p99 us learning, worst 2 s window"] = max(p99s)
+            out["get p99 worst windows learning/idle"] = round(
+                max(p99s) / out["get p99 us idle, worst 2 s window"], 2
+            )
+            out["get p50 us idle, worst 2 s window"] = max(w["p50_us"] for w in idle)
+            out["get p50 us learning, worst 2 s window"] = max(p50s)
+            out["get errors idle, learning"] = (
+                sum(w["errors"] for w in idle),
+                sum(d["errors"] for d in during),
+            )
             print(f"learning: get p99 per 2 s window {p99s} us, p50 {p50s} us")
             # whole copies: n4 alone answers every value
             for n in ("n1", "n2"):

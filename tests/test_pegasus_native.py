@@ -6,6 +6,7 @@ the batch-size histogram, and the Rust load generator (Pegasus and RESP)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import socket
 import threading
@@ -324,6 +325,12 @@ def test_load_generator_against_the_rust_front_end(tmp_path: Path) -> None:
             assert r["ops"] > 0 and r["errors"] == 0 and r["p50_us"] <= r["p99_us"] <= r["max_us"]
             g = bench("127.0.0.1", f.address.port, "get", clients=4, seconds=0.8, warmup=0.2, rate=500.0)
             assert g["errors"] == 0 and 100 < g["ops"] <= 500
+            assert "latencies_us" not in g
+            # with every latency, to merge phases: sorted, one per request, the percentiles of
+            s = bench("127.0.0.1", f.address.port, "get", clients=4, seconds=0.6, warmup=0.1, samples=True)
+            lat = s["latencies_us"]
+            assert len(lat) == s["ops"] > 0 and lat == sorted(lat)
+            assert lat[-1] == s["max_us"] and lat[math.ceil(len(lat) * 0.99) - 1] == s["p99_us"]
             assert c.table("bench").count() == 100
         finally:
             f.stop()

@@ -281,5 +281,7 @@ def bench_served(
     rate: float = 0.0,
     threads: int = 1,
     prefill: bool = False,
+    samples: bool = False,
 ) -> dict[str, Any]:
-    """One phase of the load generator (Pegasus or RESP), with the GIL released."""
+    """One phase of the load generator (Pegasus or RESP), with the GIL released; ``samples``:
+    also every request's latency, sorted (``latencies_us``)."""

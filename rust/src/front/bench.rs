@@ -58,6 +58,9 @@ pub struct Outcomes {
     pub p999: f64,
     pub max: f64,
     pub mean: f64,
+    /// every acknowledged request's latency in microseconds, sorted (what the percentiles are
+    /// of: a caller merges phases with them)
+    pub latencies: Vec<u32>,
 }
 
 pub fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
@@ -114,6 +117,7 @@ pub fn run(spec: &Spec) -> Result<Outcomes> {
         out.seconds = spec.seconds - spec.warmup;
         out.ops = lat.len() as u64;
         summarize(&mut lat, &mut out);
+        out.latencies = lat;
         Ok(out)
     })
 }

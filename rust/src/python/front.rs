@@ -665,10 +665,11 @@ impl PyClient {
 }
 
 /// One phase of the load generator (core: `front::bench`), with the GIL released:
-/// `{"ops", "errors", "seconds", "ops_per_sec", "p50_us", ...}`.
+/// `{"ops", "errors", "seconds", "ops_per_sec", "p50_us", ...}`; with `samples`, also
+/// `"latencies_us"`, every request's latency sorted (to merge phases).
 #[pyfunction]
 #[pyo3(signature = (host, port, op, *, protocol="pegasus", table="bench", clients=32, seconds=5.0,
-    warmup=1.0, value_size=100, keyspace=10000, rate=0.0, threads=1, prefill=false))]
+    warmup=1.0, value_size=100, keyspace=10000, rate=0.0, threads=1, prefill=false, samples=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn bench_served<'py>(
     py: Python<'py>,
@@ -685,6 +686,7 @@ pub fn bench_served<'py>(
     rate: f64,
     threads: usize,
     prefill: bool,
+    samples: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let protocol = match protocol {
         "pegasus" => bench::Protocol::Pegasus,
@@ -733,5 +735,8 @@ pub fn bench_served<'py>(
     d.set_item("p999_us", r.p999)?;
     d.set_item("max_us", r.max)?;
     d.set_item("mean_us", r.mean)?;
+    if samples {
+        d.set_item("latencies_us", r.latencies)?;
+    }
     Ok(d)
 }
