@@ -323,7 +323,7 @@ class Replication:
                         last, end, block = part.log_replica(item.blocks, defer_apply=True)
                         if part.source_marks != marks:
                             marked.append(i)
-                        if not part.is_open:
+                        if not part.is_open and (part.opened or part.logged_records):
                             unopened.append(part)
                     except WalGapError:
                         logged.append((i, part, part.last_committed, -2, -1, b""))

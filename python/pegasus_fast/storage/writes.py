@@ -59,6 +59,7 @@ class PartitionWrites:
     _db: rocksdict.Rdict | None
     _deferred: bool
     _pending: list[list[tuple[int, int, int, list]]]
+    logged_records: bool
     _tombstones: int
     _must_sync: bool
     #: the WAL block appended last (write_logged hands it on)
@@ -295,11 +296,16 @@ class PartitionWrites:
                 if deferred:
                     self._deferred = True
             self.last_committed = last
+            records = False
             for m in mutations:
                 for op in m[3]:
                     if op[0] == _SOURCE_DECREE:
                         self.source_decree = op[1]
                         self.source_marks += 1
+                    else:
+                        records = True
+            if records:
+                self.logged_records = True
             self.source_seen = max(self.source_seen, self.source_decree)
         return last, offset
 
