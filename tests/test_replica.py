@@ -417,3 +417,20 @@ def test_a_secondary_applies_inline_past_its_pending_bound(
     finally:
         src.close()
         dst.close()
+
+
+def test_a_secondary_knows_whether_it_logged_records(backend: ModuleType, tmp_path: Path) -> None:
+    """Source positions alone (a new follower table's partitions, learned empty) do not make a
+    secondary open its RocksDB (replication.py asks ``logged_records``); a record does."""
+    src = _open(tmp_path / "a")
+    dst = _open(tmp_path / "b")
+    try:
+        src.write_mutations(lambda d: [(d, 0, 0, [(int(Op.SOURCE_DECREE), 7)])], defer_apply=True)
+        dst.log_replica(_blocks(src, 0, 1), defer_apply=True)
+        assert dst.source_decree == 7 and not dst.logged_records and not dst.opened
+        _log_one(dst, src, [(PUT, b"k", b"s", b"v", 0)])
+        assert dst.logged_records and not dst.opened
+        assert _records(dst) == {(b"k", b"s"): b"v"}
+    finally:
+        src.close()
+        dst.close()
