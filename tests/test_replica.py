@@ -8,15 +8,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from pegasus_fast import _backend, fileio
+from pegasus_fast import _backend
 from pegasus_fast.config import Config
-from pegasus_fast.errors import (
-    ClosedError,
-    PartitionUnavailableError,
-    WalCorruptionError,
-    WalGapError,
-)
-from pegasus_fast.records import Op, encode_key
+from pegasus_fast.errors import ClosedError, PartitionUnavailableError, WalCorruptionError, WalGapError
+from pegasus_fast.records import Op
 from pegasus_fast.storage.partition import LEARNING, MOVING, SERVING, Partition
 
 PUT, DELETE, MULTI_PUT = int(Op.PUT), int(Op.DELETE), int(Op.MULTI_PUT)
@@ -324,101 +319,6 @@ def _records(p: Partition) -> dict[tuple[bytes, bytes], bytes]:
     return {(hk, sk): v for hk, sk, v in p.iter_records()}
 
 
-def test_a_secondary_logs_now_and_applies_on_its_next_use(backend: ModuleType, tmp_path: Path) -> None:
-    """An open secondary logs its primary's blocks and applies them to RocksDB later, in one
-    WriteBatch (multinode/replication.py's catch-up). Every use of its RocksDB applies them
-    first and in order: a read, a flush, a checkpoint, once promoted an incr and a write of
-    its own; a reopen replays them from the WAL."""
-    src = _open(tmp_path / "a")
-    dst = _open(tmp_path / "b")
-    again: Partition | None = None
-    try:
-        _log_one(dst, src, [(PUT, b"k", b"s", b"v0", 0)])
-        dst.open_now()
-        assert dst.is_open  # opened: what it logged before is replayed
-        for i in range(1, 6):
-            _log_one(dst, src, [(PUT, b"k", b"s", b"v%d" % i, 0)])
-        _log_one(dst, src, [(MULTI_PUT, b"m", [(b"a", b"1"), (b"b", b"2")], 0)])
-        assert dst.opened and not dst.is_open  # logged, not applied
-        assert dst.last_committed == src.last_committed
-        assert _raw(dst) == _raw(src)  # a read applies them first
-        assert dst.is_open
-        # a flush and a checkpoint hold what was pending
-        _log_one(dst, src, [(PUT, b"f", b"s", b"flushed", 0)])
-        assert dst.flush() == dst.last_committed
-        _log_one(dst, src, [(PUT, b"c", b"s", b"ckpt", 0)])
-        assert dst.checkpoint().decree == dst.last_committed
-        # pending at close: the reopen replays them from the WAL
-        _log_one(dst, src, [(PUT, b"r", b"s", b"replayed", 0)])
-        dst.sync_wal()
-        assert not dst.is_open
-        before = dst.last_committed
-        dst.close()
-        again = _open(tmp_path / "b")
-        assert again.last_committed == before
-        assert _raw(again) == _raw(src)
-        # pending again, then promoted: an incr reads them, a write of its own follows them
-        _log_one(again, src, [(PUT, b"n", b"s", b"5", 0)])
-        last = _log_one(again, src, [(DELETE, b"k", b"s")])
-        assert not again.is_open
-        assert again.write_incr(encode_key(b"n", b"s"), b"n", b"s", 2, None) == 7
-        assert again.write([(PUT, b"own", b"s", b"w", 0)]) == last + 2  # (the incr took one)
-        got = _records(again)
-        assert (b"k", b"s") not in got
-        assert got[(b"n", b"s")] == b"7" and got[(b"own", b"s")] == b"w"
-        assert got[(b"r", b"s")] == b"replayed" and got[(b"c", b"s")] == b"ckpt"
-    finally:
-        src.close()
-        dst.close()
-        if again is not None:
-            again.close()
-
-
-def test_a_secondary_whose_catch_up_fails_keeps_what_it_logged(backend: ModuleType, tmp_path: Path) -> None:
-    """The RocksDB write of a catch-up fails (injected): the read raises it, typed, nothing
-    logged is lost, and the next use applies it all."""
-    src = _open(tmp_path / "a")
-    dst = _open(tmp_path / "b")
-    try:
-        _log_one(dst, src, [(PUT, b"k", b"s", b"v0", 0)])
-        dst.open_now()
-        for i in range(1, 4):
-            _log_one(dst, src, [(PUT, b"k%d" % i, b"s", b"v%d" % i, 0)])
-        with fileio.faults([fileio.Fault("rdb_write", 1, path_part=str(tmp_path / "b"))]):
-            with pytest.raises(OSError, match="injected rdb_write"):
-                list(dst.iter_records())
-        assert not dst.is_open
-        assert _records(dst) == _records(src)
-        assert dst.is_open
-    finally:
-        src.close()
-        dst.close()
-
-
-def test_a_secondary_applies_inline_past_its_pending_bound(
-    backend: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A secondary whose catch-up does not come (a busy node) keeps at most MAX_PENDING
-    batches pending: the next one applies them all, then itself."""
-    from pegasus_fast.storage import writes
-
-    monkeypatch.setattr(writes, "MAX_PENDING", 3)
-    src = _open(tmp_path / "a")
-    dst = _open(tmp_path / "b")
-    try:
-        _log_one(dst, src, [(PUT, b"k", b"s", b"v0", 0)])
-        dst.open_now()
-        for i in range(3):
-            _log_one(dst, src, [(PUT, b"k%d" % i, b"s", b"x", 0)])
-        assert len(dst._pending) == 3 and not dst.is_open
-        _log_one(dst, src, [(PUT, b"k9", b"s", b"x", 0)])
-        assert dst._pending == [] and dst.is_open
-        assert _raw(dst) == _raw(src)
-    finally:
-        src.close()
-        dst.close()
-
-
 def test_a_secondary_knows_whether_it_logged_records(backend: ModuleType, tmp_path: Path) -> None:
     """Source positions alone (a new follower table's partitions, learned empty) do not make a
     secondary open its RocksDB (replication.py asks ``logged_records``); a record does."""
@@ -427,9 +327,9 @@ def test_a_secondary_knows_whether_it_logged_records(backend: ModuleType, tmp_pa
     try:
         src.write_mutations(lambda d: [(d, 0, 0, [(int(Op.SOURCE_DECREE), 7)])], defer_apply=True)
         dst.log_replica(_blocks(src, 0, 1), defer_apply=True)
-        assert dst.source_decree == 7 and not dst.logged_records and not dst.opened
+        assert dst.source_decree == 7 and not dst.logged_records
         _log_one(dst, src, [(PUT, b"k", b"s", b"v", 0)])
-        assert dst.logged_records and not dst.opened
+        assert dst.logged_records
         assert _records(dst) == {(b"k", b"s"): b"v"}
     finally:
         src.close()

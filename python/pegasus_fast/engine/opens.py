@@ -40,8 +40,8 @@ class BackgroundOpens:
             self._scheduler.submit_after(delay, lambda p=p: self._open(p, still), Lane.LOW)
 
     def _open(self, p: Partition, still: Callable[[Partition], bool] | None = None) -> None:
-        if (still is not None and not still(p)) or p.is_open:
-            return  # (``still`` asked first: it may keep count of what is scheduled)
+        if p.is_open or (still is not None and not still(p)):
+            return
         if self._busy():
             self._scheduler.submit_after(YIELD_INTERVAL, lambda: self._open(p, still), Lane.LOW)
             return

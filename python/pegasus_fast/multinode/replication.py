@@ -43,11 +43,9 @@ from .replica_set import FAILED, GAP, OK, STALE, ReplicaSet
 
 log = get(__name__)
 
-#: a secondary's partition logs what it is sent without opening its RocksDB: it opens this
-#: long after (seconds), off the primary's writes
+#: a secondary's partition logs what it is sent without opening its RocksDB; it opens this
+#: long after (seconds)
 SECONDARY_OPEN_DELAY = 0.25
-#: and once open, it applies what it logged meanwhile in one WriteBatch this long after
-SECONDARY_APPLY_DELAY = 0.02
 
 
 class Replication:
@@ -83,8 +81,6 @@ class Replication:
         self.promised: dict[tuple[str, int], int] = {}
         #: each live node's Pegasus address ("": none), as a sync last read them (links.py)
         self.pegasus: dict[str, str] = {}
-        #: the secondaries' partitions whose background open or catch-up is scheduled
-        self._catching_up: set[tuple[str, int]] = set()
 
     def close(self) -> None:
         with self._lock:
@@ -271,27 +267,6 @@ class Replication:
         role = self.roles.get((part.table, part.pidx))
         return role is not None and (role[1] == self.node_id or self.node_id in role[2])
 
-    def _catch_up_later(self, parts: list[Partition]) -> None:
-        """Open these partitions' RocksDB SECONDARY_OPEN_DELAY from now, or apply what they
-        logged since SECONDARY_APPLY_DELAY from now (once each however many writes arrive
-        meanwhile)."""
-        with self._lock:
-            due = [p for p in parts if (p.table, p.pidx) not in self._catching_up]
-            self._catching_up.update((p.table, p.pidx) for p in due)
-        if due:
-            # not a partition whose replica here moved away meanwhile: its copy was dropped
-            opened = [p for p in due if p.opened]
-            if opened:
-                self.cluster.open_later(opened, SECONDARY_APPLY_DELAY, self._due)
-            if len(opened) < len(due):
-                self.cluster.open_later([p for p in due if not p.opened], SECONDARY_OPEN_DELAY, self._due)
-
-    def _due(self, part: Partition) -> bool:
-        """A scheduled catch-up's turn: whether to run it (the next write schedules another)."""
-        with self._lock:
-            self._catching_up.discard((part.table, part.pidx))
-        return self._replica_here(part)
-
     def receive(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
         """A primary's items: each logged here if its ballot is this replica's, all of them made
         durable at once, then acknowledged with the decree each partition holds durably."""
@@ -317,13 +292,13 @@ class Replication:
                         logged.append((i, part, part.last_committed, -1, -1, b""))
                         continue
                     try:
-                        # a secondary serves nothing: its RocksDB (5-10 ms to make) opens, and
-                        # takes what it logs, a moment later, not in the primary's write
+                        # a secondary serves nothing: its RocksDB (5-10 ms to make) opens a
+                        # moment later, not in the primary's write
                         marks = part.source_marks
                         last, end, block = part.log_replica(item.blocks, defer_apply=True)
                         if part.source_marks != marks:
                             marked.append(i)
-                        if not part.is_open and (part.opened or part.logged_records):
+                        if not part.is_open and part.logged_records:
                             unopened.append(part)
                     except WalGapError:
                         logged.append((i, part, part.last_committed, -2, -1, b""))
@@ -362,7 +337,8 @@ class Replication:
             status = GAP if end == -2 else OK
             acks[i] = pb.ReplicaAck(status=status, decree=part.last_committed)
         if unopened:
-            self._catch_up_later(unopened)
+            # not a partition whose replica here moved away meanwhile: its copy was dropped
+            self.cluster.open_later(unopened, SECONDARY_OPEN_DELAY, self._replica_here)
         self._adopted_marks(request, [i for i in marked if acks[i] is not None and acks[i].status == OK])
         return pb.ReplicateReply(acks=[a if a is not None else pb.ReplicaAck(status=FAILED) for a in acks])
 

@@ -38,14 +38,12 @@ class PartitionAtomic:
     last_committed: int
     cluster_id: int
     _db: rocksdict.Rdict | None
-    _deferred: bool
     client_gate: Callable[[], BaseException] | None
     _last_ts: int
 
     if TYPE_CHECKING:  # what Partition provides
 
-        @property
-        def db(self) -> rocksdict.Rdict: ...
+        def open_now(self) -> None: ...
 
         def check_available(self, for_write: bool) -> None: ...
 
@@ -61,9 +59,11 @@ class PartitionAtomic:
             raise self.client_gate()
         if self.state != PartitionState.SERVING:
             self.check_available(True)
-        db = self._db if not self._deferred else None
+        db = self._db
         if db is None:
-            db = self.db  # opened, or a promoted secondary's pending mutations applied
+            self.open_now()
+            db = self._db
+            assert db is not None
         try:
             return db.get(key)
         except Exception as exc:
@@ -78,12 +78,7 @@ class PartitionAtomic:
         InvalidArgumentError and nothing is written."""
         with self.lock:
             db = self._db
-            if (
-                self.client_gate is not None
-                or self.state != PartitionState.SERVING
-                or db is None
-                or self._deferred
-            ):
+            if self.client_gate is not None or self.state != PartitionState.SERVING or db is None:
                 raw = self._read_to_write(key)
             else:  # _read_to_write inline
                 try:

@@ -38,7 +38,6 @@ class PartitionMoves:
     source_seen: int
     _db: rocksdict.Rdict | None
     _deferred: bool
-    _pending: list[list[tuple[int, int, int, list]]]
     _last_ts: int
     _last_block: bytes
     _checkpointing: threading.Lock
@@ -158,8 +157,6 @@ class PartitionMoves:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-            self._pending = []  # (what the checkpoint replaces)
-            self._deferred = False
             self.wal.close()
             rdb, wal_dir = os.path.join(self.path, "rdb"), os.path.join(self.path, "wal")
             walhead.remove(wal_dir)
@@ -206,7 +203,6 @@ class PartitionMoves:
             self.last_committed = self.last_flushed = self.last_durable = 0
             self.source_decree = self.source_seen = 0
             self._deferred = False
-            self._pending = []
             self.state = PartitionState.SERVING
 
 

@@ -136,12 +136,8 @@ class Partition(
         #: set while _open_db replays the WAL into a RocksDB already assigned to _db: readers
         #: on other threads wait for the lock rather than read a half-replayed store
         self._opening = False
-        #: the WAL holds mutations RocksDB has not seen: a partition not yet opened (replayed
-        #: from the WAL when it opens), or a secondary's open one (``_pending``, applied when
-        #: it is next used: writes.py, :meth:`_catch_up`)
+        #: the WAL holds mutations the (not yet opened) RocksDB has not seen
         self._deferred = False
-        #: a secondary's mutations logged and not yet applied to its open RocksDB, in order
-        self._pending: list[list[tuple[int, int, int, list]]] = []
         self.replayed = 0
         fenced = not learning and os.path.exists(os.path.join(path, FENCE_FILE))
         if os.path.isdir(rdb) or self.wal.has_data():
@@ -202,7 +198,6 @@ class Partition(
         db.set_write_options(self._write_opts)
         self._opening = True
         self._db = db
-        self._pending = []  # (the WAL replayed below holds them)
         gc_was_enabled = gc.isenabled()
         # Replay builds millions of short-lived objects that hold no cycles; the
         # cyclic collector scanning them repeatedly costs a third of the replay.
@@ -255,15 +250,9 @@ class Partition(
                 self.state = SERVING
 
     @property
-    def opened(self) -> bool:
-        """Its RocksDB is open (some of what it logged may not be applied yet: :attr:`is_open`)."""
-        return self._db is not None
-
-    @property
     def is_open(self) -> bool:
-        """Its RocksDB is open and replayed, with everything logged applied (a read or write
-        need not open it or catch it up first)."""
-        return self._db is not None and not self._opening and not self._deferred
+        """Its RocksDB is open and replayed (a read or write need not open it first)."""
+        return self._db is not None and not self._opening
 
     def open_now(self) -> None:
         """Open RocksDB if it is not: before anything is logged (if it fails, nothing was),
@@ -272,9 +261,8 @@ class Partition(
 
     @property
     def db(self) -> rocksdict.Rdict:
-        """RocksDB, opened if it is not, with every mutation logged applied."""
         db = self._db
-        if db is None or self._opening or self._deferred:
+        if db is None or self._opening:
             with self.lock:
                 if self.state == CLOSED:
                     raise ClosedError(f"partition {self.table}.{self.pidx} is closed")
@@ -283,8 +271,6 @@ class Partition(
                         self.open_if_unopened()  # its decrees with it
                     else:
                         self._open_db()
-                elif self._deferred and not self._opening:
-                    self._catch_up()
                 db = self._db
                 assert db is not None
         return db
@@ -351,7 +337,6 @@ class Partition(
             # from the WAL at the next open, or was never acknowledged. A flush that
             # fails (a full disk) loses nothing either: the WAL holds every write the
             # memtable does, so closing goes on and releases everything.
-            self._pending = []  # logged: replayed from the WAL at the next open
             if flush and self._db is not None and not failed:
                 try:
                     self._db.flush(wait=True)

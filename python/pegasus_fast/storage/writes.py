@@ -25,9 +25,6 @@ log = get(__name__)
 
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
-#: batches a secondary keeps logged but not applied before a write applies them itself (the
-#: background catch-up runs every SECONDARY_OPEN_DELAY; this bounds the memory if it cannot)
-MAX_PENDING = 4096
 
 
 class Replicator(Protocol):
@@ -58,7 +55,6 @@ class PartitionWrites:
     source_marks: int
     _db: rocksdict.Rdict | None
     _deferred: bool
-    _pending: list[list[tuple[int, int, int, list]]]
     logged_records: bool
     _tombstones: int
     _must_sync: bool
@@ -108,19 +104,6 @@ class PartitionWrites:
         except Exception as exc:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
-    def _catch_up(self) -> None:
-        """Apply a secondary's pending mutations to its open RocksDB, all in one WriteBatch
-        (lock held). A failed write keeps them pending: they are in the WAL, and the next use
-        tries again (a reopen replays them)."""
-        if self._pending:
-            mutations = [m for batch in self._pending for m in batch]
-            wb = rocksdict.WriteBatch(raw_mode=True)
-            _backend.impl.encode_write(mutations, wb, self._tombstones)
-            assert self._db is not None
-            self._write_batch(self._db, wb)
-            self._pending = []
-        self._deferred = False
-
     def _log_and_apply(self, mutations: list[tuple[int, int, int, list]], apply: bool) -> int:
         """Append ``mutations`` to the WAL and apply them: all of it, or none of it (lock held).
 
@@ -130,8 +113,7 @@ class PartitionWrites:
         before its WriteBatch (built with it, in one backend call) is written.
         """
         if apply:
-            # (a secondary's pending mutations applied first: self.db catches it up)
-            db = self.db if self._db is None or self._deferred else self._db
+            db = self._db or self.db
             wb = rocksdict.WriteBatch(raw_mode=True)
             block = _backend.impl.encode_write(mutations, wb, self._tombstones)
         else:
@@ -281,20 +263,13 @@ class PartitionWrites:
             if not mutations:
                 return self.last_committed, None
             last = mutations[-1][0]
-            if defer_apply and self._db is not None and len(self._pending) < MAX_PENDING:
-                # an open secondary's: logged now, applied to RocksDB on its next use or by
-                # the background catch-up (replication.py), in one WriteBatch with the others
-                offset = self._log_and_apply(mutations, False)
-                self._pending.append(mutations)
+            # deferred: durable in the WAL; replayed into RocksDB when it is first opened
+            deferred = defer_apply and self._db is None
+            if not deferred and self._db is None:
+                self.open_now()
+            offset = self._log_and_apply(mutations, not deferred)
+            if deferred:
                 self._deferred = True
-            else:
-                # deferred: durable in the WAL; replayed into RocksDB when it is first opened
-                deferred = defer_apply and self._db is None
-                if not deferred and self._db is None:
-                    self.open_now()
-                offset = self._log_and_apply(mutations, not deferred)
-                if deferred:
-                    self._deferred = True
             self.last_committed = last
             records = False
             for m in mutations:
