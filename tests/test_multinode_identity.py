@@ -71,3 +71,36 @@ def test_a_node_whose_znode_vanished_registers_again(fleet: Fleet, zk_chroot: st
             time.sleep(0.1)
         t.set(b"k", b"s", b"v2")
         assert t.get(b"k", b"s") == b"v2"
+
+
+def test_a_node_back_within_its_session_is_never_missing_from_nodes(zk_chroot: str) -> None:
+    """A node's next process takes its znode over from the previous one's session (killed
+    before it expired) in one transaction: /nodes never lacks it, so the leader's failover,
+    woken by the change, never takes it out of a configuration (it did, now and then under
+    load: the znode was deleted, then made again)."""
+    from kazoo.client import KazooClient
+    from pegasus_fast.coord.layout import NODES
+    from pegasus_fast.multinode.registration import Registration
+
+    clients = [KazooClient(hosts=zk_chroot) for _ in range(3)]
+    for c in clients:
+        c.start(timeout=10)
+    watcher, *sessions = clients
+    try:
+        watcher.ensure_path(NODES)
+        seen: list[list[str]] = []
+        watcher.ChildrenWatch(NODES, lambda children: seen.append(sorted(children)))
+        Registration(sessions[0], zk_chroot, "n1", "uid-1").register("pegasus://a:1")
+        for i in range(20):  # the previous process's session lives on, as after a kill -9
+            Registration(sessions[(i + 1) % 2], zk_chroot, "n1", "uid-1").register(f"pegasus://a:{i + 2}")
+        deadline = time.monotonic() + WAIT
+        while not seen or seen[-1] != ["n1"]:
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.01)
+        assert all(s == ["n1"] for s in seen[1:]), seen
+        raw, stat = watcher.get(f"{NODES}/n1")
+        assert b"pegasus://a:21" in raw and stat.ephemeralOwner == sessions[0].client_id[0]
+    finally:
+        for c in clients:
+            c.stop()
+            c.close()

@@ -81,10 +81,18 @@ class Registration:
                     self.zk.set(self.path, doc, version=version)
                     self.wanted.clear()
                     return
-                # this directory's previous process: its session has not expired yet
-                self.zk.delete(self.path, version=version)
             except (NoNodeError, BadVersionError):
                 continue
+            # this directory's previous process: its session has not expired yet. Replaced in
+            # one transaction: deleted, then made again apart, the node was missing from
+            # /nodes in between, and the leader's failover could take it out of every
+            # partition's configuration (a ballot and a re-replication for nothing)
+            tx = self.zk.transaction()
+            tx.delete(self.path, version=version)
+            tx.create(self.path, doc, ephemeral=True)
+            if not any(isinstance(r, Exception) for r in tx.commit()):
+                self.wanted.clear()
+                return
         raise CoordinationError(self.spec, f"cannot register {self.path}: it keeps changing")
 
     def watch(self, on_change: Any) -> None:
