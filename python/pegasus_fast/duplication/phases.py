@@ -225,13 +225,11 @@ class DuplicationPhases:
                     self._adopt_ckpt()
         empties: dict[int, int] = {}
         tasks: dict[int, Future[None]] = {}
-        learning: dict[int, int] = {}
         for i in range(n):
             if learned_now[i] or i not in mine:
                 continue  # (another node's partition is its owner's to learn)
             art = self._artifacts[i]
             assert art is not None
-            learning[i] = art.decree
             if art.kind == policy.EMPTY:
                 empties[i] = art.decree
             else:
@@ -256,7 +254,9 @@ class DuplicationPhases:
         ]
         handoff = list(statuses)
         for i in newly:
-            handoff[i] = (True, learning[i])
+            art = self._artifacts[i]
+            assert art is not None
+            handoff[i] = (True, art.decree)  # what it learned is its source decree now
         self._transition(DupStatus.LOG, ckpt)
         self._handoff = handoff
         self._artifacts = [None] * n

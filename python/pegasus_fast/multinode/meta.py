@@ -94,11 +94,7 @@ class Meta:
 
     def move_partition(self, request: pb.MovePartitionRequest) -> pb.MoveReply:
         def here(r: pb.MovePartitionRequest) -> pb.MoveReply:
-            if r.from_node:
-                return pb.MoveReply(
-                    decree=self.placement.move_secondary(r.table, r.pidx, r.from_node, r.node)
-                )
-            return pb.MoveReply(decree=self.placement.move_partition(r.table, r.pidx, r.node))
+            return pb.MoveReply(decree=self.placement.move_partition(r.table, r.pidx, r.node, r.from_node))
 
         return self._here_or_leader("MovePartition", request, here)
 

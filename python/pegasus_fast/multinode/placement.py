@@ -227,14 +227,13 @@ class Placement:
 
     # -- moves -------------------------------------------------------------------------------
 
-    def move_partition(self, table: str, pidx: int, node: str) -> int:
-        """Move one partition to ``node`` while writes continue; returns the handoff decree."""
+    def move_partition(self, table: str, pidx: int, node: str, from_node: str = "") -> int:
+        """Move one partition to ``node`` while writes continue; returns the handoff decree.
+        ``from_node``: the partition's replica on that node moves instead (moves.py)."""
+        if from_node:
+            learn = self.failover.rereplicator.learn_and_add
+            return moves.move_secondary(self, table, pidx, from_node, node, learn)
         return moves.move_partition(self, table, pidx, node)
-
-    def move_secondary(self, table: str, pidx: int, from_node: str, node: str) -> int:
-        """Move the replica of ``table.pidx`` on ``from_node`` to ``node`` (moves.py)."""
-        learn = self.failover.rereplicator.learn_and_add
-        return moves.move_secondary(self, table, pidx, from_node, node, learn)
 
     def balance(self) -> list[Move]:
         self.require_leader()
@@ -250,10 +249,7 @@ class Placement:
                 mv.node,
                 extra=event(step=i, moves=len(planned), table=mv.table, pidx=mv.pidx, node=mv.node),
             )
-            if mv.from_node:
-                self.move_secondary(mv.table, mv.pidx, mv.from_node, mv.node)
-            else:
-                self.move_partition(mv.table, mv.pidx, mv.node)
+            self.move_partition(mv.table, mv.pidx, mv.node, mv.from_node)
         if planned:
             log.info("balance: done, %d moves", len(planned), extra=event(moves=len(planned)))
         return planned

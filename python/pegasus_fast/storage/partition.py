@@ -115,9 +115,9 @@ class Partition(
         #: SOURCE_DECREE ops logged here since it opened (a secondary of an adopted follower
         #: table learns from them that its primary was told where the source starts)
         self.source_marks = 0
-        #: an op other than a SOURCE_DECREE logged here since it was made or opened: a
-        #: secondary opens its RocksDB (5-10 ms, ~10 fsyncs) for records, not for a new
-        #: follower table's source positions alone
+        #: an op other than a SOURCE_DECREE logged here by this process: a secondary opens its
+        #: RocksDB (5-10 ms, ~10 fsyncs) for records, not for a new follower table's source
+        #: positions alone
         self.logged_records = False
         refuse_symlinks(os.path.dirname(path), path, os.path.join(path, "rdb"), os.path.join(path, "wal"))
         if not learning:

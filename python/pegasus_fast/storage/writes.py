@@ -271,16 +271,13 @@ class PartitionWrites:
             if deferred:
                 self._deferred = True
             self.last_committed = last
-            records = False
             for m in mutations:
                 for op in m[3]:
                     if op[0] == _SOURCE_DECREE:
                         self.source_decree = op[1]
                         self.source_marks += 1
-                    else:
-                        records = True
-            if records:
-                self.logged_records = True
+                    elif not self.logged_records:
+                        self.logged_records = True
             self.source_seen = max(self.source_seen, self.source_decree)
         return last, offset
 
