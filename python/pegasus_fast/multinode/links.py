@@ -185,6 +185,15 @@ class Link:
         with self._lock:
             self.sets.discard(rs)
 
+    def idle(self) -> bool:
+        """No partition sent over this link, nor any learning from it."""
+        with self._lock:
+            return not self.sets and not self._learning
+
+    def alive(self) -> bool:
+        """Whether its threads still run (False once stopped, within a moment)."""
+        return self._thread.is_alive() or self._watch.is_alive()
+
     def wake(self) -> None:
         if not self._wake.is_set():  # (a batch wakes it once per partition: one set is enough)
             self._wake.set()

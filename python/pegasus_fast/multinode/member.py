@@ -250,6 +250,7 @@ class Member:
                             self.cluster.drop_table(name)
                     continue
                 owned[name], urls = self._adopt_table(name, tc, urls)
+            self.replication.reap()
             adopted = time.monotonic()
             self._configs = configs
             self.custody.publish(owned, read_at)

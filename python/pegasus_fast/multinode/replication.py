@@ -124,7 +124,7 @@ class Replication:
             for n in doc.secondaries:
                 url = urls.get(n)
                 if url is not None:  # a dead one never acknowledges: the failover removes it
-                    self._link(n, url).attach(rs)
+                    self._attach(n, url, rs)
             part.set_replicator(rs)
             if old is not None:
                 old.retire(rs)
@@ -165,7 +165,9 @@ class Replication:
             self.roles.pop(k, None)
             self.promised.pop(k, None)
 
-    def _link(self, node: str, url: str) -> Link:
+    def _attach(self, node: str, url: str, rs: ReplicaSet) -> None:
+        """``rs`` sent to ``node`` at ``url`` by its link (made if there is none); under the lock,
+        so that :meth:`reap` never stops a link between its lookup and its attach."""
         with self._lock:
             link = self.links.get((node, url))
             if link is None:
@@ -180,7 +182,17 @@ class Replication:
                     pegasus_of=lambda: self.pegasus.get(node, ""),
                 )
                 self.links[(node, url)] = link
-            return link
+            link.attach(rs)
+
+    def reap(self) -> None:
+        """Stop the links no partition sends over any more: a secondary gone from every
+        configuration, or one now at another address (a link is made per node and URL). Each
+        holds two threads and a connection, which would otherwise stay for the process's life."""
+        with self._lock:
+            idle = [k for k, link in self.links.items() if link.idle()]
+            gone = [self.links.pop(k) for k in idle]
+        for link in gone:
+            link.stop()
 
     def _stale(self, rs: ReplicaSet, ballot: int) -> bool:
         """A secondary refused ``rs``'s ballot, knowing ``ballot``. Below it, the secondary is
