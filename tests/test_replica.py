@@ -334,3 +334,30 @@ def test_a_secondary_knows_whether_it_logged_records(backend: ModuleType, tmp_pa
     finally:
         src.close()
         dst.close()
+
+
+def test_the_cyclic_collector_is_back_only_once_every_concurrent_replay_ended() -> None:
+    """Partitions opened in several threads at once: the collector stays off until the last
+    replay ends, then is on again; one the user turned off stays off."""
+    import gc
+    import threading
+
+    from pegasus_fast.storage.partition import _no_cyclic_gc
+
+    assert gc.isenabled()
+    first, second = _no_cyclic_gc(), _no_cyclic_gc()
+    try:
+        first.__enter__()
+        t = threading.Thread(target=second.__enter__)
+        t.start()
+        t.join()
+        first.__exit__(None, None, None)
+        assert not gc.isenabled(), "re-enabled while another replay still runs"
+        second.__exit__(None, None, None)
+        assert gc.isenabled()
+        gc.disable()
+        with _no_cyclic_gc():
+            pass
+        assert not gc.isenabled(), "the user's choice was overridden"
+    finally:
+        gc.enable()

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 import threading
+from collections.abc import Iterator
 
 import rocksdict
 
@@ -57,6 +58,31 @@ class PartitionHooks:
 
 
 NO_HOOKS = PartitionHooks()
+
+_gc_lock = threading.Lock()
+_gc_holds = 0
+_gc_restore = False
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic collector off while any partition replays its log: a replay builds millions
+    of short-lived objects that hold no cycles, and the collector scanning them repeatedly
+    costs a third of it. Counted, so that opens in several threads at once turn it back on
+    only when the last one ends, and only if it was on before the first began."""
+    global _gc_holds, _gc_restore
+    with _gc_lock:
+        if _gc_holds == 0:
+            _gc_restore = gc.isenabled()
+            gc.disable()
+        _gc_holds += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_holds -= 1
+            if _gc_holds == 0 and _gc_restore:
+                gc.enable()
 
 
 def _rdb_options(config: Config) -> rocksdict.Options:
@@ -198,21 +224,18 @@ class Partition(
         db.set_write_options(self._write_opts)
         self._opening = True
         self._db = db
-        gc_was_enabled = gc.isenabled()
-        # Replay builds millions of short-lived objects that hold no cycles; the
-        # cyclic collector scanning them repeatedly costs a third of the replay.
-        gc.disable()
         try:
-            self.last_flushed = self._read_meta(META_DECREE_KEY)
-            if self.wal.is_open:  # the first open of a partition whose WAL ran ahead
-                batches, infos = _backend.impl.replay_log_dir(
-                    self.wal.path, self.last_flushed + 1, REPLAY_BATCH, self._tombstones
-                )
-                for _last_decree, writes in batches:
-                    self._apply_writes(writes)
-                log_last = max((i[2] for i in infos), default=0)
-            else:
-                log_last = self.wal.recover(self.last_flushed + 1, self._apply_writes, self._tombstones)
+            with _no_cyclic_gc():
+                self.last_flushed = self._read_meta(META_DECREE_KEY)
+                if self.wal.is_open:  # the first open of a partition whose WAL ran ahead
+                    batches, infos = _backend.impl.replay_log_dir(
+                        self.wal.path, self.last_flushed + 1, REPLAY_BATCH, self._tombstones
+                    )
+                    for _last_decree, writes in batches:
+                        self._apply_writes(writes)
+                    log_last = max((i[2] for i in infos), default=0)
+                else:
+                    log_last = self.wal.recover(self.last_flushed + 1, self._apply_writes, self._tombstones)
         except BaseException:
             # a corrupt WAL must not leave RocksDB locked behind the error
             self._db = None
@@ -222,9 +245,6 @@ class Partition(
                 self.wal.close()
             self._give_back_slot()
             raise
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         self.last_committed = max(self.last_flushed, log_last, self.last_committed)
         self.source_decree = self._read_meta(META_SOURCE_DECREE_KEY)
         self.source_seen = max(self.source_decree, self._read_meta(META_SOURCE_SEEN_KEY))
