@@ -92,3 +92,30 @@ def test_pegasus_port_requests_are_counted_per_batch(fleet: Fleet) -> None:
     assert buckets == sorted(buckets) and buckets[-1] == count == after[put]
     assert total > 0
     assert s.stop() == 0
+
+
+def test_calls_answered_on_the_loop_are_counted_too(fleet: Fleet) -> None:
+    """The handlers that run on the front's asyncio loop (health's Check, a coroutine; the
+    replication stream, an async generator) are counted and timed like the others."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    s = fleet.add("h")
+    s.start(*METRICS_ARGS)
+    url = metrics_url(s)
+    check_ok = key("requests_total", service="grpc", verb="Health/Check", code="OK")
+    unknown = key("requests_total", service="grpc", verb="Health/Check", code="NOT_FOUND")
+    before = scrape(url)
+    with grpc.insecure_channel(s.url.removeprefix("pegasus://")) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        for _ in range(7):
+            assert stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status == 1
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    after = scrape(url)
+    assert after[check_ok] - before.get(check_ok, 0) == 7
+    assert after[unknown] - before.get(unknown, 0) == 1
+    _buckets, count, total = _hist(after, "request_duration_seconds", service="grpc", verb="Health/Check")
+    assert count == after[check_ok] + after[unknown] and total > 0
+    assert s.stop() == 0

@@ -135,6 +135,16 @@ def test_a_node_that_keeps_replication_on_grpc(fleet: Fleet, zk_chroot: str) -> 
         wait_for(lambda: all(r.primary in ("n2", "n3") for r in t.replicas()), what="new primaries")
         for k, v in acked.items():
             assert t.get(k, b"s") == v
+        # n1's stream to n2 ended with it: counted then (the stream's handler runs on n2's
+        # front loop, as an async generator)
+
+        def streams() -> float:
+            m = scrape(metrics_url(nodes["n2"]))
+            return sum(
+                v for k, v in m.items() if k.startswith("requests_total{") and "Node/ReplicateStream" in k
+            )
+
+        wait_for(lambda: streams() >= 1, what="the replication stream counted")
 
 
 def test_a_single_servers_port_does_not_know_replication(tmp_path: Path) -> None:

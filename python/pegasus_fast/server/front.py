@@ -203,7 +203,7 @@ class Front:
         got = self._wrapped.get(method)
         if got is None or got[0] is not handler:
             counted = handler
-            if self.metrics is not None and not _is_async(_behavior(handler)):
+            if self.metrics is not None:
                 counted = measured(handler, method, self.metrics)
             got = self._wrapped[method] = (handler, self.wrap(counted, method))
         return got[1]
