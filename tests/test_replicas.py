@@ -568,3 +568,28 @@ def test_a_replicated_source_ships_on_from_its_new_primary(
             server.stop()
     finally:
         dst.close()
+
+
+def test_without_fsync_writes_still_reach_every_replica_before_they_are_acknowledged(
+    fleet: Fleet, zk_chroot: str
+) -> None:
+    """wal_sync=none: a write waits for no fsync here, but still for its secondaries (its
+    commit wakes no link itself: the write path sends first)."""
+    nodes = Nodes(fleet, zk_chroot, *SERVE_ARGS, "--config", "wal_sync=none")
+    nodes.start("n1", "n2", "n3")
+    with nodes.client() as c:
+        t = c.create_table("nosync", partition_count=2, replica_count=3)
+        acked, took = {}, []
+        for i in range(60):
+            began = time.monotonic()
+            t.set(b"k%d" % i, b"s", b"v%d" % i)
+            took.append(time.monotonic() - began)
+            acked[b"k%d" % i] = b"v%d" % i
+        # each went out at once (a link left to find it by itself looks every 0.5 s)
+        assert sorted(took)[len(took) // 2] < 0.1, sorted(took)
+        primaries = {r.primary for r in t.replicas()}
+        for n in primaries:
+            nodes[n].kill9()
+        wait_for(lambda: all(r.primary not in primaries for r in t.replicas()), what="new primaries")
+        for k, v in acked.items():
+            assert t.get(k, b"s") == v

@@ -68,7 +68,8 @@ class ReplicaSet:
             link.wake()
 
     def commit(self, decree: int) -> None:
-        self.send()  # (sent already, unless the writer skipped send: no harm)
+        # (its links were woken by send, before this node's own fsync: woken again here, after
+        # it, they would look for something to send once more, most often in vain)
         deadline = time.monotonic() + self.timeout
         rs = self
         while True:

@@ -40,7 +40,8 @@ class Replicator(Protocol):
         here: a batch's partitions all logged first, then one call per secondary carries them)."""
 
     def commit(self, decree: int) -> None:
-        """Return once every secondary holds ``decree`` durably; raise when that cannot be known."""
+        """Return once every secondary holds ``decree`` durably; raise when that cannot be known
+        (:meth:`send` was called for it before)."""
 
 
 class PartitionWrites:
@@ -228,6 +229,9 @@ class PartitionWrites:
         if self._must_sync:
             self._after_commit(decree, offset)
         else:
+            r = self.replicator
+            if r is not None:
+                r.send()
             self._committed(decree)
 
     def write_mutations(
