@@ -25,6 +25,8 @@ from dupharness import SOURCE_DECREE_OP
 from multinode import WAIT, Nodes, owners, spread_of
 from pegasus_fast import _backend
 from pegasus_fast.cli.exits import EXIT_UNAVAILABLE
+from pegasus_fast.net import pegasus_fast_pb2 as pb
+from pegasus_fast.net.peer import Peer
 from served import Fleet
 from servedcheck import TABLE, Model, Writer, remote_table
 from zkserver import ZooKeeperServer
@@ -383,6 +385,17 @@ def test_a_node_that_loses_zookeeper_refuses_writes_until_it_is_back(
                 time.sleep(0.05)
             # reads of what it owns go on (a write before it noticed may be there)
             assert t.get(hk, b"s") in (None, b"during")
+        # a peer's Node.Sync is refused at once, typed: it does not wait on kazoo (holding a
+        # worker) until the session is back, nor is it logged as an unforeseen error
+        peer = Peer(nodes["n1"].url, timeout=10.0)
+        try:
+            began = time.monotonic()
+            with pytest.raises(pf.CoordinationError):
+                peer(peer.node, "Sync", pb.Empty(), timeout=10.0)
+            assert time.monotonic() - began < 5.0
+        finally:
+            peer.close()
+        assert "serving a call failed" not in nodes["n1"].stderr(50000)
         zk.restart()
         for pidx, hk in key_of.items():
             t = direct[cfg_owner[pidx]].table(TABLE)

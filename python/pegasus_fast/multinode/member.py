@@ -37,7 +37,8 @@ import time
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.handlers.threading import KazooTimeoutError
 
 from ..coord.layout import CONFIG, CONFIRM_WRITE_INTERVAL, ConfigLog, TableConfig
 from ..coord.zk import ZkAddress, read_nodes, read_table, read_tables
@@ -45,7 +46,13 @@ from ..duplication.ports import SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower, same_source
 from ..engine.roles import MOVED_TO_ENV
-from ..errors import NotOwnerError, PartitionUnavailableError, TableExistsError, TableNotFoundError
+from ..errors import (
+    CoordinationError,
+    NotOwnerError,
+    PartitionUnavailableError,
+    TableExistsError,
+    TableNotFoundError,
+)
 from ..logs import Outage, event, get
 from ..net.peer import Peers
 from .dup_progress import DupProgress
@@ -201,6 +208,19 @@ class Member:
     # -- configuration ------------------------------------------------------------------
 
     def sync(self, fresh: bool = False) -> None:
+        """:meth:`_sync`; ZooKeeper's own errors (the session closing under a call, a timeout)
+        raised as the CoordinationError they are, so that a caller (the leader's Node.Sync) gets
+        it typed and the node does not log it as an error no one foresaw. ``fresh`` (a call
+        that waits for it) without a ZooKeeper connection is refused at once: kazoo would hold
+        it, and the caller's worker, until the session is back."""
+        if fresh and not self.zk.connected:
+            raise CoordinationError(self.addr.spec, "not connected: the configuration cannot be read now")
+        try:
+            self._sync(fresh)
+        except (KazooException, KazooTimeoutError) as exc:
+            raise CoordinationError(self.addr.spec, f"reading the configuration: {exc!r}") from exc
+
+    def _sync(self, fresh: bool = False) -> None:
         """Read the configuration and act on it (tables made or dropped, partitions served).
 
         A node that saw the ``/config`` bump before the last ones re-reads only the tables
