@@ -603,7 +603,6 @@ def test_a_fence_whose_move_never_switched_is_lifted_by_its_lease(
     refusing writes for ever: the owner lifts the fence after its fence lease (a short one
     here, not the default 10 s), and soon after it, although nothing in ZooKeeper changed
     (the node's syncs read only what changed, and the fenced partition's table besides)."""
-
     nodes, c = start_three("--config", f"fence_lease_seconds={SHORT_FENCE_LEASE}")
     t = c.create_table(TABLE, 4, replica_count=replicas)
     pidx = t.partition_index(b"k", b"s")
