@@ -11,6 +11,7 @@ counted the same way.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -55,88 +56,58 @@ def measured(handler: grpc.RpcMethodHandler, method: str, metrics: RequestMetric
     """``handler`` with every call counted and timed."""
     verb = verb_of(method)
 
-    def done(context: grpc.ServicerContext, start: float, failed: bool) -> None:
-        metrics.record(SERVICE, verb, _code(context, failed), time.perf_counter() - start)
+    @contextlib.contextmanager
+    def counted(context: Any) -> Iterator[None]:
+        """One call, from now until the block ends: OK, or failed however it ended (an error,
+        a cancellation, a stream closed before its end)."""
+        start = time.perf_counter()
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            metrics.record(SERVICE, verb, _code(context, failed), time.perf_counter() - start)
 
-    def unary_reply(behavior: Callable[..., Any]) -> Callable[..., Any]:
-        def call(request: Any, context: grpc.ServicerContext) -> Any:
-            start = time.perf_counter()
-            try:
-                reply = behavior(request, context)
-            except BaseException:
-                done(context, start, True)
-                raise
-            done(context, start, False)
-            return reply
-
-        return call
-
-    def streamed_reply(behavior: Callable[..., Any]) -> Callable[..., Any]:
-        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            start = time.perf_counter()
-            failed = True
-            try:
-                yield from behavior(request, context)
-                failed = False
-            finally:
-                done(context, start, failed)
-
-        return call
-
-    def awaited_reply(behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = time.perf_counter()
-            try:
-                reply = await behavior(request, context)
-            except BaseException:
-                done(context, start, True)
-                raise
-            done(context, start, False)
-            return reply
-
-        return call
-
-    def async_streamed_reply(behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            start = time.perf_counter()
-            failed = True
-            try:
-                async for item in behavior(request, context):
-                    yield item
-                failed = False
-            finally:
-                done(context, start, failed)
-
-        return call
-
-    def reply(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(behavior: Callable[..., Any], streams: bool) -> Callable[..., Any]:
+        """``behavior`` counted: a coroutine, an async generator (the front's loop runs them),
+        or a plain function whose reply is a message or, if ``streams``, an iterator of them."""
         if inspect.isasyncgenfunction(behavior):
-            return async_streamed_reply(behavior)
-        if inspect.iscoroutinefunction(behavior):
-            return awaited_reply(behavior)
-        return streamed_reply(behavior)
 
+            async def async_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                with counted(context):
+                    async for item in behavior(request, context):
+                        yield item
+
+            return async_stream
+        if inspect.iscoroutinefunction(behavior):
+
+            async def awaited(request: Any, context: Any) -> Any:
+                with counted(context):
+                    return await behavior(request, context)
+
+            return awaited
+        if streams:
+
+            def stream(request: Any, context: Any) -> Iterator[Any]:
+                with counted(context):
+                    yield from behavior(request, context)
+
+            return stream
+
+        def unary(request: Any, context: Any) -> Any:
+            with counted(context):
+                return behavior(request, context)
+
+        return unary
+
+    des, ser = handler.request_deserializer, handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(
-            reply(handler.stream_stream), handler.request_deserializer, handler.response_serializer
-        )
+        return grpc.stream_stream_rpc_method_handler(wrapped(handler.stream_stream, True), des, ser)
     if handler.request_streaming:
-        b = handler.stream_unary
-        return grpc.stream_unary_rpc_method_handler(
-            awaited_reply(b) if inspect.iscoroutinefunction(b) else unary_reply(b),
-            handler.request_deserializer,
-            handler.response_serializer,
-        )
+        return grpc.stream_unary_rpc_method_handler(wrapped(handler.stream_unary, False), des, ser)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(
-            reply(handler.unary_stream), handler.request_deserializer, handler.response_serializer
-        )
-    b = handler.unary_unary
-    return grpc.unary_unary_rpc_method_handler(
-        awaited_reply(b) if inspect.iscoroutinefunction(b) else unary_reply(b),
-        handler.request_deserializer,
-        handler.response_serializer,
-    )
+        return grpc.unary_stream_rpc_method_handler(wrapped(handler.unary_stream, True), des, ser)
+    return grpc.unary_unary_rpc_method_handler(wrapped(handler.unary_unary, False), des, ser)
 
 
 __all__ = ["measured", "refused", "verb_of"]
