@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pegasus_fast.coord.layout import PartitionDoc
@@ -40,6 +41,18 @@ def replication(tmp_path: Path) -> Iterator[tuple[Replication, Cluster]]:
         cluster.close()
 
 
+def _url() -> str:
+    """A URL nothing listens at."""
+    return f"pegasus://127.0.0.1:{free_port()}"
+
+
+def _adopt(r: Replication, parts: list[Any], ballot: int, urls: dict[str, str], owner: str = "n1") -> None:
+    """Every partition of ``parts`` at ``ballot``, led by ``owner``, the nodes of ``urls`` its
+    secondaries."""
+    for p in parts:
+        r.adopt(p, PartitionDoc(owner=owner, ballot=ballot, secondaries=tuple(urls)), urls)
+
+
 def _gone(link: object, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while link.alive():  # type: ignore[attr-defined]
@@ -54,18 +67,17 @@ def test_a_secondary_at_another_address_leaves_no_link_behind(
 ) -> None:
     r, cluster = replication
     parts = cluster.table("t").partitions
-    old, new = f"pegasus://127.0.0.1:{free_port()}", f"pegasus://127.0.0.1:{free_port()}"
-    for p in parts:
-        r.adopt(p, PartitionDoc(owner="n1", ballot=2, secondaries=("n2",)), {"n2": old})
+    old, new = _url(), _url()
+    _adopt(r, parts, 2, {"n2": old})
     first = r.links[("n2", old)]
     assert first.alive()
     r.reap()
     assert set(r.links) == {("n2", old)}, "a link in use is kept"
     # n2 back at another address: only one partition has read it so far
-    r.adopt(parts[0], PartitionDoc(owner="n1", ballot=2, secondaries=("n2",)), {"n2": new})
+    _adopt(r, parts[:1], 2, {"n2": new})
     r.reap()
     assert set(r.links) == {("n2", old), ("n2", new)}, "the old link still carries partition 1"
-    r.adopt(parts[1], PartitionDoc(owner="n1", ballot=2, secondaries=("n2",)), {"n2": new})
+    _adopt(r, parts[1:], 2, {"n2": new})
     r.reap()
     assert set(r.links) == {("n2", new)}
     assert _gone(first), "the old link's threads still run"
@@ -77,21 +89,17 @@ def test_a_secondary_removed_from_every_partition_leaves_no_link(
 ) -> None:
     r, cluster = replication
     parts = cluster.table("t").partitions
-    url2, url3 = f"pegasus://127.0.0.1:{free_port()}", f"pegasus://127.0.0.1:{free_port()}"
-    urls = {"n2": url2, "n3": url3}
-    for p in parts:
-        r.adopt(p, PartitionDoc(owner="n1", ballot=2, secondaries=("n2", "n3")), urls)
+    url2, url3 = _url(), _url()
+    _adopt(r, parts, 2, {"n2": url2, "n3": url3})
     dead = r.links[("n3", url3)]
     # the failover takes n3 out (ballot + 1), partition by partition
-    for p in parts:
-        r.adopt(p, PartitionDoc(owner="n1", ballot=3, secondaries=("n2",)), {"n2": url2})
+    _adopt(r, parts, 3, {"n2": url2})
     r.reap()
     assert set(r.links) == {("n2", url2)}
     assert _gone(dead)
     # and the primary role moves away: no link at all
     kept = r.links[("n2", url2)]
-    for p in parts:
-        r.adopt(p, PartitionDoc(owner="n2", ballot=4, secondaries=("n1",)), {"n1": "pegasus://127.0.0.1:1"})
+    _adopt(r, parts, 4, {"n1": _url()}, owner="n2")
     r.reap()
     assert r.links == {}
     assert _gone(kept)
@@ -99,9 +107,8 @@ def test_a_secondary_removed_from_every_partition_leaves_no_link(
 
 def test_a_dropped_tables_links_are_stopped(replication: tuple[Replication, Cluster]) -> None:
     r, cluster = replication
-    url = f"pegasus://127.0.0.1:{free_port()}"
-    for p in cluster.table("t").partitions:
-        r.adopt(p, PartitionDoc(owner="n1", ballot=2, secondaries=("n2",)), {"n2": url})
+    url = _url()
+    _adopt(r, cluster.table("t").partitions, 2, {"n2": url})
     link = r.links[("n2", url)]
     r.forget("t")
     r.reap()
