@@ -226,13 +226,7 @@ class PartitionWrites:
 
     def wait_durable(self, decree: int, offset: int) -> None:
         """Return once a :meth:`write_unsynced` is durable (group commit), telling the hooks."""
-        if self._must_sync:
-            self._after_commit(decree, offset)
-        else:
-            r = self.replicator
-            if r is not None:
-                r.send()
-            self._committed(decree)
+        self._after_commit(decree, offset)
 
     def write_mutations(
         self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
