@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inprocess_replication import in_process_replication
 from pegasus_fast.coord.layout import PartitionDoc
 from pegasus_fast.engine.cluster import Cluster
 from pegasus_fast.multinode.replication import Replication
@@ -24,15 +25,7 @@ def replication(tmp_path: Path) -> Iterator[tuple[Replication, Cluster]]:
     peers = Peers()
     # nothing listens at the secondaries' URLs: the links keep failing and trying again,
     # threads alive, as they do for a node that died
-    r = Replication(
-        None,  # type: ignore[arg-type] - adopting a configuration reads nothing from ZooKeeper
-        cluster,
-        "n1",
-        peers,
-        want_sync=lambda: None,
-        resync_all=lambda: None,
-        url=lambda: "pegasus://127.0.0.1:1",
-    )
+    r = in_process_replication(cluster, peers)
     try:
         yield r, cluster
     finally:

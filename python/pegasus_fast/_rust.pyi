@@ -26,6 +26,7 @@ __all__ = [
     "PegasusClientCore",
     "PegasusFrontCore",
     "RecordDigest",
+    "StartedSync",
     "bench_served",
     "crc32c",
     "crc64",
@@ -34,6 +35,7 @@ __all__ = [
     "encode_block",
     "encode_write",
     "fdatasync_all",
+    "fdatasync_start",
     "hash_file",
     "incr_step",
     "mutation_writes",
@@ -53,6 +55,21 @@ BLOCK_HEADER_SIZE: int
 
 def fdatasync_all(fds: list[int]) -> list[int]:
     """``fdatasync`` each of ``fds`` at once (the GIL released): each one's result, 0 or its errno."""
+
+@final
+class StartedSync:
+    """An ``fdatasync`` running on a Rust thread (``fdatasync_start``)."""
+
+    def wait(self) -> int:
+        """Block (the GIL released) until it has returned: 0, or its errno."""
+
+    @property
+    def done(self) -> bool:
+        """Whether it has returned."""
+
+def fdatasync_start(fd: int) -> StartedSync:
+    """Start ``fdatasync(fd)`` on a Rust thread and return at once; keep ``fd`` open until
+    ``wait()`` has returned."""
 
 def crc32c(data: bytes, crc: int = 0) -> int:
     """CRC32C (Castagnoli); chain with ``crc32c(b, crc32c(a)) == crc32c(a + b)``."""

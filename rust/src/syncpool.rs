@@ -5,6 +5,10 @@
 //! latencies; issued together the file system overlaps them (ext4 commits the journal for all
 //! of them at once). The caller runs the first itself and waits for the rest, so one file costs
 //! no hand-off at all.
+//!
+//! A single `fdatasync` can also be started here and waited for later ([`start`]): the caller
+//! goes on with other work (a secondary applies to RocksDB what it logged) while the disk
+//! syncs, and no Python thread has to be scheduled to issue the call.
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -19,7 +23,7 @@ struct Done {
     cv: Condvar,
 }
 
-type Job = (i32, usize, Arc<Mutex<Vec<i32>>>, Arc<Done>);
+type Job = Box<dyn FnOnce() + Send>;
 
 struct Pool {
     queue: Mutex<Sender<Job>>,
@@ -39,18 +43,10 @@ fn pool() -> &'static Pool {
                         Ok(r) => r.recv(),
                         Err(_) => return,
                     };
-                    let Ok((fd, slot, results, done)) = job else {
+                    let Ok(job) = job else {
                         return;
                     };
-                    let code = sync_one(fd);
-                    if let Ok(mut r) = results.lock() {
-                        r[slot] = code;
-                    }
-                    let mut left = done.left.lock().unwrap_or_else(|e| e.into_inner());
-                    *left -= 1;
-                    if *left == 0 {
-                        done.cv.notify_all();
-                    }
+                    job();
                 })
                 .expect("spawn an fsync worker");
         }
@@ -58,6 +54,13 @@ fn pool() -> &'static Pool {
             queue: Mutex::new(tx),
         }
     })
+}
+
+/// Run `job` on the pool; Err(job) back when no worker is left (cannot happen while the
+/// process lives), for the caller to run itself.
+fn submit(job: Job) -> Result<(), Job> {
+    let queue = pool().queue.lock().unwrap_or_else(|e| e.into_inner());
+    queue.send(job).map_err(|e| e.0)
 }
 
 /// `fdatasync(fd)`: 0, or the errno it failed with (EINTR is retried).
@@ -95,18 +98,19 @@ pub fn sync_all(fds: &[i32]) -> Vec<i32> {
         left: Mutex::new(fds.len() - 1),
         cv: Condvar::new(),
     });
-    {
-        let queue = pool().queue.lock().unwrap_or_else(|e| e.into_inner());
-        for (slot, &fd) in fds.iter().enumerate().skip(1) {
-            if queue
-                .send((fd, slot, Arc::clone(&results), Arc::clone(&done)))
-                .is_err()
-            {
-                // no worker left (cannot happen while the process lives): do it here
-                let code = sync_one(fd);
-                results.lock().unwrap_or_else(|e| e.into_inner())[slot] = code;
-                *done.left.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+    for (slot, &fd) in fds.iter().enumerate().skip(1) {
+        let (results, done) = (Arc::clone(&results), Arc::clone(&done));
+        let job: Job = Box::new(move || {
+            let code = sync_one(fd);
+            results.lock().unwrap_or_else(|e| e.into_inner())[slot] = code;
+            let mut left = done.left.lock().unwrap_or_else(|e| e.into_inner());
+            *left -= 1;
+            if *left == 0 {
+                done.cv.notify_all();
             }
+        });
+        if let Err(job) = submit(job) {
+            job();
         }
     }
     let first = sync_one(fds[0]);
@@ -118,6 +122,49 @@ pub fn sync_all(fds: &[i32]) -> Vec<i32> {
     let mut out = results.lock().unwrap_or_else(|e| e.into_inner()).clone();
     out[0] = first;
     out
+}
+
+/// An `fdatasync` under way on the pool ([`start`]).
+pub struct Started {
+    result: Mutex<Option<i32>>,
+    cv: Condvar,
+}
+
+impl Started {
+    /// Block until the `fdatasync` has returned: 0, or its errno.
+    pub fn wait(&self) -> i32 {
+        let mut r = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(code) = *r {
+                return code;
+            }
+            r = self.cv.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The result if the `fdatasync` has returned, else None.
+    pub fn poll(&self) -> Option<i32> {
+        *self.result.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Start `fdatasync(fd)` on the pool and return at once. The caller must keep `fd` open
+/// until [`Started::wait`] has returned.
+pub fn start(fd: i32) -> Arc<Started> {
+    let started = Arc::new(Started {
+        result: Mutex::new(None),
+        cv: Condvar::new(),
+    });
+    let s = Arc::clone(&started);
+    let job: Job = Box::new(move || {
+        let code = sync_one(fd);
+        *s.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
+        s.cv.notify_all();
+    });
+    if let Err(job) = submit(job) {
+        job();
+    }
+    started
 }
 
 #[cfg(all(test, unix))]
@@ -143,5 +190,18 @@ mod tests {
         assert_eq!(out.iter().filter(|&&c| c == 0).count(), 4);
         assert_eq!(sync_all(&[]), Vec::<i32>::new());
         assert_eq!(sync_all(&[-1]), vec![libc::EBADF]);
+    }
+
+    #[test]
+    fn a_started_sync_reports_its_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = std::fs::File::create(dir.path().join("f")).unwrap();
+        f.write_all(b"abc").unwrap();
+        let ok = start(f.as_raw_fd());
+        let bad = start(-1);
+        assert_eq!(ok.wait(), 0);
+        assert_eq!(ok.poll(), Some(0));
+        assert_eq!(bad.wait(), libc::EBADF);
+        assert_eq!(bad.wait(), libc::EBADF); // waiting again gives the same answer
     }
 }

@@ -17,12 +17,13 @@ from .digest import RecordDigest
 from .filecopy import CheckpointReceiver, hash_file
 from .logscan import read_log_blocks, replay_log_dir, replay_log_file, scan_log_dir, scan_log_file
 from .scan import scan_batch, scan_range, scan_records
-from .syncs import fdatasync_all
+from .syncs import StartedSync, fdatasync_all, fdatasync_start
 
 __all__ = [
     "BLOCK_HEADER_SIZE",
     "CheckpointReceiver",
     "RecordDigest",
+    "StartedSync",
     "crc32c",
     "crc64",
     "decode_block",
@@ -30,6 +31,7 @@ __all__ = [
     "encode_block",
     "encode_write",
     "fdatasync_all",
+    "fdatasync_start",
     "hash_file",
     "incr_step",
     "mutation_writes",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from kazoo.client import KazooClient
 
@@ -37,7 +38,7 @@ from ..logs import get
 from ..net import pegasus_fast_pb2 as pb
 from ..net.peer import Peers
 from ..storage.partition import LEARNING, MOVING, Partition
-from ..storage.writes import wait_durable_all, wait_durable_shared
+from ..storage.writes import SharedDurability, wait_durable_all
 from .links import Link
 from .replica_set import FAILED, GAP, OK, STALE, ReplicaSet
 
@@ -281,63 +282,61 @@ class Replication:
 
     def receive(self, request: pb.ReplicateRequest) -> pb.ReplicateReply:
         """A primary's items: each logged here if its ballot is this replica's, all of them made
-        durable at once, then acknowledged with the decree each partition holds durably."""
+        durable at once, then acknowledged with the decree each partition holds durably.
+
+        The items' partitions are locked together (in one order, so two primaries' calls
+        cannot deadlock) from their checks until RocksDB has what they logged. Through the
+        shared log, RocksDB takes it while the disk syncs the record: no one sees a partition
+        whose log is ahead of its RocksDB, and the apply costs the acknowledgement nothing."""
         acks: list[pb.ReplicaAck | None] = [None] * len(request.items)
+        parts: list[Partition | None] = [None] * len(request.items)
+        for i, item in enumerate(request.items):
+            try:
+                parts[i] = self.cluster.table(item.table).partitions[item.pidx]
+            except (PegasusFastError, IndexError):
+                acks[i] = pb.ReplicaAck(status=STALE)
         unopened: list[Partition] = []
         logged: list[tuple[int, Partition, int, int, int, bytes]] = []
         #: the items that logged a SOURCE_DECREE op (a follower's source position)
         marked: list[int] = []
-        for i, item in enumerate(request.items):
+        slog = getattr(self.cluster, "shared_log", None)
+        durability: SharedDurability | None = None
+        rows: list[tuple[Partition, int, int, int, bytes]] = []
+        with ExitStack() as held:
+            locked = sorted({id(p): p for p in parts if p is not None}.values(), key=_lock_order)
+            for part in locked:
+                held.enter_context(part.lock)
             try:
-                part = self.cluster.table(item.table).partitions[item.pidx]
-            except (PegasusFastError, IndexError):
-                acks[i] = pb.ReplicaAck(status=STALE)
-                continue
-            try:
-                with part.lock:
-                    newer = self._accepts(part, request.primary, item.ballot)
-                    if newer:
-                        acks[i] = pb.ReplicaAck(status=STALE, ballot=newer, decree=part.last_committed)
-                        continue
-                    if item.first == 0 or not item.blocks:
-                        acks[i] = None
-                        logged.append((i, part, part.last_committed, -1, -1, b""))
-                        continue
+                for i, part in enumerate(parts):
+                    if part is not None:
+                        self._log_item(request, i, part, acks, logged, marked, unopened, slog is not None)
+                rows = [(p, last, end, start, block) for _, p, last, end, start, block in logged if end >= 0]
+                if slog is not None and rows:
+                    durability = SharedDurability(slog, rows, started=True)
+            finally:
+                # whatever was logged reaches RocksDB before the locks go, an error or not
+                for part in locked:
                     try:
-                        # a secondary serves nothing: its RocksDB (5-10 ms to make) opens a
-                        # moment later, not in the primary's write
-                        marks = part.source_marks
-                        last, end, block = part.log_replica(item.blocks, defer_apply=True)
-                        if part.source_marks != marks:
-                            marked.append(i)
-                        if not part.is_open and part.logged_records:
-                            unopened.append(part)
-                    except WalGapError:
-                        logged.append((i, part, part.last_committed, -2, -1, b""))
-                        continue
-                if end is None:
-                    logged.append((i, part, last, -1, -1, b""))
-                else:
-                    logged.append((i, part, last, end, end - len(block), block))
-            except (PegasusFastError, OSError) as exc:
-                # damaged blocks, a failed partition, a full disk: nothing logged, the primary
-                # hears FAILED and asks again (its writes wait, none is acknowledged)
-                log.warning("node %s: replica of %s.%d: %s", self.node_id, item.table, item.pidx, exc)
-                acks[i] = pb.ReplicaAck(status=FAILED)
-        fresh = [x for x in logged if x[3] >= 0]
-        if fresh:
-            slog = getattr(self.cluster, "shared_log", None)
-            rows = [(p, last, end, start, block) for _, p, last, end, start, block in fresh]
-            errors = (
-                wait_durable_shared(slog, rows)
-                if slog is not None
-                else wait_durable_all([r[:3] for r in rows])
-            )
-            failed = {x[0] for x, e in zip(fresh, errors, strict=True) if e is not None}
+                        part.apply_held()
+                    except (PegasusFastError, OSError) as exc:
+                        log.warning("node %s: replica of %s.%d: %s", self.node_id, part.table, part.pidx, exc)
+                        for i, p in enumerate(parts):
+                            if p is part:
+                                acks[i] = pb.ReplicaAck(status=FAILED)
+                    except BaseException:
+                        if durability is not None:
+                            durability.wait()  # the shared log takes other records again
+                        raise
+        if durability is not None:
+            errors = durability.wait()
+        elif rows:
+            errors = wait_durable_all([r[:3] for r in rows])
         else:
-            failed = set()
+            errors = []
+        fresh = [x for x in logged if x[3] >= 0]
+        failed = {x[0] for x, e in zip(fresh, errors, strict=True) if e is not None}
         for i, part, _, end, _, _ in logged:
-            if i in failed:
+            if i in failed or acks[i] is not None:
                 acks[i] = pb.ReplicaAck(status=FAILED)
                 continue
             try:
@@ -353,6 +352,54 @@ class Replication:
             self.cluster.open_later(unopened, SECONDARY_OPEN_DELAY, self._replica_here)
         self._adopted_marks(request, [i for i in marked if acks[i] is not None and acks[i].status == OK])
         return pb.ReplicateReply(acks=[a if a is not None else pb.ReplicaAck(status=FAILED) for a in acks])
+
+    def _log_item(
+        self,
+        request: pb.ReplicateRequest,
+        i: int,
+        part: Partition,
+        acks: list[pb.ReplicaAck | None],
+        logged: list[tuple[int, Partition, int, int, int, bytes]],
+        marked: list[int],
+        unopened: list[Partition],
+        hold: bool,
+    ) -> None:
+        """Check and log item ``i`` (its partition's lock held): its ack if refused, else a row of
+        ``logged``. ``hold``: its RocksDB batch waits for ``apply_held``."""
+        item = request.items[i]
+        try:
+            newer = self._accepts(part, request.primary, item.ballot)
+            if newer:
+                acks[i] = pb.ReplicaAck(status=STALE, ballot=newer, decree=part.last_committed)
+                return
+            if item.first == 0 or not item.blocks:
+                logged.append((i, part, part.last_committed, -1, -1, b""))
+                return
+            try:
+                # a secondary serves nothing: its RocksDB (5-10 ms to make) opens a
+                # moment later, not in the primary's write
+                marks = part.source_marks
+                last, end, block = part.log_replica(item.blocks, defer_apply=True, hold=hold)
+                if part.source_marks != marks:
+                    marked.append(i)
+                if not part.is_open and part.logged_records:
+                    unopened.append(part)
+            except WalGapError:
+                logged.append((i, part, part.last_committed, -2, -1, b""))
+                return
+            if end is None:
+                logged.append((i, part, last, -1, -1, b""))
+            else:
+                logged.append((i, part, last, end, end - len(block), block))
+        except (PegasusFastError, OSError) as exc:
+            # damaged blocks, a failed partition, a full disk: nothing logged, the primary
+            # hears FAILED and asks again (its writes wait, none is acknowledged)
+            log.warning("node %s: replica of %s.%d: %s", self.node_id, item.table, item.pidx, exc)
+            acks[i] = pb.ReplicaAck(status=FAILED)
+
+
+def _lock_order(part: Partition) -> tuple[str, int]:
+    return (part.table, part.pidx)
 
 
 __all__ = ["Replication"]

@@ -55,7 +55,10 @@ class PartitionMoves:
         def sync_wal(self) -> None: ...
 
         def write_mutations_unsynced(
-            self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
+            self,
+            build: Callable[[int], list[tuple[int, int, int, list]]],
+            defer_apply: bool = False,
+            hold: bool = False,
         ) -> tuple[int, int | None]: ...
 
         def write_mutations(
@@ -123,14 +126,18 @@ class PartitionMoves:
             self.sync_wal()
         return last
 
-    def log_replica(self, blocks: bytes, defer_apply: bool = False) -> tuple[int, int | None, bytes]:
+    def log_replica(
+        self, blocks: bytes, defer_apply: bool = False, hold: bool = False
+    ) -> tuple[int, int | None, bytes]:
         """A secondary's: log and apply its primary's WAL blocks (as stored) with their own
         decrees and timetags, not yet durable: ``(last decree, WAL end offset, the block
         logged)``, the offset None when nothing was new. The caller holds the lock it checked
         the primary's ballot under, and makes them durable (``wait_durable_all`` or the shared
         log) before it says so. ``defer_apply``: a partition whose RocksDB is not open yet
-        only logs them, and replays them when it opens. Mutations at or below the last decree are skipped (sent again);
-        one that would leave a hole is a WalGapError, and nothing is stored."""
+        only logs them, and replays them when it opens. ``hold``: RocksDB gets them only at
+        ``apply_held``, which the caller calls before it lets go of the lock. Mutations at or
+        below the last decree are skipped (sent again); one that would leave a hole is a
+        WalGapError, and nothing is stored."""
         mutations = adopted_log.decode(blocks)
 
         def build(next_decree: int) -> list[tuple[int, int, int, list]]:
@@ -139,7 +146,7 @@ class PartitionMoves:
                 self._last_ts = max(self._last_ts, max(m[1] for m in new))
             return new
 
-        last, offset = self.write_mutations_unsynced(build, defer_apply)
+        last, offset = self.write_mutations_unsynced(build, defer_apply, hold)
         return last, offset, self._last_block if offset is not None else b""
 
     def install_rdb(self, directory: str, own_copy: bool = False) -> None:

@@ -32,9 +32,9 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .. import fileio
+from .. import _backend, fileio
 from ..errors import WalCorruptionError
 from ..logs import get
 from . import walhead
@@ -174,6 +174,17 @@ def replay(root: str, file_size_limit: int) -> int:
     return appended
 
 
+class Syncing:
+    """A record :meth:`SharedLog.begin` wrote, its fdatasync under way."""
+
+    __slots__ = ("blocks", "started")
+
+    def __init__(self, blocks: list[tuple[Wal, int, int, int, bytes]], started: Any) -> None:
+        self.blocks = blocks
+        #: the backend's StartedSync
+        self.started = started
+
+
 class SharedLog:
     """The shared log of one cluster directory (created on its first append)."""
 
@@ -201,6 +212,51 @@ class SharedLog:
         they continue what was durable before: True for those, False for the others (the caller
         syncs their logs). Raises OSError (and takes no more writes) if the record cannot be
         made durable."""
+        record = self._record(blocks)
+        with self._lock:
+            self._write(record)
+            try:
+                fileio.fdatasync(self._fd)
+            except OSError as exc:
+                # a torn record ends the file at replay; nothing after it may be acknowledged
+                self.failed = str(exc)
+                raise
+            return self._covered_by(blocks)
+
+    def begin(self, blocks: list[tuple[Wal, int, int, int, bytes]]) -> Syncing:
+        """:meth:`log_and_sync` in two halves, for a caller with work to do while the disk
+        syncs: the record is written and its fdatasync started on a backend thread. The caller
+        must pass the answer to :meth:`finish` (in a ``finally``): this log takes no other
+        record until then. Raises as log_and_sync does."""
+        record = self._record(blocks)
+        self._lock.acquire()
+        try:
+            self._write(record)
+            try:
+                fileio.fdatasync_point(self._fd)
+                started = _backend.impl.fdatasync_start(self._fd)
+            except OSError as exc:
+                self.failed = str(exc)
+                raise
+        except BaseException:
+            self._lock.release()
+            raise
+        return Syncing(blocks, started)
+
+    def finish(self, syncing: Syncing) -> list[bool]:
+        """Wait for the fdatasync :meth:`begin` started: what :meth:`log_and_sync` returns or
+        raises."""
+        try:
+            code = syncing.started.wait()
+            if code:
+                exc = OSError(code, f"fdatasync: {os.strerror(code)}", self.directory)
+                self.failed = str(exc)
+                raise exc
+            return self._covered_by(syncing.blocks)
+        finally:
+            self._lock.release()
+
+    def _record(self, blocks: list[tuple[Wal, int, int, int, bytes]]) -> bytes:
         rel = self._rel
         entries: list[Entry] = []
         for wal, offset, first, last, block in blocks:
@@ -208,30 +264,35 @@ class SharedLog:
             if path is None:
                 path = rel[wal.path] = os.path.relpath(wal.path, self.root)
             entries.append((path, offset, first, last, block))
-        record = encode(entries)
+        return encode(entries)
+
+    def _write(self, record: bytes) -> None:
+        """Append one record, not yet durable (lock held)."""
+        if self.failed is not None:
+            raise OSError(f"the shared log failed: {self.failed}")
+        if self._fd < 0 or self._size >= ROTATE_BYTES:
+            self._rotate()
+        try:
+            fileio.write(self._fd, record)
+        except OSError as exc:
+            # a torn record ends the file at replay; nothing after it may be acknowledged
+            self.failed = str(exc)
+            raise
+        self._size += len(record)
+
+    def _covered_by(self, blocks: list[tuple[Wal, int, int, int, bytes]]) -> list[bool]:
+        """The record of ``blocks`` is durable (lock held): which of them count so in their
+        own logs."""
         out = []
-        with self._lock:
-            if self.failed is not None:
-                raise OSError(f"the shared log failed: {self.failed}")
-            if self._fd < 0 or self._size >= ROTATE_BYTES:
-                self._rotate()
-            try:
-                fileio.write(self._fd, record)
-                self._size += len(record)
-                fileio.fdatasync(self._fd)
-            except OSError as exc:
-                # a torn record ends the file at replay; nothing after it may be acknowledged
-                self.failed = str(exc)
-                raise
-            for wal, offset, _first, last, block in blocks:
-                end = offset + len(block)
-                if not wal.covered(offset, end, last):
-                    out.append(False)
-                    continue
-                out.append(True)
-                seen = self._covered.get(wal.path)
-                if seen is None or seen[1] < end:
-                    self._covered[wal.path] = (wal, end)
+        for wal, offset, _first, last, block in blocks:
+            end = offset + len(block)
+            if not wal.covered(offset, end, last):
+                out.append(False)
+                continue
+            out.append(True)
+            seen = self._covered.get(wal.path)
+            if seen is None or seen[1] < end:
+                self._covered[wal.path] = (wal, end)
         return out
 
     def _rotate(self) -> None:
@@ -293,4 +354,4 @@ class SharedLog:
                 fileio.fsync_dir(self.directory)
 
 
-__all__ = ["MAGIC", "ROTATE_BYTES", "SharedLog", "encode", "read_file", "replay"]
+__all__ = ["MAGIC", "ROTATE_BYTES", "SharedLog", "Syncing", "encode", "read_file", "replay"]

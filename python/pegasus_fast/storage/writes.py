@@ -17,7 +17,7 @@ from .. import _backend, fileio
 from ..logs import get
 from ..records import Op
 from .rdb import rdb_error
-from .slog import SharedLog
+from .slog import SharedLog, Syncing
 from .state import PartitionState
 from .wal import Wal, sync_all
 
@@ -61,6 +61,9 @@ class PartitionWrites:
     _must_sync: bool
     #: the WAL block appended last (write_logged hands it on)
     _last_block: bytes = b""
+    #: a logged block's RocksDB batch not written yet (``write_mutations_unsynced(hold=True)``
+    #: leaves it for :meth:`apply_held`, under the same hold of the lock)
+    _held: tuple[rocksdict.Rdict, rocksdict.WriteBatch] | None = None
     _last_ts: int
     _durable: Callable[[Any, int], None]
     cluster_id: int
@@ -105,13 +108,17 @@ class PartitionWrites:
         except Exception as exc:
             raise rdb_error(exc, self.path, self.pidx) from exc
 
-    def _log_and_apply(self, mutations: list[tuple[int, int, int, list]], apply: bool) -> int:
+    def _log_and_apply(
+        self, mutations: list[tuple[int, int, int, list]], apply: bool, hold: bool = False
+    ) -> int:
         """Append ``mutations`` to the WAL and apply them: all of it, or none of it (lock held).
 
         Returns the offset durability waits for. A failure leaves the WAL as
         before (the block is cut back out) and RocksDB untouched, or fails the
         partition when the WAL cannot be cut back. The block is in the WAL
         before its WriteBatch (built with it, in one backend call) is written.
+        ``hold``: the WriteBatch is kept for :meth:`apply_held` instead, which the caller calls
+        before it lets go of the lock.
         """
         if apply:
             db = self._db or self.db
@@ -126,7 +133,9 @@ class PartitionWrites:
         except BaseException:
             self._note_failure()
             raise
-        if apply:
+        if apply and hold:
+            self._held = (db, wb)
+        elif apply:
             try:
                 self._write_batch(db, wb)
             except BaseException as exc:
@@ -142,6 +151,21 @@ class PartitionWrites:
             # committed here: the secondaries may log it while this node syncs it
             r.logged(mutations[0][0], last, block)
         return offset
+
+    def apply_held(self) -> None:
+        """Write the RocksDB batch of the block ``write_mutations_unsynced(hold=True)`` logged
+        (the caller has held the lock since). That block is committed in the WAL, and may be
+        durable already (its fdatasync ran meanwhile), so a failure here cannot cut it back out:
+        it fails the partition, whose reopening replays the WAL into RocksDB."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        try:
+            self._write_batch(*held)
+        except BaseException as exc:
+            self.wal._fail(f"RocksDB did not take decrees logged through {self.last_committed}: {exc}")
+            self._note_failure()
+            raise
 
     def _committed(self, decree: int) -> None:
         """``decree`` is durable here: once every secondary holds it too (a replicated
@@ -244,11 +268,15 @@ class PartitionWrites:
         return last
 
     def write_mutations_unsynced(
-        self, build: Callable[[int], list[tuple[int, int, int, list]]], defer_apply: bool = False
+        self,
+        build: Callable[[int], list[tuple[int, int, int, list]]],
+        defer_apply: bool = False,
+        hold: bool = False,
     ) -> tuple[int, int | None]:
         """:meth:`write_mutations` up to durability: ``(last decree, WAL offset)``, logged and
         applied but not yet durable; pass both to :meth:`wait_durable` before telling anyone
-        (offset None: build returned nothing, nothing to wait for)."""
+        (offset None: build returned nothing, nothing to wait for). ``hold``: applied only by
+        :meth:`apply_held`, which the caller calls before it lets go of the lock it holds."""
         with self.lock:
             if self.state in (
                 PartitionState.CLOSED,
@@ -265,7 +293,7 @@ class PartitionWrites:
             deferred = defer_apply and self._db is None
             if not deferred and self._db is None:
                 self.open_now()
-            offset = self._log_and_apply(mutations, not deferred)
+            offset = self._log_and_apply(mutations, not deferred, hold)
             if deferred:
                 self._deferred = True
             self.last_committed = last
@@ -330,34 +358,71 @@ def wait_durable_shared(
     does not continue what its partition had durable (another writer's bytes before it are not
     yet), or all of them if the shared log fails, is made durable by its partition log's own
     fsync instead."""
-    out: list[BaseException | None] = [None] * len(logged)
-    _send(logged)
-    shared = [i for i, x in enumerate(logged) if x[0]._must_sync]
-    covered = [False] * len(shared)
-    if shared:
-        try:
-            covered = slog.log_and_sync(
-                [(logged[i][0].wal, logged[i][3], logged[i][1], logged[i][1], logged[i][4]) for i in shared]
-            )
-        except OSError as exc:
-            if not slog.failed_reported:
-                slog.failed_reported = True
-                log.error(
-                    "the shared log failed, the partition logs are synced one by one from now on: %s", exc
-                )
-    own = [i for i, ok in zip(shared, covered, strict=True) if not ok]
-    if own:
-        for i, exc in zip(own, wait_durable_all([logged[i][:3] for i in own]), strict=True):
-            out[i] = exc
-    skip = set(own)
-    for i, (p, decree, *_) in enumerate(logged):
-        if i in skip:
-            continue
-        try:
-            p._committed(decree)
-        except BaseException as exc:
-            out[i] = exc
-    return out
+    return SharedDurability(slog, logged, started=False).wait()
 
 
-__all__ = ["PartitionWrites", "Replicator", "wait_durable_all", "wait_durable_shared"]
+class SharedDurability:
+    """:func:`wait_durable_shared` in two halves, for a caller with work to do while the disk
+    syncs (a secondary applies to RocksDB what it logged): made with ``started=True``, the
+    record is written and its fdatasync under way when the constructor returns; :meth:`wait`
+    (in a ``finally``: the shared log takes no other record until then) waits for it and
+    tells each write's outcome."""
+
+    def __init__(
+        self, slog: SharedLog, logged: Sequence[tuple[PartitionWrites, int, int, int, bytes]], started: bool
+    ) -> None:
+        self._slog = slog
+        self._logged = logged
+        _send(logged)
+        self._shared = [i for i, x in enumerate(logged) if x[0]._must_sync]
+        self._syncing: Syncing | None = None
+        self._failed = False
+        if self._shared and started:
+            try:
+                self._syncing = slog.begin(self._entries())
+            except OSError as exc:
+                self._report(exc)
+
+    def _entries(self) -> list[tuple[Wal, int, int, int, bytes]]:
+        logged = self._logged
+        return [
+            (logged[i][0].wal, logged[i][3], logged[i][1], logged[i][1], logged[i][4]) for i in self._shared
+        ]
+
+    def _report(self, exc: OSError) -> None:
+        self._failed = True
+        slog = self._slog
+        if not slog.failed_reported:
+            slog.failed_reported = True
+            log.error("the shared log failed, the partition logs are synced one by one from now on: %s", exc)
+
+    def wait(self) -> list[BaseException | None]:
+        """Each write's outcome, in order: None once durable (and the hooks told), else the
+        error ``wait_durable`` would have raised."""
+        logged, shared = self._logged, self._shared
+        out: list[BaseException | None] = [None] * len(logged)
+        covered = [False] * len(shared)
+        if shared and not self._failed:
+            try:
+                if self._syncing is not None:
+                    covered = self._slog.finish(self._syncing)
+                else:
+                    covered = self._slog.log_and_sync(self._entries())
+            except OSError as exc:
+                self._report(exc)
+        own = [i for i, ok in zip(shared, covered, strict=True) if not ok]
+        if own:
+            for i, exc in zip(own, wait_durable_all([logged[i][:3] for i in own]), strict=True):
+                out[i] = exc
+        skip = set(own)
+        for i, (p, decree, *_) in enumerate(logged):
+            if i in skip:
+                continue
+            try:
+                p._committed(decree)
+            except BaseException as exc:
+                out[i] = exc
+        return out
+
+
+__all__ = ["PartitionWrites", "Replicator", "SharedDurability", "wait_durable_all", "wait_durable_shared"]

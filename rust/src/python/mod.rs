@@ -128,6 +128,38 @@ fn py_fdatasync_all(py: Python<'_>, fds: Vec<i32>) -> Vec<i32> {
     py.allow_threads(|| crate::syncpool::sync_all(&fds))
 }
 
+/// An `fdatasync` running on the Rust pool (`fdatasync_start`).
+#[pyclass(name = "StartedSync", frozen)]
+struct PyStartedSync {
+    inner: std::sync::Arc<crate::syncpool::Started>,
+}
+
+#[pymethods]
+impl PyStartedSync {
+    /// Block, the GIL released, until the `fdatasync` has returned: 0, or its errno.
+    #[pyo3(text_signature = "(self)")]
+    fn wait(&self, py: Python<'_>) -> i32 {
+        let inner = &self.inner;
+        py.allow_threads(|| inner.wait())
+    }
+
+    /// Whether the `fdatasync` has returned.
+    #[getter]
+    fn done(&self) -> bool {
+        self.inner.poll().is_some()
+    }
+}
+
+/// Start `fdatasync(fd)` on a Rust thread and return at once; the caller keeps `fd` open
+/// until the answer's `wait()` has returned.
+#[pyfunction]
+#[pyo3(name = "fdatasync_start")]
+fn py_fdatasync_start(fd: i32) -> PyStartedSync {
+    PyStartedSync {
+        inner: crate::syncpool::start(fd),
+    }
+}
+
 #[pyfunction]
 #[pyo3(name = "crc32c", signature = (data, crc=None), text_signature = "(data, crc=0)")]
 fn py_crc32c(
@@ -521,6 +553,8 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BLOCK_HEADER_SIZE", codec::BLOCK_HEADER_SIZE)?;
     m.add_function(wrap_pyfunction!(py_crc32c, m)?)?;
     m.add_function(wrap_pyfunction!(py_fdatasync_all, m)?)?;
+    m.add_function(wrap_pyfunction!(py_fdatasync_start, m)?)?;
+    m.add_class::<PyStartedSync>()?;
     m.add_function(wrap_pyfunction!(py_crc64, m)?)?;
     m.add_function(wrap_pyfunction!(py_partition_index, m)?)?;
     m.add_function(wrap_pyfunction!(py_encode_block, m)?)?;
