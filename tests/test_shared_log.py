@@ -254,3 +254,25 @@ def test_crafted_shared_log_files_never_reach_a_partition_log(tmp_path: Path) ->
         older.unlink()
         newest.unlink(missing_ok=True)
         assert sorted(p.name for p in tmp_path.rglob("*")) == [x for x in before if x != "slog.00000002"]
+
+
+def test_a_begun_record_holds_the_log_until_it_is_finished(backend: ModuleType, tmp_path: Path) -> None:
+    """``begin`` writes a record and starts its fdatasync; no other record may be written (nor
+    the file rotated under the running fdatasync) until ``finish``."""
+    import threading
+
+    log = slog.SharedLog(str(tmp_path))
+    try:
+        syncing = log.begin([])
+        other = threading.Thread(target=log.log_and_sync, args=([],), daemon=True)
+        other.start()
+        other.join(0.3)
+        assert other.is_alive(), "another record went in before the begun one was finished"
+        assert log.finish(syncing) == []
+        other.join(10)
+        assert not other.is_alive()
+        assert log.failed is None
+        files = sorted((tmp_path / "slog").iterdir())
+        assert len(files) == 1 and files[0].stat().st_size == 2 * len(slog.encode([]))
+    finally:
+        log.close()

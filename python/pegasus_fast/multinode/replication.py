@@ -315,6 +315,7 @@ class Replication:
                     durability = SharedDurability(slog, rows, started=True)
             finally:
                 # whatever was logged reaches RocksDB before the locks go, an error or not
+                unforeseen: BaseException | None = None
                 for part in locked:
                     try:
                         part.apply_held()
@@ -323,10 +324,12 @@ class Replication:
                         for i, p in enumerate(parts):
                             if p is part:
                                 acks[i] = pb.ReplicaAck(status=FAILED)
-                    except BaseException:
-                        if durability is not None:
-                            durability.wait()  # the shared log takes other records again
-                        raise
+                    except BaseException as exc:  # the others still get theirs; raised below
+                        unforeseen = unforeseen or exc
+                if unforeseen is not None:
+                    if durability is not None:
+                        durability.wait()  # the shared log takes other records again
+                    raise unforeseen
         if durability is not None:
             errors = durability.wait()
         elif rows:
