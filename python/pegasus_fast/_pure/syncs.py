@@ -3,9 +3,8 @@ started now and waited for later.
 
 The group commit of a batch spread over several partition logs ends in one fdatasync per log;
 issued together the file system overlaps them. ``os.fdatasync`` releases the GIL, so a small
-pool of threads does here what the Rust pool does; the caller runs the first one itself. A
-started one overlaps the caller's own work less than in Rust: the pool's thread needs the GIL
-for a moment before it can issue the call.
+pool of threads does here what the Rust pool does; the caller runs the first one itself. One
+"started" here has run already (see :func:`fdatasync_start`).
 """
 
 from __future__ import annotations
@@ -49,27 +48,28 @@ def fdatasync_all(fds: list[int]) -> list[int]:
 
 
 class StartedSync:
-    """An fdatasync running on the pool (:func:`fdatasync_start`)."""
+    """An fdatasync :func:`fdatasync_start` has run."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_code",)
 
-    def __init__(self, future: Future[int]) -> None:
-        self._future = future
+    def __init__(self, code: int) -> None:
+        self._code = code
 
     def wait(self) -> int:
-        """Block until the fdatasync has returned: 0, or its errno."""
-        return self._future.result()
+        """0, or the errno the fdatasync failed with."""
+        return self._code
 
     @property
     def done(self) -> bool:
-        """Whether the fdatasync has returned."""
-        return self._future.done()
+        return True
 
 
 def fdatasync_start(fd: int) -> StartedSync:
-    """Start ``fdatasync(fd)`` on the pool and return at once; the caller keeps ``fd`` open
-    until the answer's ``wait()`` has returned."""
-    return StartedSync(_the_pool().submit(_one, fd))
+    """``fdatasync(fd)``, run here before it returns. The Rust twin runs it on a thread of its
+    own while the caller goes on; a Python thread could not start it before the caller, which
+    holds the GIL while it works meanwhile, lets go of it: handing it over would only add the
+    hand-off to the same serial cost."""
+    return StartedSync(_one(fd))
 
 
 __all__ = ["StartedSync", "fdatasync_all", "fdatasync_start"]
