@@ -18,7 +18,7 @@ from types import ModuleType
 
 import pytest
 from inprocess_replication import in_process_replication
-from pegasus_fast import _backend, fileio
+from pegasus_fast import Config, _backend, fileio
 from pegasus_fast.coord.layout import PartitionDoc
 from pegasus_fast.engine.cluster import Cluster
 from pegasus_fast.errors import PartitionFailedError
@@ -33,9 +33,9 @@ BALLOT = 3
 SLOG = os.sep + "slog" + os.sep
 
 
-def _open_secondary(root: Path) -> tuple[Replication, Cluster, Peers]:
+def _open_secondary(root: Path, config: Config | None = None) -> tuple[Replication, Cluster, Peers]:
     """Node n1 as the secondary of both partitions of table t, whose primary is n2."""
-    cluster = Cluster.open(str(root), name="c")
+    cluster = Cluster.open(str(root), name="c", config=config)
     cluster.create_table("t", 2)
     peers = Peers()
     r = in_process_replication(cluster, peers)
@@ -147,6 +147,22 @@ def test_a_failed_shared_log_sync_falls_back_to_the_partition_logs(
         assert p.wal.file_synced_offset == p.wal.written_offset  # its own fsync
         assert p.get(_key(2)) == b"v2"
     assert [(a.status, a.decree) for a in _receive(r, _item(0, 3, 1))] == [(pb.ReplicaAck.OK, 3)]
+
+
+def test_without_the_shared_log_each_partition_log_syncs_on_its_own(
+    backend: ModuleType, tmp_path: Path
+) -> None:
+    r, cluster, peers = _open_secondary(tmp_path / "c", Config(shared_log=False))
+    try:
+        acks = _receive(r, _item(0, 1, 2), _item(1, 1, 3))
+        assert [(a.status, a.decree) for a in acks] == [(pb.ReplicaAck.OK, 2), (pb.ReplicaAck.OK, 3)]
+        for pidx, p in enumerate(cluster.table("t").partitions):
+            assert p.wal.file_synced_offset == p.wal.written_offset
+            assert p.get(_key(2)) == b"v2", pidx
+        slog_dir = tmp_path / "c" / "slog"
+        assert not slog_dir.exists() or all(f.stat().st_size == 0 for f in slog_dir.iterdir())
+    finally:
+        _close(r, cluster, peers)
 
 
 def test_two_primaries_calls_over_the_same_partitions_never_deadlock(

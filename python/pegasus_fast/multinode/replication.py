@@ -299,7 +299,8 @@ class Replication:
         logged: list[tuple[int, Partition, int, int, int, bytes]] = []
         #: the items that logged a SOURCE_DECREE op (a follower's source position)
         marked: list[int] = []
-        slog = getattr(self.cluster, "shared_log", None)
+        # config.shared_log=False: every partition log syncs on its own, a secondary's too
+        slog = getattr(self.cluster, "shared_log", None) if self.cluster.config.shared_log else None
         durability: SharedDurability | None = None
         rows: list[tuple[Partition, int, int, int, bytes]] = []
         with ExitStack() as held:
