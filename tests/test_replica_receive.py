@@ -88,10 +88,16 @@ def _key(decree: int) -> bytes:
     return encode_key(b"k%d" % decree, b"s")
 
 
+@pytest.mark.parametrize("opened", [False, True], ids=["rocksdb-opened-later", "rocksdb-open"])
 def test_what_a_secondary_acknowledges_is_logged_durable_and_applied(
-    secondary: tuple[Replication, Cluster, Path],
+    secondary: tuple[Replication, Cluster, Path], opened: bool
 ) -> None:
+    """Unopened, a secondary's partition only logs (its RocksDB opens a moment later and
+    replays the log); open, RocksDB takes each batch while the shared log syncs."""
     r, cluster, _ = secondary
+    if opened:
+        for p in cluster.table("t").partitions:
+            p.db  # noqa: B018
     acks = _receive(r, _item(0, 1, 3), _item(1, 1, 2))
     assert [(a.status, a.decree) for a in acks] == [(pb.ReplicaAck.OK, 3), (pb.ReplicaAck.OK, 2)]
     parts = cluster.table("t").partitions
@@ -104,6 +110,23 @@ def test_what_a_secondary_acknowledges_is_logged_durable_and_applied(
     again = _receive(r, _item(0, 1, 3), _item(1, 1, 2))
     assert [(a.status, a.decree) for a in again] == [(pb.ReplicaAck.OK, 3), (pb.ReplicaAck.OK, 2)]
     assert cluster.shared_log.failed is None
+
+
+def test_two_items_of_one_partition_in_one_call_are_both_applied(
+    secondary: tuple[Replication, Cluster, Path],
+) -> None:
+    """A peer may send a partition twice in one call (ours never does): each item's batch
+    reaches RocksDB, none is held over another."""
+    r, cluster, _ = secondary
+    cluster.table("t").partitions[0].db  # opened: its batches are applied, not left in the log  # noqa: B018
+    acks = _receive(r, _item(0, 1, 2), _item(1, 1, 1), _item(0, 3, 2))
+    assert [(a.status, a.decree) for a in acks] == [
+        (pb.ReplicaAck.OK, 4),
+        (pb.ReplicaAck.OK, 1),
+        (pb.ReplicaAck.OK, 4),
+    ]
+    for d in range(1, 5):
+        assert _stored(cluster, 0, d) == b"v%d" % d, d
 
 
 def test_a_batch_rocksdb_refuses_after_logging_fails_its_partition_and_returns_on_reopen(

@@ -134,6 +134,7 @@ class PartitionWrites:
             self._note_failure()
             raise
         if apply and hold:
+            self.apply_held()  # one held already (a call logging twice): it goes first
             self._held = (db, wb)
         elif apply:
             try:
