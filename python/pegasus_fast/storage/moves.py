@@ -38,6 +38,7 @@ class PartitionMoves:
     source_seen: int
     _db: rocksdict.Rdict | None
     _deferred: bool
+    _image: dict[bytes, bytes | None] | None
     _last_ts: int
     _last_block: bytes
     _checkpointing: threading.Lock
@@ -210,6 +211,7 @@ class PartitionMoves:
             self.last_committed = self.last_flushed = self.last_durable = 0
             self.source_decree = self.source_seen = 0
             self._deferred = False
+            self._image = None
             self.state = PartitionState.SERVING
 
 

@@ -251,6 +251,7 @@ class Partition(
         #: mutations replayed from the WAL at open
         self.replayed = max(0, log_last - self.last_flushed)
         self._deferred = False
+        self._image = None  # RocksDB holds what it held
         self._opening = False
 
     def _give_back_slot(self) -> None:
@@ -363,6 +364,7 @@ class Partition(
                     self.last_flushed = self.last_committed
                 except Exception:  # noqa: BLE001, S110 - see above
                     pass
+            self._image = None
             try:
                 self.wal.close()
             finally:

@@ -2,6 +2,10 @@
 
 A mixin of ``Partition`` (partition.py), which provides ``db``, ``check_available``,
 ``holds_nothing``, ``path`` and ``pidx``.
+
+Point reads of a partition whose RocksDB is not made yet, and whose log holds only a few
+writes (a follower's partition that learned a small snapshot), are answered from those writes
+(``_image``, kept by the write path) instead of making RocksDB first: 5-10 ms of fsyncs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ if TYPE_CHECKING:
 class PartitionReads:
     path: str
     pidx: int
+    _db: rocksdict.Rdict | None
+    #: the RocksDB writes the log holds, key to stored value (None: deleted), of a partition
+    #: that held nothing before them and whose RocksDB is not made yet; None otherwise
+    #: (writes.py keeps it, ``_open_db`` drops it)
+    _image: dict[bytes, bytes | None] | None = None
 
     if TYPE_CHECKING:  # what Partition provides
 
@@ -32,6 +41,9 @@ class PartitionReads:
         def check_available(self, for_write: bool) -> None: ...
 
     def _get(self, key: bytes) -> bytes | None:
+        image = self._image
+        if image is not None and self._db is None:
+            return image.get(key)
         try:
             return self.db.get(key)
         except Exception as exc:
@@ -62,8 +74,11 @@ class PartitionReads:
         self.check_available(False)
         if self.holds_nothing or not keys:
             return [None] * len(keys)
+        image = self._image
         try:
-            raws = self.db.get(keys)
+            raws = (
+                [image.get(k) for k in keys] if image is not None and self._db is None else self.db.get(keys)
+            )
         except Exception as exc:
             raise rdb_error(exc, self.path, self.pidx) from exc
         now = now_pegasus_seconds()

@@ -23,6 +23,11 @@ from .wal import Wal, sync_all
 
 log = get(__name__)
 
+#: a partition whose RocksDB is not made yet answers point reads from the writes its log holds
+#: (reads.py) while they are at most this many keys and bytes
+IMAGE_KEYS = 1024
+IMAGE_BYTES = 1 << 20
+
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
 
@@ -61,6 +66,8 @@ class PartitionWrites:
     _must_sync: bool
     #: the WAL block appended last (write_logged hands it on)
     _last_block: bytes = b""
+    _image: dict[bytes, bytes | None] | None = None
+    _image_bytes: int = 0
     #: a logged block's RocksDB batch not written yet (``write_mutations_unsynced(hold=True)``
     #: leaves it for :meth:`apply_held`, under the same hold of the lock)
     _held: tuple[rocksdict.Rdict, rocksdict.WriteBatch] | None = None
@@ -83,6 +90,9 @@ class PartitionWrites:
         def db(self) -> rocksdict.Rdict: ...
 
         def open_now(self) -> None: ...
+
+        @property
+        def holds_nothing(self) -> bool: ...
 
         def check_available(self, for_write: bool) -> None: ...
 
@@ -152,6 +162,24 @@ class PartitionWrites:
             # committed here: the secondaries may log it while this node syncs it
             r.logged(mutations[0][0], last, block)
         return offset
+
+    def _image_writes(self, mutations: list[tuple[int, int, int, list]], fresh: bool) -> None:
+        """Logged, RocksDB not made yet (lock held): reads find these writes in ``_image`` while
+        it stays small (see reads.py), if the partition held nothing before them."""
+        image = {} if fresh else self._image
+        if image is None:
+            return
+        try:
+            writes = _backend.impl.mutation_writes(mutations, self._tombstones)
+        except (ValueError, TypeError):  # what replay takes and this does not: RocksDB answers
+            self._image = None
+            return
+        for key, value in writes:
+            image[key] = value
+        self._image_bytes = (0 if fresh else self._image_bytes) + sum(
+            len(k) + len(v or b"") for k, v in writes
+        )
+        self._image = image if len(image) <= IMAGE_KEYS and self._image_bytes <= IMAGE_BYTES else None
 
     def apply_held(self) -> None:
         """Write the RocksDB batch of the block ``write_mutations_unsynced(hold=True)`` logged
@@ -294,8 +322,10 @@ class PartitionWrites:
             deferred = defer_apply and self._db is None
             if not deferred and self._db is None:
                 self.open_now()
+            fresh = deferred and self.holds_nothing  # nothing stored before these writes
             offset = self._log_and_apply(mutations, not deferred, hold)
             if deferred:
+                self._image_writes(mutations, fresh)
                 self._deferred = True
             self.last_committed = last
             for m in mutations:
