@@ -5,7 +5,8 @@ A mixin of ``Partition`` (partition.py), which provides ``db``, ``check_availabl
 
 Point reads of a partition whose RocksDB is not made yet, and whose log holds only a few
 writes (a follower's partition that learned a small snapshot), are answered from those writes
-(``_image``, kept by the write path) instead of making RocksDB first: 5-10 ms of fsyncs.
+(``_image``, kept by the write path while it is small: writes.py ``IMAGE_KEYS``,
+``IMAGE_BYTES``) instead of making RocksDB first: 5-10 ms of fsyncs.
 """
 
 from __future__ import annotations

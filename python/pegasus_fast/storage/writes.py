@@ -24,9 +24,10 @@ from .wal import Wal, sync_all
 log = get(__name__)
 
 #: a partition whose RocksDB is not made yet answers point reads from the writes its log holds
-#: (reads.py) while they are at most this many keys and bytes
-IMAGE_KEYS = 1024
-IMAGE_BYTES = 1 << 20
+#: (reads.py) while they are at most this many keys and bytes: a table of a few records (the
+#: founding scenario), and a bound on what thousands of such partitions keep in memory
+IMAGE_KEYS = 256
+IMAGE_BYTES = 64 << 10
 
 #: op kinds as plain ints: the write path compares them per write
 _SOURCE_DECREE = int(Op.SOURCE_DECREE)
