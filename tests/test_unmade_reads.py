@@ -146,3 +146,19 @@ def test_a_follower_that_learned_a_small_table_answers_its_first_reads_without_m
             assert time.monotonic() < deadline
             time.sleep(0.01)
         assert f.get(b"k2", b"s") == b"v2"
+
+
+def test_writes_the_image_cannot_hold_leave_reads_to_rocksdb(backend: ModuleType, tmp_path: Path) -> None:
+    """A hash key of 65535 bytes: the log (and replay) take it, ``mutation_writes`` refuses it
+    (Pegasus's limit). The write is logged as ever, the image is dropped, and the read makes
+    RocksDB, which replays it."""
+    hk = b"x" * 65535
+    with pf.Cluster.open(tmp_path / "c") as c:
+        p = c.create_table("t", partition_count=1).partitions[0]
+        ts = time.time_ns() // 1000
+        _log(p, [(int(Op.PUT), b"h", b"s", b"v", 0)], ts)
+        assert p._image is not None
+        _log(p, [(int(Op.PUT), hk, b"s", b"long", 0)], ts + 1)
+        assert p._image is None and p.last_committed == 2
+        assert p.get(encode_key(b"h", b"s")) == b"v"
+        assert _rdb_made(p)

@@ -172,7 +172,7 @@ class PartitionWrites:
             return
         try:
             writes = _backend.impl.mutation_writes(mutations, self._tombstones)
-        except (ValueError, TypeError):  # what replay takes and this does not: RocksDB answers
+        except Exception:  # noqa: BLE001 - logged already: never fail it here; RocksDB answers
             self._image = None
             return
         for key, value in writes:
