@@ -118,9 +118,13 @@ class Served:
             try:
                 p.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGUSR2)  # serve dumps every thread's stack on stderr
+                time.sleep(1.0)
                 p.kill()
                 p.wait(STOP_TIMEOUT)
-                raise AssertionError(f"{self.name} ignored SIGTERM for {STOP_TIMEOUT}s") from None
+                raise AssertionError(
+                    f"{self.name} ignored SIGTERM for {STOP_TIMEOUT}s; its stderr ends:\n{self.stderr(12000)}"
+                ) from None
         return p.returncode
 
     def restart(self, *extra: str) -> str:

@@ -83,6 +83,25 @@ def test_url_ready_file_and_graceful_sigterm(
         assert c.table("t").count() == 100
 
 
+def test_sigusr2_dumps_every_threads_stack_and_serving_goes_on(
+    default_backend: ModuleType, server: tuple[subprocess.Popen[str], str]
+) -> None:
+    """An operator's look into a server that hangs (a stop, a call): ``kill -USR2``."""
+    proc, url = server
+    with pf.connect(url, timeout=10) as rc:
+        t = rc.create_table("t", partition_count=2)
+        t.set(b"k", b"s", b"v")
+        proc.send_signal(signal.SIGUSR2)
+        assert t.get(b"k", b"s") == b"v"  # answered after the dump: it went on serving
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert "Thread 0x" in err and "(most recent call first)" in err, err[-2000:]
+    assert "serve.py" in err  # the main thread, waiting to be stopped
+
+
 def test_sigint_with_a_client_mid_scan(
     default_backend: ModuleType, server: tuple[subprocess.Popen[str], str]
 ) -> None:

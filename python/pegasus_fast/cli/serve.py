@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import faulthandler
 import gc
 import os
 import signal
@@ -293,6 +294,8 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    # `kill -USR2 PID`: every thread's stack on stderr, the server going on (a hung stop or call)
+    faulthandler.register(signal.SIGUSR2, all_threads=True, chain=False)
     member = None
     if args.zk is None:
         if args.node_id is not None:
