@@ -131,6 +131,10 @@ class PartitionWrites:
         ``hold``: the WriteBatch is kept for :meth:`apply_held` instead, which the caller calls
         before it lets go of the lock.
         """
+        if hold:
+            # one held already (a call logging twice): RocksDB takes it before anything more
+            # is logged, so a failure of it leaves the log with nothing past what it failed on
+            self.apply_held()
         if apply:
             db = self._db or self.db
             wb = rocksdict.WriteBatch(raw_mode=True)
@@ -145,7 +149,6 @@ class PartitionWrites:
             self._note_failure()
             raise
         if apply and hold:
-            self.apply_held()  # one held already (a call logging twice): it goes first
             self._held = (db, wb)
         elif apply:
             try:
