@@ -30,6 +30,7 @@ from conftest import BACKENDS, DEFAULT_BACKEND, load_backend
 from multinode import Nodes
 from pegasus_fast import _backend, records
 from pegasus_fast.records import MAX_VALUE, Op
+from pegasus_fast.server.data_service import DataApiHandlers
 from served import Fleet
 
 CT, FT = pf.CheckType, pf.FilterType
@@ -1057,14 +1058,33 @@ def _open_scanners(c: pf.Cluster) -> float:
 
 
 @only("remote")  # its server runs in this process: the gauge is readable
-def test_an_abandoned_remote_scanner_frees_the_server(served: Any, table: Any) -> None:
+def test_an_abandoned_remote_scanner_frees_the_server(
+    served: Any, table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A scanner dropped part way cancels its stream, and the server's side of it (the
-    partition iterator it reads from) goes; one read to its end goes too."""
+    partition iterator it reads from) goes; one read to its end goes too.
+
+    A stream this small fits in gRPC's flow-control window (several MiB), so the server could
+    push one to its end before the gauge is read; each stream's records therefore wait, after
+    its first batch, until the scanners are dropped: the streams are part way for certain."""
     server_cluster = served[0]
     fill(table, b"h", [b"%04d" % i for i in range(500)])
     for i in range(40):  # records in every partition, for each unordered scanner
         fill(table, b"k%d" % i, [b"%02d" % j for j in range(20)])
     assert _open_scanners(server_cluster) == 0
+    dropped = threading.Event()
+    stream = DataApiHandlers._stream
+
+    def held(self: Any, records: Iterator[Any], batch_size: int, context: Any) -> Iterator[Any]:
+        def after_first_batch() -> Iterator[Any]:
+            for n, r in enumerate(records):
+                if n == batch_size:
+                    dropped.wait(10)
+                yield r
+
+        return stream(self, after_first_batch(), batch_size, context)
+
+    monkeypatch.setattr(DataApiHandlers, "_stream", held)
     scanners = [table.get_scanner(b"h", batch_size=10), table.scan(batch_size=10)]
     scanners += table.unordered_scanners(2, batch_size=10)
     for s in scanners:
@@ -1073,6 +1093,8 @@ def test_an_abandoned_remote_scanner_frees_the_server(served: Any, table: Any) -
     del s
     scanners.pop().close()  # closed explicitly
     scanners.clear()  # the others dropped
+    dropped.set()
+    monkeypatch.undo()
     deadline = time.monotonic() + 10
     while _open_scanners(server_cluster) != 0:
         assert time.monotonic() < deadline, _open_scanners(server_cluster)
