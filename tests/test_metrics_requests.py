@@ -77,11 +77,18 @@ def test_pegasus_port_requests_are_counted_per_batch(fleet: Fleet) -> None:
             t.set(b"h%d" % i, b"s", b"v")
         for i in range(12):
             t.get(b"h%d" % i, b"s")
+        # a batch_get goes there too, one request per partition its keys fall in
+        keys = [(b"h%d" % i, b"s") for i in range(12)] + [(b"none", b"s")]
+        assert t.batch_get(keys) == [b"v"] * 12 + [None]
+        partitions = {t.partition_index(hk, sk) for hk, sk in keys}
         after = scrape(url)
     put = key("requests_total", service="pegasus", verb="RPC_RRDB_RRDB_PUT", code="ERR_OK")
     get = key("requests_total", service="pegasus", verb="RPC_RRDB_RRDB_GET", code="ERR_OK")
+    batch_get = key("requests_total", service="pegasus", verb="RPC_RRDB_RRDB_BATCH_GET", code="ERR_OK")
     assert after[put] - before.get(put, 0) == 30
     assert after[get] - before.get(get, 0) == 12
+    assert after[batch_get] - before.get(batch_get, 0) == len(partitions) > 1
+    assert key("requests_total", service="grpc", verb="Client/BatchGet", code="OK") not in after
     # every request the port read was counted once, whatever its batch
     served = sum(
         v for k, v in after.items() if k.startswith("requests_total{code=") and 'service="pegasus"' in k

@@ -1,6 +1,6 @@
 """``pf.connect``'s data calls over the server's Pegasus-protocol port (DESIGN.md §8, §11).
 
-RemoteTable hands its data calls (get, set, delete, multi_get, multi_set, multi_delete,
+RemoteTable hands its data calls (get, set, delete, batch_get, multi_get, multi_set, multi_delete,
 sort-key counts and TTLs) to a :class:`DataPlane` when the server's Info names a data port;
 administration, duplication and the follower service stay on gRPC. The calls go through the
 Rust client (``PegasusClientCore``: blocking sockets from a pool, waiting with the GIL
