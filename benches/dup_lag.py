@@ -1,13 +1,17 @@
 """Duplication lag under a steady stream of writes (issue #21 §5), the reader in its own process.
 
     python benches/dup_lag.py [--writes 3000] [--rate 1000] [--partitions 8] [--case a,b] [--poll-us 200]
-                               [--served-writers 4] [--pegasus-port]
+                               [--served-writers 4] [--pegasus-port] [--applies-over-grpc]
 
 Cases:
   (a) embedded source (this process, wal_sync="group") -> served follower (`pegasus-fast serve`);
-  (b) served source -> served follower, written by a client in this process (over gRPC;
-      with --pegasus-port the source also serves Pegasus's protocol, and the client writes
-      through it: the Rust front, which leaves the source's Python to its shipping).
+  (b) served source -> served follower, written by a client in this process (over gRPC).
+
+With --pegasus-port every served cluster also serves Pegasus's protocol (`serve
+--pegasus-listen`): the follower takes the duplication's applies there (OP_DUP_APPLY, the
+Rust front end and client: net/follower.py), the reader reads there, and case (b)'s client
+writes there. --applies-over-grpc keeps the applies on gRPC all the same
+(PEGASUS_FAST_DUPLICATION=grpc), to compare the two in one run.
 
 Writes are paced at ``--rate`` per second, each a new key spread over the
 partitions by its hash (case (b) by ``--served-writers`` client threads: one
@@ -38,6 +42,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import pegasus_fast as pf
+from pegasus_fast.net.follower import DUPLICATION_ENV
 from remote import free_port, served
 
 
@@ -152,7 +157,8 @@ def one_case(case: str, root: str, args: argparse.Namespace) -> dict[str, float]
     base = os.path.join(root, case)
     os.makedirs(base)
     with ExitStack() as stack:
-        _p, dst_url = stack.enter_context(served(os.path.join(base, "dst")))
+        port = ("--pegasus-listen", f"127.0.0.1:{free_port()}") if args.pegasus_port else ()
+        _p, dst_url = stack.enter_context(served(os.path.join(base, "dst"), *port))
         dst = stack.enter_context(pf.connect(dst_url))
         if case == "a":
             src: object = stack.enter_context(
@@ -201,18 +207,28 @@ def main() -> int:
     ap.add_argument(
         "--pegasus-port",
         action="store_true",
-        help="case (b)'s source also serves Pegasus's protocol, which its client then writes through",
+        help="every served cluster also serves Pegasus's protocol: the follower takes its applies "
+        "there (OP_DUP_APPLY), the reader reads there, case (b)'s client writes there",
+    )
+    ap.add_argument(
+        "--applies-over-grpc",
+        action="store_true",
+        help="keep the duplication's applies on gRPC even to a follower with a Pegasus port",
     )
     ap.add_argument("--reader", help=argparse.SUPPRESS)
     ap.add_argument("--acked", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--ready", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.applies_over_grpc:
+        os.environ[DUPLICATION_ENV] = "grpc"  # this process's shipping and the served ones'
     if args.reader:
         return reader(args.reader, "t", args.writes, args.poll_us, args.out, args.ready, args.acked)
     print(
         f"duplication lag, {args.partitions} partitions, {args.writes} writes at {args.rate}/s, "
-        f"reader in its own process polling every {args.poll_us} us; load {os.getloadavg()[0]:.2f} "
+        f"reader in its own process polling every {args.poll_us} us; "
+        f"{'Pegasus ports' if args.pegasus_port else 'gRPC only'}"
+        f"{', applies over gRPC' if args.applies_over_grpc else ''}; load {os.getloadavg()[0]:.2f} "
         "(bars: p50 < 2 ms, p99 < 10 ms)"
     )
     with tempfile.TemporaryDirectory(prefix="pf-duplag-") as root:

@@ -69,15 +69,19 @@ def caught_up(d: pf.Duplication) -> bool:
     return all(p.pending_mutations == 0 and p.stuck_reason is None for p in d.progress())
 
 
+@pytest.mark.parametrize("port", [(), ("--pegasus-listen", "127.0.0.1:0")], ids=["grpc", "pegasus-port"])
 def test_rotated_token_is_stuck_then_update_resumes_with_every_write(
     fleet: Fleet,
     tmp_path: Path,
     open_cluster_once: Callable[..., pf.Cluster],
     caplog: pytest.LogCaptureFixture,
+    port: tuple[str, ...],
 ) -> None:
+    """With a Pegasus port the applies go there (its token in each request), and the
+    restarted follower's port is another: the source learns it when it reconnects."""
     caplog.set_level(logging.DEBUG)
     dst = fleet.add("target")
-    dst.start("--token-file", token_file(tmp_path / "old.token", OLD))
+    dst.start("--token-file", token_file(tmp_path / "old.token", OLD), *port)
     src = open_cluster_once(tmp_path / "source", name="source")
     t = src.create_table(TABLE, 4)
     model: dict[tuple[bytes, bytes], bytes] = {}
@@ -92,7 +96,7 @@ def test_rotated_token_is_stuck_then_update_resumes_with_every_write(
     # the follower is restarted with a new token: writes made meanwhile wait in the source's WAL
     assert dst.stop() == 0, dst.stderr()
     write(t, model, 40, 100)
-    dst.start("--token-file", token_file(tmp_path / "new.token", NEW))
+    dst.start("--token-file", token_file(tmp_path / "new.token", NEW), *port)
     wait_until(lambda: d.stuck_reason == STUCK_AUTH, WAIT, lambda: f"stuck: {d.progress()}")
     rows = d.progress()
     assert [p.stuck_reason for p in rows] == [STUCK_AUTH] * 4

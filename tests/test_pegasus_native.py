@@ -52,6 +52,7 @@ CALLS: list[tuple[int, tuple[Any, ...]]] = [
     (codes.OP_SCAN, (42,)),
     (codes.OP_CLEAR_SCANNER, (43,)),
     (codes.OP_REPLICATE, (b"\x0a\x02n1" + bytes(range(256)),)),
+    (codes.OP_DUP_APPLY, (b"\x0a\x01t\x10\x03" + bytes(range(256)),)),
 ]
 
 
@@ -135,6 +136,8 @@ RESPONSES = [
     (codes.OP_SCAN, codes.ERR_OK, (1, [], -2)),
     (codes.OP_REPLICATE, codes.ERR_OK, (0, b"\x0a\x04\x08\x05" * 3)),
     (codes.OP_REPLICATE, codes.ERR_ACL_DENY, None),
+    (codes.OP_DUP_APPLY, codes.ERR_OK, (0, b"\x08\x07")),
+    (codes.OP_DUP_APPLY, codes.ERR_OK, (4, b'{"type": "DuplicationGapError"}')),
     (codes.OP_GET, codes.ERR_PARENT_PARTITION_MISUSED, None),
     (codes.OP_UNKNOWN, codes.ERR_HANDLER_NOT_FOUND, None),
     (codes.OP_CLEAR_SCANNER, codes.ERR_OK, None),

@@ -4,14 +4,25 @@ Only ids, bytes and chunk iterators cross the port, so each method is one
 call of the follower service (pegasus_fast.proto). Transport failures are
 RemoteUnavailableError (TRANSIENT: the duplication keeps its state and
 retries with backoff); errors the follower raised arrive as their own classes.
+
+Applies, the steady stream, go to the follower's Pegasus port when its Identity
+names one (:class:`DupPort`: OP_DUP_APPLY, its token in the request, answered by
+the follower's front end's batch loop and sent by the Rust client with the GIL
+released): a gRPC call costs each side several times its apply. Not with TLS
+(the token would cross that port in the clear), nor with PEGASUS_FAST_DUPLICATION=grpc;
+a port that fails or refuses sends them over gRPC again.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ..duplication.ports import Chunk, Follower, ManifestEntry, SourceId
 from ..errors import (
@@ -19,14 +30,30 @@ from ..errors import (
     ClosedError,
     DuplicationError,
     InvalidArgumentError,
+    PegasusFastError,
     PermissionDeniedError,
     RemoteUnavailableError,
     with_fix,
 )
+from ..logs import get
 from . import pegasus_fast_pb2 as pb
 from . import pegasus_fast_pb2_grpc as rpc
 from .channels import Channels
-from .wire import auth_metadata, call, error_from_rpc, is_url, parse_url, token_from_env
+from .pegasus import codes
+from .pegasus.call_client import client_core
+from .wire import (
+    auth_metadata,
+    call,
+    decode_error,
+    error_from_rpc,
+    is_url,
+    parse_hostport,
+    parse_url,
+    tls_from_env,
+    token_from_env,
+)
+
+log = get(__name__)
 
 #: a follower call that takes longer is given up and retried (the calls are idempotent)
 CALL_TIMEOUT = 60.0
@@ -44,6 +71,108 @@ _ENVELOPE = 64 << 10
 #: a batch this small fits any follower (Config.max_message_bytes is 8 MiB at least): sent
 #: without asking the follower its limit first
 _ALWAYS_FITS = 4 << 20
+#: "grpc": this process neither sends its duplications' applies to a follower's Pegasus port
+#: nor, served, takes them on its own
+DUPLICATION_ENV = "PEGASUS_FAST_DUPLICATION"
+#: the largest batch sent to a Pegasus port (its frames are bounded: larger ones go by gRPC)
+PORT_MAX_BLOCKS = 32 << 20
+#: an apply on a Pegasus port is given up after this long (its socket's timeout)
+PORT_TIMEOUT = APPLY_TIMEOUT + PORT_MAX_BLOCKS / COPY_BYTES_PER_SECOND
+#: after a failure on a follower's Pegasus port its applies go by gRPC for this long (s), twice
+#: as long after each further failure in a row, up to PORT_RETRY_MAX; then the follower's
+#: Identity is asked again (a restarted follower's port may be another) and the port tried
+PORT_RETRY = 30.0
+PORT_RETRY_MAX = 900.0
+
+
+def dup_grpc_only() -> bool:
+    """Whether this process keeps duplication applies to gRPC (DUPLICATION_ENV)."""
+    return os.environ.get(DUPLICATION_ENV, "") == "grpc"
+
+
+class DupPort:
+    """A follower's Pegasus port for applies, as its last Identity named it (one per URL, kept
+    across a duplication's reconnections): ``core()`` is the client to send on, or None for
+    gRPC (none named, TLS, or failed or refused lately)."""
+
+    def __init__(self, url: str, usable: bool) -> None:
+        self.url = url
+        self._usable = usable
+        self._lock = threading.Lock()
+        self._target = ""
+        self._core: Any = None
+        self._down_until = 0.0
+        #: failures in a row (each doubles the time on gRPC)
+        self._failures = 0
+        #: a failure since the last Identity: ask it again before the port is tried again
+        self._stale = False
+
+    def learn(self, target: str) -> None:
+        """What the follower's Identity names ("" none)."""
+        if not self._usable:
+            return
+        with self._lock:
+            self._stale = False
+            if target != self._target:
+                self._drop()
+                self._target = target
+                self._down_until = 0.0
+                self._failures = 0
+
+    def identity_due(self) -> bool:
+        """Whether the follower's Identity must be asked before the port is tried again."""
+        return self._stale and time.monotonic() >= self._down_until
+
+    def core(self) -> Any:
+        with self._lock:
+            if not self._target or self._stale or time.monotonic() < self._down_until:
+                return None
+            if self._core is None:
+                addr = parse_hostport(self._target)
+                host = addr.host
+                if host in ("0.0.0.0", "", "::"):
+                    # a port on every interface is reached where the gRPC one was
+                    host = parse_url(self.url).host
+                try:
+                    self._core = client_core(host, addr.port, PORT_TIMEOUT)
+                except (PegasusFastError, OSError) as exc:
+                    self._fail(f"failed: {exc}")
+                    return None
+            return self._core
+
+    def ok(self) -> None:
+        if self._failures:
+            with self._lock:
+                self._failures = 0
+
+    def failed(self, why: object, refused: bool = False) -> None:
+        """A call on the port failed (or it ``refused`` applies): gRPC for a while."""
+        with self._lock:
+            self._fail(f"{'refused them' if refused else 'failed'}: {why}")
+
+    def _fail(self, why: str) -> None:
+        self._failures += 1
+        wait = min(PORT_RETRY * 2 ** min(self._failures - 1, 16), PORT_RETRY_MAX)
+        if self._failures == 1:
+            log.warning(
+                "duplication applies to %s go over gRPC for a while: its Pegasus port %s %s",
+                self.url,
+                self._target,
+                why,
+            )
+        self._down_until = time.monotonic() + wait
+        self._stale = True
+        self._drop()
+
+    def _drop(self) -> None:
+        core, self._core = self._core, None
+        if core is not None:
+            core.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._target = ""
+            self._drop()
 
 
 def _source_pb(source: SourceId) -> pb.SourceId:
@@ -92,13 +221,21 @@ class RemoteFollower:
     """A follower cluster served at a pegasus:// URL."""
 
     def __init__(
-        self, url: str, channel: grpc.Channel, token: str | None, source: SourceId | None = None
+        self,
+        url: str,
+        channel: grpc.Channel,
+        token: str | None,
+        source: SourceId | None = None,
+        port: DupPort | None = None,
     ) -> None:
         """``source``: the duplication this follower serves; every call names it (the follower
-        takes a table's calls only from the duplication it follows)."""
+        takes a table's calls only from the duplication it follows). ``port``: its Pegasus port
+        for applies (None: gRPC only)."""
         self.url = url
         self._src = None if source is None else _source_pb(source)
         self._stub = rpc.FollowerStub(channel)
+        self._token = token or ""
+        self._port = port
         self._md = auth_metadata(token)
         #: the largest message the follower takes (IdentityReply), 0 until asked
         self.message_limit = 0
@@ -134,6 +271,8 @@ class RemoteFollower:
         r = self._call("Identity", pb.Empty())
         assert isinstance(r, pb.IdentityReply)
         self.message_limit = r.max_message_bytes
+        if self._port is not None:
+            self._port.learn(r.dup_apply_address)
         return r.cluster_id, r.cluster_uid
 
     def max_batch_bytes(self) -> int:
@@ -238,12 +377,50 @@ class RemoteFollower:
         request = pb.ApplyRequest(
             table=table, pidx=pidx, blocks=blocks, skipped_through=skipped_through, source=self._src
         )
+        port = self._port if len(blocks) <= PORT_MAX_BLOCKS else None
+        if port is not None and port.identity_due():
+            self.identity()  # a restarted follower's port may be another
+        core = port.core() if port is not None else None
+        if core is not None:
+            decree = self._apply_on_port(core, request)
+            if decree is not None:
+                return decree
         timeout = APPLY_TIMEOUT + len(blocks) / COPY_BYTES_PER_SECOND
         try:
             r = call(self.url, self._stub.Apply, request, timeout=timeout, metadata=self._md)
         except AuthenticationError as exc:
             raise token_fix(exc, self.url, bool(self._md)) from None
         return r.source_decree
+
+    def _apply_on_port(self, core: Any, request: pb.ApplyRequest) -> int | None:
+        """``request`` sent to the follower's Pegasus port: its durable decree, or None when the
+        port failed or refused it (the caller sends it over gRPC: an apply may be sent twice,
+        the follower skips what it holds). The follower's own errors are raised, typed."""
+        assert self._port is not None
+        request.token = self._token
+        try:
+            error, result = core.call(codes.OP_DUP_APPLY, 0, 0, (request.SerializeToString(),))
+        except (PegasusFastError, OSError) as exc:
+            self._port.failed(exc)
+            return None
+        finally:
+            request.token = ""
+        if error != codes.ERR_OK:  # ERR_HANDLER_NOT_FOUND: it takes them over gRPC only now
+            self._port.failed(error, refused=True)
+            return None
+        self._port.ok()
+        status, value = result
+        if status != codes.K_OK:
+            exc = decode_error(value, self.url, "a duplication apply failed")
+            if isinstance(exc, AuthenticationError):
+                # as gRPC's refusal reads: this URL refused the call, and why
+                auth = type(exc)(self.url, getattr(exc, "reason", "") or "")
+                raise token_fix(auth, self.url, bool(self._md))
+            raise exc
+        try:
+            return pb.ApplyReply.FromString(value).source_decree
+        except DecodeError as exc:
+            raise RemoteUnavailableError(self.url, f"an apply reply that does not decode: {exc}") from None
 
     def apply_stream(self, table: str, pidx: int, batches: Iterable[tuple[bytes, int]]) -> Iterator[int]:
         limit = self.max_batch_bytes()
@@ -342,7 +519,12 @@ class RemoteConnector:
         """``env_token``: a remote given no token is shown this process's $PEGASUS_FAST_TOKEN
         (an embedded cluster's default); a served cluster passes False, so a duplication someone
         adds over the wire shows only the ``remote_token`` it was given, never the server's own."""
-        self._channels: Channels[grpc.Channel] = Channels(lambda url, channel: channel)
+        self._channels: Channels[tuple[grpc.Channel, DupPort]] = Channels(
+            lambda url, channel: (
+                channel,
+                DupPort(url, not dup_grpc_only() and not any(tls_from_env().values())),
+            )
+        )
         self._env_token = env_token
 
     def connect(self, remote: str, token: str | None = None, source: SourceId | None = None) -> Follower:
@@ -350,18 +532,28 @@ class RemoteConnector:
             raise InvalidArgumentError(f"not a served cluster's URL: {remote!r}")
         url = parse_url(remote).url
         try:
-            channel = self._channels.get(url)
+            channel, port = self._channels.get(url)
         except ClosedError:
             raise RemoteUnavailableError(url, "the cluster is closing") from None
         if token is None and self._env_token:
             token = token_from_env()
-        return RemoteFollower(url, channel, token, source)
+        return RemoteFollower(url, channel, token, source, port)
 
     def close(self) -> None:
         """Close every channel, ending the calls in flight; no new one is opened after this.
         The channels close in a thread of their own, never in a cluster's close (a slow link
         takes as long to close as its queued bytes take to send)."""
+        for _channel, port in self._channels.kept():
+            port.close()
         self._channels.close(wait=False)
 
 
-__all__ = ["RemoteConnector", "RemoteFollower", "chunk_piece"]
+__all__ = [
+    "DUPLICATION_ENV",
+    "PORT_RETRY",
+    "DupPort",
+    "RemoteConnector",
+    "RemoteFollower",
+    "chunk_piece",
+    "dup_grpc_only",
+]

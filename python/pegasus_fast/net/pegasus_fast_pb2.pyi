@@ -760,14 +760,16 @@ class VerifyReply(_message.Message):
     def __init__(self, dupid: _Optional[int] = ..., table: _Optional[str] = ..., remote_table: _Optional[str] = ..., equal: _Optional[bool] = ..., quiet: _Optional[bool] = ..., now: _Optional[int] = ..., seconds: _Optional[float] = ..., partitions: _Optional[_Iterable[_Union[PartitionVerify, _Mapping]]] = ...) -> None: ...
 
 class IdentityReply(_message.Message):
-    __slots__ = ("cluster_id", "cluster_uid", "max_message_bytes")
+    __slots__ = ("cluster_id", "cluster_uid", "max_message_bytes", "dup_apply_address")
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_UID_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DUP_APPLY_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     cluster_id: int
     cluster_uid: str
     max_message_bytes: int
-    def __init__(self, cluster_id: _Optional[int] = ..., cluster_uid: _Optional[str] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
+    dup_apply_address: str
+    def __init__(self, cluster_id: _Optional[int] = ..., cluster_uid: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., dup_apply_address: _Optional[str] = ...) -> None: ...
 
 class SourceId(_message.Message):
     __slots__ = ("cluster", "cluster_uid", "table", "dupid")
@@ -926,18 +928,20 @@ class MarkLearnedRequest(_message.Message):
     def __init__(self, table: _Optional[str] = ..., pidxs: _Optional[_Iterable[int]] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
 
 class ApplyRequest(_message.Message):
-    __slots__ = ("table", "pidx", "blocks", "skipped_through", "source")
+    __slots__ = ("table", "pidx", "blocks", "skipped_through", "source", "token")
     TABLE_FIELD_NUMBER: _ClassVar[int]
     PIDX_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_THROUGH_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
     table: str
     pidx: int
     blocks: bytes
     skipped_through: int
     source: SourceId
-    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., blocks: _Optional[bytes] = ..., skipped_through: _Optional[int] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ...) -> None: ...
+    token: str
+    def __init__(self, table: _Optional[str] = ..., pidx: _Optional[int] = ..., blocks: _Optional[bytes] = ..., skipped_through: _Optional[int] = ..., source: _Optional[_Union[SourceId, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
 
 class ApplyReply(_message.Message):
     __slots__ = ("source_decree",)

@@ -22,6 +22,7 @@ from ..engine.cluster import Cluster
 from ..errors import InvalidArgumentError, InvalidTypeError
 from ..logs import event, get
 from ..net import pegasus_fast_pb2_grpc as rpc
+from ..net.follower import dup_grpc_only
 from ..net.wire import Address, parse_hostport
 from .client_service import ClientService
 from .follower_service import FollowerService
@@ -211,9 +212,8 @@ class Server:
             rpc.add_NodeServicer_to_server(NodeService(cluster, member), grpc_server)
         client_service = ClientService(cluster, member, meta, data, self._backup_dir)
         rpc.add_ClientServicer_to_server(client_service, grpc_server)
-        rpc.add_FollowerServicer_to_server(
-            FollowerService(cluster, member, meta, self.max_message_bytes), grpc_server
-        )
+        follower_service = FollowerService(cluster, member, meta, self.max_message_bytes)
+        rpc.add_FollowerServicer_to_server(follower_service, grpc_server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, grpc_server)
         if tls is None:
@@ -264,9 +264,18 @@ class Server:
                     token=tokens.all,
                 )
                 handler = BatchHandler(cluster, placement=view)
+            elif tls is None and not dup_grpc_only():
+                from ..net.pegasus import BatchHandler
+                from .follower_service import PortApplies
+
+                # a duplication's source may send its applies here (net/follower.py): its token
+                # travels in the request, so not with TLS (it would cross this port in the clear)
+                handler = BatchHandler(cluster, dup_applies=PortApplies(follower_service, self._tokens))
             # the Rust front end with the Rust backend, the asyncio one otherwise
             self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow, handler=handler)
             self.pegasus_address = self.pegasus.address
+            if handler is not None and handler.dup_applies is not None:
+                follower_service.dup_apply_address = self.pegasus_address.target
         self._front.run(grpc_server.start())
         for name in ("", *SERVICES):
             self._front.run(self._health.set(name, health_pb2.HealthCheckResponse.SERVING))

@@ -14,15 +14,22 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ..duplication.ports import Chunk, SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower
-from ..errors import InvalidArgumentError, RemoteUnavailableError
+from ..errors import (
+    AuthenticationError,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    RemoteUnavailableError,
+)
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
 from ..net.wire import MESSAGE_LIMIT
+from .roles import Tokens, allowed, role_of
 
 if TYPE_CHECKING:
     from ..multinode.member import Member
@@ -60,6 +67,9 @@ class FollowerService(rpc.FollowerServicer):
         self.meta = meta
         #: the largest message the server takes: a source caps what it ships to it
         self.message_limit = message_limit
+        #: where a source may send its applies instead of Apply (OP_DUP_APPLY on this server's
+        #: Pegasus port: PortApplies), told in Identity; "" for none
+        self.dup_apply_address = ""
 
     def _bound(self, request: Any) -> None:
         """The call names the duplication it comes from, and its table follows that one."""
@@ -75,7 +85,12 @@ class FollowerService(rpc.FollowerServicer):
     @typed
     def Identity(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.IdentityReply:
         cid, uid = self.f.identity()
-        return pb.IdentityReply(cluster_id=cid, cluster_uid=uid, max_message_bytes=self.message_limit)
+        return pb.IdentityReply(
+            cluster_id=cid,
+            cluster_uid=uid,
+            max_message_bytes=self.message_limit,
+            dup_apply_address=self.dup_apply_address,
+        )
 
     @typed
     def EnsureTable(self, request: pb.EnsureTableRequest, context: grpc.ServicerContext) -> pb.Empty:
@@ -271,4 +286,36 @@ class FollowerService(rpc.FollowerServicer):
         return pb.Empty()
 
 
-__all__ = ["FollowerService"]
+#: the gRPC method whose calls OP_DUP_APPLY stands for (a token's role must allow it)
+APPLY_METHOD = "/pegasus_fast.v1.Follower/Apply"
+
+
+class PortApplies:
+    """A duplication's applies taken on this server's Pegasus port (OP_DUP_APPLY, the handler's
+    DupApplies): what :meth:`FollowerService.Apply` does, with the checks its call's gRPC front
+    makes (the token, which travels in the request, and its role), answered by the front end's
+    batch loop: no gRPC on either side (net/follower.py sends them)."""
+
+    def __init__(self, service: FollowerService, tokens: Tokens) -> None:
+        self._service = service
+        self._bearers = tokens.bearers()
+
+    def begin(self, request: bytes) -> Callable[[], bytes]:
+        try:
+            r = pb.ApplyRequest.FromString(request)
+        except DecodeError as exc:
+            raise InvalidArgumentError(f"an apply request that does not decode: {exc}") from None
+        if self._bearers:
+            role = role_of(self._bearers, f"Bearer {r.token}".encode()) if r.token else None
+            if role is None:
+                raise AuthenticationError("this cluster", "missing token" if not r.token else "wrong token")
+            if not allowed(role, APPLY_METHOD):
+                raise PermissionDeniedError("this cluster", f"a {role} token may not call {APPLY_METHOD}")
+        s = self._service
+        s._bound(r)
+        s._own(r.table, [r.pidx])
+        wait = s.f.begin_apply(r.table, r.pidx, r.blocks, r.skipped_through)
+        return lambda: pb.ApplyReply(source_decree=wait()).SerializeToString()
+
+
+__all__ = ["APPLY_METHOD", "FollowerService", "PortApplies"]

@@ -30,9 +30,11 @@ pub const OP_BAD_REQUEST: u8 = 17;
 /// ours, not Pegasus's: a primary's replication request to a secondary node (an opaque
 /// blob each way, shaped as a get's: the key is the request, the value the reply)
 pub const OP_REPLICATE: u8 = 18;
+/// ours too: a duplication's Apply to a follower cluster (shaped as OP_REPLICATE)
+pub const OP_DUP_APPLY: u8 = 19;
 
 /// RPC name -> operation (codes.RPC_OPS).
-pub const RPC_OPS: [(&str, u8); 17] = [
+pub const RPC_OPS: [(&str, u8); 18] = [
     ("RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX", OP_QUERY_CFG),
     ("RPC_RRDB_RRDB_PUT", OP_PUT),
     ("RPC_RRDB_RRDB_MULTI_PUT", OP_MULTI_PUT),
@@ -50,6 +52,7 @@ pub const RPC_OPS: [(&str, u8); 17] = [
     ("RPC_RRDB_RRDB_SCAN", OP_SCAN),
     ("RPC_RRDB_RRDB_CLEAR_SCANNER", OP_CLEAR_SCANNER),
     ("RPC_PF_NODE_REPLICATE", OP_REPLICATE),
+    ("RPC_PF_DUP_APPLY", OP_DUP_APPLY),
 ];
 
 pub fn op_of(name: &str) -> u8 {
@@ -472,7 +475,7 @@ fn decode_args(r: &mut Reader<'_>, op: u8) -> PResult<Args> {
             let (hk, kvs, e) = one_arg(r, is_struct, request, (Vec::new(), Vec::new(), 0))?;
             Ok(Args::MultiPut(hk, kvs, e))
         }
-        OP_REMOVE | OP_GET | OP_SORTKEY_COUNT | OP_TTL | OP_REPLICATE => {
+        OP_REMOVE | OP_GET | OP_SORTKEY_COUNT | OP_TTL | OP_REPLICATE | OP_DUP_APPLY => {
             Ok(Args::Key(one_arg(r, is_blob, blob, Vec::new())?))
         }
         OP_MULTI_REMOVE => {
@@ -919,7 +922,7 @@ fn result_fits(op: u8, r: &Outcome) -> bool {
         (OP_QUERY_CFG, Outcome::QueryCfg(..))
             | (OP_PUT | OP_MULTI_PUT | OP_REMOVE, Outcome::Update(..))
             | (OP_MULTI_REMOVE, Outcome::MultiRemove(..))
-            | (OP_GET | OP_REPLICATE, Outcome::Read(..))
+            | (OP_GET | OP_REPLICATE | OP_DUP_APPLY, Outcome::Read(..))
             | (OP_MULTI_GET, Outcome::MultiGet(..))
             | (OP_SORTKEY_COUNT, Outcome::Count(..))
             | (OP_TTL, Outcome::Ttl(..))
@@ -1140,7 +1143,7 @@ fn decode_result(r: &mut Reader<'_>, op: u8) -> PResult<Outcome> {
         OP_QUERY_CFG => Outcome::QueryCfg(f.err, f.i32s[2], f.i32s[3], f.parts),
         OP_PUT | OP_MULTI_PUT | OP_REMOVE => Outcome::Update(f.status, f.i64s[4]),
         OP_MULTI_REMOVE => Outcome::MultiRemove(f.status, f.i64s[2], f.i64s[5]),
-        OP_GET | OP_REPLICATE => Outcome::Read(f.status, f.blob),
+        OP_GET | OP_REPLICATE | OP_DUP_APPLY => Outcome::Read(f.status, f.blob),
         OP_MULTI_GET => Outcome::MultiGet(f.status, f.kvs),
         OP_SORTKEY_COUNT => Outcome::Count(f.status, f.i64s[2]),
         OP_TTL => Outcome::Ttl(f.status, f.i32s[2]),
@@ -1188,6 +1191,7 @@ mod tests {
                 Args::MultiPut(b"h".to_vec(), vec![(b"a".to_vec(), b"b".to_vec())], 0),
             ),
             (OP_GET, Args::Key(b"\0\x01hs".to_vec())),
+            (OP_DUP_APPLY, Args::Key(b"\x0a\x01t".to_vec())),
             (
                 OP_MULTI_REMOVE,
                 Args::MultiRemove(b"h".to_vec(), vec![b"a".to_vec()]),
@@ -1231,6 +1235,7 @@ mod tests {
             (OP_PUT, Outcome::Update(0, 42)),
             (OP_MULTI_REMOVE, Outcome::MultiRemove(0, 3, 43)),
             (OP_GET, Outcome::Read(1, Vec::new())),
+            (OP_DUP_APPLY, Outcome::Read(0, b"\x08\x07".to_vec())),
             (
                 OP_MULTI_GET,
                 Outcome::MultiGet(7, vec![(b"s".to_vec(), b"v".to_vec())]),

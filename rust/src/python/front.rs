@@ -168,7 +168,8 @@ fn args_from_py(op: u8, a: &Bound<'_, PyAny>) -> PyResult<Args> {
         | proto::OP_GET
         | proto::OP_SORTKEY_COUNT
         | proto::OP_TTL
-        | proto::OP_REPLICATE => Args::Key(bytes(&item(0)?)?),
+        | proto::OP_REPLICATE
+        | proto::OP_DUP_APPLY => Args::Key(bytes(&item(0)?)?),
         proto::OP_MULTI_REMOVE => Args::MultiRemove(bytes(&item(0)?)?, bytes_list(&item(1)?)?),
         proto::OP_MULTI_GET => Args::MultiGet(Box::new(MultiGet {
             hash_key: bytes(&item(0)?)?,
@@ -282,7 +283,7 @@ fn outcome_from_py(op: u8, r: &Bound<'_, PyAny>) -> PyResult<Outcome> {
             item(1)?.extract()?,
             item(2)?.extract()?,
         ),
-        proto::OP_GET | proto::OP_REPLICATE => {
+        proto::OP_GET | proto::OP_REPLICATE | proto::OP_DUP_APPLY => {
             Outcome::Read(item(0)?.extract()?, bytes(&item(1)?)?)
         }
         proto::OP_MULTI_GET => Outcome::MultiGet(item(0)?.extract()?, pairs(&item(1)?)?),

@@ -75,7 +75,14 @@ def encode_call(op: int, seqid: int, app_id: int, pidx: int, args: tuple[Any, ..
             put_stop(out)
         put_i32(out, 3, expire_ts)
         put_stop(out)
-    elif op in (codes.OP_REMOVE, codes.OP_GET, codes.OP_SORTKEY_COUNT, codes.OP_TTL, codes.OP_REPLICATE):
+    elif op in (
+        codes.OP_REMOVE,
+        codes.OP_GET,
+        codes.OP_SORTKEY_COUNT,
+        codes.OP_TTL,
+        codes.OP_REPLICATE,
+        codes.OP_DUP_APPLY,
+    ):
         put_blob(out, 1, args[0])
     elif op == codes.OP_MULTI_REMOVE:
         hk, sks = args
@@ -295,7 +302,7 @@ def _result(r: Reader, op: int) -> Any:
         return s, i64s[4]
     if op == codes.OP_MULTI_REMOVE:
         return s, i64s[2], i64s[5]
-    if op == codes.OP_GET or op == codes.OP_REPLICATE:
+    if op == codes.OP_GET or op == codes.OP_REPLICATE or op == codes.OP_DUP_APPLY:
         return s, st["blob"]
     if op == codes.OP_MULTI_GET:
         return s, st["kvs"]

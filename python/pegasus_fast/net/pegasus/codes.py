@@ -30,6 +30,9 @@ OP_BAD_REQUEST = 17  # a known RPC whose arguments did not decode: answered ERR_
 #: cluster (multinode/links.py), an opaque blob each way, shaped as a get's (the key is the
 #: request, the value the reply)
 OP_REPLICATE = 18
+#: ours too: a duplication's Apply (a serialized ApplyRequest, its token inside) to a follower
+#: cluster that names this port in its IdentityReply (net/follower.py); shaped as OP_REPLICATE
+OP_DUP_APPLY = 19
 
 #: RPC name (the Thrift message name) -> operation
 RPC_OPS: dict[str, int] = {
@@ -50,6 +53,7 @@ RPC_OPS: dict[str, int] = {
     "RPC_RRDB_RRDB_SCAN": OP_SCAN,
     "RPC_RRDB_RRDB_CLEAR_SCANNER": OP_CLEAR_SCANNER,
     "RPC_PF_NODE_REPLICATE": OP_REPLICATE,
+    "RPC_PF_DUP_APPLY": OP_DUP_APPLY,
 }
 WRITE_OPS = frozenset({OP_PUT, OP_MULTI_PUT, OP_REMOVE, OP_MULTI_REMOVE})
 READ_OPS = frozenset({OP_GET, OP_MULTI_GET, OP_SORTKEY_COUNT, OP_TTL, OP_BATCH_GET})

@@ -53,7 +53,7 @@ def status_only(op: int, status: int) -> tuple[Any, ...]:
         return status, 0
     if op == codes.OP_MULTI_REMOVE:
         return status, 0, 0
-    if op == codes.OP_GET or op == codes.OP_REPLICATE:
+    if op == codes.OP_GET or op == codes.OP_REPLICATE or op == codes.OP_DUP_APPLY:
         return status, b""
     if op == codes.OP_MULTI_GET:
         return status, []

@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ... import _backend
-from ...errors import PermissionDeniedError, TableNotFoundError
+from ...errors import PegasusFastError, PermissionDeniedError, TableNotFoundError
 from ...records import MAX_HASH_KEY, MAX_VALUE, MAX_WRITE, now_pegasus_seconds
 from ...storage.writes import wait_durable_all, wait_durable_shared
+from ..wire import encode_error
 from . import atomics, codes
 from .config_query import Placement, query_cfg
 from .failures import InvalidRequest, failure, status_only
@@ -60,6 +61,11 @@ _OP_GET, _OP_PUT = codes.OP_GET, codes.OP_PUT
 _NOT_FOUND = (codes.K_NOT_FOUND, b"")
 
 
+def _answer(req: Request, result: tuple[int, bytes]) -> Response:
+    op, seqid, app_id, pidx, name, _ = req
+    return op, seqid, app_id, pidx, name, codes.ERR_OK, result
+
+
 def _verb(op: int) -> str:
     return _VERBS.get(op, "unknown")
 
@@ -67,6 +73,21 @@ def _verb(op: int) -> str:
 #: batches whose WAL fsyncs may run at once (a pipelined front end begins the next batch while
 #: the earlier ones' fsyncs run; one batch's partitions are synced together by wait_durable_all)
 SYNC_WORKERS = 4
+
+
+class DupApplies(Protocol):
+    """A follower cluster's duplication applies taken on this port (OP_DUP_APPLY: the server's
+    follower service, server/follower_service.py)."""
+
+    def begin(self, request: bytes) -> Callable[[], bytes]:
+        """Check and apply a serialized ApplyRequest (its token inside); the callable waits for
+        it to be durable and returns the serialized ApplyReply. Raises the typed error the
+        gRPC Apply would answer (AuthenticationError for a token it refuses)."""
+        ...
+
+
+#: a duplication apply answered with a failure: the value is the error (net/wire.encode_error)
+DUP_APPLY_FAILED = codes.K_INVALID_ARGUMENT
 
 
 class BatchHandler:
@@ -77,11 +98,15 @@ class BatchHandler:
         cluster: Cluster,
         multi_get_max_count: int = MULTI_GET_MAX_COUNT,
         placement: Placement | None = None,
+        dup_applies: DupApplies | None = None,
     ) -> None:
         """``placement``: serve as a node of a multi-node cluster, answering only the partitions
-        it owns and naming each partition's owner in the meta query."""
+        it owns and naming each partition's owner in the meta query; ``dup_applies``: take a
+        duplication's applies here (a follower's; none: OP_DUP_APPLY is ERR_HANDLER_NOT_FOUND,
+        and its source keeps to gRPC)."""
         self.cluster = cluster
         self.placement = placement
+        self.dup_applies = dup_applies
         self.multi_get_max_count = multi_get_max_count
         self._tables: dict[int, Table] = {}
         self._sync_pool: ThreadPoolExecutor | None = None
@@ -136,6 +161,8 @@ class BatchHandler:
         atomic: list[tuple[int, Table]] = []
         #: plain gets, routed by the fast path below: (request index, partition, key)
         gets: list[tuple[int, Any, bytes]] = []
+        #: duplication applies begun (applied, not yet durable): (request index, their wait)
+        applies: list[tuple[int, Callable[[], bytes]]] = []
         fast = self.placement is None
         partition_index = _backend.impl.partition_index
         for i, req in enumerate(requests):
@@ -180,6 +207,11 @@ class BatchHandler:
                     out[i] = (op, seqid, app_id, pidx, name, codes.ERR_OK, cfg)
                 elif op == codes.OP_REPLICATE:
                     out[i] = self._replicate(req)
+                elif op == codes.OP_DUP_APPLY:
+                    if self.dup_applies is None:
+                        out[i] = (op, seqid, app_id, pidx, name, codes.ERR_HANDLER_NOT_FOUND, None)
+                    else:
+                        applies.append((i, self.dup_applies.begin(args[0])))
                 elif op in codes.SCANNER_OPS:
                     reads.append((i, None))
                 elif op == codes.OP_BAD_REQUEST:
@@ -216,6 +248,14 @@ class BatchHandler:
                 out[i] = self._scanner(req) if maybe is None else read(req, maybe, self.multi_get_max_count)
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
+        # each begun apply's wait (its partition's WAL fsync), once every write of the batch
+        # is logged and its syncs started: the applied partitions sync in turn, each group
+        # commit taking what came meanwhile
+        for i, wait in applies:
+            try:
+                out[i] = _answer(requests[i], (codes.K_OK, wait()))
+            except Exception as exc:
+                out[i] = self._answer_failure(requests[i], exc)
         return PendingBatch(self, requests, out, logged, syncs, start)
 
     def _replicate(self, req: Request) -> Response:
@@ -232,6 +272,11 @@ class BatchHandler:
 
     def _answer_failure(self, req: Request, exc: BaseException) -> Response:
         op, seqid, app_id, pidx, name, _ = req
+        if op == codes.OP_DUP_APPLY:
+            # the source raises the same typed error the gRPC Apply would have sent
+            if not isinstance(exc, PegasusFastError | OSError | TimeoutError):
+                log.exception("pegasus front: a duplication apply failed", exc_info=exc)
+            return _answer(req, (DUP_APPLY_FAILED, encode_error(exc)))
         error, status = failure(exc)
         if error == codes.ERR_UNKNOWN:
             log.exception("pegasus front: %s failed", name, exc_info=exc)

@@ -12,7 +12,7 @@ OP_QUERY_CFG                               ``(err_name, app_id, partition_count,
                                            partition's primary: ``(..., rpc_address)``
 OP_PUT, OP_MULTI_PUT, OP_REMOVE            ``(rocksdb status, decree)``
 OP_MULTI_REMOVE                            ``(rocksdb status, count, decree)``
-OP_GET, OP_REPLICATE                       ``(rocksdb status, value)``
+OP_GET, OP_REPLICATE, OP_DUP_APPLY         ``(rocksdb status, value)``
 OP_MULTI_GET                               ``(rocksdb status, [(sort_key, value), ...])``
 OP_SORTKEY_COUNT                           ``(rocksdb status, count)``
 OP_TTL                                     ``(rocksdb status, ttl_seconds)``
@@ -245,6 +245,7 @@ _BODIES: dict[int, Callable[[bytearray, int, int, bytes, Any], None]] = {
     codes.OP_MULTI_REMOVE: _multi_remove,
     codes.OP_GET: _read,
     codes.OP_REPLICATE: _read,
+    codes.OP_DUP_APPLY: _read,
     codes.OP_MULTI_GET: _multi_get,
     codes.OP_SORTKEY_COUNT: _count,
     codes.OP_TTL: _ttl,

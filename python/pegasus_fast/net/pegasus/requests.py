@@ -9,6 +9,7 @@ OP_PUT             ``(key, value, expire_ts)``; ``key`` is Pegasus's rocksdb-sty
 OP_MULTI_PUT       ``(hash_key, [(sort_key, value), ...], expire_ts)``
 OP_REMOVE, OP_GET, OP_TTL  ``(key,)``
 OP_REPLICATE       ``(request,)``: ours, a serialized ReplicateRequest (multinode/links.py)
+OP_DUP_APPLY       ``(request,)``: ours, a serialized ApplyRequest (net/follower.py)
 OP_MULTI_REMOVE    ``(hash_key, [sort_key, ...])``
 OP_MULTI_GET       ``(hash_key, [sort_key, ...], max_kv_count, max_kv_size, no_value,
                    start_sort_key, stop_sort_key, start_inclusive, stop_inclusive,
@@ -293,6 +294,7 @@ _ARGS = {
     codes.OP_MULTI_REMOVE: _multi_remove,
     codes.OP_GET: _key,
     codes.OP_REPLICATE: _key,
+    codes.OP_DUP_APPLY: _key,
     codes.OP_MULTI_GET: _multi_get,
     codes.OP_SORTKEY_COUNT: _key,
     codes.OP_TTL: _key,
