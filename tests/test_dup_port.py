@@ -20,6 +20,8 @@ from typing import Any
 import pegasus_fast as pf
 import pytest
 from dupharness import wait_until
+from multinode import Nodes, owners
+from observe import METRICS_ARGS, key, metrics_url, scrape
 from pegasus_fast.duplication.ports import SourceId
 from pegasus_fast.duplication.status import STUCK_AUTH, STUCK_PERMISSION
 from pegasus_fast.errors import InvalidArgumentError
@@ -29,6 +31,7 @@ from pegasus_fast.net.follower import DUPLICATION_ENV, RemoteConnector
 from pegasus_fast.net.pegasus import codes
 from pegasus_fast.net.pegasus.call_client import client_core
 from pegasus_fast.net.wire import decode_error, parse_hostport
+from served import Fleet
 
 WAIT = 30.0
 TOKEN = "dup-port-token-0001"
@@ -266,7 +269,7 @@ def test_a_restarted_follower_is_asked_its_new_port(
     src = open_cluster(tmp_path / "a", name="a", config=pf.Config(cluster_id=1))
     dst = open_cluster(tmp_path / "b", name="b", config=pf.Config(cluster_id=2))
     with pf.serve(dst, pegasus_listen="127.0.0.1:0") as s:
-        ship(src, dst, s.url, n=10)
+        d = ship(src, dst, s.url, n=10)
         url, first = s.url, s.pegasus_address
     assert port_applies(dst) >= 1 and grpc_applies(dst) == 0
     t = src.table("t")
@@ -276,10 +279,54 @@ def test_a_restarted_follower_is_asked_its_new_port(
             t.set(b"k%d" % i, b"s", b"v%d" % i)
         wait_until(lambda: dst.table("t").get(b"k19", b"s") == b"v19", WAIT, "the writes after the restart")
         on_port = port_applies(dst)
-        for i in range(20, 200):
+        deadline = time.monotonic() + WAIT
+        i = 20
+        while port_applies(dst) == on_port:  # writes go on until one is applied on the new port
+            assert time.monotonic() < deadline, f"no apply on the new port: {d.progress()}"
             t.set(b"k%d" % i, b"s", b"v%d" % i)
-            if port_applies(dst) > on_port:
-                break
+            i += 1
             time.sleep(0.01)
-        wait_until(lambda: port_applies(dst) > on_port, WAIT, "an apply on the new port")
         wait_until(lambda: sorted(dst.table("t").scan()) == sorted(t.scan()), WAIT, "every write")
+
+
+def test_a_multi_node_follower_takes_the_applies_on_its_nodes_ports(
+    fleet: Fleet, zk_chroot: str, tmp_path: Path, default_backend: Any
+) -> None:
+    """Into a zk:// follower whose nodes serve Pegasus ports, each partition's applies go to its
+    owner's port; a partition moved to the other node follows there (the old owner refuses
+    with NotOwnerError, typed over the port, and the source routes again). (The replicated
+    case, where an apply waits in the batch loop for its secondaries' ports, is
+    test_replicas.py's duplication into a replicated follower.)"""
+    followers = Nodes(fleet, zk_chroot, "--pegasus-listen", "127.0.0.1:0", *METRICS_ARGS)
+    followers.start("f1", "f2")
+    src = pf.Cluster.open(tmp_path / "source", name="source")
+    try:
+        t = src.create_table("t", 4)
+        d = src.add_duplication("t", followers.url)
+        d.wait_for(pf.DupStatus.LOG, timeout=WAIT)
+        with followers.client() as fc:
+            ft = fc.table("t")
+            for i in range(40):
+                t.set(b"k%d" % i, b"s", b"v%d" % i)
+            wait_until(lambda: _count(ft) == 40, WAIT, "the first writes on the follower")
+            pidx = t.partition_index(b"k0", b"s")
+            owner = owners(ft)[pidx]
+            fc.move_partition("t", pidx, "f2" if owner == "f1" else "f1")
+            for i in range(40, 80):
+                t.set(b"k%d" % i, b"s", b"v%d" % i)
+            wait_until(lambda: _count(ft) == 80, WAIT, "the writes after the move")
+            assert sorted(ft.scan()) == sorted(t.scan())
+    finally:
+        src.close()
+    for n in ("f1", "f2"):
+        m = scrape(metrics_url(followers[n]))
+        assert (
+            m.get(key("requests_total", service="pegasus", verb="RPC_PF_DUP_APPLY", code="ERR_OK"), 0.0) >= 1
+        )
+
+
+def _count(ft: Any) -> int:
+    try:
+        return ft.count()
+    except pf.PartitionUnavailableError:
+        return -1

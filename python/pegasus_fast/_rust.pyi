@@ -265,6 +265,10 @@ class PegasusFrontCore:
         to ``depth`` batches begun and not yet answered, answered in order; the GIL is taken once
         per batch and released while waiting and writing; after a batch with writes it lingers up
         to ``linger_us`` for as many requests as that batch and the queue held."""
+    def serve_side(self, handler: Any, max_batch: int) -> None:
+        """``handler.side_batch(requests) -> responses`` for every OP_REPLICATE request until
+        ``stop()``, apart from ``serve``'s batches (from its start those requests wait for it
+        alone); run on a thread of its own."""
     def stop(self) -> None: ...
     def stats(self) -> dict[str, int]: ...
     def batch_histogram(self) -> list[tuple[int | None, int]]: ...

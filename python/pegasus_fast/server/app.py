@@ -243,13 +243,21 @@ class Server:
                 )
             self.metrics_url = f"http://{bound}/metrics"
         if pegasus_listen is not None:
+            from ..net.pegasus import BatchHandler
+            from .follower_service import PortApplies
             from .pegasus_native import open_front
 
+            # a duplication's source may send its applies here (net/follower.py): its token
+            # travels in the request, so not with TLS (it would cross this port in the clear).
+            # On a node an apply waits in the batch loop for its secondaries, whose ports answer
+            # replication apart from their own batches (BatchHandler.side_batch)
+            applies = (
+                PortApplies(follower_service, self._tokens) if tls is None and not dup_grpc_only() else None
+            )
             handler = None
             if member is not None:
                 from ..multinode.links import grpc_only
                 from ..multinode.pegasus_view import PegasusView
-                from ..net.pegasus import BatchHandler
 
                 # a node answers only what it owns and names each partition's owner in the
                 # meta query; it takes replication on this port, but not with TLS (the token
@@ -263,14 +271,9 @@ class Server:
                     and (tokens.all is not None or not tokens.required),
                     token=tokens.all,
                 )
-                handler = BatchHandler(cluster, placement=view)
-            elif tls is None and not dup_grpc_only():
-                from ..net.pegasus import BatchHandler
-                from .follower_service import PortApplies
-
-                # a duplication's source may send its applies here (net/follower.py): its token
-                # travels in the request, so not with TLS (it would cross this port in the clear)
-                handler = BatchHandler(cluster, dup_applies=PortApplies(follower_service, self._tokens))
+                handler = BatchHandler(cluster, placement=view, dup_applies=applies)
+            elif applies is not None:
+                handler = BatchHandler(cluster, dup_applies=applies)
             # the Rust front end with the Rust backend, the asyncio one otherwise
             self.pegasus = open_front(cluster, pegasus_listen, pegasus_allow, handler=handler)
             self.pegasus_address = self.pegasus.address

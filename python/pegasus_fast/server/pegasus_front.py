@@ -36,6 +36,7 @@ from ..net.pegasus import (
     parse_header,
     rpc_address,
 )
+from ..net.pegasus.codes import OP_REPLICATE
 from ..net.pegasus.frame import PREFIX
 from ..net.wire import Address, parse_hostport
 
@@ -129,6 +130,12 @@ class PegasusFront:
         self._loop = asyncio.new_event_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pegasus-batch")
         self._queue: asyncio.Queue[tuple[Request, _Conn]] = asyncio.Queue()
+        #: a node's replication requests, answered apart from the batches on a thread of their
+        #: own (BatchHandler.side_batch: the batches of a node's client writes wait for their
+        #: secondaries, whose acknowledgements come through the secondaries' ports in turn)
+        self._side = getattr(self.handler, "takes_replication", False)
+        self._side_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pegasus-replication")
+        self._side_queue: asyncio.Queue[tuple[Request, _Conn]] = asyncio.Queue()
         self._conns: set[_Conn] = set()
         self._stopped = False
         self._stop_lock = threading.Lock()
@@ -178,12 +185,14 @@ class PegasusFront:
         ready.append(Address(addr.host, port))
         self._server = server
         batcher = self._loop.create_task(self._batches())
+        side = self._loop.create_task(self._side_batches())
         started.set()
         try:
             self._loop.run_forever()
         finally:
             server.close()
             batcher.cancel()
+            side.cancel()
             for conn in list(self._conns):
                 conn.abort()
             pending = asyncio.all_tasks(self._loop)
@@ -219,7 +228,10 @@ class PegasusFront:
                 offset += hlen + meta_len + body_len
                 await conn.slots.acquire()
                 self.stats["requests"] += 1
-                self._queue.put_nowait((req, conn))
+                if self._side and req[0] == OP_REPLICATE:
+                    self._side_queue.put_nowait((req, conn))
+                else:
+                    self._queue.put_nowait((req, conn))
                 await writer.drain()  # a client that does not read its replies is not read
         except PegasusProtocolError as exc:
             self.stats["protocol_errors"] += 1
@@ -234,25 +246,38 @@ class PegasusFront:
             conn.abort()
 
     async def _batches(self) -> None:
+        await self._drain(self._queue, self._executor, self.handler.handle_batch, counted=True)
+
+    async def _side_batches(self) -> None:
+        await self._drain(self._side_queue, self._side_executor, self.handler.side_batch, counted=False)
+
+    async def _drain(
+        self,
+        queue: asyncio.Queue[tuple[Request, _Conn]],
+        executor: ThreadPoolExecutor,
+        handle: Callable[[list[Request]], Sequence[Any]],
+        counted: bool,
+    ) -> None:
+        """Hand what ``queue`` holds to ``handle`` in ``executor``, a batch at a time, and
+        answer it (``counted``: in the batch statistics)."""
         loop = asyncio.get_running_loop()
         while True:
-            items = [await self._queue.get()]
-            while len(items) < MAX_BATCH and not self._queue.empty():
-                items.append(self._queue.get_nowait())
+            items = [await queue.get()]
+            while len(items) < MAX_BATCH and not queue.empty():
+                items.append(queue.get_nowait())
             requests = [req for req, _ in items]
             try:
-                responses: Sequence[Any] = await loop.run_in_executor(
-                    self._executor, self.handler.handle_batch, requests
-                )
+                responses: Sequence[Any] = await loop.run_in_executor(executor, handle, requests)
             except Exception:
                 log.exception("pegasus front: a batch of %d requests failed", len(requests))
                 responses = [
                     (op, seqid, app_id, pidx, name, "ERR_UNKNOWN", None)
                     for op, seqid, app_id, pidx, name, _ in requests
                 ]
-            self.stats["batches"] += 1
-            self.stats["batch_requests"] += len(requests)
-            self._batch_hist[bisect.bisect_left(BATCH_BUCKETS, len(requests))] += 1
+            if counted:
+                self.stats["batches"] += 1
+                self.stats["batch_requests"] += len(requests)
+                self._batch_hist[bisect.bisect_left(BATCH_BUCKETS, len(requests))] += 1
             for (_, conn), resp in zip(items, responses):
                 conn.reply(resp)
 
@@ -272,6 +297,7 @@ class PegasusFront:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(START_TIMEOUT)
         self._executor.shutdown(wait=True)
+        self._side_executor.shutdown(wait=True)
         self.refusals.flush()
         close = getattr(self.handler, "close", None)
         if close is not None:

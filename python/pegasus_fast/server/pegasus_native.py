@@ -111,6 +111,11 @@ class RustPegasusFront:
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="pegasus-batches", daemon=True)
         self._thread.start()
+        #: a node's replication requests, answered apart from the batches (BatchHandler.side_batch)
+        self._side: threading.Thread | None = None
+        if getattr(self.handler, "takes_replication", False):
+            self._side = threading.Thread(target=self._run_side, name="pegasus-replication", daemon=True)
+            self._side.start()
         #: refused connections (Rust refuses them before Python hears of it): counted, logged
         #: at most every few seconds
         self.refusals = Refusals(log, "pegasus port: connections")
@@ -130,6 +135,12 @@ class RustPegasusFront:
             self._core.serve(self.handler, MAX_BATCH, *self._pipeline)
         except BaseException:  # the loop ends only by stop(); anything else is a bug worth a trace
             log.exception("pegasus front: the batch loop failed")
+
+    def _run_side(self) -> None:
+        try:
+            self._core.serve_side(self.handler, MAX_BATCH)
+        except BaseException:  # as _run
+            log.exception("pegasus front: the replication loop failed")
 
     def _watch_refusals(self) -> None:
         while not self._watch_stop.wait(REFUSAL_POLL):
@@ -154,6 +165,8 @@ class RustPegasusFront:
         self._watch_stop.set()
         self._core.stop()
         self._thread.join(10.0)
+        if self._side is not None:
+            self._side.join(10.0)
         self._watcher.join(10.0)
         self._note_refusals()
         self.refusals.flush()

@@ -189,6 +189,14 @@ pub struct Pending {
 struct Shared {
     queue: Mutex<Vec<Pending>>,
     ready: Condvar,
+    /// OP_REPLICATE requests, once a consumer of their own serves them ([`Front::next_side_batch`]):
+    /// a node's client writes wait in their batch for their secondaries' acknowledgements,
+    /// which come through the secondaries' ports, whose own batches may be waiting for this
+    /// node's; behind those batches a replication request would wait for ever (8 s, the
+    /// commit's timeout, each time)
+    side: Mutex<Vec<Pending>>,
+    side_ready: Condvar,
+    side_served: AtomicBool,
     /// a queue length the consumer lingers for (0: none)
     want: AtomicUsize,
     stopped: AtomicBool,
@@ -197,6 +205,16 @@ struct Shared {
 }
 
 impl Shared {
+    fn push_side(&self, p: Pending) {
+        let mut q = self.side.lock().unwrap_or_else(|e| e.into_inner());
+        q.push(p);
+        let wake = q.len() == 1;
+        drop(q);
+        if wake {
+            self.side_ready.notify_one();
+        }
+    }
+
     fn push(&self, p: Pending) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         q.push(p);
@@ -206,6 +224,38 @@ impl Shared {
         drop(q);
         if wake {
             self.ready.notify_one();
+        }
+    }
+}
+
+/// What waiting for a queue's first request found.
+enum Ready<'a> {
+    Stopped,
+    Empty,
+    Some(std::sync::MutexGuard<'a, Vec<Pending>>),
+}
+
+/// `queue` locked once it holds a request, waiting on `ready` up to `wait` for one.
+fn first_ready<'a>(
+    s: &Shared,
+    queue: &'a Mutex<Vec<Pending>>,
+    ready: &Condvar,
+    wait: Duration,
+) -> Ready<'a> {
+    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if s.stopped.load(Ordering::Acquire) {
+            return Ready::Stopped;
+        }
+        if !q.is_empty() {
+            return Ready::Some(q);
+        }
+        let (guard, timeout) = ready
+            .wait_timeout(q, wait)
+            .unwrap_or_else(|e| e.into_inner());
+        q = guard;
+        if timeout.timed_out() && q.is_empty() {
+            return Ready::Empty;
         }
     }
 }
@@ -227,6 +277,9 @@ impl Front {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Vec::new()),
             ready: Condvar::new(),
+            side: Mutex::new(Vec::new()),
+            side_ready: Condvar::new(),
+            side_served: AtomicBool::new(false),
             want: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
             stats: Stats::default(),
@@ -290,23 +343,11 @@ impl Front {
         linger: Duration,
     ) -> Option<Vec<Pending>> {
         let s = &self.shared;
-        let mut q = s.queue.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if s.stopped.load(Ordering::Acquire) {
-                return None;
-            }
-            if !q.is_empty() {
-                break;
-            }
-            let (guard, timeout) = s
-                .ready
-                .wait_timeout(q, wait)
-                .unwrap_or_else(|e| e.into_inner());
-            q = guard;
-            if timeout.timed_out() && q.is_empty() {
-                return Some(Vec::new());
-            }
-        }
+        let mut q = match first_ready(s, &s.queue, &s.ready, wait) {
+            Ready::Stopped => return None,
+            Ready::Empty => return Some(Vec::new()),
+            Ready::Some(q) => q,
+        };
         let fill = fill.min(max);
         if q.len() < fill && !linger.is_zero() {
             let deadline = Instant::now() + linger;
@@ -332,6 +373,28 @@ impl Front {
         drop(q);
         s.stats.record_batch(batch.len());
         Some(batch)
+    }
+
+    /// From now on OP_REPLICATE requests wait for [`Front::next_side_batch`], not in the queue
+    /// of the others.
+    pub fn serve_side(&self) {
+        self.shared.side_served.store(true, Ordering::Release);
+    }
+
+    /// Every OP_REPLICATE request ready (at most `max`), waiting up to `wait` for the first;
+    /// empty on timeout, None once stopped. Call it without the GIL.
+    pub fn next_side_batch(&self, max: usize, wait: Duration) -> Option<Vec<Pending>> {
+        let s = &self.shared;
+        let mut q = match first_ready(s, &s.side, &s.side_ready, wait) {
+            Ready::Stopped => return None,
+            Ready::Empty => return Some(Vec::new()),
+            Ready::Some(q) => q,
+        };
+        Some(if q.len() <= max {
+            std::mem::take(&mut *q)
+        } else {
+            q.drain(..max.max(1)).collect()
+        })
     }
 
     /// Encode the answers of a batch and hand them to their connections' writers.
@@ -364,6 +427,7 @@ impl Front {
         let s = &self.shared;
         s.stopped.store(true, Ordering::Release);
         s.ready.notify_all();
+        s.side_ready.notify_all();
         let rt = self
             .runtime
             .lock()
@@ -373,6 +437,7 @@ impl Front {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
         s.queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        s.side.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -481,11 +546,17 @@ async fn read_requests<R: AsyncRead + Unpin>(
             .await
             .map_err(|_| Failure::Io)?;
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        shared.push(Pending {
+        let side = req.op == proto::OP_REPLICATE && shared.side_served.load(Ordering::Acquire);
+        let p = Pending {
             req,
             conn: out.clone(),
             permit,
-        });
+        };
+        if side {
+            shared.push_side(p);
+        } else {
+            shared.push(p);
+        }
     }
 }
 
@@ -661,6 +732,45 @@ mod tests {
         );
         f.stop();
         assert!(f.next_batch(1, Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn replication_waits_apart_once_served_apart() {
+        let f = front("");
+        let mut s = std::net::TcpStream::connect(f.local_addr).unwrap();
+        let send = |s: &mut std::net::TcpStream, op: u8, name: &str, seqid: i32| {
+            let body =
+                proto::encode_request(op, name, seqid, &proto::Args::Key(b"\0\x01hs".to_vec()));
+            s.write_all(&proto::encode_v0_header(body.len(), 1, 0))
+                .unwrap();
+            s.write_all(&body).unwrap();
+        };
+        let take = |side: bool| loop {
+            let b = if side {
+                f.next_side_batch(100, Duration::from_millis(50)).unwrap()
+            } else {
+                f.next_batch(100, Duration::from_millis(50)).unwrap()
+            };
+            if !b.is_empty() {
+                break b;
+            }
+        };
+        // not served apart yet: in the one queue
+        send(&mut s, proto::OP_REPLICATE, "RPC_PF_NODE_REPLICATE", 1);
+        assert_eq!(take(false)[0].req.op, proto::OP_REPLICATE);
+        f.serve_side();
+        send(&mut s, proto::OP_GET, "RPC_RRDB_RRDB_GET", 2);
+        send(&mut s, proto::OP_REPLICATE, "RPC_PF_NODE_REPLICATE", 3);
+        let side = take(true);
+        assert_eq!((side.len(), side[0].req.seqid), (1, 3));
+        let main = take(false);
+        assert_eq!((main.len(), main[0].req.seqid), (1, 2));
+        assert!(f
+            .next_side_batch(1, Duration::from_millis(1))
+            .unwrap()
+            .is_empty());
+        f.stop();
+        assert!(f.next_side_batch(1, Duration::from_millis(1)).is_none());
     }
 
     fn send_get(s: &mut std::net::TcpStream, seqid: i32) {

@@ -400,7 +400,24 @@ fn has_writes(pending: &Bound<'_, PyAny>) -> bool {
 /// Wait for a begun batch's writes to be durable (`finish()`, which releases the GIL while it
 /// waits) and send its answers; a failure answers the batch ERR_UNKNOWN.
 fn finish(py: Python<'_>, front: &Arc<Front>, batch: Vec<Pending>, pending: &Bound<'_, PyAny>) {
-    let responses: Vec<Option<Response>> = match pending.call_method0(pyo3::intern!(py, "finish")) {
+    let responses = responses_of(py, pending.call_method0(pyo3::intern!(py, "finish")));
+    py.allow_threads(|| front.complete(batch, responses));
+}
+
+/// A batch's requests as the handler takes them.
+fn requests_to_py<'py>(py: Python<'py>, batch: &[Pending]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(
+        py,
+        batch
+            .iter()
+            .map(|p| request_to_py(py, &p.req))
+            .collect::<PyResult<Vec<_>>>()?,
+    )
+}
+
+/// The answers a handler returned (a failure: none, so the batch is answered ERR_UNKNOWN).
+fn responses_of(py: Python<'_>, got: PyResult<Bound<'_, PyAny>>) -> Vec<Option<Response>> {
+    match got {
         Ok(out) => match out.try_iter() {
             Ok(it) => it
                 .map(|r| r.and_then(|r| response_from_py(&r)).ok())
@@ -411,8 +428,7 @@ fn finish(py: Python<'_>, front: &Arc<Front>, batch: Vec<Pending>, pending: &Bou
             e.print(py);
             Vec::new()
         }
-    };
-    py.allow_threads(|| front.complete(batch, responses));
+    }
 }
 
 /// The Rust front end: `serve(handler)` runs the batch loop on the calling thread.
@@ -521,13 +537,7 @@ impl PyFront {
                 }
                 continue;
             }
-            let reqs = PyList::new(
-                py,
-                batch
-                    .iter()
-                    .map(|p| request_to_py(py, &p.req))
-                    .collect::<PyResult<Vec<_>>>()?,
-            )?;
+            let reqs = requests_to_py(py, &batch)?;
             match begin.call1((reqs,)) {
                 Ok(pending) => {
                     // its clients and those queued now (not yet answered: none of them can be
@@ -556,6 +566,35 @@ impl PyFront {
             }
             // the clients of a batch with writes come back together: linger for them
             fill = writes.unwrap_or(0);
+        }
+    }
+
+    /// Hand every OP_REPLICATE request to `handler.side_batch(requests)` (its answers, in
+    /// order) until `stop()`, apart from `serve`'s batches: a node's client writes wait in
+    /// their batch for their secondaries, whose acknowledgements come through the
+    /// secondaries' own ports, whose batches may be waiting for this node's in turn. Run it
+    /// on a thread of its own; from its start those requests wait for it alone.
+    #[pyo3(signature = (handler, max_batch))]
+    fn serve_side(
+        &self,
+        py: Python<'_>,
+        handler: &Bound<'_, PyAny>,
+        max_batch: usize,
+    ) -> PyResult<()> {
+        let side = handler.getattr(pyo3::intern!(py, "side_batch"))?;
+        let front = self.front.clone();
+        front.serve_side();
+        loop {
+            let batch = py.allow_threads(|| front.next_side_batch(max_batch.max(1), POLL));
+            let Some(batch) = batch else {
+                return Ok(());
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let reqs = requests_to_py(py, &batch)?;
+            let responses = responses_of(py, side.call1((reqs,)));
+            py.allow_threads(|| front.complete(batch, responses));
         }
     }
 

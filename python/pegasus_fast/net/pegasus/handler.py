@@ -38,7 +38,7 @@ from . import atomics, codes
 from .config_query import Placement, query_cfg
 from .failures import InvalidRequest, failure, status_only
 from .pending import Logged as _Logged
-from .pending import PendingBatch
+from .pending import PendingBatch, count
 from .reads import MULTI_GET_MAX_COUNT, read
 from .replies import Response
 from .requests import Request
@@ -118,6 +118,10 @@ class BatchHandler:
         self.pipeline_depth = 2
         #: requests answered, by op and error, counted lock-free in finish() (one batch at a time)
         self.tally = cluster.metric_set.requests.tally("pegasus", _verb)
+        #: a node's: its front end answers replication requests apart (side_batch), with a
+        #: tally of their own (another thread writes it)
+        self.takes_replication = placement is not None
+        self.side_tally = cluster.metric_set.requests.tally("pegasus", _verb)
 
     def close(self) -> None:
         """Stop the fsync pool (a front end's stop calls it); a later batch starts it again."""
@@ -257,6 +261,27 @@ class BatchHandler:
             except Exception as exc:
                 out[i] = self._answer_failure(requests[i], exc)
         return PendingBatch(self, requests, out, logged, syncs, start)
+
+    def side_batch(self, requests: Sequence[Request]) -> list[Response]:
+        """A primary's replication requests (OP_REPLICATE), answered apart from the batches of
+        client requests, on a thread of their own (the front end's ``serve_side``). A node's
+        client writes wait in their batch for their secondaries' acknowledgements; those come
+        through the secondaries' own ports, where a batch may be waiting for this node's in
+        turn: behind such batches, each side's replication request would wait for the
+        other's (until the commit's timeout). Logging a replica waits for nothing remote."""
+        start = time.perf_counter()
+        out: list[Response] = []
+        for req in requests:
+            try:
+                if req[0] == codes.OP_REPLICATE:
+                    out.append(self._replicate(req))
+                else:
+                    op, seqid, app_id, pidx, name, _ = req
+                    out.append((op, seqid, app_id, pidx, name, codes.ERR_HANDLER_NOT_FOUND, None))
+            except Exception as exc:
+                out.append(self._answer_failure(req, exc))
+        count(self.side_tally, out, time.perf_counter() - start)
+        return out
 
     def _replicate(self, req: Request) -> Response:
         """A primary's replication request (a node's port only): logged and made durable on

@@ -76,25 +76,28 @@ class PendingBatch:
         out = self._out
         # requests_total and request_duration_seconds: into the handler's tally, no lock (one
         # batch loop writes it); every answer of the batch observed at the batch's time
-        secs = time.perf_counter() - self._start
-        tally = self._handler.tally
-        counts, hists = tally.counts, tally.hists
-        i = bisect.bisect_left(BUCKETS, secs)
-        if len(out) <= _SMALL_BATCH:
-            for r in out:
-                if r is not None:
-                    key = (r[0], r[5])
-                    counts[key] = counts.get(key, 0) + 1
-                    h = hists.get(r[0]) or tally.hist(r[0])
-                    h[i] += 1
-                    h[-1] += secs
-        else:
-            for key, n in Counter((r[0], r[5]) for r in out if r is not None).items():
-                counts[key] = counts.get(key, 0) + n
-                h = hists.get(key[0]) or tally.hist(key[0])
-                h[i] += n
-                h[-1] += secs * n
+        count(self._handler.tally, out, time.perf_counter() - self._start)
         return out
 
 
-__all__ = ["Logged", "PendingBatch"]
+def count(tally: Any, out: Sequence[Response | None], secs: float) -> None:
+    """The answers ``out`` of one batch, ``secs`` long, into ``tally`` (its one writer's)."""
+    counts, hists = tally.counts, tally.hists
+    i = bisect.bisect_left(BUCKETS, secs)
+    if len(out) <= _SMALL_BATCH:
+        for r in out:
+            if r is not None:
+                key = (r[0], r[5])
+                counts[key] = counts.get(key, 0) + 1
+                h = hists.get(r[0]) or tally.hist(r[0])
+                h[i] += 1
+                h[-1] += secs
+    else:
+        for key, n in Counter((r[0], r[5]) for r in out if r is not None).items():
+            counts[key] = counts.get(key, 0) + n
+            h = hists.get(key[0]) or tally.hist(key[0])
+            h[i] += n
+            h[-1] += secs * n
+
+
+__all__ = ["Logged", "PendingBatch", "count"]
