@@ -195,6 +195,11 @@ class PegasusFront:
             side.cancel()
             for conn in list(self._conns):
                 conn.abort()
+            # each connection's task ends by itself once its transport is gone: a cancelled one
+            # makes asyncio's stream callback log an error (Python 3.11)
+            serving = [t for t in asyncio.all_tasks(self._loop) if t is not batcher and t is not side]
+            if serving:
+                self._loop.run_until_complete(asyncio.wait(serving, timeout=1.0))
             pending = asyncio.all_tasks(self._loop)
             for t in pending:
                 t.cancel()
