@@ -331,3 +331,22 @@ def _count(ft: Any) -> int:
         return ft.count()
     except pf.PartitionUnavailableError:
         return -1
+
+
+def test_the_token_goes_only_to_the_host_the_duplication_names(
+    open_cluster: Callable[..., pf.Cluster], tmp_path: Path
+) -> None:
+    """What an Identity names is a port, not a place: the applies go to that port on the host of
+    the duplication's URL (a crafted Identity naming another host cannot draw the token there),
+    and a target that is no address is a failure like any (gRPC meanwhile), not an exception."""
+    dst = open_cluster(tmp_path / "b", name="b", config=pf.Config(cluster_id=2))
+    with pf.serve(dst, pegasus_listen="127.0.0.1:0") as s:
+        assert s.pegasus_address is not None
+        port = follower_net.DupPort(s.url, True)
+        port.learn(f"203.0.113.7:{s.pegasus_address.port}")  # TEST-NET-3: never reached
+        core = port.core()
+        error, _ = core.call(codes.OP_QUERY_CFG, 0, 0, ("t", []))
+        assert error in (codes.ERR_OK, codes.ERR_OBJECT_NOT_FOUND)  # this server answered
+        port.learn("host:70000")  # no such port
+        assert port.core() is None and port.identity_due() is False
+        port.close()

@@ -128,13 +128,12 @@ class DupPort:
             if not self._target or self._stale or time.monotonic() < self._down_until:
                 return None
             if self._core is None:
-                addr = parse_hostport(self._target)
-                host = addr.host
-                if host in ("0.0.0.0", "", "::"):
-                    # a port on every interface is reached where the gRPC one was
-                    host = parse_url(self.url).host
+                # the port named, on the host the duplication names: its token goes nowhere else
+                # (a port on every interface is reached there too; one on another interface
+                # only is not, and the applies stay on gRPC)
                 try:
-                    self._core = client_core(host, addr.port, PORT_TIMEOUT)
+                    port = parse_hostport(self._target).port
+                    self._core = client_core(parse_url(self.url).host, port, PORT_TIMEOUT)
                 except (PegasusFastError, OSError) as exc:
                     self._fail(f"failed: {exc}")
                     return None

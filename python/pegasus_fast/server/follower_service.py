@@ -19,17 +19,12 @@ from google.protobuf.message import DecodeError
 from ..duplication.ports import Chunk, SourceId
 from ..engine.cluster import Cluster
 from ..engine.local_follower import LocalFollower
-from ..errors import (
-    AuthenticationError,
-    InvalidArgumentError,
-    PermissionDeniedError,
-    RemoteUnavailableError,
-)
+from ..errors import InvalidArgumentError, RemoteUnavailableError
 from ..net import pegasus_fast_pb2 as pb
 from ..net import pegasus_fast_pb2_grpc as rpc
 from ..net.serving import typed, typed_stream
 from ..net.wire import MESSAGE_LIMIT
-from .roles import Tokens, allowed, role_of
+from .roles import FOLLOWER_APPLY, Tokens, refusal
 
 if TYPE_CHECKING:
     from ..multinode.member import Member
@@ -286,10 +281,6 @@ class FollowerService(rpc.FollowerServicer):
         return pb.Empty()
 
 
-#: the gRPC method whose calls OP_DUP_APPLY stands for (a token's role must allow it)
-APPLY_METHOD = "/pegasus_fast.v1.Follower/Apply"
-
-
 class PortApplies:
     """A duplication's applies taken on this server's Pegasus port (OP_DUP_APPLY, the handler's
     DupApplies): what :meth:`FollowerService.Apply` does, with the checks its call's gRPC front
@@ -305,12 +296,10 @@ class PortApplies:
             r = pb.ApplyRequest.FromString(request)
         except DecodeError as exc:
             raise InvalidArgumentError(f"an apply request that does not decode: {exc}") from None
-        if self._bearers:
-            role = role_of(self._bearers, f"Bearer {r.token}".encode()) if r.token else None
-            if role is None:
-                raise AuthenticationError("this cluster", "missing token" if not r.token else "wrong token")
-            if not allowed(role, APPLY_METHOD):
-                raise PermissionDeniedError("this cluster", f"a {role} token may not call {APPLY_METHOD}")
+        # as gRPC's front checks a Follower/Apply call's token (roles.refusal)
+        why = refusal(self._bearers, f"Bearer {r.token}".encode() if r.token else b"", FOLLOWER_APPLY)
+        if why is not None:
+            raise why
         s = self._service
         s._bound(r)
         s._own(r.table, [r.pidx])
@@ -318,4 +307,4 @@ class PortApplies:
         return lambda: pb.ApplyReply(source_decree=wait()).SerializeToString()
 
 
-__all__ = ["APPLY_METHOD", "FollowerService", "PortApplies"]
+__all__ = ["FollowerService", "PortApplies"]

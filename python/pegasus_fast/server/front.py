@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from ..errors import RemoteUnavailableError, ResourceExhaustedError
+from ..errors import PermissionDeniedError, RemoteUnavailableError, ResourceExhaustedError
 from ..logs import Refusals, get
 from ..net.wire import ERROR_KEY, encode_error, status_of
 from .call_context import Aborted, LoopContext, SyncContext, requests_of
 from .call_metrics import measured, refused
-from .roles import ADMIN, COMMON, Tokens, allowed, role_of
+from .roles import ADMIN, COMMON, Tokens, refusal
 from .stream_slots import client_of
 
 if TYPE_CHECKING:
@@ -369,15 +369,14 @@ class _Guard(grpc.aio.ServerInterceptor):
                 if key == "authorization":
                     got = value.encode() if isinstance(value, str) else bytes(value)
                     break
-            role = role_of(bearers, got)
-            if role is None:
-                return self._refuse(
-                    method, "missing token" if not got else "wrong token", grpc.StatusCode.UNAUTHENTICATED
+            why = refusal(bearers, got, method)
+            if why is not None:
+                code = (
+                    grpc.StatusCode.PERMISSION_DENIED
+                    if isinstance(why, PermissionDeniedError)
+                    else grpc.StatusCode.UNAUTHENTICATED
                 )
-            if not allowed(role, method):
-                return self._refuse(
-                    method, f"a {role} token may not call {method}", grpc.StatusCode.PERMISSION_DENIED
-                )
+                return self._refuse(method, why.reason, code)
         return self._front.wrapped(handler, method)
 
 

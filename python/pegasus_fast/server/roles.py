@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from ..errors import InvalidArgumentError
+from ..errors import AuthenticationError, InvalidArgumentError, PermissionDeniedError
 
 _CLIENT = "/pegasus_fast.v1.Client/"
 _FOLLOWER = "/pegasus_fast.v1.Follower/"
@@ -121,4 +121,21 @@ def role_of(bearers: list[tuple[bytes, str]], got: bytes) -> str | None:
     return found
 
 
-__all__ = ["ADMIN", "COMMON", "DATA", "ROLES", "Tokens", "allowed", "role_of"]
+def refusal(bearers: list[tuple[bytes, str]], got: bytes, method: str) -> AuthenticationError | None:
+    """Why a call of ``method`` whose ``authorization`` value is ``got`` is refused (None: let
+    in, as is everything when the server has no token): an unknown token is
+    AuthenticationError, a known one outside its role PermissionDeniedError."""
+    if not bearers:
+        return None
+    role = role_of(bearers, got)
+    if role is None:
+        return AuthenticationError("", "missing token" if not got else "wrong token")
+    if not allowed(role, method):
+        return PermissionDeniedError("", f"a {role} token may not call {method}")
+    return None
+
+
+#: the method a duplication's apply on a Pegasus port stands for (OP_DUP_APPLY)
+FOLLOWER_APPLY = f"{_FOLLOWER}Apply"
+
+__all__ = ["ADMIN", "COMMON", "DATA", "FOLLOWER_APPLY", "ROLES", "Tokens", "allowed", "refusal", "role_of"]

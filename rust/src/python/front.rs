@@ -592,8 +592,12 @@ impl PyFront {
             if batch.is_empty() {
                 continue;
             }
-            let reqs = requests_to_py(py, &batch)?;
-            let responses = responses_of(py, side.call1((reqs,)));
+            // a failure answers the batch ERR_UNKNOWN and the loop goes on: these requests wait
+            // for it alone, so it must never end before stop()
+            let responses = responses_of(
+                py,
+                requests_to_py(py, &batch).and_then(|reqs| side.call1((reqs,))),
+            );
             py.allow_threads(|| front.complete(batch, responses));
         }
     }
